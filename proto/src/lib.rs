@@ -1,0 +1,55 @@
+//! The QI Suite's gRPC contracts (`proto/qi/**`), compiled at build time, and the encoded
+//! file descriptor set that server reflection and the gateway's access policies read.
+#![forbid(unsafe_code)]
+#![allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
+
+/// The encoded `FileDescriptorSet` of every contract and its imports.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("qi_descriptor");
+
+/// Vendored Google types the contracts use.
+pub mod google {
+    /// `google.api`: field behaviour annotations.
+    pub mod api {
+        tonic::include_proto!("google.api");
+    }
+    /// `google.type`: calendar dates.
+    pub mod r#type {
+        tonic::include_proto!("google.r#type");
+    }
+}
+
+/// The QI Suite's own packages.
+pub mod qi {
+    /// Shared types: the access policy method option.
+    pub mod common {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.common.v1");
+        }
+    }
+    /// The training service: courses and cohorts.
+    pub mod training {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.training.v1");
+        }
+    }
+    /// The projects service: sites, ideas and projects.
+    pub mod projects {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.projects.v1");
+        }
+    }
+    /// The metrics service: metric definitions and measurements.
+    pub mod metrics {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.metrics.v1");
+        }
+    }
+}
+
+pub use qi::metrics::v1 as metrics;
+pub use qi::projects::v1 as projects;
+pub use qi::training::v1 as training;

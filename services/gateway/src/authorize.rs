@@ -1,0 +1,190 @@
+//! The gateway's access decision for one call, from the method's policy, the caller and the
+//! request's resource field (DESIGN.md, "Access model"): role, then trust-wide-only, then
+//! the site the request names. The services apply the same scope again in their SQL.
+
+use tonic::Status;
+
+use crate::auth::Principal;
+use crate::policy::{Mode, Policy};
+use crate::wire::{self, WireError};
+
+/// Decides whether `principal` may make this call.
+pub(crate) fn authorize(
+    policy: &Policy,
+    principal: &Principal,
+    message: &[u8],
+) -> Result<(), Status> {
+    if !principal.has_any_role(&policy.roles) {
+        return Err(Status::permission_denied(format!(
+            "this method needs one of the roles: {}",
+            if policy.roles.is_empty() {
+                "admin".to_owned()
+            } else {
+                policy.roles.join(", ")
+            }
+        )));
+    }
+    if policy.trust_wide_only && !principal.sites.is_trust_wide() {
+        return Err(Status::permission_denied(
+            "this method is for trust-wide callers only",
+        ));
+    }
+    if policy.resource_path.is_empty() {
+        return Ok(());
+    }
+    let value = wire::find_string(message, &policy.resource_path).map_err(|e| match e {
+        WireError::Malformed => Status::invalid_argument("the request is not a valid message"),
+        WireError::NotUtf8 => {
+            Status::invalid_argument(format!("{}: not valid UTF-8", policy.resource_field))
+        }
+    })?;
+    let value = value.unwrap_or_default();
+    match named_scope(&value) {
+        Scope::Site(code) => {
+            let held = match &principal.sites {
+                qi_platform::SiteScope::TrustWide => true,
+                qi_platform::SiteScope::Sites(sites) => sites.iter().any(|s| s.as_str() == code),
+            };
+            if held {
+                Ok(())
+            } else {
+                Err(Status::permission_denied(format!(
+                    "{}: no access to site {}",
+                    policy.resource_field,
+                    qi_platform::names::clip(code)
+                )))
+            }
+        }
+        Scope::Trust if policy.mode == Mode::Write && !principal.sites.is_trust_wide() => {
+            Err(Status::permission_denied(
+                "trust-wide resources are changed only by trust-wide callers",
+            ))
+        }
+        // `sites/-` lists are scoped by the service; malformed names get the service's
+        // INVALID_ARGUMENT naming the field.
+        Scope::Trust | Scope::CallersSites | Scope::Unrecognised => Ok(()),
+    }
+}
+
+enum Scope<'a> {
+    Site(&'a str),
+    Trust,
+    CallersSites,
+    Unrecognised,
+}
+
+fn named_scope(value: &str) -> Scope<'_> {
+    if value == "trust" || value.starts_with("trust/") {
+        return Scope::Trust;
+    }
+    match value.strip_prefix("sites/") {
+        Some(rest) => {
+            let code = rest.split('/').next().unwrap_or_default();
+            match code {
+                "-" => Scope::CallersSites,
+                "" => Scope::Unrecognised,
+                code => Scope::Site(code),
+            }
+        }
+        None => Scope::Unrecognised,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+    use qi_platform::SiteScope;
+    use qi_proto::training as pb;
+    use tonic::Code;
+
+    fn policy(roles: &[&str], mode: Mode) -> Policy {
+        Policy {
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            resource_path: vec![1],
+            resource_field: "parent".into(),
+            mode,
+            trust_wide_only: false,
+        }
+    }
+
+    fn caller(roles: &[&str], sites: &[&str]) -> Principal {
+        Principal {
+            subject: "t".into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+        }
+    }
+
+    fn list(parent: &str) -> Vec<u8> {
+        pb::ListCohortsRequest {
+            parent: parent.into(),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    fn code(r: Result<(), Status>) -> Code {
+        r.err().map_or(Code::Ok, |s| s.code())
+    }
+
+    #[test]
+    fn the_site_rule_applies_to_the_named_site() {
+        let read = policy(&["viewer"], Mode::Read);
+        let bas = caller(&["viewer"], &["BAS"]);
+        assert_eq!(code(authorize(&read, &bas, &list("sites/BAS"))), Code::Ok);
+        assert_eq!(
+            code(authorize(&read, &bas, &list("sites/BRM"))),
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            code(authorize(&read, &bas, &list("sites/BRM/cohorts/x"))),
+            Code::PermissionDenied
+        );
+        assert_eq!(code(authorize(&read, &bas, &list("sites/-"))), Code::Ok);
+        assert_eq!(code(authorize(&read, &bas, &list("trust"))), Code::Ok);
+        let trust = caller(&["viewer"], &["*"]);
+        assert_eq!(code(authorize(&read, &trust, &list("sites/SOU"))), Code::Ok);
+    }
+
+    #[test]
+    fn trust_wide_resources_are_written_only_by_trust_wide_callers() {
+        let write = policy(&["improvement_team"], Mode::Write);
+        let bas = caller(&["improvement_team"], &["BAS"]);
+        assert_eq!(
+            code(authorize(&write, &bas, &list("trust"))),
+            Code::PermissionDenied
+        );
+        let trust = caller(&["improvement_team"], &["*"]);
+        assert_eq!(code(authorize(&write, &trust, &list("trust"))), Code::Ok);
+    }
+
+    #[test]
+    fn roles_are_checked_first_and_admin_holds_all() {
+        let read = policy(&["viewer"], Mode::Read);
+        let hr = caller(&["hr_sync"], &["*"]);
+        assert_eq!(
+            code(authorize(&read, &hr, &list("sites/BAS"))),
+            Code::PermissionDenied
+        );
+        let admin = caller(&["admin"], &["BAS"]);
+        assert_eq!(code(authorize(&read, &admin, &list("sites/BAS"))), Code::Ok);
+        let admin_only = policy(&[], Mode::Write);
+        let team = caller(&["improvement_team"], &["*"]);
+        assert_eq!(
+            code(authorize(&admin_only, &team, &list("trust"))),
+            Code::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn a_malformed_message_is_invalid_not_forwarded() {
+        let read = policy(&["viewer"], Mode::Read);
+        let bas = caller(&["viewer"], &["BAS"]);
+        assert_eq!(
+            code(authorize(&read, &bas, &[0x0a, 0x05])),
+            Code::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! The gateway: the suite's only public entry point. It authenticates bearer tokens,
+//! enforces each method's access policy (read from the compiled contracts), signs the
+//! access context the services trust, and forwards calls to the service that owns them.
+//! It serves health and reflection for the whole suite.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+mod authorize;
+mod codec;
+pub mod policy;
+mod proxy;
+mod wire;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use qi_platform::Config;
+use qi_platform::access::AccessSigner;
+use qi_platform::server::Component;
+use tonic::transport::Endpoint;
+
+pub use proxy::{Backend, Gateway, Proxy};
+
+/// The training service, as the gateway routes to it.
+#[derive(Debug)]
+pub struct Training;
+impl Backend for Training {
+    const NAME: &'static str = qi_proto::training::training_service_server::SERVICE_NAME;
+}
+
+/// The projects service, as the gateway routes to it.
+#[derive(Debug)]
+pub struct Projects;
+impl Backend for Projects {
+    const NAME: &'static str = qi_proto::projects::project_service_server::SERVICE_NAME;
+}
+
+/// The metrics service, as the gateway routes to it.
+#[derive(Debug)]
+pub struct Metrics;
+impl Backend for Metrics {
+    const NAME: &'static str = qi_proto::metrics::metric_service_server::SERVICE_NAME;
+}
+
+/// The gateway component: `backends` maps each service name to its URL.
+pub fn component(
+    config: &Config,
+    backends: &HashMap<&'static str, String>,
+) -> anyhow::Result<Component> {
+    let pool = prost_reflect::DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)
+        .context("reading the compiled contracts")?;
+    let methods = policy::load(&pool);
+    for m in methods.values() {
+        if let Err(why) = &m.policy {
+            tracing::warn!(method = %m.path, why, "method refused: no usable access policy");
+        }
+    }
+    let auth = auth::Authenticator::new(&config.jwt)?;
+    let key = config.access_keys.current.as_deref().context(
+        "QI_ACCESS_KEY is required: the key that signs access contexts for the services",
+    )?;
+    // A context authorizes one call: it lives as long as the longest call may.
+    let signer = AccessSigner::new(key, config.request_timeout + Duration::from_secs(60));
+    let mut channels = HashMap::new();
+    for (name, url) in backends {
+        let endpoint = Endpoint::from_shared(url.clone())
+            .with_context(|| format!("backend URL for {name}: {url}"))?
+            .connect_timeout(Duration::from_secs(2))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_while_idle(true);
+        channels.insert((*name).to_owned(), endpoint.connect_lazy());
+    }
+    let gateway = Arc::new(Gateway::new(
+        methods,
+        auth,
+        signer,
+        channels,
+        config.request_timeout,
+    ));
+    let mut routes = tonic::service::Routes::default();
+    routes = routes
+        .add_service(Proxy::<Training>::new(gateway.clone()))
+        .add_service(Proxy::<Projects>::new(gateway.clone()))
+        .add_service(Proxy::<Metrics>::new(gateway));
+    Ok(Component {
+        name: "gateway",
+        routes,
+        service_names: vec![Training::NAME, Projects::NAME, Metrics::NAME],
+        access: None,
+    })
+}
+
+/// The backend URLs from configuration (`QI_TRAINING_URL`, …), by service name.
+pub fn configured_backends(config: &Config) -> HashMap<&'static str, String> {
+    HashMap::from([
+        (Training::NAME, config.backends.training.clone()),
+        (Projects::NAME, config.backends.projects.clone()),
+        (Metrics::NAME, config.backends.metrics.clone()),
+    ])
+}

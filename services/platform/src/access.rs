@@ -1,0 +1,390 @@
+//! The access context: who is calling, with which roles and sites, for which method.
+//!
+//! The gateway authenticates the caller's bearer token, then forwards this context to the
+//! service in the `x-qi-access-context` metadata entry, signed (HS256) with a key shared only by
+//! the gateway and the services. Services refuse any call without a valid context
+//! ([`AccessLayer`]) and apply its site scope in their SQL. Two keys are accepted so the
+//! key can rotate without downtime: sign with the new one once every service knows it.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+/// The metadata entry that carries the signed context.
+pub const ACCESS_HEADER: &str = "x-qi-access-context";
+/// The audience of access contexts, so a user's bearer token can never pass for one.
+const AUDIENCE: &str = "qi-internal";
+
+/// A validated site code such as `BAS`: 2 to 10 upper case letters or digits, starting
+/// with a letter.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SiteCode(String);
+
+impl SiteCode {
+    /// Parses a site code, explaining a refusal.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let ok = (2..=10).contains(&s.len())
+            && s.starts_with(|c: char| c.is_ascii_uppercase())
+            && s.chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if ok {
+            Ok(SiteCode(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a site code (2 to 10 upper case letters or digits, starting with a letter)"
+            ))
+        }
+    }
+
+    /// The code as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SiteCode {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        SiteCode::parse(&s)
+    }
+}
+
+impl From<SiteCode> for String {
+    fn from(s: SiteCode) -> String {
+        s.0
+    }
+}
+
+impl std::fmt::Display for SiteCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Which sites a caller holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteScope {
+    /// Trust-wide (`sites: ["*"]`): every site and the trust-wide resources.
+    TrustWide,
+    /// These sites only.
+    Sites(BTreeSet<SiteCode>),
+}
+
+impl SiteScope {
+    /// Reads the `sites` claim: `*` alone means trust-wide.
+    pub fn from_claim(sites: &[String]) -> Result<Self, String> {
+        if sites.iter().any(|s| s == "*") {
+            return Ok(SiteScope::TrustWide);
+        }
+        sites
+            .iter()
+            .map(|s| SiteCode::parse(s))
+            .collect::<Result<BTreeSet<_>, _>>()
+            .map(SiteScope::Sites)
+    }
+
+    /// The claim form: `["*"]` or the codes.
+    pub fn to_claim(&self) -> Vec<String> {
+        match self {
+            SiteScope::TrustWide => vec!["*".into()],
+            SiteScope::Sites(s) => s.iter().map(|c| c.0.clone()).collect(),
+        }
+    }
+
+    /// Whether the caller holds this site.
+    pub fn holds(&self, site: &SiteCode) -> bool {
+        match self {
+            SiteScope::TrustWide => true,
+            SiteScope::Sites(s) => s.contains(site),
+        }
+    }
+
+    /// Whether the caller is trust-wide.
+    pub fn is_trust_wide(&self) -> bool {
+        matches!(self, SiteScope::TrustWide)
+    }
+
+    /// The site codes to filter SQL by, or `None` for every site (trust-wide callers).
+    pub fn sql_filter(&self) -> Option<Vec<String>> {
+        match self {
+            SiteScope::TrustWide => None,
+            SiteScope::Sites(s) => Some(s.iter().map(|c| c.0.clone()).collect()),
+        }
+    }
+}
+
+/// The caller as the gateway established it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessContext {
+    /// The token's subject.
+    pub subject: String,
+    /// The caller's roles.
+    pub roles: Vec<String>,
+    /// The caller's sites.
+    pub sites: SiteScope,
+    /// The full gRPC method path the context was issued for.
+    pub method: String,
+}
+
+impl AccessContext {
+    /// Whether the caller holds a role (`admin` holds every role).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role || r == "admin")
+    }
+
+    /// Reads the context the [`AccessLayer`] put on a request.
+    pub fn of<T>(req: &tonic::Request<T>) -> Result<&AccessContext, Status> {
+        req.extensions()
+            .get::<AccessContext>()
+            .ok_or_else(|| Status::unauthenticated("no access context"))
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    roles: Vec<String>,
+    sites: Vec<String>,
+    method: String,
+    aud: String,
+    exp: u64,
+}
+
+/// Signs access contexts (the gateway's half).
+#[derive(Clone)]
+pub struct AccessSigner {
+    key: EncodingKey,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for AccessSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessSigner(..)")
+    }
+}
+
+impl AccessSigner {
+    /// A signer using `key`; contexts live `ttl` (the longest call they may authorize).
+    pub fn new(key: &str, ttl: Duration) -> Self {
+        AccessSigner {
+            key: EncodingKey::from_secret(key.as_bytes()),
+            ttl,
+        }
+    }
+
+    /// Signs a context, as the value of [`ACCESS_HEADER`].
+    pub fn sign(&self, ctx: &AccessContext) -> Result<String, jsonwebtoken::errors::Error> {
+        let exp = SystemTime::now()
+            .checked_add(self.ttl)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(u64::MAX, |d| d.as_secs());
+        let claims = Claims {
+            sub: ctx.subject.clone(),
+            roles: ctx.roles.clone(),
+            sites: ctx.sites.to_claim(),
+            method: ctx.method.clone(),
+            aud: AUDIENCE.into(),
+            exp,
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.key)
+    }
+}
+
+/// Verifies access contexts with the current key or, during a rotation, the previous one
+/// (the services' half).
+#[derive(Clone)]
+pub struct AccessVerifier {
+    keys: Vec<DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for AccessVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccessVerifier({} keys)", self.keys.len())
+    }
+}
+
+impl AccessVerifier {
+    /// A verifier accepting contexts signed with `current` or `previous`.
+    pub fn new(current: &str, previous: Option<&str>) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "aud", "sub"]);
+        validation.leeway = 5;
+        let keys = std::iter::once(current)
+            .chain(previous)
+            .map(|k| DecodingKey::from_secret(k.as_bytes()))
+            .collect();
+        AccessVerifier { keys, validation }
+    }
+
+    /// Checks a signed context and that it was issued for `method`.
+    pub fn verify(&self, token: &str, method: &str) -> Result<AccessContext, Status> {
+        let claims = self
+            .keys
+            .iter()
+            .find_map(|k| jsonwebtoken::decode::<Claims>(token, k, &self.validation).ok())
+            .ok_or_else(|| Status::unauthenticated("invalid access context"))?
+            .claims;
+        if claims.method != method {
+            return Err(Status::unauthenticated(
+                "access context was issued for another method",
+            ));
+        }
+        let sites = SiteScope::from_claim(&claims.sites)
+            .map_err(|_| Status::unauthenticated("invalid access context"))?;
+        Ok(AccessContext {
+            subject: claims.sub,
+            roles: claims.roles,
+            sites,
+            method: claims.method,
+        })
+    }
+}
+
+/// Paths every server answers without an access context: health and reflection.
+pub fn is_open_path(path: &str) -> bool {
+    path.starts_with("/grpc.health.v1.Health/") || path.starts_with("/grpc.reflection.")
+}
+
+/// A tower layer that refuses calls without a valid access context (`UNAUTHENTICATED`) and
+/// puts the verified [`AccessContext`] into the request's extensions.
+#[derive(Debug, Clone)]
+pub struct AccessLayer {
+    verifier: Arc<AccessVerifier>,
+}
+
+impl AccessLayer {
+    /// A layer verifying with `verifier`.
+    pub fn new(verifier: Arc<AccessVerifier>) -> Self {
+        AccessLayer { verifier }
+    }
+}
+
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = AccessService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessService {
+            inner,
+            verifier: self.verifier.clone(),
+        }
+    }
+}
+
+/// The service made by [`AccessLayer`].
+#[derive(Debug, Clone)]
+pub struct AccessService<S> {
+    inner: S,
+    verifier: Arc<AccessVerifier>,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for AccessService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    RB: Default + Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if is_open_path(path) {
+            return Box::pin(self.inner.call(req));
+        }
+        let verified = match req.headers().get(ACCESS_HEADER).map(|v| v.to_str()) {
+            Some(Ok(token)) => self.verifier.verify(token, path),
+            Some(Err(_)) | None => Err(Status::unauthenticated(
+                "missing access context: call through the gateway",
+            )),
+        };
+        match verified {
+            Ok(ctx) => {
+                req.extensions_mut().insert(ctx);
+                Box::pin(self.inner.call(req))
+            }
+            Err(status) => {
+                tracing::debug!(path, %status, "refused a call without a valid access context");
+                Box::pin(std::future::ready(Ok(status.into_http())))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(sites: &[&str]) -> AccessContext {
+        AccessContext {
+            subject: "nurse".into(),
+            roles: vec!["viewer".into()],
+            sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+            method: "/qi.training.v1.TrainingService/ListCohorts".into(),
+        }
+    }
+
+    #[test]
+    fn a_context_round_trips_with_either_key_during_rotation() {
+        let old = AccessSigner::new("old-key", Duration::from_secs(60));
+        let new = AccessSigner::new("new-key", Duration::from_secs(60));
+        let verifier = AccessVerifier::new("new-key", Some("old-key"));
+        let c = ctx(&["BAS"]);
+        for signer in [old, new] {
+            let token = signer.sign(&c).unwrap();
+            assert_eq!(verifier.verify(&token, &c.method).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_context_signed_with_an_unknown_key_or_for_another_method_is_refused() {
+        let token = AccessSigner::new("stranger", Duration::from_secs(60))
+            .sign(&ctx(&["BAS"]))
+            .unwrap();
+        let verifier = AccessVerifier::new("new-key", None);
+        let err = verifier.verify(&token, "/x").unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+        let token = AccessSigner::new("new-key", Duration::from_secs(60))
+            .sign(&ctx(&["BAS"]))
+            .unwrap();
+        let err = verifier
+            .verify(&token, "/qi.training.v1.TrainingService/CreateCohort")
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn site_scope_reads_the_claim() {
+        assert!(ctx(&["*"]).sites.is_trust_wide());
+        let s = ctx(&["BAS", "SOU"]).sites;
+        assert!(s.holds(&SiteCode::parse("SOU").unwrap()));
+        assert!(!s.holds(&SiteCode::parse("BRM").unwrap()));
+        assert_eq!(s.sql_filter().unwrap(), ["BAS", "SOU"]);
+        assert!(SiteScope::from_claim(&["bas".into()]).is_err());
+    }
+
+    #[test]
+    fn site_codes_are_short_upper_case_words() {
+        assert!(SiteCode::parse("BAS").is_ok());
+        assert!(SiteCode::parse("S1").is_ok());
+        for bad in ["", "B", "bas", "1AB", "BAS-1", "ABCDEFGHIJK"] {
+            assert!(SiteCode::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The one configuration loader: every setting comes from a `QI_*` environment variable,
+//! with defaults that make `qi up` work untouched. Tests build a [`Config`] from a map
+//! through [`Config::from_lookup`] instead of mutating the process environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::access::SiteCode;
+
+/// A configuration value that could not be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// The value found.
+    pub value: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (development default).
+    Text,
+    /// One JSON object a line (production).
+    Json,
+}
+
+/// Every setting of the suite. Each field documents its variable and default.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `QI_DATABASE_URL`: PostgreSQL URL. Unset: `qi up` starts a private cluster; `qi serve`
+    /// and `qi migrate` refuse to start.
+    pub database_url: Option<String>,
+    /// `QI_DATA_DIR` (default `./.qi`): where `qi up` keeps its private cluster and dev secrets.
+    pub data_dir: PathBuf,
+    /// `QI_LISTEN` (default `127.0.0.1:50051`): the address the gateway (`qi up`) or the one
+    /// component (`qi serve`) listens on.
+    pub listen: SocketAddr,
+    /// `QI_SITES` (default `BAS,BRM,SOU`): the trust's site codes.
+    pub sites: Vec<SiteCode>,
+    /// `QI_TRAINING_URL`, `QI_PROJECTS_URL`, `QI_METRICS_URL`: where the gateway finds the
+    /// services when they run apart (`qi serve gateway`); ignored by `qi up`.
+    pub backends: Backends,
+    /// Token checking by the gateway.
+    pub jwt: JwtConfig,
+    /// `QI_ACCESS_KEY` (required except in `qi up`, which generates one) and
+    /// `QI_ACCESS_KEY_PREVIOUS` (optional, still accepted during a rotation): the keys that
+    /// sign the access context the gateway forwards to the services.
+    pub access_keys: AccessKeys,
+    /// `QI_REQUEST_TIMEOUT_MS` (default 10000): the deadline of a call that carries none.
+    pub request_timeout: Duration,
+    /// `QI_CONCURRENCY_LIMIT` (default 512): requests served at once by one server;
+    /// beyond it callers get `RESOURCE_EXHAUSTED` at once.
+    pub concurrency_limit: usize,
+    /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
+    /// reports NOT_SERVING, still serving, before it stops accepting.
+    pub drain_delay: Duration,
+    /// `QI_SHUTDOWN_GRACE_MS` (default 20000): the ceiling on finishing in-flight calls.
+    pub shutdown_grace: Duration,
+    /// `QI_DB_MAX_CONNECTIONS` (default 10): pool size per service.
+    pub db_max_connections: u32,
+    /// `QI_DB_ACQUIRE_TIMEOUT_MS` (default 3000): how long a call waits for a pooled
+    /// connection before failing with `UNAVAILABLE`.
+    pub db_acquire_timeout: Duration,
+    /// `QI_LOG_FORMAT` (`text` default, or `json`).
+    pub log_format: LogFormat,
+    /// `QI_LOG` (default `info`): an `EnvFilter` directive.
+    pub log_filter: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`: when set, spans are exported over OTLP/gRPC.
+    pub otlp_endpoint: Option<String>,
+}
+
+/// Where the gateway finds each service.
+#[derive(Debug, Clone)]
+pub struct Backends {
+    /// `QI_TRAINING_URL` (default `http://127.0.0.1:50052`).
+    pub training: String,
+    /// `QI_PROJECTS_URL` (default `http://127.0.0.1:50053`).
+    pub projects: String,
+    /// `QI_METRICS_URL` (default `http://127.0.0.1:50054`).
+    pub metrics: String,
+}
+
+/// How the gateway checks bearer tokens.
+#[derive(Debug, Clone)]
+pub struct JwtConfig {
+    /// `QI_JWT_SECRET`: an HS256 shared secret (development only; `qi up` generates one).
+    pub hs256_secret: Option<String>,
+    /// `QI_JWKS_FILE`: a JWKS file of RS256/ES256 public keys, selected by `kid` (production).
+    pub jwks_file: Option<PathBuf>,
+    /// `QI_JWT_ISSUER` (default `qi-dev`): the required `iss`.
+    pub issuer: String,
+    /// `QI_JWT_AUDIENCE` (default `qi`): the required `aud`.
+    pub audience: String,
+    /// `QI_JWT_LEEWAY_SECS` (default 30): clock skew allowed on `exp` and `nbf`.
+    pub leeway_secs: u64,
+}
+
+/// The access-context signing keys.
+#[derive(Debug, Clone, Default)]
+pub struct AccessKeys {
+    /// The key that signs (and verifies).
+    pub current: Option<String>,
+    /// A previous key still accepted for verification while a rotation rolls out.
+    pub previous: Option<String>,
+}
+
+impl Config {
+    /// Loads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Loads the configuration from any variable lookup (tests pass a map).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+        let sites = get("QI_SITES").unwrap_or_else(|| "BAS,BRM,SOU".into());
+        let sites = sites
+            .split(',')
+            .map(|s| {
+                SiteCode::parse(s.trim()).map_err(|reason| ConfigError {
+                    var: "QI_SITES",
+                    value: sites.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_format = match get("QI_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "QI_LOG_FORMAT",
+                    value: other.into(),
+                    reason: "expected `text` or `json`".into(),
+                });
+            }
+        };
+        Ok(Config {
+            database_url: get("QI_DATABASE_URL"),
+            data_dir: get("QI_DATA_DIR").map_or_else(|| PathBuf::from(".qi"), PathBuf::from),
+            listen: parse(&get, "QI_LISTEN", "127.0.0.1:50051".parse().ok())?,
+            sites,
+            backends: Backends {
+                training: get("QI_TRAINING_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
+                projects: get("QI_PROJECTS_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
+                metrics: get("QI_METRICS_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
+            },
+            jwt: JwtConfig {
+                hs256_secret: get("QI_JWT_SECRET"),
+                jwks_file: get("QI_JWKS_FILE").map(PathBuf::from),
+                issuer: get("QI_JWT_ISSUER").unwrap_or_else(|| "qi-dev".into()),
+                audience: get("QI_JWT_AUDIENCE").unwrap_or_else(|| "qi".into()),
+                leeway_secs: parse(&get, "QI_JWT_LEEWAY_SECS", Some(30))?,
+            },
+            access_keys: AccessKeys {
+                current: get("QI_ACCESS_KEY"),
+                previous: get("QI_ACCESS_KEY_PREVIOUS"),
+            },
+            request_timeout: millis(&get, "QI_REQUEST_TIMEOUT_MS", 10_000)?,
+            concurrency_limit: parse(&get, "QI_CONCURRENCY_LIMIT", Some(512))?,
+            drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
+            shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
+            db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
+            db_acquire_timeout: millis(&get, "QI_DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
+            log_format,
+            log_filter: get("QI_LOG").unwrap_or_else(|| "info".into()),
+            otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        })
+    }
+
+    /// The configuration with every default, as `qi up` on a new machine sees it.
+    pub fn defaults() -> Self {
+        Self::from_lookup(|_| None).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+}
+
+fn parse<T: FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: Option<T>,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match get(var) {
+        Some(v) => v.trim().parse().map_err(|e: T::Err| ConfigError {
+            var,
+            value: v.clone(),
+            reason: e.to_string(),
+        }),
+        None => default.ok_or_else(|| ConfigError {
+            var,
+            value: String::new(),
+            reason: "required".into(),
+        }),
+    }
+}
+
+fn millis(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    parse(get, var, Some(default)).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_run_the_reference_trust_on_loopback() {
+        let c = Config::defaults();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        let sites: Vec<_> = c.sites.iter().map(|s| s.as_str().to_owned()).collect();
+        assert_eq!(sites, ["BAS", "BRM", "SOU"]);
+        assert!(c.database_url.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = load(&[("QI_CONCURRENCY_LIMIT", "lots")]).unwrap_err();
+        assert_eq!(err.var, "QI_CONCURRENCY_LIMIT");
+        let err = load(&[("QI_SITES", "BAS,b!")]).unwrap_err();
+        assert_eq!(err.var, "QI_SITES");
+        let err = load(&[("QI_LOG_FORMAT", "xml")]).unwrap_err();
+        assert_eq!(err.var, "QI_LOG_FORMAT");
+    }
+
+    #[test]
+    fn empty_values_mean_the_default() {
+        let c = load(&[("QI_DATABASE_URL", " "), ("QI_LISTEN", "0.0.0.0:6000")]).unwrap();
+        assert!(c.database_url.is_none());
+        assert_eq!(c.listen.port(), 6000);
+    }
+}

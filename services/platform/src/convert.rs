@@ -1,0 +1,119 @@
+//! Conversions between the contracts' wire types and the types stored in PostgreSQL.
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use qi_proto::google::r#type::Date;
+
+use crate::error::Error;
+
+/// A stored instant as a `google.protobuf.Timestamp`.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+/// A stored date as a `google.type.Date`.
+pub fn date(d: NaiveDate) -> Date {
+    Date {
+        year: d.year(),
+        month: d.month() as i32,
+        day: d.day() as i32,
+    }
+}
+
+/// A required full `google.type.Date` (year, month and day) as a calendar date.
+pub fn required_date(field: &str, d: Option<&Date>) -> Result<NaiveDate, Error> {
+    let d = d.ok_or_else(|| Error::invalid(field, "is required"))?;
+    let in_range = (1900..=2999).contains(&d.year);
+    u32::try_from(d.month)
+        .ok()
+        .zip(u32::try_from(d.day).ok())
+        .filter(|_| in_range)
+        .and_then(|(m, day)| NaiveDate::from_ymd_opt(d.year, m, day))
+        .ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!(
+                    "{:04}-{:02}-{:02} is not a calendar date between 1900 and 2999",
+                    d.year, d.month, d.day
+                ),
+            )
+        })
+}
+
+/// An etag from a stored revision number.
+pub fn etag(revision: i64) -> String {
+    format!("\"{revision}\"")
+}
+
+/// Checks a required text field: trimmed, not empty, at most `max` characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if v.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "contains control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Checks an integer field lies in `range`.
+pub fn int_in(field: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> Result<i32, Error> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Error::invalid(
+            field,
+            format!("{value} is outside {} to {}", range.start(), range.end()),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_must_be_real_calendar_dates() {
+        let ok = Date {
+            year: 2027,
+            month: 2,
+            day: 28,
+        };
+        assert_eq!(
+            required_date("d", Some(&ok)).unwrap().to_string(),
+            "2027-02-28"
+        );
+        for (y, m, d) in [
+            (2027, 2, 29),
+            (2027, 13, 1),
+            (0, 1, 1),
+            (2027, -1, 1),
+            (99999, 1, 1),
+        ] {
+            let bad = Date {
+                year: y,
+                month: m,
+                day: d,
+            };
+            assert!(required_date("d", Some(&bad)).is_err(), "{y}-{m}-{d}");
+        }
+        assert!(required_date("d", None).is_err());
+    }
+
+    #[test]
+    fn text_is_trimmed_bounded_and_printable() {
+        assert_eq!(required_text("t", "  QSIR  ", 10).unwrap(), "QSIR");
+        assert!(required_text("t", "   ", 10).is_err());
+        assert!(required_text("t", &"x".repeat(11), 10).is_err());
+        assert!(required_text("t", "a\u{0}b", 10).is_err());
+    }
+}

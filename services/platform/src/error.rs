@@ -1,0 +1,264 @@
+//! The one error type of the services, and its one mapping to `tonic::Status`.
+//!
+//! Every status carries a `google.rpc.ErrorInfo` (reason, domain `qi`, and the dynamic values
+//! of the message as metadata); `INVALID_ARGUMENT` also carries `google.rpc.BadRequest` field
+//! violations. Internal errors are logged whole and answered with an opaque message.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The ErrorInfo domain of every QI error.
+pub const DOMAIN: &str = "qi";
+
+/// One bad field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// The field's path in the request, e.g. `cohort.capacity`.
+    pub field: String,
+    /// What is wrong with it, for a developer.
+    pub description: String,
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; nothing was stored.
+    #[error("invalid request: {}", violations.iter().map(|v| format!("{}: {}", v.field, v.description)).collect::<Vec<_>>().join("; "))]
+    InvalidArgument {
+        /// The bad fields.
+        violations: Vec<FieldViolation>,
+    },
+    /// The named resource does not exist (or is not where its name says).
+    #[error("{name} not found")]
+    NotFound {
+        /// The resource name asked for.
+        name: String,
+    },
+    /// A resource with that name (or unique key) exists already.
+    #[error("{name} already exists")]
+    AlreadyExists {
+        /// The resource name or key that collided.
+        name: String,
+    },
+    /// The system is not in a state that allows the call.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// `UPPER_SNAKE_CASE` reason.
+        reason: &'static str,
+        /// What to do about it.
+        message: String,
+    },
+    /// A concurrency conflict (stale etag, reused request id); retry from a fresh read.
+    #[error("{message}")]
+    Aborted {
+        /// What conflicted.
+        message: String,
+    },
+    /// The caller may not do this.
+    #[error("{message}")]
+    PermissionDenied {
+        /// What was refused.
+        message: String,
+    },
+    /// A limit was reached.
+    #[error("{message}")]
+    ResourceExhausted {
+        /// Which limit.
+        message: String,
+    },
+    /// A dependency (the database) is unreachable; retrying later may succeed.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or an unexpected failure.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        Error::InvalidArgument {
+            violations: vec![FieldViolation {
+                field: field.into(),
+                description: description.into(),
+            }],
+        }
+    }
+
+    /// Permission denied for a site or resource.
+    pub fn denied(message: impl Into<String>) -> Self {
+        Error::PermissionDenied {
+            message: message.into(),
+        }
+    }
+
+    /// Not found.
+    pub fn not_found(name: impl Into<String>) -> Self {
+        Error::NotFound { name: name.into() }
+    }
+}
+
+/// Collects field violations so a request reports all its bad fields at once.
+#[derive(Debug, Default)]
+pub struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    /// An empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a bad field.
+    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation {
+            field: field.into(),
+            description: description.into(),
+        });
+    }
+
+    /// Keeps the value of a check, recording its violation. A failed check yields a
+    /// placeholder (`T::default()`) that is never used: [`Violations::finish`] fails first.
+    pub fn check<T: Default>(&mut self, r: Result<T, Error>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(Error::InvalidArgument { violations }) => {
+                self.0.extend(violations);
+                T::default()
+            }
+            Err(other) => {
+                // Only validation errors are expected here; keep any other visible.
+                self.add("request", other.to_string());
+                T::default()
+            }
+        }
+    }
+
+    /// Ends validation at a missing required message: everything recorded so far plus it.
+    pub fn missing(mut self, field: impl Into<String>) -> Error {
+        self.add(field, "is required");
+        Error::InvalidArgument { violations: self.0 }
+    }
+
+    /// `Ok` when nothing was recorded.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument { violations: self.0 })
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // Connection-level failures are transient: the caller may retry.
+        let transient = matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+        ) || e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .is_some_and(|c| c.starts_with("57P") || c.starts_with("08"));
+        if transient {
+            Error::Unavailable(e.into())
+        } else {
+            Error::Internal(e.into())
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(e: Error) -> Status {
+        let mut details = ErrorDetails::new();
+        let message = e.to_string();
+        let (code, reason, metadata): (Code, &str, HashMap<String, String>) = match &e {
+            Error::InvalidArgument { violations } => {
+                for v in violations {
+                    details.add_bad_request_violation(&v.field, &v.description);
+                }
+                let fields = violations
+                    .iter()
+                    .map(|v| v.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",");
+                (
+                    Code::InvalidArgument,
+                    "INVALID_FIELDS",
+                    HashMap::from([("fields".into(), fields)]),
+                )
+            }
+            Error::NotFound { name } => (
+                Code::NotFound,
+                "RESOURCE_NOT_FOUND",
+                HashMap::from([("name".into(), name.clone())]),
+            ),
+            Error::AlreadyExists { name } => (
+                Code::AlreadyExists,
+                "RESOURCE_EXISTS",
+                HashMap::from([("name".into(), name.clone())]),
+            ),
+            Error::FailedPrecondition { reason, .. } => {
+                (Code::FailedPrecondition, *reason, HashMap::new())
+            }
+            Error::Aborted { .. } => (Code::Aborted, "CONFLICT", HashMap::new()),
+            Error::PermissionDenied { .. } => {
+                (Code::PermissionDenied, "PERMISSION_DENIED", HashMap::new())
+            }
+            Error::ResourceExhausted { .. } => {
+                (Code::ResourceExhausted, "LIMIT_REACHED", HashMap::new())
+            }
+            Error::Unavailable(source) => {
+                tracing::warn!(error = ?source, "dependency unavailable");
+                (Code::Unavailable, "DEPENDENCY_UNAVAILABLE", HashMap::new())
+            }
+            Error::Internal(source) => {
+                tracing::error!(error = ?source, "internal error");
+                (Code::Internal, "INTERNAL", HashMap::new())
+            }
+        };
+        if !matches!(code, Code::Internal | Code::Unavailable) {
+            tracing::debug!(%code, %message, "client error");
+        }
+        details.set_error_info(reason, DOMAIN, metadata);
+        Status::with_error_details(code, message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_every_bad_field() {
+        let mut v = Violations::new();
+        v.add("cohort.capacity", "must be 1 to 500");
+        v.add("parent", "must be `sites/{site}` or `trust`");
+        let status = Status::from(v.finish().unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
+        assert_eq!(fields, ["cohort.capacity", "parent"]);
+        assert!(status.message().contains("cohort.capacity"));
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.domain, DOMAIN);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = Status::from(Error::Internal(anyhow::anyhow!("password=hunter2")));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_timed_out_pool_is_unavailable() {
+        let status = Status::from(Error::from(sqlx::Error::PoolTimedOut));
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+}

@@ -1,0 +1,116 @@
+//! Idempotent retries (AIP-155): a create carrying a `request_id` is recorded, in the same
+//! transaction as the write, in the service's own `idempotency` table keyed by
+//! (caller, method, request id). A repeat returns the first response; a repeat with a
+//! different request body is refused. Concurrent repeats serialize on the primary key: the
+//! second waits for the first transaction and then replays its response.
+//!
+//! Each service's migrations create the table (see `migrations/*_idempotency.sql`); rows
+//! older than [`RETENTION`] are purged by [`purge_expired`].
+
+use prost::Message;
+use sqlx::PgConnection;
+
+use crate::access::AccessContext;
+use crate::error::Error;
+
+/// How long a request id is remembered.
+pub const RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Checks a request id (optional; when given, 1 to 64 letters, digits, `-` or `_`).
+pub fn validate_request_id(request_id: &str) -> Result<(), Error> {
+    let ok = request_id.len() <= 64
+        && request_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "request_id",
+            "use up to 64 letters, digits, `-` or `_` (a UUID is best)",
+        ))
+    }
+}
+
+/// Inside the write's transaction: claims the request id, or returns the response saved by
+/// the first call with it. Does nothing (returns `None`) when `request_id` is empty.
+pub async fn claim<Req: Message, Resp: Message + Default>(
+    tx: &mut PgConnection,
+    ctx: &AccessContext,
+    request_id: &str,
+    request: &Req,
+) -> Result<Option<Resp>, Error> {
+    if request_id.is_empty() {
+        return Ok(None);
+    }
+    let body = request.encode_to_vec();
+    let inserted = sqlx::query(
+        "INSERT INTO idempotency (caller, method, request_id, request) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (caller, method, request_id) DO NOTHING",
+    )
+    .bind(&ctx.subject)
+    .bind(&ctx.method)
+    .bind(request_id)
+    .bind(&body)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let (stored, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT request, response FROM idempotency
+         WHERE caller = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(&ctx.subject)
+    .bind(&ctx.method)
+    .bind(request_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if stored != body {
+        return Err(Error::invalid(
+            "request_id",
+            "was already used for a different request",
+        ));
+    }
+    let response = response.ok_or_else(|| Error::Aborted {
+        message: "the first call with this request_id has not finished; retry".into(),
+    })?;
+    Resp::decode(response.as_slice())
+        .map(Some)
+        .map_err(|e| Error::Internal(e.into()))
+}
+
+/// Inside the same transaction, after the write: saves the response for replays.
+pub async fn record<Resp: Message>(
+    tx: &mut PgConnection,
+    ctx: &AccessContext,
+    request_id: &str,
+    response: &Resp,
+) -> Result<(), Error> {
+    if request_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE idempotency SET response = $4
+         WHERE caller = $1 AND method = $2 AND request_id = $3",
+    )
+    .bind(&ctx.subject)
+    .bind(&ctx.method)
+    .bind(request_id)
+    .bind(response.encode_to_vec())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Deletes request ids older than [`RETENTION`]; returns how many.
+pub async fn purge_expired(pool: &sqlx::PgPool) -> Result<u64, Error> {
+    let done = sqlx::query(
+        "DELETE FROM idempotency WHERE create_time < now() - make_interval(secs => $1)",
+    )
+    .bind(RETENTION.as_secs_f64())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

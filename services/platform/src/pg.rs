@@ -1,0 +1,358 @@
+//! A private PostgreSQL cluster started from the machine's server binaries: `qi up` keeps one
+//! under its data folder, and tests start a throwaway one per test process ([`test_database`])
+//! and hand each test its own database. No Docker, no shared server.
+//!
+//! The cluster listens on a unix socket only (no TCP port, so no port races). PostgreSQL
+//! refuses to run as root, so as root the cluster runs as the `postgres` user through
+//! `runuser`. A watchdog shell stops the cluster when the owning process exits, however it
+//! exits, so no `postgres` outlives its owner.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use anyhow::{Context as _, bail};
+use sqlx::Connection as _;
+
+/// A running private cluster.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    /// Held while the cluster runs: one owner per data folder.
+    _lock: std::fs::File,
+    data_dir: PathBuf,
+    socket_dir: tempfile::TempDir,
+    bin_dir: PathBuf,
+    run_as: Option<String>,
+    stopped: bool,
+}
+
+/// How a cluster trades durability for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `qi up`'s data: PostgreSQL's defaults.
+    Durable,
+    /// Throwaway test clusters: no fsync.
+    Throwaway,
+}
+
+impl PrivateCluster {
+    /// Starts (creating it first if new) a cluster in `data_dir`. Blocking: call from
+    /// `spawn_blocking` in async code.
+    pub fn start(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        let bin_dir = find_bin_dir()?;
+        let run_as = running_as_root().then(|| "postgres".to_owned());
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", data_dir.display()))?;
+        // One owner per cluster: a second `qi up` on the same folder must not touch it.
+        let lock_path = data_dir.with_extension("lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("creating {}", lock_path.display()))?;
+        if lock.try_lock().is_err() {
+            bail!(
+                "{} is in use by another running `qi` (lock {}): stop it first or choose another data folder",
+                data_dir.display(),
+                lock_path.display()
+            );
+        }
+        // A short socket path: unix socket paths are limited to about 100 bytes.
+        let socket_dir = tempfile::Builder::new()
+            .prefix("qi-pg-")
+            .tempdir_in("/tmp")
+            .context("creating the socket folder")?;
+        let cluster = PrivateCluster {
+            _lock: lock,
+            data_dir,
+            socket_dir,
+            bin_dir,
+            run_as,
+            stopped: false,
+        };
+        cluster.hand_over(cluster.socket_dir.path())?;
+        if !cluster.data_dir.join("PG_VERSION").exists() {
+            cluster.hand_over(&cluster.data_dir)?;
+            if let Some(user) = &cluster.run_as {
+                let reachable = Command::new("runuser")
+                    .args(["-u", user, "--", "test", "-w", path_str(&cluster.data_dir)?])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !reachable {
+                    bail!(
+                        "PostgreSQL refuses to run as root, and user {user} cannot reach {}: run as a \
+                         normal user, or choose a data folder {user} can reach (e.g. --data-dir /var/lib/qi)",
+                        cluster.data_dir.display()
+                    );
+                }
+            }
+            cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    path_str(&cluster.data_dir)?,
+                    "-U",
+                    "qi",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--locale=C",
+                ],
+            )?;
+        }
+        // A cluster left running by a process that was killed: stop it, it holds the lock.
+        if cluster.status_running() {
+            tracing::warn!(dir = %cluster.data_dir.display(), "stopping a cluster left running");
+            let _ = cluster.run(
+                "pg_ctl",
+                &["stop", "-D", path_str(&cluster.data_dir)?, "-m", "fast"],
+            );
+        }
+        let mut opts = format!(
+            "-c listen_addresses='' -k {} -c max_connections=300 -c shared_buffers=128MB",
+            path_str(cluster.socket_dir.path())?
+        );
+        if durability == Durability::Throwaway {
+            opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        }
+        let log = cluster.data_dir.join("postgres.log");
+        cluster
+            .run(
+                "pg_ctl",
+                &[
+                    "start",
+                    "-w",
+                    "-t",
+                    "60",
+                    "-D",
+                    path_str(&cluster.data_dir)?,
+                    "-l",
+                    path_str(&log)?,
+                    "-o",
+                    &opts,
+                ],
+            )
+            .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
+        cluster.spawn_watchdog(durability == Durability::Throwaway)?;
+        Ok(cluster)
+    }
+
+    /// A URL for database `db` on this cluster.
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://qi@localhost/{db}?host={}",
+            self.socket_dir.path().display()
+        )
+    }
+
+    /// Creates database `name` (if absent) and returns its URL.
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            let quoted = name.replace('"', "\"\"");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
+                .execute(&mut conn)
+                .await?;
+        }
+        Ok(self.url(name))
+    }
+
+    /// Restarts the server in place (for fault tests): connections drop, data stays.
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.run(
+            "pg_ctl",
+            &[
+                "restart",
+                "-w",
+                "-D",
+                path_str(&self.data_dir)?,
+                "-m",
+                "fast",
+            ],
+        )
+    }
+
+    /// Stops the cluster (fast shutdown: open sessions are ended, data is kept).
+    pub fn stop(&mut self) -> anyhow::Result<()> {
+        if self.stopped {
+            return Ok(());
+        }
+        self.stopped = true;
+        self.run(
+            "pg_ctl",
+            &["stop", "-w", "-D", path_str(&self.data_dir)?, "-m", "fast"],
+        )
+    }
+
+    fn status_running(&self) -> bool {
+        path_str(&self.data_dir)
+            .and_then(|d| self.run("pg_ctl", &["status", "-D", d]))
+            .is_ok()
+    }
+
+    /// Gives a folder to the user the server runs as.
+    fn hand_over(&self, dir: &Path) -> anyhow::Result<()> {
+        if let Some(user) = &self.run_as {
+            let status = Command::new("chown")
+                .args(["-R", user, path_str(dir)?])
+                .status()
+                .context("running chown")?;
+            if !status.success() {
+                bail!("could not give {} to user {user}", dir.display());
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let exe = self.bin_dir.join(program);
+        match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let out = self
+            .command(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {program}"))?;
+        if !out.status.success() {
+            bail!(
+                "{program} failed ({}): {}{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(())
+    }
+
+    /// A shell that waits for this process to end, then stops the cluster (and, for a
+    /// throwaway cluster, deletes it).
+    fn spawn_watchdog(&self, delete: bool) -> anyhow::Result<()> {
+        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let stop = match &self.run_as {
+            Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
+            None => format!("'{}'", pg_ctl.display()),
+        };
+        let data = path_str(&self.data_dir)?;
+        let mut script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} stop -D '{data}' -m fast >/dev/null 2>&1",
+            pid = std::process::id()
+        );
+        if delete {
+            script.push_str(&format!("; rm -rf '{data}'"));
+        }
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the cluster watchdog")?;
+        Ok(())
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::warn!(error = %e, "stopping the private PostgreSQL");
+        }
+    }
+}
+
+fn path_str(p: &Path) -> anyhow::Result<&str> {
+    p.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", p.display()))
+}
+
+fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Finds PostgreSQL's server binaries: `QI_PG_BINDIR`, then `initdb` on the `PATH`, then
+/// the newest `/usr/lib/postgresql/*/bin` (Debian's layout).
+pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("QI_PG_BINDIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let initdb = dir.join("initdb");
+            if initdb.is_file() {
+                // Resolve links (Debian's /usr/local/bin symlinks) to find pg_ctl beside it.
+                let real = initdb.canonicalize().unwrap_or(initdb);
+                if let Some(parent) = real.parent() {
+                    if parent.join("pg_ctl").is_file() {
+                        return Ok(parent.to_path_buf());
+                    }
+                }
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).context(
+        "PostgreSQL server binaries not found: install Debian's `postgresql` package or set QI_PG_BINDIR",
+    )
+}
+
+static TEST_CLUSTER: OnceLock<Result<PrivateCluster, String>> = OnceLock::new();
+
+/// For tests: a fresh, empty database on this test process's throwaway cluster (started on
+/// first use, stopped and deleted when the process exits). Returns its URL.
+pub async fn test_database() -> anyhow::Result<String> {
+    let cluster = tokio::task::spawn_blocking(|| {
+        TEST_CLUSTER.get_or_init(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("qi-test-")
+                .tempdir_in("/tmp")
+                .map_err(|e| e.to_string())?
+                .keep();
+            // The server may run as another user (as root: `postgres`), who must reach it.
+            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            PrivateCluster::start(&dir.join("pg"), Durability::Throwaway)
+                .map_err(|e| format!("{e:#}"))
+        });
+    })
+    .await;
+    cluster.context("starting the test cluster")?;
+    let cluster = match TEST_CLUSTER.get() {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => bail!("the test cluster did not start: {e}"),
+        None => bail!("the test cluster did not start"),
+    };
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    cluster.create_database(&name).await
+}
+
+/// For fault tests: restarts this process's test cluster.
+pub fn restart_test_cluster() -> anyhow::Result<()> {
+    match TEST_CLUSTER.get() {
+        Some(Ok(c)) => c.restart(),
+        _ => bail!("no test cluster is running"),
+    }
+}

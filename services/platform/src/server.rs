@@ -1,0 +1,216 @@
+//! Server bootstrap shared by every component: `grpc.health.v1` health, server reflection,
+//! one standard layer stack, and graceful shutdown with a ceiling.
+//!
+//! Layers, outer to inner: a span per call with the OpenTelemetry RPC attributes
+//! (`trace_fn`); the request deadline (`timeout`); load shedding, so callers beyond the
+//! concurrency limit get `RESOURCE_EXHAUSTED` at once instead of queueing; the concurrency
+//! limit itself, shared by every connection; and, on the services, the access-context check.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::access::{AccessLayer, AccessVerifier};
+use crate::config::Config;
+
+/// The largest message a server decodes (4 MiB, gRPC's usual default, set explicitly).
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How a server limits and stops.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The deadline of a call that carries none.
+    pub request_timeout: Duration,
+    /// Calls served at once.
+    pub concurrency_limit: usize,
+    /// How long NOT_SERVING is reported before the listener closes.
+    pub drain_delay: Duration,
+    /// The ceiling on finishing in-flight calls.
+    pub shutdown_grace: Duration,
+}
+
+impl From<&Config> for ServerSettings {
+    fn from(c: &Config) -> Self {
+        ServerSettings {
+            request_timeout: c.request_timeout,
+            concurrency_limit: c.concurrency_limit,
+            drain_delay: c.drain_delay,
+            shutdown_grace: c.shutdown_grace,
+        }
+    }
+}
+
+/// What one server serves.
+pub struct Component {
+    /// For logs: `training`, `gateway`, …
+    pub name: &'static str,
+    /// The gRPC services.
+    pub routes: Routes,
+    /// Their full names, reported by health and listed by reflection.
+    pub service_names: Vec<&'static str>,
+    /// Services check the gateway's access context; the gateway authenticates itself (`None`).
+    pub access: Option<Arc<AccessVerifier>>,
+}
+
+impl std::fmt::Debug for Component {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Component")
+            .field("name", &self.name)
+            .field("service_names", &self.service_names)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds a listener, so callers know the address (port 0 in tests) before serving.
+pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))
+}
+
+/// Serves `component` on `listener` until `shutdown` completes, then drains: reports
+/// NOT_SERVING, keeps serving for the drain delay (so load balancers stop routing here),
+/// stops accepting, and waits for in-flight calls up to the grace period.
+pub async fn serve(
+    component: Component,
+    listener: TcpListener,
+    settings: &ServerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    for name in &component.service_names {
+        reporter
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection_v1 = reflection(&component.service_names)
+        .build_v1()
+        .context("building reflection")?;
+    // grpcurl and older clients still ask v1alpha.
+    let reflection_v1alpha = reflection(&component.service_names)
+        .build_v1alpha()
+        .context("building reflection")?;
+
+    let layers = tower::ServiceBuilder::new()
+        .layer(tower::load_shed::LoadShedLayer::new())
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            settings.concurrency_limit,
+        ))
+        .option_layer(component.access.clone().map(AccessLayer::new))
+        .into_inner();
+
+    let local = listener.local_addr().ok();
+    tracing::info!(component = component.name, addr = ?local, "serving");
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = Server::builder()
+        .timeout(settings.request_timeout)
+        // Lets clients rebalance across replicas behind a Kubernetes Service.
+        .max_connection_age(Duration::from_secs(300))
+        .trace_fn(rpc_span)
+        .layer(layers)
+        .add_routes(component.routes)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        res = &mut server => return res.context("server failed"),
+        () = shutdown => {}
+    }
+    tracing::info!(component = component.name, "shutting down: draining");
+    set_all(
+        &reporter,
+        &component.service_names,
+        ServingStatus::NotServing,
+    )
+    .await;
+    tokio::select! {
+        res = &mut server => return res.context("server failed"),
+        () = tokio::time::sleep(settings.drain_delay) => {}
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(settings.shutdown_grace, server).await {
+        Ok(res) => res.context("server failed")?,
+        Err(_) => tracing::warn!(
+            component = component.name,
+            grace = ?settings.shutdown_grace,
+            "calls still in flight when the shutdown grace ran out; stopping anyway"
+        ),
+    }
+    tracing::info!(component = component.name, "stopped");
+    Ok(())
+}
+
+/// Reflection over the contracts, listing only what this server serves.
+fn reflection(service_names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(qi_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("grpc.health.v1.Health");
+    for name in service_names {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    reporter.set_service_status("", status).await;
+    for name in names {
+        reporter.set_service_status(*name, status).await;
+    }
+}
+
+/// The span of one call, with the OpenTelemetry RPC semantic-convention attributes.
+fn rpc_span(req: &http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    tracing::info_span!(
+        "rpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    )
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = term => tracing::info!("SIGTERM received"),
+    }
+}

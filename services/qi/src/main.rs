@@ -1,0 +1,201 @@
+//! `qi`: every QI Suite component and tool in one binary.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use qi::{Role, SERVICES, secrets, suite::Suite};
+use qi_platform::{Config, telemetry};
+
+/// Exit status for invalid configuration or usage (sysexits EX_USAGE).
+const EX_USAGE: u8 = 64;
+
+/// The QI Suite: the gRPC backbone of a trust's quality-improvement programme.
+#[derive(Parser, Debug)]
+#[command(name = "qi", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs every service and the gateway in one process, with a private PostgreSQL unless
+    /// QI_DATABASE_URL is set.
+    Up {
+        /// Where the private PostgreSQL and the development secrets live [env: QI_DATA_DIR] [default: ./.qi]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The gateway's address [env: QI_LISTEN] [default: 127.0.0.1:50051]
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Runs one component (as in Kubernetes), listening on QI_LISTEN.
+    Serve {
+        /// Which component.
+        #[arg(value_enum)]
+        component: Role,
+    },
+    /// Runs a service's database migrations (or all of them) and exits.
+    Migrate {
+        /// `training`, `projects`, `metrics` or `all`.
+        component: String,
+    },
+    /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
+    Token {
+        /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// The subject (who is calling).
+        #[arg(long)]
+        sub: String,
+        /// A role: viewer, contributor, improvement_team, hr_sync or admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// A site code, or '*' for trust-wide (repeatable).
+        #[arg(long = "site", required = true)]
+        sites: Vec<String>,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 12)]
+        ttl_hours: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("qi: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if let Command::Token {
+        data_dir,
+        sub,
+        roles,
+        sites,
+        ttl_hours,
+    } = &cli.command
+    {
+        return token(&mut config, data_dir.clone(), sub, roles, sites, *ttl_hours);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("qi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let name = match &cli.command {
+        Command::Serve { component } => component.name(),
+        _ => "qi",
+    };
+    let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("qi: {e:#}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let result = runtime.block_on(run(cli.command, config));
+    // Flush spans after the runtime's work is done: the exporter's shutdown blocks.
+    drop(runtime);
+    drop(guard);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("qi: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Up { data_dir, listen } => {
+            if let Some(d) = data_dir {
+                config.data_dir = d;
+            }
+            if let Some(l) = listen {
+                config.listen = l;
+            }
+            secrets::ensure_dev_secrets(&mut config)?;
+            let suite = Suite::build(&config).await?;
+            print_welcome(&config, suite.gateway_addr());
+            suite
+                .run_until_stopped(qi_platform::server::shutdown_signal())
+                .await
+        }
+        Command::Serve { component } => {
+            qi::serve(component, &config, qi_platform::server::shutdown_signal()).await
+        }
+        Command::Migrate { component } => {
+            let roles: Vec<Role> = match component.as_str() {
+                "all" => SERVICES.to_vec(),
+                "training" => vec![Role::Training],
+                "projects" => vec![Role::Projects],
+                "metrics" => vec![Role::Metrics],
+                // The gateway keeps no schema yet: migrating it is a no-op, so init containers
+                // can treat every component alike.
+                "gateway" => vec![],
+                other => anyhow::bail!(
+                    "unknown component {other:?}: use training, projects, metrics, gateway or all"
+                ),
+            };
+            qi::migrate(&roles, &config).await
+        }
+        Command::Token { .. } => unreachable!("handled before the runtime starts"),
+    }
+}
+
+fn token(
+    config: &mut Config,
+    data_dir: Option<PathBuf>,
+    sub: &str,
+    roles: &[String],
+    sites: &[String],
+    ttl_hours: u64,
+) -> ExitCode {
+    if let Some(d) = data_dir {
+        config.data_dir = d;
+    }
+    let secret = match config.jwt.hs256_secret.clone() {
+        Some(s) => Ok(s),
+        None => secrets::read_jwt_secret(&config.data_dir),
+    };
+    let minted = secret.and_then(|s| {
+        qi_gateway::auth::mint_dev_token(
+            &s,
+            &config.jwt,
+            sub,
+            roles,
+            sites,
+            Duration::from_secs(ttl_hours * 3600),
+        )
+    });
+    match minted {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("qi: {e:#}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+fn print_welcome(config: &Config, addr: SocketAddr) {
+    let exe = std::env::args().next().unwrap_or_else(|| "qi".into());
+    let dir = config.data_dir.display();
+    println!(
+        "\nQI Suite is up. Gateway: {addr} (plaintext gRPC; health and reflection need no token)\n\
+         \n  Get a token:  TOKEN=$({exe} token --data-dir {dir} --sub me --role admin --site '*')\n\
+         \x20 Call it:      grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" {addr} list\n\
+         \n  Stop with Ctrl-C; data stays in {dir} for the next start.\n"
+    );
+}

@@ -1,0 +1,154 @@
+//! `qi up`: the three services and the gateway in one process, each on its own loopback
+//! listener, the gateway calling the services over real gRPC exactly as in Kubernetes.
+//! With no `QI_DATABASE_URL` it runs a private PostgreSQL under the data folder.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use qi_platform::Config;
+use qi_platform::pg::{Durability, PrivateCluster};
+use qi_platform::server::{self, Component, ServerSettings};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::{Role, SERVICES, connect_and_migrate, service_component};
+
+/// A built suite: bound, connected and migrated, not yet serving.
+pub struct Suite {
+    cluster: Option<PrivateCluster>,
+    gateway: (Component, TcpListener),
+    services: Vec<(Component, TcpListener)>,
+    pools: Vec<sqlx::PgPool>,
+    settings: ServerSettings,
+    gateway_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Suite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Suite")
+            .field("gateway_addr", &self.gateway_addr)
+            .field("private_cluster", &self.cluster.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Suite {
+    /// Starts the database (if private), migrates every schema, and binds every listener.
+    /// `config` must carry its secrets (see [`crate::secrets::ensure_dev_secrets`]).
+    pub async fn build(config: &Config) -> anyhow::Result<Suite> {
+        // Bind the public address first: a taken port fails before anything starts.
+        let gateway_listener = server::bind(config.listen).await?;
+        let (cluster, url) = match &config.database_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let dir = config.data_dir.join("pg");
+                tracing::info!(dir = %dir.display(), "starting the private PostgreSQL");
+                let cluster = tokio::task::spawn_blocking(move || {
+                    PrivateCluster::start(&dir, Durability::Durable)
+                })
+                .await
+                .context("starting the private PostgreSQL")??;
+                let url = cluster.create_database("qi").await?;
+                (Some(cluster), url)
+            }
+        };
+        let (training, projects, metrics) = tokio::try_join!(
+            connect_and_migrate(Role::Training, config, &url),
+            connect_and_migrate(Role::Projects, config, &url),
+            connect_and_migrate(Role::Metrics, config, &url),
+        )?;
+        let pools = vec![training, projects, metrics];
+        let mut services = Vec::new();
+        let mut backends = HashMap::new();
+        for (role, pool) in SERVICES.iter().zip(&pools) {
+            let component = service_component(*role, config, pool.clone())?;
+            let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+            let addr = listener.local_addr()?;
+            for name in &component.service_names {
+                backends.insert(*name, format!("http://{addr}"));
+            }
+            services.push((component, listener));
+        }
+        let gateway = qi_gateway::component(config, &backends)?;
+        let gateway_addr = gateway_listener.local_addr()?;
+        Ok(Suite {
+            cluster,
+            gateway: (gateway, gateway_listener),
+            services,
+            pools,
+            settings: ServerSettings::from(config),
+            gateway_addr,
+        })
+    }
+
+    /// Where the gateway listens.
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway_addr
+    }
+
+    /// Serves until `shutdown`: then the gateway drains first, the services after it (so
+    /// calls in flight through the gateway can finish), and the private database stops last.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Suite {
+            mut cluster,
+            gateway,
+            services,
+            pools,
+            settings,
+            ..
+        } = self;
+        let (services_stop, services_stopping) = watch::channel(false);
+        let mut running = tokio::task::JoinSet::new();
+        // In-process services need no drain delay of their own: the gateway drained.
+        let service_settings = ServerSettings {
+            drain_delay: Duration::ZERO,
+            ..settings.clone()
+        };
+        for (component, listener) in services {
+            let mut stop = services_stopping.clone();
+            let settings = service_settings.clone();
+            running.spawn(async move {
+                server::serve(component, listener, &settings, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await
+            });
+        }
+        let (gateway_stop, mut gateway_stopping) = watch::channel(false);
+        let gateway_run = server::serve(gateway.0, gateway.1, &settings, async move {
+            let _ = gateway_stopping.wait_for(|s| *s).await;
+        });
+        tokio::pin!(gateway_run);
+        tokio::pin!(shutdown);
+        let outcome = tokio::select! {
+            res = &mut gateway_run => res.context("the gateway stopped unexpectedly").and(Err(anyhow::anyhow!("the gateway stopped"))),
+            Some(res) = running.join_next() => match res {
+                Ok(Ok(())) => Err(anyhow::anyhow!("a service stopped unexpectedly")),
+                Ok(Err(e)) => Err(e),
+                Err(e) => Err(e.into()),
+            },
+            () = &mut shutdown => {
+                let _ = gateway_stop.send(true);
+                gateway_run.await
+            }
+        };
+        let _ = services_stop.send(true);
+        while let Some(res) = running.join_next().await {
+            if let Ok(Err(e)) = res {
+                tracing::error!(error = %e, "a service failed while stopping");
+            }
+        }
+        for pool in pools {
+            pool.close().await;
+        }
+        if let Some(mut c) = cluster.take() {
+            tokio::task::spawn_blocking(move || c.stop())
+                .await
+                .context("stopping the private PostgreSQL")??;
+        }
+        outcome
+    }
+}

@@ -1,0 +1,20 @@
+//! The training service: QSIR courses and the cohorts that run them (and, as it grows,
+//! enrolment, attendance, completion, staff and HR sync). Owns the `training` schema.
+#![forbid(unsafe_code)]
+
+mod api;
+mod cohorts;
+mod courses;
+
+pub use api::TrainingApi;
+
+/// The schema this service owns.
+pub const SCHEMA: &str = "training";
+
+/// This service's migrations (its migrations table is `training._sqlx_migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The gRPC service name, for health and reflection.
+pub const SERVICE_NAME: &str = <qi_proto::training::training_service_server::TrainingServiceServer<
+    TrainingApi,
+> as tonic::server::NamedService>::NAME;
