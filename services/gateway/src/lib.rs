@@ -21,6 +21,7 @@ use qi_platform::access::AccessSigner;
 use qi_platform::server::Component;
 use tonic::transport::Endpoint;
 
+pub use codec::BytesCodec;
 pub use proxy::{Backend, Gateway, Proxy};
 
 /// The training service, as the gateway routes to it.

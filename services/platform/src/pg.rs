@@ -23,6 +23,7 @@ pub struct PrivateCluster {
     socket_dir: tempfile::TempDir,
     bin_dir: PathBuf,
     run_as: Option<String>,
+    watchdog: Option<std::process::Child>,
     stopped: bool,
 }
 
@@ -62,12 +63,13 @@ impl PrivateCluster {
             .prefix("qi-pg-")
             .tempdir_in("/tmp")
             .context("creating the socket folder")?;
-        let cluster = PrivateCluster {
+        let mut cluster = PrivateCluster {
             _lock: lock,
             data_dir,
             socket_dir,
             bin_dir,
             run_as,
+            watchdog: None,
             stopped: false,
         };
         cluster.hand_over(cluster.socket_dir.path())?;
@@ -133,7 +135,7 @@ impl PrivateCluster {
                 ],
             )
             .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
-        cluster.spawn_watchdog(durability == Durability::Throwaway)?;
+        cluster.watchdog = Some(cluster.spawn_watchdog(durability == Durability::Throwaway)?);
         Ok(cluster)
     }
 
@@ -183,10 +185,16 @@ impl PrivateCluster {
             return Ok(());
         }
         self.stopped = true;
-        self.run(
+        let stopped = self.run(
             "pg_ctl",
             &["stop", "-w", "-D", path_str(&self.data_dir)?, "-m", "fast"],
-        )
+        );
+        // Stopped cleanly: the watchdog must not stop a later cluster in the same folder.
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        stopped
     }
 
     fn status_running(&self) -> bool {
@@ -240,20 +248,28 @@ impl PrivateCluster {
     }
 
     /// A shell that waits for this process to end, then stops the cluster (and, for a
-    /// throwaway cluster, deletes it).
-    fn spawn_watchdog(&self, delete: bool) -> anyhow::Result<()> {
+    /// throwaway cluster, deletes it). It stops only the postmaster it was started for, so
+    /// a later cluster in the same folder is safe from it.
+    fn spawn_watchdog(&self, delete: bool) -> anyhow::Result<std::process::Child> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let stop = match &self.run_as {
             Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
             None => format!("'{}'", pg_ctl.display()),
         };
         let data = path_str(&self.data_dir)?;
+        let socket = path_str(self.socket_dir.path())?;
+        let postmaster = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .context("reading the postmaster's pid")?;
         let mut script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} stop -D '{data}' -m fast >/dev/null 2>&1",
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+             if [ \"$(head -n 1 '{data}/postmaster.pid' 2>/dev/null)\" = '{postmaster}' ]; then \
+             {stop} stop -D '{data}' -m fast >/dev/null 2>&1; fi; rm -rf '{socket}'",
             pid = std::process::id()
         );
         if delete {
-            script.push_str(&format!("; rm -rf '{data}'"));
+            script.push_str(&format!("; rm -rf '{data}' '{data}.lock'"));
         }
         Command::new("sh")
             .args(["-c", &script])
@@ -261,8 +277,7 @@ impl PrivateCluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting the cluster watchdog")?;
-        Ok(())
+            .context("starting the cluster watchdog")
     }
 }
 
@@ -295,10 +310,10 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
             if initdb.is_file() {
                 // Resolve links (Debian's /usr/local/bin symlinks) to find pg_ctl beside it.
                 let real = initdb.canonicalize().unwrap_or(initdb);
-                if let Some(parent) = real.parent() {
-                    if parent.join("pg_ctl").is_file() {
-                        return Ok(parent.to_path_buf());
-                    }
+                if let Some(parent) = real.parent()
+                    && parent.join("pg_ctl").is_file()
+                {
+                    return Ok(parent.to_path_buf());
                 }
             }
         }
@@ -331,11 +346,7 @@ pub async fn test_database() -> anyhow::Result<String> {
                 .tempdir_in("/tmp")
                 .map_err(|e| e.to_string())?
                 .keep();
-            // The server may run as another user (as root: `postgres`), who must reach it.
-            std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-                .map_err(|e| e.to_string())?;
-            PrivateCluster::start(&dir.join("pg"), Durability::Throwaway)
-                .map_err(|e| format!("{e:#}"))
+            PrivateCluster::start(&dir, Durability::Throwaway).map_err(|e| format!("{e:#}"))
         });
     })
     .await;

@@ -111,7 +111,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let component = match role {
         Role::Gateway => qi_gateway::component(config, &qi_gateway::configured_backends(config))?,
-        service => {
+        service @ (Role::Training | Role::Projects | Role::Metrics) => {
             let url = config
                 .database_url
                 .as_deref()

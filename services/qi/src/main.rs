@@ -92,7 +92,7 @@ fn main() -> ExitCode {
     };
     let name = match &cli.command {
         Command::Serve { component } => component.name(),
-        _ => "qi",
+        Command::Up { .. } | Command::Migrate { .. } | Command::Token { .. } => "qi",
     };
     let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
         Ok(g) => g,

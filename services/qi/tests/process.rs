@@ -1,0 +1,144 @@
+//! The `qi` binary as a process: `qi up` on a new data folder comes up with its own
+//! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const QI: &str = env!("CARGO_BIN_EXE_qi");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn up(data_dir: &std::path::Path, port: u16) -> Child {
+    Command::new(QI)
+        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data_dir)
+        .env("QI_SHUTDOWN_GRACE_MS", "5000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("qi starts")
+}
+
+async fn wait_serving(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(
+            child.try_wait().expect("qi is inspectable").is_none(),
+            "qi up exited before serving"
+        );
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("a URL");
+        if let Ok(channel) = endpoint.connect().await {
+            let mut health = HealthClient::new(channel);
+            if let Ok(r) = health
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+            {
+                assert_eq!(r.into_inner().status, 1, "SERVING");
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "qi up did not serve within 90 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn stop(mut child: Child) -> Duration {
+    let pid = Pid::from_raw(child.id() as i32);
+    let asked = Instant::now();
+    kill(pid, Signal::SIGTERM).expect("signal qi");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("qi is inspectable") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(30),
+            "qi did not stop on SIGTERM"
+        );
+        // Sleep on the runtime, so this test's own connections can answer the server's GOAWAY.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "qi up exited with {status}");
+    asked.elapsed()
+}
+
+#[tokio::test]
+async fn qi_up_serves_stops_on_sigterm_and_starts_again_on_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    // As root the cluster runs as `postgres`, who must be able to reach the folder.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    for round in 0..2 {
+        let port = free_port();
+        let mut child = up(&data, port);
+        wait_serving(port, &mut child).await;
+        let took = stop(child).await;
+        assert!(
+            took < Duration::from_secs(10),
+            "round {round}: stopping took {took:?}"
+        );
+    }
+    assert!(data.join("jwt-secret").is_file());
+    assert!(data.join("pg").join("PG_VERSION").is_file());
+
+    // `qi token` signs with the folder's secret.
+    let out = Command::new(QI)
+        .args([
+            "token",
+            "--sub",
+            "me",
+            "--role",
+            "viewer",
+            "--site",
+            "BAS",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .split('.')
+            .count(),
+        3
+    );
+}
+
+#[test]
+fn bad_configuration_exits_64_naming_the_variable() {
+    let out = Command::new(QI)
+        .args(["migrate", "all"])
+        .env("QI_CONCURRENCY_LIMIT", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QI_CONCURRENCY_LIMIT"));
+}
+
+#[test]
+fn serve_without_a_database_url_says_what_is_missing() {
+    let out = Command::new(QI)
+        .args(["serve", "training"])
+        .env_remove("QI_DATABASE_URL")
+        .env("QI_ACCESS_KEY", "k")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("QI_DATABASE_URL"));
+}

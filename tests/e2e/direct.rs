@@ -1,0 +1,132 @@
+//! Services trust only the gateway: a call straight to a service needs a valid access
+//! context, and all three services migrate one database side by side.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use qi::Role;
+use qi_e2e::random_secret;
+use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use qi_platform::server::{ServerSettings, bind, serve};
+use qi_platform::{AccessContext, Config, SiteScope};
+use qi_proto::training as pb;
+use qi_proto::training::training_service_client::TrainingServiceClient;
+use tonic::Code;
+
+#[tokio::test]
+async fn a_service_refuses_calls_without_a_valid_access_context() {
+    qi_platform::telemetry::init_for_tests();
+    let url = qi_platform::pg::test_database().await.unwrap();
+    let key = random_secret();
+    let vars = [
+        ("QI_ACCESS_KEY", key.clone()),
+        ("QI_DATABASE_URL", url.clone()),
+    ];
+    let config =
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let pool = qi::connect_and_migrate(Role::Training, &config, &url)
+        .await
+        .unwrap();
+    let component = qi::service_component(Role::Training, &config, pool).unwrap();
+    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve(
+            component,
+            listener,
+            &ServerSettings::from(&Config::defaults()),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    let mut client = TrainingServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let list = || pb::ListCoursesRequest {
+        parent: "trust".into(),
+        ..Default::default()
+    };
+    let method = "/qi.training.v1.TrainingService/ListCourses";
+    let ctx = |method: &str| AccessContext {
+        subject: "t".into(),
+        roles: vec!["viewer".into()],
+        sites: SiteScope::TrustWide,
+        method: method.into(),
+    };
+    let with = |token: String| {
+        let mut req = tonic::Request::new(list());
+        req.metadata_mut()
+            .insert(ACCESS_HEADER, token.parse().unwrap());
+        req
+    };
+    let err = client.list_courses(list()).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let wrong_key = AccessSigner::new("not-the-key", Duration::from_secs(60))
+        .sign(&ctx(method))
+        .unwrap();
+    assert_eq!(
+        client
+            .list_courses(with(wrong_key))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let signer = AccessSigner::new(&key, Duration::from_secs(60));
+    let other_method = signer
+        .sign(&ctx("/qi.training.v1.TrainingService/CreateCourse"))
+        .unwrap();
+    assert_eq!(
+        client
+            .list_courses(with(other_method))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+    let good = signer.sign(&ctx(method)).unwrap();
+    let courses = client
+        .list_courses(with(good))
+        .await
+        .unwrap()
+        .into_inner()
+        .courses;
+    assert_eq!(courses.len(), 2, "the default QSIR courses");
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn each_service_keeps_its_migrations_in_its_own_schema() {
+    qi_platform::telemetry::init_for_tests();
+    let url = qi_platform::pg::test_database().await.unwrap();
+    let config = Config::defaults();
+    // All three at once against one database, as `qi up` and a rollout do.
+    let (a, b, c) = tokio::join!(
+        qi::connect_and_migrate(Role::Training, &config, &url),
+        qi::connect_and_migrate(Role::Projects, &config, &url),
+        qi::connect_and_migrate(Role::Metrics, &config, &url),
+    );
+    let pool = a.unwrap();
+    b.unwrap();
+    c.unwrap();
+    // Running them again changes nothing.
+    qi::migrate(
+        &qi::SERVICES,
+        &Config::from_lookup(|k| (k == "QI_DATABASE_URL").then(|| url.clone())).unwrap(),
+    )
+    .await
+    .unwrap();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT table_schema FROM information_schema.tables
+         WHERE table_name = '_sqlx_migrations' ORDER BY table_schema",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(tables, ["metrics", "projects", "training"]);
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests through the gateway, as a client calls the suite. One binary, one
+//! module per area, to keep link time down.
+
+mod access;
+mod cohorts;
+mod direct;
+mod discovery;
