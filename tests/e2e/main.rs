@@ -5,3 +5,4 @@ mod access;
 mod cohorts;
 mod direct;
 mod discovery;
+mod training;

@@ -15,15 +15,18 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use qi_platform::AccessContext;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use tokio::sync::oneshot;
 use tonic::body::Body;
-use tonic::metadata::MetadataValue;
+use tonic::codec::Streaming;
+use tonic::metadata::{MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Principal};
+use crate::authorize;
 use crate::codec::BytesCodec;
-use crate::policy::Method;
+use crate::policy::{Method, Policy};
 
 /// Everything a forwarded call needs.
 pub struct Gateway {
@@ -68,40 +71,45 @@ impl Gateway {
         };
         let mut grpc = tonic::server::Grpc::new(BytesCodec)
             .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
+        let gw = self.clone();
         match (method.client_streaming, method.server_streaming) {
             (false, false) => {
-                let gw = self.clone();
                 let svc = tower::service_fn(move |r: Request<Bytes>| {
-                    let gw = gw.clone();
-                    let path = path.clone();
+                    let (gw, path) = (gw.clone(), path.clone());
                     async move { gw.unary(&path, r).await }
                 });
                 grpc.unary(svc, req).await
             }
             (false, true) => {
-                let gw = self.clone();
                 let svc = tower::service_fn(move |r: Request<Bytes>| {
-                    let gw = gw.clone();
-                    let path = path.clone();
+                    let (gw, path) = (gw.clone(), path.clone());
                     async move { gw.server_streaming(&path, r).await }
                 });
                 grpc.server_streaming(svc, req).await
             }
-            // TODO(#3): client-streaming calls (SyncStaff) need the policy checked on every
-            // message of the stream; until then the gateway refuses them.
-            (true, _) => Status::unimplemented(format!(
-                "{path}: client-streaming calls are not yet forwarded by the gateway"
+            (true, false) => {
+                let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
+                    let (gw, path) = (gw.clone(), path.clone());
+                    async move { gw.client_streaming(&path, r).await }
+                });
+                grpc.client_streaming(svc, req).await
+            }
+            // No contract has a bidirectional RPC; forwarding one would need the abort
+            // handling of client streams on a response already under way.
+            (true, true) => Status::unimplemented(format!(
+                "{path}: bidirectional calls are not forwarded by the gateway"
             ))
             .into_http(),
         }
     }
 
-    /// Authenticates and authorizes a call, and turns it into the upstream request.
-    fn prepare(
+    /// Checks what needs no message: the method has a policy, the token is good, the
+    /// caller has the role (and is trust-wide where the method requires it).
+    fn admit(
         &self,
         path: &str,
-        req: Request<Bytes>,
-    ) -> Result<(Request<Bytes>, Channel), Status> {
+        metadata: &MetadataMap,
+    ) -> Result<(&Method, &Policy, Principal), Status> {
         let method = self
             .methods
             .get(path)
@@ -110,17 +118,29 @@ impl Gateway {
             tracing::error!(path, why, "refused a method without a usable access policy");
             Status::permission_denied(format!("{path} has no access policy"))
         })?;
-        let auth_header = req.metadata().get("authorization").map(|v| v.to_str());
-        let auth_header = match auth_header {
+        let auth_header = match metadata.get("authorization").map(|v| v.to_str()) {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => return Err(Status::unauthenticated("authorization is not text")),
             None => None,
         };
         let principal = self.auth.authenticate(auth_header)?;
-        if let Err(status) = crate::authorize::authorize(policy, &principal, req.get_ref()) {
-            tracing::info!(path, subject = %principal.subject, code = ?status.code(), reason = status.message(), "denied");
+        if let Err(status) = authorize::admit(policy, &principal) {
+            tracing::info!(path, subject = %principal.subject, reason = status.message(), "denied");
             return Err(status);
         }
+        Ok((method, policy, principal))
+    }
+
+    /// Turns an admitted call into the upstream request: the caller's token and any
+    /// client-supplied context are removed, the signed access context added.
+    fn upstream<T>(
+        &self,
+        method: &Method,
+        principal: Principal,
+        path: &str,
+        mut metadata: MetadataMap,
+        message: T,
+    ) -> Result<(Request<T>, Channel), Status> {
         let ctx = AccessContext {
             subject: principal.subject,
             roles: principal.roles,
@@ -134,21 +154,33 @@ impl Gateway {
         let channel = self.backends.get(&method.service).cloned().ok_or_else(|| {
             Status::unimplemented(format!("no backend serves {}", method.service))
         })?;
-
-        let timeout = req.metadata().get("grpc-timeout").is_none();
-        let (mut metadata, _, message) = req.into_parts();
-        // The caller's token stays at the gateway; a client-supplied context never passes.
+        let no_deadline = metadata.get("grpc-timeout").is_none();
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
         let value =
             MetadataValue::try_from(signed).map_err(|_| Status::internal("internal error"))?;
         metadata.insert(ACCESS_HEADER, value);
         let mut upstream = Request::from_parts(metadata, Default::default(), message);
-        if timeout {
+        if no_deadline {
             upstream.set_timeout(self.default_timeout);
         }
         tracing::debug!(path, subject = %ctx.subject, "allowed");
         Ok((upstream, channel))
+    }
+
+    /// Admits a call carrying one message.
+    fn prepare(
+        &self,
+        path: &str,
+        req: Request<Bytes>,
+    ) -> Result<(Request<Bytes>, Channel), Status> {
+        let (metadata, _, message) = req.into_parts();
+        let (method, policy, principal) = self.admit(path, &metadata)?;
+        if let Err(status) = authorize::check_message(policy, &principal, &message) {
+            tracing::info!(path, subject = %principal.subject, reason = status.message(), "denied");
+            return Err(status);
+        }
+        self.upstream(method, principal, path, metadata, message)
     }
 
     async fn unary(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
@@ -164,13 +196,77 @@ impl Gateway {
         &self,
         path: &str,
         req: Request<Bytes>,
-    ) -> Result<Response<tonic::codec::Streaming<Bytes>>, Status> {
+    ) -> Result<Response<Streaming<Bytes>>, Status> {
         let (upstream, channel) = self.prepare(path, req)?;
         let mut client = tonic::client::Grpc::new(channel);
         client.ready().await.map_err(unavailable)?;
         client
             .server_streaming(upstream, path_and_query(path)?, BytesCodec)
             .await
+    }
+
+    /// Forwards a client stream, checking every message. A refused message or a broken
+    /// inbound stream aborts the upstream call (its HTTP/2 stream is reset), so the service
+    /// sees a failed stream, never a clean end it might commit.
+    async fn client_streaming(
+        &self,
+        path: &str,
+        req: Request<Streaming<Bytes>>,
+    ) -> Result<Response<Bytes>, Status> {
+        let (metadata, _, inbound) = req.into_parts();
+        let (method, policy, principal) = self.admit(path, &metadata)?;
+        let (abort, aborted) = oneshot::channel();
+        let guarded = Guarded {
+            inbound,
+            policy: policy.clone(),
+            principal: principal.clone(),
+            abort: Some(abort),
+        };
+        let (upstream, channel) = self.upstream(method, principal, path, metadata, guarded)?;
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.map_err(unavailable)?;
+        let call = client.client_streaming(upstream, path_and_query(path)?, BytesCodec);
+        tokio::select! {
+            biased;
+            Ok(status) = aborted => Err(status),
+            res = call => res,
+        }
+    }
+}
+
+/// The inbound half of a forwarded client stream: passes messages that satisfy the policy;
+/// on a refused message or a broken stream it signals the abort and never ends cleanly.
+struct Guarded {
+    inbound: Streaming<Bytes>,
+    policy: Policy,
+    principal: Principal,
+    abort: Option<oneshot::Sender<Status>>,
+}
+
+impl tokio_stream::Stream for Guarded {
+    type Item = Bytes;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if self.abort.is_none() {
+            // Aborted: stay open until the call is dropped.
+            return Poll::Pending;
+        }
+        let failure = match std::task::ready!(Pin::new(&mut self.inbound).poll_next(cx)) {
+            None => return Poll::Ready(None),
+            Some(Ok(message)) => {
+                match authorize::check_message(&self.policy, &self.principal, &message) {
+                    Ok(()) => return Poll::Ready(Some(message)),
+                    Err(status) => status,
+                }
+            }
+            Some(Err(status)) => {
+                Status::cancelled(format!("the client's stream broke: {}", status.message()))
+            }
+        };
+        if let Some(abort) = self.abort.take() {
+            let _ = abort.send(failure);
+        }
+        Poll::Pending
     }
 }
 

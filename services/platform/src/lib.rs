@@ -14,6 +14,7 @@ pub mod paging;
 pub mod pg;
 pub mod server;
 pub mod telemetry;
+pub mod update_mask;
 
 pub use access::{AccessContext, SiteCode, SiteScope};
 pub use config::Config;

@@ -158,11 +158,26 @@ pub fn parse_parent(field: &str, value: &str) -> Result<Owner, Error> {
 
 /// Parses a resource name `sites/{site}/{collection}/{id}` or `trust/{collection}/{id}`.
 pub fn parse_name(field: &str, value: &str, collection: &str) -> Result<(Owner, String), Error> {
+    let (owner, mut ids) = parse_nested(field, value, &[collection])?;
+    let id = ids.pop().unwrap_or_default();
+    validate_id(field, &id)?;
+    Ok((owner, id))
+}
+
+/// Parses a nested name `{sites/{site} | trust}/{c0}/{id0}/{c1}/{id1}…` with exactly the
+/// given collections, returning the owner and the ids (not yet validated: each collection
+/// has its own id rules).
+pub fn parse_nested(
+    field: &str,
+    value: &str,
+    collections: &[&str],
+) -> Result<(Owner, Vec<String>), Error> {
+    let pattern: String = collections.iter().map(|c| format!("/{c}/{{id}}")).collect();
     let bad = || {
         Error::invalid(
             field,
             format!(
-                "`{}` is not a name of the form `sites/{{site}}/{collection}/{{id}}` or `trust/{collection}/{{id}}`",
+                "`{}` is not a name of the form `sites/{{site}}{pattern}` or `trust{pattern}`",
                 clip(value)
             ),
         )
@@ -176,12 +191,18 @@ pub fn parse_name(field: &str, value: &str, collection: &str) -> Result<(Owner, 
     } else {
         return Err(bad());
     };
-    let id = rest
-        .strip_prefix(collection)
-        .and_then(|r| r.strip_prefix('/'))
-        .ok_or_else(bad)?;
-    validate_id(field, id)?;
-    Ok((owner, id.to_owned()))
+    let parts: Vec<&str> = rest.split('/').collect();
+    if parts.len() != collections.len() * 2 {
+        return Err(bad());
+    }
+    let mut ids = Vec::with_capacity(collections.len());
+    for (pair, collection) in parts.chunks(2).zip(collections) {
+        if pair[0] != *collection || pair[1].is_empty() {
+            return Err(bad());
+        }
+        ids.push(pair[1].to_owned());
+    }
+    Ok((owner, ids))
 }
 
 /// Checks a resource id: lower case letters, digits and hyphens, 1 to 63 characters,
@@ -262,6 +283,29 @@ mod tests {
                 }
                 other => panic!("{bad}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn nested_names_yield_every_id() {
+        let (owner, ids) = parse_nested(
+            "session",
+            "sites/BAS/cohorts/spring/sessions/3",
+            &["cohorts", "sessions"],
+        )
+        .unwrap();
+        assert_eq!(owner.parent_name(), "sites/BAS");
+        assert_eq!(ids, ["spring", "3"]);
+        for bad in [
+            "sites/BAS/cohorts/spring",
+            "sites/BAS/cohorts/spring/sessions/",
+            "sites/BAS/cohorts/spring/enrolments/3",
+            "sites/BAS/cohorts/spring/sessions/3/x",
+        ] {
+            assert!(
+                parse_nested("session", bad, &["cohorts", "sessions"]).is_err(),
+                "{bad}"
+            );
         }
     }
 

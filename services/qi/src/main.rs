@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use qi::{Role, SERVICES, secrets, suite::Suite};
 use qi_platform::{Config, telemetry};
@@ -44,6 +45,22 @@ enum Command {
         /// `training`, `projects`, `metrics` or `all`.
         component: String,
     },
+    /// HR's files: an ESR extract in, trained-staff records out (through the gateway).
+    Hr {
+        #[command(subcommand)]
+        command: HrCommand,
+        /// The gateway's URL.
+        #[arg(
+            long,
+            global = true,
+            env = "QI_GATEWAY_URL",
+            default_value = "http://127.0.0.1:50051"
+        )]
+        gateway: String,
+        /// A bearer token with the hr_sync role, trust-wide.
+        #[arg(long, global = true, env = "QI_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
         /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
@@ -61,6 +78,27 @@ enum Command {
         /// Hours until the token expires.
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum HrCommand {
+    /// Streams an ESR-extract CSV to SyncStaff (the columns are in the README).
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// The whole workforce: deactivate active staff absent from the file.
+        #[arg(long)]
+        full: bool,
+        /// The extract's id, kept with each record it changes.
+        #[arg(long, default_value = "")]
+        extract_id: String,
+    },
+    /// Writes trained-staff records changed after a cursor as CSV to standard output.
+    Export {
+        /// Resume after this cursor (the last one a previous export wrote).
+        #[arg(long, default_value = "")]
+        since: String,
     },
 }
 
@@ -92,7 +130,10 @@ fn main() -> ExitCode {
     };
     let name = match &cli.command {
         Command::Serve { component } => component.name(),
-        Command::Up { .. } | Command::Migrate { .. } | Command::Token { .. } => "qi",
+        Command::Up { .. }
+        | Command::Migrate { .. }
+        | Command::Token { .. }
+        | Command::Hr { .. } => "qi",
     };
     let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
         Ok(g) => g,
@@ -147,6 +188,41 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 ),
             };
             qi::migrate(&roles, &config).await
+        }
+        Command::Hr {
+            command,
+            gateway,
+            token,
+        } => {
+            let token = token.context(
+                "a token is needed: --token or QI_TOKEN (qi token --role hr_sync --site '*')",
+            )?;
+            match command {
+                HrCommand::Import {
+                    file,
+                    full,
+                    extract_id,
+                } => {
+                    qi::hr::import(
+                        &gateway,
+                        &token,
+                        &file,
+                        full,
+                        &extract_id,
+                        &mut std::io::stderr(),
+                    )
+                    .await?;
+                }
+                HrCommand::Export { since } => {
+                    let last =
+                        qi::hr::export(&gateway, &token, &since, &mut std::io::stdout()).await?;
+                    match last {
+                        Some(c) => eprintln!("resume with: --since {c}"),
+                        None => eprintln!("no changes after {since:?}"),
+                    }
+                }
+            }
+            Ok(())
         }
         Command::Token { .. } => unreachable!("handled before the runtime starts"),
     }

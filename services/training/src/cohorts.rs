@@ -21,6 +21,7 @@ pub(crate) struct NewCohort {
     pub(crate) display_name: String,
     pub(crate) start_date: NaiveDate,
     pub(crate) capacity: i32,
+    pub(crate) facilitators: Vec<String>,
     pub(crate) request_id: String,
 }
 
@@ -51,21 +52,16 @@ impl TryFrom<pb::CreateCohortRequest> for NewCohort {
             create_time: _,
             update_time: _,
             etag: _,
+            facilitators,
+            enrolled_count: _,
+            waitlist_count: _,
+            cancel_reason: _,
         } = cohort;
-        let course_id = v.check(
-            names::parse_name("cohort.course", &course, crate::courses::COLLECTION).and_then(
-                |(owner, id)| match owner {
-                    Owner::Trust => Ok(id),
-                    Owner::Site(_) => Err(Error::invalid(
-                        "cohort.course",
-                        "courses are trust-wide: `trust/courses/{course}`",
-                    )),
-                },
-            ),
-        );
+        let course_id = v.check(course_id("cohort.course", &course));
         let display_name = v.check(required_text("cohort.display_name", &display_name, 200));
         let start_date = v.check(required_date("cohort.start_date", start_date.as_ref()));
         let capacity = v.check(int_in("cohort.capacity", capacity, 1..=500));
+        let facilitators = v.check(validate_facilitators("cohort.facilitators", facilitators));
         v.finish()?;
         let owner = owner.ok_or_else(|| Error::invalid("parent", "is required"))?;
         Ok(NewCohort {
@@ -75,9 +71,22 @@ impl TryFrom<pb::CreateCohortRequest> for NewCohort {
             display_name,
             start_date,
             capacity,
+            facilitators,
             request_id,
         })
     }
+}
+
+/// Checks facilitator names: at most 10, each 1 to 200 characters.
+pub(crate) fn validate_facilitators(field: &str, names: Vec<String>) -> Result<Vec<String>, Error> {
+    if names.len() > 10 {
+        return Err(Error::invalid(field, "at most 10 facilitators"));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| required_text(&format!("{field}[{i}]"), n, 200))
+        .collect()
 }
 
 #[derive(sqlx::FromRow)]
@@ -92,23 +101,16 @@ struct CohortRow {
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
     revision: i64,
+    facilitators: Vec<String>,
+    cancel_reason: Option<String>,
+    enrolled_count: i64,
+    waitlist_count: i64,
 }
 
 impl TryFrom<CohortRow> for pb::Cohort {
     type Error = Error;
     fn try_from(r: CohortRow) -> Result<Self, Error> {
-        let state = match r.state.as_str() {
-            "planned" => pb::CohortState::Planned,
-            "open" => pb::CohortState::Open,
-            "running" => pb::CohortState::Running,
-            "completed" => pb::CohortState::Completed,
-            "cancelled" => pb::CohortState::Cancelled,
-            other => {
-                return Err(Error::Internal(anyhow::anyhow!(
-                    "stored cohort state {other}"
-                )));
-            }
-        };
+        let state = CohortState::from_column(&r.state)?.to_proto();
         Ok(pb::Cohort {
             name: Owner::from_column(r.site)?.child(COLLECTION, &r.id),
             course: Owner::Trust.child(crate::courses::COLLECTION, &r.course_id),
@@ -119,21 +121,144 @@ impl TryFrom<CohortRow> for pb::Cohort {
             create_time: Some(timestamp(r.create_time)),
             update_time: Some(timestamp(r.update_time)),
             etag: etag(r.revision),
+            facilitators: r.facilitators,
+            enrolled_count: i32::try_from(r.enrolled_count).unwrap_or(i32::MAX),
+            waitlist_count: i32::try_from(r.waitlist_count).unwrap_or(i32::MAX),
+            cancel_reason: r.cancel_reason.unwrap_or_default(),
         })
     }
 }
 
-const COLUMNS: &str = "site, id, course_id, display_name, start_date, capacity, state, create_time, update_time, revision";
+/// A cohort's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CohortState {
+    Planned,
+    Open,
+    Running,
+    Completed,
+    Cancelled,
+}
+
+impl CohortState {
+    pub(crate) fn from_column(s: &str) -> Result<Self, Error> {
+        match s {
+            "planned" => Ok(CohortState::Planned),
+            "open" => Ok(CohortState::Open),
+            "running" => Ok(CohortState::Running),
+            "completed" => Ok(CohortState::Completed),
+            "cancelled" => Ok(CohortState::Cancelled),
+            other => Err(Error::Internal(anyhow::anyhow!(
+                "stored cohort state {other}"
+            ))),
+        }
+    }
+
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            CohortState::Planned => "planned",
+            CohortState::Open => "open",
+            CohortState::Running => "running",
+            CohortState::Completed => "completed",
+            CohortState::Cancelled => "cancelled",
+        }
+    }
+
+    fn to_proto(self) -> pb::CohortState {
+        match self {
+            CohortState::Planned => pb::CohortState::Planned,
+            CohortState::Open => pb::CohortState::Open,
+            CohortState::Running => pb::CohortState::Running,
+            CohortState::Completed => pb::CohortState::Completed,
+            CohortState::Cancelled => pb::CohortState::Cancelled,
+        }
+    }
+
+    /// Whether learners may still join (and the cohort counts as unfinished).
+    pub(crate) fn takes_enrolments(self) -> bool {
+        matches!(self, CohortState::Planned | CohortState::Open)
+    }
+}
+
+const COLUMNS: &str = "c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state, \
+     c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason, \
+     (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS enrolled_count, \
+     (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS waitlist_count";
+
+/// What other modules need to know of a cohort they act on.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct CohortRef {
+    pub(crate) uid: uuid::Uuid,
+    pub(crate) site: Option<String>,
+    pub(crate) id: String,
+    pub(crate) course_id: String,
+    pub(crate) state: String,
+    pub(crate) capacity: i32,
+    pub(crate) revision: i64,
+}
+
+impl CohortRef {
+    pub(crate) fn owner(&self) -> Result<Owner, Error> {
+        Owner::from_column(self.site.clone())
+    }
+
+    pub(crate) fn name(&self) -> Result<String, Error> {
+        Ok(self.owner()?.child(COLLECTION, &self.id))
+    }
+
+    pub(crate) fn state(&self) -> Result<CohortState, Error> {
+        CohortState::from_column(&self.state)
+    }
+}
+
+/// Finds a cohort by owner and id, locking its row for the transaction when `lock` (every
+/// change to its enrolments serializes on it, which is what keeps capacity exact).
+pub(crate) async fn locate(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    id: &str,
+    lock: bool,
+) -> Result<Option<CohortRef>, Error> {
+    let sql = format!(
+        "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
+         WHERE site IS NOT DISTINCT FROM $1 AND id = $2 {}",
+        if lock { "FOR UPDATE" } else { "" }
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner.site_column())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Parses a cohort name, checks the caller may act on it, and finds it (`NOT_FOUND` if absent).
+pub(crate) async fn resolve(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    field: &str,
+    name: &str,
+    write: bool,
+    lock: bool,
+) -> Result<CohortRef, Error> {
+    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
+    if write {
+        owner.check_write(ctx)?;
+    } else {
+        owner.check_read(ctx)?;
+    }
+    locate(conn, &owner, &id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found(name))
+}
 
 /// Inserts a cohort; `AlreadyExists` if the name is taken, `FailedPrecondition` if the
 /// course does not exist.
 pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb::Cohort, Error> {
-    let course_exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM course WHERE id = $1)")
+    let session_count: Option<i32> =
+        sqlx::query_scalar("SELECT session_count FROM course WHERE id = $1")
             .bind(&c.course_id)
-            .fetch_one(&mut *conn)
+            .fetch_optional(&mut *conn)
             .await?;
-    if !course_exists {
+    let Some(session_count) = session_count else {
         return Err(Error::FailedPrecondition {
             reason: "COURSE_NOT_FOUND",
             message: format!(
@@ -141,27 +266,40 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb:
                 Owner::Trust.child(crate::courses::COLLECTION, &c.course_id)
             ),
         });
-    }
-    let row: Option<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity)
-         VALUES ($1, $2, $3, $4, $5, $6)
+    };
+    let uid: Option<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity, facilitators)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}"
-    )))
+         RETURNING uid",
+    )
     .bind(c.owner.site_column())
     .bind(&c.id)
     .bind(&c.course_id)
     .bind(&c.display_name)
     .bind(c.start_date)
     .bind(c.capacity)
+    .bind(&c.facilitators)
     .fetch_optional(&mut *conn)
     .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => Err(Error::AlreadyExists {
+    let Some(uid) = uid else {
+        return Err(Error::AlreadyExists {
             name: c.owner.child(COLLECTION, &c.id),
-        }),
-    }
+        });
+    };
+    // The sessions, one week apart from the start date.
+    sqlx::query(
+        "INSERT INTO session (cohort_uid, number, date)
+         SELECT $1, n, $2::date + (n - 1) * 7 FROM generate_series(1, $3) AS n",
+    )
+    .bind(uid)
+    .bind(c.start_date)
+    .bind(session_count)
+    .execute(&mut *conn)
+    .await?;
+    get(conn, &c.owner, &c.id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the cohort just created is missing")))
 }
 
 /// Reads one cohort by owner and id, so a name whose site is not where the cohort lives
@@ -172,7 +310,7 @@ pub(crate) async fn get(
     id: &str,
 ) -> Result<Option<pb::Cohort>, Error> {
     let row: Option<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort WHERE site IS NOT DISTINCT FROM $1 AND id = $2"
+        "SELECT {COLUMNS} FROM cohort c WHERE c.site IS NOT DISTINCT FROM $1 AND c.id = $2"
     )))
     .bind(owner.site_column())
     .bind(id)
@@ -196,11 +334,11 @@ pub(crate) async fn list(
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
     let rows: Vec<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort
+        "SELECT {COLUMNS} FROM cohort c
          WHERE {LIST_SCOPE_SQL}
-           AND ($3::date IS NULL OR start_date < $3
-                OR (start_date = $3 AND (coalesce(site, ''), id) > ($4, $5)))
-         ORDER BY start_date DESC, coalesce(site, ''), id
+           AND ($3::date IS NULL OR c.start_date < $3
+                OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
+         ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
          LIMIT $6"
     )))
     .bind(scope.trust)
@@ -222,6 +360,236 @@ pub(crate) async fn list(
         .map(TryInto::try_into)
         .collect::<Result<Vec<_>, _>>()
         .map(|c| (c, next))
+}
+
+/// Refuses a stale etag (`ABORTED`); an empty one skips the check.
+pub(crate) fn check_etag(field_etag: &str, revision: i64) -> Result<(), Error> {
+    if field_etag.is_empty() || field_etag == etag(revision) {
+        Ok(())
+    } else {
+        Err(Error::Aborted {
+            message: "etag: the cohort changed since it was read; read it again".into(),
+        })
+    }
+}
+
+/// Moves a cohort along its lifecycle: planned → open → running → completed, or
+/// cancelled from any unfinished state.
+pub(crate) async fn transition(
+    conn: &mut PgConnection,
+    c: &CohortRef,
+    to: CohortState,
+    etag_given: &str,
+    reason: Option<&str>,
+) -> Result<pb::Cohort, Error> {
+    check_etag(etag_given, c.revision)?;
+    let from = c.state()?;
+    let allowed = match to {
+        CohortState::Open => from == CohortState::Planned,
+        CohortState::Running => matches!(from, CohortState::Planned | CohortState::Open),
+        CohortState::Completed => from == CohortState::Running,
+        CohortState::Cancelled => matches!(
+            from,
+            CohortState::Planned | CohortState::Open | CohortState::Running
+        ),
+        CohortState::Planned => false,
+    };
+    if !allowed {
+        return Err(Error::FailedPrecondition {
+            reason: "COHORT_STATE",
+            message: format!(
+                "{} is {}: it cannot become {}",
+                c.name()?,
+                from.column(),
+                to.column()
+            ),
+        });
+    }
+    sqlx::query("UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1")
+        .bind(c.uid)
+        .bind(to.column())
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    reread(conn, c).await
+}
+
+/// Reads a cohort again after a change.
+pub(crate) async fn reread(conn: &mut PgConnection, c: &CohortRef) -> Result<pb::Cohort, Error> {
+    get(conn, &c.owner()?, &c.id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("cohort {} vanished", c.id)))
+}
+
+/// The fields UpdateCohort may change.
+pub(crate) const UPDATABLE: &[&str] = &["display_name", "capacity", "facilitators"];
+
+/// Applies an update to a locked cohort; raising the capacity promotes waitlisted learners.
+pub(crate) async fn update(
+    conn: &mut PgConnection,
+    c: &CohortRef,
+    cohort: pb::Cohort,
+    mask: Option<&prost_types::FieldMask>,
+) -> Result<pb::Cohort, Error> {
+    check_etag(&cohort.etag, c.revision)?;
+    let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
+        "display_name" => !cohort.display_name.is_empty(),
+        "capacity" => cohort.capacity != 0,
+        "facilitators" => !cohort.facilitators.is_empty(),
+        _ => false,
+    })?;
+    let mut v = Violations::new();
+    let mut display_name = None;
+    let mut capacity = None;
+    let mut facilitators = None;
+    for p in &paths {
+        match *p {
+            "display_name" => {
+                display_name = Some(v.check(required_text(
+                    "cohort.display_name",
+                    &cohort.display_name,
+                    200,
+                )))
+            }
+            "capacity" => {
+                capacity = Some(v.check(int_in("cohort.capacity", cohort.capacity, 1..=500)))
+            }
+            _ => {
+                facilitators = Some(v.check(validate_facilitators(
+                    "cohort.facilitators",
+                    cohort.facilitators.clone(),
+                )))
+            }
+        }
+    }
+    v.finish()?;
+    if let Some(new) = capacity {
+        let enrolled: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'",
+        )
+        .bind(c.uid)
+        .fetch_one(&mut *conn)
+        .await?;
+        if i64::from(new) < enrolled {
+            return Err(Error::FailedPrecondition {
+                reason: "CAPACITY_BELOW_ENROLLED",
+                message: format!(
+                    "cohort.capacity: {enrolled} learners are enrolled; withdraw some before lowering it to {new}"
+                ),
+            });
+        }
+    }
+    sqlx::query(
+        "UPDATE cohort SET display_name = coalesce($2, display_name),
+                           capacity = coalesce($3, capacity),
+                           facilitators = coalesce($4, facilitators)
+         WHERE uid = $1",
+    )
+    .bind(c.uid)
+    .bind(display_name)
+    .bind(capacity)
+    .bind(facilitators)
+    .execute(&mut *conn)
+    .await?;
+    if capacity.is_some() {
+        crate::enrolments::fill_places(conn, c.uid).await?;
+    }
+    reread(conn, c).await
+}
+
+/// A validated PlanCohorts request.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) owner: Owner,
+    pub(crate) course_id: String,
+    pub(crate) first_start: NaiveDate,
+    pub(crate) count: i32,
+    pub(crate) capacity: i32,
+    pub(crate) facilitators: Vec<String>,
+    pub(crate) request_id: String,
+}
+
+impl TryFrom<pb::PlanCohortsRequest> for Plan {
+    type Error = Error;
+    fn try_from(req: pb::PlanCohortsRequest) -> Result<Self, Error> {
+        let pb::PlanCohortsRequest {
+            parent,
+            course,
+            first_start_date,
+            count,
+            capacity,
+            facilitators,
+            request_id,
+        } = req;
+        let mut v = Violations::new();
+        let owner = v.check(names::parse_parent("parent", &parent).map(Some));
+        let course_id = v.check(course_id("course", &course));
+        let first_start = v.check(required_date("first_start_date", first_start_date.as_ref()));
+        let count = v.check(int_in("count", count, 1..=12));
+        let capacity = v.check(int_in("capacity", capacity, 1..=500));
+        let facilitators = v.check(validate_facilitators("facilitators", facilitators));
+        v.check(qi_platform::idempotency::validate_request_id(&request_id));
+        v.finish()?;
+        let owner = owner.ok_or_else(|| Error::invalid("parent", "is required"))?;
+        Ok(Plan {
+            owner,
+            course_id,
+            first_start,
+            count,
+            capacity,
+            facilitators,
+            request_id,
+        })
+    }
+}
+
+/// Reads a course reference `trust/courses/{course}`.
+pub(crate) fn course_id(field: &str, name: &str) -> Result<String, Error> {
+    names::parse_name(field, name, crate::courses::COLLECTION).and_then(|(owner, id)| match owner {
+        Owner::Trust => Ok(id),
+        Owner::Site(_) => Err(Error::invalid(
+            field,
+            "courses are trust-wide: `trust/courses/{course}`",
+        )),
+    })
+}
+
+/// Creates the planned cohorts: the first on the given date, the rest spaced evenly through
+/// the year in whole weeks, so every cohort starts on the same weekday.
+pub(crate) async fn plan(conn: &mut PgConnection, p: &Plan) -> Result<Vec<pb::Cohort>, Error> {
+    let title: Option<String> = sqlx::query_scalar("SELECT display_name FROM course WHERE id = $1")
+        .bind(&p.course_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let title = title.ok_or_else(|| Error::FailedPrecondition {
+        reason: "COURSE_NOT_FOUND",
+        message: format!(
+            "course: {} does not exist",
+            Owner::Trust.child(crate::courses::COLLECTION, &p.course_id)
+        ),
+    })?;
+    let spacing = chrono::Duration::weeks(i64::from(52 / p.count));
+    let mut made = Vec::with_capacity(p.count as usize);
+    for i in 0..p.count {
+        let start_date = p.first_start + spacing * i;
+        let new = NewCohort {
+            owner: p.owner.clone(),
+            id: uuid::Uuid::now_v7().to_string(),
+            course_id: p.course_id.clone(),
+            display_name: format!(
+                "{title}, {} ({} of {})",
+                start_date.format("%B %Y"),
+                i + 1,
+                p.count
+            ),
+            start_date,
+            capacity: p.capacity,
+            facilitators: p.facilitators.clone(),
+            request_id: String::new(),
+        };
+        made.push(insert(conn, &new).await?);
+    }
+    Ok(made)
 }
 
 #[cfg(test)]

@@ -3,8 +3,14 @@
 #![forbid(unsafe_code)]
 
 mod api;
+mod attendance;
 mod cohorts;
 mod courses;
+mod enrolments;
+mod register;
+mod sessions;
+mod staff;
+mod sync;
 
 pub use api::TrainingApi;
 
