@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use base64::Engine as _;
 use qi_platform::Config;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -30,9 +29,7 @@ pub struct TestSuite {
 }
 
 /// A random secret, as `qi up` generates.
-pub fn random_secret() -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
-}
+pub use qi::secrets::random_secret;
 
 impl TestSuite {
     /// Starts the suite with the default configuration.

@@ -3,6 +3,7 @@
 //! way. In `qi up` the gateway still calls the services over real gRPC on loopback.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod hr;
 pub mod secrets;
 pub mod suite;

@@ -61,6 +61,17 @@ enum Command {
         #[arg(long, global = true, env = "QI_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Measures speed and memory against same-run baselines (use a release build).
+    Bench {
+        /// Scenarios to run: gateway, hr-sync, database, memory (default: all).
+        scenarios: Vec<String>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// A seconds-long smoke round instead of the real measurement.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
         /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
@@ -133,7 +144,8 @@ fn main() -> ExitCode {
         Command::Up { .. }
         | Command::Migrate { .. }
         | Command::Token { .. }
-        | Command::Hr { .. } => "qi",
+        | Command::Hr { .. }
+        | Command::Bench { .. } => "qi",
     };
     let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
         Ok(g) => g,
@@ -223,6 +235,18 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Bench {
+            scenarios,
+            json,
+            quick,
+        } => {
+            let effort = if quick {
+                qi::bench::Effort::QUICK
+            } else {
+                qi::bench::Effort::FULL
+            };
+            qi::bench::run(&scenarios, effort, json).await.map(|_| ())
         }
         Command::Token { .. } => unreachable!("handled before the runtime starts"),
     }

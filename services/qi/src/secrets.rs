@@ -40,6 +40,11 @@ pub fn read_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     Ok(secret.trim().to_owned())
 }
 
+/// A new random secret: 32 bytes, base64url.
+pub fn random_secret() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>())
+}
+
 fn read_or_create(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_owned()),

@@ -142,3 +142,38 @@ fn serve_without_a_database_url_says_what_is_missing() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("QI_DATABASE_URL"));
 }
+
+#[test]
+fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let out = Command::new(QI)
+        .args(["bench", "--quick", "gateway", "memory", "--json"])
+        .arg(&json)
+        .env_remove("QI_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    let scenarios = report["scenarios"].as_array().unwrap();
+    let names: Vec<_> = scenarios
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gateway", "memory"]);
+    for s in scenarios {
+        assert!(!s["figures"].as_object().unwrap().is_empty());
+        for t in s["targets"].as_array().unwrap() {
+            assert!(t["measured"].is_number() && t["met"].is_boolean(), "{t}");
+        }
+    }
+    // The gateway calls all answered OK: a smoke round that only met errors is no smoke.
+    let gateway = &scenarios[0]["figures"];
+    assert_eq!(gateway["gateway errors"], serde_json::json!({}));
+    assert!(gateway["gateway calls/s"].as_f64().unwrap() > 0.0);
+}

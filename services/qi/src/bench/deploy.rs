@@ -1,0 +1,233 @@
+//! The bench's deployment: a private PostgreSQL (or `QI_DATABASE_URL`) and one `qi serve`
+//! process per component on loopback ports, as in Kubernetes, so each component's memory
+//! can be read and the load generator does not share the servers' runtime.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use qi_platform::access::AccessSigner;
+use qi_platform::config::JwtConfig;
+use qi_platform::pg::{Durability, PrivateCluster};
+use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+/// A running deployment.
+pub struct Deployment {
+    _dir: tempfile::TempDir,
+    cluster: Option<PrivateCluster>,
+    children: Vec<(&'static str, Child, SocketAddr)>,
+    /// The database URL the services use.
+    pub database_url: String,
+    /// A channel to the gateway.
+    pub gateway: Channel,
+    /// A channel straight to the training service.
+    pub training: Channel,
+    jwt: JwtConfig,
+    jwt_secret: String,
+    /// Signs access contexts for direct calls to the services.
+    pub signer: AccessSigner,
+}
+
+impl std::fmt::Debug for Deployment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deployment")
+            .field("database_url", &self.database_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn free_addr() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+impl Deployment {
+    /// Starts PostgreSQL and the four components, and waits until each serves.
+    pub async fn start() -> anyhow::Result<Deployment> {
+        let dir = tempfile::Builder::new()
+            .prefix("qi-bench-")
+            .tempdir_in("/tmp")?;
+        let (cluster, database_url) = match std::env::var("QI_DATABASE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            Some(url) => (None, url),
+            None => {
+                let pg_dir = dir.path().join("pg");
+                let cluster = tokio::task::spawn_blocking(move || {
+                    PrivateCluster::start(&pg_dir, Durability::Durable)
+                })
+                .await??;
+                let url = cluster.create_database("qi_bench").await?;
+                (Some(cluster), url)
+            }
+        };
+        let jwt_secret = crate::secrets::random_secret();
+        let access_key = crate::secrets::random_secret();
+        let exe = std::env::current_exe().context("finding the qi binary")?;
+        let mut children = Vec::new();
+        let mut urls = Vec::new();
+        for role in ["training", "projects", "metrics"] {
+            let addr = free_addr()?;
+            let child = spawn(
+                &exe,
+                role,
+                addr,
+                &database_url,
+                &access_key,
+                &jwt_secret,
+                &[],
+            )?;
+            children.push((role, child, addr));
+            urls.push((role, format!("http://{addr}")));
+        }
+        let gateway_addr = free_addr()?;
+        let url_of = |r: &str| {
+            urls.iter()
+                .find(|(n, _)| *n == r)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default()
+        };
+        let gateway_env = [
+            ("QI_TRAINING_URL", url_of("training")),
+            ("QI_PROJECTS_URL", url_of("projects")),
+            ("QI_METRICS_URL", url_of("metrics")),
+        ];
+        let child = spawn(
+            &exe,
+            "gateway",
+            gateway_addr,
+            &database_url,
+            &access_key,
+            &jwt_secret,
+            &gateway_env,
+        )?;
+        children.push(("gateway", child, gateway_addr));
+        let mut deployment = Deployment {
+            _dir: dir,
+            cluster,
+            database_url,
+            gateway: Endpoint::from_shared(format!("http://{gateway_addr}"))?.connect_lazy(),
+            training: Endpoint::from_shared(url_of("training"))?.connect_lazy(),
+            children,
+            jwt: qi_platform::Config::defaults().jwt,
+            jwt_secret,
+            signer: AccessSigner::new(&access_key, Duration::from_secs(3600)),
+        };
+        for i in 0..deployment.children.len() {
+            let (name, _, addr) = &deployment.children[i];
+            let (name, addr) = (*name, *addr);
+            wait_serving(&mut deployment.children[i].1, name, addr).await?;
+        }
+        Ok(deployment)
+    }
+
+    /// A development token for the bench's calls.
+    pub fn token(&self, sub: &str, roles: &[&str]) -> anyhow::Result<String> {
+        qi_gateway::auth::mint_dev_token(
+            &self.jwt_secret,
+            &self.jwt,
+            sub,
+            &roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            &["*".to_owned()],
+            Duration::from_secs(3600),
+        )
+    }
+
+    /// The resident memory of each component, in MiB.
+    pub fn resident_mib(&self) -> Vec<(&'static str, f64)> {
+        self.children
+            .iter()
+            .map(|(name, child, _)| {
+                let kb = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmRSS:"))
+                            .and_then(|l| l.split_whitespace().nth(1))
+                            .and_then(|v| v.parse::<f64>().ok())
+                    })
+                    .unwrap_or(f64::NAN);
+                (*name, kb / 1024.0)
+            })
+            .collect()
+    }
+
+    /// Stops every component (SIGTERM, then waits) and the database.
+    pub async fn stop(mut self) {
+        for (_, child, _) in &mut self.children {
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        for (_, child, _) in &mut self.children {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(mut c) = self.cluster.take() {
+            let _ = tokio::task::spawn_blocking(move || c.stop()).await;
+        }
+    }
+}
+
+fn spawn(
+    exe: &std::path::Path,
+    role: &str,
+    addr: SocketAddr,
+    database_url: &str,
+    access_key: &str,
+    jwt_secret: &str,
+    extra: &[(&str, String)],
+) -> anyhow::Result<Child> {
+    let mut cmd = Command::new(exe);
+    cmd.args(["serve", role])
+        .env("QI_LISTEN", addr.to_string())
+        .env("QI_DATABASE_URL", database_url)
+        .env("QI_ACCESS_KEY", access_key)
+        .env("QI_JWT_SECRET", jwt_secret)
+        .env("QI_LOG", "warn")
+        .env("QI_CONCURRENCY_LIMIT", "4096")
+        .env("QI_SHUTDOWN_GRACE_MS", "5000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.spawn()
+        .with_context(|| format!("starting qi serve {role}"))
+}
+
+async fn wait_serving(child: &mut Child, name: &str, addr: SocketAddr) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("qi serve {name} exited with {status}");
+        }
+        if let Ok(channel) = Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+            && HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("qi serve {name} did not serve within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

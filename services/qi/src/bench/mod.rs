@@ -1,0 +1,210 @@
+//! `qi bench`: speed and memory of the suite, every figure next to a baseline measured in the
+//! same run (these machines are shared and noisy, so only ratios and same-run comparisons
+//! mean anything). The bench deploys the suite as Kubernetes would — one `qi serve` process
+//! per component, against a private PostgreSQL — and drives it from this process.
+//!
+//! It is not a test: nothing asserts a time. Run it from a release build:
+//! `cargo run --release --bin qi -- bench [SCENARIO...] [--json FILE]`.
+
+mod deploy;
+mod load;
+mod scenarios;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+pub use deploy::Deployment;
+pub use load::{LoadStats, percentile_ms, summarize};
+
+/// The scenarios, in the order they run.
+pub const SCENARIOS: [&str; 4] = ["gateway", "hr-sync", "database", "memory"];
+
+/// How much work each scenario does.
+#[derive(Debug, Clone, Copy)]
+pub struct Effort {
+    /// Measured rounds per figure (the median is reported, with the spread).
+    pub rounds: usize,
+    /// How long each load round lasts.
+    pub round: Duration,
+    /// The warm-up before measuring.
+    pub warmup: Duration,
+    /// The row counts of the HR sync scenario.
+    pub sync_rows: &'static [usize],
+}
+
+impl Effort {
+    /// The real measurement.
+    pub const FULL: Effort = Effort {
+        rounds: 3,
+        round: Duration::from_secs(3),
+        warmup: Duration::from_secs(1),
+        sync_rows: &[15_000, 100_000],
+    };
+    /// A seconds-long smoke round that keeps the bench working (CI, tests).
+    pub const QUICK: Effort = Effort {
+        rounds: 1,
+        round: Duration::from_millis(300),
+        warmup: Duration::from_millis(100),
+        sync_rows: &[500],
+    };
+}
+
+/// One target of a scenario.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What is measured, e.g. `sync 15,000 rows (s)`.
+    pub name: String,
+    /// The bound, as text (`< 2`, `>= 0.75`).
+    pub target: String,
+    /// The measured value.
+    pub measured: f64,
+    /// Whether it met the bound.
+    pub met: bool,
+}
+
+impl Target {
+    fn at_most(name: &str, bound: f64, measured: f64) -> Self {
+        Target {
+            name: name.into(),
+            target: format!("<= {bound}"),
+            measured,
+            met: measured <= bound,
+        }
+    }
+
+    fn at_least(name: &str, bound: f64, measured: f64) -> Self {
+        Target {
+            name: name.into(),
+            target: format!(">= {bound}"),
+            measured,
+            met: measured >= bound,
+        }
+    }
+}
+
+/// What one scenario reports.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The scenario's name.
+    pub name: &'static str,
+    /// Its figures, by name (medians, spreads, ratios).
+    pub figures: serde_json::Map<String, Value>,
+    /// Its targets.
+    pub targets: Vec<Target>,
+}
+
+/// Runs the named scenarios (all when empty) and returns the JSON report, printing a table
+/// and a summary of targets to standard error as it goes.
+pub async fn run(
+    names: &[String],
+    effort: Effort,
+    json_path: Option<PathBuf>,
+) -> anyhow::Result<Value> {
+    let chosen: Vec<&str> = if names.is_empty() {
+        SCENARIOS.to_vec()
+    } else {
+        names
+            .iter()
+            .map(|n| {
+                SCENARIOS.iter().copied().find(|s| s == n).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "unknown scenario {n:?}: choose from {}",
+                        SCENARIOS.join(", ")
+                    )
+                })
+            })
+            .collect::<anyhow::Result<_>>()?
+    };
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "warning: this is a debug build; measure with `cargo run --release --bin qi -- bench`"
+        );
+    }
+    eprintln!("qi bench: starting the suite (4 processes and a private PostgreSQL)…");
+    let deployment = Deployment::start().await?;
+    let mut outcomes = Vec::new();
+    for name in chosen {
+        eprintln!("\n== {name}");
+        let outcome = match name {
+            "gateway" => scenarios::gateway(&deployment, effort).await?,
+            "hr-sync" => scenarios::hr_sync(&deployment, effort).await?,
+            "database" => scenarios::database(&deployment, effort).await?,
+            _ => scenarios::memory(&deployment, effort).await?,
+        };
+        print_outcome(&outcome);
+        outcomes.push(outcome);
+    }
+    deployment.stop().await;
+    eprintln!("\n== targets");
+    for o in &outcomes {
+        for t in &o.targets {
+            eprintln!(
+                "  [{}] {}: {} (target {})",
+                if t.met { "met" } else { "MISSED" },
+                t.name,
+                round3(t.measured),
+                t.target
+            );
+        }
+    }
+    let report = json!({
+        "machine": machine(),
+        "build": if cfg!(debug_assertions) { "debug" } else { "release" },
+        "scenarios": outcomes.iter().map(|o| json!({
+            "name": o.name,
+            "figures": o.figures,
+            "targets": o.targets.iter().map(|t| json!({
+                "name": t.name, "target": t.target, "measured": t.measured, "met": t.met,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    if let Some(path) = json_path {
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
+        eprintln!("\nwrote {}", path.display());
+    }
+    Ok(report)
+}
+
+fn print_outcome(o: &Outcome) {
+    for (k, v) in &o.figures {
+        match v.as_f64() {
+            Some(x) => eprintln!("  {k:<40} {}", round3(x)),
+            None => eprintln!("  {k:<40} {v}"),
+        }
+    }
+}
+
+fn round3(x: f64) -> String {
+    format!("{x:.3}")
+}
+
+/// What the report says of the machine it ran on.
+fn machine() -> Value {
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": cpu,
+        "memory_mib": mem / 1024,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    })
+}
