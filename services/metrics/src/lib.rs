@@ -4,6 +4,7 @@
 
 mod api;
 mod definitions;
+pub mod spc;
 
 pub use api::MetricsApi;
 
