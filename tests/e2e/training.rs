@@ -51,13 +51,16 @@ async fn sync(
             seconds: extract_time,
             nanos: 0,
         }),
-        rows: Vec::new(),
+        ..Default::default()
     }];
     for chunk in rows.chunks(100) {
         messages.push(pb::SyncStaffRequest {
             rows: chunk.to_vec(),
             ..Default::default()
         });
+    }
+    if let Some(last) = messages.last_mut() {
+        last.complete = true;
     }
     client
         .sync_staff(authed(token, tokio_stream::iter(messages)))
@@ -255,7 +258,31 @@ async fn a_sync_stream_cut_midway_changes_nothing_and_a_resend_converges() {
         0
     );
 
+    // A stream that ends cleanly but without the `complete` marker is a cut one too.
     let mut client = Client::new(suite.channel.clone());
+    let unmarked = vec![
+        pb::SyncStaffRequest {
+            extract_time: Some(prost_types::Timestamp {
+                seconds: T0,
+                nanos: 0,
+            }),
+            ..Default::default()
+        },
+        pb::SyncStaffRequest {
+            rows: rows[..100].to_vec(),
+            ..Default::default()
+        },
+    ];
+    let err = client
+        .sync_staff(authed(&hr, tokio_stream::iter(unmarked)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(
+        count(&suite, "SELECT count(*) FROM training.staff").await,
+        0
+    );
+
     let whole = sync(&mut client, &hr, pb::SyncMode::Delta, T0, rows.clone())
         .await
         .unwrap();

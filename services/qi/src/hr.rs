@@ -259,6 +259,7 @@ pub async fn import(
         extract_id: extract_id.to_owned(),
         extract_time: Some(qi_platform::convert::timestamp(Utc::now())),
         rows: Vec::new(),
+        complete: false,
     };
     let mut messages = vec![header];
     let all: Vec<pb::EsrRow> = rows.into_iter().map(|(_, r)| r).collect();
@@ -267,6 +268,10 @@ pub async fn import(
             rows: chunk.to_vec(),
             ..Default::default()
         });
+    }
+    // Only a stream whose last message says so is applied: a cut one changes nothing.
+    if let Some(last) = messages.last_mut() {
+        last.complete = true;
     }
     let mut client = client(gateway, token).await?;
     let resp = client

@@ -63,6 +63,7 @@ pub(crate) struct SyncBatch {
     sites: Vec<SiteCode>,
     today: NaiveDate,
     header: Option<Header>,
+    complete: bool,
     received: i64,
     rows: Vec<Row>,
     rejected: Vec<pb::RejectedRow>,
@@ -78,6 +79,7 @@ impl SyncBatch {
             sites: sites.to_vec(),
             today,
             header: None,
+            complete: false,
             received: 0,
             rows: Vec::new(),
             rejected: Vec::new(),
@@ -92,7 +94,15 @@ impl SyncBatch {
             extract_id,
             extract_time,
             rows,
+            complete,
         } = msg;
+        if self.complete {
+            return Err(Error::invalid(
+                "complete",
+                "a message followed the one marked complete",
+            ));
+        }
+        self.complete = complete;
         match &self.header {
             None => {
                 let extract_time = extract_time
@@ -318,6 +328,12 @@ impl SyncBatch {
             .header
             .clone()
             .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
+        // A cancelled stream can look like a clean end: only the marker says the extract is whole.
+        if !self.complete {
+            return Err(Error::Aborted {
+                message: "the sync stream ended before a message marked `complete`: it was cut, and nothing was applied".into(),
+            });
+        }
         let people = self.people();
         if header.full && people.is_empty() {
             return Err(Error::FailedPrecondition {
@@ -586,6 +602,7 @@ mod tests {
                 nanos: 0,
             }),
             rows,
+            complete: true,
         })
         .unwrap();
         b
@@ -671,6 +688,13 @@ mod tests {
         let before = p[0].data_hash(today);
         p[0].row.job_role = "Ward Sister".into();
         assert_ne!(before, p[0].data_hash(today));
+    }
+
+    #[test]
+    fn nothing_may_follow_the_message_marked_complete() {
+        let mut b = batch(vec![]);
+        let err = b.push(pb::SyncStaffRequest::default()).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }));
     }
 
     #[test]
