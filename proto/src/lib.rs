@@ -48,8 +48,16 @@ pub mod qi {
             tonic::include_proto!("qi.metrics.v1");
         }
     }
+    /// The gateway's own service: the audit trail.
+    pub mod gateway {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.gateway.v1");
+        }
+    }
 }
 
+pub use qi::gateway::v1 as gateway;
 pub use qi::metrics::v1 as metrics;
 pub use qi::projects::v1 as projects;
 pub use qi::training::v1 as training;

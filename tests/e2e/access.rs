@@ -244,7 +244,11 @@ fn now() -> u64 {
 #[tokio::test]
 async fn bad_tokens_are_unauthenticated_and_good_ones_from_a_jwks_file_pass() {
     let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
-    let jwks = format!("{fixtures}/jwks.json");
+    // The key starts under another kid: the one our tokens name is rolled out later.
+    let published = std::fs::read_to_string(format!("{fixtures}/jwks.json")).unwrap();
+    let jwks_file = std::env::temp_dir().join(format!("qi-jwks-{}.json", uuid::Uuid::new_v4()));
+    std::fs::write(&jwks_file, published.replace("test-es256", "retired")).unwrap();
+    let jwks = jwks_file.display().to_string();
     let suite = TestSuite::start_with(&[("QI_JWKS_FILE", jwks.as_str())]).await;
     let mut client = TrainingServiceClient::new(suite.channel.clone());
     let pem = std::fs::read_to_string(format!("{fixtures}/es256-test-key.pem")).unwrap();
@@ -261,6 +265,17 @@ async fn bad_tokens_are_unauthenticated_and_good_ones_from_a_jwks_file_pass() {
             "iss": "qi-dev", "aud": aud, "exp": exp})
     };
     let good = sign("test-es256", claims(now() + 600, "qi"));
+    assert_eq!(
+        list(&mut client, &good, "sites/BAS")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated,
+        "not yet published"
+    );
+    // Rotation: the new key is published in the file; the gateway picks it up, no restart.
+    std::fs::write(&jwks_file, &published).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
     assert!(list(&mut client, &good, "sites/BAS").await.is_ok());
 
     let hs = suite.token("x", &["viewer"], &["BAS"]);
@@ -280,6 +295,7 @@ async fn bad_tokens_are_unauthenticated_and_good_ones_from_a_jwks_file_pass() {
         let err = list(&mut client, &token, "sites/BAS").await.unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{what}");
     }
+    std::fs::remove_file(&jwks_file).ok();
     suite.stop().await.unwrap();
 }
 

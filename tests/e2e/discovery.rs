@@ -61,6 +61,7 @@ async fn reflection_through_the_gateway_lists_the_three_services_and_health() {
         names,
         [
             "grpc.health.v1.Health",
+            "qi.gateway.v1.GatewayService",
             "qi.metrics.v1.MetricService",
             "qi.projects.v1.ProjectService",
             "qi.training.v1.TrainingService",

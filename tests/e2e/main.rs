@@ -5,4 +5,5 @@ mod access;
 mod cohorts;
 mod direct;
 mod discovery;
+mod gateway;
 mod training;

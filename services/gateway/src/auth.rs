@@ -4,8 +4,9 @@
 //! `sub` are required (jsonwebtoken checks `iss`/`aud` only when told they are required).
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use jsonwebtoken::jwk::JwkSet;
@@ -57,10 +58,22 @@ pub struct Claims {
     pub nbf: Option<u64>,
 }
 
+/// How often the JWKS file is read again, so keys rotate (and are revoked) without a restart.
+const JWKS_REFRESH: Duration = Duration::from_secs(300);
+/// The least time between reads prompted by an unknown `kid` (a new key being rolled out).
+const JWKS_UNKNOWN_KID_REREAD: Duration = Duration::from_secs(2);
+
+/// Keys by `kid`, and when they were read.
+struct KeySet {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    read_at: Instant,
+}
+
 /// Checks bearer tokens.
 pub struct Authenticator {
     hs256: Option<DecodingKey>,
-    jwks: HashMap<String, (DecodingKey, Algorithm)>,
+    jwks_file: Option<PathBuf>,
+    jwks: RwLock<KeySet>,
     validation: Validation,
 }
 
@@ -68,8 +81,8 @@ impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("hs256", &self.hs256.is_some())
-            .field("jwks_kids", &self.jwks.keys().collect::<Vec<_>>())
-            .finish()
+            .field("jwks_file", &self.jwks_file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,11 +93,12 @@ impl Authenticator {
             Some(path) => load_jwks(path)?,
             None => HashMap::new(),
         };
+        let has_jwks = !jwks.is_empty();
         let hs256 = config
             .hs256_secret
             .as_ref()
             .map(|s| DecodingKey::from_secret(s.as_bytes()));
-        if hs256.is_none() && jwks.is_empty() {
+        if hs256.is_none() && !has_jwks {
             anyhow::bail!(
                 "no token keys: set QI_JWKS_FILE (production) or QI_JWT_SECRET (development)"
             );
@@ -97,7 +111,11 @@ impl Authenticator {
         validation.validate_nbf = true;
         Ok(Authenticator {
             hs256,
-            jwks,
+            jwks_file: config.jwks_file.clone(),
+            jwks: RwLock::new(KeySet {
+                keys: jwks,
+                read_at: Instant::now(),
+            }),
             validation,
         })
     }
@@ -123,14 +141,57 @@ impl Authenticator {
             ),
             (Algorithm::RS256 | Algorithm::ES256, Some(kid)) => {
                 let (key, alg) = self
-                    .jwks
-                    .get(kid)
+                    .jwks_key(kid)
                     .ok_or_else(|| Status::unauthenticated("unknown token key id"))?;
-                (key, *alg)
+                return self.finish(token, &key, alg, head.alg);
             }
             _ => return Err(Status::unauthenticated("unexpected token algorithm")),
         };
-        if head.alg != alg {
+        self.finish(token, key, alg, head.alg)
+    }
+
+    /// A key from the JWKS file, reading the file again when it is due or when the `kid`
+    /// is unknown (a key being rolled out), at most every few seconds.
+    fn jwks_key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
+        let path = self.jwks_file.as_ref()?;
+        let (found, age) = {
+            let set = self.jwks.read().ok()?;
+            (set.keys.get(kid).cloned(), set.read_at.elapsed())
+        };
+        let due = age > JWKS_REFRESH || (found.is_none() && age > JWKS_UNKNOWN_KID_REREAD);
+        if !due {
+            return found;
+        }
+        match load_jwks(path) {
+            Ok(keys) => {
+                let key = keys.get(kid).cloned();
+                if let Ok(mut set) = self.jwks.write() {
+                    *set = KeySet {
+                        keys,
+                        read_at: Instant::now(),
+                    };
+                }
+                key
+            }
+            Err(e) => {
+                // Keep the keys we have; a broken file must not lock everyone out.
+                tracing::error!(error = %e, "re-reading the JWKS file failed; keeping the previous keys");
+                if let Ok(mut set) = self.jwks.write() {
+                    set.read_at = Instant::now();
+                }
+                found
+            }
+        }
+    }
+
+    fn finish(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        alg: Algorithm,
+        sent: Algorithm,
+    ) -> Result<Principal, Status> {
+        if sent != alg {
             return Err(Status::unauthenticated("unexpected token algorithm"));
         }
         let mut validation = self.validation.clone();

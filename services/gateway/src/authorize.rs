@@ -16,7 +16,7 @@ pub(crate) fn authorize(
     message: &[u8],
 ) -> Result<(), Status> {
     admit(policy, principal)?;
-    check_message(policy, principal, message)
+    check_message(policy, principal, message).map(|_| ())
 }
 
 /// What needs no message: the role and the trust-wide rule.
@@ -44,9 +44,9 @@ pub(crate) fn check_message(
     policy: &Policy,
     principal: &Principal,
     message: &[u8],
-) -> Result<(), Status> {
+) -> Result<Option<String>, Status> {
     if policy.resource_path.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let value = wire::find_string(message, &policy.resource_path).map_err(|e| match e {
         WireError::Malformed => Status::invalid_argument("the request is not a valid message"),
@@ -55,7 +55,7 @@ pub(crate) fn check_message(
         }
     })?;
     let value = value.unwrap_or_default();
-    match named_scope(&value) {
+    let decision = match named_scope(&value) {
         Scope::Site(code) => {
             let held = match &principal.sites {
                 qi_platform::SiteScope::TrustWide => true,
@@ -79,6 +79,15 @@ pub(crate) fn check_message(
         // `sites/-` lists are scoped by the service; malformed names get the service's
         // INVALID_ARGUMENT naming the field.
         Scope::Trust | Scope::CallersSites | Scope::Unrecognised => Ok(()),
+    };
+    decision.map(|()| Some(value))
+}
+
+/// The site a resource name is under, for the audit trail.
+pub(crate) fn site_of(name: &str) -> Option<String> {
+    match named_scope(name) {
+        Scope::Site(code) => Some(qi_platform::names::clip(code)),
+        Scope::Trust | Scope::CallersSites | Scope::Unrecognised => None,
     }
 }
 

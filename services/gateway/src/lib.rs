@@ -4,11 +4,13 @@
 //! It serves health and reflection for the whole suite.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 mod authorize;
 mod codec;
 pub mod policy;
 mod proxy;
+mod ratelimit;
 mod wire;
 
 use std::collections::HashMap;
@@ -22,7 +24,7 @@ use qi_platform::server::Component;
 use tonic::transport::Endpoint;
 
 pub use codec::BytesCodec;
-pub use proxy::{Backend, Gateway, Proxy};
+pub use proxy::{Backend, Gateway, GatewayParts, Proxy};
 
 /// The training service, as the gateway routes to it.
 #[derive(Debug)]
@@ -45,14 +47,30 @@ impl Backend for Metrics {
     const NAME: &'static str = qi_proto::metrics::metric_service_server::SERVICE_NAME;
 }
 
-/// The gateway component: `backends` maps each service name to its URL.
+/// The gateway's own service, answered in the gateway process.
+#[derive(Debug)]
+pub struct GatewayItself;
+impl Backend for GatewayItself {
+    const NAME: &'static str = qi_proto::gateway::gateway_service_server::SERVICE_NAME;
+}
+
+/// The schema the gateway owns (its audit trail).
+pub const SCHEMA: &str = "gateway";
+
+/// The gateway's migrations (its migrations table is `gateway._sqlx_migrations`).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The gateway component and its audit writer (shut the writer down after the server has
+/// stopped, so the trail is flushed). `backends` maps each service name to its URL; `pool`
+/// is the gateway's schema.
 pub fn component(
     config: &Config,
     backends: &HashMap<&'static str, String>,
-) -> anyhow::Result<Component> {
-    let pool = prost_reflect::DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)
+    pool: sqlx::PgPool,
+) -> anyhow::Result<(Component, audit::AuditWriter)> {
+    let descriptors = prost_reflect::DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)
         .context("reading the compiled contracts")?;
-    let methods = policy::load(&pool);
+    let methods = policy::load(&descriptors);
     for m in methods.values() {
         if let Err(why) = &m.policy {
             tracing::warn!(method = %m.path, why, "method refused: no usable access policy");
@@ -74,24 +92,38 @@ pub fn component(
             .keep_alive_while_idle(true);
         channels.insert((*name).to_owned(), endpoint.connect_lazy());
     }
-    let gateway = Arc::new(Gateway::new(
+    let (audit, writer) = audit::start(pool.clone());
+    let gateway = Arc::new(Gateway::new(GatewayParts {
         methods,
         auth,
         signer,
-        channels,
-        config.request_timeout,
-    ));
-    let mut routes = tonic::service::Routes::default();
-    routes = routes
+        backends: channels,
+        default_timeout: config.request_timeout,
+        audit,
+        limiter: ratelimit::RateLimiter::new(
+            config.rate_limit_per_subject,
+            config.rate_limit_burst,
+        ),
+        pool,
+    }));
+    let routes = tonic::service::Routes::default()
         .add_service(Proxy::<Training>::new(gateway.clone()))
         .add_service(Proxy::<Projects>::new(gateway.clone()))
-        .add_service(Proxy::<Metrics>::new(gateway));
-    Ok(Component {
+        .add_service(Proxy::<Metrics>::new(gateway.clone()))
+        .add_service(Proxy::<GatewayItself>::new(gateway));
+    let component = Component {
         name: "gateway",
         routes,
-        service_names: vec![Training::NAME, Projects::NAME, Metrics::NAME],
+        service_names: vec![
+            Training::NAME,
+            Projects::NAME,
+            Metrics::NAME,
+            GatewayItself::NAME,
+        ],
         access: None,
-    })
+        grpc_web: true,
+    };
+    Ok((component, writer))
 }
 
 /// The backend URLs from configuration (`QI_TRAINING_URL`, …), by service name.

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use http::uri::PathAndQuery;
 use qi_platform::AccessContext;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::codec::Streaming;
@@ -23,10 +24,12 @@ use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::{Authenticator, Principal};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::policy::{Method, Policy};
+use crate::ratelimit::RateLimiter;
 
 /// Everything a forwarded call needs.
 pub struct Gateway {
@@ -35,6 +38,30 @@ pub struct Gateway {
     signer: AccessSigner,
     backends: HashMap<String, Channel>,
     default_timeout: Duration,
+    audit: AuditLog,
+    limiter: Option<RateLimiter>,
+    /// The gateway's own schema (the audit trail), for its own methods.
+    pool: PgPool,
+}
+
+/// What a [`Gateway`] is made of.
+pub struct GatewayParts {
+    /// Every method of the contracts, with its policy.
+    pub methods: HashMap<String, Method>,
+    /// Checks bearer tokens.
+    pub auth: Authenticator,
+    /// Signs access contexts.
+    pub signer: AccessSigner,
+    /// A channel per backend service name.
+    pub backends: HashMap<String, Channel>,
+    /// The deadline of calls that carry none.
+    pub default_timeout: Duration,
+    /// Where decisions are recorded.
+    pub audit: AuditLog,
+    /// The per-subject rate limit, if on.
+    pub limiter: Option<RateLimiter>,
+    /// The gateway's schema.
+    pub pool: PgPool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -47,27 +74,77 @@ impl std::fmt::Debug for Gateway {
 }
 
 impl Gateway {
-    /// A gateway over `methods`, forwarding each service's calls to its channel.
-    pub fn new(
-        methods: HashMap<String, Method>,
-        auth: Authenticator,
-        signer: AccessSigner,
-        backends: HashMap<String, Channel>,
-        default_timeout: Duration,
-    ) -> Self {
+    /// A gateway from its parts.
+    pub fn new(parts: GatewayParts) -> Self {
+        let GatewayParts {
+            methods,
+            auth,
+            signer,
+            backends,
+            default_timeout,
+            audit,
+            limiter,
+            pool,
+        } = parts;
         Gateway {
             methods,
             auth,
             signer,
             backends,
             default_timeout,
+            audit,
+            limiter,
+            pool,
         }
+    }
+
+    /// Records a decision.
+    fn record(&self, call: &CallInfo<'_>, resource: Option<&str>, outcome: Result<&str, &Status>) {
+        let (allowed, code, reason) = match outcome {
+            Ok(reason) => (true, "Ok".to_owned(), reason.to_owned()),
+            Err(status) => (
+                false,
+                format!("{:?}", status.code()),
+                status.message().to_owned(),
+            ),
+        };
+        if !allowed {
+            tracing::info!(
+                path = call.path,
+                subject = call.subject,
+                code,
+                reason,
+                "denied"
+            );
+        }
+        self.audit.record(AuditEvent {
+            time: chrono::Utc::now(),
+            subject: call.subject.to_owned(),
+            method: qi_platform::names::clip(call.path),
+            site: resource.and_then(authorize::site_of),
+            resource: resource.map(qi_platform::names::clip),
+            allowed,
+            code,
+            reason,
+            trace_id: call.trace_id.clone(),
+        });
     }
 
     async fn handle(self: Arc<Self>, req: http::Request<Body>) -> http::Response<Body> {
         let path = req.uri().path().to_owned();
         let Some(method) = self.methods.get(&path) else {
-            return Status::unimplemented(format!("unknown method {path}")).into_http();
+            let status = Status::unimplemented(format!(
+                "unknown method {}",
+                qi_platform::names::clip(&path)
+            ));
+            let trace_id = trace_id(req.headers().get("traceparent"));
+            let call = CallInfo {
+                path: &path,
+                subject: "",
+                trace_id,
+            };
+            self.record(&call, None, Err(&status));
+            return status.into_http();
         };
         let mut grpc = tonic::server::Grpc::new(BytesCodec)
             .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
@@ -104,31 +181,93 @@ impl Gateway {
     }
 
     /// Checks what needs no message: the method has a policy, the token is good, the
-    /// caller has the role (and is trust-wide where the method requires it).
+    /// caller is within their rate and has the role (and is trust-wide where the method
+    /// requires it). Every refusal is recorded.
     fn admit(
         &self,
         path: &str,
-        metadata: &MetadataMap,
-    ) -> Result<(&Method, &Policy, Principal), Status> {
-        let method = self
-            .methods
-            .get(path)
-            .ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
-        let policy = method.policy.as_ref().map_err(|why| {
-            tracing::error!(path, why, "refused a method without a usable access policy");
-            Status::permission_denied(format!("{path} has no access policy"))
-        })?;
+        metadata: &mut MetadataMap,
+    ) -> Result<(&Method, &Policy, Principal, String), Status> {
+        let trace_id = ensure_traceparent(metadata);
+        let mut call = CallInfo {
+            path,
+            subject: "",
+            trace_id,
+        };
+        let refuse = |call: &CallInfo<'_>, status: Status| {
+            self.record(call, None, Err(&status));
+            Err(status)
+        };
+        let Some(method) = self.methods.get(path) else {
+            return refuse(
+                &call,
+                Status::unimplemented(format!("unknown method {path}")),
+            );
+        };
+        let policy = match method.policy.as_ref() {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::error!(path, why, "refused a method without a usable access policy");
+                return refuse(
+                    &call,
+                    Status::permission_denied(format!("{path} has no access policy")),
+                );
+            }
+        };
         let auth_header = match metadata.get("authorization").map(|v| v.to_str()) {
             Some(Ok(v)) => Some(v),
-            Some(Err(_)) => return Err(Status::unauthenticated("authorization is not text")),
+            Some(Err(_)) => {
+                return refuse(&call, Status::unauthenticated("authorization is not text"));
+            }
             None => None,
         };
-        let principal = self.auth.authenticate(auth_header)?;
-        if let Err(status) = authorize::admit(policy, &principal) {
-            tracing::info!(path, subject = %principal.subject, reason = status.message(), "denied");
-            return Err(status);
+        let principal = match self.auth.authenticate(auth_header) {
+            Ok(p) => p,
+            Err(status) => return refuse(&call, status),
+        };
+        call.subject = &principal.subject;
+        if let Some(limiter) = &self.limiter
+            && !limiter.allow(&principal.subject, std::time::Instant::now())
+        {
+            return refuse(
+                &call,
+                Status::resource_exhausted("too many calls from this caller; slow down and retry"),
+            );
         }
-        Ok((method, policy, principal))
+        if let Err(status) = authorize::admit(policy, &principal) {
+            return refuse(&call, status);
+        }
+        let trace_id = call.trace_id;
+        Ok((method, policy, principal, trace_id))
+    }
+
+    /// The site rule on one message, recorded either way.
+    fn check(
+        &self,
+        path: &str,
+        policy: &Policy,
+        principal: &Principal,
+        trace_id: &str,
+        message: &[u8],
+    ) -> Result<(), Status> {
+        let call = CallInfo {
+            path,
+            subject: &principal.subject,
+            trace_id: trace_id.to_owned(),
+        };
+        match authorize::check_message(policy, principal, message) {
+            Ok(resource) => {
+                self.record(&call, resource.as_deref(), Ok("allowed"));
+                Ok(())
+            }
+            Err(status) => {
+                let resource = crate::wire::find_string(message, &policy.resource_path)
+                    .ok()
+                    .flatten();
+                self.record(&call, resource.as_deref(), Err(&status));
+                Err(status)
+            }
+        }
     }
 
     /// Turns an admitted call into the upstream request: the caller's token and any
@@ -140,7 +279,7 @@ impl Gateway {
         path: &str,
         mut metadata: MetadataMap,
         message: T,
-    ) -> Result<(Request<T>, Channel), Status> {
+    ) -> Result<(Request<T>, Option<Channel>, AccessContext), Status> {
         let ctx = AccessContext {
             subject: principal.subject,
             roles: principal.roles,
@@ -151,9 +290,8 @@ impl Gateway {
             tracing::error!(error = %e, "signing the access context");
             Status::internal("internal error")
         })?;
-        let channel = self.backends.get(&method.service).cloned().ok_or_else(|| {
-            Status::unimplemented(format!("no backend serves {}", method.service))
-        })?;
+        // None for the gateway's own methods, answered in this process.
+        let channel = self.backends.get(&method.service).cloned();
         let no_deadline = metadata.get("grpc-timeout").is_none();
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
@@ -164,8 +302,7 @@ impl Gateway {
         if no_deadline {
             upstream.set_timeout(self.default_timeout);
         }
-        tracing::debug!(path, subject = %ctx.subject, "allowed");
-        Ok((upstream, channel))
+        Ok((upstream, channel, ctx))
     }
 
     /// Admits a call carrying one message.
@@ -173,19 +310,19 @@ impl Gateway {
         &self,
         path: &str,
         req: Request<Bytes>,
-    ) -> Result<(Request<Bytes>, Channel), Status> {
-        let (metadata, _, message) = req.into_parts();
-        let (method, policy, principal) = self.admit(path, &metadata)?;
-        if let Err(status) = authorize::check_message(policy, &principal, &message) {
-            tracing::info!(path, subject = %principal.subject, reason = status.message(), "denied");
-            return Err(status);
-        }
+    ) -> Result<(Request<Bytes>, Option<Channel>, AccessContext), Status> {
+        let (mut metadata, _, message) = req.into_parts();
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
+        self.check(path, policy, &principal, &trace_id, &message)?;
         self.upstream(method, principal, path, metadata, message)
     }
 
     async fn unary(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        let (upstream, channel) = self.prepare(path, req)?;
-        let mut client = tonic::client::Grpc::new(channel);
+        let (upstream, channel, ctx) = self.prepare(path, req)?;
+        if path.starts_with(GATEWAY_PREFIX) {
+            return self.local(path, &ctx, upstream.into_inner()).await;
+        }
+        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
         client.ready().await.map_err(unavailable)?;
         client
             .unary(upstream, path_and_query(path)?, BytesCodec)
@@ -197,8 +334,8 @@ impl Gateway {
         path: &str,
         req: Request<Bytes>,
     ) -> Result<Response<Streaming<Bytes>>, Status> {
-        let (upstream, channel) = self.prepare(path, req)?;
-        let mut client = tonic::client::Grpc::new(channel);
+        let (upstream, channel, _) = self.prepare(path, req)?;
+        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
         client.ready().await.map_err(unavailable)?;
         client
             .server_streaming(upstream, path_and_query(path)?, BytesCodec)
@@ -213,17 +350,30 @@ impl Gateway {
         path: &str,
         req: Request<Streaming<Bytes>>,
     ) -> Result<Response<Bytes>, Status> {
-        let (metadata, _, inbound) = req.into_parts();
-        let (method, policy, principal) = self.admit(path, &metadata)?;
+        let (mut metadata, _, inbound) = req.into_parts();
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
+        // The stream is admitted as a whole; its messages are checked as they pass.
+        self.record(
+            &CallInfo {
+                path,
+                subject: &principal.subject,
+                trace_id: trace_id.clone(),
+            },
+            None,
+            Ok("stream admitted"),
+        );
         let (abort, aborted) = oneshot::channel();
         let guarded = Guarded {
             inbound,
             policy: policy.clone(),
             principal: principal.clone(),
             abort: Some(abort),
+            audit: self.audit.clone(),
+            path: path.to_owned(),
+            trace_id,
         };
-        let (upstream, channel) = self.upstream(method, principal, path, metadata, guarded)?;
-        let mut client = tonic::client::Grpc::new(channel);
+        let (upstream, channel, _) = self.upstream(method, principal, path, metadata, guarded)?;
+        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
         client.ready().await.map_err(unavailable)?;
         let call = client.client_streaming(upstream, path_and_query(path)?, BytesCodec);
         tokio::select! {
@@ -241,6 +391,9 @@ struct Guarded {
     policy: Policy,
     principal: Principal,
     abort: Option<oneshot::Sender<Status>>,
+    audit: AuditLog,
+    path: String,
+    trace_id: String,
 }
 
 impl tokio_stream::Stream for Guarded {
@@ -255,8 +408,25 @@ impl tokio_stream::Stream for Guarded {
             None => return Poll::Ready(None),
             Some(Ok(message)) => {
                 match authorize::check_message(&self.policy, &self.principal, &message) {
-                    Ok(()) => return Poll::Ready(Some(message)),
-                    Err(status) => status,
+                    Ok(_) => return Poll::Ready(Some(message)),
+                    Err(status) => {
+                        let resource =
+                            crate::wire::find_string(&message, &self.policy.resource_path)
+                                .ok()
+                                .flatten();
+                        self.audit.record(AuditEvent {
+                            time: chrono::Utc::now(),
+                            subject: self.principal.subject.clone(),
+                            method: self.path.clone(),
+                            site: resource.as_deref().and_then(authorize::site_of),
+                            resource,
+                            allowed: false,
+                            code: format!("{:?}", status.code()),
+                            reason: status.message().to_owned(),
+                            trace_id: self.trace_id.clone(),
+                        });
+                        status
+                    }
                 }
             }
             Some(Err(status)) => {
@@ -268,6 +438,91 @@ impl tokio_stream::Stream for Guarded {
         }
         Poll::Pending
     }
+}
+
+/// The gateway's own service, answered in this process.
+const GATEWAY_PREFIX: &str = "/qi.gateway.v1.GatewayService/";
+
+impl Gateway {
+    /// Answers one of the gateway's own methods (already admitted and recorded).
+    async fn local(
+        &self,
+        path: &str,
+        _ctx: &AccessContext,
+        message: Bytes,
+    ) -> Result<Response<Bytes>, Status> {
+        use prost::Message as _;
+        let method = path.trim_start_matches(GATEWAY_PREFIX);
+        let reply = match method {
+            "ListAuditEvents" => {
+                let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
+                    .map_err(|_| Status::invalid_argument("the request is not a valid message"))?;
+                crate::audit::list(&self.pool, req)
+                    .await
+                    .map_err(Status::from)?
+                    .encode_to_vec()
+            }
+            other => {
+                return Err(Status::unimplemented(format!(
+                    "the gateway has no method {other}"
+                )));
+            }
+        };
+        Ok(Response::new(Bytes::from(reply)))
+    }
+}
+
+/// Who and what a decision is about.
+struct CallInfo<'a> {
+    path: &'a str,
+    subject: &'a str,
+    trace_id: String,
+}
+
+/// The trace id of a W3C `traceparent` header, if it is a valid one.
+fn trace_id(header: Option<&http::HeaderValue>) -> String {
+    header
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let mut parts = v.split('-');
+            let (_, trace) = (parts.next()?, parts.next()?);
+            (trace.len() == 32
+                && trace.bytes().all(|b| b.is_ascii_hexdigit())
+                && trace != "0".repeat(32))
+            .then(|| trace.to_ascii_lowercase())
+        })
+        .unwrap_or_default()
+}
+
+/// Returns the call's trace id, starting a trace (a new `traceparent`, forwarded to the
+/// service) when the caller sent none.
+fn ensure_traceparent(metadata: &mut MetadataMap) -> String {
+    let existing = trace_id(
+        metadata
+            .get("traceparent")
+            .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
+            .as_ref(),
+    );
+    if !existing.is_empty() {
+        return existing;
+    }
+    let trace: String = rand::random::<[u8; 16]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let span: String = rand::random::<[u8; 8]>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if let Ok(v) = MetadataValue::try_from(format!("00-{trace}-{span}-01")) {
+        metadata.insert("traceparent", v);
+    }
+    trace
+}
+
+/// The channel of a forwarded call's backend.
+fn backend(channel: Option<Channel>, path: &str) -> Result<Channel, Status> {
+    channel.ok_or_else(|| Status::unimplemented(format!("no backend serves {path}")))
 }
 
 fn path_and_query(path: &str) -> Result<PathAndQuery, Status> {

@@ -57,6 +57,11 @@ pub struct Config {
     /// `QI_CONCURRENCY_LIMIT` (default 512): requests served at once by one server;
     /// beyond it callers get `RESOURCE_EXHAUSTED` at once.
     pub concurrency_limit: usize,
+    /// `QI_RATE_LIMIT_PER_SUBJECT` (default 200, 0 = off): calls a second one caller may make
+    /// through the gateway on average; beyond it `RESOURCE_EXHAUSTED`.
+    pub rate_limit_per_subject: u32,
+    /// `QI_RATE_LIMIT_BURST` (default 400): the burst above that rate.
+    pub rate_limit_burst: u32,
     /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
     /// reports NOT_SERVING, still serving, before it stops accepting.
     pub drain_delay: Duration,
@@ -164,6 +169,8 @@ impl Config {
             },
             request_timeout: millis(&get, "QI_REQUEST_TIMEOUT_MS", 10_000)?,
             concurrency_limit: parse(&get, "QI_CONCURRENCY_LIMIT", Some(512))?,
+            rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
+            rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,

@@ -58,6 +58,8 @@ pub struct Component {
     pub service_names: Vec<&'static str>,
     /// Services check the gateway's access context; the gateway authenticates itself (`None`).
     pub access: Option<Arc<AccessVerifier>>,
+    /// Whether browsers may call it with gRPC-Web (over HTTP/1.1 too): the gateway only.
+    pub grpc_web: bool,
 }
 
 impl std::fmt::Debug for Component {
@@ -100,6 +102,8 @@ pub async fn serve(
         .context("building reflection")?;
 
     let layers = tower::ServiceBuilder::new()
+        // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC.
+        .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.concurrency_limit,
@@ -112,6 +116,7 @@ pub async fn serve(
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
+        .accept_http1(component.grpc_web)
         .timeout(settings.request_timeout)
         // Lets clients rebalance across replicas behind a Kubernetes Service.
         .max_connection_age(Duration::from_secs(300))

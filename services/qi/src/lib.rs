@@ -28,8 +28,11 @@ pub enum Role {
     Metrics,
 }
 
-/// The three services that own a schema, in migration order.
+/// The three services, in migration order.
 pub const SERVICES: [Role; 3] = [Role::Training, Role::Projects, Role::Metrics];
+
+/// Every component that owns a schema (the gateway keeps its audit trail).
+pub const ALL: [Role; 4] = [Role::Training, Role::Projects, Role::Metrics, Role::Gateway];
 
 impl Role {
     /// The name used in logs and commands.
@@ -44,7 +47,7 @@ impl Role {
 
     fn schema_and_migrator(self) -> Option<(&'static str, &'static sqlx::migrate::Migrator)> {
         match self {
-            Role::Gateway => None,
+            Role::Gateway => Some((qi_gateway::SCHEMA, &qi_gateway::MIGRATOR)),
             Role::Training => Some((qi_training::SCHEMA, &qi_training::MIGRATOR)),
             Role::Projects => Some((qi_projects::SCHEMA, &qi_projects::MIGRATOR)),
             Role::Metrics => Some((qi_metrics::SCHEMA, &qi_metrics::MIGRATOR)),
@@ -102,6 +105,7 @@ pub fn service_component(
         routes,
         service_names: vec![name],
         access: Some(verifier),
+        grpc_web: false,
     })
 }
 
@@ -111,19 +115,33 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let component = match role {
-        Role::Gateway => qi_gateway::component(config, &qi_gateway::configured_backends(config))?,
+    let url = config.database_url.as_deref().context(
+        "QI_DATABASE_URL is required for `qi serve` (only `qi up` starts its own PostgreSQL)",
+    )?;
+    let pool = connect_and_migrate(role, config, url).await?;
+    let (component, audit) = match role {
+        Role::Gateway => {
+            let (c, writer) = qi_gateway::component(
+                config,
+                &qi_gateway::configured_backends(config),
+                pool.clone(),
+            )?;
+            (c, Some(writer))
+        }
         service @ (Role::Training | Role::Projects | Role::Metrics) => {
-            let url = config
-                .database_url
-                .as_deref()
-                .context("QI_DATABASE_URL is required for `qi serve` (only `qi up` starts its own PostgreSQL)")?;
-            let pool = connect_and_migrate(service, config, url).await?;
-            service_component(service, config, pool)?
+            (service_component(service, config, pool.clone())?, None)
         }
     };
     let listener = qi_platform::server::bind(config.listen).await?;
-    qi_platform::server::serve(component, listener, &ServerSettings::from(config), shutdown).await
+    let served =
+        qi_platform::server::serve(component, listener, &ServerSettings::from(config), shutdown)
+            .await;
+    // The server has finished its calls: flush the audit trail, then close the pool.
+    if let Some(writer) = audit {
+        writer.shutdown().await;
+    }
+    pool.close().await;
+    served
 }
 
 /// `qi migrate ROLE|all`: runs migrations and returns.

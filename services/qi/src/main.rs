@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use qi::{Role, SERVICES, secrets, suite::Suite};
+use qi::{ALL, Role, secrets, suite::Suite};
 use qi_platform::{Config, telemetry};
 
 /// Exit status for invalid configuration or usage (sysexits EX_USAGE).
@@ -188,13 +188,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Migrate { component } => {
             let roles: Vec<Role> = match component.as_str() {
-                "all" => SERVICES.to_vec(),
+                "all" => ALL.to_vec(),
                 "training" => vec![Role::Training],
                 "projects" => vec![Role::Projects],
                 "metrics" => vec![Role::Metrics],
-                // The gateway keeps no schema yet: migrating it is a no-op, so init containers
-                // can treat every component alike.
-                "gateway" => vec![],
+                "gateway" => vec![Role::Gateway],
                 other => anyhow::bail!(
                     "unknown component {other:?}: use training, projects, metrics, gateway or all"
                 ),

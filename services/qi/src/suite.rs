@@ -20,6 +20,7 @@ use crate::{Role, SERVICES, connect_and_migrate, service_component};
 pub struct Suite {
     cluster: Option<PrivateCluster>,
     gateway: (Component, TcpListener),
+    audit: qi_gateway::audit::AuditWriter,
     services: Vec<(Component, TcpListener)>,
     pools: Vec<sqlx::PgPool>,
     settings: ServerSettings,
@@ -55,12 +56,13 @@ impl Suite {
                 (Some(cluster), url)
             }
         };
-        let (training, projects, metrics) = tokio::try_join!(
+        let (training, projects, metrics, gateway_pool) = tokio::try_join!(
             connect_and_migrate(Role::Training, config, &url),
             connect_and_migrate(Role::Projects, config, &url),
             connect_and_migrate(Role::Metrics, config, &url),
+            connect_and_migrate(Role::Gateway, config, &url),
         )?;
-        let pools = vec![training, projects, metrics];
+        let pools = vec![training, projects, metrics, gateway_pool.clone()];
         let mut services = Vec::new();
         let mut backends = HashMap::new();
         for (role, pool) in SERVICES.iter().zip(&pools) {
@@ -72,11 +74,12 @@ impl Suite {
             }
             services.push((component, listener));
         }
-        let gateway = qi_gateway::component(config, &backends)?;
+        let (gateway, audit) = qi_gateway::component(config, &backends, gateway_pool)?;
         let gateway_addr = gateway_listener.local_addr()?;
         Ok(Suite {
             cluster,
             gateway: (gateway, gateway_listener),
+            audit,
             services,
             pools,
             settings: ServerSettings::from(config),
@@ -95,6 +98,7 @@ impl Suite {
         let Suite {
             mut cluster,
             gateway,
+            audit,
             services,
             pools,
             settings,
@@ -135,6 +139,8 @@ impl Suite {
                 gateway_run.await
             }
         };
+        // The gateway has finished its calls: flush its audit trail before anything stops.
+        audit.shutdown().await;
         let _ = services_stop.send(true);
         while let Some(res) = running.join_next().await {
             if let Ok(Err(e)) = res {

@@ -112,7 +112,7 @@ mod tests {
             async move {
                 let i = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(1)).await;
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     Ok(())
                 } else {
                     Err(tonic::Status::unavailable("x"))

@@ -272,12 +272,16 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 extract_id: format!("bench-{n}"),
                 extract_time: Some(qi_platform::convert::timestamp(chrono::Utc::now())),
                 rows: Vec::new(),
+                complete: false,
             }];
             for chunk in rows.chunks(1_000) {
                 messages.push(pb::SyncStaffRequest {
                     rows: chunk.to_vec(),
                     ..Default::default()
                 });
+            }
+            if let Some(last) = messages.last_mut() {
+                last.complete = true;
             }
             let t = Instant::now();
             let resp = client

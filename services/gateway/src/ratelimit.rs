@@ -1,0 +1,80 @@
+//! A per-subject token bucket: each caller may make `rate` calls a second on average, with
+//! bursts up to `burst`. Beyond it, `RESOURCE_EXHAUSTED`. Idle buckets are pruned.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Buckets idle this long are forgotten (they would be full again anyway).
+const IDLE: Duration = Duration::from_secs(600);
+
+/// Limits each subject's call rate.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<Buckets>,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    by_subject: HashMap<String, (f64, Instant)>,
+    last_prune: Option<Instant>,
+}
+
+impl RateLimiter {
+    /// `rate` calls a second per subject, bursts of `burst`; `None` when `rate` is 0 (off).
+    pub fn new(rate: u32, burst: u32) -> Option<Self> {
+        (rate > 0).then(|| RateLimiter {
+            rate: f64::from(rate),
+            burst: f64::from(burst.max(rate)),
+            buckets: Mutex::new(Buckets::default()),
+        })
+    }
+
+    /// Takes a token for `subject`; false when it has none left.
+    pub fn allow(&self, subject: &str, now: Instant) -> bool {
+        let Ok(mut b) = self.buckets.lock() else {
+            return true;
+        };
+        if b.last_prune.is_none_or(|t| now.duration_since(t) > IDLE) {
+            b.by_subject
+                .retain(|_, (_, last)| now.duration_since(*last) < IDLE);
+            b.last_prune = Some(now);
+        }
+        let (tokens, last) = b
+            .by_subject
+            .entry(subject.to_owned())
+            .or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subject_gets_its_burst_then_its_rate() {
+        let limiter = RateLimiter::new(10, 20).unwrap();
+        let t0 = Instant::now();
+        assert_eq!((0..25).filter(|_| limiter.allow("a", t0)).count(), 20);
+        // Another subject has its own bucket.
+        assert!(limiter.allow("b", t0));
+        // A tenth of a second refills one call.
+        assert!(limiter.allow("a", t0 + Duration::from_millis(100)));
+        assert!(!limiter.allow("a", t0 + Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_zero_rate_is_no_limit() {
+        assert!(RateLimiter::new(0, 10).is_none());
+    }
+}

@@ -1,0 +1,309 @@
+//! The gateway's own duties: the audit trail, rate limits, trace ids, and answering for a
+//! backend that is down.
+
+use std::time::{Duration, Instant};
+
+use qi_e2e::{TestSuite, authed, random_secret};
+use qi_proto::gateway as gw;
+use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
+use qi_proto::training as pb;
+use qi_proto::training::training_service_client::TrainingServiceClient;
+use tonic::Code;
+
+fn list_cohorts(parent: &str) -> pb::ListCohortsRequest {
+    pb::ListCohortsRequest {
+        parent: parent.into(),
+        ..Default::default()
+    }
+}
+
+async fn audit(
+    suite: &TestSuite,
+    admin: &str,
+    req: gw::ListAuditEventsRequest,
+) -> Vec<gw::AuditEvent> {
+    GatewayServiceClient::new(suite.channel.clone())
+        .list_audit_events(authed(admin, req))
+        .await
+        .unwrap()
+        .into_inner()
+        .audit_events
+}
+
+#[tokio::test]
+async fn every_decision_is_in_the_audit_trail_with_its_trace_id() {
+    let suite = TestSuite::start().await;
+    let mut training = TrainingServiceClient::new(suite.channel.clone());
+    let nurse = suite.token("bas-nurse", &["viewer"], &["BAS"]);
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let mut allowed = authed(&nurse, list_cohorts("sites/BAS"));
+    allowed.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace}-b7ad6b7169203331-01").parse().unwrap(),
+    );
+    training.list_cohorts(allowed).await.unwrap();
+    let denied = training
+        .list_cohorts(authed(&nurse, list_cohorts("sites/SOU")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let anonymous = training
+        .list_cohorts(list_cohorts("sites/BAS"))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+
+    // The writer batches off the hot path; give it a moment.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let admin = suite.token("auditor", &["admin"], &["*"]);
+    let mine = audit(
+        &suite,
+        &admin,
+        gw::ListAuditEventsRequest {
+            parent: "trust".into(),
+            subject: "bas-nurse".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(mine.len(), 2, "{mine:#?}");
+    let (deny, allow) = (&mine[0], &mine[1]);
+    assert_eq!(
+        (allow.decision, allow.site.as_str(), allow.trace_id.as_str()),
+        (gw::AuditDecision::Allow as i32, "BAS", trace)
+    );
+    assert_eq!(allow.method, "/qi.training.v1.TrainingService/ListCohorts");
+    assert_eq!(
+        (deny.decision, deny.site.as_str(), deny.code.as_str()),
+        (gw::AuditDecision::Deny as i32, "SOU", "PermissionDenied")
+    );
+    assert_eq!(
+        deny.trace_id.len(),
+        32,
+        "a trace is started when the caller sent none"
+    );
+    let unauthenticated = audit(
+        &suite,
+        &admin,
+        gw::ListAuditEventsRequest {
+            parent: "trust".into(),
+            decision: gw::AuditDecision::Deny as i32,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        unauthenticated
+            .iter()
+            .any(|e| e.subject.is_empty() && e.code == "Unauthenticated")
+    );
+
+    // Only trust-wide admins read the trail.
+    let err = GatewayServiceClient::new(suite.channel.clone())
+        .list_audit_events(authed(
+            &nurse,
+            gw::ListAuditEventsRequest {
+                parent: "trust".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_graceful_stop_flushes_the_audit_trail() {
+    let suite = TestSuite::start().await;
+    let mut training = TrainingServiceClient::new(suite.channel.clone());
+    let nurse = suite.token("ward-7", &["viewer"], &["BRM"]);
+    for _ in 0..25 {
+        training
+            .list_cohorts(authed(&nurse, list_cohorts("sites/BRM")))
+            .await
+            .unwrap();
+    }
+    let url = suite.database_url.clone();
+    suite.stop().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM gateway.audit_event WHERE subject = 'ward-7'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(n, 25);
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_is_told_to_slow_down_and_others_are_not() {
+    let suite = TestSuite::start_with(&[
+        ("QI_RATE_LIMIT_PER_SUBJECT", "1"),
+        ("QI_RATE_LIMIT_BURST", "5"),
+    ])
+    .await;
+    let mut training = TrainingServiceClient::new(suite.channel.clone());
+    let busy = suite.token("dashboard", &["viewer"], &["BAS"]);
+    let mut codes = Vec::new();
+    for _ in 0..8 {
+        codes.push(
+            match training
+                .list_cohorts(authed(&busy, list_cohorts("sites/BAS")))
+                .await
+            {
+                Ok(_) => Code::Ok,
+                Err(s) => s.code(),
+            },
+        );
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == Code::Ok).count(),
+        5,
+        "{codes:?}"
+    );
+    assert!(
+        codes[5..].iter().all(|c| *c == Code::ResourceExhausted),
+        "{codes:?}"
+    );
+    let other = suite.token("intranet", &["viewer"], &["BAS"]);
+    training
+        .list_cohorts(authed(&other, list_cohorts("sites/BAS")))
+        .await
+        .unwrap();
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_unavailable_at_once() {
+    qi_platform::telemetry::init_for_tests();
+    let url = qi_platform::pg::test_database().await.unwrap();
+    let secret = random_secret();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let listen = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let vars = [
+        ("QI_DATABASE_URL", url),
+        ("QI_JWT_SECRET", secret.clone()),
+        ("QI_ACCESS_KEY", random_secret()),
+        ("QI_LISTEN", listen.to_string()),
+        ("QI_TRAINING_URL", format!("http://{closed}")),
+    ];
+    let config = qi_platform::Config::from_lookup(|k| {
+        vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let gateway = tokio::spawn({
+        let config = config.clone();
+        async move {
+            qi::serve(qi::Role::Gateway, &config, async {
+                let _ = stopped.await;
+            })
+            .await
+        }
+    });
+    let token = qi_gateway::auth::mint_dev_token(
+        &secret,
+        &config.jwt,
+        "nurse",
+        &["viewer".into()],
+        &["BAS".into()],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let channel = loop {
+        match tonic::transport::Endpoint::from_shared(format!("http://{listen}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            Ok(c) => break c,
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let t = Instant::now();
+    let err = TrainingServiceClient::new(channel)
+        .list_cohorts(authed(&token, list_cohorts("sites/BAS")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        t.elapsed()
+    );
+    let _ = stop.send(());
+    gateway.await.unwrap().unwrap();
+}
+
+/// One gRPC-Web call over HTTP/1.1, as a browser makes it; returns the raw response.
+async fn grpc_web(
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    message: &[u8],
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    body.extend_from_slice(message);
+    let auth = token
+        .map(|t| format!("authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: qi\r\ncontent-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n{auth}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    // Trailers come as a frame (`grpc-status:0`) or, for a trailers-only answer, as headers
+    // (`grpc-status: 16`): read both alike.
+    String::from_utf8_lossy(&out).replace("grpc-status: ", "grpc-status:")
+}
+
+#[tokio::test]
+async fn a_browser_calls_the_gateway_with_grpc_web() {
+    use prost::Message as _;
+    let suite = TestSuite::start().await;
+    let health = grpc_web(suite.addr, "/grpc.health.v1.Health/Check", None, &[]).await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("grpc-status:0"), "{health}");
+    let viewer = suite.token("intranet", &["viewer"], &["BAS"]);
+    let req = pb::ListCoursesRequest {
+        parent: "trust".into(),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let courses = grpc_web(
+        suite.addr,
+        "/qi.training.v1.TrainingService/ListCourses",
+        Some(&viewer),
+        &req,
+    )
+    .await;
+    assert!(courses.contains("grpc-status:0"), "{courses}");
+    assert!(courses.contains("QSIR Practitioner"), "{courses}");
+    let refused = grpc_web(
+        suite.addr,
+        "/qi.training.v1.TrainingService/ListCourses",
+        None,
+        &req,
+    )
+    .await;
+    assert!(
+        refused.contains("grpc-status:16"),
+        "unauthenticated: {refused}"
+    );
+    suite.stop().await.unwrap();
+}
