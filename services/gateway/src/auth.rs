@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -69,8 +69,14 @@ struct KeySet {
     read_at: Instant,
 }
 
+/// The most verified tokens remembered.
+const VERIFIED_MAX: usize = 10_000;
+
 /// Checks bearer tokens.
 pub struct Authenticator {
+    /// Tokens already verified, with their expiry: a dashboard sends one token thousands of
+    /// times, and each needs its signature checked once.
+    verified: Mutex<HashMap<String, (Principal, u64)>>,
     hs256: Option<DecodingKey>,
     jwks_file: Option<PathBuf>,
     jwks: RwLock<KeySet>,
@@ -110,6 +116,7 @@ impl Authenticator {
         validation.leeway = config.leeway_secs;
         validation.validate_nbf = true;
         Ok(Authenticator {
+            verified: Mutex::default(),
             hs256,
             jwks_file: config.jwks_file.clone(),
             jwks: RwLock::new(KeySet {
@@ -129,6 +136,29 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Status::unauthenticated("authorization is not a bearer token"))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Ok(mut verified) = self.verified.lock()
+            && let Some((principal, exp)) = verified.get(token)
+        {
+            if now <= exp.saturating_add(self.validation.leeway) {
+                return Ok(principal.clone());
+            }
+            verified.remove(token);
+        }
+        let (principal, exp) = self.verify(token)?;
+        if let Ok(mut verified) = self.verified.lock() {
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), (principal.clone(), exp));
+        }
+        Ok(principal)
+    }
+
+    /// Checks a token's signature and claims; returns the caller and the token's expiry.
+    fn verify(&self, token: &str) -> Result<(Principal, u64), Status> {
         let head = jsonwebtoken::decode_header(token)
             .map_err(|_| Status::unauthenticated("malformed token"))?;
         // The key decides the algorithm; the token's `alg` must match it exactly.
@@ -190,7 +220,7 @@ impl Authenticator {
         key: &DecodingKey,
         alg: Algorithm,
         sent: Algorithm,
-    ) -> Result<Principal, Status> {
+    ) -> Result<(Principal, u64), Status> {
         if sent != alg {
             return Err(Status::unauthenticated("unexpected token algorithm"));
         }
@@ -201,11 +231,14 @@ impl Authenticator {
             .claims;
         let sites = SiteScope::from_claim(&claims.sites)
             .map_err(|e| Status::unauthenticated(format!("invalid token: sites: {e}")))?;
-        Ok(Principal {
-            subject: claims.sub,
-            roles: claims.roles,
-            sites,
-        })
+        Ok((
+            Principal {
+                subject: claims.sub,
+                roles: claims.roles,
+                sites,
+            },
+            claims.exp,
+        ))
     }
 }
 

@@ -286,7 +286,7 @@ impl Gateway {
             sites: principal.sites,
             method: path.to_owned(),
         };
-        let signed = self.signer.sign(&ctx).map_err(|e| {
+        let signed = self.signer.sign_reusing(&ctx).map_err(|e| {
             tracing::error!(error = %e, "signing the access context");
             Status::internal("internal error")
         })?;

@@ -347,14 +347,18 @@ impl SyncBatch {
             received_rows: self.received,
             ..Default::default()
         };
-        for chunk in people.chunks(CHUNK) {
-            let (inserted, updated, deactivated) =
-                upsert(tx, chunk, &header.extract_id, self.today).await?;
+        let total = people.len() as i64;
+        let mut people = people;
+        while !people.is_empty() {
+            let rest = people.split_off(people.len().min(CHUNK));
+            let chunk = std::mem::replace(&mut people, rest);
+            let columns = Columns::from_people(chunk, self.today);
+            let (inserted, updated, deactivated) = upsert(tx, columns, &header.extract_id).await?;
             response.inserted += inserted;
             response.updated += updated;
             response.deactivated += deactivated;
         }
-        response.unchanged = people.len() as i64 - response.inserted - response.updated;
+        response.unchanged = total - response.inserted - response.updated;
         if header.full {
             let seen: Vec<String> = self.seen.into_iter().collect();
             let done = sqlx::query(
@@ -481,21 +485,71 @@ impl Person {
     }
 }
 
+/// A chunk of people as the columns the upsert binds, moved out of the rows (no copies).
+#[derive(Default)]
+struct Columns {
+    employee_number: Vec<String>,
+    site: Vec<String>,
+    assignment_number: Vec<String>,
+    others: Vec<String>,
+    forename: Vec<String>,
+    surname: Vec<String>,
+    work_email: Vec<String>,
+    staff_group: Vec<String>,
+    job_role: Vec<String>,
+    occupation_code: Vec<String>,
+    area_of_work: Vec<String>,
+    position_title: Vec<String>,
+    pay_band: Vec<String>,
+    department: Vec<String>,
+    organisation: Vec<String>,
+    assignment_status: Vec<String>,
+    person_type: Vec<String>,
+    hire_date: Vec<Option<NaiveDate>>,
+    leave_date: Vec<Option<NaiveDate>>,
+    active: Vec<bool>,
+    data_hash: Vec<i64>,
+    source_update_time: Vec<DateTime<Utc>>,
+}
+
+impl Columns {
+    fn from_people(people: Vec<Person>, today: NaiveDate) -> Self {
+        let mut c = Columns::default();
+        for p in people {
+            c.active.push(p.active(today));
+            c.data_hash.push(p.data_hash(today));
+            c.others.push(p.others.join(","));
+            let r = p.row;
+            c.employee_number.push(r.employee_number);
+            c.site.push(r.site);
+            c.assignment_number.push(r.assignment_number);
+            c.forename.push(r.forename);
+            c.surname.push(r.surname);
+            c.work_email.push(r.work_email);
+            c.staff_group.push(r.staff_group);
+            c.job_role.push(r.job_role);
+            c.occupation_code.push(r.occupation_code);
+            c.area_of_work.push(r.area_of_work);
+            c.position_title.push(r.position_title);
+            c.pay_band.push(r.pay_band);
+            c.department.push(r.department);
+            c.organisation.push(r.organisation);
+            c.assignment_status.push(r.assignment_status);
+            c.person_type.push(r.person_type);
+            c.hire_date.push(r.hire_date);
+            c.leave_date.push(r.leave_date);
+            c.source_update_time.push(r.source_update_time);
+        }
+        c
+    }
+}
+
 /// Upserts a chunk of people; returns (inserted, updated, deactivated).
 async fn upsert(
     tx: &mut PgConnection,
-    people: &[Person],
+    c: Columns,
     extract_id: &str,
-    today: NaiveDate,
 ) -> Result<(i64, i64, i64), Error> {
-    macro_rules! column {
-        ($f:ident) => {
-            people.iter().map(|p| p.row.$f.clone()).collect::<Vec<_>>()
-        };
-    }
-    let others: Vec<String> = people.iter().map(|p| p.others.join(",")).collect();
-    let active: Vec<bool> = people.iter().map(|p| p.active(today)).collect();
-    let hashes: Vec<i64> = people.iter().map(|p| p.data_hash(today)).collect();
     let counts: (i64, i64, i64) = sqlx::query_as(
         "WITH input AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
@@ -546,28 +600,28 @@ async fn upsert(
                 count(*) FILTER (WHERE NOT up.inserted AND prior.active AND NOT up.active)
          FROM up LEFT JOIN prior ON prior.employee_number = up.employee_number",
     )
-    .bind(column!(employee_number))
-    .bind(column!(site))
-    .bind(column!(assignment_number))
-    .bind(others)
-    .bind(column!(forename))
-    .bind(column!(surname))
-    .bind(column!(work_email))
-    .bind(column!(staff_group))
-    .bind(column!(job_role))
-    .bind(column!(occupation_code))
-    .bind(column!(area_of_work))
-    .bind(column!(position_title))
-    .bind(column!(pay_band))
-    .bind(column!(department))
-    .bind(column!(organisation))
-    .bind(column!(assignment_status))
-    .bind(column!(person_type))
-    .bind(column!(hire_date))
-    .bind(column!(leave_date))
-    .bind(active)
-    .bind(hashes)
-    .bind(column!(source_update_time))
+    .bind(c.employee_number)
+    .bind(c.site)
+    .bind(c.assignment_number)
+    .bind(c.others)
+    .bind(c.forename)
+    .bind(c.surname)
+    .bind(c.work_email)
+    .bind(c.staff_group)
+    .bind(c.job_role)
+    .bind(c.occupation_code)
+    .bind(c.area_of_work)
+    .bind(c.position_title)
+    .bind(c.pay_band)
+    .bind(c.department)
+    .bind(c.organisation)
+    .bind(c.assignment_status)
+    .bind(c.person_type)
+    .bind(c.hire_date)
+    .bind(c.leave_date)
+    .bind(c.active)
+    .bind(c.data_hash)
+    .bind(c.source_update_time)
     .bind(extract_id)
     .fetch_one(&mut *tx)
     .await?;

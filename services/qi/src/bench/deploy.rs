@@ -29,6 +29,8 @@ pub struct Deployment {
     jwt_secret: String,
     /// Signs access contexts for direct calls to the services.
     pub signer: AccessSigner,
+    /// Each component's resident memory once it first served, before any load (MiB).
+    pub idle_at_start: Vec<(&'static str, f64)>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -115,12 +117,15 @@ impl Deployment {
             jwt: qi_platform::Config::defaults().jwt,
             jwt_secret,
             signer: AccessSigner::new(&access_key, Duration::from_secs(3600)),
+            idle_at_start: Vec::new(),
         };
         for i in 0..deployment.children.len() {
             let (name, _, addr) = &deployment.children[i];
             let (name, addr) = (*name, *addr);
             wait_serving(&mut deployment.children[i].1, name, addr).await?;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        deployment.idle_at_start = deployment.resident_mib();
         Ok(deployment)
     }
 
@@ -196,6 +201,8 @@ fn spawn(
         .env("QI_JWT_SECRET", jwt_secret)
         .env("QI_LOG", "warn")
         .env("QI_CONCURRENCY_LIMIT", "4096")
+        // The bench is one caller making thousands of calls a second: no per-caller limit.
+        .env("QI_RATE_LIMIT_PER_SUBJECT", "0")
         .env("QI_SHUTDOWN_GRACE_MS", "5000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
