@@ -1,21 +1,20 @@
-//! The gRPC face of the projects service.
+//! The gRPC face of the projects service: every RPC reads the caller's access context and
+//! runs its handler (in the module of its resource), mapping errors in the one place they
+//! map. Each write runs in one transaction, scoped to the caller's sites.
 
 use std::sync::Arc;
 
-use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error, SiteCode, call, idempotency};
+use qi_platform::{SiteCode, call};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
 use tonic::{Request, Response, Status};
 
-use crate::sites;
-
 /// The projects service.
 #[derive(Debug, Clone)]
 pub struct ProjectsApi {
-    pool: PgPool,
-    sites: Arc<[SiteCode]>,
+    pub(crate) pool: PgPool,
+    pub(crate) sites: Arc<[SiteCode]>,
 }
 
 impl ProjectsApi {
@@ -32,58 +31,6 @@ impl ProjectsApi {
         ProjectServiceServer::new(self)
             .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES)
     }
-
-    async fn create_site(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateSiteRequest,
-    ) -> Result<pb::CreateSiteResponse, Error> {
-        let new = sites::NewSite::try_from(req.clone())?;
-        if !ctx.sites.is_trust_wide() {
-            return Err(Error::denied(
-                "sites are registered only by trust-wide callers",
-            ));
-        }
-        if !self.sites.contains(&new.code) {
-            return Err(Error::invalid(
-                "site_id",
-                format!("{} is not among the configured sites (QI_SITES)", new.code),
-            ));
-        }
-        let mut tx = self.pool.begin().await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        let site = sites::insert(&mut tx, &new).await?;
-        let resp = pb::CreateSiteResponse { site: Some(site) };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
-    }
-
-    async fn get_site(&self, req: pb::GetSiteRequest) -> Result<pb::GetSiteResponse, Error> {
-        let pb::GetSiteRequest { name } = req;
-        let code = sites::parse_name("name", &name)?;
-        let mut conn = self.pool.acquire().await?;
-        let site = sites::get(&mut conn, &code)
-            .await?
-            .ok_or_else(|| Error::not_found(&name))?;
-        Ok(pb::GetSiteResponse { site: Some(site) })
-    }
-
-    async fn list_sites(&self, req: pb::ListSitesRequest) -> Result<pb::ListSitesResponse, Error> {
-        let pb::ListSitesRequest {
-            page_size,
-            page_token,
-        } = req;
-        let page = Page::parse(page_size, &page_token, "")?;
-        let mut conn = self.pool.acquire().await?;
-        let (sites, next_page_token) = sites::list(&mut conn, &page).await?;
-        Ok(pb::ListSitesResponse {
-            sites,
-            next_page_token,
-        })
-    }
 }
 
 #[tonic::async_trait]
@@ -99,13 +46,440 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::GetSiteResponse>, Status> {
-        call(req, |_, r| self.get_site(r)).await
+        call(req, |ctx, r| async move { self.get_site(&ctx, r).await }).await
     }
 
     async fn list_sites(
         &self,
         req: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        call(req, |_, r| self.list_sites(r)).await
+        call(req, |ctx, r| async move { self.list_sites(&ctx, r).await }).await
+    }
+
+    async fn create_ward(
+        &self,
+        req: Request<pb::CreateWardRequest>,
+    ) -> Result<Response<pb::CreateWardResponse>, Status> {
+        call(req, |ctx, r| async move { self.create_ward(&ctx, r).await }).await
+    }
+
+    async fn get_ward(
+        &self,
+        req: Request<pb::GetWardRequest>,
+    ) -> Result<Response<pb::GetWardResponse>, Status> {
+        call(req, |ctx, r| async move { self.get_ward(&ctx, r).await }).await
+    }
+
+    async fn list_wards(
+        &self,
+        req: Request<pb::ListWardsRequest>,
+    ) -> Result<Response<pb::ListWardsResponse>, Status> {
+        call(req, |ctx, r| async move { self.list_wards(&ctx, r).await }).await
+    }
+
+    async fn create_idea(
+        &self,
+        req: Request<pb::CreateIdeaRequest>,
+    ) -> Result<Response<pb::CreateIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.create_idea(&ctx, r).await }).await
+    }
+
+    async fn get_idea(
+        &self,
+        req: Request<pb::GetIdeaRequest>,
+    ) -> Result<Response<pb::GetIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.get_idea(&ctx, r).await }).await
+    }
+
+    async fn list_ideas(
+        &self,
+        req: Request<pb::ListIdeasRequest>,
+    ) -> Result<Response<pb::ListIdeasResponse>, Status> {
+        call(req, |ctx, r| async move { self.list_ideas(&ctx, r).await }).await
+    }
+
+    async fn review_idea(
+        &self,
+        req: Request<pb::ReviewIdeaRequest>,
+    ) -> Result<Response<pb::ReviewIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.review_idea(&ctx, r).await }).await
+    }
+
+    async fn accept_idea(
+        &self,
+        req: Request<pb::AcceptIdeaRequest>,
+    ) -> Result<Response<pb::AcceptIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.accept_idea(&ctx, r).await }).await
+    }
+
+    async fn decline_idea(
+        &self,
+        req: Request<pb::DeclineIdeaRequest>,
+    ) -> Result<Response<pb::DeclineIdeaResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.decline_idea(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn merge_idea(
+        &self,
+        req: Request<pb::MergeIdeaRequest>,
+    ) -> Result<Response<pb::MergeIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.merge_idea(&ctx, r).await }).await
+    }
+
+    async fn reopen_idea(
+        &self,
+        req: Request<pb::ReopenIdeaRequest>,
+    ) -> Result<Response<pb::ReopenIdeaResponse>, Status> {
+        call(req, |ctx, r| async move { self.reopen_idea(&ctx, r).await }).await
+    }
+
+    async fn create_project(
+        &self,
+        req: Request<pb::CreateProjectRequest>,
+    ) -> Result<Response<pb::CreateProjectResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.create_project(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn get_project(
+        &self,
+        req: Request<pb::GetProjectRequest>,
+    ) -> Result<Response<pb::GetProjectResponse>, Status> {
+        call(req, |ctx, r| async move { self.get_project(&ctx, r).await }).await
+    }
+
+    async fn list_projects(
+        &self,
+        req: Request<pb::ListProjectsRequest>,
+    ) -> Result<Response<pb::ListProjectsResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.list_projects(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn update_project(
+        &self,
+        req: Request<pb::UpdateProjectRequest>,
+    ) -> Result<Response<pb::UpdateProjectResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.update_project(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn start_project(
+        &self,
+        req: Request<pb::StartProjectRequest>,
+    ) -> Result<Response<pb::StartProjectResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.start_project(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn complete_project(
+        &self,
+        req: Request<pb::CompleteProjectRequest>,
+    ) -> Result<Response<pb::CompleteProjectResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.complete_project(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn stop_project(
+        &self,
+        req: Request<pb::StopProjectRequest>,
+    ) -> Result<Response<pb::StopProjectResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.stop_project(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn record_progress_score(
+        &self,
+        req: Request<pb::RecordProgressScoreRequest>,
+    ) -> Result<Response<pb::RecordProgressScoreResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.record_progress_score(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn list_progress_scores(
+        &self,
+        req: Request<pb::ListProgressScoresRequest>,
+    ) -> Result<Response<pb::ListProgressScoresResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.list_progress_scores(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn create_team_member(
+        &self,
+        req: Request<pb::CreateTeamMemberRequest>,
+    ) -> Result<Response<pb::CreateTeamMemberResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.create_team_member(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn list_team_members(
+        &self,
+        req: Request<pb::ListTeamMembersRequest>,
+    ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.list_team_members(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn delete_team_member(
+        &self,
+        req: Request<pb::DeleteTeamMemberRequest>,
+    ) -> Result<Response<pb::DeleteTeamMemberResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.delete_team_member(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn create_measure(
+        &self,
+        req: Request<pb::CreateMeasureRequest>,
+    ) -> Result<Response<pb::CreateMeasureResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.create_measure(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn list_measures(
+        &self,
+        req: Request<pb::ListMeasuresRequest>,
+    ) -> Result<Response<pb::ListMeasuresResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.list_measures(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn delete_measure(
+        &self,
+        req: Request<pb::DeleteMeasureRequest>,
+    ) -> Result<Response<pb::DeleteMeasureResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.delete_measure(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn create_pdsa_cycle(
+        &self,
+        req: Request<pb::CreatePdsaCycleRequest>,
+    ) -> Result<Response<pb::CreatePdsaCycleResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.create_pdsa_cycle(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn get_pdsa_cycle(
+        &self,
+        req: Request<pb::GetPdsaCycleRequest>,
+    ) -> Result<Response<pb::GetPdsaCycleResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.get_pdsa_cycle(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn list_pdsa_cycles(
+        &self,
+        req: Request<pb::ListPdsaCyclesRequest>,
+    ) -> Result<Response<pb::ListPdsaCyclesResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.list_pdsa_cycles(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn update_pdsa_cycle(
+        &self,
+        req: Request<pb::UpdatePdsaCycleRequest>,
+    ) -> Result<Response<pb::UpdatePdsaCycleResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.update_pdsa_cycle(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn decide_pdsa_cycle(
+        &self,
+        req: Request<pb::DecidePdsaCycleRequest>,
+    ) -> Result<Response<pb::DecidePdsaCycleResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.decide_pdsa_cycle(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn create_engagement_activity(
+        &self,
+        req: Request<pb::CreateEngagementActivityRequest>,
+    ) -> Result<Response<pb::CreateEngagementActivityResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.create_engagement_activity(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn list_engagement_activities(
+        &self,
+        req: Request<pb::ListEngagementActivitiesRequest>,
+    ) -> Result<Response<pb::ListEngagementActivitiesResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.list_engagement_activities(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn create_programme(
+        &self,
+        req: Request<pb::CreateProgrammeRequest>,
+    ) -> Result<Response<pb::CreateProgrammeResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.create_programme(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn get_programme(
+        &self,
+        req: Request<pb::GetProgrammeRequest>,
+    ) -> Result<Response<pb::GetProgrammeResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.get_programme(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn list_programmes(
+        &self,
+        req: Request<pb::ListProgrammesRequest>,
+    ) -> Result<Response<pb::ListProgrammesResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.list_programmes(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn plan_waves(
+        &self,
+        req: Request<pb::PlanWavesRequest>,
+    ) -> Result<Response<pb::PlanWavesResponse>, Status> {
+        call(req, |ctx, r| async move { self.plan_waves(&ctx, r).await }).await
+    }
+
+    async fn list_waves(
+        &self,
+        req: Request<pb::ListWavesRequest>,
+    ) -> Result<Response<pb::ListWavesResponse>, Status> {
+        call(req, |ctx, r| async move { self.list_waves(&ctx, r).await }).await
+    }
+
+    async fn create_ward_enrolment(
+        &self,
+        req: Request<pb::CreateWardEnrolmentRequest>,
+    ) -> Result<Response<pb::CreateWardEnrolmentResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.create_ward_enrolment(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn list_ward_enrolments(
+        &self,
+        req: Request<pb::ListWardEnrolmentsRequest>,
+    ) -> Result<Response<pb::ListWardEnrolmentsResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.list_ward_enrolments(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn start_ward_assessment(
+        &self,
+        req: Request<pb::StartWardAssessmentRequest>,
+    ) -> Result<Response<pb::StartWardAssessmentResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.start_ward_assessment(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn accredit_ward(
+        &self,
+        req: Request<pb::AccreditWardRequest>,
+    ) -> Result<Response<pb::AccreditWardResponse>, Status> {
+        call(
+            req,
+            |ctx, r| async move { self.accredit_ward(&ctx, r).await },
+        )
+        .await
+    }
+
+    async fn withdraw_ward_enrolment(
+        &self,
+        req: Request<pb::WithdrawWardEnrolmentRequest>,
+    ) -> Result<Response<pb::WithdrawWardEnrolmentResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.withdraw_ward_enrolment(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn get_ward_programme_progress(
+        &self,
+        req: Request<pb::GetWardProgrammeProgressRequest>,
+    ) -> Result<Response<pb::GetWardProgrammeProgressResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.get_ward_programme_progress(&ctx, r).await
+        })
+        .await
+    }
+
+    async fn get_portfolio_summary(
+        &self,
+        req: Request<pb::GetPortfolioSummaryRequest>,
+    ) -> Result<Response<pb::GetPortfolioSummaryResponse>, Status> {
+        call(req, |ctx, r| async move {
+            self.get_portfolio_summary(&ctx, r).await
+        })
+        .await
     }
 }

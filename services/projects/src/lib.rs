@@ -1,9 +1,25 @@
-//! The projects service: the trust's sites (and, as it grows, wards, ideas, projects,
-//! programmes, PDSA cycles and co-production). Owns the `projects` schema.
+//! The projects service: improvement work from idea to outcome. The trust's sites and
+//! wards; ideas and their triage; projects with their SMART aims, teams (staff and patient
+//! partners), measures, PDSA cycles, IHI progress scores, engagement activities and
+//! outcomes; programmes (training-wrapped, ward programmes in waves, thematic); and the
+//! portfolio summary. Owns the `projects` schema and reads no other: staff, cohorts and
+//! metrics of the other services are held by their resource names.
 #![forbid(unsafe_code)]
 
 mod api;
+mod common;
+mod engagement;
+mod ideas;
+mod measures;
+mod pdsa;
+mod portfolio;
+mod programmes;
+mod projects;
+mod scores;
 mod sites;
+mod team;
+mod wards;
+mod waves;
 
 pub use api::ProjectsApi;
 

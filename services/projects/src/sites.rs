@@ -4,16 +4,18 @@
 
 use qi_platform::convert::{etag, required_text, timestamp};
 use qi_platform::paging::Page;
-use qi_platform::{Error, SiteCode, Violations};
+use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::projects as pb;
 use sqlx::PgConnection;
 
+use crate::ProjectsApi;
+
 /// A site to register, validated.
 #[derive(Debug)]
-pub(crate) struct NewSite {
-    pub(crate) code: SiteCode,
-    pub(crate) display_name: String,
-    pub(crate) request_id: String,
+struct NewSite {
+    code: SiteCode,
+    display_name: String,
+    request_id: String,
 }
 
 impl TryFrom<pb::CreateSiteRequest> for NewSite {
@@ -84,7 +86,7 @@ impl From<SiteRow> for pb::Site {
 const COLUMNS: &str = "code, display_name, create_time, update_time, revision";
 
 /// Inserts a site; `AlreadyExists` if the code is taken.
-pub(crate) async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::Site, Error> {
+async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::Site, Error> {
     let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "INSERT INTO site (code, display_name) VALUES ($1, $2)
          ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
@@ -99,10 +101,7 @@ pub(crate) async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::S
 }
 
 /// Reads one site.
-pub(crate) async fn get(
-    conn: &mut PgConnection,
-    code: &SiteCode,
-) -> Result<Option<pb::Site>, Error> {
+async fn get(conn: &mut PgConnection, code: &SiteCode) -> Result<Option<pb::Site>, Error> {
     let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM site WHERE code = $1"
     )))
@@ -113,10 +112,7 @@ pub(crate) async fn get(
 }
 
 /// One page of sites, ordered by code.
-pub(crate) async fn list(
-    conn: &mut PgConnection,
-    page: &Page,
-) -> Result<(Vec<pb::Site>, String), Error> {
+async fn list(conn: &mut PgConnection, page: &Page) -> Result<(Vec<pb::Site>, String), Error> {
     let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM site WHERE code > $1 ORDER BY code LIMIT $2"
     )))
@@ -126,6 +122,93 @@ pub(crate) async fn list(
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
     Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+/// The sites a List of site-owned resources covers: `sites/{site}` (which the caller must
+/// hold) or `sites/-` (every site the caller holds). `None` means every site (trust-wide
+/// callers), for SQL of the form `$n::text[] IS NULL OR site = ANY($n)`.
+pub(crate) fn list_scope(
+    ctx: &qi_platform::AccessContext,
+    field: &str,
+    parent: &str,
+) -> Result<Option<Vec<String>>, Error> {
+    if parent == "sites/-" {
+        return Ok(ctx.sites.sql_filter());
+    }
+    let code = parse_name(field, parent).map_err(|_| {
+        Error::invalid(
+            field,
+            format!(
+                "`{}` is not a parent here: use `sites/{{site}}` or `sites/-`",
+                qi_platform::names::clip(parent)
+            ),
+        )
+    })?;
+    qi_platform::names::Owner::Site(code.clone()).check_read(ctx)?;
+    Ok(Some(vec![code.to_string()]))
+}
+
+impl ProjectsApi {
+    pub(crate) async fn create_site(
+        &self,
+        ctx: &AccessContext,
+        req: pb::CreateSiteRequest,
+    ) -> Result<pb::CreateSiteResponse, Error> {
+        let new = NewSite::try_from(req.clone())?;
+        if !ctx.sites.is_trust_wide() {
+            return Err(Error::denied(
+                "sites are registered only by trust-wide callers",
+            ));
+        }
+        if !self.sites.contains(&new.code) {
+            return Err(Error::invalid(
+                "site_id",
+                format!("{} is not among the configured sites (QI_SITES)", new.code),
+            ));
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
+            return Ok(saved);
+        }
+        let site = insert(&mut tx, &new).await?;
+        let resp = pb::CreateSiteResponse { site: Some(site) };
+        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
+        tx.commit().await?;
+        Ok(resp)
+    }
+
+    /// Sites are reference data: every caller with a reading role may read any site.
+    pub(crate) async fn get_site(
+        &self,
+        _ctx: &AccessContext,
+        req: pb::GetSiteRequest,
+    ) -> Result<pb::GetSiteResponse, Error> {
+        let pb::GetSiteRequest { name } = req;
+        let code = parse_name("name", &name)?;
+        let mut conn = self.pool.acquire().await?;
+        let site = get(&mut conn, &code)
+            .await?
+            .ok_or_else(|| Error::not_found(&name))?;
+        Ok(pb::GetSiteResponse { site: Some(site) })
+    }
+
+    pub(crate) async fn list_sites(
+        &self,
+        _ctx: &AccessContext,
+        req: pb::ListSitesRequest,
+    ) -> Result<pb::ListSitesResponse, Error> {
+        let pb::ListSitesRequest {
+            page_size,
+            page_token,
+        } = req;
+        let page = Page::parse(page_size, &page_token, "")?;
+        let mut conn = self.pool.acquire().await?;
+        let (sites, next_page_token) = list(&mut conn, &page).await?;
+        Ok(pb::ListSitesResponse {
+            sites,
+            next_page_token,
+        })
+    }
 }
 
 #[cfg(test)]

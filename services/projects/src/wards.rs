@@ -1,0 +1,221 @@
+//! Wards (`sites/{site}/wards/{ward}`): a site's reference data, named by ideas, projects
+//! and the ward programme. Readable within the caller's sites; added by the improvement team.
+
+use qi_platform::convert::{etag, required_text, timestamp};
+use qi_platform::names::{self, Owner};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+
+use crate::ProjectsApi;
+use crate::common::optional_text;
+
+/// The collection id in ward names.
+pub(crate) const COLLECTION: &str = "wards";
+
+/// A ward to create, validated.
+#[derive(Debug)]
+struct NewWard {
+    site: SiteCode,
+    id: String,
+    display_name: String,
+    specialty: String,
+    request_id: String,
+}
+
+impl TryFrom<pb::CreateWardRequest> for NewWard {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateWardRequest) -> Result<Self, Error> {
+        let pb::CreateWardRequest {
+            parent,
+            ward_id,
+            ward,
+            request_id,
+        } = req;
+        let mut v = Violations::new();
+        let site = v.check(crate::sites::parse_name("parent", &parent).map(Some));
+        v.check(names::validate_id("ward_id", &ward_id));
+        v.check(idempotency::validate_request_id(&request_id));
+        let Some(ward) = ward else {
+            return Err(v.missing("ward"));
+        };
+        let pb::Ward {
+            name: _,
+            display_name,
+            specialty,
+            create_time: _,
+            update_time: _,
+            etag: _,
+        } = ward;
+        let display_name = v.check(required_text("ward.display_name", &display_name, 200));
+        let specialty = v.check(optional_text("ward.specialty", &specialty, 200));
+        v.finish()?;
+        let site = site.ok_or_else(|| Error::invalid("parent", "is required"))?;
+        Ok(NewWard {
+            site,
+            id: ward_id,
+            display_name,
+            specialty,
+            request_id,
+        })
+    }
+}
+
+/// Parses a ward name into its site and code.
+pub(crate) fn parse_name(field: &str, name: &str) -> Result<(SiteCode, String), Error> {
+    match names::parse_name(field, name, COLLECTION)? {
+        (Owner::Site(site), id) => Ok((site, id)),
+        (Owner::Trust, _) => Err(Error::invalid(field, "wards belong to a site")),
+    }
+}
+
+/// Whether a ward exists.
+pub(crate) async fn exists(
+    conn: &mut PgConnection,
+    site: &SiteCode,
+    id: &str,
+) -> Result<bool, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ward WHERE site = $1 AND id = $2)")
+            .bind(site.as_str())
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct WardRow {
+    site: String,
+    id: String,
+    display_name: String,
+    specialty: String,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+}
+
+impl From<WardRow> for pb::Ward {
+    fn from(r: WardRow) -> Self {
+        pb::Ward {
+            name: format!("sites/{}/{COLLECTION}/{}", r.site, r.id),
+            display_name: r.display_name,
+            specialty: r.specialty,
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+            etag: etag(r.revision),
+        }
+    }
+}
+
+const COLUMNS: &str = "site, id, display_name, specialty, create_time, update_time, revision";
+
+impl ProjectsApi {
+    pub(crate) async fn create_ward(
+        &self,
+        ctx: &AccessContext,
+        req: pb::CreateWardRequest,
+    ) -> Result<pb::CreateWardResponse, Error> {
+        let new = NewWard::try_from(req.clone())?;
+        let owner = Owner::Site(new.site.clone());
+        owner.check_write(ctx)?;
+        owner.check_known("parent", &self.sites)?;
+        let mut tx = self.pool.begin().await?;
+        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
+            return Ok(saved);
+        }
+        let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO ward (site, id, display_name, specialty) VALUES ($1, $2, $3, $4)
+             ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+        )))
+        .bind(new.site.as_str())
+        .bind(&new.id)
+        .bind(&new.display_name)
+        .bind(&new.specialty)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let ward = row.ok_or_else(|| Error::AlreadyExists {
+            name: owner.child(COLLECTION, &new.id),
+        })?;
+        let resp = pb::CreateWardResponse {
+            ward: Some(ward.into()),
+        };
+        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
+        tx.commit().await?;
+        Ok(resp)
+    }
+
+    pub(crate) async fn get_ward(
+        &self,
+        ctx: &AccessContext,
+        req: pb::GetWardRequest,
+    ) -> Result<pb::GetWardResponse, Error> {
+        let pb::GetWardRequest { name } = req;
+        let (site, id) = parse_name("name", &name)?;
+        Owner::Site(site.clone()).check_read(ctx)?;
+        let mut conn = self.pool.acquire().await?;
+        let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM ward WHERE site = $1 AND id = $2"
+        )))
+        .bind(site.as_str())
+        .bind(&id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(pb::GetWardResponse {
+            ward: Some(row.ok_or_else(|| Error::not_found(&name))?.into()),
+        })
+    }
+
+    pub(crate) async fn list_wards(
+        &self,
+        ctx: &AccessContext,
+        req: pb::ListWardsRequest,
+    ) -> Result<pb::ListWardsResponse, Error> {
+        let pb::ListWardsRequest {
+            parent,
+            page_size,
+            page_token,
+        } = req;
+        let sites = crate::sites::list_scope(ctx, "parent", &parent)?;
+        let page = Page::parse(page_size, &page_token, &parent)?;
+        let mut conn = self.pool.acquire().await?;
+        let rows: Vec<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM ward
+             WHERE ($1::text[] IS NULL OR site = ANY($1)) AND (site, id) > ($2, $3)
+             ORDER BY site, id LIMIT $4"
+        )))
+        .bind(sites)
+        .bind(page.after_key(0).unwrap_or(""))
+        .bind(page.after_key(1).unwrap_or(""))
+        .bind(page.limit())
+        .fetch_all(&mut *conn)
+        .await?;
+        let (rows, next_page_token) = page.finish(rows, |r| vec![r.site.clone(), r.id.clone()]);
+        Ok(pb::ListWardsResponse {
+            wards: rows.into_iter().map(Into::into).collect(),
+            next_page_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_ward_requests_name_their_fields() {
+        let req = pb::CreateWardRequest {
+            parent: "sites/bas".into(),
+            ward_id: "Cedar Ward".into(),
+            ward: Some(pb::Ward::default()),
+            request_id: String::new(),
+        };
+        let Err(Error::InvalidArgument { violations }) = NewWard::try_from(req) else {
+            panic!("expected invalid argument")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["parent", "ward_id", "ward.display_name"]);
+    }
+}
