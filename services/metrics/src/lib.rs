@@ -1,9 +1,20 @@
-//! The metrics service: metric definitions (and, as it grows, measurements, SPC,
-//! inequality breakdowns and the QMS dashboard). Owns the `metrics` schema.
+//! The metrics service: metric definitions, their measurements (batch ingest with
+//! health-inequality strata), annotations and rebase points, Making Data Count SPC charts
+//! (stored and stateless, and drawn as SVG), inequality breakdowns and the QMS dashboard.
+//! Owns the `metrics` schema.
 #![forbid(unsafe_code)]
 
+mod annotations;
 mod api;
+mod charts;
+mod dashboard;
 mod definitions;
+mod dimensions;
+mod inequality;
+mod measurements;
+mod periods;
+mod render;
+mod series;
 pub mod spc;
 
 pub use api::MetricsApi;

@@ -19,7 +19,7 @@ pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
 /// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 4] = ["gateway", "hr-sync", "database", "memory"];
+pub const SCENARIOS: [&str; 6] = ["gateway", "hr-sync", "ingest", "spc", "database", "memory"];
 
 /// How much work each scenario does.
 #[derive(Debug, Clone, Copy)]
@@ -130,6 +130,8 @@ pub async fn run(
         let outcome = match name {
             "gateway" => scenarios::gateway(&deployment, effort).await?,
             "hr-sync" => scenarios::hr_sync(&deployment, effort).await?,
+            "ingest" => scenarios::ingest(&deployment, effort).await?,
+            "spc" => scenarios::spc(&deployment, effort).await?,
             "database" => scenarios::database(&deployment, effort).await?,
             _ => scenarios::memory(&deployment, effort).await?,
         };

@@ -634,6 +634,480 @@ pub(super) async fn memory(d: &Deployment, effort: Effort) -> anyhow::Result<Out
     })
 }
 
+/// The bulk size of the metrics scenarios: the HR sync's largest extract (100,000 rows in
+/// the full run, a few hundred in the quick one).
+fn bulk_rows(effort: Effort) -> usize {
+    effort.sync_rows.iter().copied().max().unwrap_or(1_000)
+}
+
+type MetricClient =
+    qi_proto::metrics::metric_service_client::MetricServiceClient<tonic::transport::Channel>;
+
+/// Creates a metric under `sites/BAS` through the gateway, for a metrics scenario.
+async fn bench_metric(
+    client: &mut MetricClient,
+    token: &MetadataValue<tonic::metadata::Ascii>,
+    id: &str,
+    metric: qi_proto::metrics::Metric,
+) -> anyhow::Result<()> {
+    client
+        .create_metric(with_header(
+            qi_proto::metrics::CreateMetricRequest {
+                parent: "sites/BAS".into(),
+                metric_id: id.into(),
+                metric: Some(metric),
+                request_id: String::new(),
+            },
+            "authorization",
+            token,
+        ))
+        .await
+        .with_context(|| format!("creating the metric {id}"))?;
+    Ok(())
+}
+
+/// Synthetic daily measurements of a rate by IMD quintile (six labels) and sex (four):
+/// 24 strata a day from 1 January 2000, deterministic.
+fn synthetic_measurements(n: usize) -> Vec<qi_proto::metrics::Measurement> {
+    const IMD: [&str; 6] = ["1", "2", "3", "4", "5", "U"];
+    const SEX: [&str; 4] = ["1", "2", "9", "X"];
+    let start = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap_or_default();
+    (0..n)
+        .map(|i| {
+            let day = start + chrono::Days::new((i / 24) as u64);
+            qi_proto::metrics::Measurement {
+                period: Some(qi_platform::convert::date(day)),
+                stratum: Some(qi_proto::metrics::Stratum {
+                    imd_quintile: IMD[i % 6].into(),
+                    sex: SEX[(i / 6) % 4].into(),
+                    ..Default::default()
+                }),
+                numerator: Some((i % 17) as f64),
+                denominator: Some(100.0 + (i % 23) as f64),
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// The same measurements as COPY text for a table shaped like `metrics.measurement`.
+fn measurement_copy_text(uid: i64, rows: &[qi_proto::metrics::Measurement]) -> String {
+    let mut out = String::with_capacity(rows.len() * 64);
+    for m in rows {
+        let p = m.period.unwrap_or_default();
+        let s = m.stratum.clone().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{uid}\t{:04}-{:02}-{:02}\t\t\t{}\t\t\t{}\t\\N\t\\N\t{}\t{}",
+            p.year,
+            p.month,
+            p.day,
+            s.imd_quintile,
+            s.sex,
+            m.numerator.unwrap_or_default(),
+            m.denominator.unwrap_or_default()
+        );
+    }
+    out
+}
+
+/// The batches of one round as requests, each with its own request id (built before the
+/// clock starts: cloning 100,000 measurements is the bench's cost, not the service's).
+fn batch_requests(
+    batches: &[Vec<qi_proto::metrics::Measurement>],
+    round: &str,
+) -> Vec<qi_proto::metrics::BatchCreateMeasurementsRequest> {
+    batches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| qi_proto::metrics::BatchCreateMeasurementsRequest {
+            parent: "sites/BAS/metrics/bench-ingest".into(),
+            measurements: b.clone(),
+            request_id: format!("{round}-{i}"),
+        })
+        .collect()
+}
+
+/// Sends the batches one after another; returns (created, unchanged).
+async fn send_batches(
+    client: &MetricClient,
+    token: &MetadataValue<tonic::metadata::Ascii>,
+    requests: Vec<qi_proto::metrics::BatchCreateMeasurementsRequest>,
+) -> anyhow::Result<(i64, i64)> {
+    let mut c = client.clone();
+    let (mut created, mut unchanged) = (0i64, 0i64);
+    for req in requests {
+        let resp = c
+            .batch_create_measurements(with_header(req, "authorization", token))
+            .await
+            .context("BatchCreateMeasurements")?
+            .into_inner();
+        created += i64::from(resp.created_count);
+        unchanged += i64::from(resp.unchanged_count);
+    }
+    Ok((created, unchanged))
+}
+
+/// COPYs `text` into `table` (emptied first); returns the seconds the COPY took.
+async fn copy_measurements(admin: &sqlx::PgPool, table: &str, text: &str) -> anyhow::Result<f64> {
+    sqlx::query(sqlx::AssertSqlSafe(format!("TRUNCATE {table}")))
+        .execute(admin)
+        .await?;
+    let mut conn = admin.acquire().await?;
+    let statement = format!(
+        "COPY {table} (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex,
+             value, count, numerator, denominator) FROM STDIN"
+    );
+    let t = Instant::now();
+    let mut copy = conn.copy_in_raw(&statement).await?;
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// `BatchCreateMeasurements` of 100,000 measurements through the gateway (batches of
+/// 10,000, one after another, each with a request id), against a raw `COPY` of the same
+/// rows into a table of the same shape and key in the same database; then the same
+/// measurements sent again (idempotent: nothing changes).
+pub(super) async fn ingest(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
+    use qi_proto::metrics as mpb;
+    const BATCH: usize = 10_000;
+    let n = bulk_rows(effort);
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .await?;
+    let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
+    let client: MetricClient =
+        mpb::metric_service_client::MetricServiceClient::new(d.gateway.clone())
+            .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
+    bench_metric(
+        &mut client.clone(),
+        &token,
+        "bench-ingest",
+        mpb::Metric {
+            display_name: "Bench ingest".into(),
+            kind: mpb::MetricKind::Qms as i32,
+            improvement_direction: mpb::ImprovementDirection::Decrease as i32,
+            frequency: mpb::MetricFrequency::Day as i32,
+            value_type: mpb::MetricValueType::Rate as i32,
+            rate_per: 100.0,
+            dimensions: vec![
+                mpb::InequalityDimension::ImdQuintile as i32,
+                mpb::InequalityDimension::Sex as i32,
+            ],
+            imd_edition: mpb::ImdEdition::Imd2019 as i32,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let uid: i64 = sqlx::query_scalar(
+        "SELECT uid FROM metrics.metric WHERE site = 'BAS' AND id = 'bench-ingest'",
+    )
+    .fetch_one(&admin)
+    .await?;
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS bench")
+        .execute(&admin)
+        .await?;
+    // The same shape with the same key (the baseline pays for the index the service keeps,
+    // as the HR sync's does), and a bare one, no index at all, for reference.
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench.measurement_copy (LIKE metrics.measurement INCLUDING ALL)",
+    )
+    .execute(&admin)
+    .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS bench.measurement_bare
+             (LIKE metrics.measurement INCLUDING DEFAULTS INCLUDING IDENTITY)",
+    )
+    .execute(&admin)
+    .await?;
+    let rows = synthetic_measurements(n);
+    let text = measurement_copy_text(uid, &rows);
+    let batches: Vec<Vec<mpb::Measurement>> = rows.chunks(BATCH).map(<[_]>::to_vec).collect();
+    let (mut ingest_s, mut resend_s, mut copy_s, mut bare_s) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for round in 0..effort.rounds {
+        eprintln!("  {n} measurements: round {}/{}", round + 1, effort.rounds);
+        sqlx::query("TRUNCATE metrics.measurement")
+            .execute(&admin)
+            .await?;
+        let requests = batch_requests(&batches, &format!("bench-{round}-a"));
+        let t = Instant::now();
+        let (created, _) = send_batches(&client, &token, requests).await?;
+        ingest_s.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(created == n as i64, "the ingest created {created} of {n}");
+        let requests = batch_requests(&batches, &format!("bench-{round}-b"));
+        let t = Instant::now();
+        let (_, unchanged) = send_batches(&client, &token, requests).await?;
+        resend_s.push(t.elapsed().as_secs_f64());
+        anyhow::ensure!(
+            unchanged == n as i64,
+            "the re-send left {unchanged} of {n} unchanged"
+        );
+        copy_s.push(copy_measurements(&admin, "bench.measurement_copy", &text).await?);
+        bare_s.push(copy_measurements(&admin, "bench.measurement_bare", &text).await?);
+    }
+    let mut f = Map::new();
+    f.insert("batch size".into(), json!(BATCH));
+    let ingest = put(&mut f, &format!("ingest {n} s"), &ingest_s);
+    let resend = put(&mut f, &format!("re-send {n} (unchanged) s"), &resend_s);
+    let copy = put(&mut f, &format!("COPY {n} (same key) s"), &copy_s);
+    let bare = put(&mut f, &format!("COPY {n} (no index) s"), &bare_s);
+    let ratio = ingest / copy;
+    f.insert(format!("ingest/COPY {n}"), json!(ratio));
+    f.insert(format!("ingest/COPY (no index) {n}"), json!(ingest / bare));
+    f.insert(format!("re-send/COPY {n}"), json!(resend / copy));
+    f.insert(
+        format!("ingest {n} measurements/s"),
+        json!(n as f64 / ingest),
+    );
+    sqlx::query("TRUNCATE metrics.measurement")
+        .execute(&admin)
+        .await?;
+    sqlx::query("DROP SCHEMA bench CASCADE")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    Ok(Outcome {
+        name: "ingest",
+        figures: f,
+        targets: vec![Target::at_most(
+            &format!("ingest {n} measurements / COPY"),
+            2.0,
+            ratio,
+        )],
+    })
+}
+
+/// Deterministic values of a process that shifts once (so the rules have work to do).
+fn spc_values(n: usize) -> Vec<f64> {
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let noise = (x % 1_000) as f64 / 100.0;
+            (if i < n / 2 { 50.0 } else { 46.0 }) + noise
+        })
+        .collect()
+}
+
+/// Runs one call closed-loop, one at a time, for the rounds; records its p50 and returns it.
+async fn p50_of<F, Fut>(f: &mut Map<String, Value>, name: &str, effort: Effort, call: F) -> f64
+where
+    F: Fn() -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    load::run(1, effort.warmup, call.clone()).await;
+    let mut rounds = Vec::new();
+    for round in 0..effort.rounds {
+        eprintln!("  {name}: round {}/{}", round + 1, effort.rounds);
+        rounds.push(load::run(1, effort.round, call.clone()).await);
+    }
+    note_errors(f, name, &rounds);
+    put(
+        f,
+        &format!("{name} p50 ms"),
+        &rounds.iter().map(|x| x.p50_ms).collect::<Vec<_>>(),
+    )
+}
+
+/// SPC of 10,000 points: the engine in this process (the baseline), `ComputeSpc` through
+/// the gateway with 10,000 values against the same call with one value (what the 10,000
+/// points add in the service, on the wire and in the gateway), and `GetSpcChart` of a
+/// stored 10,000-period metric with a rebase point (SQL aggregation included), full and
+/// summary views.
+pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
+    use qi_proto::metrics as mpb;
+    const POINTS: usize = 10_000;
+    let values = spc_values(POINTS);
+    let options = qi_metrics::spc::SpcOptions {
+        improvement_direction: qi_metrics::spc::ImprovementDirection::Decrease,
+        target: Some(48.0),
+        rebase_positions: vec![POINTS / 2],
+        ..qi_metrics::spc::SpcOptions::default()
+    };
+    // The engine alone, many times over, in this process.
+    let runs = (effort.rounds * 100).max(20);
+    let mut engine_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let chart = qi_metrics::spc::compute(&values, &options)?;
+        engine_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(chart.points.len() == POINTS, "the engine lost points");
+    }
+
+    let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
+    let client: MetricClient =
+        mpb::metric_service_client::MetricServiceClient::new(d.gateway.clone())
+            .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
+    let mut c = client.clone();
+    bench_metric(
+        &mut c,
+        &token,
+        "bench-spc",
+        mpb::Metric {
+            display_name: "Bench SPC".into(),
+            kind: mpb::MetricKind::Qms as i32,
+            improvement_direction: mpb::ImprovementDirection::Decrease as i32,
+            frequency: mpb::MetricFrequency::Day as i32,
+            value_type: mpb::MetricValueType::Mean as i32,
+            target: Some(48.0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let start = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default();
+    let measurements: Vec<mpb::Measurement> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| mpb::Measurement {
+            period: Some(qi_platform::convert::date(
+                start + chrono::Days::new(i as u64),
+            )),
+            value: Some(*v),
+            ..Default::default()
+        })
+        .collect();
+    c.batch_create_measurements(with_header(
+        mpb::BatchCreateMeasurementsRequest {
+            parent: "sites/BAS/metrics/bench-spc".into(),
+            measurements,
+            request_id: String::new(),
+        },
+        "authorization",
+        &token,
+    ))
+    .await
+    .context("storing the SPC series")?;
+    c.create_rebase_point(with_header(
+        mpb::CreateRebasePointRequest {
+            parent: "sites/BAS/metrics/bench-spc".into(),
+            rebase_point_id: "half".into(),
+            rebase_point: Some(mpb::RebasePoint {
+                period: Some(qi_platform::convert::date(
+                    start + chrono::Days::new((POINTS / 2) as u64),
+                )),
+                reason: "bench".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        },
+        "authorization",
+        &token,
+    ))
+    .await
+    .context("adding the rebase point")?;
+
+    let compute = |values: Vec<f64>, view: mpb::SpcChartView| {
+        let (client, token) = (client.clone(), token.clone());
+        let options = mpb::SpcOptions {
+            improvement_direction: mpb::ImprovementDirection::Decrease as i32,
+            target: Some(48.0),
+            rebase_positions: if values.len() > POINTS / 2 {
+                vec![(POINTS / 2) as i32]
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        };
+        move || {
+            let (mut c, t) = (client.clone(), token.clone());
+            let req = mpb::ComputeSpcRequest {
+                values: values.clone(),
+                options: Some(options.clone()),
+                view: view as i32,
+            };
+            async move {
+                c.compute_spc(with_header(req, "authorization", &t))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    let stored = |view: mpb::SpcChartView| {
+        let (client, token) = (client.clone(), token.clone());
+        move || {
+            let (mut c, t) = (client.clone(), token.clone());
+            let req = mpb::GetSpcChartRequest {
+                metric: "sites/BAS/metrics/bench-spc".into(),
+                view: view as i32,
+                ..Default::default()
+            };
+            async move {
+                c.get_spc_chart(with_header(req, "authorization", &t))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    let mut f = Map::new();
+    f.insert("points".into(), json!(POINTS));
+    let engine = put(&mut f, "engine 10,000 points ms (in process)", &engine_ms);
+    let full = mpb::SpcChartView::Full;
+    let many = p50_of(
+        &mut f,
+        "ComputeSpc 10,000 points",
+        effort,
+        compute(values.clone(), full),
+    )
+    .await;
+    let summary = p50_of(
+        &mut f,
+        "ComputeSpc 10,000 points, summary view",
+        effort,
+        compute(values.clone(), mpb::SpcChartView::Summary),
+    )
+    .await;
+    let one = p50_of(
+        &mut f,
+        "ComputeSpc 1 point",
+        effort,
+        compute(vec![50.0], full),
+    )
+    .await;
+    p50_of(
+        &mut f,
+        "GetSpcChart 10,000 stored, full",
+        effort,
+        stored(mpb::SpcChartView::Full),
+    )
+    .await;
+    p50_of(
+        &mut f,
+        "GetSpcChart 10,000 stored, summary",
+        effort,
+        stored(mpb::SpcChartView::Summary),
+    )
+    .await;
+    // What 10,000 points cost over a 1-point call: with the summary view, the service's
+    // work (reading 80 kB of values, the chart, a small answer); with the full view, also
+    // encoding, forwarding and decoding every point (about 1.5 MB).
+    let in_service = summary - one;
+    f.insert(
+        "ComputeSpc: added by 10,000 points, summary view ms (the service's work)".into(),
+        json!(in_service),
+    );
+    f.insert(
+        "ComputeSpc: added by 10,000 points, full view ms (with every point on the wire)".into(),
+        json!(many - one),
+    );
+    Ok(Outcome {
+        name: "spc",
+        figures: f,
+        targets: vec![
+            Target::at_most("SPC engine, 10,000 points (ms)", 5.0, engine),
+            Target::at_most(
+                "SPC of 10,000 points in the service: ComputeSpc summary over a 1-point call (ms)",
+                5.0,
+                in_service,
+            ),
+        ],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

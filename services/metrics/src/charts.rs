@@ -1,0 +1,527 @@
+//! SPC charts as the contract carries them: options read from requests (every field named
+//! on refusal), the engine's output converted point by point, and the "not enough data"
+//! result. The numbers are the engine's ([`crate::spc`]), untouched.
+
+use chrono::NaiveDate;
+use qi_platform::convert::date;
+use qi_platform::{Error, Violations};
+use qi_proto::metrics as pb;
+
+use crate::definitions::{direction_from_proto, direction_to_proto};
+use crate::spc::{
+    self, AssuranceIcon, DataSufficiency, ImprovementDirection, MeanSide, PointType,
+    RuleParameters, SpcChart, SpcError, SpcOptions, SpecialCause, VariationIcon,
+};
+
+/// The most points one chart holds (the response stays well under 4 MiB).
+pub(crate) const MAX_POINTS: usize = 20_000;
+
+/// Where a chart's data come from, which decides some option rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Source {
+    /// Values the caller sent (ComputeSpc): rebase positions allowed; direction defaults to
+    /// INCREASE as in the package.
+    Values {
+        /// How many values.
+        len: usize,
+    },
+    /// A stored metric: rebase points come from the metric; direction and target default
+    /// to the metric's.
+    Metric {
+        /// The metric's direction.
+        direction: ImprovementDirection,
+        /// The metric's target.
+        target: Option<f64>,
+    },
+}
+
+/// Reads `options` (fields `options.…`) into the engine's options.
+pub(crate) fn read_options(
+    options: Option<pb::SpcOptions>,
+    source: Source,
+) -> Result<SpcOptions, Error> {
+    let pb::SpcOptions {
+        improvement_direction,
+        target,
+        rebase_positions,
+        fix_after_n_points,
+        screen_outliers,
+        rule_set,
+        shift_points,
+        trend_points,
+        trial_limit_threshold,
+    } = options.unwrap_or_default();
+    let mut v = Violations::new();
+    let (default_direction, default_target) = match source {
+        Source::Values { .. } => (ImprovementDirection::Increase, None),
+        Source::Metric { direction, target } => (direction, target),
+    };
+    let improvement_direction = if improvement_direction == 0 {
+        default_direction
+    } else {
+        v.check(direction_from_proto(
+            "options.improvement_direction",
+            improvement_direction,
+        ))
+    };
+    if let Some(t) = target
+        && !t.is_finite()
+    {
+        v.add("options.target", format!("is not a finite number ({t})"));
+    }
+    let mut positions = Vec::with_capacity(rebase_positions.len());
+    match source {
+        Source::Values { len } => {
+            for (i, p) in rebase_positions.iter().enumerate() {
+                match usize::try_from(*p) {
+                    Ok(p) if p < len => positions.push(p),
+                    _ => v.add(
+                        format!("options.rebase_positions[{i}]"),
+                        format!(
+                            "{p} is outside the series (positions 0 to {})",
+                            len.saturating_sub(1)
+                        ),
+                    ),
+                }
+            }
+        }
+        Source::Metric { .. } => {
+            if !rebase_positions.is_empty() {
+                v.add(
+                    "options.rebase_positions",
+                    "a stored metric is rebased at its rebase points: add one with CreateRebasePoint, or use ComputeSpc",
+                );
+            }
+        }
+    }
+    let fix_after_n_points = match fix_after_n_points {
+        None => None,
+        Some(n) => match usize::try_from(n) {
+            Ok(n) if n >= spc::MIN_FIX_AFTER_N_POINTS => Some(n),
+            _ => {
+                v.add(
+                    "options.fix_after_n_points",
+                    format!("must be at least {} (got {n})", spc::MIN_FIX_AFTER_N_POINTS),
+                );
+                None
+            }
+        },
+    };
+    let mut rules = match pb::SpcRuleSet::try_from(rule_set) {
+        Ok(pb::SpcRuleSet::Unspecified | pb::SpcRuleSet::Mdc) => RuleParameters::MDC,
+        Ok(pb::SpcRuleSet::LifeQi) => RuleParameters::LIFE_QI,
+        Err(_) => {
+            v.add("options.rule_set", "choose MDC or LIFE_QI");
+            RuleParameters::MDC
+        }
+    };
+    let mut run = |field: &str, given: i32, into: &mut usize| {
+        if given == 0 {
+            return;
+        }
+        match usize::try_from(given) {
+            Ok(n) if (RuleParameters::MIN_POINTS..=100).contains(&n) => *into = n,
+            _ => v.add(
+                field,
+                format!(
+                    "must be {} to 100 (got {given}), or 0 for the rule set's",
+                    RuleParameters::MIN_POINTS
+                ),
+            ),
+        }
+    };
+    run(
+        "options.shift_points",
+        shift_points,
+        &mut rules.shift_points,
+    );
+    run(
+        "options.trend_points",
+        trend_points,
+        &mut rules.trend_points,
+    );
+    let trial_limit_threshold = match trial_limit_threshold {
+        0 => spc::DEFAULT_TRIAL_LIMIT_THRESHOLD,
+        n => match usize::try_from(n) {
+            Ok(n) if n <= 1_000 => n,
+            _ => {
+                v.add(
+                    "options.trial_limit_threshold",
+                    format!("must be 1 to 1,000 (got {n}), or 0 for 13"),
+                );
+                spc::DEFAULT_TRIAL_LIMIT_THRESHOLD
+            }
+        },
+    };
+    v.finish()?;
+    Ok(SpcOptions {
+        improvement_direction,
+        target: target.or(default_target),
+        rebase_positions: positions,
+        fix_after_n_points,
+        screen_outliers: screen_outliers.unwrap_or(true),
+        rules,
+        trial_limit_threshold,
+    })
+}
+
+/// Runs the engine, naming the field of anything it refuses (`values` for ComputeSpc).
+pub(crate) fn compute(values: &[f64], options: &SpcOptions) -> Result<SpcChart, Error> {
+    spc::compute(values, options).map_err(|e| {
+        let field = match e {
+            SpcError::Empty => "values".to_owned(),
+            SpcError::NonFiniteValue { index, .. } => format!("values[{index}]"),
+            SpcError::RebasePositionOutOfRange { .. } => "options.rebase_positions".to_owned(),
+            SpcError::FixAfterNPointsTooSmall { .. } => "options.fix_after_n_points".to_owned(),
+            SpcError::NonFiniteTarget { .. } => "options.target".to_owned(),
+            SpcError::ShiftPointsTooSmall { .. } => "options.shift_points".to_owned(),
+            SpcError::TrendPointsTooSmall { .. } => "options.trend_points".to_owned(),
+        };
+        Error::invalid(field, e.to_string())
+    })
+}
+
+/// The options as the response reports them (every one resolved).
+pub(crate) fn applied(o: &SpcOptions) -> pb::SpcOptions {
+    pb::SpcOptions {
+        improvement_direction: direction_to_proto(o.improvement_direction) as i32,
+        target: o.target,
+        rebase_positions: o
+            .rebase_positions
+            .iter()
+            .map(|p| i32::try_from(*p).unwrap_or(i32::MAX))
+            .collect(),
+        fix_after_n_points: o
+            .fix_after_n_points
+            .map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+        screen_outliers: Some(o.screen_outliers),
+        rule_set: if o.rules == RuleParameters::LIFE_QI {
+            pb::SpcRuleSet::LifeQi
+        } else {
+            pb::SpcRuleSet::Mdc
+        } as i32,
+        shift_points: int(o.rules.shift_points),
+        trend_points: int(o.rules.trend_points),
+        trial_limit_threshold: int(o.trial_limit_threshold),
+    }
+}
+
+fn int(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The variation icon as the contract's enum.
+pub(crate) fn variation(icon: VariationIcon) -> pb::SpcVariationIcon {
+    match icon {
+        VariationIcon::CommonCause => pb::SpcVariationIcon::CommonCause,
+        VariationIcon::ImprovementHigh => pb::SpcVariationIcon::ImprovementHigh,
+        VariationIcon::ImprovementLow => pb::SpcVariationIcon::ImprovementLow,
+        VariationIcon::ConcernHigh => pb::SpcVariationIcon::ConcernHigh,
+        VariationIcon::ConcernLow => pb::SpcVariationIcon::ConcernLow,
+        VariationIcon::NeutralHigh => pb::SpcVariationIcon::NeutralHigh,
+        VariationIcon::NeutralLow => pb::SpcVariationIcon::NeutralLow,
+    }
+}
+
+/// The assurance icon as the contract's enum (NONE without one).
+pub(crate) fn assurance(icon: Option<AssuranceIcon>) -> pb::SpcAssuranceIcon {
+    match icon {
+        None => pb::SpcAssuranceIcon::None,
+        Some(AssuranceIcon::ConsistentPass) => pb::SpcAssuranceIcon::ConsistentPass,
+        Some(AssuranceIcon::ConsistentFail) => pb::SpcAssuranceIcon::ConsistentFail,
+        Some(AssuranceIcon::Inconsistent) => pb::SpcAssuranceIcon::Inconsistent,
+    }
+}
+
+/// Data sufficiency as the contract's enum.
+pub(crate) fn sufficiency(s: DataSufficiency) -> pb::SpcDataSufficiency {
+    match s {
+        DataSufficiency::Sufficient => pb::SpcDataSufficiency::Sufficient,
+        DataSufficiency::TrialLimits => pb::SpcDataSufficiency::TrialLimits,
+        DataSufficiency::NotEnoughData => pb::SpcDataSufficiency::NotEnoughData,
+    }
+}
+
+fn point_type(t: PointType) -> pb::SpcPointType {
+    match t {
+        PointType::CommonCause => pb::SpcPointType::CommonCause,
+        PointType::ImprovementHigh => pb::SpcPointType::ImprovementHigh,
+        PointType::ImprovementLow => pb::SpcPointType::ImprovementLow,
+        PointType::ConcernHigh => pb::SpcPointType::ConcernHigh,
+        PointType::ConcernLow => pb::SpcPointType::ConcernLow,
+        PointType::NeutralHigh => pb::SpcPointType::NeutralHigh,
+        PointType::NeutralLow => pb::SpcPointType::NeutralLow,
+    }
+}
+
+fn special_cause(c: SpecialCause) -> pb::SpcSpecialCause {
+    match c {
+        SpecialCause::CommonCause => pb::SpcSpecialCause::CommonCause,
+        SpecialCause::AboveUpperLimit => pb::SpcSpecialCause::AboveUpperLimit,
+        SpecialCause::BelowLowerLimit => pb::SpcSpecialCause::BelowLowerLimit,
+        SpecialCause::TrendIncreasing => pb::SpcSpecialCause::TrendIncreasing,
+        SpecialCause::TrendDecreasing => pb::SpcSpecialCause::TrendDecreasing,
+        SpecialCause::TwoInThreeAbove => pb::SpcSpecialCause::TwoInThreeAbove,
+        SpecialCause::TwoInThreeBelow => pb::SpcSpecialCause::TwoInThreeBelow,
+        SpecialCause::ShiftAbove => pb::SpcSpecialCause::ShiftAbove,
+        SpecialCause::ShiftBelow => pb::SpcSpecialCause::ShiftBelow,
+    }
+}
+
+fn side(s: MeanSide) -> pb::SpcMeanSide {
+    match s {
+        MeanSide::Above => pb::SpcMeanSide::Above,
+        MeanSide::On => pb::SpcMeanSide::On,
+        MeanSide::Below => pb::SpcMeanSide::Below,
+    }
+}
+
+/// Whether a point type is a special-cause concern.
+pub(crate) fn is_concern(t: PointType) -> bool {
+    matches!(t, PointType::ConcernHigh | PointType::ConcernLow)
+}
+
+fn point(i: usize, p: &spc::SpcPoint, period: Option<NaiveDate>) -> pb::SpcPoint {
+    pb::SpcPoint {
+        position: int(i),
+        period: period.map(date),
+        value: p.value,
+        group: int(p.group),
+        rebase_group: int(p.rebase_group),
+        mean: p.mean,
+        lower_process_limit: p.limits.map(|l| l.lower),
+        upper_process_limit: p.limits.map(|l| l.upper),
+        lower_two_sigma: p.limits.map(|l| l.lower_two_sigma),
+        upper_two_sigma: p.limits.map(|l| l.upper_two_sigma),
+        moving_range: p.moving_range,
+        moving_range_screened_out: p.moving_range_screened_out,
+        side: side(p.side) as i32,
+        near_limit: p.near_limit,
+        rules: Some(pb::SpcRules {
+            outside_limits: p.rules.outside_limits,
+            shift: p.rules.shift,
+            trend: p.rules.trend,
+            two_in_three: p.rules.two_in_three,
+        }),
+        special_cause: special_cause(p.special_cause) as i32,
+        special_cause_label: p.special_cause.ptd_label().to_owned(),
+        point_type: point_type(p.point_type) as i32,
+        colour: p.point_type.colour().to_owned(),
+        trial_limits: p.trial_limits,
+    }
+}
+
+/// Why a chart's data are not sufficient, in a sentence.
+pub(crate) fn sufficiency_reason(chart: &SpcChart, options: &SpcOptions) -> String {
+    let Some(last) = chart.groups.last() else {
+        return "there are no points".into();
+    };
+    match chart.sufficiency {
+        DataSufficiency::Sufficient => String::new(),
+        DataSufficiency::TrialLimits => format!(
+            "the last group has {} points, fewer than {}: its limits are trial limits and will move",
+            last.len, options.trial_limit_threshold
+        ),
+        DataSufficiency::NotEnoughData if last.len == 1 => {
+            "not enough data: the last group has a single point, so it has no process limits".into()
+        }
+        DataSufficiency::NotEnoughData => {
+            "not enough data: every moving range of the last group is zero (its values are all equal), so it has no process limits".into()
+        }
+    }
+}
+
+/// The engine's chart as the contract carries it; `periods` dates the points of a stored
+/// metric.
+pub(crate) fn to_proto(
+    chart: &SpcChart,
+    periods: Option<&[NaiveDate]>,
+    options: &SpcOptions,
+    view: pb::SpcChartView,
+) -> pb::SpcChart {
+    let period_of = |i: usize| periods.and_then(|p| p.get(i).copied());
+    let full = !matches!(view, pb::SpcChartView::Summary);
+    pb::SpcChart {
+        points: if full {
+            chart
+                .points
+                .iter()
+                .enumerate()
+                .map(|(i, p)| point(i, p, period_of(i)))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        groups: chart
+            .groups
+            .iter()
+            .map(|g| pb::SpcGroup {
+                rebase_group: int(g.rebase_group),
+                start: int(g.start),
+                length: int(g.len),
+                baseline_length: int(g.baseline_len),
+                mean: g.mean,
+                mean_moving_range: g.mean_moving_range,
+                lower_process_limit: g.limits.map(|l| l.lower),
+                upper_process_limit: g.limits.map(|l| l.upper),
+                lower_two_sigma: g.limits.map(|l| l.lower_two_sigma),
+                upper_two_sigma: g.limits.map(|l| l.upper_two_sigma),
+                trial_limits: g.trial_limits,
+                start_period: period_of(g.start).map(date),
+            })
+            .collect(),
+        variation_icon: variation(chart.variation) as i32,
+        assurance_icon: assurance(chart.assurance) as i32,
+        data_sufficiency: sufficiency(chart.sufficiency) as i32,
+        data_sufficiency_reason: sufficiency_reason(chart, options),
+        applied_options: Some(applied(options)),
+        point_count: int(chart.points.len()),
+        latest_point: chart
+            .points
+            .len()
+            .checked_sub(1)
+            .map(|i| point(i, &chart.points[i], period_of(i))),
+    }
+}
+
+/// The chart of a series with no points: marked NOT_ENOUGH_DATA, with no icons.
+pub(crate) fn empty(options: &SpcOptions, reason: &str) -> pb::SpcChart {
+    pb::SpcChart {
+        variation_icon: pb::SpcVariationIcon::Unspecified as i32,
+        assurance_icon: pb::SpcAssuranceIcon::Unspecified as i32,
+        data_sufficiency: pb::SpcDataSufficiency::NotEnoughData as i32,
+        data_sufficiency_reason: format!("not enough data: {reason}"),
+        applied_options: Some(applied(options)),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(e: Error) -> Vec<String> {
+        let Error::InvalidArgument { violations } = e else {
+            panic!("expected invalid argument, got {e:?}")
+        };
+        violations.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_packages() {
+        let o = read_options(None, Source::Values { len: 3 }).unwrap();
+        assert_eq!(o, SpcOptions::default());
+        let o = read_options(
+            None,
+            Source::Metric {
+                direction: ImprovementDirection::Decrease,
+                target: Some(4.0),
+            },
+        )
+        .unwrap();
+        assert_eq!(o.improvement_direction, ImprovementDirection::Decrease);
+        assert_eq!(o.target, Some(4.0));
+    }
+
+    #[test]
+    fn every_option_is_read_and_bad_ones_named() {
+        let given = pb::SpcOptions {
+            improvement_direction: pb::ImprovementDirection::Neither as i32,
+            target: Some(2.0),
+            rebase_positions: vec![5, 0],
+            fix_after_n_points: Some(12),
+            screen_outliers: Some(false),
+            rule_set: pb::SpcRuleSet::LifeQi as i32,
+            shift_points: 9,
+            trend_points: 0,
+            trial_limit_threshold: 12,
+        };
+        let o = read_options(Some(given.clone()), Source::Values { len: 20 }).unwrap();
+        assert_eq!(o.rebase_positions, [5, 0]);
+        assert_eq!(o.rules.shift_points, 9);
+        assert_eq!(o.rules.trend_points, 6);
+        assert!(!o.screen_outliers);
+        assert_eq!(o.trial_limit_threshold, 12);
+        let back = applied(&o);
+        assert_eq!(back.rebase_positions, [5, 0]);
+        let bad = pb::SpcOptions {
+            improvement_direction: 9,
+            target: Some(f64::INFINITY),
+            rebase_positions: vec![3, 20, -1],
+            fix_after_n_points: Some(11),
+            rule_set: 7,
+            shift_points: 1,
+            trend_points: -3,
+            trial_limit_threshold: -1,
+            ..given
+        };
+        assert_eq!(
+            fields(read_options(Some(bad.clone()), Source::Values { len: 20 }).unwrap_err()),
+            [
+                "options.improvement_direction",
+                "options.target",
+                "options.rebase_positions[1]",
+                "options.rebase_positions[2]",
+                "options.fix_after_n_points",
+                "options.rule_set",
+                "options.shift_points",
+                "options.trend_points",
+                "options.trial_limit_threshold"
+            ]
+        );
+        let stored = Source::Metric {
+            direction: ImprovementDirection::Increase,
+            target: None,
+        };
+        let only_positions = pb::SpcOptions {
+            rebase_positions: vec![1],
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(read_options(Some(only_positions), stored).unwrap_err()),
+            ["options.rebase_positions"]
+        );
+    }
+
+    #[test]
+    fn the_proto_chart_carries_every_engine_field() {
+        let values = [1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 30.0];
+        let o = SpcOptions::default();
+        let chart = compute(&values, &o).unwrap();
+        let p = to_proto(&chart, None, &o, pb::SpcChartView::Unspecified);
+        assert_eq!(p.points.len(), 7);
+        assert_eq!(p.point_count, 7);
+        let last = &p.points[6];
+        assert_eq!(
+            last.special_cause,
+            pb::SpcSpecialCause::AboveUpperLimit as i32
+        );
+        assert_eq!(last.special_cause_label, "Above UCL");
+        assert_eq!(last.point_type, pb::SpcPointType::ImprovementHigh as i32);
+        assert_eq!(last.colour, spc::COLOUR_IMPROVEMENT);
+        assert_eq!(p.latest_point.as_ref(), Some(last));
+        assert_eq!(
+            p.data_sufficiency,
+            pb::SpcDataSufficiency::TrialLimits as i32
+        );
+        assert!(p.data_sufficiency_reason.contains("trial"));
+        assert_eq!(
+            p.points[0].upper_process_limit,
+            chart.points[0].limits.map(|l| l.upper)
+        );
+        let summary = to_proto(&chart, None, &o, pb::SpcChartView::Summary);
+        assert!(summary.points.is_empty());
+        assert_eq!(summary.latest_point.as_ref(), Some(last));
+        let one = compute(&[4.0], &o).unwrap();
+        let p = to_proto(&one, None, &o, pb::SpcChartView::Full);
+        assert_eq!(
+            p.data_sufficiency,
+            pb::SpcDataSufficiency::NotEnoughData as i32
+        );
+        assert!(p.data_sufficiency_reason.contains("single point"));
+        assert_eq!(
+            fields(compute(&[1.0, f64::NAN], &o).unwrap_err()),
+            ["values[1]"]
+        );
+    }
+}

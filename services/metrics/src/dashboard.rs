@@ -1,0 +1,128 @@
+//! The QMS dashboard: per metric, the latest value, the variation and assurance icons of its
+//! SPC chart, and whether its inequality gaps are widening (see [`crate::inequality::signal`]).
+//! A page of metrics costs a fixed number of grouped queries, not a query per metric.
+
+use std::collections::HashMap;
+
+use qi_platform::Error;
+use qi_proto::metrics as pb;
+use sqlx::PgConnection;
+
+use crate::charts;
+use crate::definitions::{Metric, direction_to_proto};
+use crate::dimensions::Dimension;
+use crate::series::{self, Filter, Grouped};
+use crate::spc::{self, SpcOptions};
+use crate::{annotations, inequality};
+
+/// The dashboard rows of these metrics, in their order.
+pub(crate) async fn rows(
+    conn: &mut PgConnection,
+    metrics: &[Metric],
+) -> Result<Vec<pb::QmsDashboardRow>, Error> {
+    if metrics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refs: Vec<&Metric> = metrics.iter().collect();
+    let overall = series::read(conn, &refs, None, &Filter::default()).await?;
+    let rebase = annotations::rebase_points_of(conn, &refs).await?;
+    let mut by_dimension: HashMap<Dimension, Grouped> = HashMap::new();
+    for d in Dimension::ALL {
+        let recorded: Vec<&Metric> = metrics
+            .iter()
+            .filter(|m| m.settings.recording.records(d))
+            .collect();
+        if !recorded.is_empty() {
+            by_dimension.insert(
+                d,
+                series::read(conn, &recorded, Some(d), &Filter::default()).await?,
+            );
+        }
+    }
+    Ok(metrics
+        .iter()
+        .map(|m| {
+            let periods = overall.get(&m.uid).and_then(|labels| labels.get(""));
+            let points = series::values(m, periods);
+            let rebase_points = rebase.get(&m.uid).map_or(&[][..], Vec::as_slice);
+            let signals: Vec<pb::InequalitySignal> = m
+                .settings
+                .recording
+                .dimensions
+                .iter()
+                .map(|d| {
+                    let empty = Default::default();
+                    let by_label = by_dimension
+                        .get(d)
+                        .and_then(|g| g.get(&m.uid))
+                        .unwrap_or(&empty);
+                    inequality::signal(*d, &inequality::gap_series(m, *d, by_label))
+                })
+                .collect();
+            row(m, &points, rebase_points, signals)
+        })
+        .collect())
+}
+
+/// The summary of a metric's signals.
+fn overall_trend(signals: &[pb::InequalitySignal]) -> pb::InequalityGapTrend {
+    use pb::InequalityGapTrend as T;
+    if signals.is_empty() {
+        return T::NotRecorded;
+    }
+    let has = |t: T| signals.iter().any(|s| s.trend == t as i32);
+    if has(T::Widening) {
+        T::Widening
+    } else if has(T::Narrowing) {
+        T::Narrowing
+    } else if has(T::NoSignal) {
+        T::NoSignal
+    } else {
+        T::NotEnoughData
+    }
+}
+
+fn row(
+    m: &Metric,
+    points: &[(chrono::NaiveDate, f64)],
+    rebase_points: &[pb::RebasePoint],
+    signals: Vec<pb::InequalitySignal>,
+) -> pb::QmsDashboardRow {
+    let mut out = pb::QmsDashboardRow {
+        metric: m.name(),
+        display_name: m.settings.display_name.clone(),
+        kind: m.settings.kind.to_proto() as i32,
+        unit: m.settings.unit.clone(),
+        improvement_direction: direction_to_proto(m.settings.direction) as i32,
+        frequency: m.frequency.to_proto() as i32,
+        scope: m.scope_proto() as i32,
+        target: m.settings.target,
+        variation_icon: pb::SpcVariationIcon::Unspecified as i32,
+        assurance_icon: pb::SpcAssuranceIcon::Unspecified as i32,
+        data_sufficiency: pb::SpcDataSufficiency::NotEnoughData as i32,
+        inequality_trend: overall_trend(&signals) as i32,
+        inequality: signals,
+        ..Default::default()
+    };
+    let Some((latest, value)) = points.last() else {
+        return out;
+    };
+    out.latest_period = Some(qi_platform::convert::date(*latest));
+    out.latest_value = Some(*value);
+    out.point_count = i32::try_from(points.len()).unwrap_or(i32::MAX);
+    let periods: Vec<chrono::NaiveDate> = points.iter().map(|(p, _)| *p).collect();
+    let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    let (positions, _) = annotations::positions(&periods, rebase_points);
+    let options = SpcOptions {
+        improvement_direction: m.settings.direction,
+        target: m.settings.target,
+        rebase_positions: positions,
+        ..SpcOptions::default()
+    };
+    if let Ok(chart) = spc::compute(&values, &options) {
+        out.variation_icon = charts::variation(chart.variation) as i32;
+        out.assurance_icon = charts::assurance(chart.assurance) as i32;
+        out.data_sufficiency = charts::sufficiency(chart.sufficiency) as i32;
+    }
+    out
+}

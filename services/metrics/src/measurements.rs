@@ -1,0 +1,961 @@
+//! Measurements: batch ingest, all or nothing, idempotent by key (metric, period, site,
+//! ward, stratum labels), and the paged list.
+//!
+//! A batch is validated whole in memory first (every bad field named, nothing written),
+//! then written set-based, never a statement per row: rows of periods the metric holds
+//! nothing for are `COPY`ed in, the rest go through one `INSERT … SELECT FROM UNNEST(…)
+//! ON CONFLICT` that replaces changed values and leaves identical ones alone.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::BuildHasher as _;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_platform::convert::{required_date, timestamp};
+use qi_platform::names::{self, Owner};
+use qi_platform::paging::Page;
+use qi_platform::{Error, SiteCode};
+use qi_proto::metrics as pb;
+use sqlx::PgConnection;
+
+use crate::definitions::{Location, Metric, Scope, ValueType};
+use crate::dimensions::{self, Labels};
+
+/// The most measurements one BatchCreateMeasurements takes.
+pub(crate) const MAX_BATCH: usize = 10_000;
+/// The most bad fields one refusal names (the status travels in a header).
+const MAX_VIOLATIONS: usize = 20;
+
+/// The collection id in measurement names.
+pub(crate) const COLLECTION: &str = "measurements";
+
+/// A validated batch, column by column (as `COPY` and `UNNEST` take it).
+#[derive(Debug, Default)]
+pub(crate) struct Columns {
+    pub(crate) period: Vec<NaiveDate>,
+    pub(crate) site: Vec<String>,
+    pub(crate) ward: Vec<String>,
+    pub(crate) labels: [Vec<String>; 4],
+    pub(crate) value: Vec<Option<f64>>,
+    pub(crate) count: Vec<Option<i64>>,
+    pub(crate) numerator: Vec<Option<f64>>,
+    pub(crate) denominator: Vec<Option<f64>>,
+}
+
+impl Columns {
+    fn with_capacity(n: usize) -> Self {
+        Columns {
+            period: Vec::with_capacity(n),
+            site: Vec::with_capacity(n),
+            ward: Vec::with_capacity(n),
+            labels: std::array::from_fn(|_| Vec::with_capacity(n)),
+            value: Vec::with_capacity(n),
+            count: Vec::with_capacity(n),
+            numerator: Vec::with_capacity(n),
+            denominator: Vec::with_capacity(n),
+        }
+    }
+
+    /// How many measurements the batch holds.
+    pub(crate) fn len(&self) -> usize {
+        self.period.len()
+    }
+
+    /// Splits the batch by period: (the rows `keep` says yes to, the others).
+    fn partition(self, keep: impl Fn(&NaiveDate) -> bool) -> (Columns, Columns) {
+        let mut yes = Columns::default();
+        let mut no = Columns::default();
+        let Columns {
+            period,
+            site,
+            ward,
+            labels,
+            value,
+            count,
+            numerator,
+            denominator,
+        } = self;
+        let [l0, l1, l2, l3] = labels;
+        let rows = period
+            .into_iter()
+            .zip(site)
+            .zip(ward)
+            .zip(l0.into_iter().zip(l1).zip(l2).zip(l3))
+            .zip(value.into_iter().zip(count).zip(numerator).zip(denominator));
+        for ((((p, s), w), (((a, b), c), d)), (((v, n), num), den)) in rows {
+            let to = if keep(&p) { &mut yes } else { &mut no };
+            to.period.push(p);
+            to.site.push(s);
+            to.ward.push(w);
+            for (column, label) in to.labels.iter_mut().zip([a, b, c, d]) {
+                column.push(label);
+            }
+            to.value.push(v);
+            to.count.push(n);
+            to.numerator.push(num);
+            to.denominator.push(den);
+        }
+        (yes, no)
+    }
+}
+
+/// Collects the bad fields of a batch, keeping the first [`MAX_VIOLATIONS`].
+#[derive(Debug, Default)]
+struct Problems {
+    kept: Vec<(String, String)>,
+    more: usize,
+}
+
+impl Problems {
+    fn add(&mut self, field: String, description: String) {
+        if self.kept.len() < MAX_VIOLATIONS {
+            self.kept.push((field, description));
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn finish(self) -> Result<(), Error> {
+        if self.kept.is_empty() {
+            return Ok(());
+        }
+        let mut v = qi_platform::Violations::new();
+        for (f, d) in self.kept {
+            v.add(f, d);
+        }
+        if self.more > 0 {
+            v.add(
+                "measurements",
+                format!("{} more problems not listed; nothing was stored", self.more),
+            );
+        }
+        v.finish()
+    }
+}
+
+/// FNV-1a: a fast hasher for the short keys of a batch (the standard SipHash is built to
+/// resist hostile keys, which a batch's own duplicates check does not need).
+#[derive(Debug, Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type BuildFnv = std::hash::BuildHasherDefault<Fnv>;
+
+/// A digest of a validated batch (two independent 64-bit hashes and the length), which the
+/// idempotency record keeps instead of the whole request: enough to tell a replay from a
+/// different request under the same request id.
+pub(crate) fn digest(c: &Columns) -> (u64, u64, u64) {
+    let mut a = Fnv::default();
+    let mut b = Fnv(0x6c62_272e_07bb_0142);
+    let mut word = |w: u64| {
+        for (h, mul) in [
+            (&mut a.0, 0x0100_0000_01b3_u64),
+            (&mut b.0, 0x0000_0100_0000_0193),
+        ] {
+            *h = (*h ^ w).wrapping_mul(mul).rotate_left(29);
+        }
+    };
+    let text = |word: &mut dyn FnMut(u64), s: &str| {
+        word(s.len() as u64);
+        for chunk in s.as_bytes().chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..chunk.len()].copy_from_slice(chunk);
+            word(u64::from_le_bytes(buf));
+        }
+    };
+    let float = |x: Option<f64>| x.map_or(u64::MAX - 1, f64::to_bits);
+    for i in 0..c.len() {
+        word(chrono::Datelike::num_days_from_ce(&c.period[i]) as u64);
+        text(&mut word, &c.site[i]);
+        text(&mut word, &c.ward[i]);
+        for column in &c.labels {
+            text(&mut word, &column[i]);
+        }
+        word(float(c.value[i]));
+        word(c.count[i].map_or(u64::MAX - 1, |n| n as u64));
+        word(float(c.numerator[i]));
+        word(float(c.denominator[i]));
+    }
+    (a.0, b.0, c.len() as u64)
+}
+
+/// A finite number, or why not.
+fn finite(x: f64) -> Result<f64, String> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("is not a finite number ({x})"))
+    }
+}
+
+/// Checks a whole batch against its metric: every measurement, all or nothing. `today`
+/// bounds the periods (none may start in the future).
+pub(crate) fn validate(
+    metric: &Metric,
+    sites: &[SiteCode],
+    today: NaiveDate,
+    measurements: Vec<pb::Measurement>,
+) -> Result<Columns, Error> {
+    if measurements.is_empty() {
+        return Err(Error::invalid(
+            "measurements",
+            format!("is required: send 1 to {MAX_BATCH} measurements"),
+        ));
+    }
+    if measurements.len() > MAX_BATCH {
+        return Err(Error::invalid(
+            "measurements",
+            format!(
+                "holds {} measurements: send at most {MAX_BATCH} per call",
+                measurements.len()
+            ),
+        ));
+    }
+    let mut out = Columns::with_capacity(measurements.len());
+    let mut problems = Problems::default();
+    let mut seen: HashMap<u64, Vec<(usize, usize)>, BuildFnv> =
+        HashMap::with_capacity_and_hasher(measurements.len(), BuildFnv::default());
+    let recording = &metric.settings.recording;
+    for (i, m) in measurements.into_iter().enumerate() {
+        let at = |f: &str| format!("measurements[{i}].{f}");
+        let pb::Measurement {
+            name: _,
+            period,
+            site,
+            ward,
+            stratum,
+            value,
+            numerator,
+            denominator,
+            count,
+            create_time: _,
+            update_time: _,
+        } = m;
+        let before = problems.kept.len() + problems.more;
+
+        let period = match required_date(&at("period"), period.as_ref()) {
+            Ok(p) => match metric.frequency.check_start(p) {
+                Ok(()) if p > today => {
+                    problems.add(at("period"), format!("{p} is in the future"));
+                    None
+                }
+                Ok(()) => Some(p),
+                Err(e) => {
+                    problems.add(at("period"), e);
+                    None
+                }
+            },
+            Err(e) => {
+                for (f, d) in violations(e) {
+                    problems.add(f, d);
+                }
+                None
+            }
+        };
+
+        let (site_key, ward_key) = match location(metric, sites, &site, &ward) {
+            Ok(k) => k,
+            Err((field, d)) => {
+                problems.add(at(field), d);
+                (String::new(), String::new())
+            }
+        };
+
+        let labels = dimensions::labels_of(stratum);
+        recording.check_measurement(
+            || format!("measurements[{i}].stratum"),
+            &labels,
+            |f, d| problems.add(f, d),
+        );
+
+        let mut stored = (None, None, None, None);
+        match metric.value_type {
+            ValueType::Count | ValueType::Mean => {
+                match value.map(finite) {
+                    None => problems.add(at("value"), "is required".into()),
+                    Some(Err(e)) => problems.add(at("value"), e),
+                    Some(Ok(x)) if x < 0.0 && metric.value_type == ValueType::Count => {
+                        problems.add(at("value"), "is a count: it cannot be below 0".into());
+                    }
+                    Some(Ok(x)) => stored.0 = Some(x),
+                }
+                for (f, given) in [("numerator", numerator), ("denominator", denominator)] {
+                    if given.is_some() {
+                        problems.add(at(f), "applies to RATE metrics only: send `value`".into());
+                    }
+                }
+                if metric.value_type == ValueType::Mean {
+                    if count < 0 {
+                        problems.add(at("count"), "cannot be below 0".into());
+                    }
+                    stored.1 = (count > 0).then_some(count);
+                } else if count != 0 {
+                    problems.add(at("count"), "applies to MEAN metrics only".into());
+                }
+            }
+            ValueType::Rate => {
+                if value.is_some() {
+                    problems.add(
+                        at("value"),
+                        "the metric is a RATE: send `numerator` and `denominator`".into(),
+                    );
+                }
+                match numerator.map(finite) {
+                    None => problems.add(at("numerator"), "is required".into()),
+                    Some(Err(e)) => problems.add(at("numerator"), e),
+                    Some(Ok(x)) if x < 0.0 => {
+                        problems.add(at("numerator"), "cannot be below 0".into());
+                    }
+                    Some(Ok(x)) => stored.2 = Some(x),
+                }
+                match denominator.map(finite) {
+                    None => problems.add(at("denominator"), "is required".into()),
+                    Some(Err(e)) => problems.add(at("denominator"), e),
+                    Some(Ok(x)) if x <= 0.0 => problems.add(
+                        at("denominator"),
+                        format!("must be above 0 (got {x}): a rate of nothing is undefined"),
+                    ),
+                    Some(Ok(x)) => stored.3 = Some(x),
+                }
+                if count != 0 {
+                    problems.add(at("count"), "applies to MEAN metrics only".into());
+                }
+            }
+        }
+
+        if problems.kept.len() + problems.more > before {
+            continue;
+        }
+        let Some(period) = period else { continue };
+        // Duplicates within the batch, found without building a key string per row: a
+        // hash of the key, confirmed field by field against the rows kept so far.
+        let hash = seen
+            .hasher()
+            .hash_one((period, &site_key, &ward_key, &labels));
+        let same = |row: usize| {
+            out.period[row] == period
+                && out.site[row] == site_key
+                && out.ward[row] == ward_key
+                && (0..4).all(|d| out.labels[d][row] == labels[d])
+        };
+        let candidates = seen.entry(hash).or_default();
+        if let Some(&(_, first)) = candidates.iter().find(|(row, _)| same(*row)) {
+            problems.add(
+                format!("measurements[{i}]"),
+                format!(
+                    "has the same period, site, ward and stratum as measurements[{first}]: send each once"
+                ),
+            );
+            continue;
+        }
+        candidates.push((out.len(), i));
+        out.period.push(period);
+        out.site.push(site_key);
+        out.ward.push(ward_key);
+        for (column, label) in out.labels.iter_mut().zip(labels) {
+            column.push(label);
+        }
+        out.value.push(stored.0);
+        out.count.push(stored.1);
+        out.numerator.push(stored.2);
+        out.denominator.push(stored.3);
+    }
+    problems.finish()?;
+    Ok(out)
+}
+
+fn violations(e: Error) -> Vec<(String, String)> {
+    if let Error::InvalidArgument { violations } = e {
+        violations
+            .into_iter()
+            .map(|v| (v.field, v.description))
+            .collect()
+    } else {
+        vec![("measurements".into(), e.to_string())]
+    }
+}
+
+/// Reads a measurement's site and ward into the stored key `(site code, ward id)`, by the
+/// metric's location breakdown. Errors name the field (`site` or `ward`).
+fn location(
+    metric: &Metric,
+    sites: &[SiteCode],
+    site: &str,
+    ward: &str,
+) -> Result<(String, String), (&'static str, String)> {
+    let site_code = if site.is_empty() {
+        None
+    } else {
+        let code = site
+            .strip_prefix("sites/")
+            .and_then(|c| SiteCode::parse(c).ok())
+            .ok_or_else(|| {
+                (
+                    "site",
+                    format!(
+                        "`{}` is not a site: use `sites/{{site}}`",
+                        names::clip(site)
+                    ),
+                )
+            })?;
+        if !sites.contains(&code) {
+            return Err(("site", format!("{code} is not one of the trust's sites")));
+        }
+        Some(code)
+    };
+    let ward_ref = if ward.is_empty() {
+        None
+    } else {
+        match names::parse_name("ward", ward, "wards") {
+            Ok((Owner::Site(code), id)) => Some((code, id)),
+            Ok((Owner::Trust, _)) | Err(_) => {
+                return Err((
+                    "ward",
+                    format!(
+                        "`{}` is not a ward: use `sites/{{site}}/wards/{{ward}}`",
+                        names::clip(ward)
+                    ),
+                ));
+            }
+        }
+    };
+    let own_site = match &metric.owner {
+        Owner::Site(s) => Some(s),
+        Owner::Trust => None,
+    };
+    match metric.settings.location {
+        Location::None => {
+            if let Some(code) = &site_code
+                && Some(code) != own_site
+            {
+                return Err((
+                    "site",
+                    match own_site {
+                        Some(own) => format!("must be the metric's site, sites/{own}, or empty"),
+                        None => "the metric is not recorded by site: leave it empty".into(),
+                    },
+                ));
+            }
+            if let Some((code, id)) = &ward_ref {
+                let own_ward = match &metric.scope {
+                    Scope::Ward(w) => Some(w),
+                    Scope::Owner | Scope::Project(_) => None,
+                };
+                if Some(code) != own_site || Some(id) != own_ward {
+                    return Err((
+                        "ward",
+                        match metric.ward_name() {
+                            Some(own) => format!("must be the metric's ward, {own}, or empty"),
+                            None => "the metric is not recorded by ward: leave it empty".into(),
+                        },
+                    ));
+                }
+            }
+            Ok((String::new(), String::new()))
+        }
+        Location::Site => {
+            if ward_ref.is_some() {
+                return Err((
+                    "ward",
+                    "the metric is recorded by site, not ward: leave it empty".into(),
+                ));
+            }
+            let code = site_code.ok_or((
+                "site",
+                "is required: the metric is recorded by site".to_owned(),
+            ))?;
+            Ok((code.to_string(), String::new()))
+        }
+        Location::Ward => {
+            let (code, id) = ward_ref.ok_or((
+                "ward",
+                "is required: the metric is recorded by ward".to_owned(),
+            ))?;
+            if let Some(own) = own_site
+                && own != &code
+            {
+                return Err((
+                    "ward",
+                    format!("must be a ward of the metric's site, {own}"),
+                ));
+            }
+            if !sites.contains(&code) {
+                return Err(("ward", format!("{code} is not one of the trust's sites")));
+            }
+            if let Some(s) = &site_code
+                && s != &code
+            {
+                return Err(("site", format!("must be the ward's site, sites/{code}")));
+            }
+            Ok((code.to_string(), id))
+        }
+    }
+}
+
+/// What a batch changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    pub(crate) created: i64,
+    pub(crate) updated: i64,
+    pub(crate) unchanged: i64,
+}
+
+/// The namespace of the advisory locks that take a metric's batches in turn ("METR" in the
+/// high half, the metric's uid in the low half; other services use other keys).
+const INGEST_LOCK: i64 = 0x4D45_5452_0000_0000;
+
+/// Writes a validated batch, inside the transaction that read its metric `FOR SHARE` (so
+/// the recording rules cannot change meanwhile), one batch of a metric at a time.
+///
+/// Rows of periods the metric holds nothing for yet (the usual case for new data) cannot
+/// collide with a stored key, so they are `COPY`ed in; the rest go through one
+/// `INSERT … ON CONFLICT` statement, which inserts new keys, replaces changed values and
+/// leaves identical ones alone (so a re-sent batch writes nothing).
+pub(crate) async fn write(
+    conn: &mut PgConnection,
+    metric_uid: i64,
+    c: Columns,
+) -> Result<Outcome, Error> {
+    let (Some(first), Some(last)) = (c.period.iter().min(), c.period.iter().max()) else {
+        return Ok(Outcome {
+            created: 0,
+            updated: 0,
+            unchanged: 0,
+        });
+    };
+    // Batches of one metric write in turn (held to the end of the transaction), so what is
+    // read below stays true until the rows are in; other metrics' batches do not wait.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(INGEST_LOCK ^ metric_uid)
+        .execute(&mut *conn)
+        .await?;
+    let mut stored: Vec<NaiveDate> = sqlx::query_scalar(
+        "SELECT DISTINCT period FROM measurement
+         WHERE metric_uid = $1 AND period BETWEEN $2 AND $3",
+    )
+    .bind(metric_uid)
+    .bind(first)
+    .bind(last)
+    .fetch_all(&mut *conn)
+    .await?;
+    stored.sort_unstable();
+    let (old, new) = c.partition(|p| stored.binary_search(p).is_ok());
+    let mut outcome = Outcome {
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+    };
+    if old.len() > 0 {
+        outcome = upsert(conn, metric_uid, &old).await?;
+    }
+    if new.len() > 0 {
+        outcome.created += copy_new(conn, metric_uid, &new).await?;
+    }
+    Ok(outcome)
+}
+
+/// COPYs rows whose keys are all new; returns how many. Every text value was validated
+/// (dates, site codes, ward ids and stratum labels have no tab, newline or backslash), and
+/// Rust prints an `f64` as the shortest decimal that reads back to the same bits.
+async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<i64, Error> {
+    let mut text = String::with_capacity(c.len() * 72);
+    let opt_f = |out: &mut String, x: Option<f64>| match x {
+        Some(x) => {
+            let _ = write!(out, "{x}");
+        }
+        None => out.push_str("\\N"),
+    };
+    for i in 0..c.len() {
+        let _ = write!(
+            text,
+            "{metric_uid}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t",
+            c.period[i],
+            c.site[i],
+            c.ward[i],
+            c.labels[0][i],
+            c.labels[1][i],
+            c.labels[2][i],
+            c.labels[3][i]
+        );
+        opt_f(&mut text, c.value[i]);
+        text.push('\t');
+        match c.count[i] {
+            Some(n) => {
+                let _ = write!(text, "{n}");
+            }
+            None => text.push_str("\\N"),
+        }
+        text.push('\t');
+        opt_f(&mut text, c.numerator[i]);
+        text.push('\t');
+        opt_f(&mut text, c.denominator[i]);
+        text.push('\n');
+    }
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY measurement (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band,
+                 sex, value, count, numerator, denominator) FROM STDIN",
+        )
+        .await?;
+    copy.send(text.into_bytes()).await?;
+    let created = copy.finish().await?;
+    Ok(i64::try_from(created).unwrap_or(i64::MAX))
+}
+
+/// Writes a batch in one statement: new keys are inserted, changed values replace the
+/// stored ones, identical ones are left alone.
+async fn upsert(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<Outcome, Error> {
+    let (created, updated): (i64, i64) = sqlx::query_as(
+        "WITH up AS (
+             INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
+                 ethnicity, age_band, sex, value, count, numerator, denominator)
+             SELECT $1, i.* FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[],
+                 $6::text[], $7::text[], $8::text[], $9::float8[], $10::int8[], $11::float8[],
+                 $12::float8[]) AS i
+             ON CONFLICT (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex)
+             DO UPDATE SET value = EXCLUDED.value, count = EXCLUDED.count,
+                 numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator,
+                 update_time = now()
+             WHERE (m.value, m.count, m.numerator, m.denominator)
+                 IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.count, EXCLUDED.numerator,
+                                   EXCLUDED.denominator)
+             RETURNING (xmax = 0) AS inserted
+         )
+         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
+    )
+    .bind(metric_uid)
+    .bind(&c.period)
+    .bind(&c.site)
+    .bind(&c.ward)
+    .bind(&c.labels[0])
+    .bind(&c.labels[1])
+    .bind(&c.labels[2])
+    .bind(&c.labels[3])
+    .bind(&c.value)
+    .bind(&c.count)
+    .bind(&c.numerator)
+    .bind(&c.denominator)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Outcome {
+        created,
+        updated,
+        unchanged: c.len() as i64 - created - updated,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct MeasurementRow {
+    id: i64,
+    period: NaiveDate,
+    site: String,
+    ward: String,
+    imd_quintile: String,
+    ethnicity: String,
+    age_band: String,
+    sex: String,
+    value: Option<f64>,
+    count: Option<i64>,
+    numerator: Option<f64>,
+    denominator: Option<f64>,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+impl MeasurementRow {
+    fn to_proto(&self, metric: &Metric, metric_name: &str) -> pb::Measurement {
+        let (site, ward) = if self.site.is_empty() {
+            (
+                metric
+                    .owner
+                    .site_column()
+                    .map(|s| format!("sites/{s}"))
+                    .unwrap_or_default(),
+                metric.ward_name().unwrap_or_default(),
+            )
+        } else if self.ward.is_empty() {
+            (format!("sites/{}", self.site), String::new())
+        } else {
+            (
+                format!("sites/{}", self.site),
+                format!("sites/{}/wards/{}", self.site, self.ward),
+            )
+        };
+        let labels: Labels = [
+            self.imd_quintile.clone(),
+            self.ethnicity.clone(),
+            self.age_band.clone(),
+            self.sex.clone(),
+        ];
+        pb::Measurement {
+            name: format!("{metric_name}/{COLLECTION}/{}", self.id),
+            period: Some(qi_platform::convert::date(self.period)),
+            site,
+            ward,
+            stratum: Some(dimensions::stratum_of(&labels)).filter(|s| *s != pb::Stratum::default()),
+            value: self.value,
+            numerator: self.numerator,
+            denominator: self.denominator,
+            count: self.count.unwrap_or(0),
+            create_time: Some(timestamp(self.create_time)),
+            update_time: Some(timestamp(self.update_time)),
+        }
+    }
+}
+
+/// One page of a metric's measurements in `[from, before)`, oldest period first.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    metric: &Metric,
+    from: Option<NaiveDate>,
+    before: Option<NaiveDate>,
+    page: &Page,
+) -> Result<(Vec<pb::Measurement>, String), Error> {
+    let bad = || Error::invalid("page_token", "not a token this list returned");
+    let after_period = page
+        .after_key(0)
+        .map(str::parse::<NaiveDate>)
+        .transpose()
+        .map_err(|_| bad())?;
+    let after_id = page
+        .after_key(1)
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| bad())?;
+    let rows: Vec<MeasurementRow> = sqlx::query_as(
+        "SELECT id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value, count,
+                numerator, denominator, create_time, update_time
+         FROM measurement
+         WHERE metric_uid = $1
+           AND ($2::date IS NULL OR period >= $2) AND ($3::date IS NULL OR period < $3)
+           AND ($4::date IS NULL OR (period, id) > ($4, $5))
+         ORDER BY period, id
+         LIMIT $6",
+    )
+    .bind(metric.uid)
+    .bind(from)
+    .bind(before)
+    .bind(after_period)
+    .bind(after_id.unwrap_or(0))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| vec![r.period.to_string(), r.id.to_string()]);
+    let name = metric.name();
+    Ok((
+        rows.iter().map(|r| r.to_proto(metric, &name)).collect(),
+        next,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::{Kind, Settings};
+    use crate::dimensions::{Dimension, Recording};
+    use crate::periods::Frequency;
+    use qi_proto::google::r#type::Date;
+
+    fn metric(value_type: ValueType, location: Location, owner: &str) -> Metric {
+        Metric {
+            uid: 1,
+            owner: names::parse_parent("p", owner).unwrap(),
+            id: "m".into(),
+            frequency: Frequency::Week,
+            value_type,
+            scope: Scope::Owner,
+            settings: Settings {
+                display_name: "M".into(),
+                kind: Kind::Qms,
+                rate_per: 1.0,
+                location,
+                recording: Recording {
+                    dimensions: vec![Dimension::Imd],
+                    age_bands: Vec::new(),
+                },
+                ..Default::default()
+            },
+            create_time: Utc::now(),
+            update_time: Utc::now(),
+            revision: 1,
+            has_measurements: false,
+        }
+    }
+
+    fn sites() -> Vec<SiteCode> {
+        ["BAS", "BRM", "SOU"]
+            .map(|s| SiteCode::parse(s).unwrap())
+            .to_vec()
+    }
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, 26).unwrap()
+    }
+
+    fn m(day: u32, imd: &str) -> pb::Measurement {
+        pb::Measurement {
+            period: Some(Date {
+                year: 2026,
+                month: 11,
+                day: day as i32,
+            }),
+            stratum: Some(pb::Stratum {
+                imd_quintile: imd.into(),
+                ..Default::default()
+            }),
+            numerator: Some(3.0),
+            denominator: Some(40.0),
+            ..Default::default()
+        }
+    }
+
+    fn fields(e: Error) -> Vec<String> {
+        let Error::InvalidArgument { violations } = e else {
+            panic!("expected invalid argument, got {e:?}")
+        };
+        violations.into_iter().map(|v| v.field).collect()
+    }
+
+    #[test]
+    fn a_good_batch_becomes_columns() {
+        let metric = metric(ValueType::Rate, Location::None, "sites/BAS");
+        let c = validate(
+            &metric,
+            &sites(),
+            today(),
+            vec![m(2, "1"), m(2, "U"), m(9, "1")],
+        )
+        .unwrap();
+        assert_eq!(c.len(), 3);
+        assert_eq!(c.labels[0], ["1", "U", "1"]);
+        assert!(c.site.iter().all(String::is_empty));
+        assert_eq!(c.denominator, [Some(40.0); 3]);
+    }
+
+    #[test]
+    fn every_bad_field_is_named_and_nothing_passes() {
+        let metric = metric(ValueType::Rate, Location::None, "sites/BAS");
+        let mut nan = m(2, "1");
+        nan.numerator = Some(f64::NAN);
+        let mut zero = m(2, "2");
+        zero.denominator = Some(0.0);
+        let mut tuesday = m(3, "1");
+        tuesday.stratum = None;
+        let mut other_site = m(9, "3");
+        other_site.site = "sites/SOU".into();
+        let mut valued = m(9, "4");
+        valued.value = Some(1.0);
+        let e = validate(
+            &metric,
+            &sites(),
+            today(),
+            vec![
+                m(2, "5"),
+                nan,
+                zero,
+                tuesday,
+                other_site,
+                valued,
+                m(2, "5"),
+                m(30, "1"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(
+            fields(e),
+            [
+                "measurements[1].numerator",
+                "measurements[2].denominator",
+                "measurements[3].period",
+                "measurements[3].stratum.imd_quintile",
+                "measurements[4].site",
+                "measurements[5].value",
+                "measurements[6]",
+                "measurements[7].period",
+            ]
+        );
+    }
+
+    #[test]
+    fn counts_and_means_take_values() {
+        let mut metric = metric(ValueType::Count, Location::None, "trust");
+        let mut bad = m(2, "1");
+        bad.value = Some(-1.0);
+        let mut inf = m(2, "2");
+        inf.numerator = None;
+        inf.denominator = None;
+        inf.value = Some(f64::INFINITY);
+        let e = validate(&metric, &sites(), today(), vec![bad, inf]).unwrap_err();
+        assert_eq!(
+            fields(e),
+            [
+                "measurements[0].value",
+                "measurements[0].numerator",
+                "measurements[0].denominator",
+                "measurements[1].value"
+            ]
+        );
+        metric.value_type = ValueType::Mean;
+        let mut mean = m(2, "1");
+        mean.numerator = None;
+        mean.denominator = None;
+        mean.value = Some(-2.5);
+        mean.count = 12;
+        let c = validate(&metric, &sites(), today(), vec![mean]).unwrap();
+        assert_eq!((c.value[0], c.count[0]), (Some(-2.5), Some(12)));
+    }
+
+    #[test]
+    fn locations_follow_the_metric_breakdown() {
+        let by_site = metric(ValueType::Rate, Location::Site, "trust");
+        let mut a = m(2, "1");
+        a.site = "sites/BRM".into();
+        let c = validate(&by_site, &sites(), today(), vec![a.clone()]).unwrap();
+        assert_eq!(c.site, ["BRM"]);
+        let e = validate(&by_site, &sites(), today(), vec![m(2, "1")]).unwrap_err();
+        assert_eq!(fields(e), ["measurements[0].site"]);
+        let by_ward = metric(ValueType::Rate, Location::Ward, "sites/BAS");
+        let mut w = m(2, "1");
+        w.ward = "sites/BAS/wards/cedar".into();
+        let c = validate(&by_ward, &sites(), today(), vec![w.clone()]).unwrap();
+        assert_eq!((c.site[0].as_str(), c.ward[0].as_str()), ("BAS", "cedar"));
+        w.ward = "sites/SOU/wards/cedar".into();
+        let e = validate(&by_ward, &sites(), today(), vec![w]).unwrap_err();
+        assert_eq!(fields(e), ["measurements[0].ward"]);
+    }
+
+    #[test]
+    fn batches_are_bounded_and_refusals_capped() {
+        let metric = metric(ValueType::Rate, Location::None, "sites/BAS");
+        assert!(validate(&metric, &sites(), today(), Vec::new()).is_err());
+        let mut many: Vec<_> = (0..=MAX_BATCH).map(|_| m(2, "1")).collect();
+        assert_eq!(
+            fields(validate(&metric, &sites(), today(), many.clone()).unwrap_err()),
+            ["measurements"]
+        );
+        many.truncate(100);
+        for x in &mut many {
+            x.denominator = Some(0.0);
+        }
+        let f = fields(validate(&metric, &sites(), today(), many).unwrap_err());
+        assert_eq!(f.len(), MAX_VIOLATIONS + 1);
+        assert_eq!(f.last().map(String::as_str), Some("measurements"));
+    }
+}
