@@ -307,3 +307,144 @@ async fn a_browser_calls_the_gateway_with_grpc_web() {
     );
     suite.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_overview_gathers_each_services_headline_for_the_callers_sites() {
+    use qi_proto::projects as pj;
+    use qi_proto::projects::project_service_client::ProjectServiceClient;
+    let suite = TestSuite::start().await;
+    let mut training = TrainingServiceClient::new(suite.channel.clone());
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    let person = |emp: &str, site: &str| pb::EsrRow {
+        employee_number: emp.into(),
+        assignment_number: emp.into(),
+        primary_assignment: true,
+        forename: "Kim".into(),
+        surname: format!("S{emp}"),
+        site: site.into(),
+        ..Default::default()
+    };
+    let extract = vec![pb::SyncStaffRequest {
+        extract_time: Some(prost_types::Timestamp {
+            seconds: 1_790_000_000,
+            nanos: 0,
+        }),
+        rows: vec![person("80000001", "BAS"), person("80000002", "SOU")],
+        complete: true,
+        ..Default::default()
+    }];
+    training
+        .sync_staff(authed(&hr, tokio_stream::iter(extract)))
+        .await
+        .unwrap();
+    // A cross-site Fundamentals day last week, both attended: two people trained.
+    let team = suite.token("qi-office", &["improvement_team"], &["*"]);
+    let day = chrono::Utc::now().date_naive() - chrono::Days::new(7);
+    let cohort = training
+        .create_cohort(authed(
+            &team,
+            pb::CreateCohortRequest {
+                parent: "trust".into(),
+                cohort: Some(pb::Cohort {
+                    course: "trust/courses/qsir-fund".into(),
+                    display_name: "Fundamentals".into(),
+                    start_date: Some(qi_platform::convert::date(day)),
+                    capacity: 10,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .cohort
+        .unwrap()
+        .name;
+    for staff in ["sites/BAS/staff/80000001", "sites/SOU/staff/80000002"] {
+        training
+            .create_enrolment(authed(
+                &team,
+                pb::CreateEnrolmentRequest {
+                    parent: cohort.clone(),
+                    enrolment: Some(pb::Enrolment {
+                        staff: staff.into(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    training
+        .start_cohort(authed(
+            &team,
+            pb::StartCohortRequest {
+                name: cohort.clone(),
+                etag: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    training
+        .record_attendance(authed(
+            &team,
+            pb::RecordAttendanceRequest {
+                session: format!("{cohort}/sessions/1"),
+                records: ["sites/BAS/staff/80000001", "sites/SOU/staff/80000002"]
+                    .into_iter()
+                    .map(|s| pb::AttendanceRecord {
+                        staff: s.into(),
+                        status: pb::AttendanceStatus::Attended as i32,
+                    })
+                    .collect(),
+            },
+        ))
+        .await
+        .unwrap();
+    // An idea at each site.
+    let mut projects = ProjectServiceClient::new(suite.channel.clone());
+    for site in ["BAS", "SOU"] {
+        let lead = suite.token("lead", &["contributor"], &[site]);
+        projects
+            .create_idea(authed(
+                &lead,
+                pj::CreateIdeaRequest {
+                    parent: format!("sites/{site}"),
+                    idea: Some(pj::Idea {
+                        title: "Earlier discharge".into(),
+                        submitter: "A nurse".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap();
+    }
+    let overview = |token: String| {
+        let channel = suite.channel.clone();
+        async move {
+            GatewayServiceClient::new(channel)
+                .get_overview(authed(&token, gw::GetOverviewRequest {}))
+                .await
+                .unwrap()
+                .into_inner()
+                .overview
+                .unwrap()
+        }
+    };
+    let whole = overview(suite.token("board", &["viewer"], &["*"])).await;
+    assert!(whole.unavailable.is_empty(), "{:?}", whole.unavailable);
+    assert_eq!((whole.staff_trained, whole.ideas_received), (2, 2));
+    assert_eq!(whole.trained_by_course[0].course_code, "QSIR-FUND");
+    let bas = overview(suite.token("bas-board", &["viewer"], &["BAS"])).await;
+    assert_eq!(
+        (bas.staff_trained, bas.ideas_received),
+        (1, 1),
+        "only Basildon's share"
+    );
+    assert_eq!(bas.sites, ["BAS"]);
+    suite.stop().await.unwrap();
+}

@@ -6,4 +6,6 @@ mod cohorts;
 mod direct;
 mod discovery;
 mod gateway;
+mod metrics;
+mod projects;
 mod training;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 mod authorize;
 mod codec;
+mod overview;
 pub mod policy;
 mod proxy;
 mod ratelimit;

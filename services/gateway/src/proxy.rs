@@ -98,6 +98,16 @@ impl Gateway {
         }
     }
 
+    /// The signer of access contexts (the overview signs its sub-calls as the caller).
+    pub(crate) fn signer(&self) -> &AccessSigner {
+        &self.signer
+    }
+
+    /// The channel to a backend service, by full name.
+    pub(crate) fn backend_channel(&self, service: &str) -> Option<Channel> {
+        self.backends.get(service).cloned()
+    }
+
     /// Records a decision.
     fn record(&self, call: &CallInfo<'_>, resource: Option<&str>, outcome: Result<&str, &Status>) {
         let (allowed, code, reason) = match outcome {
@@ -448,12 +458,13 @@ impl Gateway {
     async fn local(
         &self,
         path: &str,
-        _ctx: &AccessContext,
+        ctx: &AccessContext,
         message: Bytes,
     ) -> Result<Response<Bytes>, Status> {
         use prost::Message as _;
         let method = path.trim_start_matches(GATEWAY_PREFIX);
         let reply = match method {
+            "GetOverview" => crate::overview::get(self, ctx).await.encode_to_vec(),
             "ListAuditEvents" => {
                 let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
                     .map_err(|_| Status::invalid_argument("the request is not a valid message"))?;
