@@ -53,19 +53,25 @@ async fn every_decision_is_in_the_audit_trail_with_its_trace_id() {
         .unwrap_err();
     assert_eq!(anonymous.code(), Code::Unauthenticated);
 
-    // The writer batches off the hot path; give it a moment.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The writer batches off the hot path: wait (boundedly) until both events are in.
     let admin = suite.token("auditor", &["admin"], &["*"]);
-    let mine = audit(
-        &suite,
-        &admin,
-        gw::ListAuditEventsRequest {
-            parent: "trust".into(),
-            subject: "bas-nurse".into(),
-            ..Default::default()
-        },
-    )
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mine = loop {
+        let mine = audit(
+            &suite,
+            &admin,
+            gw::ListAuditEventsRequest {
+                parent: "trust".into(),
+                subject: "bas-nurse".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+        if mine.len() >= 2 || Instant::now() > deadline {
+            break mine;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(mine.len(), 2, "{mine:#?}");
     let (deny, allow) = (&mine[0], &mine[1]);
     assert_eq!(
