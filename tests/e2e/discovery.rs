@@ -69,3 +69,33 @@ async fn reflection_through_the_gateway_lists_the_three_services_and_health() {
     );
     suite.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn qi_seed_creates_the_reference_trust_once() {
+    use qi_e2e::authed;
+    use qi_proto::projects as pj;
+    use qi_proto::projects::project_service_client::ProjectServiceClient;
+    let suite = TestSuite::start().await;
+    let admin = suite.token("seeder", &["admin"], &["*"]);
+    let gateway = format!("http://{}", suite.addr);
+    let first = qi::seed::reference_trust(&gateway, &admin).await.unwrap();
+    assert_eq!((first.created, first.existing), (63, 0));
+    let again = qi::seed::reference_trust(&gateway, &admin).await.unwrap();
+    assert_eq!((again.created, again.existing), (0, 63));
+    let viewer = suite.token("board", &["viewer"], &["*"]);
+    let mut projects = ProjectServiceClient::new(suite.channel.clone());
+    let wards = projects
+        .list_wards(authed(
+            &viewer,
+            pj::ListWardsRequest {
+                parent: "sites/-".into(),
+                page_size: 500,
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(wards.wards.len(), 60);
+    suite.stop().await.unwrap();
+}

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod hr;
 pub mod secrets;
+pub mod seed;
 pub mod suite;
 
 use std::future::Future;

@@ -72,6 +72,15 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Creates the reference trust's sites and sixty wards through the gateway (safe to rerun).
+    Seed {
+        /// The gateway's URL.
+        #[arg(long, env = "QI_GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// A bearer token of a trust-wide admin.
+        #[arg(long, env = "QI_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
         /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
@@ -145,7 +154,8 @@ fn main() -> ExitCode {
         | Command::Migrate { .. }
         | Command::Token { .. }
         | Command::Hr { .. }
-        | Command::Bench { .. } => "qi",
+        | Command::Bench { .. }
+        | Command::Seed { .. } => "qi",
     };
     let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
         Ok(g) => g,
@@ -245,6 +255,14 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 qi::bench::Effort::FULL
             };
             qi::bench::run(&scenarios, effort, json).await.map(|_| ())
+        }
+        Command::Seed { gateway, token } => {
+            let seeded = qi::seed::reference_trust(&gateway, &token).await?;
+            eprintln!(
+                "reference trust: {} created, {} already there",
+                seeded.created, seeded.existing
+            );
+            Ok(())
         }
         Command::Token { .. } => unreachable!("handled before the runtime starts"),
     }
