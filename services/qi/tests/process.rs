@@ -1,7 +1,6 @@
 //! The `qi` binary as a process: `qi up` on a new data folder comes up with its own
 //! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data.
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,20 +12,38 @@ use tonic_health::pb::health_client::HealthClient;
 
 const QI: &str = env!("CARGO_BIN_EXE_qi");
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Reads `qi up`'s own report of where it listens (it binds port 0, so no other test can
+/// take the port between choosing and binding it). The rest of its output is drained, so
+/// qi never writes to a closed pipe.
+fn announced_port(child: &mut Child) -> u16 {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("qi's stdout");
+    let (found, port) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(rest) = line.split("Gateway: ").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or_default();
+                if let Some(p) = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+                    let _ = found.send(p);
+                }
+            }
+        }
+    });
+    port.recv_timeout(Duration::from_secs(90))
+        .expect("qi up said where it listens")
 }
 
-fn up(data_dir: &std::path::Path, port: u16) -> Child {
+fn up(data_dir: &std::path::Path, log: &std::path::Path) -> Child {
+    let log = std::fs::File::create(log).expect("a log file");
     Command::new(QI)
-        .args(["up", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("QI_SHUTDOWN_GRACE_MS", "5000")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("qi starts")
 }
@@ -57,7 +74,7 @@ async fn wait_serving(port: u16, child: &mut Child) {
     }
 }
 
-async fn stop(mut child: Child) -> Duration {
+async fn stop(mut child: Child, log: &std::path::Path) -> Duration {
     let pid = Pid::from_raw(child.id() as i32);
     let asked = Instant::now();
     kill(pid, Signal::SIGTERM).expect("signal qi");
@@ -72,7 +89,11 @@ async fn stop(mut child: Child) -> Duration {
         // Sleep on the runtime, so this test's own connections can answer the server's GOAWAY.
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "qi up exited with {status}");
+    assert!(
+        status.success(),
+        "qi up exited with {status}: {}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
     asked.elapsed()
 }
 
@@ -83,10 +104,11 @@ async fn qi_up_serves_stops_on_sigterm_and_starts_again_on_its_data() {
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = dir.path().join("data");
     for round in 0..2 {
-        let port = free_port();
-        let mut child = up(&data, port);
+        let log = dir.path().join(format!("qi-up-{round}.log"));
+        let mut child = up(&data, &log);
+        let port = announced_port(&mut child);
         wait_serving(port, &mut child).await;
-        let took = stop(child).await;
+        let took = stop(child, &log).await;
         assert!(
             took < Duration::from_secs(10),
             "round {round}: stopping took {took:?}"
