@@ -6,9 +6,11 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use qi_platform::Config;
+use qi_platform::pg::{Durability, PrivateCluster};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -26,6 +28,8 @@ pub struct TestSuite {
     pub database_url: String,
     stop: Option<oneshot::Sender<()>>,
     running: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The suite's own PostgreSQL, when it has one ([`TestSuite::start_on_own_cluster`]).
+    cluster: Option<Arc<Mutex<PrivateCluster>>>,
 }
 
 /// A random secret, as `qi up` generates.
@@ -43,6 +47,37 @@ impl TestSuite {
         let database_url = qi_platform::pg::test_database()
             .await
             .expect("a test database");
+        Self::start_on(database_url, None, settings).await
+    }
+
+    /// Starts the suite on a PostgreSQL of its own, which the test may stop and start
+    /// ([`TestSuite::stop_database`], [`TestSuite::start_database`]) without disturbing the
+    /// other tests of its process, which share the process's cluster.
+    pub async fn start_on_own_cluster(settings: &[(&str, &str)]) -> TestSuite {
+        qi_platform::telemetry::init_for_tests();
+        let cluster = tokio::task::spawn_blocking(|| {
+            let dir = tempfile::Builder::new()
+                .prefix("qi-fault-")
+                .tempdir_in("/tmp")
+                .expect("a cluster folder")
+                .keep();
+            PrivateCluster::start(&dir, Durability::Throwaway)
+        })
+        .await
+        .expect("the cluster start ran")
+        .expect("a private cluster");
+        let database_url = cluster
+            .create_database("qi")
+            .await
+            .expect("a test database");
+        Self::start_on(database_url, Some(Arc::new(Mutex::new(cluster))), settings).await
+    }
+
+    async fn start_on(
+        database_url: String,
+        cluster: Option<Arc<Mutex<PrivateCluster>>>,
+        settings: &[(&str, &str)],
+    ) -> TestSuite {
         let mut vars: HashMap<String, String> = HashMap::from([
             ("QI_DATABASE_URL".into(), database_url.clone()),
             ("QI_LISTEN".into(), "127.0.0.1:0".into()),
@@ -74,7 +109,45 @@ impl TestSuite {
             database_url,
             stop: Some(stop),
             running: Some(running),
+            cluster,
         }
+    }
+
+    /// Stops the suite's own PostgreSQL (fast shutdown: sessions end, data stays).
+    pub async fn stop_database(&self) {
+        self.with_cluster(PrivateCluster::stop_server).await;
+    }
+
+    /// Starts the suite's own PostgreSQL again, at the same address.
+    pub async fn start_database(&self) {
+        self.with_cluster(PrivateCluster::start_server).await;
+    }
+
+    async fn with_cluster(&self, f: fn(&mut PrivateCluster) -> anyhow::Result<()>) {
+        let cluster = self
+            .cluster
+            .clone()
+            .expect("the suite was started with start_on_own_cluster");
+        tokio::task::spawn_blocking(move || {
+            let mut c = cluster.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut c)
+        })
+        .await
+        .expect("pg_ctl ran")
+        .expect("pg_ctl succeeded");
+    }
+
+    /// Counts rows with a query on the suite's database (e.g. `SELECT count(*) FROM training.cohort`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        let pool = sqlx::PgPool::connect(&self.database_url)
+            .await
+            .expect("the database accepts connections");
+        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&pool)
+            .await
+            .expect("a count");
+        pool.close().await;
+        n
     }
 
     /// A development token for `sub` with these roles and sites (`*` = trust-wide).

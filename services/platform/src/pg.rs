@@ -25,6 +25,7 @@ pub struct PrivateCluster {
     run_as: Option<String>,
     watchdog: Option<std::process::Child>,
     stopped: bool,
+    durability: Durability,
 }
 
 /// How a cluster trades durability for speed.
@@ -71,6 +72,7 @@ impl PrivateCluster {
             run_as,
             watchdog: None,
             stopped: false,
+            durability,
         };
         cluster.hand_over(cluster.socket_dir.path())?;
         if !cluster.data_dir.join("PG_VERSION").exists() {
@@ -110,33 +112,58 @@ impl PrivateCluster {
                 &["stop", "-D", path_str(&cluster.data_dir)?, "-m", "fast"],
             );
         }
+        cluster.launch()?;
+        Ok(cluster)
+    }
+
+    /// Starts the server on the existing data folder and socket, and the watchdog that stops
+    /// it when this process ends.
+    fn launch(&mut self) -> anyhow::Result<()> {
         let mut opts = format!(
             "-c listen_addresses='' -k {} -c max_connections=300 -c shared_buffers=128MB",
-            path_str(cluster.socket_dir.path())?
+            path_str(self.socket_dir.path())?
         );
-        if durability == Durability::Throwaway {
+        if self.durability == Durability::Throwaway {
             opts.push_str(" -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
         }
-        let log = cluster.data_dir.join("postgres.log");
-        cluster
-            .run(
-                "pg_ctl",
-                &[
-                    "start",
-                    "-w",
-                    "-t",
-                    "60",
-                    "-D",
-                    path_str(&cluster.data_dir)?,
-                    "-l",
-                    path_str(&log)?,
-                    "-o",
-                    &opts,
-                ],
-            )
-            .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
-        cluster.watchdog = Some(cluster.spawn_watchdog(durability == Durability::Throwaway)?);
-        Ok(cluster)
+        let log = self.data_dir.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                path_str(&self.data_dir)?,
+                "-l",
+                path_str(&log)?,
+                "-o",
+                &opts,
+            ],
+        )
+        .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
+        self.watchdog = Some(self.spawn_watchdog(self.durability == Durability::Throwaway)?);
+        Ok(())
+    }
+
+    /// For fault tests: stops the server but keeps the cluster, its data and its URL, so
+    /// clients see the database gone until [`PrivateCluster::start_server`].
+    pub fn stop_server(&mut self) -> anyhow::Result<()> {
+        self.run(
+            "pg_ctl",
+            &["stop", "-w", "-D", path_str(&self.data_dir)?, "-m", "fast"],
+        )?;
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        Ok(())
+    }
+
+    /// For fault tests: starts the server again after [`PrivateCluster::stop_server`].
+    pub fn start_server(&mut self) -> anyhow::Result<()> {
+        self.launch()
     }
 
     /// A URL for database `db` on this cluster.
