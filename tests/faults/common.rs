@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use sqlx::Connection as _;
+
 use qi_e2e::{TestSuite, authed};
 use qi_proto::google::r#type::Date;
 use qi_proto::metrics as mpb;
@@ -188,4 +190,36 @@ pub(crate) async fn partial_batches(suite: &TestSuite) -> i64 {
              FROM metrics.measurement GROUP BY 1 HAVING count(*) <> {BATCH}) part"
         ))
         .await
+}
+
+/// A side connection holding every metric row locked, so measurement writes wait on it.
+pub(crate) async fn lock_metrics(suite: &TestSuite) -> sqlx::PgConnection {
+    let mut side = sqlx::PgConnection::connect(&suite.database_url)
+        .await
+        .expect("a side connection");
+    sqlx::query("BEGIN").execute(&mut side).await.unwrap();
+    sqlx::query("SELECT 1 FROM metrics.metric FOR UPDATE")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    side
+}
+
+/// Waits until `n` sessions wait on a lock (the calls are in flight, inside the service).
+pub(crate) async fn until_waiting_on_locks(suite: &TestSuite, n: i64) {
+    for _ in 0..600 {
+        let waiting = suite
+            .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+            .await;
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the calls never reached the database");
+}
+
+/// Ends the side connection, releasing its locks.
+pub(crate) async fn unlock(side: sqlx::PgConnection) {
+    side.close().await.expect("the side connection closes");
 }

@@ -6,4 +6,5 @@
 
 mod common;
 mod database;
+mod exhaustion;
 mod shutdown;

@@ -7,40 +7,12 @@
 use std::time::Duration;
 
 use qi_e2e::TestSuite;
-use sqlx::Connection as _;
 use tonic::Code;
 
 use crate::common::{self, Write};
 
 /// Calls held in flight when the stop comes.
 const IN_FLIGHT: usize = 4;
-
-/// A side connection holding every metric row locked, so measurement writes wait on it.
-async fn lock_metrics(suite: &TestSuite) -> sqlx::PgConnection {
-    let mut side = sqlx::PgConnection::connect(&suite.database_url)
-        .await
-        .expect("a side connection");
-    sqlx::query("BEGIN").execute(&mut side).await.unwrap();
-    sqlx::query("SELECT 1 FROM metrics.metric FOR UPDATE")
-        .execute(&mut side)
-        .await
-        .unwrap();
-    side
-}
-
-/// Waits until `n` sessions wait on a lock (the calls are in flight, inside the service).
-async fn until_waiting_on_locks(suite: &TestSuite, n: i64) {
-    for _ in 0..600 {
-        let waiting = suite
-            .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-            .await;
-        if waiting >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the calls never reached the database");
-}
 
 /// Waits until the gateway's listener is closed.
 async fn until_refusing(addr: std::net::SocketAddr) {
@@ -60,7 +32,7 @@ async fn a_stop_finishes_calls_in_flight_refuses_new_ones_and_flushes_the_audit_
     common::create_metric(&suite, &token).await;
     let before = 1; // CreateMetric.
 
-    let side = lock_metrics(&suite).await;
+    let side = common::lock_metrics(&suite).await;
     let in_flight: Vec<_> = (0..IN_FLIGHT)
         .map(|i| {
             let (channel, token) = (suite.channel.clone(), token.clone());
@@ -69,7 +41,7 @@ async fn a_stop_finishes_calls_in_flight_refuses_new_ones_and_flushes_the_audit_
             )
         })
         .collect();
-    until_waiting_on_locks(&suite, IN_FLIGHT as i64).await;
+    common::until_waiting_on_locks(&suite, IN_FLIGHT as i64).await;
 
     let (addr, channel, url) = (
         suite.addr,
@@ -95,7 +67,7 @@ async fn a_stop_finishes_calls_in_flight_refuses_new_ones_and_flushes_the_audit_
     assert!(fresh.is_err(), "a stopped gateway accepts no connection");
 
     // The in-flight calls finish once the database lets them, and the suite then exits.
-    side.close().await.unwrap();
+    common::unlock(side).await;
     for call in in_flight {
         assert_eq!(call.await.unwrap(), Ok(()), "an in-flight call was cut off");
     }
@@ -142,12 +114,12 @@ async fn a_call_stuck_past_the_grace_period_does_not_keep_the_suite_from_exiting
     .await;
     let token = common::writer_token(&suite);
     common::create_metric(&suite, &token).await;
-    let side = lock_metrics(&suite).await;
+    let side = common::lock_metrics(&suite).await;
     let stuck = {
         let (channel, token) = (suite.channel.clone(), token.clone());
         tokio::spawn(async move { common::send(&channel, &token, &Write::nth(1)).await })
     };
-    until_waiting_on_locks(&suite, 1).await;
+    common::until_waiting_on_locks(&suite, 1).await;
     // Gateway and services each wait out their grace; far beyond that, the stop hangs.
     let stopped = tokio::time::timeout(Duration::from_secs(30), suite.stop()).await;
     drop(side);
