@@ -7,4 +7,5 @@
 mod common;
 mod database;
 mod exhaustion;
+mod retries;
 mod shutdown;
