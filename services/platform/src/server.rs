@@ -104,6 +104,8 @@ pub async fn serve(
     let layers = tower::ServiceBuilder::new()
         // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC.
         .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
+        // Continues the caller's trace and records each call's gRPC status on its span.
+        .layer(crate::telemetry::RpcStatusLayer)
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.concurrency_limit,
@@ -120,7 +122,7 @@ pub async fn serve(
         .timeout(settings.request_timeout)
         // Lets clients rebalance across replicas behind a Kubernetes Service.
         .max_connection_age(Duration::from_secs(300))
-        .trace_fn(rpc_span)
+        .trace_fn(crate::telemetry::rpc_span)
         .layer(layers)
         .add_routes(component.routes)
         .add_service(health)
@@ -176,23 +178,6 @@ async fn set_all(reporter: &HealthReporter, names: &[&'static str], status: Serv
     for name in names {
         reporter.set_service_status(*name, status).await;
     }
-}
-
-/// The span of one call, with the OpenTelemetry RPC semantic-convention attributes.
-fn rpc_span(req: &http::Request<()>) -> tracing::Span {
-    let path = req.uri().path();
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
-    tracing::info_span!(
-        "rpc",
-        otel.name = %path.trim_start_matches('/'),
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-    )
 }
 
 /// Completes on SIGTERM or Ctrl-C.

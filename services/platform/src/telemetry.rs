@@ -4,9 +4,10 @@
 //! context is the propagator, so a trace follows a call from the gateway into the services.
 
 use anyhow::Context as _;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -33,8 +34,43 @@ impl Drop for TelemetryGuard {
 /// Installs the global subscriber for `service_name`. Must run inside a Tokio runtime when
 /// OTLP export is on.
 pub fn init(config: &Config, service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_new(&config.log_filter)
-        .with_context(|| format!("QI_LOG={:?} is not a log filter", config.log_filter))?;
+    let provider = match &config.otlp_endpoint {
+        Some(endpoint) => {
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(endpoint.clone())
+                .build()
+                .context("building the OTLP span exporter")?;
+            Some(
+                SdkTracerProvider::builder()
+                    .with_batch_exporter(exporter)
+                    .with_resource(
+                        opentelemetry_sdk::Resource::builder()
+                            .with_service_name(service_name.to_owned())
+                            .build(),
+                    )
+                    .build(),
+            )
+        }
+        None => None,
+    };
+    install(config, provider)
+}
+
+/// Installs the global subscriber exporting spans through `provider` (tests pass one over
+/// the SDK's in-memory exporter).
+pub fn init_with_tracer_provider(
+    config: &Config,
+    provider: SdkTracerProvider,
+) -> anyhow::Result<TelemetryGuard> {
+    install(config, Some(provider))
+}
+
+fn install(config: &Config, provider: Option<SdkTracerProvider>) -> anyhow::Result<TelemetryGuard> {
+    let filter = || {
+        EnvFilter::try_new(&config.log_filter)
+            .with_context(|| format!("QI_LOG={:?} is not a log filter", config.log_filter))
+    };
     let fmt = match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -50,33 +86,32 @@ pub fn init(config: &Config, service_name: &str) -> anyhow::Result<TelemetryGuar
     opentelemetry::global::set_text_map_propagator(
         opentelemetry_sdk::propagation::TraceContextPropagator::new(),
     );
-    let (otel, provider) = match &config.otlp_endpoint {
-        Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()
-                .context("building the OTLP span exporter")?;
-            let provider = SdkTracerProvider::builder()
-                .with_batch_exporter(exporter)
-                .with_resource(
-                    opentelemetry_sdk::Resource::builder()
-                        .with_service_name(service_name.to_owned())
-                        .build(),
-                )
-                .build();
-            let tracer = provider.tracer("qi");
-            (
-                Some(tracing_opentelemetry::layer().with_tracer(tracer)),
-                Some(provider),
-            )
-        }
+    // Each layer filters for itself: the SQL spans need sqlx's DEBUG statement events,
+    // which the log lines do not show.
+    let (otel, sql) = match &provider {
+        Some(provider) => (
+            Some(
+                tracing_opentelemetry::layer()
+                    .with_tracer(provider.tracer("qi"))
+                    .with_filter(filter()?),
+            ),
+            Some(
+                SqlSpans {
+                    tracer: provider.tracer("qi.sql"),
+                }
+                // The spans the statements belong under must pass this filter too.
+                .with_filter(
+                    EnvFilter::try_new(format!("{},sqlx::query=debug", config.log_filter))
+                        .context("QI_LOG with sqlx::query=debug")?,
+                ),
+            ),
+        ),
         None => (None, None),
     };
     tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
+        .with(fmt.with_filter(filter()?))
         .with(otel)
+        .with(sql)
         .try_init()
         .context("installing the tracing subscriber")?;
     Ok(TelemetryGuard { provider })
@@ -93,4 +128,222 @@ pub fn init_for_tests() {
                 .try_init();
         }
     });
+}
+
+/// The span of one call, with the OpenTelemetry RPC semantic-convention attributes, a child
+/// of the caller's W3C trace context when the call carries one (the gateway's span, for a
+/// service). `rpc.grpc.status_code` is recorded when the call ends ([`RpcStatusLayer`]).
+pub fn rpc_span(req: &http::Request<()>) -> tracing::Span {
+    let path = req.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "rpc",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        rpc.grpc.status_code = tracing::field::Empty,
+    );
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(req.headers())));
+    if parent.span().span_context().is_valid() {
+        // Fails only when no OpenTelemetry layer is installed: nothing to link then.
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// A tower layer, inside the call's span: rewrites the call's `traceparent` to this
+/// server's span, so what the handler forwards (the gateway's call to a service) and
+/// records (the audit event's trace id) continues this span's trace; and records the call's
+/// `rpc.grpc.status_code` on the span when the status is known (response head or trailers).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RpcStatusLayer;
+
+impl<S> tower::Layer<S> for RpcStatusLayer {
+    type Service = RpcStatus<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcStatus { inner }
+    }
+}
+
+/// The service of [`RpcStatusLayer`].
+#[derive(Debug, Clone)]
+pub struct RpcStatus<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for RpcStatus<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+    ResBody: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    ResBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        // The ready service goes into the future; a clone stays for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(async move {
+            // tonic enters the call's span only while polling: read it here, not in `call`.
+            let span = tracing::Span::current();
+            let cx = span.context();
+            if cx.span().span_context().is_valid() {
+                opentelemetry::global::get_text_map_propagator(|p| {
+                    p.inject_context(&cx, &mut HeadersMut(req.headers_mut()));
+                });
+            }
+            let response = inner.call(req).await?;
+            if let Some(code) = grpc_status(response.headers()) {
+                span.record("rpc.grpc.status_code", code);
+            }
+            Ok(response.map(|body| {
+                tonic::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                    if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
+                        span.record("rpc.grpc.status_code", code);
+                    }
+                    frame
+                }))
+            }))
+        })
+    }
+}
+
+fn grpc_status(headers: &http::HeaderMap) -> Option<i64> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+struct HeadersMut<'a>(&'a mut http::HeaderMap);
+
+impl opentelemetry::propagation::Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(k, v);
+        }
+    }
+}
+
+/// Turns sqlx's statement events (`sqlx::query`, one when each statement finishes, with its
+/// text and duration) into OpenTelemetry client spans under the current span, so a trace
+/// reaches the SQL without wrapping every query.
+struct SqlSpans {
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+}
+
+impl<S> Layer<S> for SqlSpans
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: tracing_subscriber::layer::Context<'_, S>) {
+        use opentelemetry::trace::{Span as _, SpanKind, Tracer as _};
+        if event.metadata().target() != "sqlx::query" {
+            return;
+        }
+        let Some(current) = ctx.lookup_current() else {
+            return;
+        };
+        // The global subscriber (telemetry is installed once, globally) is reachable here.
+        let Some(parent) = tracing::dispatcher::get_default(|dispatch| {
+            tracing_opentelemetry::get_otel_context(&current.id(), dispatch)
+        }) else {
+            return;
+        };
+        let mut sql = SqlFields::default();
+        event.record(&mut sql);
+        let text = if sql.statement.trim().is_empty() {
+            sql.summary
+        } else {
+            sql.statement.trim().to_owned()
+        };
+        let operation = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("SQL")
+            .to_ascii_uppercase();
+        let end = std::time::SystemTime::now();
+        let start = end - std::time::Duration::from_secs_f64(sql.elapsed_secs.max(0.0));
+        let mut span = self
+            .tracer
+            .span_builder(operation.clone())
+            .with_kind(SpanKind::Client)
+            .with_start_time(start)
+            .with_attributes([
+                opentelemetry::KeyValue::new("db.system.name", "postgresql"),
+                opentelemetry::KeyValue::new("db.operation.name", operation),
+                opentelemetry::KeyValue::new("db.query.text", text),
+                opentelemetry::KeyValue::new("db.response.returned_rows", sql.rows_returned),
+            ])
+            .start_with_context(&self.tracer, &parent);
+        span.end_with_timestamp(end);
+    }
+}
+
+#[derive(Default)]
+struct SqlFields {
+    summary: String,
+    statement: String,
+    elapsed_secs: f64,
+    rows_returned: i64,
+}
+
+impl tracing::field::Visit for SqlFields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "summary" => self.summary = value.to_owned(),
+            "db.statement" => self.statement = value.to_owned(),
+            _ => {}
+        }
+    }
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        if field.name() == "elapsed_secs" {
+            self.elapsed_secs = value;
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "rows_returned" {
+            self.rows_returned = i64::try_from(value).unwrap_or(i64::MAX);
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "summary" => self.summary = format!("{value:?}").trim_matches('"').to_owned(),
+            "db.statement" => self.statement = format!("{value:?}").trim_matches('"').to_owned(),
+            _ => {}
+        }
+    }
 }

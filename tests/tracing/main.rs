@@ -1,0 +1,167 @@
+//! Tracing end to end: one call through the gateway is one trace, gateway → service → SQL,
+//! with the OpenTelemetry RPC attributes, and its trace id is the audit event's.
+//!
+//! A binary of its own: the tracing subscriber is process-global, and this one exports to
+//! the OpenTelemetry SDK's in-memory exporter.
+
+use opentelemetry::Value;
+use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use qi_e2e::{TestSuite, authed};
+use qi_proto::google::r#type::Date;
+use qi_proto::training as pb;
+use qi_proto::training::training_service_client::TrainingServiceClient;
+
+fn attr<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn create(n: i32) -> pb::CreateCohortRequest {
+    pb::CreateCohortRequest {
+        parent: "sites/BAS".into(),
+        cohort: Some(pb::Cohort {
+            course: "trust/courses/qsir-prac".into(),
+            display_name: format!("Traced cohort {n}"),
+            start_date: Some(Date {
+                year: 2027,
+                month: 3,
+                day: n,
+            }),
+            capacity: 20,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The spans of one trace: (gateway server span, service server span, SQL spans under it).
+fn one_trace(spans: &[SpanData], trace: TraceId) -> (&SpanData, &SpanData, Vec<&SpanData>) {
+    let mine: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span_context.trace_id() == trace)
+        .collect();
+    let servers: Vec<_> = mine
+        .iter()
+        .filter(|s| s.span_kind == SpanKind::Server)
+        .collect();
+    assert_eq!(servers.len(), 2, "gateway and service: {servers:#?}");
+    let service = servers
+        .iter()
+        .find(|s| {
+            servers
+                .iter()
+                .any(|g| g.span_context.span_id() == s.parent_span_id)
+        })
+        .expect("the service's span is a child of the gateway's");
+    let gateway = servers
+        .iter()
+        .find(|g| g.span_context.span_id() == service.parent_span_id)
+        .expect("the gateway's span");
+    let sql: Vec<_> = mine
+        .iter()
+        .copied()
+        .filter(|s| s.span_kind == SpanKind::Client)
+        .collect();
+    for s in &sql {
+        assert_eq!(
+            s.parent_span_id,
+            service.span_context.span_id(),
+            "SQL runs in the service's span: {s:#?}"
+        );
+        assert_eq!(attr(s, "db.system.name"), Some(&Value::from("postgresql")));
+        assert!(attr(s, "db.query.text").is_some());
+    }
+    (gateway, service, sql)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_through_the_gateway_is_one_trace_from_gateway_to_sql_with_the_audit_trace_id() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let _telemetry = qi_platform::telemetry::init_with_tracer_provider(
+        &qi_platform::Config::defaults(),
+        provider.clone(),
+    )
+    .expect("the subscriber installs");
+    let suite = TestSuite::start().await;
+    let token = suite.token("traced-lead", &["improvement_team"], &["BAS"]);
+    let mut client = TrainingServiceClient::new(suite.channel.clone());
+
+    // A trust system that traces sends its own context; the suite continues that trace.
+    let theirs = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+    let their_span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+    let mut req = authed(&token, create(1));
+    req.metadata_mut().insert(
+        "traceparent",
+        format!("00-{theirs}-{their_span}-01").parse().unwrap(),
+    );
+    client.create_cohort(req).await.expect("created");
+    // A caller that sends none gets a trace started by the gateway.
+    client
+        .create_cohort(authed(&token, create(2)))
+        .await
+        .expect("created");
+
+    let url = suite.database_url.clone();
+    suite.stop().await.expect("stops, flushing the audit trail");
+    provider.force_flush().expect("spans flushed");
+    let spans = exporter.get_finished_spans().expect("the finished spans");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let audited: Vec<String> = sqlx::query_scalar(
+        "SELECT trace_id FROM gateway.audit_event
+         WHERE subject = 'traced-lead' AND method LIKE '%/CreateCohort' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(audited.len(), 2);
+
+    // Every CreateCohort server span belongs to one of the two traces, two to each.
+    let create_spans: Vec<_> = spans
+        .iter()
+        .filter(|s| attr(s, "rpc.method") == Some(&Value::from("CreateCohort")))
+        .collect();
+    assert_eq!(create_spans.len(), 4, "{create_spans:#?}");
+
+    for (i, audit_trace) in audited.iter().enumerate() {
+        let trace = TraceId::from_hex(audit_trace).expect("the audit trace id is a trace id");
+        if i == 0 {
+            assert_eq!(trace, theirs, "the caller's trace is kept");
+        }
+        let (gateway, service, sql) = one_trace(&spans, trace);
+        if i == 0 {
+            assert_eq!(gateway.parent_span_id, their_span);
+        } else {
+            assert_eq!(gateway.parent_span_id, SpanId::INVALID, "a new trace");
+        }
+        for s in [gateway, service] {
+            assert_eq!(attr(s, "rpc.system"), Some(&Value::from("grpc")));
+            assert_eq!(
+                attr(s, "rpc.service"),
+                Some(&Value::from("qi.training.v1.TrainingService"))
+            );
+            assert_eq!(attr(s, "rpc.method"), Some(&Value::from("CreateCohort")));
+            assert_eq!(attr(s, "rpc.grpc.status_code"), Some(&Value::I64(0)));
+        }
+        // The cohort, its sessions and its read-back: the insert is among the statements.
+        assert!(
+            sql.iter().any(|s| matches!(
+                attr(s, "db.query.text"),
+                Some(Value::String(q)) if q.as_str().contains("INSERT INTO cohort")
+            )),
+            "{sql:#?}"
+        );
+        eprintln!(
+            "trace {trace}: gateway span {}, service span {}, {} SQL spans",
+            gateway.span_context.span_id(),
+            service.span_context.span_id(),
+            sql.len()
+        );
+    }
+}
