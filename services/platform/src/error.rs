@@ -169,20 +169,54 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// Bounds on what a status echoes. A status travels in HTTP/2 headers: one that quoted a
+/// caller's 100 kB value whole would break the response (the client sees a protocol error)
+/// instead of explaining the bad field.
+const MAX_MESSAGE: usize = 1024;
+const MAX_VIOLATIONS: usize = 20;
+const MAX_DESCRIPTION: usize = 200;
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 impl From<Error> for Status {
     fn from(e: Error) -> Status {
         let mut details = ErrorDetails::new();
-        let message = e.to_string();
+        let message = bounded(&e.to_string(), MAX_MESSAGE);
         let (code, reason, metadata): (Code, &str, HashMap<String, String>) = match &e {
             Error::InvalidArgument { violations } => {
-                for v in violations {
-                    details.add_bad_request_violation(&v.field, &v.description);
+                for v in violations.iter().take(MAX_VIOLATIONS) {
+                    details.add_bad_request_violation(
+                        bounded(&v.field, MAX_DESCRIPTION),
+                        bounded(&v.description, MAX_DESCRIPTION),
+                    );
                 }
-                let fields = violations
-                    .iter()
-                    .map(|v| v.field.as_str())
-                    .collect::<Vec<_>>()
-                    .join(",");
+                if violations.len() > MAX_VIOLATIONS {
+                    details.add_bad_request_violation(
+                        "request",
+                        format!(
+                            "{} more invalid fields not listed",
+                            violations.len() - MAX_VIOLATIONS
+                        ),
+                    );
+                }
+                let fields = bounded(
+                    &violations
+                        .iter()
+                        .map(|v| v.field.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    MAX_MESSAGE,
+                );
                 (
                     Code::InvalidArgument,
                     "INVALID_FIELDS",
@@ -192,12 +226,12 @@ impl From<Error> for Status {
             Error::NotFound { name } => (
                 Code::NotFound,
                 "RESOURCE_NOT_FOUND",
-                HashMap::from([("name".into(), name.clone())]),
+                HashMap::from([("name".into(), bounded(name, MAX_DESCRIPTION))]),
             ),
             Error::AlreadyExists { name } => (
                 Code::AlreadyExists,
                 "RESOURCE_EXISTS",
-                HashMap::from([("name".into(), name.clone())]),
+                HashMap::from([("name".into(), bounded(name, MAX_DESCRIPTION))]),
             ),
             Error::FailedPrecondition { reason, .. } => {
                 (Code::FailedPrecondition, *reason, HashMap::new())
@@ -254,6 +288,21 @@ mod tests {
         let status = Status::from(Error::Internal(anyhow::anyhow!("password=hunter2")));
         assert_eq!(status.code(), Code::Internal);
         assert!(!status.message().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_huge_bad_value_is_quoted_in_part_and_many_bad_fields_are_summed_up() {
+        let mut v = Violations::new();
+        for i in 0..500 {
+            v.add(format!("measurements[{i}].value"), "x".repeat(100_000));
+        }
+        let status = Status::from(v.finish().unwrap_err());
+        assert!(status.message().len() <= MAX_MESSAGE + 3);
+        let bad = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(bad.len(), MAX_VIOLATIONS + 1);
+        assert_eq!(bad[0].field, "measurements[0].value");
+        assert!(bad[0].description.len() <= MAX_DESCRIPTION + 3);
+        assert!(bad[MAX_VIOLATIONS].description.starts_with("480 more"));
     }
 
     #[test]
