@@ -29,3 +29,16 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub const SERVICE_NAME: &str = <qi_proto::metrics::metric_service_server::MetricServiceServer<
     MetricsApi,
 > as tonic::server::NamedService>::NAME;
+
+/// For the fuzz targets: decodes `body` as the request of `method` (e.g. `CreateMetric`) and
+/// runs the checks it passes before the database is touched. `None` for a method whose
+/// checks need the database.
+#[doc(hidden)]
+pub fn validate_request(method: &str, body: &[u8]) -> Option<Result<(), qi_platform::Error>> {
+    use qi_platform::validate::decoded;
+    use qi_proto::metrics as pb;
+    Some(match method {
+        "CreateMetric" => decoded::<pb::CreateMetricRequest, definitions::NewMetric>(body),
+        _ => return None,
+    })
+}

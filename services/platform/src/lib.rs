@@ -15,6 +15,7 @@ pub mod pg;
 pub mod server;
 pub mod telemetry;
 pub mod update_mask;
+pub mod validate;
 
 pub use access::{AccessContext, SiteCode, SiteScope};
 pub use config::Config;

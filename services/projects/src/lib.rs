@@ -33,3 +33,31 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub const SERVICE_NAME: &str = <qi_proto::projects::project_service_server::ProjectServiceServer<
     ProjectsApi,
 > as tonic::server::NamedService>::NAME;
+
+/// For the fuzz targets: decodes `body` as the request of `method` (e.g. `CreateProject`)
+/// and runs the checks it passes before the database is touched. `None` for a method whose
+/// checks need the database.
+#[doc(hidden)]
+pub fn validate_request(method: &str, body: &[u8]) -> Option<Result<(), qi_platform::Error>> {
+    use prost::Message as _;
+    use qi_platform::{Error, SiteCode, Violations, names};
+    use qi_proto::projects as pb;
+    if method != "CreateProject" {
+        return None;
+    }
+    let req = match pb::CreateProjectRequest::decode(body) {
+        Ok(r) => r,
+        Err(e) => return Some(Err(Error::invalid("request", e.to_string()))),
+    };
+    let known: Vec<SiteCode> = ["BAS", "BRM", "SOU"]
+        .into_iter()
+        .filter_map(|s| SiteCode::parse(s).ok())
+        .collect();
+    let mut v = Violations::new();
+    if let (Ok(names::Owner::Site(lead)), Some(project)) =
+        (names::parse_parent("parent", &req.parent), &req.project)
+    {
+        projects::validate(project, &lead, &known, &mut v);
+    }
+    Some(v.finish())
+}

@@ -24,3 +24,18 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 pub const SERVICE_NAME: &str = <qi_proto::training::training_service_server::TrainingServiceServer<
     TrainingApi,
 > as tonic::server::NamedService>::NAME;
+
+/// For the fuzz targets: decodes `body` as the request of `method` (e.g. `CreateCohort`) and
+/// runs the checks it passes before the database is touched. `None` for a method whose
+/// checks need the database.
+#[doc(hidden)]
+pub fn validate_request(method: &str, body: &[u8]) -> Option<Result<(), qi_platform::Error>> {
+    use qi_platform::validate::decoded;
+    use qi_proto::training as pb;
+    Some(match method {
+        "CreateCohort" => decoded::<pb::CreateCohortRequest, cohorts::NewCohort>(body),
+        "PlanCohorts" => decoded::<pb::PlanCohortsRequest, cohorts::Plan>(body),
+        "CreateCourse" => decoded::<pb::CreateCourseRequest, courses::NewCourse>(body),
+        _ => return None,
+    })
+}
