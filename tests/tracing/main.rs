@@ -107,6 +107,14 @@ async fn one_call_through_the_gateway_is_one_trace_from_gateway_to_sql_with_the_
         .await
         .expect("created");
 
+    // A call the gateway refuses: its span carries the refusal's code.
+    let viewer = suite.token("traced-viewer", &["viewer"], &["BAS"]);
+    let denied = client
+        .create_cohort(authed(&viewer, create(3)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
     let url = suite.database_url.clone();
     suite.stop().await.expect("stops, flushing the audit trail");
     provider.force_flush().expect("spans flushed");
@@ -127,7 +135,16 @@ async fn one_call_through_the_gateway_is_one_trace_from_gateway_to_sql_with_the_
         .iter()
         .filter(|s| attr(s, "rpc.method") == Some(&Value::from("CreateCohort")))
         .collect();
-    assert_eq!(create_spans.len(), 4, "{create_spans:#?}");
+    assert_eq!(create_spans.len(), 5, "{create_spans:#?}");
+    let refused: Vec<_> = create_spans
+        .iter()
+        .filter(|s| attr(s, "rpc.grpc.status_code") == Some(&Value::I64(7)))
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "PERMISSION_DENIED is 7: {create_spans:#?}"
+    );
 
     for (i, audit_trace) in audited.iter().enumerate() {
         let trace = TraceId::from_hex(audit_trace).expect("the audit trace id is a trace id");
