@@ -5,19 +5,20 @@
 //! stored one.
 //!
 //! The transaction opens when the header has been read. Valid rows go straight on, as they
-//! arrive, to the database with `COPY` into a temporary table (`sync_row`, dropped at the end
-//! of the transaction), so an extract's size costs no memory here: only what refuses
-//! duplicates and groups assignments (each person's row numbers and assignment numbers) is
-//! kept. When the `complete` message has come, one set-based statement merges the temporary
-//! table into `staff` (an upsert that skips rows not newer than the stored ones), a FULL
-//! sync deactivates the absent with one more, and the transaction commits. Anything else —
-//! a broken stream, a stream ending without `complete`, a refused message — aborts the
-//! `COPY` and rolls the transaction back.
+//! arrive, by `COPY` (sent in batches of about `COPY_BATCH` bytes) into a temporary table
+//! (`sync_row`, dropped with the transaction), so an extract's size costs little memory
+//! here: only what refuses duplicates and groups assignments (each person's row and
+//! assignment numbers) is kept. When the `complete` message has come, the merge is
+//! set-based, a few statements whatever the size: correct the rows of people with several
+//! assignments, update the known people whose rows are newer, deactivate the absent (FULL),
+//! insert the new people; then commit. Anything else — a broken stream, a stream ending
+//! without `complete`, a refused message — aborts the `COPY` and rolls back, which also
+//! drops the temporary table.
 //!
 //! One person may have several assignments (one row each); the primary assignment's row
 //! (or the first, when none is marked) describes the person, the others' numbers are kept.
-//! Only describing rows are copied; a row displaced by a later primary one is left out of
-//! the merge.
+//! Only describing rows are copied; a row displaced by a later primary one is deleted
+//! from `sync_row` before the merge.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
