@@ -398,6 +398,32 @@ async fn a_sync_of_many_copy_batches_applies_whole_or_not_at_all() {
     suite.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn concurrent_syncs_of_the_same_new_people_both_succeed() {
+    let suite = TestSuite::start().await;
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    let rows: Vec<_> = (0..2_000)
+        .map(|i| esr(&format!("{}", 50_000_000 + i), "BAS", &format!("P{i}")))
+        .collect();
+    let (mut one, mut two) = (
+        Client::new(suite.channel.clone()),
+        Client::new(suite.channel.clone()),
+    );
+    // Their merges take turns: the second finds everyone already there.
+    let (a, b) = tokio::join!(
+        sync(&mut one, &hr, pb::SyncMode::Delta, T0, rows.clone()),
+        sync(&mut two, &hr, pb::SyncMode::Delta, T0, rows),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.inserted + b.inserted, 2_000);
+    assert_eq!(a.unchanged + b.unchanged, 2_000);
+    assert_eq!(
+        count(&suite, "SELECT count(*) FROM training.staff").await,
+        2_000
+    );
+    suite.stop().await.unwrap();
+}
+
 async fn running_cohort(suite: &TestSuite, client: &mut Client) -> (String, String) {
     let hr = suite.token("esr", &["hr_sync"], &["*"]);
     sync(
