@@ -6,6 +6,7 @@ mod cohorts;
 mod direct;
 mod discovery;
 mod gateway;
+mod matrix;
 mod metrics;
 mod projects;
 mod training;

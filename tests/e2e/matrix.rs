@@ -1,0 +1,448 @@
+//! The access matrix (DESIGN.md, "Access model"), generated from the compiled contracts so a
+//! new RPC cannot escape it: every method of every `qi.*` service is called with no token, a
+//! bad token, the wrong role, an own-site caller, an other-site caller, a trust-wide caller,
+//! and a site caller naming a trust-wide resource, each expecting the code its policy
+//! implies. Then the leak check: data seeded in two sites, and every read that lists,
+//! summarises or streams is called as a one-site caller, whose answer must carry nothing of
+//! the other site.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use prost_reflect::{
+    DescriptorPool, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, MethodDescriptor,
+    ReflectMessage, Value,
+};
+use qi_e2e::TestSuite;
+use qi_gateway::policy::{Mode, Policy};
+use tonic::Code;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+
+/// The site every site-naming request names, and the caller who holds it.
+const OWN: &str = "BAS";
+/// A site the other-site caller holds instead.
+const OTHER: &str = "SOU";
+
+/// One way of calling a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Case {
+    NoToken,
+    BadToken,
+    WrongRole,
+    OwnSite,
+    OtherSite,
+    TrustWide,
+    /// A caller of one site naming a trust-wide resource (`trust/...`).
+    SiteCallerOnTrust,
+}
+
+const CASES: [Case; 7] = [
+    Case::NoToken,
+    Case::BadToken,
+    Case::WrongRole,
+    Case::OwnSite,
+    Case::OtherSite,
+    Case::TrustWide,
+    Case::SiteCallerOnTrust,
+];
+
+/// What a case must get back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Unauthenticated,
+    PermissionDenied,
+    /// Any code but UNAUTHENTICATED and PERMISSION_DENIED: the call got past access control
+    /// (the service may still find the made-up request invalid or its resource missing).
+    NotDenied,
+}
+
+/// The whole expected-code table, from the policy's fields alone. `None`: the case does not
+/// exist for this method (no role is "wrong" for it, or it names no resource to put under
+/// the trust).
+fn expected(case: Case, policy: &Policy) -> Option<Expect> {
+    let names_site = !policy.resource_path.is_empty();
+    let site_caller_allowed = if policy.trust_wide_only {
+        Expect::PermissionDenied
+    } else {
+        Expect::NotDenied
+    };
+    Some(match case {
+        Case::NoToken | Case::BadToken => Expect::Unauthenticated,
+        Case::WrongRole => {
+            wrong_role(policy)?;
+            Expect::PermissionDenied
+        }
+        Case::OwnSite => site_caller_allowed,
+        // A request that names no site is scoped by the service: the leak check covers it.
+        Case::OtherSite if names_site => Expect::PermissionDenied,
+        Case::OtherSite => site_caller_allowed,
+        Case::TrustWide => Expect::NotDenied,
+        Case::SiteCallerOnTrust if !names_site => return None,
+        Case::SiteCallerOnTrust if policy.mode == Mode::Write => Expect::PermissionDenied,
+        Case::SiteCallerOnTrust => site_caller_allowed,
+    })
+}
+
+/// A role that may call the method (`admin` for admin-only methods).
+fn allowed_role(policy: &Policy) -> &str {
+    policy.roles.first().map_or("admin", String::as_str)
+}
+
+/// A role that may not.
+fn wrong_role(policy: &Policy) -> Option<&'static str> {
+    ["hr_sync", "viewer", "contributor", "improvement_team"]
+        .into_iter()
+        .find(|r| !policy.roles.iter().any(|have| have == r))
+}
+
+/// One method under test.
+struct Target {
+    path: String,
+    method: MethodDescriptor,
+    policy: Policy,
+}
+
+fn targets() -> Vec<Target> {
+    let pool = DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET).unwrap();
+    let methods = qi_gateway::policy::load(&pool);
+    let mut targets: Vec<Target> = pool
+        .services()
+        .filter(|s| s.full_name().starts_with("qi.") && s.package_name().ends_with(".v1"))
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .map(|m| {
+            let path = format!("/{}/{}", m.parent_service().full_name(), m.name());
+            let policy = methods[&path]
+                .policy
+                .clone()
+                .unwrap_or_else(|why| panic!("{path} has no usable access policy: {why}"));
+            Target {
+                path,
+                method: m,
+                policy,
+            }
+        })
+        .collect();
+    targets.sort_by(|a, b| a.path.cmp(&b.path));
+    targets
+}
+
+/// The leading comment of a field, from the source info the descriptor set keeps.
+fn comment(field: &FieldDescriptor) -> String {
+    field
+        .parent_file()
+        .file_descriptor_proto()
+        .source_code_info
+        .as_ref()
+        .and_then(|info| info.location.iter().find(|l| l.path == field.path()))
+        .and_then(|l| l.leading_comments.clone())
+        .unwrap_or_default()
+}
+
+/// The name patterns a comment gives in backticks, e.g. `sites/{site}/cohorts/{cohort}`.
+fn patterns(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.starts_with("sites/{") || s.starts_with("trust"))
+        .map(|s| s.trim().to_owned())
+        .collect()
+}
+
+/// The documented name patterns of resource message `m` (its `name` field's comment).
+fn resource_patterns(m: &MessageDescriptor) -> Vec<String> {
+    m.get_field_by_name("name")
+        .map(|f| patterns(&comment(&f)))
+        .unwrap_or_default()
+}
+
+/// The name patterns a request field may hold: its own comment's, else those of the
+/// resource it names — found from the field (`cohort.name`, `metric`), the method's noun
+/// (`CompleteCohort` → `Cohort`), or for a `parent` the resource the method lists or
+/// creates, less its last two segments.
+fn field_patterns(field: &FieldDescriptor, method: &MethodDescriptor) -> Vec<String> {
+    let own = patterns(&comment(field));
+    if !own.is_empty() {
+        return own;
+    }
+    let pool = field.parent_pool();
+    let package = method.parent_service().package_name().to_owned();
+    let message = |name: &str| pool.get_message_by_name(&format!("{package}.{name}"));
+    let holder = field.parent_message().clone();
+    let resource = match field.name() {
+        "name" if !holder.name().ends_with("Request") => Some(holder),
+        "name" => {
+            let noun = method.name();
+            let starts = noun.char_indices().filter(|(_, c)| c.is_uppercase());
+            starts
+                .filter_map(|(i, _)| message(&noun[i..]))
+                .find(|m| !resource_patterns(m).is_empty())
+        }
+        "parent" => {
+            let children = method
+                .output()
+                .fields()
+                .chain(method.input().fields())
+                .filter_map(|f| f.kind().as_message().cloned())
+                .find(|m| !resource_patterns(m).is_empty());
+            return children.map_or_else(Vec::new, |m| {
+                resource_patterns(&m)
+                    .into_iter()
+                    .map(|p| {
+                        let parts: Vec<&str> = p.split('/').collect();
+                        parts[..parts.len().saturating_sub(2)].join("/")
+                    })
+                    .filter(|p| !p.is_empty())
+                    .collect()
+            });
+        }
+        other => {
+            let pascal: String = other
+                .split('_')
+                .map(|w| {
+                    let mut c = w.chars();
+                    c.next()
+                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                        .unwrap_or_default()
+                })
+                .collect();
+            message(&pascal)
+        }
+    };
+    resource.map_or_else(Vec::new, |m| resource_patterns(&m))
+}
+
+/// A name for `field` rooted where `root` says (`sites/BAS` or `trust`), shaped as its
+/// documented pattern so the service sees a plausible name, not just a plausible site.
+fn name_for(field: &FieldDescriptor, method: &MethodDescriptor, root: &str) -> String {
+    let want_site = root.starts_with("sites/");
+    let pattern = field_patterns(field, method).into_iter().find(|f| {
+        if want_site {
+            f.starts_with("sites/{")
+        } else {
+            f == "trust" || f.starts_with("trust/")
+        }
+    });
+    let Some(pattern) = pattern else {
+        return root.to_owned();
+    };
+    let mut out = Vec::new();
+    for (i, part) in pattern.split('/').enumerate() {
+        if i == 1 && want_site {
+            out.push(root.trim_start_matches("sites/").to_owned());
+        } else if part.contains("number") {
+            out.push("10000001".to_owned());
+        } else if part.starts_with('{') {
+            // Lower case, digits and hyphens: a valid user-chosen id and a UUID at once.
+            out.push("a0c4e5f6-0000-4000-8000-000000000001".to_owned());
+        } else {
+            out.push(part.to_owned());
+        }
+    }
+    out.join("/")
+}
+
+/// The request for `target` with its resource field set under `root` (nothing set when the
+/// policy names no resource field).
+fn request(target: &Target, root: &str) -> Bytes {
+    let mut message = DynamicMessage::new(target.method.input());
+    let parts: Vec<&str> = target.policy.resource_field.split('.').collect();
+    if !target.policy.resource_field.is_empty() {
+        set_path(&mut message, &target.method, &parts, root);
+    }
+    Bytes::from(prost::Message::encode_to_vec(&message))
+}
+
+fn set_path(message: &mut DynamicMessage, method: &MethodDescriptor, parts: &[&str], root: &str) {
+    let descriptor: MessageDescriptor = message.descriptor();
+    let field = descriptor
+        .get_field_by_name(parts[0])
+        .unwrap_or_else(|| panic!("no field {} in {}", parts[0], descriptor.full_name()));
+    if parts.len() == 1 {
+        message.set_field(&field, Value::String(name_for(&field, method, root)));
+        return;
+    }
+    let Kind::Message(inner) = field.kind() else {
+        panic!("{} is not a message", field.full_name());
+    };
+    let mut child = DynamicMessage::new(inner);
+    set_path(&mut child, method, &parts[1..], root);
+    message.set_field(&field, Value::Message(child));
+}
+
+/// Calls `path` through the gateway with the method's call shape: a client stream sends the
+/// one message; a server stream yields its first item or its status.
+async fn call(
+    channel: Channel,
+    method: &MethodDescriptor,
+    path: &str,
+    token: Option<&str>,
+    message: Bytes,
+) -> Result<Bytes, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = PathAndQuery::try_from(path).unwrap();
+    let codec = qi_gateway::BytesCodec;
+    let with_token = |message| match token {
+        Some(t) => qi_e2e::authed(t, message),
+        None => tonic::Request::new(message),
+    };
+    match (method.is_client_streaming(), method.is_server_streaming()) {
+        (false, false) => grpc
+            .unary(with_token(message), path, codec)
+            .await
+            .map(|r| r.into_inner()),
+        (false, true) => {
+            let mut stream = grpc
+                .server_streaming(with_token(message), path, codec)
+                .await?
+                .into_inner();
+            Ok(stream.message().await?.unwrap_or_default())
+        }
+        (true, false) => {
+            let one = tokio_stream::iter([message]);
+            let req = match token {
+                Some(t) => qi_e2e::authed(t, one),
+                None => tonic::Request::new(one),
+            };
+            grpc.client_streaming(req, path, codec)
+                .await
+                .map(|r| r.into_inner())
+        }
+        (true, true) => panic!("{path}: no contract has a bidirectional RPC; add its shape here"),
+    }
+}
+
+/// The token and the request of one case.
+fn setup(suite: &TestSuite, target: &Target, case: Case) -> (Option<String>, Bytes) {
+    let role = allowed_role(&target.policy);
+    let own = format!("sites/{OWN}");
+    let sub = format!("matrix-{case:?}");
+    match case {
+        Case::NoToken => (None, request(target, &own)),
+        Case::BadToken => {
+            // Well formed, right issuer and audience, signed with the wrong secret.
+            let forged = qi_gateway::auth::mint_dev_token(
+                "not-the-gateways-secret",
+                &suite.config.jwt,
+                &sub,
+                &["admin".into()],
+                &["*".into()],
+                Duration::from_secs(600),
+            )
+            .unwrap();
+            (Some(forged), request(target, &own))
+        }
+        Case::WrongRole => {
+            let wrong = wrong_role(&target.policy).unwrap();
+            (
+                Some(suite.token(&sub, &[wrong], &["*"])),
+                request(target, &own),
+            )
+        }
+        Case::OwnSite => (
+            Some(suite.token(&sub, &[role], &[OWN])),
+            request(target, &own),
+        ),
+        Case::OtherSite => (
+            Some(suite.token(&sub, &[role], &[OTHER])),
+            request(target, &own),
+        ),
+        Case::TrustWide => (
+            Some(suite.token(&sub, &[role], &["*"])),
+            request(target, &own),
+        ),
+        Case::SiteCallerOnTrust => (
+            Some(suite.token(&sub, &[role], &[OWN])),
+            request(target, "trust"),
+        ),
+    }
+}
+
+fn verdict(expect: Expect, got: Code) -> bool {
+    match expect {
+        Expect::Unauthenticated => got == Code::Unauthenticated,
+        Expect::PermissionDenied => got == Code::PermissionDenied,
+        Expect::NotDenied => !matches!(got, Code::Unauthenticated | Code::PermissionDenied),
+    }
+}
+
+#[tokio::test]
+async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
+    // Hundreds of calls from a handful of subjects: the rate limit is not under test here.
+    let suite = Arc::new(TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await);
+    let targets = Arc::new(targets());
+    assert!(targets.len() >= 80, "only {} methods found", targets.len());
+    // Bounded, so the services' small test pools are not the thing being measured.
+    let permits = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut calls = tokio::task::JoinSet::new();
+    let mut planned = 0;
+    for (i, target) in targets.iter().enumerate() {
+        for case in CASES {
+            let Some(expect) = expected(case, &target.policy) else {
+                continue;
+            };
+            planned += 1;
+            let (token, message) = setup(&suite, target, case);
+            let (suite, targets, permits) = (suite.clone(), targets.clone(), permits.clone());
+            calls.spawn(async move {
+                let _permit = permits.acquire().await.unwrap();
+                let t = &targets[i];
+                let got = call(
+                    suite.channel.clone(),
+                    &t.method,
+                    &t.path,
+                    token.as_deref(),
+                    message,
+                )
+                .await;
+                let (code, why) = match got {
+                    Ok(_) => (Code::Ok, String::new()),
+                    Err(s) => (s.code(), s.message().to_owned()),
+                };
+                (i, case, expect, code, why)
+            });
+        }
+    }
+    let mut table: BTreeMap<(String, Case), (Expect, Code, String)> = BTreeMap::new();
+    while let Some(done) = calls.join_next().await {
+        let (i, case, expect, code, why) = done.unwrap();
+        table.insert((targets[i].path.clone(), case), (expect, code, why));
+    }
+    assert_eq!(table.len(), planned);
+    let wrong: Vec<String> = table
+        .iter()
+        .filter(|(_, (expect, got, _))| !verdict(*expect, *got))
+        .map(|((path, case), (expect, got, why))| {
+            format!("{path} {case:?}: expected {expect:?}, got {got:?} ({why})")
+        })
+        .collect();
+    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
+    for (expect, got, _) in table.values() {
+        if *expect == Expect::NotDenied {
+            *answers.entry(format!("{got:?}")).or_default() += 1;
+        }
+    }
+    println!(
+        "access matrix: {} methods, {planned} calls ({} cases); the services answered the \
+         admitted calls with {answers:?}",
+        targets.len(),
+        CASES.len()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {planned} calls broke the access rules:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    drop(targets);
+    Arc::into_inner(suite)
+        .expect("every call has finished")
+        .stop()
+        .await
+        .unwrap();
+}
