@@ -446,3 +446,388 @@ async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
         .await
         .unwrap();
 }
+
+/// Text found only in what is seeded for each site.
+const OWN_MARKER: &str = "Basildonmarker";
+const OTHER_MARKER: &str = "Southendmarker";
+
+fn marker(site: &str) -> &'static str {
+    if site == OWN {
+        OWN_MARKER
+    } else {
+        OTHER_MARKER
+    }
+}
+
+/// Seeds, through the public API as a trust-wide admin, one of each kind of record under
+/// `site` (ids end in `-{round}`): a cohort, a staff member, a ward, an idea, a project and
+/// a metric with measurements. Returns the ids, by collection.
+async fn seed(suite: &TestSuite, site: &str, round: u32) -> BTreeMap<&'static str, String> {
+    use qi_e2e::authed;
+    use qi_proto::{metrics, projects, training};
+    let admin = suite.token("seeder", &["admin"], &["*"]);
+    let mark = marker(site);
+    let parent = format!("sites/{site}");
+    let low = site.to_ascii_lowercase();
+    let date = |month| qi_proto::google::r#type::Date {
+        year: 2026,
+        month,
+        day: 1,
+    };
+    let mut ids = BTreeMap::new();
+
+    let mut t =
+        training::training_service_client::TrainingServiceClient::new(suite.channel.clone());
+    let cohort = t
+        .create_cohort(authed(
+            &admin,
+            training::CreateCohortRequest {
+                parent: parent.clone(),
+                cohort_id: format!("{low}-cohort-{round}"),
+                cohort: Some(training::Cohort {
+                    course: "trust/courses/qsir-prac".into(),
+                    display_name: format!("{mark} cohort {round}"),
+                    start_date: Some(date(3)),
+                    capacity: 12,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .cohort
+        .unwrap();
+    ids.insert("cohorts", last_segment(&cohort.name));
+    let employee = format!("{}{round:04}", if site == OWN { 2000 } else { 3000 });
+    let row = training::EsrRow {
+        employee_number: employee.clone(),
+        assignment_number: employee.clone(),
+        primary_assignment: true,
+        forename: "Sam".into(),
+        surname: mark.into(),
+        work_email: format!("{employee}@nhs.example"),
+        staff_group: "03".into(),
+        job_role: "Staff Nurse".into(),
+        site: site.into(),
+        person_type: "Employee".into(),
+        ..Default::default()
+    };
+    let synced = t
+        .sync_staff(authed(
+            &admin,
+            tokio_stream::iter([training::SyncStaffRequest {
+                mode: training::SyncMode::Delta as i32,
+                extract_id: format!("{low}-{round}"),
+                extract_time: Some(prost_types::Timestamp {
+                    seconds: 1_790_000_000 + i64::from(round),
+                    nanos: 0,
+                }),
+                rows: vec![row],
+                complete: true,
+            }]),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(synced.inserted, 1, "{synced:?}");
+    ids.insert("staff", employee);
+
+    let mut p = projects::project_service_client::ProjectServiceClient::new(suite.channel.clone());
+    let ward = p
+        .create_ward(authed(
+            &admin,
+            projects::CreateWardRequest {
+                parent: parent.clone(),
+                ward_id: format!("{low}-ward-{round}"),
+                ward: Some(projects::Ward {
+                    display_name: format!("{mark} ward {round}"),
+                    specialty: "Acute medicine".into(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .ward
+        .unwrap();
+    ids.insert("wards", last_segment(&ward.name));
+    let idea = p
+        .create_idea(authed(
+            &admin,
+            projects::CreateIdeaRequest {
+                parent: parent.clone(),
+                idea: Some(projects::Idea {
+                    title: format!("{mark} idea {round}"),
+                    submitter: "A. Nurse".into(),
+                    theme: "Patient flow".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .idea
+        .unwrap();
+    ids.insert("ideas", last_segment(&idea.name));
+    let project = p
+        .create_project(authed(
+            &admin,
+            projects::CreateProjectRequest {
+                parent: parent.clone(),
+                project_id: format!("{low}-project-{round}"),
+                project: Some(projects::Project {
+                    title: format!("{mark} project {round}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .project
+        .unwrap();
+    ids.insert("projects", last_segment(&project.name));
+
+    let mut m = metrics::metric_service_client::MetricServiceClient::new(suite.channel.clone());
+    let metric = m
+        .create_metric(authed(
+            &admin,
+            metrics::CreateMetricRequest {
+                parent: parent.clone(),
+                metric_id: format!("{low}-los-{round}"),
+                metric: Some(metrics::Metric {
+                    display_name: format!("{mark} length of stay {round}"),
+                    kind: metrics::MetricKind::Qms as i32,
+                    improvement_direction: metrics::ImprovementDirection::Decrease as i32,
+                    frequency: metrics::MetricFrequency::Month as i32,
+                    value_type: metrics::MetricValueType::Mean as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .metric
+        .unwrap();
+    let values = (1..=6)
+        .map(|month| metrics::Measurement {
+            period: Some(date(month)),
+            value: Some(f64::from(month) + if site == OWN { 0.5 } else { 9.0 }),
+            ..Default::default()
+        })
+        .collect();
+    m.batch_create_measurements(authed(
+        &admin,
+        metrics::BatchCreateMeasurementsRequest {
+            parent: metric.name.clone(),
+            measurements: values,
+            request_id: String::new(),
+        },
+    ))
+    .await
+    .unwrap();
+    ids.insert("metrics", last_segment(&metric.name));
+    ids
+}
+
+fn last_segment(name: &str) -> String {
+    name.rsplit('/').next().unwrap_or_default().to_owned()
+}
+
+/// The methods that hand back many records or sums of them: lists, summaries, dashboards,
+/// progress, the overview and streams. Trust-wide-only ones refuse a site caller outright
+/// (the matrix shows it).
+fn collection_reads(targets: &[Target]) -> Vec<&Target> {
+    targets
+        .iter()
+        .filter(|t| t.policy.mode == Mode::Read && !t.policy.trust_wide_only)
+        .filter(|t| {
+            let name = t.method.name();
+            name.starts_with("List")
+                || ["Summary", "Dashboard", "Overview", "Progress"]
+                    .iter()
+                    .any(|w| name.contains(w))
+                || t.method.is_server_streaming()
+        })
+        .collect()
+}
+
+/// The probe a caller sends: a list of a site's records names "any of my sites" (`sites/-`);
+/// a list under one record names the other site's seeded record by id, under `owner` (`-`
+/// for a one-site caller, so a leak by id is tried; the real site for the trust-wide one).
+fn probe(target: &Target, other_ids: &BTreeMap<&'static str, String>, owner: &str) -> Bytes {
+    let mut message = DynamicMessage::new(target.method.input());
+    if !target.policy.resource_field.is_empty() {
+        let parts: Vec<&str> = target.policy.resource_field.split('.').collect();
+        set_probe(&mut message, &target.method, &parts, other_ids, owner);
+    }
+    Bytes::from(prost::Message::encode_to_vec(&message))
+}
+
+fn set_probe(
+    message: &mut DynamicMessage,
+    method: &MethodDescriptor,
+    parts: &[&str],
+    other_ids: &BTreeMap<&'static str, String>,
+    owner: &str,
+) {
+    let field = message.descriptor().get_field_by_name(parts[0]).unwrap();
+    if parts.len() > 1 {
+        let inner = field.kind().as_message().cloned().unwrap();
+        let mut child = DynamicMessage::new(inner);
+        set_probe(&mut child, method, &parts[1..], other_ids, owner);
+        message.set_field(&field, Value::Message(child));
+        return;
+    }
+    let patterns = field_patterns(&field, method);
+    let value = match patterns.iter().find(|p| p.starts_with("sites/{")) {
+        Some(pattern) => {
+            let segments: Vec<&str> = pattern.split('/').collect();
+            let site = if segments.len() > 2 { owner } else { "-" };
+            let mut out = vec!["sites".to_owned(), site.to_owned()];
+            for (i, part) in segments.iter().enumerate().skip(2) {
+                out.push(if part.starts_with('{') {
+                    other_ids
+                        .get(segments[i - 1])
+                        .cloned()
+                        .unwrap_or_else(|| "a0c4e5f6-0000-4000-8000-000000000001".into())
+                } else {
+                    (*part).to_owned()
+                });
+            }
+            out.join("/")
+        }
+        None if patterns.iter().any(|p| p == "trust") => "trust".to_owned(),
+        None => "sites/-".to_owned(),
+    };
+    message.set_field(&field, Value::String(value));
+}
+
+/// What a caller got: the code and everything readable in the answer.
+type Seen = (Code, Vec<u8>);
+
+async fn look(
+    suite: &TestSuite,
+    targets: &[&Target],
+    messages: &[Bytes],
+    sites: &[&str],
+) -> Vec<Seen> {
+    let mut out = Vec::new();
+    for (t, message) in targets.iter().zip(messages) {
+        let token = suite.token("leak-probe", &[allowed_role(&t.policy)], sites);
+        let seen = match call(
+            suite.channel.clone(),
+            &t.method,
+            &t.path,
+            Some(&token),
+            message.clone(),
+        )
+        .await
+        {
+            Ok(bytes) => (Code::Ok, bytes.to_vec()),
+            Err(s) => (s.code(), s.message().as_bytes().to_vec()),
+        };
+        out.push(seen);
+    }
+    out
+}
+
+fn carries(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
+    let suite = TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await;
+    let all = targets();
+    let reads = collection_reads(&all);
+    assert!(reads.len() >= 20, "only {} collection reads", reads.len());
+    seed(&suite, OWN, 1).await;
+    let other = seed(&suite, OTHER, 1).await;
+    let probes: Vec<Bytes> = reads.iter().map(|t| probe(t, &other, "-")).collect();
+    let trust_probes: Vec<Bytes> = reads.iter().map(|t| probe(t, &other, OTHER)).collect();
+    let before = look(&suite, &reads, &probes, &[OWN]).await;
+    // More of the other site's records: nothing a one-site caller sees may change.
+    seed(&suite, OTHER, 2).await;
+    let after = look(&suite, &reads, &probes, &[OWN]).await;
+    let trust = look(&suite, &reads, &trust_probes, &["*"]).await;
+
+    let mut leaks = Vec::new();
+    let mut answered = 0;
+    let mut trust_sees_other = Vec::new();
+    for (i, t) in reads.iter().enumerate() {
+        let (code, bytes) = &after[i];
+        if *code == Code::Ok {
+            answered += 1;
+        }
+        for needle in [format!("sites/{OTHER}"), OTHER_MARKER.to_owned()] {
+            if carries(bytes, &needle) {
+                leaks.push(format!(
+                    "{}: a {OWN} caller got `{needle}` ({code:?})",
+                    t.path
+                ));
+            }
+        }
+        if before[i] != after[i] {
+            leaks.push(format!(
+                "{}: a {OWN} caller's answer changed when only {OTHER} data was added",
+                t.path
+            ));
+        }
+        if carries(&trust[i].1, OTHER_MARKER) || carries(&trust[i].1, &format!("sites/{OTHER}")) {
+            trust_sees_other.push(t.method.name().to_owned());
+        }
+    }
+    println!(
+        "leak check: {} collection reads, {answered} answered OK for the {OWN} caller; \
+         the trust-wide caller saw {OTHER} data in {trust_sees_other:?}",
+        reads.len()
+    );
+    assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
+    // The check can fail: what was seeded is there to be seen by a caller who may see it,
+    // and the one-site caller sees its own site's records in the plain lists.
+    for (i, t) in reads.iter().enumerate() {
+        let plain = [
+            "ListCohorts",
+            "ListStaff",
+            "ListWards",
+            "ListIdeas",
+            "ListProjects",
+            "ListMetrics",
+        ];
+        if plain.contains(&t.method.name()) {
+            assert!(
+                carries(&after[i].1, OWN_MARKER),
+                "{}: the {OWN} caller does not see its own records",
+                t.path
+            );
+        }
+    }
+    for seeded in [
+        "ListCohorts",
+        "ListStaff",
+        "ListWards",
+        "ListIdeas",
+        "ListProjects",
+        "ListMetrics",
+        "ListMeasurements",
+    ] {
+        assert!(
+            trust_sees_other.iter().any(|m| m == seeded),
+            "{seeded}: the trust-wide caller did not see the {OTHER} records, so the check \
+             proves nothing there"
+        );
+    }
+    suite.stop().await.unwrap();
+}
