@@ -62,6 +62,9 @@ pub struct Config {
     pub rate_limit_per_subject: u32,
     /// `QI_RATE_LIMIT_BURST` (default 400): the burst above that rate.
     pub rate_limit_burst: u32,
+    /// `QI_BACKEND_CHECK_INTERVAL_MS` (default 2000): how often the gateway checks each
+    /// service's health, which its own health reports.
+    pub backend_check_interval: Duration,
     /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
     /// reports NOT_SERVING, still serving, before it stops accepting.
     pub drain_delay: Duration,
@@ -182,6 +185,7 @@ impl Config {
             concurrency_limit: parse(&get, "QI_CONCURRENCY_LIMIT", Some(512))?,
             rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
             rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,
+            backend_check_interval: millis(&get, "QI_BACKEND_CHECK_INTERVAL_MS", 2_000)?,
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
