@@ -141,20 +141,48 @@ fn comment(field: &FieldDescriptor) -> String {
         .unwrap_or_default()
 }
 
-/// The name patterns a comment gives in backticks, e.g. `sites/{site}/cohorts/{cohort}`.
-fn patterns(text: &str) -> Vec<String> {
+/// The name patterns a comment gives in backticks, e.g. `sites/{site}/cohorts/{cohort}`,
+/// with a pattern relative to another resource (`{cohort}/sessions/{number}`) spelled out
+/// from that resource's own (messages of `package`).
+fn patterns(pool: &DescriptorPool, package: &str, text: &str) -> Vec<String> {
     text.split('`')
         .skip(1)
         .step_by(2)
-        .filter(|s| s.starts_with("sites/{") || s.starts_with("trust"))
-        .map(|s| s.trim().to_owned())
+        .map(str::trim)
+        .flat_map(|s| {
+            if s.starts_with("sites/{") || s.starts_with("trust") {
+                return vec![s.to_owned()];
+            }
+            let Some((head, rest)) = s.strip_prefix('{').and_then(|s| s.split_once("}/")) else {
+                return Vec::new();
+            };
+            pool.get_message_by_name(&format!("{package}.{}", pascal(head)))
+                .map(|m| resource_patterns(&m))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|base| format!("{base}/{rest}"))
+                .collect()
+        })
+        .collect()
+}
+
+/// `wave_plan` → `WavePlan`.
+fn pascal(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().chain(c).collect::<String>())
+                .unwrap_or_default()
+        })
         .collect()
 }
 
 /// The documented name patterns of resource message `m` (its `name` field's comment).
 fn resource_patterns(m: &MessageDescriptor) -> Vec<String> {
     m.get_field_by_name("name")
-        .map(|f| patterns(&comment(&f)))
+        .map(|f| patterns(m.parent_pool(), m.package_name(), &comment(&f)))
         .unwrap_or_default()
 }
 
@@ -163,12 +191,12 @@ fn resource_patterns(m: &MessageDescriptor) -> Vec<String> {
 /// (`CompleteCohort` → `Cohort`), or for a `parent` the resource the method lists or
 /// creates, less its last two segments.
 fn field_patterns(field: &FieldDescriptor, method: &MethodDescriptor) -> Vec<String> {
-    let own = patterns(&comment(field));
+    let pool = field.parent_pool();
+    let package = method.parent_service().package_name().to_owned();
+    let own = patterns(pool, &package, &comment(field));
     if !own.is_empty() {
         return own;
     }
-    let pool = field.parent_pool();
-    let package = method.parent_service().package_name().to_owned();
     let message = |name: &str| pool.get_message_by_name(&format!("{package}.{name}"));
     let holder = field.parent_message().clone();
     let resource = match field.name() {
@@ -198,18 +226,7 @@ fn field_patterns(field: &FieldDescriptor, method: &MethodDescriptor) -> Vec<Str
                     .collect()
             });
         }
-        other => {
-            let pascal: String = other
-                .split('_')
-                .map(|w| {
-                    let mut c = w.chars();
-                    c.next()
-                        .map(|f| f.to_uppercase().chain(c).collect::<String>())
-                        .unwrap_or_default()
-                })
-                .collect();
-            message(&pascal)
-        }
+        other => message(&pascal(other)),
     };
     resource.map_or_else(Vec::new, |m| resource_patterns(&m))
 }
@@ -661,75 +678,114 @@ fn collection_reads(targets: &[Target]) -> Vec<&Target> {
         .collect()
 }
 
-/// The probe a caller sends: a list of a site's records names "any of my sites" (`sites/-`);
-/// a list under one record names the other site's seeded record by id, under `owner` (`-`
-/// for a one-site caller, so a leak by id is tried; the real site for the trust-wide one).
-fn probe(target: &Target, other_ids: &BTreeMap<&'static str, String>, owner: &str) -> Bytes {
+/// The ids of seeded records, by collection (`projects` → `sou-project-1`).
+type Ids = BTreeMap<&'static str, String>;
+
+/// Where a probe's resource field points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Root {
+    /// `sites/-` ("any of my sites"); a list under one record names the other site's seeded
+    /// record by id under `sites/{owner}` (`-` for a one-site caller, so a leak by id is
+    /// tried; the real site for the trust-wide caller).
+    Sites,
+    /// Under a seeded trust-wide record (`trust/programmes/{id}`), whose children may
+    /// belong to several sites.
+    Trust,
+}
+
+/// The probe of `target` rooted at `root`, or `None` when its resource field has no such
+/// shape (a trust probe needs a trust-wide parent record).
+fn probe(target: &Target, root: Root, ids: &Ids, owner: &str) -> Option<Bytes> {
     let mut message = DynamicMessage::new(target.method.input());
     if !target.policy.resource_field.is_empty() {
         let parts: Vec<&str> = target.policy.resource_field.split('.').collect();
-        set_probe(&mut message, &target.method, &parts, other_ids, owner);
+        set_probe(&mut message, &target.method, &parts, root, ids, owner)?;
+    } else if root == Root::Trust {
+        return None;
     }
-    Bytes::from(prost::Message::encode_to_vec(&message))
+    Some(Bytes::from(prost::Message::encode_to_vec(&message)))
 }
 
 fn set_probe(
     message: &mut DynamicMessage,
     method: &MethodDescriptor,
     parts: &[&str],
-    other_ids: &BTreeMap<&'static str, String>,
+    root: Root,
+    ids: &Ids,
     owner: &str,
-) {
+) -> Option<()> {
     let field = message.descriptor().get_field_by_name(parts[0]).unwrap();
     if parts.len() > 1 {
         let inner = field.kind().as_message().cloned().unwrap();
         let mut child = DynamicMessage::new(inner);
-        set_probe(&mut child, method, &parts[1..], other_ids, owner);
+        set_probe(&mut child, method, &parts[1..], root, ids, owner)?;
         message.set_field(&field, Value::Message(child));
-        return;
+        return Some(());
     }
     let patterns = field_patterns(&field, method);
-    let value = match patterns.iter().find(|p| p.starts_with("sites/{")) {
-        Some(pattern) => {
-            let segments: Vec<&str> = pattern.split('/').collect();
-            let site = if segments.len() > 2 { owner } else { "-" };
-            let mut out = vec!["sites".to_owned(), site.to_owned()];
-            for (i, part) in segments.iter().enumerate().skip(2) {
-                out.push(if part.starts_with('{') {
-                    other_ids
-                        .get(segments[i - 1])
-                        .cloned()
-                        .unwrap_or_else(|| "a0c4e5f6-0000-4000-8000-000000000001".into())
-                } else {
-                    (*part).to_owned()
-                });
-            }
-            out.join("/")
+    let fill = |pattern: &str, head: Vec<String>| {
+        let segments: Vec<&str> = pattern.split('/').collect();
+        let mut out = head;
+        for (i, part) in segments.iter().enumerate().skip(out.len()) {
+            out.push(if part.starts_with('{') {
+                ids.get(segments[i - 1])
+                    .cloned()
+                    .unwrap_or_else(|| "a0c4e5f6-0000-4000-8000-000000000001".into())
+            } else {
+                (*part).to_owned()
+            });
         }
-        None if patterns.iter().any(|p| p == "trust") => "trust".to_owned(),
-        None => "sites/-".to_owned(),
+        out.join("/")
+    };
+    let value = match root {
+        Root::Sites => match patterns.iter().find(|p| p.starts_with("sites/{")) {
+            Some(p) => {
+                let site = if p.split('/').count() > 2 { owner } else { "-" };
+                fill(p, vec!["sites".into(), site.into()])
+            }
+            None if patterns.iter().any(|p| p == "trust") => "trust".to_owned(),
+            None => "sites/-".to_owned(),
+        },
+        Root::Trust => {
+            let p = patterns
+                .iter()
+                .find(|p| p.starts_with("trust/") && p.contains('{'))?;
+            fill(p, vec!["trust".into()])
+        }
     };
     message.set_field(&field, Value::String(value));
+    Some(())
 }
 
-/// What a caller got: the code and everything readable in the answer.
+/// One collection read, asked one way by a one-site and by a trust-wide caller.
+struct Probe<'a> {
+    target: &'a Target,
+    root: Root,
+    one_site: Bytes,
+    trust_wide: Bytes,
+}
+
+/// What a caller got: the code and everything readable in the answer (the message of an
+/// error too: an error naming another site's record would leak it).
 type Seen = (Code, Vec<u8>);
 
-async fn look(
-    suite: &TestSuite,
-    targets: &[&Target],
-    messages: &[Bytes],
-    sites: &[&str],
-) -> Vec<Seen> {
+async fn look(suite: &TestSuite, probes: &[Probe<'_>], trust_wide: bool) -> Vec<Seen> {
+    let sites: &[&str] = if trust_wide { &["*"] } else { &[OWN] };
     let mut out = Vec::new();
-    for (t, message) in targets.iter().zip(messages) {
+    for p in probes {
+        let t = p.target;
         let token = suite.token("leak-probe", &[allowed_role(&t.policy)], sites);
+        let message = if trust_wide {
+            p.trust_wide.clone()
+        } else {
+            p.one_site.clone()
+        };
         let seen = match call(
             suite.channel.clone(),
             &t.method,
             &t.path,
             Some(&token),
-            message.clone(),
+            message,
         )
         .await
         {
@@ -741,10 +797,118 @@ async fn look(
     out
 }
 
+/// An answer without the fields the contract marks as totals "(across the trust)" (a
+/// ward programme's wards still to reach its trust-wide target): everything else must be
+/// the caller's sites' alone.
+fn site_scoped(target: &Target, seen: &Seen) -> Seen {
+    let (code, bytes) = seen;
+    if *code != Code::Ok {
+        return seen.clone();
+    }
+    let Ok(mut message) = DynamicMessage::decode(target.method.output(), bytes.as_slice()) else {
+        return seen.clone();
+    };
+    strip_trust_totals(&mut message);
+    (*code, prost::Message::encode_to_vec(&message))
+}
+
+fn strip_trust_totals(message: &mut DynamicMessage) {
+    for field in message.descriptor().fields() {
+        if comment(&field).contains("(across the trust)") {
+            message.clear_field(&field);
+            continue;
+        }
+        if field.kind().as_message().is_none() || field.is_map() {
+            continue;
+        }
+        let value = message.get_field_mut(&field);
+        if let Value::Message(inner) = value {
+            strip_trust_totals(inner);
+        } else if let Value::List(items) = value {
+            for item in items {
+                if let Value::Message(inner) = item {
+                    strip_trust_totals(inner);
+                }
+            }
+        }
+    }
+}
+
 fn carries(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
+}
+
+/// A trust-wide ward programme (its waves planned) that each site's wards join as seeded.
+async fn seed_trust_programme(suite: &TestSuite) -> Ids {
+    use qi_e2e::authed;
+    use qi_proto::projects;
+    let admin = suite.token("seeder", &["admin"], &["*"]);
+    let mut p = projects::project_service_client::ProjectServiceClient::new(suite.channel.clone());
+    let programme = p
+        .create_programme(authed(
+            &admin,
+            projects::CreateProgrammeRequest {
+                parent: "trust".into(),
+                programme_id: "leak-wards".into(),
+                programme: Some(projects::Programme {
+                    display_name: "Ward accreditation".into(),
+                    kind: projects::ProgrammeKind::WardProgramme as i32,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .programme
+        .unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let first = chrono::Datelike::with_day(&today, 1).unwrap();
+    let date = |d: chrono::NaiveDate| Some(qi_platform::convert::date(d));
+    p.plan_waves(authed(
+        &admin,
+        projects::PlanWavesRequest {
+            programme: programme.name.clone(),
+            wave_plan: Some(projects::WavePlan {
+                first_wave_date: date(first),
+                interval_months: 3,
+                wards_per_wave: 10,
+                end_date: date(first + chrono::Months::new(12)),
+                target_wards: 20,
+                ..Default::default()
+            }),
+            etag: String::new(),
+        },
+    ))
+    .await
+    .unwrap();
+    Ids::from([("programmes", last_segment(&programme.name))])
+}
+
+/// Enrols the ward `seed` made for `site` in `round` into the trust-wide programme.
+async fn enrol_ward(suite: &TestSuite, trust_ids: &Ids, site: &str, round: u32) {
+    use qi_e2e::authed;
+    use qi_proto::projects;
+    let admin = suite.token("seeder", &["admin"], &["*"]);
+    let low = site.to_ascii_lowercase();
+    projects::project_service_client::ProjectServiceClient::new(suite.channel.clone())
+        .create_ward_enrolment(authed(
+            &admin,
+            projects::CreateWardEnrolmentRequest {
+                parent: format!("trust/programmes/{}", trust_ids["programmes"]),
+                ward_enrolment: Some(projects::WardEnrolment {
+                    ward: format!("sites/{site}/wards/{low}-ward-{round}"),
+                    wave: 1,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -753,51 +917,69 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
     let all = targets();
     let reads = collection_reads(&all);
     assert!(reads.len() >= 20, "only {} collection reads", reads.len());
+    let trust_ids = seed_trust_programme(&suite).await;
     seed(&suite, OWN, 1).await;
+    enrol_ward(&suite, &trust_ids, OWN, 1).await;
     let other = seed(&suite, OTHER, 1).await;
-    let probes: Vec<Bytes> = reads.iter().map(|t| probe(t, &other, "-")).collect();
-    let trust_probes: Vec<Bytes> = reads.iter().map(|t| probe(t, &other, OTHER)).collect();
-    let before = look(&suite, &reads, &probes, &[OWN]).await;
+    enrol_ward(&suite, &trust_ids, OTHER, 1).await;
+    let mut probes = Vec::new();
+    for t in &reads {
+        for (root, ids) in [(Root::Sites, &other), (Root::Trust, &trust_ids)] {
+            if let (Some(one_site), Some(trust_wide)) =
+                (probe(t, root, ids, "-"), probe(t, root, ids, OTHER))
+            {
+                probes.push(Probe {
+                    target: t,
+                    root,
+                    one_site,
+                    trust_wide,
+                });
+            }
+        }
+    }
+    let before = look(&suite, &probes, false).await;
     // More of the other site's records: nothing a one-site caller sees may change.
     seed(&suite, OTHER, 2).await;
-    let after = look(&suite, &reads, &probes, &[OWN]).await;
-    let trust = look(&suite, &reads, &trust_probes, &["*"]).await;
+    enrol_ward(&suite, &trust_ids, OTHER, 2).await;
+    let after = look(&suite, &probes, false).await;
+    let trust = look(&suite, &probes, true).await;
 
     let mut leaks = Vec::new();
     let mut answered = 0;
     let mut trust_sees_other = Vec::new();
-    for (i, t) in reads.iter().enumerate() {
+    for (i, p) in probes.iter().enumerate() {
+        let what = format!("{} ({:?} probe)", p.target.path, p.root);
         let (code, bytes) = &after[i];
         if *code == Code::Ok {
             answered += 1;
         }
         for needle in [format!("sites/{OTHER}"), OTHER_MARKER.to_owned()] {
             if carries(bytes, &needle) {
-                leaks.push(format!(
-                    "{}: a {OWN} caller got `{needle}` ({code:?})",
-                    t.path
-                ));
+                leaks.push(format!("{what}: a {OWN} caller got `{needle}` ({code:?})"));
             }
         }
-        if before[i] != after[i] {
+        if site_scoped(p.target, &before[i]) != site_scoped(p.target, &after[i]) {
             leaks.push(format!(
-                "{}: a {OWN} caller's answer changed when only {OTHER} data was added",
-                t.path
+                "{what}: a {OWN} caller's answer changed when only {OTHER} data was added"
             ));
         }
-        if carries(&trust[i].1, OTHER_MARKER) || carries(&trust[i].1, &format!("sites/{OTHER}")) {
-            trust_sees_other.push(t.method.name().to_owned());
+        let (code, bytes) = &trust[i];
+        if *code == Code::Ok
+            && (carries(bytes, OTHER_MARKER) || carries(bytes, &format!("sites/{OTHER}")))
+        {
+            trust_sees_other.push(p.target.method.name().to_owned());
         }
     }
     println!(
-        "leak check: {} collection reads, {answered} answered OK for the {OWN} caller; \
-         the trust-wide caller saw {OTHER} data in {trust_sees_other:?}",
-        reads.len()
+        "leak check: {} collection reads, {} probes, {answered} answered OK for the {OWN} \
+         caller; the trust-wide caller saw {OTHER} data in {trust_sees_other:?}",
+        reads.len(),
+        probes.len()
     );
     assert!(leaks.is_empty(), "leaks:\n{}", leaks.join("\n"));
     // The check can fail: what was seeded is there to be seen by a caller who may see it,
     // and the one-site caller sees its own site's records in the plain lists.
-    for (i, t) in reads.iter().enumerate() {
+    for (i, p) in probes.iter().enumerate() {
         let plain = [
             "ListCohorts",
             "ListStaff",
@@ -805,12 +987,13 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
             "ListIdeas",
             "ListProjects",
             "ListMetrics",
+            "ListWardEnrolments",
         ];
-        if plain.contains(&t.method.name()) {
+        if plain.contains(&p.target.method.name()) && p.root == Root::Sites {
             assert!(
-                carries(&after[i].1, OWN_MARKER),
+                carries(&after[i].1, OWN_MARKER) || p.target.method.name() == "ListWardEnrolments",
                 "{}: the {OWN} caller does not see its own records",
-                t.path
+                p.target.path
             );
         }
     }
@@ -822,6 +1005,8 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
         "ListProjects",
         "ListMetrics",
         "ListMeasurements",
+        "ListSessions",
+        "ListWardEnrolments",
     ] {
         assert!(
             trust_sees_other.iter().any(|m| m == seeded),
