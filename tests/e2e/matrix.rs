@@ -840,11 +840,38 @@ fn carries(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// A trust-wide ward programme (its waves planned) that each site's wards join as seeded.
-async fn seed_trust_programme(suite: &TestSuite) -> Ids {
+/// Trust-wide records that each site's seeded records join: a ward programme (its waves
+/// planned) for the wards, and a cohort for the staff.
+async fn seed_trust_records(suite: &TestSuite) -> Ids {
     use qi_e2e::authed;
-    use qi_proto::projects;
+    use qi_proto::{projects, training};
     let admin = suite.token("seeder", &["admin"], &["*"]);
+    let cohort =
+        training::training_service_client::TrainingServiceClient::new(suite.channel.clone())
+            .create_cohort(authed(
+                &admin,
+                training::CreateCohortRequest {
+                    parent: "trust".into(),
+                    cohort_id: "leak-cohort".into(),
+                    cohort: Some(training::Cohort {
+                        course: "trust/courses/qsir-prac".into(),
+                        display_name: "Cross-site practitioners".into(),
+                        start_date: Some(qi_proto::google::r#type::Date {
+                            year: 2027,
+                            month: 3,
+                            day: 1,
+                        }),
+                        capacity: 20,
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .cohort
+            .unwrap();
     let mut p = projects::project_service_client::ProjectServiceClient::new(suite.channel.clone());
     let programme = p
         .create_programme(authed(
@@ -885,22 +912,39 @@ async fn seed_trust_programme(suite: &TestSuite) -> Ids {
     ))
     .await
     .unwrap();
-    Ids::from([("programmes", last_segment(&programme.name))])
+    Ids::from([
+        ("programmes", last_segment(&programme.name)),
+        ("cohorts", last_segment(&cohort.name)),
+    ])
 }
 
-/// Enrols the ward `seed` made for `site` in `round` into the trust-wide programme.
-async fn enrol_ward(suite: &TestSuite, trust_ids: &Ids, site: &str, round: u32) {
+/// Puts the ward and the staff member `seed` made for `site` in `round` into the trust-wide
+/// programme and cohort.
+async fn join_trust_records(suite: &TestSuite, trust_ids: &Ids, site_ids: &Ids, site: &str) {
     use qi_e2e::authed;
-    use qi_proto::projects;
+    use qi_proto::{projects, training};
     let admin = suite.token("seeder", &["admin"], &["*"]);
-    let low = site.to_ascii_lowercase();
+    training::training_service_client::TrainingServiceClient::new(suite.channel.clone())
+        .create_enrolment(authed(
+            &admin,
+            training::CreateEnrolmentRequest {
+                parent: format!("trust/cohorts/{}", trust_ids["cohorts"]),
+                enrolment: Some(training::Enrolment {
+                    staff: format!("sites/{site}/staff/{}", site_ids["staff"]),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
     projects::project_service_client::ProjectServiceClient::new(suite.channel.clone())
         .create_ward_enrolment(authed(
             &admin,
             projects::CreateWardEnrolmentRequest {
                 parent: format!("trust/programmes/{}", trust_ids["programmes"]),
                 ward_enrolment: Some(projects::WardEnrolment {
-                    ward: format!("sites/{site}/wards/{low}-ward-{round}"),
+                    ward: format!("sites/{site}/wards/{}", site_ids["wards"]),
                     wave: 1,
                     ..Default::default()
                 }),
@@ -917,11 +961,11 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
     let all = targets();
     let reads = collection_reads(&all);
     assert!(reads.len() >= 20, "only {} collection reads", reads.len());
-    let trust_ids = seed_trust_programme(&suite).await;
-    seed(&suite, OWN, 1).await;
-    enrol_ward(&suite, &trust_ids, OWN, 1).await;
+    let trust_ids = seed_trust_records(&suite).await;
+    let own = seed(&suite, OWN, 1).await;
+    join_trust_records(&suite, &trust_ids, &own, OWN).await;
     let other = seed(&suite, OTHER, 1).await;
-    enrol_ward(&suite, &trust_ids, OTHER, 1).await;
+    join_trust_records(&suite, &trust_ids, &other, OTHER).await;
     let mut probes = Vec::new();
     for t in &reads {
         for (root, ids) in [(Root::Sites, &other), (Root::Trust, &trust_ids)] {
@@ -939,8 +983,8 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
     }
     let before = look(&suite, &probes, false).await;
     // More of the other site's records: nothing a one-site caller sees may change.
-    seed(&suite, OTHER, 2).await;
-    enrol_ward(&suite, &trust_ids, OTHER, 2).await;
+    let more = seed(&suite, OTHER, 2).await;
+    join_trust_records(&suite, &trust_ids, &more, OTHER).await;
     let after = look(&suite, &probes, false).await;
     let trust = look(&suite, &probes, true).await;
 
@@ -1007,6 +1051,7 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
         "ListMeasurements",
         "ListSessions",
         "ListWardEnrolments",
+        "ListEnrolments",
     ] {
         assert!(
             trust_sees_other.iter().any(|m| m == seeded),
