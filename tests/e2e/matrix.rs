@@ -749,7 +749,7 @@ fn set_probe(
         Root::Trust => {
             let p = patterns
                 .iter()
-                .find(|p| p.starts_with("trust/") && p.contains('{'))?;
+                .find(|p| *p == "trust" || (p.starts_with("trust/") && p.contains('{')))?;
             fill(p, vec!["trust".into()])
         }
     };
