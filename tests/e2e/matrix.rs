@@ -2,9 +2,9 @@
 //! new RPC cannot escape it: every method of every `qi.*` service is called with no token, a
 //! bad token, the wrong role, an own-site caller, an other-site caller, a trust-wide caller,
 //! and a site caller naming a trust-wide resource, each expecting the code its policy
-//! implies. Then the leak check: data seeded in two sites, and every read that lists,
-//! summarises or streams is called as a one-site caller, whose answer must carry nothing of
-//! the other site.
+//! implies. Then the leak check: data seeded in two sites, and every read (lists,
+//! summaries, dashboards, streams, and reads by id through `sites/-`) is called as a
+//! one-site caller, whose answer must carry nothing of the other site.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -660,21 +660,14 @@ fn last_segment(name: &str) -> String {
     name.rsplit('/').next().unwrap_or_default().to_owned()
 }
 
-/// The methods that hand back many records or sums of them: lists, summaries, dashboards,
-/// progress, the overview and streams. Trust-wide-only ones refuse a site caller outright
-/// (the matrix shows it).
-fn collection_reads(targets: &[Target]) -> Vec<&Target> {
+/// Every read a site caller may make: the lists, summaries, dashboards, progress, the
+/// overview and streams that hand back many records or sums of them, and the reads of one
+/// record, asked by id through `sites/-` (any of my sites) — the way a leak by id would
+/// happen. Trust-wide-only reads refuse a site caller outright (the matrix shows it).
+fn site_reads(targets: &[Target]) -> Vec<&Target> {
     targets
         .iter()
         .filter(|t| t.policy.mode == Mode::Read && !t.policy.trust_wide_only)
-        .filter(|t| {
-            let name = t.method.name();
-            name.starts_with("List")
-                || ["Summary", "Dashboard", "Overview", "Progress"]
-                    .iter()
-                    .any(|w| name.contains(w))
-                || t.method.is_server_streaming()
-        })
         .collect()
 }
 
@@ -956,11 +949,11 @@ async fn join_trust_records(suite: &TestSuite, trust_ids: &Ids, site_ids: &Ids, 
 }
 
 #[tokio::test]
-async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
+async fn no_read_hands_a_one_site_caller_another_sites_data() {
     let suite = TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await;
     let all = targets();
-    let reads = collection_reads(&all);
-    assert!(reads.len() >= 20, "only {} collection reads", reads.len());
+    let reads = site_reads(&all);
+    assert!(reads.len() >= 40, "only {} reads", reads.len());
     let trust_ids = seed_trust_records(&suite).await;
     let own = seed(&suite, OWN, 1).await;
     join_trust_records(&suite, &trust_ids, &own, OWN).await;
@@ -1015,7 +1008,7 @@ async fn no_list_summary_dashboard_or_stream_carries_another_sites_data() {
         }
     }
     println!(
-        "leak check: {} collection reads, {} probes, {answered} answered OK for the {OWN} \
+        "leak check: {} reads, {} probes, {answered} answered OK for the {OWN} \
          caller; the trust-wide caller saw {OTHER} data in {trust_sees_other:?}",
         reads.len(),
         probes.len()
