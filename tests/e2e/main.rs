@@ -6,6 +6,8 @@ mod cohorts;
 mod direct;
 mod discovery;
 mod gateway;
+mod health;
+mod matrix;
 mod metrics;
 mod projects;
 mod training;

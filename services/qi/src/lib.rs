@@ -107,6 +107,7 @@ pub fn service_component(
         service_names: vec![name],
         access: Some(verifier),
         grpc_web: false,
+        health_watch: None,
     })
 }
 

@@ -320,7 +320,8 @@ impl TrainingApi {
         let page = Page::parse(page_size, &page_token, &parent)?;
         let mut conn = self.pool.acquire().await?;
         let found = cohorts::resolve(&mut conn, ctx, "parent", &parent, false, false).await?;
-        let (enrolments, next_page_token) = enrolments::list(&mut conn, &found, &page).await?;
+        let (enrolments, next_page_token) =
+            enrolments::list(&mut conn, &found, &page, ctx.sites.sql_filter()).await?;
         Ok(pb::ListEnrolmentsResponse {
             enrolments,
             next_page_token,
