@@ -148,12 +148,33 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
     tally.existing += u64::from(org.existing);
     let staff = people::workforce(options.staff);
     let synced = people::sync(&api, &staff).await?;
-    tracing::info!(rows = synced.received_rows, "demo: staff synced");
+    tracing::info!(
+        rows = synced.received_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "demo: staff synced"
+    );
     // Metrics, training and the portfolio do not depend on each other.
+    let timed = |phase: &'static str, tally: Tally| {
+        tracing::info!(
+            phase,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            created = tally.created,
+            "demo: loaded"
+        );
+        tally
+    };
     let (m, t, p) = tokio::try_join!(
-        metrics::load(&api),
-        training::load(&api, &staff),
-        projects::load(&api, &staff),
+        async { metrics::load(&api).await.map(|t| timed("metrics", t)) },
+        async {
+            training::load(&api, &staff)
+                .await
+                .map(|t| timed("training", t))
+        },
+        async {
+            projects::load(&api, &staff)
+                .await
+                .map(|t| timed("projects", t))
+        },
     )?;
     tally += m;
     tally += t;
