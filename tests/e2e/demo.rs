@@ -6,6 +6,8 @@ use qi::demo::{self, Options};
 use qi_e2e::{TestSuite, authed};
 use qi_proto::gateway as gw;
 use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
+use qi_proto::projects as pj;
+use qi_proto::projects::project_service_client::ProjectServiceClient;
 
 async fn overview(suite: &TestSuite, token: &str) -> gw::Overview {
     GatewayServiceClient::new(suite.channel.clone())
@@ -56,6 +58,28 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         .map(|c| c.course_code.as_str())
         .collect();
     assert_eq!(courses, ["QSIR-FUND", "QSIR-PRAC"]);
+
+    // Ideas keep the day they were received: the funnel spans the years since 2021.
+    let by_year = ProjectServiceClient::new(suite.channel.clone())
+        .get_portfolio_summary(authed(
+            &suite.token("board", &["viewer"], &["*"]),
+            pj::GetPortfolioSummaryRequest {
+                parent: "sites/-".into(),
+                period: pj::PortfolioPeriod::FinancialYear as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the portfolio answers")
+        .into_inner();
+    let mut years: Vec<i32> = by_year
+        .rows
+        .iter()
+        .filter(|r| r.counts.as_ref().is_some_and(|c| c.ideas_received > 0))
+        .filter_map(|r| r.period_start.map(|d| d.year))
+        .collect();
+    years.dedup();
+    assert_eq!(years, [2020, 2021, 2022, 2023, 2024, 2025, 2026]);
 
     // Each site's caller sees its own share, and the shares add up to the trust's figures.
     let mut sum = gw::Overview::default();

@@ -273,6 +273,8 @@ pub(crate) struct IdeaPlan {
     theme: usize,
     title: String,
     triage: Triage,
+    /// The day it was received.
+    submitted: NaiveDate,
 }
 
 impl IdeaPlan {
@@ -351,7 +353,7 @@ pub(crate) fn portfolio() -> Portfolio {
     .collect();
     triage.resize(total, Triage::Submitted);
     Rng::of("idea-triage", 0).shuffle(&mut triage);
-    let ideas: Vec<IdeaPlan> = sites
+    let mut ideas: Vec<IdeaPlan> = sites
         .into_iter()
         .zip(triage)
         .enumerate()
@@ -365,6 +367,16 @@ pub(crate) fn portfolio() -> Portfolio {
                 Some(w) => format!("{what} on {}", title_case(w)),
                 None => format!("{what} ({site})"),
             };
+            // Ideas still waiting arrived lately; decided ones through the years (an
+            // accepted one shortly before its project started: set below).
+            let submitted = match triage {
+                Triage::Submitted => AS_OF - Days::new(r.below(180)),
+                Triage::UnderReview => AS_OF - Days::new(30 + r.below(330)),
+                Triage::Declined | Triage::Merged | Triage::Accepted => {
+                    let span = (AS_OF - FIRST_IDEA).num_days() as u64 - 60;
+                    FIRST_IDEA + Days::new(span * i as u64 / total as u64 + r.below(30))
+                }
+            };
             IdeaPlan {
                 n,
                 site,
@@ -372,6 +384,7 @@ pub(crate) fn portfolio() -> Portfolio {
                 theme,
                 title,
                 triage,
+                submitted,
             }
         })
         .collect();
@@ -474,8 +487,17 @@ pub(crate) fn portfolio() -> Portfolio {
             key: idea.n as u64,
         });
     }
+    for idea in &mut ideas {
+        if let Some(p) = projects.iter().find(|p| p.idea == Some(idea.n)) {
+            let mut r = Rng::of("idea-received", idea.n as u64);
+            idea.submitted = p.start - Days::new(30 + r.below(60));
+        }
+    }
     Portfolio { ideas, projects }
 }
+
+/// The first idea the demo trust received.
+const FIRST_IDEA: NaiveDate = day(2021, 3, 1);
 
 /// One ward of the ward programme.
 #[derive(Debug, Clone)]
@@ -935,6 +957,7 @@ async fn create_idea(
                     submitter,
                     submitter_staff: submitter_staff.map(|p| p.name()).unwrap_or_default(),
                     theme: theme.name.into(),
+                    submit_date: Some(date(i.submitted)),
                     ..Default::default()
                 }),
                 request_id: String::new(),
