@@ -591,6 +591,12 @@ pub(crate) async fn load(api: &Api, staff: &Workforce) -> anyhow::Result<Tally> 
     for p in portfolio.projects.iter().filter(|p| p.idea.is_none()) {
         work.push(Work::Project(p.clone()));
     }
+    // The long journeys (a project's dozen calls) first, so the short ones fill in behind
+    // them rather than leave one long journey running alone at the end.
+    work.sort_by_key(|w| match w {
+        Work::Project(_) | Work::Idea(_, Some(_)) => 0,
+        Work::Idea(_, None) => 1,
+    });
     let ideas = {
         let api = api.clone();
         each(work, move |w| {
