@@ -139,6 +139,12 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
         options.staff >= 3_000,
         "the demo needs at least 3,000 staff to draw its learners and teams from"
     );
+    // The story's dates must all be past: services refuse registers and outcomes dated ahead.
+    let today = chrono::Utc::now().date_naive();
+    anyhow::ensure!(
+        today > AS_OF,
+        "the demo's story runs to {AS_OF}, and this machine's clock says {today}: set the clock right"
+    );
     let started = Instant::now();
     let api = Api::connect(gateway, token).await?;
     let mut tally = Tally::default();
