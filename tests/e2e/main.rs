@@ -3,6 +3,7 @@
 
 mod access;
 mod cohorts;
+mod demo;
 mod direct;
 mod discovery;
 mod gateway;
