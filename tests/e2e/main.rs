@@ -3,9 +3,12 @@
 
 mod access;
 mod cohorts;
+mod demo;
 mod direct;
 mod discovery;
 mod gateway;
+mod health;
+mod matrix;
 mod metrics;
 mod projects;
 mod training;

@@ -300,6 +300,130 @@ async fn a_sync_stream_cut_midway_changes_nothing_and_a_resend_converges() {
 
 /// Staff at BAS and SOU, and a running BAS cohort of QSIR Practitioner that started five
 /// weeks ago (so every session is in the past), capacity 2.
+/// How many sessions are running `COPY` into a sync's temporary table.
+async fn copies_running(suite: &TestSuite) -> i64 {
+    count(
+        suite,
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY sync_row%' AND state = 'active'",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_sync_of_many_copy_batches_applies_whole_or_not_at_all() {
+    let suite = TestSuite::start().await;
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    // 3,000 people, every tenth with a second assignment sent before their primary one.
+    let mut rows = Vec::new();
+    for i in 0..3_000 {
+        let emp = format!("{}", 40_000_000 + i);
+        let person = esr(&emp, "SOU", &format!("Person{i}"));
+        if i % 10 == 0 {
+            let mut bank = person.clone();
+            bank.assignment_number = format!("{emp}-02");
+            bank.primary_assignment = false;
+            bank.job_role = "Bank Nurse".into();
+            rows.push(bank);
+        }
+        rows.push(person);
+    }
+    // All but the last message, then the stream stalls: the rows are being copied.
+    let mut messages = vec![pb::SyncStaffRequest {
+        mode: pb::SyncMode::Full as i32,
+        extract_time: Some(prost_types::Timestamp {
+            seconds: T0,
+            nanos: 0,
+        }),
+        ..Default::default()
+    }];
+    for chunk in rows[..rows.len() - 100].chunks(100) {
+        messages.push(pb::SyncStaffRequest {
+            rows: chunk.to_vec(),
+            ..Default::default()
+        });
+    }
+    let stalled =
+        tokio_stream::StreamExt::chain(tokio_stream::iter(messages), tokio_stream::pending());
+    let mut client = Client::new(suite.channel.clone());
+    let call = tokio::spawn({
+        let token = hr.clone();
+        async move { client.sync_staff(authed(&token, stalled)).await }
+    });
+    for _ in 0..100 {
+        if copies_running(&suite).await > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(copies_running(&suite).await, 1, "the sync's COPY is open");
+    call.abort();
+    let _ = call.await;
+    for _ in 0..100 {
+        if copies_running(&suite).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(copies_running(&suite).await, 0, "the cut sync's COPY ended");
+    assert_eq!(
+        count(&suite, "SELECT count(*) FROM training.staff").await,
+        0
+    );
+
+    // The whole extract: every person once, the primary row describing them.
+    let mut client = Client::new(suite.channel.clone());
+    let whole = sync(&mut client, &hr, pb::SyncMode::Full, T0, rows.clone())
+        .await
+        .unwrap();
+    assert_eq!(whole.received_rows, 3_300);
+    assert_eq!(whole.inserted, 3_000);
+    assert!(whole.rejected.is_empty(), "{:?}", whole.rejected);
+    assert_eq!(
+        count(
+            &suite,
+            "SELECT count(*) FROM training.staff
+             WHERE job_role = 'Staff Nurse' AND other_assignments = ARRAY[employee_number || '-02']"
+        )
+        .await,
+        300
+    );
+    let again = sync(&mut client, &hr, pb::SyncMode::Full, T0, rows)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, 3_000)
+    );
+    assert_eq!(again.deactivated, 0);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_syncs_of_the_same_new_people_both_succeed() {
+    let suite = TestSuite::start().await;
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    let rows: Vec<_> = (0..2_000)
+        .map(|i| esr(&format!("{}", 50_000_000 + i), "BAS", &format!("P{i}")))
+        .collect();
+    let (mut one, mut two) = (
+        Client::new(suite.channel.clone()),
+        Client::new(suite.channel.clone()),
+    );
+    // Their merges take turns: the second finds everyone already there.
+    let (a, b) = tokio::join!(
+        sync(&mut one, &hr, pb::SyncMode::Delta, T0, rows.clone()),
+        sync(&mut two, &hr, pb::SyncMode::Delta, T0, rows),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.inserted + b.inserted, 2_000);
+    assert_eq!(a.unchanged + b.unchanged, 2_000);
+    assert_eq!(
+        count(&suite, "SELECT count(*) FROM training.staff").await,
+        2_000
+    );
+    suite.stop().await.unwrap();
+}
+
 async fn running_cohort(suite: &TestSuite, client: &mut Client) -> (String, String) {
     let hr = suite.token("esr", &["hr_sync"], &["*"]);
     sync(

@@ -1,11 +1,18 @@
 //! Bearer-token authentication. Production tokens are RS256 or ES256, checked against a
-//! JWKS file and selected by `kid`; development tokens are HS256 with a shared secret
-//! (minted by `qi token`). The algorithm is pinned per key, and `exp`, `iss`, `aud` and
-//! `sub` are required (jsonwebtoken checks `iss`/`aud` only when told they are required).
+//! JWKS (a file, or an identity provider's URL) and selected by `kid`; development tokens
+//! are HS256 with a shared secret (minted by `qi token`). The algorithm is pinned per key,
+//! and `exp`, `iss`, `aud` and `sub` are required (jsonwebtoken checks `iss`/`aud` only
+//! when told they are required).
+//!
+//! Keys rotate without a restart: the JWKS is read again every few minutes and when a
+//! token names a `kid` not yet known (at most every few seconds). A file is read in line,
+//! on the call that needs it; a URL is fetched by a background task, so the call that
+//! names a new `kid` is refused and the calls after the fetch pass. A failed read keeps
+//! the keys already held, so a broken publication does not lock everyone out.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -58,15 +65,35 @@ pub struct Claims {
     pub nbf: Option<u64>,
 }
 
-/// How often the JWKS file is read again, so keys rotate (and are revoked) without a restart.
+/// How often the JWKS is read again, so keys rotate (and are revoked) without a restart.
 const JWKS_REFRESH: Duration = Duration::from_secs(300);
 /// The least time between reads prompted by an unknown `kid` (a new key being rolled out).
 const JWKS_UNKNOWN_KID_REREAD: Duration = Duration::from_secs(2);
+/// How long one fetch of a JWKS URL may take.
+const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest JWKS document accepted (a few keys take a few KiB).
+const JWKS_MAX_BYTES: usize = 1024 * 1024;
 
 /// Keys by `kid`, and when they were read.
 struct KeySet {
     keys: HashMap<String, (DecodingKey, Algorithm)>,
     read_at: Instant,
+}
+
+type Keys = HashMap<String, (DecodingKey, Algorithm)>;
+
+/// Where the JWKS comes from.
+enum KeySource {
+    /// No JWKS: HS256 only.
+    None,
+    /// A file, read again in line when due.
+    File(PathBuf),
+    /// A URL, fetched by a background task; `wake` asks it for an early fetch.
+    Url {
+        url: String,
+        wake: Arc<tokio::sync::Notify>,
+        task: tokio::task::AbortHandle,
+    },
 }
 
 /// The most verified tokens remembered.
@@ -78,26 +105,45 @@ pub struct Authenticator {
     /// times, and each needs its signature checked once.
     verified: Mutex<HashMap<String, (Principal, u64)>>,
     hs256: Option<DecodingKey>,
-    jwks_file: Option<PathBuf>,
-    jwks: RwLock<KeySet>,
+    source: KeySource,
+    jwks: Arc<RwLock<KeySet>>,
     validation: Validation,
+}
+
+impl Drop for Authenticator {
+    fn drop(&mut self) {
+        if let KeySource::Url { task, .. } = &self.source {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authenticator")
             .field("hs256", &self.hs256.is_some())
-            .field("jwks_file", &self.jwks_file)
+            .field(
+                "jwks",
+                &match &self.source {
+                    KeySource::None => "none".to_owned(),
+                    KeySource::File(path) => path.display().to_string(),
+                    KeySource::Url { url, .. } => url.clone(),
+                },
+            )
             .finish_non_exhaustive()
     }
 }
 
 impl Authenticator {
     /// Builds the authenticator from configuration; at least one key source is required.
+    /// A JWKS URL is fetched once here (startup fails if it cannot be), then kept fresh by
+    /// a task on the current Tokio runtime.
     pub fn new(config: &JwtConfig) -> anyhow::Result<Self> {
-        let jwks = match &config.jwks_file {
-            Some(path) => load_jwks(path)?,
-            None => HashMap::new(),
+        let jwks = match (&config.jwks_file, &config.jwks_url) {
+            (Some(_), Some(_)) => anyhow::bail!("set QI_JWKS_FILE or QI_JWKS_URL, not both"),
+            (Some(path), None) => load_jwks(path)?,
+            (None, Some(url)) => fetch_at_startup(url)?,
+            (None, None) => HashMap::new(),
         };
         let has_jwks = !jwks.is_empty();
         let hs256 = config
@@ -115,14 +161,32 @@ impl Authenticator {
         validation.set_audience(&[&config.audience]);
         validation.leeway = config.leeway_secs;
         validation.validate_nbf = true;
+        let jwks = Arc::new(RwLock::new(KeySet {
+            keys: jwks,
+            read_at: Instant::now(),
+        }));
+        let source = match (&config.jwks_file, &config.jwks_url) {
+            (Some(path), _) => KeySource::File(path.clone()),
+            (None, Some(url)) => {
+                let wake = Arc::new(tokio::sync::Notify::new());
+                let runtime = tokio::runtime::Handle::try_current()
+                    .context("QI_JWKS_URL needs a Tokio runtime to refresh the keys")?;
+                let task = runtime
+                    .spawn(refresh_from_url(url.clone(), jwks.clone(), wake.clone()))
+                    .abort_handle();
+                KeySource::Url {
+                    url: url.clone(),
+                    wake,
+                    task,
+                }
+            }
+            (None, None) => KeySource::None,
+        };
         Ok(Authenticator {
             verified: Mutex::default(),
             hs256,
-            jwks_file: config.jwks_file.clone(),
-            jwks: RwLock::new(KeySet {
-                keys: jwks,
-                read_at: Instant::now(),
-            }),
+            source,
+            jwks,
             validation,
         })
     }
@@ -180,10 +244,21 @@ impl Authenticator {
         self.finish(token, key, alg, head.alg)
     }
 
-    /// A key from the JWKS file, reading the file again when it is due or when the `kid`
-    /// is unknown (a key being rolled out), at most every few seconds.
+    /// A key from the JWKS. A file is read again when due or when the `kid` is unknown (a
+    /// key being rolled out), at most every few seconds; for a URL the background task is
+    /// asked to fetch, and this call goes without.
     fn jwks_key(&self, kid: &str) -> Option<(DecodingKey, Algorithm)> {
-        let path = self.jwks_file.as_ref()?;
+        let path = match &self.source {
+            KeySource::None => return None,
+            KeySource::File(path) => path,
+            KeySource::Url { wake, .. } => {
+                let found = self.jwks.read().ok()?.keys.get(kid).cloned();
+                if found.is_none() {
+                    wake.notify_one();
+                }
+                return found;
+            }
+        };
         let (found, age) = {
             let set = self.jwks.read().ok()?;
             (set.keys.get(kid).cloned(), set.read_at.elapsed())
@@ -261,15 +336,124 @@ fn describe(e: &jsonwebtoken::errors::Error) -> &'static str {
     }
 }
 
+fn load_jwks(path: &Path) -> anyhow::Result<Keys> {
+    let text =
+        std::fs::read(path).with_context(|| format!("reading QI_JWKS_FILE {}", path.display()))?;
+    parse_jwks(&text).with_context(|| format!("QI_JWKS_FILE {}", path.display()))
+}
+
+/// Fetches a JWKS URL once.
+async fn fetch_jwks(client: &reqwest::Client, url: &str) -> anyhow::Result<Keys> {
+    let mut response = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("fetching QI_JWKS_URL {url}"))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .with_context(|| format!("reading QI_JWKS_URL {url}"))?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > JWKS_MAX_BYTES {
+            anyhow::bail!("QI_JWKS_URL {url}: the document exceeds {JWKS_MAX_BYTES} bytes");
+        }
+    }
+    parse_jwks(&body).with_context(|| format!("QI_JWKS_URL {url}"))
+}
+
+fn jwks_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(JWKS_FETCH_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("building the JWKS HTTP client")
+}
+
+/// The first fetch, before the gateway serves: a few tries, then startup fails naming the
+/// URL. It runs on a thread of its own so it can block whether or not a runtime is current.
+fn fetch_at_startup(url: &str) -> anyhow::Result<Keys> {
+    if !url.starts_with("https://") {
+        tracing::warn!(
+            url,
+            "QI_JWKS_URL is not HTTPS: use it only on loopback or in tests"
+        );
+    }
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("a runtime for the first JWKS fetch")?;
+                runtime.block_on(async {
+                    let client = jwks_client()?;
+                    let mut tries = 0;
+                    loop {
+                        tries += 1;
+                        match fetch_jwks(&client, url).await {
+                            Ok(keys) => return Ok(keys),
+                            Err(e) if tries >= 3 => return Err(e),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "fetching the JWKS; retrying");
+                                tokio::time::sleep(Duration::from_millis(500)).await;
+                            }
+                        }
+                    }
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the first JWKS fetch panicked"))?
+    })
+}
+
+/// Keeps the keys of a JWKS URL fresh: every [`JWKS_REFRESH`], and soon after `wake` (an
+/// unknown `kid`), never closer together than [`JWKS_UNKNOWN_KID_REREAD`]. A failed fetch
+/// is logged and the keys held are kept.
+async fn refresh_from_url(url: String, keys: Arc<RwLock<KeySet>>, wake: Arc<tokio::sync::Notify>) {
+    let client = match jwks_client() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "the JWKS will not be refreshed");
+            return;
+        }
+    };
+    let mut last = Instant::now();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(JWKS_REFRESH.saturating_sub(last.elapsed())) => {}
+            () = wake.notified() => {
+                let wait = JWKS_UNKNOWN_KID_REREAD.saturating_sub(last.elapsed());
+                tokio::time::sleep(wait).await;
+            }
+        }
+        last = Instant::now();
+        match fetch_jwks(&client, &url).await {
+            Ok(fresh) => {
+                if let Ok(mut set) = keys.write() {
+                    *set = KeySet {
+                        keys: fresh,
+                        read_at: last,
+                    };
+                }
+                tracing::debug!(url, "JWKS refreshed");
+            }
+            Err(e) => tracing::error!(
+                error = %format!("{e:#}"),
+                "refreshing the JWKS failed; keeping the previous keys"
+            ),
+        }
+    }
+}
+
 #[expect(
     clippy::wildcard_enum_match_arm,
     reason = "every key type but RSA and P-256 is refused, including future ones"
 )]
-fn load_jwks(path: &Path) -> anyhow::Result<HashMap<String, (DecodingKey, Algorithm)>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading QI_JWKS_FILE {}", path.display()))?;
-    let set: JwkSet = serde_json::from_str(&text)
-        .with_context(|| format!("QI_JWKS_FILE {} is not a JWKS", path.display()))?;
+fn parse_jwks(text: &[u8]) -> anyhow::Result<Keys> {
+    let set: JwkSet = serde_json::from_slice(text).context("not a JWKS")?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let kid = jwk
@@ -324,6 +508,7 @@ mod tests {
         JwtConfig {
             hs256_secret: Some("dev-secret".into()),
             jwks_file: None,
+            jwks_url: None,
             issuer: "qi-dev".into(),
             audience: "qi".into(),
             leeway_secs: 30,
@@ -430,6 +615,161 @@ mod tests {
             let err = auth.authenticate(header.as_deref()).unwrap_err();
             assert_eq!(err.code(), tonic::Code::Unauthenticated, "{what}");
         }
+    }
+
+    /// A JWKS served over real HTTP on loopback: the status and body it answers with can
+    /// be changed while it runs, and it counts the requests it has answered.
+    struct JwksServer {
+        url: String,
+        answer: Arc<Mutex<(u16, String)>>,
+        served: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl JwksServer {
+        async fn start(body: String) -> JwksServer {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!(
+                "http://{}/.well-known/jwks.json",
+                listener.local_addr().unwrap()
+            );
+            let answer = Arc::new(Mutex::new((200, body)));
+            let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let (a, n) = (answer.clone(), served.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Ok((mut socket, _)) = listener.accept().await else {
+                        return;
+                    };
+                    let (a, n) = (a.clone(), n.clone());
+                    tokio::spawn(async move {
+                        let mut request = Vec::new();
+                        let mut buf = [0u8; 1024];
+                        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match socket.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(k) => request.extend_from_slice(&buf[..k]),
+                            }
+                        }
+                        let (status, body) = a.lock().unwrap().clone();
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(body.as_bytes()).await;
+                        let _ = socket.shutdown().await;
+                        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    });
+                }
+            });
+            JwksServer {
+                url,
+                answer,
+                served,
+            }
+        }
+
+        fn publish(&self, status: u16, body: String) {
+            *self.answer.lock().unwrap() = (status, body);
+        }
+
+        fn served(&self) -> usize {
+            self.served.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
+
+    fn es256_token(kid: &str) -> String {
+        let pem = std::fs::read_to_string(format!("{FIXTURES}/es256-test-key.pem")).unwrap();
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ec_der(&der)).unwrap()
+    }
+
+    /// Polls until `ok` holds (bounded, so a broken refresh fails the test, not hangs it).
+    async fn eventually(what: &str, mut ok: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ok() {
+            assert!(Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    // Multi-threaded: the first fetch blocks the thread building the authenticator, and the
+    // server must answer it from another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_from_a_jwks_url_rotate_without_a_restart_and_survive_a_bad_refresh() {
+        let published = std::fs::read_to_string(format!("{FIXTURES}/jwks.json")).unwrap();
+        // The key starts under another kid: the one the new tokens name is rolled out later.
+        let server = JwksServer::start(published.replace("test-es256", "first")).await;
+        let mut c = config();
+        c.hs256_secret = None;
+        c.jwks_url = Some(server.url.clone());
+        let auth = Authenticator::new(&c).unwrap();
+        let bearer = |kid: &str| format!("Bearer {}", es256_token(kid));
+        let first = bearer("first");
+        let p = auth.authenticate(Some(&first)).unwrap();
+        assert_eq!(p.subject, "nurse");
+
+        let rolled = bearer("test-es256");
+        let err = auth.authenticate(Some(&rolled)).unwrap_err();
+        assert_eq!(
+            err.code(),
+            tonic::Code::Unauthenticated,
+            "not yet published"
+        );
+        // Rotation: the provider now serves both kids; the gateway fetches on the unknown kid.
+        let both = format!(
+            r#"{{"keys": [{}, {}]}}"#,
+            key_json(&published, "first"),
+            key_json(&published, "test-es256")
+        );
+        server.publish(200, both);
+        eventually("the rolled-out key is accepted", || {
+            auth.authenticate(Some(&rolled)).is_ok()
+        })
+        .await;
+
+        // The provider breaks: a refresh fails, and the keys held still work.
+        let before = server.served();
+        server.publish(500, "oops".into());
+        let unknown = bearer("unknown");
+        eventually("a refresh is tried against the broken provider", || {
+            let _ = auth.authenticate(Some(&unknown));
+            server.served() > before
+        })
+        .await;
+        let fresh_first = format!("Bearer {}", es256_token("first"));
+        assert!(auth.authenticate(Some(&fresh_first)).is_ok());
+        assert!(auth.authenticate(Some(&rolled)).is_ok());
+        assert_eq!(
+            auth.authenticate(Some(&unknown)).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+    }
+
+    /// The fixture's one key, under `kid`.
+    fn key_json(published: &str, kid: &str) -> String {
+        let set: serde_json::Value = serde_json::from_str(published).unwrap();
+        let mut key = set["keys"][0].clone();
+        key["kid"] = serde_json::json!(kid);
+        key.to_string()
+    }
+
+    #[test]
+    fn a_jwks_url_that_cannot_be_fetched_fails_startup_naming_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        drop(listener);
+        let mut c = config();
+        c.jwks_url = Some(url.clone());
+        let err = Authenticator::new(&c).unwrap_err();
+        assert!(format!("{err:#}").contains(&url), "{err:#}");
     }
 
     #[test]

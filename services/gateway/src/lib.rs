@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 mod authorize;
 mod codec;
+mod health;
 mod overview;
 pub mod policy;
 mod proxy;
@@ -94,6 +95,7 @@ pub fn component(
         channels.insert((*name).to_owned(), endpoint.connect_lazy());
     }
     let (audit, writer) = audit::start(pool.clone());
+    let health_watch = health::watch(channels.clone(), config.backend_check_interval);
     let gateway = Arc::new(Gateway::new(GatewayParts {
         methods,
         auth,
@@ -123,6 +125,7 @@ pub fn component(
         ],
         access: None,
         grpc_web: true,
+        health_watch: Some(health_watch),
     };
     Ok((component, writer))
 }

@@ -62,6 +62,9 @@ pub struct Config {
     pub rate_limit_per_subject: u32,
     /// `QI_RATE_LIMIT_BURST` (default 400): the burst above that rate.
     pub rate_limit_burst: u32,
+    /// `QI_BACKEND_CHECK_INTERVAL_MS` (default 2000): how often the gateway checks each
+    /// service's health, which its own health reports.
+    pub backend_check_interval: Duration,
     /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
     /// reports NOT_SERVING, still serving, before it stops accepting.
     pub drain_delay: Duration,
@@ -98,6 +101,9 @@ pub struct JwtConfig {
     pub hs256_secret: Option<String>,
     /// `QI_JWKS_FILE`: a JWKS file of RS256/ES256 public keys, selected by `kid` (production).
     pub jwks_file: Option<PathBuf>,
+    /// `QI_JWKS_URL`: where to fetch that JWKS over HTTPS instead (an identity provider's
+    /// `jwks_uri`); refreshed as the file is. Set at most one of the two.
+    pub jwks_url: Option<String>,
     /// `QI_JWT_ISSUER` (default `qi-dev`): the required `iss`.
     pub issuer: String,
     /// `QI_JWT_AUDIENCE` (default `qi`): the required `aud`.
@@ -146,6 +152,13 @@ impl Config {
                 });
             }
         };
+        if let (Some(_), Some(url)) = (get("QI_JWKS_FILE"), get("QI_JWKS_URL")) {
+            return Err(ConfigError {
+                var: "QI_JWKS_URL",
+                value: url,
+                reason: "QI_JWKS_FILE is set too: keys come from one place".into(),
+            });
+        }
         Ok(Config {
             database_url: get("QI_DATABASE_URL"),
             data_dir: get("QI_DATA_DIR").map_or_else(|| PathBuf::from(".qi"), PathBuf::from),
@@ -159,6 +172,7 @@ impl Config {
             jwt: JwtConfig {
                 hs256_secret: get("QI_JWT_SECRET"),
                 jwks_file: get("QI_JWKS_FILE").map(PathBuf::from),
+                jwks_url: get("QI_JWKS_URL"),
                 issuer: get("QI_JWT_ISSUER").unwrap_or_else(|| "qi-dev".into()),
                 audience: get("QI_JWT_AUDIENCE").unwrap_or_else(|| "qi".into()),
                 leeway_secs: parse(&get, "QI_JWT_LEEWAY_SECS", Some(30))?,
@@ -171,6 +185,7 @@ impl Config {
             concurrency_limit: parse(&get, "QI_CONCURRENCY_LIMIT", Some(512))?,
             rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
             rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,
+            backend_check_interval: millis(&get, "QI_BACKEND_CHECK_INTERVAL_MS", 2_000)?,
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
@@ -248,6 +263,12 @@ mod tests {
         assert_eq!(err.var, "QI_SITES");
         let err = load(&[("QI_LOG_FORMAT", "xml")]).unwrap_err();
         assert_eq!(err.var, "QI_LOG_FORMAT");
+        let err = load(&[
+            ("QI_JWKS_FILE", "/k.json"),
+            ("QI_JWKS_URL", "https://idp/k"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "QI_JWKS_URL");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! limit itself, shared by every connection; and, on the services, the access-context check.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,6 +61,34 @@ pub struct Component {
     pub access: Option<Arc<AccessVerifier>>,
     /// Whether browsers may call it with gRPC-Web (over HTTP/1.1 too): the gateway only.
     pub grpc_web: bool,
+    /// Keeps the reported health current while serving (the gateway watches its backends).
+    pub health_watch: Option<HealthWatch>,
+}
+
+/// A task given the health reporter once serving starts; it is stopped before the drain
+/// reports NOT_SERVING, so it can never report a draining server as serving.
+pub type HealthWatch =
+    Box<dyn FnOnce(HealthReporter) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// The running [`HealthWatch`], aborted when dropped.
+struct Watching(Option<tokio::task::JoinHandle<()>>);
+
+impl Watching {
+    /// Stops the task and waits until it has, so none of its updates lands after this.
+    async fn stop(mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        if let Some(task) = &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Component {
@@ -82,7 +111,7 @@ pub async fn bind(addr: std::net::SocketAddr) -> anyhow::Result<TcpListener> {
 /// NOT_SERVING, keeps serving for the drain delay (so load balancers stop routing here),
 /// stops accepting, and waits for in-flight calls up to the grace period.
 pub async fn serve(
-    component: Component,
+    mut component: Component,
     listener: TcpListener,
     settings: &ServerSettings,
     shutdown: impl Future<Output = ()>,
@@ -93,6 +122,12 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
+    let watching = Watching(
+        component
+            .health_watch
+            .take()
+            .map(|watch| tokio::spawn(watch(reporter.clone()))),
+    );
     let reflection_v1 = reflection(&component.service_names)
         .build_v1()
         .context("building reflection")?;
@@ -138,6 +173,7 @@ pub async fn serve(
         () = shutdown => {}
     }
     tracing::info!(component = component.name, "shutting down: draining");
+    watching.stop().await;
     set_all(
         &reporter,
         &component.service_names,

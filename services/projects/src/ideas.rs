@@ -4,7 +4,8 @@
 //! declined idea is reopened only by ReopenIdea, with a reason. Each transition is its own
 //! method; any other move is FAILED_PRECONDITION.
 
-use qi_platform::convert::{etag, required_text, timestamp};
+use chrono::NaiveDate;
+use qi_platform::convert::{date, etag, required_text, timestamp};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -14,7 +15,8 @@ use uuid::Uuid;
 
 use crate::ProjectsApi;
 use crate::common::{
-    Column, check_etag, enum_field, long_text, optional_text, precondition, staff_name,
+    Column, check_etag, enum_field, long_text, not_future, optional_date, optional_text,
+    precondition, staff_name,
 };
 
 /// The collection id in idea names.
@@ -31,6 +33,8 @@ struct NewIdea {
     submitter: String,
     submitter_staff: Option<String>,
     theme: String,
+    /// Set when loading an idea received before today.
+    submit_date: Option<NaiveDate>,
     request_id: String,
 }
 
@@ -68,6 +72,7 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
             update_time: _,
             decision_time: _,
             etag: _,
+            submit_date,
         } = idea;
         let title = v.check(required_text("idea.title", &title, 200));
         let description = v.check(optional_text("idea.description", &description, 5000));
@@ -93,6 +98,10 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
             Some(v.check(staff_name("idea.submitter_staff", &submitter_staff)))
         };
         let theme = v.check(optional_text("idea.theme", &theme, 100));
+        let submit_date = v.check(
+            optional_date("idea.submit_date", submit_date.as_ref())
+                .and_then(|d| d.map(|d| not_future("idea.submit_date", d)).transpose()),
+        );
         v.finish()?;
         let site = site.ok_or_else(|| Error::invalid("parent", "is required"))?;
         Ok(NewIdea {
@@ -104,6 +113,7 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
             submitter,
             submitter_staff,
             theme,
+            submit_date,
             request_id,
         })
     }
@@ -176,6 +186,7 @@ struct IdeaRow {
     project: Option<String>,
     reopen_reason: Option<String>,
     decision_time: Option<chrono::DateTime<chrono::Utc>>,
+    submit_date: NaiveDate,
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
     revision: i64,
@@ -186,7 +197,7 @@ const SELECT: &str = "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward
        'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
        'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
        'sites/' || p.lead_site || '/projects/' || p.id AS project,
-       i.reopen_reason, i.decision_time, i.create_time, i.update_time, i.revision
+       i.reopen_reason, i.decision_time, i.submit_date, i.create_time, i.update_time, i.revision
     FROM idea i
     LEFT JOIN idea m ON m.uid = i.merged_idea_uid
     LEFT JOIN project mp ON mp.uid = i.merged_project_uid
@@ -215,6 +226,7 @@ impl TryFrom<IdeaRow> for pb::Idea {
             update_time: Some(timestamp(r.update_time)),
             decision_time: r.decision_time.map(timestamp),
             etag: etag(r.revision),
+            submit_date: Some(date(r.submit_date)),
         })
     }
 }
@@ -305,8 +317,9 @@ impl ProjectsApi {
         }
         let uid: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO idea (uid, site, id, title, description, ward_id, submitter,
-                               submitter_staff, theme)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                               submitter_staff, theme, submit_date)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                     coalesce($10, (now() AT TIME ZONE 'Europe/London')::date))
              ON CONFLICT DO NOTHING RETURNING uid",
         )
         .bind(Uuid::now_v7())
@@ -318,6 +331,7 @@ impl ProjectsApi {
         .bind(&new.submitter)
         .bind(&new.submitter_staff)
         .bind(&new.theme)
+        .bind(new.submit_date)
         .fetch_optional(&mut *tx)
         .await?;
         let uid = uid.ok_or_else(|| Error::AlreadyExists {
@@ -656,5 +670,29 @@ mod tests {
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["idea.ward", "idea.submitter_staff"]);
+    }
+
+    #[test]
+    fn an_idea_may_be_dated_in_the_past_but_not_the_future() {
+        let req = |d: NaiveDate| pb::CreateIdeaRequest {
+            parent: "sites/BAS".into(),
+            idea: Some(pb::Idea {
+                title: "Earlier discharge letters".into(),
+                submitter: "A. Nurse".into(),
+                submit_date: Some(date(d)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let past = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
+        assert_eq!(
+            NewIdea::try_from(req(past)).unwrap().submit_date,
+            Some(past)
+        );
+        let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(2);
+        let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req(tomorrow)) else {
+            panic!("expected invalid argument")
+        };
+        assert_eq!(violations[0].field, "idea.submit_date");
     }
 }

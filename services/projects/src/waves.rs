@@ -168,10 +168,18 @@ fn wave_proto(programme: &str, r: &WaveRow) -> pb::Wave {
     }
 }
 
-const WAVE_SELECT: &str = "SELECT w.number, w.start_date, w.capacity,
-       (SELECT count(*) FROM ward_enrolment e WHERE e.programme_uid = w.programme_uid
-          AND e.wave_number = w.number AND e.stage <> 'withdrawn') AS enrolled_count
-    FROM wave w";
+/// Waves with their wards enrolled, counted within the caller's sites as every list and
+/// summary is (a one-site caller of a trust-wide programme must not learn how many wards
+/// other sites have put in a wave). `sites` is the placeholder of the caller's site filter.
+fn wave_select(sites: &str) -> String {
+    format!(
+        "SELECT w.number, w.start_date, w.capacity,
+           (SELECT count(*) FROM ward_enrolment e WHERE e.programme_uid = w.programme_uid
+              AND e.wave_number = w.number AND e.stage <> 'withdrawn'
+              AND ({sites}::text[] IS NULL OR e.ward_site = ANY({sites}))) AS enrolled_count
+        FROM wave w"
+    )
+}
 
 #[derive(sqlx::FromRow)]
 struct EnrolmentRow {
@@ -325,9 +333,11 @@ impl ProjectsApi {
         .await?;
         let name = found.name()?;
         let waves: Vec<WaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{WAVE_SELECT} WHERE w.programme_uid = $1 ORDER BY w.number"
+            "{} WHERE w.programme_uid = $1 ORDER BY w.number",
+            wave_select("$2")
         )))
         .bind(found.uid)
+        .bind(ctx.sites.sql_filter())
         .fetch_all(&mut *tx)
         .await?;
         let resp = pb::PlanWavesResponse {
@@ -353,11 +363,13 @@ impl ProjectsApi {
         let found = programmes::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
         let rows: Vec<WaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{WAVE_SELECT} WHERE w.programme_uid = $1 AND w.number > $2 ORDER BY w.number LIMIT $3"
+            "{} WHERE w.programme_uid = $1 AND w.number > $2 ORDER BY w.number LIMIT $3",
+            wave_select("$4")
         )))
         .bind(found.uid)
         .bind(after)
         .bind(page.limit())
+        .bind(ctx.sites.sql_filter())
         .fetch_all(&mut *conn)
         .await?;
         let (rows, next_page_token) = page.finish(rows, |r| vec![r.number.to_string()]);
@@ -723,9 +735,11 @@ impl ProjectsApi {
         found.require_ward_programme()?;
         let name = found.name()?;
         let waves: Vec<WaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{WAVE_SELECT} WHERE w.programme_uid = $1 ORDER BY w.number"
+            "{} WHERE w.programme_uid = $1 ORDER BY w.number",
+            wave_select("$2")
         )))
         .bind(found.uid)
+        .bind(ctx.sites.sql_filter())
         .fetch_all(&mut *conn)
         .await?;
         // One set-based count: wards per wave, site, stage and rating in the caller's sites.

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod demo;
 pub mod hr;
 pub mod secrets;
 pub mod seed;
@@ -107,6 +108,7 @@ pub fn service_component(
         service_names: vec![name],
         access: Some(verifier),
         grpc_web: false,
+        health_watch: None,
     })
 }
 

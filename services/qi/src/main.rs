@@ -33,6 +33,9 @@ enum Command {
         /// The gateway's address [env: QI_LISTEN] [default: 127.0.0.1:50051]
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// On the first start in this data folder, load the demo trust (as `qi seed --demo`).
+        #[arg(long)]
+        demo: bool,
     },
     /// Runs one component (as in Kubernetes), listening on QI_LISTEN.
     Serve {
@@ -72,8 +75,12 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Creates the reference trust's sites and sixty wards through the gateway (safe to rerun).
+    /// Creates the reference trust's sites and sixty wards through the gateway; with --demo,
+    /// a whole synthetic trust (staff, cohorts, ideas, projects, metrics). Safe to rerun.
     Seed {
+        /// Load the demo trust, not only the sites and wards.
+        #[arg(long)]
+        demo: bool,
         /// The gateway's URL.
         #[arg(long, env = "QI_GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
         gateway: String,
@@ -179,7 +186,11 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Up { data_dir, listen } => {
+        Command::Up {
+            data_dir,
+            listen,
+            demo,
+        } => {
             if let Some(d) = data_dir {
                 config.data_dir = d;
             }
@@ -188,10 +199,26 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             secrets::ensure_dev_secrets(&mut config)?;
             let suite = Suite::build(&config).await?;
-            print_welcome(&config, suite.gateway_addr());
-            suite
-                .run_until_stopped(qi_platform::server::shutdown_signal())
-                .await
+            let addr = suite.gateway_addr();
+            print_welcome(&config, addr);
+            let running = suite.run_until_stopped(qi_platform::server::shutdown_signal());
+            if !demo {
+                return running.await;
+            }
+            // Load the demo alongside serving; a stop (or a failure) ends both.
+            tokio::pin!(running);
+            tokio::select! {
+                stopped = &mut running => return stopped,
+                loaded = qi::demo::seed_on_first_start(&config, addr) => match loaded {
+                    Ok(Some(r)) => eprintln!(
+                        "demo trust loaded in {:.1} s: {} records created, {} staff synced",
+                        r.elapsed.as_secs_f64(), r.tally.created, r.staff.received_rows
+                    ),
+                    Ok(None) => eprintln!("demo trust: loaded before in this data folder"),
+                    Err(e) => eprintln!("qi: loading the demo trust failed: {e:#} (retry with `qi seed --demo`)"),
+                },
+            }
+            running.await
         }
         Command::Serve { component } => {
             qi::serve(component, &config, qi_platform::server::shutdown_signal()).await
@@ -256,7 +283,30 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             };
             qi::bench::run(&scenarios, effort, json).await.map(|_| ())
         }
-        Command::Seed { gateway, token } => {
+        Command::Seed {
+            gateway,
+            token,
+            demo: true,
+        } => {
+            let r = qi::demo::seed(&gateway, &token, &qi::demo::Options::default()).await?;
+            eprintln!(
+                "demo trust in {:.1} s: {} created, {} already there, {} advanced; staff: {} rows, {} inserted, {} updated, {} unchanged",
+                r.elapsed.as_secs_f64(),
+                r.tally.created,
+                r.tally.existing,
+                r.tally.advanced,
+                r.staff.received_rows,
+                r.staff.inserted,
+                r.staff.updated,
+                r.staff.unchanged
+            );
+            Ok(())
+        }
+        Command::Seed {
+            gateway,
+            token,
+            demo: false,
+        } => {
             let seeded = qi::seed::reference_trust(&gateway, &token).await?;
             eprintln!(
                 "reference trust: {} created, {} already there",

@@ -19,7 +19,10 @@ pub const ACCESS_KEY_FILE: &str = "access-key";
 pub fn ensure_dev_secrets(config: &mut Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    if config.jwt.hs256_secret.is_none() && config.jwt.jwks_file.is_none() {
+    if config.jwt.hs256_secret.is_none()
+        && config.jwt.jwks_file.is_none()
+        && config.jwt.jwks_url.is_none()
+    {
         config.jwt.hs256_secret = Some(read_or_create(&config.data_dir.join(JWT_SECRET_FILE))?);
     }
     if config.access_keys.current.is_none() {

@@ -14,7 +14,7 @@ pub const SITES: [(&str, &str); 3] = [
 ];
 
 /// Ward names (generated, twenty per site) and the specialties they cycle through.
-const WARDS: [&str; 20] = [
+pub(crate) const WARDS: [&str; 20] = [
     "ash", "beech", "birch", "cedar", "elm", "fir", "hazel", "holly", "juniper", "larch", "lime",
     "maple", "oak", "pine", "rowan", "spruce", "sycamore", "walnut", "willow", "yew",
 ];

@@ -320,7 +320,8 @@ impl TrainingApi {
         let page = Page::parse(page_size, &page_token, &parent)?;
         let mut conn = self.pool.acquire().await?;
         let found = cohorts::resolve(&mut conn, ctx, "parent", &parent, false, false).await?;
-        let (enrolments, next_page_token) = enrolments::list(&mut conn, &found, &page).await?;
+        let (enrolments, next_page_token) =
+            enrolments::list(&mut conn, &found, &page, ctx.sites.sql_filter()).await?;
         Ok(pb::ListEnrolmentsResponse {
             enrolments,
             next_page_token,
@@ -472,22 +473,19 @@ impl TrainingApi {
 
     async fn sync_staff(
         &self,
-        mut stream: tonic::Streaming<pb::SyncStaffRequest>,
+        stream: tonic::Streaming<pb::SyncStaffRequest>,
     ) -> Result<pb::SyncStaffResponse, Error> {
-        let mut batch = sync::SyncBatch::new(&self.sites, chrono::Utc::now().date_naive());
-        // A broken stream is an error, never an early end: nothing is applied.
-        while let Some(msg) = stream.message().await.map_err(|s| Error::Aborted {
-            message: format!(
-                "the sync stream broke before it ended ({}); nothing was applied",
-                s.message()
-            ),
-        })? {
-            batch.push(msg)?;
-        }
-        let mut tx = self.pool.begin().await?;
-        let resp = batch.apply(&mut tx).await?;
-        tx.commit().await?;
-        Ok(resp)
+        // Its own task: if the caller goes mid-stream, the sync still ends cleanly (the COPY
+        // aborted, the transaction rolled back) rather than being dropped mid-COPY.
+        let sync = sync::run(
+            self.pool.clone(),
+            self.sites.clone(),
+            chrono::Utc::now().date_naive(),
+            stream,
+        );
+        tokio::spawn(sync)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("the sync task failed: {e}")))?
     }
 }
 

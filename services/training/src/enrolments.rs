@@ -301,16 +301,20 @@ pub(crate) async fn fill_places(
     .await?)
 }
 
-/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals.
+/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals;
+/// only learners of `sites` (`None`: every site). A trust-wide cohort takes every site's
+/// staff, and a one-site caller sees only its own site's people in it.
 pub(crate) async fn list(
     conn: &mut PgConnection,
     cohort: &CohortRef,
     page: &Page,
+    sites: Option<Vec<String>>,
 ) -> Result<(Vec<pb::Enrolment>, String), Error> {
     let after_rank: i32 = page.after_key(0).and_then(|r| r.parse().ok()).unwrap_or(-1);
     let rows: Vec<(EnrolmentRow, i32, String)> =
         sqlx::query_as::<_, RosterRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM ({ROSTER} WHERE e.cohort_uid = $1) r
+            "SELECT * FROM ({ROSTER} WHERE e.cohort_uid = $1
+                AND ($6::text[] IS NULL OR s.site = ANY($6))) r
          WHERE (rank, sort_key, employee_number) > ($2, $3, $4)
          ORDER BY rank, sort_key, employee_number
          LIMIT $5"
@@ -320,6 +324,7 @@ pub(crate) async fn list(
         .bind(page.after_key(1).unwrap_or(""))
         .bind(page.after_key(2).unwrap_or(""))
         .bind(page.limit())
+        .bind(sites)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()

@@ -1,27 +1,135 @@
 //! HR sync in: an ESR extract streamed by `SyncStaff`, validated row by row as it arrives
-//! and applied in ONE transaction when the stream ends. So a stream cut midway changes
-//! nothing (no half rows, no half extracts), and re-sending converges: a row changes a
-//! record only when its `source_update_time` is newer than the stored one.
+//! and applied in ONE transaction, committed only after a message marked `complete`. So a
+//! stream cut midway changes nothing (no half rows, no half extracts), and re-sending
+//! converges: a row changes a record only when its `source_update_time` is newer than the
+//! stored one.
+//!
+//! The transaction opens when the header has been read. Valid rows go straight on, as they
+//! arrive, by `COPY` (sent in batches of about `COPY_BATCH` bytes) into a temporary table
+//! (`sync_row`, dropped with the transaction), so an extract's size costs little memory
+//! here: only what refuses duplicates and groups assignments (each person's row and
+//! assignment numbers) is kept. When the `complete` message has come, the merge is
+//! set-based, a few statements whatever the size: correct the rows of people with several
+//! assignments, update the known people whose rows are newer, deactivate the absent (FULL),
+//! insert the new people; then commit. Anything else — a broken stream, a stream ending
+//! without `complete`, a refused message — aborts the `COPY` and rolls back, which also
+//! drops the temporary table.
 //!
 //! One person may have several assignments (one row each); the primary assignment's row
-//! describes the person, the others' numbers are kept. Writes are set-based (`UNNEST`
-//! arrays, in chunks), never a round trip per row.
+//! (or the first, when none is marked) describes the person, the others' numbers are kept.
+//! Only describing rows are copied; a row displaced by a later primary one is deleted
+//! from `sync_row` before the merge.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::io::Write as _;
+use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
 use qi_platform::convert::required_text;
 use qi_platform::{Error, SiteCode};
 use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
-use sqlx::PgConnection;
+use sqlx::postgres::PgCopyIn;
+use sqlx::{PgConnection, PgPool};
 
 use crate::staff::employee_number;
 
-/// People written per statement.
-const CHUNK: usize = 10_000;
 /// The most rows one sync may carry.
 pub(crate) const MAX_ROWS: i64 = 1_000_000;
+/// `COPY` data gathered before each send to the database.
+const COPY_BATCH: usize = 256 * 1024;
+
+/// The extract's rows as they arrive (those that describe a person), by `COPY_ROWS`.
+const CREATE_SYNC_ROW: &str = "CREATE TEMPORARY TABLE sync_row (
+    employee_number text NOT NULL, site text NOT NULL, assignment_number text NOT NULL,
+    forename text NOT NULL, surname text NOT NULL, work_email text NOT NULL,
+    staff_group text NOT NULL, job_role text NOT NULL, occupation_code text NOT NULL,
+    area_of_work text NOT NULL, position_title text NOT NULL, pay_band text NOT NULL,
+    department text NOT NULL, organisation text NOT NULL, assignment_status text NOT NULL,
+    person_type text NOT NULL, hire_date date, leave_date date, active boolean NOT NULL,
+    data_hash bigint NOT NULL, source_update_time timestamptz NOT NULL, row_number bigint NOT NULL,
+    other_assignments text[] NOT NULL DEFAULT '{}'
+) ON COMMIT DROP";
+/// Every column but `other_assignments`, in the order `Row::write_copy` writes them.
+const COPY_ROWS: &str = "COPY sync_row (employee_number, site, assignment_number, forename,
+    surname, work_email, staff_group, job_role, occupation_code, area_of_work, position_title,
+    pay_band, department, organisation, assignment_status, person_type, hire_date, leave_date,
+    active, data_hash, source_update_time, row_number) FROM STDIN";
+
+/// Runs one sync to its end: reads the stream, copies valid rows as they come, and merges
+/// them when the stream is complete. Run it in its own task: it then finishes (or aborts
+/// the `COPY` and rolls back) even when the caller goes away mid-stream.
+pub(crate) async fn run(
+    pool: PgPool,
+    sites: Arc<[SiteCode]>,
+    today: NaiveDate,
+    mut stream: tonic::Streaming<pb::SyncStaffRequest>,
+) -> Result<pb::SyncStaffResponse, Error> {
+    let mut batch = SyncBatch::new(&sites, today);
+    let mut data = Vec::with_capacity(COPY_BATCH);
+    // Nothing touches the database until the header has been checked.
+    let first = next(&mut stream)
+        .await?
+        .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
+    batch.push(first, &mut data)?;
+    let mut tx = pool.begin().await?;
+    sqlx::query(CREATE_SYNC_ROW).execute(&mut *tx).await?;
+    let mut copy = tx.copy_in_raw(COPY_ROWS).await?;
+    match copy_rest(&mut copy, &mut batch, &mut stream, data).await {
+        Ok(()) => {
+            copy.finish().await?;
+        }
+        Err(e) => {
+            // The transaction, dropped on return, rolls back what was copied.
+            if let Err(abort) = copy.abort("the sync did not complete").await {
+                tracing::warn!(error = %abort, "aborting a sync's COPY");
+            }
+            return Err(e);
+        }
+    }
+    let response = batch.merge(&mut tx).await?;
+    tx.commit().await?;
+    Ok(response)
+}
+
+/// The next message; a broken stream is an error, never an early end.
+async fn next(
+    stream: &mut tonic::Streaming<pb::SyncStaffRequest>,
+) -> Result<Option<pb::SyncStaffRequest>, Error> {
+    stream.message().await.map_err(|s| Error::Aborted {
+        message: format!(
+            "the sync stream broke before it ended ({}); nothing was applied",
+            s.message()
+        ),
+    })
+}
+
+/// Copies the rest of the stream, in batches of about `COPY_BATCH` bytes.
+async fn copy_rest(
+    copy: &mut PgCopyIn<&mut PgConnection>,
+    batch: &mut SyncBatch,
+    stream: &mut tonic::Streaming<pb::SyncStaffRequest>,
+    mut data: Vec<u8>,
+) -> Result<(), Error> {
+    while let Some(msg) = next(stream).await? {
+        batch.push(msg, &mut data)?;
+        if data.len() >= COPY_BATCH {
+            copy.send(data.as_slice()).await?;
+            data.clear();
+        }
+    }
+    // A cancelled stream can look like a clean end: only the marker says the extract is whole.
+    if !batch.complete {
+        return Err(Error::Aborted {
+            message: "the sync stream ended before a message marked `complete`: it was cut, and nothing was applied".into(),
+        });
+    }
+    if !data.is_empty() {
+        copy.send(data.as_slice()).await?;
+    }
+    Ok(())
+}
 
 /// A row that passed validation.
 #[derive(Debug, Clone)]
@@ -49,12 +157,140 @@ struct Row {
     source_update_time: DateTime<Utc>,
 }
 
+impl Row {
+    fn active(&self, today: NaiveDate) -> bool {
+        !self.person_type.eq_ignore_ascii_case("ex-employee")
+            && self.leave_date.is_none_or(|d| d >= today)
+    }
+
+    /// The hash of everything stored about the person but the other assignments, which
+    /// are known only when the extract is whole (see `DataHash`).
+    fn data_hash(&self, active: bool) -> DataHash {
+        let mut h = DataHash::new();
+        for s in [
+            &self.site,
+            &self.assignment_number,
+            &self.forename,
+            &self.surname,
+            &self.work_email,
+            &self.staff_group,
+            &self.job_role,
+            &self.occupation_code,
+            &self.area_of_work,
+            &self.position_title,
+            &self.pay_band,
+            &self.department,
+            &self.organisation,
+            &self.assignment_status,
+            &self.person_type,
+        ] {
+            h.feed(s);
+        }
+        for d in [self.hire_date, self.leave_date] {
+            h.feed(&d.map(|d| d.to_string()).unwrap_or_default());
+        }
+        h.feed(if active { "1" } else { "0" });
+        h
+    }
+
+    /// Appends the row as a line of `COPY` text in `sync_row`'s column order.
+    fn write_copy(&self, active: bool, data_hash: i64, out: &mut Vec<u8>) {
+        for s in [
+            &self.employee_number,
+            &self.site,
+            &self.assignment_number,
+            &self.forename,
+            &self.surname,
+            &self.work_email,
+            &self.staff_group,
+            &self.job_role,
+            &self.occupation_code,
+            &self.area_of_work,
+            &self.position_title,
+            &self.pay_band,
+            &self.department,
+            &self.organisation,
+            &self.assignment_status,
+            &self.person_type,
+        ] {
+            copy_text(s, out);
+            out.push(b'\t');
+        }
+        for d in [self.hire_date, self.leave_date] {
+            match d {
+                Some(d) => {
+                    let _ = write!(out, "{:04}-{:02}-{:02}\t", d.year(), d.month(), d.day());
+                }
+                None => out.extend_from_slice(b"\\N\t"),
+            }
+        }
+        let _ = writeln!(
+            out,
+            "{}\t{data_hash}\t{}\t{}",
+            if active { "t" } else { "f" },
+            self.source_update_time.format("%Y-%m-%d %H:%M:%S%.6f+00"),
+            self.number
+        );
+    }
+}
+
+/// Writes `s` as a `COPY` text field (backslash escapes; validation already refused
+/// control characters, but a field must never break the format).
+fn copy_text(s: &str, out: &mut Vec<u8>) {
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// A stable hash (FNV-1a) of everything stored about a person, so a repeat of the same
+/// data is told apart from a change without comparing every column in SQL. The other
+/// assignments go in last, so the describing row's part can be hashed when it arrives.
+#[derive(Debug, Clone, Copy)]
+struct DataHash(u64);
+
+impl DataHash {
+    fn new() -> Self {
+        DataHash(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn feed(&mut self, s: &str) {
+        for b in s.bytes().chain([0x1f]) {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// The stored value, given the other assignments (comma-separated).
+    fn finish(mut self, others: &str) -> i64 {
+        self.feed(others);
+        self.0 as i64
+    }
+}
+
 /// The extract's header, from the first message.
 #[derive(Debug, Clone)]
 struct Header {
     full: bool,
     extract_id: String,
     extract_time: DateTime<Utc>,
+}
+
+/// What is kept of one person while the extract streams in.
+#[derive(Debug)]
+struct Person {
+    /// The row that describes the person.
+    main: i64,
+    main_primary: bool,
+    /// The describing row's hash, the other assignments not yet in it.
+    hash: DataHash,
+    /// The person's accepted rows: (row number, assignment number), in order.
+    assignments: Vec<(i64, Box<str>)>,
 }
 
 /// A sync being received.
@@ -65,11 +301,13 @@ pub(crate) struct SyncBatch {
     header: Option<Header>,
     complete: bool,
     received: i64,
-    rows: Vec<Row>,
     rejected: Vec<pb::RejectedRow>,
-    /// Every well-formed employee number sent, valid row or not: a FULL sync never
-    /// deactivates someone whose row was merely refused.
-    seen: HashSet<String>,
+    people: HashMap<Box<str>, Person>,
+    /// Rows copied, then displaced by a later primary row of the same person.
+    displaced: Vec<i64>,
+    /// The well-formed employee numbers of refused rows: a FULL sync never deactivates
+    /// someone whose row was merely refused.
+    refused: Vec<String>,
 }
 
 impl SyncBatch {
@@ -81,14 +319,19 @@ impl SyncBatch {
             header: None,
             complete: false,
             received: 0,
-            rows: Vec::new(),
             rejected: Vec::new(),
-            seen: HashSet::new(),
+            people: HashMap::new(),
+            displaced: Vec::new(),
+            refused: Vec::new(),
         }
     }
 
-    /// Takes one message of the stream.
-    pub(crate) fn push(&mut self, msg: pb::SyncStaffRequest) -> Result<(), Error> {
+    /// Takes one message of the stream, appending its rows to copy to `out`.
+    pub(crate) fn push(
+        &mut self,
+        msg: pb::SyncStaffRequest,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
         let pb::SyncStaffRequest {
             mode,
             extract_id,
@@ -153,20 +396,79 @@ impl SyncBatch {
                 });
             }
             let sent_number = qi_platform::names::clip(&row.employee_number);
-            if employee_number("employee_number", &row.employee_number).is_ok() {
-                self.seen.insert(row.employee_number.clone());
-            }
+            let well_formed = employee_number("employee_number", &row.employee_number).is_ok();
             match self.validate(self.received, row, default_time) {
-                Ok(valid) => self.rows.push(valid),
-                Err((field, reason)) => self.rejected.push(pb::RejectedRow {
-                    row_number: self.received,
-                    employee_number: sent_number,
-                    field: field.to_owned(),
-                    reason,
-                }),
+                Ok(valid) => self.accept(valid, out),
+                Err((field, reason)) => {
+                    if well_formed {
+                        self.refused.push(sent_number.clone());
+                    }
+                    self.rejected.push(pb::RejectedRow {
+                        row_number: self.received,
+                        employee_number: sent_number,
+                        field: field.to_owned(),
+                        reason,
+                    });
+                }
             }
         }
         Ok(())
+    }
+
+    /// Groups a valid row into its person, copying it when it describes the person:
+    /// duplicates and second primaries are refused.
+    fn accept(&mut self, row: Row, out: &mut Vec<u8>) {
+        let active = row.active(self.today);
+        let hash = row.data_hash(active);
+        let person = match self.people.entry(row.employee_number.as_str().into()) {
+            Entry::Vacant(v) => {
+                row.write_copy(active, hash.finish(""), out);
+                v.insert(Person {
+                    main: row.number,
+                    main_primary: row.primary,
+                    hash,
+                    assignments: vec![(row.number, row.assignment_number.into())],
+                });
+                return;
+            }
+            Entry::Occupied(o) => o.into_mut(),
+        };
+        let refusal = if let Some((first, _)) = person
+            .assignments
+            .iter()
+            .find(|(_, a)| **a == *row.assignment_number)
+        {
+            Some(("assignment_number", format!("duplicates row {first}")))
+        } else if row.primary && person.main_primary {
+            Some((
+                "primary_assignment",
+                format!(
+                    "row {} is already this person's primary assignment",
+                    person.main
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((field, reason)) = refusal {
+            self.rejected.push(pb::RejectedRow {
+                row_number: row.number,
+                employee_number: row.employee_number,
+                field: field.into(),
+                reason,
+            });
+            return;
+        }
+        if row.primary {
+            self.displaced.push(person.main);
+            person.main = row.number;
+            person.main_primary = true;
+            person.hash = hash;
+            row.write_copy(active, hash.finish(""), out);
+        }
+        person
+            .assignments
+            .push((row.number, row.assignment_number.into()));
     }
 
     fn validate(
@@ -289,10 +591,15 @@ impl SyncBatch {
         optional_date("assignment_start_date", assignment_start_date.as_ref())?;
         let source_update_time = match source_update_time {
             None => default_time,
+            // The same years as dates, so the database takes every time that passes here.
             Some(t) => u32::try_from(t.nanos)
                 .ok()
                 .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-                .ok_or(("source_update_time", "is not a valid time".to_owned()))?,
+                .filter(|t| (1900..=2999).contains(&t.year()))
+                .ok_or((
+                    "source_update_time",
+                    "is not a valid time between 1900 and 2999".to_owned(),
+                ))?,
         };
         Ok(Row {
             number,
@@ -319,23 +626,15 @@ impl SyncBatch {
         })
     }
 
-    /// Applies the whole extract inside the caller's transaction.
-    pub(crate) async fn apply(
-        mut self,
-        tx: &mut PgConnection,
-    ) -> Result<pb::SyncStaffResponse, Error> {
+    /// Merges the copied rows into `staff` inside the sync's transaction: corrects the
+    /// rows of people with several assignments, updates the people already known, inserts
+    /// the new ones, and for a FULL sync deactivates the absent — each one set-based statement.
+    async fn merge(mut self, tx: &mut PgConnection) -> Result<pb::SyncStaffResponse, Error> {
         let header = self
             .header
-            .clone()
+            .take()
             .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
-        // A cancelled stream can look like a clean end: only the marker says the extract is whole.
-        if !self.complete {
-            return Err(Error::Aborted {
-                message: "the sync stream ended before a message marked `complete`: it was cut, and nothing was applied".into(),
-            });
-        }
-        let people = self.people();
-        if header.full && people.is_empty() {
+        if header.full && self.people.is_empty() {
             return Err(Error::FailedPrecondition {
                 reason: "EMPTY_FULL_SYNC",
                 message:
@@ -343,290 +642,141 @@ impl SyncBatch {
                         .into(),
             });
         }
-        let mut response = pb::SyncStaffResponse {
-            received_rows: self.received,
-            ..Default::default()
-        };
-        let total = people.len() as i64;
-        let mut people = people;
-        while !people.is_empty() {
-            let rest = people.split_off(people.len().min(CHUNK));
-            let chunk = std::mem::replace(&mut people, rest);
-            let columns = Columns::from_people(chunk, self.today);
-            let (inserted, updated, deactivated) = upsert(tx, columns, &header.extract_id).await?;
-            response.inserted += inserted;
-            response.updated += updated;
-            response.deactivated += deactivated;
-        }
-        response.unchanged = total - response.inserted - response.updated;
-        if header.full {
-            let seen: Vec<String> = self.seen.into_iter().collect();
-            let done = sqlx::query(
-                "UPDATE staff SET active = false
-                 WHERE active AND source_update_time < $2
-                   AND NOT EXISTS (SELECT 1 FROM unnest($1::text[]) AS seen(e)
-                                   WHERE seen.e = staff.employee_number)",
-            )
-            .bind(&seen)
-            .bind(header.extract_time)
+        // The joins below hash a whole extract: let them do it in memory.
+        sqlx::query("SET LOCAL work_mem = '64MB'")
             .execute(&mut *tx)
             .await?;
-            response.deactivated += done.rows_affected() as i64;
+        // Only the sync writes `staff`: one merging at a time (readers are not blocked) lets
+        // new people be inserted plainly, without a per-row conflict check.
+        sqlx::query("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        if !self.displaced.is_empty() {
+            sqlx::query(
+                "DELETE FROM sync_row r USING unnest($1::bigint[]) AS d(row_number)
+                 WHERE r.row_number = d.row_number",
+            )
+            .bind(&self.displaced)
+            .execute(&mut *tx)
+            .await?;
         }
+        let others = self.others();
+        if !others.row.is_empty() {
+            sqlx::query(
+                "UPDATE sync_row r SET other_assignments = string_to_array(o.others, ','),
+                                       data_hash = o.data_hash
+                 FROM unnest($1::bigint[], $2::text[], $3::bigint[])
+                     AS o(row_number, others, data_hash)
+                 WHERE r.row_number = o.row_number",
+            )
+            .bind(others.row)
+            .bind(others.others)
+            .bind(others.data_hash)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let (updated, mut deactivated): (i64, i64) = sqlx::query_as(UPDATE_KNOWN)
+            .bind(&header.extract_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        // Before the insert, so it scans only the people known before this sync (the new
+        // ones are in the extract by definition).
+        if header.full {
+            deactivated += sqlx::query(DEACTIVATE_ABSENT)
+                .bind(header.extract_time)
+                .bind(&self.refused)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected() as i64;
+        }
+        let inserted = sqlx::query(INSERT_NEW)
+            .bind(&header.extract_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64;
+        let mut response = pb::SyncStaffResponse {
+            received_rows: self.received,
+            inserted,
+            updated,
+            unchanged: self.people.len() as i64 - inserted - updated,
+            deactivated,
+            rejected: Vec::new(),
+        };
         self.rejected.sort_by_key(|r| r.row_number);
         response.rejected = self.rejected;
         Ok(response)
     }
 
-    /// Groups valid rows into people: duplicates and second primaries are refused; the
-    /// primary row (or the first, when none is marked) describes the person.
-    fn people(&mut self) -> Vec<Person> {
-        let mut by_key: HashMap<(String, String), i64> = HashMap::new();
-        let mut order: Vec<String> = Vec::new();
-        let mut groups: HashMap<String, Vec<Row>> = HashMap::new();
-        for row in std::mem::take(&mut self.rows) {
-            let key = (row.employee_number.clone(), row.assignment_number.clone());
-            if let Some(first) = by_key.get(&key) {
-                self.rejected.push(pb::RejectedRow {
-                    row_number: row.number,
-                    employee_number: row.employee_number,
-                    field: "assignment_number".into(),
-                    reason: format!("duplicates row {first}"),
-                });
-                continue;
-            }
-            by_key.insert(key, row.number);
-            let group = groups.entry(row.employee_number.clone()).or_default();
-            if group.is_empty() {
-                order.push(row.employee_number.clone());
-            }
-            if row.primary
-                && let Some(first) = group.iter().find(|r| r.primary)
-            {
-                self.rejected.push(pb::RejectedRow {
-                    row_number: row.number,
-                    employee_number: row.employee_number,
-                    field: "primary_assignment".into(),
-                    reason: format!(
-                        "row {} is already this person's primary assignment",
-                        first.number
-                    ),
-                });
-                continue;
-            }
-            group.push(row);
+    /// The other assignments, and so the final hash, of the people with several.
+    fn others(&self) -> Others {
+        let mut o = Others::default();
+        for p in self.people.values().filter(|p| p.assignments.len() > 1) {
+            let others = p
+                .assignments
+                .iter()
+                .filter(|(row, _)| *row != p.main)
+                .map(|(_, a)| &**a)
+                .collect::<Vec<_>>()
+                .join(",");
+            o.row.push(p.main);
+            o.data_hash.push(p.hash.finish(&others));
+            o.others.push(others);
         }
-        order
-            .into_iter()
-            .filter_map(|emp| groups.remove(&emp))
-            .filter_map(|rows| {
-                let main = rows.iter().position(|r| r.primary).unwrap_or(0);
-                let others: Vec<String> = rows
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != main)
-                    .map(|(_, r)| r.assignment_number.clone())
-                    .collect();
-                let row = rows.into_iter().nth(main)?;
-                Some(Person { row, others })
-            })
-            .collect()
+        o
     }
 }
 
-/// One person of the extract.
-#[derive(Debug)]
-struct Person {
-    row: Row,
+/// The other assignments of people with several, as the columns bound to correct their rows.
+#[derive(Debug, Default)]
+struct Others {
+    row: Vec<i64>,
     others: Vec<String>,
-}
-
-impl Person {
-    fn active(&self, today: NaiveDate) -> bool {
-        !self.row.person_type.eq_ignore_ascii_case("ex-employee")
-            && self.row.leave_date.is_none_or(|d| d >= today)
-    }
-
-    /// A stable hash (FNV-1a) of everything stored about the person, so a repeat of the
-    /// same data is told apart from a change without comparing every column in SQL.
-    fn data_hash(&self, today: NaiveDate) -> i64 {
-        let r = &self.row;
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut feed = |s: &str| {
-            for b in s.bytes().chain([0x1f]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        for s in [
-            &r.site,
-            &r.assignment_number,
-            &self.others.join(","),
-            &r.forename,
-            &r.surname,
-            &r.work_email,
-            &r.staff_group,
-            &r.job_role,
-            &r.occupation_code,
-            &r.area_of_work,
-            &r.position_title,
-            &r.pay_band,
-            &r.department,
-            &r.organisation,
-            &r.assignment_status,
-            &r.person_type,
-            &r.hire_date.map(|d| d.to_string()).unwrap_or_default(),
-            &r.leave_date.map(|d| d.to_string()).unwrap_or_default(),
-        ] {
-            feed(s);
-        }
-        feed(if self.active(today) { "1" } else { "0" });
-        h as i64
-    }
-}
-
-/// A chunk of people as the columns the upsert binds, moved out of the rows (no copies).
-#[derive(Default)]
-struct Columns {
-    employee_number: Vec<String>,
-    site: Vec<String>,
-    assignment_number: Vec<String>,
-    others: Vec<String>,
-    forename: Vec<String>,
-    surname: Vec<String>,
-    work_email: Vec<String>,
-    staff_group: Vec<String>,
-    job_role: Vec<String>,
-    occupation_code: Vec<String>,
-    area_of_work: Vec<String>,
-    position_title: Vec<String>,
-    pay_band: Vec<String>,
-    department: Vec<String>,
-    organisation: Vec<String>,
-    assignment_status: Vec<String>,
-    person_type: Vec<String>,
-    hire_date: Vec<Option<NaiveDate>>,
-    leave_date: Vec<Option<NaiveDate>>,
-    active: Vec<bool>,
     data_hash: Vec<i64>,
-    source_update_time: Vec<DateTime<Utc>>,
 }
 
-impl Columns {
-    fn from_people(people: Vec<Person>, today: NaiveDate) -> Self {
-        let mut c = Columns::default();
-        for p in people {
-            c.active.push(p.active(today));
-            c.data_hash.push(p.data_hash(today));
-            c.others.push(p.others.join(","));
-            let r = p.row;
-            c.employee_number.push(r.employee_number);
-            c.site.push(r.site);
-            c.assignment_number.push(r.assignment_number);
-            c.forename.push(r.forename);
-            c.surname.push(r.surname);
-            c.work_email.push(r.work_email);
-            c.staff_group.push(r.staff_group);
-            c.job_role.push(r.job_role);
-            c.occupation_code.push(r.occupation_code);
-            c.area_of_work.push(r.area_of_work);
-            c.position_title.push(r.position_title);
-            c.pay_band.push(r.pay_band);
-            c.department.push(r.department);
-            c.organisation.push(r.organisation);
-            c.assignment_status.push(r.assignment_status);
-            c.person_type.push(r.person_type);
-            c.hire_date.push(r.hire_date);
-            c.leave_date.push(r.leave_date);
-            c.source_update_time.push(r.source_update_time);
-        }
-        c
-    }
-}
+/// Updates the people already in `staff` whose rows are newer; returns (updated: the data
+/// changed, deactivated). `old` is the record as it was before the statement.
+const UPDATE_KNOWN: &str = "WITH changed AS (
+         UPDATE staff AS s SET
+             site = r.site, assignment_number = r.assignment_number,
+             other_assignments = r.other_assignments, forename = r.forename,
+             surname = r.surname, work_email = r.work_email, staff_group = r.staff_group,
+             job_role = r.job_role, occupation_code = r.occupation_code,
+             area_of_work = r.area_of_work, position_title = r.position_title,
+             pay_band = r.pay_band, department = r.department, organisation = r.organisation,
+             assignment_status = r.assignment_status, person_type = r.person_type,
+             hire_date = r.hire_date, leave_date = r.leave_date, active = r.active,
+             data_hash = r.data_hash, source_update_time = r.source_update_time,
+             extract_id = $1
+         FROM sync_row AS r JOIN staff AS old ON old.employee_number = r.employee_number
+         WHERE s.employee_number = r.employee_number
+           -- Only newer data changes a record, so a late or repeated extract changes nothing.
+           AND s.source_update_time < r.source_update_time
+         RETURNING old.data_hash <> s.data_hash AS updated, old.active AND NOT s.active AS deactivated
+     )
+     SELECT count(*) FILTER (WHERE updated), count(*) FILTER (WHERE deactivated) FROM changed";
 
-/// Upserts a chunk of people; returns (inserted, updated, deactivated).
-async fn upsert(
-    tx: &mut PgConnection,
-    c: Columns,
-    extract_id: &str,
-) -> Result<(i64, i64, i64), Error> {
-    let counts: (i64, i64, i64) = sqlx::query_as(
-        "WITH input AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                  $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                                  $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
-                                  $16::text[], $17::text[], $18::date[], $19::date[], $20::bool[],
-                                  $21::bigint[], $22::timestamptz[])
-                 AS i(employee_number, site, assignment_number, other_assignments, forename,
-                      surname, work_email, staff_group, job_role, occupation_code, area_of_work,
-                      position_title, pay_band, department, organisation, assignment_status,
-                      person_type, hire_date, leave_date, active, data_hash, source_update_time)
-         ),
-         prior AS (
-             SELECT s.employee_number, s.data_hash, s.active
-             FROM staff s JOIN input i ON i.employee_number = s.employee_number
-         ),
-         up AS (
-             INSERT INTO staff AS s (employee_number, site, assignment_number, other_assignments,
-                 forename, surname, work_email, staff_group, job_role, occupation_code,
-                 area_of_work, position_title, pay_band, department, organisation,
-                 assignment_status, person_type, hire_date, leave_date, active, data_hash,
-                 source_update_time, extract_id)
-             SELECT employee_number, site, assignment_number,
-                    coalesce(string_to_array(nullif(other_assignments, ''), ','), '{}'),
-                    forename, surname, work_email, staff_group, job_role, occupation_code,
-                    area_of_work, position_title, pay_band, department, organisation,
-                    assignment_status, person_type, hire_date, leave_date, active, data_hash,
-                    source_update_time, $23
-             FROM input
-             ON CONFLICT (employee_number) DO UPDATE SET
-                 site = EXCLUDED.site, assignment_number = EXCLUDED.assignment_number,
-                 other_assignments = EXCLUDED.other_assignments, forename = EXCLUDED.forename,
-                 surname = EXCLUDED.surname, work_email = EXCLUDED.work_email,
-                 staff_group = EXCLUDED.staff_group, job_role = EXCLUDED.job_role,
-                 occupation_code = EXCLUDED.occupation_code, area_of_work = EXCLUDED.area_of_work,
-                 position_title = EXCLUDED.position_title, pay_band = EXCLUDED.pay_band,
-                 department = EXCLUDED.department, organisation = EXCLUDED.organisation,
-                 assignment_status = EXCLUDED.assignment_status, person_type = EXCLUDED.person_type,
-                 hire_date = EXCLUDED.hire_date, leave_date = EXCLUDED.leave_date,
-                 active = EXCLUDED.active, data_hash = EXCLUDED.data_hash,
-                 source_update_time = EXCLUDED.source_update_time, extract_id = EXCLUDED.extract_id
-             -- Only newer data changes a record, so a late or repeated extract changes nothing.
-             WHERE s.source_update_time < EXCLUDED.source_update_time
-             RETURNING s.employee_number, s.data_hash, s.active, (xmax = 0) AS inserted
-         )
-         SELECT count(*) FILTER (WHERE up.inserted),
-                count(*) FILTER (WHERE NOT up.inserted AND up.data_hash <> prior.data_hash),
-                count(*) FILTER (WHERE NOT up.inserted AND prior.active AND NOT up.active)
-         FROM up LEFT JOIN prior ON prior.employee_number = up.employee_number",
-    )
-    .bind(c.employee_number)
-    .bind(c.site)
-    .bind(c.assignment_number)
-    .bind(c.others)
-    .bind(c.forename)
-    .bind(c.surname)
-    .bind(c.work_email)
-    .bind(c.staff_group)
-    .bind(c.job_role)
-    .bind(c.occupation_code)
-    .bind(c.area_of_work)
-    .bind(c.position_title)
-    .bind(c.pay_band)
-    .bind(c.department)
-    .bind(c.organisation)
-    .bind(c.assignment_status)
-    .bind(c.person_type)
-    .bind(c.hire_date)
-    .bind(c.leave_date)
-    .bind(c.active)
-    .bind(c.data_hash)
-    .bind(c.source_update_time)
-    .bind(extract_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(counts)
-}
+/// Inserts the people new to `staff`.
+const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_number,
+         other_assignments, forename, surname, work_email, staff_group, job_role,
+         occupation_code, area_of_work, position_title, pay_band, department, organisation,
+         assignment_status, person_type, hire_date, leave_date, active, data_hash,
+         source_update_time, extract_id)
+     SELECT r.employee_number, r.site, r.assignment_number, r.other_assignments, r.forename,
+            r.surname, r.work_email, r.staff_group, r.job_role, r.occupation_code,
+            r.area_of_work, r.position_title, r.pay_band, r.department, r.organisation,
+            r.assignment_status, r.person_type, r.hire_date, r.leave_date, r.active,
+            r.data_hash, r.source_update_time, $1
+     FROM sync_row AS r
+     WHERE NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)";
+
+/// For a FULL sync: active staff the extract does not name (valid or refused) and not
+/// updated since it was taken are deactivated.
+const DEACTIVATE_ABSENT: &str = "UPDATE staff SET active = false
+     WHERE active AND source_update_time < $1
+       AND NOT EXISTS (SELECT 1 FROM sync_row AS r WHERE r.employee_number = staff.employee_number)
+       AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS refused(e)
+                       WHERE refused.e = staff.employee_number)";
 
 #[cfg(test)]
 mod tests {
@@ -645,21 +795,26 @@ mod tests {
         }
     }
 
-    fn batch(rows: Vec<pb::EsrRow>) -> SyncBatch {
+    /// A batch that took `rows`, and the `COPY` text it produced.
+    fn batch(rows: Vec<pb::EsrRow>) -> (SyncBatch, String) {
         let sites = ["BAS", "BRM", "SOU"].map(|s| SiteCode::parse(s).unwrap());
         let mut b = SyncBatch::new(&sites, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-        b.push(pb::SyncStaffRequest {
-            mode: pb::SyncMode::Delta as i32,
-            extract_id: "x".into(),
-            extract_time: Some(prost_types::Timestamp {
-                seconds: 1_800_000_000,
-                nanos: 0,
-            }),
-            rows,
-            complete: true,
-        })
+        let mut out = Vec::new();
+        b.push(
+            pb::SyncStaffRequest {
+                mode: pb::SyncMode::Delta as i32,
+                extract_id: "x".into(),
+                extract_time: Some(prost_types::Timestamp {
+                    seconds: 1_800_000_000,
+                    nanos: 0,
+                }),
+                rows,
+                complete: true,
+            },
+            &mut out,
+        )
         .unwrap();
-        b
+        (b, String::from_utf8(out).unwrap())
     }
 
     #[test]
@@ -672,15 +827,22 @@ mod tests {
         no_name.surname = " ".into();
         let mut bad_email = row("10000005", "10000005", true);
         bad_email.work_email = "not an email".into();
-        let b = batch(vec![
+        let mut bad_time = row("10000006", "10000006", true);
+        bad_time.source_update_time = Some(prost_types::Timestamp {
+            seconds: -70_000_000_000,
+            nanos: 0,
+        });
+        let (b, copied) = batch(vec![
             row("10000001", "10000001", true),
             bad_site,
             bad_group,
             no_name,
             bad_email,
             row("12ab", "12ab", true),
+            bad_time,
         ]);
-        assert_eq!(b.rows.len(), 1);
+        assert_eq!(b.people.len(), 1);
+        assert_eq!(copied.lines().count(), 1);
         let fields: Vec<_> = b
             .rejected
             .iter()
@@ -693,26 +855,42 @@ mod tests {
                 (3, "staff_group"),
                 (4, "surname"),
                 (5, "work_email"),
-                (6, "employee_number")
+                (6, "employee_number"),
+                (7, "source_update_time")
             ]
         );
         // Refused rows still count as present for a FULL sync.
-        assert!(b.seen.contains("10000003"));
+        assert!(b.refused.contains(&"10000003".to_owned()));
+        assert!(!b.refused.contains(&"12ab".to_owned()));
     }
 
     #[test]
     fn assignments_group_into_people_and_duplicates_are_refused() {
-        let mut b = batch(vec![
+        let (b, copied) = batch(vec![
             row("10000001", "10000001-02", false),
             row("10000001", "10000001", true),
             row("10000001", "10000001", true),
             row("10000002", "10000002-03", true),
             row("10000002", "10000002", true),
+            row("10000002", "10000002-04", false),
         ]);
-        let people = b.people();
-        assert_eq!(people.len(), 2);
-        assert_eq!(people[0].row.assignment_number, "10000001");
-        assert_eq!(people[0].others, ["10000001-02"]);
+        assert_eq!(b.people.len(), 2);
+        // Person 1's first row was copied, then displaced by the primary row 2.
+        let copied_rows: Vec<_> = copied
+            .lines()
+            .map(|l| l.rsplit('\t').next().unwrap())
+            .collect();
+        assert_eq!(copied_rows, ["1", "2", "4"]);
+        assert_eq!(b.displaced, [1]);
+        let others = b.others();
+        let mut corrected: Vec<_> = others
+            .row
+            .iter()
+            .zip(&others.others)
+            .map(|(r, o)| (*r, o.as_str()))
+            .collect();
+        corrected.sort();
+        assert_eq!(corrected, [(2, "10000001-02"), (4, "10000002-04")]);
         let refused: Vec<_> = b
             .rejected
             .iter()
@@ -726,28 +904,47 @@ mod tests {
 
     #[test]
     fn leavers_are_inactive_and_the_hash_sees_every_change() {
-        let today = NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
         let mut leaver = row("10000001", "10000001", true);
         leaver.termination_date = Some(Date {
             year: 2026,
             month: 1,
             day: 31,
         });
-        let mut b = batch(vec![leaver, row("10000002", "10000002", true)]);
-        let people = b.people();
-        assert!(!people[0].active(today));
-        assert!(people[1].active(today));
-        let mut changed = batch(vec![row("10000002", "10000002", true)]);
-        let mut p = changed.people();
-        let before = p[0].data_hash(today);
-        p[0].row.job_role = "Ward Sister".into();
-        assert_ne!(before, p[0].data_hash(today));
+        let (_, copied) = batch(vec![leaver, row("10000002", "10000002", true)]);
+        let active: Vec<_> = copied.lines().map(|l| l.split('\t').nth(18)).collect();
+        assert_eq!(active, [Some("f"), Some("t")]);
+        let hash = |r: pb::EsrRow| {
+            let (b, _) = batch(vec![r]);
+            b.people.values().next().unwrap().hash.finish("")
+        };
+        let base = row("10000002", "10000002", true);
+        let mut changed = base.clone();
+        changed.job_role = "Ward Sister".into();
+        assert_eq!(hash(base.clone()), hash(base.clone()));
+        assert_ne!(hash(base.clone()), hash(changed));
+        let one = batch(vec![base.clone()])
+            .0
+            .people
+            .values()
+            .next()
+            .unwrap()
+            .hash;
+        assert_ne!(one.finish(""), one.finish("10000002-02"));
+    }
+
+    #[test]
+    fn copy_text_escapes_what_would_break_a_line() {
+        let mut out = Vec::new();
+        copy_text("a\\b\tc\nd\re", &mut out);
+        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
     }
 
     #[test]
     fn nothing_may_follow_the_message_marked_complete() {
-        let mut b = batch(vec![]);
-        let err = b.push(pb::SyncStaffRequest::default()).unwrap_err();
+        let (mut b, _) = batch(vec![]);
+        let err = b
+            .push(pb::SyncStaffRequest::default(), &mut Vec::new())
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { .. }));
     }
 
@@ -755,7 +952,9 @@ mod tests {
     fn the_first_message_must_date_the_extract() {
         let sites = [SiteCode::parse("BAS").unwrap()];
         let mut b = SyncBatch::new(&sites, NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
-        let err = b.push(pb::SyncStaffRequest::default()).unwrap_err();
+        let err = b
+            .push(pb::SyncStaffRequest::default(), &mut Vec::new())
+            .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { .. }));
     }
 }

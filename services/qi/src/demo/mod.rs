@@ -1,0 +1,392 @@
+//! `qi seed --demo` (and `qi up --demo` on first start): a synthetic trust that tells the
+//! programme's story, loaded through the gateway like any client — three sites and sixty
+//! wards, about 15,000 staff through the HR sync, QSIR cohorts since 2021 with their
+//! registers, ideas, programmes and projects with teams, PDSA cycles and outcomes, the ward
+//! programme, and QMS metrics that improve after the projects aimed at them.
+//!
+//! Everything is generated from fixed keys ([`rng::Rng::of`]): the same data on every run,
+//! and no real person's. Every record has a fixed id, so a second run finds each one
+//! (`ALREADY_EXISTS`, or its state read back) and only takes the lifecycle steps still
+//! missing: re-running changes nothing. The story is dated up to [`AS_OF`], not to the day
+//! it is loaded, so its figures do not drift with the calendar.
+
+mod metrics;
+mod people;
+mod projects;
+mod rng;
+mod training;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+use qi_proto::metrics::metric_service_client::MetricServiceClient;
+use qi_proto::projects::project_service_client::ProjectServiceClient;
+use qi_proto::training::training_service_client::TrainingServiceClient;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+/// The day the demo's story runs to: cohorts, projects and measurements are dated up to it.
+pub const AS_OF: NaiveDate = day(2026, 11, 1);
+
+/// The demo trust's workforce at full size.
+pub const FULL_STAFF: u32 = 15_000;
+
+/// Calls in flight at once: enough to keep the services busy, few enough for their pools.
+const IN_FLIGHT: usize = 16;
+
+/// The headline figures the demo is built to show (a trust-wide caller's overview).
+pub const IDEAS: i64 = 469;
+/// Projects completed.
+pub const PROJECTS_COMPLETED: i64 = 45;
+/// Projects in progress.
+pub const PROJECTS_IN_PROGRESS: i64 = 99;
+/// Wards in the ward programme.
+pub const WARDS_IN_PROGRAMME: i64 = 60;
+
+/// How big a demo to load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Staff in the HR extract (the trained colleagues are drawn from them; at least 3,000).
+    pub staff: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { staff: FULL_STAFF }
+    }
+}
+
+/// What a seed run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Records created.
+    pub created: u64,
+    /// Records that were there already.
+    pub existing: u64,
+    /// Lifecycle steps taken on records that were there already (a resumed run).
+    pub advanced: u64,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, o: Tally) {
+        self.created += o.created;
+        self.existing += o.existing;
+        self.advanced += o.advanced;
+    }
+}
+
+/// The outcome of [`seed`].
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Records created, found, advanced (staff not included).
+    pub tally: Tally,
+    /// The HR sync's answer for the staff extract.
+    pub staff: qi_proto::training::SyncStaffResponse,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+/// The figures a caller's overview should show once the demo is loaded, per site (the
+/// trust's are their sums: every figure here is counted under one site).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// People with a completion, by their site.
+    pub staff_trained: BTreeMap<&'static str, i64>,
+    /// Ideas received, by site.
+    pub ideas: BTreeMap<&'static str, i64>,
+    /// Projects completed, by lead site.
+    pub completed: BTreeMap<&'static str, i64>,
+    /// Projects in progress, by lead site.
+    pub in_progress: BTreeMap<&'static str, i64>,
+    /// Wards in the ward programme, by site.
+    pub wards: BTreeMap<&'static str, i64>,
+}
+
+/// The figures the demo of this size is built to show.
+pub fn expected(options: &Options) -> Expected {
+    let staff = people::workforce(options.staff);
+    let plan = training::plan(&staff);
+    let mut e = Expected {
+        staff_trained: plan.trained_by_site(),
+        ..Default::default()
+    };
+    let portfolio = projects::portfolio();
+    for idea in &portfolio.ideas {
+        *e.ideas.entry(idea.site).or_default() += 1;
+    }
+    for p in &portfolio.projects {
+        match p.fate {
+            projects::Fate::Completed => *e.completed.entry(p.site).or_default() += 1,
+            projects::Fate::InProgress => *e.in_progress.entry(p.site).or_default() += 1,
+            projects::Fate::Scoping | projects::Fate::Stopped => {}
+        }
+    }
+    for w in projects::ward_programme() {
+        *e.wards.entry(w.site).or_default() += 1;
+    }
+    e
+}
+
+/// Loads the demo trust through the gateway at `gateway` with `token`: a trust-wide
+/// caller holding `admin` (which covers HR's `hr_sync`). Safe to run again.
+pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        options.staff >= 3_000,
+        "the demo needs at least 3,000 staff to draw its learners and teams from"
+    );
+    // The story's dates must all be past: services refuse registers and outcomes dated ahead.
+    let today = chrono::Utc::now().date_naive();
+    anyhow::ensure!(
+        today > AS_OF,
+        "the demo's story runs to {AS_OF}, and this machine's clock says {today}: set the clock right"
+    );
+    let started = Instant::now();
+    let api = Api::connect(gateway, token).await?;
+    let mut tally = Tally::default();
+    // The organisation first: everything else names its sites and wards.
+    let org = crate::seed::reference_trust(gateway, token).await?;
+    tally.created += u64::from(org.created);
+    tally.existing += u64::from(org.existing);
+    let staff = people::workforce(options.staff);
+    let synced = people::sync(&api, &staff).await?;
+    tracing::info!(
+        rows = synced.received_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "demo: staff synced"
+    );
+    // Metrics, training and the portfolio do not depend on each other.
+    let timed = |phase: &'static str, tally: Tally| {
+        tracing::info!(
+            phase,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            created = tally.created,
+            "demo: loaded"
+        );
+        tally
+    };
+    let (m, t, p) = tokio::try_join!(
+        async { metrics::load(&api).await.map(|t| timed("metrics", t)) },
+        async {
+            training::load(&api, &staff)
+                .await
+                .map(|t| timed("training", t))
+        },
+        async {
+            projects::load(&api, &staff)
+                .await
+                .map(|t| timed("projects", t))
+        },
+    )?;
+    tally += m;
+    tally += t;
+    tally += p;
+    Ok(Report {
+        tally,
+        staff: synced,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// A calendar date known to be valid (the demo's fixed dates).
+pub(crate) const fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+    match NaiveDate::from_ymd_opt(y, m, d) {
+        Some(d) => d,
+        None => panic!("an invalid fixed date"),
+    }
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub(crate) struct Bearer(MetadataValue<Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Channel, Bearer>;
+
+/// Clients of the three services, through the gateway.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) training: TrainingServiceClient<Svc>,
+    pub(crate) projects: ProjectServiceClient<Svc>,
+    pub(crate) metrics: MetricServiceClient<Svc>,
+}
+
+impl Api {
+    async fn connect(gateway: &str, token: &str) -> anyhow::Result<Api> {
+        let channel = tonic::transport::Endpoint::from_shared(gateway.to_owned())
+            .with_context(|| format!("{gateway} is not a URL"))?
+            .connect()
+            .await
+            .with_context(|| format!("connecting to the gateway at {gateway}"))?;
+        let bearer = Bearer(
+            format!("Bearer {token}")
+                .parse()
+                .context("the token is not valid header text")?,
+        );
+        let max = qi_platform::server::MAX_MESSAGE_BYTES;
+        Ok(Api {
+            training: TrainingServiceClient::with_interceptor(channel.clone(), bearer.clone())
+                .max_decoding_message_size(max),
+            projects: ProjectServiceClient::with_interceptor(channel.clone(), bearer.clone())
+                .max_decoding_message_size(max),
+            metrics: MetricServiceClient::with_interceptor(channel, bearer)
+                .max_decoding_message_size(max),
+        })
+    }
+}
+
+/// Makes one call, again after a pause while the gateway says the caller is over its rate
+/// (or a service is briefly out of connections): both refuse before doing anything, so a
+/// retry is safe. Any other error is returned.
+pub(crate) async fn call<T, F, Fut>(mut f: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
+{
+    let mut pause = Duration::from_millis(25);
+    let mut attempts = 0;
+    loop {
+        match f().await {
+            Ok(r) => return Ok(r.into_inner()),
+            Err(s)
+                if matches!(s.code(), Code::ResourceExhausted | Code::Unavailable)
+                    && attempts < 40 =>
+            {
+                attempts += 1;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(s) => return Err(s),
+        }
+    }
+}
+
+/// `rpc!(client, method, request)`: one call through [`call`], retried as it says.
+macro_rules! rpc {
+    ($client:expr, $method:ident, $req:expr) => {{
+        let req = $req;
+        let client = &$client;
+        $crate::demo::call(|| {
+            let mut c = client.clone();
+            let r = req.clone();
+            async move { c.$method(r).await }
+        })
+        .await
+    }};
+}
+pub(crate) use rpc;
+
+/// A create's answer: `Some` when it created, `None` when the record was there already.
+pub(crate) fn created<T>(r: Result<T, Status>, what: &str) -> anyhow::Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(s) if s.code() == Code::AlreadyExists => Ok(None),
+        Err(s) => Err(failed(s, what)),
+    }
+}
+
+/// An error naming what the demo was doing.
+pub(crate) fn failed(s: Status, what: &str) -> anyhow::Error {
+    anyhow::anyhow!("{what}: {:?} {}", s.code(), s.message())
+}
+
+/// A deterministic request id for a record's create: the same record, the same id.
+pub(crate) fn request_id(key: &str) -> String {
+    let mut r = rng::Rng::of(key, 0);
+    let (a, b) = (r.next(), r.next());
+    uuid::Uuid::from_u64_pair(a, b).to_string()
+}
+
+/// Runs `f` over `items` with at most [`IN_FLIGHT`] at once, adding up their tallies; the
+/// first error stops the rest.
+pub(crate) async fn each<T, F, Fut>(items: Vec<T>, f: F) -> anyhow::Result<Tally>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = anyhow::Result<Tally>> + Send + 'static,
+{
+    let mut running = tokio::task::JoinSet::new();
+    let mut total = Tally::default();
+    for item in items {
+        if running.len() >= IN_FLIGHT
+            && let Some(done) = running.join_next().await
+        {
+            total += done.context("a demo task panicked")??;
+        }
+        running.spawn(f(item));
+    }
+    while let Some(done) = running.join_next().await {
+        total += done.context("a demo task panicked")??;
+    }
+    Ok(total)
+}
+
+/// The file in the data folder that says the demo has been loaded there.
+const MARKER: &str = "demo-loaded";
+
+/// `qi up --demo`: loads the demo into the suite just started at `gateway_addr`, unless the
+/// data folder says it was loaded before. Mints its own token with the development secret.
+pub async fn seed_on_first_start(
+    config: &qi_platform::Config,
+    gateway_addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<Report>> {
+    let marker = config.data_dir.join(MARKER);
+    if marker.exists() {
+        return Ok(None);
+    }
+    let secret = config.jwt.hs256_secret.as_deref().context(
+        "--demo needs the development token secret (QI_JWT_SECRET); with a JWKS, load it with `qi seed --demo --token …`",
+    )?;
+    let token = qi_gateway::auth::mint_dev_token(
+        secret,
+        &config.jwt,
+        "qi-demo",
+        &["admin".to_owned()],
+        &["*".to_owned()],
+        Duration::from_secs(3600),
+    )?;
+    let host = if gateway_addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], gateway_addr.port()))
+    } else {
+        gateway_addr
+    };
+    let report = seed(&format!("http://{host}"), &token, &Options::default()).await?;
+    std::fs::write(
+        &marker,
+        format!(
+            "The demo trust was loaded here ({} records). Delete this file to load it again on the next `qi up --demo`.\n",
+            report.tally.created
+        ),
+    )
+    .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(Some(report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_shows_just_over_seven_hundred_trained() {
+        for staff in [FULL_STAFF, 3_000] {
+            let e = expected(&Options { staff });
+            let trained: i64 = e.staff_trained.values().sum();
+            eprintln!("{staff}: {:?}", e);
+            assert!((701..=760).contains(&trained), "{trained} trained");
+            assert_eq!(e.ideas.values().sum::<i64>(), IDEAS);
+            assert_eq!(e.completed.values().sum::<i64>(), PROJECTS_COMPLETED);
+            assert_eq!(e.in_progress.values().sum::<i64>(), PROJECTS_IN_PROGRESS);
+            assert_eq!(e.wards.values().sum::<i64>(), WARDS_IN_PROGRAMME);
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The demo trust (`qi seed --demo`): loaded at full size through the gateway, it shows the
+//! programme's headline figures to a trust-wide caller and each site's share to a site's
+//! caller, and loading it again changes nothing.
+
+use qi::demo::{self, Options};
+use qi_e2e::{TestSuite, authed};
+use qi_proto::gateway as gw;
+use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
+use qi_proto::projects as pj;
+use qi_proto::projects::project_service_client::ProjectServiceClient;
+
+async fn overview(suite: &TestSuite, token: &str) -> gw::Overview {
+    GatewayServiceClient::new(suite.channel.clone())
+        .get_overview(authed(token, gw::GetOverviewRequest {}))
+        .await
+        .expect("the overview answers")
+        .into_inner()
+        .overview
+        .expect("an overview")
+}
+
+#[tokio::test]
+async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share() {
+    let suite = TestSuite::start().await;
+    let gateway = format!("http://{}", suite.addr);
+    let admin = suite.token("demo-loader", &["admin"], &["*"]);
+    // Full size (15,000 staff): the headline figures are checked as a user would see them.
+    let options = Options::default();
+    let first = demo::seed(&gateway, &admin, &options)
+        .await
+        .expect("the demo loads");
+    assert!(first.tally.created > 3_000, "{:?}", first.tally);
+    assert_eq!(first.staff.inserted, 15_000);
+    assert!(first.staff.rejected.is_empty());
+
+    let expected = demo::expected(&options);
+    let trust = overview(&suite, &suite.token("board", &["viewer"], &["*"])).await;
+    assert!(trust.unavailable.is_empty(), "{:?}", trust.unavailable);
+    // Just over 700 colleagues trained; the portfolio's figures exactly.
+    assert!(
+        (701..=760).contains(&trust.staff_trained),
+        "{} trained",
+        trust.staff_trained
+    );
+    assert_eq!(
+        trust.staff_trained,
+        expected.staff_trained.values().sum::<i64>()
+    );
+    assert_eq!(trust.ideas_received, 469);
+    assert_eq!(trust.projects_completed, 45);
+    assert_eq!(trust.projects_in_progress, 99);
+    assert_eq!(trust.wards_in_programme, 60);
+    assert_eq!(trust.metrics_on_dashboard, 12);
+    assert!(trust.projects_coproduced > 0);
+    let courses: Vec<&str> = trust
+        .trained_by_course
+        .iter()
+        .map(|c| c.course_code.as_str())
+        .collect();
+    assert_eq!(courses, ["QSIR-FUND", "QSIR-PRAC"]);
+
+    // Ideas keep the day they were received: the funnel spans the years since 2021.
+    let by_year = ProjectServiceClient::new(suite.channel.clone())
+        .get_portfolio_summary(authed(
+            &suite.token("board", &["viewer"], &["*"]),
+            pj::GetPortfolioSummaryRequest {
+                parent: "sites/-".into(),
+                period: pj::PortfolioPeriod::FinancialYear as i32,
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("the portfolio answers")
+        .into_inner();
+    let mut years: Vec<i32> = by_year
+        .rows
+        .iter()
+        .filter(|r| r.counts.as_ref().is_some_and(|c| c.ideas_received > 0))
+        .filter_map(|r| r.period_start.map(|d| d.year))
+        .collect();
+    years.dedup();
+    assert_eq!(years, [2020, 2021, 2022, 2023, 2024, 2025, 2026]);
+
+    // Each site's caller sees its own share, and the shares add up to the trust's figures.
+    let mut sum = gw::Overview::default();
+    for site in ["BAS", "BRM", "SOU"] {
+        let o = overview(&suite, &suite.token("ward-sister", &["viewer"], &[site])).await;
+        assert_eq!(o.sites, [site]);
+        assert_eq!(o.staff_trained, expected.staff_trained[site], "{site}");
+        assert_eq!(o.ideas_received, expected.ideas[site], "{site}");
+        assert_eq!(o.projects_completed, expected.completed[site], "{site}");
+        assert_eq!(o.projects_in_progress, expected.in_progress[site], "{site}");
+        assert_eq!(o.wards_in_programme, expected.wards[site], "{site}");
+        assert_eq!(o.metrics_on_dashboard, 4, "{site}");
+        assert!(o.ideas_received < trust.ideas_received);
+        sum.staff_trained += o.staff_trained;
+        sum.ideas_received += o.ideas_received;
+        sum.projects_completed += o.projects_completed;
+        sum.projects_in_progress += o.projects_in_progress;
+        sum.wards_in_programme += o.wards_in_programme;
+        sum.metrics_on_dashboard += o.metrics_on_dashboard;
+    }
+    assert_eq!(
+        (
+            sum.staff_trained,
+            sum.ideas_received,
+            sum.projects_completed,
+            sum.projects_in_progress,
+            sum.wards_in_programme,
+            sum.metrics_on_dashboard
+        ),
+        (
+            trust.staff_trained,
+            trust.ideas_received,
+            trust.projects_completed,
+            trust.projects_in_progress,
+            trust.wards_in_programme,
+            trust.metrics_on_dashboard
+        )
+    );
+
+    // Loading again finds everything and changes nothing.
+    let again = demo::seed(&gateway, &admin, &options)
+        .await
+        .expect("the demo reloads");
+    assert_eq!(
+        (again.tally.created, again.tally.advanced),
+        (0, 0),
+        "{:?}",
+        again.tally
+    );
+    assert_eq!(again.staff.inserted + again.staff.updated, 0);
+    let after = overview(&suite, &suite.token("board", &["viewer"], &["*"])).await;
+    assert_eq!(after, trust);
+    suite.stop().await.expect("a clean stop");
+}
