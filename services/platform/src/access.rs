@@ -39,7 +39,8 @@ impl SiteCode {
             Ok(SiteCode(s.to_owned()))
         } else {
             Err(format!(
-                "`{s}` is not a site code (2 to 10 upper case letters or digits, starting with a letter)"
+                "`{}` is not a site code (2 to 10 upper case letters or digits, starting with a letter)",
+                crate::names::clip(s)
             ))
         }
     }

@@ -177,7 +177,7 @@ const MAX_VIOLATIONS: usize = 20;
 const MAX_DESCRIPTION: usize = 200;
 
 /// `s` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
-fn bounded(s: &str, max: usize) -> String {
+pub(crate) fn bounded(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }

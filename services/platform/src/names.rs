@@ -239,15 +239,7 @@ pub fn id_or_new(field: &str, id: &str) -> Result<String, Error> {
 
 /// Cuts a caller's value for an error message, so a huge input is not echoed back whole.
 pub fn clip(s: &str) -> String {
-    const MAX: usize = 80;
-    if s.len() <= MAX {
-        return s.to_owned();
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    crate::error::bounded(s, 80)
 }
 
 #[cfg(test)]
