@@ -260,7 +260,20 @@ fn spawn(
     jwt_secret: &str,
     extra: &[(&str, String)],
 ) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(exe);
+    // `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind"` runs the gateway under a profiler.
+    let wrapper = (role == "gateway")
+        .then(|| std::env::var("QI_BENCH_WRAP_GATEWAY").ok())
+        .flatten()
+        .unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args(["serve", role])
         .env("QI_LISTEN", addr.to_string())
         .env("QI_DATABASE_URL", database_url)
@@ -268,8 +281,10 @@ fn spawn(
         .env("QI_JWT_SECRET", jwt_secret)
         .env("QI_LOG", "warn")
         .env("QI_CONCURRENCY_LIMIT", "4096")
-        // The bench is one caller making thousands of calls a second: no per-caller limit.
-        .env("QI_RATE_LIMIT_PER_SUBJECT", "0")
+        // The bench is one caller making thousands of calls a second: a limit it never
+        // reaches, so each call still pays for the limiter as in production.
+        .env("QI_RATE_LIMIT_PER_SUBJECT", "10000000")
+        .env("QI_RATE_LIMIT_BURST", "10000000")
         .env("QI_SHUTDOWN_GRACE_MS", "5000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
