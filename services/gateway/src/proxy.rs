@@ -37,7 +37,8 @@ pub struct Gateway {
     auth: Authenticator,
     signer: AccessSigner,
     backends: HashMap<String, Channel>,
-    default_timeout: Duration,
+    /// The `grpc-timeout` of calls that carry none (the default deadline), made once.
+    default_timeout: MetadataValue<Ascii>,
     audit: AuditLog,
     limiter: Option<RateLimiter>,
     /// The gateway's own schema (the audit trail), for its own methods.
@@ -115,7 +116,7 @@ impl Gateway {
             auth,
             signer,
             backends,
-            default_timeout,
+            default_timeout: grpc_timeout(default_timeout),
             audit,
             limiter,
             pool,
@@ -370,14 +371,13 @@ impl Gateway {
         let value = self.signed(&ctx)?;
         // None for the gateway's own methods, answered in this process.
         let channel = self.backends.get(&method.service).cloned();
-        let no_deadline = metadata.get("grpc-timeout").is_none();
+        if !metadata.contains_key("grpc-timeout") {
+            metadata.insert("grpc-timeout", self.default_timeout.clone());
+        }
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
         metadata.insert(ACCESS_HEADER, value);
-        let mut upstream = Request::from_parts(metadata, Default::default(), message);
-        if no_deadline {
-            upstream.set_timeout(self.default_timeout);
-        }
+        let upstream = Request::from_parts(metadata, Default::default(), message);
         Ok((upstream, channel, ctx))
     }
 
@@ -604,6 +604,18 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
+/// A deadline as a `grpc-timeout` value: milliseconds, or whole seconds when that needs
+/// more than the 8 digits the protocol allows.
+fn grpc_timeout(d: Duration) -> MetadataValue<Ascii> {
+    let ms = d.as_millis();
+    let text = if ms < 100_000_000 {
+        format!("{ms}m")
+    } else {
+        format!("{}S", d.as_secs().min(99_999_999))
+    };
+    MetadataValue::try_from(text).unwrap_or_else(|_| MetadataValue::from_static("30S"))
+}
+
 /// The channel of a forwarded call's backend.
 fn backend(channel: Option<Channel>, path: &str) -> Result<Channel, Status> {
     channel.ok_or_else(|| Status::unimplemented(format!("no backend serves {path}")))
@@ -662,5 +674,31 @@ impl<B> tower::Service<http::Request<Body>> for Proxy<B> {
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let gateway = self.gateway.clone();
         Box::pin(async move { Ok(gateway.handle(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_without_a_trace_gets_a_valid_traceparent() {
+        let mut metadata = MetadataMap::new();
+        let trace = ensure_traceparent(&mut metadata);
+        let header = metadata.get("traceparent").unwrap().to_str().unwrap();
+        assert_eq!(header.len(), 55);
+        assert_eq!(
+            trace_id(Some(&http::HeaderValue::from_str(header).unwrap())),
+            trace
+        );
+        assert!(header.starts_with(&format!("00-{trace}-")) && header.ends_with("-01"));
+        // A caller's own trace is kept.
+        assert_eq!(ensure_traceparent(&mut metadata), trace);
+    }
+
+    #[test]
+    fn the_default_deadline_is_a_grpc_timeout() {
+        assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
     }
 }
