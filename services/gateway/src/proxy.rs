@@ -589,7 +589,10 @@ fn ensure_traceparent(metadata: &mut MetadataMap) -> String {
     hex_into(&mut header[3..35], &rand::random::<[u8; 16]>());
     hex_into(&mut header[36..52], &rand::random::<[u8; 8]>());
     let trace = String::from_utf8_lossy(&header[3..35]).into_owned();
-    if let Ok(v) = MetadataValue::try_from(&header[..]) {
+    if let Ok(mut v) = MetadataValue::try_from(&header[..]) {
+        // A value used once: sent as never-indexed, so it does not push the headers every
+        // call repeats (the signed context above all) out of HTTP/2's header table.
+        v.set_sensitive(true);
         metadata.insert("traceparent", v);
     }
     trace
