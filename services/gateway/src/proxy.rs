@@ -7,19 +7,19 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use qi_platform::AccessContext;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use qi_platform::{AccessContext, SiteScope};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::codec::Streaming;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -37,12 +37,37 @@ pub struct Gateway {
     auth: Authenticator,
     signer: AccessSigner,
     backends: HashMap<String, Channel>,
-    default_timeout: Duration,
+    /// The `grpc-timeout` of calls that carry none (the default deadline), made once.
+    default_timeout: MetadataValue<Ascii>,
     audit: AuditLog,
     limiter: Option<RateLimiter>,
     /// The gateway's own schema (the audit trail), for its own methods.
     pool: PgPool,
+    /// Signed contexts ready to forward, by method and subject.
+    contexts: Mutex<SignedContexts>,
 }
+
+/// Access contexts signed recently, as header values ready to forward: a dashboard calling
+/// one method thousands of times needs one signature and one header value, not one per
+/// call. Keyed by method, then subject; the roles and sites must match too.
+#[derive(Default)]
+struct SignedContexts {
+    by_method: HashMap<String, HashMap<String, Vec<SignedContext>>>,
+    len: usize,
+}
+
+struct SignedContext {
+    roles: Vec<String>,
+    sites: SiteScope,
+    value: MetadataValue<Ascii>,
+    signed_at: Instant,
+}
+
+/// How long a signed context is reused. The signer's contexts live at least 60 s beyond the
+/// longest call (see `component`), so one reused at the end of this still outlives any call.
+const CONTEXT_REUSE: Duration = Duration::from_secs(30);
+/// The most signed contexts kept.
+const CONTEXTS_MAX: usize = 10_000;
 
 /// What a [`Gateway`] is made of.
 pub struct GatewayParts {
@@ -91,11 +116,58 @@ impl Gateway {
             auth,
             signer,
             backends,
-            default_timeout,
+            default_timeout: grpc_timeout(default_timeout),
             audit,
             limiter,
             pool,
+            contexts: Mutex::default(),
         }
+    }
+
+    /// The signed access context for `ctx` as a header value, reused while fresh.
+    fn signed(&self, ctx: &AccessContext) -> Result<MetadataValue<Ascii>, Status> {
+        let now = Instant::now();
+        let fresh = |c: &&SignedContext| {
+            c.roles == ctx.roles
+                && c.sites == ctx.sites
+                && now.duration_since(c.signed_at) < CONTEXT_REUSE
+        };
+        if let Ok(cache) = self.contexts.lock()
+            && let Some(hit) = cache
+                .by_method
+                .get(&ctx.method)
+                .and_then(|m| m.get(&ctx.subject))
+                .and_then(|v| v.iter().find(fresh))
+        {
+            return Ok(hit.value.clone());
+        }
+        let signed = self.signer.sign(ctx).map_err(|e| {
+            tracing::error!(error = %e, "signing the access context");
+            Status::internal("internal error")
+        })?;
+        let value =
+            MetadataValue::try_from(signed).map_err(|_| Status::internal("internal error"))?;
+        if let Ok(mut cache) = self.contexts.lock() {
+            if cache.len >= CONTEXTS_MAX {
+                *cache = SignedContexts::default();
+            }
+            let entries = cache
+                .by_method
+                .entry(ctx.method.clone())
+                .or_default()
+                .entry(ctx.subject.clone())
+                .or_default();
+            entries.retain(|c| !(c.roles == ctx.roles && c.sites == ctx.sites));
+            entries.push(SignedContext {
+                roles: ctx.roles.clone(),
+                sites: ctx.sites.clone(),
+                value: value.clone(),
+                signed_at: now,
+            });
+            // Counts insertions (a refresh too): a bound, not an exact size.
+            cache.len += 1;
+        }
+        Ok(value)
     }
 
     /// The signer of access contexts (the overview signs its sub-calls as the caller).
@@ -296,22 +368,16 @@ impl Gateway {
             sites: principal.sites,
             method: path.to_owned(),
         };
-        let signed = self.signer.sign_reusing(&ctx).map_err(|e| {
-            tracing::error!(error = %e, "signing the access context");
-            Status::internal("internal error")
-        })?;
+        let value = self.signed(&ctx)?;
         // None for the gateway's own methods, answered in this process.
         let channel = self.backends.get(&method.service).cloned();
-        let no_deadline = metadata.get("grpc-timeout").is_none();
+        if !metadata.contains_key("grpc-timeout") {
+            metadata.insert("grpc-timeout", self.default_timeout.clone());
+        }
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
-        let value =
-            MetadataValue::try_from(signed).map_err(|_| Status::internal("internal error"))?;
         metadata.insert(ACCESS_HEADER, value);
-        let mut upstream = Request::from_parts(metadata, Default::default(), message);
-        if no_deadline {
-            upstream.set_timeout(self.default_timeout);
-        }
+        let upstream = Request::from_parts(metadata, Default::default(), message);
         Ok((upstream, channel, ctx))
     }
 
@@ -517,18 +583,40 @@ fn ensure_traceparent(metadata: &mut MetadataMap) -> String {
     if !existing.is_empty() {
         return existing;
     }
-    let trace: String = rand::random::<[u8; 16]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let span: String = rand::random::<[u8; 8]>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if let Ok(v) = MetadataValue::try_from(format!("00-{trace}-{span}-01")) {
+    // `00-{32 hex trace id}-{16 hex span id}-01`, written in place: this runs on every
+    // call that arrives without a trace.
+    let mut header = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    hex_into(&mut header[3..35], &rand::random::<[u8; 16]>());
+    hex_into(&mut header[36..52], &rand::random::<[u8; 8]>());
+    let trace = String::from_utf8_lossy(&header[3..35]).into_owned();
+    if let Ok(mut v) = MetadataValue::try_from(&header[..]) {
+        // A value used once: sent as never-indexed, so it does not push the headers every
+        // call repeats (the signed context above all) out of HTTP/2's header table.
+        v.set_sensitive(true);
         metadata.insert("traceparent", v);
     }
     trace
+}
+
+/// Writes `bytes` as lower-case hex into `out` (twice as long).
+fn hex_into(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+}
+
+/// A deadline as a `grpc-timeout` value: milliseconds, or whole seconds when that needs
+/// more than the 8 digits the protocol allows.
+fn grpc_timeout(d: Duration) -> MetadataValue<Ascii> {
+    let ms = d.as_millis();
+    let text = if ms < 100_000_000 {
+        format!("{ms}m")
+    } else {
+        format!("{}S", d.as_secs().min(99_999_999))
+    };
+    MetadataValue::try_from(text).unwrap_or_else(|_| MetadataValue::from_static("30S"))
 }
 
 /// The channel of a forwarded call's backend.
@@ -589,5 +677,31 @@ impl<B> tower::Service<http::Request<Body>> for Proxy<B> {
     fn call(&mut self, req: http::Request<Body>) -> Self::Future {
         let gateway = self.gateway.clone();
         Box::pin(async move { Ok(gateway.handle(req).await) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_without_a_trace_gets_a_valid_traceparent() {
+        let mut metadata = MetadataMap::new();
+        let trace = ensure_traceparent(&mut metadata);
+        let header = metadata.get("traceparent").unwrap().to_str().unwrap();
+        assert_eq!(header.len(), 55);
+        assert_eq!(
+            trace_id(Some(&http::HeaderValue::from_str(header).unwrap())),
+            trace
+        );
+        assert!(header.starts_with(&format!("00-{trace}-")) && header.ends_with("-01"));
+        // A caller's own trace is kept.
+        assert_eq!(ensure_traceparent(&mut metadata), trace);
+    }
+
+    #[test]
+    fn the_default_deadline_is_a_grpc_timeout() {
+        assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
+        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
     }
 }

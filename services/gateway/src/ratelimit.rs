@@ -42,10 +42,13 @@ impl RateLimiter {
                 .retain(|_, (_, last)| now.duration_since(*last) < IDLE);
             b.last_prune = Some(now);
         }
-        let (tokens, last) = b
-            .by_subject
-            .entry(subject.to_owned())
-            .or_insert((self.burst, now));
+        // Look up before inserting: a known caller costs no allocation.
+        if !b.by_subject.contains_key(subject) {
+            b.by_subject.insert(subject.to_owned(), (self.burst, now));
+        }
+        let Some((tokens, last)) = b.by_subject.get_mut(subject) else {
+            return true;
+        };
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {

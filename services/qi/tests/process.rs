@@ -170,7 +170,14 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("bench.json");
     let out = Command::new(QI)
-        .args(["bench", "--quick", "gateway", "memory", "--json"])
+        .args([
+            "bench",
+            "--quick",
+            "gateway",
+            "portfolio",
+            "memory",
+            "--json",
+        ])
         .arg(&json)
         .env_remove("QI_DATABASE_URL")
         .output()
@@ -187,7 +194,7 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["gateway", "memory"]);
+    assert_eq!(names, ["gateway", "portfolio", "memory"]);
     for s in scenarios {
         assert!(!s["figures"].as_object().unwrap().is_empty());
         for t in s["targets"].as_array().unwrap() {

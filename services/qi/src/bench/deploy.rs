@@ -31,6 +31,8 @@ pub struct Deployment {
     pub signer: AccessSigner,
     /// Each component's resident memory once it first served, before any load (MiB).
     pub idle_at_start: Vec<(&'static str, f64)>,
+    /// The private cluster's data folder (its `postmaster.pid` names the server).
+    pg_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -51,13 +53,14 @@ impl Deployment {
         let dir = tempfile::Builder::new()
             .prefix("qi-bench-")
             .tempdir_in("/tmp")?;
+        let pg_dir = dir.path().join("pg");
         let (cluster, database_url) = match std::env::var("QI_DATABASE_URL")
             .ok()
             .filter(|u| !u.is_empty())
         {
             Some(url) => (None, url),
             None => {
-                let pg_dir = dir.path().join("pg");
+                let pg_dir = pg_dir.clone();
                 let cluster = tokio::task::spawn_blocking(move || {
                     PrivateCluster::start(&pg_dir, Durability::Durable)
                 })
@@ -109,7 +112,6 @@ impl Deployment {
         children.push(("gateway", child, gateway_addr));
         let mut deployment = Deployment {
             _dir: dir,
-            cluster,
             database_url,
             gateway: Endpoint::from_shared(format!("http://{gateway_addr}"))?.connect_lazy(),
             training: Endpoint::from_shared(url_of("training"))?.connect_lazy(),
@@ -118,6 +120,8 @@ impl Deployment {
             jwt_secret,
             signer: AccessSigner::new(&access_key, Duration::from_secs(3600)),
             idle_at_start: Vec::new(),
+            pg_dir: cluster.is_some().then_some(pg_dir),
+            cluster,
         };
         for i in 0..deployment.children.len() {
             let (name, _, addr) = &deployment.children[i];
@@ -160,6 +164,36 @@ impl Deployment {
             .collect()
     }
 
+    /// The CPU time (user and system, in seconds) each part of the deployment has used so
+    /// far: the four components, PostgreSQL (the private cluster's server and its
+    /// backends; absent with `QI_DATABASE_URL`) and the bench itself, which drives the load.
+    /// Differences over a load round, divided by its calls, say what each call costs each
+    /// part — steadier on a shared machine than throughput, which other work shifts.
+    pub fn cpu_seconds(&self) -> Vec<(&'static str, f64)> {
+        let mut out: Vec<(&'static str, f64)> = self
+            .children
+            .iter()
+            .map(|(name, child, _)| (*name, cpu_of(child.id(), false).unwrap_or(f64::NAN)))
+            .collect();
+        if let Some(dir) = &self.pg_dir
+            && let Some(postmaster) = std::fs::read_to_string(dir.join("postmaster.pid"))
+                .ok()
+                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
+        {
+            // The server, the backends it has reaped, and the ones still running.
+            let mut total = cpu_of(postmaster, true).unwrap_or(f64::NAN);
+            for pid in children_of(postmaster) {
+                total += cpu_of(pid, false).unwrap_or(0.0);
+            }
+            out.push(("postgres", total));
+        }
+        out.push((
+            "bench",
+            cpu_of(std::process::id(), false).unwrap_or(f64::NAN),
+        ));
+        out
+    }
+
     /// Stops every component (SIGTERM, then waits) and the database.
     pub async fn stop(mut self) {
         for (_, child, _) in &mut self.children {
@@ -184,6 +218,39 @@ impl Deployment {
     }
 }
 
+/// The fields of `/proc/{pid}/stat` after the command name (which may hold spaces).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// A process's CPU seconds (with `reaped`, also those of its children it has waited for).
+fn cpu_of(pid: u32, reaped: bool) -> Option<f64> {
+    // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14), in
+    // clock ticks of 1/100 s (USER_HZ, 100 on Linux whatever the kernel's own tick).
+    let f = stat_fields(pid)?;
+    let field = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let mut ticks = field(11)? + field(12)?;
+    if reaped {
+        ticks += field(13)? + field(14)?;
+    }
+    Some(ticks as f64 / 100.0)
+}
+
+/// The processes whose parent is `parent`.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            stat_fields(*pid).and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok()))
+                == Some(parent)
+        })
+        .collect()
+}
+
 fn spawn(
     exe: &std::path::Path,
     role: &str,
@@ -193,7 +260,20 @@ fn spawn(
     jwt_secret: &str,
     extra: &[(&str, String)],
 ) -> anyhow::Result<Child> {
-    let mut cmd = Command::new(exe);
+    // `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind"` runs the gateway under a profiler.
+    let wrapper = (role == "gateway")
+        .then(|| std::env::var("QI_BENCH_WRAP_GATEWAY").ok())
+        .flatten()
+        .unwrap_or_default();
+    let mut words = wrapper.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args(["serve", role])
         .env("QI_LISTEN", addr.to_string())
         .env("QI_DATABASE_URL", database_url)
@@ -201,8 +281,10 @@ fn spawn(
         .env("QI_JWT_SECRET", jwt_secret)
         .env("QI_LOG", "warn")
         .env("QI_CONCURRENCY_LIMIT", "4096")
-        // The bench is one caller making thousands of calls a second: no per-caller limit.
-        .env("QI_RATE_LIMIT_PER_SUBJECT", "0")
+        // The bench is one caller making thousands of calls a second: a limit it never
+        // reaches, so each call still pays for the limiter as in production.
+        .env("QI_RATE_LIMIT_PER_SUBJECT", "10000000")
+        .env("QI_RATE_LIMIT_BURST", "10000000")
         .env("QI_SHUTDOWN_GRACE_MS", "5000")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

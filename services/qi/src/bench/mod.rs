@@ -5,9 +5,16 @@
 //!
 //! It is not a test: nothing asserts a time. Run it from a release build:
 //! `cargo run --release --bin qi -- bench [SCENARIO...] [--json FILE]`.
+//!
+//! Profiling the gateway: `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind
+//! --callgrind-out-file=/tmp/gw.%p.cg"` starts it under the given command (callgrind counts
+//! instructions, the steadiest before/after figure on a shared machine); or attach
+//! `perf record -g -p PID` to the running `qi serve gateway`. The gateway scenario also
+//! reports the CPU time each process spends per call.
 
 mod deploy;
 mod load;
+mod portfolio;
 mod scenarios;
 
 use std::path::PathBuf;
@@ -19,7 +26,15 @@ pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
 /// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 6] = ["gateway", "hr-sync", "ingest", "spc", "database", "memory"];
+pub const SCENARIOS: [&str; 7] = [
+    "gateway",
+    "hr-sync",
+    "ingest",
+    "spc",
+    "portfolio",
+    "database",
+    "memory",
+];
 
 /// How much work each scenario does.
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +47,8 @@ pub struct Effort {
     pub warmup: Duration,
     /// The row counts of the HR sync scenario.
     pub sync_rows: &'static [usize],
+    /// The ideas and projects of the portfolio scenario.
+    pub portfolio: (usize, usize),
 }
 
 impl Effort {
@@ -41,6 +58,7 @@ impl Effort {
         round: Duration::from_secs(3),
         warmup: Duration::from_secs(1),
         sync_rows: &[15_000, 100_000],
+        portfolio: (10_000, 2_000),
     };
     /// A seconds-long smoke round that keeps the bench working (CI, tests).
     pub const QUICK: Effort = Effort {
@@ -48,6 +66,7 @@ impl Effort {
         round: Duration::from_millis(300),
         warmup: Duration::from_millis(100),
         sync_rows: &[500],
+        portfolio: (300, 60),
     };
 }
 
@@ -132,6 +151,7 @@ pub async fn run(
             "hr-sync" => scenarios::hr_sync(&deployment, effort).await?,
             "ingest" => scenarios::ingest(&deployment, effort).await?,
             "spc" => scenarios::spc(&deployment, effort).await?,
+            "portfolio" => portfolio::portfolio(&deployment, effort).await?,
             "database" => scenarios::database(&deployment, effort).await?,
             _ => scenarios::memory(&deployment, effort).await?,
         };
