@@ -83,6 +83,32 @@ pub(crate) fn check_message(
     decision.map(|()| Some(value))
 }
 
+/// A read naming a site the trust does not have finds nothing: `NOT_FOUND`, rather than an
+/// empty list that reads as "none yet". Writes are left to the service, which names the
+/// field of an unknown site in its `INVALID_ARGUMENT`. Runs after [`check_message`], so a
+/// caller who does not hold the site has already been refused whether or not it exists.
+pub(crate) fn check_known_site(
+    policy: &Policy,
+    resource: Option<&str>,
+    known: &[qi_platform::SiteCode],
+) -> Result<(), Status> {
+    if policy.mode != Mode::Read {
+        return Ok(());
+    }
+    match resource.map(named_scope) {
+        Some(Scope::Site(code)) if !known.iter().any(|k| k.as_str() == code) => {
+            Err(Status::not_found(format!(
+                "{}: the trust has no site {}",
+                policy.resource_field,
+                qi_platform::names::clip(code)
+            )))
+        }
+        Some(Scope::Site(_) | Scope::Trust | Scope::CallersSites | Scope::Unrecognised) | None => {
+            Ok(())
+        }
+    }
+}
+
 /// The site a resource name is under, for the audit trail.
 pub(crate) fn site_of(name: &str) -> Option<String> {
     match named_scope(name) {
@@ -152,6 +178,28 @@ mod tests {
 
     fn code(r: Result<(), Status>) -> Code {
         r.err().map_or(Code::Ok, |s| s.code())
+    }
+
+    #[test]
+    fn a_read_under_a_site_the_trust_lacks_is_not_found() {
+        let known = [qi_platform::SiteCode::parse("BAS").unwrap()];
+        let read = policy(&["viewer"], Mode::Read);
+        let err = check_known_site(&read, Some("sites/ZZZ/cohorts/x"), &known).unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+        assert!(err.message().contains("parent"), "{}", err.message());
+        for fine in [
+            "sites/BAS/cohorts/x",
+            "sites/-",
+            "trust/courses/c",
+            "nonsense",
+        ] {
+            assert!(
+                check_known_site(&read, Some(fine), &known).is_ok(),
+                "{fine}"
+            );
+        }
+        let write = policy(&["viewer"], Mode::Write);
+        assert!(check_known_site(&write, Some("sites/ZZZ"), &known).is_ok());
     }
 
     #[test]

@@ -108,6 +108,7 @@ pub fn component(
             config.rate_limit_burst,
         ),
         pool,
+        sites: config.sites.clone(),
     }));
     let routes = tonic::service::Routes::default()
         .add_service(Proxy::<Training>::new(gateway.clone()))

@@ -16,7 +16,6 @@ use qi_proto::projects::project_service_client::ProjectServiceClient;
 use qi_proto::training as t;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Status;
-use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
 use crate::proxy::Gateway;
@@ -37,15 +36,8 @@ fn as_caller<T>(
         method: format!("/{service}/{method}"),
         ..ctx.clone()
     };
-    let signed = gw
-        .signer()
-        .sign_reusing(&sub)
-        .map_err(|_| Status::internal("internal error"))?;
     let mut req = tonic::Request::new(message);
-    req.metadata_mut().insert(
-        ACCESS_HEADER,
-        MetadataValue::try_from(signed).map_err(|_| Status::internal("internal error"))?,
-    );
+    req.metadata_mut().insert(ACCESS_HEADER, gw.signed(&sub)?);
     req.set_timeout(WAIT);
     Ok(req)
 }

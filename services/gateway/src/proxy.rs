@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
-use qi_platform::{AccessContext, SiteScope};
+use qi_platform::{AccessContext, SiteCode, SiteScope};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::body::Body;
@@ -45,6 +45,8 @@ pub struct Gateway {
     pool: PgPool,
     /// Signed contexts ready to forward, by method and subject.
     contexts: Mutex<SignedContexts>,
+    /// The trust's sites (`QI_SITES`).
+    sites: Vec<SiteCode>,
 }
 
 /// Access contexts signed recently, as header values ready to forward: a dashboard calling
@@ -87,6 +89,8 @@ pub struct GatewayParts {
     pub limiter: Option<RateLimiter>,
     /// The gateway's schema.
     pub pool: PgPool,
+    /// The trust's sites (`QI_SITES`): a read under any other finds nothing.
+    pub sites: Vec<SiteCode>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -110,6 +114,7 @@ impl Gateway {
             audit,
             limiter,
             pool,
+            sites,
         } = parts;
         Gateway {
             methods,
@@ -121,11 +126,13 @@ impl Gateway {
             limiter,
             pool,
             contexts: Mutex::default(),
+            sites,
         }
     }
 
-    /// The signed access context for `ctx` as a header value, reused while fresh.
-    fn signed(&self, ctx: &AccessContext) -> Result<MetadataValue<Ascii>, Status> {
+    /// The signed access context for `ctx` as a header value, reused while fresh (forwarded
+    /// calls and the overview's sub-calls alike).
+    pub(crate) fn signed(&self, ctx: &AccessContext) -> Result<MetadataValue<Ascii>, Status> {
         let now = Instant::now();
         let fresh = |c: &&SignedContext| {
             c.roles == ctx.roles
@@ -168,11 +175,6 @@ impl Gateway {
             cache.len += 1;
         }
         Ok(value)
-    }
-
-    /// The signer of access contexts (the overview signs its sub-calls as the caller).
-    pub(crate) fn signer(&self) -> &AccessSigner {
-        &self.signer
     }
 
     /// The channel to a backend service, by full name.
@@ -337,7 +339,10 @@ impl Gateway {
             subject: &principal.subject,
             trace_id: trace_id.to_owned(),
         };
-        match authorize::check_message(policy, principal, message) {
+        let decision = authorize::check_message(policy, principal, message).and_then(|resource| {
+            authorize::check_known_site(policy, resource.as_deref(), &self.sites).map(|()| resource)
+        });
+        match decision {
             Ok(resource) => {
                 self.record(&call, resource.as_deref(), Ok("allowed"));
                 Ok(())

@@ -164,13 +164,7 @@ struct Claims {
 pub struct AccessSigner {
     key: EncodingKey,
     ttl: Duration,
-    /// Contexts signed recently, reused for half their life: the same caller calling the same
-    /// method thousands of times needs one signature, not thousands.
-    recent: Arc<std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>>,
 }
-
-/// The most signed contexts kept for reuse.
-const RECENT_MAX: usize = 10_000;
 
 impl std::fmt::Debug for AccessSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -184,34 +178,7 @@ impl AccessSigner {
         AccessSigner {
             key: EncodingKey::from_secret(key.as_bytes()),
             ttl,
-            recent: Arc::default(),
         }
-    }
-
-    /// Like [`AccessSigner::sign`], reusing a signature made for the same context less than
-    /// half its lifetime ago.
-    pub fn sign_reusing(&self, ctx: &AccessContext) -> Result<String, jsonwebtoken::errors::Error> {
-        let key = format!(
-            "{}\u{1f}{}\u{1f}{}\u{1f}{}",
-            ctx.subject,
-            ctx.roles.join(","),
-            ctx.sites.to_claim().join(","),
-            ctx.method
-        );
-        if let Ok(recent) = self.recent.lock()
-            && let Some((signed, at)) = recent.get(&key)
-            && at.elapsed() < self.ttl / 2
-        {
-            return Ok(signed.clone());
-        }
-        let signed = self.sign(ctx)?;
-        if let Ok(mut recent) = self.recent.lock() {
-            if recent.len() >= RECENT_MAX {
-                recent.clear();
-            }
-            recent.insert(key, (signed.clone(), std::time::Instant::now()));
-        }
-        Ok(signed)
     }
 
     /// Signs a context, as the value of [`ACCESS_HEADER`].
@@ -383,19 +350,6 @@ mod tests {
             let token = signer.sign(&c).unwrap();
             assert_eq!(verifier.verify(&token, &c.method).unwrap(), c);
         }
-    }
-
-    #[test]
-    fn a_reused_signature_verifies_and_differs_per_method() {
-        let signer = AccessSigner::new("k", Duration::from_secs(60));
-        let verifier = AccessVerifier::new("k", None);
-        let c = ctx(&["BAS"]);
-        let first = signer.sign_reusing(&c).unwrap();
-        assert_eq!(signer.sign_reusing(&c).unwrap(), first);
-        assert_eq!(verifier.verify(&first, &c.method).unwrap(), c);
-        let mut other = c.clone();
-        other.method = "/qi.training.v1.TrainingService/GetCohort".into();
-        assert_ne!(signer.sign_reusing(&other).unwrap(), first);
     }
 
     #[test]
