@@ -206,3 +206,136 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
     assert_eq!(gateway["gateway errors"], serde_json::json!({}));
     assert!(gateway["gateway calls/s"].as_f64().unwrap() > 0.0);
 }
+
+/// `qi token` for the suite in `data`.
+fn token(data: &std::path::Path, sub: &str, role: &str, site: &str) -> String {
+    let out = Command::new(QI)
+        .args([
+            "token",
+            "--sub",
+            sub,
+            "--role",
+            role,
+            "--site",
+            site,
+            "--data-dir",
+        ])
+        .arg(data)
+        .output()
+        .expect("qi token runs");
+    assert!(out.status.success(), "qi token failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn esr_rows(from: usize, n: usize) -> Vec<qi_proto::training::EsrRow> {
+    (from..from + n)
+        .map(|i| {
+            let emp = format!("{}", 20_000_000 + i);
+            qi_proto::training::EsrRow {
+                assignment_number: emp.clone(),
+                primary_assignment: true,
+                forename: "Ada".into(),
+                surname: format!("Stop{i}"),
+                staff_group: "05".into(),
+                job_role: "Staff Nurse".into(),
+                site: "BAS".into(),
+                employee_number: emp,
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// Kubernetes sends SIGTERM in the middle of a busy minute: a call already running (an HR
+/// sync stream, half sent) finishes and is applied whole, a new connection is refused, and
+/// the process exits cleanly within the grace period.
+#[tokio::test]
+async fn sigterm_lets_a_call_in_flight_finish_and_refuses_new_ones() {
+    use qi_proto::training::SyncStaffRequest;
+    use qi_proto::training::training_service_client::TrainingServiceClient;
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("qi-up.log");
+    let mut child = up(&data, &log);
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let channel = tonic::transport::Endpoint::from_shared(url.clone())
+        .unwrap()
+        .connect()
+        .await
+        .expect("the gateway accepts a connection");
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<SyncStaffRequest>(4);
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let bearer = format!("Bearer {}", token(&data, "hr", "hr_sync", "*"));
+    req.metadata_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let mut client = TrainingServiceClient::new(channel);
+    let call = tokio::spawn(async move { client.sync_staff(req).await });
+    tx.send(SyncStaffRequest {
+        extract_id: "sigterm".into(),
+        extract_time: Some(prost_types::Timestamp {
+            seconds: 1_790_000_000,
+            nanos: 0,
+        }),
+        rows: esr_rows(0, 100),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // The first half reaches the training service before the signal does.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = Pid::from_raw(child.id() as i32);
+    let asked = Instant::now();
+    kill(pid, Signal::SIGTERM).expect("signal qi");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Stopping: a new connection is refused...
+    let fresh = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(2))
+        .connect()
+        .await;
+    assert!(
+        fresh.is_err(),
+        "a stopping gateway accepted a new connection"
+    );
+
+    // ...while the call in flight sends its second half and is applied whole.
+    tx.send(SyncStaffRequest {
+        rows: esr_rows(100, 100),
+        complete: true,
+        ..Default::default()
+    })
+    .await
+    .expect("the stream in flight is still open");
+    drop(tx);
+    let answer = call
+        .await
+        .unwrap()
+        .expect("the call in flight completes")
+        .into_inner();
+    assert_eq!(
+        (answer.received_rows, answer.inserted, answer.rejected.len()),
+        (200, 200, 0)
+    );
+
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("qi is inspectable") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < Duration::from_secs(15),
+            "qi did not exit within its 5 s grace period (and margin)"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        status.success(),
+        "qi up exited with {status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
