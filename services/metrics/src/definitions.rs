@@ -788,7 +788,7 @@ pub(crate) async fn get(
         Lock::Update => "FOR UPDATE",
     };
     let row: Option<MetricRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM metric WHERE site IS NOT DISTINCT FROM $1 AND id = $2 {lock}"
+        "SELECT {COLUMNS} FROM metric WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {lock}"
     )))
     .bind(owner.site_column())
     .bind(id)

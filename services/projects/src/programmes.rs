@@ -177,7 +177,7 @@ pub(crate) async fn resolve(
     let sql = format!(
         "SELECT uid, site, id, kind, revision, per_site, target_wards,
                 reassessment_months
-         FROM programme WHERE site IS NOT DISTINCT FROM $1 AND id = $2 {}",
+         FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
         if write { "FOR UPDATE" } else { "" }
     );
     let row: Option<ProgrammeRef> = sqlx::query_as(sqlx::AssertSqlSafe(sql))

@@ -416,7 +416,7 @@ pub(crate) async fn check_references(
         return Ok(None);
     };
     let found: Option<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT uid, cohort FROM programme WHERE site IS NOT DISTINCT FROM $1 AND id = $2",
+        "SELECT uid, cohort FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2",
     )
     .bind(owner.site_column())
     .bind(id)
@@ -826,7 +826,7 @@ impl ProjectsApi {
             "SELECT {COLUMNS} FROM {FROM}
              WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
                AND ($2::text IS NULL OR p.state = $2)
-               AND ($3::boolean IS NOT TRUE OR (g.site IS NOT DISTINCT FROM $4 AND g.id = $5))
+               AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
                AND ($6::uuid IS NULL OR p.uid < $6)
              ORDER BY p.uid DESC
              LIMIT $7"

@@ -220,7 +220,7 @@ pub(crate) async fn locate(
 ) -> Result<Option<CohortRef>, Error> {
     let sql = format!(
         "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
-         WHERE site IS NOT DISTINCT FROM $1 AND id = $2 {}",
+         WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
         if lock { "FOR UPDATE" } else { "" }
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -310,7 +310,7 @@ pub(crate) async fn get(
     id: &str,
 ) -> Result<Option<pb::Cohort>, Error> {
     let row: Option<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort c WHERE c.site IS NOT DISTINCT FROM $1 AND c.id = $2"
+        "SELECT {COLUMNS} FROM cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2"
     )))
     .bind(owner.site_column())
     .bind(id)

@@ -454,7 +454,7 @@ const COHORT_READ: &str = "SELECT c.site, c.id, c.course_id, c.display_name, c.s
         c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason,
         (SELECT count(*) FROM training.enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled'),
         (SELECT count(*) FROM training.enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted')
-     FROM training.cohort c WHERE c.site IS NOT DISTINCT FROM $1 AND c.id = $2";
+     FROM training.cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2";
 
 /// A single-row write (CreateCohort of the one-session course) and a by-name read
 /// (GetCohort) through the gateway at 1 and 32 in flight, against the same SQL statements
