@@ -304,7 +304,9 @@ async fn a_sync_stream_cut_midway_changes_nothing_and_a_resend_converges() {
 async fn copies_running(suite: &TestSuite) -> i64 {
     count(
         suite,
-        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY sync_row%' AND state = 'active'",
+        // This test's own database: the cluster is shared by the tests running beside it.
+        "SELECT count(*) FROM pg_stat_activity
+          WHERE datname = current_database() AND query LIKE 'COPY sync_row%' AND state = 'active'",
     )
     .await
 }

@@ -163,11 +163,10 @@ impl Row {
             && self.leave_date.is_none_or(|d| d >= today)
     }
 
-    /// The hash of everything stored about the person but the other assignments, which
-    /// are known only when the extract is whole (see `DataHash`).
-    fn data_hash(&self, active: bool) -> DataHash {
-        let mut h = DataHash::new();
-        for s in [
+    /// The person's text columns after the employee number, in `sync_row`'s order (the hash
+    /// and the `COPY` line both follow it).
+    fn text_fields(&self) -> [&String; 15] {
+        [
             &self.site,
             &self.assignment_number,
             &self.forename,
@@ -183,7 +182,14 @@ impl Row {
             &self.organisation,
             &self.assignment_status,
             &self.person_type,
-        ] {
+        ]
+    }
+
+    /// The hash of everything stored about the person but the other assignments, which
+    /// are known only when the extract is whole (see `DataHash`).
+    fn data_hash(&self, active: bool) -> DataHash {
+        let mut h = DataHash::new();
+        for s in self.text_fields() {
             h.feed(s);
         }
         for d in [self.hire_date, self.leave_date] {
@@ -195,24 +201,7 @@ impl Row {
 
     /// Appends the row as a line of `COPY` text in `sync_row`'s column order.
     fn write_copy(&self, active: bool, data_hash: i64, out: &mut Vec<u8>) {
-        for s in [
-            &self.employee_number,
-            &self.site,
-            &self.assignment_number,
-            &self.forename,
-            &self.surname,
-            &self.work_email,
-            &self.staff_group,
-            &self.job_role,
-            &self.occupation_code,
-            &self.area_of_work,
-            &self.position_title,
-            &self.pay_band,
-            &self.department,
-            &self.organisation,
-            &self.assignment_status,
-            &self.person_type,
-        ] {
+        for s in std::iter::once(&self.employee_number).chain(self.text_fields()) {
             copy_text(s, out);
             out.push(b'\t');
         }
