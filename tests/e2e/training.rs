@@ -221,7 +221,7 @@ async fn a_full_sync_deactivates_the_absent_but_not_the_refused() {
 }
 
 #[tokio::test]
-async fn a_sync_stream_cut_midway_changes_nothing_and_a_resend_converges() {
+async fn a_sync_stream_cut_midway_or_oversized_changes_nothing_and_a_resend_converges() {
     let suite = TestSuite::start().await;
     let hr = suite.token("esr", &["hr_sync"], &["*"]);
     let rows: Vec<_> = (0..500)
@@ -278,6 +278,18 @@ async fn a_sync_stream_cut_midway_changes_nothing_and_a_resend_converges() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
+    assert_eq!(
+        count(&suite, "SELECT count(*) FROM training.staff").await,
+        0
+    );
+
+    // A message over the 4 MiB limit ends the sync RESOURCE_EXHAUSTED, with nothing kept.
+    let mut huge = rows[..100].to_vec();
+    huge[0].job_role = "x".repeat(5 * 1024 * 1024);
+    let err = sync(&mut client, &hr, pb::SyncMode::Delta, T0, huge)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
     assert_eq!(
         count(&suite, "SELECT count(*) FROM training.staff").await,
         0

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 mod authorize;
 mod codec;
+mod frame;
 mod health;
 mod overview;
 pub mod policy;

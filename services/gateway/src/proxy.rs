@@ -1,6 +1,11 @@
 //! The gateway's forwarding: every `qi.*` call is authenticated, authorized against its
-//! method's policy, given a signed access context, and forwarded as raw bytes to the
-//! service that owns it over gRPC. Upstream statuses come back unchanged.
+//! method's policy, given a signed access context, and forwarded to the service that owns
+//! it over gRPC. Upstream answers come back unchanged.
+//!
+//! A call carrying one message (unary or server-streaming) is forwarded as raw HTTP/2: its
+//! frame is read and checked, the same bytes go on, and the answer (headers, messages,
+//! trailers) is relayed as it arrives, with no codec on either side. Client streams (the HR
+//! sync) go through tonic's codec, which hands over each message to be checked as it passes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,11 +28,13 @@ use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tower::{Service as _, ServiceExt as _};
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::{Authenticator, Principal};
 use crate::authorize;
 use crate::codec::BytesCodec;
+use crate::frame;
 use crate::policy::{Method, Policy};
 use crate::ratelimit::RateLimiter;
 
@@ -230,6 +237,12 @@ impl Gateway {
             self.record(&call, None, Err(&status));
             return status.into_http();
         };
+        if !method.client_streaming && !path.starts_with(GATEWAY_PREFIX) {
+            return self
+                .forward(&path, req)
+                .await
+                .unwrap_or_else(Status::into_http);
+        }
         let mut grpc = tonic::server::Grpc::new(BytesCodec)
             .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
         let gw = self.clone();
@@ -237,16 +250,9 @@ impl Gateway {
             (false, false) => {
                 let svc = tower::service_fn(move |r: Request<Bytes>| {
                     let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.unary(&path, r).await }
+                    async move { gw.local(&path, r).await }
                 });
                 grpc.unary(svc, req).await
-            }
-            (false, true) => {
-                let svc = tower::service_fn(move |r: Request<Bytes>| {
-                    let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.server_streaming(&path, r).await }
-                });
-                grpc.server_streaming(svc, req).await
             }
             (true, false) => {
                 let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
@@ -255,9 +261,10 @@ impl Gateway {
                 });
                 grpc.client_streaming(svc, req).await
             }
-            // No contract has a bidirectional RPC; forwarding one would need the abort
-            // handling of client streams on a response already under way.
-            (true, true) => Status::unimplemented(format!(
+            // No contract has a bidirectional RPC, nor the gateway a streaming one of its
+            // own; forwarding one would need the abort handling of client streams on a
+            // response already under way.
+            (true, true) | (false, true) => Status::unimplemented(format!(
                 "{path}: bidirectional calls are not forwarded by the gateway"
             ))
             .into_http(),
@@ -357,16 +364,14 @@ impl Gateway {
         }
     }
 
-    /// Turns an admitted call into the upstream request: the caller's token and any
+    /// Turns an admitted call's metadata into the upstream's: the caller's token and any
     /// client-supplied context are removed, the signed access context added.
-    fn upstream<T>(
+    fn upstream(
         &self,
-        method: &Method,
         principal: Principal,
         path: &str,
-        mut metadata: MetadataMap,
-        message: T,
-    ) -> Result<(Request<T>, Option<Channel>, AccessContext), Status> {
+        metadata: &mut MetadataMap,
+    ) -> Result<AccessContext, Status> {
         let ctx = AccessContext {
             subject: principal.subject,
             roles: principal.roles,
@@ -374,53 +379,53 @@ impl Gateway {
             method: path.to_owned(),
         };
         let value = self.signed(&ctx)?;
-        // None for the gateway's own methods, answered in this process.
-        let channel = self.backends.get(&method.service).cloned();
         if !metadata.contains_key("grpc-timeout") {
             metadata.insert("grpc-timeout", self.default_timeout.clone());
         }
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
         metadata.insert(ACCESS_HEADER, value);
-        let upstream = Request::from_parts(metadata, Default::default(), message);
-        Ok((upstream, channel, ctx))
+        Ok(ctx)
     }
 
-    /// Admits a call carrying one message.
-    fn prepare(
+    /// Forwards a call carrying one message as raw HTTP/2 (see the module docs). A refusal
+    /// is the `Err`, answered by the caller as a trailers-only response.
+    async fn forward(
         &self,
         path: &str,
-        req: Request<Bytes>,
-    ) -> Result<(Request<Bytes>, Option<Channel>, AccessContext), Status> {
-        let (mut metadata, _, message) = req.into_parts();
+        req: http::Request<Body>,
+    ) -> Result<http::Response<Body>, Status> {
+        let (parts, body) = req.into_parts();
+        let mut metadata = MetadataMap::from_headers(parts.headers);
         let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
-        self.check(path, policy, &principal, &trace_id, &message)?;
-        self.upstream(method, principal, path, metadata, message)
-    }
-
-    async fn unary(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        let (upstream, channel, ctx) = self.prepare(path, req)?;
-        if path.starts_with(GATEWAY_PREFIX) {
-            return self.local(path, &ctx, upstream.into_inner()).await;
-        }
-        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
-        client.ready().await.map_err(unavailable)?;
-        client
-            .unary(upstream, path_and_query(path)?, BytesCodec)
-            .await
-    }
-
-    async fn server_streaming(
-        &self,
-        path: &str,
-        req: Request<Bytes>,
-    ) -> Result<Response<Streaming<Bytes>>, Status> {
-        let (upstream, channel, _) = self.prepare(path, req)?;
-        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
-        client.ready().await.map_err(unavailable)?;
-        client
-            .server_streaming(upstream, path_and_query(path)?, BytesCodec)
-            .await
+        let frame = match frame::read(body, qi_platform::server::MAX_MESSAGE_BYTES).await {
+            Ok(frame) => frame,
+            Err(status) => {
+                let call = CallInfo {
+                    path,
+                    subject: &principal.subject,
+                    trace_id,
+                };
+                self.record(&call, None, Err(&status));
+                return Err(status);
+            }
+        };
+        self.check(path, policy, &principal, &trace_id, frame.message())?;
+        self.upstream(principal, path, &mut metadata)?;
+        let mut headers = metadata.into_headers();
+        // What described the caller's connection, not the call.
+        headers.remove(http::header::HOST);
+        headers.remove(http::header::CONTENT_LENGTH);
+        let mut upstream = http::Request::new(frame.into_body());
+        *upstream.method_mut() = http::Method::POST;
+        *upstream.version_mut() = http::Version::HTTP_2;
+        *upstream.headers_mut() = headers;
+        *upstream.uri_mut() = http::Uri::from(path_and_query(path)?);
+        let mut channel = self
+            .backend_channel(&method.service)
+            .ok_or_else(|| no_backend(path))?;
+        channel.ready().await.map_err(unavailable)?;
+        channel.call(upstream).await.map_err(upstream_error)
     }
 
     /// Forwards a client stream, checking every message. A refused message or a broken
@@ -453,8 +458,12 @@ impl Gateway {
             path: path.to_owned(),
             trace_id,
         };
-        let (upstream, channel, _) = self.upstream(method, principal, path, metadata, guarded)?;
-        let mut client = tonic::client::Grpc::new(backend(channel, path)?);
+        self.upstream(principal, path, &mut metadata)?;
+        let upstream = Request::from_parts(metadata, Default::default(), guarded);
+        let channel = self
+            .backend_channel(&method.service)
+            .ok_or_else(|| no_backend(path))?;
+        let mut client = tonic::client::Grpc::new(channel);
         client.ready().await.map_err(unavailable)?;
         let call = client.client_streaming(upstream, path_and_query(path)?, BytesCodec);
         tokio::select! {
@@ -510,6 +519,11 @@ impl tokio_stream::Stream for Guarded {
                     }
                 }
             }
+            // tonic's decoder says OUT_OF_RANGE; gRPC answers an oversized message
+            // RESOURCE_EXHAUSTED, as the gateway does for unary calls.
+            Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
+                Status::resource_exhausted(status.message())
+            }
             Some(Err(status)) => {
                 Status::cancelled(format!("the client's stream broke: {}", status.message()))
             }
@@ -526,13 +540,12 @@ const GATEWAY_PREFIX: &str = "/qi.gateway.v1.GatewayService/";
 
 impl Gateway {
     /// Answers one of the gateway's own methods (already admitted and recorded).
-    async fn local(
-        &self,
-        path: &str,
-        ctx: &AccessContext,
-        message: Bytes,
-    ) -> Result<Response<Bytes>, Status> {
+    async fn local(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
         use prost::Message as _;
+        let (mut metadata, _, message) = req.into_parts();
+        let (_, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
+        self.check(path, policy, &principal, &trace_id, &message)?;
+        let ctx = &self.upstream(principal, path, &mut metadata)?;
         let method = path.trim_start_matches(GATEWAY_PREFIX);
         let reply = match method {
             "GetOverview" => crate::overview::get(self, ctx).await.encode_to_vec(),
@@ -624,9 +637,8 @@ fn grpc_timeout(d: Duration) -> MetadataValue<Ascii> {
     MetadataValue::try_from(text).unwrap_or_else(|_| MetadataValue::from_static("30S"))
 }
 
-/// The channel of a forwarded call's backend.
-fn backend(channel: Option<Channel>, path: &str) -> Result<Channel, Status> {
-    channel.ok_or_else(|| Status::unimplemented(format!("no backend serves {path}")))
+fn no_backend(path: &str) -> Status {
+    Status::unimplemented(format!("no backend serves {path}"))
 }
 
 fn path_and_query(path: &str) -> Result<PathAndQuery, Status> {
@@ -635,6 +647,13 @@ fn path_and_query(path: &str) -> Result<PathAndQuery, Status> {
 
 fn unavailable(e: tonic::transport::Error) -> Status {
     Status::unavailable(format!("service unavailable: {e}"))
+}
+
+/// A forwarded call that failed below gRPC: a reset stream keeps its meaning (a cancel is
+/// CANCELLED), anything else means the service could not be reached.
+fn upstream_error(e: tonic::transport::Error) -> Status {
+    Status::try_from_error(Box::new(e))
+        .unwrap_or_else(|e| Status::unavailable(format!("service unavailable: {e}")))
 }
 
 /// Names one backend service, so [`Proxy`] can be registered under that service's name.
