@@ -175,11 +175,7 @@ impl Deployment {
             .iter()
             .map(|(name, child, _)| (*name, cpu_of(child.id(), false).unwrap_or(f64::NAN)))
             .collect();
-        if let Some(dir) = &self.pg_dir
-            && let Some(postmaster) = std::fs::read_to_string(dir.join("postmaster.pid"))
-                .ok()
-                .and_then(|s| s.lines().next().and_then(|l| l.trim().parse::<u32>().ok()))
-        {
+        if let Some(postmaster) = self.postmaster() {
             // The server, the backends it has reaped, and the ones still running.
             let mut total = cpu_of(postmaster, true).unwrap_or(f64::NAN);
             for pid in children_of(postmaster) {
@@ -192,6 +188,46 @@ impl Deployment {
             cpu_of(std::process::id(), false).unwrap_or(f64::NAN),
         ));
         out
+    }
+
+    /// The private cluster's server process, if the bench started one.
+    fn postmaster(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.pg_dir.as_ref()?.join("postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
+    }
+
+    /// Restricts each named part (as in [`Deployment::cpu_seconds`]) to a list of CPUs
+    /// (`taskset` syntax: `0`, `1`, `0-1`), every thread of it; PostgreSQL's backends
+    /// included, and those it starts later, which inherit the server's.
+    pub fn pin(&self, parts: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (part, cpus) in parts {
+            let pids = match *part {
+                "bench" => vec![std::process::id()],
+                "postgres" => {
+                    let postmaster = self.postmaster().context("no private cluster to pin")?;
+                    let mut pids = children_of(postmaster);
+                    pids.push(postmaster);
+                    pids
+                }
+                name => self
+                    .children
+                    .iter()
+                    .filter(|(n, _, _)| *n == name)
+                    .map(|(_, c, _)| c.id())
+                    .collect(),
+            };
+            for pid in pids {
+                let status = Command::new("taskset")
+                    .args(["-a", "-c", "-p", cpus, &pid.to_string()])
+                    .stdout(Stdio::null())
+                    .status()
+                    .context("running taskset")?;
+                if !status.success() {
+                    bail!("taskset could not pin {part} (pid {pid}) to CPUs {cpus}");
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Stops every component (SIGTERM, then waits) and the database.

@@ -130,24 +130,8 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         } else {
             format!(" @{in_flight}")
         };
-        load::run(in_flight, effort.warmup, via_gateway.clone()).await;
-        load::run(in_flight, effort.warmup, direct.clone()).await;
-        let (mut g, mut s) = (Vec::new(), Vec::new());
-        let (mut g_cpu, mut s_cpu) = (Vec::new(), Vec::new());
-        // Three times the rounds, each a third as long, alternating: other work on a shared
-        // machine comes and goes within seconds, and short adjacent rounds see the same.
-        let (rounds, round_time) = (effort.rounds * 3, effort.round / 3);
-        for round in 0..rounds {
-            eprintln!("  {in_flight} in flight: round {}/{rounds}", round + 1);
-            let (stats, cpu) =
-                cpu_per_call(d, load::run(in_flight, round_time, via_gateway.clone())).await;
-            g.push(stats);
-            g_cpu.push(cpu);
-            let (stats, cpu) =
-                cpu_per_call(d, load::run(in_flight, round_time, direct.clone())).await;
-            s.push(stats);
-            s_cpu.push(cpu);
-        }
+        let Alternated { g, s, g_cpu, s_cpu } =
+            alternate(d, in_flight, effort, via_gateway.clone(), direct.clone()).await;
         put_cpu(&mut f, &format!("gateway CPU us/call{at}"), &g_cpu);
         put_cpu(&mut f, &format!("direct CPU us/call{at}"), &s_cpu);
         let of = |v: &[LoadStats], x: fn(&LoadStats) -> f64| v.iter().map(x).collect::<Vec<_>>();
@@ -221,11 +205,107 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             ));
         }
     }
+    // The shape of a deployment, where the gateway does not take the service's CPU: the
+    // service and its database pinned to one CPU, the caller and the gateway to the other.
+    // Above, all four share both CPUs, so the ratio is mostly the two paths' total CPU per
+    // call; here it says how much of the service's throughput survives the hop.
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus >= 2 {
+        let all = format!("0-{}", cpus - 1);
+        let pinned = d.pin(&[
+            ("training", "0"),
+            ("postgres", "0"),
+            ("gateway", "1"),
+            ("bench", "1"),
+        ]);
+        let measured = match pinned {
+            Ok(()) => Some(alternate(d, LOADED, effort, via_gateway, direct).await),
+            Err(e) => {
+                eprintln!("  cannot pin the deployment to CPUs ({e:#}); skipped");
+                None
+            }
+        };
+        if let Err(e) = d.pin(&[
+            ("training", &all),
+            ("postgres", &all),
+            ("gateway", &all),
+            ("bench", &all),
+        ]) {
+            eprintln!("  cannot unpin the deployment ({e:#}): later figures share fewer CPUs");
+        }
+        if let Some(Alternated { g, s, g_cpu, s_cpu }) = measured {
+            let at = ", service on its own CPU";
+            put_cpu(&mut f, &format!("gateway CPU us/call{at}"), &g_cpu);
+            put_cpu(&mut f, &format!("direct CPU us/call{at}"), &s_cpu);
+            let of = |v: &[LoadStats]| v.iter().map(|x| x.throughput).collect::<Vec<_>>();
+            put(&mut f, &format!("gateway calls/s{at}"), &of(&g));
+            put(&mut f, &format!("direct calls/s{at}"), &of(&s));
+            put(
+                &mut f,
+                &format!("throughput ratio (gateway/direct){at}"),
+                &g.iter()
+                    .zip(&s)
+                    .map(|(g, s)| g.throughput / s.throughput)
+                    .collect::<Vec<_>>(),
+            );
+            note_errors(&mut f, &format!("gateway{at}"), &g);
+            note_errors(&mut f, &format!("direct{at}"), &s);
+            // Not a target: on a two-CPU machine each side is one CPU that other work on
+            // the host comes and goes on, so rounds spread widely. It shows what the hop
+            // costs the service's side (audit rows in PostgreSQL, the forwarded headers).
+        }
+    }
     Ok(Outcome {
         name: "gateway",
         figures: f,
         targets,
     })
+}
+
+/// Rounds of two ways of doing one thing (through the gateway and directly; an RPC and its
+/// raw SQL), alternating, with the CPU each part of the deployment spent per call.
+struct Alternated {
+    g: Vec<LoadStats>,
+    s: Vec<LoadStats>,
+    g_cpu: Vec<Vec<(&'static str, f64)>>,
+    s_cpu: Vec<Vec<(&'static str, f64)>>,
+}
+
+async fn alternate<G, GF, D, DF>(
+    d: &Deployment,
+    in_flight: usize,
+    effort: Effort,
+    via_gateway: G,
+    direct: D,
+) -> Alternated
+where
+    G: Fn() -> GF + Clone + Send + 'static,
+    GF: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+    D: Fn() -> DF + Clone + Send + 'static,
+    DF: std::future::Future<Output = Result<(), tonic::Status>> + Send,
+{
+    load::run(in_flight, effort.warmup, via_gateway.clone()).await;
+    load::run(in_flight, effort.warmup, direct.clone()).await;
+    let mut out = Alternated {
+        g: Vec::new(),
+        s: Vec::new(),
+        g_cpu: Vec::new(),
+        s_cpu: Vec::new(),
+    };
+    // Three times the rounds, each a third as long, alternating: other work on a shared
+    // machine comes and goes within seconds, and short adjacent rounds see the same.
+    let (rounds, round_time) = (effort.rounds * 3, effort.round / 3);
+    for round in 0..rounds {
+        eprintln!("  {in_flight} in flight: round {}/{rounds}", round + 1);
+        let (stats, cpu) =
+            cpu_per_call(d, load::run(in_flight, round_time, via_gateway.clone())).await;
+        out.g.push(stats);
+        out.g_cpu.push(cpu);
+        let (stats, cpu) = cpu_per_call(d, load::run(in_flight, round_time, direct.clone())).await;
+        out.s.push(stats);
+        out.s_cpu.push(cpu);
+    }
+    out
 }
 
 /// Runs a load round and returns, with its stats, the CPU time each part of the deployment
@@ -570,6 +650,7 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
     let mut targets = Vec::new();
     for in_flight in [1usize, 32] {
         let write = compare(
+            d,
             &mut f,
             "write",
             in_flight,
@@ -579,6 +660,7 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
         )
         .await;
         let read = compare(
+            d,
             &mut f,
             "read",
             in_flight,
@@ -608,9 +690,10 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
     })
 }
 
-/// Runs an RPC and its raw-SQL twin alternately for each round; records both and returns
-/// the ratio of their median throughputs.
+/// Runs an RPC and its raw-SQL twin in alternating rounds; records both and returns the
+/// ratio of their median throughputs.
 async fn compare<R, RF, S, SF>(
+    d: &Deployment,
     f: &mut Map<String, Value>,
     what: &str,
     in_flight: usize,
@@ -624,18 +707,8 @@ where
     S: Fn() -> SF + Clone + Send + 'static,
     SF: std::future::Future<Output = Result<(), tonic::Status>> + Send,
 {
-    load::run(in_flight, effort.warmup, rpc.clone()).await;
-    load::run(in_flight, effort.warmup, sql.clone()).await;
-    let (mut r, mut s) = (Vec::new(), Vec::new());
-    for round in 0..effort.rounds {
-        eprintln!(
-            "  {what} at {in_flight} in flight: round {}/{}",
-            round + 1,
-            effort.rounds
-        );
-        r.push(load::run(in_flight, effort.round, rpc.clone()).await);
-        s.push(load::run(in_flight, effort.round, sql.clone()).await);
-    }
+    eprintln!("  {what}:");
+    let Alternated { g: r, s, .. } = alternate(d, in_flight, effort, rpc, sql).await;
     let rpc_rps = put(
         f,
         &format!("{what} RPC calls/s @{in_flight}"),
