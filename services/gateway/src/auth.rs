@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
@@ -20,6 +20,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use qi_platform::SiteScope;
 use qi_platform::config::JwtConfig;
+use qi_platform::verified::Verified;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -101,9 +102,8 @@ const VERIFIED_MAX: usize = 10_000;
 
 /// Checks bearer tokens.
 pub struct Authenticator {
-    /// Tokens already verified, with their expiry: a dashboard sends one token thousands of
-    /// times, and each needs its signature checked once.
-    verified: Mutex<HashMap<String, (Principal, u64)>>,
+    /// Tokens already verified.
+    verified: Verified<Principal>,
     hs256: Option<DecodingKey>,
     source: KeySource,
     jwks: Arc<RwLock<KeySet>>,
@@ -183,7 +183,7 @@ impl Authenticator {
             (None, None) => KeySource::None,
         };
         Ok(Authenticator {
-            verified: Mutex::default(),
+            verified: Verified::new(VERIFIED_MAX, validation.leeway),
             hs256,
             source,
             jwks,
@@ -200,24 +200,11 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Status::unauthenticated("authorization is not a bearer token"))?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if let Ok(mut verified) = self.verified.lock()
-            && let Some((principal, exp)) = verified.get(token)
-        {
-            if now <= exp.saturating_add(self.validation.leeway) {
-                return Ok(principal.clone());
-            }
-            verified.remove(token);
+        if let Some(principal) = self.verified.get(token) {
+            return Ok(principal);
         }
         let (principal, exp) = self.verify(token)?;
-        if let Ok(mut verified) = self.verified.lock() {
-            if verified.len() >= VERIFIED_MAX {
-                verified.clear();
-            }
-            verified.insert(token.to_owned(), (principal.clone(), exp));
-        }
+        self.verified.insert(token, principal.clone(), exp);
         Ok(principal)
     }
 
@@ -503,6 +490,7 @@ pub fn mint_dev_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Mutex;
 
     fn config() -> JwtConfig {
         JwtConfig {

@@ -17,6 +17,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
+use crate::verified::Verified;
+
 /// The metadata entry that carries the signed context.
 pub const ACCESS_HEADER: &str = "x-qi-access-context";
 /// The audience of access contexts, so a user's bearer token can never pass for one.
@@ -205,7 +207,12 @@ impl AccessSigner {
 pub struct AccessVerifier {
     keys: Vec<DecodingKey>,
     validation: Validation,
+    /// The gateway reuses a signed context for many calls: each is checked once.
+    verified: Arc<Verified<AccessContext>>,
 }
+
+/// The most verified contexts a service remembers.
+const VERIFIED_MAX: usize = 10_000;
 
 impl std::fmt::Debug for AccessVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -224,30 +231,42 @@ impl AccessVerifier {
             .chain(previous)
             .map(|k| DecodingKey::from_secret(k.as_bytes()))
             .collect();
-        AccessVerifier { keys, validation }
+        AccessVerifier {
+            keys,
+            verified: Arc::new(Verified::new(VERIFIED_MAX, validation.leeway)),
+            validation,
+        }
     }
 
     /// Checks a signed context and that it was issued for `method`.
     pub fn verify(&self, token: &str, method: &str) -> Result<AccessContext, Status> {
-        let claims = self
-            .keys
-            .iter()
-            .find_map(|k| jsonwebtoken::decode::<Claims>(token, k, &self.validation).ok())
-            .ok_or_else(|| Status::unauthenticated("invalid access context"))?
-            .claims;
-        if claims.method != method {
+        let ctx = match self.verified.get(token) {
+            Some(ctx) => ctx,
+            None => {
+                let claims = self
+                    .keys
+                    .iter()
+                    .find_map(|k| jsonwebtoken::decode::<Claims>(token, k, &self.validation).ok())
+                    .ok_or_else(|| Status::unauthenticated("invalid access context"))?
+                    .claims;
+                let sites = SiteScope::from_claim(&claims.sites)
+                    .map_err(|_| Status::unauthenticated("invalid access context"))?;
+                let ctx = AccessContext {
+                    subject: claims.sub,
+                    roles: claims.roles,
+                    sites,
+                    method: claims.method,
+                };
+                self.verified.insert(token, ctx.clone(), claims.exp);
+                ctx
+            }
+        };
+        if ctx.method != method {
             return Err(Status::unauthenticated(
                 "access context was issued for another method",
             ));
         }
-        let sites = SiteScope::from_claim(&claims.sites)
-            .map_err(|_| Status::unauthenticated("invalid access context"))?;
-        Ok(AccessContext {
-            subject: claims.sub,
-            roles: claims.roles,
-            sites,
-            method: claims.method,
-        })
+        Ok(ctx)
     }
 }
 
@@ -361,9 +380,17 @@ mod tests {
         let err = verifier.verify(&token, "/x").unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
 
+        let c = ctx(&["BAS"]);
         let token = AccessSigner::new("new-key", Duration::from_secs(60))
-            .sign(&ctx(&["BAS"]))
+            .sign(&c)
             .unwrap();
+        let err = verifier
+            .verify(&token, "/qi.training.v1.TrainingService/CreateCohort")
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        // Once verified and remembered, it is still bound to its method.
+        assert_eq!(verifier.verify(&token, &c.method).unwrap(), c);
+        assert_eq!(verifier.verify(&token, &c.method).unwrap(), c);
         let err = verifier
             .verify(&token, "/qi.training.v1.TrainingService/CreateCohort")
             .unwrap_err();

@@ -16,6 +16,7 @@ pub mod server;
 pub mod telemetry;
 pub mod update_mask;
 pub mod validate;
+pub mod verified;
 
 pub use access::{AccessContext, SiteCode, SiteScope};
 pub use config::Config;

@@ -296,11 +296,10 @@ fn spawn(
     jwt_secret: &str,
     extra: &[(&str, String)],
 ) -> anyhow::Result<Child> {
-    // `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind"` runs the gateway under a profiler.
-    let wrapper = (role == "gateway")
-        .then(|| std::env::var("QI_BENCH_WRAP_GATEWAY").ok())
-        .flatten()
-        .unwrap_or_default();
+    // `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind"` runs the gateway under a profiler
+    // (`QI_BENCH_WRAP_TRAINING` the training service, and so on).
+    let wrapper =
+        std::env::var(format!("QI_BENCH_WRAP_{}", role.to_uppercase())).unwrap_or_default();
     let mut words = wrapper.split_whitespace();
     let mut cmd = match words.next() {
         Some(program) => {

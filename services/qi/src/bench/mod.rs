@@ -9,8 +9,9 @@
 //! Profiling the gateway: `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind
 //! --callgrind-out-file=/tmp/gw.%p.cg"` starts it under the given command (callgrind counts
 //! instructions, the steadiest before/after figure on a shared machine); or attach
-//! `perf record -g -p PID` to the running `qi serve gateway`. The gateway scenario also
-//! reports the CPU time each process spends per call.
+//! `perf record -g -p PID` to the running `qi serve gateway`. `QI_BENCH_WRAP_TRAINING` (and
+//! so on for each component) wraps another. The gateway scenario also reports the CPU time
+//! each process spends per call.
 
 mod deploy;
 mod load;
