@@ -265,7 +265,8 @@ impl Gateway {
             // own; forwarding one would need the abort handling of client streams on a
             // response already under way.
             (true, true) | (false, true) => Status::unimplemented(format!(
-                "{path}: bidirectional calls are not forwarded by the gateway"
+                "{path}: the gateway forwards no bidirectional calls and has no streaming \
+                 methods of its own"
             ))
             .into_http(),
         }
