@@ -120,6 +120,95 @@ async fn every_decision_is_in_the_audit_trail_with_its_trace_id() {
 }
 
 #[tokio::test]
+async fn the_audit_trail_pages_a_sites_events_newest_first_within_a_time_window() {
+    let suite = TestSuite::start().await;
+    let mut training = TrainingServiceClient::new(suite.channel.clone());
+    let started = prost_types::Timestamp::from(std::time::SystemTime::now());
+    let (bas, brm) = (
+        suite.token("bas-clerk", &["viewer"], &["BAS"]),
+        suite.token("brm-clerk", &["viewer"], &["BRM"]),
+    );
+    for (token, parent) in [(&bas, "sites/BAS"), (&brm, "sites/BRM")] {
+        for _ in 0..3 {
+            training
+                .list_cohorts(authed(token, list_cohorts(parent)))
+                .await
+                .unwrap();
+        }
+    }
+    let admin = suite.token("auditor", &["admin"], &["*"]);
+    let page = |page_token: String| gw::ListAuditEventsRequest {
+        parent: "trust".into(),
+        site: "BAS".into(),
+        start_time: Some(started),
+        page_size: 2,
+        page_token,
+        ..Default::default()
+    };
+    // The writer batches off the hot path: wait (boundedly) for the third BAS event.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let all = || gw::ListAuditEventsRequest {
+        page_size: 10,
+        ..page(String::new())
+    };
+    while audit(&suite, &admin, all()).await.len() < 3 {
+        assert!(Instant::now() < deadline, "the BAS events never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut client = GatewayServiceClient::new(suite.channel.clone());
+    let first = client
+        .list_audit_events(authed(&admin, page(String::new())))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.audit_events.len(), 2);
+    assert!(!first.next_page_token.is_empty());
+    let second = client
+        .list_audit_events(authed(&admin, page(first.next_page_token)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.audit_events.len(), 1, "{second:#?}");
+    assert!(second.next_page_token.is_empty());
+    let events: Vec<_> = first
+        .audit_events
+        .iter()
+        .chain(&second.audit_events)
+        .collect();
+    assert!(
+        events
+            .iter()
+            .all(|e| e.site == "BAS" && e.subject == "bas-clerk")
+    );
+    let mut traces: Vec<_> = events.iter().map(|e| e.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "a page repeated an event");
+    let times: Vec<_> = events
+        .iter()
+        .map(|e| e.time.map(|t| (t.seconds, t.nanos)))
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {times:?}"
+    );
+    // A window that ends before the calls holds none of them.
+    let before = audit(
+        &suite,
+        &admin,
+        gw::ListAuditEventsRequest {
+            parent: "trust".into(),
+            site: "BAS".into(),
+            end_time: Some(started),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(before.is_empty(), "{before:#?}");
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_graceful_stop_flushes_the_audit_trail() {
     let suite = TestSuite::start().await;
     let mut training = TrainingServiceClient::new(suite.channel.clone());
