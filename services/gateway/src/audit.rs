@@ -1,7 +1,7 @@
 //! The audit trail: every access decision, allow or deny, stored in the gateway's schema.
 //!
 //! Recording never waits on the database: events go into a bounded queue that a writer task
-//! drains in batches (one `INSERT … SELECT FROM UNNEST` each). A failed batch is retried;
+//! drains in batches (one binary `COPY` each). A failed batch is retried;
 //! at shutdown the queue is drained and flushed after the server has finished its calls, so
 //! a graceful stop loses nothing. Only if the queue overflows (the database down for long
 //! under load) are events dropped, each drop logged and counted.

@@ -35,6 +35,19 @@ pub struct Deployment {
     pg_dir: Option<std::path::PathBuf>,
 }
 
+/// A bench that fails or is interrupted part-way must not leave the suite running: whatever
+/// [`Deployment::stop`] did not stop is killed here (the private cluster stops itself).
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.children {
+            if matches!(child.try_wait(), Ok(None)) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for Deployment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Deployment")

@@ -144,22 +144,13 @@ pub async fn run(
     }
     eprintln!("qi bench: starting the suite (4 processes and a private PostgreSQL)…");
     let deployment = Deployment::start().await?;
-    let mut outcomes = Vec::new();
-    for name in chosen {
-        eprintln!("\n== {name}");
-        let outcome = match name {
-            "gateway" => scenarios::gateway(&deployment, effort).await?,
-            "hr-sync" => scenarios::hr_sync(&deployment, effort).await?,
-            "ingest" => scenarios::ingest(&deployment, effort).await?,
-            "spc" => scenarios::spc(&deployment, effort).await?,
-            "portfolio" => portfolio::portfolio(&deployment, effort).await?,
-            "database" => scenarios::database(&deployment, effort).await?,
-            _ => scenarios::memory(&deployment, effort).await?,
-        };
-        print_outcome(&outcome);
-        outcomes.push(outcome);
-    }
+    let measured = tokio::select! {
+        r = measure(&deployment, &chosen, effort) => r,
+        () = qi_platform::server::shutdown_signal() => Err(anyhow::anyhow!("interrupted")),
+    };
+    // Failed, interrupted or done, the suite stops with the bench.
     deployment.stop().await;
+    let outcomes = measured?;
     eprintln!("\n== targets");
     for o in &outcomes {
         for t in &o.targets {
@@ -188,6 +179,30 @@ pub async fn run(
         eprintln!("\nwrote {}", path.display());
     }
     Ok(report)
+}
+
+/// Runs each chosen scenario on `deployment`, printing its figures as it ends.
+async fn measure(
+    deployment: &Deployment,
+    chosen: &[&str],
+    effort: Effort,
+) -> anyhow::Result<Vec<Outcome>> {
+    let mut outcomes = Vec::new();
+    for &name in chosen {
+        eprintln!("\n== {name}");
+        let outcome = match name {
+            "gateway" => scenarios::gateway(deployment, effort).await?,
+            "hr-sync" => scenarios::hr_sync(deployment, effort).await?,
+            "ingest" => scenarios::ingest(deployment, effort).await?,
+            "spc" => scenarios::spc(deployment, effort).await?,
+            "portfolio" => portfolio::portfolio(deployment, effort).await?,
+            "database" => scenarios::database(deployment, effort).await?,
+            _ => scenarios::memory(deployment, effort).await?,
+        };
+        print_outcome(&outcome);
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 fn print_outcome(o: &Outcome) {
