@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use qi_platform::Error;
+use qi_platform::convert::instant;
 use qi_platform::paging::Page;
 use qi_proto::gateway as pb;
 use sqlx::PgPool;
@@ -231,10 +232,8 @@ struct Row {
 
 fn time(field: &str, t: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, Error> {
     t.map(|t| {
-        u32::try_from(t.nanos)
-            .ok()
-            .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-            .ok_or_else(|| Error::invalid(field, "is not a valid time"))
+        instant(&t)
+            .ok_or_else(|| Error::invalid(field, "is not a valid time between 1900 and 2999"))
     })
     .transpose()
 }

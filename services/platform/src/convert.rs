@@ -13,6 +13,15 @@ pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A `google.protobuf.Timestamp` as an instant, if it is one between the years 1900 and 2999
+/// (the years dates take, so the database stores every time that passes here).
+pub fn instant(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    u32::try_from(t.nanos)
+        .ok()
+        .and_then(|n| DateTime::from_timestamp(t.seconds, n))
+        .filter(|t| (1900..=2999).contains(&t.year()))
+}
+
 /// A stored date as a `google.type.Date`.
 pub fn date(d: NaiveDate) -> Date {
     Date {

@@ -26,7 +26,7 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
-use qi_platform::convert::required_text;
+use qi_platform::convert::{instant, required_text};
 use qi_platform::{Error, SiteCode};
 use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
@@ -337,14 +337,15 @@ impl SyncBatch {
         self.complete = complete;
         match &self.header {
             None => {
-                let extract_time = extract_time
-                    .and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
-                    .ok_or_else(|| {
-                        Error::invalid(
-                            "extract_time",
-                            "the first message must say when the extract was taken",
-                        )
-                    })?;
+                let extract_time = match extract_time {
+                    None => Err(Error::invalid(
+                        "extract_time",
+                        "the first message must say when the extract was taken",
+                    )),
+                    Some(t) => instant(&t).ok_or_else(|| {
+                        Error::invalid("extract_time", "is not a valid time between 1900 and 2999")
+                    }),
+                }?;
                 let full = match pb::SyncMode::try_from(mode) {
                     Ok(pb::SyncMode::Full) => true,
                     Ok(pb::SyncMode::Delta | pb::SyncMode::Unspecified) => false,
@@ -581,14 +582,10 @@ impl SyncBatch {
         let source_update_time = match source_update_time {
             None => default_time,
             // The same years as dates, so the database takes every time that passes here.
-            Some(t) => u32::try_from(t.nanos)
-                .ok()
-                .and_then(|n| DateTime::from_timestamp(t.seconds, n))
-                .filter(|t| (1900..=2999).contains(&t.year()))
-                .ok_or((
-                    "source_update_time",
-                    "is not a valid time between 1900 and 2999".to_owned(),
-                ))?,
+            Some(t) => instant(&t).ok_or((
+                "source_update_time",
+                "is not a valid time between 1900 and 2999".to_owned(),
+            ))?,
         };
         Ok(Row {
             number,
