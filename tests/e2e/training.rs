@@ -787,6 +787,24 @@ async fn a_cohort_runs_from_enrolment_to_completion_and_hr_exports_it() {
         (later[0].employee_number.as_str(), later[0].kind),
         ("40000003", pb::TrainingRecordChangeKind::Revoked as i32)
     );
+    // Corrected back, the completion is restored as a new change; the same register sent
+    // again (a retry) changes nothing and exports nothing.
+    let cursor = later[0].cursor.clone();
+    for round in 0..2 {
+        let again = register(&mut client, &team, &cohort, 5, &[(clarke, CaughtUp)])
+            .await
+            .unwrap();
+        let restored: Vec<_> = again.new_completions.iter().map(|c| &c.staff).collect();
+        assert_eq!(restored.len(), 1 - round, "round {round}: {restored:?}");
+    }
+    let restored = export(cursor).await;
+    assert_eq!(
+        restored
+            .iter()
+            .map(|c| (c.employee_number.as_str(), c.kind))
+            .collect::<Vec<_>>(),
+        [("40000003", pb::TrainingRecordChangeKind::Achieved as i32)]
+    );
     suite.stop().await.unwrap();
 }
 

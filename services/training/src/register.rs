@@ -53,57 +53,72 @@ pub(crate) async fn derive(
     .bind(numbers)
     .fetch_all(&mut *conn)
     .await?;
+    // Who now meets the rule (and from when), and who no longer does.
+    let (mut ids, mut met, mut days, mut expiries, mut unmet) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (number, dates) in attended {
+        let day = usize::try_from(needed)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| dates.get(i).copied());
+        match day {
+            Some(day) => {
+                ids.push(Uuid::now_v7());
+                met.push(number);
+                days.push(day);
+                expiries.push(
+                    (validity > 0)
+                        .then(|| day.checked_add_months(Months::new(validity.unsigned_abs())))
+                        .flatten(),
+                );
+            }
+            None => unmet.push(number),
+        }
+    }
+    // Every register writer waits for this lock: two statements under it, however many
+    // learners the register holds.
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(REGISTER_LOCK)
         .execute(&mut *conn)
         .await?;
-    let mut achieved = Vec::new();
-    for (number, dates) in attended {
-        let met = usize::try_from(needed)
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| dates.get(i).copied());
-        match met {
-            Some(day) => {
-                let expiry = (validity > 0)
-                    .then(|| day.checked_add_months(Months::new(validity.unsigned_abs())))
-                    .flatten();
-                // New, restored or re-dated completions take a new place in the history.
-                let changed: Option<Uuid> = sqlx::query_scalar(
-                    "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
-                                             completion_date, expiry_date, change_seq)
-                     VALUES ($1, $2, $3, $4, $5, $6, nextval('register_change_seq'))
-                     ON CONFLICT (employee_number, cohort_uid) DO UPDATE
-                         SET completion_date = EXCLUDED.completion_date,
-                             expiry_date = EXCLUDED.expiry_date, revoked = false,
-                             change_seq = nextval('register_change_seq')
-                         WHERE completion.revoked
-                            OR completion.completion_date <> EXCLUDED.completion_date
-                     RETURNING id",
-                )
-                .bind(Uuid::now_v7())
-                .bind(&number)
-                .bind(&cohort.course_id)
-                .bind(cohort.uid)
-                .bind(day)
-                .bind(expiry)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some(id) = changed {
-                    achieved.push(id);
-                }
-            }
-            None => {
-                sqlx::query(
-                    "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
-                     WHERE employee_number = $1 AND cohort_uid = $2 AND NOT revoked",
-                )
-                .bind(&number)
-                .bind(cohort.uid)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
+    // New, restored or re-dated completions take a new place in the history.
+    let achieved: Vec<Uuid> = if met.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_scalar(
+            "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
+                                     completion_date, expiry_date, change_seq)
+             SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
+                    nextval('register_change_seq')
+             FROM unnest($1::uuid[], $2::text[], $3::date[], $4::date[])
+                  AS m(id, employee_number, completion_date, expiry_date)
+             ORDER BY m.employee_number
+             ON CONFLICT (employee_number, cohort_uid) DO UPDATE
+                 SET completion_date = EXCLUDED.completion_date,
+                     expiry_date = EXCLUDED.expiry_date, revoked = false,
+                     change_seq = nextval('register_change_seq')
+                 WHERE completion.revoked
+                    OR completion.completion_date <> EXCLUDED.completion_date
+             RETURNING id",
+        )
+        .bind(&ids)
+        .bind(&met)
+        .bind(&days)
+        .bind(&expiries)
+        .bind(&cohort.course_id)
+        .bind(cohort.uid)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    if !unmet.is_empty() {
+        sqlx::query(
+            "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
+             WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
+        )
+        .bind(cohort.uid)
+        .bind(&unmet)
+        .execute(&mut *conn)
+        .await?;
     }
     if achieved.is_empty() {
         return Ok(Vec::new());
