@@ -91,6 +91,69 @@ mod tests {
         assert_eq!(find_string(&both, &[1]).unwrap().unwrap(), decoded.name);
     }
 
+    /// The gateway authorizes the name it reads here, so it must be the name the service
+    /// decodes: over mutated encodings (bytes flipped, inserted, removed, runs repeated),
+    /// whenever prost accepts the bytes, the scan read the same values.
+    #[test]
+    fn reads_what_the_services_decoder_reads_from_mutated_requests() {
+        let cohort = |parent: &str, name: &str| pb::CreateCohortRequest {
+            parent: parent.into(),
+            cohort_id: "c1".into(),
+            cohort: Some(pb::Cohort {
+                name: name.into(),
+                capacity: 12,
+                ..Default::default()
+            }),
+            request_id: "r".into(),
+        };
+        let a = cohort("sites/BAS", "sites/BAS/cohorts/c1").encode_to_vec();
+        let b = cohort("sites/SOU", "").encode_to_vec();
+        let seeds = [a.clone(), b.clone(), [a, b].concat()];
+        // xorshift64: a fixed, reproducible stream of mutations.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for i in 0..50_000 {
+            let mut bytes = seeds[i % seeds.len()].clone();
+            for _ in 0..=next() % 3 {
+                let at = (next() % (bytes.len() as u64 + 1)) as usize;
+                match next() % 4 {
+                    0 if at < bytes.len() => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes.insert(at, next() as u8),
+                    2 if at < bytes.len() => {
+                        bytes.remove(at);
+                    }
+                    _ => {
+                        let end = (at + (next() % 8) as usize).min(bytes.len());
+                        let run = bytes[at..end].to_vec();
+                        bytes.splice(at..at, run);
+                    }
+                }
+            }
+            let Ok(decoded) = pb::CreateCohortRequest::decode(bytes.as_slice()) else {
+                continue;
+            };
+            accepted += 1;
+            let read = |path: &[u32]| {
+                find_string(&bytes, path)
+                    .unwrap_or_else(|e| panic!("{e:?} on bytes prost accepts: {bytes:02x?}"))
+                    .unwrap_or_default()
+            };
+            assert_eq!(read(&[1]), decoded.parent, "{bytes:02x?}");
+            assert_eq!(
+                read(&[3, 1]),
+                decoded.cohort.map(|c| c.name).unwrap_or_default(),
+                "{bytes:02x?}"
+            );
+        }
+        assert!(accepted > 5_000, "too few decodable mutations: {accepted}");
+    }
+
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         assert_eq!(find_string(&[0x0a, 0xff], &[1]), Err(WireError::Malformed));
