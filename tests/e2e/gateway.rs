@@ -9,6 +9,7 @@ use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 fn list_cohorts(parent: &str) -> pb::ListCohortsRequest {
     pb::ListCohortsRequest {
@@ -239,7 +240,7 @@ async fn a_caller_over_its_rate_is_told_to_slow_down_and_others_are_not() {
     .await;
     let mut training = TrainingServiceClient::new(suite.channel.clone());
     let busy = suite.token("dashboard", &["viewer"], &["BAS"]);
-    let mut codes = Vec::new();
+    let (mut codes, mut waits) = (Vec::new(), Vec::new());
     for _ in 0..8 {
         codes.push(
             match training
@@ -247,10 +248,20 @@ async fn a_caller_over_its_rate_is_told_to_slow_down_and_others_are_not() {
                 .await
             {
                 Ok(_) => Code::Ok,
-                Err(s) => s.code(),
+                Err(s) => {
+                    waits.push(s.get_details_retry_info().and_then(|r| r.retry_delay));
+                    s.code()
+                }
             },
         );
     }
+    // Each refusal says when a call will pass: under a second at one call a second.
+    assert!(
+        waits
+            .iter()
+            .all(|w| w.is_some_and(|w| w > Duration::ZERO && w <= Duration::from_secs(1))),
+        "{waits:?}"
+    );
     assert_eq!(
         codes.iter().filter(|c| **c == Code::Ok).count(),
         5,

@@ -28,6 +28,7 @@ use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service as _, ServiceExt as _};
 
 use crate::audit::{AuditEvent, AuditLog};
@@ -319,11 +320,20 @@ impl Gateway {
         };
         call.subject = &principal.subject;
         if let Some(limiter) = &self.limiter
-            && !limiter.allow(&principal.subject, std::time::Instant::now())
+            && let Err(wait) = limiter.check(&principal.subject, std::time::Instant::now())
         {
+            // RetryInfo says when: a client backs off as long as needed, and no longer.
+            let wait = wait.max(Duration::from_millis(1));
             return refuse(
                 &call,
-                Status::resource_exhausted("too many calls from this caller; slow down and retry"),
+                Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    format!(
+                        "too many calls from this caller; retry in {} ms",
+                        wait.as_millis()
+                    ),
+                    ErrorDetails::with_retry_info(Some(wait)),
+                ),
             );
         }
         if let Err(status) = authorize::admit(policy, &principal) {

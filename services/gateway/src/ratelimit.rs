@@ -32,10 +32,11 @@ impl RateLimiter {
         })
     }
 
-    /// Takes a token for `subject`; false when it has none left.
-    pub fn allow(&self, subject: &str, now: Instant) -> bool {
+    /// Takes a token for `subject`; when it has none left, how long until it has one (what
+    /// the refusal's `RetryInfo` tells the caller to wait).
+    pub fn check(&self, subject: &str, now: Instant) -> Result<(), Duration> {
         let Ok(mut b) = self.buckets.lock() else {
-            return true;
+            return Ok(());
         };
         if b.last_prune.is_none_or(|t| now.duration_since(t) > IDLE) {
             b.by_subject
@@ -47,15 +48,15 @@ impl RateLimiter {
             b.by_subject.insert(subject.to_owned(), (self.burst, now));
         }
         let Some((tokens, last)) = b.by_subject.get_mut(subject) else {
-            return true;
+            return Ok(());
         };
         *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
         }
     }
 }
@@ -68,12 +69,22 @@ mod tests {
     fn a_subject_gets_its_burst_then_its_rate() {
         let limiter = RateLimiter::new(10, 20).unwrap();
         let t0 = Instant::now();
-        assert_eq!((0..25).filter(|_| limiter.allow("a", t0)).count(), 20);
+        assert_eq!(
+            (0..25).filter(|_| limiter.check("a", t0).is_ok()).count(),
+            20
+        );
         // Another subject has its own bucket.
-        assert!(limiter.allow("b", t0));
+        assert_eq!(limiter.check("b", t0), Ok(()));
+        // Out of tokens: the next one is a tenth of a second away, less what has refilled.
+        let later = t0 + Duration::from_millis(40);
+        let wait = limiter.check("a", later).unwrap_err();
+        assert!(
+            wait.abs_diff(Duration::from_millis(60)) < Duration::from_millis(1),
+            "{wait:?}"
+        );
         // A tenth of a second refills one call.
-        assert!(limiter.allow("a", t0 + Duration::from_millis(100)));
-        assert!(!limiter.allow("a", t0 + Duration::from_millis(100)));
+        assert_eq!(limiter.check("a", t0 + Duration::from_millis(100)), Ok(()));
+        assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
     }
 
     #[test]

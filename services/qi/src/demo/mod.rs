@@ -29,6 +29,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tonic_types::StatusExt as _;
 
 /// The day the demo's story runs to: cohorts, projects and measurements are dated up to it.
 pub const AS_OF: NaiveDate = day(2026, 11, 1);
@@ -263,7 +264,12 @@ where
                     && attempts < 40 =>
             {
                 attempts += 1;
-                tokio::time::sleep(pause).await;
+                // A rate refusal says how long it lasts (RetryInfo); otherwise back off.
+                let wait = s
+                    .get_details_retry_info()
+                    .and_then(|r| r.retry_delay)
+                    .unwrap_or(pause);
+                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
             Err(s) => return Err(s),
