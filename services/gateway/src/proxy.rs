@@ -322,7 +322,8 @@ impl Gateway {
         if let Some(limiter) = &self.limiter
             && let Err(wait) = limiter.check(&principal.subject, std::time::Instant::now())
         {
-            // RetryInfo says when: a client backs off as long as needed, and no longer.
+            // RetryInfo says when this caller's next call can pass: the least a client
+            // backs off (its own concurrent calls compete for that token).
             let wait = wait.max(Duration::from_millis(1));
             return refuse(
                 &call,

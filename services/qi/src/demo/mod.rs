@@ -264,11 +264,13 @@ where
                     && attempts < 40 =>
             {
                 attempts += 1;
-                // A rate refusal says how long it lasts (RetryInfo); otherwise back off.
+                // A rate refusal says how long at least (RetryInfo): the time to the next
+                // token, which the loader's concurrent calls compete for, so it is a floor
+                // under the backoff, not a replacement for it.
                 let wait = s
                     .get_details_retry_info()
                     .and_then(|r| r.retry_delay)
-                    .unwrap_or(pause);
+                    .map_or(pause, |hint| hint.max(pause));
                 tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
