@@ -1,11 +1,14 @@
 //! Tracing end to end: one call through the gateway is one trace, gateway → service → SQL,
-//! with the OpenTelemetry RPC attributes, and its trace id is the audit event's.
+//! with the OpenTelemetry RPC attributes, and its trace id is the audit event's; and each
+//! server times every call it answers in the `rpc.server.call.duration` histogram.
 //!
 //! A binary of its own: the tracing subscriber is process-global, and this one exports to
 //! the OpenTelemetry SDK's in-memory exporter.
 
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanId, SpanKind, TraceId};
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use qi_e2e::{TestSuite, authed};
 use qi_proto::google::r#type::Date;
@@ -77,15 +80,57 @@ fn one_trace(spans: &[SpanData], trace: TraceId) -> (&SpanData, &SpanData, Vec<&
     (gateway, service, sql)
 }
 
+/// The calls timed in `rpc.server.call.duration` by `component` for `method`, by status
+/// code: (code, calls, summed seconds), ordered by code.
+fn timed_calls(metrics: &ResourceMetrics, component: &str, method: &str) -> Vec<(i64, u64, f64)> {
+    let mut out = Vec::new();
+    for m in metrics.scope_metrics().flat_map(|s| s.metrics()) {
+        if m.name() != "rpc.server.call.duration" {
+            continue;
+        }
+        assert_eq!(m.unit(), "s");
+        let AggregatedMetrics::F64(MetricData::Histogram(h)) = m.data() else {
+            panic!("a histogram of seconds: {m:#?}");
+        };
+        for p in h.data_points() {
+            let get = |key: &str| {
+                p.attributes()
+                    .find(|kv| kv.key.as_str() == key)
+                    .map(|kv| kv.value.clone())
+            };
+            if get("qi.component") == Some(Value::from(component.to_owned()))
+                && get("rpc.method") == Some(Value::from(method.to_owned()))
+            {
+                assert_eq!(get("rpc.system"), Some(Value::from("grpc")));
+                assert_eq!(
+                    get("rpc.service"),
+                    Some(Value::from("qi.training.v1.TrainingService"))
+                );
+                let Some(Value::I64(code)) = get("rpc.grpc.status_code") else {
+                    panic!("a status code: {p:#?}");
+                };
+                out.push((code, p.count(), p.sum()));
+            }
+        }
+    }
+    out.sort_by_key(|&(code, ..)| code);
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_call_through_the_gateway_is_one_trace_from_gateway_to_sql_with_the_audit_trace_id() {
+async fn one_call_through_the_gateway_is_one_trace_and_one_timed_call_per_server() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())
         .build();
-    let _telemetry = qi_platform::telemetry::init_with_tracer_provider(
+    let metric_exporter = InMemoryMetricExporter::default();
+    let meters = SdkMeterProvider::builder()
+        .with_periodic_exporter(metric_exporter.clone())
+        .build();
+    let _telemetry = qi_platform::telemetry::init_with_providers(
         &qi_platform::Config::defaults(),
         provider.clone(),
+        meters.clone(),
     )
     .expect("the subscriber installs");
     let suite = TestSuite::start().await;
@@ -118,7 +163,26 @@ async fn one_call_through_the_gateway_is_one_trace_from_gateway_to_sql_with_the_
     let url = suite.database_url.clone();
     suite.stop().await.expect("stops, flushing the audit trail");
     provider.force_flush().expect("spans flushed");
+    meters.force_flush().expect("metrics flushed");
     let spans = exporter.get_finished_spans().expect("the finished spans");
+
+    // Cumulative: the last export holds every call. The gateway answered all three
+    // (PERMISSION_DENIED is 7); the service only the two it was sent.
+    let exported = metric_exporter.get_finished_metrics().expect("the metrics");
+    let metrics = exported.last().expect("one export at least");
+    let gateway = timed_calls(metrics, "gateway", "CreateCohort");
+    let training = timed_calls(metrics, "training", "CreateCohort");
+    assert_eq!(
+        gateway.iter().map(|&(c, n, _)| (c, n)).collect::<Vec<_>>(),
+        [(0, 2), (7, 1)]
+    );
+    assert_eq!(
+        training.iter().map(|&(c, n, _)| (c, n)).collect::<Vec<_>>(),
+        [(0, 2)]
+    );
+    // The gateway's time for a call includes the service's.
+    assert!(gateway[0].2 > training[0].2, "{gateway:?} {training:?}");
+    assert!(training[0].2 > 0.0);
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let audited: Vec<String> = sqlx::query_scalar(
         "SELECT trace_id FROM gateway.audit_event

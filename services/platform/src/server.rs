@@ -140,7 +140,7 @@ pub async fn serve(
         // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC.
         .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
         // Continues the caller's trace and records each call's gRPC status on its span.
-        .layer(crate::telemetry::RpcStatusLayer)
+        .layer(crate::telemetry::RpcStatusLayer::new(component.name))
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.concurrency_limit,

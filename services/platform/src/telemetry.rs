@@ -1,11 +1,18 @@
 //! Telemetry, initialised once per process: a `tracing` subscriber writing readable lines
-//! (or JSON with `QI_LOG_FORMAT=json`), filtered by `QI_LOG`, plus an OpenTelemetry layer
-//! exporting spans over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. W3C trace
+//! (or JSON with `QI_LOG_FORMAT=json`), filtered by `QI_LOG`, plus, when
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans and metrics exported over OTLP/gRPC. W3C trace
 //! context is the propagator, so a trace follows a call from the gateway into the services.
+//! Every server records each call's duration ([`RpcStatusLayer`]); with no endpoint the
+//! global meter is OpenTelemetry's no-op one.
 
 use anyhow::Context as _;
+use std::time::Instant;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::Histogram;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::layer::SubscriberExt;
@@ -14,11 +21,12 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, LogFormat};
 
-/// Keeps the span exporter alive; flushes and stops it when dropped. Drop it after the
-/// Tokio runtime has finished its work (the flush blocks).
+/// Keeps the span and metric exporters alive; flushes and stops them when dropped. Drop it
+/// after the Tokio runtime has finished its work (the flush blocks).
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
 }
 
 impl Drop for TelemetryGuard {
@@ -28,45 +36,60 @@ impl Drop for TelemetryGuard {
         {
             eprintln!("flushing spans: {e}");
         }
+        if let Some(meters) = self.meters.take()
+            && let Err(e) = meters.shutdown()
+        {
+            eprintln!("flushing metrics: {e}");
+        }
     }
 }
 
 /// Installs the global subscriber for `service_name`. Must run inside a Tokio runtime when
 /// OTLP export is on.
 pub fn init(config: &Config, service_name: &str) -> anyhow::Result<TelemetryGuard> {
-    let provider = match &config.otlp_endpoint {
-        Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_tonic()
-                .with_endpoint(endpoint.clone())
-                .build()
-                .context("building the OTLP span exporter")?;
-            Some(
-                SdkTracerProvider::builder()
-                    .with_batch_exporter(exporter)
-                    .with_resource(
-                        opentelemetry_sdk::Resource::builder()
-                            .with_service_name(service_name.to_owned())
-                            .build(),
-                    )
-                    .build(),
-            )
-        }
-        None => None,
+    let Some(endpoint) = &config.otlp_endpoint else {
+        return install(config, None, None);
     };
-    install(config, provider)
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .context("building the OTLP span exporter")?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource.clone())
+        .build();
+    // Exported every 60 s unless `OTEL_METRIC_EXPORT_INTERVAL` (ms) says otherwise.
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .context("building the OTLP metric exporter")?;
+    let meters = SdkMeterProvider::builder()
+        .with_periodic_exporter(metrics)
+        .with_resource(resource)
+        .build();
+    install(config, Some(provider), Some(meters))
 }
 
-/// Installs the global subscriber exporting spans through `provider` (tests pass one over
-/// the SDK's in-memory exporter).
-pub fn init_with_tracer_provider(
+/// Installs the global subscriber exporting spans through `provider` and metrics through
+/// `meters` (tests pass them over the SDK's in-memory exporters).
+pub fn init_with_providers(
     config: &Config,
     provider: SdkTracerProvider,
+    meters: SdkMeterProvider,
 ) -> anyhow::Result<TelemetryGuard> {
-    install(config, Some(provider))
+    install(config, Some(provider), Some(meters))
 }
 
-fn install(config: &Config, provider: Option<SdkTracerProvider>) -> anyhow::Result<TelemetryGuard> {
+fn install(
+    config: &Config,
+    provider: Option<SdkTracerProvider>,
+    meters: Option<SdkMeterProvider>,
+) -> anyhow::Result<TelemetryGuard> {
     let filter = || {
         EnvFilter::try_new(&config.log_filter)
             .with_context(|| format!("QI_LOG={:?} is not a log filter", config.log_filter))
@@ -114,7 +137,11 @@ fn install(config: &Config, provider: Option<SdkTracerProvider>) -> anyhow::Resu
         .with(sql)
         .try_init()
         .context("installing the tracing subscriber")?;
-    Ok(TelemetryGuard { provider })
+    // Before any server starts: instruments made from the no-op meter stay no-ops.
+    if let Some(meters) = &meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
+    }
+    Ok(TelemetryGuard { provider, meters })
 }
 
 /// For tests: logs go nowhere unless `TEST_LOG` is set. Safe to call from every test.
@@ -135,10 +162,7 @@ pub fn init_for_tests() {
 /// service). `rpc.grpc.status_code` is recorded when the call ends ([`RpcStatusLayer`]).
 pub fn rpc_span(req: &http::Request<()>) -> tracing::Span {
     let path = req.uri().path();
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
+    let (service, method) = service_and_method(path);
     let span = tracing::info_span!(
         "rpc",
         otel.name = %path.trim_start_matches('/'),
@@ -157,17 +181,54 @@ pub fn rpc_span(req: &http::Request<()>) -> tracing::Span {
     span
 }
 
+/// `/pkg.Service/Method` as (`pkg.Service`, `Method`).
+fn service_and_method(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or((path, ""))
+}
+
 /// A tower layer, inside the call's span: rewrites the call's `traceparent` to this
 /// server's span, so what the handler forwards (the gateway's call to a service) and
-/// records (the audit event's trace id) continues this span's trace; and records the call's
-/// `rpc.grpc.status_code` on the span when the status is known (response head or trailers).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcStatusLayer;
+/// records (the audit event's trace id) continues this span's trace; records the call's
+/// `rpc.grpc.status_code` on the span when the status is known (response head or trailers);
+/// and records the call's duration in the `rpc.server.call.duration` histogram when the
+/// answer is over (or abandoned).
+#[derive(Debug, Clone)]
+pub struct RpcStatusLayer {
+    component: &'static str,
+    duration: Histogram<f64>,
+}
+
+/// The histogram's bucket bounds, in seconds: sub-millisecond reads to the longest calls.
+const DURATION_BOUNDS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+impl RpcStatusLayer {
+    /// The layer of the server of `component` (`gateway`, `training`, …), which is the
+    /// `qi.component` attribute of its metrics: `qi up` serves them all from one process.
+    pub fn new(component: &'static str) -> Self {
+        let duration = opentelemetry::global::meter("qi")
+            .f64_histogram("rpc.server.call.duration")
+            .with_unit("s")
+            .with_description("How long each call took, until its status was sent")
+            .with_boundaries(DURATION_BOUNDS.to_vec())
+            .build();
+        RpcStatusLayer {
+            component,
+            duration,
+        }
+    }
+}
 
 impl<S> tower::Layer<S> for RpcStatusLayer {
     type Service = RpcStatus<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RpcStatus { inner }
+        RpcStatus {
+            inner,
+            layer: self.clone(),
+        }
     }
 }
 
@@ -175,6 +236,35 @@ impl<S> tower::Layer<S> for RpcStatusLayer {
 #[derive(Debug, Clone)]
 pub struct RpcStatus<S> {
     inner: S,
+    layer: RpcStatusLayer,
+}
+
+/// One call's duration, recorded when dropped: with the status seen, or as CANCELLED when
+/// the call ended without one (the caller went away, or the server failed to answer).
+struct CallTimer {
+    layer: RpcStatusLayer,
+    started: Instant,
+    service: String,
+    method: String,
+    code: Option<i64>,
+}
+
+/// The gRPC code of a call that ended without a status.
+const CANCELLED: i64 = 1;
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        self.layer.duration.record(
+            self.started.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("qi.component", self.layer.component),
+                KeyValue::new("rpc.system", "grpc"),
+                KeyValue::new("rpc.service", std::mem::take(&mut self.service)),
+                KeyValue::new("rpc.method", std::mem::take(&mut self.method)),
+                KeyValue::new("rpc.grpc.status_code", self.code.unwrap_or(CANCELLED)),
+            ],
+        );
+    }
 }
 
 type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -205,6 +295,14 @@ where
         // The ready service goes into the future; a clone stays for the next call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
+        let (service, method) = service_and_method(req.uri().path());
+        let mut timer = CallTimer {
+            layer: self.layer.clone(),
+            started: Instant::now(),
+            service: service.to_owned(),
+            method: method.to_owned(),
+            code: None,
+        };
         Box::pin(async move {
             // tonic enters the call's span only while polling: read it here, not in `call`.
             let span = tracing::Span::current();
@@ -217,11 +315,16 @@ where
             let response = inner.call(req).await?;
             if let Some(code) = grpc_status(response.headers()) {
                 span.record("rpc.grpc.status_code", code);
+                timer.code = Some(code);
             }
             Ok(response.map(|body| {
+                // The timer lives as long as the body: dropped once the trailers are sent.
                 tonic::body::Body::new(http_body_util::BodyExt::map_frame(body, move |frame| {
+                    // Names the whole timer, so the closure owns it, not a copy of its code.
+                    let timer = &mut timer;
                     if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
                         span.record("rpc.grpc.status_code", code);
+                        timer.code = Some(code);
                     }
                     frame
                 }))
