@@ -21,8 +21,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::{Config, LogFormat};
 
-/// Keeps the span and metric exporters alive; flushes and stops them when dropped. Drop it
-/// after the Tokio runtime has finished its work (the flush blocks).
+/// Keeps the span and metric exporters alive; flushes and stops them when dropped. The
+/// flush blocks and needs the Tokio runtime the exporters were built in: drop it from
+/// `spawn_blocking` once the work is done, not after the runtime has ended.
 #[derive(Debug)]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,

@@ -171,10 +171,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    let result = runtime.block_on(run(cli.command, config));
-    // Flush spans after the runtime's work is done: the exporter's shutdown blocks.
+    let result = runtime.block_on(async {
+        let result = run(cli.command, config).await;
+        // The exporters' last flush blocks, and sends through tonic channels whose tasks
+        // run on this runtime: off its workers, but before it ends (after, it fails).
+        if let Err(e) = tokio::task::spawn_blocking(move || drop(guard)).await {
+            eprintln!("qi: flushing telemetry: {e}");
+        }
+        result
+    });
     drop(runtime);
-    drop(guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
