@@ -253,6 +253,9 @@ struct CallTimer {
 /// The gRPC code of a call that ended without a status.
 const CANCELLED: i64 = 1;
 
+// The service and method come from the caller's path, so a caller can make up new ones:
+// the SDK keeps at most 2,000 attribute sets per instrument and folds the rest into one
+// overflow set, so they cannot grow the meter's memory.
 impl Drop for CallTimer {
     fn drop(&mut self) {
         self.layer.duration.record(
