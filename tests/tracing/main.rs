@@ -1,6 +1,7 @@
 //! Tracing end to end: one call through the gateway is one trace, gateway → service → SQL,
 //! with the OpenTelemetry RPC attributes, and its trace id is the audit event's; and each
-//! server times every call it answers in the `rpc.server.call.duration` histogram.
+//! server times every call it answers in the `rpc.server.call.duration` histogram, while
+//! the pools and the audit queue report their state.
 //!
 //! A binary of its own: the tracing subscriber is process-global, and this one exports to
 //! the OpenTelemetry SDK's in-memory exporter.
@@ -117,6 +118,36 @@ fn timed_calls(metrics: &ResourceMetrics, component: &str, method: &str) -> Vec<
     out
 }
 
+/// The value of metric `name`, a sum (a counter or an up-down counter, observed or not),
+/// at the data point whose attributes include all of `with`.
+fn sum_of(metrics: &ResourceMetrics, name: &str, with: &[(&str, &str)]) -> Option<i64> {
+    let matches = |attrs: &mut dyn Iterator<Item = &opentelemetry::KeyValue>| {
+        let attrs: Vec<_> = attrs.collect();
+        with.iter().all(|(k, v)| {
+            attrs
+                .iter()
+                .any(|kv| kv.key.as_str() == *k && kv.value == Value::from(v.to_string()))
+        })
+    };
+    let m = metrics
+        .scope_metrics()
+        .flat_map(|s| s.metrics())
+        .find(|m| m.name() == name)?;
+    match m.data() {
+        AggregatedMetrics::I64(MetricData::Sum(sum)) => sum
+            .data_points()
+            .find(|p| matches(&mut p.attributes()))
+            .map(|p| p.value()),
+        AggregatedMetrics::U64(MetricData::Sum(sum)) => sum
+            .data_points()
+            .find(|p| matches(&mut p.attributes()))
+            .map(|p| i64::try_from(p.value()).expect("a count that fits")),
+        other @ (AggregatedMetrics::F64(_)
+        | AggregatedMetrics::U64(_)
+        | AggregatedMetrics::I64(_)) => panic!("{name} is not a sum: {other:#?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_call_through_the_gateway_is_one_trace_and_one_timed_call_per_server() {
     let exporter = InMemorySpanExporter::default();
@@ -159,6 +190,45 @@ async fn one_call_through_the_gateway_is_one_trace_and_one_timed_call_per_server
         .await
         .unwrap_err();
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+
+    // While the suite runs: every pool reports its connections, the gateway its audit queue.
+    meters.force_flush().expect("metrics flushed");
+    let running = metric_exporter.get_finished_metrics().expect("the metrics");
+    let running = running.last().expect("one export");
+    for pool in ["qi-gateway", "qi-training", "qi-projects", "qi-metrics"] {
+        let state = |s| {
+            sum_of(
+                running,
+                "db.client.connection.count",
+                &[
+                    ("db.client.connection.pool.name", pool),
+                    ("db.client.connection.state", s),
+                ],
+            )
+            .unwrap_or_else(|| panic!("{pool} reports its {s} connections"))
+        };
+        let (idle, used) = (state("idle"), state("used"));
+        let max = sum_of(
+            running,
+            "db.client.connection.max",
+            &[("db.client.connection.pool.name", pool)],
+        )
+        .unwrap_or_else(|| panic!("{pool} reports its size"));
+        assert!(
+            idle >= 0 && used >= 0 && idle + used >= 1 && idle + used <= max,
+            "{pool}: idle {idle}, used {used}, max {max}"
+        );
+    }
+    assert_eq!(
+        sum_of(running, "qi.gateway.audit.dropped", &[]),
+        Some(0),
+        "no audit event lost"
+    );
+    let queued = sum_of(running, "qi.gateway.audit.queued", &[]).expect("the queue's depth");
+    assert!(
+        (0..=3).contains(&queued),
+        "at most this test's events: {queued}"
+    );
 
     let url = suite.database_url.clone();
     suite.stop().await.expect("stops, flushing the audit trail");

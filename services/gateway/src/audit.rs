@@ -121,13 +121,39 @@ pub fn start(pool: PgPool) -> (AuditLog, AuditWriter) {
         }
         tracing::info!(flushed = rest.len(), "audit trail flushed");
     });
-    (
-        AuditLog {
-            queue,
-            dropped: Arc::new(AtomicU64::new(0)),
-        },
-        AuditWriter { stop, done },
-    )
+    let log = AuditLog {
+        queue,
+        dropped: Arc::new(AtomicU64::new(0)),
+    };
+    observe(&log);
+    (log, AuditWriter { stop, done })
+}
+
+/// Reports the queue, read at each metrics export: `qi.gateway.audit.queued` (events
+/// waiting for the writer) and `qi.gateway.audit.dropped` (lost since start: any is an
+/// alert, as the trail must hold every decision).
+fn observe(log: &AuditLog) {
+    let meter = opentelemetry::global::meter("qi");
+    // Weak: reading the depth must not keep the queue open after the gateway stops.
+    let queue = log.queue.downgrade();
+    meter
+        .i64_observable_up_down_counter("qi.gateway.audit.queued")
+        .with_unit("{event}")
+        .with_description("Audit events waiting to be written")
+        .with_callback(move |o| {
+            if let Some(q) = queue.upgrade() {
+                let waiting = q.max_capacity() - q.capacity();
+                o.observe(i64::try_from(waiting).unwrap_or(i64::MAX), &[]);
+            }
+        })
+        .build();
+    let dropped = log.dropped.clone();
+    meter
+        .u64_observable_counter("qi.gateway.audit.dropped")
+        .with_unit("{event}")
+        .with_description("Audit events lost because the queue was full")
+        .with_callback(move |o| o.observe(dropped.load(Ordering::Relaxed), &[]))
+        .build();
 }
 
 async fn write_with_retry(pool: &PgPool, batch: &[AuditEvent]) {
