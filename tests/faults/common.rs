@@ -45,15 +45,30 @@ impl Write {
     }
 }
 
-fn with_deadline<T>(token: &str, message: T) -> tonic::Request<T> {
+fn with_deadline<T>(token: &str, message: T, deadline: Option<Duration>) -> tonic::Request<T> {
     let mut req = authed(token, message);
-    req.set_timeout(DEADLINE);
+    if let Some(deadline) = deadline {
+        req.set_timeout(deadline);
+    }
     req
 }
 
-/// Sends `write` once through the gateway; `Ok` when acknowledged.
+/// Sends `write` once through the gateway with the tests' [`DEADLINE`]; `Ok` when
+/// acknowledged.
 pub(crate) async fn send(channel: &Channel, token: &str, write: &Write) -> Result<(), Code> {
-    let outcome = match write {
+    send_within(channel, token, write, Some(DEADLINE))
+        .await
+        .map_err(|s| s.code())
+}
+
+/// Sends `write` once through the gateway with `deadline`, or none.
+pub(crate) async fn send_within(
+    channel: &Channel,
+    token: &str,
+    write: &Write,
+    deadline: Option<Duration>,
+) -> Result<(), tonic::Status> {
+    match write {
         Write::Cohort { n, request_id } => TrainingServiceClient::new(channel.clone())
             .create_cohort(with_deadline(
                 token,
@@ -73,6 +88,7 @@ pub(crate) async fn send(channel: &Channel, token: &str, write: &Write) -> Resul
                     }),
                     request_id: request_id.clone(),
                 },
+                deadline,
             ))
             .await
             .map(|_| ()),
@@ -97,12 +113,12 @@ pub(crate) async fn send(channel: &Channel, token: &str, write: &Write) -> Resul
                         measurements,
                         request_id: request_id.clone(),
                     },
+                    deadline,
                 ))
                 .await
                 .map(|_| ())
         }
-    };
-    outcome.map_err(|s| s.code())
+    }
 }
 
 fn date(d: chrono::NaiveDate) -> Date {

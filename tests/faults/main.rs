@@ -7,6 +7,7 @@
 mod bad_input;
 mod common;
 mod database;
+mod deadline;
 mod exhaustion;
 mod retries;
 mod shutdown;

@@ -2,7 +2,8 @@
 //! one standard layer stack, and graceful shutdown with a ceiling.
 //!
 //! Layers, outer to inner: a span per call with the OpenTelemetry RPC attributes
-//! (`trace_fn`); the request deadline (`timeout`); load shedding, so callers beyond the
+//! (`trace_fn`) that records its status and duration; the call's deadline
+//! ([`crate::deadline`], answered DEADLINE_EXCEEDED); load shedding, so callers beyond the
 //! concurrency limit get `RESOURCE_EXHAUSTED` at once instead of queueing; the concurrency
 //! limit itself, shared by every connection; and, on the services, the access-context check.
 
@@ -141,6 +142,10 @@ pub async fn serve(
         .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
         // Continues the caller's trace and records each call's gRPC status on its span.
         .layer(crate::telemetry::RpcStatusLayer::new(component.name))
+        // Inside the span and the timer, so both see a passed deadline's DEADLINE_EXCEEDED.
+        .layer(crate::deadline::DeadlineLayer::new(
+            settings.request_timeout,
+        ))
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.concurrency_limit,
@@ -154,7 +159,6 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = Server::builder()
         .accept_http1(component.grpc_web)
-        .timeout(settings.request_timeout)
         // Lets clients rebalance across replicas behind a Kubernetes Service.
         .max_connection_age(Duration::from_secs(300))
         .trace_fn(crate::telemetry::rpc_span)
