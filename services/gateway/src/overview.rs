@@ -30,6 +30,7 @@ fn as_caller<T>(
     ctx: &AccessContext,
     service: &str,
     method: &str,
+    wait: Duration,
     message: T,
 ) -> Result<tonic::Request<T>, Status> {
     let sub = AccessContext {
@@ -38,7 +39,8 @@ fn as_caller<T>(
     };
     let mut req = tonic::Request::new(message);
     req.metadata_mut().insert(ACCESS_HEADER, gw.signed(&sub)?);
-    req.set_timeout(WAIT);
+    req.metadata_mut()
+        .insert("grpc-timeout", qi_platform::deadline::grpc_timeout(wait));
     Ok(req)
 }
 
@@ -50,6 +52,7 @@ fn channel(gw: &Gateway, service: &str) -> Result<Channel, Status> {
 async fn training(
     gw: &Gateway,
     ctx: &AccessContext,
+    wait: Duration,
 ) -> Result<t::GetTrainingSummaryResponse, Status> {
     let mut client = TrainingServiceClient::new(channel(gw, Training::NAME)?);
     let req = t::GetTrainingSummaryRequest {
@@ -62,6 +65,7 @@ async fn training(
             ctx,
             Training::NAME,
             "GetTrainingSummary",
+            wait,
             req,
         )?)
         .await?
@@ -69,7 +73,11 @@ async fn training(
 }
 
 /// The portfolio, and the wards enrolled across the ward programmes the caller can see.
-async fn projects(gw: &Gateway, ctx: &AccessContext) -> Result<(p::PortfolioCounts, i64), Status> {
+async fn projects(
+    gw: &Gateway,
+    ctx: &AccessContext,
+    wait: Duration,
+) -> Result<(p::PortfolioCounts, i64), Status> {
     let mut client = ProjectServiceClient::new(channel(gw, Projects::NAME)?);
     let portfolio = client
         .get_portfolio_summary(as_caller(
@@ -77,6 +85,7 @@ async fn projects(gw: &Gateway, ctx: &AccessContext) -> Result<(p::PortfolioCoun
             ctx,
             Projects::NAME,
             "GetPortfolioSummary",
+            wait,
             p::GetPortfolioSummaryRequest {
                 parent: "sites/-".into(),
                 ..Default::default()
@@ -96,6 +105,7 @@ async fn projects(gw: &Gateway, ctx: &AccessContext) -> Result<(p::PortfolioCoun
                     ctx,
                     Projects::NAME,
                     "ListProgrammes",
+                    wait,
                     p::ListProgrammesRequest {
                         parent: parent.into(),
                         kind: p::ProgrammeKind::WardProgramme as i32,
@@ -112,6 +122,7 @@ async fn projects(gw: &Gateway, ctx: &AccessContext) -> Result<(p::PortfolioCoun
                         ctx,
                         Projects::NAME,
                         "GetWardProgrammeProgress",
+                        wait,
                         p::GetWardProgrammeProgressRequest {
                             programme: programme.name,
                         },
@@ -130,7 +141,7 @@ async fn projects(gw: &Gateway, ctx: &AccessContext) -> Result<(p::PortfolioCoun
 }
 
 /// (metrics on the dashboard, metrics whose latest point is a concern).
-async fn metrics(gw: &Gateway, ctx: &AccessContext) -> Result<(i64, i64), Status> {
+async fn metrics(gw: &Gateway, ctx: &AccessContext, wait: Duration) -> Result<(i64, i64), Status> {
     let mut client = MetricServiceClient::new(channel(gw, Metrics::NAME)?);
     let (mut shown, mut concern) = (0i64, 0i64);
     let mut page_token = String::new();
@@ -141,6 +152,7 @@ async fn metrics(gw: &Gateway, ctx: &AccessContext) -> Result<(i64, i64), Status
                 ctx,
                 Metrics::NAME,
                 "GetQmsDashboard",
+                wait,
                 m::GetQmsDashboardRequest {
                     parent: "sites/-".into(),
                     page_size: 500,
@@ -169,11 +181,18 @@ async fn metrics(gw: &Gateway, ctx: &AccessContext) -> Result<(i64, i64), Status
 }
 
 /// Gathers the overview for the caller.
-pub(crate) async fn get(gw: &Gateway, ctx: &AccessContext) -> pb::GetOverviewResponse {
+/// Each service is waited for at most [`WAIT`], and never past the call's own deadline
+/// (`remaining`), which the services are given too.
+pub(crate) async fn get(
+    gw: &Gateway,
+    ctx: &AccessContext,
+    remaining: Duration,
+) -> pb::GetOverviewResponse {
+    let wait = WAIT.min(remaining);
     let (trained, portfolio, dashboard) = tokio::join!(
-        tokio::time::timeout(WAIT, training(gw, ctx)),
-        tokio::time::timeout(WAIT, projects(gw, ctx)),
-        tokio::time::timeout(WAIT, metrics(gw, ctx)),
+        tokio::time::timeout(wait, training(gw, ctx, wait)),
+        tokio::time::timeout(wait, projects(gw, ctx, wait)),
+        tokio::time::timeout(wait, metrics(gw, ctx, wait)),
     );
     let mut overview = pb::Overview {
         sites: ctx.sites.to_claim(),

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use qi_platform::deadline::{self, CallDeadline};
 use qi_platform::{AccessContext, SiteCode, SiteScope};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
@@ -45,8 +46,8 @@ pub struct Gateway {
     auth: Authenticator,
     signer: AccessSigner,
     backends: HashMap<String, Channel>,
-    /// The `grpc-timeout` of calls that carry none (the default deadline), made once.
-    default_timeout: MetadataValue<Ascii>,
+    /// The deadline of a call that arrived without one fixed (not through the server stack).
+    default_timeout: Duration,
     audit: AuditLog,
     limiter: Option<RateLimiter>,
     /// The gateway's own schema (the audit trail), for its own methods.
@@ -129,7 +130,7 @@ impl Gateway {
             auth,
             signer,
             backends,
-            default_timeout: grpc_timeout(default_timeout),
+            default_timeout,
             audit,
             limiter,
             pool,
@@ -378,10 +379,12 @@ impl Gateway {
 
     /// Turns an admitted call's metadata into the upstream's: the caller's token and any
     /// client-supplied context are removed, the signed access context added.
+    /// The service is given what is left of the call's deadline (see `qi_platform::deadline`).
     fn upstream(
         &self,
         principal: Principal,
         path: &str,
+        deadline: Option<&CallDeadline>,
         metadata: &mut MetadataMap,
     ) -> Result<AccessContext, Status> {
         let ctx = AccessContext {
@@ -391,9 +394,8 @@ impl Gateway {
             method: path.to_owned(),
         };
         let value = self.signed(&ctx)?;
-        if !metadata.contains_key("grpc-timeout") {
-            metadata.insert("grpc-timeout", self.default_timeout.clone());
-        }
+        let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);
+        metadata.insert("grpc-timeout", deadline::grpc_timeout(remaining));
         metadata.remove("authorization");
         metadata.remove(ACCESS_HEADER);
         metadata.insert(ACCESS_HEADER, value);
@@ -423,7 +425,12 @@ impl Gateway {
             }
         };
         self.check(path, policy, &principal, &trace_id, frame.message())?;
-        self.upstream(principal, path, &mut metadata)?;
+        self.upstream(
+            principal,
+            path,
+            parts.extensions.get::<CallDeadline>(),
+            &mut metadata,
+        )?;
         let mut headers = metadata.into_headers();
         // What described the caller's connection, not the call.
         headers.remove(http::header::HOST);
@@ -448,7 +455,7 @@ impl Gateway {
         path: &str,
         req: Request<Streaming<Bytes>>,
     ) -> Result<Response<Bytes>, Status> {
-        let (mut metadata, _, inbound) = req.into_parts();
+        let (mut metadata, extensions, inbound) = req.into_parts();
         let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
         // The stream is admitted as a whole; its messages are checked as they pass.
         self.record(
@@ -470,7 +477,12 @@ impl Gateway {
             path: path.to_owned(),
             trace_id,
         };
-        self.upstream(principal, path, &mut metadata)?;
+        self.upstream(
+            principal,
+            path,
+            extensions.get::<CallDeadline>(),
+            &mut metadata,
+        )?;
         let upstream = Request::from_parts(metadata, Default::default(), guarded);
         let channel = self
             .backend_channel(&method.service)
@@ -554,13 +566,17 @@ impl Gateway {
     /// Answers one of the gateway's own methods (already admitted and recorded).
     async fn local(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
         use prost::Message as _;
-        let (mut metadata, _, message) = req.into_parts();
+        let (mut metadata, extensions, message) = req.into_parts();
         let (_, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
         self.check(path, policy, &principal, &trace_id, &message)?;
-        let ctx = &self.upstream(principal, path, &mut metadata)?;
+        let deadline = extensions.get::<CallDeadline>();
+        let ctx = &self.upstream(principal, path, deadline, &mut metadata)?;
+        let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);
         let method = path.trim_start_matches(GATEWAY_PREFIX);
         let reply = match method {
-            "GetOverview" => crate::overview::get(self, ctx).await.encode_to_vec(),
+            "GetOverview" => crate::overview::get(self, ctx, remaining)
+                .await
+                .encode_to_vec(),
             "ListAuditEvents" => {
                 let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
                     .map_err(|_| Status::invalid_argument("the request is not a valid message"))?;
@@ -635,18 +651,6 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
         pair[0] = HEX[usize::from(b >> 4)];
         pair[1] = HEX[usize::from(b & 0x0f)];
     }
-}
-
-/// A deadline as a `grpc-timeout` value: milliseconds, or whole seconds when that needs
-/// more than the 8 digits the protocol allows.
-fn grpc_timeout(d: Duration) -> MetadataValue<Ascii> {
-    let ms = d.as_millis();
-    let text = if ms < 100_000_000 {
-        format!("{ms}m")
-    } else {
-        format!("{}S", d.as_secs().min(99_999_999))
-    };
-    MetadataValue::try_from(text).unwrap_or_else(|_| MetadataValue::from_static("30S"))
 }
 
 fn no_backend(path: &str) -> Status {
@@ -733,11 +737,5 @@ mod tests {
         assert!(header.starts_with(&format!("00-{trace}-")) && header.ends_with("-01"));
         // A caller's own trace is kept.
         assert_eq!(ensure_traceparent(&mut metadata), trace);
-    }
-
-    #[test]
-    fn the_default_deadline_is_a_grpc_timeout() {
-        assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
-        assert_eq!(grpc_timeout(Duration::from_secs(200_000)), "200000S");
     }
 }

@@ -1,11 +1,13 @@
 //! Server bootstrap shared by every component: `grpc.health.v1` health, server reflection,
 //! one standard layer stack, and graceful shutdown with a ceiling.
 //!
-//! Layers, outer to inner: a span per call with the OpenTelemetry RPC attributes
-//! (`trace_fn`) that records its status and duration; the call's deadline
-//! ([`crate::deadline`], answered DEADLINE_EXCEEDED); load shedding, so callers beyond the
-//! concurrency limit get `RESOURCE_EXHAUSTED` at once instead of queueing; the concurrency
-//! limit itself, shared by every connection; and, on the services, the access-context check.
+//! Every call gets a span with the OpenTelemetry RPC attributes (`trace_fn`). Our layers,
+//! outer to inner: the call's deadline, fixed as it arrives ([`crate::deadline`]); gRPC-Web
+//! on the gateway; the status and duration recorded on the span and the call timer; the
+//! deadline's enforcement (answered DEADLINE_EXCEEDED); load shedding, so callers beyond
+//! the concurrency limit get `RESOURCE_EXHAUSTED` at once instead of queueing; the
+//! concurrency limit itself, shared by every connection; and, on the services, the
+//! access-context check.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -137,15 +139,16 @@ pub async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
+    let deadline = crate::deadline::DeadlineLayer::new(settings.request_timeout);
     let layers = tower::ServiceBuilder::new()
+        // Fixes the call's deadline before tonic's transport starts its own timer.
+        .layer(deadline)
         // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC.
         .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
         // Continues the caller's trace and records each call's gRPC status on its span.
         .layer(crate::telemetry::RpcStatusLayer::new(component.name))
         // Inside the span and the timer, so both see a passed deadline's DEADLINE_EXCEEDED.
-        .layer(crate::deadline::DeadlineLayer::new(
-            settings.request_timeout,
-        ))
+        .layer(deadline.enforce())
         .layer(tower::load_shed::LoadShedLayer::new())
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             settings.concurrency_limit,
