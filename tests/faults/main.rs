@@ -4,6 +4,7 @@
 //! on a PostgreSQL of its own, [`qi_e2e::TestSuite::start_on_own_cluster`], so stopping it
 //! disturbs no other test) and keeping them apart keeps `e2e` quick to build and run.
 
+mod audit;
 mod bad_input;
 mod common;
 mod database;

@@ -121,17 +121,30 @@ async fn a_call_stuck_past_the_grace_period_does_not_keep_the_suite_from_exiting
     };
     common::until_waiting_on_locks(&suite, 1).await;
     // Gateway and services each wait out their grace; far beyond that, the stop hangs.
+    let url = suite.database_url.clone();
     let stopped = tokio::time::timeout(Duration::from_secs(30), suite.stop()).await;
-    drop(side);
     let outcome = stuck.await.unwrap();
+    // The call was cut, not left running: once the lock is gone it cannot commit.
+    drop(side);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let measurements: i64 = sqlx::query_scalar("SELECT count(*) FROM metrics.measurement")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(
+        measurements, 0,
+        "a call cut at shutdown committed afterwards"
+    );
     assert!(
         stopped.is_ok(),
         "the suite was still stopping 30 s after a stop with a 1 s grace"
     );
-    assert_ne!(
+    assert_eq!(
         outcome,
-        Ok(()),
-        "the stuck call cannot have been acknowledged"
+        Err(Code::Unavailable),
+        "the stuck call is cut, answered UNAVAILABLE so its caller retries it"
     );
     eprintln!("the call stuck past the grace period ended as {outcome:?}");
 }

@@ -1,13 +1,21 @@
 //! The audit trail: every access decision, allow or deny, stored in the gateway's schema.
 //!
-//! Recording never waits on the database: events go into a bounded queue that a writer task
-//! drains in batches (one binary `COPY` each). A failed batch is retried;
-//! at shutdown the queue is drained and flushed after the server has finished its calls, so
-//! a graceful stop loses nothing. Only if the queue overflows (the database down for long
-//! under load) are events dropped, each drop logged and counted.
+//! Recording never waits on the database: events go into a bounded queue
+//! (`QI_AUDIT_QUEUE`, 50,000 events by default, about 20 MiB at most) that a writer task drains in batches (one binary `COPY` each). A
+//! failed batch is retried, with backoff, for as long as the gateway runs: nothing is
+//! dropped. While the writer cannot write, the gateway reports NOT_SERVING to its readiness
+//! probe ([`AuditLog::healthy`]); once the queue is full it fails closed, answering new calls
+//! UNAVAILABLE ([`AuditLog::accepting`]) until the queue drains.
+//!
+//! At shutdown the queue is flushed after the server has finished its calls, for at most
+//! [`FLUSH`]; whatever the database does not take by then (it is down, or hangs) is written
+//! to the log as one structured record per event, holding every field, under the target
+//! `qi::audit`, for the platform's log pipeline to keep. Only a SIGKILL loses events, and
+//! then at most the queue and one batch.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,9 +25,13 @@ use qi_platform::paging::Page;
 use qi_proto::gateway as pb;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
-/// How many events wait for the writer at most.
-const QUEUE: usize = 100_000;
+/// How long the shutdown flush may take before the rest goes to the log.
+pub const FLUSH: Duration = Duration::from_secs(3);
+/// How long one write may take before it counts as failed (a database that accepts
+/// connections but does not answer).
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events per insert.
 const BATCH: usize = 1_000;
 /// How long the writer gathers a batch.
@@ -52,86 +64,231 @@ pub struct AuditEvent {
 #[derive(Debug, Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<AuditEvent>,
-    dropped: Arc<AtomicU64>,
+    /// Whether the last write succeeded (readiness).
+    healthy: Arc<AtomicBool>,
+    /// Events that went to the log instead of the table.
+    logged: Arc<AtomicU64>,
 }
 
 impl AuditLog {
-    /// Queues an event without waiting.
-    pub fn record(&self, event: AuditEvent) {
-        if self.queue.try_send(event).is_err() {
-            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::error!(
-                dropped_total = n,
-                "audit queue full or closed: an audit event was dropped"
-            );
+    /// Queues an event without waiting. When the queue is full (or closed, at shutdown) the
+    /// event goes to the log instead, so no decision is left unrecorded; `false` then.
+    pub fn record(&self, event: AuditEvent) -> bool {
+        match self.queue.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(e) | mpsc::error::TrySendError::Closed(e)) => {
+                self.logged.fetch_add(1, Ordering::Relaxed);
+                log_unwritten(&e);
+                false
+            }
         }
     }
 
-    /// Events dropped since start.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+    /// Whether a new call can be audited: the queue has room. When it has not, the gateway
+    /// refuses calls (fail closed) until it has.
+    pub fn accepting(&self) -> bool {
+        self.queue.capacity() > 0
     }
+
+    /// Whether the writer's last attempt reached the database (the readiness signal).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed) && self.accepting()
+    }
+
+    /// Events written to the log instead of the table since start.
+    pub fn logged(&self) -> u64 {
+        self.logged.load(Ordering::Relaxed)
+    }
+}
+
+/// One event the table did not take, as a structured log record holding all its fields.
+fn log_unwritten(e: &AuditEvent) {
+    tracing::warn!(
+        target: "qi::audit",
+        time = %e.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        subject = e.subject,
+        method = e.method,
+        site = e.site.as_deref().unwrap_or(""),
+        resource = e.resource.as_deref().unwrap_or(""),
+        decision = if e.allowed { "allow" } else { "deny" },
+        code = e.code,
+        reason = e.reason,
+        trace_id = e.trace_id,
+        "audit event not written to the table"
+    );
 }
 
 /// The writing half: stops and flushes on [`AuditWriter::shutdown`].
 #[derive(Debug)]
 pub struct AuditWriter {
-    stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<Instant>,
     done: tokio::task::JoinHandle<()>,
 }
 
 impl AuditWriter {
-    /// Writes every queued event, then stops. Call after the server has drained.
+    /// Writes what is queued for at most [`FLUSH`], logs the rest, then stops. Call after the
+    /// server has drained.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Instant::now() + FLUSH);
         if let Err(e) = self.done.await {
             tracing::error!(error = %e, "the audit writer failed while flushing");
         }
     }
 }
 
-/// Starts the writer over `pool` (search_path `gateway`).
-pub fn start(pool: PgPool) -> (AuditLog, AuditWriter) {
-    let (queue, mut rx) = mpsc::channel(QUEUE);
-    let (stop, mut stopping) = oneshot::channel::<()>();
-    let done = tokio::spawn(async move {
-        loop {
-            let first = tokio::select! {
-                e = rx.recv() => match e { Some(e) => e, None => break },
-                _ = &mut stopping => break,
-            };
-            let mut batch = vec![first];
-            let until = tokio::time::Instant::now() + GATHER;
-            while batch.len() < BATCH {
-                match tokio::time::timeout_at(until, rx.recv()).await {
-                    Ok(Some(e)) => batch.push(e),
-                    Ok(None) | Err(_) => break,
-                }
+/// The writer's view of the stop: none yet, or the deadline of the flush.
+struct Stop {
+    signal: oneshot::Receiver<Instant>,
+    by: Option<Instant>,
+}
+
+impl Stop {
+    /// Waits for `fut` unless the stop comes first (`None` then, or at once if it has).
+    async fn unless_stopped<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        if self.by.is_some() {
+            return None;
+        }
+        tokio::select! {
+            out = fut => Some(out),
+            at = &mut self.signal => {
+                // A writer dropped without a word stops now.
+                self.by = Some(at.unwrap_or_else(|_| Instant::now()));
+                None
             }
-            write_with_retry(&pool, &batch).await;
         }
-        // Shutdown: whatever is queued goes in before the process exits.
-        rx.close();
-        let mut rest = Vec::new();
-        while let Ok(e) = rx.try_recv() {
-            rest.push(e);
+    }
+
+    /// Waits for `fut` until it completes or, once stopping, the flush deadline passes.
+    async fn bounded<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        tokio::pin!(fut);
+        if self.by.is_none() {
+            tokio::select! {
+                out = &mut fut => return Some(out),
+                at = &mut self.signal => self.by = Some(at.unwrap_or_else(|_| Instant::now())),
+            }
         }
-        for chunk in rest.chunks(BATCH) {
-            write_with_retry(&pool, chunk).await;
-        }
-        tracing::info!(flushed = rest.len(), "audit trail flushed");
-    });
+        let by = self.by.unwrap_or_else(Instant::now);
+        tokio::time::timeout_at(by, fut).await.ok()
+    }
+}
+
+/// Starts the writer over `pool` (search_path `gateway`), holding at most `capacity`
+/// events (at least 1) for it.
+pub fn start(pool: PgPool, capacity: usize) -> (AuditLog, AuditWriter) {
+    let (queue, rx) = mpsc::channel(capacity.max(1));
+    let (stop, signal) = oneshot::channel();
     let log = AuditLog {
         queue,
-        dropped: Arc::new(AtomicU64::new(0)),
+        healthy: Arc::new(AtomicBool::new(true)),
+        logged: Arc::new(AtomicU64::new(0)),
     };
+    let stop_state = Stop { signal, by: None };
+    let done = tokio::spawn(write_until_stopped(
+        pool,
+        rx,
+        stop_state,
+        log.healthy.clone(),
+    ));
     observe(&log);
     (log, AuditWriter { stop, done })
 }
 
+/// The writer: gathers batches, writes each until it is in (retrying with backoff), and at
+/// the stop flushes what is queued until the deadline, then logs the rest.
+async fn write_until_stopped(
+    pool: PgPool,
+    mut rx: mpsc::Receiver<AuditEvent>,
+    mut stop: Stop,
+    healthy: Arc<AtomicBool>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut delay = RETRY_FIRST;
+    let mut written = 0usize;
+    loop {
+        if batch.is_empty() {
+            if let Some(Some(first)) = stop.unless_stopped(rx.recv()).await {
+                batch.push(first);
+                let until = Instant::now() + GATHER;
+                while batch.len() < BATCH {
+                    match stop
+                        .unless_stopped(tokio::time::timeout_at(until, rx.recv()))
+                        .await
+                    {
+                        Some(Ok(Some(e))) => batch.push(e),
+                        _ => break,
+                    }
+                }
+            }
+            if stop.by.is_some() {
+                // Stopping: take what is queued, wait for nothing more.
+                rx.close();
+                while batch.len() < BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if batch.is_empty() {
+                if stop.by.is_some() || rx.is_closed() {
+                    break;
+                }
+                continue;
+            }
+        }
+        let attempt = tokio::time::timeout(WRITE_TIMEOUT, write(&pool, &batch));
+        match stop.bounded(attempt).await {
+            Some(Ok(Ok(()))) => {
+                written += batch.len();
+                batch.clear();
+                delay = RETRY_FIRST;
+                if !healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("audit events are being written again");
+                }
+            }
+            Some(failed) => {
+                let error = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {WRITE_TIMEOUT:?}"),
+                };
+                healthy.store(false, Ordering::Relaxed);
+                tracing::warn!(
+                    error,
+                    events = batch.len(),
+                    "writing audit events failed; retrying"
+                );
+                if stop.bounded(tokio::time::sleep(delay)).await.is_none() {
+                    break;
+                }
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+            // The flush deadline passed.
+            None => break,
+        }
+    }
+    rx.close();
+    let mut unwritten = batch.len();
+    batch.iter().for_each(log_unwritten);
+    while let Ok(e) = rx.try_recv() {
+        log_unwritten(&e);
+        unwritten += 1;
+    }
+    if unwritten > 0 {
+        tracing::error!(
+            unwritten,
+            "the database did not take the last audit events in time: they are in the log, target qi::audit"
+        );
+    }
+    tracing::info!(written, "audit writer stopped");
+}
+
+/// The first and the longest wait between write attempts.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Reports the queue, read at each metrics export: `qi.gateway.audit.queued` (events
-/// waiting for the writer) and `qi.gateway.audit.dropped` (lost since start: any is an
-/// alert, as the trail must hold every decision).
+/// waiting for the writer), `qi.gateway.audit.logged` (events the table could not take,
+/// written to the log instead: any is an alert) and `qi.gateway.audit.healthy`.
 fn observe(log: &AuditLog) {
     let meter = opentelemetry::global::meter("qi");
     // Weak: reading the depth must not keep the queue open after the gateway stops.
@@ -147,31 +304,19 @@ fn observe(log: &AuditLog) {
             }
         })
         .build();
-    let dropped = log.dropped.clone();
+    let logged = log.logged.clone();
     meter
-        .u64_observable_counter("qi.gateway.audit.dropped")
+        .u64_observable_counter("qi.gateway.audit.logged")
         .with_unit("{event}")
-        .with_description("Audit events lost because the queue was full")
-        .with_callback(move |o| o.observe(dropped.load(Ordering::Relaxed), &[]))
+        .with_description("Audit events written to the log because the table could not take them")
+        .with_callback(move |o| o.observe(logged.load(Ordering::Relaxed), &[]))
         .build();
-}
-
-async fn write_with_retry(pool: &PgPool, batch: &[AuditEvent]) {
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=8 {
-        match write(pool, batch).await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, events = batch.len(), "writing audit events failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
-    tracing::error!(
-        events = batch.len(),
-        "audit events could not be written and were dropped"
-    );
+    let healthy = log.healthy.clone();
+    meter
+        .i64_observable_gauge("qi.gateway.audit.healthy")
+        .with_description("1 while audit events reach the database, 0 while they do not")
+        .with_callback(move |o| o.observe(i64::from(healthy.load(Ordering::Relaxed)), &[]))
+        .build();
 }
 
 /// Writes a batch with one binary `COPY`: PostgreSQL's cheapest way in, with no text to

@@ -1,7 +1,10 @@
 //! The gateway's `grpc.health.v1` answers for the suite behind it: each service's name
 //! (`qi.training.v1.TrainingService`, …) reports what that service's own health check says,
 //! checked every few seconds, and the overall `""` is NOT_SERVING while any of them is down.
-//! The gateway's own `qi.gateway.v1.GatewayService` reports the gateway alone.
+//! The gateway's own `qi.gateway.v1.GatewayService` reports the gateway alone: NOT_SERVING
+//! while it cannot write its audit trail (the readiness probe's name), since it would
+//! soon refuse every call. `liveness` stays SERVING through a database outage, so the
+//! kubelet restarts nothing for one.
 //!
 //! Kubernetes probes the gateway on `qi.gateway.v1.GatewayService`, not `""`: every gateway
 //! replica sees the same backends, so taking them all out of the Service because one backend
@@ -13,6 +16,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use qi_platform::server::HealthWatch;
+
+use crate::audit::AuditLog;
 use tonic::transport::Channel;
 use tonic_health::ServingStatus;
 use tonic_health::pb::HealthCheckRequest;
@@ -20,16 +25,28 @@ use tonic_health::pb::health_check_response::ServingStatus as Reported;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::server::HealthReporter;
 
+/// The gateway's own health name (its readiness probe's).
+const GATEWAY: &str = <crate::GatewayItself as crate::Backend>::NAME;
+
 /// How long one backend has to answer its health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Watches `backends` (service name → channel) every `every`, reporting each one's status
 /// under its name and the suite's under `""`.
-pub(crate) fn watch(backends: HashMap<String, Channel>, every: Duration) -> HealthWatch {
-    Box::new(move |reporter| Box::pin(run(reporter, backends, every)))
+pub(crate) fn watch(
+    backends: HashMap<String, Channel>,
+    audit: AuditLog,
+    every: Duration,
+) -> HealthWatch {
+    Box::new(move |reporter| Box::pin(run(reporter, backends, audit, every)))
 }
 
-async fn run(reporter: HealthReporter, backends: HashMap<String, Channel>, every: Duration) {
+async fn run(
+    reporter: HealthReporter,
+    backends: HashMap<String, Channel>,
+    audit: AuditLog,
+    every: Duration,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Until the first round, the names report what the server set at start (SERVING).
@@ -44,7 +61,9 @@ async fn run(reporter: HealthReporter, backends: HashMap<String, Channel>, every
                 (name, up)
             });
         }
-        let mut all_up = true;
+        let auditing = audit.healthy();
+        reporter.set_service_status(GATEWAY, status(auditing)).await;
+        let mut all_up = auditing;
         while let Some(Ok((name, up))) = checks.join_next().await {
             all_up &= up;
             if was.insert(name.clone(), up) != Some(up) {

@@ -95,8 +95,12 @@ pub fn component(
             .keep_alive_while_idle(true);
         channels.insert((*name).to_owned(), endpoint.connect_lazy());
     }
-    let (audit, writer) = audit::start(pool.clone());
-    let health_watch = health::watch(channels.clone(), config.backend_check_interval);
+    let (audit, writer) = audit::start(pool.clone(), config.audit_queue);
+    let health_watch = health::watch(
+        channels.clone(),
+        audit.clone(),
+        config.backend_check_interval,
+    );
     let gateway = Arc::new(Gateway::new(GatewayParts {
         methods,
         auth,

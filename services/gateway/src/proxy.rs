@@ -298,6 +298,16 @@ impl Gateway {
                 Status::unimplemented(format!("unknown method {path}")),
             );
         };
+        // Fail closed: a call whose decision cannot be queued for the audit trail is not
+        // served (its refusal still reaches the log).
+        if !self.audit.accepting() {
+            return refuse(
+                &call,
+                Status::unavailable(
+                    "auditing is unavailable: the audit trail cannot be written; retry later",
+                ),
+            );
+        }
         let policy = match method.policy.as_ref() {
             Ok(p) => p,
             Err(why) => {

@@ -65,6 +65,9 @@ pub struct Config {
     /// `QI_BACKEND_CHECK_INTERVAL_MS` (default 2000): how often the gateway checks each
     /// service's health, which its own health reports.
     pub backend_check_interval: Duration,
+    /// `QI_AUDIT_QUEUE` (default 50000, at least 1): audit events the gateway holds while
+    /// its database cannot take them; when they are all held, it refuses new calls.
+    pub audit_queue: usize,
     /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
     /// reports NOT_SERVING, still serving, before it stops accepting.
     pub drain_delay: Duration,
@@ -186,6 +189,7 @@ impl Config {
             rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
             rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,
             backend_check_interval: millis(&get, "QI_BACKEND_CHECK_INTERVAL_MS", 2_000)?,
+            audit_queue: parse(&get, "QI_AUDIT_QUEUE", Some(50_000))?.max(1),
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,

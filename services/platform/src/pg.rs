@@ -206,16 +206,21 @@ impl PrivateCluster {
         )
     }
 
-    /// Stops the cluster (fast shutdown: open sessions are ended, data is kept).
+    /// Stops the cluster (fast shutdown: open sessions are ended, data is kept), in at most
+    /// about 6 s.
     pub fn stop(&mut self) -> anyhow::Result<()> {
         if self.stopped {
             return Ok(());
         }
         self.stopped = true;
-        let stopped = self.run(
-            "pg_ctl",
-            &["stop", "-w", "-D", path_str(&self.data_dir)?, "-m", "fast"],
-        );
+        // Bounded: a server that does not stop in time is stopped at once (its data is
+        // safe; the next start runs crash recovery), so `qi up`'s shutdown has a ceiling.
+        let data_dir = path_str(&self.data_dir)?;
+        let fast = ["stop", "-w", "-t", "4", "-D", data_dir, "-m", "fast"];
+        let stopped = self.run("pg_ctl", &fast).or_else(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "PostgreSQL did not stop in 4 s: stopping it at once");
+            self.run("pg_ctl", &["stop", "-w", "-t", "2", "-D", data_dir, "-m", "immediate"])
+        });
         // Stopped cleanly: the watchdog must not stop a later cluster in the same folder.
         if let Some(mut w) = self.watchdog.take() {
             let _ = w.kill();

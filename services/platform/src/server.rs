@@ -4,7 +4,8 @@
 //! Every call gets a span with the OpenTelemetry RPC attributes (`trace_fn`). Our layers,
 //! outer to inner: the call's deadline, fixed as it arrives ([`crate::deadline`]); gRPC-Web
 //! on the gateway; the status and duration recorded on the span and the call timer; the
-//! deadline's enforcement (answered DEADLINE_EXCEEDED); load shedding, so callers beyond
+//! deadline's enforcement (answered DEADLINE_EXCEEDED); the cut of calls still running when
+//! the shutdown grace ends (answered UNAVAILABLE); load shedding, so callers beyond
 //! the concurrency limit get `RESOURCE_EXHAUSTED` at once instead of queueing; the
 //! concurrency limit itself, shared by every connection; and, on the services, the
 //! access-context check.
@@ -27,6 +28,9 @@ use crate::config::Config;
 
 /// The largest message a server decodes (4 MiB, gRPC's usual default, set explicitly).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The health name that reports only that the server is up (for liveness probes).
+pub const LIVENESS: &str = "liveness";
 
 /// How a server limits and stops.
 #[derive(Debug, Clone)]
@@ -120,6 +124,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let (reporter, health) = tonic_health::server::health_reporter();
+    // Answered while the process serves at all, whatever its database or backends do:
+    // the liveness and startup probes' name, so an outage never restarts every replica.
+    reporter
+        .set_service_status(LIVENESS, ServingStatus::Serving)
+        .await;
     for name in &component.service_names {
         reporter
             .set_service_status(*name, ServingStatus::Serving)
@@ -140,6 +149,9 @@ pub async fn serve(
         .context("building reflection")?;
 
     let deadline = crate::deadline::DeadlineLayer::new(settings.request_timeout);
+    // Held here too, so the shutdown can say how many calls it had to cut.
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency_limit));
+    let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);
     let layers = tower::ServiceBuilder::new()
         // Fixes the call's deadline before tonic's transport starts its own timer.
         .layer(deadline)
@@ -149,9 +161,10 @@ pub async fn serve(
         .layer(crate::telemetry::RpcStatusLayer::new(component.name))
         // Inside the span and the timer, so both see a passed deadline's DEADLINE_EXCEEDED.
         .layer(deadline.enforce())
+        .layer(CutLayer(cut_rx))
         .layer(tower::load_shed::LoadShedLayer::new())
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            settings.concurrency_limit,
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::with_semaphore(
+            permits.clone(),
         ))
         .option_layer(component.access.clone().map(AccessLayer::new))
         .into_inner();
@@ -192,16 +205,85 @@ pub async fn serve(
         () = tokio::time::sleep(settings.drain_delay) => {}
     }
     let _ = stop_tx.send(());
-    match tokio::time::timeout(settings.shutdown_grace, server).await {
+    match tokio::time::timeout(settings.shutdown_grace, &mut server).await {
         Ok(res) => res.context("server failed")?,
-        Err(_) => tracing::warn!(
-            component = component.name,
-            grace = ?settings.shutdown_grace,
-            "calls still in flight when the shutdown grace ran out; stopping anyway"
-        ),
+        Err(_) => {
+            tracing::warn!(
+                component = component.name,
+                grace = ?settings.shutdown_grace,
+                cut = settings
+                    .concurrency_limit
+                    .saturating_sub(permits.available_permits()),
+                "calls still in flight when the shutdown grace ran out were cut"
+            );
+            let _ = cut_tx.send(true);
+            // Their UNAVAILABLE answers go out; the connections then close.
+            let _ = tokio::time::timeout(CUT_WAIT, server).await;
+        }
     }
     tracing::info!(component = component.name, "stopped");
     Ok(())
+}
+
+/// How long cut calls have to send their answers before the server is dropped.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
+/// Ends the calls still running when the shutdown grace runs out, answering UNAVAILABLE.
+/// tonic's server leaves its connections' tasks running when its future is dropped (hyper
+/// #4170), so without this a call could still run, commit and be answered after the server
+/// said it had stopped. A stream's messages after its response head are not cut.
+#[derive(Debug, Clone)]
+struct CutLayer(tokio::sync::watch::Receiver<bool>);
+
+impl<S> tower::Layer<S> for CutLayer {
+    type Service = Cut<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Cut {
+            inner,
+            cut: self.0.clone(),
+        }
+    }
+}
+
+/// The service of [`CutLayer`].
+#[derive(Debug, Clone)]
+struct Cut<S> {
+    inner: S,
+    cut: tokio::sync::watch::Receiver<bool>,
+}
+
+impl<S, B, ResBody> tower::Service<http::Request<B>> for Cut<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let mut cut = self.cut.clone();
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            tokio::select! {
+                biased;
+                answer = call => answer,
+                // Cut, or the server gone (the sender dropped): either way, this call ends.
+                _ = cut.wait_for(|c| *c) => Ok(tonic::Status::unavailable(
+                    "the server stopped before this call finished; retry it",
+                )
+                .into_http()),
+            }
+        })
+    }
 }
 
 /// Reflection over the contracts, listing only what this server serves.

@@ -143,7 +143,7 @@ pub async fn serve(
     if let Some(writer) = audit {
         writer.shutdown().await;
     }
-    pool.close().await;
+    close_pools(std::slice::from_ref(&pool)).await;
     served
 }
 
@@ -159,4 +159,20 @@ pub async fn migrate(roles: &[Role], config: &Config) -> anyhow::Result<()> {
         tracing::info!(component = role.name(), "migrated");
     }
     Ok(())
+}
+
+/// Closes pools at shutdown, waiting at most a second for connections still in use: a
+/// database that hangs must not hold the process.
+pub(crate) async fn close_pools(pools: &[sqlx::PgPool]) {
+    let all = async {
+        for pool in pools {
+            pool.close().await;
+        }
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(1), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("database connections still busy at shutdown were abandoned");
+    }
 }

@@ -190,6 +190,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// What is allowed past the drain delay and the grace before a stopping process exits
+/// regardless: the audit flush, the private cluster's stop and the telemetry flush fit in it.
+const STOP_MARGIN: Duration = Duration::from_secs(9);
+
+/// Completes on SIGTERM or Ctrl-C, and from then on holds the process to its ceiling: if it
+/// has not exited within the drain delay, the grace and [`STOP_MARGIN`], whatever the
+/// database is doing, it exits with status 1.
+fn stop_signal(config: &Config) -> impl Future<Output = ()> + use<> {
+    let ceiling = config.drain_delay + config.shutdown_grace + STOP_MARGIN;
+    async move {
+        qi_platform::server::shutdown_signal().await;
+        std::thread::spawn(move || {
+            std::thread::sleep(ceiling);
+            tracing::error!(
+                ?ceiling,
+                "still stopping when the shutdown ceiling passed: exiting now"
+            );
+            eprintln!("qi: still stopping {ceiling:?} after the signal: exiting now");
+            std::process::exit(1);
+        });
+    }
+}
+
 async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
     match command {
         Command::Up {
@@ -207,7 +230,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let suite = Suite::build(&config).await?;
             let addr = suite.gateway_addr();
             print_welcome(&config, addr);
-            let running = suite.run_until_stopped(qi_platform::server::shutdown_signal());
+            let running = suite.run_until_stopped(stop_signal(&config));
             if !demo {
                 return running.await;
             }
@@ -226,9 +249,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             running.await
         }
-        Command::Serve { component } => {
-            qi::serve(component, &config, qi_platform::server::shutdown_signal()).await
-        }
+        Command::Serve { component } => qi::serve(component, &config, stop_signal(&config)).await,
         Command::Migrate { component } => {
             let roles: Vec<Role> = match component.as_str() {
                 "all" => ALL.to_vec(),

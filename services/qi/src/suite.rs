@@ -106,9 +106,11 @@ impl Suite {
         } = self;
         let (services_stop, services_stopping) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
-        // In-process services need no drain delay of their own: the gateway drained.
+        // In-process services need no drain delay of their own, and little grace: they
+        // stop after the gateway, which has finished or cut every call it sent them.
         let service_settings = ServerSettings {
             drain_delay: Duration::ZERO,
+            shutdown_grace: SERVICES_GRACE.min(settings.shutdown_grace),
             ..settings.clone()
         };
         for (component, listener) in services {
@@ -139,17 +141,18 @@ impl Suite {
                 gateway_run.await
             }
         };
-        // The gateway has finished its calls: flush its audit trail before anything stops.
-        audit.shutdown().await;
+        // The gateway has finished its calls: flush its audit trail (bounded) while the
+        // services stop.
         let _ = services_stop.send(true);
-        while let Some(res) = running.join_next().await {
-            if let Ok(Err(e)) = res {
-                tracing::error!(error = %e, "a service failed while stopping");
+        let services_stopped = async {
+            while let Some(res) = running.join_next().await {
+                if let Ok(Err(e)) = res {
+                    tracing::error!(error = %e, "a service failed while stopping");
+                }
             }
-        }
-        for pool in pools {
-            pool.close().await;
-        }
+        };
+        tokio::join!(audit.shutdown(), services_stopped);
+        crate::close_pools(&pools).await;
         if let Some(mut c) = cluster.take() {
             tokio::task::spawn_blocking(move || c.stop())
                 .await
@@ -158,3 +161,6 @@ impl Suite {
         outcome
     }
 }
+
+/// The grace of the in-process services, after the gateway's own.
+const SERVICES_GRACE: Duration = Duration::from_secs(2);

@@ -37,11 +37,16 @@ fn announced_port(child: &mut Child) -> u16 {
 }
 
 fn up(data_dir: &std::path::Path, log: &std::path::Path) -> Child {
+    up_with(data_dir, log, &[])
+}
+
+fn up_with(data_dir: &std::path::Path, log: &std::path::Path, env: &[(&str, &str)]) -> Child {
     let log = std::fs::File::create(log).expect("a log file");
     Command::new(QI)
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("QI_SHUTDOWN_GRACE_MS", "5000")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -74,7 +79,7 @@ async fn wait_serving(port: u16, child: &mut Child) {
     }
 }
 
-async fn stop(mut child: Child, log: &std::path::Path) -> Duration {
+async fn stop_child(mut child: Child, log: &std::path::Path) -> Duration {
     let pid = Pid::from_raw(child.id() as i32);
     let asked = Instant::now();
     kill(pid, Signal::SIGTERM).expect("signal qi");
@@ -108,7 +113,7 @@ async fn qi_up_serves_stops_on_sigterm_and_starts_again_on_its_data() {
         let mut child = up(&data, &log);
         let port = announced_port(&mut child);
         wait_serving(port, &mut child).await;
-        let took = stop(child, &log).await;
+        let took = stop_child(child, &log).await;
         assert!(
             took < Duration::from_secs(10),
             "round {round}: stopping took {took:?}"
@@ -337,5 +342,183 @@ async fn sigterm_lets_a_call_in_flight_finish_and_refuses_new_ones() {
         status.success(),
         "qi up exited with {status}: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
+
+/// Kills the private cluster's postmaster as the OOM killer would.
+fn kill_postgres(data: &std::path::Path) {
+    let pid_file = std::fs::read_to_string(data.join("pg").join("postmaster.pid"))
+        .expect("the private cluster is running");
+    let pid: i32 = pid_file
+        .lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("a postmaster pid");
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the postmaster");
+}
+
+/// What the gateway says on `service`'s health name.
+async fn health_of(port: u16, service: &str) -> Option<i32> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .ok()?
+        .connect()
+        .await
+        .ok()?;
+    let mut health = HealthClient::new(channel);
+    let request = HealthCheckRequest {
+        service: service.to_owned(),
+    };
+    Some(health.check(request).await.ok()?.into_inner().status)
+}
+
+/// PostgreSQL dies under load, then Kubernetes sends SIGTERM: the process still exits
+/// within drain + grace + 10 s, and every decision the gateway answered is in the audit
+/// table or, where the database could not take it, in the log as a structured record.
+/// Meanwhile readiness says NOT_SERVING and liveness stays SERVING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_the_database_killed_under_load_stops_in_time_and_loses_no_audit_event() {
+    use qi_proto::training::ListCoursesRequest;
+    use qi_proto::training::training_service_client::TrainingServiceClient;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("qi-up.log");
+    let grace = Duration::from_secs(3);
+    let mut child = up_with(
+        &data,
+        &log,
+        &[
+            ("QI_SHUTDOWN_GRACE_MS", "3000"),
+            ("QI_DB_ACQUIRE_TIMEOUT_MS", "500"),
+            ("QI_RATE_LIMIT_PER_SUBJECT", "0"),
+            ("QI_BACKEND_CHECK_INTERVAL_MS", "200"),
+        ],
+    );
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let bearer: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(&data, "loader", "viewer", "*"))
+            .parse()
+            .unwrap();
+
+    // Four callers, each counting the calls the gateway answered (any status).
+    let (answered, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (channel, bearer) = (channel.clone(), bearer.clone());
+            let (answered, stop) = (answered.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut client = TrainingServiceClient::new(channel);
+                while !stop.load(Ordering::Relaxed) {
+                    let mut req = tonic::Request::new(ListCoursesRequest {
+                        parent: "trust".into(),
+                        ..Default::default()
+                    });
+                    req.metadata_mut().insert("authorization", bearer.clone());
+                    let _ = client.list_courses(req).await;
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    kill_postgres(&data);
+
+    // Readiness goes NOT_SERVING (2) once the audit trail cannot be written; liveness stays.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health_of(port, "qi.gateway.v1.GatewayService").await != Some(2) {
+        assert!(
+            Instant::now() < deadline,
+            "readiness never reported the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        health_of(port, "liveness").await,
+        Some(1),
+        "liveness SERVING"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for c in callers {
+        c.await.unwrap();
+    }
+    let answered = answered.load(Ordering::Relaxed);
+
+    let pid = Pid::from_raw(child.id() as i32);
+    let asked = Instant::now();
+    kill(pid, Signal::SIGTERM).expect("signal qi");
+    let ceiling = grace + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("qi is inspectable") {
+            break status;
+        }
+        assert!(
+            asked.elapsed() < ceiling,
+            "qi up still running {ceiling:?} after SIGTERM with its database dead"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !output.contains("dropped"),
+        "no audit event is ever dropped:\n{output}"
+    );
+    let logged = output
+        .lines()
+        .filter(|l| l.contains("audit event not written") && l.contains("subject=\"loader\""))
+        .count();
+    println!(
+        "stopped in {:?} ({status}); {answered} calls answered; {logged} audit events logged",
+        asked.elapsed()
+    );
+
+    // The table, read through a fresh start on the same data (crash recovery included).
+    let log2 = dir.path().join("qi-up-2.log");
+    let mut child = up(&data, &log2);
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut gateway = qi_proto::gateway::gateway_service_client::GatewayServiceClient::new(channel);
+    let admin: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(&data, "auditor", "admin", "*"))
+            .parse()
+            .unwrap();
+    let (mut in_table, mut page_token) = (0usize, String::new());
+    loop {
+        let mut req = tonic::Request::new(qi_proto::gateway::ListAuditEventsRequest {
+            parent: "trust".into(),
+            subject: "loader".into(),
+            page_size: 1000,
+            page_token: page_token.clone(),
+            ..Default::default()
+        });
+        req.metadata_mut().insert("authorization", admin.clone());
+        let page = gateway.list_audit_events(req).await.unwrap().into_inner();
+        in_table += page.audit_events.len();
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    stop_child(child, &log2).await;
+    assert!(
+        in_table + logged >= answered,
+        "{answered} decisions answered, {in_table} in the table, {logged} in the log"
     );
 }
