@@ -525,8 +525,9 @@ pub(crate) async fn insert(
     .bind(idea_uid)
     .fetch_optional(&mut *conn)
     .await?;
+    // The id may be taken at a site the caller cannot see: say only that it is taken.
     row.ok_or_else(|| Error::AlreadyExists {
-        name: format!("sites/{lead}/{COLLECTION}/{id} (project ids are unique across the trust)"),
+        name: format!("project id `{id}` (project ids are unique across the trust)"),
     })
 }
 
