@@ -2736,3 +2736,56 @@ async fn a_taken_project_id_is_refused_without_saying_where_it_is_taken() {
     );
     suite.stop().await.unwrap();
 }
+
+/// A trust programme with projects at BAS and SOU: a BAS caller listing its projects sees
+/// BAS's alone, and a programme filter naming a SOU programme is refused, as its name is.
+#[tokio::test]
+async fn a_programme_filter_lists_only_the_callers_sites_projects() {
+    let suite = TestSuite::start().await;
+    let mut api = Api::new(&suite);
+    let trust = suite.token("qi-office", &["improvement_team"], &["*"]);
+    let bas = suite.token("bas-viewer", &["viewer"], &["BAS"]);
+    use pb::ProgrammeKind as K;
+    let flow = api
+        .programme(&trust, "trust", "flow", K::Thematic, "", "Flow")
+        .await
+        .unwrap();
+    let sou_flow = api
+        .programme(&trust, "sites/SOU", "sou-flow", K::Thematic, "", "Flow")
+        .await
+        .unwrap();
+    for (site, id, programme) in [
+        ("BAS", "flow-bas", &flow.name),
+        ("SOU", "flow-sou", &flow.name),
+        ("BRM", "flow-brm", &flow.name),
+        ("SOU", "sou-only", &sou_flow.name),
+    ] {
+        let p = pb::Project {
+            title: format!("Flow at {site}"),
+            programme: programme.clone(),
+            ..Default::default()
+        };
+        api.project(&trust, site, id, p).await.unwrap();
+    }
+    let list = |programme: &str| pb::ListProjectsRequest {
+        parent: "sites/-".into(),
+        programme: programme.into(),
+        ..Default::default()
+    };
+    let listed = api
+        .c
+        .list_projects(authed(&bas, list(&flow.name)))
+        .await
+        .unwrap()
+        .into_inner()
+        .projects;
+    let names: Vec<_> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["sites/BAS/projects/flow-bas"]);
+    let err = api
+        .c
+        .list_projects(authed(&bas, list(&sou_flow.name)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    suite.stop().await.unwrap();
+}

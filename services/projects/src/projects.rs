@@ -803,9 +803,14 @@ impl ProjectsApi {
         let programme_key = if programme.is_empty() {
             None
         } else {
+            // A programme of a site the caller does not hold is refused, as its name would be.
             v.check(
-                names::parse_name("programme", &programme, crate::programmes::COLLECTION)
-                    .map(|(o, id)| Some((o.site_column().map(str::to_owned), id))),
+                names::parse_name("programme", &programme, crate::programmes::COLLECTION).and_then(
+                    |(o, id)| {
+                        o.check_read(ctx)?;
+                        Ok(Some((o.site_column().map(str::to_owned), id)))
+                    },
+                ),
             )
         };
         v.finish()?;
