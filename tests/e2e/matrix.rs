@@ -600,6 +600,8 @@ async fn seed(suite: &TestSuite, site: &str, round: u32) -> BTreeMap<&'static st
                 project_id: format!("{low}-project-{round}"),
                 project: Some(projects::Project {
                     title: format!("{mark} project {round}"),
+                    // Every site's projects join the one trust programme.
+                    programme: format!("trust/programmes/{TRUST_PROGRAMME}"),
                     ..Default::default()
                 }),
                 request_id: String::new(),
@@ -833,12 +835,45 @@ fn carries(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
+/// The trust-wide ward programme every site's wards and projects join.
+const TRUST_PROGRAMME: &str = "leak-wards";
+/// The trust metrics every site records into: by site, and by ward.
+const TRUST_METRIC_BY_SITE: &str = "leak-falls";
+const TRUST_METRIC_BY_WARD: &str = "leak-ward-falls";
+
 /// Trust-wide records that each site's seeded records join: a ward programme (its waves
-/// planned) for the wards, and a cohort for the staff.
+/// planned) for the wards and projects, a cohort for the staff, and two trust metrics (by
+/// site, and by ward) for measurements.
 async fn seed_trust_records(suite: &TestSuite) -> Ids {
     use qi_e2e::authed;
-    use qi_proto::{projects, training};
+    use qi_proto::{metrics, projects, training};
     let admin = suite.token("seeder", &["admin"], &["*"]);
+    let mut m = metrics::metric_service_client::MetricServiceClient::new(suite.channel.clone());
+    for (id, location) in [
+        (TRUST_METRIC_BY_SITE, metrics::LocationBreakdown::Site),
+        (TRUST_METRIC_BY_WARD, metrics::LocationBreakdown::Ward),
+    ] {
+        m.create_metric(authed(
+            &admin,
+            metrics::CreateMetricRequest {
+                parent: "trust".into(),
+                metric_id: id.into(),
+                metric: Some(metrics::Metric {
+                    display_name: "Falls".into(),
+                    kind: metrics::MetricKind::Qms as i32,
+                    improvement_direction: metrics::ImprovementDirection::Decrease as i32,
+                    frequency: metrics::MetricFrequency::Month as i32,
+                    value_type: metrics::MetricValueType::Count as i32,
+                    location_breakdown: location as i32,
+                    dimensions: vec![metrics::InequalityDimension::Sex as i32],
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    }
     let cohort =
         training::training_service_client::TrainingServiceClient::new(suite.channel.clone())
             .create_cohort(authed(
@@ -871,7 +906,7 @@ async fn seed_trust_records(suite: &TestSuite) -> Ids {
             &admin,
             projects::CreateProgrammeRequest {
                 parent: "trust".into(),
-                programme_id: "leak-wards".into(),
+                programme_id: TRUST_PROGRAMME.into(),
                 programme: Some(projects::Programme {
                     display_name: "Ward accreditation".into(),
                     kind: projects::ProgrammeKind::WardProgramme as i32,
@@ -908,15 +943,60 @@ async fn seed_trust_records(suite: &TestSuite) -> Ids {
     Ids::from([
         ("programmes", last_segment(&programme.name)),
         ("cohorts", last_segment(&cohort.name)),
+        ("metrics", TRUST_METRIC_BY_SITE.to_owned()),
     ])
 }
 
 /// Puts the ward and the staff member `seed` made for `site` in `round` into the trust-wide
-/// programme and cohort.
-async fn join_trust_records(suite: &TestSuite, trust_ids: &Ids, site_ids: &Ids, site: &str) {
+/// programme and cohort, and records the site's and the ward's falls of month `round` in
+/// the trust metrics.
+async fn join_trust_records(
+    suite: &TestSuite,
+    trust_ids: &Ids,
+    site_ids: &Ids,
+    site: &str,
+    round: u32,
+) {
     use qi_e2e::authed;
-    use qi_proto::{projects, training};
+    use qi_proto::{metrics, projects, training};
     let admin = suite.token("seeder", &["admin"], &["*"]);
+    let month = i32::try_from(round).unwrap();
+    let value = if site == OWN { 5.0 } else { 9.0 };
+    let falls = |at_site: String, at_ward: String, sex: &str| metrics::Measurement {
+        period: Some(qi_proto::google::r#type::Date {
+            year: 2026,
+            month,
+            day: 1,
+        }),
+        site: at_site,
+        ward: at_ward,
+        stratum: Some(metrics::Stratum {
+            sex: sex.into(),
+            ..Default::default()
+        }),
+        value: Some(value),
+        ..Default::default()
+    };
+    let ward = format!("sites/{site}/wards/{}", site_ids["wards"]);
+    let mut m = metrics::metric_service_client::MetricServiceClient::new(suite.channel.clone());
+    for (metric, row) in [
+        (
+            TRUST_METRIC_BY_SITE,
+            falls(format!("sites/{site}"), String::new(), "1"),
+        ),
+        (TRUST_METRIC_BY_WARD, falls(String::new(), ward, "2")),
+    ] {
+        m.batch_create_measurements(authed(
+            &admin,
+            metrics::BatchCreateMeasurementsRequest {
+                parent: format!("trust/metrics/{metric}"),
+                measurements: vec![row],
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap();
+    }
     training::training_service_client::TrainingServiceClient::new(suite.channel.clone())
         .create_enrolment(authed(
             &admin,
@@ -956,28 +1036,41 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
     assert!(reads.len() >= 40, "only {} reads", reads.len());
     let trust_ids = seed_trust_records(&suite).await;
     let own = seed(&suite, OWN, 1).await;
-    join_trust_records(&suite, &trust_ids, &own, OWN).await;
+    join_trust_records(&suite, &trust_ids, &own, OWN, 1).await;
     let other = seed(&suite, OTHER, 1).await;
-    join_trust_records(&suite, &trust_ids, &other, OTHER).await;
-    let mut probes = Vec::new();
+    join_trust_records(&suite, &trust_ids, &other, OTHER, 1).await;
+    // The trust records once more, with the metric recorded by ward in place of the one
+    // recorded by site: only the probes that name a metric differ.
+    let mut by_ward = trust_ids.clone();
+    by_ward.insert("metrics", TRUST_METRIC_BY_WARD.to_owned());
+    let mut probes: Vec<Probe<'_>> = Vec::new();
     for t in &reads {
-        for (root, ids) in [(Root::Sites, &other), (Root::Trust, &trust_ids)] {
+        for (root, ids) in [
+            (Root::Sites, &other),
+            (Root::Trust, &trust_ids),
+            (Root::Trust, &by_ward),
+        ] {
             if let (Some(one_site), Some(trust_wide)) =
                 (probe(t, root, ids, "-"), probe(t, root, ids, OTHER))
             {
-                probes.push(Probe {
-                    target: t,
-                    root,
-                    one_site,
-                    trust_wide,
-                });
+                let asked = |p: &Probe<'_>| {
+                    p.target.path == t.path && p.root == root && p.one_site == one_site
+                };
+                if !probes.iter().any(asked) {
+                    probes.push(Probe {
+                        target: t,
+                        root,
+                        one_site,
+                        trust_wide,
+                    });
+                }
             }
         }
     }
     let before = look(&suite, &probes, false).await;
     // More of the other site's records: nothing a one-site caller sees may change.
     let more = seed(&suite, OTHER, 2).await;
-    join_trust_records(&suite, &trust_ids, &more, OTHER).await;
+    join_trust_records(&suite, &trust_ids, &more, OTHER, 2).await;
     let after = look(&suite, &probes, false).await;
     let trust = look(&suite, &probes, true).await;
 
@@ -1033,6 +1126,19 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
                 p.target.path
             );
         }
+    }
+    // Both trust metrics were probed, and hold the other site's rows.
+    let trust_metric_lists: Vec<usize> = (0..probes.len())
+        .filter(|&i| {
+            probes[i].root == Root::Trust && probes[i].target.method.name() == "ListMeasurements"
+        })
+        .collect();
+    assert_eq!(trust_metric_lists.len(), 2);
+    for i in trust_metric_lists {
+        assert!(
+            carries(&trust[i].1, &format!("sites/{OTHER}")),
+            "the trust-wide caller did not see the {OTHER} measurements of a trust metric"
+        );
     }
     for seeded in [
         "ListCohorts",

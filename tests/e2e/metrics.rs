@@ -1842,3 +1842,211 @@ async fn every_metrics_method_states_its_access_policy_and_the_gateway_applies_i
     assert_eq!(chart.point_count, 3);
     suite.stop().await.unwrap();
 }
+
+/// A trust metric recorded by site and one recorded by ward, each with rows at BAS and SOU:
+/// a BAS caller's every read of them adds up BAS's rows alone (a trust total beside BAS's
+/// own part would give SOU's away by subtraction), and a filter naming SOU's site or ward is
+/// refused as an access failure, not answered as bad input.
+#[tokio::test]
+async fn a_one_site_caller_reads_only_its_sites_part_of_a_trust_metric() {
+    let suite = TestSuite::start().await;
+    let mut c = client(&suite);
+    let trust = suite.token("qi-office", &["improvement_team"], &["*"]);
+    let bas = suite.token("bas-viewer", &["viewer"], &["BAS"]);
+    let mut falls = metric(
+        "Falls",
+        pb::MetricKind::Qms,
+        pb::ImprovementDirection::Decrease,
+        pb::MetricFrequency::Month,
+        pb::MetricValueType::Count,
+        &[pb::InequalityDimension::Sex],
+    );
+    falls.location_breakdown = pb::LocationBreakdown::Site as i32;
+    create(&mut c, &trust, "trust", "falls", falls.clone())
+        .await
+        .unwrap();
+    falls.location_breakdown = pb::LocationBreakdown::Ward as i32;
+    create(&mut c, &trust, "trust", "ward-falls", falls)
+        .await
+        .unwrap();
+    // BAS: 5 a month (sex 1); SOU: 9 a month (sex 2), over twelve months.
+    let at = |site: &str, ward: &str, v: f64, sex: &str| {
+        (0..12)
+            .map(|i| pb::Measurement {
+                site: site.into(),
+                ward: ward.into(),
+                stratum: stratum("", "", sex),
+                ..value(month(i), v)
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut rows = at("sites/BAS", "", 5.0, "1");
+    rows.extend(at("sites/SOU", "", 9.0, "2"));
+    ingest(&mut c, &trust, "trust/metrics/falls", rows, "")
+        .await
+        .unwrap();
+    let mut rows = at("", "sites/BAS/wards/cedar", 5.0, "1");
+    rows.extend(at("", "sites/SOU/wards/oak", 9.0, "2"));
+    ingest(&mut c, &trust, "trust/metrics/ward-falls", rows, "")
+        .await
+        .unwrap();
+
+    for metric in ["trust/metrics/falls", "trust/metrics/ward-falls"] {
+        let listed = c
+            .list_measurements(authed(
+                &bas,
+                pb::ListMeasurementsRequest {
+                    parent: metric.into(),
+                    page_size: 100,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .measurements;
+        assert_eq!(listed.len(), 12, "{metric}");
+        assert!(listed.iter().all(|m| m.site == "sites/BAS"), "{metric}");
+
+        let chart = |token: &str| {
+            let mut c = c.clone();
+            let token = token.to_owned();
+            async move {
+                c.get_spc_chart(authed(
+                    &token,
+                    pb::GetSpcChartRequest {
+                        metric: metric.into(),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner()
+                .chart
+                .unwrap()
+            }
+        };
+        let values =
+            |chart: &pb::SpcChart| chart.points.iter().map(|p| p.value).collect::<Vec<_>>();
+        assert_eq!(values(&chart(&bas).await), [5.0; 12], "{metric}");
+        assert_eq!(values(&chart(&trust).await), [14.0; 12], "{metric}");
+
+        let breakdown = c
+            .get_inequality_breakdown(authed(
+                &bas,
+                pb::GetInequalityBreakdownRequest {
+                    metric: metric.into(),
+                    dimension: pb::InequalityDimension::Sex as i32,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+            .breakdown
+            .unwrap();
+        let counted: Vec<(String, f64)> = breakdown
+            .strata
+            .iter()
+            .filter(|s| s.count > 0.0)
+            .map(|s| (s.label.clone(), s.count))
+            .collect();
+        assert_eq!(counted, [("1".to_owned(), 60.0)], "{metric}");
+    }
+
+    let dashboard = c
+        .get_qms_dashboard(authed(
+            &bas,
+            pb::GetQmsDashboardRequest {
+                parent: "sites/-".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .rows;
+    assert_eq!(dashboard.len(), 2);
+    assert!(dashboard.iter().all(|r| r.latest_value == Some(5.0)));
+
+    // Every filter field naming a site or ward: SOU's is refused PERMISSION_DENIED (it was
+    // INVALID_ARGUMENT), whatever the metric records; BAS's own is answered.
+    for metric in ["trust/metrics/falls", "trust/metrics/ward-falls"] {
+        for (filter, allowed) in [
+            (
+                pb::SeriesFilter {
+                    site: "sites/SOU".into(),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                pb::SeriesFilter {
+                    ward: "sites/SOU/wards/oak".into(),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                pb::SeriesFilter {
+                    site: "sites/BAS".into(),
+                    ward: "sites/SOU/wards/oak".into(),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                pb::SeriesFilter {
+                    site: "sites/BAS".into(),
+                    ..Default::default()
+                },
+                true,
+            ),
+        ] {
+            let spc = c
+                .get_spc_chart(authed(
+                    &bas,
+                    pb::GetSpcChartRequest {
+                        metric: metric.into(),
+                        filter: Some(filter.clone()),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ());
+            let render = c
+                .render_spc_chart(authed(
+                    &bas,
+                    pb::RenderSpcChartRequest {
+                        metric: metric.into(),
+                        filter: Some(filter.clone()),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ());
+            let breakdown = c
+                .get_inequality_breakdown(authed(
+                    &bas,
+                    pb::GetInequalityBreakdownRequest {
+                        metric: metric.into(),
+                        dimension: pb::InequalityDimension::Sex as i32,
+                        filter: Some(filter.clone()),
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .map(|_| ());
+            for (rpc, got) in [("spc", spc), ("render", render), ("breakdown", breakdown)] {
+                match got {
+                    Ok(()) => assert!(allowed, "{metric} {rpc} {filter:?}: answered"),
+                    Err(e) => {
+                        assert!(!allowed, "{metric} {rpc} {filter:?}: {e:?}");
+                        assert_eq!(e.code(), Code::PermissionDenied, "{metric} {rpc}: {e:?}");
+                    }
+                }
+            }
+        }
+    }
+    suite.stop().await.unwrap();
+}

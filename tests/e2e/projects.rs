@@ -2683,3 +2683,109 @@ async fn portfolio_summary_timing_over_ten_thousand_ideas_and_two_thousand_proje
     );
     suite.stop().await.unwrap();
 }
+
+/// Project ids are unique across the trust, so an id taken at SOU is refused to a BAS
+/// caller as well; the refusal names no site, and reads the same as for an id taken at
+/// BAS, so it does not tell where the clash is.
+#[tokio::test]
+async fn a_taken_project_id_is_refused_without_saying_where_it_is_taken() {
+    let suite = TestSuite::start().await;
+    let mut api = Api::new(&suite);
+    let sou = suite.token("sou-team", &["improvement_team"], &["SOU"]);
+    let bas = suite.token("bas-team", &["improvement_team"], &["BAS"]);
+    let titled = || pb::Project {
+        title: "Fewer falls".into(),
+        ..Default::default()
+    };
+    api.project(&sou, "SOU", "falls-sou", titled())
+        .await
+        .unwrap();
+    api.project(&bas, "BAS", "falls-bas", titled())
+        .await
+        .unwrap();
+    // What a refusal says, with the id asked for blanked out.
+    let said = |s: Status, id: &str| {
+        assert_eq!(s.code(), Code::AlreadyExists, "{s:?}");
+        let info = s.get_details_error_info().unwrap();
+        let mut said = vec![s.message().to_owned()];
+        said.extend(info.metadata.into_values());
+        for text in &said {
+            assert!(!text.contains("sites/"), "names a place: {text}");
+        }
+        said.iter().map(|t| t.replace(id, "ID")).collect::<Vec<_>>()
+    };
+    let elsewhere = api.project(&bas, "BAS", "falls-sou", titled()).await;
+    let here = api.project(&bas, "BAS", "falls-bas", titled()).await;
+    assert_eq!(
+        said(elsewhere.unwrap_err(), "falls-sou"),
+        said(here.unwrap_err(), "falls-bas")
+    );
+
+    let idea = api.idea(&bas, "BAS", "Fewer falls").await.unwrap();
+    api.review(&bas, &idea.name).await.unwrap();
+    let accept = |project_id: &str| pb::AcceptIdeaRequest {
+        name: idea.name.clone(),
+        project_id: project_id.into(),
+        ..Default::default()
+    };
+    let elsewhere = api.c.accept_idea(authed(&bas, accept("falls-sou"))).await;
+    let here = api.c.accept_idea(authed(&bas, accept("falls-bas"))).await;
+    assert_eq!(
+        said(elsewhere.unwrap_err(), "falls-sou"),
+        said(here.unwrap_err(), "falls-bas")
+    );
+    suite.stop().await.unwrap();
+}
+
+/// A trust programme with projects at BAS and SOU: a BAS caller listing its projects sees
+/// BAS's alone, and a programme filter naming a SOU programme is refused, as its name is.
+#[tokio::test]
+async fn a_programme_filter_lists_only_the_callers_sites_projects() {
+    let suite = TestSuite::start().await;
+    let mut api = Api::new(&suite);
+    let trust = suite.token("qi-office", &["improvement_team"], &["*"]);
+    let bas = suite.token("bas-viewer", &["viewer"], &["BAS"]);
+    use pb::ProgrammeKind as K;
+    let flow = api
+        .programme(&trust, "trust", "flow", K::Thematic, "", "Flow")
+        .await
+        .unwrap();
+    let sou_flow = api
+        .programme(&trust, "sites/SOU", "sou-flow", K::Thematic, "", "Flow")
+        .await
+        .unwrap();
+    for (site, id, programme) in [
+        ("BAS", "flow-bas", &flow.name),
+        ("SOU", "flow-sou", &flow.name),
+        ("BRM", "flow-brm", &flow.name),
+        ("SOU", "sou-only", &sou_flow.name),
+    ] {
+        let p = pb::Project {
+            title: format!("Flow at {site}"),
+            programme: programme.clone(),
+            ..Default::default()
+        };
+        api.project(&trust, site, id, p).await.unwrap();
+    }
+    let list = |programme: &str| pb::ListProjectsRequest {
+        parent: "sites/-".into(),
+        programme: programme.into(),
+        ..Default::default()
+    };
+    let listed = api
+        .c
+        .list_projects(authed(&bas, list(&flow.name)))
+        .await
+        .unwrap()
+        .into_inner()
+        .projects;
+    let names: Vec<_> = listed.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["sites/BAS/projects/flow-bas"]);
+    let err = api
+        .c
+        .list_projects(authed(&bas, list(&sou_flow.name)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    suite.stop().await.unwrap();
+}

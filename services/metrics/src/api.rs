@@ -236,7 +236,7 @@ impl MetricsApi {
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (measurements, next_page_token) =
-            measurements::list(&mut conn, &metric, from, before, &page).await?;
+            measurements::list(&mut conn, &metric, &ctx.sites, from, before, &page).await?;
         Ok(pb::ListMeasurementsResponse {
             measurements,
             next_page_token,
@@ -766,7 +766,7 @@ impl MetricsApi {
         let mut conn = self.pool.acquire().await?;
         let (metrics, next_page_token) =
             definitions::list_for_dashboard(&mut conn, &scope, &page).await?;
-        let rows = dashboard::rows(&mut conn, &metrics).await?;
+        let rows = dashboard::rows(&mut conn, &ctx.sites, &metrics).await?;
         Ok(pb::GetQmsDashboardResponse {
             rows,
             next_page_token,

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use qi_platform::Error;
+use qi_platform::{Error, SiteScope};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
@@ -15,16 +15,18 @@ use crate::series::{self, Filter, Grouped};
 use crate::spc::{self, SpcOptions};
 use crate::{annotations, inequality};
 
-/// The dashboard rows of these metrics, in their order.
+/// The dashboard rows of these metrics, in their order, from the measurements at `sites`.
 pub(crate) async fn rows(
     conn: &mut PgConnection,
+    sites: &SiteScope,
     metrics: &[Metric],
 ) -> Result<Vec<pb::QmsDashboardRow>, Error> {
     if metrics.is_empty() {
         return Ok(Vec::new());
     }
     let refs: Vec<&Metric> = metrics.iter().collect();
-    let overall = series::read(conn, &refs, None, &Filter::default()).await?;
+    let everything = Filter::scoped(sites);
+    let overall = series::read(conn, &refs, None, &everything).await?;
     let rebase = annotations::rebase_points_of(conn, &refs).await?;
     let mut by_dimension: HashMap<Dimension, Grouped> = HashMap::new();
     for d in Dimension::ALL {
@@ -35,7 +37,7 @@ pub(crate) async fn rows(
         if !recorded.is_empty() {
             by_dimension.insert(
                 d,
-                series::read(conn, &recorded, Some(d), &Filter::default()).await?,
+                series::read(conn, &recorded, Some(d), &everything).await?,
             );
         }
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use qi_platform::convert::{required_date, timestamp};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
-use qi_platform::{Error, SiteCode};
+use qi_platform::{Error, SiteCode, SiteScope};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
@@ -724,6 +724,7 @@ impl MeasurementRow {
 pub(crate) async fn list(
     conn: &mut PgConnection,
     metric: &Metric,
+    sites: &SiteScope,
     from: Option<NaiveDate>,
     before: Option<NaiveDate>,
     page: &Page,
@@ -746,6 +747,7 @@ pub(crate) async fn list(
          WHERE metric_uid = $1
            AND ($2::date IS NULL OR period >= $2) AND ($3::date IS NULL OR period < $3)
            AND ($4::date IS NULL OR (period, id) > ($4, $5))
+           AND ($7::text[] IS NULL OR site = '' OR site = ANY($7))
          ORDER BY period, id
          LIMIT $6",
     )
@@ -755,6 +757,7 @@ pub(crate) async fn list(
     .bind(after_period)
     .bind(after_id.unwrap_or(0))
     .bind(page.limit())
+    .bind(sites.sql_filter())
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.period.to_string(), r.id.to_string()]);

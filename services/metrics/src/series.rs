@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use qi_platform::names::{self, Owner};
-use qi_platform::{AccessContext, Error, Violations};
+use qi_platform::{AccessContext, Error, SiteScope, Violations};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
@@ -88,6 +88,10 @@ pub(crate) struct Filter {
     pub(crate) from: Option<NaiveDate>,
     /// Periods starting before.
     pub(crate) before: Option<NaiveDate>,
+    /// The caller's sites (`None`: trust-wide). A trust metric recorded by site or ward adds
+    /// up only these sites' measurements for a one-site caller: a trust total beside the
+    /// caller's own part would give away the rest by subtraction (see the README).
+    pub(crate) sites: Option<Vec<String>>,
 }
 
 /// An optional date: unset (or all zero) means no bound.
@@ -103,6 +107,14 @@ pub(crate) fn optional_date(
 }
 
 impl Filter {
+    /// Every measurement the caller may see.
+    pub(crate) fn scoped(sites: &SiteScope) -> Filter {
+        Filter {
+            sites: sites.sql_filter(),
+            ..Filter::default()
+        }
+    }
+
     /// Reads a `SeriesFilter` (fields `{field}.…`) for `metric`, checking the caller holds any
     /// site it names.
     pub(crate) fn parse(
@@ -121,7 +133,7 @@ impl Filter {
         let mut v = Violations::new();
         let mut out = Filter {
             labels: dimensions::labels_of(stratum),
-            ..Default::default()
+            ..Filter::scoped(&ctx.sites)
         };
         v.check(
             metric
@@ -146,14 +158,15 @@ impl Filter {
         if !site.is_empty() {
             let at = format!("{field}.site");
             match names::parse_parent(&at, &site) {
-                Ok(Owner::Site(code)) => {
-                    if location == Location::None {
+                // Access before validity: naming a site the caller does not hold is refused
+                // whatever the metric.
+                Ok(Owner::Site(code)) => match Owner::Site(code.clone()).check_read(ctx) {
+                    Err(denied) => v.check(Err::<(), _>(denied)),
+                    Ok(()) if location == Location::None => {
                         v.add(at, "the metric is not recorded by site or ward");
-                    } else {
-                        v.check(Owner::Site(code.clone()).check_read(ctx));
-                        out.site = code.to_string();
                     }
-                }
+                    Ok(()) => out.site = code.to_string(),
+                },
                 Ok(Owner::Trust) => v.add(at, "use `sites/{site}`"),
                 Err(e) => {
                     v.check(Err::<(), _>(e));
@@ -163,17 +176,19 @@ impl Filter {
         if !ward.is_empty() {
             let at = format!("{field}.ward");
             match names::parse_name(&at, &ward, "wards") {
-                Ok((Owner::Site(code), id)) => {
-                    if location != Location::Ward {
+                Ok((Owner::Site(code), id)) => match Owner::Site(code.clone()).check_read(ctx) {
+                    Err(denied) => v.check(Err::<(), _>(denied)),
+                    Ok(()) if location != Location::Ward => {
                         v.add(at, "the metric is not recorded by ward");
-                    } else if !out.site.is_empty() && out.site != code.as_str() {
+                    }
+                    Ok(()) if !out.site.is_empty() && out.site != code.as_str() => {
                         v.add(at, "is not a ward of the site filtered on");
-                    } else {
-                        v.check(Owner::Site(code.clone()).check_read(ctx));
+                    }
+                    Ok(()) => {
                         out.site = code.to_string();
                         out.ward = id;
                     }
-                }
+                },
                 Ok((Owner::Trust, _)) => v.add(at, "use `sites/{site}/wards/{ward}`"),
                 Err(e) => {
                     v.check(Err::<(), _>(e));
@@ -216,8 +231,10 @@ fn one_row_per_group(m: &Metric, by: Option<Dimension>, filter: &Filter) -> bool
     dimensions && location
 }
 
-/// The filter of both reads: `$1` the metrics, `$2`… the filter.
+/// The filter of both reads: `$1` the metrics, `$2`… the filter. Measurements at no site
+/// (a trust metric not recorded by site) are the trust's own and seen by every caller.
 const WHERE: &str = "WHERE metric_uid = ANY($1)
+           AND ($10::text[] IS NULL OR site = '' OR site = ANY($10))
            AND ($2 = '' OR site = $2) AND ($3 = '' OR ward = $3)
            AND ($4 = '' OR imd_quintile = $4) AND ($5 = '' OR ethnicity = $5)
            AND ($6 = '' OR age_band = $6) AND ($7 = '' OR sex = $7)
@@ -314,7 +331,7 @@ pub(crate) async fn read(
     Ok(out)
 }
 
-/// Binds the metrics and the filter to a read (`$1` to `$9`).
+/// Binds the metrics and the filter to a read (`$1` to `$10`).
 fn bind<'q, O>(
     q: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
     uids: &'q [i64],
@@ -329,6 +346,7 @@ fn bind<'q, O>(
         .bind(&filter.labels[3])
         .bind(filter.from)
         .bind(filter.before)
+        .bind(&filter.sites)
 }
 
 /// One metric's series: per period, its value (periods whose value is undefined left out).

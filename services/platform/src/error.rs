@@ -101,8 +101,16 @@ impl Error {
 }
 
 /// Collects field violations so a request reports all its bad fields at once.
+///
+/// Only validation becomes a field violation: any other error met on the way (an access
+/// denial, a lookup that failed) is kept whole and wins over the violations, so a refusal
+/// is never answered as bad input.
 #[derive(Debug, Default)]
-pub struct Violations(Vec<FieldViolation>);
+pub struct Violations {
+    violations: Vec<FieldViolation>,
+    /// The first error that is not a validation error.
+    failed: Option<Error>,
+}
 
 impl Violations {
     /// An empty collection.
@@ -112,41 +120,51 @@ impl Violations {
 
     /// Records a bad field.
     pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
-        self.0.push(FieldViolation {
+        self.violations.push(FieldViolation {
             field: field.into(),
             description: description.into(),
         });
     }
 
-    /// Keeps the value of a check, recording its violation. A failed check yields a
-    /// placeholder (`T::default()`) that is never used: [`Violations::finish`] fails first.
+    /// Keeps the value of a check, recording its violation, or the first error of another
+    /// kind. A failed check yields a placeholder (`T::default()`) that is never used:
+    /// [`Violations::finish`] fails first.
     pub fn check<T: Default>(&mut self, r: Result<T, Error>) -> T {
         match r {
             Ok(v) => v,
             Err(Error::InvalidArgument { violations }) => {
-                self.0.extend(violations);
+                self.violations.extend(violations);
                 T::default()
             }
             Err(other) => {
-                // Only validation errors are expected here; keep any other visible.
-                self.add("request", other.to_string());
+                self.failed.get_or_insert(other);
                 T::default()
             }
         }
     }
 
-    /// Ends validation at a missing required message: everything recorded so far plus it.
+    /// Ends validation at a missing required message: everything recorded so far plus it
+    /// (or the error of another kind met first).
     pub fn missing(mut self, field: impl Into<String>) -> Error {
+        if let Some(e) = self.failed {
+            return e;
+        }
         self.add(field, "is required");
-        Error::InvalidArgument { violations: self.0 }
+        Error::InvalidArgument {
+            violations: self.violations,
+        }
     }
 
-    /// `Ok` when nothing was recorded.
+    /// `Ok` when nothing was recorded; an error of another kind before any violation.
     pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() {
+        if let Some(e) = self.failed {
+            Err(e)
+        } else if self.violations.is_empty() {
             Ok(())
         } else {
-            Err(Error::InvalidArgument { violations: self.0 })
+            Err(Error::InvalidArgument {
+                violations: self.violations,
+            })
         }
     }
 }
@@ -281,6 +299,23 @@ mod tests {
         assert!(status.message().contains("cohort.capacity"));
         let info = status.get_details_error_info().unwrap();
         assert_eq!(info.domain, DOMAIN);
+    }
+
+    #[test]
+    fn a_denial_met_during_validation_stays_a_denial() {
+        let mut v = Violations::new();
+        v.add("filter.start_date", "is not a date");
+        v.check(Err::<(), _>(Error::denied("no access to site SOU")));
+        let status = Status::from(v.finish().unwrap_err());
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(status.get_details_bad_request().is_none());
+
+        let mut v = Violations::new();
+        v.check(Err::<(), _>(Error::denied("no access to site SOU")));
+        assert_eq!(
+            Status::from(v.missing("filter")).code(),
+            Code::PermissionDenied
+        );
     }
 
     #[test]

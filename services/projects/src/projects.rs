@@ -525,8 +525,9 @@ pub(crate) async fn insert(
     .bind(idea_uid)
     .fetch_optional(&mut *conn)
     .await?;
+    // The id may be taken at a site the caller cannot see: say only that it is taken.
     row.ok_or_else(|| Error::AlreadyExists {
-        name: format!("sites/{lead}/{COLLECTION}/{id} (project ids are unique across the trust)"),
+        name: format!("project id `{id}` (project ids are unique across the trust)"),
     })
 }
 
@@ -802,9 +803,14 @@ impl ProjectsApi {
         let programme_key = if programme.is_empty() {
             None
         } else {
+            // A programme of a site the caller does not hold is refused, as its name would be.
             v.check(
-                names::parse_name("programme", &programme, crate::programmes::COLLECTION)
-                    .map(|(o, id)| Some((o.site_column().map(str::to_owned), id))),
+                names::parse_name("programme", &programme, crate::programmes::COLLECTION).and_then(
+                    |(o, id)| {
+                        o.check_read(ctx)?;
+                        Ok(Some((o.site_column().map(str::to_owned), id)))
+                    },
+                ),
             )
         };
         v.finish()?;
