@@ -1,5 +1,6 @@
 //! The `qi` binary as a process: `qi up` on a new data folder comes up with its own
-//! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data.
+//! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data;
+//! and the suite under faults a platform engineer meets (`random_faults`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+mod random_faults;
 
 const QI: &str = env!("CARGO_BIN_EXE_qi");
 
@@ -414,6 +417,46 @@ async fn courses_listed(
         .is_ok()
 }
 
+/// Audit events of `subject` that went to the log instead of the table.
+fn logged_audit_events(output: &str, subject: &str) -> usize {
+    let field = format!("subject=\"{subject}\"");
+    output
+        .lines()
+        .filter(|l| l.contains("audit event not written") && l.contains(&field))
+        .count()
+}
+
+/// Audit events of `subject` in the table, read through the gateway by a trust-wide admin.
+async fn audit_rows(port: u16, data: &std::path::Path, subject: &str) -> usize {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut gateway = qi_proto::gateway::gateway_service_client::GatewayServiceClient::new(channel);
+    let admin: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(data, "auditor", "admin", "*"))
+            .parse()
+            .unwrap();
+    let (mut rows, mut page_token) = (0usize, String::new());
+    loop {
+        let mut req = tonic::Request::new(qi_proto::gateway::ListAuditEventsRequest {
+            parent: "trust".into(),
+            subject: subject.into(),
+            page_size: 1000,
+            page_token: page_token.clone(),
+            ..Default::default()
+        });
+        req.metadata_mut().insert("authorization", admin.clone());
+        let page = gateway.list_audit_events(req).await.unwrap().into_inner();
+        rows += page.audit_events.len();
+        if page.next_page_token.is_empty() {
+            return rows;
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// What the gateway says on `service`'s health name.
 async fn health_of(port: u16, service: &str) -> Option<i32> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
@@ -533,10 +576,7 @@ async fn sigterm_with_the_database_hanging_under_load_stops_in_time_and_loses_no
         !output.contains("dropped"),
         "no audit event is ever dropped:\n{output}"
     );
-    let logged = output
-        .lines()
-        .filter(|l| l.contains("audit event not written") && l.contains("subject=\"loader\""))
-        .count();
+    let logged = logged_audit_events(&output, "loader");
     println!(
         "stopped in {:?} ({status}); {answered} calls answered; {logged} audit events logged",
         asked.elapsed()
@@ -548,33 +588,7 @@ async fn sigterm_with_the_database_hanging_under_load_stops_in_time_and_loses_no
     let mut child = up(&data, &log2);
     let port = announced_port(&mut child);
     wait_serving(port, &mut child).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut gateway = qi_proto::gateway::gateway_service_client::GatewayServiceClient::new(channel);
-    let admin: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {}", token(&data, "auditor", "admin", "*"))
-            .parse()
-            .unwrap();
-    let (mut in_table, mut page_token) = (0usize, String::new());
-    loop {
-        let mut req = tonic::Request::new(qi_proto::gateway::ListAuditEventsRequest {
-            parent: "trust".into(),
-            subject: "loader".into(),
-            page_size: 1000,
-            page_token: page_token.clone(),
-            ..Default::default()
-        });
-        req.metadata_mut().insert("authorization", admin.clone());
-        let page = gateway.list_audit_events(req).await.unwrap().into_inner();
-        in_table += page.audit_events.len();
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let in_table = audit_rows(port, &data, "loader").await;
     stop_child(child, &log2).await;
     assert!(
         in_table + logged >= answered,
