@@ -84,6 +84,8 @@ impl TestSuite {
             ("QI_JWT_SECRET".into(), random_secret()),
             ("QI_ACCESS_KEY".into(), random_secret()),
             ("QI_DB_MAX_CONNECTIONS".into(), "5".into()),
+            // Tests make many unauthenticated calls from one address on purpose.
+            ("QI_AUTH_FAILURE_RATE".into(), "0".into()),
         ]);
         for (k, v) in settings {
             vars.insert((*k).into(), (*v).into());
