@@ -9,5 +9,6 @@ mod common;
 mod database;
 mod deadline;
 mod exhaustion;
+mod oversized;
 mod retries;
 mod shutdown;
