@@ -26,8 +26,7 @@ pub struct TestSuite {
     pub config: Config,
     /// The database URL (for checking what was stored).
     pub database_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Running,
     /// The suite's own PostgreSQL, when it has one ([`TestSuite::start_on_own_cluster`]).
     cluster: Option<Arc<Mutex<PrivateCluster>>>,
 }
@@ -107,8 +106,7 @@ impl TestSuite {
             channel,
             config,
             database_url,
-            stop: Some(stop),
-            running: Some(running),
+            running: Running(Some((stop, running))),
             cluster,
         }
     }
@@ -163,19 +161,30 @@ impl TestSuite {
 
     /// Stops the suite gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.running.take() {
-            Some(r) => r.await?,
+        self.running.stop().await
+    }
+}
+
+/// A server task and the signal that stops it; dropped, it signals the stop.
+#[derive(Debug)]
+struct Running(Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>);
+
+impl Running {
+    /// Signals the stop and waits for the server to end.
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        match self.0.take() {
+            Some((stop, task)) => {
+                let _ = stop.send(());
+                task.await?
+            }
             None => Ok(()),
         }
     }
 }
 
-impl Drop for TestSuite {
+impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some((stop, _)) = self.0.take() {
             let _ = stop.send(());
         }
     }
@@ -204,8 +213,7 @@ pub struct LoneService {
     pub key: String,
     /// Its database.
     pub database_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Running,
 }
 
 impl LoneService {
@@ -251,8 +259,7 @@ impl LoneService {
             channel,
             key,
             database_url,
-            stop: Some(stop),
-            running: Some(running),
+            running: Running(Some((stop, running))),
         }
     }
 
@@ -263,21 +270,7 @@ impl LoneService {
 
     /// Stops the service gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.running.take() {
-            Some(r) => r.await?,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for LoneService {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.running.stop().await
     }
 }
 
