@@ -40,7 +40,7 @@ use crate::auth::{Authenticator, Principal};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
-use crate::policy::{Method, Policy};
+use crate::policy::{Method, Policy, RequestType};
 use crate::ratelimit::RateLimiter;
 
 /// Everything a forwarded call needs.
@@ -395,11 +395,12 @@ impl Gateway {
         Ok((method, policy, principal, trace_id))
     }
 
-    /// The site rule on one message, recorded either way.
+    /// The site rule and the bounds of the repeated fields on one message, recorded
+    /// either way.
     fn check(
         &self,
         path: &str,
-        policy: &Policy,
+        (method, policy): (&Method, &Policy),
         principal: &Principal,
         trace_id: &str,
         client: Option<IpAddr>,
@@ -411,9 +412,12 @@ impl Gateway {
             trace_id: trace_id.to_owned(),
             client,
         };
-        let decision = authorize::check_message(policy, principal, message).and_then(|resource| {
-            authorize::check_known_site(policy, resource.as_deref(), &self.sites).map(|()| resource)
-        });
+        let decision = authorize::check_message(policy, principal, message)
+            .and_then(|resource| {
+                authorize::check_known_site(policy, resource.as_deref(), &self.sites)
+                    .map(|()| resource)
+            })
+            .and_then(|resource| method.input.check_bounds(message).map(|()| resource));
         match decision {
             Ok(resource) => {
                 self.record(&call, resource.as_deref(), Ok("allowed"));
@@ -478,7 +482,14 @@ impl Gateway {
                 return Err(status);
             }
         };
-        self.check(path, policy, &principal, &trace_id, client, frame.message())?;
+        self.check(
+            path,
+            (method, policy),
+            &principal,
+            &trace_id,
+            client,
+            frame.message(),
+        )?;
         self.upstream(
             principal,
             path,
@@ -527,6 +538,7 @@ impl Gateway {
         let guarded = Guarded {
             inbound,
             policy: policy.clone(),
+            input: method.input.clone(),
             principal: principal.clone(),
             abort: Some(abort),
             audit: self.audit.clone(),
@@ -561,6 +573,7 @@ struct Guarded {
     client: Option<IpAddr>,
     inbound: Streaming<Bytes>,
     policy: Policy,
+    input: RequestType,
     principal: Principal,
     abort: Option<oneshot::Sender<Status>>,
     audit: AuditLog,
@@ -579,8 +592,11 @@ impl tokio_stream::Stream for Guarded {
         let failure = match std::task::ready!(Pin::new(&mut self.inbound).poll_next(cx)) {
             None => return Poll::Ready(None),
             Some(Ok(message)) => {
-                match authorize::check_message(&self.policy, &self.principal, &message) {
-                    Ok(_) => return Poll::Ready(Some(message)),
+                // Each message of the stream is bounded on its own, as the service decodes it.
+                let decision = authorize::check_message(&self.policy, &self.principal, &message)
+                    .and_then(|_| self.input.check_bounds(&message));
+                match decision {
+                    Ok(()) => return Poll::Ready(Some(message)),
                     Err(status) => {
                         let resource =
                             crate::wire::find_string(&message, &self.policy.resource_path)
@@ -628,8 +644,15 @@ impl Gateway {
         use prost::Message as _;
         let (mut metadata, extensions, message) = req.into_parts();
         let client = client_of(&extensions);
-        let (_, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
-        self.check(path, policy, &principal, &trace_id, client, &message)?;
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
+        self.check(
+            path,
+            (method, policy),
+            &principal,
+            &trace_id,
+            client,
+            &message,
+        )?;
         let deadline = extensions.get::<CallDeadline>();
         let ctx = &self.upstream(principal, path, deadline, &mut metadata)?;
         let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);

@@ -487,15 +487,6 @@ impl MetricsApi {
                 "values",
                 "is required: send 1 to 20,000 values in time order",
             );
-        } else if values.len() > charts::MAX_POINTS {
-            v.add(
-                "values",
-                format!(
-                    "holds {} values: send at most {}",
-                    values.len(),
-                    charts::MAX_POINTS
-                ),
-            );
         }
         for (i, x) in values
             .iter()

@@ -14,6 +14,7 @@
 //! each process spends per call.
 
 mod deploy;
+mod hostile;
 mod load;
 mod portfolio;
 mod scenarios;
@@ -27,7 +28,7 @@ pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
 /// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "gateway",
     "hr-sync",
     "ingest",
@@ -35,6 +36,7 @@ pub const SCENARIOS: [&str; 7] = [
     "portfolio",
     "database",
     "memory",
+    "hostile",
 ];
 
 /// How much work each scenario does.
@@ -197,6 +199,7 @@ async fn measure(
             "spc" => scenarios::spc(deployment, effort).await?,
             "portfolio" => portfolio::portfolio(deployment, effort).await?,
             "database" => scenarios::database(deployment, effort).await?,
+            "hostile" => hostile::hostile(deployment, effort).await?,
             _ => scenarios::memory(deployment, effort).await?,
         };
         print_outcome(&outcome);
