@@ -276,6 +276,11 @@ impl LoneService {
     }
 }
 
+/// Today in the trust (Europe/London), as the services date things.
+pub fn today() -> chrono::NaiveDate {
+    qi_platform::calendar::today()
+}
+
 /// A request carrying a bearer token.
 pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(message);

@@ -184,8 +184,7 @@ impl MetricsApi {
         let metric = definitions::get(&mut tx, &owner, &id, Lock::Share)
             .await?
             .ok_or_else(|| Error::not_found(&parent))?;
-        // A day's grace: "today" in the UK may already be tomorrow in UTC's terms.
-        let latest = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+        let latest = qi_platform::calendar::today();
         let columns = measurements::validate(&metric, &self.sites, latest, measurements)?;
         if !request_id.is_empty() {
             let (first, second, length) = measurements::digest(&columns);
