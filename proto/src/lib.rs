@@ -9,6 +9,28 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("qi_d
 #[warn(missing_docs, unreachable_pub, clippy::all)]
 pub mod limits;
 
+/// Whether the method at `path` (`/package.Service/Method`) streams requests or responses.
+/// These are the bulk methods (the HR sync in, the trained-staff records out), whose calls
+/// get the longer bulk deadline.
+#[warn(missing_docs, clippy::all)]
+pub fn is_streaming(path: &str) -> bool {
+    static STREAMING: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    STREAMING
+        .get_or_init(|| {
+            // Compiled in by the build: decoding it cannot fail at run time if it built.
+            let Ok(pool) = prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET) else {
+                return Default::default();
+            };
+            pool.services()
+                .flat_map(|s| s.methods().collect::<Vec<_>>())
+                .filter(|m| m.is_client_streaming() || m.is_server_streaming())
+                .map(|m| format!("/{}/{}", m.parent_service().full_name(), m.name()))
+                .collect()
+        })
+        .contains(path)
+}
+
 /// Vendored Google types the contracts use.
 pub mod google {
     /// `google.api`: field behaviour annotations.

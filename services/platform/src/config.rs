@@ -54,6 +54,10 @@ pub struct Config {
     pub access_keys: AccessKeys,
     /// `QI_REQUEST_TIMEOUT_MS` (default 10000): the deadline of a call that carries none.
     pub request_timeout: Duration,
+    /// `QI_BULK_TIMEOUT_MS` (default 1800000, 30 minutes): the deadline of a bulk call (the
+    /// streaming methods: the HR sync in, trained-staff records out) that carries none, and
+    /// the cap on those that do: a national-size extract fits without tuning.
+    pub bulk_timeout: Duration,
     /// `QI_CONCURRENCY_LIMIT` (default 512): requests served at once by one server;
     /// beyond it callers get `RESOURCE_EXHAUSTED` at once.
     pub concurrency_limit: usize,
@@ -193,6 +197,7 @@ impl Config {
                 previous: get("QI_ACCESS_KEY_PREVIOUS"),
             },
             request_timeout: millis(&get, "QI_REQUEST_TIMEOUT_MS", 10_000)?,
+            bulk_timeout: millis(&get, "QI_BULK_TIMEOUT_MS", 1_800_000)?,
             concurrency_limit: parse(&get, "QI_CONCURRENCY_LIMIT", Some(512))?,
             rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
             rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,

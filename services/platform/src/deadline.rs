@@ -1,5 +1,6 @@
 //! Call deadlines: a call ends at the caller's `grpc-timeout` or the server's default
-//! (`QI_REQUEST_TIMEOUT_MS`), whichever is sooner, and is then answered DEADLINE_EXCEEDED,
+//! (`QI_REQUEST_TIMEOUT_MS`; `QI_BULK_TIMEOUT_MS` for the streaming bulk methods, see
+//! [`qi_proto::is_streaming`]), whichever is sooner, and is then answered DEADLINE_EXCEEDED,
 //! naming the budget.
 //!
 //! tonic ends a call past its `grpc-timeout` as CANCELLED ("Timeout expired"), which gRPC
@@ -44,10 +45,16 @@ pub struct CallDeadline {
 }
 
 impl CallDeadline {
-    /// The deadline of a call arriving now with these headers.
-    fn of(headers: &http::HeaderMap, default: Duration) -> Self {
+    /// The deadline of a call arriving now.
+    fn of<B>(req: &http::Request<B>, budgets: Budgets) -> Self {
+        let default = if qi_proto::is_streaming(req.uri().path()) {
+            budgets.bulk
+        } else {
+            budgets.default
+        };
         // A malformed header is ignored, as tonic does: the default still bounds the call.
-        let budget = headers
+        let budget = req
+            .headers()
             .get("grpc-timeout")
             .and_then(parse_grpc_timeout)
             .map_or(default, |asked| asked.min(default));
@@ -71,22 +78,32 @@ impl CallDeadline {
     }
 }
 
+/// The budgets of calls: every call's, and the bulk (streaming) methods'.
+#[derive(Debug, Clone, Copy)]
+struct Budgets {
+    default: Duration,
+    bulk: Duration,
+}
+
 /// Fixes each call's deadline as it arrives (see the module docs); outermost of our layers.
 #[derive(Debug, Clone, Copy)]
 pub struct DeadlineLayer {
-    default: Duration,
+    budgets: Budgets,
 }
 
 impl DeadlineLayer {
-    /// Calls with no `grpc-timeout`, or a longer one, end after `default`.
-    pub fn new(default: Duration) -> Self {
-        DeadlineLayer { default }
+    /// Calls with no `grpc-timeout`, or a longer one, end after `default`; calls of the
+    /// streaming (bulk) methods after `bulk`.
+    pub fn new(default: Duration, bulk: Duration) -> Self {
+        DeadlineLayer {
+            budgets: Budgets { default, bulk },
+        }
     }
 
     /// The layer that answers a call once its deadline has passed.
     pub fn enforce(&self) -> EnforceDeadlineLayer {
         EnforceDeadlineLayer {
-            default: self.default,
+            budgets: self.budgets,
         }
     }
 }
@@ -96,7 +113,7 @@ impl<S> tower::Layer<S> for DeadlineLayer {
     fn layer(&self, inner: S) -> Self::Service {
         SetDeadline {
             inner,
-            default: self.default,
+            budgets: self.budgets,
         }
     }
 }
@@ -105,7 +122,7 @@ impl<S> tower::Layer<S> for DeadlineLayer {
 #[derive(Debug, Clone)]
 pub struct SetDeadline<S> {
     inner: S,
-    default: Duration,
+    budgets: Budgets,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for SetDeadline<S>
@@ -122,7 +139,7 @@ where
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         // Here, not in a future: this runs before tonic's transport starts its own timer.
-        let deadline = CallDeadline::of(req.headers(), self.default);
+        let deadline = CallDeadline::of(&req, self.budgets);
         req.extensions_mut().insert(deadline);
         self.inner.call(req)
     }
@@ -131,7 +148,7 @@ where
 /// Answers DEADLINE_EXCEEDED once the call's [`CallDeadline`] has passed.
 #[derive(Debug, Clone, Copy)]
 pub struct EnforceDeadlineLayer {
-    default: Duration,
+    budgets: Budgets,
 }
 
 impl<S> tower::Layer<S> for EnforceDeadlineLayer {
@@ -139,7 +156,7 @@ impl<S> tower::Layer<S> for EnforceDeadlineLayer {
     fn layer(&self, inner: S) -> Self::Service {
         EnforceDeadline {
             inner,
-            default: self.default,
+            budgets: self.budgets,
         }
     }
 }
@@ -148,7 +165,7 @@ impl<S> tower::Layer<S> for EnforceDeadlineLayer {
 #[derive(Debug, Clone)]
 pub struct EnforceDeadline<S> {
     inner: S,
-    default: Duration,
+    budgets: Budgets,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -173,7 +190,7 @@ where
             .extensions()
             .get::<CallDeadline>()
             .copied()
-            .unwrap_or_else(|| CallDeadline::of(req.headers(), self.default));
+            .unwrap_or_else(|| CallDeadline::of(&req, self.budgets));
         let call = self.inner.call(req);
         Box::pin(async move {
             let mut call = std::pin::pin!(call);
@@ -265,6 +282,28 @@ mod tests {
     }
 
     #[test]
+    fn bulk_methods_get_the_bulk_budget() {
+        let budgets = Budgets {
+            default: Duration::from_secs(10),
+            bulk: Duration::from_secs(1800),
+        };
+        let call = |path: &str, timeout: Option<&str>| {
+            let mut req = http::Request::builder().uri(path);
+            if let Some(t) = timeout {
+                req = req.header("grpc-timeout", t);
+            }
+            CallDeadline::of(&req.body(()).unwrap(), budgets).budget
+        };
+        let sync = "/qi.training.v1.TrainingService/SyncStaff";
+        let get = "/qi.training.v1.TrainingService/GetCohort";
+        assert_eq!(call(sync, None), Duration::from_secs(1800));
+        assert_eq!(call(sync, Some("2H")), Duration::from_secs(1800));
+        assert_eq!(call(sync, Some("600S")), Duration::from_secs(600));
+        assert_eq!(call(get, None), Duration::from_secs(10));
+        assert_eq!(call(get, Some("600S")), Duration::from_secs(10));
+    }
+
+    #[test]
     fn a_passed_on_deadline_is_rounded_up_never_down() {
         assert_eq!(grpc_timeout(Duration::from_secs(30)), "30000m");
         assert_eq!(grpc_timeout(Duration::from_micros(999_001)), "1000m");
@@ -326,7 +365,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_deadline_equal_to_the_callers_is_answered_by_us_not_by_tonics_timer() {
-        let layer = DeadlineLayer::new(Duration::from_millis(20));
+        let layer = DeadlineLayer::new(Duration::from_millis(20), Duration::from_secs(60));
         let never = tower::service_fn(|_: http::Request<()>| async {
             std::future::pending::<Result<http::Response<()>, std::convert::Infallible>>().await
         });
@@ -372,7 +411,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_ready_before_the_deadline_passes_through() {
-        let layer = DeadlineLayer::new(Duration::from_millis(50));
+        let layer = DeadlineLayer::new(Duration::from_millis(50), Duration::from_secs(60));
         let quick = tower::service_fn(|_: http::Request<()>| async {
             tokio::time::sleep(Duration::from_millis(10)).await;
             Ok::<_, std::convert::Infallible>(http::Response::new(()))

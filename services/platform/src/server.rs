@@ -37,6 +37,8 @@ pub const LIVENESS: &str = "liveness";
 pub struct ServerSettings {
     /// The deadline of a call that carries none.
     pub request_timeout: Duration,
+    /// The same for bulk (streaming) calls.
+    pub bulk_timeout: Duration,
     /// Calls served at once.
     pub concurrency_limit: usize,
     /// How long NOT_SERVING is reported before the listener closes.
@@ -49,6 +51,7 @@ impl From<&Config> for ServerSettings {
     fn from(c: &Config) -> Self {
         ServerSettings {
             request_timeout: c.request_timeout,
+            bulk_timeout: c.bulk_timeout,
             concurrency_limit: c.concurrency_limit,
             drain_delay: c.drain_delay,
             shutdown_grace: c.shutdown_grace,
@@ -148,7 +151,8 @@ pub async fn serve(
         .build_v1alpha()
         .context("building reflection")?;
 
-    let deadline = crate::deadline::DeadlineLayer::new(settings.request_timeout);
+    let deadline =
+        crate::deadline::DeadlineLayer::new(settings.request_timeout, settings.bulk_timeout);
     // Held here too, so the shutdown can say how many calls it had to cut.
     let permits = Arc::new(tokio::sync::Semaphore::new(settings.concurrency_limit));
     let (cut_tx, cut_rx) = tokio::sync::watch::channel(false);

@@ -81,65 +81,97 @@ pub struct ReadCsv {
     pub rejects: Vec<LocalReject>,
 }
 
-/// Reads an import CSV into ESR rows (with their CSV line numbers) and the rows refused.
+/// Reads a whole import CSV into ESR rows (with their CSV line numbers) and the rows
+/// refused. The import itself streams ([`Extract`]); this is for small files and the fuzzer.
 pub fn read_csv(input: impl std::io::Read) -> anyhow::Result<ReadCsv> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader.headers().context("reading the CSV header")?.clone();
-    let mut index = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if !IMPORT_COLUMNS.contains(&h) {
-            bail!(
-                "unknown column {h:?}: the columns are {}",
-                IMPORT_COLUMNS.join(", ")
-            );
-        }
-        index.insert(h.to_owned(), i);
-    }
-    for required in [
-        "employee_number",
-        "assignment_number",
-        "forename",
-        "surname",
-        "site",
-    ] {
-        if !index.contains_key(required) {
-            bail!("the CSV has no {required:?} column");
+    let mut read = ReadCsv::default();
+    for row in Extract::open(input)? {
+        match row {
+            Ok(row) => read.rows.push(row),
+            Err(reject) => read.rejects.push(reject),
         }
     }
-    let mut rows = Vec::new();
-    let mut rejects = Vec::new();
-    for (i, record) in reader.records().enumerate() {
-        let line = i as u64 + 2;
+    Ok(read)
+}
+
+/// An import CSV read one row at a time: its header checked on opening, then each data
+/// row as an ESR row with its line number, or the reason it cannot be read.
+pub struct Extract<R> {
+    records: csv::StringRecordsIntoIter<R>,
+    index: HashMap<String, usize>,
+    line: u64,
+}
+
+impl<R: std::io::Read> Extract<R> {
+    /// Checks the header: only known columns, and every required one.
+    pub fn open(input: R) -> anyhow::Result<Self> {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let headers = reader.headers().context("reading the CSV header")?.clone();
+        let mut index = HashMap::new();
+        for (i, h) in headers.iter().enumerate() {
+            if !IMPORT_COLUMNS.contains(&h) {
+                bail!(
+                    "unknown column {h:?}: the columns are {}",
+                    IMPORT_COLUMNS.join(", ")
+                );
+            }
+            index.insert(h.to_owned(), i);
+        }
+        for required in [
+            "employee_number",
+            "assignment_number",
+            "forename",
+            "surname",
+            "site",
+        ] {
+            if !index.contains_key(required) {
+                bail!("the CSV has no {required:?} column");
+            }
+        }
+        Ok(Extract {
+            records: reader.into_records(),
+            index,
+            line: 1,
+        })
+    }
+}
+
+impl<R: std::io::Read> Iterator for Extract<R> {
+    type Item = Result<(u64, pb::EsrRow), LocalReject>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let record = self.records.next()?;
+        self.line += 1;
+        let line = self.line;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                rejects.push(LocalReject {
+                return Some(Err(LocalReject {
                     line,
                     column: String::new(),
                     reason: e.to_string(),
-                });
-                continue;
+                }));
             }
         };
         let get = |c: &str| {
-            index
+            self.index
                 .get(c)
                 .and_then(|&i| record.get(i))
                 .unwrap_or("")
                 .to_owned()
         };
-        match to_row(&get) {
-            Ok(row) => rows.push((line, row)),
-            Err((column, reason)) => rejects.push(LocalReject {
-                line,
-                column: column.to_owned(),
-                reason,
-            }),
-        }
+        Some(
+            to_row(&get)
+                .map(|row| (line, row))
+                .map_err(|(column, reason)| LocalReject {
+                    line,
+                    column: column.to_owned(),
+                    reason,
+                }),
+        )
     }
-    Ok(ReadCsv { rows, rejects })
 }
 
 fn to_row(get: &impl Fn(&str) -> String) -> Result<pb::EsrRow, (&'static str, String)> {
@@ -224,7 +256,55 @@ pub async fn client(
     )
 }
 
-/// `qi hr import`: streams a CSV extract to `SyncStaff` and reports the outcome on `out`.
+/// Unreadable lines listed one by one; beyond this many only counted.
+const REJECTS_LISTED: usize = 1_000;
+
+/// What an import did, for the report and the exit status.
+#[derive(Debug)]
+pub struct ImportReport {
+    /// The service's answer.
+    pub response: pb::SyncStaffResponse,
+    /// Rows refused: unreadable here, or refused by the service.
+    pub refused: u64,
+}
+
+impl ImportReport {
+    /// Whether any row was applied (inserted, updated, found unchanged, or a leaver marked).
+    pub fn applied_any(&self) -> bool {
+        let r = &self.response;
+        r.inserted + r.updated + r.unchanged + r.deactivated > 0
+    }
+}
+
+/// An import that applied some rows and refused others (exit status 3).
+#[derive(Debug)]
+pub struct SomeRowsRefused(pub u64);
+
+impl std::fmt::Display for SomeRowsRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rows were refused (listed above); the others were applied",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SomeRowsRefused {}
+
+/// What the reading side of an import ends with.
+struct Read {
+    /// The CSV line of each row sent, by its position in the stream (the service numbers
+    /// refusals by that position): 4 bytes a row.
+    lines: Vec<u32>,
+    listed: Vec<LocalReject>,
+    unreadable: u64,
+}
+
+/// `qi hr import`: streams a CSV extract to `SyncStaff` in bounded memory (a batch at a
+/// time, read as it is sent) and reports the outcome on `out`, with progress on `progress`
+/// if given (a terminal). A FULL import stops at the first unreadable line and is never
+/// applied: its stream ends without the `complete` marker, so the service discards it.
 pub async fn import(
     gateway: &str,
     token: &str,
@@ -232,24 +312,13 @@ pub async fn import(
     full: bool,
     extract_id: &str,
     out: &mut impl Write,
-) -> anyhow::Result<pb::SyncStaffResponse> {
-    let reader =
-        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let ReadCsv {
-        rows,
-        rejects: local,
-    } = read_csv(reader)?;
-    for r in &local {
-        writeln!(out, "line {}: {}: {}", r.line, r.column, r.reason)?;
-    }
-    if full && !local.is_empty() {
-        // A FULL sync deactivates whoever is absent: never send one with people left out.
-        bail!(
-            "{} rows could not be read; a FULL sync without them would deactivate those people. Fix the file, or import it as a delta",
-            local.len()
-        );
-    }
-    let lines: Vec<u64> = rows.iter().map(|(l, _)| *l).collect();
+) -> anyhow::Result<ImportReport> {
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let input = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let extract = Extract::open(std::io::BufReader::new(input))?;
+    let mut client = client(gateway, token).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::SyncStaffRequest>(2);
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let header = pb::SyncStaffRequest {
         mode: if full {
             pb::SyncMode::Full
@@ -258,49 +327,137 @@ pub async fn import(
         } as i32,
         extract_id: extract_id.to_owned(),
         extract_time: Some(qi_platform::convert::timestamp(Utc::now())),
-        rows: Vec::new(),
-        complete: false,
+        ..Default::default()
     };
-    let mut messages = vec![header];
-    let all: Vec<pb::EsrRow> = rows.into_iter().map(|(_, r)| r).collect();
-    for chunk in all.chunks(BATCH) {
-        messages.push(pb::SyncStaffRequest {
-            rows: chunk.to_vec(),
-            ..Default::default()
-        });
+    let reading = tokio::task::spawn_blocking({
+        let sent = sent.clone();
+        move || send_rows(extract, header, full, &tx, &sent)
+    });
+    let ticker = progress.then(|| tokio::spawn(show_progress(sent.clone())));
+    let mut req = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    // Within the service's bulk cap (QI_BULK_TIMEOUT_MS, 30 minutes by default).
+    req.set_timeout(std::time::Duration::from_secs(30 * 60));
+    let answer = client.sync_staff(req).await;
+    if let Some(t) = ticker {
+        t.abort();
+        eprintln!();
     }
-    // Only a stream whose last message says so is applied: a cut one changes nothing.
-    if let Some(last) = messages.last_mut() {
-        last.complete = true;
+    let read = reading.await.context("reading the CSV")??;
+    for r in &read.listed {
+        writeln!(out, "line {}: {}: {}", r.line, r.column, r.reason)?;
     }
-    let mut client = client(gateway, token).await?;
-    let resp = client
-        .sync_staff(tokio_stream::iter(messages))
-        .await
+    if read.unreadable > read.listed.len() as u64 {
+        writeln!(
+            out,
+            "… and {} more unreadable lines",
+            read.unreadable - read.listed.len() as u64
+        )?;
+    }
+    if full && read.unreadable > 0 {
+        // A FULL sync deactivates whoever is absent: never apply one with people left out.
+        bail!(
+            "line {} could not be read; a FULL sync without it would deactivate people, so \
+             nothing was applied. Fix the file, or import it as a delta",
+            read.listed.first().map_or(0, |r| r.line)
+        );
+    }
+    let resp = answer
         .map_err(|s| anyhow::anyhow!("SyncStaff failed: {:?} {}", s.code(), s.message()))?
         .into_inner();
     for r in &resp.rejected {
         let line = usize::try_from(r.row_number - 1)
             .ok()
-            .and_then(|i| lines.get(i))
-            .map_or_else(|| "?".to_owned(), u64::to_string);
+            .and_then(|i| read.lines.get(i))
+            .map_or_else(|| "?".to_owned(), u32::to_string);
         writeln!(
             out,
             "line {line}: {}: {} ({})",
             r.field, r.reason, r.employee_number
         )?;
     }
+    let refused = resp.rejected.len() as u64 + read.unreadable;
     writeln!(
         out,
-        "rows {}: inserted {}, updated {}, unchanged {}, deactivated {}, refused {}",
-        resp.received_rows,
-        resp.inserted,
-        resp.updated,
-        resp.unchanged,
-        resp.deactivated,
-        resp.rejected.len() + local.len()
+        "rows {}: inserted {}, updated {}, unchanged {}, deactivated {}, refused {refused}",
+        resp.received_rows, resp.inserted, resp.updated, resp.unchanged, resp.deactivated,
     )?;
-    Ok(resp)
+    Ok(ImportReport {
+        response: resp,
+        refused,
+    })
+}
+
+/// The reading side of an import (a blocking thread): sends the header, then the rows a
+/// batch at a time, then the `complete` marker. Stops early (without the marker) at a FULL
+/// import's first unreadable line, or when the call has ended.
+fn send_rows<R: std::io::Read>(
+    extract: Extract<R>,
+    header: pb::SyncStaffRequest,
+    full: bool,
+    tx: &tokio::sync::mpsc::Sender<pb::SyncStaffRequest>,
+    sent: &std::sync::atomic::AtomicU64,
+) -> anyhow::Result<Read> {
+    let mut read = Read {
+        lines: Vec::new(),
+        listed: Vec::new(),
+        unreadable: 0,
+    };
+    if tx.blocking_send(header).is_err() {
+        return Ok(read);
+    }
+    let mut batch = Vec::with_capacity(BATCH);
+    for row in extract {
+        match row {
+            Ok((line, row)) => {
+                read.lines.push(u32::try_from(line).unwrap_or(u32::MAX));
+                batch.push(row);
+            }
+            Err(reject) => {
+                read.unreadable += 1;
+                if read.listed.len() < REJECTS_LISTED {
+                    read.listed.push(reject);
+                }
+                if full {
+                    return Ok(read);
+                }
+            }
+        }
+        if batch.len() == BATCH {
+            let rows = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let n = rows.len() as u64;
+            if tx
+                .blocking_send(pb::SyncStaffRequest {
+                    rows,
+                    ..Default::default()
+                })
+                .is_err()
+            {
+                return Ok(read);
+            }
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let n = batch.len() as u64;
+    // Only a stream whose last message says so is applied: a cut one changes nothing.
+    let _ = tx.blocking_send(pb::SyncStaffRequest {
+        rows: batch,
+        complete: true,
+        ..Default::default()
+    });
+    sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    Ok(read)
+}
+
+/// Rows sent and their rate, redrawn on the terminal twice a second.
+async fn show_progress(sent: std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let started = std::time::Instant::now();
+    let mut ticks = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        ticks.tick().await;
+        let n = sent.load(std::sync::atomic::Ordering::Relaxed);
+        let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
+        eprint!("\r{n} rows sent, {rate:.0} rows/s   ");
+    }
 }
 
 /// `qi hr export`: writes the register's changes after `since` as CSV to `out`; returns the

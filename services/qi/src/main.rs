@@ -13,6 +13,8 @@ use qi_platform::{Config, telemetry};
 
 /// Exit status for invalid configuration or usage (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
+/// Exit status of an import that applied some rows and refused others.
+const EX_SOME_REFUSED: u8 = 3;
 
 /// The QI Suite: the gRPC backbone of a trust's quality-improvement programme.
 #[derive(Parser, Debug)]
@@ -110,7 +112,10 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum HrCommand {
-    /// Streams an ESR-extract CSV to SyncStaff (the columns are in the README).
+    /// Streams an ESR-extract CSV to SyncStaff (the columns are in the README), in bounded
+    /// memory, with progress on a terminal. Exit status: 0 every row applied; 3 some rows
+    /// refused (listed on stderr), the rest applied; 1 nothing applied (a FULL import with an
+    /// unreadable line, every row refused, or the call failed); 64 bad usage.
     Import {
         /// The CSV file.
         file: PathBuf,
@@ -183,6 +188,10 @@ fn main() -> ExitCode {
     drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<qi::hr::SomeRowsRefused>().is_some() => {
+            eprintln!("qi: {e:#}");
+            ExitCode::from(EX_SOME_REFUSED)
+        }
         Err(e) => {
             eprintln!("qi: {e:#}");
             ExitCode::FAILURE
@@ -277,7 +286,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     full,
                     extract_id,
                 } => {
-                    qi::hr::import(
+                    let report = qi::hr::import(
                         &gateway,
                         &token,
                         &file,
@@ -286,6 +295,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         &mut std::io::stderr(),
                     )
                     .await?;
+                    if report.refused > 0 {
+                        if !report.applied_any() {
+                            anyhow::bail!(
+                                "no row was applied: all {} were refused",
+                                report.refused
+                            );
+                        }
+                        return Err(qi::hr::SomeRowsRefused(report.refused).into());
+                    }
                 }
                 HrCommand::Export { since } => {
                     let last =

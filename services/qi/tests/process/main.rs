@@ -650,3 +650,106 @@ async fn qi_up_restarts_its_private_cluster_and_gives_up_clearly_when_it_cannot(
     assert!(!status.success(), "{status}");
     assert!(output.contains("could not be restarted"), "{output}");
 }
+
+/// Runs `qi hr import` against the suite on `port`: its exit status and peak resident memory
+/// (the kernel's high-water mark, read from /proc while it runs).
+async fn hr_import(port: u16, data: &std::path::Path, args: &[&str]) -> (Option<i32>, u64) {
+    let report = data.with_extension("import.log");
+    let mut child = Command::new(QI)
+        .args(["hr", "import", "--gateway"])
+        .arg(format!("http://127.0.0.1:{port}"))
+        .args(args)
+        .env("QI_TOKEN", token(data, "esr", "hr_sync", "*"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&report).unwrap())
+        .spawn()
+        .expect("qi hr import starts");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(exit) = child.try_wait().expect("qi hr import is inspectable") {
+            let said = std::fs::read_to_string(&report).unwrap_or_default();
+            println!(
+                "qi hr import {args:?}: {exit}\n{}",
+                said.lines().rev().take(5).collect::<Vec<_>>().join("\n")
+            );
+            return (exit.code(), peak_kib / 1024);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "qi hr import still running after 5 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `qi hr import` streams: a 200,000-row extract goes in with the CLI under 64 MiB and the
+/// server's default settings; the exit status says what happened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hr_import_streams_a_big_extract_in_bounded_memory_and_its_exit_status_says_what_happened()
+{
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("qi-up.log");
+    let mut child = up(&data, &log);
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+
+    let big = dir.path().join("big.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    writeln!(
+        out,
+        "employee_number,assignment_number,forename,surname,site,staff_group"
+    )
+    .unwrap();
+    for i in 0..200_000u32 {
+        let site = ["BAS", "BRM", "SOU"][i as usize % 3];
+        writeln!(
+            out,
+            "{n},{n},Ada,Lovelace,{site},03",
+            n = 20_000_000 + i
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let (code, peak_mib) = hr_import(port, &data, &["--full", big.to_str().unwrap()]).await;
+    println!("qi hr import of 200,000 rows: exit {code:?}, peak {peak_mib} MiB");
+    assert_eq!(
+        code,
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(peak_mib < 64, "the CLI peaked at {peak_mib} MiB");
+
+    // Some rows refused (a site the trust lacks, an unreadable date), the rest applied: 3.
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(
+        &partial,
+        "employee_number,assignment_number,forename,surname,site,hire_date\n\
+         30000001,30000001,Mo,Green,BAS,2020-02-01\n\
+         30000002,30000002,Jo,Hill,ZZZ,2020-02-01\n\
+         30000003,30000003,Al,Ince,SOU,not-a-date\n",
+    )
+    .unwrap();
+    let (code, _) = hr_import(port, &data, &[partial.to_str().unwrap()]).await;
+    assert_eq!(code, Some(3));
+    // A FULL import with an unreadable line applies nothing: 1, and nobody is deactivated.
+    let (code, _) = hr_import(port, &data, &["--full", partial.to_str().unwrap()]).await;
+    assert_eq!(code, Some(1));
+    let (code, _) = hr_import(port, &data, &["--full", big.to_str().unwrap()]).await;
+    assert_eq!(code, Some(0), "the big extract re-sent applies cleanly");
+    stop_child(child, &log).await;
+}
