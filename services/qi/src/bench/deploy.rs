@@ -150,6 +150,15 @@ impl Deployment {
     }
 
     /// A development token for the bench's calls.
+    /// The gateway's URL, for a client process (`qi hr import`).
+    pub fn gateway_url(&self) -> Option<String> {
+        self.children
+            .iter()
+            .find(|(name, _, _)| *name == "gateway")
+            .map(|(_, _, addr)| format!("http://{addr}"))
+    }
+
+    /// A trust-wide development token for `sub` with `roles`.
     pub fn token(&self, sub: &str, roles: &[&str]) -> anyhow::Result<String> {
         qi_gateway::auth::mint_dev_token(
             &self.jwt_secret,

@@ -50,6 +50,8 @@ pub struct Effort {
     pub warmup: Duration,
     /// The row counts of the HR sync scenario.
     pub sync_rows: &'static [usize],
+    /// The rows of the extract `qi hr import` sends in the HR sync scenario.
+    pub cli_rows: usize,
     /// The ideas and projects of the portfolio scenario.
     pub portfolio: (usize, usize),
 }
@@ -61,6 +63,7 @@ impl Effort {
         round: Duration::from_secs(3),
         warmup: Duration::from_secs(1),
         sync_rows: &[15_000, 100_000],
+        cli_rows: 1_000_000,
         portfolio: (10_000, 2_000),
     };
     /// A seconds-long smoke round that keeps the bench working (CI, tests).
@@ -69,6 +72,7 @@ impl Effort {
         round: Duration::from_millis(300),
         warmup: Duration::from_millis(100),
         sync_rows: &[500],
+        cli_rows: 2_000,
         portfolio: (300, 60),
     };
 }

@@ -521,11 +521,83 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         .execute(&admin)
         .await?;
     admin.close().await;
+    cli_import(d, effort.cli_rows, &mut f, &mut targets).await?;
     Ok(Outcome {
         name: "hr-sync",
         figures: f,
         targets,
     })
+}
+
+/// `qi hr import --full` of an `n`-row CSV extract as HR would run it (this binary, as a
+/// process, against the gateway): its wall time and its own peak resident memory, read from
+/// /proc while it runs, which must stay under 64 MiB whatever the file's size.
+async fn cli_import(
+    d: &Deployment,
+    n: usize,
+    f: &mut Map<String, serde_json::Value>,
+    targets: &mut Vec<Target>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("extract.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    writeln!(
+        out,
+        "employee_number,assignment_number,forename,surname,site,staff_group,job_role,pay_band,department"
+    )?;
+    for r in synthetic_rows(n) {
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
+            r.employee_number,
+            r.assignment_number,
+            r.forename,
+            r.surname,
+            r.site,
+            r.staff_group,
+            r.job_role,
+            r.pay_band,
+            r.department
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    let gateway = d.gateway_url().context("the gateway's address")?;
+    eprintln!("  qi hr import of {n} rows");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["hr", "import", "--full", "--gateway", &gateway])
+        .arg(&file)
+        .env("QI_TOKEN", d.token("bench-hr", &["hr_sync"])?)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting qi hr import")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    anyhow::ensure!(status.success(), "qi hr import of {n} rows exited {status}");
+    let peak = peak_kib as f64 / 1024.0;
+    f.insert(
+        format!("qi hr import {n} rows s"),
+        json!(started.elapsed().as_secs_f64()),
+    );
+    f.insert(format!("qi hr import {n} rows peak MiB"), json!(peak));
+    targets.push(Target::at_most("qi hr import peak (MiB)", 64.0, peak));
+    Ok(())
 }
 
 /// The column list the training service reads a cohort with (kept in step with

@@ -715,12 +715,7 @@ async fn hr_import_streams_a_big_extract_in_bounded_memory_and_its_exit_status_s
     .unwrap();
     for i in 0..200_000u32 {
         let site = ["BAS", "BRM", "SOU"][i as usize % 3];
-        writeln!(
-            out,
-            "{n},{n},Ada,Lovelace,{site},03",
-            n = 20_000_000 + i
-        )
-        .unwrap();
+        writeln!(out, "{n},{n},Ada,Lovelace,{site},03", n = 20_000_000 + i).unwrap();
     }
     out.flush().unwrap();
     drop(out);
