@@ -25,7 +25,7 @@ async fn a_service_refuses_calls_without_a_valid_access_context() {
     let config =
         Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
             .unwrap();
-    let pool = qi::connect_and_migrate(Role::Training, &config, &url)
+    let pool = qi::connect_and_migrate(Role::Training, &config, &qi::DatabaseUrls::one(&url))
         .await
         .unwrap();
     let component = qi::service_component(Role::Training, &config, pool).unwrap();
@@ -105,11 +105,12 @@ async fn each_service_keeps_its_migrations_in_its_own_schema() {
     qi_platform::telemetry::init_for_tests();
     let url = qi_platform::pg::test_database().await.unwrap();
     let config = Config::defaults();
+    let urls = qi::DatabaseUrls::one(&url);
     // All three at once against one database, as `qi up` and a rollout do.
     let (a, b, c) = tokio::join!(
-        qi::connect_and_migrate(Role::Training, &config, &url),
-        qi::connect_and_migrate(Role::Projects, &config, &url),
-        qi::connect_and_migrate(Role::Metrics, &config, &url),
+        qi::connect_and_migrate(Role::Training, &config, &urls),
+        qi::connect_and_migrate(Role::Projects, &config, &urls),
+        qi::connect_and_migrate(Role::Metrics, &config, &urls),
     );
     let pool = a.unwrap();
     b.unwrap();
