@@ -220,7 +220,7 @@ async fn one_call_through_the_gateway_is_one_trace_and_one_timed_call_per_server
         );
     }
     assert_eq!(
-        sum_of(running, "qi.gateway.audit.dropped", &[]),
+        sum_of(running, "qi.gateway.audit.logged", &[]),
         Some(0),
         "no audit event lost"
     );
