@@ -49,6 +49,31 @@ impl TestSuite {
         Self::start_on(database_url, None, settings).await
     }
 
+    /// Starts the suite with its roles split: the superuser migrates
+    /// (`QI_MIGRATION_DATABASE_URL`) and every component serves as `runtime_role`
+    /// (`QI_DATABASE_URL`), which `qi migrate`'s path creates and grants. `database_url`
+    /// stays the superuser's, for checking what was stored.
+    pub async fn start_with_runtime_role(
+        runtime_role: &str,
+        settings: &[(&str, &str)],
+    ) -> TestSuite {
+        qi_platform::telemetry::init_for_tests();
+        let owner = qi_platform::pg::test_database()
+            .await
+            .expect("a test database");
+        let runtime = owner.replacen("postgres://qi@", &format!("postgres://{runtime_role}@"), 1);
+        assert_ne!(
+            owner, runtime,
+            "the test cluster's URLs name the superuser `qi`"
+        );
+        let mut all = vec![
+            ("QI_MIGRATION_DATABASE_URL", owner.as_str()),
+            ("QI_DATABASE_URL", runtime.as_str()),
+        ];
+        all.extend_from_slice(settings);
+        Self::start_on(owner.clone(), None, &all).await
+    }
+
     /// Starts the suite on a PostgreSQL of its own, which the test may stop and start
     /// ([`TestSuite::stop_database`], [`TestSuite::start_database`]) without disturbing the
     /// other tests of its process, which share the process's cluster.
@@ -233,7 +258,7 @@ impl LoneService {
         let config =
             Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
                 .expect("a valid test config");
-        let pool = qi::connect_and_migrate(role, &config, &database_url)
+        let pool = qi::connect_and_migrate(role, &config, &qi::DatabaseUrls::one(&database_url))
             .await
             .expect("the service migrates");
         let component =

@@ -16,7 +16,7 @@ from k8s import OVERLAYS, Endpoint, allowed, find, ingress_allows, name, one, se
 SERVICES = ["training", "projects", "metrics"]
 COMPONENTS = ["gateway", *SERVICES]
 # Variables that hold secrets: they may come only from a Secret, never from a literal or a ConfigMap.
-SECRET_VARS = {"QI_DATABASE_URL", "QI_ACCESS_KEY", "QI_ACCESS_KEY_PREVIOUS", "QI_JWT_SECRET", "POSTGRES_PASSWORD"}
+SECRET_VARS = {"QI_DATABASE_URL", "QI_MIGRATION_DATABASE_URL", "QI_ACCESS_KEY", "QI_ACCESS_KEY_PREVIOUS", "QI_JWT_SECRET", "POSTGRES_PASSWORD"}
 # Volume types the restricted Pod Security profile allows.
 RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
                       "projected", "secret"}
@@ -91,8 +91,12 @@ def pod_problems(docs: list[dict], w: k8s.Workload) -> list[str]:
             if "configMapRef" in src:
                 cms = find(docs, "ConfigMap", src["configMapRef"]["name"])
                 need(cms and not SECRET_VARS & set(cms[0].get("data", {})), f"{n}: no secrets in its ConfigMap")
-    for c in w.containers(init=False):
-        need("livenessProbe" in c and "readinessProbe" in c, f"{c['name']}: liveness and readiness probes")
+    if pod.get("restartPolicy") in ("Never", "OnFailure"):
+        # A run to completion (a Job's pod) has no probes to fail; it must still end.
+        need(pod.get("activeDeadlineSeconds"), "activeDeadlineSeconds: a run that cannot hang for ever")
+    else:
+        for c in w.containers(init=False):
+            need("livenessProbe" in c and "readinessProbe" in c, f"{c['name']}: liveness and readiness probes")
     need(w.namespace and any(
         p["metadata"].get("namespace") == w.namespace and p["spec"].get("podSelector") in ({}, None)
         and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
@@ -153,6 +157,11 @@ def qi_problems(docs: list[dict], w: k8s.Workload) -> list[str]:
     need(all(i.get("image") == main["image"] for i in inits), "init containers run the same image")
     need(db and all(db == [e for e in i.get("env", []) if e["name"] == "QI_DATABASE_URL"] for i in inits),
          "one QI_DATABASE_URL, the same for the init container and the server")
+    # The owner's URL migrates; the server runs as the runtime role and never holds it.
+    need(all(any(e["name"] == "QI_MIGRATION_DATABASE_URL" for e in i.get("env", [])) for i in inits),
+         "the init container migrates as the owner (QI_MIGRATION_DATABASE_URL)")
+    need(not any(e["name"] == "QI_MIGRATION_DATABASE_URL" for e in main.get("env", [])),
+         "the server has no QI_MIGRATION_DATABASE_URL (the owner's credentials)")
     known = k8s.env_vars_qi_reads()
     for c in w.containers():
         unknown = set(k8s.resolve_env(docs, c, lambda s, k, optional: "external")) - known
@@ -241,9 +250,10 @@ def test_a_workload_added_without_the_invariants_is_caught(rendered, overlay):
     assert {"Deployment/reports", "CronJob/nightly"} <= set(found)
     for wid in ("Deployment/reports", "CronJob/nightly"):
         problems = pod_problems(docs + naive, found[wid])
+        ends = "activeDeadlineSeconds" if wid.startswith("CronJob/") else "liveness and readiness"
         for rule in ("runAsNonRoot", "seccompProfile", "automountServiceAccountToken", "own ServiceAccount",
                      "allowPrivilegeEscalation", "readOnlyRootFilesystem", "drop ALL", "resources.limits.cpu",
-                     "liveness and readiness"):
+                     ends):
             assert any(rule in p for p in problems), f"{wid}: {rule} not caught in {problems}"
     assert any("fixed tag" in p for p in pod_problems(docs + naive, found["CronJob/nightly"]))
     assert any("QI_ACCESS_KEY from a Secret" in p for p in pod_problems(docs + naive, found["Deployment/reports"]))
@@ -253,6 +263,24 @@ def test_a_workload_added_without_the_invariants_is_caught(rendered, overlay):
     problems = qi_problems(docs + naive, found["Deployment/reports"])
     for rule in ("component label", "args", "grpc", "readinessProbe", "one Service"):
         assert any(rule in p for p in problems), f"{rule} not caught in {problems}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_audit_retention_job_runs_qi_maintain_as_the_gateway_databases_owner(rendered, overlay):
+    docs = rendered[overlay]
+    (job,) = [w for w in workloads(docs) if w.doc["kind"] == "CronJob"]
+    (c,) = job.containers()
+    assert c["image"] == qi_image(docs) and "command" not in c and c["args"] == ["maintain"]
+    env = {e["name"]: e for e in c.get("env", [])}
+    assert set(env) == {"QI_MIGRATION_DATABASE_URL"}, "the owner's URL and no runtime role's"
+    (gw,) = [w for w in workloads(docs) if w.doc["kind"] == "Deployment"
+             and w.labels.get("app.kubernetes.io/component") == "gateway"]
+    (migrate,) = gw.pod["initContainers"]
+    assert [e for e in migrate["env"] if e["name"] == "QI_MIGRATION_DATABASE_URL"] == [
+        env["QI_MIGRATION_DATABASE_URL"]], "the same owner the gateway migrates with"
+    assert job.doc["spec"]["concurrencyPolicy"] == "Forbid"
+    known = k8s.env_vars_qi_reads()
+    assert set(k8s.resolve_env(docs, c, lambda s, k, optional: "external")) <= known
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -281,7 +309,10 @@ def test_the_gateway_finds_each_service_through_its_service(rendered, overlay):
 def test_secrets_the_cluster_must_provide_are_the_documented_ones(rendered, overlay):
     docs = rendered[overlay]
     cnpg = {f"{name(c)}-app" for c in find(docs, "Cluster")}
-    documented = {"qi-access-key"}  # deploy/k8s/overlays/prod/kustomization.yaml lists them
+    # deploy/k8s/overlays/prod/kustomization.yaml lists them: the access key, and each runtime
+    # role's password Secret, which CloudNativePG reads (spec.managed.roles) and qi serves with.
+    documented = {"qi-access-key"} | {r["passwordSecret"]["name"] for c in find(docs, "Cluster")
+                                      for r in c["spec"].get("managed", {}).get("roles", [])}
     for w in workloads(docs):
         for c in w.containers():
             for var in c.get("env", []):
@@ -343,7 +374,7 @@ def test_only_qis_components_reach_postgresql(rendered, overlay):
     for src_name, src in {**ours, **others}.items():
         if src_name == "database":
             continue  # a cluster's instances replicate to each other
-        if src_name in COMPONENTS:
+        if src_name in [*COMPONENTS, "maintenance"]:
             assert allowed(policies, src, db, 5432), f"{src_name} -> PostgreSQL"
         else:
             assert not ingress_allows(policies, src, db, 5432), f"{src_name} must not reach PostgreSQL"

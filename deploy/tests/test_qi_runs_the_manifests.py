@@ -138,6 +138,13 @@ def provision(docs: list[dict], pg: Postgres) -> tuple[dict[str, str], dict[tupl
         host = f"{name(cluster)}-rw.{cluster['metadata']['namespace']}"
         hosts[host] = local
         made[(f"{name(cluster)}-app", "uri")] = f"postgresql://{init['owner']}:{password}@{host}:5432/{init['database']}"
+        # The runtime roles CloudNativePG manages, with the password Secret the platform team makes.
+        for role in cluster["spec"].get("managed", {}).get("roles", []):
+            assert role["ensure"] == "present" and role["login"] and not role.get("superuser")
+            secret, password = role["passwordSecret"]["name"], secrets.token_urlsafe(24)
+            pg.sql(f"CREATE ROLE \"{role['name']}\" LOGIN PASSWORD '{password}'")
+            made[(secret, "username")], made[(secret, "password")] = role["name"], password
+            made[(secret, "uri")] = f"postgresql://{role['name']}:{password}@{host}:5432/{init['database']}"
     return hosts, made
 
 
@@ -162,6 +169,8 @@ class Suite:
     docs: list[dict]
     migrations: dict[str, tuple[int, str]] = field(default_factory=dict)
     servers: dict[str, Process] = field(default_factory=dict)
+    environment: object = None  # (workload, container) -> the environment qi runs with here
+    pg: Postgres | None = None
 
 
 def deployment(docs, component) -> k8s.Workload:
@@ -203,16 +212,18 @@ def suite(request, tmp_path_factory):
             netloc = f"{u.username}:{u.password}@{hosts[u.hostname]}"
             return urlunparse(u._replace(netloc=netloc))
 
-        suite = Suite(overlay, docs)
+        suite = Suite(overlay, docs, pg=pg)
         ports = {c: free_port() for c in COMPONENTS}
 
         def environment(w: k8s.Workload, container: dict) -> dict[str, str]:
             env = k8s.resolve_env(docs, container, external)
             if "QI_LISTEN" in env:
                 assert env["QI_LISTEN"].endswith(":50051")
-                env["QI_LISTEN"] = f"127.0.0.1:{ports[w.labels['app.kubernetes.io/component']]}"
-            if "QI_DATABASE_URL" in env:
-                env["QI_DATABASE_URL"] = local_database(env["QI_DATABASE_URL"])
+                port = ports.get(w.labels["app.kubernetes.io/component"]) or free_port()  # a job listens nowhere
+                env["QI_LISTEN"] = f"127.0.0.1:{port}"
+            for var in ("QI_DATABASE_URL", "QI_MIGRATION_DATABASE_URL"):
+                if var in env:
+                    env[var] = local_database(env[var])
             if "QI_JWKS_FILE" in env:
                 path = env["QI_JWKS_FILE"]
                 mounts = [m for m in container.get("volumeMounts", []) if path.startswith(m["mountPath"] + "/")]
@@ -227,6 +238,7 @@ def suite(request, tmp_path_factory):
                     env[var] = f"http://127.0.0.1:{ports[svc]}"
             return env
 
+        suite.environment = environment
         # Init containers first, all at once, as replicas starting together run them.
         migrating = {}
         for component in COMPONENTS:
@@ -287,6 +299,27 @@ def test_each_deployment_passes_every_probe_it_declares(suite, component):
         probe = main[kind]
         status = health(proc.addr, probe["grpc"].get("service", ""), probe.get("timeoutSeconds", 1))
         assert status == SERVING, f"{kind} {probe['grpc']}: {status}\n{proc.output()}"
+
+
+def test_the_audit_retention_job_runs_and_exits_zero(suite):
+    (job,) = [w for w in k8s.workloads(suite.docs) if w.doc["kind"] == "CronJob"]
+    (c,) = job.containers()
+    done = subprocess.run([qi_bin(), *c["args"]], env=suite.environment(job, c), capture_output=True, text=True,
+                          timeout=job.pod["activeDeadlineSeconds"])
+    assert done.returncode == 0, f"qi {' '.join(c['args'])}:\n{done.stderr[-4000:]}"
+    assert "audit retention" in done.stderr
+
+
+def test_the_gateways_runtime_role_cannot_change_the_audit_trail(suite):
+    """The role `qi serve gateway` runs as (its rendered QI_DATABASE_URL) may add audit events,
+    not update or delete them."""
+    user = urlparse(suite.servers["gateway"].env["QI_DATABASE_URL"]).username
+    for privilege, want in (("INSERT", "t"), ("SELECT", "t"), ("UPDATE", "f"), ("DELETE", "f"), ("TRUNCATE", "f")):
+        out = subprocess.run([suite.pg.bin / "psql", "-h", suite.pg.root, "-p", str(suite.pg.port), "-U", "postgres",
+                              "-d", "qi", "-Atc",
+                              f"SELECT has_table_privilege('{user}', 'gateway.audit_event', '{privilege}')"],
+                             capture_output=True, text=True, preexec_fn=suite.pg.demote, cwd=suite.pg.root)
+        assert out.stdout.strip() == want, f"{user} {privilege}: {out.stdout}{out.stderr}"
 
 
 def b64url(data: bytes) -> str:

@@ -74,11 +74,12 @@ async fn each_service_keeps_its_migrations_in_its_own_schema() {
     qi_platform::telemetry::init_for_tests();
     let url = qi_platform::pg::test_database().await.unwrap();
     let config = Config::defaults();
+    let urls = qi::DatabaseUrls::one(&url);
     // All three at once against one database, as `qi up` and a rollout do.
     let (a, b, c) = tokio::join!(
-        qi::connect_and_migrate(Role::Training, &config, &url),
-        qi::connect_and_migrate(Role::Projects, &config, &url),
-        qi::connect_and_migrate(Role::Metrics, &config, &url),
+        qi::connect_and_migrate(Role::Training, &config, &urls),
+        qi::connect_and_migrate(Role::Projects, &config, &urls),
+        qi::connect_and_migrate(Role::Metrics, &config, &urls),
     );
     let pool = a.unwrap();
     b.unwrap();

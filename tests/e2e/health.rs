@@ -98,7 +98,9 @@ async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
     let mut services = HashMap::new();
     let mut backends = HashMap::new();
     for role in qi::SERVICES {
-        let pool = qi::connect_and_migrate(role, &config, &url).await.unwrap();
+        let pool = qi::connect_and_migrate(role, &config, &qi::DatabaseUrls::one(&url))
+            .await
+            .unwrap();
         let component = qi::service_component(role, &config, pool.clone()).unwrap();
         let name = component.service_names[0];
         let (running, addr) = run(component, loopback, &settings).await;
@@ -106,9 +108,10 @@ async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
         services.insert(name, (running, addr, role));
         pools.insert(name, pool);
     }
-    let gateway_pool = qi::connect_and_migrate(Role::Gateway, &config, &url)
-        .await
-        .unwrap();
+    let gateway_pool =
+        qi::connect_and_migrate(Role::Gateway, &config, &qi::DatabaseUrls::one(&url))
+            .await
+            .unwrap();
     let (gateway, audit) = qi_gateway::component(&config, &backends, gateway_pool).unwrap();
     let (gateway, gateway_addr) = run(gateway, loopback, &settings).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{gateway_addr}"))

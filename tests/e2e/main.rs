@@ -8,6 +8,7 @@ mod direct;
 mod discovery;
 mod gateway;
 mod health;
+mod housekeeping;
 mod matrix;
 mod metrics;
 mod projects;

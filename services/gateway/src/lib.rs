@@ -15,6 +15,7 @@ mod overview;
 pub mod policy;
 mod proxy;
 mod ratelimit;
+pub mod retention;
 mod wire;
 
 use std::collections::HashMap;
@@ -63,6 +64,17 @@ pub const SCHEMA: &str = "gateway";
 
 /// The gateway's migrations (its migrations table is `gateway._sqlx_migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// What the gateway's runtime role may do (see `qi_platform::db::grant_runtime`): add audit
+/// events and read them, never change or delete one, and nothing on the partitions
+/// themselves. Retention (dropping old partitions) runs as the owner.
+pub const RUNTIME_GRANTS: &str = "
+    REVOKE ALL ON ALL TABLES IN SCHEMA gateway FROM {role};
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA gateway FROM {role};
+    GRANT USAGE ON SCHEMA gateway TO {role};
+    GRANT SELECT, INSERT ON gateway.audit_event TO {role};
+    GRANT USAGE ON SEQUENCE gateway.audit_event_id TO {role};
+    GRANT SELECT ON gateway._sqlx_migrations TO {role};";
 
 /// The gateway component and its audit writer (shut the writer down after the server has
 /// stopped, so the trail is flushed). `backends` maps each service name to its URL; `pool`

@@ -36,6 +36,11 @@ pub struct Config {
     /// `QI_DATABASE_URL`: PostgreSQL URL. Unset: `qi up` starts a private cluster; `qi serve`
     /// and `qi migrate` refuse to start.
     pub database_url: Option<String>,
+    /// `QI_MIGRATION_DATABASE_URL` (default: `QI_DATABASE_URL`): the owner role's URL, used
+    /// by `qi migrate`, `qi maintain` and a `qi serve` that finds migrations pending. When its
+    /// user differs from `QI_DATABASE_URL`'s, that runtime role is created (if the owner may)
+    /// and granted only what serving needs.
+    pub migration_database_url: Option<String>,
     /// `QI_DATA_DIR` (default `./.qi`): where `qi up` keeps its private cluster and dev secrets.
     pub data_dir: PathBuf,
     /// `QI_LISTEN` (default `127.0.0.1:50051`): the address the gateway (`qi up`) or the one
@@ -80,6 +85,15 @@ pub struct Config {
     /// `QI_AUDIT_QUEUE` (default 50000, at least 1): audit events the gateway holds while
     /// its database cannot take them; when they are all held, it refuses new calls.
     pub audit_queue: usize,
+    /// `QI_AUDIT_RETENTION_DAYS` (default 400, 0 = keep for ever): how long audit events
+    /// are kept. Monthly partitions whose whole month is older are dropped by `qi maintain`.
+    pub audit_retention_days: u32,
+    /// `QI_MAINTENANCE_INTERVAL_MS` (default 3600000): how often `qi up` runs the audit
+    /// retention itself (in Kubernetes a CronJob runs `qi maintain`).
+    pub maintenance_interval: Duration,
+    /// `QI_IDEMPOTENCY_PURGE_INTERVAL_MS` (default 600000): how often each service deletes
+    /// request ids older than the retry window.
+    pub idempotency_purge_interval: Duration,
     /// `QI_SHUTDOWN_DRAIN_DELAY_MS` (default 0; 5000 in Kubernetes): how long a stopping server
     /// reports NOT_SERVING, still serving, before it stops accepting.
     pub drain_delay: Duration,
@@ -176,6 +190,7 @@ impl Config {
         }
         Ok(Config {
             database_url: get("QI_DATABASE_URL"),
+            migration_database_url: get("QI_MIGRATION_DATABASE_URL"),
             data_dir: get("QI_DATA_DIR").map_or_else(|| PathBuf::from(".qi"), PathBuf::from),
             listen: parse(&get, "QI_LISTEN", "127.0.0.1:50051".parse().ok())?,
             sites,
@@ -213,6 +228,13 @@ impl Config {
                 .unwrap_or_default(),
             auth_failure_rate: parse(&get, "QI_AUTH_FAILURE_RATE", Some(5))?,
             audit_queue: parse(&get, "QI_AUDIT_QUEUE", Some(50_000))?.max(1),
+            audit_retention_days: parse(&get, "QI_AUDIT_RETENTION_DAYS", Some(400))?,
+            maintenance_interval: positive_millis(&get, "QI_MAINTENANCE_INTERVAL_MS", 3_600_000)?,
+            idempotency_purge_interval: positive_millis(
+                &get,
+                "QI_IDEMPOTENCY_PURGE_INTERVAL_MS",
+                600_000,
+            )?,
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
@@ -221,6 +243,14 @@ impl Config {
             log_filter: get("QI_LOG").unwrap_or_else(|| "info".into()),
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
         })
+    }
+
+    /// The URL migrations and retention run with: `QI_MIGRATION_DATABASE_URL`, else
+    /// `QI_DATABASE_URL` (one role for everything, as before roles were split).
+    pub fn owner_database_url(&self) -> Option<&str> {
+        self.migration_database_url
+            .as_deref()
+            .or(self.database_url.as_deref())
     }
 
     /// The configuration with every default, as `qi up` on a new machine sees it.
@@ -320,6 +350,23 @@ fn millis(
     parse(get, var, Some(default)).map(Duration::from_millis)
 }
 
+/// A period: milliseconds, at least 1 (a timer of zero would spin).
+fn positive_millis(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    let ms: u64 = parse(get, var, Some(default))?;
+    if ms == 0 {
+        return Err(ConfigError {
+            var,
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(Duration::from_millis(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,6 +388,19 @@ mod tests {
         assert_eq!(sites, ["BAS", "BRM", "SOU"]);
         assert!(c.database_url.is_none());
         assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.audit_retention_days, 400);
+    }
+
+    #[test]
+    fn migrations_fall_back_to_the_one_database_url() {
+        let c = load(&[("QI_DATABASE_URL", "postgres://app@db/qi")]).unwrap();
+        assert_eq!(c.owner_database_url(), Some("postgres://app@db/qi"));
+        let c = load(&[
+            ("QI_DATABASE_URL", "postgres://app@db/qi"),
+            ("QI_MIGRATION_DATABASE_URL", "postgres://owner@db/qi"),
+        ])
+        .unwrap();
+        assert_eq!(c.owner_database_url(), Some("postgres://owner@db/qi"));
     }
 
     #[test]
@@ -349,6 +409,10 @@ mod tests {
         assert_eq!(err.var, "QI_CONCURRENCY_LIMIT");
         let err = load(&[("QI_SITES", "BAS,b!")]).unwrap_err();
         assert_eq!(err.var, "QI_SITES");
+        let err = load(&[("QI_AUDIT_RETENTION_DAYS", "-1")]).unwrap_err();
+        assert_eq!(err.var, "QI_AUDIT_RETENTION_DAYS");
+        let err = load(&[("QI_IDEMPOTENCY_PURGE_INTERVAL_MS", "0")]).unwrap_err();
+        assert_eq!(err.var, "QI_IDEMPOTENCY_PURGE_INTERVAL_MS");
         let err = load(&[("QI_LOG_FORMAT", "xml")]).unwrap_err();
         assert_eq!(err.var, "QI_LOG_FORMAT");
         let err = load(&[

@@ -2,6 +2,11 @@
 //! and that service's migrations (its own migrations table inside its schema, run under
 //! sqlx's advisory lock so replicas starting together migrate once). Each pool's
 //! connections are reported in the OpenTelemetry database-client metrics.
+//!
+//! Two roles per database: the **owner** (`QI_MIGRATION_DATABASE_URL`) owns the schema,
+//! migrates it and runs retention; the **runtime** role (`QI_DATABASE_URL`) serves, with
+//! only the privileges each component grants it in its `RUNTIME_GRANTS` ([`grant_runtime`]).
+//! One URL for both still works: that role then owns and serves.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,21 +22,38 @@ use crate::config::Config;
 /// Connects to `url` with `search_path` set to `schema`, eagerly, retrying for up to 30 s
 /// so a database that is still starting does not fail the server, but a wrong URL does.
 pub async fn connect(url: &str, schema: &str, config: &Config) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url)
-        .context("QI_DATABASE_URL is not a PostgreSQL URL")?
-        .application_name(&format!("qi-{schema}"))
-        .options([("search_path", schema)]);
     let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout);
+    let pool = connect_with(url, schema, &format!("qi-{schema}"), pool_options).await?;
+    observe(&pool, schema);
+    Ok(pool)
+}
+
+/// Connects as the owner role (migrations, grants, retention): two connections, enough for
+/// the migrator's lock and its work, and not counted in the serving pools' metrics.
+pub async fn connect_owner(url: &str, schema: &str) -> anyhow::Result<PgPool> {
+    let pool_options = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(30));
+    connect_with(url, schema, &format!("qi-{schema}-owner"), pool_options).await
+}
+
+async fn connect_with(
+    url: &str,
+    schema: &str,
+    application: &str,
+    pool_options: PgPoolOptions,
+) -> anyhow::Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)
+        .context("the database URL is not a PostgreSQL URL")?
+        .application_name(application)
+        .options([("search_path", schema)]);
     let mut delay = Duration::from_millis(200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         match pool_options.clone().connect_with(options.clone()).await {
-            Ok(pool) => {
-                observe(&pool, schema);
-                return Ok(pool);
-            }
+            Ok(pool) => return Ok(pool),
             Err(e) if tokio::time::Instant::now() + delay < deadline && is_retryable(&e) => {
                 tracing::warn!(schema, error = %e, "database not ready; retrying");
                 tokio::time::sleep(delay).await;
@@ -85,4 +107,135 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("running database migrations")
+}
+
+/// Whether every migration of `migrator` is applied: a server whose role may not migrate
+/// (the runtime role) then need not try. A schema or table not there yet counts as pending.
+pub async fn is_migrated(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<bool> {
+    let sql = format!("SELECT version FROM {} WHERE success", migrator.table_name);
+    let applied: Vec<i64> = match sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(pool)
+        .await
+    {
+        Ok(v) => v,
+        Err(e)
+            if e.as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c == "42P01" || c == "3F000") =>
+        {
+            return Ok(false);
+        }
+        Err(e) => return Err(e).context("reading which migrations are applied"),
+    };
+    Ok(migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .all(|m| applied.contains(&m.version)))
+}
+
+/// The grants of a service that reads and writes every table of its schema: what the three
+/// services' runtime roles need. `{role}` is replaced by the quoted role name. Re-running
+/// them is harmless; they start from nothing, so a privilege dropped here is revoked.
+pub fn read_write_grants(schema: &str) -> String {
+    format!(
+        "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {{role}};
+         REVOKE ALL ON ALL SEQUENCES IN SCHEMA {schema} FROM {{role}};
+         GRANT USAGE ON SCHEMA {schema} TO {{role}};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {{role}};
+         GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {{role}};
+         REVOKE INSERT, UPDATE, DELETE ON {schema}._sqlx_migrations FROM {{role}};"
+    )
+}
+
+/// As the owner (`owner`, after migrating): makes sure the runtime role `runtime_url`
+/// connects as exists, and gives it exactly `grants` (SQL with `{role}` for its quoted
+/// name). Nothing to do when both URLs name the same role. A missing role is created with
+/// the URL's password when the owner may create roles (a development server's superuser,
+/// `qi up`); otherwise the error says to create it (CloudNativePG: `spec.managed.roles`).
+pub async fn grant_runtime(
+    owner: &PgPool,
+    schema: &str,
+    grants: &str,
+    runtime_url: &str,
+) -> anyhow::Result<()> {
+    let (role, password) = credentials(runtime_url)?;
+    let (me, may_create): (String, bool) = sqlx::query_as(
+        "SELECT current_user::text, rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+    )
+    .fetch_one(owner)
+    .await
+    .context("reading the owner role")?;
+    if role == me {
+        return Ok(());
+    }
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(&role)
+            .fetch_one(owner)
+            .await?;
+    if !exists {
+        if !may_create {
+            anyhow::bail!(
+                "the runtime role {role:?} (QI_DATABASE_URL's user) does not exist, and {me:?} \
+                 may not create roles: create it (CloudNativePG: spec.managed.roles) and run again"
+            );
+        }
+        // The statement is built by PostgreSQL's own quoting (%I, %L): the name and the
+        // password come from configuration and may hold any character.
+        let create: String = sqlx::query_scalar(
+            "SELECT format('CREATE ROLE %I LOGIN NOINHERIT', $1::text)
+                    || coalesce(format(' PASSWORD %L', $2::text), '')",
+        )
+        .bind(&role)
+        .bind(&password)
+        .fetch_one(owner)
+        .await?;
+        match sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(owner)
+            .await
+        {
+            Ok(_) => tracing::info!(role, "created the runtime role"),
+            // Another process (a replica's init container) created it first.
+            Err(e)
+                if e.as_database_error()
+                    .and_then(|d| d.code())
+                    .is_some_and(|c| c == "42710" || c == "23505") => {}
+            Err(e) => return Err(e).with_context(|| format!("creating the runtime role {role:?}")),
+        }
+    }
+    let quoted: String = sqlx::query_scalar("SELECT quote_ident($1)")
+        .bind(&role)
+        .fetch_one(owner)
+        .await?;
+    let mut tx = owner.begin().await?;
+    // Concurrent GRANTs on one object fail ("tuple concurrently updated"): one at a time.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(format!("qi grants {schema}"))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grants.replace("{role}", &quoted)))
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("granting {role:?} its privileges on {schema}"))?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The user and password a URL connects with (percent-decoded).
+fn credentials(url: &str) -> anyhow::Result<(String, Option<String>)> {
+    let role = PgConnectOptions::from_str(url)
+        .context("QI_DATABASE_URL is not a PostgreSQL URL")?
+        .get_username()
+        .to_owned();
+    let parsed = url::Url::parse(url).context("QI_DATABASE_URL is not a URL")?;
+    let password = parsed
+        .password()
+        .map(|p| {
+            percent_encoding::percent_decode_str(p)
+                .decode_utf8()
+                .map(|p| p.into_owned())
+        })
+        .transpose()
+        .context("QI_DATABASE_URL's password is not UTF-8")?;
+    Ok((role, password))
 }

@@ -5,7 +5,8 @@
 //! second waits for the first transaction and then replays its response.
 //!
 //! Each service's migrations create the table (see `migrations/*_idempotency.sql`); rows
-//! older than [`RETENTION`] are purged by [`purge_expired`].
+//! older than [`RETENTION`] are purged by [`purge_periodically`], which every service runs
+//! while it serves (`QI_IDEMPOTENCY_PURGE_INTERVAL_MS`).
 
 use prost::Message;
 use sqlx::PgConnection;
@@ -104,13 +105,48 @@ pub async fn record<Resp: Message>(
     Ok(())
 }
 
-/// Deletes request ids older than [`RETENTION`]; returns how many.
+/// Rows one purge statement deletes at most: each statement stays short, so it never holds
+/// many row locks or a long transaction while the service writes.
+const PURGE_BATCH: i64 = 1_000;
+
+/// Deletes request ids older than [`RETENTION`], [`PURGE_BATCH`] rows a statement, until
+/// none is left; returns how many. Rows another purge (a replica's) has locked are skipped,
+/// not waited for, so replicas purging at once neither block nor fail each other.
 pub async fn purge_expired(pool: &sqlx::PgPool) -> Result<u64, Error> {
-    let done = sqlx::query(
-        "DELETE FROM idempotency WHERE create_time < now() - make_interval(secs => $1)",
-    )
-    .bind(RETENTION.as_secs_f64())
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
+    let mut purged = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM idempotency WHERE ctid = ANY(ARRAY(
+                 SELECT ctid FROM idempotency
+                 WHERE create_time < now() - make_interval(secs => $1)
+                 LIMIT $2 FOR UPDATE SKIP LOCKED))",
+        )
+        .bind(RETENTION.as_secs_f64())
+        .bind(PURGE_BATCH)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        purged += done;
+        if done < PURGE_BATCH.unsigned_abs() {
+            return Ok(purged);
+        }
+    }
+}
+
+/// Purges expired request ids every `interval`, for as long as the service runs (the caller
+/// aborts the task at shutdown). A failed purge (the database away) is logged and tried
+/// again at the next tick.
+pub async fn purge_periodically(pool: sqlx::PgPool, interval: std::time::Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match purge_expired(&pool).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired request ids purged"),
+            Err(e) => {
+                tracing::warn!(error = ?e, "purging expired request ids failed; retrying later")
+            }
+        }
+    }
 }

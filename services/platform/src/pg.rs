@@ -200,10 +200,15 @@ impl PrivateCluster {
         self.launch()
     }
 
-    /// A URL for database `db` on this cluster.
+    /// A URL for database `db` on this cluster, as its superuser `qi`.
     pub fn url(&self, db: &str) -> String {
+        self.url_as("qi", db)
+    }
+
+    /// A URL for database `db` as `user` (the unix socket trusts every role, so no password).
+    pub fn url_as(&self, user: &str, db: &str) -> String {
         format!(
-            "postgres://qi@localhost/{db}?host={}",
+            "postgres://{user}@localhost/{db}?host={}",
             self.socket_dir.path().display()
         )
     }

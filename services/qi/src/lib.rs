@@ -47,6 +47,16 @@ impl Role {
         }
     }
 
+    /// What this component's runtime role is granted (`{role}` for its name).
+    fn runtime_grants(self) -> String {
+        match self {
+            Role::Gateway => qi_gateway::RUNTIME_GRANTS.to_owned(),
+            Role::Training => db::read_write_grants(qi_training::SCHEMA),
+            Role::Projects => db::read_write_grants(qi_projects::SCHEMA),
+            Role::Metrics => db::read_write_grants(qi_metrics::SCHEMA),
+        }
+    }
+
     fn schema_and_migrator(self) -> Option<(&'static str, &'static sqlx::migrate::Migrator)> {
         match self {
             Role::Gateway => Some((qi_gateway::SCHEMA, &qi_gateway::MIGRATOR)),
@@ -57,20 +67,83 @@ impl Role {
     }
 }
 
-/// Connects a service's pool (search_path on its schema) and runs its migrations.
+/// Where a component's database is: the URL it serves with (the runtime role) and the one
+/// it migrates with (the owner). The same URL twice is one role doing both.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrls {
+    /// The runtime role's URL (`QI_DATABASE_URL`).
+    pub runtime: String,
+    /// The owner's URL (`QI_MIGRATION_DATABASE_URL`, else `QI_DATABASE_URL`).
+    pub owner: String,
+}
+
+impl DatabaseUrls {
+    /// One role that both owns and serves.
+    pub fn one(url: &str) -> Self {
+        DatabaseUrls {
+            runtime: url.to_owned(),
+            owner: url.to_owned(),
+        }
+    }
+
+    /// From configuration; `None` without `QI_DATABASE_URL`.
+    pub fn configured(config: &Config) -> Option<Self> {
+        let runtime = config.database_url.clone()?;
+        let owner = config
+            .owner_database_url()
+            .map_or_else(|| runtime.clone(), str::to_owned);
+        Some(DatabaseUrls { runtime, owner })
+    }
+}
+
+/// Brings a component's schema up to date and returns its serving pool (search_path on its
+/// schema). With an owner URL of its own, migrates as the owner and grants the runtime role
+/// what serving needs; with one URL, migrates only if something is pending, so a runtime
+/// role that may not migrate still starts once `qi migrate` has run.
 pub async fn connect_and_migrate(
     role: Role,
     config: &Config,
-    url: &str,
+    urls: &DatabaseUrls,
 ) -> anyhow::Result<sqlx::PgPool> {
     let (schema, migrator) = role
         .schema_and_migrator()
         .with_context(|| format!("{} has no database", role.name()))?;
-    let pool = db::connect(url, schema, config).await?;
-    db::migrate(&pool, migrator)
-        .await
-        .with_context(|| format!("migrating {schema}"))?;
+    if urls.owner != urls.runtime {
+        migrate_as_owner(role, &urls.owner, Some(&urls.runtime)).await?;
+        return db::connect(&urls.runtime, schema, config).await;
+    }
+    let pool = db::connect(&urls.runtime, schema, config).await?;
+    if !db::is_migrated(&pool, migrator).await? {
+        db::migrate(&pool, migrator).await.with_context(|| {
+            format!(
+                "migrating {schema} (if this role may not, run `qi migrate {}` with the owner's \
+                 QI_MIGRATION_DATABASE_URL first)",
+                role.name()
+            )
+        })?;
+    }
     Ok(pool)
+}
+
+/// As the owner: runs `role`'s migrations and, given the runtime role's URL, creates that
+/// role if needed and grants it exactly what serving needs.
+async fn migrate_as_owner(role: Role, owner: &str, runtime: Option<&str>) -> anyhow::Result<()> {
+    let (schema, migrator) = role
+        .schema_and_migrator()
+        .with_context(|| format!("{} has no database", role.name()))?;
+    let pool = db::connect_owner(owner, schema).await?;
+    let done = async {
+        db::migrate(&pool, migrator)
+            .await
+            .with_context(|| format!("migrating {schema}"))?;
+        if let Some(runtime) = runtime {
+            db::grant_runtime(&pool, schema, &role.runtime_grants(), runtime).await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    pool.close().await;
+    done
 }
 
 /// Builds a service component over a migrated pool.
@@ -118,10 +191,16 @@ pub async fn serve(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let url = config.database_url.as_deref().context(
+    let urls = DatabaseUrls::configured(config).context(
         "QI_DATABASE_URL is required for `qi serve` (only `qi up` starts its own PostgreSQL)",
     )?;
-    let pool = connect_and_migrate(role, config, url).await?;
+    let pool = connect_and_migrate(role, config, &urls).await?;
+    let purging = (role != Role::Gateway).then(|| {
+        tokio::spawn(qi_platform::idempotency::purge_periodically(
+            pool.clone(),
+            config.idempotency_purge_interval,
+        ))
+    });
     let (component, audit) = match role {
         Role::Gateway => {
             let (c, writer) = qi_gateway::component(
@@ -140,6 +219,9 @@ pub async fn serve(
         qi_platform::server::serve(component, listener, &ServerSettings::from(config), shutdown)
             .await;
     // The server has finished its calls: flush the audit trail, then close the pool.
+    if let Some(purging) = purging {
+        purging.abort();
+    }
     if let Some(writer) = audit {
         writer.shutdown().await;
     }
@@ -147,16 +229,53 @@ pub async fn serve(
     served
 }
 
-/// `qi migrate ROLE|all`: runs migrations and returns.
+/// `qi migrate ROLE|all`: runs migrations as the owner and, when `QI_DATABASE_URL` names
+/// another role, grants that runtime role what serving needs; then returns.
 pub async fn migrate(roles: &[Role], config: &Config) -> anyhow::Result<()> {
-    let url = config
-        .database_url
-        .as_deref()
-        .context("QI_DATABASE_URL is required for `qi migrate`")?;
+    let owner = config
+        .owner_database_url()
+        .context("QI_MIGRATION_DATABASE_URL (or QI_DATABASE_URL) is required for `qi migrate`")?;
     for role in roles {
-        let pool = connect_and_migrate(*role, config, url).await?;
-        pool.close().await;
+        migrate_as_owner(*role, owner, config.database_url.as_deref()).await?;
         tracing::info!(component = role.name(), "migrated");
+    }
+    Ok(())
+}
+
+/// `qi maintain`: one run of the audit trail's retention, as the owner (see
+/// [`qi_gateway::retention`]). Safe to run from several places at once.
+pub async fn maintain(config: &Config) -> anyhow::Result<()> {
+    let owner = config
+        .owner_database_url()
+        .context("QI_MIGRATION_DATABASE_URL (or QI_DATABASE_URL) is required for `qi maintain`")?;
+    let pool = db::connect_owner(owner, qi_gateway::SCHEMA).await?;
+    let done = async {
+        if !db::is_migrated(&pool, &qi_gateway::MIGRATOR).await? {
+            anyhow::bail!("the gateway's schema is not migrated: run `qi migrate gateway` first");
+        }
+        maintain_once(&pool, config).await
+    }
+    .await;
+    pool.close().await;
+    done
+}
+
+/// One retention run over the owner's gateway pool, logged.
+async fn maintain_once(pool: &sqlx::PgPool, config: &Config) -> anyhow::Result<()> {
+    let report =
+        qi_gateway::retention::maintain(pool, config.audit_retention_days, chrono::Utc::now())
+            .await
+            .context("audit retention")?;
+    match report {
+        Some(r) => tracing::info!(
+            created = ?r.created,
+            dropped = ?r.dropped,
+            moved = r.moved,
+            deleted = r.deleted,
+            retention_days = config.audit_retention_days,
+            "audit retention done"
+        ),
+        None => tracing::info!("audit retention: another run holds the lock; nothing to do"),
     }
     Ok(())
 }

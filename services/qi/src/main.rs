@@ -45,11 +45,16 @@ enum Command {
         #[arg(value_enum)]
         component: Role,
     },
-    /// Runs a service's database migrations (or all of them) and exits.
+    /// Runs a component's database migrations (or all of them) as the owner, grants the
+    /// runtime role (QI_DATABASE_URL's user, when it is another) what serving needs, and exits.
     Migrate {
         /// `training`, `projects`, `metrics` or `all`.
         component: String,
     },
+    /// One run of the audit trail's retention, as the owner (QI_MIGRATION_DATABASE_URL, else
+    /// QI_DATABASE_URL): creates the coming months' partitions and drops those older than
+    /// QI_AUDIT_RETENTION_DAYS. Run it daily (the Kubernetes CronJob does); `qi up` runs it itself.
+    Maintain,
     /// HR's files: an ESR extract in, trained-staff records out (through the gateway).
     Hr {
         #[command(subcommand)]
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         Command::Serve { component } => component.name(),
         Command::Up { .. }
         | Command::Migrate { .. }
+        | Command::Maintain
         | Command::Token { .. }
         | Command::Hr { .. }
         | Command::Bench { .. }
@@ -272,6 +278,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             };
             qi::migrate(&roles, &config).await
         }
+        Command::Maintain => qi::maintain(&config).await,
         Command::Hr {
             command,
             gateway,

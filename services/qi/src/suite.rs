@@ -15,7 +15,7 @@ use qi_platform::server::{self, Component, ServerSettings};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::{Role, SERVICES, connect_and_migrate, service_component};
+use crate::{DatabaseUrls, Role, SERVICES, connect_and_migrate, service_component};
 
 /// A built suite: bound, connected and migrated, not yet serving.
 pub struct Suite {
@@ -24,7 +24,12 @@ pub struct Suite {
     audit: qi_gateway::audit::AuditWriter,
     services: Vec<(Component, TcpListener)>,
     pools: Vec<sqlx::PgPool>,
+    /// The owner's pool on the gateway schema, for the audit retention `qi up` runs itself.
+    maintenance: sqlx::PgPool,
     settings: ServerSettings,
+    maintenance_interval: Duration,
+    purge_interval: Duration,
+    retention_days: u32,
     gateway_addr: SocketAddr,
 }
 
@@ -43,8 +48,12 @@ impl Suite {
     pub async fn build(config: &Config) -> anyhow::Result<Suite> {
         // Bind the public address first: a taken port fails before anything starts.
         let gateway_listener = server::bind(config.listen).await?;
-        let (cluster, url) = match &config.database_url {
-            Some(url) => (None, url.clone()),
+        // Each component serves as its own runtime role; the owner migrates. On the private
+        // cluster that is its superuser `qi` (which owns every schema, as before roles were
+        // split) and one role per component, `qi_<component>`, created here.
+        let configured = DatabaseUrls::configured(config);
+        let cluster = match &configured {
+            Some(_) => None,
             None => {
                 let dir = config.data_dir.join("pg");
                 tracing::info!(dir = %dir.display(), "starting the private PostgreSQL");
@@ -53,16 +62,28 @@ impl Suite {
                 })
                 .await
                 .context("starting the private PostgreSQL")??;
-                let url = cluster.create_database("qi").await?;
-                (Some(Arc::new(Mutex::new(cluster))), url)
+                let owner = cluster.create_database("qi").await?;
+                Some((Arc::new(Mutex::new(cluster)), owner))
             }
         };
+        let urls_of = |role: Role| match (&configured, &cluster) {
+            (Some(urls), _) => urls.clone(),
+            (None, Some((c, owner))) => DatabaseUrls {
+                runtime: locked(c).url_as(&format!("qi_{}", role.name()), "qi"),
+                owner: owner.clone(),
+            },
+            (None, None) => unreachable!("a private cluster runs when no URL is configured"),
+        };
+        let [t, p, m, g] =
+            [Role::Training, Role::Projects, Role::Metrics, Role::Gateway].map(urls_of);
         let (training, projects, metrics, gateway_pool) = tokio::try_join!(
-            connect_and_migrate(Role::Training, config, &url),
-            connect_and_migrate(Role::Projects, config, &url),
-            connect_and_migrate(Role::Metrics, config, &url),
-            connect_and_migrate(Role::Gateway, config, &url),
+            connect_and_migrate(Role::Training, config, &t),
+            connect_and_migrate(Role::Projects, config, &p),
+            connect_and_migrate(Role::Metrics, config, &m),
+            connect_and_migrate(Role::Gateway, config, &g),
         )?;
+        let maintenance = qi_platform::db::connect_owner(&g.owner, qi_gateway::SCHEMA).await?;
+        let cluster = cluster.map(|(c, _)| c);
         let pools = vec![training, projects, metrics, gateway_pool.clone()];
         let mut services = Vec::new();
         let mut backends = HashMap::new();
@@ -83,7 +104,11 @@ impl Suite {
             audit,
             services,
             pools,
+            maintenance,
             settings: ServerSettings::from(config),
+            maintenance_interval: config.maintenance_interval,
+            purge_interval: config.idempotency_purge_interval,
+            retention_days: config.audit_retention_days,
             gateway_addr,
         })
     }
@@ -102,9 +127,27 @@ impl Suite {
             audit,
             services,
             pools,
+            maintenance,
             settings,
+            maintenance_interval,
+            purge_interval,
+            retention_days,
             ..
         } = self;
+        // Housekeeping while serving, stopped with the suite: expired request ids in each
+        // service, and the audit trail's retention (in Kubernetes a CronJob runs it).
+        let mut housekeeping = tokio::task::JoinSet::new();
+        for pool in pools.iter().take(SERVICES.len()) {
+            housekeeping.spawn(qi_platform::idempotency::purge_periodically(
+                pool.clone(),
+                purge_interval,
+            ));
+        }
+        housekeeping.spawn(maintain_periodically(
+            maintenance.clone(),
+            retention_days,
+            maintenance_interval,
+        ));
         let (services_stop, services_stopping) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
         // In-process services need no drain delay of their own, and little grace: they
@@ -165,8 +208,10 @@ impl Suite {
                 }
             }
         };
+        housekeeping.abort_all();
         tokio::join!(audit.shutdown(), services_stopped);
         crate::close_pools(&pools).await;
+        crate::close_pools(std::slice::from_ref(&maintenance)).await;
         if let Some(c) = cluster {
             let stopped = tokio::task::spawn_blocking(move || locked(&c).stop())
                 .await
@@ -181,6 +226,26 @@ impl Suite {
             }
         }
         outcome
+    }
+}
+
+/// Runs the audit retention every `interval` (the first run at once). A failed run is
+/// logged; the next one does the work.
+async fn maintain_periodically(pool: sqlx::PgPool, retention_days: u32, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match qi_gateway::retention::maintain(&pool, retention_days, chrono::Utc::now()).await {
+            Ok(Some(r)) if r != qi_gateway::retention::Report::default() => {
+                tracing::info!(created = ?r.created, dropped = ?r.dropped, moved = r.moved,
+                    deleted = r.deleted, "audit retention done");
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "audit retention failed; retrying later")
+            }
+        }
     }
 }
 
