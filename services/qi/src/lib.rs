@@ -57,12 +57,12 @@ impl Role {
         }
     }
 
-    fn schema_and_migrator(self) -> Option<(&'static str, &'static sqlx::migrate::Migrator)> {
+    fn schema_and_migrator(self) -> (&'static str, &'static sqlx::migrate::Migrator) {
         match self {
-            Role::Gateway => Some((qi_gateway::SCHEMA, &qi_gateway::MIGRATOR)),
-            Role::Training => Some((qi_training::SCHEMA, &qi_training::MIGRATOR)),
-            Role::Projects => Some((qi_projects::SCHEMA, &qi_projects::MIGRATOR)),
-            Role::Metrics => Some((qi_metrics::SCHEMA, &qi_metrics::MIGRATOR)),
+            Role::Gateway => (qi_gateway::SCHEMA, &qi_gateway::MIGRATOR),
+            Role::Training => (qi_training::SCHEMA, &qi_training::MIGRATOR),
+            Role::Projects => (qi_projects::SCHEMA, &qi_projects::MIGRATOR),
+            Role::Metrics => (qi_metrics::SCHEMA, &qi_metrics::MIGRATOR),
         }
     }
 }
@@ -105,9 +105,7 @@ pub async fn connect_and_migrate(
     config: &Config,
     urls: &DatabaseUrls,
 ) -> anyhow::Result<sqlx::PgPool> {
-    let (schema, migrator) = role
-        .schema_and_migrator()
-        .with_context(|| format!("{} has no database", role.name()))?;
+    let (schema, migrator) = role.schema_and_migrator();
     if urls.owner != urls.runtime {
         migrate_as_owner(role, &urls.owner, Some(&urls.runtime)).await?;
         return db::connect(&urls.runtime, schema, config).await;
@@ -128,9 +126,7 @@ pub async fn connect_and_migrate(
 /// As the owner: runs `role`'s migrations and, given the runtime role's URL, creates that
 /// role if needed and grants it exactly what serving needs.
 async fn migrate_as_owner(role: Role, owner: &str, runtime: Option<&str>) -> anyhow::Result<()> {
-    let (schema, migrator) = role
-        .schema_and_migrator()
-        .with_context(|| format!("{} has no database", role.name()))?;
+    let (schema, migrator) = role.schema_and_migrator();
     let pool = db::connect_owner(owner, schema).await?;
     let done = async {
         db::migrate(&pool, migrator)

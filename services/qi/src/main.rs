@@ -48,8 +48,9 @@ enum Command {
     /// Runs a component's database migrations (or all of them) as the owner, grants the
     /// runtime role (QI_DATABASE_URL's user, when it is another) what serving needs, and exits.
     Migrate {
-        /// `training`, `projects`, `metrics` or `all`.
-        component: String,
+        /// Which component's schema, or all of them.
+        #[arg(value_enum)]
+        component: MigrateTarget,
     },
     /// One run of the audit trail's retention, as the owner (QI_MIGRATION_DATABASE_URL, else
     /// QI_DATABASE_URL): creates the coming months' partitions and drops those older than
@@ -73,8 +74,9 @@ enum Command {
     },
     /// Measures speed and memory against same-run baselines (use a release build).
     Bench {
-        /// Scenarios to run: gateway, hr-sync, database, memory (default: all).
-        scenarios: Vec<String>,
+        /// Scenarios to run (default: all, in this order).
+        #[arg(value_enum)]
+        scenarios: Vec<qi::bench::Scenario>,
         /// Also write the report as JSON here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -103,9 +105,9 @@ enum Command {
         /// The subject (who is calling).
         #[arg(long)]
         sub: String,
-        /// A role: viewer, contributor, improvement_team, hr_sync or admin (repeatable).
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
+        /// A role (repeatable).
+        #[arg(long = "role", required = true, value_enum)]
+        roles: Vec<TokenRole>,
         /// A site code, or '*' for trust-wide (repeatable).
         #[arg(long = "site", required = true)]
         sites: Vec<String>,
@@ -113,6 +115,60 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
     },
+}
+
+/// What `qi migrate` migrates: one component's schema, or all of them.
+#[derive(Debug, Clone, Copy)]
+enum MigrateTarget {
+    One(Role),
+    All,
+}
+
+impl clap::ValueEnum for MigrateTarget {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            MigrateTarget::One(Role::Training),
+            MigrateTarget::One(Role::Projects),
+            MigrateTarget::One(Role::Metrics),
+            MigrateTarget::One(Role::Gateway),
+            MigrateTarget::All,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            MigrateTarget::One(role) => role.name(),
+            MigrateTarget::All => "all",
+        }))
+    }
+}
+
+/// The roles a token can carry (the gateway's access policies name them).
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum TokenRole {
+    /// Reads.
+    #[value(name = "viewer")]
+    Viewer,
+    /// Submits ideas, records measurements, updates projects they lead.
+    #[value(name = "contributor")]
+    Contributor,
+    /// Runs cohorts, triages ideas, manages projects and programmes.
+    #[value(name = "improvement_team")]
+    ImprovementTeam,
+    /// The HR sync in and out, nothing else.
+    #[value(name = "hr_sync")]
+    HrSync,
+    /// Everything.
+    #[value(name = "admin")]
+    Admin,
+}
+
+impl TokenRole {
+    fn claim(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -140,7 +196,18 @@ enum HrCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 64 (EX_USAGE), as a bad configuration does; help and version 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EX_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -266,15 +333,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Serve { component } => qi::serve(component, &config, stop_signal(&config)).await,
         Command::Migrate { component } => {
-            let roles: Vec<Role> = match component.as_str() {
-                "all" => ALL.to_vec(),
-                "training" => vec![Role::Training],
-                "projects" => vec![Role::Projects],
-                "metrics" => vec![Role::Metrics],
-                "gateway" => vec![Role::Gateway],
-                other => anyhow::bail!(
-                    "unknown component {other:?}: use training, projects, metrics, gateway or all"
-                ),
+            let roles: Vec<Role> = match component {
+                MigrateTarget::All => ALL.to_vec(),
+                MigrateTarget::One(role) => vec![role],
             };
             qi::migrate(&roles, &config).await
         }
@@ -374,10 +435,11 @@ fn token(
     config: &mut Config,
     data_dir: Option<PathBuf>,
     sub: &str,
-    roles: &[String],
+    roles: &[TokenRole],
     sites: &[String],
     ttl_hours: u64,
 ) -> ExitCode {
+    let roles: Vec<String> = roles.iter().map(|r| r.claim()).collect();
     if let Some(d) = data_dir {
         config.data_dir = d;
     }
@@ -390,7 +452,7 @@ fn token(
             &s,
             &config.jwt,
             sub,
-            roles,
+            &roles,
             sites,
             Duration::from_secs(ttl_hours * 3600),
         )

@@ -27,17 +27,43 @@ use serde_json::{Value, json};
 pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
-/// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 8] = [
-    "gateway",
-    "hr-sync",
-    "ingest",
-    "spc",
-    "portfolio",
-    "database",
-    "memory",
-    "hostile",
-];
+/// A scenario, named on the command line as clap spells it (`hr-sync`); all of them run in
+/// this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// The gateway's hop against a direct call.
+    Gateway,
+    /// The HR sync against a raw COPY, and `qi hr import` as a process.
+    HrSync,
+    /// Measurement ingest.
+    Ingest,
+    /// SPC charts.
+    Spc,
+    /// The portfolio summary.
+    Portfolio,
+    /// Single-row writes and reads against raw SQL.
+    Database,
+    /// Resident memory under load.
+    Memory,
+    /// Memory under hostile requests.
+    Hostile,
+}
+
+impl Scenario {
+    /// Its name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Gateway => "gateway",
+            Scenario::HrSync => "hr-sync",
+            Scenario::Ingest => "ingest",
+            Scenario::Spc => "spc",
+            Scenario::Portfolio => "portfolio",
+            Scenario::Database => "database",
+            Scenario::Memory => "memory",
+            Scenario::Hostile => "hostile",
+        }
+    }
+}
 
 /// How much work each scenario does.
 #[derive(Debug, Clone, Copy)]
@@ -124,24 +150,14 @@ pub struct Outcome {
 /// Runs the named scenarios (all when empty) and returns the JSON report, printing a table
 /// and a summary of targets to standard error as it goes.
 pub async fn run(
-    names: &[String],
+    chosen: &[Scenario],
     effort: Effort,
     json_path: Option<PathBuf>,
 ) -> anyhow::Result<Value> {
-    let chosen: Vec<&str> = if names.is_empty() {
-        SCENARIOS.to_vec()
+    let chosen: Vec<Scenario> = if chosen.is_empty() {
+        <Scenario as clap::ValueEnum>::value_variants().to_vec()
     } else {
-        names
-            .iter()
-            .map(|n| {
-                SCENARIOS.iter().copied().find(|s| s == n).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "unknown scenario {n:?}: choose from {}",
-                        SCENARIOS.join(", ")
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
+        chosen.to_vec()
     };
     if cfg!(debug_assertions) {
         eprintln!(
@@ -190,21 +206,21 @@ pub async fn run(
 /// Runs each chosen scenario on `deployment`, printing its figures as it ends.
 async fn measure(
     deployment: &Deployment,
-    chosen: &[&str],
+    chosen: &[Scenario],
     effort: Effort,
 ) -> anyhow::Result<Vec<Outcome>> {
     let mut outcomes = Vec::new();
-    for &name in chosen {
-        eprintln!("\n== {name}");
-        let outcome = match name {
-            "gateway" => scenarios::gateway(deployment, effort).await?,
-            "hr-sync" => scenarios::hr_sync(deployment, effort).await?,
-            "ingest" => scenarios::ingest(deployment, effort).await?,
-            "spc" => scenarios::spc(deployment, effort).await?,
-            "portfolio" => portfolio::portfolio(deployment, effort).await?,
-            "database" => scenarios::database(deployment, effort).await?,
-            "hostile" => hostile::hostile(deployment, effort).await?,
-            _ => scenarios::memory(deployment, effort).await?,
+    for &scenario in chosen {
+        eprintln!("\n== {}", scenario.name());
+        let outcome = match scenario {
+            Scenario::Gateway => scenarios::gateway(deployment, effort).await?,
+            Scenario::HrSync => scenarios::hr_sync(deployment, effort).await?,
+            Scenario::Ingest => scenarios::ingest(deployment, effort).await?,
+            Scenario::Spc => scenarios::spc(deployment, effort).await?,
+            Scenario::Portfolio => portfolio::portfolio(deployment, effort).await?,
+            Scenario::Database => scenarios::database(deployment, effort).await?,
+            Scenario::Memory => scenarios::memory(deployment, effort).await?,
+            Scenario::Hostile => hostile::hostile(deployment, effort).await?,
         };
         print_outcome(&outcome);
         outcomes.push(outcome);
