@@ -590,7 +590,8 @@ impl Gateway {
             "ListAuditEvents" => {
                 let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
                     .map_err(|_| Status::invalid_argument("the request is not a valid message"))?;
-                crate::audit::list(&self.pool, req)
+                let list = crate::audit::list(&self.pool, req);
+                qi_platform::deadline::within(deadline.copied(), list)
                     .await
                     .map_err(Status::from)?
                     .encode_to_vec()

@@ -2,17 +2,72 @@
 //! and that service's migrations (its own migrations table inside its schema, run under
 //! sqlx's advisory lock so replicas starting together migrate once). Each pool's
 //! connections are reported in the OpenTelemetry database-client metrics.
+//!
+//! A call's database work begins in one place, [`begin`]: its transaction carries a
+//! `statement_timeout` of what is left of the call's deadline, so PostgreSQL cancels a
+//! statement still running when the call has been answered DEADLINE_EXCEEDED (dropping the
+//! call's future does not stop a statement the server is already running).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::KeyValue;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 
+use crate::Error;
 use crate::config::Config;
+use crate::deadline::CallDeadline;
+
+/// Begins a transaction for the running call (reads too, so every statement is bounded).
+/// Within a call ([`crate::deadline::within`]) each statement is cancelled by PostgreSQL once
+/// the call's deadline has passed: the timeout is set with `BEGIN`, in the same round trip,
+/// and `SET LOCAL` ends with the transaction. A statement is bounded by the time left when
+/// the transaction began; [`tighten`] re-bounds the statements of a long one. Outside a call
+/// (a background task) statements have no timeout.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Error> {
+    let Some(deadline) = CallDeadline::current() else {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the one place a transaction begins"
+        )]
+        let tx = pool.begin().await?;
+        return Ok(tx);
+    };
+    let ms = statement_timeout_ms(&deadline)?;
+    Ok(pool
+        .begin_with(AssertSqlSafe(format!(
+            "BEGIN; SET LOCAL statement_timeout = {ms}"
+        )))
+        .await?)
+}
+
+/// Bounds the transaction's statements from here on by what is left of the call's deadline
+/// (for a transaction that runs long before its last statements, as an HR sync's merge).
+pub async fn tighten(conn: &mut PgConnection) -> Result<(), Error> {
+    if let Some(deadline) = CallDeadline::current() {
+        let ms = statement_timeout_ms(&deadline)?;
+        sqlx::query(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}")))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What is left of `deadline` in whole milliseconds, rounded up so PostgreSQL never cancels
+/// before the call's own deadline answers. A spent budget ends the call here: a timeout of
+/// 0 would mean none to PostgreSQL.
+fn statement_timeout_ms(deadline: &CallDeadline) -> Result<u128, Error> {
+    let left = deadline.remaining();
+    if left.is_zero() {
+        return Err(Error::DeadlineExceeded {
+            budget_ms: deadline.budget.as_millis(),
+        });
+    }
+    Ok(left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128))
+}
 
 /// Connects to `url` with `search_path` set to `schema`, eagerly, retrying for up to 30 s
 /// so a database that is still starting does not fail the server, but a wrong URL does.
@@ -85,4 +140,29 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
         .run(pool)
         .await
         .context("running database migrations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_statement_timeout_never_ends_before_the_call_and_a_spent_budget_ends_the_call() {
+        let at = tokio::time::Instant::now() + Duration::from_micros(1_500_300);
+        let deadline = CallDeadline {
+            at,
+            budget: Duration::from_secs(2),
+        };
+        let ms = statement_timeout_ms(&deadline).unwrap();
+        assert!((1_400..=1_501).contains(&ms), "{ms}");
+        let spent = CallDeadline {
+            at: tokio::time::Instant::now(),
+            budget: Duration::from_secs(2),
+        };
+        assert!(matches!(
+            statement_timeout_ms(&spent),
+            Err(Error::DeadlineExceeded { budget_ms: 2000 })
+        ));
+    }
 }

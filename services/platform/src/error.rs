@@ -68,6 +68,12 @@ pub enum Error {
         /// Which limit.
         message: String,
     },
+    /// The call's deadline passed (the database cancelled its statement at that moment).
+    #[error("the call's deadline ({budget_ms} ms) passed before it was answered")]
+    DeadlineExceeded {
+        /// The budget the call was given.
+        budget_ms: u128,
+    },
     /// A dependency (the database) is unreachable; retrying later may succeed.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -169,8 +175,18 @@ impl Violations {
     }
 }
 
+/// PostgreSQL's `query_canceled`: here, the `statement_timeout` that `db::begin` derives from
+/// the call's deadline.
+const QUERY_CANCELED: &str = "57014";
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(QUERY_CANCELED) {
+            return Error::DeadlineExceeded {
+                budget_ms: crate::deadline::CallDeadline::current()
+                    .map_or(0, |d| d.budget.as_millis()),
+            };
+        }
         // Connection-level failures are transient: the caller may retry.
         let transient = matches!(
             e,
@@ -261,6 +277,11 @@ impl From<Error> for Status {
             Error::ResourceExhausted { .. } => {
                 (Code::ResourceExhausted, "LIMIT_REACHED", HashMap::new())
             }
+            Error::DeadlineExceeded { budget_ms } => (
+                Code::DeadlineExceeded,
+                "DEADLINE_EXCEEDED",
+                HashMap::from([("budget_ms".into(), budget_ms.to_string())]),
+            ),
             Error::Unavailable(source) => {
                 tracing::warn!(error = ?source, "dependency unavailable");
                 (Code::Unavailable, "DEPENDENCY_UNAVAILABLE", HashMap::new())

@@ -298,6 +298,10 @@ pub(super) async fn portfolio(d: &Deployment, effort: Effort) -> anyhow::Result<
 
 /// The summary's two statements, as the service runs them for a trust-wide caller.
 async fn raw_summary(pool: &sqlx::PgPool, period: Option<&str>) -> Result<(), sqlx::Error> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut conn = pool.acquire().await?;
     sqlx::query(IDEAS_SQL)
         .bind(None::<Vec<String>>)

@@ -492,6 +492,10 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             sqlx::query("TRUNCATE bench.staff_copy")
                 .execute(&admin)
                 .await?;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the raw-SQL baseline, outside any call"
+            )]
             let mut conn = admin.acquire().await?;
             let t = Instant::now();
             let mut copy = conn
@@ -738,6 +742,10 @@ where
 
 /// What the training service does for CreateCohort of a one-session course, as raw SQL.
 async fn raw_create(pool: &sqlx::PgPool, id: &str) -> Result<(), sqlx::Error> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut tx = pool.begin().await?;
     let sessions: i32 =
         sqlx::query_scalar("SELECT session_count FROM training.course WHERE id = 'qsir-fund'")
@@ -935,6 +943,10 @@ async fn copy_measurements(admin: &sqlx::PgPool, table: &str, text: &str) -> any
     sqlx::query(sqlx::AssertSqlSafe(format!("TRUNCATE {table}")))
         .execute(admin)
         .await?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut conn = admin.acquire().await?;
     let statement = format!(
         "COPY {table} (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex,
