@@ -11,6 +11,7 @@ use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic_types::StatusExt as _;
 
 fn cohort_request(parent: &str) -> pb::CreateCohortRequest {
     pb::CreateCohortRequest {
@@ -79,6 +80,12 @@ async fn every_rpc_of_the_contract_refuses_a_call_without_a_token() {
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), Code::Unauthenticated, "{path}: {status:?}");
+            // The gateway's own refusals carry the ErrorInfo every service error carries.
+            let info = status.get_details_error_info().expect("an ErrorInfo");
+            assert_eq!(
+                (info.domain.as_str(), info.reason.as_str()),
+                ("qi", "UNAUTHENTICATED")
+            );
             checked += 1;
         }
     }

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use qi_platform::SiteScope;
 use qi_platform::config::JwtConfig;
 use qi_platform::verified::Verified;
+use qi_platform::{Error, SiteScope};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -193,13 +193,13 @@ impl Authenticator {
 
     /// Authenticates the value of an `authorization` header.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Status> {
-        let header = header.ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        let header = header.ok_or_else(|| unauthenticated("missing bearer token"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization is not a bearer token"))?;
+            .ok_or_else(|| unauthenticated("authorization is not a bearer token"))?;
         if let Some(principal) = self.verified.get(token) {
             return Ok(principal);
         }
@@ -210,23 +210,23 @@ impl Authenticator {
 
     /// Checks a token's signature and claims; returns the caller and the token's expiry.
     fn verify(&self, token: &str) -> Result<(Principal, u64), Status> {
-        let head = jsonwebtoken::decode_header(token)
-            .map_err(|_| Status::unauthenticated("malformed token"))?;
+        let head =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
         // The key decides the algorithm; the token's `alg` must match it exactly.
         let (key, alg) = match (head.alg, head.kid.as_deref()) {
             (Algorithm::HS256, _) => (
                 self.hs256
                     .as_ref()
-                    .ok_or_else(|| Status::unauthenticated("unexpected token algorithm"))?,
+                    .ok_or_else(|| unauthenticated("unexpected token algorithm"))?,
                 Algorithm::HS256,
             ),
             (Algorithm::RS256 | Algorithm::ES256, Some(kid)) => {
                 let (key, alg) = self
                     .jwks_key(kid)
-                    .ok_or_else(|| Status::unauthenticated("unknown token key id"))?;
+                    .ok_or_else(|| unauthenticated("unknown token key id"))?;
                 return self.finish(token, &key, alg, head.alg);
             }
-            _ => return Err(Status::unauthenticated("unexpected token algorithm")),
+            _ => return Err(unauthenticated("unexpected token algorithm")),
         };
         self.finish(token, key, alg, head.alg)
     }
@@ -284,15 +284,15 @@ impl Authenticator {
         sent: Algorithm,
     ) -> Result<(Principal, u64), Status> {
         if sent != alg {
-            return Err(Status::unauthenticated("unexpected token algorithm"));
+            return Err(unauthenticated("unexpected token algorithm"));
         }
         let mut validation = self.validation.clone();
         validation.algorithms = vec![alg];
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: {}", describe(&e))))?
+            .map_err(|e| unauthenticated(format!("invalid token: {}", describe(&e))))?
             .claims;
         let sites = SiteScope::from_claim(&claims.sites)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: sites: {e}")))?;
+            .map_err(|e| unauthenticated(format!("invalid token: sites: {e}")))?;
         Ok((
             Principal {
                 subject: claims.sub,
@@ -302,6 +302,14 @@ impl Authenticator {
             claims.exp,
         ))
     }
+}
+
+/// A refused bearer token, with the ErrorInfo every QI error carries.
+pub(crate) fn unauthenticated(message: impl Into<String>) -> Status {
+    Error::Unauthenticated {
+        message: message.into(),
+    }
+    .into()
 }
 
 #[expect(

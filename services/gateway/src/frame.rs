@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use qi_platform::Error;
 use tonic::Status;
 use tonic::body::Body;
 
@@ -37,8 +38,11 @@ pub(crate) async fn read(body: Body, max_message: usize) -> Result<Frame, Status
             if e.is::<LengthLimitError>() {
                 too_large(max_message)
             } else {
-                Status::try_from_error(e)
-                    .unwrap_or_else(|e| Status::cancelled(format!("the request stream broke: {e}")))
+                // The caller's stream broke: what broke it is the caller's to know.
+                tracing::debug!(error = %e, "a request stream broke");
+                Status::from(Error::Cancelled {
+                    message: "the request stream broke".into(),
+                })
             }
         })?;
     parse(collected.to_bytes(), max_message)
@@ -47,18 +51,19 @@ pub(crate) async fn read(body: Body, max_message: usize) -> Result<Frame, Status
 /// Checks the framing of a whole body: one prefix, one uncompressed message, nothing after.
 fn parse(bytes: Bytes, max_message: usize) -> Result<Frame, Status> {
     let Some((&[flag, a, b, c, d], _)) = bytes.split_first_chunk::<PREFIX>() else {
-        return Err(Status::internal(
+        return Err(malformed(
             "the call carries no message: a unary call sends exactly one",
         ));
     };
     match flag {
         0 => {}
         1 => {
-            return Err(Status::unimplemented(
-                "compressed messages are not accepted: send them uncompressed",
-            ));
+            return Err(Error::Unimplemented {
+                message: "compressed messages are not accepted: send them uncompressed".into(),
+            }
+            .into());
         }
-        _ => return Err(Status::internal("malformed gRPC frame: unknown flag byte")),
+        _ => return Err(malformed("malformed gRPC frame: unknown flag byte")),
     }
     let len = u32::from_be_bytes([a, b, c, d]) as usize;
     if len > max_message {
@@ -66,19 +71,28 @@ fn parse(bytes: Bytes, max_message: usize) -> Result<Frame, Status> {
     }
     match (bytes.len() - PREFIX).cmp(&len) {
         std::cmp::Ordering::Equal => Ok(Frame(bytes)),
-        std::cmp::Ordering::Less => Err(Status::internal(
+        std::cmp::Ordering::Less => Err(malformed(
             "malformed gRPC frame: the stream ended inside the message",
         )),
-        std::cmp::Ordering::Greater => Err(Status::internal(
+        std::cmp::Ordering::Greater => Err(malformed(
             "a unary call sends exactly one message; this one sent more",
         )),
     }
 }
 
+fn malformed(message: &str) -> Status {
+    Error::Malformed {
+        message: message.into(),
+    }
+    .into()
+}
+
 fn too_large(max_message: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "the message is larger than the {max_message}-byte limit"
-    ))
+    Error::ResourceExhausted {
+        message: format!("the message is larger than the {max_message}-byte limit"),
+        retry_after: None,
+    }
+    .into()
 }
 
 #[cfg(test)]

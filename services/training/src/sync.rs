@@ -385,6 +385,7 @@ impl SyncBatch {
             if self.received > MAX_ROWS {
                 return Err(Error::ResourceExhausted {
                     message: format!("a sync carries at most {MAX_ROWS} rows; split the extract"),
+                    retry_after: None,
                 });
             }
             let sent_number = qi_platform::names::clip(&row.employee_number);
