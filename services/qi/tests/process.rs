@@ -159,11 +159,26 @@ fn bad_configuration_exits_64_naming_the_variable() {
 }
 
 #[test]
+fn a_secret_under_32_bytes_exits_64_naming_the_variable_not_the_secret() {
+    for var in ["QI_JWT_SECRET", "QI_ACCESS_KEY"] {
+        let out = Command::new(QI)
+            .args(["serve", "training"])
+            .env(var, "hunter2-hunter2")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+#[test]
 fn serve_without_a_database_url_says_what_is_missing() {
     let out = Command::new(QI)
         .args(["serve", "training"])
         .env_remove("QI_DATABASE_URL")
-        .env("QI_ACCESS_KEY", "k")
+        .env("QI_ACCESS_KEY", "k".repeat(32))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
