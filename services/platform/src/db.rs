@@ -75,7 +75,9 @@ pub async fn connect(url: &str, schema: &str, config: &Config) -> anyhow::Result
     let options = PgConnectOptions::from_str(url)
         .context("QI_DATABASE_URL is not a PostgreSQL URL")?
         .application_name(&format!("qi-{schema}"))
-        .options([("search_path", schema)]);
+        // NOTICEs ("… already exists, skipping") are nothing a service acts on; sqlx would
+        // log each at INFO. Warnings and errors still come through.
+        .options([("search_path", schema), ("client_min_messages", "warning")]);
     let pool_options = PgPoolOptions::new()
         .max_connections(config.db_max_connections)
         .acquire_timeout(config.db_acquire_timeout);

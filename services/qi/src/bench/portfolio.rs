@@ -152,7 +152,8 @@ pub(super) async fn portfolio(d: &Deployment, effort: Effort) -> anyhow::Result<
     let raw = PgPoolOptions::new()
         .max_connections(2)
         .connect_with(
-            PgConnectOptions::from_str(&d.database_url)?.options([("search_path", "projects")]),
+            super::quiet(PgConnectOptions::from_str(&d.database_url)?)
+                .options([("search_path", "projects")]),
         )
         .await?;
     eprintln!("  loading {ideas} ideas and {projects} projects…");

@@ -432,7 +432,7 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
 pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let admin = PgPoolOptions::new()
         .max_connections(2)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     sqlx::query("CREATE SCHEMA IF NOT EXISTS bench")
         .execute(&admin)
@@ -546,7 +546,7 @@ const COHORT_READ: &str = "SELECT c.site, c.id, c.course_id, c.display_name, c.s
 pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let raw = PgPoolOptions::new()
         .max_connections(32)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     let token = bearer(&d.token("bench-team", &["improvement_team"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone());
@@ -969,7 +969,7 @@ pub(super) async fn ingest(d: &Deployment, effort: Effort) -> anyhow::Result<Out
     let n = bulk_rows(effort);
     let admin = PgPoolOptions::new()
         .max_connections(2)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
     let client: MetricClient =
