@@ -19,9 +19,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // `prost::Name` on every message: the codec finds a request's bounds by its type.
+    config.enable_type_names();
     let wkt = protoc_bin_vendored::include_path()?;
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("qi_descriptor.bin"))
+        // Counts a request's repeated fields against their bounds before decoding it.
+        .codec_path("crate::limits::BoundedCodec")
         .compile_with_config(config, &files, &[root.clone(), wkt])?;
     Ok(())
 }

@@ -26,8 +26,7 @@ pub struct TestSuite {
     pub config: Config,
     /// The database URL (for checking what was stored).
     pub database_url: String,
-    stop: Option<oneshot::Sender<()>>,
-    running: Option<JoinHandle<anyhow::Result<()>>>,
+    running: Running,
     /// The suite's own PostgreSQL, when it has one ([`TestSuite::start_on_own_cluster`]).
     cluster: Option<Arc<Mutex<PrivateCluster>>>,
 }
@@ -84,6 +83,8 @@ impl TestSuite {
             ("QI_JWT_SECRET".into(), random_secret()),
             ("QI_ACCESS_KEY".into(), random_secret()),
             ("QI_DB_MAX_CONNECTIONS".into(), "5".into()),
+            // Tests make many unauthenticated calls from one address on purpose.
+            ("QI_AUTH_FAILURE_RATE".into(), "0".into()),
         ]);
         for (k, v) in settings {
             vars.insert((*k).into(), (*v).into());
@@ -107,8 +108,7 @@ impl TestSuite {
             channel,
             config,
             database_url,
-            stop: Some(stop),
-            running: Some(running),
+            running: Running(Some((stop, running))),
             cluster,
         }
     }
@@ -139,15 +139,7 @@ impl TestSuite {
 
     /// Counts rows with a query on the suite's database (e.g. `SELECT count(*) FROM training.cohort`).
     pub async fn count(&self, sql: &str) -> i64 {
-        let pool = sqlx::PgPool::connect(&self.database_url)
-            .await
-            .expect("the database accepts connections");
-        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-            .fetch_one(&pool)
-            .await
-            .expect("a count");
-        pool.close().await;
-        n
+        count(&self.database_url, sql).await
     }
 
     /// A development token for `sub` with these roles and sites (`*` = trust-wide).
@@ -171,22 +163,122 @@ impl TestSuite {
 
     /// Stops the suite gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        match self.running.take() {
-            Some(r) => r.await?,
+        self.running.stop().await
+    }
+}
+
+/// A server task and the signal that stops it; dropped, it signals the stop.
+#[derive(Debug)]
+struct Running(Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>);
+
+impl Running {
+    /// Signals the stop and waits for the server to end.
+    async fn stop(&mut self) -> anyhow::Result<()> {
+        match self.0.take() {
+            Some((stop, task)) => {
+                let _ = stop.send(());
+                task.await?
+            }
             None => Ok(()),
         }
     }
 }
 
-impl Drop for TestSuite {
+impl Drop for Running {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
+        if let Some((stop, _)) = self.0.take() {
             let _ = stop.send(());
         }
     }
+}
+
+/// Counts rows with a query on the database at `url`.
+async fn count(url: &str, sql: &str) -> i64 {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("the database accepts connections");
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_one(&pool)
+        .await
+        .expect("a count");
+    pool.close().await;
+    n
+}
+
+/// One service served on its own, as `qi serve` runs it, with no gateway in front: a test
+/// signs the access contexts itself, with `key`.
+#[derive(Debug)]
+pub struct LoneService {
+    /// A channel to the service.
+    pub channel: Channel,
+    /// The access-context key it trusts.
+    pub key: String,
+    /// Its database.
+    pub database_url: String,
+    running: Running,
+}
+
+impl LoneService {
+    /// Migrates a fresh database for `role` and serves it on a loopback port.
+    pub async fn start(role: qi::Role) -> LoneService {
+        qi_platform::telemetry::init_for_tests();
+        let database_url = qi_platform::pg::test_database()
+            .await
+            .expect("a test database");
+        let key = random_secret();
+        let vars = [
+            ("QI_ACCESS_KEY", key.clone()),
+            ("QI_DATABASE_URL", database_url.clone()),
+        ];
+        let config =
+            Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+                .expect("a valid test config");
+        let pool = qi::connect_and_migrate(role, &config, &database_url)
+            .await
+            .expect("the service migrates");
+        let component =
+            qi::service_component(role, &config, pool).expect("the service component builds");
+        let listener = qi_platform::server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("a loopback port");
+        let addr = listener.local_addr().expect("a bound address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            qi_platform::server::serve(
+                component,
+                listener,
+                &qi_platform::server::ServerSettings::from(&Config::defaults()),
+                async {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        });
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .expect("a URL")
+            .connect_lazy();
+        LoneService {
+            channel,
+            key,
+            database_url,
+            running: Running(Some((stop, running))),
+        }
+    }
+
+    /// Counts rows with a query on the service's database.
+    pub async fn count(&self, sql: &str) -> i64 {
+        count(&self.database_url, sql).await
+    }
+
+    /// Stops the service gracefully and reports how it ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.running.stop().await
+    }
+}
+
+/// Today in the trust (Europe/London), as the services date things.
+pub fn today() -> chrono::NaiveDate {
+    qi_platform::calendar::today()
 }
 
 /// A request carrying a bearer token.

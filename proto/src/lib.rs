@@ -6,6 +6,9 @@
 /// The encoded `FileDescriptorSet` of every contract and its imports.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("qi_descriptor");
 
+#[warn(missing_docs, unreachable_pub, clippy::all)]
+pub mod limits;
+
 /// Vendored Google types the contracts use.
 pub mod google {
     /// `google.api`: field behaviour annotations.

@@ -1,13 +1,11 @@
 //! Services trust only the gateway: a call straight to a service needs a valid access
 //! context, and all three services migrate one database side by side.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use qi::Role;
-use qi_e2e::random_secret;
+use qi_e2e::LoneService;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
-use qi_platform::server::{ServerSettings, bind, serve};
 use qi_platform::{AccessContext, Config, SiteScope};
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
@@ -15,37 +13,9 @@ use tonic::Code;
 
 #[tokio::test]
 async fn a_service_refuses_calls_without_a_valid_access_context() {
-    qi_platform::telemetry::init_for_tests();
-    let url = qi_platform::pg::test_database().await.unwrap();
-    let key = random_secret();
-    let vars = [
-        ("QI_ACCESS_KEY", key.clone()),
-        ("QI_DATABASE_URL", url.clone()),
-    ];
-    let config =
-        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-            .unwrap();
-    let pool = qi::connect_and_migrate(Role::Training, &config, &url)
-        .await
-        .unwrap();
-    let component = qi::service_component(Role::Training, &config, pool).unwrap();
-    let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        serve(
-            component,
-            listener,
-            &ServerSettings::from(&Config::defaults()),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await
-    });
-    let mut client = TrainingServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
+    let service = LoneService::start(Role::Training).await;
+    let key = service.key.clone();
+    let mut client = TrainingServiceClient::new(service.channel.clone());
     let list = || pb::ListCoursesRequest {
         parent: "trust".into(),
         ..Default::default()
@@ -96,8 +66,7 @@ async fn a_service_refuses_calls_without_a_valid_access_context() {
         .into_inner()
         .courses;
     assert_eq!(courses.len(), 2, "the default QSIR courses");
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    service.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -89,21 +89,8 @@ async fn every_decision_is_in_the_audit_trail_with_its_trace_id() {
         32,
         "a trace is started when the caller sent none"
     );
-    let unauthenticated = audit(
-        &suite,
-        &admin,
-        gw::ListAuditEventsRequest {
-            parent: "trust".into(),
-            decision: gw::AuditDecision::Deny as i32,
-            ..Default::default()
-        },
-    )
-    .await;
-    assert!(
-        unauthenticated
-            .iter()
-            .any(|e| e.subject.is_empty() && e.code == "Unauthenticated")
-    );
+    // Refusals before authentication are counted into one row a minute: see
+    // `a_flood_of_garbage_tokens_writes_aggregated_audit_rows_and_is_limited_per_address`.
 
     // Only trust-wide admins read the trail.
     let err = GatewayServiceClient::new(suite.channel.clone())
@@ -606,4 +593,104 @@ async fn the_overview_gathers_each_services_headline_for_the_callers_sites() {
     );
     assert_eq!(bas.sites, ["BAS"]);
     suite.stop().await.unwrap();
+}
+
+/// A call with a garbage token, from `client` as the trusted proxy (this test) says.
+async fn garbage_call(suite: &TestSuite, client: &str) -> tonic::Status {
+    let mut req = authed("not.a.token", list_cohorts("sites/BAS"));
+    req.metadata_mut()
+        .insert("x-forwarded-for", client.parse().unwrap());
+    TrainingServiceClient::new(suite.channel.clone())
+        .list_cohorts(req)
+        .await
+        .expect_err("a garbage token is refused")
+}
+
+#[tokio::test]
+async fn a_flood_of_garbage_tokens_writes_aggregated_audit_rows_and_is_limited_per_address() {
+    // This test plays the ingress: its loopback address is the trusted proxy.
+    let suite = TestSuite::start_with(&[
+        ("QI_TRUSTED_PROXIES", "127.0.0.1, ::1"),
+        ("QI_AUTH_FAILURE_RATE", "5"),
+    ])
+    .await;
+    let (attacker, bystander) = ("203.0.113.66", "198.51.100.7");
+    let mut codes = std::collections::BTreeMap::new();
+    let started = Instant::now();
+    for _ in 0..300 {
+        *codes
+            .entry(format!("{:?}", garbage_call(&suite, attacker).await.code()))
+            .or_insert(0) += 1;
+    }
+    // The burst (ten times the rate, plus what refilled meanwhile) is refused as
+    // unauthenticated; the rest, without their tokens being looked at, as too many.
+    let unauthenticated = codes["Unauthenticated"];
+    let refilled = (started.elapsed().as_secs_f64() * 5.0).ceil() as i32;
+    assert!(
+        (50..=50 + refilled).contains(&unauthenticated),
+        "{codes:?} in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        unauthenticated + codes["ResourceExhausted"],
+        300,
+        "{codes:?}"
+    );
+    let limited = garbage_call(&suite, attacker).await;
+    assert!(limited.get_details_retry_info().is_some(), "{limited:?}");
+    // Another address is judged on its own.
+    assert_eq!(
+        garbage_call(&suite, bystander).await.code(),
+        Code::Unauthenticated
+    );
+
+    // The trail: one row per kind of refusal and address, carrying the count.
+    let url = suite.database_url.clone();
+    suite.stop().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let rows: Vec<(String, String, i32)> = sqlx::query_as(
+        "SELECT client_address, code, count FROM gateway.audit_event
+         WHERE subject = '' ORDER BY client_address, code",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert_eq!(
+        rows,
+        [
+            (bystander.to_owned(), "Unauthenticated".to_owned(), 1),
+            (
+                attacker.to_owned(),
+                "ResourceExhausted".to_owned(),
+                301 - unauthenticated
+            ),
+            (
+                attacker.to_owned(),
+                "Unauthenticated".to_owned(),
+                unauthenticated
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_from_a_peer_that_is_not_a_trusted_proxy() {
+    let suite = TestSuite::start().await;
+    let _ = garbage_call(&suite, "203.0.113.66").await;
+    let url = suite.database_url.clone();
+    suite.stop().await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let addresses: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT client_address FROM gateway.audit_event WHERE subject = ''")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(addresses.len(), 1);
+    let address = addresses[0].clone().unwrap_or_default();
+    assert!(
+        address == "127.0.0.1" || address == "::1",
+        "the peer, not the header: {address}"
+    );
 }

@@ -3,8 +3,8 @@
 //! co-production, programmes and the ward programme's waves, the portfolio summary — and
 //! the site rules, idempotent creates, paging and field-named validation with nothing stored.
 
-use chrono::{Datelike, Months, NaiveDate, Utc};
-use qi_e2e::{TestSuite, authed};
+use chrono::{Datelike, Months, NaiveDate};
+use qi_e2e::{TestSuite, authed, today};
 use qi_proto::google::r#type::Date;
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
@@ -20,10 +20,6 @@ fn day(d: NaiveDate) -> Option<Date> {
 
 fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
 }
 
 /// The fields a refusal names.

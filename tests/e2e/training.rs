@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use chrono::{Days, NaiveDate, Utc};
-use qi_e2e::{TestSuite, authed};
+use chrono::{Days, NaiveDate};
+use qi_e2e::{TestSuite, authed, today};
 use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
@@ -15,10 +15,6 @@ type Client = TrainingServiceClient<Channel>;
 
 fn day(d: NaiveDate) -> Date {
     qi_platform::convert::date(d)
-}
-
-fn today() -> NaiveDate {
-    Utc::now().date_naive()
 }
 
 fn esr(emp: &str, site: &str, surname: &str) -> pb::EsrRow {

@@ -10,5 +10,6 @@ mod common;
 mod database;
 mod deadline;
 mod exhaustion;
+mod oversized;
 mod retries;
 mod shutdown;

@@ -7,15 +7,22 @@
 //! probe ([`AuditLog::healthy`]); once the queue is full it fails closed, answering new calls
 //! UNAVAILABLE ([`AuditLog::accepting`]) until the queue drains.
 //!
+//! Refusals made before authentication (no token or a bad one, an unknown method) cost no
+//! row each: identical ones (same client address, method, code and reason) are counted,
+//! and each [`WINDOW`] one event carries the count. A flood of garbage tokens from one
+//! address writes a row a minute, not a row a call.
+//!
 //! At shutdown the queue is flushed after the server has finished its calls, for at most
 //! [`FLUSH`]; whatever the database does not take by then (it is down, or hangs) is written
 //! to the log as one structured record per event, holding every field, under the target
 //! `qi::audit`, for the platform's log pipeline to keep. Only a SIGKILL loses events, and
 //! then at most the queue and one batch.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +33,11 @@ use qi_proto::gateway as pb;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+/// How long identical refusals before authentication are counted into one event.
+pub const WINDOW: Duration = Duration::from_secs(60);
+/// Kinds of refusal counted at once; more are written early, so memory stays bounded.
+const REFUSAL_KINDS: usize = 10_000;
 
 /// How long the shutdown flush may take before the rest goes to the log.
 pub const FLUSH: Duration = Duration::from_secs(3);
@@ -58,6 +70,11 @@ pub struct AuditEvent {
     pub reason: String,
     /// The W3C trace id.
     pub trace_id: String,
+    /// The caller's address (see `client::address`), when known.
+    pub client_address: Option<String>,
+    /// Identical decisions this event stands for (refusals before authentication are
+    /// aggregated per client address and window); 1 otherwise.
+    pub count: u32,
 }
 
 /// The recording half, cloned into every call.
@@ -68,6 +85,17 @@ pub struct AuditLog {
     healthy: Arc<AtomicBool>,
     /// Events that went to the log instead of the table.
     logged: Arc<AtomicU64>,
+    /// Refusals before authentication being counted, by kind.
+    refusals: Arc<Mutex<HashMap<RefusalKind, AuditEvent>>>,
+}
+
+/// What makes two refusals before authentication the same.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusalKind {
+    client_address: Option<String>,
+    method: String,
+    code: String,
+    reason: String,
 }
 
 impl AuditLog {
@@ -81,6 +109,44 @@ impl AuditLog {
                 log_unwritten(&e);
                 false
             }
+        }
+    }
+
+    /// Records a refusal made before authentication: counted with identical ones from the
+    /// same client address, and written (the first one, with the count) at the end of the
+    /// [`WINDOW`].
+    pub fn record_unauthenticated(&self, event: AuditEvent) {
+        let kind = RefusalKind {
+            client_address: event.client_address.clone(),
+            method: event.method.clone(),
+            code: event.code.clone(),
+            reason: event.reason.clone(),
+        };
+        let full = {
+            let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+            let len = refusals.len();
+            match refusals.entry(kind) {
+                Entry::Occupied(mut counted) => {
+                    let e = counted.get_mut();
+                    e.count = e.count.saturating_add(event.count);
+                }
+                Entry::Vacant(new) => {
+                    new.insert(event);
+                }
+            }
+            len + 1 >= REFUSAL_KINDS
+        };
+        if full {
+            self.flush_refusals();
+        }
+    }
+
+    /// Queues the counted refusals, each as one event.
+    fn flush_refusals(&self) {
+        let counted =
+            std::mem::take(&mut *self.refusals.lock().unwrap_or_else(PoisonError::into_inner));
+        for event in counted.into_values() {
+            self.record(event);
         }
     }
 
@@ -114,6 +180,8 @@ fn log_unwritten(e: &AuditEvent) {
         code = e.code,
         reason = e.reason,
         trace_id = e.trace_id,
+        client_address = e.client_address.as_deref().unwrap_or(""),
+        count = e.count,
         "audit event not written to the table"
     );
 }
@@ -121,14 +189,18 @@ fn log_unwritten(e: &AuditEvent) {
 /// The writing half: stops and flushes on [`AuditWriter::shutdown`].
 #[derive(Debug)]
 pub struct AuditWriter {
+    log: AuditLog,
     stop: oneshot::Sender<Instant>,
     done: tokio::task::JoinHandle<()>,
+    counting: tokio::task::JoinHandle<()>,
 }
 
 impl AuditWriter {
     /// Writes what is queued for at most [`FLUSH`], logs the rest, then stops. Call after the
     /// server has drained.
     pub async fn shutdown(self) {
+        self.counting.abort();
+        self.log.flush_refusals();
         let _ = self.stop.send(Instant::now() + FLUSH);
         if let Err(e) = self.done.await {
             tracing::error!(error = %e, "the audit writer failed while flushing");
@@ -181,6 +253,7 @@ pub fn start(pool: PgPool, capacity: usize) -> (AuditLog, AuditWriter) {
         queue,
         healthy: Arc::new(AtomicBool::new(true)),
         logged: Arc::new(AtomicU64::new(0)),
+        refusals: Arc::default(),
     };
     let stop_state = Stop { signal, by: None };
     let done = tokio::spawn(write_until_stopped(
@@ -189,8 +262,24 @@ pub fn start(pool: PgPool, capacity: usize) -> (AuditLog, AuditWriter) {
         stop_state,
         log.healthy.clone(),
     ));
+    let counting = tokio::spawn({
+        let log = log.clone();
+        async move {
+            let mut windows = tokio::time::interval_at(Instant::now() + WINDOW, WINDOW);
+            loop {
+                windows.tick().await;
+                log.flush_refusals();
+            }
+        }
+    });
     observe(&log);
-    (log, AuditWriter { stop, done })
+    let writer = AuditWriter {
+        log: log.clone(),
+        stop,
+        done,
+        counting,
+    };
+    (log, writer)
 }
 
 /// The writer: gathers batches, writes each until it is in (retrying with backoff), and at
@@ -331,7 +420,8 @@ async fn write(pool: &PgPool, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw(
-            "COPY audit_event (time, subject, method, site, resource, decision, code, reason, trace_id)
+            "COPY audit_event (time, subject, method, site, resource, decision, code, reason,
+                               trace_id, client_address, count)
              FROM STDIN (FORMAT binary)",
         )
         .await?;
@@ -351,7 +441,7 @@ fn copy_rows(batch: &[AuditEvent]) -> Vec<u8> {
     out.extend_from_slice(&0i32.to_be_bytes()); // flags
     out.extend_from_slice(&0i32.to_be_bytes()); // header extension
     for e in batch {
-        out.extend_from_slice(&9i16.to_be_bytes());
+        out.extend_from_slice(&11i16.to_be_bytes());
         out.extend_from_slice(&8i32.to_be_bytes());
         let micros = e.time.timestamp_micros() - PG_EPOCH_MICROS;
         out.extend_from_slice(&micros.to_be_bytes());
@@ -364,12 +454,15 @@ fn copy_rows(batch: &[AuditEvent]) -> Vec<u8> {
             Some(e.code.as_str()),
             Some(e.reason.as_str()),
             Some(e.trace_id.as_str()),
+            e.client_address.as_deref(),
         ] {
             match field {
                 Some(v) => text_field(&mut out, v),
                 None => out.extend_from_slice(&(-1i32).to_be_bytes()),
             }
         }
+        out.extend_from_slice(&4i32.to_be_bytes());
+        out.extend_from_slice(&i32::try_from(e.count).unwrap_or(i32::MAX).to_be_bytes());
     }
     out.extend_from_slice(&(-1i16).to_be_bytes());
     out
@@ -403,6 +496,8 @@ struct Row {
     code: String,
     reason: String,
     trace_id: String,
+    client_address: Option<String>,
+    count: i32,
 }
 
 fn time(field: &str, t: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, Error> {
@@ -453,7 +548,8 @@ pub async fn list(
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, time, subject, method, site, resource, decision, code, reason, trace_id
+        "SELECT id, time, subject, method, site, resource, decision, code, reason, trace_id,
+                client_address, count
          FROM audit_event
          WHERE ($1 = '' OR subject = $1) AND ($2 = '' OR site = $2)
            AND ($3::text IS NULL OR decision = $3)
@@ -489,6 +585,8 @@ pub async fn list(
                 code: r.code,
                 reason: r.reason,
                 trace_id: r.trace_id,
+                client_address: r.client_address.unwrap_or_default(),
+                count: r.count,
             })
             .collect(),
         next_page_token,
@@ -511,10 +609,12 @@ mod tests {
             code: "c".into(),
             reason: "".into(),
             trace_id: "t".into(),
+            client_address: Some("::1".into()),
+            count: 3,
         };
         let rows = copy_rows(&[event]);
         let mut want = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
-        want.extend_from_slice(&[0, 9, 0, 0, 0, 8]);
+        want.extend_from_slice(&[0, 11, 0, 0, 0, 8]);
         want.extend_from_slice(&1_000_000i64.to_be_bytes());
         want.extend_from_slice(&[0, 0, 0, 5, b'a', 0xef, 0xbf, 0xbd, b'b']);
         want.extend_from_slice(&[0, 0, 0, 1, b'm']);
@@ -524,6 +624,8 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 1, b'c']);
         want.extend_from_slice(&[0, 0, 0, 0]);
         want.extend_from_slice(&[0, 0, 0, 1, b't']);
+        want.extend_from_slice(&[0, 0, 0, 3, b':', b':', b'1']);
+        want.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 3]);
         want.extend_from_slice(&[0xff, 0xff]);
         assert_eq!(rows, want);
     }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 mod authorize;
+mod client;
 mod codec;
 mod frame;
 mod health;
@@ -114,6 +115,11 @@ pub fn component(
         ),
         pool,
         sites: config.sites.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        failures: ratelimit::RateLimiter::new(
+            config.auth_failure_rate,
+            config.auth_failure_rate.saturating_mul(10),
+        ),
     }));
     let routes = tonic::service::Routes::default()
         .add_service(Proxy::<Training>::new(gateway.clone()))

@@ -45,6 +45,26 @@ pub struct Method {
     pub client_streaming: bool,
     /// Whether the server streams.
     pub server_streaming: bool,
+    /// The request's message type, whose repeated fields are bounded in the contract.
+    pub input: RequestType,
+}
+
+/// A request message type, as `qi_proto::limits::check_request` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestType {
+    /// `qi.metrics.v1`.
+    pub package: String,
+    /// `BatchCreateMeasurementsRequest`.
+    pub name: String,
+}
+
+impl RequestType {
+    /// Refuses `message` (of this type) if a repeated field holds more than its bound:
+    /// counted on the wire, so the gateway never decodes it and the service is never sent it.
+    pub(crate) fn check_bounds(&self, message: &[u8]) -> Result<(), tonic::Status> {
+        qi_proto::limits::check_request(&self.package, &self.name, message)
+            .map_err(tonic::Status::from)
+    }
 }
 
 /// Every method of every `qi.` service in `pool`, by path.
@@ -65,6 +85,10 @@ pub fn load(pool: &DescriptorPool) -> HashMap<String, Method> {
                 policy,
                 client_streaming: m.is_client_streaming(),
                 server_streaming: m.is_server_streaming(),
+                input: RequestType {
+                    package: m.input().package_name().to_owned(),
+                    name: m.input().name().to_owned(),
+                },
             };
             (path, method)
         })

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::uri::PathAndQuery;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use qi_platform::config::Cidr;
 use qi_platform::deadline::{self, CallDeadline};
 use qi_platform::{AccessContext, Error, SiteCode, SiteScope};
 use sqlx::PgPool;
@@ -28,6 +30,7 @@ use tonic::codec::Streaming;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::server::NamedService;
 use tonic::transport::Channel;
+use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
 use tower::{Service as _, ServiceExt as _};
 
@@ -36,7 +39,7 @@ use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
-use crate::policy::{Method, Policy};
+use crate::policy::{Method, Policy, RequestType};
 use crate::ratelimit::RateLimiter;
 
 /// Everything a forwarded call needs.
@@ -55,6 +58,10 @@ pub struct Gateway {
     contexts: Mutex<SignedContexts>,
     /// The trust's sites (`QI_SITES`).
     sites: Vec<SiteCode>,
+    /// Whose `X-Forwarded-For` is believed (`QI_TRUSTED_PROXIES`).
+    trusted_proxies: Vec<Cidr>,
+    /// Failed authentications per client address (`QI_AUTH_FAILURE_RATE`), if limited.
+    failures: Option<RateLimiter>,
 }
 
 /// Access contexts signed recently, as header values ready to forward: a dashboard calling
@@ -99,6 +106,10 @@ pub struct GatewayParts {
     pub pool: PgPool,
     /// The trust's sites (`QI_SITES`): a read under any other finds nothing.
     pub sites: Vec<SiteCode>,
+    /// Whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The limit on failed authentications per client address, if on.
+    pub failures: Option<RateLimiter>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -123,6 +134,8 @@ impl Gateway {
             limiter,
             pool,
             sites,
+            trusted_proxies,
+            failures,
         } = parts;
         Gateway {
             methods,
@@ -135,6 +148,8 @@ impl Gateway {
             pool,
             contexts: Mutex::default(),
             sites,
+            trusted_proxies,
+            failures,
         }
     }
 
@@ -211,7 +226,7 @@ impl Gateway {
                 "denied"
             );
         }
-        self.audit.record(AuditEvent {
+        let event = AuditEvent {
             time: chrono::Utc::now(),
             subject: call.subject.to_owned(),
             method: qi_platform::names::clip(call.path),
@@ -221,11 +236,26 @@ impl Gateway {
             code,
             reason,
             trace_id: call.trace_id.clone(),
-        });
+            client_address: call.client.map(|a| a.to_string()),
+            count: 1,
+        };
+        // Refused before any token was accepted: counted, not a row per call.
+        if allowed || !call.subject.is_empty() {
+            self.audit.record(event);
+        } else {
+            self.audit.record_unauthenticated(event);
+        }
     }
 
-    async fn handle(self: Arc<Self>, req: http::Request<Body>) -> http::Response<Body> {
+    async fn handle(self: Arc<Self>, mut req: http::Request<Body>) -> http::Response<Body> {
         let path = req.uri().path().to_owned();
+        let peer = req
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|a| a.ip());
+        let client = crate::client::address(peer, req.headers(), &self.trusted_proxies);
+        req.extensions_mut().insert(ClientAddress(client));
         let Some(method) = self.methods.get(&path) else {
             let status = unknown_method(&path);
             let trace_id = trace_id(req.headers().get("traceparent"));
@@ -233,6 +263,7 @@ impl Gateway {
                 path: &path,
                 subject: "",
                 trace_id,
+                client,
             };
             self.record(&call, None, Err(&status));
             return status.into_http();
@@ -281,12 +312,14 @@ impl Gateway {
         &self,
         path: &str,
         metadata: &mut MetadataMap,
+        client: Option<IpAddr>,
     ) -> Result<(&Method, &Policy, Principal, String), Status> {
         let trace_id = ensure_traceparent(metadata);
         let mut call = CallInfo {
             path,
             subject: "",
             trace_id,
+            client,
         };
         let refuse = |call: &CallInfo<'_>, status: Status| {
             self.record(call, None, Err(&status));
@@ -325,28 +358,35 @@ impl Gateway {
             }
             None => None,
         };
+        // An address that keeps failing authentication is refused before its token is
+        // even looked at; each failure spends from its budget.
+        let failures = self.failures.as_ref().zip(client);
+        if let Some((limiter, addr)) = failures
+            && let Err(wait) = limiter.peek(&addr.to_string(), Instant::now())
+        {
+            // One message whatever the wait, so these refusals are counted as one kind.
+            let message = "too many failed authentications from this address; RetryInfo says \
+                           when to retry";
+            return refuse(&call, too_many(message.to_owned(), wait));
+        }
         let principal = match self.auth.authenticate(auth_header) {
             Ok(p) => p,
-            Err(status) => return refuse(&call, status),
+            Err(status) => {
+                if let Some((limiter, addr)) = failures {
+                    let _ = limiter.check(&addr.to_string(), Instant::now());
+                }
+                return refuse(&call, status);
+            }
         };
         call.subject = &principal.subject;
         if let Some(limiter) = &self.limiter
             && let Err(wait) = limiter.check(&principal.subject, std::time::Instant::now())
         {
-            // RetryInfo says when this caller's next call can pass: the least a client
-            // backs off (its own concurrent calls compete for that token).
-            let wait = wait.max(Duration::from_millis(1));
-            return refuse(
-                &call,
-                Error::ResourceExhausted {
-                    message: format!(
-                        "too many calls from this caller; retry in {} ms",
-                        wait.as_millis()
-                    ),
-                    retry_after: Some(wait),
-                }
-                .into(),
+            let message = format!(
+                "too many calls from this caller; retry in {} ms",
+                wait.max(Duration::from_millis(1)).as_millis()
             );
+            return refuse(&call, too_many(message, wait));
         }
         if let Err(status) = authorize::admit(policy, &principal) {
             return refuse(&call, status);
@@ -355,23 +395,29 @@ impl Gateway {
         Ok((method, policy, principal, trace_id))
     }
 
-    /// The site rule on one message, recorded either way.
+    /// The site rule and the bounds of the repeated fields on one message, recorded
+    /// either way.
     fn check(
         &self,
         path: &str,
-        policy: &Policy,
+        (method, policy): (&Method, &Policy),
         principal: &Principal,
         trace_id: &str,
+        client: Option<IpAddr>,
         message: &[u8],
     ) -> Result<(), Status> {
         let call = CallInfo {
             path,
             subject: &principal.subject,
             trace_id: trace_id.to_owned(),
+            client,
         };
-        let decision = authorize::check_message(policy, principal, message).and_then(|resource| {
-            authorize::check_known_site(policy, resource.as_deref(), &self.sites).map(|()| resource)
-        });
+        let decision = authorize::check_message(policy, principal, message)
+            .and_then(|resource| {
+                authorize::check_known_site(policy, resource.as_deref(), &self.sites)
+                    .map(|()| resource)
+            })
+            .and_then(|resource| method.input.check_bounds(message).map(|()| resource));
         match decision {
             Ok(resource) => {
                 self.record(&call, resource.as_deref(), Ok("allowed"));
@@ -421,7 +467,8 @@ impl Gateway {
     ) -> Result<http::Response<Body>, Status> {
         let (parts, body) = req.into_parts();
         let mut metadata = MetadataMap::from_headers(parts.headers);
-        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
+        let client = client_of(&parts.extensions);
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
         let frame = match frame::read(body, qi_platform::server::MAX_MESSAGE_BYTES).await {
             Ok(frame) => frame,
             Err(status) => {
@@ -429,12 +476,20 @@ impl Gateway {
                     path,
                     subject: &principal.subject,
                     trace_id,
+                    client,
                 };
                 self.record(&call, None, Err(&status));
                 return Err(status);
             }
         };
-        self.check(path, policy, &principal, &trace_id, frame.message())?;
+        self.check(
+            path,
+            (method, policy),
+            &principal,
+            &trace_id,
+            client,
+            frame.message(),
+        )?;
         self.upstream(
             principal,
             path,
@@ -472,13 +527,15 @@ impl Gateway {
         req: Request<Streaming<Bytes>>,
     ) -> Result<Response<Bytes>, Status> {
         let (mut metadata, extensions, inbound) = req.into_parts();
-        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
+        let client = client_of(&extensions);
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
         // The stream is admitted as a whole; its messages are checked as they pass.
         self.record(
             &CallInfo {
                 path,
                 subject: &principal.subject,
                 trace_id: trace_id.clone(),
+                client,
             },
             None,
             Ok("stream admitted"),
@@ -487,11 +544,13 @@ impl Gateway {
         let guarded = Guarded {
             inbound,
             policy: policy.clone(),
+            input: method.input.clone(),
             principal: principal.clone(),
             abort: Some(abort),
             audit: self.audit.clone(),
             path: path.to_owned(),
             trace_id,
+            client,
         };
         self.upstream(
             principal,
@@ -520,8 +579,10 @@ impl Gateway {
 /// The inbound half of a forwarded client stream: passes messages that satisfy the policy;
 /// on a refused message or a broken stream it signals the abort and never ends cleanly.
 struct Guarded {
+    client: Option<IpAddr>,
     inbound: Streaming<Bytes>,
     policy: Policy,
+    input: RequestType,
     principal: Principal,
     abort: Option<oneshot::Sender<Status>>,
     audit: AuditLog,
@@ -540,8 +601,11 @@ impl tokio_stream::Stream for Guarded {
         let failure = match std::task::ready!(Pin::new(&mut self.inbound).poll_next(cx)) {
             None => return Poll::Ready(None),
             Some(Ok(message)) => {
-                match authorize::check_message(&self.policy, &self.principal, &message) {
-                    Ok(_) => return Poll::Ready(Some(message)),
+                // Each message of the stream is bounded on its own, as the service decodes it.
+                let decision = authorize::check_message(&self.policy, &self.principal, &message)
+                    .and_then(|_| self.input.check_bounds(&message));
+                match decision {
+                    Ok(()) => return Poll::Ready(Some(message)),
                     Err(status) => {
                         let resource =
                             crate::wire::find_string(&message, &self.policy.resource_path)
@@ -557,6 +621,8 @@ impl tokio_stream::Stream for Guarded {
                             code: format!("{:?}", status.code()),
                             reason: status.message().to_owned(),
                             trace_id: self.trace_id.clone(),
+                            client_address: self.client.map(|a| a.to_string()),
+                            count: 1,
                         });
                         status
                     }
@@ -594,8 +660,16 @@ impl Gateway {
     async fn local(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
         use prost::Message as _;
         let (mut metadata, extensions, message) = req.into_parts();
-        let (_, policy, principal, trace_id) = self.admit(path, &mut metadata)?;
-        self.check(path, policy, &principal, &trace_id, &message)?;
+        let client = client_of(&extensions);
+        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
+        self.check(
+            path,
+            (method, policy),
+            &principal,
+            &trace_id,
+            client,
+            &message,
+        )?;
         let deadline = extensions.get::<CallDeadline>();
         let ctx = &self.upstream(principal, path, deadline, &mut metadata)?;
         let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);
@@ -626,6 +700,25 @@ struct CallInfo<'a> {
     path: &'a str,
     subject: &'a str,
     trace_id: String,
+    client: Option<IpAddr>,
+}
+
+/// The caller's address (see [`crate::client`]), in the request's extensions.
+#[derive(Debug, Clone, Copy)]
+struct ClientAddress(Option<IpAddr>);
+
+fn client_of(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions.get::<ClientAddress>().and_then(|c| c.0)
+}
+
+/// A rate limit's refusal, saying `message`. RetryInfo says when the next call can pass:
+/// the least a client backs off (its own concurrent calls compete for that token).
+fn too_many(message: String, wait: Duration) -> Status {
+    Error::ResourceExhausted {
+        message,
+        retry_after: Some(wait.max(Duration::from_millis(1))),
+    }
+    .into()
 }
 
 /// The trace id of a W3C `traceparent` header, if it is a valid one.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 /// Buckets idle this long are forgotten (they would be full again anyway).
 const IDLE: Duration = Duration::from_secs(600);
+/// The most callers tracked at once.
+const MAX_KEYS: usize = 100_000;
 
 /// Limits each subject's call rate.
 #[derive(Debug)]
@@ -32,15 +34,39 @@ impl RateLimiter {
         })
     }
 
+    /// Whether `key` has a token now, spending none (`Err`: how long until it has).
+    pub fn peek(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        let Ok(b) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let Some((tokens, last)) = b.by_subject.get(key) else {
+            return Ok(());
+        };
+        let tokens = (tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        }
+    }
+
     /// Takes a token for `subject`; when it has none left, how long until it has one (what
     /// the refusal's `RetryInfo` tells the caller to wait).
     pub fn check(&self, subject: &str, now: Instant) -> Result<(), Duration> {
         let Ok(mut b) = self.buckets.lock() else {
             return Ok(());
         };
-        if b.last_prune.is_none_or(|t| now.duration_since(t) > IDLE) {
+        // Pruned when due, or when callers (addresses, for the failure limit) pile up: an
+        // attacker cycling through addresses must not grow the map without bound.
+        if b.last_prune.is_none_or(|t| now.duration_since(t) > IDLE)
+            || b.by_subject.len() >= MAX_KEYS
+        {
             b.by_subject
                 .retain(|_, (_, last)| now.duration_since(*last) < IDLE);
+            if b.by_subject.len() >= MAX_KEYS {
+                // All busy: forget everyone (a bucket starts full, so this errs generous).
+                b.by_subject.clear();
+            }
             b.last_prune = Some(now);
         }
         // Look up before inserting: a known caller costs no allocation.
@@ -85,6 +111,23 @@ mod tests {
         // A tenth of a second refills one call.
         assert_eq!(limiter.check("a", t0 + Duration::from_millis(100)), Ok(()));
         assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn peeking_spends_nothing() {
+        let limiter = RateLimiter::new(1, 2).unwrap();
+        let t0 = Instant::now();
+        assert_eq!(
+            limiter.peek("a", t0),
+            Ok(()),
+            "an unknown key has its burst"
+        );
+        assert_eq!(limiter.check("a", t0), Ok(()));
+        assert_eq!(limiter.check("a", t0), Ok(()));
+        for _ in 0..3 {
+            assert!(limiter.peek("a", t0).is_err());
+        }
+        assert_eq!(limiter.peek("a", t0 + Duration::from_secs(1)), Ok(()));
     }
 
     #[test]

@@ -223,9 +223,6 @@ pub(crate) fn validate_age_bands(field: &str, bands: &[String]) -> Result<Vec<St
     if bands.is_empty() {
         return Ok(Vec::new());
     }
-    if bands.len() > 30 {
-        return Err(Error::invalid(field, "at most 30 age bands"));
-    }
     let mut previous: Option<AgeBand> = None;
     for (i, s) in bands.iter().enumerate() {
         let Some(band) = parse_age_band(s) else {

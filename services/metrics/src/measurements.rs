@@ -21,8 +21,6 @@ use sqlx::PgConnection;
 use crate::definitions::{Location, Metric, Scope, ValueType};
 use crate::dimensions::{self, Labels};
 
-/// The most measurements one BatchCreateMeasurements takes.
-pub(crate) const MAX_BATCH: usize = 10_000;
 /// The most bad fields one refusal names (the status travels in a header).
 const MAX_VIOLATIONS: usize = 20;
 
@@ -216,18 +214,10 @@ pub(crate) fn validate(
     if measurements.is_empty() {
         return Err(Error::invalid(
             "measurements",
-            format!("is required: send 1 to {MAX_BATCH} measurements"),
+            "is required: send at least one measurement",
         ));
     }
-    if measurements.len() > MAX_BATCH {
-        return Err(Error::invalid(
-            "measurements",
-            format!(
-                "holds {} measurements: send at most {MAX_BATCH} per call",
-                measurements.len()
-            ),
-        ));
-    }
+    // The most a batch holds is the contract's (`max_items`), counted before decoding.
     let mut out = Columns::with_capacity(measurements.len());
     let mut problems = Problems::default();
     let mut seen: HashMap<u64, Vec<(usize, usize)>, BuildFnv> =
@@ -945,15 +935,10 @@ mod tests {
     }
 
     #[test]
-    fn batches_are_bounded_and_refusals_capped() {
+    fn empty_batches_are_refused_and_refusals_capped() {
         let metric = metric(ValueType::Rate, Location::None, "sites/BAS");
         assert!(validate(&metric, &sites(), today(), Vec::new()).is_err());
-        let mut many: Vec<_> = (0..=MAX_BATCH).map(|_| m(2, "1")).collect();
-        assert_eq!(
-            fields(validate(&metric, &sites(), today(), many.clone()).unwrap_err()),
-            ["measurements"]
-        );
-        many.truncate(100);
+        let mut many: Vec<_> = (0..100).map(|_| m(2, "1")).collect();
         for x in &mut many {
             x.denominator = Some(0.0);
         }

@@ -72,6 +72,14 @@ pub struct Config {
     /// `QI_BACKEND_CHECK_INTERVAL_MS` (default 2000): how often the gateway checks each
     /// service's health, which its own health reports.
     pub backend_check_interval: Duration,
+    /// `QI_TRUSTED_PROXIES` (default none): comma-separated addresses or CIDR ranges of the
+    /// proxies (the ingress controller) whose `X-Forwarded-For` the gateway believes when
+    /// judging a caller's address.
+    pub trusted_proxies: Vec<Cidr>,
+    /// `QI_AUTH_FAILURE_RATE` (default 5, 0 = off): failed authentications a second one client
+    /// address may make (burst ten times that) before the gateway refuses its calls
+    /// `RESOURCE_EXHAUSTED` without looking at their tokens.
+    pub auth_failure_rate: u32,
     /// `QI_AUDIT_QUEUE` (default 50000, at least 1): audit events the gateway holds while
     /// its database cannot take them; when they are all held, it refuses new calls.
     pub audit_queue: usize,
@@ -207,6 +215,16 @@ impl Config {
             rate_limit_per_subject: parse(&get, "QI_RATE_LIMIT_PER_SUBJECT", Some(200))?,
             rate_limit_burst: parse(&get, "QI_RATE_LIMIT_BURST", Some(400))?,
             backend_check_interval: millis(&get, "QI_BACKEND_CHECK_INTERVAL_MS", 2_000)?,
+            trusted_proxies: get("QI_TRUSTED_PROXIES")
+                .map(|v| Cidr::parse_list(&v))
+                .transpose()
+                .map_err(|(value, reason)| ConfigError {
+                    var: "QI_TRUSTED_PROXIES",
+                    value,
+                    reason,
+                })?
+                .unwrap_or_default(),
+            auth_failure_rate: parse(&get, "QI_AUTH_FAILURE_RATE", Some(5))?,
             audit_queue: parse(&get, "QI_AUDIT_QUEUE", Some(50_000))?.max(1),
             drain_delay: millis(&get, "QI_SHUTDOWN_DRAIN_DELAY_MS", 0)?,
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
@@ -221,6 +239,67 @@ impl Config {
     /// The configuration with every default, as `qi up` on a new machine sees it.
     pub fn defaults() -> Self {
         Self::from_lookup(|_| None).unwrap_or_else(|e| unreachable!("defaults are valid: {e}"))
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        Cidr::parse_one(text.trim())
+    }
+}
+
+/// An address range: `10.0.0.0/8`, `fd00::/8`, or one address (`192.0.2.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    network: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Whether `addr` is in the range (an IPv4 address mapped into IPv6 counts as IPv4).
+    pub fn contains(&self, addr: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let addr = match addr {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+            v4 @ IpAddr::V4(_) => v4,
+        };
+        let (a, n, bits) = match (addr, self.network) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                (u128::from(a.to_bits()), u128::from(n.to_bits()), 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => (a.to_bits(), n.to_bits(), 128),
+            _ => return false,
+        };
+        let host_bits = bits - u32::from(self.prefix);
+        host_bits >= bits || (a >> host_bits) == (n >> host_bits)
+    }
+
+    fn parse_one(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let network: std::net::IpAddr = addr
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address or CIDR range"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{text:?}: the prefix must be 0 to {max}"))?
+        };
+        Ok(Cidr { network, prefix })
+    }
+
+    /// A comma-separated list; the error holds the bad item and why.
+    fn parse_list(list: &str) -> Result<Vec<Self>, (String, String)> {
+        list.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| Cidr::parse_one(t).map_err(|reason| (t.to_owned(), reason)))
+            .collect()
     }
 }
 
@@ -324,6 +403,8 @@ impl std::fmt::Debug for Config {
             .field("rate_limit_per_subject", &self.rate_limit_per_subject)
             .field("rate_limit_burst", &self.rate_limit_burst)
             .field("backend_check_interval", &self.backend_check_interval)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("auth_failure_rate", &self.auth_failure_rate)
             .field("audit_queue", &self.audit_queue)
             .field("drain_delay", &self.drain_delay)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -455,6 +536,30 @@ mod tests {
             "postgres://<query redacted>"
         );
         assert_eq!(without_password("postgres://db/qi"), "postgres://db/qi");
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let c = load(&[("QI_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7,fd00::/8")]).unwrap();
+        let has = |a: &str| {
+            c.trusted_proxies
+                .iter()
+                .any(|p| p.contains(a.parse().unwrap()))
+        };
+        assert!(has("10.1.2.3") && has("192.0.2.7") && has("fd00::1") && has("::ffff:10.9.9.9"));
+        assert!(!has("11.0.0.1") && !has("192.0.2.8") && !has("fe00::1"));
+        assert!(
+            load(&[("QI_TRUSTED_PROXIES", "0.0.0.0/0")])
+                .unwrap()
+                .trusted_proxies[0]
+                .contains("203.0.113.9".parse().unwrap())
+        );
+        for bad in ["10.0.0.0/33", "proxy.local", "10.0.0.0/x"] {
+            assert_eq!(
+                load(&[("QI_TRUSTED_PROXIES", bad)]).unwrap_err().var,
+                "QI_TRUSTED_PROXIES"
+            );
+        }
     }
 
     #[test]

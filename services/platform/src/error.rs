@@ -12,8 +12,9 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// The ErrorInfo domain of every QI error.
-pub const DOMAIN: &str = "qi";
+/// The ErrorInfo domain of every QI error (also that of the contracts' bounds, refused in
+/// the codec before a handler runs).
+pub const DOMAIN: &str = qi_proto::limits::ERROR_DOMAIN;
 
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +142,25 @@ impl Error {
     /// Not found.
     pub fn not_found(name: impl Into<String>) -> Self {
         Error::NotFound { name: name.into() }
+    }
+
+    /// The error of a message the codec refused before decoding it (a repeated field over
+    /// its bound, `qi_proto::limits`), read back from its status; `None` for any other
+    /// failure of a stream. A handler reading a client stream sees it as a failed read.
+    pub fn refused_message(status: &Status) -> Option<Self> {
+        if status.code() != Code::InvalidArgument {
+            return None;
+        }
+        let violations: Vec<_> = status
+            .get_details_bad_request()?
+            .field_violations
+            .into_iter()
+            .map(|v| FieldViolation {
+                field: v.field,
+                description: v.description,
+            })
+            .collect();
+        (!violations.is_empty()).then_some(Error::InvalidArgument { violations })
     }
 }
 
@@ -390,6 +410,20 @@ mod tests {
             Status::from(v.missing("filter")).code(),
             Code::PermissionDenied
         );
+    }
+
+    #[test]
+    fn a_message_refused_by_the_codec_reads_back_as_the_same_invalid_field() {
+        let refused = Status::from(qi_proto::limits::TooMany {
+            field: "rows".into(),
+            max: 5,
+        });
+        let e = Error::refused_message(&refused).unwrap();
+        let status = Status::from(e);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(bad[0].field, "rows");
+        assert!(Error::refused_message(&Status::cancelled("cut")).is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod calendar;
 pub mod config;
 pub mod convert;
 pub mod db;

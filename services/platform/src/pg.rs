@@ -29,6 +29,8 @@ pub struct PrivateCluster {
     bin_dir: PathBuf,
     run_as: Option<String>,
     watchdog: Option<std::process::Child>,
+    /// The running postmaster's pid, read at launch.
+    postmaster: Option<i32>,
     stopped: bool,
     durability: Durability,
 }
@@ -79,6 +81,7 @@ impl PrivateCluster {
             bin_dir,
             run_as,
             watchdog: None,
+            postmaster: None,
             stopped: false,
             durability,
         };
@@ -151,8 +154,39 @@ impl PrivateCluster {
             ],
         )
         .with_context(|| format!("starting PostgreSQL (its log: {})", log.display()))?;
-        self.watchdog = Some(self.spawn_watchdog(self.durability == Durability::Throwaway)?);
+        let pid = self.read_postmaster_pid()?;
+        self.postmaster = pid.parse().ok();
+        self.watchdog = Some(self.spawn_watchdog(&pid, self.durability == Durability::Throwaway)?);
         Ok(())
+    }
+
+    fn read_postmaster_pid(&self) -> anyhow::Result<String> {
+        std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|s| s.lines().next().map(str::to_owned))
+            .context("reading the postmaster's pid")
+    }
+
+    /// Whether the postmaster started last is still running (false once it has died, been
+    /// killed, or was stopped).
+    pub fn is_running(&self) -> bool {
+        !self.stopped
+            && self.postmaster.is_some_and(|pid| {
+                // Signal 0 only asks whether the process exists.
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            })
+    }
+
+    /// Starts the server again on the same data after its postmaster died (PostgreSQL runs
+    /// crash recovery). Blocking. Fails while the dead server's backends still hold its
+    /// shared memory; the caller retries.
+    pub fn restart_after_crash(&mut self) -> anyhow::Result<()> {
+        if let Some(mut w) = self.watchdog.take() {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        self.postmaster = None;
+        self.launch()
     }
 
     /// For fault tests: stops the server but keeps the cluster, its data and its URL, so
@@ -290,7 +324,11 @@ impl PrivateCluster {
     /// A shell that waits for this process to end, then stops the cluster (and, for a
     /// throwaway cluster, deletes it). It stops only the postmaster it was started for, so
     /// a later cluster in the same folder is safe from it.
-    fn spawn_watchdog(&self, delete: bool) -> anyhow::Result<std::process::Child> {
+    fn spawn_watchdog(
+        &self,
+        postmaster: &str,
+        delete: bool,
+    ) -> anyhow::Result<std::process::Child> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let stop = match &self.run_as {
             Some(user) => format!("runuser -u {user} -- '{}'", pg_ctl.display()),
@@ -298,10 +336,6 @@ impl PrivateCluster {
         };
         let data = path_str(&self.data_dir)?;
         let socket = path_str(self.socket_dir.path())?;
-        let postmaster = std::fs::read_to_string(self.data_dir.join("postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().map(str::to_owned))
-            .context("reading the postmaster's pid")?;
         let mut script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
              if [ \"$(head -n 1 '{data}/postmaster.pid' 2>/dev/null)\" = '{postmaster}' ]; then \

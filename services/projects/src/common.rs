@@ -7,10 +7,7 @@ use qi_platform::convert::{etag, required_date};
 use qi_proto::google::r#type::Date;
 use qi_proto::projects as pb;
 
-/// Today, as the service dates things (UTC).
-pub(crate) fn today() -> NaiveDate {
-    chrono::Utc::now().date_naive()
-}
+pub(crate) use qi_platform::calendar::{not_future, today};
 
 /// An optional date: unset (or all zero) means none.
 pub(crate) fn optional_date(field: &str, d: Option<&Date>) -> Result<Option<NaiveDate>, Error> {
@@ -18,15 +15,6 @@ pub(crate) fn optional_date(field: &str, d: Option<&Date>) -> Result<Option<Naiv
         None => Ok(None),
         Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
         Some(d) => required_date(field, Some(d)).map(Some),
-    }
-}
-
-/// A date that must not lie in the future.
-pub(crate) fn not_future(field: &str, d: NaiveDate) -> Result<NaiveDate, Error> {
-    if d > today() {
-        Err(Error::invalid(field, format!("{d} is in the future")))
-    } else {
-        Ok(d)
     }
 }
 

@@ -318,8 +318,7 @@ impl ProjectsApi {
         let uid: Option<Uuid> = sqlx::query_scalar(
             "INSERT INTO idea (uid, site, id, title, description, ward_id, submitter,
                                submitter_staff, theme, submit_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
-                     coalesce($10, (now() AT TIME ZONE 'Europe/London')::date))
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT DO NOTHING RETURNING uid",
         )
         .bind(Uuid::now_v7())
@@ -331,7 +330,8 @@ impl ProjectsApi {
         .bind(&new.submitter)
         .bind(&new.submitter_staff)
         .bind(&new.theme)
-        .bind(new.submit_date)
+        // Unset: the trust's today, as every date default is.
+        .bind(new.submit_date.unwrap_or_else(qi_platform::calendar::today))
         .fetch_optional(&mut *tx)
         .await?;
         let uid = uid.ok_or_else(|| Error::AlreadyExists {
@@ -689,7 +689,7 @@ mod tests {
             NewIdea::try_from(req(past)).unwrap().submit_date,
             Some(past)
         );
-        let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(2);
+        let tomorrow = qi_platform::calendar::today() + chrono::Days::new(1);
         let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req(tomorrow)) else {
             panic!("expected invalid argument")
         };

@@ -317,9 +317,7 @@ pub(crate) fn validate(
         aim: aim.as_ref().map(|a| validate_aim(a, v)),
         ..Fields::default()
     };
-    if participating_sites.len() > 10 {
-        v.add("project.participating_sites", "at most 10 sites");
-    }
+    // How many sites, wards and benefits: the contract's bounds, counted before decoding.
     for (i, s) in participating_sites.iter().enumerate() {
         let field = format!("project.participating_sites[{i}]");
         match crate::sites::parse_name(&field, s) {
@@ -335,9 +333,6 @@ pub(crate) fn validate(
             }
             Ok(code) => f.participating_sites.push(code.to_string()),
         }
-    }
-    if wards.len() > 50 {
-        v.add("project.wards", "at most 50 wards");
     }
     for (i, w) in wards.iter().enumerate() {
         let field = format!("project.wards[{i}]");
@@ -712,9 +707,6 @@ fn validate_outcome(
 ) -> (String, Vec<(String, f64, String, String)>) {
     let pb::Outcome { summary, benefits } = o;
     let summary = v.check(long_text("outcome.summary", summary, 5000));
-    if benefits.len() > 20 {
-        v.add("outcome.benefits", "at most 20 benefits");
-    }
     let mut out = Vec::new();
     for (i, b) in benefits.iter().enumerate() {
         let pb::Benefit {

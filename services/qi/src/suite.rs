@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -18,7 +19,7 @@ use crate::{Role, SERVICES, connect_and_migrate, service_component};
 
 /// A built suite: bound, connected and migrated, not yet serving.
 pub struct Suite {
-    cluster: Option<PrivateCluster>,
+    cluster: Option<Arc<Mutex<PrivateCluster>>>,
     gateway: (Component, TcpListener),
     audit: qi_gateway::audit::AuditWriter,
     services: Vec<(Component, TcpListener)>,
@@ -53,7 +54,7 @@ impl Suite {
                 .await
                 .context("starting the private PostgreSQL")??;
                 let url = cluster.create_database("qi").await?;
-                (Some(cluster), url)
+                (Some(Arc::new(Mutex::new(cluster))), url)
             }
         };
         let (training, projects, metrics, gateway_pool) = tokio::try_join!(
@@ -96,7 +97,7 @@ impl Suite {
     /// calls in flight through the gateway can finish), and the private database stops last.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
         let Suite {
-            mut cluster,
+            cluster,
             gateway,
             audit,
             services,
@@ -129,6 +130,14 @@ impl Suite {
         });
         tokio::pin!(gateway_run);
         tokio::pin!(shutdown);
+        let watched = cluster.clone();
+        let supervising = async move {
+            match watched {
+                Some(c) => supervise(c).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(supervising);
         let outcome = tokio::select! {
             res = &mut gateway_run => res.context("the gateway stopped unexpectedly").and(Err(anyhow::anyhow!("the gateway stopped"))),
             Some(res) = running.join_next() => match res {
@@ -136,6 +145,11 @@ impl Suite {
                 Ok(Err(e)) => Err(e),
                 Err(e) => Err(e.into()),
             },
+            Err(e) = &mut supervising => {
+                let _ = gateway_stop.send(true);
+                let _ = gateway_run.await;
+                Err(e)
+            }
             () = &mut shutdown => {
                 let _ = gateway_stop.send(true);
                 gateway_run.await
@@ -153,10 +167,18 @@ impl Suite {
         };
         tokio::join!(audit.shutdown(), services_stopped);
         crate::close_pools(&pools).await;
-        if let Some(mut c) = cluster.take() {
-            tokio::task::spawn_blocking(move || c.stop())
+        if let Some(c) = cluster {
+            let stopped = tokio::task::spawn_blocking(move || locked(&c).stop())
                 .await
-                .context("stopping the private PostgreSQL")??;
+                .context("stopping the private PostgreSQL")
+                .and_then(|r| r);
+            if let Err(e) = stopped {
+                // The first failure is the one to report.
+                if outcome.is_ok() {
+                    return Err(e);
+                }
+                tracing::warn!(error = %format!("{e:#}"), "stopping the private PostgreSQL");
+            }
         }
         outcome
     }
@@ -164,3 +186,54 @@ impl Suite {
 
 /// The grace of the in-process services, after the gateway's own.
 const SERVICES_GRACE: Duration = Duration::from_secs(2);
+
+/// Consecutive failed restarts of the private cluster before `qi up` gives up.
+const RESTARTS: u32 = 5;
+/// The wait between two restart attempts (the dead server's backends must exit first).
+const RESTART_WAIT: Duration = Duration::from_secs(2);
+
+fn locked(c: &Mutex<PrivateCluster>) -> MutexGuard<'_, PrivateCluster> {
+    // A panic while holding it leaves the cluster as it was: still usable.
+    c.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Watches the private cluster every second. If its postmaster dies (killed, out of memory),
+/// starts it again on the same data, where PostgreSQL's crash recovery brings back every
+/// committed write; the pools reconnect by themselves. After [`RESTARTS`] failed attempts in
+/// a row it returns the error, which stops `qi up` with a non-zero status.
+async fn supervise(cluster: Arc<Mutex<PrivateCluster>>) -> anyhow::Result<()> {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if locked(&cluster).is_running() {
+            continue;
+        }
+        tracing::error!(
+            "the private PostgreSQL stopped unexpectedly: restarting it on the same data \
+             (crash recovery); calls needing the database answer UNAVAILABLE meanwhile"
+        );
+        for attempt in 1..=RESTARTS {
+            let c = cluster.clone();
+            let restarted = tokio::task::spawn_blocking(move || locked(&c).restart_after_crash())
+                .await
+                .context("restarting the private PostgreSQL")?;
+            match restarted {
+                Ok(()) => {
+                    tracing::info!(attempt, "the private PostgreSQL is running again");
+                    break;
+                }
+                Err(e) if attempt < RESTARTS => {
+                    tracing::warn!(attempt, error = %format!("{e:#}"), "restarting the private PostgreSQL failed; trying again");
+                    tokio::time::sleep(RESTART_WAIT).await;
+                }
+                Err(e) => {
+                    return Err(e.context(format!(
+                        "the private PostgreSQL died and could not be restarted ({RESTARTS} attempts); \
+                         its data and postgres.log are in the data folder's pg/"
+                    )));
+                }
+            }
+        }
+    }
+}

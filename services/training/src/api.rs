@@ -340,7 +340,7 @@ impl TrainingApi {
         let found = cohorts::locate(&mut tx, &owner, &cohort_id, true)
             .await?
             .ok_or_else(|| Error::not_found(&session))?;
-        let today = chrono::Utc::now().date_naive();
+        let today = qi_platform::calendar::today();
         let resp = attendance::record(&mut tx, &found, &session, number, records, today).await?;
         tx.commit().await?;
         Ok(resp)
@@ -480,7 +480,7 @@ impl TrainingApi {
         let sync = sync::run(
             self.pool.clone(),
             self.sites.clone(),
-            chrono::Utc::now().date_naive(),
+            qi_platform::calendar::today(),
             stream,
         );
         // A spawned task is outside the call's deadline scope: carry it over.

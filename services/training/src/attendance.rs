@@ -11,9 +11,6 @@ use sqlx::PgConnection;
 use crate::cohorts::{CohortRef, CohortState};
 use crate::{register, staff};
 
-/// The most records one register may carry.
-const MAX_RECORDS: usize = 500;
-
 /// A validated register entry.
 #[derive(Debug)]
 struct Entry {
@@ -30,12 +27,7 @@ fn validate(records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
             "a register needs at least one record",
         ));
     }
-    if records.len() > MAX_RECORDS {
-        return Err(Error::invalid(
-            "records",
-            format!("at most {MAX_RECORDS} records"),
-        ));
-    }
+    // The most a register holds is the contract's (`max_items`), counted before decoding.
     let mut v = Violations::new();
     let mut seen = HashSet::new();
     let mut entries = Vec::with_capacity(records.len());

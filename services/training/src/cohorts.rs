@@ -77,11 +77,8 @@ impl TryFrom<pb::CreateCohortRequest> for NewCohort {
     }
 }
 
-/// Checks facilitator names: at most 10, each 1 to 200 characters.
+/// Checks facilitator names, each 1 to 200 characters (the contract bounds how many).
 pub(crate) fn validate_facilitators(field: &str, names: Vec<String>) -> Result<Vec<String>, Error> {
-    if names.len() > 10 {
-        return Err(Error::invalid(field, "at most 10 facilitators"));
-    }
     names
         .iter()
         .enumerate()

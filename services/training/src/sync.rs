@@ -95,15 +95,18 @@ pub(crate) async fn run(
     Ok(response)
 }
 
-/// The next message; a broken stream is an error, never an early end.
+/// The next message; a broken stream is an error, never an early end. A message refused
+/// before decoding (over a bound) is the caller's bad input, and says which field.
 async fn next(
     stream: &mut tonic::Streaming<pb::SyncStaffRequest>,
 ) -> Result<Option<pb::SyncStaffRequest>, Error> {
-    stream.message().await.map_err(|s| Error::Aborted {
-        message: format!(
-            "the sync stream broke before it ended ({}); nothing was applied",
-            s.message()
-        ),
+    stream.message().await.map_err(|s| {
+        Error::refused_message(&s).unwrap_or_else(|| Error::Aborted {
+            message: format!(
+                "the sync stream broke before it ended ({}); nothing was applied",
+                s.message()
+            ),
+        })
     })
 }
 

@@ -25,6 +25,8 @@ pub struct Deployment {
     pub gateway: Channel,
     /// A channel straight to the training service.
     pub training: Channel,
+    /// A channel straight to the metrics service.
+    pub metrics: Channel,
     jwt: JwtConfig,
     jwt_secret: String,
     /// Signs access contexts for direct calls to the services.
@@ -92,10 +94,10 @@ impl Deployment {
             let child = spawn(
                 &exe,
                 role,
+                &["serve", role],
                 addr,
                 &database_url,
-                &access_key,
-                &jwt_secret,
+                (&access_key, &jwt_secret),
                 &[],
             )?;
             children.push((role, child, addr));
@@ -116,10 +118,10 @@ impl Deployment {
         let child = spawn(
             &exe,
             "gateway",
+            &["serve", "gateway"],
             gateway_addr,
             &database_url,
-            &access_key,
-            &jwt_secret,
+            (&access_key, &jwt_secret),
             &gateway_env,
         )?;
         children.push(("gateway", child, gateway_addr));
@@ -128,6 +130,7 @@ impl Deployment {
             database_url,
             gateway: Endpoint::from_shared(format!("http://{gateway_addr}"))?.connect_lazy(),
             training: Endpoint::from_shared(url_of("training"))?.connect_lazy(),
+            metrics: Endpoint::from_shared(url_of("metrics"))?.connect_lazy(),
             children,
             jwt: qi_platform::Config::defaults().jwt,
             jwt_secret,
@@ -156,6 +159,44 @@ impl Deployment {
             &["*".to_owned()],
             Duration::from_secs(3600),
         )
+    }
+
+    /// The process id of a component (`gateway`, `metrics`, …).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.children
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, c, _)| c.id())
+    }
+
+    /// Starts `qi up` (every component in one process) on the same database and token
+    /// secret, beside the split deployment, and waits until it serves.
+    pub async fn start_up(&self) -> anyhow::Result<UpProcess> {
+        let exe = std::env::current_exe().context("finding the qi binary")?;
+        let dir = tempfile::Builder::new()
+            .prefix("qi-bench-up-")
+            .tempdir_in("/tmp")?;
+        let addr = free_addr()?;
+        let data_dir = dir.path().to_string_lossy().into_owned();
+        let mut child = spawn(
+            &exe,
+            "up",
+            &["up", "--data-dir", &data_dir],
+            addr,
+            &self.database_url,
+            (&crate::secrets::random_secret(), &self.jwt_secret),
+            &[],
+        )?;
+        if let Err(e) = wait_serving(&mut child, "up", addr).await {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        Ok(UpProcess {
+            _dir: dir,
+            child,
+            channel: Endpoint::from_shared(format!("http://{addr}"))?.connect_lazy(),
+        })
     }
 
     /// The resident memory of each component, in MiB.
@@ -267,6 +308,38 @@ impl Deployment {
     }
 }
 
+/// `qi up` started by [`Deployment::start_up`]; stopped (SIGTERM, then killed) when dropped.
+pub struct UpProcess {
+    _dir: tempfile::TempDir,
+    child: Child,
+    /// A channel to its gateway.
+    pub channel: Channel,
+}
+
+impl UpProcess {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for UpProcess {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The fields of `/proc/{pid}/stat` after the command name (which may hold spaces).
 fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -303,10 +376,10 @@ fn children_of(parent: u32) -> Vec<u32> {
 fn spawn(
     exe: &std::path::Path,
     role: &str,
+    args: &[&str],
     addr: SocketAddr,
     database_url: &str,
-    access_key: &str,
-    jwt_secret: &str,
+    (access_key, jwt_secret): (&str, &str),
     extra: &[(&str, String)],
 ) -> anyhow::Result<Child> {
     // `QI_BENCH_WRAP_GATEWAY="valgrind --tool=callgrind"` runs the gateway under a profiler
@@ -322,7 +395,7 @@ fn spawn(
         }
         None => Command::new(exe),
     };
-    cmd.args(["serve", role])
+    cmd.args(args)
         .env("QI_LISTEN", addr.to_string())
         .env("QI_DATABASE_URL", database_url)
         .env("QI_ACCESS_KEY", access_key)

@@ -14,6 +14,7 @@
 //! each process spends per call.
 
 mod deploy;
+mod hostile;
 mod load;
 mod portfolio;
 mod scenarios;
@@ -34,7 +35,7 @@ fn quiet(options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnect
 }
 
 /// The scenarios, in the order they run.
-pub const SCENARIOS: [&str; 7] = [
+pub const SCENARIOS: [&str; 8] = [
     "gateway",
     "hr-sync",
     "ingest",
@@ -42,6 +43,7 @@ pub const SCENARIOS: [&str; 7] = [
     "portfolio",
     "database",
     "memory",
+    "hostile",
 ];
 
 /// How much work each scenario does.
@@ -204,6 +206,7 @@ async fn measure(
             "spc" => scenarios::spc(deployment, effort).await?,
             "portfolio" => portfolio::portfolio(deployment, effort).await?,
             "database" => scenarios::database(deployment, effort).await?,
+            "hostile" => hostile::hostile(deployment, effort).await?,
             _ => scenarios::memory(deployment, effort).await?,
         };
         print_outcome(&outcome);

@@ -160,7 +160,7 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
         "the demo needs at least 3,000 staff to draw its learners and teams from"
     );
     // The story's dates must all be past: services refuse registers and outcomes dated ahead.
-    let today = chrono::Utc::now().date_naive();
+    let today = qi_platform::calendar::today();
     anyhow::ensure!(
         today > AS_OF,
         "the demo's story runs to {AS_OF}, and this machine's clock says {today}: set the clock right"

@@ -1,5 +1,6 @@
 //! The `qi` binary as a process: `qi up` on a new data folder comes up with its own
-//! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data.
+//! PostgreSQL, serves health, stops cleanly on SIGTERM, and starts again on the same data;
+//! and the suite under faults a platform engineer meets (`random_faults`).
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
@@ -9,6 +10,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
+
+mod random_faults;
 
 const QI: &str = env!("CARGO_BIN_EXE_qi");
 
@@ -364,8 +367,8 @@ async fn sigterm_lets_a_call_in_flight_finish_and_refuses_new_ones() {
     );
 }
 
-/// Kills the private cluster's postmaster as the OOM killer would.
-fn kill_postgres(data: &std::path::Path) {
+/// The private cluster's postmaster.
+fn postmaster(data: &std::path::Path) -> Pid {
     let pid_file = std::fs::read_to_string(data.join("pg").join("postmaster.pid"))
         .expect("the private cluster is running");
     let pid: i32 = pid_file
@@ -373,7 +376,104 @@ fn kill_postgres(data: &std::path::Path) {
         .next()
         .and_then(|l| l.trim().parse().ok())
         .expect("a postmaster pid");
-    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the postmaster");
+    Pid::from_raw(pid)
+}
+
+/// The postmaster and the processes it started (its backends): the whole cluster.
+fn cluster_processes(data: &std::path::Path) -> Vec<Pid> {
+    let parent = postmaster(data);
+    let mut pids = vec![parent];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (command) state ppid …`: the parent is the second field after the command.
+        let ppid = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(parent.as_raw()) {
+            pids.push(Pid::from_raw(pid));
+        }
+    }
+    pids
+}
+
+/// Sends `signal` to the whole private cluster (SIGSTOP: a database that accepts
+/// connections and answers nothing; SIGCONT: back).
+fn signal_cluster(data: &std::path::Path, signal: Signal) {
+    for pid in cluster_processes(data) {
+        let _ = kill(pid, signal);
+    }
+}
+
+/// Whether a call that needs the training service's database succeeds.
+async fn courses_listed(
+    port: u16,
+    bearer: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+) -> bool {
+    use qi_proto::training::ListCoursesRequest;
+    use qi_proto::training::training_service_client::TrainingServiceClient;
+    let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    let mut req = tonic::Request::new(ListCoursesRequest {
+        parent: "trust".into(),
+        ..Default::default()
+    });
+    req.metadata_mut().insert("authorization", bearer.clone());
+    TrainingServiceClient::new(channel)
+        .list_courses(req)
+        .await
+        .is_ok()
+}
+
+/// Audit events of `subject` that went to the log instead of the table.
+fn logged_audit_events(output: &str, subject: &str) -> usize {
+    let field = format!("subject=\"{subject}\"");
+    output
+        .lines()
+        .filter(|l| l.contains("audit event not written") && l.contains(&field))
+        .count()
+}
+
+/// Audit events of `subject` in the table, read through the gateway by a trust-wide admin.
+async fn audit_rows(port: u16, data: &std::path::Path, subject: &str) -> usize {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut gateway = qi_proto::gateway::gateway_service_client::GatewayServiceClient::new(channel);
+    let admin: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(data, "auditor", "admin", "*"))
+            .parse()
+            .unwrap();
+    let (mut rows, mut page_token) = (0usize, String::new());
+    loop {
+        let mut req = tonic::Request::new(qi_proto::gateway::ListAuditEventsRequest {
+            parent: "trust".into(),
+            subject: subject.into(),
+            page_size: 1000,
+            page_token: page_token.clone(),
+            ..Default::default()
+        });
+        req.metadata_mut().insert("authorization", admin.clone());
+        let page = gateway.list_audit_events(req).await.unwrap().into_inner();
+        rows += page.audit_events.len();
+        if page.next_page_token.is_empty() {
+            return rows;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// What the gateway says on `service`'s health name.
@@ -390,12 +490,13 @@ async fn health_of(port: u16, service: &str) -> Option<i32> {
     Some(health.check(request).await.ok()?.into_inner().status)
 }
 
-/// PostgreSQL dies under load, then Kubernetes sends SIGTERM: the process still exits
-/// within drain + grace + 10 s, and every decision the gateway answered is in the audit
-/// table or, where the database could not take it, in the log as a structured record.
-/// Meanwhile readiness says NOT_SERVING and liveness stays SERVING.
+/// PostgreSQL hangs under load (it accepts connections and answers nothing), then
+/// Kubernetes sends SIGTERM: the process still exits within drain + grace + 10 s, and every
+/// decision the gateway answered is in the audit table or, where the database could not
+/// take it, in the log as a structured record. Meanwhile readiness says NOT_SERVING and
+/// liveness stays SERVING.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_with_the_database_killed_under_load_stops_in_time_and_loses_no_audit_event() {
+async fn sigterm_with_the_database_hanging_under_load_stops_in_time_and_loses_no_audit_event() {
     use qi_proto::training::ListCoursesRequest;
     use qi_proto::training::training_service_client::TrainingServiceClient;
     use std::sync::Arc;
@@ -453,7 +554,7 @@ async fn sigterm_with_the_database_killed_under_load_stops_in_time_and_loses_no_
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    kill_postgres(&data);
+    signal_cluster(&data, Signal::SIGSTOP);
 
     // Readiness goes NOT_SERVING (2) once the audit trail cannot be written; liveness stays.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -485,7 +586,7 @@ async fn sigterm_with_the_database_killed_under_load_stops_in_time_and_loses_no_
         }
         assert!(
             asked.elapsed() < ceiling,
-            "qi up still running {ceiling:?} after SIGTERM with its database dead"
+            "qi up still running {ceiling:?} after SIGTERM with its database hanging"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -494,50 +595,77 @@ async fn sigterm_with_the_database_killed_under_load_stops_in_time_and_loses_no_
         !output.contains("dropped"),
         "no audit event is ever dropped:\n{output}"
     );
-    let logged = output
-        .lines()
-        .filter(|l| l.contains("audit event not written") && l.contains("subject=\"loader\""))
-        .count();
+    let logged = logged_audit_events(&output, "loader");
     println!(
         "stopped in {:?} ({status}); {answered} calls answered; {logged} audit events logged",
         asked.elapsed()
     );
 
-    // The table, read through a fresh start on the same data (crash recovery included).
+    // The table, read through a fresh start on the same data.
+    signal_cluster(&data, Signal::SIGCONT);
     let log2 = dir.path().join("qi-up-2.log");
     let mut child = up(&data, &log2);
     let port = announced_port(&mut child);
     wait_serving(port, &mut child).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut gateway = qi_proto::gateway::gateway_service_client::GatewayServiceClient::new(channel);
-    let admin: tonic::metadata::MetadataValue<_> =
-        format!("Bearer {}", token(&data, "auditor", "admin", "*"))
-            .parse()
-            .unwrap();
-    let (mut in_table, mut page_token) = (0usize, String::new());
-    loop {
-        let mut req = tonic::Request::new(qi_proto::gateway::ListAuditEventsRequest {
-            parent: "trust".into(),
-            subject: "loader".into(),
-            page_size: 1000,
-            page_token: page_token.clone(),
-            ..Default::default()
-        });
-        req.metadata_mut().insert("authorization", admin.clone());
-        let page = gateway.list_audit_events(req).await.unwrap().into_inner();
-        in_table += page.audit_events.len();
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let in_table = audit_rows(port, &data, "loader").await;
     stop_child(child, &log2).await;
     assert!(
         in_table + logged >= answered,
         "{answered} decisions answered, {in_table} in the table, {logged} in the log"
     );
+}
+
+/// The private PostgreSQL killed (as the OOM killer would) is restarted on the same data and
+/// the suite serves again unaided; one that cannot be restarted stops `qi up` with a
+/// non-zero status and a message saying where to look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn qi_up_restarts_its_private_cluster_and_gives_up_clearly_when_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+    let log = dir.path().join("qi-up.log");
+    let mut child = up(&data, &log);
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+    let bearer: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {}", token(&data, "reader", "viewer", "*"))
+            .parse()
+            .unwrap();
+    assert!(courses_listed(port, &bearer).await);
+
+    let first = postmaster(&data);
+    kill(first, Signal::SIGKILL).expect("kill the postmaster");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let restarted = || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("running again"))
+            && postmaster(&data) != first
+    };
+    while !(restarted() && courses_listed(port, &bearer).await) {
+        assert!(
+            Instant::now() < deadline,
+            "the suite did not serve again within 60 s of its database dying:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(output.contains("stopped unexpectedly"), "{output}");
+
+    // A cluster that cannot start (its files from another version): qi up gives up.
+    std::fs::write(data.join("pg").join("PG_VERSION"), "9\n").unwrap();
+    kill(postmaster(&data), Signal::SIGKILL).expect("kill the postmaster");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("qi is inspectable") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "qi up kept running without a database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{status}");
+    assert!(output.contains("could not be restarted"), "{output}");
 }
