@@ -352,7 +352,7 @@ def test_a_token_reaches_every_service_through_the_gateway_with_the_rendered_key
                                env=env, check=True, capture_output=True, text=True).stdout.strip()
     else:  # production: the identity provider's token, with the rendered issuer and audience
         token = es256_token({"sub": "deploy-check", "roles": ["admin"], "sites": ["*"], "iss": env["QI_JWT_ISSUER"],
-                             "aud": env["QI_JWT_AUDIENCE"], "exp": int(time.time()) + 300})
+                             "aud": env["QI_JWT_AUDIENCE"], "iat": int(time.time()), "exp": int(time.time()) + 300})
     calls = {  # (method, the request encoded by hand: field 1 `parent` where the request has one)
         "training": ("/qi.training.v1.TrainingService/ListCourses", b"\n\x05trust"),
         "projects": ("/qi.projects.v1.ProjectService/ListSites", b""),

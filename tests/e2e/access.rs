@@ -11,6 +11,7 @@ use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic_types::StatusExt as _;
 
 fn cohort_request(parent: &str) -> pb::CreateCohortRequest {
     pb::CreateCohortRequest {
@@ -79,6 +80,12 @@ async fn every_rpc_of_the_contract_refuses_a_call_without_a_token() {
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), Code::Unauthenticated, "{path}: {status:?}");
+            // The gateway's own refusals carry the ErrorInfo every service error carries.
+            let info = status.get_details_error_info().expect("an ErrorInfo");
+            assert_eq!(
+                (info.domain.as_str(), info.reason.as_str()),
+                ("qi", "UNAUTHENTICATED")
+            );
             checked += 1;
         }
     }
@@ -262,7 +269,7 @@ async fn bad_tokens_are_unauthenticated_and_good_ones_from_a_jwks_file_pass() {
     };
     let claims = |exp: u64, aud: &str| {
         serde_json::json!({"sub": "bi-tool", "roles": ["viewer"], "sites": ["BAS"],
-            "iss": "qi-dev", "aud": aud, "exp": exp})
+            "iss": "qi-dev", "aud": aud, "exp": exp, "iat": exp - 600})
     };
     let good = sign("test-es256", claims(now() + 600, "qi"));
     assert_eq!(
@@ -285,7 +292,17 @@ async fn bad_tokens_are_unauthenticated_and_good_ones_from_a_jwks_file_pass() {
     let expired = sign("test-es256", claims(now() - 3600, "qi"));
     let wrong_aud = sign("test-es256", claims(now() + 600, "elsewhere"));
     let unknown_kid = sign("other", claims(now() + 600, "qi"));
+    let mut no_iat = claims(now() + 600, "qi");
+    no_iat.as_object_mut().unwrap().remove("iat");
+    let no_iat = sign("test-es256", no_iat);
+    let mut a_year = claims(now() + 600, "qi");
+    a_year["iat"] = serde_json::json!(now() - 365 * 86_400);
+    let a_year = sign("test-es256", a_year);
     for (what, token) in [
+        // A development token, good beside no JWKS, is refused where a JWKS is configured.
+        ("HS256 beside a JWKS", hs.clone()),
+        ("no iat", no_iat),
+        ("a lifetime over 24 h", a_year),
         ("tampered", tampered),
         ("expired", expired),
         ("wrong audience", wrong_aud),

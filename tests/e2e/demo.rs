@@ -132,5 +132,24 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
     assert_eq!(again.staff.inserted + again.staff.updated, 0);
     let after = overview(&suite, &suite.token("board", &["viewer"], &["*"])).await;
     assert_eq!(after, trust);
+    let database = suite.database_url.clone();
+    // A clean stop writes the last audit events.
     suite.stop().await.expect("a clean stop");
+
+    // The loader kept to the gateway's per-caller rate (the default, 200 a second): not one
+    // of its calls was refused over it (each refusal is an audit event).
+    let pool = sqlx::PgPool::connect(&database).await.unwrap();
+    let (calls, refused): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE code = 'ResourceExhausted')
+         FROM gateway.audit_event WHERE subject = 'demo-loader'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    assert!(calls > 3_000, "{calls} calls audited");
+    assert_eq!(
+        refused, 0,
+        "of {calls} calls of the loader, refused over its rate"
+    );
 }

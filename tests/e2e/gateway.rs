@@ -237,6 +237,12 @@ async fn a_caller_over_its_rate_is_told_to_slow_down_and_others_are_not() {
                 Ok(_) => Code::Ok,
                 Err(s) => {
                     waits.push(s.get_details_retry_info().and_then(|r| r.retry_delay));
+                    let info = s.get_details_error_info().expect("an ErrorInfo");
+                    assert_eq!(
+                        (info.domain.as_str(), info.reason.as_str()),
+                        ("qi", "RATE_LIMITED")
+                    );
+                    assert!(info.metadata.contains_key("retry_after_ms"), "{info:?}");
                     s.code()
                 }
             },
@@ -329,6 +335,17 @@ async fn a_backend_that_is_down_is_unavailable_at_once_and_served_again_when_it_
     let mut client = TrainingServiceClient::new(channel);
     let err = client.list_cohorts(call()).await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // What the transport said (the address, the OS error) is logged, not told the caller.
+    let info = err.get_details_error_info().expect("an ErrorInfo");
+    assert_eq!(
+        (info.domain.as_str(), info.reason.as_str()),
+        ("qi", "DEPENDENCY_UNAVAILABLE")
+    );
+    assert_eq!(err.message(), "service unavailable", "{err:?}");
+    assert!(
+        !format!("{err:?}").contains(&closed.port().to_string()),
+        "{err:?}"
+    );
 
     // The service comes up where the gateway expects it: the same gateway, not restarted,
     // serves again (its channel reconnects with backoff, so allow it a few tries).

@@ -226,6 +226,7 @@ async fn audit_partitions_are_made_ahead_and_dropped_whole_past_retention() {
 
     // A run while another holds the lock (a second replica, or a CronJob overlapping
     // `qi up`) does nothing.
+    #[expect(clippy::disallowed_methods, reason = "a session that holds the lock")]
     let mut other = pool.acquire().await.unwrap();
     sqlx::query("SELECT pg_advisory_lock($1)")
         .bind(retention::LOCK_KEY)

@@ -413,6 +413,10 @@ fn observe(log: &AuditLog) {
 /// leaves nothing behind and is retried whole.
 async fn write(pool: &PgPool, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
     let rows = copy_rows(batch);
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the audit writer runs outside any call"
+    )]
     let mut conn = pool.acquire().await?;
     let mut copy = conn
         .copy_in_raw(
@@ -560,7 +564,7 @@ pub async fn list(
     .bind(before)
     .bind(after)
     .bind(page.limit())
-    .fetch_all(pool)
+    .fetch_all(&mut *qi_platform::db::begin(pool).await?)
     .await?;
     let (rows, next_page_token) = page.finish(rows, |r| vec![r.id.to_string()]);
     Ok(pb::ListAuditEventsResponse {

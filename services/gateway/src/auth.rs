@@ -1,8 +1,12 @@
 //! Bearer-token authentication. Production tokens are RS256 or ES256, checked against a
 //! JWKS (a file, or an identity provider's URL) and selected by `kid`; development tokens
-//! are HS256 with a shared secret (minted by `qi token`). The algorithm is pinned per key,
-//! and `exp`, `iss`, `aud` and `sub` are required (jsonwebtoken checks `iss`/`aud` only
-//! when told they are required).
+//! are HS256 with a shared secret (minted by `qi token`), refused where a JWKS is
+//! configured unless `QI_JWT_ALLOW_HS256` says otherwise. The algorithm is pinned per key,
+//! and `exp`, `iat`, `iss`, `aud` and `sub` are required (jsonwebtoken checks `iss`/`aud`
+//! only when told they are required); a token may live at most `QI_JWT_MAX_LIFETIME_SECS`
+//! (`exp - iat`), so a stolen one is not good for months. JWKS keys that are not for
+//! signatures, whose `alg` disagrees with the key, or RSA keys under 2048 bits are ignored
+//! with a warning.
 //!
 //! Keys rotate without a restart: the JWKS is read again every few minutes and when a
 //! token names a `kid` not yet known (at most every few seconds). A file is read in line,
@@ -18,9 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use qi_platform::SiteScope;
 use qi_platform::config::JwtConfig;
 use qi_platform::verified::Verified;
+use qi_platform::{Error, SiteScope};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -61,6 +65,9 @@ pub struct Claims {
     pub aud: String,
     /// Expiry (seconds since the epoch).
     pub exp: u64,
+    /// Issued at (seconds since the epoch): required, to bound the token's lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// Not before (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
@@ -74,6 +81,8 @@ const JWKS_UNKNOWN_KID_REREAD: Duration = Duration::from_secs(2);
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest JWKS document accepted (a few keys take a few KiB).
 const JWKS_MAX_BYTES: usize = 1024 * 1024;
+/// The smallest RSA modulus accepted (NIST SP 800-131A: shorter keys are disallowed).
+const RSA_MIN_BITS: usize = 2048;
 
 /// Keys by `kid`, and when they were read.
 struct KeySet {
@@ -108,6 +117,8 @@ pub struct Authenticator {
     source: KeySource,
     jwks: Arc<RwLock<KeySet>>,
     validation: Validation,
+    /// The longest `exp - iat` accepted, in seconds.
+    max_lifetime: u64,
 }
 
 impl Drop for Authenticator {
@@ -146,17 +157,27 @@ impl Authenticator {
             (None, None) => HashMap::new(),
         };
         let has_jwks = !jwks.is_empty();
-        let hs256 = config
-            .hs256_secret
-            .as_ref()
-            .map(|s| DecodingKey::from_secret(s.as_bytes()));
+        let jwks_configured = config.jwks_file.is_some() || config.jwks_url.is_some();
+        let hs256 = match &config.hs256_secret {
+            // Where the identity provider issues tokens, a development secret must not be
+            // able to mint them too, unless the deployment says so by name.
+            Some(_) if jwks_configured && !config.allow_hs256_with_jwks => {
+                tracing::warn!(
+                    "QI_JWT_SECRET is ignored: HS256 tokens are refused while a JWKS is \
+                     configured (set QI_JWT_ALLOW_HS256=true to accept them)"
+                );
+                None
+            }
+            Some(s) => Some(DecodingKey::from_secret(s.as_bytes())),
+            None => None,
+        };
         if hs256.is_none() && !has_jwks {
             anyhow::bail!(
                 "no token keys: set QI_JWKS_FILE (production) or QI_JWT_SECRET (development)"
             );
         }
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
         validation.set_issuer(&[&config.issuer]);
         validation.set_audience(&[&config.audience]);
         validation.leeway = config.leeway_secs;
@@ -188,18 +209,19 @@ impl Authenticator {
             source,
             jwks,
             validation,
+            max_lifetime: config.max_lifetime.as_secs(),
         })
     }
 
     /// Authenticates the value of an `authorization` header.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, Status> {
-        let header = header.ok_or_else(|| Status::unauthenticated("missing bearer token"))?;
+        let header = header.ok_or_else(|| unauthenticated("missing bearer token"))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Status::unauthenticated("authorization is not a bearer token"))?;
+            .ok_or_else(|| unauthenticated("authorization is not a bearer token"))?;
         if let Some(principal) = self.verified.get(token) {
             return Ok(principal);
         }
@@ -210,23 +232,23 @@ impl Authenticator {
 
     /// Checks a token's signature and claims; returns the caller and the token's expiry.
     fn verify(&self, token: &str) -> Result<(Principal, u64), Status> {
-        let head = jsonwebtoken::decode_header(token)
-            .map_err(|_| Status::unauthenticated("malformed token"))?;
+        let head =
+            jsonwebtoken::decode_header(token).map_err(|_| unauthenticated("malformed token"))?;
         // The key decides the algorithm; the token's `alg` must match it exactly.
         let (key, alg) = match (head.alg, head.kid.as_deref()) {
             (Algorithm::HS256, _) => (
                 self.hs256
                     .as_ref()
-                    .ok_or_else(|| Status::unauthenticated("unexpected token algorithm"))?,
+                    .ok_or_else(|| unauthenticated("unexpected token algorithm"))?,
                 Algorithm::HS256,
             ),
             (Algorithm::RS256 | Algorithm::ES256, Some(kid)) => {
                 let (key, alg) = self
                     .jwks_key(kid)
-                    .ok_or_else(|| Status::unauthenticated("unknown token key id"))?;
+                    .ok_or_else(|| unauthenticated("unknown token key id"))?;
                 return self.finish(token, &key, alg, head.alg);
             }
-            _ => return Err(Status::unauthenticated("unexpected token algorithm")),
+            _ => return Err(unauthenticated("unexpected token algorithm")),
         };
         self.finish(token, key, alg, head.alg)
     }
@@ -284,15 +306,23 @@ impl Authenticator {
         sent: Algorithm,
     ) -> Result<(Principal, u64), Status> {
         if sent != alg {
-            return Err(Status::unauthenticated("unexpected token algorithm"));
+            return Err(unauthenticated("unexpected token algorithm"));
         }
         let mut validation = self.validation.clone();
         validation.algorithms = vec![alg];
         let claims = jsonwebtoken::decode::<Claims>(token, key, &validation)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: {}", describe(&e))))?
+            .map_err(|e| unauthenticated(format!("invalid token: {}", describe(&e))))?
             .claims;
+        // `iat` is required above; a token living longer than allowed is refused whole.
+        let lifetime = claims.exp.saturating_sub(claims.iat.unwrap_or(0));
+        if claims.iat.is_none() || lifetime > self.max_lifetime {
+            return Err(unauthenticated(format!(
+                "invalid token: it lives longer than {} s (exp - iat)",
+                self.max_lifetime
+            )));
+        }
         let sites = SiteScope::from_claim(&claims.sites)
-            .map_err(|e| Status::unauthenticated(format!("invalid token: sites: {e}")))?;
+            .map_err(|e| unauthenticated(format!("invalid token: sites: {e}")))?;
         Ok((
             Principal {
                 subject: claims.sub,
@@ -302,6 +332,14 @@ impl Authenticator {
             claims.exp,
         ))
     }
+}
+
+/// A refused bearer token, with the ErrorInfo every QI error carries.
+pub(crate) fn unauthenticated(message: impl Into<String>) -> Status {
+    Error::Unauthenticated {
+        message: message.into(),
+    }
+    .into()
 }
 
 #[expect(
@@ -455,10 +493,55 @@ fn parse_jwks(text: &[u8]) -> anyhow::Result<Keys> {
                 "JWKS key {kid}: only RSA (RS256) and EC P-256 (ES256) keys are accepted"
             ),
         };
+        if let Some(why) = unfit(jwk, alg) {
+            tracing::warn!(kid, why, "ignoring a JWKS key");
+            continue;
+        }
         let key = DecodingKey::from_jwk(jwk).with_context(|| format!("JWKS key {kid}"))?;
         keys.insert(kid, (key, alg));
     }
     Ok(keys)
+}
+
+/// Why a published key must not verify our tokens, if it must not: meant for encryption,
+/// published for another algorithm, on another curve, or an RSA key too short to trust.
+#[expect(
+    clippy::wildcard_enum_match_arm,
+    reason = "every key type but RSA and P-256 is refused before this"
+)]
+fn unfit(jwk: &jsonwebtoken::jwk::Jwk, alg: Algorithm) -> Option<&'static str> {
+    use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm, PublicKeyUse};
+    match &jwk.common.public_key_use {
+        None | Some(PublicKeyUse::Signature) => {}
+        Some(_) => return Some("its `use` is not `sig`"),
+    }
+    let agrees = matches!(
+        (&jwk.common.key_algorithm, alg),
+        (None, _)
+            | (Some(KeyAlgorithm::RS256), Algorithm::RS256)
+            | (Some(KeyAlgorithm::ES256), Algorithm::ES256)
+    );
+    if !agrees {
+        return Some("its `alg` is not the algorithm of its key (RS256 for RSA, ES256 for P-256)");
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(rsa) => {
+            let n = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                rsa.n.trim_end_matches('='),
+            )
+            .ok()?;
+            let bits = n
+                .iter()
+                .position(|b| *b != 0)
+                .map_or(0, |i| (n.len() - i) * 8 - n[i].leading_zeros() as usize);
+            (bits < RSA_MIN_BITS).then_some("its RSA modulus is shorter than 2048 bits")
+        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve != EllipticCurve::P256 => {
+            Some("its curve is not P-256")
+        }
+        _ => None,
+    }
 }
 
 /// Mints a development (HS256) token, as `qi token` prints it.
@@ -470,6 +553,12 @@ pub fn mint_dev_token(
     sites: &[String],
     ttl: Duration,
 ) -> anyhow::Result<String> {
+    if ttl > config.max_lifetime {
+        anyhow::bail!(
+            "a token may live at most {} s (QI_JWT_MAX_LIFETIME_SECS): ask for less",
+            config.max_lifetime.as_secs()
+        );
+    }
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let claims = Claims {
         sub: subject.to_owned(),
@@ -478,6 +567,7 @@ pub fn mint_dev_token(
         iss: config.issuer.clone(),
         aud: config.audience.clone(),
         exp: now + ttl.as_secs(),
+        iat: Some(now),
         nbf: Some(now),
     };
     Ok(jsonwebtoken::encode(
@@ -495,11 +585,13 @@ mod tests {
     fn config() -> JwtConfig {
         JwtConfig {
             hs256_secret: Some("dev-secret".into()),
+            allow_hs256_with_jwks: false,
             jwks_file: None,
             jwks_url: None,
             issuer: "qi-dev".into(),
             audience: "qi".into(),
             leeway_secs: 30,
+            max_lifetime: Duration::from_secs(86_400),
         }
     }
 
@@ -521,7 +613,99 @@ mod tests {
 
     fn claims() -> serde_json::Value {
         serde_json::json!({"sub": "nurse", "roles": ["viewer"], "sites": ["BAS"],
-            "iss": "qi-dev", "aud": "qi", "exp": now() + 600})
+            "iss": "qi-dev", "aud": "qi", "exp": now() + 600, "iat": now()})
+    }
+
+    #[test]
+    fn a_token_must_say_when_it_was_issued_and_live_no_longer_than_allowed() {
+        let auth = Authenticator::new(&config()).unwrap();
+        let bearer =
+            |c: &serde_json::Value| format!("Bearer {}", token(c, "dev-secret", Algorithm::HS256));
+        assert!(auth.authenticate(Some(&bearer(&claims()))).is_ok());
+        let mut no_iat = claims();
+        no_iat.as_object_mut().unwrap().remove("iat");
+        let mut too_long = claims();
+        too_long["iat"] = serde_json::json!(now() - 86_400);
+        let mut just_a_day = claims();
+        just_a_day["iat"] = serde_json::json!(now() + 600 - 86_400);
+        for (what, c) in [("no iat", no_iat), ("a day and ten minutes", too_long)] {
+            let err = auth.authenticate(Some(&bearer(&c))).unwrap_err();
+            assert_eq!(err.code(), tonic::Code::Unauthenticated, "{what}");
+        }
+        assert!(auth.authenticate(Some(&bearer(&just_a_day))).is_ok());
+        // `qi token` cannot mint what the gateway would refuse.
+        let c = config();
+        let mint = |hours: u64| {
+            mint_dev_token(
+                "dev-secret",
+                &c,
+                "me",
+                &[],
+                &["*".into()],
+                Duration::from_secs(hours * 3600),
+            )
+        };
+        assert!(mint(25).is_err());
+        assert!(
+            auth.authenticate(Some(&format!("Bearer {}", mint(24).unwrap())))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn hs256_tokens_are_refused_beside_a_jwks_unless_allowed_by_name() {
+        let jwks = std::env::temp_dir().join(format!("qi-jwks-{}.json", std::process::id()));
+        std::fs::copy(format!("{FIXTURES}/jwks.json"), &jwks).unwrap();
+        let hs = format!(
+            "Bearer {}",
+            token(&claims(), "dev-secret", Algorithm::HS256)
+        );
+        let mut c = config();
+        c.jwks_file = Some(jwks.clone());
+        let auth = Authenticator::new(&c).unwrap();
+        let err = auth.authenticate(Some(&hs)).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+        assert!(
+            auth.authenticate(Some(&format!("Bearer {}", es256_token("test-es256"))))
+                .is_ok()
+        );
+        c.allow_hs256_with_jwks = true;
+        let auth = Authenticator::new(&c).unwrap();
+        assert!(auth.authenticate(Some(&hs)).is_ok());
+        let _ = std::fs::remove_file(jwks);
+    }
+
+    #[test]
+    fn jwks_keys_unfit_for_our_signatures_are_ignored() {
+        let published = std::fs::read_to_string(format!("{FIXTURES}/jwks.json")).unwrap();
+        let ec: serde_json::Value = serde_json::from_str(&key_json(&published, "ec")).unwrap();
+        let with = |kid: &str, field: &str, value: serde_json::Value| {
+            let mut k = ec.clone();
+            k["kid"] = serde_json::json!(kid);
+            k[field] = value;
+            k
+        };
+        let rsa = |kid: &str, bytes: usize| {
+            let mut n = vec![0xffu8; bytes];
+            n[0] = 0x80;
+            serde_json::json!({"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "e": "AQAB",
+                "n": base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, n)})
+        };
+        let mut no_use = with("ec-no-use", "kid", serde_json::json!("ec-no-use"));
+        no_use.as_object_mut().unwrap().remove("use");
+        let set = serde_json::json!({"keys": [
+            with("ec-sig", "use", serde_json::json!("sig")),
+            no_use,
+            with("ec-enc", "use", serde_json::json!("enc")),
+            with("ec-says-rs256", "alg", serde_json::json!("RS256")),
+            with("ec-p384", "crv", serde_json::json!("P-384")),
+            rsa("rsa-2048", 256),
+            rsa("rsa-1024", 128),
+        ]});
+        let keys = parse_jwks(set.to_string().as_bytes()).unwrap();
+        let mut kids: Vec<_> = keys.keys().map(String::as_str).collect();
+        kids.sort_unstable();
+        assert_eq!(kids, ["ec-no-use", "ec-sig", "rsa-2048"]);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! request's resource field (DESIGN.md, "Access model"): role, then trust-wide-only, then
 //! the site the request names. The services apply the same scope again in their SQL.
 
+use qi_platform::Error;
 use tonic::Status;
 
 use crate::auth::Principal;
@@ -22,19 +23,18 @@ pub(crate) fn authorize(
 /// What needs no message: the role and the trust-wide rule.
 pub(crate) fn admit(policy: &Policy, principal: &Principal) -> Result<(), Status> {
     if !principal.has_any_role(&policy.roles) {
-        return Err(Status::permission_denied(format!(
+        return Err(Error::denied(format!(
             "this method needs one of the roles: {}",
             if policy.roles.is_empty() {
                 "admin".to_owned()
             } else {
                 policy.roles.join(", ")
             }
-        )));
+        ))
+        .into());
     }
     if policy.trust_wide_only && !principal.sites.is_trust_wide() {
-        return Err(Status::permission_denied(
-            "this method is for trust-wide callers only",
-        ));
+        return Err(Error::denied("this method is for trust-wide callers only").into());
     }
     Ok(())
 }
@@ -49,10 +49,8 @@ pub(crate) fn check_message(
         return Ok(None);
     }
     let value = wire::find_string(message, &policy.resource_path).map_err(|e| match e {
-        WireError::Malformed => Status::invalid_argument("the request is not a valid message"),
-        WireError::NotUtf8 => {
-            Status::invalid_argument(format!("{}: not valid UTF-8", policy.resource_field))
-        }
+        WireError::Malformed => Error::invalid("request", "not a valid message"),
+        WireError::NotUtf8 => Error::invalid(&policy.resource_field, "not valid UTF-8"),
     })?;
     let value = value.unwrap_or_default();
     let decision = match named_scope(&value) {
@@ -64,23 +62,21 @@ pub(crate) fn check_message(
             if held {
                 Ok(())
             } else {
-                Err(Status::permission_denied(format!(
+                Err(Error::denied(format!(
                     "{}: no access to site {}",
                     policy.resource_field,
                     qi_platform::names::clip(code)
                 )))
             }
         }
-        Scope::Trust if policy.mode == Mode::Write && !principal.sites.is_trust_wide() => {
-            Err(Status::permission_denied(
-                "trust-wide resources are changed only by trust-wide callers",
-            ))
-        }
+        Scope::Trust if policy.mode == Mode::Write && !principal.sites.is_trust_wide() => Err(
+            Error::denied("trust-wide resources are changed only by trust-wide callers"),
+        ),
         // `sites/-` lists are scoped by the service; malformed names get the service's
         // INVALID_ARGUMENT naming the field.
         Scope::Trust | Scope::CallersSites | Scope::Unrecognised => Ok(()),
     };
-    decision.map(|()| Some(value))
+    decision.map(|()| Some(value)).map_err(Status::from)
 }
 
 /// A read naming a site the trust does not have finds nothing: `NOT_FOUND`, rather than an
@@ -97,11 +93,8 @@ pub(crate) fn check_known_site(
     }
     match resource.map(named_scope) {
         Some(Scope::Site(code)) if !known.iter().any(|k| k.as_str() == code) => {
-            Err(Status::not_found(format!(
-                "{}: the trust has no site {}",
-                policy.resource_field,
-                qi_platform::names::clip(code)
-            )))
+            // NOT_FOUND names the site, so its ErrorInfo carries it as `name`.
+            Err(Error::not_found(format!("sites/{}", qi_platform::names::clip(code))).into())
         }
         Some(Scope::Site(_) | Scope::Trust | Scope::CallersSites | Scope::Unrecognised) | None => {
             Ok(())
@@ -186,7 +179,9 @@ mod tests {
         let read = policy(&["viewer"], Mode::Read);
         let err = check_known_site(&read, Some("sites/ZZZ/cohorts/x"), &known).unwrap_err();
         assert_eq!(err.code(), Code::NotFound);
-        assert!(err.message().contains("parent"), "{}", err.message());
+        assert_eq!(err.message(), "sites/ZZZ not found");
+        let info = tonic_types::StatusExt::get_details_error_info(&err).unwrap();
+        assert_eq!(info.metadata["name"], "sites/ZZZ");
         for fine in [
             "sites/BAS/cohorts/x",
             "sites/-",

@@ -5,6 +5,7 @@
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
+use qi_platform::Error;
 use tonic::Status;
 use tonic::body::Body;
 
@@ -82,17 +83,18 @@ fn declared_len(bytes: &[u8], max_message: usize) -> Result<Option<usize>, Statu
 fn check_flag(flag: u8) -> Result<(), Status> {
     match flag {
         0 => Ok(()),
-        1 => Err(Status::unimplemented(
-            "compressed messages are not accepted: send them uncompressed",
-        )),
-        _ => Err(Status::internal("malformed gRPC frame: unknown flag byte")),
+        1 => Err(Error::Unimplemented {
+            message: "compressed messages are not accepted: send them uncompressed".into(),
+        }
+        .into()),
+        _ => Err(malformed("malformed gRPC frame: unknown flag byte")),
     }
 }
 
 /// Checks the framing of a whole body: one prefix, one uncompressed message, nothing after.
 fn parse(bytes: Bytes, max_message: usize) -> Result<Frame, Status> {
     let Some((&[flag, a, b, c, d], _)) = bytes.split_first_chunk::<PREFIX>() else {
-        return Err(Status::internal(
+        return Err(malformed(
             "the call carries no message: a unary call sends exactly one",
         ));
     };
@@ -103,19 +105,28 @@ fn parse(bytes: Bytes, max_message: usize) -> Result<Frame, Status> {
     }
     match (bytes.len() - PREFIX).cmp(&len) {
         std::cmp::Ordering::Equal => Ok(Frame(bytes)),
-        std::cmp::Ordering::Less => Err(Status::internal(
+        std::cmp::Ordering::Less => Err(malformed(
             "malformed gRPC frame: the stream ended inside the message",
         )),
-        std::cmp::Ordering::Greater => Err(Status::internal(
+        std::cmp::Ordering::Greater => Err(malformed(
             "a unary call sends exactly one message; this one sent more",
         )),
     }
 }
 
+fn malformed(message: &str) -> Status {
+    Error::Malformed {
+        message: message.into(),
+    }
+    .into()
+}
+
 fn too_large(max_message: usize) -> Status {
-    Status::resource_exhausted(format!(
-        "the message is larger than the {max_message}-byte limit"
-    ))
+    Error::ResourceExhausted {
+        message: format!("the message is larger than the {max_message}-byte limit"),
+        retry_after: None,
+    }
+    .into()
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ fn as_caller<T>(
 
 fn channel(gw: &Gateway, service: &str) -> Result<Channel, Status> {
     gw.backend_channel(service)
-        .ok_or_else(|| Status::unavailable(format!("no backend serves {service}")))
+        .ok_or_else(|| crate::proxy::no_backend(service))
 }
 
 async fn training(

@@ -22,7 +22,7 @@ use http::uri::PathAndQuery;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
 use qi_platform::config::Cidr;
 use qi_platform::deadline::{self, CallDeadline};
-use qi_platform::{AccessContext, SiteCode, SiteScope};
+use qi_platform::{AccessContext, Error, SiteCode, SiteScope};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::body::Body;
@@ -32,11 +32,10 @@ use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt as _};
 use tower::{Service as _, ServiceExt as _};
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::auth::{Authenticator, Principal};
+use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
@@ -173,11 +172,11 @@ impl Gateway {
             return Ok(hit.value.clone());
         }
         let signed = self.signer.sign(ctx).map_err(|e| {
-            tracing::error!(error = %e, "signing the access context");
-            Status::internal("internal error")
+            Error::Internal(anyhow::Error::new(e).context("signing the access context"))
         })?;
-        let value =
-            MetadataValue::try_from(signed).map_err(|_| Status::internal("internal error"))?;
+        let value = MetadataValue::try_from(signed).map_err(|e| {
+            Error::Internal(anyhow::Error::new(e).context("the signed access context as a header"))
+        })?;
         if let Ok(mut cache) = self.contexts.lock() {
             if cache.len >= CONTEXTS_MAX {
                 *cache = SignedContexts::default();
@@ -216,8 +215,10 @@ impl Gateway {
                 status.message().to_owned(),
             ),
         };
+        // Every decision is in the audit trail; a refusal is the caller's to handle, and
+        // under load (a caller over its rate) there are thousands: the log gets them at DEBUG.
         if !allowed {
-            tracing::info!(
+            tracing::debug!(
                 path = call.path,
                 subject = call.subject,
                 code,
@@ -256,10 +257,7 @@ impl Gateway {
         let client = crate::client::address(peer, req.headers(), &self.trusted_proxies);
         req.extensions_mut().insert(ClientAddress(client));
         let Some(method) = self.methods.get(&path) else {
-            let status = Status::unimplemented(format!(
-                "unknown method {}",
-                qi_platform::names::clip(&path)
-            ));
+            let status = unknown_method(&path);
             let trace_id = trace_id(req.headers().get("traceparent"));
             let call = CallInfo {
                 path: &path,
@@ -297,10 +295,12 @@ impl Gateway {
             // No contract has a bidirectional RPC, nor the gateway a streaming one of its
             // own; forwarding one would need the abort handling of client streams on a
             // response already under way.
-            (true, true) | (false, true) => Status::unimplemented(format!(
-                "{path}: the gateway forwards no bidirectional calls and has no streaming \
-                 methods of its own"
-            ))
+            (true, true) | (false, true) => Status::from(Error::Unimplemented {
+                message: format!(
+                    "{path}: the gateway forwards no bidirectional calls and has no streaming \
+                     methods of its own"
+                ),
+            })
             .into_http(),
         }
     }
@@ -326,19 +326,19 @@ impl Gateway {
             Err(status)
         };
         let Some(method) = self.methods.get(path) else {
-            return refuse(
-                &call,
-                Status::unimplemented(format!("unknown method {path}")),
-            );
+            return refuse(&call, unknown_method(path));
         };
         // Fail closed: a call whose decision cannot be queued for the audit trail is not
         // served (its refusal still reaches the log).
         if !self.audit.accepting() {
             return refuse(
                 &call,
-                Status::unavailable(
-                    "auditing is unavailable: the audit trail cannot be written; retry later",
-                ),
+                Error::NotServing {
+                    message:
+                        "auditing is unavailable: the audit trail cannot be written; retry later"
+                            .into(),
+                }
+                .into(),
             );
         }
         let policy = match method.policy.as_ref() {
@@ -347,14 +347,14 @@ impl Gateway {
                 tracing::error!(path, why, "refused a method without a usable access policy");
                 return refuse(
                     &call,
-                    Status::permission_denied(format!("{path} has no access policy")),
+                    Error::denied(format!("{path} has no access policy")).into(),
                 );
             }
         };
         let auth_header = match metadata.get("authorization").map(|v| v.to_str()) {
             Some(Ok(v)) => Some(v),
             Some(Err(_)) => {
-                return refuse(&call, Status::unauthenticated("authorization is not text"));
+                return refuse(&call, unauthenticated("authorization is not text"));
             }
             None => None,
         };
@@ -508,8 +508,14 @@ impl Gateway {
         let mut channel = self
             .backend_channel(&method.service)
             .ok_or_else(|| no_backend(path))?;
-        channel.ready().await.map_err(unavailable)?;
-        channel.call(upstream).await.map_err(upstream_error)
+        channel
+            .ready()
+            .await
+            .map_err(|e| unavailable(&method.service, e))?;
+        channel
+            .call(upstream)
+            .await
+            .map_err(|e| upstream_error(&method.service, e))
     }
 
     /// Forwards a client stream, checking every message. A refused message or a broken
@@ -557,7 +563,10 @@ impl Gateway {
             .backend_channel(&method.service)
             .ok_or_else(|| no_backend(path))?;
         let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.map_err(unavailable)?;
+        client
+            .ready()
+            .await
+            .map_err(|e| unavailable(&method.service, e))?;
         let call = client.client_streaming(upstream, path_and_query(path)?, BytesCodec);
         tokio::select! {
             biased;
@@ -622,10 +631,18 @@ impl tokio_stream::Stream for Guarded {
             // tonic's decoder says OUT_OF_RANGE; gRPC answers an oversized message
             // RESOURCE_EXHAUSTED, as the gateway does for unary calls.
             Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
-                Status::resource_exhausted(status.message())
+                Error::ResourceExhausted {
+                    message: status.message().to_owned(),
+                    retry_after: None,
+                }
+                .into()
             }
             Some(Err(status)) => {
-                Status::cancelled(format!("the client's stream broke: {}", status.message()))
+                tracing::debug!(error = %status.message(), "a client's stream broke");
+                Error::Cancelled {
+                    message: "the client's stream broke".into(),
+                }
+                .into()
             }
         };
         if let Some(abort) = self.abort.take() {
@@ -663,16 +680,15 @@ impl Gateway {
                 .encode_to_vec(),
             "ListAuditEvents" => {
                 let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
-                    .map_err(|_| Status::invalid_argument("the request is not a valid message"))?;
-                crate::audit::list(&self.pool, req)
+                    .map_err(|_| Error::invalid("request", "not a valid message"))?;
+                let list = crate::audit::list(&self.pool, req);
+                qi_platform::deadline::within(deadline.copied(), list)
                     .await
                     .map_err(Status::from)?
                     .encode_to_vec()
             }
             other => {
-                return Err(Status::unimplemented(format!(
-                    "the gateway has no method {other}"
-                )));
+                return Err(unknown_method(other));
             }
         };
         Ok(Response::new(Bytes::from(reply)))
@@ -698,11 +714,11 @@ fn client_of(extensions: &http::Extensions) -> Option<IpAddr> {
 /// A rate limit's refusal, saying `message`. RetryInfo says when the next call can pass:
 /// the least a client backs off (its own concurrent calls compete for that token).
 fn too_many(message: String, wait: Duration) -> Status {
-    Status::with_error_details(
-        tonic::Code::ResourceExhausted,
+    Error::ResourceExhausted {
         message,
-        ErrorDetails::with_retry_info(Some(wait.max(Duration::from_millis(1)))),
-    )
+        retry_after: Some(wait.max(Duration::from_millis(1))),
+    }
+    .into()
 }
 
 /// The trace id of a W3C `traceparent` header, if it is a valid one.
@@ -756,23 +772,53 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
-fn no_backend(path: &str) -> Status {
-    Status::unimplemented(format!("no backend serves {path}"))
+fn unknown_method(path: &str) -> Status {
+    Error::Unimplemented {
+        message: format!("unknown method {}", qi_platform::names::clip(path)),
+    }
+    .into()
+}
+
+pub(crate) fn no_backend(path: &str) -> Status {
+    Error::Unimplemented {
+        message: format!("no backend serves {path}"),
+    }
+    .into()
 }
 
 fn path_and_query(path: &str) -> Result<PathAndQuery, Status> {
-    PathAndQuery::try_from(path).map_err(|_| Status::unimplemented("bad method path"))
+    PathAndQuery::try_from(path).map_err(|_| unknown_method(path))
 }
 
-fn unavailable(e: tonic::transport::Error) -> Status {
-    Status::unavailable(format!("service unavailable: {e}"))
+/// A service that cannot be reached: the transport's words (addresses, OS errors) go to
+/// the log, the caller reads UNAVAILABLE.
+fn unavailable(service: &str, e: tonic::transport::Error) -> Status {
+    Error::Unavailable(anyhow::Error::new(e).context(format!("reaching {service}"))).into()
 }
 
 /// A forwarded call that failed below gRPC: a reset stream keeps its meaning (a cancel is
-/// CANCELLED), anything else means the service could not be reached.
-fn upstream_error(e: tonic::transport::Error) -> Status {
-    Status::try_from_error(Box::new(e))
-        .unwrap_or_else(|e| Status::unavailable(format!("service unavailable: {e}")))
+/// CANCELLED), anything else means the service could not be reached. Either way the
+/// transport's words are logged, not returned.
+fn upstream_error(service: &str, e: tonic::transport::Error) -> Status {
+    match Status::try_from_error(Box::new(e)) {
+        Ok(reset) if reset.code() == tonic::Code::Cancelled => {
+            tracing::debug!(service, error = %reset.message(), "a forwarded call was cancelled");
+            Error::Cancelled {
+                message: "the call was cancelled".into(),
+            }
+            .into()
+        }
+        Ok(reset) => Error::Unavailable(anyhow::anyhow!(
+            "forwarding to {service}: the stream was reset ({:?}: {})",
+            reset.code(),
+            reset.message()
+        ))
+        .into(),
+        Err(e) => Error::Unavailable(
+            anyhow::Error::from_boxed(e).context(format!("forwarding to {service}")),
+        )
+        .into(),
+    }
 }
 
 /// Names one backend service, so [`Proxy`] can be registered under that service's name.

@@ -92,7 +92,7 @@ impl MetricsApi {
         let new = definitions::NewMetric::try_from(req.clone())?;
         new.owner.check_write(ctx)?;
         new.owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -111,7 +111,7 @@ impl MetricsApi {
         req: pb::GetMetricRequest,
     ) -> Result<pb::GetMetricResponse, Error> {
         let pb::GetMetricRequest { name } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let metric = definitions::resolve(&mut conn, ctx, "name", &name, false, Lock::None).await?;
         Ok(pb::GetMetricResponse {
             metric: Some(metric.to_proto()),
@@ -130,7 +130,7 @@ impl MetricsApi {
         } = req;
         let list_parent = ListParent::parse("parent", &parent)?;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (metrics, next_page_token) =
             definitions::list(&mut conn, ctx, &list_parent, &page).await?;
         Ok(pb::ListMetricsResponse {
@@ -149,7 +149,7 @@ impl MetricsApi {
             update_mask,
         } = req;
         let metric = metric.ok_or_else(|| Error::invalid("metric", "is required"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let current = definitions::resolve(
             &mut tx,
             ctx,
@@ -179,7 +179,7 @@ impl MetricsApi {
         } = req;
         let (owner, id) = names::parse_name("parent", &parent, definitions::COLLECTION)?;
         owner.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         // FOR SHARE: the recording rules cannot change under the batch.
         let metric = definitions::get(&mut tx, &owner, &id, Lock::Share)
             .await?
@@ -231,7 +231,7 @@ impl MetricsApi {
             &page_token,
             &format!("{parent}|{from:?}|{before:?}"),
         )?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (measurements, next_page_token) =
@@ -249,7 +249,7 @@ impl MetricsApi {
     ) -> Result<pb::CreateAnnotationResponse, Error> {
         idempotency::validate_request_id(&req.request_id)?;
         let new = annotations::read_annotation(&req.annotation_id, req.annotation.clone())?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut tx, ctx, "parent", &req.parent, true, Lock::None).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
@@ -276,7 +276,7 @@ impl MetricsApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (annotations, next_page_token) =
@@ -297,7 +297,7 @@ impl MetricsApi {
     ) -> Result<(), Error> {
         let (owner, metric_id, id) = annotations::parse_child("name", name, collection)?;
         owner.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let Some(metric) = definitions::get(&mut tx, &owner, &metric_id, Lock::None).await? else {
             return if allow_missing {
                 Ok(())
@@ -320,7 +320,7 @@ impl MetricsApi {
         req: pb::CreateRebasePointRequest,
     ) -> Result<pb::CreateRebasePointResponse, Error> {
         idempotency::validate_request_id(&req.request_id)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut tx, ctx, "parent", &req.parent, true, Lock::Share).await?;
         let new = annotations::read_rebase_point(
@@ -351,7 +351,7 @@ impl MetricsApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (rebase_points, next_page_token) =
@@ -448,7 +448,7 @@ impl MetricsApi {
             view: chart_view,
         } = req;
         let chart_view = view(chart_view)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let stored = self
             .stored_chart(
                 &mut conn,
@@ -539,7 +539,7 @@ impl MetricsApi {
             v.add("title", "is longer than 200 characters");
         }
         v.finish()?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let stored = self
             .stored_chart(
                 &mut conn,
@@ -604,7 +604,7 @@ impl MetricsApi {
             filter,
             combine_ethnic_groups,
         } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut conn, ctx, "metric", &metric, false, Lock::None).await?;
         let recording = &metric.settings.recording;
@@ -753,7 +753,7 @@ impl MetricsApi {
             &page_token,
             &format!("{parent}|{}", kind_columns.join(",")),
         )?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (metrics, next_page_token) =
             definitions::list_for_dashboard(&mut conn, &scope, &page).await?;
         let rows = dashboard::rows(&mut conn, &ctx.sites, &metrics).await?;

@@ -147,7 +147,7 @@ impl AccessContext {
     pub fn of<T>(req: &tonic::Request<T>) -> Result<&AccessContext, Status> {
         req.extensions()
             .get::<AccessContext>()
-            .ok_or_else(|| Status::unauthenticated("no access context"))
+            .ok_or_else(|| unauthenticated("no access context"))
     }
 }
 
@@ -247,10 +247,10 @@ impl AccessVerifier {
                     .keys
                     .iter()
                     .find_map(|k| jsonwebtoken::decode::<Claims>(token, k, &self.validation).ok())
-                    .ok_or_else(|| Status::unauthenticated("invalid access context"))?
+                    .ok_or_else(|| unauthenticated("invalid access context"))?
                     .claims;
                 let sites = SiteScope::from_claim(&claims.sites)
-                    .map_err(|_| Status::unauthenticated("invalid access context"))?;
+                    .map_err(|_| unauthenticated("invalid access context"))?;
                 let ctx = AccessContext {
                     subject: claims.sub,
                     roles: claims.roles,
@@ -262,7 +262,7 @@ impl AccessVerifier {
             }
         };
         if ctx.method != method {
-            return Err(Status::unauthenticated(
+            return Err(unauthenticated(
                 "access context was issued for another method",
             ));
         }
@@ -328,7 +328,7 @@ where
         }
         let verified = match req.headers().get(ACCESS_HEADER).map(|v| v.to_str()) {
             Some(Ok(token)) => self.verifier.verify(token, path),
-            Some(Err(_)) | None => Err(Status::unauthenticated(
+            Some(Err(_)) | None => Err(unauthenticated(
                 "missing access context: call through the gateway",
             )),
         };
@@ -343,6 +343,14 @@ where
             }
         }
     }
+}
+
+/// A refusal of a call's credentials, with the ErrorInfo every QI error carries.
+fn unauthenticated(message: &str) -> Status {
+    crate::Error::Unauthenticated {
+        message: message.into(),
+    }
+    .into()
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The one configuration loader: every setting comes from a `QI_*` environment variable,
 //! with defaults that make `qi up` work untouched. Tests build a [`Config`] from a map
 //! through [`Config::from_lookup`] instead of mutating the process environment.
+//!
+//! Secrets (the token secret, the access keys, a password in the database URL) never
+//! appear in `Debug` output nor in a [`ConfigError`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,8 +33,12 @@ pub enum LogFormat {
     Json,
 }
 
+/// The fewest bytes a shared secret (`QI_JWT_SECRET`, `QI_ACCESS_KEY`) may have: HS256's
+/// key should be at least as long as its 256-bit output (RFC 7518 §3.2).
+pub const MIN_SECRET_BYTES: usize = 32;
+
 /// Every setting of the suite. Each field documents its variable and default.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// `QI_DATABASE_URL`: PostgreSQL URL. Unset: `qi up` starts a private cluster; `qi serve`
     /// and `qi migrate` refuse to start.
@@ -124,10 +131,16 @@ pub struct Backends {
 }
 
 /// How the gateway checks bearer tokens.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JwtConfig {
-    /// `QI_JWT_SECRET`: an HS256 shared secret (development only; `qi up` generates one).
+    /// `QI_JWT_SECRET`: an HS256 shared secret of at least [`MIN_SECRET_BYTES`] bytes
+    /// (development only; `qi up` generates one). Ignored when a JWKS is configured, unless
+    /// `allow_hs256_with_jwks`.
     pub hs256_secret: Option<String>,
+    /// `QI_JWT_ALLOW_HS256` (default `false`): accept HS256 tokens signed with
+    /// `QI_JWT_SECRET` alongside a JWKS. Off, a JWKS deployment refuses them, so a leaked
+    /// development secret cannot mint production tokens.
+    pub allow_hs256_with_jwks: bool,
     /// `QI_JWKS_FILE`: a JWKS file of RS256/ES256 public keys, selected by `kid` (production).
     pub jwks_file: Option<PathBuf>,
     /// `QI_JWKS_URL`: where to fetch that JWKS over HTTPS instead (an identity provider's
@@ -139,10 +152,13 @@ pub struct JwtConfig {
     pub audience: String,
     /// `QI_JWT_LEEWAY_SECS` (default 30): clock skew allowed on `exp` and `nbf`.
     pub leeway_secs: u64,
+    /// `QI_JWT_MAX_LIFETIME_SECS` (default 86400, 24 h; at least 1): the longest a token may
+    /// live, `exp - iat`; a longer one, or one without `iat`, is refused.
+    pub max_lifetime: Duration,
 }
 
-/// The access-context signing keys.
-#[derive(Debug, Clone, Default)]
+/// The access-context signing keys, each at least [`MIN_SECRET_BYTES`] bytes.
+#[derive(Clone, Default)]
 pub struct AccessKeys {
     /// The key that signs (and verifies).
     pub current: Option<String>,
@@ -200,16 +216,18 @@ impl Config {
                 metrics: get("QI_METRICS_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
             },
             jwt: JwtConfig {
-                hs256_secret: get("QI_JWT_SECRET"),
+                hs256_secret: secret(&get, "QI_JWT_SECRET")?,
+                allow_hs256_with_jwks: parse(&get, "QI_JWT_ALLOW_HS256", Some(false))?,
                 jwks_file: get("QI_JWKS_FILE").map(PathBuf::from),
                 jwks_url: get("QI_JWKS_URL"),
                 issuer: get("QI_JWT_ISSUER").unwrap_or_else(|| "qi-dev".into()),
                 audience: get("QI_JWT_AUDIENCE").unwrap_or_else(|| "qi".into()),
                 leeway_secs: parse(&get, "QI_JWT_LEEWAY_SECS", Some(30))?,
+                max_lifetime: max_lifetime(&get)?,
             },
             access_keys: AccessKeys {
-                current: get("QI_ACCESS_KEY"),
-                previous: get("QI_ACCESS_KEY_PREVIOUS"),
+                current: secret(&get, "QI_ACCESS_KEY")?,
+                previous: secret(&get, "QI_ACCESS_KEY_PREVIOUS")?,
             },
             request_timeout: millis(&get, "QI_REQUEST_TIMEOUT_MS", 10_000)?,
             bulk_timeout: millis(&get, "QI_BULK_TIMEOUT_MS", 1_800_000)?,
@@ -342,6 +360,122 @@ where
     }
 }
 
+/// A shared secret, refused when shorter than [`MIN_SECRET_BYTES`]; the error gives its
+/// length, never its value.
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match get(var) {
+        Some(v) if v.len() < MIN_SECRET_BYTES => Err(ConfigError {
+            var,
+            value: format!("<{} bytes, not shown>", v.len()),
+            reason: format!(
+                "a secret needs at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -base64 32`)"
+            ),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn max_lifetime(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, ConfigError> {
+    const VAR: &str = "QI_JWT_MAX_LIFETIME_SECS";
+    match parse(get, VAR, Some(86_400u64))? {
+        0 => Err(ConfigError {
+            var: VAR,
+            value: "0".into(),
+            reason: "a token must be allowed to live at least a second".into(),
+        }),
+        secs => Ok(Duration::from_secs(secs)),
+    }
+}
+
+/// Stands in for a secret in `Debug` output: whether it is set, never what it is.
+struct Redacted<'a>(&'a Option<String>);
+
+impl std::fmt::Debug for Redacted<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(<redacted>)"
+        } else {
+            "None"
+        })
+    }
+}
+
+/// A database URL with its password, if any, replaced.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<not a URL: not shown>".into();
+    };
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:<redacted>@{host}{tail}")
+        }
+        // A password may also come as a query parameter.
+        None if tail.contains("password=") => format!("{scheme}://{authority}<query redacted>"),
+        None => url.to_owned(),
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(without_password),
+            )
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("sites", &self.sites)
+            .field("backends", &self.backends)
+            .field("jwt", &self.jwt)
+            .field("access_keys", &self.access_keys)
+            .field("request_timeout", &self.request_timeout)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("rate_limit_per_subject", &self.rate_limit_per_subject)
+            .field("rate_limit_burst", &self.rate_limit_burst)
+            .field("backend_check_interval", &self.backend_check_interval)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("auth_failure_rate", &self.auth_failure_rate)
+            .field("audit_queue", &self.audit_queue)
+            .field("drain_delay", &self.drain_delay)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("db_max_connections", &self.db_max_connections)
+            .field("db_acquire_timeout", &self.db_acquire_timeout)
+            .field("log_format", &self.log_format)
+            .field("log_filter", &self.log_filter)
+            .field("otlp_endpoint", &self.otlp_endpoint)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("hs256_secret", &Redacted(&self.hs256_secret))
+            .field("allow_hs256_with_jwks", &self.allow_hs256_with_jwks)
+            .field("jwks_file", &self.jwks_file)
+            .field("jwks_url", &self.jwks_url)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway_secs", &self.leeway_secs)
+            .field("max_lifetime", &self.max_lifetime)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for AccessKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKeys")
+            .field("current", &Redacted(&self.current))
+            .field("previous", &Redacted(&self.previous))
+            .finish()
+    }
+}
+
 fn millis(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
@@ -421,6 +555,56 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.var, "QI_JWKS_URL");
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_naming_its_variable_not_its_value() {
+        let short = "dev-secret-of-31-bytes-xxxxxxxx";
+        assert_eq!(short.len(), 31);
+        for var in ["QI_JWT_SECRET", "QI_ACCESS_KEY", "QI_ACCESS_KEY_PREVIOUS"] {
+            let err = load(&[(var, short)]).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(!err.to_string().contains(short), "{err}");
+            assert!(err.to_string().contains("31 bytes"), "{err}");
+        }
+        let long = "x".repeat(MIN_SECRET_BYTES);
+        let c = load(&[("QI_JWT_SECRET", &long), ("QI_ACCESS_KEY", &long)]).unwrap();
+        assert_eq!(c.jwt.hs256_secret.as_deref(), Some(long.as_str()));
+        let err = load(&[("QI_JWT_MAX_LIFETIME_SECS", "0")]).unwrap_err();
+        assert_eq!(err.var, "QI_JWT_MAX_LIFETIME_SECS");
+        assert_eq!(
+            Config::defaults().jwt.max_lifetime,
+            Duration::from_secs(86_400)
+        );
+        assert!(!Config::defaults().jwt.allow_hs256_with_jwks);
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let jwt = "j".repeat(40);
+        let key = "k".repeat(40);
+        let old = "o".repeat(40);
+        let c = load(&[
+            ("QI_JWT_SECRET", &jwt),
+            ("QI_ACCESS_KEY", &key),
+            ("QI_ACCESS_KEY_PREVIOUS", &old),
+            (
+                "QI_DATABASE_URL",
+                "postgres://qi:hunter2@db:5432/qi?sslmode=require",
+            ),
+        ])
+        .unwrap();
+        let shown = format!("{c:?} {:?} {:?} {c:#?}", c.jwt, c.access_keys);
+        for secret in [jwt.as_str(), &key, &old, "hunter2"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("postgres://qi:<redacted>@db:5432/qi?sslmode=require"));
+        assert!(shown.contains("listen"), "the rest is still shown");
+        assert_eq!(
+            without_password("postgres:///qi?host=/tmp&password=hunter2"),
+            "postgres://<query redacted>"
+        );
+        assert_eq!(without_password("postgres://db/qi"), "postgres://db/qi");
     }
 
     #[test]

@@ -7,17 +7,72 @@
 //! migrates it and runs retention; the **runtime** role (`QI_DATABASE_URL`) serves, with
 //! only the privileges each component grants it in its `RUNTIME_GRANTS` ([`grant_runtime`]).
 //! One URL for both still works: that role then owns and serves.
+//!
+//! A call's database work begins in one place, [`begin`]: its transaction carries a
+//! `statement_timeout` of what is left of the call's deadline, so PostgreSQL cancels a
+//! statement still running when the call has been answered DEADLINE_EXCEEDED (dropping the
+//! call's future does not stop a statement the server is already running).
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use opentelemetry::KeyValue;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 
+use crate::Error;
 use crate::config::Config;
+use crate::deadline::CallDeadline;
+
+/// Begins a transaction for the running call (reads too, so every statement is bounded).
+/// Within a call ([`crate::deadline::within`]) each statement is cancelled by PostgreSQL once
+/// the call's deadline has passed: the timeout is set with `BEGIN`, in the same round trip,
+/// and `SET LOCAL` ends with the transaction. A statement is bounded by the time left when
+/// the transaction began; [`tighten`] re-bounds the statements of a long one. Outside a call
+/// (a background task) statements have no timeout.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Error> {
+    let Some(deadline) = CallDeadline::current() else {
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "the one place a transaction begins"
+        )]
+        let tx = pool.begin().await?;
+        return Ok(tx);
+    };
+    let ms = statement_timeout_ms(&deadline)?;
+    Ok(pool
+        .begin_with(AssertSqlSafe(format!(
+            "BEGIN; SET LOCAL statement_timeout = {ms}"
+        )))
+        .await?)
+}
+
+/// Bounds the transaction's statements from here on by what is left of the call's deadline
+/// (for a transaction that runs long before its last statements, as an HR sync's merge).
+pub async fn tighten(conn: &mut PgConnection) -> Result<(), Error> {
+    if let Some(deadline) = CallDeadline::current() {
+        let ms = statement_timeout_ms(&deadline)?;
+        sqlx::query(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}")))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// What is left of `deadline` in whole milliseconds, rounded up so PostgreSQL never cancels
+/// before the call's own deadline answers. A spent budget ends the call here: a timeout of
+/// 0 would mean none to PostgreSQL.
+fn statement_timeout_ms(deadline: &CallDeadline) -> Result<u128, Error> {
+    let left = deadline.remaining();
+    if left.is_zero() {
+        return Err(Error::DeadlineExceeded {
+            budget_ms: deadline.budget.as_millis(),
+        });
+    }
+    Ok(left.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128))
+}
 
 /// Connects to `url` with `search_path` set to `schema`, eagerly, retrying for up to 30 s
 /// so a database that is still starting does not fail the server, but a wrong URL does.
@@ -48,7 +103,9 @@ async fn connect_with(
     let options = PgConnectOptions::from_str(url)
         .context("the database URL is not a PostgreSQL URL")?
         .application_name(application)
-        .options([("search_path", schema)]);
+        // NOTICEs ("… already exists, skipping") are nothing a service acts on; sqlx would
+        // log each at INFO. Warnings and errors still come through.
+        .options([("search_path", schema), ("client_min_messages", "warning")]);
     let mut delay = Duration::from_millis(200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -207,7 +264,7 @@ pub async fn grant_runtime(
         .bind(&role)
         .fetch_one(owner)
         .await?;
-    let mut tx = owner.begin().await?;
+    let mut tx = begin(owner).await?;
     // Concurrent GRANTs on one object fail ("tuple concurrently updated"): one at a time.
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind(format!("qi grants {schema}"))
@@ -238,4 +295,29 @@ fn credentials(url: &str) -> anyhow::Result<(String, Option<String>)> {
         .transpose()
         .context("QI_DATABASE_URL's password is not UTF-8")?;
     Ok((role, password))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_statement_timeout_never_ends_before_the_call_and_a_spent_budget_ends_the_call() {
+        let at = tokio::time::Instant::now() + Duration::from_micros(1_500_300);
+        let deadline = CallDeadline {
+            at,
+            budget: Duration::from_secs(2),
+        };
+        let ms = statement_timeout_ms(&deadline).unwrap();
+        assert!((1_400..=1_501).contains(&ms), "{ms}");
+        let spent = CallDeadline {
+            at: tokio::time::Instant::now(),
+            budget: Duration::from_secs(2),
+        };
+        assert!(matches!(
+            statement_timeout_ms(&spent),
+            Err(Error::DeadlineExceeded { budget_ms: 2000 })
+        ));
+    }
 }

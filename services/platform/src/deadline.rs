@@ -35,6 +35,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tonic::metadata::{Ascii, MetadataValue};
 
+use crate::Error;
+
+tokio::task_local! {
+    /// The deadline of the call whose handler is running on this task (see [`within`]).
+    static CURRENT: CallDeadline;
+}
+
+/// Runs `work` as the work of a call with `deadline`, so what it does in the database is
+/// bounded by it ([`crate::db::begin`]). [`crate::call`] does this for every handler; a task
+/// a handler spawns is outside it and must be wrapped again.
+pub async fn within<F: Future>(deadline: Option<CallDeadline>, work: F) -> F::Output {
+    match deadline {
+        Some(d) => CURRENT.scope(d, work).await,
+        None => work.await,
+    }
+}
+
 /// When a call must be answered by, fixed as it arrived; in the request's extensions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallDeadline {
@@ -64,6 +81,11 @@ impl CallDeadline {
         }
     }
 
+    /// The deadline of the call running on this task, if it runs [`within`] one.
+    pub fn current() -> Option<CallDeadline> {
+        CURRENT.try_with(|d| *d).ok()
+    }
+
     /// What is left of the budget now (zero once it has passed).
     pub fn remaining(&self) -> Duration {
         self.at.saturating_duration_since(Instant::now())
@@ -71,10 +93,10 @@ impl CallDeadline {
 
     /// The status of a call that reached its deadline.
     pub fn exceeded(&self) -> tonic::Status {
-        tonic::Status::deadline_exceeded(format!(
-            "the call's deadline ({} ms) passed before it was answered",
-            self.budget.as_millis()
-        ))
+        Error::DeadlineExceeded {
+            budget_ms: self.budget.as_millis(),
+        }
+        .into()
     }
 }
 

@@ -2,9 +2,12 @@
 //!
 //! Every status carries a `google.rpc.ErrorInfo` (reason, domain `qi`, and the dynamic values
 //! of the message as metadata); `INVALID_ARGUMENT` also carries `google.rpc.BadRequest` field
-//! violations. Internal errors are logged whole and answered with an opaque message.
+//! violations. Internal errors are logged whole and answered with an opaque message. The
+//! gateway answers its own refusals through the same mapping, so a caller reads one shape
+//! of error whichever component refused.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -68,6 +71,47 @@ pub enum Error {
     ResourceExhausted {
         /// Which limit.
         message: String,
+        /// The least the caller should wait before its next call can pass, when known
+        /// (sent as `google.rpc.RetryInfo`).
+        retry_after: Option<Duration>,
+    },
+    /// No or bad credentials (a bearer token at the gateway, the access context at a service).
+    #[error("{message}")]
+    Unauthenticated {
+        /// What was wrong with them.
+        message: String,
+    },
+    /// The method, or this form of calling it, is not served.
+    #[error("{message}")]
+    Unimplemented {
+        /// What is not served.
+        message: String,
+    },
+    /// The call was given up (its stream broke or was reset) before it was answered.
+    #[error("{message}")]
+    Cancelled {
+        /// What broke.
+        message: String,
+    },
+    /// Not serving for now, for a reason of ours the message states (the server is
+    /// stopping, the audit trail cannot be written); retrying later may succeed.
+    #[error("{message}")]
+    NotServing {
+        /// Why, and what to do.
+        message: String,
+    },
+    /// A call malformed below its message (its gRPC framing): INTERNAL, as gRPC answers it,
+    /// but the caller's doing, so not logged as a failure of ours.
+    #[error("{message}")]
+    Malformed {
+        /// What was malformed.
+        message: String,
+    },
+    /// The call's deadline passed (the database cancelled its statement at that moment).
+    #[error("the call's deadline ({budget_ms} ms) passed before it was answered")]
+    DeadlineExceeded {
+        /// The budget the call was given.
+        budget_ms: u128,
     },
     /// A dependency (the database) is unreachable; retrying later may succeed.
     #[error("service unavailable")]
@@ -189,8 +233,18 @@ impl Violations {
     }
 }
 
+/// PostgreSQL's `query_canceled`: here, the `statement_timeout` that `db::begin` derives from
+/// the call's deadline.
+const QUERY_CANCELED: &str = "57014";
+
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
+        if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(QUERY_CANCELED) {
+            return Error::DeadlineExceeded {
+                budget_ms: crate::deadline::CallDeadline::current()
+                    .map_or(0, |d| d.budget.as_millis()),
+            };
+        }
         // Connection-level failures are transient: the caller may retry.
         let transient = matches!(
             e,
@@ -278,9 +332,29 @@ impl From<Error> for Status {
             Error::PermissionDenied { .. } => {
                 (Code::PermissionDenied, "PERMISSION_DENIED", HashMap::new())
             }
-            Error::ResourceExhausted { .. } => {
-                (Code::ResourceExhausted, "LIMIT_REACHED", HashMap::new())
+            Error::ResourceExhausted { retry_after, .. } => match retry_after {
+                Some(wait) => {
+                    details.set_retry_info(Some(*wait));
+                    (
+                        Code::ResourceExhausted,
+                        "RATE_LIMITED",
+                        HashMap::from([("retry_after_ms".into(), wait.as_millis().to_string())]),
+                    )
+                }
+                None => (Code::ResourceExhausted, "LIMIT_REACHED", HashMap::new()),
+            },
+            Error::Unauthenticated { .. } => {
+                (Code::Unauthenticated, "UNAUTHENTICATED", HashMap::new())
             }
+            Error::Unimplemented { .. } => (Code::Unimplemented, "NOT_SERVED", HashMap::new()),
+            Error::Cancelled { .. } => (Code::Cancelled, "CANCELLED", HashMap::new()),
+            Error::Malformed { .. } => (Code::Internal, "MALFORMED_CALL", HashMap::new()),
+            Error::NotServing { .. } => (Code::Unavailable, "NOT_SERVING", HashMap::new()),
+            Error::DeadlineExceeded { budget_ms } => (
+                Code::DeadlineExceeded,
+                "DEADLINE_EXCEEDED",
+                HashMap::from([("budget_ms".into(), budget_ms.to_string())]),
+            ),
             Error::Unavailable(source) => {
                 tracing::warn!(error = ?source, "dependency unavailable");
                 (Code::Unavailable, "DEPENDENCY_UNAVAILABLE", HashMap::new())
@@ -290,7 +364,7 @@ impl From<Error> for Status {
                 (Code::Internal, "INTERNAL", HashMap::new())
             }
         };
-        if !matches!(code, Code::Internal | Code::Unavailable) {
+        if !matches!(e, Error::Internal(_) | Error::Unavailable(_)) {
             tracing::debug!(%code, %message, "client error");
         }
         details.set_error_info(reason, DOMAIN, metadata);
@@ -372,6 +446,23 @@ mod tests {
         assert_eq!(bad[0].field, "measurements[0].value");
         assert!(bad[0].description.len() <= MAX_DESCRIPTION + 3);
         assert!(bad[MAX_VIOLATIONS].description.starts_with("480 more"));
+    }
+
+    #[test]
+    fn a_rate_limit_says_when_to_retry() {
+        let status = Status::from(Error::ResourceExhausted {
+            message: "too many calls".into(),
+            retry_after: Some(Duration::from_millis(250)),
+        });
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.domain.as_str()),
+            ("RATE_LIMITED", DOMAIN)
+        );
+        assert_eq!(info.metadata["retry_after_ms"], "250");
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
     }
 
     #[test]

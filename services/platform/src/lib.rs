@@ -25,7 +25,8 @@ pub use config::Config;
 pub use error::{Error, Violations};
 
 /// Runs one RPC: hands the handler the caller's access context (put there by the
-/// [`access::AccessLayer`]) and the message, and maps its error in the one place errors map.
+/// [`access::AccessLayer`]) and the message, runs it [`deadline::within`] the call's
+/// deadline, and maps its error in the one place errors map.
 pub async fn call<T, R, F>(
     req: tonic::Request<T>,
     handler: impl FnOnce(AccessContext, T) -> F,
@@ -34,7 +35,9 @@ where
     F: Future<Output = Result<R, Error>>,
 {
     let ctx = AccessContext::of(&req)?.clone();
-    handler(ctx, req.into_inner())
+    // The handler's database work is bounded by the call's deadline (`db::begin`).
+    let deadline = req.extensions().get::<deadline::CallDeadline>().copied();
+    deadline::within(deadline, handler(ctx, req.into_inner()))
         .await
         .map(tonic::Response::new)
         .map_err(tonic::Status::from)

@@ -4,8 +4,10 @@
 //!
 //! The cluster listens on a unix socket only (no TCP port, so no port races). PostgreSQL
 //! refuses to run as root, so as root the cluster runs as the `postgres` user through
-//! `runuser`. A watchdog shell stops the cluster when the owning process exits, however it
-//! exits, so no `postgres` outlives its owner.
+//! `runuser`; where that user cannot reach the cluster's folder (a checkout under `/root`),
+//! the cluster lives under [`REACHABLE_ROOT`] instead, linked from where it was asked for. A
+//! watchdog shell stops the cluster when the owning process exits, however it exits, so no
+//! `postgres` outlives its owner.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,6 +15,9 @@ use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 use sqlx::Connection as _;
+
+/// Where, as root, a cluster lives when the `postgres` user cannot reach its own folder.
+pub const REACHABLE_ROOT: &str = "/var/lib/qi";
 
 /// A running private cluster.
 #[derive(Debug)]
@@ -45,6 +50,9 @@ impl PrivateCluster {
     pub fn start(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
         let bin_dir = find_bin_dir()?;
         let run_as = running_as_root().then(|| "postgres".to_owned());
+        if let Some(user) = &run_as {
+            home_reachable_by(user, data_dir)?;
+        }
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let data_dir = data_dir
@@ -360,6 +368,55 @@ impl Drop for PrivateCluster {
     }
 }
 
+/// Makes sure `user` (who runs the server) can reach the cluster folder `dir`: when it cannot
+/// reach `dir`'s parent (only root may enter `/root`), `dir` becomes a link to a folder under
+/// [`REACHABLE_ROOT`] named after that parent, so the data folder still leads to its cluster
+/// and the next start finds it there. A link made before, or a cluster already in `dir`, is
+/// left as it is.
+fn home_reachable_by(user: &str, dir: &Path) -> anyhow::Result<()> {
+    if dir.is_symlink() || dir.join("PG_VERSION").exists() {
+        return Ok(());
+    }
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let parent = parent
+        .canonicalize()
+        .with_context(|| format!("resolving {}", parent.display()))?;
+    let reachable = Command::new("runuser")
+        .args(["-u", user, "--", "test", "-x", path_str(&parent)?])
+        .status()
+        .is_ok_and(|s| s.success());
+    if reachable {
+        return Ok(());
+    }
+    let name = path_str(&parent)?.trim_start_matches('/').replace('/', "-");
+    let home = Path::new(REACHABLE_ROOT)
+        .join(name)
+        .join(dir.file_name().unwrap_or("pg".as_ref()));
+    std::fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    if dir.exists() {
+        // An empty folder from an earlier, failed start; anything else is not ours to move.
+        std::fs::remove_dir(dir).with_context(|| {
+            format!(
+                "{} is not empty and user {user} cannot reach it",
+                dir.display()
+            )
+        })?;
+    }
+    std::os::unix::fs::symlink(&home, dir)
+        .with_context(|| format!("linking {} to {}", dir.display(), home.display()))?;
+    tracing::info!(
+        cluster = %home.display(),
+        link = %dir.display(),
+        "PostgreSQL cannot run as root and user {user} cannot reach the data folder: \
+         the cluster lives where it can, linked from the data folder"
+    );
+    Ok(())
+}
+
 fn path_str(p: &Path) -> anyhow::Result<&str> {
     p.to_str()
         .with_context(|| format!("{} is not valid UTF-8", p.display()))
@@ -436,5 +493,48 @@ pub fn restart_test_cluster() -> anyhow::Result<()> {
     match TEST_CLUSTER.get() {
         Some(Ok(c)) => c.restart(),
         _ => bail!("no test cluster is running"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As root, a cluster asked for in a folder `postgres` cannot enter (a 0700 folder of
+    /// root's, as `/root` is) starts anyway, under [`REACHABLE_ROOT`], linked from there.
+    #[tokio::test]
+    async fn as_root_a_cluster_in_a_folder_postgres_cannot_reach_lives_where_it_can() {
+        if !running_as_root() {
+            return; // Only root is refused by PostgreSQL; a normal user's folder is its own.
+        }
+        let private = tempfile::Builder::new()
+            .prefix("qi-root-only-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(private.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let dir = private.path().join("pg");
+        let started = {
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || PrivateCluster::start(&dir, Durability::Throwaway))
+                .await
+                .unwrap()
+        };
+        let home = Path::new(REACHABLE_ROOT).join(
+            path_str(&private.path().canonicalize().unwrap())
+                .unwrap()
+                .trim_start_matches('/')
+                .replace('/', "-"),
+        );
+        let result = async {
+            let cluster = started?;
+            cluster.create_database("reached").await?;
+            anyhow::Ok(())
+        }
+        .await;
+        let link = std::fs::read_link(&dir);
+        let _ = std::fs::remove_dir_all(&home);
+        result.unwrap();
+        assert_eq!(link.unwrap(), home.join("pg"));
     }
 }

@@ -281,9 +281,9 @@ where
                 biased;
                 answer = call => answer,
                 // Cut, or the server gone (the sender dropped): either way, this call ends.
-                _ = cut.wait_for(|c| *c) => Ok(tonic::Status::unavailable(
-                    "the server stopped before this call finished; retry it",
-                )
+                _ = cut.wait_for(|c| *c) => Ok(tonic::Status::from(crate::Error::NotServing {
+                    message: "the server stopped before this call finished; retry it".into(),
+                })
                 .into_http()),
             }
         })

@@ -73,7 +73,7 @@ impl ProjectsApi {
         ));
         let summary = v.check(long_text("engagement_activity.summary", summary, 5000));
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -125,7 +125,7 @@ impl ProjectsApi {
             .map(str::parse)
             .transpose()
             .map_err(|_| bad())?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let rows: Vec<ActivityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM engagement_activity

@@ -300,7 +300,7 @@ impl ProjectsApi {
         let owner = Owner::Site(new.site.clone());
         owner.check_write(ctx)?;
         owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -353,7 +353,7 @@ impl ProjectsApi {
         let pb::GetIdeaRequest { name } = req;
         let (site, id) = parse_name("name", &name)?;
         Owner::Site(site.clone()).check_read(ctx)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let row: Option<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT} WHERE i.site = $1 AND i.id = $2"
         )))
@@ -391,7 +391,7 @@ impl ProjectsApi {
             .map(str::parse)
             .transpose()
             .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let rows: Vec<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "{SELECT}
              WHERE ($1::text[] IS NULL OR i.site = ANY($1))
@@ -423,7 +423,7 @@ impl ProjectsApi {
         req: pb::ReviewIdeaRequest,
     ) -> Result<pb::ReviewIdeaResponse, Error> {
         let pb::ReviewIdeaRequest { name, etag } = req;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
         check_move(&idea, Move::Review, &etag)?;
         sqlx::query("UPDATE idea SET state = 'under_review' WHERE uid = $1")
@@ -444,7 +444,7 @@ impl ProjectsApi {
         let project_id = v.check(names::id_or_new("project_id", &req.project_id));
         v.check(idempotency::validate_request_id(&req.request_id));
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let idea = locate_for_write(&mut tx, ctx, "name", &req.name).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -491,7 +491,7 @@ impl ProjectsApi {
     ) -> Result<pb::DeclineIdeaResponse, Error> {
         let pb::DeclineIdeaRequest { name, reason, etag } = req;
         let reason = long_text("reason", &reason, 1000)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
         check_move(&idea, Move::Decline, &etag)?;
         sqlx::query(
@@ -529,7 +529,7 @@ impl ProjectsApi {
                     )
                 })?
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
         check_move(&idea, Move::Merge, &etag)?;
         let (merged_idea, merged_project) = match target {
@@ -611,7 +611,7 @@ impl ProjectsApi {
     ) -> Result<pb::ReopenIdeaResponse, Error> {
         let pb::ReopenIdeaRequest { name, reason, etag } = req;
         let reason = long_text("reason", &reason, 1000)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
         check_move(&idea, Move::Reopen, &etag)?;
         sqlx::query(

@@ -59,7 +59,7 @@ impl ProjectsApi {
         let kind = v.check(required_enum::<pb::MeasureKind>("measure.kind", *kind));
         let note = v.check(optional_text("measure.note", note, 1000));
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -104,7 +104,7 @@ impl ProjectsApi {
             .map(str::parse)
             .transpose()
             .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let rows: Vec<(i32, MeasureRow)> =
             sqlx::query_as::<_, RankedRow>(sqlx::AssertSqlSafe(format!(
@@ -144,7 +144,7 @@ impl ProjectsApi {
         let id: Uuid = path.children[0]
             .parse()
             .map_err(|_| Error::invalid("name", "a measure's id is a UUID"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::find(&mut tx, ctx, "name", &path, true).await?;
         project.require_open()?;
         let deleted = sqlx::query("DELETE FROM measure WHERE project_uid = $1 AND id = $2")

@@ -195,7 +195,7 @@ impl ProjectsApi {
         };
         let f = validate(cycle, &mut v);
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -237,7 +237,7 @@ impl ProjectsApi {
         let pb::GetPdsaCycleRequest { name } = req;
         let path = projects::parse_path("name", &name, &[COLLECTION])?;
         let number = parse_number("name", &path.children[0])?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::find(&mut conn, ctx, "name", &path, false).await?;
         let row = read(&mut conn, &project, number, &name).await?;
         Ok(pb::GetPdsaCycleResponse {
@@ -257,7 +257,7 @@ impl ProjectsApi {
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
         let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let rows: Vec<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
@@ -302,7 +302,7 @@ impl ProjectsApi {
                 "end_date" => cycle.end_date.is_some(),
                 _ => false,
             })?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let (project, row) = locate_for_write(&mut tx, ctx, "pdsa_cycle.name", &cycle.name).await?;
         check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
         // The stored cycle with the masked fields replaced, validated whole.
@@ -366,7 +366,7 @@ impl ProjectsApi {
         let act_notes = v.check(optional_text("act_notes", &act_notes, 5000));
         let end = v.check(optional_date("end_date", end_date.as_ref()));
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let (project, row) = locate_for_write(&mut tx, ctx, "name", &name).await?;
         check_etag(&etag, row.revision, "the PDSA cycle")?;
         let end = end.or(row.end_date).unwrap_or_else(today);

@@ -159,7 +159,7 @@ impl ProjectsApi {
         }
         v.finish()?;
         let period = period.and_then(Column::column);
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let programme_uid: Option<Uuid> = if programme.is_empty() {
             None
         } else {

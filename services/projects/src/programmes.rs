@@ -268,7 +268,7 @@ impl ProjectsApi {
         let new = NewProgramme::try_from(req.clone())?;
         new.owner.check_write(ctx)?;
         new.owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -304,7 +304,7 @@ impl ProjectsApi {
         req: pb::GetProgrammeRequest,
     ) -> Result<pb::GetProgrammeResponse, Error> {
         let pb::GetProgrammeRequest { name } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut conn, ctx, "name", &name, false).await?;
         Ok(pb::GetProgrammeResponse {
             programme: Some(get(&mut conn, found.uid).await?),
@@ -329,7 +329,7 @@ impl ProjectsApi {
             &page_token,
             &format!("{parent}|{}", kind.unwrap_or("")),
         )?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let rows: Vec<ProgrammeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM programme
              WHERE {LIST_SCOPE_SQL}

@@ -748,7 +748,7 @@ impl ProjectsApi {
     ) -> Result<pb::CreateProjectResponse, Error> {
         let mut new = NewProject::parse(req.clone(), &self.sites)?;
         Owner::Site(new.lead.clone()).check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -770,7 +770,7 @@ impl ProjectsApi {
         req: pb::GetProjectRequest,
     ) -> Result<pb::GetProjectResponse, Error> {
         let pb::GetProjectRequest { name } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut conn, ctx, "name", &name, false).await?;
         Ok(pb::GetProjectResponse {
             project: Some(get(&mut conn, found.uid).await?),
@@ -819,7 +819,7 @@ impl ProjectsApi {
             .map(str::parse)
             .transpose()
             .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let rows: Vec<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM {FROM}
              WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
@@ -867,7 +867,7 @@ impl ProjectsApi {
                 "patient_involvement" => project.patient_involvement != 0,
                 _ => false,
             })?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut tx, ctx, "project.name", &project.name, true).await?;
         check_etag(&project.etag, found.revision, "the project")?;
         found.require_open()?;
@@ -942,7 +942,7 @@ impl ProjectsApi {
         } = req;
         let start = optional_date("start_date", start_date.as_ref())?.unwrap_or_else(today);
         not_future("start_date", start)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut tx, ctx, "name", &name, true).await?;
         check_etag(&etag, found.revision, "the project")?;
         let from = found.state()?;
@@ -991,7 +991,7 @@ impl ProjectsApi {
         let (summary, benefits) = validate_outcome(&outcome, &mut v);
         v.finish()?;
         let end = not_future("end_date", end.unwrap_or_else(today))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut tx, ctx, "name", &name, true).await?;
         check_etag(&etag, found.revision, "the project")?;
         let from = found.state()?;
@@ -1054,7 +1054,7 @@ impl ProjectsApi {
         let end = v.check(optional_date("end_date", end_date.as_ref()));
         v.finish()?;
         let end = not_future("end_date", end.unwrap_or_else(today))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = resolve(&mut tx, ctx, "name", &name, true).await?;
         check_etag(&etag, found.revision, "the project")?;
         let from = found.state()?;

@@ -77,7 +77,7 @@ impl ProjectsApi {
         );
         let note = v.check(optional_text("progress_score.note", note, 1000));
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -121,7 +121,7 @@ impl ProjectsApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let before: i32 = page
             .after_key(0)

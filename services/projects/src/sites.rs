@@ -166,7 +166,7 @@ impl ProjectsApi {
                 format!("{} is not among the configured sites (QI_SITES)", new.code),
             ));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -185,7 +185,7 @@ impl ProjectsApi {
     ) -> Result<pb::GetSiteResponse, Error> {
         let pb::GetSiteRequest { name } = req;
         let code = parse_name("name", &name)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let site = get(&mut conn, &code)
             .await?
             .ok_or_else(|| Error::not_found(&name))?;
@@ -202,7 +202,7 @@ impl ProjectsApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, "")?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (sites, next_page_token) = list(&mut conn, &page).await?;
         Ok(pb::ListSitesResponse {
             sites,

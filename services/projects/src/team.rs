@@ -98,7 +98,7 @@ impl ProjectsApi {
         };
         let new = NewMember::parse(member, &mut v);
         v.finish()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -157,7 +157,7 @@ impl ProjectsApi {
             .map(str::parse)
             .transpose()
             .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let rows: Vec<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM team_member
@@ -190,7 +190,7 @@ impl ProjectsApi {
         let id: Uuid = path.children[0]
             .parse()
             .map_err(|_| Error::invalid("name", "a team member's id is a UUID"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let project = projects::find(&mut tx, ctx, "name", &path, true).await?;
         project.require_open()?;
         let role: Option<String> = sqlx::query_scalar(

@@ -122,7 +122,7 @@ impl ProjectsApi {
         let owner = Owner::Site(new.site.clone());
         owner.check_write(ctx)?;
         owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -155,7 +155,7 @@ impl ProjectsApi {
         let pb::GetWardRequest { name } = req;
         let (site, id) = parse_name("name", &name)?;
         Owner::Site(site.clone()).check_read(ctx)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM ward WHERE site = $1 AND id = $2"
         )))
@@ -180,7 +180,7 @@ impl ProjectsApi {
         } = req;
         let sites = crate::sites::list_scope(ctx, "parent", &parent)?;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let rows: Vec<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM ward
              WHERE ($1::text[] IS NULL OR site = ANY($1)) AND (site, id) > ($2, $3)

@@ -284,7 +284,7 @@ impl ProjectsApi {
         } = req;
         let plan =
             Plan::parse(&wave_plan.ok_or_else(|| Error::invalid("wave_plan", "is required"))?)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = programmes::resolve(&mut tx, ctx, "programme", &programme, true).await?;
         check_etag(&etag, found.revision, "the programme")?;
         found.require_ward_programme()?;
@@ -359,7 +359,7 @@ impl ProjectsApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = programmes::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
         let rows: Vec<WaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -412,7 +412,7 @@ impl ProjectsApi {
         v.finish()?;
         let (site, ward) =
             ward.ok_or_else(|| Error::invalid("ward_enrolment.ward", "is required"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let programme = programmes::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -530,7 +530,7 @@ impl ProjectsApi {
             Some(int_in("wave", wave, 1..=(MAX_WAVES as i32))?)
         };
         let page = Page::parse(page_size, &page_token, &format!("{parent}|{wave:?}"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let programme = programmes::resolve(&mut conn, ctx, "parent", &parent, false).await?;
         let after_wave: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
         let rows: Vec<EnrolmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -578,7 +578,7 @@ impl ProjectsApi {
             etag,
         } = req;
         let day = optional_date("assessment_date", assessment_date.as_ref())?.unwrap_or_else(today);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let (programme, row) = locate_enrolment(&mut tx, ctx, &name).await?;
         check_etag(&etag, row.revision, "the ward enrolment")?;
         let stage = pb::WardStage::from_column(&row.stage)?;
@@ -642,7 +642,7 @@ impl ProjectsApi {
         let day = v.check(optional_date("accredited_date", accredited_date.as_ref()));
         v.finish()?;
         let day = day.unwrap_or_else(today);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let (programme, row) = locate_enrolment(&mut tx, ctx, &name).await?;
         check_etag(&etag, row.revision, "the ward enrolment")?;
         let stage = pb::WardStage::from_column(&row.stage)?;
@@ -698,7 +698,7 @@ impl ProjectsApi {
     ) -> Result<pb::WithdrawWardEnrolmentResponse, Error> {
         let pb::WithdrawWardEnrolmentRequest { name, reason, etag } = req;
         let reason = long_text("reason", &reason, 1000)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let (programme, row) = locate_enrolment(&mut tx, ctx, &name).await?;
         check_etag(&etag, row.revision, "the ward enrolment")?;
         if pb::WardStage::from_column(&row.stage)? == pb::WardStage::Withdrawn {
@@ -730,7 +730,7 @@ impl ProjectsApi {
         req: pb::GetWardProgrammeProgressRequest,
     ) -> Result<pb::GetWardProgrammeProgressResponse, Error> {
         let pb::GetWardProgrammeProgressRequest { programme } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = programmes::resolve(&mut conn, ctx, "programme", &programme, false).await?;
         found.require_ward_programme()?;
         let name = found.name()?;

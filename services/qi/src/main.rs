@@ -401,7 +401,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             token,
             demo: true,
         } => {
-            let r = qi::demo::seed(&gateway, &token, &qi::demo::Options::default()).await?;
+            // Paced for the gateway's rate limit as this environment configures it.
+            let options = qi::demo::Options::paced_for(&config);
+            let r = qi::demo::seed(&gateway, &token, &options).await?;
             eprintln!(
                 "demo trust in {:.1} s: {} created, {} already there, {} advanced; staff: {} rows, {} inserted, {} updated, {} unchanged",
                 r.elapsed.as_secs_f64(),

@@ -59,7 +59,7 @@ impl TrainingApi {
     ) -> Result<pb::CreateCourseResponse, Error> {
         let new = courses::NewCourse::try_from(req.clone())?;
         Owner::Trust.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -78,7 +78,7 @@ impl TrainingApi {
         if owner != Owner::Trust {
             return Err(Error::not_found(name));
         }
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let course = courses::get(&mut conn, &id)
             .await?
             .ok_or_else(|| Error::not_found(&name))?;
@@ -103,7 +103,7 @@ impl TrainingApi {
             ));
         }
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (courses, next_page_token) = courses::list(&mut conn, &page).await?;
         Ok(pb::ListCoursesResponse {
             courses,
@@ -119,7 +119,7 @@ impl TrainingApi {
         let new = cohorts::NewCohort::try_from(req.clone())?;
         new.owner.check_write(ctx)?;
         new.owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
@@ -141,7 +141,7 @@ impl TrainingApi {
         let (owner, id) = names::parse_name("name", &name, cohorts::COLLECTION)?;
         // Authorization before existence: no answer about another site's cohorts.
         owner.check_read(ctx)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let cohort = cohorts::get(&mut conn, &owner, &id)
             .await?
             .ok_or_else(|| Error::not_found(&name))?;
@@ -162,7 +162,7 @@ impl TrainingApi {
         } = req;
         let list_parent = ListParent::parse("parent", &parent)?;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (cohorts, next_page_token) = cohorts::list(&mut conn, ctx, &list_parent, &page).await?;
         Ok(pb::ListCohortsResponse {
             cohorts,
@@ -178,7 +178,7 @@ impl TrainingApi {
         let plan = cohorts::Plan::try_from(req.clone())?;
         plan.owner.check_write(ctx)?;
         plan.owner.check_known("parent", &self.sites)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &plan.request_id, &req).await? {
             return Ok(saved);
         }
@@ -200,7 +200,7 @@ impl TrainingApi {
             update_mask,
         } = req;
         let cohort = cohort.ok_or_else(|| Error::invalid("cohort", "is required"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::resolve(&mut tx, ctx, "cohort.name", &cohort.name, true, true).await?;
         let updated = cohorts::update(&mut tx, &found, cohort, update_mask.as_ref()).await?;
         tx.commit().await?;
@@ -217,7 +217,7 @@ impl TrainingApi {
         to: cohorts::CohortState,
         reason: Option<&str>,
     ) -> Result<pb::Cohort, Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::resolve(&mut tx, ctx, "name", name, true, true).await?;
         let cohort = cohorts::transition(&mut tx, &found, to, etag, reason).await?;
         tx.commit().await?;
@@ -230,7 +230,7 @@ impl TrainingApi {
         req: pb::ListSessionsRequest,
     ) -> Result<pb::ListSessionsResponse, Error> {
         let pb::ListSessionsRequest { parent } = req;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::resolve(&mut conn, ctx, "parent", &parent, false, false).await?;
         Ok(pb::ListSessionsResponse {
             sessions: sessions::list(&mut conn, &found).await?,
@@ -249,7 +249,7 @@ impl TrainingApi {
         let session = session.ok_or_else(|| Error::invalid("session", "is required"))?;
         let (owner, cohort_id, number) = sessions::parse_name("session.name", &session.name)?;
         owner.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::locate(&mut tx, &owner, &cohort_id, true)
             .await?
             .ok_or_else(|| Error::not_found(&session.name))?;
@@ -272,7 +272,7 @@ impl TrainingApi {
             .as_ref()
             .map(|e| e.staff.clone())
             .ok_or_else(|| Error::invalid("enrolment", "is required"))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::resolve(&mut tx, ctx, "parent", &req.parent, true, true).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
@@ -295,7 +295,7 @@ impl TrainingApi {
         let pb::WithdrawEnrolmentRequest { name } = req;
         let (owner, cohort_id, number) = enrolments::parse_name("name", &name)?;
         owner.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::locate(&mut tx, &owner, &cohort_id, true)
             .await?
             .ok_or_else(|| Error::not_found(&name))?;
@@ -318,7 +318,7 @@ impl TrainingApi {
             page_token,
         } = req;
         let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::resolve(&mut conn, ctx, "parent", &parent, false, false).await?;
         let (enrolments, next_page_token) =
             enrolments::list(&mut conn, &found, &page, ctx.sites.sql_filter()).await?;
@@ -336,7 +336,7 @@ impl TrainingApi {
         let pb::RecordAttendanceRequest { session, records } = req;
         let (owner, cohort_id, number) = sessions::parse_name("session", &session)?;
         owner.check_write(ctx)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
         let found = cohorts::locate(&mut tx, &owner, &cohort_id, true)
             .await?
             .ok_or_else(|| Error::not_found(&session))?;
@@ -353,7 +353,7 @@ impl TrainingApi {
     ) -> Result<pb::GetStaffResponse, Error> {
         let pb::GetStaffRequest { name } = req;
         let parsed = staff::parse_name("name", &name)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let row = staff::require(&mut conn, ctx, &name, &parsed).await?;
         Ok(pb::GetStaffResponse {
             staff: Some(row.into()),
@@ -373,7 +373,7 @@ impl TrainingApi {
         } = req;
         let list_parent = ListParent::parse("parent", &parent)?;
         let page = Page::parse(page_size, &page_token, &format!("{parent}|{show_inactive}"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (staff, next_page_token) =
             staff::list(&mut conn, ctx, &list_parent, show_inactive, &page).await?;
         Ok(pb::ListStaffResponse {
@@ -389,7 +389,7 @@ impl TrainingApi {
     ) -> Result<pb::GetTrainingRecordResponse, Error> {
         let pb::GetTrainingRecordRequest { staff: name } = req;
         let parsed = staff::parse_name("staff", &name)?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let person = staff::require(&mut conn, ctx, &name, &parsed).await?;
         let enrolments = enrolments::of_staff(&mut conn, &person.employee_number).await?;
         let completions = register::of_staff(&mut conn, &person.employee_number).await?;
@@ -437,7 +437,7 @@ impl TrainingApi {
             from,
             before,
         };
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (completions, next_page_token) =
             register::list(&mut conn, ctx, &list_parent, &filter, &page).await?;
         Ok(pb::ListCompletionsResponse {
@@ -467,7 +467,7 @@ impl TrainingApi {
         let before = v.check(optional_date("end_date", end_date.as_ref()));
         v.finish()?;
         let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = qi_platform::db::begin(&self.pool).await?;
         register::summary(&mut conn, ctx, &list_parent, period, from, before).await
     }
 
@@ -483,7 +483,9 @@ impl TrainingApi {
             qi_platform::calendar::today(),
             stream,
         );
-        tokio::spawn(sync)
+        // A spawned task is outside the call's deadline scope: carry it over.
+        let deadline = qi_platform::deadline::CallDeadline::current();
+        tokio::spawn(qi_platform::deadline::within(deadline, sync))
             .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("the sync task failed: {e}")))?
     }
@@ -768,11 +770,11 @@ impl TrainingService for TrainingApi {
             let (tx, rx) = tokio::sync::mpsc::channel(2);
             tokio::spawn(async move {
                 loop {
-                    let page = match pool.acquire().await {
+                    let page = match qi_platform::db::begin(&pool).await {
                         Ok(mut conn) => {
                             register::changes_since(&mut conn, cursor, EXPORT_PAGE).await
                         }
-                        Err(e) => Err(Error::from(e)),
+                        Err(e) => Err(e),
                     };
                     let done = match page {
                         Ok(changes) => {

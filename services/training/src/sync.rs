@@ -73,7 +73,7 @@ pub(crate) async fn run(
         .await?
         .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
     batch.push(first, &mut data)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = qi_platform::db::begin(&pool).await?;
     sqlx::query(CREATE_SYNC_ROW).execute(&mut *tx).await?;
     let mut copy = tx.copy_in_raw(COPY_ROWS).await?;
     match copy_rest(&mut copy, &mut batch, &mut stream, data).await {
@@ -88,6 +88,8 @@ pub(crate) async fn run(
             return Err(e);
         }
     }
+    // The copy may have taken most of the call's budget: the merge gets what is left.
+    qi_platform::db::tighten(&mut tx).await?;
     let response = batch.merge(&mut tx).await?;
     tx.commit().await?;
     Ok(response)
@@ -386,6 +388,7 @@ impl SyncBatch {
             if self.received > MAX_ROWS {
                 return Err(Error::ResourceExhausted {
                     message: format!("a sync carries at most {MAX_ROWS} rows; split the extract"),
+                    retry_after: None,
                 });
             }
             let sent_number = qi_platform::names::clip(&row.employee_number);

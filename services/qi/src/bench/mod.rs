@@ -27,6 +27,13 @@ use serde_json::{Value, json};
 pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
+/// Connection options for the bench's own pools (baselines, set-up): without the NOTICEs its
+/// `TRUNCATE … CASCADE` and `DROP SCHEMA … CASCADE` raise, which sqlx logs at INFO, one a
+/// line, through the report. The services' pools do the same (`qi_platform::db::connect`).
+fn quiet(options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
+    options.options([("client_min_messages", "warning")])
+}
+
 /// A scenario, named on the command line as clap spells it (`hr-sync`); all of them run in
 /// this order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

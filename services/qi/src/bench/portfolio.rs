@@ -152,7 +152,8 @@ pub(super) async fn portfolio(d: &Deployment, effort: Effort) -> anyhow::Result<
     let raw = PgPoolOptions::new()
         .max_connections(2)
         .connect_with(
-            PgConnectOptions::from_str(&d.database_url)?.options([("search_path", "projects")]),
+            super::quiet(PgConnectOptions::from_str(&d.database_url)?)
+                .options([("search_path", "projects")]),
         )
         .await?;
     eprintln!("  loading {ideas} ideas and {projects} projects…");
@@ -298,6 +299,10 @@ pub(super) async fn portfolio(d: &Deployment, effort: Effort) -> anyhow::Result<
 
 /// The summary's two statements, as the service runs them for a trust-wide caller.
 async fn raw_summary(pool: &sqlx::PgPool, period: Option<&str>) -> Result<(), sqlx::Error> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut conn = pool.acquire().await?;
     sqlx::query(IDEAS_SQL)
         .bind(None::<Vec<String>>)

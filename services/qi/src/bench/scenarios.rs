@@ -432,7 +432,7 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
 pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let admin = PgPoolOptions::new()
         .max_connections(2)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     sqlx::query("CREATE SCHEMA IF NOT EXISTS bench")
         .execute(&admin)
@@ -492,6 +492,10 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             sqlx::query("TRUNCATE bench.staff_copy")
                 .execute(&admin)
                 .await?;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the raw-SQL baseline, outside any call"
+            )]
             let mut conn = admin.acquire().await?;
             let t = Instant::now();
             let mut copy = conn
@@ -614,7 +618,7 @@ const COHORT_READ: &str = "SELECT c.site, c.id, c.course_id, c.display_name, c.s
 pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let raw = PgPoolOptions::new()
         .max_connections(32)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     let token = bearer(&d.token("bench-team", &["improvement_team"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone());
@@ -810,6 +814,10 @@ where
 
 /// What the training service does for CreateCohort of a one-session course, as raw SQL.
 async fn raw_create(pool: &sqlx::PgPool, id: &str) -> Result<(), sqlx::Error> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut tx = pool.begin().await?;
     let sessions: i32 =
         sqlx::query_scalar("SELECT session_count FROM training.course WHERE id = 'qsir-fund'")
@@ -1007,6 +1015,10 @@ async fn copy_measurements(admin: &sqlx::PgPool, table: &str, text: &str) -> any
     sqlx::query(sqlx::AssertSqlSafe(format!("TRUNCATE {table}")))
         .execute(admin)
         .await?;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
     let mut conn = admin.acquire().await?;
     let statement = format!(
         "COPY {table} (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex,
@@ -1029,7 +1041,7 @@ pub(super) async fn ingest(d: &Deployment, effort: Effort) -> anyhow::Result<Out
     let n = bulk_rows(effort);
     let admin = PgPoolOptions::new()
         .max_connections(2)
-        .connect_with(PgConnectOptions::from_str(&d.database_url)?)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
         .await?;
     let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
     let client: MetricClient =

@@ -18,6 +18,7 @@ mod training;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -25,6 +26,7 @@ use chrono::NaiveDate;
 use qi_proto::metrics::metric_service_client::MetricServiceClient;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
 use qi_proto::training::training_service_client::TrainingServiceClient;
+use tonic::codegen::{Service, http};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -49,16 +51,33 @@ pub const PROJECTS_IN_PROGRESS: i64 = 99;
 /// Wards in the ward programme.
 pub const WARDS_IN_PROGRAMME: i64 = 60;
 
-/// How big a demo to load.
+/// How big a demo to load, and how fast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
     /// Staff in the HR extract (the trained colleagues are drawn from them; at least 3,000).
     pub staff: u32,
+    /// The gateway's per-caller rate (`QI_RATE_LIMIT_PER_SUBJECT`, 0 = none): the loader
+    /// paces its calls under it instead of being refused and retrying.
+    pub rate_per_second: u32,
+    /// The gateway's burst above that rate (`QI_RATE_LIMIT_BURST`).
+    pub rate_burst: u32,
+}
+
+impl Options {
+    /// The full demo, paced for a gateway configured as `config` says.
+    pub fn paced_for(config: &qi_platform::Config) -> Self {
+        Options {
+            staff: FULL_STAFF,
+            rate_per_second: config.rate_limit_per_subject,
+            rate_burst: config.rate_limit_burst,
+        }
+    }
 }
 
 impl Default for Options {
+    /// The full demo, paced for a gateway with the default limits.
     fn default() -> Self {
-        Options { staff: FULL_STAFF }
+        Self::paced_for(&qi_platform::Config::defaults())
     }
 }
 
@@ -147,7 +166,8 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
         "the demo's story runs to {AS_OF}, and this machine's clock says {today}: set the clock right"
     );
     let started = Instant::now();
-    let api = Api::connect(gateway, token).await?;
+    let pace = Pace::new(options.rate_per_second, options.rate_burst);
+    let api = Api::connect(gateway, token, pace).await?;
     let mut tally = Tally::default();
     // The organisation first: everything else names its sites and wards.
     let org = crate::seed::reference_trust(gateway, token).await?;
@@ -212,7 +232,81 @@ impl tonic::service::Interceptor for Bearer {
     }
 }
 
-type Svc = InterceptedService<Channel, Bearer>;
+type Svc = InterceptedService<Paced, Bearer>;
+
+/// Spaces the loader's calls so the gateway's per-caller rate limit never refuses them: the
+/// loader is a caller like any other (no exemption a token could claim), and one that keeps
+/// to its rate. A GCRA schedule at the gateway's rate with half its burst, the other half
+/// slack for calls that arrive closer together than they were sent.
+#[derive(Debug)]
+pub(crate) struct Pace {
+    interval: Duration,
+    slack: Duration,
+    /// When the next call would be due at the steady rate.
+    due: std::sync::Mutex<tokio::time::Instant>,
+}
+
+impl Pace {
+    /// `None` when the gateway has no rate limit.
+    fn new(per_second: u32, burst: u32) -> Option<Arc<Pace>> {
+        (per_second > 0).then(|| {
+            let interval = Duration::from_secs(1) / per_second;
+            let burst = burst.max(per_second) / 2;
+            Arc::new(Pace {
+                interval,
+                slack: interval * burst.saturating_sub(1),
+                due: std::sync::Mutex::new(tokio::time::Instant::now()),
+            })
+        })
+    }
+
+    /// Waits for this call's turn.
+    async fn turn(&self) {
+        let at = {
+            let Ok(mut due) = self.due.lock() else { return };
+            let now = tokio::time::Instant::now();
+            let at = due.checked_sub(self.slack).map_or(now, |t| t.max(now));
+            *due = (*due).max(now) + self.interval;
+            at
+        };
+        tokio::time::sleep_until(at).await;
+    }
+}
+
+/// The gateway channel, each call taking its turn from the [`Pace`] first.
+#[derive(Debug, Clone)]
+pub(crate) struct Paced {
+    channel: Channel,
+    pace: Option<Arc<Pace>>,
+}
+
+impl Service<http::Request<tonic::body::Body>> for Paced {
+    type Response = <Channel as Service<http::Request<tonic::body::Body>>>::Response;
+    type Error = <Channel as Service<http::Request<tonic::body::Body>>>::Error;
+    type Future = std::pin::Pin<
+        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        Service::poll_ready(&mut self.channel, cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        // The channel made ready goes with the call; this one keeps a fresh clone.
+        let fresh = self.channel.clone();
+        let mut ready = std::mem::replace(&mut self.channel, fresh);
+        let pace = self.pace.clone();
+        Box::pin(async move {
+            if let Some(pace) = pace {
+                pace.turn().await;
+            }
+            Service::call(&mut ready, req).await
+        })
+    }
+}
 
 /// Clients of the three services, through the gateway.
 #[derive(Clone)]
@@ -223,12 +317,13 @@ pub(crate) struct Api {
 }
 
 impl Api {
-    async fn connect(gateway: &str, token: &str) -> anyhow::Result<Api> {
+    async fn connect(gateway: &str, token: &str, pace: Option<Arc<Pace>>) -> anyhow::Result<Api> {
         let channel = tonic::transport::Endpoint::from_shared(gateway.to_owned())
             .with_context(|| format!("{gateway} is not a URL"))?
             .connect()
             .await
             .with_context(|| format!("connecting to the gateway at {gateway}"))?;
+        let channel = Paced { channel, pace };
         let bearer = Bearer(
             format!("Bearer {token}")
                 .parse()
@@ -247,8 +342,9 @@ impl Api {
 }
 
 /// Makes one call, again after a pause while the gateway says the caller is over its rate
-/// (or a service is briefly out of connections): both refuse before doing anything, so a
-/// retry is safe. Any other error is returned.
+/// (the [`Pace`] keeps it under, but other replicas' or callers' clocks are not ours) or a
+/// service is briefly out of connections: both refuse before doing anything, so a retry is
+/// safe. Any other error is returned.
 pub(crate) async fn call<T, F, Fut>(mut f: F) -> Result<T, Status>
 where
     F: FnMut() -> Fut,
@@ -368,7 +464,12 @@ pub async fn seed_on_first_start(
     } else {
         gateway_addr
     };
-    let report = seed(&format!("http://{host}"), &token, &Options::default()).await?;
+    let report = seed(
+        &format!("http://{host}"),
+        &token,
+        &Options::paced_for(config),
+    )
+    .await?;
     std::fs::write(
         &marker,
         format!(
@@ -387,7 +488,10 @@ mod tests {
     #[test]
     fn the_demo_shows_just_over_seven_hundred_trained() {
         for staff in [FULL_STAFF, 3_000] {
-            let e = expected(&Options { staff });
+            let e = expected(&Options {
+                staff,
+                ..Options::default()
+            });
             let trained: i64 = e.staff_trained.values().sum();
             eprintln!("{staff}: {:?}", e);
             assert!((701..=760).contains(&trained), "{trained} trained");

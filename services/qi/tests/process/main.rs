@@ -211,11 +211,26 @@ fn bad_configuration_exits_64_naming_the_variable() {
 }
 
 #[test]
+fn a_secret_under_32_bytes_exits_64_naming_the_variable_not_the_secret() {
+    for var in ["QI_JWT_SECRET", "QI_ACCESS_KEY"] {
+        let out = Command::new(QI)
+            .args(["serve", "training"])
+            .env(var, "hunter2-hunter2")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{var}: {stderr}");
+        assert!(stderr.contains(var), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
+}
+
+#[test]
 fn serve_without_a_database_url_says_what_is_missing() {
     let out = Command::new(QI)
         .args(["serve", "training"])
         .env_remove("QI_DATABASE_URL")
-        .env("QI_ACCESS_KEY", "k")
+        .env("QI_ACCESS_KEY", "k".repeat(32))
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -231,6 +246,7 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
             "bench",
             "--quick",
             "gateway",
+            "hr-sync",
             "portfolio",
             "memory",
             "--json",
@@ -244,6 +260,9 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // PostgreSQL's NOTICEs (a TRUNCATE's cascade, a schema that exists) are not logged.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("sqlx::postgres::notice"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
     let scenarios = report["scenarios"].as_array().unwrap();
@@ -251,7 +270,7 @@ fn qi_bench_quick_writes_a_report_with_figures_and_targets() {
         .iter()
         .map(|s| s["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["gateway", "portfolio", "memory"]);
+    assert_eq!(names, ["gateway", "hr-sync", "portfolio", "memory"]);
     for s in scenarios {
         assert!(!s["figures"].as_object().unwrap().is_empty());
         for t in s["targets"].as_array().unwrap() {
