@@ -10,12 +10,14 @@ mod authorize;
 mod client;
 mod codec;
 mod frame;
+mod guard;
 mod health;
 mod overview;
 pub mod policy;
 mod proxy;
 mod ratelimit;
 pub mod retention;
+mod signing;
 mod wire;
 
 use std::collections::HashMap;

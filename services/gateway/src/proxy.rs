@@ -5,7 +5,8 @@
 //! A call carrying one message (unary or server-streaming) is forwarded as raw HTTP/2: its
 //! frame is read and checked, the same bytes go on, and the answer (headers, messages,
 //! trailers) is relayed as it arrives, with no codec on either side. Client streams (the HR
-//! sync) go through tonic's codec, which hands over each message to be checked as it passes.
+//! sync) go through tonic's codec, which hands over each message to be checked as it passes
+//! ([`crate::guard`]). Access contexts are signed once and reused ([`crate::signing`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,7 @@ use http::uri::PathAndQuery;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
 use qi_platform::config::Cidr;
 use qi_platform::deadline::{self, CallDeadline};
-use qi_platform::{AccessContext, Error, SiteCode, SiteScope};
+use qi_platform::{AccessContext, Error, SiteCode};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::body::Body;
@@ -39,8 +40,10 @@ use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
-use crate::policy::{Method, Policy, RequestType};
+use crate::guard::Guarded;
+use crate::policy::{Method, Policy};
 use crate::ratelimit::RateLimiter;
+use crate::signing::SignedContexts;
 
 /// Everything a forwarded call needs.
 pub struct Gateway {
@@ -55,7 +58,7 @@ pub struct Gateway {
     /// The gateway's own schema (the audit trail), for its own methods.
     pool: PgPool,
     /// Signed contexts ready to forward, by method and subject.
-    contexts: Mutex<SignedContexts>,
+    contexts: SignedContexts,
     /// The trust's sites (`QI_SITES`).
     sites: Vec<SiteCode>,
     /// Whose `X-Forwarded-For` is believed (`QI_TRUSTED_PROXIES`).
@@ -63,28 +66,6 @@ pub struct Gateway {
     /// Failed authentications per client address (`QI_AUTH_FAILURE_RATE`), if limited.
     failures: Option<RateLimiter>,
 }
-
-/// Access contexts signed recently, as header values ready to forward: a dashboard calling
-/// one method thousands of times needs one signature and one header value, not one per
-/// call. Keyed by method, then subject; the roles and sites must match too.
-#[derive(Default)]
-struct SignedContexts {
-    by_method: HashMap<String, HashMap<String, Vec<SignedContext>>>,
-    len: usize,
-}
-
-struct SignedContext {
-    roles: Vec<String>,
-    sites: SiteScope,
-    value: MetadataValue<Ascii>,
-    signed_at: Instant,
-}
-
-/// How long a signed context is reused. The signer's contexts live at least 60 s beyond the
-/// longest call (see `component`), so one reused at the end of this still outlives any call.
-const CONTEXT_REUSE: Duration = Duration::from_secs(30);
-/// The most signed contexts kept.
-const CONTEXTS_MAX: usize = 10_000;
 
 /// What a [`Gateway`] is made of.
 pub struct GatewayParts {
@@ -146,58 +127,16 @@ impl Gateway {
             audit,
             limiter,
             pool,
-            contexts: Mutex::default(),
+            contexts: SignedContexts::default(),
             sites,
             trusted_proxies,
             failures,
         }
     }
 
-    /// The signed access context for `ctx` as a header value, reused while fresh (forwarded
-    /// calls and the overview's sub-calls alike).
+    /// The signed access context for `ctx` as a header value (see [`crate::signing`]).
     pub(crate) fn signed(&self, ctx: &AccessContext) -> Result<MetadataValue<Ascii>, Status> {
-        let now = Instant::now();
-        let fresh = |c: &&SignedContext| {
-            c.roles == ctx.roles
-                && c.sites == ctx.sites
-                && now.duration_since(c.signed_at) < CONTEXT_REUSE
-        };
-        if let Ok(cache) = self.contexts.lock()
-            && let Some(hit) = cache
-                .by_method
-                .get(&ctx.method)
-                .and_then(|m| m.get(&ctx.subject))
-                .and_then(|v| v.iter().find(fresh))
-        {
-            return Ok(hit.value.clone());
-        }
-        let signed = self.signer.sign(ctx).map_err(|e| {
-            Error::Internal(anyhow::Error::new(e).context("signing the access context"))
-        })?;
-        let value = MetadataValue::try_from(signed).map_err(|e| {
-            Error::Internal(anyhow::Error::new(e).context("the signed access context as a header"))
-        })?;
-        if let Ok(mut cache) = self.contexts.lock() {
-            if cache.len >= CONTEXTS_MAX {
-                *cache = SignedContexts::default();
-            }
-            let entries = cache
-                .by_method
-                .entry(ctx.method.clone())
-                .or_default()
-                .entry(ctx.subject.clone())
-                .or_default();
-            entries.retain(|c| !(c.roles == ctx.roles && c.sites == ctx.sites));
-            entries.push(SignedContext {
-                roles: ctx.roles.clone(),
-                sites: ctx.sites.clone(),
-                value: value.clone(),
-                signed_at: now,
-            });
-            // Counts insertions (a refresh too): a bound, not an exact size.
-            cache.len += 1;
-        }
-        Ok(value)
+        self.contexts.signed(&self.signer, ctx)
     }
 
     /// The channel to a backend service, by full name.
@@ -573,82 +512,6 @@ impl Gateway {
             Ok(status) = aborted => Err(status),
             res = call => res,
         }
-    }
-}
-
-/// The inbound half of a forwarded client stream: passes messages that satisfy the policy;
-/// on a refused message or a broken stream it signals the abort and never ends cleanly.
-struct Guarded {
-    client: Option<IpAddr>,
-    inbound: Streaming<Bytes>,
-    policy: Policy,
-    input: RequestType,
-    principal: Principal,
-    abort: Option<oneshot::Sender<Status>>,
-    audit: AuditLog,
-    path: String,
-    trace_id: String,
-}
-
-impl tokio_stream::Stream for Guarded {
-    type Item = Bytes;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if self.abort.is_none() {
-            // Aborted: stay open until the call is dropped.
-            return Poll::Pending;
-        }
-        let failure = match std::task::ready!(Pin::new(&mut self.inbound).poll_next(cx)) {
-            None => return Poll::Ready(None),
-            Some(Ok(message)) => {
-                // Each message of the stream is bounded on its own, as the service decodes it.
-                let decision = authorize::check_message(&self.policy, &self.principal, &message)
-                    .and_then(|_| self.input.check_bounds(&message));
-                match decision {
-                    Ok(()) => return Poll::Ready(Some(message)),
-                    Err(status) => {
-                        let resource =
-                            crate::wire::find_string(&message, &self.policy.resource_path)
-                                .ok()
-                                .flatten();
-                        self.audit.record(AuditEvent {
-                            time: chrono::Utc::now(),
-                            subject: self.principal.subject.clone(),
-                            method: self.path.clone(),
-                            site: resource.as_deref().and_then(authorize::site_of),
-                            resource,
-                            allowed: false,
-                            code: format!("{:?}", status.code()),
-                            reason: status.message().to_owned(),
-                            trace_id: self.trace_id.clone(),
-                            client_address: self.client.map(|a| a.to_string()),
-                            count: 1,
-                        });
-                        status
-                    }
-                }
-            }
-            // tonic's decoder says OUT_OF_RANGE; gRPC answers an oversized message
-            // RESOURCE_EXHAUSTED, as the gateway does for unary calls.
-            Some(Err(status)) if status.code() == tonic::Code::OutOfRange => {
-                Error::ResourceExhausted {
-                    message: status.message().to_owned(),
-                    retry_after: None,
-                }
-                .into()
-            }
-            Some(Err(status)) => {
-                tracing::debug!(error = %status.message(), "a client's stream broke");
-                Error::Cancelled {
-                    message: "the client's stream broke".into(),
-                }
-                .into()
-            }
-        };
-        if let Some(abort) = self.abort.take() {
-            let _ = abort.send(failure);
-        }
-        Poll::Pending
     }
 }
 
