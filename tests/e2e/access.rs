@@ -1,4 +1,4 @@
-//! The gateway's access rules (DESIGN.md, "Access model") as a client meets them.
+//! The gateway's access rules (the shared design's access model, summarised in the README's Access section) as a client meets them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

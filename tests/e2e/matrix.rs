@@ -1,4 +1,4 @@
-//! The access matrix (DESIGN.md, "Access model"), generated from the compiled contracts so a
+//! The access matrix (the shared design's access model, summarised in the README's Access section), generated from the compiled contracts so a
 //! new RPC cannot escape it: every method of every `qi.*` service is called with no token, a
 //! bad token, the wrong role, an own-site caller, an other-site caller, a trust-wide caller,
 //! and a site caller naming a trust-wide resource, each expecting the code its policy

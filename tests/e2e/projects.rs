@@ -2596,7 +2596,7 @@ async fn the_portfolio_counts_a_known_data_set_by_site_programme_and_period() {
 
 /// The portfolio summary over 10,000 ideas and 2,000 projects, through the gateway: loads
 /// the data set with set-based SQL, then times 100 calls and prints the distribution.
-/// A measurement, not a test of speed (DESIGN.md): run it with
+/// A measurement, not a test of speed (the team's rule: speed is measured by `qi bench`, never asserted): run it with
 /// `cargo test --release -p qi-e2e --test e2e portfolio_summary_timing -- --ignored --nocapture`.
 #[tokio::test]
 #[ignore = "a measurement: run it by name with --ignored --nocapture"]

@@ -1,5 +1,5 @@
 //! The gateway's access decision for one call, from the method's policy, the caller and the
-//! request's resource field (DESIGN.md, "Access model"): role, then trust-wide-only, then
+//! request's resource field (the shared design's access model, summarised in the README's Access section): role, then trust-wide-only, then
 //! the site the request names. The services apply the same scope again in their SQL.
 
 use qi_platform::Error;

@@ -4,7 +4,7 @@
 //! different request body is refused. Concurrent repeats serialize on the primary key: the
 //! second waits for the first transaction and then replays its response.
 //!
-//! Each service's migrations create the table (see `migrations/*_idempotency.sql`); rows
+//! Each service's first migration creates its `idempotency` table; rows
 //! older than [`RETENTION`] are purged by [`purge_periodically`], which every service runs
 //! while it serves (`QI_IDEMPOTENCY_PURGE_INTERVAL_MS`).
 
