@@ -82,21 +82,24 @@ async fn wait_serving(port: u16, child: &mut Child) {
     }
 }
 
+/// Waits for `child` to exit, failing the test if it is still running after `limit`. Sleeps
+/// on the runtime, so this test's own connections can answer the server's GOAWAY.
+async fn exited(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("qi is inspectable") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "qi still running {limit:?} on");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn stop_child(mut child: Child, log: &std::path::Path) -> Duration {
     let pid = Pid::from_raw(child.id() as i32);
     let asked = Instant::now();
     kill(pid, Signal::SIGTERM).expect("signal qi");
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("qi is inspectable") {
-            break status;
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(30),
-            "qi did not stop on SIGTERM"
-        );
-        // Sleep on the runtime, so this test's own connections can answer the server's GOAWAY.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited(&mut child, Duration::from_secs(30)).await;
     assert!(
         status.success(),
         "qi up exited with {status}: {}",
@@ -399,16 +402,12 @@ async fn sigterm_lets_a_call_in_flight_finish_and_refuses_new_ones() {
         (200, 200, 0)
     );
 
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("qi is inspectable") {
-            break status;
-        }
-        assert!(
-            asked.elapsed() < Duration::from_secs(15),
-            "qi did not exit within its 5 s grace period (and margin)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // 15 s from the SIGTERM: its 5 s grace period and a margin.
+    let status = exited(
+        &mut child,
+        Duration::from_secs(15).saturating_sub(asked.elapsed()),
+    )
+    .await;
     assert!(
         status.success(),
         "qi up exited with {status}: {}",
@@ -630,16 +629,7 @@ async fn sigterm_with_the_database_hanging_under_load_stops_in_time_and_loses_no
     let asked = Instant::now();
     kill(pid, Signal::SIGTERM).expect("signal qi");
     let ceiling = grace + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("qi is inspectable") {
-            break status;
-        }
-        assert!(
-            asked.elapsed() < ceiling,
-            "qi up still running {ceiling:?} after SIGTERM with its database hanging"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exited(&mut child, ceiling).await;
     let output = std::fs::read_to_string(&log).unwrap();
     assert!(
         !output.contains("dropped"),
@@ -704,17 +694,7 @@ async fn qi_up_restarts_its_private_cluster_and_gives_up_clearly_when_it_cannot(
     // A cluster that cannot start (its files from another version): qi up gives up.
     std::fs::write(data.join("pg").join("PG_VERSION"), "9\n").unwrap();
     kill(postmaster(&data), Signal::SIGKILL).expect("kill the postmaster");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("qi is inspectable") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "qi up kept running without a database"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let status = exited(&mut child, Duration::from_secs(60)).await;
     let output = std::fs::read_to_string(&log).unwrap();
     assert!(!status.success(), "{status}");
     assert!(output.contains("could not be restarted"), "{output}");

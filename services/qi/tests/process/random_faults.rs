@@ -26,7 +26,8 @@ use tonic::Code;
 use tonic::metadata::{Ascii, MetadataValue};
 
 use crate::{
-    announced_port, audit_rows, logged_audit_events, postmaster, token, up_with, wait_serving,
+    announced_port, audit_rows, exited, logged_audit_events, postmaster, token, up_with,
+    wait_serving,
 };
 
 /// Rounds in CI.
@@ -101,21 +102,6 @@ impl Runs {
             .iter()
             .map(|l| logged_audit_events(&std::fs::read_to_string(l).unwrap_or_default(), subject))
             .sum()
-    }
-}
-
-/// Waits for `child` to exit, at most `limit`.
-async fn exited(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().expect("qi is inspectable") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "qi up still running after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
