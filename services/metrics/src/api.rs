@@ -223,8 +223,14 @@ impl MetricsApi {
             end_date,
         } = req;
         let mut v = Violations::new();
-        let from = v.check(series::optional_date("start_date", start_date.as_ref()));
-        let before = v.check(series::optional_date("end_date", end_date.as_ref()));
+        let from = v.check(qi_platform::convert::optional_date(
+            "start_date",
+            start_date.as_ref(),
+        ));
+        let before = v.check(qi_platform::convert::optional_date(
+            "end_date",
+            end_date.as_ref(),
+        ));
         v.finish()?;
         let page = Page::parse(
             page_size,

@@ -1,6 +1,7 @@
 //! A metric's series: its measurements added together per period (and, for breakdowns,
 //! per stratum label) the metric's way, in one grouped query.
 
+use qi_platform::convert::optional_date;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
@@ -92,18 +93,6 @@ pub(crate) struct Filter {
     /// up only these sites' measurements for a one-site caller: a trust total beside the
     /// caller's own part would give away the rest by subtraction (see the README).
     pub(crate) sites: Option<Vec<String>>,
-}
-
-/// An optional date: unset (or all zero) means no bound.
-pub(crate) fn optional_date(
-    field: &str,
-    d: Option<&qi_proto::google::r#type::Date>,
-) -> Result<Option<NaiveDate>, Error> {
-    match d {
-        None => Ok(None),
-        Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
-        Some(d) => qi_platform::convert::required_date(field, Some(d)).map(Some),
-    }
 }
 
 impl Filter {

@@ -74,6 +74,54 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String, Err
     Ok(v.to_owned())
 }
 
+/// An optional date: unset (or all zero) means none.
+pub fn optional_date(field: &str, d: Option<&Date>) -> Result<Option<NaiveDate>, Error> {
+    match d {
+        None => Ok(None),
+        Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
+        Some(d) => required_date(field, Some(d)).map(Some),
+    }
+}
+
+/// Free text that may be empty and span lines: trimmed, at most `max` characters, no
+/// control characters other than line breaks and tabs.
+pub fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
+    let v = value.trim();
+    if v.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if v.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(Error::invalid(field, "contains control characters"));
+    }
+    Ok(v.to_owned())
+}
+
+/// Free text that is required and may span lines.
+pub fn long_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
+    let v = optional_text(field, value, max)?;
+    if v.is_empty() {
+        Err(Error::invalid(field, "is required"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// Refuses a stale etag (`ABORTED`, naming `what` changed); an empty one skips the check.
+pub fn check_etag(given: &str, revision: i64, what: &str) -> Result<(), Error> {
+    if given.is_empty() || given == etag(revision) {
+        Ok(())
+    } else {
+        Err(Error::Aborted {
+            message: format!("etag: {what} changed since it was read; read it again"),
+        })
+    }
+}
+
 /// Checks an integer field lies in `range`.
 pub fn int_in(field: &str, value: i32, range: std::ops::RangeInclusive<i32>) -> Result<i32, Error> {
     if range.contains(&value) {

@@ -1,61 +1,11 @@
-//! What the projects service's resources share: optional dates and texts, etags, the
+//! What the projects service's resources share: the
 //! stored forms of the contract's enums, and the precondition errors.
 
-use chrono::NaiveDate;
 use qi_platform::Error;
-use qi_platform::convert::{etag, required_date};
-use qi_proto::google::r#type::Date;
 use qi_proto::projects as pb;
 
 pub(crate) use qi_platform::calendar::{not_future, today};
-
-/// An optional date: unset (or all zero) means none.
-pub(crate) fn optional_date(field: &str, d: Option<&Date>) -> Result<Option<NaiveDate>, Error> {
-    match d {
-        None => Ok(None),
-        Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
-        Some(d) => required_date(field, Some(d)).map(Some),
-    }
-}
-
-/// Free text that may be empty and span lines: trimmed, at most `max` characters, no
-/// control characters other than line breaks and tabs.
-pub(crate) fn optional_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
-    let v = value.trim();
-    if v.chars().count() > max {
-        return Err(Error::invalid(
-            field,
-            format!("is longer than {max} characters"),
-        ));
-    }
-    if v.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(v.to_owned())
-}
-
-/// Free text that is required and may span lines.
-pub(crate) fn long_text(field: &str, value: &str, max: usize) -> Result<String, Error> {
-    let v = optional_text(field, value, max)?;
-    if v.is_empty() {
-        Err(Error::invalid(field, "is required"))
-    } else {
-        Ok(v)
-    }
-}
-
-/// Refuses a stale etag (`ABORTED`); an empty one skips the check.
-pub(crate) fn check_etag(given: &str, revision: i64, what: &str) -> Result<(), Error> {
-    if given.is_empty() || given == etag(revision) {
-        Ok(())
-    } else {
-        Err(Error::Aborted {
-            message: format!("etag: {what} changed since it was read; read it again"),
-        })
-    }
-}
+pub(crate) use qi_platform::convert::{check_etag, long_text, optional_date, optional_text};
 
 /// A FAILED_PRECONDITION.
 pub(crate) fn precondition(reason: &'static str, message: impl Into<String>) -> Error {

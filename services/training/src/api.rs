@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use qi_platform::convert::{required_date, required_text};
+use qi_platform::convert::{optional_date, required_text};
 use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, call, idempotency};
@@ -17,18 +17,6 @@ use crate::{attendance, cohorts, courses, enrolments, register, sessions, staff,
 
 /// Changes per message of the training-record export.
 const EXPORT_PAGE: i64 = 1_000;
-
-/// An optional date filter: unset (or all zero) means no bound.
-fn optional_date(
-    field: &str,
-    d: Option<&qi_proto::google::r#type::Date>,
-) -> Result<Option<chrono::NaiveDate>, Error> {
-    match d {
-        None => Ok(None),
-        Some(d) if d.year == 0 && d.month == 0 && d.day == 0 => Ok(None),
-        Some(d) => required_date(field, Some(d)).map(Some),
-    }
-}
 
 /// The training service.
 #[derive(Debug, Clone)]

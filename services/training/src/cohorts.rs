@@ -2,7 +2,9 @@
 //! trust-wide (`trust/cohorts/{id}`), the norm for the cross-site five-week course.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, int_in, required_date, required_text, timestamp};
+use qi_platform::convert::{
+    check_etag, date, etag, int_in, required_date, required_text, timestamp,
+};
 use qi_platform::names::{self, LIST_SCOPE_SQL, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations};
@@ -359,17 +361,6 @@ pub(crate) async fn list(
         .map(|c| (c, next))
 }
 
-/// Refuses a stale etag (`ABORTED`); an empty one skips the check.
-pub(crate) fn check_etag(field_etag: &str, revision: i64) -> Result<(), Error> {
-    if field_etag.is_empty() || field_etag == etag(revision) {
-        Ok(())
-    } else {
-        Err(Error::Aborted {
-            message: "etag: the cohort changed since it was read; read it again".into(),
-        })
-    }
-}
-
 /// Moves a cohort along its lifecycle: planned → open → running → completed, or
 /// cancelled from any unfinished state.
 pub(crate) async fn transition(
@@ -379,7 +370,7 @@ pub(crate) async fn transition(
     etag_given: &str,
     reason: Option<&str>,
 ) -> Result<pb::Cohort, Error> {
-    check_etag(etag_given, c.revision)?;
+    check_etag(etag_given, c.revision, "the cohort")?;
     let from = c.state()?;
     let allowed = match to {
         CohortState::Open => from == CohortState::Planned,
@@ -428,7 +419,7 @@ pub(crate) async fn update(
     cohort: pb::Cohort,
     mask: Option<&prost_types::FieldMask>,
 ) -> Result<pb::Cohort, Error> {
-    check_etag(&cohort.etag, c.revision)?;
+    check_etag(&cohort.etag, c.revision, "the cohort")?;
     let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
         "display_name" => !cohort.display_name.is_empty(),
         "capacity" => cohort.capacity != 0,
