@@ -16,7 +16,8 @@ use tonic::{Request, Response, Status};
 use crate::annotations::{self, ANNOTATIONS, REBASE_POINTS};
 use crate::charts::{self, Source};
 use crate::dashboard;
-use crate::definitions::{self, DashboardScope, Kind, Lock, Metric};
+use crate::definitions::store::Lock;
+use crate::definitions::{self, DashboardScope, Kind, Metric};
 use crate::dimensions::{self, Dimension};
 use crate::inequality::{self, StratumData};
 use crate::measurements;
@@ -96,7 +97,7 @@ impl MetricsApi {
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
             return Ok(saved);
         }
-        let metric = definitions::insert(&mut tx, &new).await?;
+        let metric = definitions::store::insert(&mut tx, &new).await?;
         let resp = pb::CreateMetricResponse {
             metric: Some(metric.to_proto()),
         };
@@ -131,8 +132,8 @@ impl MetricsApi {
         let list_parent = ListParent::parse("parent", &parent)?;
         let page = Page::parse(page_size, &page_token, &parent)?;
         let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let (metrics, next_page_token) =
-            definitions::list(&mut conn, ctx, &list_parent, &page).await?;
+        let scope = list_parent.scope(ctx)?;
+        let (metrics, next_page_token) = definitions::store::list(&mut conn, &scope, &page).await?;
         Ok(pb::ListMetricsResponse {
             metrics,
             next_page_token,
@@ -159,7 +160,8 @@ impl MetricsApi {
             Lock::Update,
         )
         .await?;
-        let updated = definitions::update(&mut tx, &current, &metric, update_mask.as_ref()).await?;
+        let settings = definitions::updated_settings(&current, &metric, update_mask.as_ref())?;
+        let updated = definitions::store::update(&mut tx, current.uid, &settings).await?;
         tx.commit().await?;
         Ok(pb::UpdateMetricResponse {
             metric: Some(updated.to_proto()),
@@ -181,7 +183,7 @@ impl MetricsApi {
         owner.check_write(ctx)?;
         let mut tx = qi_platform::db::begin(&self.pool).await?;
         // FOR SHARE: the recording rules cannot change under the batch.
-        let metric = definitions::get(&mut tx, &owner, &id, Lock::Share)
+        let metric = definitions::store::get(&mut tx, &owner, &id, Lock::Share)
             .await?
             .ok_or_else(|| Error::not_found(&parent))?;
         let latest = qi_platform::calendar::today();
@@ -304,7 +306,8 @@ impl MetricsApi {
         let (owner, metric_id, id) = annotations::parse_child("name", name, collection)?;
         owner.check_write(ctx)?;
         let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let Some(metric) = definitions::get(&mut tx, &owner, &metric_id, Lock::None).await? else {
+        let Some(metric) = definitions::store::get(&mut tx, &owner, &metric_id, Lock::None).await?
+        else {
             return if allow_missing {
                 Ok(())
             } else {
@@ -761,7 +764,7 @@ impl MetricsApi {
         )?;
         let mut conn = qi_platform::db::begin(&self.pool).await?;
         let (metrics, next_page_token) =
-            definitions::list_for_dashboard(&mut conn, &scope, &page).await?;
+            definitions::store::list_for_dashboard(&mut conn, &scope, &page).await?;
         let rows = dashboard::rows(&mut conn, &ctx.sites, &metrics).await?;
         Ok(pb::GetQmsDashboardResponse {
             rows,
