@@ -200,7 +200,7 @@ impl MetricsApi {
                 return Ok(saved);
             }
         }
-        let outcome = measurements::write(&mut tx, metric.uid, columns).await?;
+        let outcome = measurements::store::write(&mut tx, metric.uid, columns).await?;
         let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         let resp = pb::BatchCreateMeasurementsResponse {
             created_count: count(outcome.created),
@@ -243,7 +243,7 @@ impl MetricsApi {
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (measurements, next_page_token) =
-            measurements::list(&mut conn, &metric, &ctx.sites, from, before, &page).await?;
+            measurements::store::list(&mut conn, &metric, &ctx.sites, from, before, &page).await?;
         Ok(pb::ListMeasurementsResponse {
             measurements,
             next_page_token,
