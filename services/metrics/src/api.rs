@@ -13,7 +13,7 @@ use qi_proto::metrics::metric_service_server::{MetricService, MetricServiceServe
 use sqlx::{PgConnection, PgPool};
 use tonic::{Request, Response, Status};
 
-use crate::annotations::{self, ANNOTATIONS, REBASE_POINTS};
+use crate::annotations::{self, ANNOTATIONS};
 use crate::charts::{self, Source};
 use crate::dashboard;
 use crate::definitions::store::Lock;
@@ -21,6 +21,7 @@ use crate::definitions::{self, DashboardScope, Kind, Metric};
 use crate::dimensions::{self, Dimension};
 use crate::inequality::{self, StratumData};
 use crate::measurements;
+use crate::rebase_points::{self, REBASE_POINTS};
 use crate::render::{self, Picture};
 use crate::series::{self, Filter};
 use crate::spc::{SpcChart, SpcOptions};
@@ -256,15 +257,14 @@ impl MetricsApi {
         req: pb::CreateAnnotationRequest,
     ) -> Result<pb::CreateAnnotationResponse, Error> {
         idempotency::validate_request_id(&req.request_id)?;
-        let new = annotations::read_annotation(&req.annotation_id, req.annotation.clone())?;
+        let new = annotations::read(&req.annotation_id, req.annotation.clone())?;
         let mut tx = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut tx, ctx, "parent", &req.parent, true, Lock::None).await?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
         }
-        let annotation =
-            annotations::insert_annotation(&mut tx, &metric, &new, &ctx.subject).await?;
+        let annotation = annotations::store::insert(&mut tx, &metric, &new, &ctx.subject).await?;
         let resp = pb::CreateAnnotationResponse {
             annotation: Some(annotation),
         };
@@ -288,7 +288,7 @@ impl MetricsApi {
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (annotations, next_page_token) =
-            annotations::list_annotations(&mut conn, &metric, &page).await?;
+            annotations::store::list(&mut conn, &metric, &page).await?;
         Ok(pb::ListAnnotationsResponse {
             annotations,
             next_page_token,
@@ -303,7 +303,7 @@ impl MetricsApi {
         collection: &str,
         allow_missing: bool,
     ) -> Result<(), Error> {
-        let (owner, metric_id, id) = annotations::parse_child("name", name, collection)?;
+        let (owner, metric_id, id) = definitions::parse_child("name", name, collection)?;
         owner.check_write(ctx)?;
         let mut tx = qi_platform::db::begin(&self.pool).await?;
         let Some(metric) = definitions::store::get(&mut tx, &owner, &metric_id, Lock::None).await?
@@ -314,7 +314,11 @@ impl MetricsApi {
                 Err(Error::not_found(name))
             };
         };
-        let deleted = annotations::delete(&mut tx, &metric, collection, &id).await?;
+        let deleted = if collection == ANNOTATIONS {
+            annotations::store::delete(&mut tx, &metric, &id).await?
+        } else {
+            rebase_points::store::delete(&mut tx, &metric, &id).await?
+        };
         tx.commit().await?;
         if deleted || allow_missing {
             Ok(())
@@ -332,15 +336,11 @@ impl MetricsApi {
         let mut tx = qi_platform::db::begin(&self.pool).await?;
         let metric =
             definitions::resolve(&mut tx, ctx, "parent", &req.parent, true, Lock::Share).await?;
-        let new = annotations::read_rebase_point(
-            &metric,
-            &req.rebase_point_id,
-            req.rebase_point.clone(),
-        )?;
+        let new = rebase_points::read(&metric, &req.rebase_point_id, req.rebase_point.clone())?;
         if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
             return Ok(saved);
         }
-        let rebase_point = annotations::insert_rebase_point(&mut tx, &metric, &new).await?;
+        let rebase_point = rebase_points::store::insert(&mut tx, &metric, &new).await?;
         let resp = pb::CreateRebasePointResponse {
             rebase_point: Some(rebase_point),
         };
@@ -364,7 +364,7 @@ impl MetricsApi {
         let metric =
             definitions::resolve(&mut conn, ctx, "parent", &parent, false, Lock::None).await?;
         let (rebase_points, next_page_token) =
-            annotations::list_rebase_points(&mut conn, &metric, &page).await?;
+            rebase_points::store::list(&mut conn, &metric, &page).await?;
         Ok(pb::ListRebasePointsResponse {
             rebase_points,
             next_page_token,
@@ -417,8 +417,8 @@ impl MetricsApi {
         let mut options = options;
         let mut applied_rebase_points = Vec::new();
         if !ignore_rebase_points && !periods.is_empty() {
-            let stored = annotations::rebase_points_of(conn, &[&metric]).await?;
-            let (positions, applied) = annotations::positions(
+            let stored = rebase_points::store::of_metrics(conn, &[&metric]).await?;
+            let (positions, applied) = rebase_points::positions(
                 &periods,
                 stored.get(&metric.uid).map_or(&[][..], Vec::as_slice),
             );
@@ -429,7 +429,7 @@ impl MetricsApi {
             (Some(first), Some(last)) => {
                 let chart = charts::compute(&values, &options)?;
                 let end = metric.frequency.next(*last);
-                let notes = annotations::annotations_between(conn, &metric, *first, end).await?;
+                let notes = annotations::store::between(conn, &metric, *first, end).await?;
                 (Ok(chart), notes)
             }
             (None, _) | (_, None) => (Err("no measurements in the range"), Vec::new()),
@@ -699,7 +699,7 @@ impl MetricsApi {
                 }
             })
             .collect();
-        let stored = annotations::rebase_points_of(&mut conn, &[&metric]).await?;
+        let stored = rebase_points::store::of_metrics(&mut conn, &[&metric]).await?;
         let breakdown = inequality::breakdown(&inequality::Input {
             metric: &metric,
             dimension: dim,

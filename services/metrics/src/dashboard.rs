@@ -13,7 +13,7 @@ use crate::definitions::{Metric, direction_to_proto};
 use crate::dimensions::Dimension;
 use crate::series::{self, Filter, Grouped};
 use crate::spc::{self, SpcOptions};
-use crate::{annotations, inequality};
+use crate::{inequality, rebase_points};
 
 /// The dashboard rows of these metrics, in their order, from the measurements at `sites`.
 pub(crate) async fn rows(
@@ -27,7 +27,7 @@ pub(crate) async fn rows(
     let refs: Vec<&Metric> = metrics.iter().collect();
     let everything = Filter::scoped(sites);
     let overall = series::read(conn, &refs, None, &everything).await?;
-    let rebase = annotations::rebase_points_of(conn, &refs).await?;
+    let rebase = rebase_points::store::of_metrics(conn, &refs).await?;
     let mut by_dimension: HashMap<Dimension, Grouped> = HashMap::new();
     for d in Dimension::ALL {
         let recorded: Vec<&Metric> = metrics
@@ -114,7 +114,7 @@ fn row(
     out.point_count = i32::try_from(points.len()).unwrap_or(i32::MAX);
     let periods: Vec<chrono::NaiveDate> = points.iter().map(|(p, _)| *p).collect();
     let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-    let (positions, _) = annotations::positions(&periods, rebase_points);
+    let (positions, _) = rebase_points::positions(&periods, rebase_points);
     let options = SpcOptions {
         improvement_direction: m.settings.direction,
         target: m.settings.target,

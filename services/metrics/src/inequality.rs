@@ -149,7 +149,7 @@ fn stratum_spc(
     }
     let periods: Vec<NaiveDate> = series.iter().map(|(p, _)| *p).collect();
     let values: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
-    let (positions, _) = crate::annotations::positions(&periods, rebase_points);
+    let (positions, _) = crate::rebase_points::positions(&periods, rebase_points);
     let options = SpcOptions {
         improvement_direction: metric.settings.direction,
         target: metric.settings.target,

@@ -13,6 +13,7 @@ mod dimensions;
 mod inequality;
 mod measurements;
 mod periods;
+mod rebase_points;
 mod render;
 mod series;
 pub mod spc;

@@ -666,6 +666,20 @@ pub(crate) async fn resolve(
         .ok_or_else(|| Error::not_found(name))
 }
 
+/// Parses `{metric}/{collection}/{id}` into the metric's owner and id and the child's id.
+pub(crate) fn parse_child(
+    field: &str,
+    name: &str,
+    collection: &str,
+) -> Result<(Owner, String, String), Error> {
+    let (owner, mut ids) = names::parse_nested(field, name, &[COLLECTION, collection])?;
+    let child = ids.pop().unwrap_or_default();
+    let metric = ids.pop().unwrap_or_default();
+    names::validate_id(field, &metric)?;
+    names::validate_id(field, &child)?;
+    Ok((owner, metric, child))
+}
+
 /// Which metrics a dashboard covers.
 #[derive(Debug, Clone)]
 pub(crate) struct DashboardScope {
@@ -764,6 +778,7 @@ pub(crate) fn updated_settings(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::ANNOTATIONS;
 
     fn request() -> pb::CreateMetricRequest {
         pb::CreateMetricRequest {
@@ -879,5 +894,19 @@ mod tests {
                 "metric.age_bands"
             ]
         );
+    }
+
+    #[test]
+    fn child_names_carry_the_metric() {
+        let (owner, metric, id) = parse_child(
+            "name",
+            "sites/BAS/metrics/los/annotations/pdsa-2",
+            ANNOTATIONS,
+        )
+        .unwrap();
+        assert_eq!(owner.parent_name(), "sites/BAS");
+        assert_eq!((metric.as_str(), id.as_str()), ("los", "pdsa-2"));
+        assert!(parse_child("name", "sites/BAS/metrics/los/rebasePoints/x", ANNOTATIONS).is_err());
+        assert!(parse_child("name", "sites/BAS/metrics/LOS/annotations/x", ANNOTATIONS).is_err());
     }
 }
