@@ -400,7 +400,7 @@ impl MetricsApi {
             )
             .unwrap_or_default();
         v.finish()?;
-        let grouped = series::read(conn, &[&metric], None, &filter).await?;
+        let grouped = series::store::read(conn, &[&metric], None, &filter).await?;
         let points = series::values(&metric, grouped.get(&metric.uid).and_then(|l| l.get("")));
         if points.len() > charts::MAX_POINTS {
             return Err(Error::invalid(
@@ -672,7 +672,7 @@ impl MetricsApi {
             from: None,
             ..filter.clone()
         };
-        let mut grouped = series::read(&mut conn, &[&metric], Some(dim), &history).await?;
+        let mut grouped = series::store::read(&mut conn, &[&metric], Some(dim), &history).await?;
         let by_label = grouped.remove(&metric.uid).unwrap_or_default();
         let combined = combine_ethnic_groups;
         let labels = if combined {

@@ -26,7 +26,7 @@ pub(crate) async fn rows(
     }
     let refs: Vec<&Metric> = metrics.iter().collect();
     let everything = Filter::scoped(sites);
-    let overall = series::read(conn, &refs, None, &everything).await?;
+    let overall = series::store::read(conn, &refs, None, &everything).await?;
     let rebase = rebase_points::store::of_metrics(conn, &refs).await?;
     let mut by_dimension: HashMap<Dimension, Grouped> = HashMap::new();
     for d in Dimension::ALL {
@@ -37,7 +37,7 @@ pub(crate) async fn rows(
         if !recorded.is_empty() {
             by_dimension.insert(
                 d,
-                series::read(conn, &recorded, Some(d), &everything).await?,
+                series::store::read(conn, &recorded, Some(d), &everything).await?,
             );
         }
     }
