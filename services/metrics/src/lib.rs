@@ -5,11 +5,11 @@
 #![forbid(unsafe_code)]
 
 mod annotations;
-mod api;
 mod charts;
 mod dashboard;
 mod definitions;
 mod dimensions;
+mod grpc;
 mod inequality;
 mod measurements;
 mod periods;
@@ -18,7 +18,7 @@ mod render;
 mod series;
 pub mod spc;
 
-pub use api::MetricsApi;
+pub use grpc::MetricsApi;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "metrics";

@@ -1,14 +1,18 @@
 //! Metric definitions: `sites/{site}/metrics/{id}` (a site's, ward's or project's metric) or
 //! trust-wide `trust/metrics/{id}`: what is measured, how often, how values combine, which
-//! way is better, the target, and the inequality dimensions it is recorded by.
+//! way is better, the target, and the inequality dimensions it is recorded by. Here: the
+//! metric RPCs, the validated metric and its rules, and what a metric's children
+//! (annotations, rebase points) share: their names, their list and their delete.
 
 use chrono::{DateTime, Utc};
 use qi_platform::convert::{etag, required_text, timestamp};
-use qi_platform::names::{self, Owner};
-use qi_platform::{AccessContext, Error, Violations};
+use qi_platform::names::{self, ListParent, Owner};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
+use crate::MetricsApi;
 use crate::dimensions::{self, Dimension, Recording};
 use crate::periods::Frequency;
 use crate::spc::ImprovementDirection;
@@ -19,6 +23,94 @@ use store::Lock;
 
 /// The collection id in metric names.
 pub(crate) const COLLECTION: &str = "metrics";
+
+/// CreateMetric: the validated metric under a parent the caller may write (idempotent by
+/// `request_id`).
+pub(crate) async fn create(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::CreateMetricRequest,
+) -> Result<pb::CreateMetricResponse, Error> {
+    let new = NewMetric::try_from(req.clone())?;
+    new.owner.check_write(&ctx)?;
+    new.owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let metric = store::insert(&mut tx, &new).await?;
+    let resp = pb::CreateMetricResponse {
+        metric: Some(metric.to_proto()),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// GetMetric.
+pub(crate) async fn get(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::GetMetricRequest,
+) -> Result<pb::GetMetricResponse, Error> {
+    let pb::GetMetricRequest { name } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric = resolve(&mut conn, &ctx, "name", &name, false, Lock::None).await?;
+    Ok(pb::GetMetricResponse {
+        metric: Some(metric.to_proto()),
+    })
+}
+
+/// ListMetrics: one page under `parent`, scoped to the caller's sites.
+pub(crate) async fn list(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::ListMetricsRequest,
+) -> Result<pb::ListMetricsResponse, Error> {
+    let pb::ListMetricsRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let list_parent = ListParent::parse("parent", &parent)?;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
+    let (metrics, next_page_token) = store::list(&mut conn, &scope, &page).await?;
+    Ok(pb::ListMetricsResponse {
+        metrics,
+        next_page_token,
+    })
+}
+
+/// UpdateMetric: the masked settings, checked as a whole against the metric read `FOR UPDATE`.
+pub(crate) async fn update(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::UpdateMetricRequest,
+) -> Result<pb::UpdateMetricResponse, Error> {
+    let pb::UpdateMetricRequest {
+        metric,
+        update_mask,
+    } = req;
+    let metric = metric.ok_or_else(|| Error::invalid("metric", "is required"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let current = resolve(
+        &mut tx,
+        &ctx,
+        "metric.name",
+        &metric.name,
+        true,
+        Lock::Update,
+    )
+    .await?;
+    let settings = updated_settings(&current, &metric, update_mask.as_ref())?;
+    let updated = store::update(&mut tx, current.uid, &settings).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateMetricResponse {
+        metric: Some(updated.to_proto()),
+    })
+}
 
 /// What kind of measure a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -667,7 +759,7 @@ pub(crate) async fn resolve(
 }
 
 /// Parses `{metric}/{collection}/{id}` into the metric's owner and id and the child's id.
-pub(crate) fn parse_child(
+fn parse_child(
     field: &str,
     name: &str,
     collection: &str,
@@ -678,6 +770,52 @@ pub(crate) fn parse_child(
     names::validate_id(field, &metric)?;
     names::validate_id(field, &child)?;
     Ok((owner, metric, child))
+}
+
+/// One page of a metric's children under `parent` (a metric the caller may read), read by
+/// `list`, its store's.
+pub(crate) async fn list_children<T>(
+    api: &MetricsApi,
+    ctx: &AccessContext,
+    parent: &str,
+    page_size: i32,
+    page_token: &str,
+    list: impl AsyncFnOnce(&mut PgConnection, &Metric, &Page) -> Result<(Vec<T>, String), Error>,
+) -> Result<(Vec<T>, String), Error> {
+    let page = Page::parse(page_size, page_token, parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric = resolve(&mut conn, ctx, "parent", parent, false, Lock::None).await?;
+    list(&mut conn, &metric, &page).await
+}
+
+/// Deletes a metric's child, `{metric}/{collection}/{id}` (an annotation or a rebase
+/// point), with `delete`, its store's: `NOT_FOUND` when the metric or the child is
+/// missing, unless `allow_missing`.
+pub(crate) async fn delete_child(
+    api: &MetricsApi,
+    ctx: &AccessContext,
+    name: &str,
+    collection: &str,
+    allow_missing: bool,
+    delete: impl AsyncFnOnce(&mut PgConnection, &Metric, &str) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let (owner, metric_id, id) = parse_child("name", name, collection)?;
+    owner.check_write(ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let Some(metric) = store::get(&mut tx, &owner, &metric_id, Lock::None).await? else {
+        return if allow_missing {
+            Ok(())
+        } else {
+            Err(Error::not_found(name))
+        };
+    };
+    let deleted = delete(&mut tx, &metric, &id).await?;
+    tx.commit().await?;
+    if deleted || allow_missing {
+        Ok(())
+    } else {
+        Err(Error::not_found(name))
+    }
 }
 
 /// Which metrics a dashboard covers.
@@ -708,7 +846,7 @@ pub(crate) const UPDATABLE: &[&str] = &[
 
 /// The settings UpdateMetric leaves `current` (read `FOR UPDATE`) with: the masked fields
 /// of `given` laid over the stored ones and checked as a whole.
-pub(crate) fn updated_settings(
+fn updated_settings(
     current: &Metric,
     given: &pb::Metric,
     mask: Option<&prost_types::FieldMask>,

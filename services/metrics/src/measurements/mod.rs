@@ -10,10 +10,13 @@ use std::hash::BuildHasher as _;
 use chrono::NaiveDate;
 use qi_platform::convert::required_date;
 use qi_platform::names::{self, Owner};
-use qi_platform::{Error, SiteCode};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::metrics as pb;
 
-use crate::definitions::{Location, Metric, Scope, ValueType};
+use crate::MetricsApi;
+use crate::definitions::store::Lock;
+use crate::definitions::{self, Location, Metric, Scope, ValueType};
 use crate::dimensions;
 
 pub(crate) mod store;
@@ -23,6 +26,92 @@ const MAX_VIOLATIONS: usize = 20;
 
 /// The collection id in measurement names.
 const COLLECTION: &str = "measurements";
+
+/// BatchCreateMeasurements: the whole batch validated against its metric (read `FOR SHARE`),
+/// then written; idempotent by `request_id` through the batch's digest.
+pub(crate) async fn batch_create(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::BatchCreateMeasurementsRequest,
+) -> Result<pb::BatchCreateMeasurementsResponse, Error> {
+    idempotency::validate_request_id(&req.request_id)?;
+    let pb::BatchCreateMeasurementsRequest {
+        parent,
+        measurements,
+        request_id,
+    } = req;
+    let (owner, id) = names::parse_name("parent", &parent, definitions::COLLECTION)?;
+    owner.check_write(&ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    // FOR SHARE: the recording rules cannot change under the batch.
+    let metric = definitions::store::get(&mut tx, &owner, &id, Lock::Share)
+        .await?
+        .ok_or_else(|| Error::not_found(&parent))?;
+    let latest = qi_platform::calendar::today();
+    let columns = validate(&metric, &api.sites, latest, measurements)?;
+    if !request_id.is_empty() {
+        let (first, second, length) = digest(&columns);
+        let key = BatchDigest {
+            parent: parent.clone(),
+            first,
+            second,
+            length,
+        };
+        if let Some(saved) = idempotency::claim(&mut tx, &ctx, &request_id, &key).await? {
+            return Ok(saved);
+        }
+    }
+    let outcome = store::write(&mut tx, metric.uid, columns).await?;
+    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+    let resp = pb::BatchCreateMeasurementsResponse {
+        created_count: count(outcome.created),
+        updated_count: count(outcome.updated),
+        unchanged_count: count(outcome.unchanged),
+    };
+    idempotency::record(&mut tx, &ctx, &request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// ListMeasurements: one page of a metric's measurements in a date range, at the caller's
+/// sites.
+pub(crate) async fn list(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::ListMeasurementsRequest,
+) -> Result<pb::ListMeasurementsResponse, Error> {
+    let pb::ListMeasurementsRequest {
+        parent,
+        page_size,
+        page_token,
+        start_date,
+        end_date,
+    } = req;
+    let mut v = Violations::new();
+    let from = v.check(qi_platform::convert::optional_date(
+        "start_date",
+        start_date.as_ref(),
+    ));
+    let before = v.check(qi_platform::convert::optional_date(
+        "end_date",
+        end_date.as_ref(),
+    ));
+    v.finish()?;
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!("{parent}|{from:?}|{before:?}"),
+    )?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric =
+        definitions::resolve(&mut conn, &ctx, "parent", &parent, false, Lock::None).await?;
+    let (measurements, next_page_token) =
+        store::list(&mut conn, &metric, &ctx.sites, from, before, &page).await?;
+    Ok(pb::ListMeasurementsResponse {
+        measurements,
+        next_page_token,
+    })
+}
 
 /// A validated batch, column by column (as `COPY` and `UNNEST` take it).
 #[derive(Debug, Default)]
@@ -153,10 +242,25 @@ impl std::hash::Hasher for Fnv {
 
 type BuildFnv = std::hash::BuildHasherDefault<Fnv>;
 
+/// What the idempotency table keeps of a batch: a digest of the validated measurements
+/// rather than the whole request (up to 10,000 of them), enough to tell a replay from a
+/// different request.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BatchDigest {
+    #[prost(string, tag = "1")]
+    parent: String,
+    #[prost(fixed64, tag = "2")]
+    first: u64,
+    #[prost(fixed64, tag = "3")]
+    second: u64,
+    #[prost(uint64, tag = "4")]
+    length: u64,
+}
+
 /// A digest of a validated batch (two independent 64-bit hashes and the length), which the
 /// idempotency record keeps instead of the whole request: enough to tell a replay from a
 /// different request under the same request id.
-pub(crate) fn digest(c: &Columns) -> (u64, u64, u64) {
+fn digest(c: &Columns) -> (u64, u64, u64) {
     let mut a = Fnv::default();
     let mut b = Fnv(0x6c62_272e_07bb_0142);
     let mut word = |w: u64| {

@@ -1,18 +1,84 @@
 //! Rebase points (`{metric}/rebasePoints/{id}`): where a metric's chart starts a new
-//! group, and where they fall in a series.
+//! group; their RPCs, the validated point, and where points fall in a series.
 
 use chrono::NaiveDate;
 use qi_platform::convert::{required_date, required_text};
 use qi_platform::names;
-use qi_platform::{Error, Violations};
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::metrics as pb;
 
-use crate::definitions::Metric;
+use crate::MetricsApi;
+use crate::definitions::{self, Metric, store::Lock};
 
 pub(crate) mod store;
 
 /// The collection id in rebase point names.
 pub(crate) const REBASE_POINTS: &str = "rebasePoints";
+
+/// CreateRebasePoint: a point starting a period of a metric the caller may write, read
+/// `FOR SHARE` so its frequency holds (idempotent by `request_id`).
+pub(crate) async fn create(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::CreateRebasePointRequest,
+) -> Result<pb::CreateRebasePointResponse, Error> {
+    idempotency::validate_request_id(&req.request_id)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let metric =
+        definitions::resolve(&mut tx, &ctx, "parent", &req.parent, true, Lock::Share).await?;
+    let new = read(&metric, &req.rebase_point_id, req.rebase_point.clone())?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let rebase_point = store::insert(&mut tx, &metric, &new).await?;
+    let resp = pb::CreateRebasePointResponse {
+        rebase_point: Some(rebase_point),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// ListRebasePoints: one page of a metric's rebase points in period order.
+pub(crate) async fn list(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::ListRebasePointsRequest,
+) -> Result<pb::ListRebasePointsResponse, Error> {
+    let pb::ListRebasePointsRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let (rebase_points, next_page_token) =
+        definitions::list_children(api, &ctx, &parent, page_size, &page_token, store::list).await?;
+    Ok(pb::ListRebasePointsResponse {
+        rebase_points,
+        next_page_token,
+    })
+}
+
+/// DeleteRebasePoint.
+pub(crate) async fn delete(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::DeleteRebasePointRequest,
+) -> Result<pb::DeleteRebasePointResponse, Error> {
+    let pb::DeleteRebasePointRequest {
+        name,
+        allow_missing,
+    } = req;
+    definitions::delete_child(
+        api,
+        &ctx,
+        &name,
+        REBASE_POINTS,
+        allow_missing,
+        store::delete,
+    )
+    .await
+    .map(|()| pb::DeleteRebasePointResponse {})
+}
 
 /// A validated rebase point.
 #[derive(Debug)]
