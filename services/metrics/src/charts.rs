@@ -1,20 +1,276 @@
-//! SPC charts as the contract carries them: options read from requests (every field named
-//! on refusal), the engine's output converted point by point, and the "not enough data"
-//! result. The numbers are the engine's ([`crate::spc`]), untouched.
+//! SPC charts: their RPCs (a stored metric's chart, as data or drawn, and the chart of values
+//! sent), options read from requests (every field named on refusal), the engine's output
+//! as the contract carries it, and the "not enough data" result. The numbers are the
+//! engine's ([`crate::spc`]), untouched.
 
 use chrono::NaiveDate;
 use qi_platform::convert::date;
-use qi_platform::{Error, Violations};
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::metrics as pb;
+use sqlx::PgConnection;
 
-use crate::definitions::{direction_from_proto, direction_to_proto};
+use crate::MetricsApi;
+use crate::definitions::store::Lock;
+use crate::definitions::{self, Metric, direction_from_proto, direction_to_proto};
+use crate::render::{self, Picture};
+use crate::series::{self, Filter};
 use crate::spc::{
     self, AssuranceIcon, DataSufficiency, ImprovementDirection, MeanSide, PointType,
     RuleParameters, SpcChart, SpcError, SpcOptions, SpecialCause, VariationIcon,
 };
+use crate::{annotations, rebase_points};
 
 /// The most points one chart holds (the response stays well under 4 MiB).
 pub(crate) const MAX_POINTS: usize = 20_000;
+
+/// GetSpcChart: a stored metric's chart over the filtered series, with its annotations
+/// and the rebase points applied.
+pub(crate) async fn get(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::GetSpcChartRequest,
+) -> Result<pb::GetSpcChartResponse, Error> {
+    let pb::GetSpcChartRequest {
+        metric,
+        filter,
+        options,
+        ignore_rebase_points,
+        view: chart_view,
+    } = req;
+    let chart_view = view(chart_view)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let request = ChartRequest {
+        metric,
+        filter,
+        options,
+        ignore_rebase_points,
+    };
+    let stored = stored_chart(&mut conn, &ctx, request).await?;
+    let chart = match &stored.chart {
+        Ok(chart) => to_proto(chart, Some(&stored.periods), &stored.options, chart_view),
+        Err(reason) => empty(&stored.options, reason),
+    };
+    Ok(pb::GetSpcChartResponse {
+        chart: Some(chart),
+        annotations: stored.annotations,
+        applied_rebase_points: stored.applied_rebase_points,
+    })
+}
+
+/// ComputeSpc: the chart of the values sent (no stored data).
+pub(crate) async fn compute(
+    _api: &MetricsApi,
+    _ctx: AccessContext,
+    req: pb::ComputeSpcRequest,
+) -> Result<pb::ComputeSpcResponse, Error> {
+    let pb::ComputeSpcRequest {
+        values,
+        options,
+        view: chart_view,
+    } = req;
+    let mut v = Violations::new();
+    if values.is_empty() {
+        v.add(
+            "values",
+            "is required: send 1 to 20,000 values in time order",
+        );
+    }
+    for (i, x) in values
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| !x.is_finite())
+        .take(20)
+    {
+        v.add(
+            format!("values[{i}]"),
+            format!("is not a finite number ({x})"),
+        );
+    }
+    let options = v
+        .check(read_options(options, Source::Values { len: values.len() }).map(Some))
+        .unwrap_or_default();
+    let chart_view = v
+        .check(view(chart_view).map(Some))
+        .unwrap_or(pb::SpcChartView::Full);
+    v.finish()?;
+    let chart = chart_of(&values, &options)?;
+    Ok(pb::ComputeSpcResponse {
+        chart: Some(to_proto(&chart, None, &options, chart_view)),
+    })
+}
+
+/// RenderSpcChart: a stored metric's chart drawn as SVG.
+pub(crate) async fn render(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::RenderSpcChartRequest,
+) -> Result<pb::RenderSpcChartResponse, Error> {
+    let pb::RenderSpcChartRequest {
+        metric,
+        filter,
+        options,
+        ignore_rebase_points,
+        width,
+        height,
+        title,
+    } = req;
+    let mut v = Violations::new();
+    let width = match width {
+        0 => 960,
+        w => v.check(qi_platform::convert::int_in("width", w, 320..=4_000)),
+    };
+    let height = match height {
+        0 => 540,
+        h => v.check(qi_platform::convert::int_in("height", h, 240..=3_000)),
+    };
+    let title = title.trim().to_owned();
+    if title.chars().count() > 200 {
+        v.add("title", "is longer than 200 characters");
+    }
+    v.finish()?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let request = ChartRequest {
+        metric,
+        filter,
+        options,
+        ignore_rebase_points,
+    };
+    let stored = stored_chart(&mut conn, &ctx, request).await?;
+    let notes: Vec<(NaiveDate, String)> = stored
+        .annotations
+        .iter()
+        .filter_map(|a| {
+            let d = a.date?;
+            let day = NaiveDate::from_ymd_opt(
+                d.year,
+                u32::try_from(d.month).ok()?,
+                u32::try_from(d.day).ok()?,
+            )?;
+            Some((day, a.text.clone()))
+        })
+        .collect();
+    let note = match &stored.chart {
+        Ok(chart) => sufficiency_reason(chart, &stored.options),
+        Err(_) => String::new(),
+    };
+    let title = if title.is_empty() {
+        stored.metric.settings.display_name.clone()
+    } else {
+        title
+    };
+    let svg = render::svg(&Picture {
+        title: &title,
+        unit: &stored.metric.settings.unit,
+        width: width.unsigned_abs(),
+        height: height.unsigned_abs(),
+        frequency: stored.metric.frequency,
+        direction: stored.options.improvement_direction,
+        target: stored.options.target,
+        chart: stored.chart.as_ref().map_err(|e| *e),
+        periods: &stored.periods,
+        annotations: &notes,
+        sufficiency_note: &note,
+    });
+    Ok(pb::RenderSpcChartResponse {
+        svg,
+        content_type: "image/svg+xml".into(),
+    })
+}
+
+/// A stored metric's chart, with what was needed to compute it.
+struct StoredChart {
+    metric: Metric,
+    periods: Vec<NaiveDate>,
+    options: SpcOptions,
+    /// The chart, or why there is none.
+    chart: Result<SpcChart, &'static str>,
+    applied_rebase_points: Vec<pb::RebasePoint>,
+    annotations: Vec<pb::Annotation>,
+}
+
+/// A chart's request fields, shared by GetSpcChart and RenderSpcChart.
+struct ChartRequest {
+    metric: String,
+    filter: Option<pb::SeriesFilter>,
+    options: Option<pb::SpcOptions>,
+    ignore_rebase_points: bool,
+}
+
+fn view(v: i32) -> Result<pb::SpcChartView, Error> {
+    pb::SpcChartView::try_from(v).map_err(|_| Error::invalid("view", "choose FULL or SUMMARY"))
+}
+
+/// Reads a stored metric's series and computes its chart.
+async fn stored_chart(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    req: ChartRequest,
+) -> Result<StoredChart, Error> {
+    let ChartRequest {
+        metric,
+        filter,
+        options,
+        ignore_rebase_points,
+    } = req;
+    let metric = definitions::resolve(conn, ctx, "metric", &metric, false, Lock::None).await?;
+    let mut v = Violations::new();
+    let filter = v.check(Filter::parse(ctx, "filter", &metric, filter));
+    let options = v
+        .check(
+            read_options(
+                options,
+                Source::Metric {
+                    direction: metric.settings.direction,
+                    target: metric.settings.target,
+                },
+            )
+            .map(Some),
+        )
+        .unwrap_or_default();
+    v.finish()?;
+    let grouped = series::store::read(conn, &[&metric], None, &filter).await?;
+    let points = series::values(&metric, grouped.get(&metric.uid).and_then(|l| l.get("")));
+    if points.len() > MAX_POINTS {
+        return Err(Error::invalid(
+            "filter.start_date",
+            format!(
+                "the series holds {} periods; a chart holds at most {}: narrow the range",
+                points.len(),
+                MAX_POINTS
+            ),
+        ));
+    }
+    let periods: Vec<NaiveDate> = points.iter().map(|(p, _)| *p).collect();
+    let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    let mut options = options;
+    let mut applied_rebase_points = Vec::new();
+    if !ignore_rebase_points && !periods.is_empty() {
+        let stored = rebase_points::store::of_metrics(conn, &[&metric]).await?;
+        let (positions, applied) = rebase_points::positions(
+            &periods,
+            stored.get(&metric.uid).map_or(&[][..], Vec::as_slice),
+        );
+        options.rebase_positions = positions;
+        applied_rebase_points = applied;
+    }
+    let (chart, annotations) = match (periods.first(), periods.last()) {
+        (Some(first), Some(last)) => {
+            let chart = chart_of(&values, &options)?;
+            let end = metric.frequency.next(*last);
+            let notes = annotations::store::between(conn, &metric, *first, end).await?;
+            (Ok(chart), notes)
+        }
+        (None, _) | (_, None) => (Err("no measurements in the range"), Vec::new()),
+    };
+    Ok(StoredChart {
+        metric,
+        periods,
+        options,
+        chart,
+        applied_rebase_points,
+        annotations,
+    })
+}
 
 /// Where a chart's data come from, which decides some option rules.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -166,7 +422,7 @@ pub(crate) fn read_options(
 }
 
 /// Runs the engine, naming the field of anything it refuses (`values` for ComputeSpc).
-pub(crate) fn compute(values: &[f64], options: &SpcOptions) -> Result<SpcChart, Error> {
+fn chart_of(values: &[f64], options: &SpcOptions) -> Result<SpcChart, Error> {
     spc::compute(values, options).map_err(|e| {
         let field = match e {
             SpcError::Empty => "values".to_owned(),
@@ -487,7 +743,7 @@ mod tests {
     fn the_proto_chart_carries_every_engine_field() {
         let values = [1.0, 2.0, 3.0, 2.0, 1.0, 2.0, 30.0];
         let o = SpcOptions::default();
-        let chart = compute(&values, &o).unwrap();
+        let chart = chart_of(&values, &o).unwrap();
         let p = to_proto(&chart, None, &o, pb::SpcChartView::Unspecified);
         assert_eq!(p.points.len(), 7);
         assert_eq!(p.point_count, 7);
@@ -512,7 +768,7 @@ mod tests {
         let summary = to_proto(&chart, None, &o, pb::SpcChartView::Summary);
         assert!(summary.points.is_empty());
         assert_eq!(summary.latest_point.as_ref(), Some(last));
-        let one = compute(&[4.0], &o).unwrap();
+        let one = chart_of(&[4.0], &o).unwrap();
         let p = to_proto(&one, None, &o, pb::SpcChartView::Full);
         assert_eq!(
             p.data_sufficiency,
@@ -520,7 +776,7 @@ mod tests {
         );
         assert!(p.data_sufficiency_reason.contains("single point"));
         assert_eq!(
-            fields(compute(&[1.0, f64::NAN], &o).unwrap_err()),
+            fields(chart_of(&[1.0, f64::NAN], &o).unwrap_err()),
             ["values[1]"]
         );
     }

@@ -1,22 +1,87 @@
-//! The QMS dashboard: per metric, the latest value, the variation and assurance icons of its
-//! SPC chart, and whether its inequality gaps are widening (see [`crate::inequality::signal`]).
+//! The QMS dashboard (GetQmsDashboard): per metric, the latest value, the variation and
+//! assurance icons of its SPC chart, and whether its inequality gaps are widening (see
+//! [`crate::inequality::signal`]).
 //! A page of metrics costs a fixed number of grouped queries, not a query per metric.
 
 use std::collections::HashMap;
 
-use qi_platform::{Error, SiteScope};
+use qi_platform::names::{ListParent, Owner};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, SiteScope, Violations};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
+use crate::MetricsApi;
 use crate::charts;
-use crate::definitions::{Metric, direction_to_proto};
+use crate::definitions::{self, DashboardScope, Kind, Metric, direction_to_proto};
 use crate::dimensions::Dimension;
 use crate::series::{self, Filter, Grouped};
 use crate::spc::{self, SpcOptions};
-use crate::{annotations, inequality};
+use crate::{inequality, rebase_points};
+
+/// GetQmsDashboard: one page of the dashboard's metrics (by parent and kind) with their
+/// rows.
+pub(crate) async fn get(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::GetQmsDashboardRequest,
+) -> Result<pb::GetQmsDashboardResponse, Error> {
+    let pb::GetQmsDashboardRequest {
+        parent,
+        kinds,
+        page_size,
+        page_token,
+    } = req;
+    let mut v = Violations::new();
+    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    let mut kind_columns = Vec::new();
+    for (i, k) in kinds.iter().enumerate() {
+        let kind = v.check(Kind::from_proto(&format!("kinds[{i}]"), *k));
+        if !kind_columns.contains(&kind.column()) {
+            kind_columns.push(kind.column());
+        }
+    }
+    if kind_columns.is_empty() {
+        kind_columns.push(Kind::Qms.column());
+    }
+    v.finish()?;
+    let scope = match list_parent {
+        Some(ListParent::Owner(Owner::Trust)) => DashboardScope {
+            trust: true,
+            sites: Some(Vec::new()),
+            kinds: kind_columns.clone(),
+        },
+        Some(ListParent::Owner(owner @ Owner::Site(_))) => {
+            owner.check_read(&ctx)?;
+            DashboardScope {
+                trust: true,
+                sites: Some(owner.site_column().map(str::to_owned).into_iter().collect()),
+                kinds: kind_columns.clone(),
+            }
+        }
+        Some(ListParent::AllSites) | None => DashboardScope {
+            trust: true,
+            sites: ctx.sites.sql_filter(),
+            kinds: kind_columns.clone(),
+        },
+    };
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!("{parent}|{}", kind_columns.join(",")),
+    )?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (metrics, next_page_token) =
+        definitions::store::list_for_dashboard(&mut conn, &scope, &page).await?;
+    let rows = rows(&mut conn, &ctx.sites, &metrics).await?;
+    Ok(pb::GetQmsDashboardResponse {
+        rows,
+        next_page_token,
+    })
+}
 
 /// The dashboard rows of these metrics, in their order, from the measurements at `sites`.
-pub(crate) async fn rows(
+async fn rows(
     conn: &mut PgConnection,
     sites: &SiteScope,
     metrics: &[Metric],
@@ -26,8 +91,8 @@ pub(crate) async fn rows(
     }
     let refs: Vec<&Metric> = metrics.iter().collect();
     let everything = Filter::scoped(sites);
-    let overall = series::read(conn, &refs, None, &everything).await?;
-    let rebase = annotations::rebase_points_of(conn, &refs).await?;
+    let overall = series::store::read(conn, &refs, None, &everything).await?;
+    let rebase = rebase_points::store::of_metrics(conn, &refs).await?;
     let mut by_dimension: HashMap<Dimension, Grouped> = HashMap::new();
     for d in Dimension::ALL {
         let recorded: Vec<&Metric> = metrics
@@ -37,7 +102,7 @@ pub(crate) async fn rows(
         if !recorded.is_empty() {
             by_dimension.insert(
                 d,
-                series::read(conn, &recorded, Some(d), &everything).await?,
+                series::store::read(conn, &recorded, Some(d), &everything).await?,
             );
         }
     }
@@ -114,7 +179,7 @@ fn row(
     out.point_count = i32::try_from(points.len()).unwrap_or(i32::MAX);
     let periods: Vec<chrono::NaiveDate> = points.iter().map(|(p, _)| *p).collect();
     let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-    let (positions, _) = annotations::positions(&periods, rebase_points);
+    let (positions, _) = rebase_points::positions(&periods, rebase_points);
     let options = SpcOptions {
         improvement_direction: m.settings.direction,
         target: m.settings.target,

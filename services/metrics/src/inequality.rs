@@ -1,7 +1,8 @@
 //! Health-inequality measures: a metric broken down by one dimension (per-stratum value
 //! and count, the unknown share, the gap and rate ratio between the extreme strata, the
 //! slope and relative indexes of inequality, each stratum's SPC concern), and the gap
-//! series the QMS dashboard charts to tell whether a gap is widening.
+//! series the QMS dashboard charts to tell whether a gap is widening; and the
+//! GetInequalityBreakdown RPC.
 //!
 //! Definitions (also in the contract):
 //! - The gap compares IMD quintile 1 (most deprived) with quintile 5 (least deprived), and
@@ -15,13 +16,129 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::metrics as pb;
 
-use crate::charts;
-use crate::definitions::Metric;
+use crate::MetricsApi;
+use crate::definitions::store::Lock;
+use crate::definitions::{self, Metric};
 use crate::dimensions::{self, Dimension};
-use crate::series::Sums;
+use crate::series::{self, Filter, Sums};
 use crate::spc::{self, ImprovementDirection, PointType, SpcOptions};
+use crate::{charts, rebase_points};
+
+/// GetInequalityBreakdown: a metric broken down by one dimension it is recorded by, over
+/// the filtered range, each stratum's history read from the first measurement.
+pub(crate) async fn get(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::GetInequalityBreakdownRequest,
+) -> Result<pb::GetInequalityBreakdownResponse, Error> {
+    let pb::GetInequalityBreakdownRequest {
+        metric,
+        dimension,
+        filter,
+        combine_ethnic_groups,
+    } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric =
+        definitions::resolve(&mut conn, &ctx, "metric", &metric, false, Lock::None).await?;
+    let recording = &metric.settings.recording;
+    let mut v = Violations::new();
+    let dim = match Dimension::from_proto(dimension) {
+        None => {
+            v.add(
+                "dimension",
+                "choose IMD_QUINTILE, ETHNIC_CATEGORY, AGE_BAND or SEX",
+            );
+            None
+        }
+        Some(d) if !recording.records(d) => {
+            let recorded: Vec<&str> = recording.dimensions.iter().map(|d| d.title()).collect();
+            v.add(
+                "dimension",
+                if recorded.is_empty() {
+                    format!(
+                        "the metric is not recorded by {}, nor by any dimension",
+                        d.title()
+                    )
+                } else {
+                    format!(
+                        "the metric is not recorded by {}: it is recorded by {}",
+                        d.title(),
+                        recorded.join(", ")
+                    )
+                },
+            );
+            None
+        }
+        Some(d) => Some(d),
+    };
+    let filter = v
+        .check(Filter::parse(&ctx, "filter", &metric, filter).map(Some))
+        .unwrap_or_default();
+    if let Some(d) = dim
+        && !filter.labels[d.index()].is_empty()
+    {
+        v.add(
+            format!("filter.stratum.{}", d.stratum_field()),
+            "is the dimension broken down: filter on the other dimensions only",
+        );
+    }
+    if combine_ethnic_groups && dim != Some(Dimension::Ethnicity) {
+        v.add(
+            "combine_ethnic_groups",
+            "applies to the ETHNIC_CATEGORY dimension only",
+        );
+    }
+    v.finish()?;
+    let dim = dim.ok_or_else(|| Error::invalid("dimension", "is required"))?;
+    // Each stratum's history (for its SPC) runs from the first measurement; the range
+    // proper starts at `filter.from`.
+    let history = Filter {
+        from: None,
+        ..filter.clone()
+    };
+    let mut grouped = series::store::read(&mut conn, &[&metric], Some(dim), &history).await?;
+    let by_label = grouped.remove(&metric.uid).unwrap_or_default();
+    let combined = combine_ethnic_groups;
+    let labels = if combined {
+        dimensions::broad_group_labels()
+    } else {
+        recording.labels(dim)
+    };
+    let strata: Vec<StratumData> = labels
+        .into_iter()
+        .map(|label| {
+            let parts = by_label
+                .iter()
+                .filter(|(l, _)| {
+                    if combined {
+                        dimensions::broad_group(l) == label
+                    } else {
+                        **l == label
+                    }
+                })
+                .map(|(_, p)| p);
+            StratumData {
+                periods: series::merge(parts),
+                label,
+            }
+        })
+        .collect();
+    let stored = rebase_points::store::of_metrics(&mut conn, &[&metric]).await?;
+    let breakdown = breakdown(&Input {
+        metric: &metric,
+        dimension: dim,
+        strata,
+        from: filter.from,
+        rebase_points: stored.get(&metric.uid).map_or(&[][..], Vec::as_slice),
+        ethnic_groups_combined: combined,
+    });
+    Ok(pb::GetInequalityBreakdownResponse {
+        breakdown: Some(breakdown),
+    })
+}
 
 /// The gap between two strata.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,7 +266,7 @@ fn stratum_spc(
     }
     let periods: Vec<NaiveDate> = series.iter().map(|(p, _)| *p).collect();
     let values: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
-    let (positions, _) = crate::annotations::positions(&periods, rebase_points);
+    let (positions, _) = rebase_points::positions(&periods, rebase_points);
     let options = SpcOptions {
         improvement_direction: metric.settings.direction,
         target: metric.settings.target,
@@ -196,7 +313,7 @@ pub(crate) fn breakdown(input: &Input<'_>) -> pb::InequalityBreakdown {
             periods_in_range.insert(*p);
         }
         all.add(&window);
-        let series = crate::series::values(metric, Some(&s.periods));
+        let series = series::values(metric, Some(&s.periods));
         let (icon, concern, sufficiency) =
             stratum_spc(metric, &series, input.from, input.rebase_points);
         rows.push((s, window, icon, concern, sufficiency));

@@ -5,19 +5,20 @@
 #![forbid(unsafe_code)]
 
 mod annotations;
-mod api;
 mod charts;
 mod dashboard;
 mod definitions;
 mod dimensions;
+mod grpc;
 mod inequality;
 mod measurements;
 mod periods;
+mod rebase_points;
 mod render;
 mod series;
 pub mod spc;
 
-pub use api::MetricsApi;
+pub use grpc::MetricsApi;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "metrics";

@@ -1,21 +1,116 @@
 //! Metric definitions: `sites/{site}/metrics/{id}` (a site's, ward's or project's metric) or
 //! trust-wide `trust/metrics/{id}`: what is measured, how often, how values combine, which
-//! way is better, the target, and the inequality dimensions it is recorded by.
+//! way is better, the target, and the inequality dimensions it is recorded by. Here: the
+//! metric RPCs, the validated metric and its rules, and what a metric's children
+//! (annotations, rebase points) share: their names, their list and their delete.
 
 use chrono::{DateTime, Utc};
 use qi_platform::convert::{etag, required_text, timestamp};
-use qi_platform::names::{self, LIST_SCOPE_SQL, ListParent, Owner};
+use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error, Violations};
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
+use crate::MetricsApi;
 use crate::dimensions::{self, Dimension, Recording};
 use crate::periods::Frequency;
 use crate::spc::ImprovementDirection;
 
+pub(crate) mod store;
+
+use store::Lock;
+
 /// The collection id in metric names.
 pub(crate) const COLLECTION: &str = "metrics";
+
+/// CreateMetric: the validated metric under a parent the caller may write (idempotent by
+/// `request_id`).
+pub(crate) async fn create(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::CreateMetricRequest,
+) -> Result<pb::CreateMetricResponse, Error> {
+    let new = NewMetric::try_from(req.clone())?;
+    new.owner.check_write(&ctx)?;
+    new.owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let metric = store::insert(&mut tx, &new).await?;
+    let resp = pb::CreateMetricResponse {
+        metric: Some(metric.to_proto()),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// GetMetric.
+pub(crate) async fn get(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::GetMetricRequest,
+) -> Result<pb::GetMetricResponse, Error> {
+    let pb::GetMetricRequest { name } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric = resolve(&mut conn, &ctx, "name", &name, false, Lock::None).await?;
+    Ok(pb::GetMetricResponse {
+        metric: Some(metric.to_proto()),
+    })
+}
+
+/// ListMetrics: one page under `parent`, scoped to the caller's sites.
+pub(crate) async fn list(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::ListMetricsRequest,
+) -> Result<pb::ListMetricsResponse, Error> {
+    let pb::ListMetricsRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let list_parent = ListParent::parse("parent", &parent)?;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
+    let (metrics, next_page_token) = store::list(&mut conn, &scope, &page).await?;
+    Ok(pb::ListMetricsResponse {
+        metrics,
+        next_page_token,
+    })
+}
+
+/// UpdateMetric: the masked settings, checked as a whole against the metric read `FOR UPDATE`.
+pub(crate) async fn update(
+    api: &MetricsApi,
+    ctx: AccessContext,
+    req: pb::UpdateMetricRequest,
+) -> Result<pb::UpdateMetricResponse, Error> {
+    let pb::UpdateMetricRequest {
+        metric,
+        update_mask,
+    } = req;
+    let metric = metric.ok_or_else(|| Error::invalid("metric", "is required"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let current = resolve(
+        &mut tx,
+        &ctx,
+        "metric.name",
+        &metric.name,
+        true,
+        Lock::Update,
+    )
+    .await?;
+    let settings = updated_settings(&current, &metric, update_mask.as_ref())?;
+    let updated = store::update(&mut tx, current.uid, &settings).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateMetricResponse {
+        metric: Some(updated.to_proto()),
+    })
+}
 
 /// What kind of measure a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -641,162 +736,6 @@ impl TryFrom<pb::CreateMetricRequest> for NewMetric {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MetricRow {
-    uid: i64,
-    site: Option<String>,
-    id: String,
-    display_name: String,
-    description: String,
-    unit: String,
-    kind: String,
-    direction: String,
-    target: Option<f64>,
-    frequency: String,
-    value_type: String,
-    rate_per: f64,
-    ward: Option<String>,
-    project: Option<String>,
-    location_breakdown: String,
-    dimensions: Vec<String>,
-    imd_edition: Option<String>,
-    age_bands: Vec<String>,
-    create_time: DateTime<Utc>,
-    update_time: DateTime<Utc>,
-    revision: i64,
-    has_measurements: bool,
-}
-
-impl TryFrom<MetricRow> for Metric {
-    type Error = Error;
-    fn try_from(r: MetricRow) -> Result<Self, Error> {
-        let scope = match (r.ward, r.project) {
-            (Some(w), _) => Scope::Ward(w),
-            (None, Some(p)) => Scope::Project(p),
-            (None, None) => Scope::Owner,
-        };
-        Ok(Metric {
-            uid: r.uid,
-            owner: Owner::from_column(r.site)?,
-            id: r.id,
-            frequency: Frequency::from_column(&r.frequency)?,
-            value_type: ValueType::from_column(&r.value_type)?,
-            scope,
-            settings: Settings {
-                display_name: r.display_name,
-                description: r.description,
-                unit: r.unit,
-                kind: Kind::from_column(&r.kind)?,
-                direction: direction_from_column(&r.direction)?,
-                target: r.target,
-                rate_per: r.rate_per,
-                location: Location::from_column(&r.location_breakdown)?,
-                recording: Recording {
-                    dimensions: r
-                        .dimensions
-                        .iter()
-                        .map(|d| Dimension::from_code(d))
-                        .collect::<Result<_, _>>()?,
-                    age_bands: r.age_bands,
-                },
-                imd_edition: r
-                    .imd_edition
-                    .as_deref()
-                    .map(ImdEdition::from_column)
-                    .transpose()?,
-            },
-            create_time: r.create_time,
-            update_time: r.update_time,
-            revision: r.revision,
-            has_measurements: r.has_measurements,
-        })
-    }
-}
-
-const COLUMNS: &str = "uid, site, id, display_name, description, unit, kind, direction, target, \
-     frequency, value_type, rate_per, ward, project, location_breakdown, dimensions, imd_edition, \
-     age_bands, create_time, update_time, revision, \
-     EXISTS (SELECT 1 FROM measurement x WHERE x.metric_uid = metric.uid) AS has_measurements";
-
-fn dimension_codes(r: &Recording) -> Vec<String> {
-    r.dimensions.iter().map(|d| d.code().to_owned()).collect()
-}
-
-/// Inserts a metric; `AlreadyExists` if the name is taken.
-pub(crate) async fn insert(conn: &mut PgConnection, m: &NewMetric) -> Result<Metric, Error> {
-    let s = &m.settings;
-    let (ward, project) = match &m.scope {
-        Scope::Owner => (None, None),
-        Scope::Ward(w) => (Some(w.as_str()), None),
-        Scope::Project(p) => (None, Some(p.as_str())),
-    };
-    let row: Option<MetricRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO metric (site, id, display_name, unit, kind, direction, description, target,
-                             frequency, value_type, rate_per, ward, project, location_breakdown,
-                             dimensions, imd_edition, age_bands)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(m.owner.site_column())
-    .bind(&m.id)
-    .bind(&s.display_name)
-    .bind(&s.unit)
-    .bind(s.kind.column())
-    .bind(direction_column(s.direction))
-    .bind(&s.description)
-    .bind(s.target)
-    .bind(m.frequency.column())
-    .bind(m.value_type.column())
-    .bind(s.rate_per)
-    .bind(ward)
-    .bind(project)
-    .bind(s.location.column())
-    .bind(dimension_codes(&s.recording))
-    .bind(s.imd_edition.map(ImdEdition::column))
-    .bind(&s.recording.age_bands)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match row {
-        Some(row) => row.try_into(),
-        None => Err(Error::AlreadyExists {
-            name: m.owner.child(COLLECTION, &m.id),
-        }),
-    }
-}
-
-/// How a read locks the metric's row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Lock {
-    /// No lock.
-    None,
-    /// `FOR SHARE`: the definition cannot change until the transaction ends (ingest).
-    Share,
-    /// `FOR UPDATE`: the caller will change it.
-    Update,
-}
-
-/// Reads one metric by owner and id.
-pub(crate) async fn get(
-    conn: &mut PgConnection,
-    owner: &Owner,
-    id: &str,
-    lock: Lock,
-) -> Result<Option<Metric>, Error> {
-    let lock = match lock {
-        Lock::None => "",
-        Lock::Share => "FOR SHARE",
-        Lock::Update => "FOR UPDATE",
-    };
-    let row: Option<MetricRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM metric WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {lock}"
-    )))
-    .bind(owner.site_column())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(TryInto::try_into).transpose()
-}
-
 /// Parses a metric name in `field`, checks the caller may read (or, with `write`, change)
 /// it, and finds it (`NOT_FOUND` if absent).
 pub(crate) async fn resolve(
@@ -814,40 +753,69 @@ pub(crate) async fn resolve(
     } else {
         owner.check_read(ctx)?;
     }
-    get(conn, &owner, &id, lock)
+    store::get(conn, &owner, &id, lock)
         .await?
         .ok_or_else(|| Error::not_found(name))
 }
 
-/// One page of metrics under `parent`, scoped to the caller's sites, ordered by name.
-pub(crate) async fn list(
-    conn: &mut PgConnection,
+/// Parses `{metric}/{collection}/{id}` into the metric's owner and id and the child's id.
+fn parse_child(
+    field: &str,
+    name: &str,
+    collection: &str,
+) -> Result<(Owner, String, String), Error> {
+    let (owner, mut ids) = names::parse_nested(field, name, &[COLLECTION, collection])?;
+    let child = ids.pop().unwrap_or_default();
+    let metric = ids.pop().unwrap_or_default();
+    names::validate_id(field, &metric)?;
+    names::validate_id(field, &child)?;
+    Ok((owner, metric, child))
+}
+
+/// One page of a metric's children under `parent` (a metric the caller may read), read by
+/// `list`, its store's.
+pub(crate) async fn list_children<T>(
+    api: &MetricsApi,
     ctx: &AccessContext,
-    parent: &ListParent,
-    page: &Page,
-) -> Result<(Vec<pb::Metric>, String), Error> {
-    let scope = parent.scope(ctx)?;
-    let rows: Vec<MetricRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM metric
-         WHERE {LIST_SCOPE_SQL}
-           AND (coalesce(site, ''), id) > ($3, $4)
-         ORDER BY coalesce(site, ''), id
-         LIMIT $5"
-    )))
-    .bind(scope.trust)
-    .bind(scope.sites)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![r.site.clone().unwrap_or_default(), r.id.clone()]
-    });
-    rows.into_iter()
-        .map(|r| Metric::try_from(r).map(|m| m.to_proto()))
-        .collect::<Result<Vec<_>, _>>()
-        .map(|m| (m, next))
+    parent: &str,
+    page_size: i32,
+    page_token: &str,
+    list: impl AsyncFnOnce(&mut PgConnection, &Metric, &Page) -> Result<(Vec<T>, String), Error>,
+) -> Result<(Vec<T>, String), Error> {
+    let page = Page::parse(page_size, page_token, parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let metric = resolve(&mut conn, ctx, "parent", parent, false, Lock::None).await?;
+    list(&mut conn, &metric, &page).await
+}
+
+/// Deletes a metric's child, `{metric}/{collection}/{id}` (an annotation or a rebase
+/// point), with `delete`, its store's: `NOT_FOUND` when the metric or the child is
+/// missing, unless `allow_missing`.
+pub(crate) async fn delete_child(
+    api: &MetricsApi,
+    ctx: &AccessContext,
+    name: &str,
+    collection: &str,
+    allow_missing: bool,
+    delete: impl AsyncFnOnce(&mut PgConnection, &Metric, &str) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let (owner, metric_id, id) = parse_child("name", name, collection)?;
+    owner.check_write(ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let Some(metric) = store::get(&mut tx, &owner, &metric_id, Lock::None).await? else {
+        return if allow_missing {
+            Ok(())
+        } else {
+            Err(Error::not_found(name))
+        };
+    };
+    let deleted = delete(&mut tx, &metric, &id).await?;
+    tx.commit().await?;
+    if deleted || allow_missing {
+        Ok(())
+    } else {
+        Err(Error::not_found(name))
+    }
 }
 
 /// Which metrics a dashboard covers.
@@ -859,38 +827,6 @@ pub(crate) struct DashboardScope {
     pub(crate) sites: Option<Vec<String>>,
     /// The kinds shown.
     pub(crate) kinds: Vec<&'static str>,
-}
-
-/// One page of the metrics a dashboard shows, ordered by name (trust-wide first).
-pub(crate) async fn list_for_dashboard(
-    conn: &mut PgConnection,
-    scope: &DashboardScope,
-    page: &Page,
-) -> Result<(Vec<Metric>, String), Error> {
-    let rows: Vec<MetricRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM metric
-         WHERE kind = ANY($1)
-           AND ((site IS NULL AND $2) OR (site IS NOT NULL AND $3 AND ($4::text[] IS NULL OR site = ANY($4))))
-           AND (coalesce(site, ''), id) > ($5, $6)
-         ORDER BY coalesce(site, ''), id
-         LIMIT $7"
-    )))
-    .bind(&scope.kinds)
-    .bind(scope.trust)
-    .bind(scope.sites.as_ref().is_none_or(|s| !s.is_empty()))
-    .bind(&scope.sites)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![r.site.clone().unwrap_or_default(), r.id.clone()]
-    });
-    rows.into_iter()
-        .map(Metric::try_from)
-        .collect::<Result<Vec<_>, _>>()
-        .map(|m| (m, next))
 }
 
 /// The fields UpdateMetric may change.
@@ -908,13 +844,13 @@ pub(crate) const UPDATABLE: &[&str] = &[
     "age_bands",
 ];
 
-/// Applies UpdateMetric to a metric locked `FOR UPDATE`.
-pub(crate) async fn update(
-    conn: &mut PgConnection,
+/// The settings UpdateMetric leaves `current` (read `FOR UPDATE`) with: the masked fields
+/// of `given` laid over the stored ones and checked as a whole.
+fn updated_settings(
     current: &Metric,
     given: &pb::Metric,
     mask: Option<&prost_types::FieldMask>,
-) -> Result<Metric, Error> {
+) -> Result<Settings, Error> {
     if !given.etag.is_empty() && given.etag != etag(current.revision) {
         return Err(Error::Aborted {
             message: "metric.etag: the metric changed since it was read; read it again".into(),
@@ -974,33 +910,13 @@ pub(crate) async fn update(
             ),
         });
     }
-    let s = &settings;
-    let row: MetricRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE metric SET display_name = $2, description = $3, unit = $4, kind = $5,
-                direction = $6, target = $7, rate_per = $8, location_breakdown = $9,
-                dimensions = $10, imd_edition = $11, age_bands = $12
-         WHERE uid = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(current.uid)
-    .bind(&s.display_name)
-    .bind(&s.description)
-    .bind(&s.unit)
-    .bind(s.kind.column())
-    .bind(direction_column(s.direction))
-    .bind(s.target)
-    .bind(s.rate_per)
-    .bind(s.location.column())
-    .bind(dimension_codes(&s.recording))
-    .bind(s.imd_edition.map(ImdEdition::column))
-    .bind(&s.recording.age_bands)
-    .fetch_one(&mut *conn)
-    .await?;
-    row.try_into()
+    Ok(settings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::ANNOTATIONS;
 
     fn request() -> pb::CreateMetricRequest {
         pb::CreateMetricRequest {
@@ -1116,5 +1032,19 @@ mod tests {
                 "metric.age_bands"
             ]
         );
+    }
+
+    #[test]
+    fn child_names_carry_the_metric() {
+        let (owner, metric, id) = parse_child(
+            "name",
+            "sites/BAS/metrics/los/annotations/pdsa-2",
+            ANNOTATIONS,
+        )
+        .unwrap();
+        assert_eq!(owner.parent_name(), "sites/BAS");
+        assert_eq!((metric.as_str(), id.as_str()), ("los", "pdsa-2"));
+        assert!(parse_child("name", "sites/BAS/metrics/los/rebasePoints/x", ANNOTATIONS).is_err());
+        assert!(parse_child("name", "sites/BAS/metrics/LOS/annotations/x", ANNOTATIONS).is_err());
     }
 }
