@@ -42,6 +42,8 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Erro
         return Ok(tx);
     };
     let ms = statement_timeout_ms(&deadline)?;
+    // Dynamic: BEGIN takes no parameters, and the timeout rides on it to save a round trip;
+    // the one interpolated value is an integer.
     Ok(pool
         .begin_with(AssertSqlSafe(format!(
             "BEGIN; SET LOCAL statement_timeout = {ms}"
@@ -53,9 +55,9 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Erro
 /// (for a transaction that runs long before its last statements, as an HR sync's merge).
 pub async fn tighten(conn: &mut PgConnection) -> Result<(), Error> {
     if let Some(deadline) = CallDeadline::current() {
-        let ms = statement_timeout_ms(&deadline)?;
-        sqlx::query(AssertSqlSafe(format!("SET LOCAL statement_timeout = {ms}")))
-            .execute(conn)
+        let ms = statement_timeout_ms(&deadline)?.to_string();
+        sqlx::query_scalar!("SELECT set_config('statement_timeout', $1, true)", ms)
+            .fetch_one(conn)
             .await?;
     }
     Ok(())
@@ -169,11 +171,11 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
 /// Whether every migration of `migrator` is applied: a server whose role may not migrate
 /// (the runtime role) then need not try. A schema or table not there yet counts as pending.
 pub async fn is_migrated(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<bool> {
-    let sql = format!("SELECT version FROM {} WHERE success", migrator.table_name);
-    let applied: Vec<i64> = match sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-        .fetch_all(pool)
-        .await
-    {
+    // Dynamic: the migrations table is the migrator's (sqlx.toml), named per service.
+    let mut sql = sqlx::QueryBuilder::new("SELECT version FROM ");
+    sql.push(migrator.table_name.as_ref())
+        .push(" WHERE success");
+    let applied: Vec<i64> = match sql.build_query_scalar().fetch_all(pool).await {
         Ok(v) => v,
         Err(e)
             if e.as_database_error()
@@ -216,20 +218,23 @@ pub async fn grant_runtime(
     runtime_url: &str,
 ) -> anyhow::Result<()> {
     let (role, password) = credentials(runtime_url)?;
-    let (me, may_create): (String, bool) = sqlx::query_as(
-        "SELECT current_user::text, rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user",
+    let owner_role = sqlx::query!(
+        r#"SELECT current_user::text AS "me!", rolsuper OR rolcreaterole AS "may_create!"
+           FROM pg_roles WHERE rolname = current_user"#,
     )
     .fetch_one(owner)
     .await
     .context("reading the owner role")?;
+    let (me, may_create) = (owner_role.me, owner_role.may_create);
     if role == me {
         return Ok(());
     }
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(&role)
-            .fetch_one(owner)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) AS "exists!""#,
+        role,
+    )
+    .fetch_one(owner)
+    .await?;
     if !exists {
         if !may_create {
             anyhow::bail!(
@@ -239,14 +244,15 @@ pub async fn grant_runtime(
         }
         // The statement is built by PostgreSQL's own quoting (%I, %L): the name and the
         // password come from configuration and may hold any character.
-        let create: String = sqlx::query_scalar(
-            "SELECT format('CREATE ROLE %I LOGIN NOINHERIT', $1::text)
-                    || coalesce(format(' PASSWORD %L', $2::text), '')",
+        let create = sqlx::query_scalar!(
+            r#"SELECT format('CREATE ROLE %I LOGIN NOINHERIT', $1::text)
+                    || coalesce(format(' PASSWORD %L', $2::text), '') AS "create!""#,
+            role,
+            password,
         )
-        .bind(&role)
-        .bind(&password)
         .fetch_one(owner)
         .await?;
+        // Dynamic: DDL takes no parameters; PostgreSQL built it above.
         match sqlx::raw_sql(sqlx::AssertSqlSafe(create))
             .execute(owner)
             .await
@@ -260,16 +266,18 @@ pub async fn grant_runtime(
             Err(e) => return Err(e).with_context(|| format!("creating the runtime role {role:?}")),
         }
     }
-    let quoted: String = sqlx::query_scalar("SELECT quote_ident($1)")
-        .bind(&role)
+    let quoted = sqlx::query_scalar!(r#"SELECT quote_ident($1) AS "quoted!""#, role)
         .fetch_one(owner)
         .await?;
     let mut tx = begin(owner).await?;
     // Concurrent GRANTs on one object fail ("tuple concurrently updated"): one at a time.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(format!("qi grants {schema}"))
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        format!("qi grants {schema}"),
+    )
+    .execute(&mut *tx)
+    .await?;
+    // Dynamic: a script of GRANTs (no parameters in DDL) for a role quoted by PostgreSQL.
     sqlx::raw_sql(sqlx::AssertSqlSafe(grants.replace("{role}", &quoted)))
         .execute(&mut *tx)
         .await

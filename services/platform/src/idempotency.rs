@@ -4,7 +4,8 @@
 //! different request body is refused. Concurrent repeats serialize on the primary key: the
 //! second waits for the first transaction and then replays its response.
 //!
-//! Each service's first migration creates its `idempotency` table; rows
+//! Each service's first migration creates its `idempotency` table, the same in every schema
+//! (these queries are checked against training's: see `sqlx.toml`); rows
 //! older than [`RETENTION`] are purged by [`purge_periodically`], which every service runs
 //! while it serves (`QI_IDEMPOTENCY_PURGE_INTERVAL_MS`).
 
@@ -45,36 +46,36 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
         return Ok(None);
     }
     let body = request.encode_to_vec();
-    let inserted = sqlx::query(
+    let inserted = sqlx::query!(
         "INSERT INTO idempotency (caller, method, request_id, request) VALUES ($1, $2, $3, $4)
          ON CONFLICT (caller, method, request_id) DO NOTHING",
+        ctx.subject,
+        ctx.method,
+        request_id,
+        body,
     )
-    .bind(&ctx.subject)
-    .bind(&ctx.method)
-    .bind(request_id)
-    .bind(&body)
     .execute(&mut *tx)
     .await?
     .rows_affected();
     if inserted == 1 {
         return Ok(None);
     }
-    let (stored, response): (Vec<u8>, Option<Vec<u8>>) = sqlx::query_as(
+    let saved = sqlx::query!(
         "SELECT request, response FROM idempotency
          WHERE caller = $1 AND method = $2 AND request_id = $3",
+        ctx.subject,
+        ctx.method,
+        request_id,
     )
-    .bind(&ctx.subject)
-    .bind(&ctx.method)
-    .bind(request_id)
     .fetch_one(&mut *tx)
     .await?;
-    if stored != body {
+    if saved.request != body {
         return Err(Error::invalid(
             "request_id",
             "was already used for a different request",
         ));
     }
-    let response = response.ok_or_else(|| Error::Aborted {
+    let response = saved.response.ok_or_else(|| Error::Aborted {
         message: "the first call with this request_id has not finished; retry".into(),
     })?;
     Resp::decode(response.as_slice())
@@ -92,14 +93,14 @@ pub async fn record<Resp: Message>(
     if request_id.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    sqlx::query!(
         "UPDATE idempotency SET response = $4
          WHERE caller = $1 AND method = $2 AND request_id = $3",
+        ctx.subject,
+        ctx.method,
+        request_id,
+        response.encode_to_vec(),
     )
-    .bind(&ctx.subject)
-    .bind(&ctx.method)
-    .bind(request_id)
-    .bind(response.encode_to_vec())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -115,14 +116,14 @@ const PURGE_BATCH: i64 = 1_000;
 pub async fn purge_expired(pool: &sqlx::PgPool) -> Result<u64, Error> {
     let mut purged = 0;
     loop {
-        let done = sqlx::query(
+        let done = sqlx::query!(
             "DELETE FROM idempotency WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM idempotency
                  WHERE create_time < now() - make_interval(secs => $1)
                  LIMIT $2 FOR UPDATE SKIP LOCKED))",
+            RETENTION.as_secs_f64(),
+            PURGE_BATCH,
         )
-        .bind(RETENTION.as_secs_f64())
-        .bind(PURGE_BATCH)
         .execute(pool)
         .await?
         .rows_affected();

@@ -224,16 +224,17 @@ impl PrivateCluster {
     /// Creates database `name` (if absent) and returns its URL.
     pub async fn create_database(&self, name: &str) -> anyhow::Result<String> {
         let mut conn = sqlx::PgConnection::connect(&self.url("postgres")).await?;
-        let exists: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(name)
-                .fetch_one(&mut conn)
-                .await?;
+        let exists = sqlx::query_scalar!(
+            r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+            name,
+        )
+        .fetch_one(&mut conn)
+        .await?;
         if !exists {
-            let quoted = name.replace('"', "\"\"");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
-                .execute(&mut conn)
-                .await?;
+            // Dynamic: a database's name is an identifier, which cannot be a parameter.
+            let mut create = sqlx::QueryBuilder::new("CREATE DATABASE \"");
+            create.push(name.replace('"', "\"\"")).push('"');
+            create.build().execute(&mut conn).await?;
         }
         Ok(self.url(name))
     }
