@@ -53,8 +53,7 @@ pub async fn maintain(
         reason = "maintenance runs outside any call, on one session holding its advisory lock"
     )]
     let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_KEY)
+    let locked = sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, LOCK_KEY)
         .fetch_one(&mut *conn)
         .await?;
     if !locked {
@@ -74,11 +73,11 @@ async fn run(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Report> {
     let mut report = Report::default();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SET lock_timeout = {}",
-        LOCK_TIMEOUT.as_millis()
-    )))
-    .execute(&mut *conn)
+    sqlx::query_scalar!(
+        "SELECT set_config('lock_timeout', $1, false)",
+        LOCK_TIMEOUT.as_millis().to_string(),
+    )
+    .fetch_one(&mut *conn)
     .await?;
     let this_month = month_of(now);
     for ahead in 0..=AHEAD {
@@ -92,9 +91,9 @@ async fn run(
         return Ok(report);
     }
     let cutoff = now - chrono::Duration::days(i64::from(retention_days));
-    let partitions: Vec<String> = sqlx::query_scalar(
-        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = 'gateway.audit_event'::regclass ORDER BY 1",
+    let partitions = sqlx::query_scalar!(
+        r#"SELECT c.relname::text AS "name!" FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'gateway.audit_event'::regclass ORDER BY 1"#,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -103,7 +102,10 @@ async fn run(
             continue; // the default partition
         };
         if start_of(add_months(month, 1)) <= cutoff {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE gateway.{name}")))
+            // Dynamic: a partition is named by its month, and a table name cannot be a parameter.
+            sqlx::QueryBuilder::new("DROP TABLE gateway.")
+                .push(&name)
+                .build()
                 .execute(&mut *conn)
                 .await
                 .with_context(|| format!("dropping {name}"))?;
@@ -112,12 +114,12 @@ async fn run(
         }
     }
     loop {
-        let deleted = sqlx::query(
+        let deleted = sqlx::query!(
             "DELETE FROM gateway.audit_event_default WHERE ctid = ANY(ARRAY(
                  SELECT ctid FROM gateway.audit_event_default WHERE time < $1 LIMIT $2))",
+            cutoff,
+            DELETE_BATCH,
         )
-        .bind(cutoff)
-        .bind(DELETE_BATCH)
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -138,40 +140,49 @@ async fn create_partition(
     month: NaiveDate,
 ) -> anyhow::Result<Option<u64>> {
     let name = partition_name(month);
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-        .bind(format!("gateway.{name}"))
-        .fetch_one(&mut *conn)
-        .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT to_regclass($1) IS NOT NULL AS "exists!""#,
+        format!("gateway.{name}"),
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     if exists {
         return Ok(None);
     }
     let (from, to) = (start_of(month), start_of(add_months(month, 1)));
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "CREATE TABLE gateway.{name}
-             (LIKE gateway.audit_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-    )))
-    .execute(&mut *tx)
-    .await?;
-    let moved = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "WITH moved AS (DELETE FROM gateway.audit_event_default
-                        WHERE time >= $1 AND time < $2 RETURNING *)
-         INSERT INTO gateway.{name} SELECT * FROM moved"
-    )))
-    .bind(from)
-    .bind(to)
+    // Dynamic, the three statements below: the partition is named by its month, and neither
+    // a table name nor a DDL bound (FOR VALUES) can be a parameter.
+    sqlx::QueryBuilder::new("CREATE TABLE gateway.")
+        .push(&name)
+        .push(" (LIKE gateway.audit_event INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        .build()
+        .execute(&mut *tx)
+        .await?;
+    let moved = sqlx::QueryBuilder::new(
+        "WITH moved AS (DELETE FROM gateway.audit_event_default WHERE time >= ",
+    )
+    .push_bind(from)
+    .push(" AND time < ")
+    .push_bind(to)
+    .push(" RETURNING *) INSERT INTO gateway.")
+    .push(&name)
+    .push(" SELECT * FROM moved")
+    .build()
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "ALTER TABLE gateway.audit_event ATTACH PARTITION gateway.{name}
-             FOR VALUES FROM ('{}') TO ('{}')",
-        from.to_rfc3339(),
-        to.to_rfc3339()
-    )))
-    .execute(&mut *tx)
-    .await
-    .with_context(|| format!("attaching {name}"))?;
+    sqlx::QueryBuilder::new("ALTER TABLE gateway.audit_event ATTACH PARTITION gateway.")
+        .push(&name)
+        .push(" FOR VALUES FROM ('")
+        .push(from.to_rfc3339())
+        .push("') TO ('")
+        .push(to.to_rfc3339())
+        .push("')")
+        .build()
+        .execute(&mut *tx)
+        .await
+        .with_context(|| format!("attaching {name}"))?;
     tx.commit().await?;
     tracing::info!(partition = name, moved, "audit partition created");
     Ok(Some(moved))
