@@ -3,15 +3,19 @@
 
 use qi_platform::SiteCode;
 use qi_platform::names::Owner;
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::definitions::{Metric, NewMetric, Scope, Settings, ValueType, store};
 use crate::periods::Frequency;
 
-/// A transaction on a fresh database with the `metrics` schema migrated, as a call has one.
+/// A pool on a fresh database with the `metrics` schema migrated.
+pub(crate) async fn pool() -> anyhow::Result<PgPool> {
+    qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await
+}
+
+/// A transaction on a fresh [`pool`], as a call has one.
 pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
-    let pool = qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await?;
-    Ok(qi_platform::db::begin(&pool).await?)
+    Ok(qi_platform::db::begin(&pool().await?).await?)
 }
 
 /// The site `code`'s owner.
