@@ -1,6 +1,7 @@
 //! What the store tests share: a transaction on a migrated throwaway database, and stored
 //! metrics to hang measurements, annotations and rebase points on.
 
+use chrono::NaiveDate;
 use qi_platform::SiteCode;
 use qi_platform::names::Owner;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -16,6 +17,11 @@ pub(crate) async fn pool() -> anyhow::Result<PgPool> {
 /// A transaction on a fresh [`pool`], as a call has one.
 pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
     Ok(qi_platform::db::begin(&pool().await?).await?)
+}
+
+/// The date `s` (`YYYY-MM-DD`).
+pub(crate) fn day(s: &str) -> NaiveDate {
+    s.parse().expect("a date")
 }
 
 /// The site `code`'s owner.

@@ -125,18 +125,14 @@ pub(crate) async fn delete(
 mod tests {
     use super::*;
     use crate::definitions::ValueType;
-    use crate::testing::{metric, site, transaction};
+    use crate::testing::{day, metric, site, transaction};
 
     fn note(id: &str, date: &str) -> NewAnnotation {
         NewAnnotation {
             id: id.to_owned(),
-            date: date.parse().expect("a date"),
+            date: day(date),
             text: format!("note {id}"),
         }
-    }
-
-    fn day(s: &str) -> NaiveDate {
-        s.parse().expect("a date")
     }
 
     fn ids(notes: &[pb::Annotation]) -> Vec<&str> {

@@ -285,11 +285,7 @@ mod tests {
 
     use super::*;
     use crate::definitions::ValueType;
-    use crate::testing::{metric, pool, site, transaction};
-
-    fn day(s: &str) -> NaiveDate {
-        s.parse().expect("a date")
-    }
+    use crate::testing::{day, metric, pool, site, transaction};
 
     /// Adds a value at `site` (empty: none) for the month starting `period`, in no stratum.
     fn push(c: &mut Columns, period: &str, site: &str, value: f64) {

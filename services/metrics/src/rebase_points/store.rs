@@ -148,12 +148,12 @@ pub(crate) async fn delete(
 mod tests {
     use super::*;
     use crate::definitions::ValueType;
-    use crate::testing::{metric, site, transaction};
+    use crate::testing::{day, metric, site, transaction};
 
     fn point(id: &str, period: &str) -> NewRebasePoint {
         NewRebasePoint {
             id: id.to_owned(),
-            period: period.parse().expect("a date"),
+            period: day(period),
             reason: format!("change {id}"),
         }
     }

@@ -155,11 +155,7 @@ mod tests {
     use crate::definitions::{self, ImdEdition, Location, ValueType};
     use crate::dimensions::Labels;
     use crate::measurements::{self, Columns};
-    use crate::testing::{new_metric, site, transaction};
-
-    fn day(s: &str) -> NaiveDate {
-        s.parse().expect("a date")
-    }
+    use crate::testing::{day, new_metric, site, transaction};
 
     /// Measurements of (period, site, IMD quintile, value, count).
     fn batch(rows: &[(&str, &str, &str, f64, Option<i64>)]) -> Columns {
