@@ -17,6 +17,8 @@ mod rebase_points;
 mod render;
 mod series;
 pub mod spc;
+#[cfg(test)]
+mod testing;
 
 pub use grpc::MetricsApi;
 

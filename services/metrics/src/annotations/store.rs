@@ -10,7 +10,6 @@ use sqlx::PgConnection;
 use super::{ANNOTATIONS, NewAnnotation};
 use crate::definitions::Metric;
 
-#[derive(sqlx::FromRow)]
 struct AnnotationRow {
     id: String,
     date: NaiveDate,
@@ -38,15 +37,16 @@ pub(crate) async fn insert(
     a: &NewAnnotation,
     author: &str,
 ) -> Result<pb::Annotation, Error> {
-    let row: Option<AnnotationRow> = sqlx::query_as(
+    let row = sqlx::query_as!(
+        AnnotationRow,
         "INSERT INTO annotation (metric_uid, id, date, text, author) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT DO NOTHING RETURNING id, date, text, author, create_time",
+        metric.uid,
+        a.id,
+        a.date,
+        a.text,
+        author,
     )
-    .bind(metric.uid)
-    .bind(&a.id)
-    .bind(a.date)
-    .bind(&a.text)
-    .bind(author)
     .fetch_optional(&mut *conn)
     .await?;
     let name = metric.name();
@@ -67,15 +67,16 @@ pub(crate) async fn list(
         .map(str::parse::<NaiveDate>)
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<AnnotationRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        AnnotationRow,
         "SELECT id, date, text, author, create_time FROM annotation
          WHERE metric_uid = $1 AND ($2::date IS NULL OR (date, id) > ($2, $3))
          ORDER BY date, id LIMIT $4",
+        metric.uid,
+        after,
+        page.after_key(1).unwrap_or(""),
+        page.limit(),
     )
-    .bind(metric.uid)
-    .bind(after)
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.limit())
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.date.to_string(), r.id.clone()]);
@@ -90,13 +91,14 @@ pub(crate) async fn between(
     from: NaiveDate,
     before: NaiveDate,
 ) -> Result<Vec<pb::Annotation>, Error> {
-    let rows: Vec<AnnotationRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        AnnotationRow,
         "SELECT id, date, text, author, create_time FROM annotation
          WHERE metric_uid = $1 AND date >= $2 AND date < $3 ORDER BY date, id LIMIT 500",
+        metric.uid,
+        from,
+        before,
     )
-    .bind(metric.uid)
-    .bind(from)
-    .bind(before)
     .fetch_all(&mut *conn)
     .await?;
     let name = metric.name();
@@ -109,10 +111,104 @@ pub(crate) async fn delete(
     metric: &Metric,
     id: &str,
 ) -> Result<bool, Error> {
-    let done = sqlx::query("DELETE FROM annotation WHERE metric_uid = $1 AND id = $2")
-        .bind(metric.uid)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let done = sqlx::query!(
+        "DELETE FROM annotation WHERE metric_uid = $1 AND id = $2",
+        metric.uid,
+        id,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definitions::ValueType;
+    use crate::testing::{day, metric, site, transaction};
+
+    fn note(id: &str, date: &str) -> NewAnnotation {
+        NewAnnotation {
+            id: id.to_owned(),
+            date: day(date),
+            text: format!("note {id}"),
+        }
+    }
+
+    fn ids(notes: &[pb::Annotation]) -> Vec<&str> {
+        notes
+            .iter()
+            .map(|a| a.name.rsplit('/').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_is_refused_per_metric() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let los = metric(&mut conn, site("BAS"), "los", ValueType::Mean).await?;
+        let tat = metric(&mut conn, site("BAS"), "tat", ValueType::Mean).await?;
+        let made = insert(&mut conn, &los, &note("a", "2026-01-05"), "me").await?;
+        assert_eq!(made.name, "sites/BAS/metrics/los/annotations/a");
+        assert_eq!((made.text.as_str(), made.author.as_str()), ("note a", "me"));
+        match insert(&mut conn, &los, &note("a", "2026-02-01"), "you").await {
+            Err(Error::AlreadyExists { name }) => assert_eq!(name, made.name),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        // The same id on another metric is another annotation.
+        insert(&mut conn, &tat, &note("a", "2026-03-01"), "you").await?;
+        let (listed, next) = list(&mut conn, &los, &Page::parse(10, "", "p")?).await?;
+        assert_eq!(listed, vec![made]);
+        assert!(next.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn pages_follow_date_then_id_and_resume_after_the_last() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let m = metric(&mut conn, site("BAS"), "los", ValueType::Mean).await?;
+        for (id, date) in [
+            ("c", "2026-01-01"),
+            ("b", "2026-02-01"),
+            ("a", "2026-02-01"),
+        ] {
+            insert(&mut conn, &m, &note(id, date), "me").await?;
+        }
+        insert(&mut conn, &m, &note("d", "2026-03-01"), "me").await?;
+        let (first, next) = list(&mut conn, &m, &Page::parse(2, "", "p")?).await?;
+        assert_eq!(ids(&first), ["c", "a"]);
+        let (second, end) = list(&mut conn, &m, &Page::parse(2, &next, "p")?).await?;
+        assert_eq!(ids(&second), ["b", "d"]);
+        assert!(end.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_chart_range_includes_its_start_and_excludes_its_end() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let m = metric(&mut conn, site("BAS"), "los", ValueType::Mean).await?;
+        let other = metric(&mut conn, site("SOU"), "los", ValueType::Mean).await?;
+        for (id, date) in [("before", "2025-12-31"), ("start", "2026-01-01")] {
+            insert(&mut conn, &m, &note(id, date), "me").await?;
+        }
+        insert(&mut conn, &m, &note("end", "2026-04-01"), "me").await?;
+        insert(&mut conn, &other, &note("elsewhere", "2026-02-01"), "me").await?;
+        let got = between(&mut conn, &m, day("2026-01-01"), day("2026-04-01")).await?;
+        assert_eq!(ids(&got), ["start"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn delete_removes_only_the_named_metrics_annotation() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let bas = metric(&mut conn, site("BAS"), "los", ValueType::Mean).await?;
+        let sou = metric(&mut conn, site("SOU"), "los", ValueType::Mean).await?;
+        insert(&mut conn, &bas, &note("a", "2026-01-01"), "me").await?;
+        insert(&mut conn, &sou, &note("a", "2026-01-01"), "me").await?;
+        assert!(delete(&mut conn, &bas, "a").await?);
+        assert!(!delete(&mut conn, &bas, "a").await?);
+        let all = Page::parse(10, "", "p")?;
+        assert!(list(&mut conn, &bas, &all).await?.0.is_empty());
+        assert_eq!(ids(&list(&mut conn, &sou, &all).await?.0), ["a"]);
+        Ok(())
+    }
 }

@@ -48,17 +48,16 @@ pub(crate) async fn write(
     };
     // Batches of one metric write in turn (held to the end of the transaction), so what is
     // read below stays true until the rows are in; other metrics' batches do not wait.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(INGEST_LOCK ^ metric_uid)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", INGEST_LOCK ^ metric_uid)
         .execute(&mut *conn)
         .await?;
-    let mut stored: Vec<NaiveDate> = sqlx::query_scalar(
+    let mut stored = sqlx::query_scalar!(
         "SELECT DISTINCT period FROM measurement
          WHERE metric_uid = $1 AND period BETWEEN $2 AND $3",
+        metric_uid,
+        first,
+        last,
     )
-    .bind(metric_uid)
-    .bind(first)
-    .bind(last)
     .fetch_all(&mut *conn)
     .await?;
     stored.sort_unstable();
@@ -128,8 +127,8 @@ async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Resu
 /// Writes a batch in one statement: new keys are inserted, changed values replace the
 /// stored ones, identical ones are left alone.
 async fn upsert(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<Outcome, Error> {
-    let (created, updated): (i64, i64) = sqlx::query_as(
-        "WITH up AS (
+    let counts = sqlx::query!(
+        r#"WITH up AS (
              INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
                  ethnicity, age_band, sex, value, count, numerator, denominator)
              SELECT $1, i.* FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[],
@@ -144,30 +143,32 @@ async fn upsert(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result
                                    EXCLUDED.denominator)
              RETURNING (xmax = 0) AS inserted
          )
-         SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM up",
+         SELECT count(*) FILTER (WHERE inserted) AS "created!",
+                count(*) FILTER (WHERE NOT inserted) AS "updated!"
+         FROM up"#,
+        metric_uid,
+        &c.period,
+        &c.site,
+        &c.ward,
+        &c.labels[0],
+        &c.labels[1],
+        &c.labels[2],
+        &c.labels[3],
+        // The value arrays hold NULLs: their elements are `Option`s (inferred: non-null).
+        c.value.as_slice() as &[Option<f64>],
+        c.count.as_slice() as &[Option<i64>],
+        c.numerator.as_slice() as &[Option<f64>],
+        c.denominator.as_slice() as &[Option<f64>],
     )
-    .bind(metric_uid)
-    .bind(&c.period)
-    .bind(&c.site)
-    .bind(&c.ward)
-    .bind(&c.labels[0])
-    .bind(&c.labels[1])
-    .bind(&c.labels[2])
-    .bind(&c.labels[3])
-    .bind(&c.value)
-    .bind(&c.count)
-    .bind(&c.numerator)
-    .bind(&c.denominator)
     .fetch_one(&mut *conn)
     .await?;
     Ok(Outcome {
-        created,
-        updated,
-        unchanged: c.len() as i64 - created - updated,
+        created: counts.created,
+        updated: counts.updated,
+        unchanged: c.len() as i64 - counts.created - counts.updated,
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct MeasurementRow {
     id: i64,
     period: NaiveDate,
@@ -246,7 +247,9 @@ pub(crate) async fn list(
         .map(str::parse::<i64>)
         .transpose()
         .map_err(|_| bad())?;
-    let rows: Vec<MeasurementRow> = sqlx::query_as(
+    let sites = sites.sql_filter();
+    let rows = sqlx::query_as!(
+        MeasurementRow,
         "SELECT id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value, count,
                 numerator, denominator, create_time, update_time
          FROM measurement
@@ -256,14 +259,14 @@ pub(crate) async fn list(
            AND ($7::text[] IS NULL OR site = '' OR site = ANY($7))
          ORDER BY period, id
          LIMIT $6",
+        metric.uid,
+        from,
+        before,
+        after_period,
+        after_id.unwrap_or(0),
+        page.limit(),
+        sites.as_deref(),
     )
-    .bind(metric.uid)
-    .bind(from)
-    .bind(before)
-    .bind(after_period)
-    .bind(after_id.unwrap_or(0))
-    .bind(page.limit())
-    .bind(sites.sql_filter())
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.period.to_string(), r.id.to_string()]);
@@ -272,4 +275,255 @@ pub(crate) async fn list(
         rows.iter().map(|r| r.to_proto(metric, &name)).collect(),
         next,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use qi_platform::names::Owner;
+
+    use super::*;
+    use crate::definitions::ValueType;
+    use crate::testing::{day, metric, pool, site, transaction};
+
+    /// Adds a value at `site` (empty: none) for the month starting `period`, in no stratum.
+    fn push(c: &mut Columns, period: &str, site: &str, value: f64) {
+        c.period.push(day(period));
+        c.site.push(site.to_owned());
+        c.ward.push(String::new());
+        for label in &mut c.labels {
+            label.push(String::new());
+        }
+        c.value.push(Some(value));
+        c.count.push(None);
+        c.numerator.push(None);
+        c.denominator.push(None);
+    }
+
+    fn batch(rows: &[(&str, &str, f64)]) -> Columns {
+        let mut c = Columns::default();
+        for (period, site, value) in rows {
+            push(&mut c, period, site, *value);
+        }
+        c
+    }
+
+    fn outcome(created: i64, updated: i64, unchanged: i64) -> Outcome {
+        Outcome {
+            created,
+            updated,
+            unchanged,
+        }
+    }
+
+    async fn everything(
+        conn: &mut PgConnection,
+        m: &Metric,
+        sites: &SiteScope,
+    ) -> anyhow::Result<Vec<pb::Measurement>> {
+        Ok(
+            list(conn, m, sites, None, None, &Page::parse(500, "", "p")?)
+                .await?
+                .0,
+        )
+    }
+
+    /// Each measurement as listed: `{period} {site} {value}`.
+    fn shown(ms: &[pb::Measurement]) -> Vec<String> {
+        ms.iter()
+            .map(|m| {
+                let p = m.period.unwrap_or_default();
+                let value = m.value.map_or("-".to_owned(), |v| v.to_string());
+                format!("{}-{:02}-{:02} {} {value}", p.year, p.month, p.day, m.site)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_resent_batch_writes_nothing_and_changes_write_only_themselves() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let m = metric(&mut conn, Owner::Trust, "los", ValueType::Mean).await?;
+        let scope = SiteScope::TrustWide;
+        assert_eq!(write(&mut conn, m.uid, batch(&[])).await?, outcome(0, 0, 0));
+        let first = [
+            ("2026-01-01", "BAS", 1.0),
+            ("2026-01-01", "SOU", 2.0),
+            ("2026-02-01", "BAS", 3.0),
+            ("2026-02-01", "SOU", 4.0),
+        ];
+        assert_eq!(
+            write(&mut conn, m.uid, batch(&first)).await?,
+            outcome(4, 0, 0)
+        );
+        assert_eq!(
+            write(&mut conn, m.uid, batch(&first)).await?,
+            outcome(0, 0, 4)
+        );
+        let before = everything(&mut conn, &m, &scope).await?;
+        // A changed value, an unchanged one, a new key in a stored period, a new period.
+        let next = [
+            ("2026-01-01", "BAS", 1.5),
+            ("2026-02-01", "SOU", 4.0),
+            ("2026-02-01", "BRM", 5.0),
+            ("2026-03-01", "BAS", 6.0),
+        ];
+        assert_eq!(
+            write(&mut conn, m.uid, batch(&next)).await?,
+            outcome(2, 1, 1)
+        );
+        let after = everything(&mut conn, &m, &scope).await?;
+        assert_eq!(
+            shown(&after),
+            [
+                "2026-01-01 sites/BAS 1.5",
+                "2026-01-01 sites/SOU 2",
+                "2026-02-01 sites/BAS 3",
+                "2026-02-01 sites/SOU 4",
+                "2026-02-01 sites/BRM 5",
+                "2026-03-01 sites/BAS 6",
+            ]
+        );
+        // Changed in place: every measurement keeps its name (its id).
+        for old in &before {
+            assert!(after.iter().any(|new| new.name == old.name));
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn values_read_back_bit_for_bit_through_copy_and_upsert() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let mean = metric(&mut conn, site("BAS"), "los", ValueType::Mean).await?;
+        let rate = metric(&mut conn, site("BAS"), "falls", ValueType::Rate).await?;
+        let odd = 0.1 + 0.2;
+        let mut c = batch(&[("2026-01-01", "", odd)]);
+        c.count[0] = Some(7);
+        c.labels = ["1", "A", "18-64", "F"].map(|l| vec![l.to_owned()]);
+        write(&mut conn, mean.uid, c).await?;
+        let mut r = batch(&[("2026-01-01", "", 0.0)]);
+        (r.value[0], r.numerator[0], r.denominator[0]) = (None, Some(1.0 / 3.0), Some(odd));
+        write(&mut conn, rate.uid, r).await?;
+        let got = everything(&mut conn, &mean, &SiteScope::TrustWide).await?;
+        assert_eq!((got[0].value, got[0].count), (Some(odd), 7));
+        let stratum = got[0].stratum.clone().expect("a stratum");
+        assert_eq!(
+            [
+                stratum.imd_quintile,
+                stratum.ethnic_category,
+                stratum.age_band,
+                stratum.sex
+            ],
+            ["1", "A", "18-64", "F"]
+        );
+        let got = everything(&mut conn, &rate, &SiteScope::TrustWide).await?;
+        assert_eq!(got[0].value, None);
+        assert_eq!(
+            (got[0].numerator, got[0].denominator),
+            (Some(1.0 / 3.0), Some(odd))
+        );
+        // Through the upsert: the period is stored now.
+        let mut r = batch(&[("2026-01-01", "", 0.0)]);
+        (r.value[0], r.numerator[0], r.denominator[0]) = (None, Some(0.7 + 0.1), Some(2.0));
+        assert_eq!(write(&mut conn, rate.uid, r).await?, outcome(0, 1, 0));
+        let got = everything(&mut conn, &rate, &SiteScope::TrustWide).await?;
+        assert_eq!(got[0].numerator, Some(0.7 + 0.1));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn pages_follow_the_period_within_the_range_and_resume_after_the_last()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let m = metric(&mut conn, Owner::Trust, "los", ValueType::Mean).await?;
+        let rows = [
+            ("2026-03-01", "BAS", 5.0),
+            ("2026-01-01", "BAS", 1.0),
+            ("2026-02-01", "SOU", 4.0),
+            ("2026-02-01", "BAS", 3.0),
+            ("2025-12-01", "BAS", 0.0),
+            ("2026-01-01", "SOU", 2.0),
+        ];
+        write(&mut conn, m.uid, batch(&rows)).await?;
+        let (from, before) = (Some(day("2026-01-01")), Some(day("2026-03-01")));
+        let scope = SiteScope::TrustWide;
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = Page::parse(3, &token, "p")?;
+            let (got, next) = list(&mut conn, &m, &scope, from, before, &page).await?;
+            assert!(got.len() <= 3);
+            seen.extend(got);
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        // In period order, then as stored; each once.
+        assert_eq!(
+            shown(&seen),
+            [
+                "2026-01-01 sites/BAS 1",
+                "2026-01-01 sites/SOU 2",
+                "2026-02-01 sites/SOU 4",
+                "2026-02-01 sites/BAS 3",
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_one_site_caller_sees_its_sites_and_the_trusts_own_rows() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let m = metric(&mut conn, Owner::Trust, "los", ValueType::Mean).await?;
+        let rows = [
+            ("2026-01-01", "", 1.0),
+            ("2026-01-01", "BAS", 2.0),
+            ("2026-01-01", "SOU", 3.0),
+        ];
+        write(&mut conn, m.uid, batch(&rows)).await?;
+        let bas = SiteScope::from_claim(&["BAS".to_owned()]).map_err(anyhow::Error::msg)?;
+        let seen = everything(&mut conn, &m, &bas).await?;
+        assert_eq!(shown(&seen), ["2026-01-01  1", "2026-01-01 sites/BAS 2"]);
+        let seen = everything(&mut conn, &m, &SiteScope::TrustWide).await?;
+        assert_eq!(
+            shown(&seen),
+            [
+                "2026-01-01  1",
+                "2026-01-01 sites/BAS 2",
+                "2026-01-01 sites/SOU 3"
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_metrics_batches_write_in_turn_and_other_metrics_do_not_wait() -> anyhow::Result<()> {
+        let pool = pool().await?;
+        let mut setup = qi_platform::db::begin(&pool).await?;
+        let los = metric(&mut setup, Owner::Trust, "los", ValueType::Mean).await?;
+        let tat = metric(&mut setup, Owner::Trust, "tat", ValueType::Mean).await?;
+        setup.commit().await?;
+        let rows = [("2026-01-01", "BAS", 1.0)];
+        let mut first = qi_platform::db::begin(&pool).await?;
+        write(&mut first, los.uid, batch(&rows)).await?;
+        // While `first` is open: another metric's batch goes through, this metric's waits.
+        let mut other = qi_platform::db::begin(&pool).await?;
+        let done = tokio::time::timeout(
+            Duration::from_secs(30),
+            write(&mut other, tat.uid, batch(&rows)),
+        )
+        .await?;
+        assert_eq!(done?, outcome(1, 0, 0));
+        other.commit().await?;
+        let mut second = qi_platform::db::begin(&pool).await?;
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            write(&mut second, los.uid, batch(&rows)),
+        )
+        .await;
+        assert!(waited.is_err(), "a second batch of the metric waits");
+        Ok(())
+    }
 }
