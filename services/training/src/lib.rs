@@ -2,7 +2,7 @@
 //! enrolment, attendance, completion, staff and HR sync). Owns the `training` schema.
 #![forbid(unsafe_code)]
 
-mod api;
+mod grpc;
 mod attendance;
 mod cohorts;
 mod courses;
@@ -12,7 +12,7 @@ mod sessions;
 mod staff;
 mod sync;
 
-pub use api::TrainingApi;
+pub use grpc::TrainingApi;
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "training";

@@ -1,5 +1,5 @@
 //! Staff as ESR describes them (`sites/{site}/staff/{employee_number}`), read by callers
-//! within their sites; written only by the HR sync (see `sync.rs`).
+//! within their sites; written only by the HR sync (see `crate::sync`).
 
 use chrono::NaiveDate;
 use qi_platform::convert::{date, timestamp};
