@@ -1,15 +1,18 @@
 //! Cohorts: scheduled runs of a course, hosted by a site (`sites/{site}/cohorts/{id}`) or
-//! trust-wide (`trust/cohorts/{id}`), the norm for the cross-site five-week course.
+//! trust-wide (`trust/cohorts/{id}`), the norm for the cross-site five-week course. Their
+//! handlers, lifecycle and the rules of a new, planned or changed cohort.
+
+pub(crate) mod store;
 
 use chrono::NaiveDate;
-use qi_platform::convert::{
-    check_etag, date, etag, int_in, required_date, required_text, timestamp,
-};
-use qi_platform::names::{self, LIST_SCOPE_SQL, ListParent, Owner};
+use qi_platform::convert::{check_etag, int_in, required_date, required_text};
+use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error, Violations};
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
+
+use crate::{TrainingApi, courses, enrolments};
 
 /// The collection id in cohort names.
 pub(crate) const COLLECTION: &str = "cohorts";
@@ -59,7 +62,7 @@ impl TryFrom<pb::CreateCohortRequest> for NewCohort {
             waitlist_count: _,
             cancel_reason: _,
         } = cohort;
-        let course_id = v.check(course_id("cohort.course", &course));
+        let course_id = v.check(courses::parse_ref("cohort.course", &course));
         let display_name = v.check(required_text("cohort.display_name", &display_name, 200));
         let start_date = v.check(required_date("cohort.start_date", start_date.as_ref()));
         let capacity = v.check(int_in("cohort.capacity", capacity, 1..=500));
@@ -80,52 +83,12 @@ impl TryFrom<pb::CreateCohortRequest> for NewCohort {
 }
 
 /// Checks facilitator names, each 1 to 200 characters (the contract bounds how many).
-pub(crate) fn validate_facilitators(field: &str, names: Vec<String>) -> Result<Vec<String>, Error> {
+fn validate_facilitators(field: &str, names: Vec<String>) -> Result<Vec<String>, Error> {
     names
         .iter()
         .enumerate()
         .map(|(i, n)| required_text(&format!("{field}[{i}]"), n, 200))
         .collect()
-}
-
-#[derive(sqlx::FromRow)]
-struct CohortRow {
-    site: Option<String>,
-    id: String,
-    course_id: String,
-    display_name: String,
-    start_date: NaiveDate,
-    capacity: i32,
-    state: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-    facilitators: Vec<String>,
-    cancel_reason: Option<String>,
-    enrolled_count: i64,
-    waitlist_count: i64,
-}
-
-impl TryFrom<CohortRow> for pb::Cohort {
-    type Error = Error;
-    fn try_from(r: CohortRow) -> Result<Self, Error> {
-        let state = CohortState::from_column(&r.state)?.to_proto();
-        Ok(pb::Cohort {
-            name: Owner::from_column(r.site)?.child(COLLECTION, &r.id),
-            course: Owner::Trust.child(crate::courses::COLLECTION, &r.course_id),
-            display_name: r.display_name,
-            start_date: Some(date(r.start_date)),
-            capacity: r.capacity,
-            state: state as i32,
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            etag: etag(r.revision),
-            facilitators: r.facilitators,
-            enrolled_count: i32::try_from(r.enrolled_count).unwrap_or(i32::MAX),
-            waitlist_count: i32::try_from(r.waitlist_count).unwrap_or(i32::MAX),
-            cancel_reason: r.cancel_reason.unwrap_or_default(),
-        })
-    }
 }
 
 /// A cohort's lifecycle state.
@@ -172,16 +135,26 @@ impl CohortState {
         }
     }
 
+    /// Whether the lifecycle leads from this state to `to`: planned → open → running →
+    /// completed, or cancelled from any unfinished state.
+    fn can_become(self, to: CohortState) -> bool {
+        match to {
+            CohortState::Open => self == CohortState::Planned,
+            CohortState::Running => matches!(self, CohortState::Planned | CohortState::Open),
+            CohortState::Completed => self == CohortState::Running,
+            CohortState::Cancelled => matches!(
+                self,
+                CohortState::Planned | CohortState::Open | CohortState::Running
+            ),
+            CohortState::Planned => false,
+        }
+    }
+
     /// Whether learners may still join (and the cohort counts as unfinished).
     pub(crate) fn takes_enrolments(self) -> bool {
         matches!(self, CohortState::Planned | CohortState::Open)
     }
 }
-
-const COLUMNS: &str = "c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state, \
-     c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason, \
-     (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS enrolled_count, \
-     (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS waitlist_count";
 
 /// What other modules need to know of a cohort they act on.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -209,280 +182,52 @@ impl CohortRef {
     }
 }
 
-/// Finds a cohort by owner and id, locking its row for the transaction when `lock` (every
-/// change to its enrolments serializes on it, which is what keeps capacity exact).
-pub(crate) async fn locate(
-    conn: &mut PgConnection,
-    owner: &Owner,
-    id: &str,
-    lock: bool,
-) -> Result<Option<CohortRef>, Error> {
-    let sql = format!(
-        "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
-         WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
-        if lock { "FOR UPDATE" } else { "" }
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner.site_column())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
-}
-
-/// Parses a cohort name, checks the caller may act on it, and finds it (`NOT_FOUND` if absent).
-pub(crate) async fn resolve(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    field: &str,
-    name: &str,
-    write: bool,
-    lock: bool,
-) -> Result<CohortRef, Error> {
-    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
-    if write {
-        owner.check_write(ctx)?;
-    } else {
-        owner.check_read(ctx)?;
-    }
-    locate(conn, &owner, &id, lock)
-        .await?
-        .ok_or_else(|| Error::not_found(name))
-}
-
-/// Inserts a cohort; `AlreadyExists` if the name is taken, `FailedPrecondition` if the
-/// course does not exist.
-pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb::Cohort, Error> {
-    let session_count: Option<i32> =
-        sqlx::query_scalar("SELECT session_count FROM course WHERE id = $1")
-            .bind(&c.course_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some(session_count) = session_count else {
-        return Err(Error::FailedPrecondition {
-            reason: "COURSE_NOT_FOUND",
-            message: format!(
-                "cohort.course: {} does not exist; create it first",
-                Owner::Trust.child(crate::courses::COLLECTION, &c.course_id)
-            ),
-        });
-    };
-    let uid: Option<uuid::Uuid> = sqlx::query_scalar(
-        "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity, facilitators)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)
-         ON CONFLICT DO NOTHING
-         RETURNING uid",
-    )
-    .bind(c.owner.site_column())
-    .bind(&c.id)
-    .bind(&c.course_id)
-    .bind(&c.display_name)
-    .bind(c.start_date)
-    .bind(c.capacity)
-    .bind(&c.facilitators)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(uid) = uid else {
-        return Err(Error::AlreadyExists {
-            name: c.owner.child(COLLECTION, &c.id),
-        });
-    };
-    // The sessions, one week apart from the start date.
-    sqlx::query(
-        "INSERT INTO session (cohort_uid, number, date)
-         SELECT $1, n, $2::date + (n - 1) * 7 FROM generate_series(1, $3) AS n",
-    )
-    .bind(uid)
-    .bind(c.start_date)
-    .bind(session_count)
-    .execute(&mut *conn)
-    .await?;
-    get(conn, &c.owner, &c.id)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the cohort just created is missing")))
-}
-
-/// Reads one cohort by owner and id, so a name whose site is not where the cohort lives
-/// finds nothing.
-pub(crate) async fn get(
-    conn: &mut PgConnection,
-    owner: &Owner,
-    id: &str,
-) -> Result<Option<pb::Cohort>, Error> {
-    let row: Option<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2"
-    )))
-    .bind(owner.site_column())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(TryInto::try_into).transpose()
-}
-
-/// One page of cohorts under `parent`, scoped to the caller's sites, newest first.
-pub(crate) async fn list(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
-    page: &Page,
-) -> Result<(Vec<pb::Cohort>, String), Error> {
-    // Which rows: trust-wide ones, one site's, or every site the caller holds.
-    let scope = parent.scope(ctx)?;
-    let after_date = page
-        .after_key(0)
-        .map(|d| d.parse::<NaiveDate>())
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort c
-         WHERE {LIST_SCOPE_SQL}
-           AND ($3::date IS NULL OR c.start_date < $3
-                OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
-         ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
-         LIMIT $6"
-    )))
-    .bind(scope.trust)
-    .bind(scope.sites)
-    .bind(after_date)
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![
-            r.start_date.to_string(),
-            r.site.clone().unwrap_or_default(),
-            r.id.clone(),
-        ]
-    });
-    rows.into_iter()
-        .map(TryInto::try_into)
-        .collect::<Result<Vec<_>, _>>()
-        .map(|c| (c, next))
-}
-
-/// Moves a cohort along its lifecycle: planned → open → running → completed, or
-/// cancelled from any unfinished state.
-pub(crate) async fn transition(
-    conn: &mut PgConnection,
-    c: &CohortRef,
-    to: CohortState,
-    etag_given: &str,
-    reason: Option<&str>,
-) -> Result<pb::Cohort, Error> {
-    check_etag(etag_given, c.revision, "the cohort")?;
-    let from = c.state()?;
-    let allowed = match to {
-        CohortState::Open => from == CohortState::Planned,
-        CohortState::Running => matches!(from, CohortState::Planned | CohortState::Open),
-        CohortState::Completed => from == CohortState::Running,
-        CohortState::Cancelled => matches!(
-            from,
-            CohortState::Planned | CohortState::Open | CohortState::Running
-        ),
-        CohortState::Planned => false,
-    };
-    if !allowed {
-        return Err(Error::FailedPrecondition {
-            reason: "COHORT_STATE",
-            message: format!(
-                "{} is {}: it cannot become {}",
-                c.name()?,
-                from.column(),
-                to.column()
-            ),
-        });
-    }
-    sqlx::query("UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1")
-        .bind(c.uid)
-        .bind(to.column())
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
-    reread(conn, c).await
-}
-
-/// Reads a cohort again after a change.
-pub(crate) async fn reread(conn: &mut PgConnection, c: &CohortRef) -> Result<pb::Cohort, Error> {
-    get(conn, &c.owner()?, &c.id)
-        .await?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("cohort {} vanished", c.id)))
-}
-
 /// The fields UpdateCohort may change.
-pub(crate) const UPDATABLE: &[&str] = &["display_name", "capacity", "facilitators"];
+const UPDATABLE: &[&str] = &["display_name", "capacity", "facilitators"];
 
-/// Applies an update to a locked cohort; raising the capacity promotes waitlisted learners.
-pub(crate) async fn update(
-    conn: &mut PgConnection,
-    c: &CohortRef,
-    cohort: pb::Cohort,
-    mask: Option<&prost_types::FieldMask>,
-) -> Result<pb::Cohort, Error> {
-    check_etag(&cohort.etag, c.revision, "the cohort")?;
-    let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
-        "display_name" => !cohort.display_name.is_empty(),
-        "capacity" => cohort.capacity != 0,
-        "facilitators" => !cohort.facilitators.is_empty(),
-        _ => false,
-    })?;
-    let mut v = Violations::new();
-    let mut display_name = None;
-    let mut capacity = None;
-    let mut facilitators = None;
-    for p in &paths {
-        match *p {
-            "display_name" => {
-                display_name = Some(v.check(required_text(
-                    "cohort.display_name",
-                    &cohort.display_name,
-                    200,
-                )))
-            }
-            "capacity" => {
-                capacity = Some(v.check(int_in("cohort.capacity", cohort.capacity, 1..=500)))
-            }
-            _ => {
-                facilitators = Some(v.check(validate_facilitators(
-                    "cohort.facilitators",
-                    cohort.facilitators.clone(),
-                )))
+/// What an UpdateCohort changes, validated (`None`: left as it is).
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    display_name: Option<String>,
+    capacity: Option<i32>,
+    facilitators: Option<Vec<String>>,
+}
+
+impl Changes {
+    /// Reads the fields `mask` names (without one, those set) from `cohort`.
+    fn parse(cohort: &pb::Cohort, mask: Option<&prost_types::FieldMask>) -> Result<Self, Error> {
+        let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
+            "display_name" => !cohort.display_name.is_empty(),
+            "capacity" => cohort.capacity != 0,
+            "facilitators" => !cohort.facilitators.is_empty(),
+            _ => false,
+        })?;
+        let mut v = Violations::new();
+        let mut changes = Changes::default();
+        for p in &paths {
+            match *p {
+                "display_name" => {
+                    changes.display_name = Some(v.check(required_text(
+                        "cohort.display_name",
+                        &cohort.display_name,
+                        200,
+                    )))
+                }
+                "capacity" => {
+                    changes.capacity =
+                        Some(v.check(int_in("cohort.capacity", cohort.capacity, 1..=500)))
+                }
+                _ => {
+                    changes.facilitators = Some(v.check(validate_facilitators(
+                        "cohort.facilitators",
+                        cohort.facilitators.clone(),
+                    )))
+                }
             }
         }
+        v.finish()?;
+        Ok(changes)
     }
-    v.finish()?;
-    if let Some(new) = capacity {
-        let enrolled: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'",
-        )
-        .bind(c.uid)
-        .fetch_one(&mut *conn)
-        .await?;
-        if i64::from(new) < enrolled {
-            return Err(Error::FailedPrecondition {
-                reason: "CAPACITY_BELOW_ENROLLED",
-                message: format!(
-                    "cohort.capacity: {enrolled} learners are enrolled; withdraw some before lowering it to {new}"
-                ),
-            });
-        }
-    }
-    sqlx::query(
-        "UPDATE cohort SET display_name = coalesce($2, display_name),
-                           capacity = coalesce($3, capacity),
-                           facilitators = coalesce($4, facilitators)
-         WHERE uid = $1",
-    )
-    .bind(c.uid)
-    .bind(display_name)
-    .bind(capacity)
-    .bind(facilitators)
-    .execute(&mut *conn)
-    .await?;
-    if capacity.is_some() {
-        crate::enrolments::fill_places(conn, c.uid).await?;
-    }
-    reread(conn, c).await
 }
 
 /// A validated PlanCohorts request.
@@ -511,7 +256,7 @@ impl TryFrom<pb::PlanCohortsRequest> for Plan {
         } = req;
         let mut v = Violations::new();
         let owner = v.check(names::parse_parent("parent", &parent).map(Some));
-        let course_id = v.check(course_id("course", &course));
+        let course_id = v.check(courses::parse_ref("course", &course));
         let first_start = v.check(required_date("first_start_date", first_start_date.as_ref()));
         let count = v.check(int_in("count", count, 1..=12));
         let capacity = v.check(int_in("capacity", capacity, 1..=500));
@@ -531,53 +276,270 @@ impl TryFrom<pb::PlanCohortsRequest> for Plan {
     }
 }
 
-/// Reads a course reference `trust/courses/{course}`.
-pub(crate) fn course_id(field: &str, name: &str) -> Result<String, Error> {
-    names::parse_name(field, name, crate::courses::COLLECTION).and_then(|(owner, id)| match owner {
-        Owner::Trust => Ok(id),
-        Owner::Site(_) => Err(Error::invalid(
-            field,
-            "courses are trust-wide: `trust/courses/{course}`",
-        )),
+impl Plan {
+    /// The planned cohorts: the first on the given date, the rest spaced evenly through the
+    /// year in whole weeks, so every cohort starts on the same weekday.
+    fn schedule(&self, title: &str) -> Vec<NewCohort> {
+        let spacing = chrono::Duration::weeks(i64::from(52 / self.count));
+        (0..self.count)
+            .map(|i| {
+                let start_date = self.first_start + spacing * i;
+                NewCohort {
+                    owner: self.owner.clone(),
+                    id: uuid::Uuid::now_v7().to_string(),
+                    course_id: self.course_id.clone(),
+                    display_name: format!(
+                        "{title}, {} ({} of {})",
+                        start_date.format("%B %Y"),
+                        i + 1,
+                        self.count
+                    ),
+                    start_date,
+                    capacity: self.capacity,
+                    facilitators: self.facilitators.clone(),
+                    request_id: String::new(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Parses a cohort name, checks the caller may read it (or, when `write`, change it), and
+/// finds it (`NOT_FOUND` if absent), its row locked for the transaction when `lock`.
+pub(crate) async fn resolve(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    field: &str,
+    name: &str,
+    write: bool,
+    lock: bool,
+) -> Result<CohortRef, Error> {
+    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
+    if write {
+        owner.check_write(ctx)?;
+    } else {
+        owner.check_read(ctx)?;
+    }
+    store::locate(conn, &owner, &id, lock)
+        .await?
+        .ok_or_else(|| Error::not_found(name))
+}
+
+/// CreateCohort: a site's cohort, or a trust-wide one, with its sessions.
+pub(crate) async fn create(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::CreateCohortRequest,
+) -> Result<pb::CreateCohortResponse, Error> {
+    let new = NewCohort::try_from(req.clone())?;
+    new.owner.check_write(&ctx)?;
+    new.owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let cohort = store::insert(&mut tx, &new).await?;
+    let resp = pb::CreateCohortResponse {
+        cohort: Some(cohort),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// PlanCohorts: a year's cohorts of a course in one call.
+pub(crate) async fn plan(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::PlanCohortsRequest,
+) -> Result<pb::PlanCohortsResponse, Error> {
+    let plan = Plan::try_from(req.clone())?;
+    plan.owner.check_write(&ctx)?;
+    plan.owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &plan.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let title = courses::store::display_name(&mut tx, &plan.course_id)
+        .await?
+        .ok_or_else(|| Error::FailedPrecondition {
+            reason: "COURSE_NOT_FOUND",
+            message: format!(
+                "course: {} does not exist",
+                Owner::Trust.child(courses::COLLECTION, &plan.course_id)
+            ),
+        })?;
+    let mut cohorts = Vec::with_capacity(plan.count as usize);
+    for new in plan.schedule(&title) {
+        cohorts.push(store::insert(&mut tx, &new).await?);
+    }
+    let resp = pb::PlanCohortsResponse { cohorts };
+    idempotency::record(&mut tx, &ctx, &plan.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// GetCohort: authorization before existence, so no answer about another site's cohorts.
+pub(crate) async fn get(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::GetCohortRequest,
+) -> Result<pb::GetCohortResponse, Error> {
+    let pb::GetCohortRequest { name } = req;
+    let (owner, id) = names::parse_name("name", &name, COLLECTION)?;
+    owner.check_read(&ctx)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let cohort = store::get(&mut conn, &owner, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(&name))?;
+    Ok(pb::GetCohortResponse {
+        cohort: Some(cohort),
     })
 }
 
-/// Creates the planned cohorts: the first on the given date, the rest spaced evenly through
-/// the year in whole weeks, so every cohort starts on the same weekday.
-pub(crate) async fn plan(conn: &mut PgConnection, p: &Plan) -> Result<Vec<pb::Cohort>, Error> {
-    let title: Option<String> = sqlx::query_scalar("SELECT display_name FROM course WHERE id = $1")
-        .bind(&p.course_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let title = title.ok_or_else(|| Error::FailedPrecondition {
-        reason: "COURSE_NOT_FOUND",
-        message: format!(
-            "course: {} does not exist",
-            Owner::Trust.child(crate::courses::COLLECTION, &p.course_id)
-        ),
-    })?;
-    let spacing = chrono::Duration::weeks(i64::from(52 / p.count));
-    let mut made = Vec::with_capacity(p.count as usize);
-    for i in 0..p.count {
-        let start_date = p.first_start + spacing * i;
-        let new = NewCohort {
-            owner: p.owner.clone(),
-            id: uuid::Uuid::now_v7().to_string(),
-            course_id: p.course_id.clone(),
-            display_name: format!(
-                "{title}, {} ({} of {})",
-                start_date.format("%B %Y"),
-                i + 1,
-                p.count
-            ),
-            start_date,
-            capacity: p.capacity,
-            facilitators: p.facilitators.clone(),
-            request_id: String::new(),
-        };
-        made.push(insert(conn, &new).await?);
+/// ListCohorts: trust-wide ones, one site's, or every site the caller holds.
+pub(crate) async fn list(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::ListCohortsRequest,
+) -> Result<pb::ListCohortsResponse, Error> {
+    let pb::ListCohortsRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let list_parent = ListParent::parse("parent", &parent)?;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
+    let (cohorts, next_page_token) = store::list(&mut conn, scope, &page).await?;
+    Ok(pb::ListCohortsResponse {
+        cohorts,
+        next_page_token,
+    })
+}
+
+/// UpdateCohort: raising the capacity promotes waitlisted learners; it never drops below
+/// the learners enrolled.
+pub(crate) async fn update(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::UpdateCohortRequest,
+) -> Result<pb::UpdateCohortResponse, Error> {
+    let pb::UpdateCohortRequest {
+        cohort,
+        update_mask,
+    } = req;
+    let cohort = cohort.ok_or_else(|| Error::invalid("cohort", "is required"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "cohort.name", &cohort.name, true, true).await?;
+    check_etag(&cohort.etag, found.revision, "the cohort")?;
+    let changes = Changes::parse(&cohort, update_mask.as_ref())?;
+    if let Some(new) = changes.capacity {
+        let enrolled = enrolments::store::enrolled_count(&mut tx, found.uid).await?;
+        if i64::from(new) < enrolled {
+            return Err(Error::FailedPrecondition {
+                reason: "CAPACITY_BELOW_ENROLLED",
+                message: format!(
+                    "cohort.capacity: {enrolled} learners are enrolled; withdraw some before lowering it to {new}"
+                ),
+            });
+        }
     }
-    Ok(made)
+    store::update(&mut tx, found.uid, &changes).await?;
+    if changes.capacity.is_some() {
+        enrolments::store::fill_places(&mut tx, found.uid).await?;
+    }
+    let updated = store::reread(&mut tx, &found).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateCohortResponse {
+        cohort: Some(updated),
+    })
+}
+
+/// OpenCohort: planned → open.
+pub(crate) async fn open(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::OpenCohortRequest,
+) -> Result<pb::OpenCohortResponse, Error> {
+    let pb::OpenCohortRequest { name, etag } = req;
+    let cohort = transition(api, &ctx, &name, &etag, CohortState::Open, None).await?;
+    Ok(pb::OpenCohortResponse {
+        cohort: Some(cohort),
+    })
+}
+
+/// StartCohort: planned or open → running.
+pub(crate) async fn start(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::StartCohortRequest,
+) -> Result<pb::StartCohortResponse, Error> {
+    let pb::StartCohortRequest { name, etag } = req;
+    let cohort = transition(api, &ctx, &name, &etag, CohortState::Running, None).await?;
+    Ok(pb::StartCohortResponse {
+        cohort: Some(cohort),
+    })
+}
+
+/// CompleteCohort: running → completed.
+pub(crate) async fn complete(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::CompleteCohortRequest,
+) -> Result<pb::CompleteCohortResponse, Error> {
+    let pb::CompleteCohortRequest { name, etag } = req;
+    let cohort = transition(api, &ctx, &name, &etag, CohortState::Completed, None).await?;
+    Ok(pb::CompleteCohortResponse {
+        cohort: Some(cohort),
+    })
+}
+
+/// CancelCohort: any unfinished state → cancelled, with the reason kept.
+pub(crate) async fn cancel(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::CancelCohortRequest,
+) -> Result<pb::CancelCohortResponse, Error> {
+    let pb::CancelCohortRequest { name, reason, etag } = req;
+    let reason = required_text("reason", &reason, 500)?;
+    let to = CohortState::Cancelled;
+    let cohort = transition(api, &ctx, &name, &etag, to, Some(&reason)).await?;
+    Ok(pb::CancelCohortResponse {
+        cohort: Some(cohort),
+    })
+}
+
+/// Moves the named cohort along its lifecycle, if the caller may change it, the etag is
+/// current and the lifecycle allows it; returns the cohort as it now is.
+async fn transition(
+    api: &TrainingApi,
+    ctx: &AccessContext,
+    name: &str,
+    etag: &str,
+    to: CohortState,
+    reason: Option<&str>,
+) -> Result<pb::Cohort, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, ctx, "name", name, true, true).await?;
+    check_etag(etag, found.revision, "the cohort")?;
+    let from = found.state()?;
+    if !from.can_become(to) {
+        return Err(Error::FailedPrecondition {
+            reason: "COHORT_STATE",
+            message: format!(
+                "{} is {}: it cannot become {}",
+                found.name()?,
+                from.column(),
+                to.column()
+            ),
+        });
+    }
+    store::set_state(&mut tx, found.uid, to, reason).await?;
+    let cohort = store::reread(&mut tx, &found).await?;
+    tx.commit().await?;
+    Ok(cohort)
 }
 
 #[cfg(test)]
@@ -641,6 +603,44 @@ mod tests {
                 "cohort.start_date",
                 "cohort.capacity"
             ]
+        );
+    }
+
+    #[test]
+    fn the_lifecycle_runs_one_way_and_cancels_until_finished() {
+        use CohortState::*;
+        assert!(Planned.can_become(Open) && Planned.can_become(Running));
+        assert!(Open.can_become(Running) && Running.can_become(Completed));
+        assert!(Running.can_become(Cancelled));
+        assert!(!Open.can_become(Completed) && !Running.can_become(Open));
+        assert!(!Completed.can_become(Cancelled) && !Cancelled.can_become(Planned));
+    }
+
+    #[test]
+    fn a_plan_spaces_its_cohorts_through_the_year_on_one_weekday() {
+        let plan = Plan::try_from(pb::PlanCohortsRequest {
+            parent: "sites/BAS".into(),
+            course: "trust/courses/qsir-prac".into(),
+            first_start_date: Some(Date {
+                year: 2027,
+                month: 1,
+                day: 7,
+            }),
+            count: 4,
+            capacity: 20,
+            facilitators: vec![],
+            request_id: String::new(),
+        })
+        .unwrap();
+        let made = plan.schedule("QSIR Practitioner");
+        let starts: Vec<_> = made.iter().map(|c| c.start_date.to_string()).collect();
+        assert_eq!(
+            starts,
+            ["2027-01-07", "2027-04-08", "2027-07-08", "2027-10-07"]
+        );
+        assert_eq!(
+            made[1].display_name,
+            "QSIR Practitioner, April 2027 (2 of 4)"
         );
     }
 }

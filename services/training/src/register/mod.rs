@@ -1,27 +1,76 @@
 //! The trained-staff register: completions derived from attendance, the queries over it
 //! (one person's record, the register by site/course/period, the training summary), and its
-//! change history for HR's export to ESR.
+//! change history for HR's export to ESR. The handlers and the completion rule.
 //!
 //! Every change to a completion takes the next `register_change_seq` value while holding a
 //! transaction-level advisory lock, so sequence order is commit order and an export that
 //! resumes after a cursor never skips a change committed late.
 
+mod store;
+
 use chrono::{Months, NaiveDate};
-use qi_platform::convert::date;
-use qi_platform::names::{ListParent, Owner};
+use qi_platform::convert::optional_date;
+use qi_platform::names::ListParent;
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error};
+use qi_platform::rpc::ResponseStream;
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::cohorts::{self, CohortRef};
-
-/// The advisory lock key that serializes register writers (any constant unique to it).
-const REGISTER_LOCK: i64 = 0x5157_5245_4749; // "QWREGI"
+use crate::cohorts::CohortRef;
+use crate::{TrainingApi, courses, enrolments, staff};
 
 /// The collection id in completion names.
 pub(crate) const COLLECTION: &str = "completions";
+
+/// Changes per message of the training-record export.
+const EXPORT_PAGE: i64 = 1_000;
+
+/// What a register means for its learners' completions: who now meets the course's rule
+/// (with a new completion's id, its date and expiry), and who no longer does. Columns, as
+/// the store binds them.
+#[derive(Debug, Default)]
+struct Outcome {
+    ids: Vec<Uuid>,
+    met: Vec<String>,
+    days: Vec<NaiveDate>,
+    expiries: Vec<Option<NaiveDate>>,
+    unmet: Vec<String>,
+}
+
+impl Outcome {
+    /// Judges each learner's attended session dates (in date order) against the rule: a
+    /// course of `sessions`, `required` of them (0: all) to complete it, a completion dated
+    /// by the qualifying session and lasting `validity` months (0: for ever).
+    fn judge(
+        (sessions, required, validity): (i32, i32, i32),
+        attended: Vec<(String, Vec<NaiveDate>)>,
+    ) -> Self {
+        let needed = if required == 0 { sessions } else { required };
+        let mut o = Outcome::default();
+        for (number, dates) in attended {
+            let day = usize::try_from(needed)
+                .ok()
+                .and_then(|n| n.checked_sub(1))
+                .and_then(|i| dates.get(i).copied());
+            match day {
+                Some(day) => {
+                    o.ids.push(Uuid::now_v7());
+                    o.met.push(number);
+                    o.days.push(day);
+                    o.expiries.push(
+                        (validity > 0)
+                            .then(|| day.checked_add_months(Months::new(validity.unsigned_abs())))
+                            .flatten(),
+                    );
+                }
+                None => o.unmet.push(number),
+            }
+        }
+        o
+    }
+}
 
 /// Derives the completions of these learners in a cohort from their attendance: achieved
 /// when the course's rule is met (dated by the qualifying session), revoked when a corrected
@@ -31,305 +80,139 @@ pub(crate) async fn derive(
     cohort: &CohortRef,
     numbers: &[String],
 ) -> Result<Vec<pb::Completion>, Error> {
-    let (sessions, required, validity): (i32, i32, i32) = sqlx::query_as(
-        "SELECT session_count, required_sessions, validity_months FROM course WHERE id = $1",
-    )
-    .bind(&cohort.course_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let needed = if required == 0 { sessions } else { required };
-    // Each learner's attended session dates, in date order.
-    let attended: Vec<(String, Vec<NaiveDate>)> = sqlx::query_as(
-        "SELECT n.employee_number,
-                coalesce(array_agg(s.date ORDER BY s.date, s.number)
-                         FILTER (WHERE s.date IS NOT NULL), '{}')
-         FROM unnest($2::text[]) AS n(employee_number)
-         LEFT JOIN attendance a ON a.cohort_uid = $1 AND a.employee_number = n.employee_number
-                               AND a.status IN ('attended', 'caught_up')
-         LEFT JOIN session s ON s.cohort_uid = a.cohort_uid AND s.number = a.session_number
-         GROUP BY n.employee_number",
-    )
-    .bind(cohort.uid)
-    .bind(numbers)
-    .fetch_all(&mut *conn)
-    .await?;
-    // Who now meets the rule (and from when), and who no longer does.
-    let (mut ids, mut met, mut days, mut expiries, mut unmet) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (number, dates) in attended {
-        let day = usize::try_from(needed)
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| dates.get(i).copied());
-        match day {
-            Some(day) => {
-                ids.push(Uuid::now_v7());
-                met.push(number);
-                days.push(day);
-                expiries.push(
-                    (validity > 0)
-                        .then(|| day.checked_add_months(Months::new(validity.unsigned_abs())))
-                        .flatten(),
-                );
-            }
-            None => unmet.push(number),
-        }
-    }
+    let rule = courses::store::completion_rule(conn, &cohort.course_id).await?;
+    let attended = store::attended(conn, cohort.uid, numbers).await?;
+    let outcome = Outcome::judge(rule, attended);
     // Every register writer waits for this lock: two statements under it, however many
     // learners the register holds.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(REGISTER_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    // New, restored or re-dated completions take a new place in the history.
-    let achieved: Vec<Uuid> = if met.is_empty() {
+    store::lock(conn).await?;
+    let achieved = if outcome.met.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_scalar(
-            "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
-                                     completion_date, expiry_date, change_seq)
-             SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
-                    nextval('register_change_seq')
-             FROM unnest($1::uuid[], $2::text[], $3::date[], $4::date[])
-                  AS m(id, employee_number, completion_date, expiry_date)
-             ORDER BY m.employee_number
-             ON CONFLICT (employee_number, cohort_uid) DO UPDATE
-                 SET completion_date = EXCLUDED.completion_date,
-                     expiry_date = EXCLUDED.expiry_date, revoked = false,
-                     change_seq = nextval('register_change_seq')
-                 WHERE completion.revoked
-                    OR completion.completion_date <> EXCLUDED.completion_date
-             RETURNING id",
-        )
-        .bind(&ids)
-        .bind(&met)
-        .bind(&days)
-        .bind(&expiries)
-        .bind(&cohort.course_id)
-        .bind(cohort.uid)
-        .fetch_all(&mut *conn)
-        .await?
+        store::achieve(conn, &cohort.course_id, cohort.uid, &outcome).await?
     };
-    if !unmet.is_empty() {
-        sqlx::query(
-            "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
-             WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
-        )
-        .bind(cohort.uid)
-        .bind(&unmet)
-        .execute(&mut *conn)
-        .await?;
+    if !outcome.unmet.is_empty() {
+        store::revoke(conn, cohort.uid, &outcome.unmet).await?;
     }
     if achieved.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE k.id = ANY($1) ORDER BY s.surname, s.forename"
-    )))
-    .bind(&achieved)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter().map(TryInto::try_into).collect()
+    store::by_ids(conn, &achieved).await
 }
-
-#[derive(sqlx::FromRow)]
-struct CompletionRow {
-    id: Uuid,
-    employee_number: String,
-    staff_site: String,
-    forename: String,
-    surname: String,
-    course_id: String,
-    course_display_name: String,
-    cohort_site: Option<String>,
-    cohort_id: String,
-    completion_date: NaiveDate,
-    expiry_date: Option<NaiveDate>,
-}
-
-impl TryFrom<CompletionRow> for pb::Completion {
-    type Error = Error;
-    fn try_from(r: CompletionRow) -> Result<Self, Error> {
-        let staff = format!("sites/{}/staff/{}", r.staff_site, r.employee_number);
-        Ok(pb::Completion {
-            name: format!("{staff}/{COLLECTION}/{}", r.id),
-            staff,
-            staff_display_name: format!("{} {}", r.forename, r.surname),
-            course: Owner::Trust.child(crate::courses::COLLECTION, &r.course_id),
-            course_display_name: r.course_display_name,
-            cohort: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
-            completion_date: Some(date(r.completion_date)),
-            expiry_date: r.expiry_date.map(date),
-        })
-    }
-}
-
-const SELECT: &str = "
-    SELECT k.id, k.employee_number, s.site AS staff_site, s.forename, s.surname, k.course_id,
-           co.display_name AS course_display_name, c.site AS cohort_site, c.id AS cohort_id,
-           k.completion_date, k.expiry_date
-    FROM completion k
-    JOIN staff s ON s.employee_number = k.employee_number
-    JOIN course co ON co.id = k.course_id
-    JOIN cohort c ON c.uid = k.cohort_uid";
 
 /// Filters of the register.
 #[derive(Debug, Default)]
-pub(crate) struct Filter {
-    pub(crate) course_id: Option<String>,
-    pub(crate) from: Option<NaiveDate>,
-    pub(crate) before: Option<NaiveDate>,
+struct Filter {
+    course_id: Option<String>,
+    from: Option<NaiveDate>,
+    before: Option<NaiveDate>,
 }
 
-/// One page of the register under `parent` (the learners' sites), newest first.
+/// GetTrainingRecord: one person, their enrolments and their completions.
+pub(crate) async fn get_record(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::GetTrainingRecordRequest,
+) -> Result<pb::GetTrainingRecordResponse, Error> {
+    let pb::GetTrainingRecordRequest { staff: name } = req;
+    let parsed = staff::parse_name("staff", &name)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let person = staff::require(&mut conn, &ctx, &name, &parsed).await?;
+    let enrolments = enrolments::store::of_staff(&mut conn, &person.employee_number).await?;
+    let completions = store::of_staff(&mut conn, &person.employee_number).await?;
+    Ok(pb::GetTrainingRecordResponse {
+        staff: Some(person.into()),
+        enrolments,
+        completions,
+    })
+}
+
+/// ListCompletions: the register of the learners' sites, by course and period.
 pub(crate) async fn list(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
-    filter: &Filter,
-    page: &Page,
-) -> Result<(Vec<pb::Completion>, String), Error> {
-    let scope = parent.scope(ctx)?;
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::ListCompletionsRequest,
+) -> Result<pb::ListCompletionsResponse, Error> {
+    let params = format!(
+        "{}|{}|{:?}|{:?}",
+        req.parent, req.course, req.completed_on_or_after, req.completed_before
+    );
+    let pb::ListCompletionsRequest {
+        parent,
+        course,
+        completed_on_or_after,
+        completed_before,
+        page_size,
+        page_token,
+    } = req;
+    let mut v = Violations::new();
+    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    let course_id = if course.is_empty() {
+        None
+    } else {
+        Some(v.check(courses::parse_ref("course", &course)))
+    };
+    let from = v.check(optional_date(
+        "completed_on_or_after",
+        completed_on_or_after.as_ref(),
+    ));
+    let before = v.check(optional_date("completed_before", completed_before.as_ref()));
+    v.finish()?;
+    let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
+    let page = Page::parse(page_size, &page_token, &params)?;
+    let filter = Filter {
+        course_id,
+        from,
+        before,
+    };
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
     if scope.trust {
         return Err(Error::invalid(
             "parent",
             "the register is kept by the learners' sites: use `sites/{site}` or `sites/-`",
         ));
     }
-    let after_date = page
-        .after_key(0)
-        .map(str::parse::<NaiveDate>)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let after_id = page
-        .after_key(1)
-        .map(Uuid::parse_str)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT}
-         WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
-           AND ($2::text IS NULL OR k.course_id = $2)
-           AND ($3::date IS NULL OR k.completion_date >= $3)
-           AND ($4::date IS NULL OR k.completion_date < $4)
-           AND ($5::date IS NULL OR k.completion_date < $5
-                OR (k.completion_date = $5 AND k.id > $6))
-         ORDER BY k.completion_date DESC, k.id
-         LIMIT $7"
-    )))
-    .bind(scope.sites)
-    .bind(&filter.course_id)
-    .bind(filter.from)
-    .bind(filter.before)
-    .bind(after_date)
-    .bind(after_id)
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![r.completion_date.to_string(), r.id.to_string()]
-    });
-    rows.into_iter()
-        .map(TryInto::try_into)
-        .collect::<Result<Vec<_>, _>>()
-        .map(|c| (c, next))
-}
-
-/// One person's completions, newest first.
-pub(crate) async fn of_staff(
-    conn: &mut PgConnection,
-    number: &str,
-) -> Result<Vec<pb::Completion>, Error> {
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE k.employee_number = $1 AND NOT k.revoked ORDER BY k.completion_date DESC, k.id"
-    )))
-    .bind(number)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter().map(TryInto::try_into).collect()
-}
-
-/// The training summary for the caller's sites: completions per course, site and period,
-/// totals per course, and the people trained.
-pub(crate) async fn summary(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
-    period: pb::SummaryPeriod,
-    from: Option<NaiveDate>,
-    before: Option<NaiveDate>,
-) -> Result<pb::GetTrainingSummaryResponse, Error> {
-    let scope = parent.scope(ctx)?;
-    if scope.trust {
-        return Err(Error::invalid("parent", "use `sites/{site}` or `sites/-`"));
-    }
-    let unit = match period {
-        pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => "year",
-        pb::SummaryPeriod::Quarter => "quarter",
-        pb::SummaryPeriod::Month => "month",
-    };
-    let filter = "NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
-                  AND ($2::date IS NULL OR k.completion_date >= $2)
-                  AND ($3::date IS NULL OR k.completion_date < $3)";
-    let rows: Vec<(String, String, NaiveDate, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT co.code, s.site, date_trunc('{unit}', k.completion_date)::date AS period, count(*)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         JOIN course co ON co.id = k.course_id
-         WHERE {filter}
-         GROUP BY 1, 2, 3 ORDER BY 3, 1, 2"
-    )))
-    .bind(&scope.sites)
-    .bind(from)
-    .bind(before)
-    .fetch_all(&mut *conn)
-    .await?;
-    let totals: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT co.code, count(*), count(DISTINCT k.employee_number)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         JOIN course co ON co.id = k.course_id
-         WHERE {filter} GROUP BY 1 ORDER BY 1"
-    )))
-    .bind(&scope.sites)
-    .bind(from)
-    .bind(before)
-    .fetch_all(&mut *conn)
-    .await?;
-    let staff_trained: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(DISTINCT k.employee_number)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         WHERE {filter}"
-    )))
-    .bind(&scope.sites)
-    .bind(from)
-    .bind(before)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(pb::GetTrainingSummaryResponse {
-        rows: rows
-            .into_iter()
-            .map(
-                |(course_code, site, period, completions)| pb::TrainingSummaryRow {
-                    course_code,
-                    site,
-                    period_start: Some(date(period)),
-                    completions,
-                },
-            )
-            .collect(),
-        course_totals: totals
-            .into_iter()
-            .map(|(course_code, completions, staff)| pb::CourseTotal {
-                course_code,
-                completions,
-                staff,
-            })
-            .collect(),
-        staff_trained,
+    let (completions, next_page_token) =
+        store::list(&mut conn, scope.sites, &filter, &page).await?;
+    Ok(pb::ListCompletionsResponse {
+        completions,
+        next_page_token,
     })
 }
 
+/// GetTrainingSummary: completions per course, site and period for the caller's sites.
+pub(crate) async fn summarize(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::GetTrainingSummaryRequest,
+) -> Result<pb::GetTrainingSummaryResponse, Error> {
+    let pb::GetTrainingSummaryRequest {
+        parent,
+        period,
+        start_date,
+        end_date,
+    } = req;
+    let mut v = Violations::new();
+    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    let period = v.check(
+        pb::SummaryPeriod::try_from(period)
+            .map_err(|_| Error::invalid("period", "choose YEAR, QUARTER or MONTH")),
+    );
+    let from = v.check(optional_date("start_date", start_date.as_ref()));
+    let before = v.check(optional_date("end_date", end_date.as_ref()));
+    v.finish()?;
+    let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
+    if scope.trust {
+        return Err(Error::invalid("parent", "use `sites/{site}` or `sites/-`"));
+    }
+    store::summary(&mut conn, scope.sites, period, from, before).await
+}
+
 /// Reads an export cursor (the register position, as text; empty is the start).
-pub(crate) fn parse_cursor(cursor: &str) -> Result<i64, Error> {
+fn parse_cursor(cursor: &str) -> Result<i64, Error> {
     if cursor.is_empty() {
         return Ok(0);
     }
@@ -340,60 +223,82 @@ pub(crate) fn parse_cursor(cursor: &str) -> Result<i64, Error> {
         .ok_or_else(|| Error::invalid("since_cursor", "not a cursor this stream returned"))
 }
 
-/// Up to `limit` register changes after `cursor`, oldest first, as ESR competence records.
-pub(crate) async fn changes_since(
-    conn: &mut PgConnection,
-    cursor: i64,
-    limit: i64,
-) -> Result<Vec<pb::TrainingRecordChange>, Error> {
-    let rows: Vec<ChangeRow> = sqlx::query_as(
-        "SELECT k.change_seq, k.revoked, k.employee_number, s.assignment_number,
-                co.display_name AS competence_name, co.code AS course_code,
-                k.completion_date, k.expiry_date, c.site AS cohort_site, c.id AS cohort_id
-         FROM completion k
-         JOIN staff s ON s.employee_number = k.employee_number
-         JOIN course co ON co.id = k.course_id
-         JOIN cohort c ON c.uid = k.cohort_uid
-         WHERE k.change_seq > $1
-         ORDER BY k.change_seq
-         LIMIT $2",
-    )
-    .bind(cursor)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            let kind = if r.revoked {
-                pb::TrainingRecordChangeKind::Revoked
-            } else {
-                pb::TrainingRecordChangeKind::Achieved
+/// StreamTrainingRecords: the register's changes after a cursor, oldest first, in pages
+/// each read when the client is ready for it.
+pub(crate) async fn stream(
+    api: &TrainingApi,
+    _ctx: AccessContext,
+    req: pb::StreamTrainingRecordsRequest,
+) -> Result<ResponseStream<pb::StreamTrainingRecordsResponse>, Error> {
+    let pb::StreamTrainingRecordsRequest { since_cursor } = req;
+    let mut cursor = parse_cursor(&since_cursor)?;
+    let pool = api.pool.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    tokio::spawn(async move {
+        loop {
+            let page = match qi_platform::db::begin(&pool).await {
+                Ok(mut conn) => store::changes_since(&mut conn, cursor, EXPORT_PAGE).await,
+                Err(e) => Err(e),
             };
-            Ok(pb::TrainingRecordChange {
-                cursor: r.change_seq.to_string(),
-                kind: kind as i32,
-                employee_number: r.employee_number,
-                assignment_number: r.assignment_number,
-                competence_name: r.competence_name,
-                course_code: r.course_code,
-                achieved_date: Some(date(r.completion_date)),
-                expiry_date: r.expiry_date.map(date),
-                source: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
-            })
-        })
-        .collect()
+            let done = match page {
+                Ok(changes) => {
+                    let Some(last) = changes.last() else { break };
+                    cursor = last.cursor.parse().unwrap_or(i64::MAX);
+                    let short = (changes.len() as i64) < EXPORT_PAGE;
+                    if tx
+                        .send(Ok(pb::StreamTrainingRecordsResponse { changes }))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    short
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(tonic::Status::from(e))).await;
+                    true
+                }
+            };
+            if done {
+                break;
+            }
+        }
+    });
+    Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
 }
 
-#[derive(sqlx::FromRow)]
-struct ChangeRow {
-    change_seq: i64,
-    revoked: bool,
-    employee_number: String,
-    assignment_number: String,
-    competence_name: String,
-    course_code: String,
-    completion_date: NaiveDate,
-    expiry_date: Option<NaiveDate>,
-    cohort_site: Option<String>,
-    cohort_id: String,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2027, 3, d).unwrap()
+    }
+
+    #[test]
+    fn the_qualifying_session_dates_a_completion_and_its_expiry() {
+        let attended = vec![
+            ("10000001".to_owned(), vec![day(1), day(8), day(15)]),
+            ("10000002".to_owned(), vec![day(1)]),
+        ];
+        let o = Outcome::judge((5, 2, 12), attended);
+        assert_eq!(o.met, ["10000001"]);
+        assert_eq!(o.days, [day(8)]);
+        assert_eq!(o.expiries, [NaiveDate::from_ymd_opt(2028, 3, 8)]);
+        assert_eq!(o.unmet, ["10000002"]);
+    }
+
+    #[test]
+    fn with_no_sessions_required_every_one_is() {
+        let o = Outcome::judge((2, 0, 0), vec![("10000001".to_owned(), vec![day(1)])]);
+        assert_eq!(o.unmet, ["10000001"]);
+        let o = Outcome::judge(
+            (2, 0, 0),
+            vec![("10000001".to_owned(), vec![day(1), day(8)])],
+        );
+        assert_eq!(
+            (o.days.as_slice(), o.expiries.as_slice()),
+            ([day(8)].as_slice(), [None].as_slice())
+        );
+    }
 }

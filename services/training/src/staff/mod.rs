@@ -1,13 +1,17 @@
 //! Staff as ESR describes them (`sites/{site}/staff/{employee_number}`), read by callers
-//! within their sites; written only by the HR sync (see `crate::sync`).
+//! within their sites; written only by the HR sync (see `crate::sync`). The handlers and
+//! staff names.
 
-use chrono::NaiveDate;
-use qi_platform::convert::{date, timestamp};
+mod store;
+
 use qi_platform::names::{ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
+
+use crate::TrainingApi;
+use store::StaffRow;
 
 /// The collection id in staff names.
 pub(crate) const COLLECTION: &str = "staff";
@@ -64,69 +68,9 @@ pub(crate) fn employee_number(field: &str, s: &str) -> Result<String, Error> {
     }
 }
 
-/// A staff row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub(crate) struct StaffRow {
-    pub(crate) employee_number: String,
-    pub(crate) site: String,
-    pub(crate) assignment_number: String,
-    pub(crate) forename: String,
-    pub(crate) surname: String,
-    pub(crate) work_email: String,
-    pub(crate) staff_group: String,
-    pub(crate) job_role: String,
-    pub(crate) position_title: String,
-    pub(crate) pay_band: String,
-    pub(crate) department: String,
-    pub(crate) organisation: String,
-    pub(crate) person_type: String,
-    pub(crate) hire_date: Option<NaiveDate>,
-    pub(crate) leave_date: Option<NaiveDate>,
-    pub(crate) active: bool,
-    pub(crate) source_update_time: chrono::DateTime<chrono::Utc>,
-    pub(crate) create_time: chrono::DateTime<chrono::Utc>,
-    pub(crate) update_time: chrono::DateTime<chrono::Utc>,
-}
-
-impl StaffRow {
-    pub(crate) fn name(&self) -> String {
-        format!("sites/{}/{COLLECTION}/{}", self.site, self.employee_number)
-    }
-}
-
-impl From<StaffRow> for pb::Staff {
-    fn from(r: StaffRow) -> Self {
-        pb::Staff {
-            name: r.name(),
-            employee_number: r.employee_number,
-            assignment_number: r.assignment_number,
-            forename: r.forename,
-            surname: r.surname,
-            work_email: r.work_email,
-            staff_group: r.staff_group,
-            job_role: r.job_role,
-            position_title: r.position_title,
-            pay_band: r.pay_band,
-            department: r.department,
-            organisation: r.organisation,
-            person_type: r.person_type,
-            hire_date: r.hire_date.map(date),
-            leave_date: r.leave_date.map(date),
-            active: r.active,
-            source_update_time: Some(timestamp(r.source_update_time)),
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-        }
-    }
-}
-
-const COLUMNS: &str = "employee_number, site, assignment_number, forename, surname, work_email, \
-     staff_group, job_role, position_title, pay_band, department, organisation, person_type, \
-     hire_date, leave_date, active, source_update_time, create_time, update_time";
-
 /// Finds a staff member the caller may see: by site and number (a name under the wrong
 /// site finds nothing), or at any of the caller's sites.
-pub(crate) async fn get(
+pub(crate) async fn find(
     conn: &mut PgConnection,
     ctx: &AccessContext,
     name: &StaffName,
@@ -138,67 +82,64 @@ pub(crate) async fn get(
         }
         StaffName::AnySite(_) => ctx.sites.sql_filter(),
     };
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))"
-    )))
-    .bind(name.employee_number())
-    .bind(sites)
-    .fetch_optional(&mut *conn)
-    .await?)
+    store::get(conn, name.employee_number(), sites).await
 }
 
-/// Like [`get`], but `NOT_FOUND` when absent.
+/// Like [`find`], but `NOT_FOUND` when absent.
 pub(crate) async fn require(
     conn: &mut PgConnection,
     ctx: &AccessContext,
     field_value: &str,
     name: &StaffName,
 ) -> Result<StaffRow, Error> {
-    get(conn, ctx, name)
+    find(conn, ctx, name)
         .await?
         .ok_or_else(|| Error::not_found(field_value))
 }
 
-/// One page of staff under `parent` for this caller, by surname, forename and number.
+/// GetStaff: one person, if at a site the caller holds.
+pub(crate) async fn get(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::GetStaffRequest,
+) -> Result<pb::GetStaffResponse, Error> {
+    let pb::GetStaffRequest { name } = req;
+    let parsed = parse_name("name", &name)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let row = require(&mut conn, &ctx, &name, &parsed).await?;
+    Ok(pb::GetStaffResponse {
+        staff: Some(row.into()),
+    })
+}
+
+/// ListStaff: the people of one site or of every site the caller holds.
 pub(crate) async fn list(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
-    show_inactive: bool,
-    page: &Page,
-) -> Result<(Vec<pb::Staff>, String), Error> {
-    let scope = parent.scope(ctx)?;
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::ListStaffRequest,
+) -> Result<pb::ListStaffResponse, Error> {
+    let pb::ListStaffRequest {
+        parent,
+        page_size,
+        page_token,
+        show_inactive,
+    } = req;
+    let list_parent = ListParent::parse("parent", &parent)?;
+    let page = Page::parse(page_size, &page_token, &format!("{parent}|{show_inactive}"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let scope = list_parent.scope(&ctx)?;
     if scope.trust {
         return Err(Error::invalid(
             "parent",
             "staff belong to sites: use `sites/{site}` or `sites/-`",
         ));
     }
-    let rows: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE ($1::text[] IS NULL OR site = ANY($1))
-           AND ($2 OR active)
-           AND (surname, forename, employee_number) > ($3, $4, $5)
-         ORDER BY surname, forename, employee_number
-         LIMIT $6"
-    )))
-    .bind(scope.sites)
-    .bind(show_inactive)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![
-            r.surname.clone(),
-            r.forename.clone(),
-            r.employee_number.clone(),
-        ]
-    });
-    Ok((rows.into_iter().map(Into::into).collect(), next))
+    let (staff, next_page_token) =
+        store::list(&mut conn, scope.sites, show_inactive, &page).await?;
+    Ok(pb::ListStaffResponse {
+        staff,
+        next_page_token,
+    })
 }
 
 #[cfg(test)]

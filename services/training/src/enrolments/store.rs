@@ -1,0 +1,299 @@
+//! The enrolment table: its SQL (the roster, the waitlist) and row mapping.
+
+use qi_platform::Error;
+use qi_platform::convert::{date, timestamp};
+use qi_platform::names::Owner;
+use qi_platform::paging::Page;
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::COLLECTION;
+use crate::cohorts::CohortRef;
+use crate::{cohorts, staff};
+
+#[derive(sqlx::FromRow)]
+struct EnrolmentRow {
+    site: Option<String>,
+    cohort_id: String,
+    employee_number: String,
+    staff_site: String,
+    forename: String,
+    surname: String,
+    state: String,
+    waitlist_position: Option<i64>,
+    completion_date: Option<chrono::NaiveDate>,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    attendance: Vec<String>,
+}
+
+impl TryFrom<EnrolmentRow> for pb::Enrolment {
+    type Error = Error;
+    fn try_from(r: EnrolmentRow) -> Result<Self, Error> {
+        let state = match r.state.as_str() {
+            "enrolled" => pb::EnrolmentState::Enrolled,
+            "waitlisted" => pb::EnrolmentState::Waitlisted,
+            "withdrawn" => pb::EnrolmentState::Withdrawn,
+            other => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "stored enrolment state {other}"
+                )));
+            }
+        };
+        // Attendance travels as `number:status` pairs, aggregated in SQL.
+        let attendance = r
+            .attendance
+            .iter()
+            .filter_map(|a| {
+                let (n, s) = a.split_once(':')?;
+                let status = match s {
+                    "attended" => pb::AttendanceStatus::Attended,
+                    "caught_up" => pb::AttendanceStatus::CaughtUp,
+                    _ => pb::AttendanceStatus::Absent,
+                };
+                Some(pb::Attendance {
+                    session_number: n.parse().ok()?,
+                    status: status as i32,
+                })
+            })
+            .collect();
+        let cohort = Owner::from_column(r.site)?.child(cohorts::COLLECTION, &r.cohort_id);
+        Ok(pb::Enrolment {
+            name: format!("{cohort}/{COLLECTION}/{}", r.employee_number),
+            staff: format!(
+                "sites/{}/{}/{}",
+                r.staff_site,
+                staff::COLLECTION,
+                r.employee_number
+            ),
+            staff_display_name: format!("{} {}", r.forename, r.surname),
+            state: state as i32,
+            waitlist_position: r
+                .waitlist_position
+                .and_then(|p| i32::try_from(p).ok())
+                .unwrap_or(0),
+            attendance,
+            completion_date: r.completion_date.map(date),
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+        })
+    }
+}
+
+/// The roster query: enrolments with learner, waitlist position, attendance and completion.
+/// `$1` is the cohort uid (or NULL) and `$2` an employee number (or NULL).
+const ROSTER: &str = "
+    SELECT c.site, c.id AS cohort_id, e.employee_number, s.site AS staff_site, s.forename, s.surname,
+           e.state,
+           CASE WHEN e.state = 'waitlisted' THEN
+               (SELECT count(*) FROM enrolment w WHERE w.cohort_uid = e.cohort_uid
+                  AND w.state = 'waitlisted' AND w.waitlist_seq <= e.waitlist_seq) END AS waitlist_position,
+           (SELECT k.completion_date FROM completion k WHERE k.cohort_uid = e.cohort_uid
+              AND k.employee_number = e.employee_number AND NOT k.revoked) AS completion_date,
+           e.create_time, e.update_time,
+           coalesce((SELECT array_agg(a.session_number || ':' || a.status ORDER BY a.session_number)
+                     FROM attendance a WHERE a.cohort_uid = e.cohort_uid
+                       AND a.employee_number = e.employee_number), '{}') AS attendance,
+           CASE e.state WHEN 'enrolled' THEN 0 WHEN 'waitlisted' THEN 1 ELSE 2 END AS rank,
+           CASE WHEN e.state = 'waitlisted' THEN lpad(e.waitlist_seq::text, 20, '0')
+                ELSE lower(s.surname || ' ' || s.forename) END AS sort_key
+    FROM enrolment e
+    JOIN cohort c ON c.uid = e.cohort_uid
+    JOIN staff s ON s.employee_number = e.employee_number";
+
+/// Reads one enrolment of a cohort.
+pub(crate) async fn read_one(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: &str,
+) -> Result<pb::Enrolment, Error> {
+    let row: EnrolmentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ROSTER} WHERE e.cohort_uid = $1 AND e.employee_number = $2"
+    )))
+    .bind(cohort_uid)
+    .bind(number)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_into()
+}
+
+/// The unfinished cohort of a course, other than `cohort_uid`, a learner is already on
+/// (enrolled or waitlisted), by name.
+pub(crate) async fn elsewhere(
+    conn: &mut PgConnection,
+    number: &str,
+    course_id: &str,
+    cohort_uid: Uuid,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce('sites/' || c.site, 'trust') || '/cohorts/' || c.id
+         FROM enrolment e JOIN cohort c ON c.uid = e.cohort_uid
+         WHERE e.employee_number = $1 AND e.course_id = $2 AND e.cohort_uid <> $3
+           AND e.state IN ('enrolled', 'waitlisted')
+           AND c.state IN ('planned', 'open', 'running')
+         LIMIT 1",
+    )
+    .bind(number)
+    .bind(course_id)
+    .bind(cohort_uid)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// How many learners hold a place in a cohort.
+pub(crate) async fn enrolled_count(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'",
+    )
+    .bind(cohort_uid)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Puts a learner on a cohort in `state` (`enrolled` or `waitlisted`, at the waitlist's
+/// end). A withdrawn learner may come back; anyone else on the roster is already there, and
+/// then nothing is written: returns whether a row was.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    number: &str,
+    state: &str,
+) -> Result<bool, Error> {
+    let written = sqlx::query(
+        "INSERT INTO enrolment (cohort_uid, employee_number, course_id, state, waitlist_seq)
+         VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'waitlisted' THEN nextval('waitlist_seq') END)
+         ON CONFLICT (cohort_uid, employee_number) DO UPDATE
+             SET state = EXCLUDED.state, waitlist_seq = EXCLUDED.waitlist_seq
+             WHERE enrolment.state = 'withdrawn'",
+    )
+    .bind(cohort.uid)
+    .bind(number)
+    .bind(&cohort.course_id)
+    .bind(state)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(written > 0)
+}
+
+/// A learner's enrolment state in a cohort, if they are on its roster.
+pub(crate) async fn state_of(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: &str,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT state FROM enrolment WHERE cohort_uid = $1 AND employee_number = $2",
+    )
+    .bind(cohort_uid)
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Marks a learner withdrawn, leaving the waitlist if they were on it.
+pub(crate) async fn withdraw(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE enrolment SET state = 'withdrawn', waitlist_seq = NULL
+         WHERE cohort_uid = $1 AND employee_number = $2",
+    )
+    .bind(cohort_uid)
+    .bind(number)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves waitlisted learners, in order, into free places of a locked cohort; returns who.
+pub(crate) async fn fill_places(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "WITH free AS (
+             SELECT greatest(c.capacity - (SELECT count(*) FROM enrolment e
+                    WHERE e.cohort_uid = c.uid AND e.state = 'enrolled'), 0) AS n
+             FROM cohort c WHERE c.uid = $1
+         ),
+         next AS (
+             SELECT employee_number FROM enrolment
+             WHERE cohort_uid = $1 AND state = 'waitlisted'
+             ORDER BY waitlist_seq LIMIT (SELECT n FROM free)
+         )
+         UPDATE enrolment e SET state = 'enrolled', waitlist_seq = NULL
+         FROM next WHERE e.cohort_uid = $1 AND e.employee_number = next.employee_number
+         RETURNING e.employee_number",
+    )
+    .bind(cohort_uid)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals;
+/// only learners of `sites` (`None`: every site). A trust-wide cohort takes every site's
+/// staff, and a one-site caller sees only its own site's people in it.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    page: &Page,
+    sites: Option<Vec<String>>,
+) -> Result<(Vec<pb::Enrolment>, String), Error> {
+    let after_rank: i32 = page.after_key(0).and_then(|r| r.parse().ok()).unwrap_or(-1);
+    let rows: Vec<(EnrolmentRow, i32, String)> =
+        sqlx::query_as::<_, RosterRow>(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM ({ROSTER} WHERE e.cohort_uid = $1
+                AND ($6::text[] IS NULL OR s.site = ANY($6))) r
+         WHERE (rank, sort_key, employee_number) > ($2, $3, $4)
+         ORDER BY rank, sort_key, employee_number
+         LIMIT $5"
+        )))
+        .bind(cohort.uid)
+        .bind(after_rank)
+        .bind(page.after_key(1).unwrap_or(""))
+        .bind(page.after_key(2).unwrap_or(""))
+        .bind(page.limit())
+        .bind(sites)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.row, r.rank, r.sort_key))
+        .collect();
+    let (rows, next) = page.finish(rows, |(r, rank, key)| {
+        vec![rank.to_string(), key.clone(), r.employee_number.clone()]
+    });
+    let enrolments = rows
+        .into_iter()
+        .map(|(r, _, _)| r.try_into())
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((enrolments, next))
+}
+
+#[derive(sqlx::FromRow)]
+struct RosterRow {
+    #[sqlx(flatten)]
+    row: EnrolmentRow,
+    rank: i32,
+    sort_key: String,
+}
+
+/// Every enrolment of one person, newest cohort first.
+pub(crate) async fn of_staff(
+    conn: &mut PgConnection,
+    number: &str,
+) -> Result<Vec<pb::Enrolment>, Error> {
+    let rows: Vec<EnrolmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{ROSTER} WHERE e.employee_number = $1 ORDER BY c.start_date DESC, c.id"
+    )))
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(TryInto::try_into).collect()
+}
