@@ -56,15 +56,17 @@ where
 /// ```
 #[macro_export]
 macro_rules! grpc_service {
+    // Two rules, because `streams` is also an identifier: one optional block before the
+    // method lines would be ambiguous to the macro parser ("local ambiguity").
     (
         impl $($service:ident)::+ for $api:ty {
-            $( streams { $( $stream:ident = $item:ty; )* } )?
+            streams { $( $stream:ident = $item:ty; )* }
             $( $method:ident ( $req:ty ) -> $resp:ty = $handler:path; )*
         }
     ) => {
         #[tonic::async_trait]
         impl $($service)::+ for $api {
-            $( $( type $stream = $crate::rpc::ResponseStream<$item>; )* )?
+            $( type $stream = $crate::rpc::ResponseStream<$item>; )*
             $(
                 async fn $method(
                     &self,
@@ -75,4 +77,95 @@ macro_rules! grpc_service {
             )*
         }
     };
+    (
+        impl $($service:ident)::+ for $api:ty {
+            $( $method:ident ( $req:ty ) -> $resp:ty = $handler:path; )*
+        }
+    ) => {
+        $crate::grpc_service! {
+            impl $($service)::+ for $api {
+                streams {}
+                $( $method ( $req ) -> $resp = $handler; )*
+            }
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_stream::StreamExt as _;
+
+    use super::ResponseStream;
+    use crate::access::{AccessContext, SiteScope};
+    use crate::error::Error;
+
+    /// The shapes of a generated tonic trait: one without a server stream, one with.
+    #[tonic::async_trait]
+    trait Unary: Send + Sync + 'static {
+        async fn echo(
+            &self,
+            req: tonic::Request<String>,
+        ) -> Result<tonic::Response<String>, tonic::Status>;
+    }
+
+    #[tonic::async_trait]
+    trait Streaming: Send + Sync + 'static {
+        type EchoesStream;
+        async fn echoes(
+            &self,
+            req: tonic::Request<String>,
+        ) -> Result<tonic::Response<Self::EchoesStream>, tonic::Status>;
+    }
+
+    struct Api;
+
+    async fn echo(_: &Api, ctx: AccessContext, req: String) -> Result<String, Error> {
+        Ok(format!("{} {req}", ctx.subject))
+    }
+
+    async fn echoes(
+        _: &Api,
+        ctx: AccessContext,
+        req: String,
+    ) -> Result<ResponseStream<String>, Error> {
+        Ok(Box::pin(tokio_stream::iter([Ok(ctx.subject), Ok(req)])))
+    }
+
+    crate::grpc_service! {
+        impl Unary for Api {
+            echo(String) -> String = echo;
+        }
+    }
+
+    crate::grpc_service! {
+        impl Streaming for Api {
+            streams { EchoesStream = String; }
+            echoes(String) -> Self::EchoesStream = echoes;
+        }
+    }
+
+    fn request() -> tonic::Request<String> {
+        let mut req = tonic::Request::new("hello".to_owned());
+        req.extensions_mut().insert(AccessContext {
+            subject: "nurse".into(),
+            roles: vec![],
+            sites: SiteScope::from_claim(&["BAS".to_owned()]).unwrap(),
+            method: "/x".into(),
+        });
+        req
+    }
+
+    #[tokio::test]
+    async fn a_table_with_or_without_streams_runs_each_handler_with_the_callers_context() {
+        let reply = Unary::echo(&Api, request()).await.unwrap();
+        assert_eq!(reply.into_inner(), "nurse hello");
+        let stream = Streaming::echoes(&Api, request())
+            .await
+            .unwrap()
+            .into_inner();
+        let items: Vec<_> = stream.map(Result::unwrap).collect().await;
+        assert_eq!(items, ["nurse", "hello"]);
+        let missing = Unary::echo(&Api, tonic::Request::new(String::new())).await;
+        assert_eq!(missing.unwrap_err().code(), tonic::Code::Unauthenticated);
+    }
 }

@@ -1,31 +1,16 @@
-//! Enrolment (`{cohort}/enrolments/{employee_number}`): places up to the cohort's capacity,
-//! then a waitlist promoted in order when a place frees. Every change locks the cohort's row
-//! first, so concurrent enrolments never overfill it.
+//! The enrolment table: its SQL (the roster, the waitlist) and row mapping.
 
+use qi_platform::Error;
 use qi_platform::convert::{date, timestamp};
-use qi_platform::names::{self, Owner};
+use qi_platform::names::Owner;
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::cohorts::{self, CohortRef};
-use crate::staff;
-
-/// The collection id in enrolment names.
-pub(crate) const COLLECTION: &str = "enrolments";
-
-/// Parses `{cohort}/enrolments/{employee_number}` into the cohort's owner and id and the number.
-pub(crate) fn parse_name(field: &str, value: &str) -> Result<(Owner, String, String), Error> {
-    let (owner, ids) = names::parse_nested(field, value, &[cohorts::COLLECTION, COLLECTION])?;
-    let [cohort, number]: [String; 2] = ids
-        .try_into()
-        .map_err(|_| Error::invalid(field, "expected a cohort and an employee number"))?;
-    names::validate_id(field, &cohort)?;
-    let number = staff::employee_number(field, &number)?;
-    Ok((owner, cohort, number))
-}
+use super::COLLECTION;
+use crate::cohorts::CohortRef;
+use crate::{cohorts, staff};
 
 #[derive(sqlx::FromRow)]
 struct EnrolmentRow {
@@ -117,7 +102,8 @@ const ROSTER: &str = "
     JOIN cohort c ON c.uid = e.cohort_uid
     JOIN staff s ON s.employee_number = e.employee_number";
 
-async fn read_one(
+/// Reads one enrolment of a cohort.
+pub(crate) async fn read_one(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
     number: &str,
@@ -132,53 +118,15 @@ async fn read_one(
     row.try_into()
 }
 
-/// Enrols a learner (or waitlists them) on a locked cohort.
-pub(crate) async fn create(
+/// The unfinished cohort of a course, other than `cohort_uid`, a learner is already on
+/// (enrolled or waitlisted), by name.
+pub(crate) async fn elsewhere(
     conn: &mut PgConnection,
-    ctx: &AccessContext,
-    cohort: &CohortRef,
-    staff_field: &str,
-    staff_name: &str,
-) -> Result<pb::Enrolment, Error> {
-    let state = cohort.state()?;
-    if !state.takes_enrolments() {
-        return Err(Error::FailedPrecondition {
-            reason: "COHORT_CLOSED",
-            message: format!(
-                "{} is {}: it takes no more learners",
-                cohort.name()?,
-                state.column()
-            ),
-        });
-    }
-    let parsed = staff::parse_name(staff_field, staff_name)?;
-    let learner =
-        staff::get(conn, ctx, &parsed)
-            .await?
-            .ok_or_else(|| Error::FailedPrecondition {
-                reason: "STAFF_NOT_FOUND",
-                message: format!("{staff_field}: {staff_name} does not exist"),
-            })?;
-    if !learner.active {
-        return Err(Error::FailedPrecondition {
-            reason: "STAFF_INACTIVE",
-            message: format!("{staff_field}: {} has left the trust", learner.name()),
-        });
-    }
-    if let Some(site) = &cohort.site
-        && *site != learner.site
-    {
-        return Err(Error::FailedPrecondition {
-            reason: "OTHER_SITE_LEARNER",
-            message: format!(
-                "{staff_field}: {} works at {}; a {site} cohort takes {site} staff (enrol other sites' staff in a trust-wide cohort)",
-                learner.name(),
-                learner.site
-            ),
-        });
-    }
-    // One unfinished cohort of a course at a time.
-    let elsewhere: Option<String> = sqlx::query_scalar(
+    number: &str,
+    course_id: &str,
+    cohort_uid: Uuid,
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT coalesce('sites/' || c.site, 'trust') || '/cohorts/' || c.id
          FROM enrolment e JOIN cohort c ON c.uid = e.cohort_uid
          WHERE e.employee_number = $1 AND e.course_id = $2 AND e.cohort_uid <> $3
@@ -186,28 +134,35 @@ pub(crate) async fn create(
            AND c.state IN ('planned', 'open', 'running')
          LIMIT 1",
     )
-    .bind(&learner.employee_number)
-    .bind(&cohort.course_id)
-    .bind(cohort.uid)
+    .bind(number)
+    .bind(course_id)
+    .bind(cohort_uid)
     .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(other) = elsewhere {
-        return Err(Error::FailedPrecondition {
-            reason: "ALREADY_ON_COURSE",
-            message: format!(
-                "{staff_field}: {} is already on {other}, an unfinished cohort of the same course",
-                learner.name()
-            ),
-        });
-    }
-    let enrolled: i64 = sqlx::query_scalar(
+    .await?)
+}
+
+/// How many learners hold a place in a cohort.
+pub(crate) async fn enrolled_count(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT count(*) FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'",
     )
-    .bind(cohort.uid)
+    .bind(cohort_uid)
     .fetch_one(&mut *conn)
-    .await?;
-    let has_place = enrolled < i64::from(cohort.capacity);
-    // A withdrawn learner may come back; anyone else on the roster is already there.
+    .await?)
+}
+
+/// Puts a learner on a cohort in `state` (`enrolled` or `waitlisted`, at the waitlist's
+/// end). A withdrawn learner may come back; anyone else on the roster is already there, and
+/// then nothing is written: returns whether a row was.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    number: &str,
+    state: &str,
+) -> Result<bool, Error> {
     let written = sqlx::query(
         "INSERT INTO enrolment (cohort_uid, employee_number, course_id, state, waitlist_seq)
          VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'waitlisted' THEN nextval('waitlist_seq') END)
@@ -216,64 +171,45 @@ pub(crate) async fn create(
              WHERE enrolment.state = 'withdrawn'",
     )
     .bind(cohort.uid)
-    .bind(&learner.employee_number)
+    .bind(number)
     .bind(&cohort.course_id)
-    .bind(if has_place { "enrolled" } else { "waitlisted" })
+    .bind(state)
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    if written == 0 {
-        return Err(Error::AlreadyExists {
-            name: format!(
-                "{}/{COLLECTION}/{}",
-                cohort.name()?,
-                learner.employee_number
-            ),
-        });
-    }
-    read_one(conn, cohort.uid, &learner.employee_number).await
+    Ok(written > 0)
 }
 
-/// Withdraws a learner from a locked cohort and gives any freed place to the waitlist.
-/// Returns the withdrawn enrolment and the promoted one, if any.
-pub(crate) async fn withdraw(
+/// A learner's enrolment state in a cohort, if they are on its roster.
+pub(crate) async fn state_of(
     conn: &mut PgConnection,
-    cohort: &CohortRef,
+    cohort_uid: Uuid,
     number: &str,
-    name: &str,
-) -> Result<(pb::Enrolment, Option<pb::Enrolment>), Error> {
-    let before: Option<String> = sqlx::query_scalar(
+) -> Result<Option<String>, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT state FROM enrolment WHERE cohort_uid = $1 AND employee_number = $2",
     )
-    .bind(cohort.uid)
+    .bind(cohort_uid)
     .bind(number)
     .fetch_optional(&mut *conn)
-    .await?;
-    match before.as_deref() {
-        None => return Err(Error::not_found(name)),
-        Some("withdrawn") => {
-            return Err(Error::FailedPrecondition {
-                reason: "ALREADY_WITHDRAWN",
-                message: format!("{name} was already withdrawn"),
-            });
-        }
-        Some(_) => {}
-    }
+    .await?)
+}
+
+/// Marks a learner withdrawn, leaving the waitlist if they were on it.
+pub(crate) async fn withdraw(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: &str,
+) -> Result<(), Error> {
     sqlx::query(
         "UPDATE enrolment SET state = 'withdrawn', waitlist_seq = NULL
          WHERE cohort_uid = $1 AND employee_number = $2",
     )
-    .bind(cohort.uid)
+    .bind(cohort_uid)
     .bind(number)
     .execute(&mut *conn)
     .await?;
-    let promoted = fill_places(conn, cohort.uid).await?;
-    let withdrawn = read_one(conn, cohort.uid, number).await?;
-    let promoted = match promoted.first() {
-        Some(p) => Some(read_one(conn, cohort.uid, p).await?),
-        None => None,
-    };
-    Ok((withdrawn, promoted))
+    Ok(())
 }
 
 /// Moves waitlisted learners, in order, into free places of a locked cohort; returns who.
@@ -360,20 +296,4 @@ pub(crate) async fn of_staff(
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(TryInto::try_into).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn enrolment_names_nest_under_their_cohort() {
-        let (owner, cohort, number) =
-            parse_name("name", "trust/cohorts/spring-27/enrolments/12345678").unwrap();
-        assert_eq!(
-            (owner, cohort.as_str(), number.as_str()),
-            (Owner::Trust, "spring-27", "12345678")
-        );
-        assert!(parse_name("name", "trust/cohorts/spring-27/enrolments/abc").is_err());
-    }
 }

@@ -1,15 +1,15 @@
 //! Registers: a session's attendance recorded in one call, all or nothing, after which
-//! completions are derived for the learners in it.
+//! completions are derived for the learners in it. The handler and the checks of a register.
+
+mod store;
 
 use std::collections::HashSet;
 
-use chrono::NaiveDate;
-use qi_platform::{Error, Violations};
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::training as pb;
-use sqlx::PgConnection;
 
-use crate::cohorts::{CohortRef, CohortState};
-use crate::{register, staff};
+use crate::cohorts::{self, CohortState};
+use crate::{TrainingApi, register, sessions, staff};
 
 /// A validated register entry.
 #[derive(Debug)]
@@ -74,15 +74,21 @@ fn validate(records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
     Ok(entries)
 }
 
-/// Records a register for session `number` of a locked cohort.
+/// RecordAttendance: a session's register, all or nothing, once the cohort is running;
+/// returns the completions it newly achieves.
 pub(crate) async fn record(
-    conn: &mut PgConnection,
-    cohort: &CohortRef,
-    session_name: &str,
-    number: i32,
-    records: Vec<pb::AttendanceRecord>,
-    today: NaiveDate,
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::RecordAttendanceRequest,
 ) -> Result<pb::RecordAttendanceResponse, Error> {
+    let pb::RecordAttendanceRequest { session, records } = req;
+    let (owner, cohort_id, number) = sessions::parse_name("session", &session)?;
+    owner.check_write(&ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let cohort = cohorts::store::locate(&mut tx, &owner, &cohort_id, true)
+        .await?
+        .ok_or_else(|| Error::not_found(&session))?;
+    let today = qi_platform::calendar::today();
     let entries = validate(records)?;
     let state = cohort.state()?;
     if !matches!(state, CohortState::Running | CohortState::Completed) {
@@ -95,35 +101,23 @@ pub(crate) async fn record(
             ),
         });
     }
-    let date: Option<NaiveDate> =
-        sqlx::query_scalar("SELECT date FROM session WHERE cohort_uid = $1 AND number = $2")
-            .bind(cohort.uid)
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let date = date.ok_or_else(|| Error::not_found(session_name))?;
+    let date = sessions::store::date_of(&mut tx, cohort.uid, number)
+        .await?
+        .ok_or_else(|| Error::not_found(&session))?;
     if date > today
         && let Some(e) = entries.iter().find(|e| e.status != "absent")
     {
         return Err(Error::FailedPrecondition {
             reason: "SESSION_IN_FUTURE",
             message: format!(
-                "records[{}].status: {session_name} is on {date}, in the future; nobody has attended it yet",
+                "records[{}].status: {session} is on {date}, in the future; nobody has attended it yet",
                 e.index
             ),
         });
     }
     // Every learner must be enrolled here, under the site their name gives.
     let numbers: Vec<String> = entries.iter().map(|e| e.number.clone()).collect();
-    let enrolled: Vec<(String, String)> = sqlx::query_as(
-        "SELECT e.employee_number, s.site FROM enrolment e
-         JOIN staff s ON s.employee_number = e.employee_number
-         WHERE e.cohort_uid = $1 AND e.state = 'enrolled' AND e.employee_number = ANY($2)",
-    )
-    .bind(cohort.uid)
-    .bind(&numbers)
-    .fetch_all(&mut *conn)
-    .await?;
+    let enrolled = store::enrolled(&mut tx, cohort.uid, &numbers).await?;
     for e in &entries {
         if !enrolled
             .iter()
@@ -142,24 +136,10 @@ pub(crate) async fn record(
         }
     }
     let statuses: Vec<&str> = entries.iter().map(|e| e.status).collect();
-    sqlx::query(
-        "INSERT INTO attendance (cohort_uid, session_number, employee_number, status)
-         SELECT $1, $2, n, s FROM UNNEST($3::text[], $4::text[]) AS r(n, s)
-         ON CONFLICT (cohort_uid, employee_number, session_number)
-         DO UPDATE SET status = EXCLUDED.status, recorded_time = now()",
-    )
-    .bind(cohort.uid)
-    .bind(number)
-    .bind(&numbers)
-    .bind(&statuses)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE session SET register_taken = true WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken")
-        .bind(cohort.uid)
-        .bind(number)
-        .execute(&mut *conn)
-        .await?;
-    let new_completions = register::derive(conn, cohort, &numbers).await?;
+    store::record(&mut tx, cohort.uid, number, &numbers, &statuses).await?;
+    sessions::store::mark_register_taken(&mut tx, cohort.uid, number).await?;
+    let new_completions = register::derive(&mut tx, &cohort, &numbers).await?;
+    tx.commit().await?;
     Ok(pb::RecordAttendanceResponse {
         recorded: i32::try_from(entries.len()).unwrap_or(i32::MAX),
         new_completions,

@@ -1,11 +1,15 @@
-//! The trust-wide course catalogue (`trust/courses/{course}`).
+//! The trust-wide course catalogue (`trust/courses/{course}`): its handlers and the rules
+//! of a new course.
 
-use qi_platform::convert::{etag, int_in, required_text, timestamp};
+pub(crate) mod store;
+
+use qi_platform::convert::{int_in, required_text};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
-use qi_platform::{Error, Violations};
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::training as pb;
-use sqlx::PgConnection;
+
+use crate::TrainingApi;
 
 /// The collection id in course names.
 pub(crate) const COLLECTION: &str = "courses";
@@ -91,89 +95,83 @@ fn course_code(code: &str) -> Result<String, Error> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct CourseRow {
-    id: String,
-    code: String,
-    display_name: String,
-    session_count: i32,
-    required_sessions: i32,
-    validity_months: i32,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-impl From<CourseRow> for pb::Course {
-    fn from(r: CourseRow) -> Self {
-        pb::Course {
-            name: Owner::Trust.child(COLLECTION, &r.id),
-            code: r.code,
-            display_name: r.display_name,
-            session_count: r.session_count,
-            required_sessions: r.required_sessions,
-            validity_months: r.validity_months,
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            etag: etag(r.revision),
-        }
-    }
-}
-
-const COLUMNS: &str = "id, code, display_name, session_count, required_sessions, validity_months, create_time, update_time, revision";
-
-/// Inserts a course; `AlreadyExists` if the id or the code is taken.
-pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb::Course, Error> {
-    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO course (id, code, display_name, session_count, required_sessions, validity_months)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}"
-    )))
-    .bind(&c.id)
-    .bind(&c.code)
-    .bind(&c.display_name)
-    .bind(c.session_count)
-    .bind(c.required_sessions)
-    .bind(c.validity_months)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
-        name: format!(
-            "{} (code {})",
-            Owner::Trust.child(COLLECTION, &c.id),
-            c.code
-        ),
+/// Reads a course reference `trust/courses/{course}` into the course id.
+pub(crate) fn parse_ref(field: &str, name: &str) -> Result<String, Error> {
+    names::parse_name(field, name, COLLECTION).and_then(|(owner, id)| match owner {
+        Owner::Trust => Ok(id),
+        Owner::Site(_) => Err(Error::invalid(
+            field,
+            "courses are trust-wide: `trust/courses/{course}`",
+        )),
     })
 }
 
-/// Reads one course by id.
-pub(crate) async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<pb::Course>, Error> {
-    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM course WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(Into::into))
+/// CreateCourse: trust-wide, so only a trust-wide writer adds one.
+pub(crate) async fn create(
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::CreateCourseRequest,
+) -> Result<pb::CreateCourseResponse, Error> {
+    let new = NewCourse::try_from(req.clone())?;
+    Owner::Trust.check_write(&ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let course = store::insert(&mut tx, &new).await?;
+    let resp = pb::CreateCourseResponse {
+        course: Some(course),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
 }
 
-/// One page of the catalogue, ordered by code.
+/// GetCourse: any caller may read the catalogue.
+pub(crate) async fn get(
+    api: &TrainingApi,
+    _ctx: AccessContext,
+    req: pb::GetCourseRequest,
+) -> Result<pb::GetCourseResponse, Error> {
+    let pb::GetCourseRequest { name } = req;
+    let (owner, id) = names::parse_name("name", &name, COLLECTION)?;
+    if owner != Owner::Trust {
+        return Err(Error::not_found(name));
+    }
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let course = store::get(&mut conn, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(&name))?;
+    Ok(pb::GetCourseResponse {
+        course: Some(course),
+    })
+}
+
+/// ListCourses: the catalogue by code.
 pub(crate) async fn list(
-    conn: &mut PgConnection,
-    page: &Page,
-) -> Result<(Vec<pb::Course>, String), Error> {
-    let rows: Vec<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM course WHERE code > $1 ORDER BY code LIMIT $2"
-    )))
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
-    Ok((rows.into_iter().map(Into::into).collect(), next))
+    api: &TrainingApi,
+    _ctx: AccessContext,
+    req: pb::ListCoursesRequest,
+) -> Result<pb::ListCoursesResponse, Error> {
+    let pb::ListCoursesRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    if parent != "trust" {
+        return Err(Error::invalid(
+            "parent",
+            "courses are trust-wide: use `trust`",
+        ));
+    }
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (courses, next_page_token) = store::list(&mut conn, &page).await?;
+    Ok(pb::ListCoursesResponse {
+        courses,
+        next_page_token,
+    })
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

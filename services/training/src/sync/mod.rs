@@ -19,48 +19,56 @@
 //! (or the first, when none is marked) describes the person, the others' numbers are kept.
 //! Only describing rows are copied; a row displaced by a later primary one is deleted
 //! from `sync_row` before the merge.
+//!
+//! Here: the handler, and the reading and checking of the extract; its SQL is in `store`.
+
+mod store;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::io::Write as _;
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike as _, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use qi_platform::convert::{instant, required_text};
-use qi_platform::{Error, SiteCode};
+use qi_platform::{AccessContext, Error, SiteCode};
 use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
 use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, PgPool};
 
+use crate::TrainingApi;
 use crate::staff::employee_number;
+use store::Merged;
 
 /// The most rows one sync may carry.
 pub(crate) const MAX_ROWS: i64 = 1_000_000;
 /// `COPY` data gathered before each send to the database.
 const COPY_BATCH: usize = 256 * 1024;
 
-/// The extract's rows as they arrive (those that describe a person), by `COPY_ROWS`.
-const CREATE_SYNC_ROW: &str = "CREATE TEMPORARY TABLE sync_row (
-    employee_number text NOT NULL, site text NOT NULL, assignment_number text NOT NULL,
-    forename text NOT NULL, surname text NOT NULL, work_email text NOT NULL,
-    staff_group text NOT NULL, job_role text NOT NULL, occupation_code text NOT NULL,
-    area_of_work text NOT NULL, position_title text NOT NULL, pay_band text NOT NULL,
-    department text NOT NULL, organisation text NOT NULL, assignment_status text NOT NULL,
-    person_type text NOT NULL, hire_date date, leave_date date, active boolean NOT NULL,
-    data_hash bigint NOT NULL, source_update_time timestamptz NOT NULL, row_number bigint NOT NULL,
-    other_assignments text[] NOT NULL DEFAULT '{}'
-) ON COMMIT DROP";
-/// Every column but `other_assignments`, in the order `Row::write_copy` writes them.
-const COPY_ROWS: &str = "COPY sync_row (employee_number, site, assignment_number, forename,
-    surname, work_email, staff_group, job_role, occupation_code, area_of_work, position_title,
-    pay_band, department, organisation, assignment_status, person_type, hire_date, leave_date,
-    active, data_hash, source_update_time, row_number) FROM STDIN";
+/// SyncStaff: the sync runs in its own task, so if the caller goes mid-stream it still ends
+/// cleanly (the `COPY` aborted, the transaction rolled back) rather than being dropped
+/// mid-`COPY`.
+pub(crate) async fn run(
+    api: &TrainingApi,
+    _ctx: AccessContext,
+    stream: tonic::Streaming<pb::SyncStaffRequest>,
+) -> Result<pb::SyncStaffResponse, Error> {
+    let sync = run_to_end(
+        api.pool.clone(),
+        api.sites.clone(),
+        qi_platform::calendar::today(),
+        stream,
+    );
+    // A spawned task is outside the call's deadline scope: carry it over.
+    let deadline = qi_platform::deadline::CallDeadline::current();
+    tokio::spawn(qi_platform::deadline::within(deadline, sync))
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("the sync task failed: {e}")))?
+}
 
 /// Runs one sync to its end: reads the stream, copies valid rows as they come, and merges
-/// them when the stream is complete. Run it in its own task: it then finishes (or aborts
-/// the `COPY` and rolls back) even when the caller goes away mid-stream.
-pub(crate) async fn run(
+/// them when the stream is complete.
+async fn run_to_end(
     pool: PgPool,
     sites: Arc<[SiteCode]>,
     today: NaiveDate,
@@ -74,8 +82,7 @@ pub(crate) async fn run(
         .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
     batch.push(first, &mut data)?;
     let mut tx = qi_platform::db::begin(&pool).await?;
-    sqlx::query(CREATE_SYNC_ROW).execute(&mut *tx).await?;
-    let mut copy = tx.copy_in_raw(COPY_ROWS).await?;
+    let mut copy = store::copy_in(&mut tx).await?;
     match copy_rest(&mut copy, &mut batch, &mut stream, data).await {
         Ok(()) => {
             copy.finish().await?;
@@ -202,43 +209,6 @@ impl Row {
         }
         h.feed(if active { "1" } else { "0" });
         h
-    }
-
-    /// Appends the row as a line of `COPY` text in `sync_row`'s column order.
-    fn write_copy(&self, active: bool, data_hash: i64, out: &mut Vec<u8>) {
-        for s in std::iter::once(&self.employee_number).chain(self.text_fields()) {
-            copy_text(s, out);
-            out.push(b'\t');
-        }
-        for d in [self.hire_date, self.leave_date] {
-            match d {
-                Some(d) => {
-                    let _ = write!(out, "{:04}-{:02}-{:02}\t", d.year(), d.month(), d.day());
-                }
-                None => out.extend_from_slice(b"\\N\t"),
-            }
-        }
-        let _ = writeln!(
-            out,
-            "{}\t{data_hash}\t{}\t{}",
-            if active { "t" } else { "f" },
-            self.source_update_time.format("%Y-%m-%d %H:%M:%S%.6f+00"),
-            self.number
-        );
-    }
-}
-
-/// Writes `s` as a `COPY` text field (backslash escapes; validation already refused
-/// control characters, but a field must never break the format).
-fn copy_text(s: &str, out: &mut Vec<u8>) {
-    for b in s.bytes() {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
-        }
     }
 }
 
@@ -418,7 +388,7 @@ impl SyncBatch {
         let hash = row.data_hash(active);
         let person = match self.people.entry(row.employee_number.as_str().into()) {
             Entry::Vacant(v) => {
-                row.write_copy(active, hash.finish(""), out);
+                store::write_copy(&row, active, hash.finish(""), out);
                 v.insert(Person {
                     main: row.number,
                     main_primary: row.primary,
@@ -460,7 +430,7 @@ impl SyncBatch {
             person.main = row.number;
             person.main_primary = true;
             person.hash = hash;
-            row.write_copy(active, hash.finish(""), out);
+            store::write_copy(&row, active, hash.finish(""), out);
         }
         person
             .assignments
@@ -634,58 +604,11 @@ impl SyncBatch {
                         .into(),
             });
         }
-        // The joins below hash a whole extract: let them do it in memory.
-        sqlx::query("SET LOCAL work_mem = '64MB'")
-            .execute(&mut *tx)
-            .await?;
-        // Only the sync writes `staff`: one merging at a time (readers are not blocked) lets
-        // new people be inserted plainly, without a per-row conflict check.
-        sqlx::query("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
-            .execute(&mut *tx)
-            .await?;
-        if !self.displaced.is_empty() {
-            sqlx::query(
-                "DELETE FROM sync_row r USING unnest($1::bigint[]) AS d(row_number)
-                 WHERE r.row_number = d.row_number",
-            )
-            .bind(&self.displaced)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let others = self.others();
-        if !others.row.is_empty() {
-            sqlx::query(
-                "UPDATE sync_row r SET other_assignments = string_to_array(o.others, ','),
-                                       data_hash = o.data_hash
-                 FROM unnest($1::bigint[], $2::text[], $3::bigint[])
-                     AS o(row_number, others, data_hash)
-                 WHERE r.row_number = o.row_number",
-            )
-            .bind(others.row)
-            .bind(others.others)
-            .bind(others.data_hash)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let (updated, mut deactivated): (i64, i64) = sqlx::query_as(UPDATE_KNOWN)
-            .bind(&header.extract_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        // Before the insert, so it scans only the people known before this sync (the new
-        // ones are in the extract by definition).
-        if header.full {
-            deactivated += sqlx::query(DEACTIVATE_ABSENT)
-                .bind(header.extract_time)
-                .bind(&self.refused)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected() as i64;
-        }
-        let inserted = sqlx::query(INSERT_NEW)
-            .bind(&header.extract_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected() as i64;
+        let Merged {
+            updated,
+            deactivated,
+            inserted,
+        } = store::merge(tx, &header, &self.displaced, self.others(), &self.refused).await?;
         let mut response = pb::SyncStaffResponse {
             received_rows: self.received,
             inserted,
@@ -725,50 +648,6 @@ struct Others {
     others: Vec<String>,
     data_hash: Vec<i64>,
 }
-
-/// Updates the people already in `staff` whose rows are newer; returns (updated: the data
-/// changed, deactivated). `old` is the record as it was before the statement.
-const UPDATE_KNOWN: &str = "WITH changed AS (
-         UPDATE staff AS s SET
-             site = r.site, assignment_number = r.assignment_number,
-             other_assignments = r.other_assignments, forename = r.forename,
-             surname = r.surname, work_email = r.work_email, staff_group = r.staff_group,
-             job_role = r.job_role, occupation_code = r.occupation_code,
-             area_of_work = r.area_of_work, position_title = r.position_title,
-             pay_band = r.pay_band, department = r.department, organisation = r.organisation,
-             assignment_status = r.assignment_status, person_type = r.person_type,
-             hire_date = r.hire_date, leave_date = r.leave_date, active = r.active,
-             data_hash = r.data_hash, source_update_time = r.source_update_time,
-             extract_id = $1
-         FROM sync_row AS r JOIN staff AS old ON old.employee_number = r.employee_number
-         WHERE s.employee_number = r.employee_number
-           -- Only newer data changes a record, so a late or repeated extract changes nothing.
-           AND s.source_update_time < r.source_update_time
-         RETURNING old.data_hash <> s.data_hash AS updated, old.active AND NOT s.active AS deactivated
-     )
-     SELECT count(*) FILTER (WHERE updated), count(*) FILTER (WHERE deactivated) FROM changed";
-
-/// Inserts the people new to `staff`.
-const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_number,
-         other_assignments, forename, surname, work_email, staff_group, job_role,
-         occupation_code, area_of_work, position_title, pay_band, department, organisation,
-         assignment_status, person_type, hire_date, leave_date, active, data_hash,
-         source_update_time, extract_id)
-     SELECT r.employee_number, r.site, r.assignment_number, r.other_assignments, r.forename,
-            r.surname, r.work_email, r.staff_group, r.job_role, r.occupation_code,
-            r.area_of_work, r.position_title, r.pay_band, r.department, r.organisation,
-            r.assignment_status, r.person_type, r.hire_date, r.leave_date, r.active,
-            r.data_hash, r.source_update_time, $1
-     FROM sync_row AS r
-     WHERE NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)";
-
-/// For a FULL sync: active staff the extract does not name (valid or refused) and not
-/// updated since it was taken are deactivated.
-const DEACTIVATE_ABSENT: &str = "UPDATE staff SET active = false
-     WHERE active AND source_update_time < $1
-       AND NOT EXISTS (SELECT 1 FROM sync_row AS r WHERE r.employee_number = staff.employee_number)
-       AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS refused(e)
-                       WHERE refused.e = staff.employee_number)";
 
 #[cfg(test)]
 mod tests {
@@ -922,13 +801,6 @@ mod tests {
             .unwrap()
             .hash;
         assert_ne!(one.finish(""), one.finish("10000002-02"));
-    }
-
-    #[test]
-    fn copy_text_escapes_what_would_break_a_line() {
-        let mut out = Vec::new();
-        copy_text("a\\b\tc\nd\re", &mut out);
-        assert_eq!(out, b"a\\\\b\\tc\\nd\\re");
     }
 
     #[test]

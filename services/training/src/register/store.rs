@@ -1,45 +1,27 @@
-//! The trained-staff register: completions derived from attendance, the queries over it
-//! (one person's record, the register by site/course/period, the training summary), and its
-//! change history for HR's export to ESR.
-//!
-//! Every change to a completion takes the next `register_change_seq` value while holding a
-//! transaction-level advisory lock, so sequence order is commit order and an export that
-//! resumes after a cursor never skips a change committed late.
+//! The completion table (the register) and its change history: SQL and row mapping.
 
-use chrono::{Months, NaiveDate};
+use chrono::NaiveDate;
+use qi_platform::Error;
 use qi_platform::convert::date;
-use qi_platform::names::{ListParent, Owner};
+use qi_platform::names::Owner;
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::cohorts::{self, CohortRef};
+use super::{COLLECTION, Filter, Outcome};
+use crate::{cohorts, courses};
 
 /// The advisory lock key that serializes register writers (any constant unique to it).
 const REGISTER_LOCK: i64 = 0x5157_5245_4749; // "QWREGI"
 
-/// The collection id in completion names.
-pub(crate) const COLLECTION: &str = "completions";
-
-/// Derives the completions of these learners in a cohort from their attendance: achieved
-/// when the course's rule is met (dated by the qualifying session), revoked when a corrected
-/// register no longer meets it. Returns the completions newly achieved.
-pub(crate) async fn derive(
+/// Each learner's attended session dates in a cohort, in date order.
+pub(super) async fn attended(
     conn: &mut PgConnection,
-    cohort: &CohortRef,
+    cohort_uid: Uuid,
     numbers: &[String],
-) -> Result<Vec<pb::Completion>, Error> {
-    let (sessions, required, validity): (i32, i32, i32) = sqlx::query_as(
-        "SELECT session_count, required_sessions, validity_months FROM course WHERE id = $1",
-    )
-    .bind(&cohort.course_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    let needed = if required == 0 { sessions } else { required };
-    // Each learner's attended session dates, in date order.
-    let attended: Vec<(String, Vec<NaiveDate>)> = sqlx::query_as(
+) -> Result<Vec<(String, Vec<NaiveDate>)>, Error> {
+    Ok(sqlx::query_as(
         "SELECT n.employee_number,
                 coalesce(array_agg(s.date ORDER BY s.date, s.number)
                          FILTER (WHERE s.date IS NOT NULL), '{}')
@@ -49,84 +31,81 @@ pub(crate) async fn derive(
          LEFT JOIN session s ON s.cohort_uid = a.cohort_uid AND s.number = a.session_number
          GROUP BY n.employee_number",
     )
-    .bind(cohort.uid)
+    .bind(cohort_uid)
     .bind(numbers)
     .fetch_all(&mut *conn)
-    .await?;
-    // Who now meets the rule (and from when), and who no longer does.
-    let (mut ids, mut met, mut days, mut expiries, mut unmet) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (number, dates) in attended {
-        let day = usize::try_from(needed)
-            .ok()
-            .and_then(|n| n.checked_sub(1))
-            .and_then(|i| dates.get(i).copied());
-        match day {
-            Some(day) => {
-                ids.push(Uuid::now_v7());
-                met.push(number);
-                days.push(day);
-                expiries.push(
-                    (validity > 0)
-                        .then(|| day.checked_add_months(Months::new(validity.unsigned_abs())))
-                        .flatten(),
-                );
-            }
-            None => unmet.push(number),
-        }
-    }
-    // Every register writer waits for this lock: two statements under it, however many
-    // learners the register holds.
+    .await?)
+}
+
+/// Takes the register writers' lock until the transaction ends.
+pub(super) async fn lock(conn: &mut PgConnection) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(REGISTER_LOCK)
         .execute(&mut *conn)
         .await?;
-    // New, restored or re-dated completions take a new place in the history.
-    let achieved: Vec<Uuid> = if met.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_scalar(
-            "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
-                                     completion_date, expiry_date, change_seq)
-             SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
-                    nextval('register_change_seq')
-             FROM unnest($1::uuid[], $2::text[], $3::date[], $4::date[])
-                  AS m(id, employee_number, completion_date, expiry_date)
-             ORDER BY m.employee_number
-             ON CONFLICT (employee_number, cohort_uid) DO UPDATE
-                 SET completion_date = EXCLUDED.completion_date,
-                     expiry_date = EXCLUDED.expiry_date, revoked = false,
-                     change_seq = nextval('register_change_seq')
-                 WHERE completion.revoked
-                    OR completion.completion_date <> EXCLUDED.completion_date
-             RETURNING id",
-        )
-        .bind(&ids)
-        .bind(&met)
-        .bind(&days)
-        .bind(&expiries)
-        .bind(&cohort.course_id)
-        .bind(cohort.uid)
-        .fetch_all(&mut *conn)
-        .await?
-    };
-    if !unmet.is_empty() {
-        sqlx::query(
-            "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
-             WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
-        )
-        .bind(cohort.uid)
-        .bind(&unmet)
-        .execute(&mut *conn)
-        .await?;
-    }
-    if achieved.is_empty() {
-        return Ok(Vec::new());
-    }
+    Ok(())
+}
+
+/// Records the completions of those who meet the rule in a cohort of `course_id`: new,
+/// restored or re-dated ones take a new place in the history. Returns their ids.
+pub(super) async fn achieve(
+    conn: &mut PgConnection,
+    course_id: &str,
+    cohort_uid: Uuid,
+    outcome: &Outcome,
+) -> Result<Vec<Uuid>, Error> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
+                                 completion_date, expiry_date, change_seq)
+         SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
+                nextval('register_change_seq')
+         FROM unnest($1::uuid[], $2::text[], $3::date[], $4::date[])
+              AS m(id, employee_number, completion_date, expiry_date)
+         ORDER BY m.employee_number
+         ON CONFLICT (employee_number, cohort_uid) DO UPDATE
+             SET completion_date = EXCLUDED.completion_date,
+                 expiry_date = EXCLUDED.expiry_date, revoked = false,
+                 change_seq = nextval('register_change_seq')
+             WHERE completion.revoked
+                OR completion.completion_date <> EXCLUDED.completion_date
+         RETURNING id",
+    )
+    .bind(&outcome.ids)
+    .bind(&outcome.met)
+    .bind(&outcome.days)
+    .bind(&outcome.expiries)
+    .bind(course_id)
+    .bind(cohort_uid)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Revokes the completions in a cohort of those who no longer meet the rule.
+pub(super) async fn revoke(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    numbers: &[String],
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
+         WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
+    )
+    .bind(cohort_uid)
+    .bind(numbers)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// These completions, by learner.
+pub(super) async fn by_ids(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+) -> Result<Vec<pb::Completion>, Error> {
     let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "{SELECT} WHERE k.id = ANY($1) ORDER BY s.surname, s.forename"
     )))
-    .bind(&achieved)
+    .bind(ids)
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(TryInto::try_into).collect()
@@ -155,7 +134,7 @@ impl TryFrom<CompletionRow> for pb::Completion {
             name: format!("{staff}/{COLLECTION}/{}", r.id),
             staff,
             staff_display_name: format!("{} {}", r.forename, r.surname),
-            course: Owner::Trust.child(crate::courses::COLLECTION, &r.course_id),
+            course: Owner::Trust.child(courses::COLLECTION, &r.course_id),
             course_display_name: r.course_display_name,
             cohort: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
             completion_date: Some(date(r.completion_date)),
@@ -173,29 +152,13 @@ const SELECT: &str = "
     JOIN course co ON co.id = k.course_id
     JOIN cohort c ON c.uid = k.cohort_uid";
 
-/// Filters of the register.
-#[derive(Debug, Default)]
-pub(crate) struct Filter {
-    pub(crate) course_id: Option<String>,
-    pub(crate) from: Option<NaiveDate>,
-    pub(crate) before: Option<NaiveDate>,
-}
-
-/// One page of the register under `parent` (the learners' sites), newest first.
-pub(crate) async fn list(
+/// One page of the register of learners at `sites` (`None`: every site), newest first.
+pub(super) async fn list(
     conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
+    sites: Option<Vec<String>>,
     filter: &Filter,
     page: &Page,
 ) -> Result<(Vec<pb::Completion>, String), Error> {
-    let scope = parent.scope(ctx)?;
-    if scope.trust {
-        return Err(Error::invalid(
-            "parent",
-            "the register is kept by the learners' sites: use `sites/{site}` or `sites/-`",
-        ));
-    }
     let after_date = page
         .after_key(0)
         .map(str::parse::<NaiveDate>)
@@ -217,7 +180,7 @@ pub(crate) async fn list(
          ORDER BY k.completion_date DESC, k.id
          LIMIT $7"
     )))
-    .bind(scope.sites)
+    .bind(sites)
     .bind(&filter.course_id)
     .bind(filter.from)
     .bind(filter.before)
@@ -236,7 +199,7 @@ pub(crate) async fn list(
 }
 
 /// One person's completions, newest first.
-pub(crate) async fn of_staff(
+pub(super) async fn of_staff(
     conn: &mut PgConnection,
     number: &str,
 ) -> Result<Vec<pb::Completion>, Error> {
@@ -249,20 +212,15 @@ pub(crate) async fn of_staff(
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
-/// The training summary for the caller's sites: completions per course, site and period,
-/// totals per course, and the people trained.
-pub(crate) async fn summary(
+/// The training summary of learners at `sites` (`None`: every site): completions per
+/// course, site and period, totals per course, and the people trained.
+pub(super) async fn summary(
     conn: &mut PgConnection,
-    ctx: &AccessContext,
-    parent: &ListParent,
+    sites: Option<Vec<String>>,
     period: pb::SummaryPeriod,
     from: Option<NaiveDate>,
     before: Option<NaiveDate>,
 ) -> Result<pb::GetTrainingSummaryResponse, Error> {
-    let scope = parent.scope(ctx)?;
-    if scope.trust {
-        return Err(Error::invalid("parent", "use `sites/{site}` or `sites/-`"));
-    }
     let unit = match period {
         pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => "year",
         pb::SummaryPeriod::Quarter => "quarter",
@@ -278,7 +236,7 @@ pub(crate) async fn summary(
          WHERE {filter}
          GROUP BY 1, 2, 3 ORDER BY 3, 1, 2"
     )))
-    .bind(&scope.sites)
+    .bind(&sites)
     .bind(from)
     .bind(before)
     .fetch_all(&mut *conn)
@@ -289,7 +247,7 @@ pub(crate) async fn summary(
          JOIN course co ON co.id = k.course_id
          WHERE {filter} GROUP BY 1 ORDER BY 1"
     )))
-    .bind(&scope.sites)
+    .bind(&sites)
     .bind(from)
     .bind(before)
     .fetch_all(&mut *conn)
@@ -299,7 +257,7 @@ pub(crate) async fn summary(
          FROM completion k JOIN staff s ON s.employee_number = k.employee_number
          WHERE {filter}"
     )))
-    .bind(&scope.sites)
+    .bind(&sites)
     .bind(from)
     .bind(before)
     .fetch_one(&mut *conn)
@@ -328,20 +286,8 @@ pub(crate) async fn summary(
     })
 }
 
-/// Reads an export cursor (the register position, as text; empty is the start).
-pub(crate) fn parse_cursor(cursor: &str) -> Result<i64, Error> {
-    if cursor.is_empty() {
-        return Ok(0);
-    }
-    cursor
-        .parse::<i64>()
-        .ok()
-        .filter(|c| *c >= 0)
-        .ok_or_else(|| Error::invalid("since_cursor", "not a cursor this stream returned"))
-}
-
 /// Up to `limit` register changes after `cursor`, oldest first, as ESR competence records.
-pub(crate) async fn changes_since(
+pub(super) async fn changes_since(
     conn: &mut PgConnection,
     cursor: i64,
     limit: i64,

@@ -1,13 +1,15 @@
 //! A cohort's sessions (`{cohort}/sessions/{number}`): generated one week apart when the
-//! cohort is scheduled; each can be moved until its register is taken.
+//! cohort is scheduled; each can be moved until its register is taken. Their handlers and
+//! names.
 
-use qi_platform::convert::{date, etag, required_date};
+pub(crate) mod store;
+
+use qi_platform::convert::{etag, required_date};
 use qi_platform::names::{self, Owner};
-use qi_platform::{Error, Violations};
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::training as pb;
-use sqlx::PgConnection;
 
-use crate::cohorts::{self, CohortRef};
+use crate::{TrainingApi, cohorts};
 
 /// The collection id in session names.
 pub(crate) const COLLECTION: &str = "sessions";
@@ -27,62 +29,46 @@ pub(crate) fn parse_name(field: &str, value: &str) -> Result<(Owner, String, i32
     Ok((owner, cohort, number))
 }
 
-#[derive(sqlx::FromRow)]
-struct SessionRow {
-    number: i32,
-    date: chrono::NaiveDate,
-    register_taken: bool,
-    revision: i64,
-}
-
-fn to_proto(cohort: &str, r: SessionRow) -> pb::Session {
-    pb::Session {
-        name: format!("{cohort}/{COLLECTION}/{}", r.number),
-        number: r.number,
-        date: Some(date(r.date)),
-        register_taken: r.register_taken,
-        etag: etag(r.revision),
-    }
-}
-
-/// A cohort's sessions, in order.
+/// ListSessions: a cohort's sessions, in order.
 pub(crate) async fn list(
-    conn: &mut PgConnection,
-    cohort: &CohortRef,
-) -> Result<Vec<pb::Session>, Error> {
-    let rows: Vec<SessionRow> = sqlx::query_as(
-        "SELECT number, date, register_taken, revision FROM session WHERE cohort_uid = $1 ORDER BY number",
-    )
-    .bind(cohort.uid)
-    .fetch_all(&mut *conn)
-    .await?;
-    let name = cohort.name()?;
-    Ok(rows.into_iter().map(|r| to_proto(&name, r)).collect())
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::ListSessionsRequest,
+) -> Result<pb::ListSessionsResponse, Error> {
+    let pb::ListSessionsRequest { parent } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let found = cohorts::resolve(&mut conn, &ctx, "parent", &parent, false, false).await?;
+    Ok(pb::ListSessionsResponse {
+        sessions: store::list(&mut conn, &found).await?,
+    })
 }
 
 /// The fields UpdateSession may change.
 const UPDATABLE: &[&str] = &["date"];
 
-/// Moves a session of a locked cohort.
+/// UpdateSession: moves a session, until its register is taken.
 pub(crate) async fn update(
-    conn: &mut PgConnection,
-    cohort: &CohortRef,
-    number: i32,
-    session: &pb::Session,
-    mask: Option<&prost_types::FieldMask>,
-) -> Result<pb::Session, Error> {
-    qi_platform::update_mask::paths(mask, UPDATABLE, |_| session.date.is_some())?;
+    api: &TrainingApi,
+    ctx: AccessContext,
+    req: pb::UpdateSessionRequest,
+) -> Result<pb::UpdateSessionResponse, Error> {
+    let pb::UpdateSessionRequest {
+        session,
+        update_mask,
+    } = req;
+    let session = session.ok_or_else(|| Error::invalid("session", "is required"))?;
+    let (owner, cohort_id, number) = parse_name("session.name", &session.name)?;
+    owner.check_write(&ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    // The cohort's row is locked first, as for every change under a cohort.
+    let cohort = cohorts::store::locate(&mut tx, &owner, &cohort_id, true)
+        .await?
+        .ok_or_else(|| Error::not_found(&session.name))?;
+    qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |_| session.date.is_some())?;
     let mut v = Violations::new();
     let new_date = v.check(required_date("session.date", session.date.as_ref()).map(Some));
     v.finish()?;
-    let row: Option<SessionRow> = sqlx::query_as(
-        "SELECT number, date, register_taken, revision FROM session
-         WHERE cohort_uid = $1 AND number = $2 FOR UPDATE",
-    )
-    .bind(cohort.uid)
-    .bind(number)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = store::lock(&mut tx, cohort.uid, number).await?;
     let name = format!("{}/{COLLECTION}/{number}", cohort.name()?);
     let row = row.ok_or_else(|| Error::not_found(&name))?;
     if !session.etag.is_empty() && session.etag != etag(row.revision) {
@@ -96,16 +82,12 @@ pub(crate) async fn update(
             message: format!("{name}: its register is taken; it can no longer move"),
         });
     }
-    let updated: SessionRow = sqlx::query_as(
-        "UPDATE session SET date = $3 WHERE cohort_uid = $1 AND number = $2
-         RETURNING number, date, register_taken, revision",
-    )
-    .bind(cohort.uid)
-    .bind(number)
-    .bind(new_date)
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(to_proto(&cohort.name()?, updated))
+    let updated = store::set_date(&mut tx, cohort.uid, number, new_date).await?;
+    let updated = store::to_proto(&cohort.name()?, updated);
+    tx.commit().await?;
+    Ok(pb::UpdateSessionResponse {
+        session: Some(updated),
+    })
 }
 
 #[cfg(test)]

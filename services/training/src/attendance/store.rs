@@ -1,0 +1,46 @@
+//! The attendance table: its SQL.
+
+use qi_platform::Error;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// Of these learners, those enrolled (not waitlisted or withdrawn) in a cohort, with the
+/// site each works at: (employee number, site).
+pub(super) async fn enrolled(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    numbers: &[String],
+) -> Result<Vec<(String, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT e.employee_number, s.site FROM enrolment e
+         JOIN staff s ON s.employee_number = e.employee_number
+         WHERE e.cohort_uid = $1 AND e.state = 'enrolled' AND e.employee_number = ANY($2)",
+    )
+    .bind(cohort_uid)
+    .bind(numbers)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Records each learner's status at one session, replacing any recorded before.
+pub(super) async fn record(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    session_number: i32,
+    numbers: &[String],
+    statuses: &[&str],
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO attendance (cohort_uid, session_number, employee_number, status)
+         SELECT $1, $2, n, s FROM UNNEST($3::text[], $4::text[]) AS r(n, s)
+         ON CONFLICT (cohort_uid, employee_number, session_number)
+         DO UPDATE SET status = EXCLUDED.status, recorded_time = now()",
+    )
+    .bind(cohort_uid)
+    .bind(session_number)
+    .bind(numbers)
+    .bind(statuses)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

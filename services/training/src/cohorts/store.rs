@@ -1,0 +1,228 @@
+//! The cohort table: its SQL and row mapping.
+
+use chrono::NaiveDate;
+use qi_platform::Error;
+use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::names::{LIST_SCOPE_SQL, ListScope, Owner};
+use qi_platform::paging::Page;
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+
+use super::{COLLECTION, Changes, CohortRef, CohortState, NewCohort};
+use crate::{courses, sessions};
+
+#[derive(sqlx::FromRow)]
+struct CohortRow {
+    site: Option<String>,
+    id: String,
+    course_id: String,
+    display_name: String,
+    start_date: NaiveDate,
+    capacity: i32,
+    state: String,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+    facilitators: Vec<String>,
+    cancel_reason: Option<String>,
+    enrolled_count: i64,
+    waitlist_count: i64,
+}
+
+impl TryFrom<CohortRow> for pb::Cohort {
+    type Error = Error;
+    fn try_from(r: CohortRow) -> Result<Self, Error> {
+        let state = CohortState::from_column(&r.state)?.to_proto();
+        Ok(pb::Cohort {
+            name: Owner::from_column(r.site)?.child(COLLECTION, &r.id),
+            course: Owner::Trust.child(courses::COLLECTION, &r.course_id),
+            display_name: r.display_name,
+            start_date: Some(date(r.start_date)),
+            capacity: r.capacity,
+            state: state as i32,
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+            etag: etag(r.revision),
+            facilitators: r.facilitators,
+            enrolled_count: i32::try_from(r.enrolled_count).unwrap_or(i32::MAX),
+            waitlist_count: i32::try_from(r.waitlist_count).unwrap_or(i32::MAX),
+            cancel_reason: r.cancel_reason.unwrap_or_default(),
+        })
+    }
+}
+
+/// The columns a cohort is read with, as a literal so [`COHORT_READ_SQL`] can be a constant.
+macro_rules! columns {
+    () => {
+        "c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state, \
+         c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason, \
+         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS enrolled_count, \
+         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS waitlist_count"
+    };
+}
+
+const COLUMNS: &str = columns!();
+
+/// The statement GetCohort reads one cohort with: by site (`$1`, NULL for a trust-wide
+/// cohort) and id (`$2`), so a name whose site is not where the cohort lives finds nothing.
+pub const COHORT_READ_SQL: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2"
+);
+
+/// Finds a cohort by owner and id, locking its row for the transaction when `lock` (every
+/// change to its enrolments serializes on it, which is what keeps capacity exact).
+pub(crate) async fn locate(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    id: &str,
+    lock: bool,
+) -> Result<Option<CohortRef>, Error> {
+    let sql = format!(
+        "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
+         WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
+        if lock { "FOR UPDATE" } else { "" }
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner.site_column())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Inserts a cohort and its sessions; `AlreadyExists` if the name is taken,
+/// `FailedPrecondition` if the course does not exist.
+pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb::Cohort, Error> {
+    let Some(session_count) = courses::store::session_count(conn, &c.course_id).await? else {
+        return Err(Error::FailedPrecondition {
+            reason: "COURSE_NOT_FOUND",
+            message: format!(
+                "cohort.course: {} does not exist; create it first",
+                Owner::Trust.child(courses::COLLECTION, &c.course_id)
+            ),
+        });
+    };
+    let uid: Option<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity, facilitators)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
+         ON CONFLICT DO NOTHING
+         RETURNING uid",
+    )
+    .bind(c.owner.site_column())
+    .bind(&c.id)
+    .bind(&c.course_id)
+    .bind(&c.display_name)
+    .bind(c.start_date)
+    .bind(c.capacity)
+    .bind(&c.facilitators)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(uid) = uid else {
+        return Err(Error::AlreadyExists {
+            name: c.owner.child(COLLECTION, &c.id),
+        });
+    };
+    sessions::store::schedule(conn, uid, c.start_date, session_count).await?;
+    get(conn, &c.owner, &c.id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("the cohort just created is missing")))
+}
+
+/// Reads one cohort by owner and id (see [`COHORT_READ_SQL`]).
+pub(crate) async fn get(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    id: &str,
+) -> Result<Option<pb::Cohort>, Error> {
+    let row: Option<CohortRow> = sqlx::query_as(COHORT_READ_SQL)
+        .bind(owner.site_column())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(TryInto::try_into).transpose()
+}
+
+/// One page of the cohorts in `scope`, newest first.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    scope: ListScope,
+    page: &Page,
+) -> Result<(Vec<pb::Cohort>, String), Error> {
+    let after_date = page
+        .after_key(0)
+        .map(|d| d.parse::<NaiveDate>())
+        .transpose()
+        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let rows: Vec<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM cohort c
+         WHERE {LIST_SCOPE_SQL}
+           AND ($3::date IS NULL OR c.start_date < $3
+                OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
+         ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
+         LIMIT $6"
+    )))
+    .bind(scope.trust)
+    .bind(scope.sites)
+    .bind(after_date)
+    .bind(page.after_key(1).unwrap_or(""))
+    .bind(page.after_key(2).unwrap_or(""))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        vec![
+            r.start_date.to_string(),
+            r.site.clone().unwrap_or_default(),
+            r.id.clone(),
+        ]
+    });
+    rows.into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<Vec<_>, _>>()
+        .map(|c| (c, next))
+}
+
+/// Sets a cohort's lifecycle state (and the reason it was cancelled, if it was).
+pub(crate) async fn set_state(
+    conn: &mut PgConnection,
+    uid: uuid::Uuid,
+    to: CohortState,
+    reason: Option<&str>,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1")
+        .bind(uid)
+        .bind(to.column())
+        .bind(reason)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Writes the fields an update changes.
+pub(crate) async fn update(
+    conn: &mut PgConnection,
+    uid: uuid::Uuid,
+    changes: &Changes,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE cohort SET display_name = coalesce($2, display_name),
+                           capacity = coalesce($3, capacity),
+                           facilitators = coalesce($4, facilitators)
+         WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(&changes.display_name)
+    .bind(changes.capacity)
+    .bind(&changes.facilitators)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Reads a cohort again after a change.
+pub(crate) async fn reread(conn: &mut PgConnection, c: &CohortRef) -> Result<pb::Cohort, Error> {
+    get(conn, &c.owner()?, &c.id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("cohort {} vanished", c.id)))
+}

@@ -1,0 +1,130 @@
+//! The course table: its SQL and row mapping.
+
+use qi_platform::Error;
+use qi_platform::convert::{etag, timestamp};
+use qi_platform::names::Owner;
+use qi_platform::paging::Page;
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+
+use super::{COLLECTION, NewCourse};
+
+#[derive(sqlx::FromRow)]
+struct CourseRow {
+    id: String,
+    code: String,
+    display_name: String,
+    session_count: i32,
+    required_sessions: i32,
+    validity_months: i32,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+}
+
+impl From<CourseRow> for pb::Course {
+    fn from(r: CourseRow) -> Self {
+        pb::Course {
+            name: Owner::Trust.child(COLLECTION, &r.id),
+            code: r.code,
+            display_name: r.display_name,
+            session_count: r.session_count,
+            required_sessions: r.required_sessions,
+            validity_months: r.validity_months,
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+            etag: etag(r.revision),
+        }
+    }
+}
+
+const COLUMNS: &str = "id, code, display_name, session_count, required_sessions, validity_months, create_time, update_time, revision";
+
+/// Inserts a course; `AlreadyExists` if the id or the code is taken.
+pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb::Course, Error> {
+    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO course (id, code, display_name, session_count, required_sessions, validity_months)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING
+         RETURNING {COLUMNS}"
+    )))
+    .bind(&c.id)
+    .bind(&c.code)
+    .bind(&c.display_name)
+    .bind(c.session_count)
+    .bind(c.required_sessions)
+    .bind(c.validity_months)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
+        name: format!(
+            "{} (code {})",
+            Owner::Trust.child(COLLECTION, &c.id),
+            c.code
+        ),
+    })
+}
+
+/// Reads one course by id.
+pub(crate) async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<pb::Course>, Error> {
+    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM course WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// One page of the catalogue, ordered by code.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    page: &Page,
+) -> Result<(Vec<pb::Course>, String), Error> {
+    let rows: Vec<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM course WHERE code > $1 ORDER BY code LIMIT $2"
+    )))
+    .bind(page.after_key(0).unwrap_or(""))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
+    Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+/// A course's number of sessions, if it exists.
+pub(crate) async fn session_count(conn: &mut PgConnection, id: &str) -> Result<Option<i32>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT session_count FROM course WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// A course's title, if it exists.
+pub(crate) async fn display_name(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<Option<String>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT display_name FROM course WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// A course's completion rule: (sessions, sessions required or 0 for all, months a
+/// completion lasts or 0 for ever).
+pub(crate) async fn completion_rule(
+    conn: &mut PgConnection,
+    id: &str,
+) -> Result<(i32, i32, i32), Error> {
+    Ok(sqlx::query_as(
+        "SELECT session_count, required_sessions, validity_months FROM course WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?)
+}

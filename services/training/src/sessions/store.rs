@@ -1,0 +1,128 @@
+//! The session table: its SQL and row mapping.
+
+use chrono::NaiveDate;
+use qi_platform::Error;
+use qi_platform::convert::{date, etag};
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::COLLECTION;
+use crate::cohorts::CohortRef;
+
+/// A session as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    pub(crate) number: i32,
+    pub(crate) date: NaiveDate,
+    pub(crate) register_taken: bool,
+    pub(crate) revision: i64,
+}
+
+/// The session under the cohort named `cohort`.
+pub(crate) fn to_proto(cohort: &str, r: SessionRow) -> pb::Session {
+    pb::Session {
+        name: format!("{cohort}/{COLLECTION}/{}", r.number),
+        number: r.number,
+        date: Some(date(r.date)),
+        register_taken: r.register_taken,
+        etag: etag(r.revision),
+    }
+}
+
+/// Generates a new cohort's `count` sessions, one week apart from its start date.
+pub(crate) async fn schedule(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    start_date: NaiveDate,
+    count: i32,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO session (cohort_uid, number, date)
+         SELECT $1, n, $2::date + (n - 1) * 7 FROM generate_series(1, $3) AS n",
+    )
+    .bind(cohort_uid)
+    .bind(start_date)
+    .bind(count)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// A cohort's sessions, in order.
+pub(crate) async fn list(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+) -> Result<Vec<pb::Session>, Error> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT number, date, register_taken, revision FROM session WHERE cohort_uid = $1 ORDER BY number",
+    )
+    .bind(cohort.uid)
+    .fetch_all(&mut *conn)
+    .await?;
+    let name = cohort.name()?;
+    Ok(rows.into_iter().map(|r| to_proto(&name, r)).collect())
+}
+
+/// Reads one session, locking its row for the transaction.
+pub(crate) async fn lock(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: i32,
+) -> Result<Option<SessionRow>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT number, date, register_taken, revision FROM session
+         WHERE cohort_uid = $1 AND number = $2 FOR UPDATE",
+    )
+    .bind(cohort_uid)
+    .bind(number)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Moves a session to `date`; the session as it now is.
+pub(crate) async fn set_date(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: i32,
+    date: Option<NaiveDate>,
+) -> Result<SessionRow, Error> {
+    Ok(sqlx::query_as(
+        "UPDATE session SET date = $3 WHERE cohort_uid = $1 AND number = $2
+         RETURNING number, date, register_taken, revision",
+    )
+    .bind(cohort_uid)
+    .bind(number)
+    .bind(date)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// A session's date, if it exists.
+pub(crate) async fn date_of(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: i32,
+) -> Result<Option<NaiveDate>, Error> {
+    Ok(
+        sqlx::query_scalar("SELECT date FROM session WHERE cohort_uid = $1 AND number = $2")
+            .bind(cohort_uid)
+            .bind(number)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Marks a session's register as taken, so it can no longer move.
+pub(crate) async fn mark_register_taken(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    number: i32,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE session SET register_taken = true WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken")
+        .bind(cohort_uid)
+        .bind(number)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

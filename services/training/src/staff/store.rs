@@ -1,0 +1,120 @@
+//! The staff table as read here (the HR sync writes it): its SQL and row mapping.
+
+use chrono::NaiveDate;
+use qi_platform::Error;
+use qi_platform::convert::{date, timestamp};
+use qi_platform::paging::Page;
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+
+use super::COLLECTION;
+
+/// A staff row as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub(crate) struct StaffRow {
+    pub(crate) employee_number: String,
+    pub(crate) site: String,
+    pub(crate) assignment_number: String,
+    pub(crate) forename: String,
+    pub(crate) surname: String,
+    pub(crate) work_email: String,
+    pub(crate) staff_group: String,
+    pub(crate) job_role: String,
+    pub(crate) position_title: String,
+    pub(crate) pay_band: String,
+    pub(crate) department: String,
+    pub(crate) organisation: String,
+    pub(crate) person_type: String,
+    pub(crate) hire_date: Option<NaiveDate>,
+    pub(crate) leave_date: Option<NaiveDate>,
+    pub(crate) active: bool,
+    pub(crate) source_update_time: chrono::DateTime<chrono::Utc>,
+    pub(crate) create_time: chrono::DateTime<chrono::Utc>,
+    pub(crate) update_time: chrono::DateTime<chrono::Utc>,
+}
+
+impl StaffRow {
+    pub(crate) fn name(&self) -> String {
+        format!("sites/{}/{COLLECTION}/{}", self.site, self.employee_number)
+    }
+}
+
+impl From<StaffRow> for pb::Staff {
+    fn from(r: StaffRow) -> Self {
+        pb::Staff {
+            name: r.name(),
+            employee_number: r.employee_number,
+            assignment_number: r.assignment_number,
+            forename: r.forename,
+            surname: r.surname,
+            work_email: r.work_email,
+            staff_group: r.staff_group,
+            job_role: r.job_role,
+            position_title: r.position_title,
+            pay_band: r.pay_band,
+            department: r.department,
+            organisation: r.organisation,
+            person_type: r.person_type,
+            hire_date: r.hire_date.map(date),
+            leave_date: r.leave_date.map(date),
+            active: r.active,
+            source_update_time: Some(timestamp(r.source_update_time)),
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+        }
+    }
+}
+
+const COLUMNS: &str = "employee_number, site, assignment_number, forename, surname, work_email, \
+     staff_group, job_role, position_title, pay_band, department, organisation, person_type, \
+     hire_date, leave_date, active, source_update_time, create_time, update_time";
+
+/// One person by employee number, if at one of `sites` (`None`: any site).
+pub(super) async fn get(
+    conn: &mut PgConnection,
+    number: &str,
+    sites: Option<Vec<String>>,
+) -> Result<Option<StaffRow>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM staff
+         WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))"
+    )))
+    .bind(number)
+    .bind(sites)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// One page of the staff of `sites` (`None`: every site), by surname, forename and number;
+/// those who have left only when `show_inactive`.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    sites: Option<Vec<String>>,
+    show_inactive: bool,
+    page: &Page,
+) -> Result<(Vec<pb::Staff>, String), Error> {
+    let rows: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM staff
+         WHERE ($1::text[] IS NULL OR site = ANY($1))
+           AND ($2 OR active)
+           AND (surname, forename, employee_number) > ($3, $4, $5)
+         ORDER BY surname, forename, employee_number
+         LIMIT $6"
+    )))
+    .bind(sites)
+    .bind(show_inactive)
+    .bind(page.after_key(0).unwrap_or(""))
+    .bind(page.after_key(1).unwrap_or(""))
+    .bind(page.after_key(2).unwrap_or(""))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        vec![
+            r.surname.clone(),
+            r.forename.clone(),
+            r.employee_number.clone(),
+        ]
+    });
+    Ok((rows.into_iter().map(Into::into).collect(), next))
+}
