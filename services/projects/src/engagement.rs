@@ -3,17 +3,27 @@
 //! a project count as co-produced; the project keeps a count for the portfolio.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, int_in, required_date, timestamp};
+use qi_platform::calendar::not_future;
+use qi_platform::convert::{date, int_in, long_text, required_date, timestamp};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, long_text, not_future, required_enum};
 use crate::projects;
+use crate::stored::{Column, required_enum};
 
 const COLLECTION: &str = "engagementActivities";
+
+crate::stored::column_enum!(EngagementKind, "engagement kind", {
+    Survey => "survey",
+    Interview => "interview",
+    FocusGroup => "focus_group",
+    Workshop => "workshop",
+    PatientStory => "patient_story",
+    Other => "other",
+});
 
 #[derive(sqlx::FromRow)]
 struct ActivityRow {

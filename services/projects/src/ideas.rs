@@ -5,7 +5,10 @@
 //! method; any other move is FAILED_PRECONDITION.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, required_text, timestamp};
+use qi_platform::calendar::not_future;
+use qi_platform::convert::{
+    check_etag, date, etag, long_text, optional_date, optional_text, required_text, timestamp,
+};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -14,13 +17,19 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{
-    Column, check_etag, enum_field, long_text, not_future, optional_date, optional_text,
-    precondition, staff_name,
-};
+use crate::foreign;
+use crate::stored::{Column, enum_field, unexpected};
 
 /// The collection id in idea names.
 pub(crate) const COLLECTION: &str = "ideas";
+
+crate::stored::column_enum!(IdeaState, "idea state", {
+    Submitted => "submitted",
+    UnderReview => "under_review",
+    Accepted => "accepted",
+    Declined => "declined",
+    Merged => "merged",
+});
 
 /// An idea to submit, validated.
 #[derive(Debug)]
@@ -95,7 +104,10 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
         let submitter_staff = if submitter_staff.is_empty() {
             None
         } else {
-            Some(v.check(staff_name("idea.submitter_staff", &submitter_staff)))
+            Some(v.check(foreign::staff_name(
+                "idea.submitter_staff",
+                &submitter_staff,
+            )))
         };
         let theme = v.check(optional_text("idea.theme", &theme, 100));
         let submit_date = v.check(
@@ -278,15 +290,15 @@ fn check_move(idea: &IdeaRef, m: Move, given_etag: &str) -> Result<(), Error> {
     if m.allowed_from(from) {
         Ok(())
     } else {
-        Err(precondition(
-            "IDEA_STATE",
-            format!(
+        Err(Error::FailedPrecondition {
+            reason: "IDEA_STATE",
+            message: format!(
                 "{} is {}: it cannot {}",
                 idea.name(),
                 from.column().unwrap_or("unspecified"),
                 m.verb()
             ),
-        ))
+        })
     }
 }
 
@@ -450,7 +462,7 @@ impl ProjectsApi {
             return Ok(saved);
         }
         check_move(&idea, Move::Accept, &req.etag)?;
-        let site = SiteCode::parse(&idea.site).map_err(|e| crate::common::stored("site", &e))?;
+        let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
         let template = pb::Project {
             title: idea.title.clone(),
             description: idea.description.clone(),
@@ -650,6 +662,13 @@ mod tests {
         assert_eq!(from(Move::Decline), [S::Submitted, S::UnderReview]);
         assert_eq!(from(Move::Merge), [S::Submitted, S::UnderReview]);
         assert_eq!(from(Move::Reopen), [S::Declined]);
+    }
+
+    #[test]
+    fn texts_may_span_lines_but_not_hold_other_controls() {
+        assert_eq!(optional_text("t", " a\nb ", 10).unwrap(), "a\nb");
+        assert!(optional_text("t", "a\u{7}", 10).is_err());
+        assert!(long_text("t", "  ", 10).is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@
 #![forbid(unsafe_code)]
 
 mod api;
-mod common;
 mod engagement;
+mod foreign;
 mod ideas;
 mod measures;
 mod pdsa;
@@ -17,6 +17,7 @@ mod programmes;
 mod projects;
 mod scores;
 mod sites;
+mod stored;
 mod team;
 mod wards;
 mod waves;

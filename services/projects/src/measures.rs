@@ -1,17 +1,24 @@
 //! A project's measures (`{project}/measures/{measure}`): metrics of the metrics service,
 //! held by their resource names, each used as an outcome, process or balancing measure.
 
-use qi_platform::convert::timestamp;
+use qi_platform::convert::{optional_text, timestamp};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, foreign_name, optional_text, required_enum};
+use crate::foreign;
 use crate::projects;
+use crate::stored::{Column, required_enum};
 
 const COLLECTION: &str = "measures";
+
+crate::stored::column_enum!(MeasureKind, "measure kind", {
+    Outcome => "outcome",
+    Process => "process",
+    Balancing => "balancing",
+});
 
 #[derive(sqlx::FromRow)]
 struct MeasureRow {
@@ -55,7 +62,7 @@ impl ProjectsApi {
             note,
             create_time: _,
         } = measure;
-        let metric = v.check(foreign_name("measure.metric", metric, "metrics"));
+        let metric = v.check(foreign::name("measure.metric", metric, "metrics"));
         let kind = v.check(required_enum::<pb::MeasureKind>("measure.kind", *kind));
         let note = v.check(optional_text("measure.note", note, 1000));
         v.finish()?;

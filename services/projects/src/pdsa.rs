@@ -4,20 +4,26 @@
 //! cycle no longer changes.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, required_text, timestamp};
+use qi_platform::calendar::today;
+use qi_platform::convert::{
+    check_etag, date, etag, long_text, optional_date, optional_text, required_text, timestamp,
+};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
 use sqlx::PgConnection;
 
 use crate::ProjectsApi;
-use crate::common::{
-    Column, check_etag, from_optional, optional_date, optional_text, precondition, required_enum,
-    today,
-};
 use crate::projects::{self, ProjectRef};
+use crate::stored::{Column, from_optional, required_enum};
 
 const COLLECTION: &str = "pdsaCycles";
+
+crate::stored::column_enum!(PdsaDecision, "PDSA decision", {
+    Adopt => "adopt",
+    Adapt => "adapt",
+    Abandon => "abandon",
+});
 
 /// A cycle's writable fields, validated.
 #[derive(Debug, Default)]
@@ -53,16 +59,8 @@ fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
     } = c;
     let f = Fields {
         change_idea: v.check(required_text("pdsa_cycle.change_idea", change_idea, 500)),
-        objective: v.check(crate::common::long_text(
-            "pdsa_cycle.objective",
-            objective,
-            1000,
-        )),
-        prediction: v.check(crate::common::long_text(
-            "pdsa_cycle.prediction",
-            prediction,
-            1000,
-        )),
+        objective: v.check(long_text("pdsa_cycle.objective", objective, 1000)),
+        prediction: v.check(long_text("pdsa_cycle.prediction", prediction, 1000)),
         plan: v.check(optional_text("pdsa_cycle.plan", plan, 5000)),
         do_notes: v.check(optional_text("pdsa_cycle.do_notes", do_notes, 5000)),
         study_notes: v.check(optional_text("pdsa_cycle.study_notes", study_notes, 5000)),
@@ -158,13 +156,13 @@ async fn locate_for_write(
     let row = read(conn, &project, number, name).await?;
     project.require_open()?;
     if row.decision.is_some() {
-        return Err(precondition(
-            "PDSA_DECIDED",
-            format!(
+        return Err(Error::FailedPrecondition {
+            reason: "PDSA_DECIDED",
+            message: format!(
                 "{name} was decided ({}): plan the next cycle instead",
                 row.decision.as_deref().unwrap_or_default()
             ),
-        ));
+        });
     }
     Ok((project, row))
 }

@@ -9,14 +9,20 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use qi_platform::convert::date;
+use qi_platform::convert::{date, optional_date};
 use qi_platform::names::Owner;
 use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::projects as pb;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, enum_field, optional_date};
+use crate::stored::{Column, enum_field};
+
+crate::stored::column_enum!(PortfolioPeriod, "portfolio period", {
+    FinancialYear => "fy",
+    Quarter => "quarter",
+    Month => "month",
+});
 
 /// The first day of the period holding the date expression `{d}`, for `$3`: `month`,
 /// `quarter`, `fy` (NHS financial years, from 1 April), or NULL for no grouping in time.

@@ -4,7 +4,7 @@
 //! role and changed only by trust-wide callers.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, required_text, timestamp};
+use qi_platform::convert::{date, etag, optional_text, required_text, timestamp};
 use qi_platform::names::{self, LIST_SCOPE_SQL, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -13,10 +13,16 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, enum_field, optional_text, required_enum};
+use crate::stored::{Column, enum_field, required_enum};
 
 /// The collection id in programme names.
 pub(crate) const COLLECTION: &str = "programmes";
+
+crate::stored::column_enum!(ProgrammeKind, "programme kind", {
+    TrainingWrapped => "training_wrapped",
+    WardProgramme => "ward_programme",
+    Thematic => "thematic",
+});
 
 /// A programme to create, validated.
 #[derive(Debug)]
@@ -147,14 +153,14 @@ impl ProgrammeRef {
         if self.kind == "ward_programme" {
             Ok(())
         } else {
-            Err(crate::common::precondition(
-                "NOT_A_WARD_PROGRAMME",
-                format!(
+            Err(Error::FailedPrecondition {
+                reason: "NOT_A_WARD_PROGRAMME",
+                message: format!(
                     "{} is a {} programme, not a ward programme",
                     self.name()?,
                     self.kind
                 ),
-            ))
+            })
         }
     }
 }

@@ -6,7 +6,11 @@
 //! and benefits recorded at completion.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, required_date, required_text, timestamp};
+use qi_platform::calendar::{not_future, today};
+use qi_platform::convert::{
+    check_etag, date, etag, long_text, optional_date, optional_text, required_date, required_text,
+    timestamp,
+};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -15,13 +19,34 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{
-    Column, check_etag, enum_field, foreign_name, from_optional, long_text, not_future,
-    optional_date, optional_text, precondition, required_enum, stored, today,
-};
+use crate::foreign;
+use crate::stored::{Column, enum_field, from_optional, required_enum, unexpected};
 
 /// The collection id in project names.
 pub(crate) const COLLECTION: &str = "projects";
+
+crate::stored::column_enum!(ProjectState, "project state", {
+    Scoping => "scoping",
+    InProgress => "in_progress",
+    Completed => "completed",
+    Stopped => "stopped",
+});
+crate::stored::column_enum!(PatientInvolvement, "patient involvement", {
+    None => "none",
+    Informing => "informing",
+    Consulting => "consulting",
+    Engaging => "engaging",
+    CoDesigning => "co_designing",
+    CoProducing => "co_producing",
+});
+crate::stored::column_enum!(BenefitKind, "benefit kind", {
+    BedDaysSaved => "bed_days_saved",
+    ComplaintsAvoided => "complaints_avoided",
+    StaffHoursReleased => "staff_hours_released",
+    CostSaved => "cost_saved",
+    HarmEventsAvoided => "harm_events_avoided",
+    Other => "other",
+});
 
 /// Where a project name says the project is: under its lead site, or `sites/-` (any site
 /// the caller holds, as lead or participant).
@@ -112,14 +137,14 @@ impl ProjectRef {
             pb::ProjectState::Scoping | pb::ProjectState::InProgress => Ok(()),
             s @ (pb::ProjectState::Completed
             | pb::ProjectState::Stopped
-            | pb::ProjectState::Unspecified) => Err(precondition(
-                "PROJECT_CLOSED",
-                format!(
+            | pb::ProjectState::Unspecified) => Err(Error::FailedPrecondition {
+                reason: "PROJECT_CLOSED",
+                message: format!(
                     "{} is {}: it no longer changes",
                     self.name(),
                     s.column().unwrap_or("closed")
                 ),
-            )),
+            }),
         }
     }
 
@@ -267,7 +292,7 @@ fn validate_aim(aim: &pb::Aim, v: &mut Violations) -> AimFields {
         metric: if metric.is_empty() {
             None
         } else {
-            Some(v.check(foreign_name("project.aim.metric", metric, "metrics")))
+            Some(v.check(foreign::name("project.aim.metric", metric, "metrics")))
         },
         baseline: v.check(number("project.aim.baseline", baseline)),
         target: v.check(number("project.aim.target", target)),
@@ -374,7 +399,7 @@ pub(crate) fn validate(
         }
     }
     if !cohort.is_empty() {
-        f.cohort = Some(v.check(foreign_name("project.cohort", cohort, "cohorts")));
+        f.cohort = Some(v.check(foreign::name("project.cohort", cohort, "cohorts")));
     }
     f.patient_involvement = v
         .check(enum_field::<pb::PatientInvolvement>(
@@ -685,7 +710,7 @@ pub(crate) async fn get(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Projec
     assemble(conn, vec![row])
         .await?
         .pop()
-        .ok_or_else(|| stored("project", "vanished"))
+        .ok_or_else(|| unexpected("project", "vanished"))
 }
 
 /// The fields UpdateProject may change.
@@ -887,7 +912,7 @@ impl ProjectsApi {
                 _ => merged.patient_involvement = project.patient_involvement,
             }
         }
-        let lead = SiteCode::parse(&found.lead_site).map_err(|e| stored("site", &e))?;
+        let lead = SiteCode::parse(&found.lead_site).map_err(|e| unexpected("site", &e))?;
         let mut v = Violations::new();
         if merged.aim.is_none() && found.state()? != pb::ProjectState::Scoping {
             v.add(
@@ -950,13 +975,13 @@ impl ProjectsApi {
             return Err(illegal(&found, from, "start"));
         }
         if !found.has_aim {
-            return Err(precondition(
-                "AIM_REQUIRED",
-                format!(
+            return Err(Error::FailedPrecondition {
+                reason: "AIM_REQUIRED",
+                message: format!(
                     "{}: set a SMART aim (a measure from a baseline to a target, by a date) before starting",
                     found.name()
                 ),
-            ));
+            });
         }
         sqlx::query(
             "UPDATE project SET state = 'in_progress', start_date = $2, state_date = $2 WHERE uid = $1",
@@ -1083,14 +1108,14 @@ impl ProjectsApi {
 }
 
 fn illegal(p: &ProjectRef, from: pb::ProjectState, verb: &str) -> Error {
-    precondition(
-        "PROJECT_STATE",
-        format!(
+    Error::FailedPrecondition {
+        reason: "PROJECT_STATE",
+        message: format!(
             "{} is {}: it cannot {verb} (scoping → in_progress → completed | stopped)",
             p.name(),
             from.column().unwrap_or("unspecified")
         ),
-    )
+    }
 }
 
 fn check_end(p: &ProjectRef, end: NaiveDate) -> Result<(), Error> {

@@ -3,13 +3,13 @@
 //! latest is copied onto the project.
 
 use chrono::NaiveDate;
-use qi_platform::convert::{date, required_date, timestamp};
+use qi_platform::calendar::not_future;
+use qi_platform::convert::{date, optional_text, required_date, timestamp};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
 
 use crate::ProjectsApi;
-use crate::common::{not_future, optional_text};
 use crate::projects;
 
 const COLLECTION: &str = "progressScores";

@@ -3,17 +3,26 @@
 //! people who are not staff (a patient, carer or member of the public), the heart of
 //! co-production. The project keeps a count of its patient partners for the portfolio.
 
-use qi_platform::convert::{required_text, timestamp};
+use qi_platform::convert::{optional_text, required_text, timestamp};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, optional_text, required_enum, staff_name};
+use crate::foreign;
 use crate::projects;
+use crate::stored::{Column, required_enum};
 
 const COLLECTION: &str = "teamMembers";
+
+crate::stored::column_enum!(TeamRole, "team role", {
+    Lead => "lead",
+    Member => "member",
+    Sponsor => "sponsor",
+    Coach => "coach",
+    PatientPartner => "patient_partner",
+});
 
 /// A team member to add, validated.
 #[derive(Debug)]
@@ -45,7 +54,7 @@ impl NewMember {
                 None
             }
             (true, true) => None,
-            (false, _) => Some(v.check(staff_name("team_member.staff", staff))),
+            (false, _) => Some(v.check(foreign::staff_name("team_member.staff", staff))),
         };
         let display_name = if partner {
             v.check(required_text("team_member.display_name", display_name, 200))

@@ -1,7 +1,7 @@
 //! Wards (`sites/{site}/wards/{ward}`): a site's reference data, named by ideas, projects
 //! and the ward programme. Readable within the caller's sites; added by the improvement team.
 
-use qi_platform::convert::{etag, required_text, timestamp};
+use qi_platform::convert::{etag, optional_text, required_text, timestamp};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -9,7 +9,6 @@ use qi_proto::projects as pb;
 use sqlx::PgConnection;
 
 use crate::ProjectsApi;
-use crate::common::optional_text;
 
 /// The collection id in ward names.
 pub(crate) const COLLECTION: &str = "wards";

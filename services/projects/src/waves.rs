@@ -6,7 +6,10 @@
 //! site's, and lists and the progress view show a caller the wards of their own sites.
 
 use chrono::{Months, NaiveDate};
-use qi_platform::convert::{date, etag, int_in, required_date, timestamp};
+use qi_platform::calendar::today;
+use qi_platform::convert::{
+    check_etag, date, etag, int_in, long_text, optional_date, required_date, timestamp,
+};
 use qi_platform::names::Owner;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -14,10 +17,20 @@ use qi_proto::projects as pb;
 use sqlx::PgConnection;
 
 use crate::ProjectsApi;
-use crate::common::{
-    Column, check_etag, long_text, optional_date, precondition, required_enum, stored, today,
-};
 use crate::programmes::{self, ProgrammeRef};
+use crate::stored::{Column, from_optional, required_enum, unexpected};
+
+crate::stored::column_enum!(WardStage, "ward stage", {
+    Diagnostic => "diagnostic",
+    Assessment => "assessment",
+    Accredited => "accredited",
+    Withdrawn => "withdrawn",
+});
+crate::stored::column_enum!(AccreditationRating, "rating", {
+    Bronze => "bronze",
+    Silver => "silver",
+    Gold => "gold",
+});
 
 /// The collection id of waves.
 const WAVES: &str = "waves";
@@ -218,7 +231,7 @@ fn enrolment_proto(programme: &str, r: EnrolmentRow) -> Result<pb::WardEnrolment
         ),
         wave: r.wave_number,
         stage: pb::WardStage::from_column(&r.stage)? as i32,
-        rating: crate::common::from_optional::<pb::AccreditationRating>(r.rating.as_deref())?,
+        rating: from_optional::<pb::AccreditationRating>(r.rating.as_deref())?,
         standards_met: r.standards_met.unwrap_or(0),
         standards_assessed: r.standards_assessed.unwrap_or(0),
         diagnostic_date: Some(date(r.diagnostic_date)),
@@ -265,10 +278,10 @@ async fn locate_enrolment(
 }
 
 fn stage_error(name: &str, stage: &str, what: &str) -> Error {
-    precondition(
-        "WARD_STAGE",
-        format!("{name} is in {stage}: {what} (diagnostic → assessment → accredited)"),
-    )
+    Error::FailedPrecondition {
+        reason: "WARD_STAGE",
+        message: format!("{name} is in {stage}: {what} (diagnostic → assessment → accredited)"),
+    }
 }
 
 impl ProjectsApi {
@@ -294,13 +307,13 @@ impl ProjectsApi {
                 .fetch_one(&mut *tx)
                 .await?;
         if enrolled > 0 {
-            return Err(precondition(
-                "WARDS_ENROLLED",
-                format!(
+            return Err(Error::FailedPrecondition {
+                reason: "WARDS_ENROLLED",
+                message: format!(
                     "{}: {enrolled} wards are enrolled; the wave plan is fixed once wards join",
                     found.name()?
                 ),
-            ));
+            });
         }
         sqlx::query("DELETE FROM wave WHERE programme_uid = $1")
             .bind(found.uid)
@@ -464,9 +477,9 @@ impl ProjectsApi {
         .fetch_one(&mut *tx)
         .await?;
         if taken >= i64::from(capacity) {
-            return Err(precondition(
-                "WAVE_FULL",
-                format!(
+            return Err(Error::FailedPrecondition {
+                reason: "WAVE_FULL",
+                message: format!(
                     "wave {wave} of {} takes {capacity} wards{}; it is full",
                     programme.name()?,
                     if programme.per_site {
@@ -475,7 +488,7 @@ impl ProjectsApi {
                         String::new()
                     }
                 ),
-            ));
+            });
         }
         // A withdrawn ward may join again; anyone else is enrolled already.
         let written = sqlx::query(
@@ -504,7 +517,7 @@ impl ProjectsApi {
         }
         let row = read_enrolment(&mut tx, &programme, site.as_str(), &ward)
             .await?
-            .ok_or_else(|| stored("ward enrolment", "vanished"))?;
+            .ok_or_else(|| unexpected("ward enrolment", "vanished"))?;
         let resp = pb::CreateWardEnrolmentResponse {
             ward_enrolment: Some(enrolment_proto(&name, row)?),
         };
@@ -610,7 +623,7 @@ impl ProjectsApi {
         .await?;
         let row = read_enrolment(&mut tx, &programme, &row.ward_site, &row.ward_id)
             .await?
-            .ok_or_else(|| stored("ward enrolment", "vanished"))?;
+            .ok_or_else(|| unexpected("ward enrolment", "vanished"))?;
         let resp = pb::StartWardAssessmentResponse {
             ward_enrolment: Some(enrolment_proto(&programme.name()?, row)?),
         };
@@ -683,7 +696,7 @@ impl ProjectsApi {
         .await?;
         let row = read_enrolment(&mut tx, &programme, &row.ward_site, &row.ward_id)
             .await?
-            .ok_or_else(|| stored("ward enrolment", "vanished"))?;
+            .ok_or_else(|| unexpected("ward enrolment", "vanished"))?;
         let resp = pb::AccreditWardResponse {
             ward_enrolment: Some(enrolment_proto(&programme.name()?, row)?),
         };
@@ -716,7 +729,7 @@ impl ProjectsApi {
         .await?;
         let row = read_enrolment(&mut tx, &programme, &row.ward_site, &row.ward_id)
             .await?
-            .ok_or_else(|| stored("ward enrolment", "vanished"))?;
+            .ok_or_else(|| unexpected("ward enrolment", "vanished"))?;
         let resp = pb::WithdrawWardEnrolmentResponse {
             ward_enrolment: Some(enrolment_proto(&programme.name()?, row)?),
         };
