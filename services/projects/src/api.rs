@@ -5,6 +5,8 @@
 use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
+
+use crate::sites;
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -39,21 +41,25 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreateSiteRequest>,
     ) -> Result<Response<pb::CreateSiteResponse>, Status> {
-        call(req, |ctx, r| async move { self.create_site(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { sites::create(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn get_site(
         &self,
         req: Request<pb::GetSiteRequest>,
     ) -> Result<Response<pb::GetSiteResponse>, Status> {
-        call(req, |ctx, r| async move { self.get_site(&ctx, r).await }).await
+        call(req, |ctx, r| async move { sites::get(self, ctx, r).await }).await
     }
 
     async fn list_sites(
         &self,
         req: Request<pb::ListSitesRequest>,
     ) -> Result<Response<pb::ListSitesResponse>, Status> {
-        call(req, |ctx, r| async move { self.list_sites(&ctx, r).await }).await
+        call(req, |ctx, r| async move { sites::list(self, ctx, r).await }).await
     }
 
     async fn create_ward(

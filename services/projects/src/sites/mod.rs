@@ -2,11 +2,12 @@
 //! the ones configured in `QI_SITES` (what tokens and resource names use); this service
 //! holds what describes them.
 
-use qi_platform::convert::{etag, required_text, timestamp};
+mod store;
+
+use qi_platform::convert::required_text;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::projects as pb;
-use sqlx::PgConnection;
 
 use crate::ProjectsApi;
 
@@ -62,68 +63,6 @@ pub(crate) fn parse_name(field: &str, name: &str) -> Result<SiteCode, Error> {
         .and_then(|code| SiteCode::parse(code).map_err(|e| Error::invalid(field, e)))
 }
 
-#[derive(sqlx::FromRow)]
-struct SiteRow {
-    code: String,
-    display_name: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-impl From<SiteRow> for pb::Site {
-    fn from(r: SiteRow) -> Self {
-        pb::Site {
-            name: format!("sites/{}", r.code),
-            display_name: r.display_name,
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            etag: etag(r.revision),
-        }
-    }
-}
-
-const COLUMNS: &str = "code, display_name, create_time, update_time, revision";
-
-/// Inserts a site; `AlreadyExists` if the code is taken.
-async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::Site, Error> {
-    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO site (code, display_name) VALUES ($1, $2)
-         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(s.code.as_str())
-    .bind(&s.display_name)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
-        name: format!("sites/{}", s.code),
-    })
-}
-
-/// Reads one site.
-async fn get(conn: &mut PgConnection, code: &SiteCode) -> Result<Option<pb::Site>, Error> {
-    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM site WHERE code = $1"
-    )))
-    .bind(code.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(row.map(Into::into))
-}
-
-/// One page of sites, ordered by code.
-async fn list(conn: &mut PgConnection, page: &Page) -> Result<(Vec<pb::Site>, String), Error> {
-    let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM site WHERE code > $1 ORDER BY code LIMIT $2"
-    )))
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
-    Ok((rows.into_iter().map(Into::into).collect(), next))
-}
-
 /// The sites a List of site-owned resources covers: `sites/{site}` (which the caller must
 /// hold) or `sites/-` (every site the caller holds). `None` means every site (trust-wide
 /// callers), for SQL of the form `$n::text[] IS NULL OR site = ANY($n)`.
@@ -148,67 +87,67 @@ pub(crate) fn list_scope(
     Ok(Some(vec![code.to_string()]))
 }
 
-impl ProjectsApi {
-    pub(crate) async fn create_site(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateSiteRequest,
-    ) -> Result<pb::CreateSiteResponse, Error> {
-        let new = NewSite::try_from(req.clone())?;
-        if !ctx.sites.is_trust_wide() {
-            return Err(Error::denied(
-                "sites are registered only by trust-wide callers",
-            ));
-        }
-        if !self.sites.contains(&new.code) {
-            return Err(Error::invalid(
-                "site_id",
-                format!("{} is not among the configured sites (QI_SITES)", new.code),
-            ));
-        }
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        let site = insert(&mut tx, &new).await?;
-        let resp = pb::CreateSiteResponse { site: Some(site) };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
+/// Registers a site: only trust-wide callers, only a configured code.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateSiteRequest,
+) -> Result<pb::CreateSiteResponse, Error> {
+    let new = NewSite::try_from(req.clone())?;
+    if !ctx.sites.is_trust_wide() {
+        return Err(Error::denied(
+            "sites are registered only by trust-wide callers",
+        ));
     }
+    if !api.sites.contains(&new.code) {
+        return Err(Error::invalid(
+            "site_id",
+            format!("{} is not among the configured sites (QI_SITES)", new.code),
+        ));
+    }
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    let site = store::insert(&mut tx, &new).await?;
+    let resp = pb::CreateSiteResponse { site: Some(site) };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    /// Sites are reference data: every caller with a reading role may read any site.
-    pub(crate) async fn get_site(
-        &self,
-        _ctx: &AccessContext,
-        req: pb::GetSiteRequest,
-    ) -> Result<pb::GetSiteResponse, Error> {
-        let pb::GetSiteRequest { name } = req;
-        let code = parse_name("name", &name)?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let site = get(&mut conn, &code)
-            .await?
-            .ok_or_else(|| Error::not_found(&name))?;
-        Ok(pb::GetSiteResponse { site: Some(site) })
-    }
+/// Sites are reference data: every caller with a reading role may read any site.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    _ctx: AccessContext,
+    req: pb::GetSiteRequest,
+) -> Result<pb::GetSiteResponse, Error> {
+    let pb::GetSiteRequest { name } = req;
+    let code = parse_name("name", &name)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let site = store::read(&mut conn, &code)
+        .await?
+        .ok_or_else(|| Error::not_found(&name))?;
+    Ok(pb::GetSiteResponse { site: Some(site) })
+}
 
-    pub(crate) async fn list_sites(
-        &self,
-        _ctx: &AccessContext,
-        req: pb::ListSitesRequest,
-    ) -> Result<pb::ListSitesResponse, Error> {
-        let pb::ListSitesRequest {
-            page_size,
-            page_token,
-        } = req;
-        let page = Page::parse(page_size, &page_token, "")?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let (sites, next_page_token) = list(&mut conn, &page).await?;
-        Ok(pb::ListSitesResponse {
-            sites,
-            next_page_token,
-        })
-    }
+/// Lists the sites, ordered by code.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    _ctx: AccessContext,
+    req: pb::ListSitesRequest,
+) -> Result<pb::ListSitesResponse, Error> {
+    let pb::ListSitesRequest {
+        page_size,
+        page_token,
+    } = req;
+    let page = Page::parse(page_size, &page_token, "")?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (sites, next_page_token) = store::list(&mut conn, &page).await?;
+    Ok(pb::ListSitesResponse {
+        sites,
+        next_page_token,
+    })
 }
 
 #[cfg(test)]
