@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::sites;
+use crate::{sites, wards};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -66,21 +66,25 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreateWardRequest>,
     ) -> Result<Response<pb::CreateWardResponse>, Status> {
-        call(req, |ctx, r| async move { self.create_ward(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { wards::create(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn get_ward(
         &self,
         req: Request<pb::GetWardRequest>,
     ) -> Result<Response<pb::GetWardResponse>, Status> {
-        call(req, |ctx, r| async move { self.get_ward(&ctx, r).await }).await
+        call(req, |ctx, r| async move { wards::get(self, ctx, r).await }).await
     }
 
     async fn list_wards(
         &self,
         req: Request<pb::ListWardsRequest>,
     ) -> Result<Response<pb::ListWardsResponse>, Status> {
-        call(req, |ctx, r| async move { self.list_wards(&ctx, r).await }).await
+        call(req, |ctx, r| async move { wards::list(self, ctx, r).await }).await
     }
 
     async fn create_idea(

@@ -317,7 +317,7 @@ impl ProjectsApi {
             return Ok(saved);
         }
         if let Some(ward) = &new.ward
-            && !crate::wards::exists(&mut tx, &new.site, ward).await?
+            && !crate::wards::store::exists(&mut tx, &new.site, ward).await?
         {
             return Err(Error::invalid(
                 "idea.ward",

@@ -1,12 +1,13 @@
 //! Wards (`sites/{site}/wards/{ward}`): a site's reference data, named by ideas, projects
 //! and the ward programme. Readable within the caller's sites; added by the improvement team.
 
-use qi_platform::convert::{etag, optional_text, required_text, timestamp};
+pub(crate) mod store;
+
+use qi_platform::convert::{optional_text, required_text};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::projects as pb;
-use sqlx::PgConnection;
 
 use crate::ProjectsApi;
 
@@ -70,133 +71,66 @@ pub(crate) fn parse_name(field: &str, name: &str) -> Result<(SiteCode, String), 
     }
 }
 
-/// Whether a ward exists.
-pub(crate) async fn exists(
-    conn: &mut PgConnection,
-    site: &SiteCode,
-    id: &str,
-) -> Result<bool, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ward WHERE site = $1 AND id = $2)")
-            .bind(site.as_str())
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
-}
-
-#[derive(sqlx::FromRow)]
-struct WardRow {
-    site: String,
-    id: String,
-    display_name: String,
-    specialty: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-impl From<WardRow> for pb::Ward {
-    fn from(r: WardRow) -> Self {
-        pb::Ward {
-            name: format!("sites/{}/{COLLECTION}/{}", r.site, r.id),
-            display_name: r.display_name,
-            specialty: r.specialty,
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            etag: etag(r.revision),
-        }
+/// Adds a ward to a site the caller holds.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateWardRequest,
+) -> Result<pb::CreateWardResponse, Error> {
+    let new = NewWard::try_from(req.clone())?;
+    let owner = Owner::Site(new.site.clone());
+    owner.check_write(&ctx)?;
+    owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
     }
-}
-
-const COLUMNS: &str = "site, id, display_name, specialty, create_time, update_time, revision";
-
-impl ProjectsApi {
-    pub(crate) async fn create_ward(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateWardRequest,
-    ) -> Result<pb::CreateWardResponse, Error> {
-        let new = NewWard::try_from(req.clone())?;
-        let owner = Owner::Site(new.site.clone());
-        owner.check_write(ctx)?;
-        owner.check_known("parent", &self.sites)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO ward (site, id, display_name, specialty) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-        )))
-        .bind(new.site.as_str())
-        .bind(&new.id)
-        .bind(&new.display_name)
-        .bind(&new.specialty)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let ward = row.ok_or_else(|| Error::AlreadyExists {
+    let ward = store::insert(&mut tx, &new)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
             name: owner.child(COLLECTION, &new.id),
         })?;
-        let resp = pb::CreateWardResponse {
-            ward: Some(ward.into()),
-        };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
-    }
+    let resp = pb::CreateWardResponse { ward: Some(ward) };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn get_ward(
-        &self,
-        ctx: &AccessContext,
-        req: pb::GetWardRequest,
-    ) -> Result<pb::GetWardResponse, Error> {
-        let pb::GetWardRequest { name } = req;
-        let (site, id) = parse_name("name", &name)?;
-        Owner::Site(site.clone()).check_read(ctx)?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM ward WHERE site = $1 AND id = $2"
-        )))
-        .bind(site.as_str())
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(pb::GetWardResponse {
-            ward: Some(row.ok_or_else(|| Error::not_found(&name))?.into()),
-        })
-    }
+/// Reads a ward of a site the caller holds.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetWardRequest,
+) -> Result<pb::GetWardResponse, Error> {
+    let pb::GetWardRequest { name } = req;
+    let (site, id) = parse_name("name", &name)?;
+    Owner::Site(site.clone()).check_read(&ctx)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let ward = store::read(&mut conn, &site, &id).await?;
+    Ok(pb::GetWardResponse {
+        ward: Some(ward.ok_or_else(|| Error::not_found(&name))?),
+    })
+}
 
-    pub(crate) async fn list_wards(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListWardsRequest,
-    ) -> Result<pb::ListWardsResponse, Error> {
-        let pb::ListWardsRequest {
-            parent,
-            page_size,
-            page_token,
-        } = req;
-        let sites = crate::sites::list_scope(ctx, "parent", &parent)?;
-        let page = Page::parse(page_size, &page_token, &parent)?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let rows: Vec<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM ward
-             WHERE ($1::text[] IS NULL OR site = ANY($1)) AND (site, id) > ($2, $3)
-             ORDER BY site, id LIMIT $4"
-        )))
-        .bind(sites)
-        .bind(page.after_key(0).unwrap_or(""))
-        .bind(page.after_key(1).unwrap_or(""))
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| vec![r.site.clone(), r.id.clone()]);
-        Ok(pb::ListWardsResponse {
-            wards: rows.into_iter().map(Into::into).collect(),
-            next_page_token,
-        })
-    }
+/// Lists the wards of one site or of every site the caller holds.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListWardsRequest,
+) -> Result<pb::ListWardsResponse, Error> {
+    let pb::ListWardsRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (wards, next_page_token) = store::list(&mut conn, sites, &page).await?;
+    Ok(pb::ListWardsResponse {
+        wards,
+        next_page_token,
+    })
 }
 
 #[cfg(test)]

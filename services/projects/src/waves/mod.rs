@@ -442,7 +442,7 @@ impl ProjectsApi {
                 ),
             ));
         }
-        if !crate::wards::exists(&mut tx, &site, &ward).await? {
+        if !crate::wards::store::exists(&mut tx, &site, &ward).await? {
             return Err(Error::invalid(
                 "ward_enrolment.ward",
                 format!("{ward_name} does not exist"),
