@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::{sites, wards};
+use crate::{ideas, sites, wards};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -91,35 +91,47 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreateIdeaRequest>,
     ) -> Result<Response<pb::CreateIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.create_idea(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { ideas::create(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn get_idea(
         &self,
         req: Request<pb::GetIdeaRequest>,
     ) -> Result<Response<pb::GetIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.get_idea(&ctx, r).await }).await
+        call(req, |ctx, r| async move { ideas::get(self, ctx, r).await }).await
     }
 
     async fn list_ideas(
         &self,
         req: Request<pb::ListIdeasRequest>,
     ) -> Result<Response<pb::ListIdeasResponse>, Status> {
-        call(req, |ctx, r| async move { self.list_ideas(&ctx, r).await }).await
+        call(req, |ctx, r| async move { ideas::list(self, ctx, r).await }).await
     }
 
     async fn review_idea(
         &self,
         req: Request<pb::ReviewIdeaRequest>,
     ) -> Result<Response<pb::ReviewIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.review_idea(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { ideas::review(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn accept_idea(
         &self,
         req: Request<pb::AcceptIdeaRequest>,
     ) -> Result<Response<pb::AcceptIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.accept_idea(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { ideas::accept(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn decline_idea(
@@ -128,7 +140,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::DeclineIdeaResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.decline_idea(&ctx, r).await },
+            |ctx, r| async move { ideas::decline(self, ctx, r).await },
         )
         .await
     }
@@ -137,14 +149,22 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::MergeIdeaRequest>,
     ) -> Result<Response<pb::MergeIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.merge_idea(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { ideas::merge(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn reopen_idea(
         &self,
         req: Request<pb::ReopenIdeaRequest>,
     ) -> Result<Response<pb::ReopenIdeaResponse>, Status> {
-        call(req, |ctx, r| async move { self.reopen_idea(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { ideas::reopen(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn create_project(

@@ -4,11 +4,11 @@
 //! declined idea is reopened only by ReopenIdea, with a reason. Each transition is its own
 //! method; any other move is FAILED_PRECONDITION.
 
+mod store;
+
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
-use qi_platform::convert::{
-    check_etag, date, etag, long_text, optional_date, optional_text, required_text, timestamp,
-};
+use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -19,6 +19,7 @@ use uuid::Uuid;
 use crate::ProjectsApi;
 use crate::foreign;
 use crate::stored::{Column, enum_field, unexpected};
+use store::Triage;
 
 /// The collection id in idea names.
 pub(crate) const COLLECTION: &str = "ideas";
@@ -169,86 +170,9 @@ async fn locate_for_write(
 ) -> Result<IdeaRef, Error> {
     let (site, id) = parse_name(field, name)?;
     Owner::Site(site.clone()).check_write(ctx)?;
-    let row: Option<IdeaRef> = sqlx::query_as(
-        "SELECT uid, site, id, title, description, ward_id, state, revision FROM idea
-         WHERE site = $1 AND id = $2 FOR UPDATE",
-    )
-    .bind(site.as_str())
-    .bind(&id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.ok_or_else(|| Error::not_found(name))
-}
-
-#[derive(sqlx::FromRow)]
-struct IdeaRow {
-    uid: Uuid,
-    site: String,
-    id: String,
-    title: String,
-    description: String,
-    ward_id: Option<String>,
-    submitter: String,
-    submitter_staff: Option<String>,
-    theme: String,
-    state: String,
-    decline_reason: Option<String>,
-    merged_idea: Option<String>,
-    merged_project: Option<String>,
-    project: Option<String>,
-    reopen_reason: Option<String>,
-    decision_time: Option<chrono::DateTime<chrono::Utc>>,
-    submit_date: NaiveDate,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-const SELECT: &str = "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward_id, i.submitter,
-       i.submitter_staff, i.theme, i.state, i.decline_reason,
-       'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
-       'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
-       'sites/' || p.lead_site || '/projects/' || p.id AS project,
-       i.reopen_reason, i.decision_time, i.submit_date, i.create_time, i.update_time, i.revision
-    FROM idea i
-    LEFT JOIN idea m ON m.uid = i.merged_idea_uid
-    LEFT JOIN project mp ON mp.uid = i.merged_project_uid
-    LEFT JOIN project p ON p.uid = i.project_uid";
-
-impl TryFrom<IdeaRow> for pb::Idea {
-    type Error = Error;
-    fn try_from(r: IdeaRow) -> Result<Self, Error> {
-        Ok(pb::Idea {
-            name: format!("sites/{}/{COLLECTION}/{}", r.site, r.id),
-            title: r.title,
-            description: r.description,
-            ward: r
-                .ward_id
-                .map(|w| format!("sites/{}/{}/{w}", r.site, crate::wards::COLLECTION))
-                .unwrap_or_default(),
-            submitter: r.submitter,
-            submitter_staff: r.submitter_staff.unwrap_or_default(),
-            theme: r.theme,
-            state: pb::IdeaState::from_column(&r.state)? as i32,
-            decline_reason: r.decline_reason.unwrap_or_default(),
-            merged_into: r.merged_idea.or(r.merged_project).unwrap_or_default(),
-            project: r.project.unwrap_or_default(),
-            reopen_reason: r.reopen_reason.unwrap_or_default(),
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            decision_time: r.decision_time.map(timestamp),
-            etag: etag(r.revision),
-            submit_date: Some(date(r.submit_date)),
-        })
-    }
-}
-
-async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Idea, Error> {
-    let row: IdeaRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE i.uid = $1")))
-        .bind(uid)
-        .fetch_one(&mut *conn)
-        .await?;
-    row.try_into()
+    store::lock(conn, &site, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(name))
 }
 
 /// The one triage move each method makes: from which states, to which.
@@ -302,294 +226,239 @@ fn check_move(idea: &IdeaRef, m: Move, given_etag: &str) -> Result<(), Error> {
     }
 }
 
-impl ProjectsApi {
-    pub(crate) async fn create_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateIdeaRequest,
-    ) -> Result<pb::CreateIdeaResponse, Error> {
-        let new = NewIdea::try_from(req.clone())?;
-        let owner = Owner::Site(new.site.clone());
-        owner.check_write(ctx)?;
-        owner.check_known("parent", &self.sites)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        if let Some(ward) = &new.ward
-            && !crate::wards::store::exists(&mut tx, &new.site, ward).await?
-        {
-            return Err(Error::invalid(
-                "idea.ward",
-                format!(
-                    "{} does not exist",
-                    owner.child(crate::wards::COLLECTION, ward)
-                ),
-            ));
-        }
-        let uid: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO idea (uid, site, id, title, description, ward_id, submitter,
-                               submitter_staff, theme, submit_date)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT DO NOTHING RETURNING uid",
-        )
-        .bind(Uuid::now_v7())
-        .bind(new.site.as_str())
-        .bind(&new.id)
-        .bind(&new.title)
-        .bind(&new.description)
-        .bind(&new.ward)
-        .bind(&new.submitter)
-        .bind(&new.submitter_staff)
-        .bind(&new.theme)
-        // Unset: the trust's today, as every date default is.
-        .bind(new.submit_date.unwrap_or_else(qi_platform::calendar::today))
-        .fetch_optional(&mut *tx)
-        .await?;
-        let uid = uid.ok_or_else(|| Error::AlreadyExists {
+/// Submits an idea at a site the caller holds.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateIdeaRequest,
+) -> Result<pb::CreateIdeaResponse, Error> {
+    let new = NewIdea::try_from(req.clone())?;
+    let owner = Owner::Site(new.site.clone());
+    owner.check_write(&ctx)?;
+    owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    if let Some(ward) = &new.ward
+        && !crate::wards::store::exists(&mut tx, &new.site, ward).await?
+    {
+        return Err(Error::invalid(
+            "idea.ward",
+            format!(
+                "{} does not exist",
+                owner.child(crate::wards::COLLECTION, ward)
+            ),
+        ));
+    }
+    // Unset: the trust's today, as every date default is.
+    let submit_date = new.submit_date.unwrap_or_else(qi_platform::calendar::today);
+    let uid = store::insert(&mut tx, &new, submit_date)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
             name: owner.child(COLLECTION, &new.id),
         })?;
-        let resp = pb::CreateIdeaResponse {
-            idea: Some(read(&mut tx, uid).await?),
-        };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
-    }
+    let resp = pb::CreateIdeaResponse {
+        idea: Some(store::read(&mut tx, uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn get_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::GetIdeaRequest,
-    ) -> Result<pb::GetIdeaResponse, Error> {
-        let pb::GetIdeaRequest { name } = req;
-        let (site, id) = parse_name("name", &name)?;
-        Owner::Site(site.clone()).check_read(ctx)?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let row: Option<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT} WHERE i.site = $1 AND i.id = $2"
-        )))
-        .bind(site.as_str())
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(pb::GetIdeaResponse {
-            idea: Some(row.ok_or_else(|| Error::not_found(&name))?.try_into()?),
-        })
-    }
+/// Reads an idea of a site the caller holds.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetIdeaRequest,
+) -> Result<pb::GetIdeaResponse, Error> {
+    let pb::GetIdeaRequest { name } = req;
+    let (site, id) = parse_name("name", &name)?;
+    Owner::Site(site.clone()).check_read(&ctx)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let idea = store::find(&mut conn, &site, &id).await?;
+    Ok(pb::GetIdeaResponse {
+        idea: Some(idea.ok_or_else(|| Error::not_found(&name))?),
+    })
+}
 
-    pub(crate) async fn list_ideas(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListIdeasRequest,
-    ) -> Result<pb::ListIdeasResponse, Error> {
-        let pb::ListIdeasRequest {
-            parent,
-            state,
-            theme,
-            page_size,
-            page_token,
-        } = req;
-        let sites = crate::sites::list_scope(ctx, "parent", &parent)?;
-        let state = enum_field::<pb::IdeaState>("state", state)?.and_then(Column::column);
-        let theme = optional_text("theme", &theme, 100)?;
-        let page = Page::parse(
-            page_size,
-            &page_token,
-            &format!("{parent}|{}|{theme}", state.unwrap_or("")),
-        )?;
-        let after: Option<Uuid> = page
-            .after_key(0)
-            .map(str::parse)
-            .transpose()
-            .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let rows: Vec<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "{SELECT}
-             WHERE ($1::text[] IS NULL OR i.site = ANY($1))
-               AND ($2::text IS NULL OR i.state = $2)
-               AND ($3 = '' OR lower(i.theme) = lower($3))
-               AND ($4::uuid IS NULL OR i.uid < $4)
-             ORDER BY i.uid DESC LIMIT $5"
-        )))
-        .bind(sites)
-        .bind(state)
-        .bind(&theme)
-        .bind(after)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| vec![r.uid.to_string()]);
-        Ok(pb::ListIdeasResponse {
-            ideas: rows
-                .into_iter()
-                .map(TryInto::try_into)
-                .collect::<Result<_, _>>()?,
-            next_page_token,
-        })
-    }
+/// Lists ideas, newest first, by state and theme.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListIdeasRequest,
+) -> Result<pb::ListIdeasResponse, Error> {
+    let pb::ListIdeasRequest {
+        parent,
+        state,
+        theme,
+        page_size,
+        page_token,
+    } = req;
+    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let state = enum_field::<pb::IdeaState>("state", state)?.and_then(Column::column);
+    let theme = optional_text("theme", &theme, 100)?;
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!("{parent}|{}|{theme}", state.unwrap_or("")),
+    )?;
+    let after: Option<Uuid> = page
+        .after_key(0)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (ideas, next_page_token) =
+        store::list(&mut conn, sites, state, &theme, after, &page).await?;
+    Ok(pb::ListIdeasResponse {
+        ideas,
+        next_page_token,
+    })
+}
 
-    pub(crate) async fn review_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ReviewIdeaRequest,
-    ) -> Result<pb::ReviewIdeaResponse, Error> {
-        let pb::ReviewIdeaRequest { name, etag } = req;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
-        check_move(&idea, Move::Review, &etag)?;
-        sqlx::query("UPDATE idea SET state = 'under_review' WHERE uid = $1")
-            .bind(idea.uid)
-            .execute(&mut *tx)
-            .await?;
-        let idea = read(&mut tx, idea.uid).await?;
-        tx.commit().await?;
-        Ok(pb::ReviewIdeaResponse { idea: Some(idea) })
-    }
+/// Puts a submitted idea under review.
+pub(crate) async fn review(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ReviewIdeaRequest,
+) -> Result<pb::ReviewIdeaResponse, Error> {
+    let pb::ReviewIdeaRequest { name, etag } = req;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Review, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Review).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::ReviewIdeaResponse { idea: Some(idea) })
+}
 
-    pub(crate) async fn accept_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::AcceptIdeaRequest,
-    ) -> Result<pb::AcceptIdeaResponse, Error> {
-        let mut v = Violations::new();
-        let project_id = v.check(names::id_or_new("project_id", &req.project_id));
-        v.check(idempotency::validate_request_id(&req.request_id));
-        v.finish()?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let idea = locate_for_write(&mut tx, ctx, "name", &req.name).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
-            return Ok(saved);
-        }
-        check_move(&idea, Move::Accept, &req.etag)?;
-        let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
-        let template = pb::Project {
-            title: idea.title.clone(),
-            description: idea.description.clone(),
-            wards: idea
-                .ward_id
-                .iter()
-                .map(|w| format!("sites/{}/{}/{w}", idea.site, crate::wards::COLLECTION))
-                .collect(),
-            ..Default::default()
-        };
-        let mut v = Violations::new();
-        let fields = crate::projects::validate(&template, &site, &self.sites, &mut v);
-        v.finish()?;
-        let project =
-            crate::projects::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid))
-                .await?;
-        sqlx::query(
-            "UPDATE idea SET state = 'accepted', project_uid = $2, decision_time = now()
-             WHERE uid = $1",
-        )
-        .bind(idea.uid)
-        .bind(project.uid)
-        .execute(&mut *tx)
-        .await?;
-        let resp = pb::AcceptIdeaResponse {
-            idea: Some(read(&mut tx, idea.uid).await?),
-            project: Some(crate::projects::get(&mut tx, project.uid).await?),
-        };
-        idempotency::record(&mut tx, ctx, &req.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
+/// Accepts an idea under review: it becomes a project in scoping, linked both ways.
+pub(crate) async fn accept(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::AcceptIdeaRequest,
+) -> Result<pb::AcceptIdeaResponse, Error> {
+    let mut v = Violations::new();
+    let project_id = v.check(names::id_or_new("project_id", &req.project_id));
+    v.check(idempotency::validate_request_id(&req.request_id));
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &req.name).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
     }
+    check_move(&idea, Move::Accept, &req.etag)?;
+    let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
+    let template = pb::Project {
+        title: idea.title.clone(),
+        description: idea.description.clone(),
+        wards: idea
+            .ward_id
+            .iter()
+            .map(|w| format!("sites/{}/{}/{w}", idea.site, crate::wards::COLLECTION))
+            .collect(),
+        ..Default::default()
+    };
+    let mut v = Violations::new();
+    let fields = crate::projects::validate(&template, &site, &api.sites, &mut v);
+    v.finish()?;
+    let project =
+        crate::projects::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid)).await?;
+    store::triage(
+        &mut tx,
+        idea.uid,
+        Triage::Accept {
+            project: project.uid,
+        },
+    )
+    .await?;
+    let resp = pb::AcceptIdeaResponse {
+        idea: Some(store::read(&mut tx, idea.uid).await?),
+        project: Some(crate::projects::get(&mut tx, project.uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn decline_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::DeclineIdeaRequest,
-    ) -> Result<pb::DeclineIdeaResponse, Error> {
-        let pb::DeclineIdeaRequest { name, reason, etag } = req;
-        let reason = long_text("reason", &reason, 1000)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
-        check_move(&idea, Move::Decline, &etag)?;
-        sqlx::query(
-            "UPDATE idea SET state = 'declined', decline_reason = $2, decision_time = now()
-             WHERE uid = $1",
-        )
-        .bind(idea.uid)
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await?;
-        let idea = read(&mut tx, idea.uid).await?;
-        tx.commit().await?;
-        Ok(pb::DeclineIdeaResponse { idea: Some(idea) })
+/// Declines a submitted or under-review idea, with a reason.
+pub(crate) async fn decline(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::DeclineIdeaRequest,
+) -> Result<pb::DeclineIdeaResponse, Error> {
+    let pb::DeclineIdeaRequest { name, reason, etag } = req;
+    let reason = long_text("reason", &reason, 1000)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Decline, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Decline { reason: &reason }).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::DeclineIdeaResponse { idea: Some(idea) })
+}
+
+/// Merges a submitted or under-review idea into another live idea of its site, or a
+/// project its site leads or takes part in.
+pub(crate) async fn merge(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::MergeIdeaRequest,
+) -> Result<pb::MergeIdeaResponse, Error> {
+    let pb::MergeIdeaRequest { name, into, etag } = req;
+    enum Into_ {
+        Idea(SiteCode, String),
+        Project(crate::projects::ProjectPath),
     }
-
-    pub(crate) async fn merge_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::MergeIdeaRequest,
-    ) -> Result<pb::MergeIdeaResponse, Error> {
-        let pb::MergeIdeaRequest { name, into, etag } = req;
-        enum Into_ {
-            Idea(SiteCode, String),
-            Project(crate::projects::ProjectPath),
-        }
-        let target = if let Ok((site, id)) = parse_name("into", &into) {
-            Into_::Idea(site, id)
-        } else {
-            crate::projects::parse_path("into", &into, &[])
-                .map(Into_::Project)
-                .map_err(|_| {
-                    Error::invalid(
-                        "into",
-                        "name an idea (`sites/{site}/ideas/{idea}`) or a project (`sites/{site}/projects/{project}`)",
-                    )
-                })?
-        };
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
-        check_move(&idea, Move::Merge, &etag)?;
-        let (merged_idea, merged_project) = match target {
-            Into_::Idea(site, id) => {
-                if site.as_str() != idea.site {
+    let target = if let Ok((site, id)) = parse_name("into", &into) {
+        Into_::Idea(site, id)
+    } else {
+        crate::projects::parse_path("into", &into, &[])
+            .map(Into_::Project)
+            .map_err(|_| {
+                Error::invalid(
+                    "into",
+                    "name an idea (`sites/{site}/ideas/{idea}`) or a project (`sites/{site}/projects/{project}`)",
+                )
+            })?
+    };
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Merge, &etag)?;
+    let (merged_idea, merged_project) = match target {
+        Into_::Idea(site, id) => {
+            if site.as_str() != idea.site {
+                return Err(Error::invalid(
+                    "into",
+                    format!(
+                        "an idea merges into another idea of its own site ({})",
+                        idea.site
+                    ),
+                ));
+            }
+            if id == idea.id {
+                return Err(Error::invalid("into", "an idea cannot merge into itself"));
+            }
+            match store::merge_target(&mut tx, &site, &id).await? {
+                None => return Err(Error::invalid("into", format!("{into} does not exist"))),
+                Some((_, state)) if state == "declined" || state == "merged" => {
                     return Err(Error::invalid(
                         "into",
-                        format!(
-                            "an idea merges into another idea of its own site ({})",
-                            idea.site
-                        ),
+                        format!("{into} is {state}: merge into a live idea"),
                     ));
                 }
-                if id == idea.id {
-                    return Err(Error::invalid("into", "an idea cannot merge into itself"));
-                }
-                let other: Option<(Uuid, String)> =
-                    sqlx::query_as("SELECT uid, state FROM idea WHERE site = $1 AND id = $2")
-                        .bind(site.as_str())
-                        .bind(&id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                match other {
-                    None => return Err(Error::invalid("into", format!("{into} does not exist"))),
-                    Some((_, state)) if state == "declined" || state == "merged" => {
-                        return Err(Error::invalid(
-                            "into",
-                            format!("{into} is {state}: merge into a live idea"),
-                        ));
-                    }
-                    Some((uid, _)) => (Some(uid), None),
-                }
+                Some((uid, _)) => (Some(uid), None),
             }
-            Into_::Project(path) => {
-                let uid: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT uid FROM project
-                     WHERE id = $1 AND ($2::text IS NULL OR lead_site = $2)
-                       AND (lead_site = $3 OR $3 = ANY(participating_sites))",
-                )
-                .bind(&path.project)
-                .bind(match &path.site {
-                    crate::projects::ProjectSite::Lead(s) => Some(s.as_str()),
-                    crate::projects::ProjectSite::Any => None,
-                })
-                .bind(&idea.site)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let uid = uid.ok_or_else(|| {
+        }
+        Into_::Project(path) => {
+            let lead = match &path.site {
+                crate::projects::ProjectSite::Lead(s) => Some(s.as_str()),
+                crate::projects::ProjectSite::Any => None,
+            };
+            let uid = store::merge_target_project(&mut tx, &path.project, lead, &idea.site)
+                .await?
+                .ok_or_else(|| {
                     Error::invalid(
                         "into",
                         format!(
@@ -598,52 +467,40 @@ impl ProjectsApi {
                         ),
                     )
                 })?;
-                (None, Some(uid))
-            }
-        };
-        sqlx::query(
-            "UPDATE idea SET state = 'merged', merged_idea_uid = $2, merged_project_uid = $3,
-                    decision_time = now()
-             WHERE uid = $1",
-        )
-        .bind(idea.uid)
-        .bind(merged_idea)
-        .bind(merged_project)
-        .execute(&mut *tx)
-        .await?;
-        let idea = read(&mut tx, idea.uid).await?;
-        tx.commit().await?;
-        Ok(pb::MergeIdeaResponse { idea: Some(idea) })
-    }
+            (None, Some(uid))
+        }
+    };
+    let merged = Triage::Merge {
+        idea: merged_idea,
+        project: merged_project,
+    };
+    store::triage(&mut tx, idea.uid, merged).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::MergeIdeaResponse { idea: Some(idea) })
+}
 
-    pub(crate) async fn reopen_idea(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ReopenIdeaRequest,
-    ) -> Result<pb::ReopenIdeaResponse, Error> {
-        let pb::ReopenIdeaRequest { name, reason, etag } = req;
-        let reason = long_text("reason", &reason, 1000)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let idea = locate_for_write(&mut tx, ctx, "name", &name).await?;
-        check_move(&idea, Move::Reopen, &etag)?;
-        sqlx::query(
-            "UPDATE idea SET state = 'under_review', decline_reason = NULL, reopen_reason = $2,
-                    decision_time = NULL
-             WHERE uid = $1",
-        )
-        .bind(idea.uid)
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await?;
-        let idea = read(&mut tx, idea.uid).await?;
-        tx.commit().await?;
-        Ok(pb::ReopenIdeaResponse { idea: Some(idea) })
-    }
+/// Reopens a declined idea, with a reason: it is under review again.
+pub(crate) async fn reopen(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ReopenIdeaRequest,
+) -> Result<pb::ReopenIdeaResponse, Error> {
+    let pb::ReopenIdeaRequest { name, reason, etag } = req;
+    let reason = long_text("reason", &reason, 1000)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Reopen, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Reopen { reason: &reason }).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::ReopenIdeaResponse { idea: Some(idea) })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use qi_platform::convert::date;
 
     #[test]
     fn every_move_has_its_states() {
