@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::{ideas, sites, wards};
+use crate::{ideas, programmes, sites, wards};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -399,10 +399,9 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreateProgrammeRequest>,
     ) -> Result<Response<pb::CreateProgrammeResponse>, Status> {
-        call(
-            req,
-            |ctx, r| async move { self.create_programme(&ctx, r).await },
-        )
+        call(req, |ctx, r| async move {
+            programmes::create(self, ctx, r).await
+        })
         .await
     }
 
@@ -412,7 +411,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::GetProgrammeResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.get_programme(&ctx, r).await },
+            |ctx, r| async move { programmes::get(self, ctx, r).await },
         )
         .await
     }
@@ -423,7 +422,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::ListProgrammesResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.list_programmes(&ctx, r).await },
+            |ctx, r| async move { programmes::list(self, ctx, r).await },
         )
         .await
     }

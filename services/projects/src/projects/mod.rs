@@ -435,14 +435,7 @@ pub(crate) async fn check_references(
     let Some((owner, id)) = &f.programme else {
         return Ok(None);
     };
-    let found: Option<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT uid, cohort FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2",
-    )
-    .bind(owner.site_column())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    match found {
+    match crate::programmes::store::uid_and_cohort(conn, owner, id).await? {
         None => {
             v.add(
                 "project.programme",

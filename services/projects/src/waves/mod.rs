@@ -354,7 +354,7 @@ impl ProjectsApi {
         .fetch_all(&mut *tx)
         .await?;
         let resp = pb::PlanWavesResponse {
-            programme: Some(programmes::get(&mut tx, found.uid).await?),
+            programme: Some(programmes::store::read(&mut tx, found.uid).await?),
             waves: waves.iter().map(|w| wave_proto(&name, w)).collect(),
         };
         tx.commit().await?;
@@ -827,7 +827,7 @@ impl ProjectsApi {
             None => self.sites.iter().map(ToString::to_string).collect(),
         };
         Ok(pb::GetWardProgrammeProgressResponse {
-            programme: Some(programmes::get(&mut conn, found.uid).await?),
+            programme: Some(programmes::store::read(&mut conn, found.uid).await?),
             waves: progress,
             waves_planned: to_i32(planned),
             waves_started: to_i32(started),
