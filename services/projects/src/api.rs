@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::{ideas, programmes, sites, wards};
+use crate::{ideas, programmes, projects, sites, wards};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -173,7 +173,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::CreateProjectResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.create_project(&ctx, r).await },
+            |ctx, r| async move { projects::create(self, ctx, r).await },
         )
         .await
     }
@@ -182,7 +182,11 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::GetProjectRequest>,
     ) -> Result<Response<pb::GetProjectResponse>, Status> {
-        call(req, |ctx, r| async move { self.get_project(&ctx, r).await }).await
+        call(
+            req,
+            |ctx, r| async move { projects::get(self, ctx, r).await },
+        )
+        .await
     }
 
     async fn list_projects(
@@ -191,7 +195,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::ListProjectsResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.list_projects(&ctx, r).await },
+            |ctx, r| async move { projects::list(self, ctx, r).await },
         )
         .await
     }
@@ -202,7 +206,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::UpdateProjectResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.update_project(&ctx, r).await },
+            |ctx, r| async move { projects::update(self, ctx, r).await },
         )
         .await
     }
@@ -213,7 +217,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::StartProjectResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.start_project(&ctx, r).await },
+            |ctx, r| async move { projects::start(self, ctx, r).await },
         )
         .await
     }
@@ -222,10 +226,9 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CompleteProjectRequest>,
     ) -> Result<Response<pb::CompleteProjectResponse>, Status> {
-        call(
-            req,
-            |ctx, r| async move { self.complete_project(&ctx, r).await },
-        )
+        call(req, |ctx, r| async move {
+            projects::complete(self, ctx, r).await
+        })
         .await
     }
 
@@ -235,7 +238,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::StopProjectResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.stop_project(&ctx, r).await },
+            |ctx, r| async move { projects::stop(self, ctx, r).await },
         )
         .await
     }

@@ -364,7 +364,8 @@ pub(crate) async fn accept(
     let fields = crate::projects::validate(&template, &site, &api.sites, &mut v);
     v.finish()?;
     let project =
-        crate::projects::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid)).await?;
+        crate::projects::store::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid))
+            .await?;
     store::triage(
         &mut tx,
         idea.uid,
@@ -375,7 +376,7 @@ pub(crate) async fn accept(
     .await?;
     let resp = pb::AcceptIdeaResponse {
         idea: Some(store::read(&mut tx, idea.uid).await?),
-        project: Some(crate::projects::get(&mut tx, project.uid).await?),
+        project: Some(crate::projects::store::read(&mut tx, project.uid).await?),
     };
     idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
     tx.commit().await?;
@@ -456,17 +457,18 @@ pub(crate) async fn merge(
                 crate::projects::ProjectSite::Lead(s) => Some(s.as_str()),
                 crate::projects::ProjectSite::Any => None,
             };
-            let uid = store::merge_target_project(&mut tx, &path.project, lead, &idea.site)
-                .await?
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "into",
-                        format!(
-                            "{into} is not a project that {} leads or takes part in",
-                            idea.site
-                        ),
-                    )
-                })?;
+            let uid =
+                crate::projects::store::find_for_site(&mut tx, &path.project, lead, &idea.site)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "into",
+                            format!(
+                                "{into} is not a project that {} leads or takes part in",
+                                idea.site
+                            ),
+                        )
+                    })?;
             (None, Some(uid))
         }
     };

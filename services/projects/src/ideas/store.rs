@@ -189,26 +189,6 @@ pub(super) async fn merge_target(
     )
 }
 
-/// The uid of the project `project` (under `lead` when given) if `site` leads it or takes
-/// part in it: what an idea of `site` may merge into.
-pub(super) async fn merge_target_project(
-    conn: &mut PgConnection,
-    project: &str,
-    lead: Option<&str>,
-    site: &str,
-) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT uid FROM project
-         WHERE id = $1 AND ($2::text IS NULL OR lead_site = $2)
-           AND (lead_site = $3 OR $3 = ANY(participating_sites))",
-    )
-    .bind(project)
-    .bind(lead)
-    .bind(site)
-    .fetch_optional(&mut *conn)
-    .await?)
-}
-
 /// The write of one triage move.
 pub(super) enum Triage<'a> {
     /// Under review.

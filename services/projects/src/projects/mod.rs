@@ -5,11 +5,12 @@
 //! stopped, with dates and reasons; the SMART aim, wards, programme and cohort; the outcome
 //! and benefits recorded at completion.
 
+pub(crate) mod store;
+
 use chrono::NaiveDate;
 use qi_platform::calendar::{not_future, today};
 use qi_platform::convert::{
-    check_etag, date, etag, long_text, optional_date, optional_text, required_date, required_text,
-    timestamp,
+    check_etag, long_text, optional_date, optional_text, required_date, required_text,
 };
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use crate::ProjectsApi;
 use crate::foreign;
-use crate::stored::{Column, enum_field, from_optional, required_enum, unexpected};
+use crate::stored::{Column, enum_field, required_enum, unexpected};
 
 /// The collection id in project names.
 pub(crate) const COLLECTION: &str = "projects";
@@ -157,9 +158,6 @@ impl ProjectRef {
     }
 }
 
-const REF_COLUMNS: &str = "uid, lead_site, id, state, revision, participating_sites, start_date, \
-     aim_statement IS NOT NULL AS has_aim";
-
 /// Finds the project a path names, as the caller may: to write, the name must be under the
 /// lead site and the caller must hold it (the row is locked, so changes under one project
 /// serialize); to read, holding the lead site or any participating site suffices.
@@ -186,23 +184,12 @@ pub(crate) async fn find(
         )),
         (ProjectSite::Lead(site), true) => {
             Owner::Site(site.clone()).check_write(ctx)?;
-            let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {REF_COLUMNS} FROM project WHERE lead_site = $1 AND id = $2 FOR UPDATE"
-            )))
-            .bind(site.as_str())
-            .bind(&path.project)
-            .fetch_optional(&mut *conn)
-            .await?;
-            row.ok_or_else(not_found)
+            store::find(conn, site, &path.project, true)
+                .await?
+                .ok_or_else(not_found)
         }
         (ProjectSite::Lead(site), false) => {
-            let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {REF_COLUMNS} FROM project WHERE lead_site = $1 AND id = $2"
-            )))
-            .bind(site.as_str())
-            .bind(&path.project)
-            .fetch_optional(&mut *conn)
-            .await?;
+            let row = store::find(conn, site, &path.project, false).await?;
             if ctx.sites.holds(site) {
                 return row.ok_or_else(not_found);
             }
@@ -210,18 +197,9 @@ pub(crate) async fn find(
             row.filter(|p| p.readable_by(ctx))
                 .ok_or_else(|| Error::denied(format!("no access to site {site}")))
         }
-        (ProjectSite::Any, false) => {
-            let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {REF_COLUMNS} FROM project
-                 WHERE id = $1
-                   AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)"
-            )))
-            .bind(&path.project)
-            .bind(ctx.sites.sql_filter())
-            .fetch_optional(&mut *conn)
-            .await?;
-            row.ok_or_else(not_found)
-        }
+        (ProjectSite::Any, false) => store::find_in(conn, &path.project, ctx.sites.sql_filter())
+            .await?
+            .ok_or_else(not_found),
     }
 }
 
@@ -418,14 +396,7 @@ pub(crate) async fn check_references(
     v: &mut Violations,
 ) -> Result<Option<Uuid>, Error> {
     if !f.wards.is_empty() {
-        let missing: Vec<String> = sqlx::query_scalar(
-            "SELECT w FROM unnest($1::text[]) AS w
-             WHERE NOT EXISTS (SELECT 1 FROM ward
-                               WHERE 'sites/' || ward.site || '/wards/' || ward.id = w)",
-        )
-        .bind(&f.wards)
-        .fetch_all(&mut *conn)
-        .await?;
+        let missing = crate::wards::store::missing(conn, &f.wards).await?;
         for (i, w) in f.wards.iter().enumerate() {
             if missing.contains(w) {
                 v.add(format!("project.wards[{i}]"), format!("{w} does not exist"));
@@ -499,213 +470,6 @@ impl NewProject {
     }
 }
 
-/// Inserts a project in SCOPING; `AlreadyExists` when the id is taken anywhere in the trust.
-pub(crate) async fn insert(
-    conn: &mut PgConnection,
-    lead: &SiteCode,
-    id: &str,
-    f: &Fields,
-    programme_uid: Option<Uuid>,
-    idea_uid: Option<Uuid>,
-) -> Result<ProjectRef, Error> {
-    let aim = f.aim.as_ref();
-    let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO project (uid, lead_site, id, title, description, participating_sites, wards,
-                              programme_uid, cohort, aim_statement, aim_measure, aim_metric,
-                              aim_baseline, aim_target, aim_unit, aim_date, patient_involvement,
-                              idea_uid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING {REF_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(lead.as_str())
-    .bind(id)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(&f.participating_sites)
-    .bind(&f.wards)
-    .bind(programme_uid)
-    .bind(&f.cohort)
-    .bind(aim.map(|a| &a.statement))
-    .bind(aim.map(|a| &a.measure))
-    .bind(aim.and_then(|a| a.metric.as_ref()))
-    .bind(aim.map(|a| a.baseline))
-    .bind(aim.map(|a| a.target))
-    .bind(aim.map(|a| &a.unit))
-    .bind(aim.and_then(|a| a.target_date))
-    .bind(f.patient_involvement)
-    .bind(idea_uid)
-    .fetch_optional(&mut *conn)
-    .await?;
-    // The id may be taken at a site the caller cannot see: say only that it is taken.
-    row.ok_or_else(|| Error::AlreadyExists {
-        name: format!("project id `{id}` (project ids are unique across the trust)"),
-    })
-}
-
-#[derive(sqlx::FromRow)]
-struct ProjectRow {
-    uid: Uuid,
-    lead_site: String,
-    id: String,
-    title: String,
-    description: String,
-    participating_sites: Vec<String>,
-    wards: Vec<String>,
-    cohort: Option<String>,
-    programme_site: Option<String>,
-    programme_id: Option<String>,
-    idea_site: Option<String>,
-    idea_id: Option<String>,
-    aim_statement: Option<String>,
-    aim_measure: Option<String>,
-    aim_metric: Option<String>,
-    aim_baseline: Option<f64>,
-    aim_target: Option<f64>,
-    aim_unit: Option<String>,
-    aim_date: Option<NaiveDate>,
-    state: String,
-    start_date: Option<NaiveDate>,
-    end_date: Option<NaiveDate>,
-    stop_reason: Option<String>,
-    outcome_summary: Option<String>,
-    progress_score: Option<f64>,
-    patient_involvement: Option<String>,
-    patient_partner_count: i32,
-    engagement_count: i32,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-const COLUMNS: &str = "p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites, \
-     p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id, i.site AS idea_site, \
-     i.id AS idea_id, p.aim_statement, p.aim_measure, p.aim_metric, p.aim_baseline, p.aim_target, \
-     p.aim_unit, p.aim_date, p.state, p.start_date, p.end_date, p.stop_reason, p.outcome_summary, \
-     p.progress_score, p.patient_involvement, p.patient_partner_count, p.engagement_count, \
-     p.create_time, p.update_time, p.revision";
-
-const FROM: &str = "project p LEFT JOIN programme g ON g.uid = p.programme_uid \
-     LEFT JOIN idea i ON i.uid = p.idea_uid";
-
-#[derive(sqlx::FromRow)]
-struct BenefitRow {
-    project_uid: Uuid,
-    kind: String,
-    value: f64,
-    unit: String,
-    description: String,
-}
-
-fn to_proto(r: ProjectRow, benefits: Vec<pb::Benefit>) -> Result<pb::Project, Error> {
-    let aim = match (r.aim_statement, r.aim_measure, r.aim_unit, r.aim_date) {
-        (Some(statement), Some(measure), Some(unit), Some(target_date)) => Some(pb::Aim {
-            statement,
-            measure,
-            metric: r.aim_metric.unwrap_or_default(),
-            baseline: r.aim_baseline,
-            target: r.aim_target,
-            unit,
-            target_date: Some(date(target_date)),
-        }),
-        _ => None,
-    };
-    let programme = match r.programme_id {
-        Some(id) => Owner::from_column(r.programme_site)?.child(crate::programmes::COLLECTION, &id),
-        None => String::new(),
-    };
-    let idea = match (r.idea_site, r.idea_id) {
-        (Some(site), Some(id)) => format!("sites/{site}/{}/{id}", crate::ideas::COLLECTION),
-        _ => String::new(),
-    };
-    Ok(pb::Project {
-        name: format!("sites/{}/{COLLECTION}/{}", r.lead_site, r.id),
-        title: r.title,
-        description: r.description,
-        idea,
-        aim,
-        participating_sites: r
-            .participating_sites
-            .iter()
-            .map(|s| format!("sites/{s}"))
-            .collect(),
-        wards: r.wards,
-        programme,
-        cohort: r.cohort.unwrap_or_default(),
-        state: pb::ProjectState::from_column(&r.state)? as i32,
-        start_date: r.start_date.map(date),
-        end_date: r.end_date.map(date),
-        stop_reason: r.stop_reason.unwrap_or_default(),
-        progress_score: r.progress_score.unwrap_or(0.0),
-        patient_involvement: from_optional::<pb::PatientInvolvement>(
-            r.patient_involvement.as_deref(),
-        )?,
-        patient_partner_count: r.patient_partner_count,
-        engagement_activity_count: r.engagement_count,
-        coproduced: r.patient_partner_count > 0 || r.engagement_count > 0,
-        outcome: r
-            .outcome_summary
-            .map(|summary| pb::Outcome { summary, benefits }),
-        create_time: Some(timestamp(r.create_time)),
-        update_time: Some(timestamp(r.update_time)),
-        etag: etag(r.revision),
-    })
-}
-
-/// Turns rows into projects, reading their benefits in one query.
-async fn assemble(
-    conn: &mut PgConnection,
-    rows: Vec<ProjectRow>,
-) -> Result<Vec<pb::Project>, Error> {
-    let completed: Vec<Uuid> = rows
-        .iter()
-        .filter(|r| r.outcome_summary.is_some())
-        .map(|r| r.uid)
-        .collect();
-    let mut benefits: Vec<BenefitRow> = if completed.is_empty() {
-        Vec::new()
-    } else {
-        sqlx::query_as(
-            "SELECT project_uid, kind, value, unit, description FROM benefit
-             WHERE project_uid = ANY($1) ORDER BY project_uid, position",
-        )
-        .bind(&completed)
-        .fetch_all(&mut *conn)
-        .await?
-    };
-    rows.into_iter()
-        .map(|r| {
-            let mine: Vec<pb::Benefit> = benefits
-                .extract_if(.., |b| b.project_uid == r.uid)
-                .map(|b| {
-                    Ok(pb::Benefit {
-                        kind: pb::BenefitKind::from_column(&b.kind)? as i32,
-                        value: b.value,
-                        unit: b.unit,
-                        description: b.description,
-                    })
-                })
-                .collect::<Result<_, Error>>()?;
-            to_proto(r, mine)
-        })
-        .collect()
-}
-
-/// Reads one project by its internal id.
-pub(crate) async fn get(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Project, Error> {
-    let row: ProjectRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE p.uid = $1"
-    )))
-    .bind(uid)
-    .fetch_one(&mut *conn)
-    .await?;
-    assemble(conn, vec![row])
-        .await?
-        .pop()
-        .ok_or_else(|| unexpected("project", "vanished"))
-}
-
 /// The fields UpdateProject may change.
 const UPDATABLE: &[&str] = &[
     "title",
@@ -718,11 +482,11 @@ const UPDATABLE: &[&str] = &[
     "patient_involvement",
 ];
 
-/// Validates and applies a benefit list.
-fn validate_outcome(
-    o: &pb::Outcome,
-    v: &mut Violations,
-) -> (String, Vec<(String, f64, String, String)>) {
+/// A benefit as validated: its kind's stored form, value, unit and description.
+type Benefit = (String, f64, String, String);
+
+/// Validates an outcome: its summary and its benefits.
+fn validate_outcome(o: &pb::Outcome, v: &mut Violations) -> (String, Vec<Benefit>) {
     let pb::Outcome { summary, benefits } = o;
     let summary = v.check(long_text("outcome.summary", summary, 5000));
     let mut out = Vec::new();
@@ -758,346 +522,266 @@ fn validate_outcome(
     (summary, out)
 }
 
-impl ProjectsApi {
-    pub(crate) async fn create_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateProjectRequest,
-    ) -> Result<pb::CreateProjectResponse, Error> {
-        let mut new = NewProject::parse(req.clone(), &self.sites)?;
-        Owner::Site(new.lead.clone()).check_write(ctx)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        let mut v = Violations::new();
-        let programme = check_references(&mut tx, &mut new.fields, &mut v).await?;
-        v.finish()?;
-        let made = insert(&mut tx, &new.lead, &new.id, &new.fields, programme, None).await?;
-        let resp = pb::CreateProjectResponse {
-            project: Some(get(&mut tx, made.uid).await?),
-        };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
+/// Creates a project in scoping, led by a site the caller holds.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateProjectRequest,
+) -> Result<pb::CreateProjectResponse, Error> {
+    let mut new = NewProject::parse(req.clone(), &api.sites)?;
+    Owner::Site(new.lead.clone()).check_write(&ctx)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
     }
+    let mut v = Violations::new();
+    let programme = check_references(&mut tx, &mut new.fields, &mut v).await?;
+    v.finish()?;
+    let made = store::insert(&mut tx, &new.lead, &new.id, &new.fields, programme, None).await?;
+    let resp = pb::CreateProjectResponse {
+        project: Some(store::read(&mut tx, made.uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn get_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::GetProjectRequest,
-    ) -> Result<pb::GetProjectResponse, Error> {
-        let pb::GetProjectRequest { name } = req;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut conn, ctx, "name", &name, false).await?;
-        Ok(pb::GetProjectResponse {
-            project: Some(get(&mut conn, found.uid).await?),
-        })
-    }
+/// Reads a project the caller may read (see [`find`]).
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetProjectRequest,
+) -> Result<pb::GetProjectResponse, Error> {
+    let pb::GetProjectRequest { name } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut conn, &ctx, "name", &name, false).await?;
+    Ok(pb::GetProjectResponse {
+        project: Some(store::read(&mut conn, found.uid).await?),
+    })
+}
 
-    pub(crate) async fn list_projects(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListProjectsRequest,
-    ) -> Result<pb::ListProjectsResponse, Error> {
-        let pb::ListProjectsRequest {
-            parent,
-            state,
-            programme,
-            page_size,
-            page_token,
-        } = req;
-        let sites = crate::sites::list_scope(ctx, "parent", &parent)?;
-        let mut v = Violations::new();
-        let state = v.check(enum_field::<pb::ProjectState>("state", state));
-        let programme_key = if programme.is_empty() {
-            None
-        } else {
-            // A programme of a site the caller does not hold is refused, as its name would be.
-            v.check(
-                names::parse_name("programme", &programme, crate::programmes::COLLECTION).and_then(
-                    |(o, id)| {
-                        o.check_read(ctx)?;
-                        Ok(Some((o.site_column().map(str::to_owned), id)))
-                    },
-                ),
-            )
-        };
-        v.finish()?;
-        let page = Page::parse(
-            page_size,
-            &page_token,
-            &format!(
-                "{parent}|{}|{programme}",
-                state.and_then(Column::column).unwrap_or("")
+/// Lists the projects the caller's sites lead or take part in, newest first, by state
+/// and programme.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListProjectsRequest,
+) -> Result<pb::ListProjectsResponse, Error> {
+    let pb::ListProjectsRequest {
+        parent,
+        state,
+        programme,
+        page_size,
+        page_token,
+    } = req;
+    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let mut v = Violations::new();
+    let state = v.check(enum_field::<pb::ProjectState>("state", state));
+    let programme_key = if programme.is_empty() {
+        None
+    } else {
+        // A programme of a site the caller does not hold is refused, as its name would be.
+        v.check(
+            names::parse_name("programme", &programme, crate::programmes::COLLECTION).and_then(
+                |(o, id)| {
+                    o.check_read(&ctx)?;
+                    Ok(Some((o.site_column().map(str::to_owned), id)))
+                },
             ),
-        )?;
-        let after: Option<Uuid> = page
-            .after_key(0)
-            .map(str::parse)
-            .transpose()
-            .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let rows: Vec<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM {FROM}
-             WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
-               AND ($2::text IS NULL OR p.state = $2)
-               AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
-               AND ($6::uuid IS NULL OR p.uid < $6)
-             ORDER BY p.uid DESC
-             LIMIT $7"
-        )))
-        .bind(sites)
-        .bind(state.and_then(Column::column))
-        .bind(programme_key.is_some())
-        .bind(programme_key.as_ref().and_then(|(s, _)| s.clone()))
-        .bind(programme_key.as_ref().map(|(_, id)| id.clone()))
-        .bind(after)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| vec![r.uid.to_string()]);
-        Ok(pb::ListProjectsResponse {
-            projects: assemble(&mut conn, rows).await?,
-            next_page_token,
-        })
-    }
+        )
+    };
+    v.finish()?;
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!(
+            "{parent}|{}|{programme}",
+            state.and_then(Column::column).unwrap_or("")
+        ),
+    )?;
+    let after: Option<Uuid> = page
+        .after_key(0)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let state = state.and_then(Column::column);
+    let (projects, next_page_token) =
+        store::list(&mut conn, sites, state, programme_key, after, &page).await?;
+    Ok(pb::ListProjectsResponse {
+        projects,
+        next_page_token,
+    })
+}
 
-    pub(crate) async fn update_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::UpdateProjectRequest,
-    ) -> Result<pb::UpdateProjectResponse, Error> {
-        let pb::UpdateProjectRequest {
-            project,
-            update_mask,
-        } = req;
-        let project = project.ok_or_else(|| Error::invalid("project", "is required"))?;
-        let paths =
-            qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
-                "title" => !project.title.is_empty(),
-                "description" => !project.description.is_empty(),
-                "aim" => project.aim.is_some(),
-                "participating_sites" => !project.participating_sites.is_empty(),
-                "wards" => !project.wards.is_empty(),
-                "programme" => !project.programme.is_empty(),
-                "cohort" => !project.cohort.is_empty(),
-                "patient_involvement" => project.patient_involvement != 0,
-                _ => false,
-            })?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut tx, ctx, "project.name", &project.name, true).await?;
-        check_etag(&project.etag, found.revision, "the project")?;
-        found.require_open()?;
-        // The stored project with the masked fields replaced, validated whole.
-        let mut merged = get(&mut tx, found.uid).await?;
-        for p in &paths {
-            match *p {
-                "title" => merged.title = project.title.clone(),
-                "description" => merged.description = project.description.clone(),
-                "aim" => merged.aim = project.aim.clone(),
-                "participating_sites" => {
-                    merged.participating_sites = project.participating_sites.clone()
-                }
-                "wards" => merged.wards = project.wards.clone(),
-                "programme" => merged.programme = project.programme.clone(),
-                "cohort" => merged.cohort = project.cohort.clone(),
-                _ => merged.patient_involvement = project.patient_involvement,
+/// Changes the fields in the mask of an open project; the result is validated whole.
+pub(crate) async fn update(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::UpdateProjectRequest,
+) -> Result<pb::UpdateProjectResponse, Error> {
+    let pb::UpdateProjectRequest {
+        project,
+        update_mask,
+    } = req;
+    let project = project.ok_or_else(|| Error::invalid("project", "is required"))?;
+    let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
+        "title" => !project.title.is_empty(),
+        "description" => !project.description.is_empty(),
+        "aim" => project.aim.is_some(),
+        "participating_sites" => !project.participating_sites.is_empty(),
+        "wards" => !project.wards.is_empty(),
+        "programme" => !project.programme.is_empty(),
+        "cohort" => !project.cohort.is_empty(),
+        "patient_involvement" => project.patient_involvement != 0,
+        _ => false,
+    })?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "project.name", &project.name, true).await?;
+    check_etag(&project.etag, found.revision, "the project")?;
+    found.require_open()?;
+    // The stored project with the masked fields replaced, validated whole.
+    let mut merged = store::read(&mut tx, found.uid).await?;
+    for p in &paths {
+        match *p {
+            "title" => merged.title = project.title.clone(),
+            "description" => merged.description = project.description.clone(),
+            "aim" => merged.aim = project.aim.clone(),
+            "participating_sites" => {
+                merged.participating_sites = project.participating_sites.clone()
             }
+            "wards" => merged.wards = project.wards.clone(),
+            "programme" => merged.programme = project.programme.clone(),
+            "cohort" => merged.cohort = project.cohort.clone(),
+            _ => merged.patient_involvement = project.patient_involvement,
         }
-        let lead = SiteCode::parse(&found.lead_site).map_err(|e| unexpected("site", &e))?;
-        let mut v = Violations::new();
-        if merged.aim.is_none() && found.state()? != pb::ProjectState::Scoping {
-            v.add(
-                "project.aim",
-                "a project under way keeps its aim: change it rather than remove it",
-            );
-        }
-        let mut f = validate(&merged, &lead, &self.sites, &mut v);
-        let programme = check_references(&mut tx, &mut f, &mut v).await?;
-        v.finish()?;
-        let aim = f.aim.as_ref();
-        sqlx::query(
-            "UPDATE project SET title = $2, description = $3, participating_sites = $4, wards = $5,
-                    programme_uid = $6, cohort = $7, aim_statement = $8, aim_measure = $9,
-                    aim_metric = $10, aim_baseline = $11, aim_target = $12, aim_unit = $13,
-                    aim_date = $14, patient_involvement = $15
-             WHERE uid = $1",
-        )
-        .bind(found.uid)
-        .bind(&f.title)
-        .bind(&f.description)
-        .bind(&f.participating_sites)
-        .bind(&f.wards)
-        .bind(programme)
-        .bind(&f.cohort)
-        .bind(aim.map(|a| &a.statement))
-        .bind(aim.map(|a| &a.measure))
-        .bind(aim.and_then(|a| a.metric.as_ref()))
-        .bind(aim.map(|a| a.baseline))
-        .bind(aim.map(|a| a.target))
-        .bind(aim.map(|a| &a.unit))
-        .bind(aim.and_then(|a| a.target_date))
-        .bind(f.patient_involvement)
-        .execute(&mut *tx)
-        .await?;
-        let project = get(&mut tx, found.uid).await?;
-        tx.commit().await?;
-        Ok(pb::UpdateProjectResponse {
-            project: Some(project),
-        })
     }
+    let lead = SiteCode::parse(&found.lead_site).map_err(|e| unexpected("site", &e))?;
+    let mut v = Violations::new();
+    if merged.aim.is_none() && found.state()? != pb::ProjectState::Scoping {
+        v.add(
+            "project.aim",
+            "a project under way keeps its aim: change it rather than remove it",
+        );
+    }
+    let mut f = validate(&merged, &lead, &api.sites, &mut v);
+    let programme = check_references(&mut tx, &mut f, &mut v).await?;
+    v.finish()?;
+    store::update(&mut tx, found.uid, &f, programme).await?;
+    let project = store::read(&mut tx, found.uid).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateProjectResponse {
+        project: Some(project),
+    })
+}
 
-    pub(crate) async fn start_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::StartProjectRequest,
-    ) -> Result<pb::StartProjectResponse, Error> {
-        let pb::StartProjectRequest {
-            name,
-            start_date,
-            etag,
-        } = req;
-        let start = optional_date("start_date", start_date.as_ref())?.unwrap_or_else(today);
-        not_future("start_date", start)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut tx, ctx, "name", &name, true).await?;
-        check_etag(&etag, found.revision, "the project")?;
-        let from = found.state()?;
-        if from != pb::ProjectState::Scoping {
-            return Err(illegal(&found, from, "start"));
-        }
-        if !found.has_aim {
-            return Err(Error::FailedPrecondition {
-                reason: "AIM_REQUIRED",
-                message: format!(
-                    "{}: set a SMART aim (a measure from a baseline to a target, by a date) before starting",
-                    found.name()
-                ),
-            });
-        }
-        sqlx::query(
-            "UPDATE project SET state = 'in_progress', start_date = $2, state_date = $2 WHERE uid = $1",
-        )
-        .bind(found.uid)
-        .bind(start)
-        .execute(&mut *tx)
-        .await?;
-        let project = get(&mut tx, found.uid).await?;
-        tx.commit().await?;
-        Ok(pb::StartProjectResponse {
-            project: Some(project),
-        })
+/// Starts a project in scoping that has its SMART aim.
+pub(crate) async fn start(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::StartProjectRequest,
+) -> Result<pb::StartProjectResponse, Error> {
+    let pb::StartProjectRequest {
+        name,
+        start_date,
+        etag,
+    } = req;
+    let start = optional_date("start_date", start_date.as_ref())?.unwrap_or_else(today);
+    not_future("start_date", start)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
+    check_etag(&etag, found.revision, "the project")?;
+    let from = found.state()?;
+    if from != pb::ProjectState::Scoping {
+        return Err(illegal(&found, from, "start"));
     }
+    if !found.has_aim {
+        return Err(Error::FailedPrecondition {
+            reason: "AIM_REQUIRED",
+            message: format!(
+                "{}: set a SMART aim (a measure from a baseline to a target, by a date) before starting",
+                found.name()
+            ),
+        });
+    }
+    store::start(&mut tx, found.uid, start).await?;
+    let project = store::read(&mut tx, found.uid).await?;
+    tx.commit().await?;
+    Ok(pb::StartProjectResponse {
+        project: Some(project),
+    })
+}
 
-    pub(crate) async fn complete_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CompleteProjectRequest,
-    ) -> Result<pb::CompleteProjectResponse, Error> {
-        let pb::CompleteProjectRequest {
-            name,
-            end_date,
-            outcome,
-            etag,
-        } = req;
-        let mut v = Violations::new();
-        let end = v.check(optional_date("end_date", end_date.as_ref()));
-        let Some(outcome) = outcome else {
-            return Err(v.missing("outcome"));
-        };
-        let (summary, benefits) = validate_outcome(&outcome, &mut v);
-        v.finish()?;
-        let end = not_future("end_date", end.unwrap_or_else(today))?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut tx, ctx, "name", &name, true).await?;
-        check_etag(&etag, found.revision, "the project")?;
-        let from = found.state()?;
-        if from != pb::ProjectState::InProgress {
-            return Err(illegal(&found, from, "complete"));
-        }
-        check_end(&found, end)?;
-        sqlx::query(
-            "UPDATE project SET state = 'completed', end_date = $2, state_date = $2,
-                    outcome_summary = $3
-             WHERE uid = $1",
-        )
-        .bind(found.uid)
-        .bind(end)
-        .bind(&summary)
-        .execute(&mut *tx)
-        .await?;
-        let (kinds, values, units, descriptions): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = benefits
-            .into_iter()
-            .fold(Default::default(), |mut acc, (k, val, u, d)| {
-                acc.0.push(k);
-                acc.1.push(val);
-                acc.2.push(u);
-                acc.3.push(d);
-                acc
-            });
-        sqlx::query(
-            "INSERT INTO benefit (project_uid, position, kind, value, unit, description)
-             SELECT $1, b.ord, b.kind, b.value, b.unit, b.description
-             FROM unnest($2::text[], $3::float8[], $4::text[], $5::text[])
-                  WITH ORDINALITY AS b(kind, value, unit, description, ord)",
-        )
-        .bind(found.uid)
-        .bind(&kinds)
-        .bind(&values)
-        .bind(&units)
-        .bind(&descriptions)
-        .execute(&mut *tx)
-        .await?;
-        let project = get(&mut tx, found.uid).await?;
-        tx.commit().await?;
-        Ok(pb::CompleteProjectResponse {
-            project: Some(project),
-        })
+/// Completes a project in progress, with its outcome and benefits.
+pub(crate) async fn complete(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CompleteProjectRequest,
+) -> Result<pb::CompleteProjectResponse, Error> {
+    let pb::CompleteProjectRequest {
+        name,
+        end_date,
+        outcome,
+        etag,
+    } = req;
+    let mut v = Violations::new();
+    let end = v.check(optional_date("end_date", end_date.as_ref()));
+    let Some(outcome) = outcome else {
+        return Err(v.missing("outcome"));
+    };
+    let (summary, benefits) = validate_outcome(&outcome, &mut v);
+    v.finish()?;
+    let end = not_future("end_date", end.unwrap_or_else(today))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
+    check_etag(&etag, found.revision, "the project")?;
+    let from = found.state()?;
+    if from != pb::ProjectState::InProgress {
+        return Err(illegal(&found, from, "complete"));
     }
+    check_end(&found, end)?;
+    store::complete(&mut tx, found.uid, end, &summary, benefits).await?;
+    let project = store::read(&mut tx, found.uid).await?;
+    tx.commit().await?;
+    Ok(pb::CompleteProjectResponse {
+        project: Some(project),
+    })
+}
 
-    pub(crate) async fn stop_project(
-        &self,
-        ctx: &AccessContext,
-        req: pb::StopProjectRequest,
-    ) -> Result<pb::StopProjectResponse, Error> {
-        let pb::StopProjectRequest {
-            name,
-            reason,
-            end_date,
-            etag,
-        } = req;
-        let mut v = Violations::new();
-        let reason = v.check(long_text("reason", &reason, 1000));
-        let end = v.check(optional_date("end_date", end_date.as_ref()));
-        v.finish()?;
-        let end = not_future("end_date", end.unwrap_or_else(today))?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut tx, ctx, "name", &name, true).await?;
-        check_etag(&etag, found.revision, "the project")?;
-        let from = found.state()?;
-        if !matches!(
-            from,
-            pb::ProjectState::Scoping | pb::ProjectState::InProgress
-        ) {
-            return Err(illegal(&found, from, "stop"));
-        }
-        check_end(&found, end)?;
-        sqlx::query(
-            "UPDATE project SET state = 'stopped', end_date = $2, state_date = $2, stop_reason = $3
-             WHERE uid = $1",
-        )
-        .bind(found.uid)
-        .bind(end)
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await?;
-        let project = get(&mut tx, found.uid).await?;
-        tx.commit().await?;
-        Ok(pb::StopProjectResponse {
-            project: Some(project),
-        })
+/// Stops a project in scoping or in progress, with a reason.
+pub(crate) async fn stop(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::StopProjectRequest,
+) -> Result<pb::StopProjectResponse, Error> {
+    let pb::StopProjectRequest {
+        name,
+        reason,
+        end_date,
+        etag,
+    } = req;
+    let mut v = Violations::new();
+    let reason = v.check(long_text("reason", &reason, 1000));
+    let end = v.check(optional_date("end_date", end_date.as_ref()));
+    v.finish()?;
+    let end = not_future("end_date", end.unwrap_or_else(today))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
+    check_etag(&etag, found.revision, "the project")?;
+    let from = found.state()?;
+    if !matches!(
+        from,
+        pb::ProjectState::Scoping | pb::ProjectState::InProgress
+    ) {
+        return Err(illegal(&found, from, "stop"));
     }
+    check_end(&found, end)?;
+    store::stop(&mut tx, found.uid, end, &reason).await?;
+    let project = store::read(&mut tx, found.uid).await?;
+    tx.commit().await?;
+    Ok(pb::StopProjectResponse {
+        project: Some(project),
+    })
 }
 
 fn illegal(p: &ProjectRef, from: pb::ProjectState, verb: &str) -> Error {

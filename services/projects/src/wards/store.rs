@@ -1,4 +1,4 @@
-//! The `ward` table: adding, reading and paging wards, and whether one exists.
+//! The `ward` table: adding, reading and paging wards, and whether wards exist.
 
 use qi_platform::convert::{etag, timestamp};
 use qi_platform::paging::Page;
@@ -48,6 +48,21 @@ impl From<WardRow> for pb::Ward {
 }
 
 const COLUMNS: &str = "site, id, display_name, specialty, create_time, update_time, revision";
+
+/// Of `names` (ward names), those that do not exist.
+pub(crate) async fn missing(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT w FROM unnest($1::text[]) AS w
+         WHERE NOT EXISTS (SELECT 1 FROM ward
+                           WHERE 'sites/' || ward.site || '/wards/' || ward.id = w)",
+    )
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await?)
+}
 
 /// Inserts a ward; `None` if its id is taken at its site.
 pub(super) async fn insert(
