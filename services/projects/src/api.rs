@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::{ideas, programmes, projects, sites, wards};
+use crate::{engagement, ideas, measures, pdsa, programmes, projects, scores, sites, team, wards};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -247,9 +247,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::RecordProgressScoreRequest>,
     ) -> Result<Response<pb::RecordProgressScoreResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.record_progress_score(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { scores::record(self, ctx, r).await },
+        )
         .await
     }
 
@@ -257,9 +258,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::ListProgressScoresRequest>,
     ) -> Result<Response<pb::ListProgressScoresResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.list_progress_scores(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { scores::list(self, ctx, r).await },
+        )
         .await
     }
 
@@ -267,9 +269,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreateTeamMemberRequest>,
     ) -> Result<Response<pb::CreateTeamMemberResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.create_team_member(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { team::create(self, ctx, r).await },
+        )
         .await
     }
 
@@ -277,19 +280,17 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::ListTeamMembersRequest>,
     ) -> Result<Response<pb::ListTeamMembersResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.list_team_members(&ctx, r).await
-        })
-        .await
+        call(req, |ctx, r| async move { team::list(self, ctx, r).await }).await
     }
 
     async fn delete_team_member(
         &self,
         req: Request<pb::DeleteTeamMemberRequest>,
     ) -> Result<Response<pb::DeleteTeamMemberResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.delete_team_member(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { team::delete(self, ctx, r).await },
+        )
         .await
     }
 
@@ -299,7 +300,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::CreateMeasureResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.create_measure(&ctx, r).await },
+            |ctx, r| async move { measures::create(self, ctx, r).await },
         )
         .await
     }
@@ -310,7 +311,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::ListMeasuresResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.list_measures(&ctx, r).await },
+            |ctx, r| async move { measures::list(self, ctx, r).await },
         )
         .await
     }
@@ -321,7 +322,7 @@ impl ProjectService for ProjectsApi {
     ) -> Result<Response<pb::DeleteMeasureResponse>, Status> {
         call(
             req,
-            |ctx, r| async move { self.delete_measure(&ctx, r).await },
+            |ctx, r| async move { measures::delete(self, ctx, r).await },
         )
         .await
     }
@@ -330,9 +331,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::CreatePdsaCycleRequest>,
     ) -> Result<Response<pb::CreatePdsaCycleResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.create_pdsa_cycle(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { pdsa::create(self, ctx, r).await },
+        )
         .await
     }
 
@@ -340,31 +342,24 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::GetPdsaCycleRequest>,
     ) -> Result<Response<pb::GetPdsaCycleResponse>, Status> {
-        call(
-            req,
-            |ctx, r| async move { self.get_pdsa_cycle(&ctx, r).await },
-        )
-        .await
+        call(req, |ctx, r| async move { pdsa::get(self, ctx, r).await }).await
     }
 
     async fn list_pdsa_cycles(
         &self,
         req: Request<pb::ListPdsaCyclesRequest>,
     ) -> Result<Response<pb::ListPdsaCyclesResponse>, Status> {
-        call(
-            req,
-            |ctx, r| async move { self.list_pdsa_cycles(&ctx, r).await },
-        )
-        .await
+        call(req, |ctx, r| async move { pdsa::list(self, ctx, r).await }).await
     }
 
     async fn update_pdsa_cycle(
         &self,
         req: Request<pb::UpdatePdsaCycleRequest>,
     ) -> Result<Response<pb::UpdatePdsaCycleResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.update_pdsa_cycle(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { pdsa::update(self, ctx, r).await },
+        )
         .await
     }
 
@@ -372,9 +367,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::DecidePdsaCycleRequest>,
     ) -> Result<Response<pb::DecidePdsaCycleResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.decide_pdsa_cycle(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { pdsa::decide(self, ctx, r).await },
+        )
         .await
     }
 
@@ -383,7 +379,7 @@ impl ProjectService for ProjectsApi {
         req: Request<pb::CreateEngagementActivityRequest>,
     ) -> Result<Response<pb::CreateEngagementActivityResponse>, Status> {
         call(req, |ctx, r| async move {
-            self.create_engagement_activity(&ctx, r).await
+            engagement::create(self, ctx, r).await
         })
         .await
     }
@@ -392,9 +388,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::ListEngagementActivitiesRequest>,
     ) -> Result<Response<pb::ListEngagementActivitiesResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.list_engagement_activities(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { engagement::list(self, ctx, r).await },
+        )
         .await
     }
 

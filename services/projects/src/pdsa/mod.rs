@@ -180,221 +180,218 @@ const UPDATABLE: &[&str] = &[
     "end_date",
 ];
 
-impl ProjectsApi {
-    pub(crate) async fn create_pdsa_cycle(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreatePdsaCycleRequest,
-    ) -> Result<pb::CreatePdsaCycleResponse, Error> {
-        let mut v = Violations::new();
-        v.check(idempotency::validate_request_id(&req.request_id));
-        let Some(cycle) = req.pdsa_cycle.as_ref() else {
-            return Err(v.missing("pdsa_cycle"));
-        };
-        let f = validate(cycle, &mut v);
-        v.finish()?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
-            return Ok(saved);
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreatePdsaCycleRequest,
+) -> Result<pb::CreatePdsaCycleResponse, Error> {
+    let mut v = Violations::new();
+    v.check(idempotency::validate_request_id(&req.request_id));
+    let Some(cycle) = req.pdsa_cycle.as_ref() else {
+        return Err(v.missing("pdsa_cycle"));
+    };
+    let f = validate(cycle, &mut v);
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
+    }
+    project.require_open()?;
+    // The project's row is locked: numbers follow one another in order.
+    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction, plan,
+                                 do_notes, study_notes, act_notes, start_date, end_date)
+         SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+         FROM pdsa_cycle WHERE project_uid = $1
+         RETURNING {COLUMNS}"
+    )))
+    .bind(project.uid)
+    .bind(&f.change_idea)
+    .bind(&f.objective)
+    .bind(&f.prediction)
+    .bind(&f.plan)
+    .bind(&f.do_notes)
+    .bind(&f.study_notes)
+    .bind(&f.act_notes)
+    .bind(f.start_date)
+    .bind(f.end_date)
+    .fetch_one(&mut *tx)
+    .await?;
+    let resp = pb::CreatePdsaCycleResponse {
+        pdsa_cycle: Some(to_proto(&project.name(), row)?),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetPdsaCycleRequest,
+) -> Result<pb::GetPdsaCycleResponse, Error> {
+    let pb::GetPdsaCycleRequest { name } = req;
+    let path = projects::parse_path("name", &name, &[COLLECTION])?;
+    let number = parse_number("name", &path.children[0])?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::find(&mut conn, &ctx, "name", &path, false).await?;
+    let row = read(&mut conn, &project, number, &name).await?;
+    Ok(pb::GetPdsaCycleResponse {
+        pdsa_cycle: Some(to_proto(&project.name(), row)?),
+    })
+}
+
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListPdsaCyclesRequest,
+) -> Result<pb::ListPdsaCyclesResponse, Error> {
+    let pb::ListPdsaCyclesRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
+    let rows: Vec<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
+         ORDER BY number LIMIT $3"
+    )))
+    .bind(project.uid)
+    .bind(after)
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next_page_token) = page.finish(rows, |r| vec![r.number.to_string()]);
+    let name = project.name();
+    Ok(pb::ListPdsaCyclesResponse {
+        pdsa_cycles: rows
+            .into_iter()
+            .map(|r| to_proto(&name, r))
+            .collect::<Result<_, _>>()?,
+        next_page_token,
+    })
+}
+
+pub(crate) async fn update(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::UpdatePdsaCycleRequest,
+) -> Result<pb::UpdatePdsaCycleResponse, Error> {
+    let pb::UpdatePdsaCycleRequest {
+        pdsa_cycle,
+        update_mask,
+    } = req;
+    let cycle = pdsa_cycle.ok_or_else(|| Error::invalid("pdsa_cycle", "is required"))?;
+    let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
+        "change_idea" => !cycle.change_idea.is_empty(),
+        "objective" => !cycle.objective.is_empty(),
+        "prediction" => !cycle.prediction.is_empty(),
+        "plan" => !cycle.plan.is_empty(),
+        "do_notes" => !cycle.do_notes.is_empty(),
+        "study_notes" => !cycle.study_notes.is_empty(),
+        "act_notes" => !cycle.act_notes.is_empty(),
+        "start_date" => cycle.start_date.is_some(),
+        "end_date" => cycle.end_date.is_some(),
+        _ => false,
+    })?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "pdsa_cycle.name", &cycle.name).await?;
+    check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
+    // The stored cycle with the masked fields replaced, validated whole.
+    let mut merged = to_proto(&project.name(), row)?;
+    for p in &paths {
+        match *p {
+            "change_idea" => merged.change_idea = cycle.change_idea.clone(),
+            "objective" => merged.objective = cycle.objective.clone(),
+            "prediction" => merged.prediction = cycle.prediction.clone(),
+            "plan" => merged.plan = cycle.plan.clone(),
+            "do_notes" => merged.do_notes = cycle.do_notes.clone(),
+            "study_notes" => merged.study_notes = cycle.study_notes.clone(),
+            "act_notes" => merged.act_notes = cycle.act_notes.clone(),
+            "start_date" => merged.start_date = cycle.start_date,
+            _ => merged.end_date = cycle.end_date,
         }
-        project.require_open()?;
-        // The project's row is locked: numbers follow one another in order.
-        let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction, plan,
-                                     do_notes, study_notes, act_notes, start_date, end_date)
-             SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-             FROM pdsa_cycle WHERE project_uid = $1
-             RETURNING {COLUMNS}"
-        )))
-        .bind(project.uid)
-        .bind(&f.change_idea)
-        .bind(&f.objective)
-        .bind(&f.prediction)
-        .bind(&f.plan)
-        .bind(&f.do_notes)
-        .bind(&f.study_notes)
-        .bind(&f.act_notes)
-        .bind(f.start_date)
-        .bind(f.end_date)
-        .fetch_one(&mut *tx)
-        .await?;
-        let resp = pb::CreatePdsaCycleResponse {
-            pdsa_cycle: Some(to_proto(&project.name(), row)?),
-        };
-        idempotency::record(&mut tx, ctx, &req.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
     }
+    let mut v = Violations::new();
+    let f = validate(&merged, &mut v);
+    v.finish()?;
+    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
+                do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10, end_date = $11
+         WHERE project_uid = $1 AND number = $2
+         RETURNING {COLUMNS}"
+    )))
+    .bind(project.uid)
+    .bind(merged.number)
+    .bind(&f.change_idea)
+    .bind(&f.objective)
+    .bind(&f.prediction)
+    .bind(&f.plan)
+    .bind(&f.do_notes)
+    .bind(&f.study_notes)
+    .bind(&f.act_notes)
+    .bind(f.start_date)
+    .bind(f.end_date)
+    .fetch_one(&mut *tx)
+    .await?;
+    let cycle = to_proto(&project.name(), row)?;
+    tx.commit().await?;
+    Ok(pb::UpdatePdsaCycleResponse {
+        pdsa_cycle: Some(cycle),
+    })
+}
 
-    pub(crate) async fn get_pdsa_cycle(
-        &self,
-        ctx: &AccessContext,
-        req: pb::GetPdsaCycleRequest,
-    ) -> Result<pb::GetPdsaCycleResponse, Error> {
-        let pb::GetPdsaCycleRequest { name } = req;
-        let path = projects::parse_path("name", &name, &[COLLECTION])?;
-        let number = parse_number("name", &path.children[0])?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::find(&mut conn, ctx, "name", &path, false).await?;
-        let row = read(&mut conn, &project, number, &name).await?;
-        Ok(pb::GetPdsaCycleResponse {
-            pdsa_cycle: Some(to_proto(&project.name(), row)?),
-        })
+pub(crate) async fn decide(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::DecidePdsaCycleRequest,
+) -> Result<pb::DecidePdsaCycleResponse, Error> {
+    let pb::DecidePdsaCycleRequest {
+        name,
+        decision,
+        act_notes,
+        end_date,
+        etag,
+    } = req;
+    let mut v = Violations::new();
+    let decision = v.check(required_enum::<pb::PdsaDecision>("decision", decision));
+    let act_notes = v.check(optional_text("act_notes", &act_notes, 5000));
+    let end = v.check(optional_date("end_date", end_date.as_ref()));
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_etag(&etag, row.revision, "the PDSA cycle")?;
+    let end = end.or(row.end_date).unwrap_or_else(today);
+    if let Some(start) = row.start_date
+        && end < start
+    {
+        return Err(Error::invalid(
+            "end_date",
+            format!("{end} is before the cycle started ({start})"),
+        ));
     }
-
-    pub(crate) async fn list_pdsa_cycles(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListPdsaCyclesRequest,
-    ) -> Result<pb::ListPdsaCyclesResponse, Error> {
-        let pb::ListPdsaCyclesRequest {
-            parent,
-            page_size,
-            page_token,
-        } = req;
-        let page = Page::parse(page_size, &page_token, &parent)?;
-        let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
-        let rows: Vec<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
-             ORDER BY number LIMIT $3"
-        )))
-        .bind(project.uid)
-        .bind(after)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| vec![r.number.to_string()]);
-        let name = project.name();
-        Ok(pb::ListPdsaCyclesResponse {
-            pdsa_cycles: rows
-                .into_iter()
-                .map(|r| to_proto(&name, r))
-                .collect::<Result<_, _>>()?,
-            next_page_token,
-        })
-    }
-
-    pub(crate) async fn update_pdsa_cycle(
-        &self,
-        ctx: &AccessContext,
-        req: pb::UpdatePdsaCycleRequest,
-    ) -> Result<pb::UpdatePdsaCycleResponse, Error> {
-        let pb::UpdatePdsaCycleRequest {
-            pdsa_cycle,
-            update_mask,
-        } = req;
-        let cycle = pdsa_cycle.ok_or_else(|| Error::invalid("pdsa_cycle", "is required"))?;
-        let paths =
-            qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
-                "change_idea" => !cycle.change_idea.is_empty(),
-                "objective" => !cycle.objective.is_empty(),
-                "prediction" => !cycle.prediction.is_empty(),
-                "plan" => !cycle.plan.is_empty(),
-                "do_notes" => !cycle.do_notes.is_empty(),
-                "study_notes" => !cycle.study_notes.is_empty(),
-                "act_notes" => !cycle.act_notes.is_empty(),
-                "start_date" => cycle.start_date.is_some(),
-                "end_date" => cycle.end_date.is_some(),
-                _ => false,
-            })?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let (project, row) = locate_for_write(&mut tx, ctx, "pdsa_cycle.name", &cycle.name).await?;
-        check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
-        // The stored cycle with the masked fields replaced, validated whole.
-        let mut merged = to_proto(&project.name(), row)?;
-        for p in &paths {
-            match *p {
-                "change_idea" => merged.change_idea = cycle.change_idea.clone(),
-                "objective" => merged.objective = cycle.objective.clone(),
-                "prediction" => merged.prediction = cycle.prediction.clone(),
-                "plan" => merged.plan = cycle.plan.clone(),
-                "do_notes" => merged.do_notes = cycle.do_notes.clone(),
-                "study_notes" => merged.study_notes = cycle.study_notes.clone(),
-                "act_notes" => merged.act_notes = cycle.act_notes.clone(),
-                "start_date" => merged.start_date = cycle.start_date,
-                _ => merged.end_date = cycle.end_date,
-            }
-        }
-        let mut v = Violations::new();
-        let f = validate(&merged, &mut v);
-        v.finish()?;
-        let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
-                    do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10, end_date = $11
-             WHERE project_uid = $1 AND number = $2
-             RETURNING {COLUMNS}"
-        )))
-        .bind(project.uid)
-        .bind(merged.number)
-        .bind(&f.change_idea)
-        .bind(&f.objective)
-        .bind(&f.prediction)
-        .bind(&f.plan)
-        .bind(&f.do_notes)
-        .bind(&f.study_notes)
-        .bind(&f.act_notes)
-        .bind(f.start_date)
-        .bind(f.end_date)
-        .fetch_one(&mut *tx)
-        .await?;
-        let cycle = to_proto(&project.name(), row)?;
-        tx.commit().await?;
-        Ok(pb::UpdatePdsaCycleResponse {
-            pdsa_cycle: Some(cycle),
-        })
-    }
-
-    pub(crate) async fn decide_pdsa_cycle(
-        &self,
-        ctx: &AccessContext,
-        req: pb::DecidePdsaCycleRequest,
-    ) -> Result<pb::DecidePdsaCycleResponse, Error> {
-        let pb::DecidePdsaCycleRequest {
-            name,
-            decision,
-            act_notes,
-            end_date,
-            etag,
-        } = req;
-        let mut v = Violations::new();
-        let decision = v.check(required_enum::<pb::PdsaDecision>("decision", decision));
-        let act_notes = v.check(optional_text("act_notes", &act_notes, 5000));
-        let end = v.check(optional_date("end_date", end_date.as_ref()));
-        v.finish()?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let (project, row) = locate_for_write(&mut tx, ctx, "name", &name).await?;
-        check_etag(&etag, row.revision, "the PDSA cycle")?;
-        let end = end.or(row.end_date).unwrap_or_else(today);
-        if let Some(start) = row.start_date
-            && end < start
-        {
-            return Err(Error::invalid(
-                "end_date",
-                format!("{end} is before the cycle started ({start})"),
-            ));
-        }
-        let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE pdsa_cycle SET decision = $3, end_date = $4,
-                    act_notes = CASE WHEN $5 = '' THEN act_notes ELSE $5 END
-             WHERE project_uid = $1 AND number = $2
-             RETURNING {COLUMNS}"
-        )))
-        .bind(project.uid)
-        .bind(row.number)
-        .bind(decision.column())
-        .bind(end)
-        .bind(&act_notes)
-        .fetch_one(&mut *tx)
-        .await?;
-        let cycle = to_proto(&project.name(), row)?;
-        tx.commit().await?;
-        Ok(pb::DecidePdsaCycleResponse {
-            pdsa_cycle: Some(cycle),
-        })
-    }
+    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE pdsa_cycle SET decision = $3, end_date = $4,
+                act_notes = CASE WHEN $5 = '' THEN act_notes ELSE $5 END
+         WHERE project_uid = $1 AND number = $2
+         RETURNING {COLUMNS}"
+    )))
+    .bind(project.uid)
+    .bind(row.number)
+    .bind(decision.column())
+    .bind(end)
+    .bind(&act_notes)
+    .fetch_one(&mut *tx)
+    .await?;
+    let cycle = to_proto(&project.name(), row)?;
+    tx.commit().await?;
+    Ok(pb::DecidePdsaCycleResponse {
+        pdsa_cycle: Some(cycle),
+    })
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! people who are not staff (a patient, carer or member of the public), the heart of
 //! co-production. The project keeps a count of its patient partners for the portfolio.
 
-use qi_platform::convert::{optional_text, required_text, timestamp};
+mod store;
+
+use qi_platform::convert::{optional_text, required_text};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 use crate::ProjectsApi;
 use crate::foreign;
 use crate::projects;
-use crate::stored::{Column, required_enum};
+use crate::stored::required_enum;
 
 const COLLECTION: &str = "teamMembers";
 
@@ -71,156 +73,87 @@ impl NewMember {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct MemberRow {
-    id: Uuid,
-    staff: Option<String>,
-    display_name: String,
-    role: String,
-    affiliation: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-}
-
-fn to_proto(project: &str, r: MemberRow) -> Result<pb::TeamMember, Error> {
-    Ok(pb::TeamMember {
-        name: format!("{project}/{COLLECTION}/{}", r.id),
-        staff: r.staff.unwrap_or_default(),
-        display_name: r.display_name,
-        role: pb::TeamRole::from_column(&r.role)? as i32,
-        affiliation: r.affiliation,
-        create_time: Some(timestamp(r.create_time)),
-    })
-}
-
-const COLUMNS: &str = "id, staff, display_name, role, affiliation, create_time";
-
-impl ProjectsApi {
-    pub(crate) async fn create_team_member(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateTeamMemberRequest,
-    ) -> Result<pb::CreateTeamMemberResponse, Error> {
-        let mut v = Violations::new();
-        v.check(idempotency::validate_request_id(&req.request_id));
-        let Some(member) = req.team_member.as_ref() else {
-            return Err(v.missing("team_member"));
-        };
-        let new = NewMember::parse(member, &mut v);
-        v.finish()?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::resolve(&mut tx, ctx, "parent", &req.parent, true).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &req.request_id, &req).await? {
-            return Ok(saved);
-        }
-        project.require_open()?;
-        let row: Option<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO team_member (project_uid, id, staff, display_name, role, affiliation)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (project_uid, staff) DO NOTHING
-             RETURNING {COLUMNS}"
-        )))
-        .bind(project.uid)
-        .bind(Uuid::now_v7())
-        .bind(&new.staff)
-        .bind(&new.display_name)
-        .bind(new.role.column())
-        .bind(&new.affiliation)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let row = row.ok_or_else(|| Error::AlreadyExists {
+/// Adds a member to the team of an open project.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateTeamMemberRequest,
+) -> Result<pb::CreateTeamMemberResponse, Error> {
+    let mut v = Violations::new();
+    v.check(idempotency::validate_request_id(&req.request_id));
+    let Some(member) = req.team_member.as_ref() else {
+        return Err(v.missing("team_member"));
+    };
+    let new = NewMember::parse(member, &mut v);
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
+    }
+    project.require_open()?;
+    let member = store::insert(&mut tx, &project, &new)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
             name: format!(
                 "{} on the team of {}",
                 new.staff.clone().unwrap_or_default(),
                 project.name()
             ),
         })?;
-        if new.role == pb::TeamRole::PatientPartner {
-            sqlx::query(
-                "UPDATE project SET patient_partner_count = patient_partner_count + 1 WHERE uid = $1",
-            )
-            .bind(project.uid)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let resp = pb::CreateTeamMemberResponse {
-            team_member: Some(to_proto(&project.name(), row)?),
-        };
-        idempotency::record(&mut tx, ctx, &req.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
-    }
+    let resp = pb::CreateTeamMemberResponse {
+        team_member: Some(member),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn list_team_members(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListTeamMembersRequest,
-    ) -> Result<pb::ListTeamMembersResponse, Error> {
-        let pb::ListTeamMembersRequest {
-            parent,
-            page_size,
-            page_token,
-        } = req;
-        let page = Page::parse(page_size, &page_token, &parent)?;
-        let after: Option<Uuid> = page
-            .after_key(0)
-            .map(str::parse)
-            .transpose()
-            .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::resolve(&mut conn, ctx, "parent", &parent, false).await?;
-        let rows: Vec<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM team_member
-             WHERE project_uid = $1 AND ($2::uuid IS NULL OR id > $2)
-             ORDER BY id LIMIT $3"
-        )))
-        .bind(project.uid)
-        .bind(after)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| vec![r.id.to_string()]);
-        let name = project.name();
-        Ok(pb::ListTeamMembersResponse {
-            team_members: rows
-                .into_iter()
-                .map(|r| to_proto(&name, r))
-                .collect::<Result<_, _>>()?,
-            next_page_token,
-        })
-    }
+/// Lists a project's team.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListTeamMembersRequest,
+) -> Result<pb::ListTeamMembersResponse, Error> {
+    let pb::ListTeamMembersRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let after: Option<Uuid> = page
+        .after_key(0)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
+    let (team_members, next_page_token) = store::list(&mut conn, &project, after, &page).await?;
+    Ok(pb::ListTeamMembersResponse {
+        team_members,
+        next_page_token,
+    })
+}
 
-    pub(crate) async fn delete_team_member(
-        &self,
-        ctx: &AccessContext,
-        req: pb::DeleteTeamMemberRequest,
-    ) -> Result<pb::DeleteTeamMemberResponse, Error> {
-        let pb::DeleteTeamMemberRequest { name } = req;
-        let path = projects::parse_path("name", &name, &[COLLECTION])?;
-        let id: Uuid = path.children[0]
-            .parse()
-            .map_err(|_| Error::invalid("name", "a team member's id is a UUID"))?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        let project = projects::find(&mut tx, ctx, "name", &path, true).await?;
-        project.require_open()?;
-        let role: Option<String> = sqlx::query_scalar(
-            "DELETE FROM team_member WHERE project_uid = $1 AND id = $2 RETURNING role",
-        )
-        .bind(project.uid)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let role = role.ok_or_else(|| Error::not_found(&name))?;
-        if role == "patient_partner" {
-            sqlx::query(
-                "UPDATE project SET patient_partner_count = patient_partner_count - 1 WHERE uid = $1",
-            )
-            .bind(project.uid)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(pb::DeleteTeamMemberResponse {})
+/// Removes a member from the team of an open project.
+pub(crate) async fn delete(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::DeleteTeamMemberRequest,
+) -> Result<pb::DeleteTeamMemberResponse, Error> {
+    let pb::DeleteTeamMemberRequest { name } = req;
+    let path = projects::parse_path("name", &name, &[COLLECTION])?;
+    let id: Uuid = path.children[0]
+        .parse()
+        .map_err(|_| Error::invalid("name", "a team member's id is a UUID"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::find(&mut tx, &ctx, "name", &path, true).await?;
+    project.require_open()?;
+    if !store::delete(&mut tx, &project, id).await? {
+        return Err(Error::not_found(&name));
     }
+    tx.commit().await?;
+    Ok(pb::DeleteTeamMemberResponse {})
 }
 
 #[cfg(test)]
