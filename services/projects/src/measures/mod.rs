@@ -1,7 +1,9 @@
 //! A project's measures (`{project}/measures/{measure}`): metrics of the metrics service,
 //! held by their resource names, each used as an outcome, process or balancing measure.
 
-use qi_platform::convert::{optional_text, timestamp};
+mod store;
+
+use qi_platform::convert::optional_text;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -10,7 +12,7 @@ use uuid::Uuid;
 use crate::ProjectsApi;
 use crate::foreign;
 use crate::projects;
-use crate::stored::{Column, required_enum};
+use crate::stored::required_enum;
 
 const COLLECTION: &str = "measures";
 
@@ -20,30 +22,7 @@ crate::stored::column_enum!(MeasureKind, "measure kind", {
     Balancing => "balancing",
 });
 
-#[derive(sqlx::FromRow)]
-struct MeasureRow {
-    id: Uuid,
-    metric: String,
-    kind: String,
-    note: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-}
-
-fn to_proto(project: &str, r: MeasureRow) -> Result<pb::Measure, Error> {
-    Ok(pb::Measure {
-        name: format!("{project}/{COLLECTION}/{}", r.id),
-        metric: r.metric,
-        kind: pb::MeasureKind::from_column(&r.kind)? as i32,
-        note: r.note,
-        create_time: Some(timestamp(r.create_time)),
-    })
-}
-
-const COLUMNS: &str = "id, metric, kind, note, create_time";
-
-/// Outcome, then process, then balancing.
-const KIND_ORDER: &str = "CASE kind WHEN 'outcome' THEN 1 WHEN 'process' THEN 2 ELSE 3 END";
-
+/// Adds a metric to the measures of an open project.
 pub(crate) async fn create(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -71,28 +50,20 @@ pub(crate) async fn create(
         return Ok(saved);
     }
     project.require_open()?;
-    let row: Option<MeasureRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO measure (project_uid, id, metric, kind, note) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (project_uid, metric) DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(Uuid::now_v7())
-    .bind(&metric)
-    .bind(kind.column())
-    .bind(&note)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let row = row.ok_or_else(|| Error::AlreadyExists {
-        name: format!("{metric} among the measures of {}", project.name()),
-    })?;
+    let measure = store::insert(&mut tx, &project, &metric, kind, &note)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
+            name: format!("{metric} among the measures of {}", project.name()),
+        })?;
     let resp = pb::CreateMeasureResponse {
-        measure: Some(to_proto(&project.name(), row)?),
+        measure: Some(measure),
     };
     idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
     tx.commit().await?;
     Ok(resp)
 }
 
+/// Lists a project's measures: outcome, then process, then balancing.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -112,34 +83,15 @@ pub(crate) async fn list(
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
-    let rows: Vec<(i32, MeasureRow)> =
-        sqlx::query_as::<_, RankedRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM (SELECT {COLUMNS}, {KIND_ORDER} AS rank FROM measure
-                            WHERE project_uid = $1) m
-             WHERE (rank, id) > ($2, coalesce($3, '00000000-0000-0000-0000-000000000000'::uuid))
-             ORDER BY rank, id LIMIT $4"
-        )))
-        .bind(project.uid)
-        .bind(after_rank)
-        .bind(after_id)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| (r.rank, r.row))
-        .collect();
-    let (rows, next_page_token) =
-        page.finish(rows, |(rank, r)| vec![rank.to_string(), r.id.to_string()]);
-    let name = project.name();
+    let (measures, next_page_token) =
+        store::list(&mut conn, &project, after_rank, after_id, &page).await?;
     Ok(pb::ListMeasuresResponse {
-        measures: rows
-            .into_iter()
-            .map(|(_, r)| to_proto(&name, r))
-            .collect::<Result<_, _>>()?,
+        measures,
         next_page_token,
     })
 }
 
+/// Removes a measure from an open project.
 pub(crate) async fn delete(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -153,22 +105,9 @@ pub(crate) async fn delete(
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::find(&mut tx, &ctx, "name", &path, true).await?;
     project.require_open()?;
-    let deleted = sqlx::query("DELETE FROM measure WHERE project_uid = $1 AND id = $2")
-        .bind(project.uid)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
+    if !store::delete(&mut tx, &project, id).await? {
         return Err(Error::not_found(&name));
     }
     tx.commit().await?;
     Ok(pb::DeleteMeasureResponse {})
-}
-
-#[derive(sqlx::FromRow)]
-struct RankedRow {
-    #[sqlx(flatten)]
-    row: MeasureRow,
-    rank: i32,
 }
