@@ -2,9 +2,10 @@
 //! Teams set the score by hand and it goes stale, so every score is kept in order; the
 //! latest is copied onto the project.
 
-use chrono::NaiveDate;
+mod store;
+
 use qi_platform::calendar::not_future;
-use qi_platform::convert::{date, optional_text, required_date, timestamp};
+use qi_platform::convert::{optional_text, required_date};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -27,29 +28,7 @@ pub(crate) fn check_score(field: &str, score: f64) -> Result<f64, Error> {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ScoreRow {
-    number: i32,
-    score: f64,
-    assessed_date: NaiveDate,
-    note: String,
-    recorded_by: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-}
-
-fn to_proto(project: &str, r: ScoreRow) -> pb::ProgressScore {
-    pb::ProgressScore {
-        name: format!("{project}/{COLLECTION}/{}", r.number),
-        score: r.score,
-        assessed_date: Some(date(r.assessed_date)),
-        note: r.note,
-        recorded_by: r.recorded_by,
-        create_time: Some(timestamp(r.create_time)),
-    }
-}
-
-const COLUMNS: &str = "number, score, assessed_date, note, recorded_by, create_time";
-
+/// Records a score for an open project; the latest is copied onto the project.
 pub(crate) async fn record(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -71,8 +50,7 @@ pub(crate) async fn record(
     let score = v.check(check_score("progress_score.score", *score));
     let assessed = v.check(
         required_date("progress_score.assessed_date", assessed_date.as_ref())
-            .and_then(|d| not_future("progress_score.assessed_date", d))
-            .map(Some),
+            .and_then(|d| not_future("progress_score.assessed_date", d)),
     );
     let note = v.check(optional_text("progress_score.note", note, 1000));
     v.finish()?;
@@ -82,33 +60,16 @@ pub(crate) async fn record(
         return Ok(saved);
     }
     project.require_open()?;
-    // The project's row is locked: numbers follow one another without gaps.
-    let row: ScoreRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO progress_score (project_uid, number, score, assessed_date, note, recorded_by)
-         SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5
-         FROM progress_score WHERE project_uid = $1
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(score)
-    .bind(assessed)
-    .bind(&note)
-    .bind(&ctx.subject)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE project SET progress_score = $2 WHERE uid = $1")
-        .bind(project.uid)
-        .bind(score)
-        .execute(&mut *tx)
-        .await?;
+    let score = store::insert(&mut tx, &project, score, assessed, &note, &ctx.subject).await?;
     let resp = pb::RecordProgressScoreResponse {
-        progress_score: Some(to_proto(&project.name(), row)),
+        progress_score: Some(score),
     };
     idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
     tx.commit().await?;
     Ok(resp)
 }
 
+/// Lists a project's scores, latest first.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -126,19 +87,10 @@ pub(crate) async fn list(
         .after_key(0)
         .and_then(|k| k.parse().ok())
         .unwrap_or(i32::MAX);
-    let rows: Vec<ScoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM progress_score WHERE project_uid = $1 AND number < $2
-         ORDER BY number DESC LIMIT $3"
-    )))
-    .bind(project.uid)
-    .bind(before)
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next_page_token) = page.finish(rows, |r| vec![r.number.to_string()]);
-    let name = project.name();
+    let (progress_scores, next_page_token) =
+        store::list(&mut conn, &project, before, &page).await?;
     Ok(pb::ListProgressScoresResponse {
-        progress_scores: rows.into_iter().map(|r| to_proto(&name, r)).collect(),
+        progress_scores,
         next_page_token,
     })
 }
