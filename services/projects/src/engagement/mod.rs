@@ -2,9 +2,11 @@
 //! what was held, when, with how many people. With patient partners on the team, they make
 //! a project count as co-produced; the project keeps a count for the portfolio.
 
+mod store;
+
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
-use qi_platform::convert::{date, int_in, long_text, required_date, timestamp};
+use qi_platform::convert::{int_in, long_text, required_date};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -12,7 +14,7 @@ use uuid::Uuid;
 
 use crate::ProjectsApi;
 use crate::projects;
-use crate::stored::{Column, required_enum};
+use crate::stored::required_enum;
 
 const COLLECTION: &str = "engagementActivities";
 
@@ -25,29 +27,7 @@ crate::stored::column_enum!(EngagementKind, "engagement kind", {
     Other => "other",
 });
 
-#[derive(sqlx::FromRow)]
-struct ActivityRow {
-    id: Uuid,
-    activity_date: NaiveDate,
-    kind: String,
-    participants: i32,
-    summary: String,
-    create_time: chrono::DateTime<chrono::Utc>,
-}
-
-fn to_proto(project: &str, r: ActivityRow) -> Result<pb::EngagementActivity, Error> {
-    Ok(pb::EngagementActivity {
-        name: format!("{project}/{COLLECTION}/{}", r.id),
-        activity_date: Some(date(r.activity_date)),
-        kind: pb::EngagementKind::from_column(&r.kind)? as i32,
-        participants: r.participants,
-        summary: r.summary,
-        create_time: Some(timestamp(r.create_time)),
-    })
-}
-
-const COLUMNS: &str = "id, activity_date, kind, participants, summary, create_time";
-
+/// Records an engagement activity of an open project.
 pub(crate) async fn create(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -68,8 +48,7 @@ pub(crate) async fn create(
     } = activity;
     let day = v.check(
         required_date("engagement_activity.activity_date", activity_date.as_ref())
-            .and_then(|d| not_future("engagement_activity.activity_date", d))
-            .map(Some),
+            .and_then(|d| not_future("engagement_activity.activity_date", d)),
     );
     let kind = v.check(required_enum::<pb::EngagementKind>(
         "engagement_activity.kind",
@@ -88,30 +67,16 @@ pub(crate) async fn create(
         return Ok(saved);
     }
     project.require_open()?;
-    let row: ActivityRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO engagement_activity (project_uid, id, activity_date, kind, participants, summary)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(Uuid::now_v7())
-    .bind(day)
-    .bind(kind.column())
-    .bind(participants)
-    .bind(&summary)
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE project SET engagement_count = engagement_count + 1 WHERE uid = $1")
-        .bind(project.uid)
-        .execute(&mut *tx)
-        .await?;
+    let activity = store::insert(&mut tx, &project, day, kind, participants, &summary).await?;
     let resp = pb::CreateEngagementActivityResponse {
-        engagement_activity: Some(to_proto(&project.name(), row)?),
+        engagement_activity: Some(activity),
     };
     idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
     tx.commit().await?;
     Ok(resp)
 }
 
+/// Lists a project's engagement activities, latest first.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -136,27 +101,10 @@ pub(crate) async fn list(
         .map_err(|_| bad())?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
-    let rows: Vec<ActivityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM engagement_activity
-         WHERE project_uid = $1
-           AND ($2::date IS NULL OR (activity_date, id) < ($2, $3))
-         ORDER BY activity_date DESC, id DESC LIMIT $4"
-    )))
-    .bind(project.uid)
-    .bind(after_date)
-    .bind(after_id)
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next_page_token) = page.finish(rows, |r| {
-        vec![r.activity_date.to_string(), r.id.to_string()]
-    });
-    let name = project.name();
+    let (engagement_activities, next_page_token) =
+        store::list(&mut conn, &project, after_date, after_id, &page).await?;
     Ok(pb::ListEngagementActivitiesResponse {
-        engagement_activities: rows
-            .into_iter()
-            .map(|r| to_proto(&name, r))
-            .collect::<Result<_, _>>()?,
+        engagement_activities,
         next_page_token,
     })
 }
