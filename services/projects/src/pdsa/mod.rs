@@ -3,11 +3,11 @@
 //! adapt or abandon. A project's cycles are numbered in order under its row lock; a decided
 //! cycle no longer changes.
 
+mod store;
+
 use chrono::NaiveDate;
 use qi_platform::calendar::today;
-use qi_platform::convert::{
-    check_etag, date, etag, long_text, optional_date, optional_text, required_text, timestamp,
-};
+use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -15,7 +15,8 @@ use sqlx::PgConnection;
 
 use crate::ProjectsApi;
 use crate::projects::{self, ProjectRef};
-use crate::stored::{Column, from_optional, required_enum};
+use crate::stored::required_enum;
+use store::CycleRow;
 
 const COLLECTION: &str = "pdsaCycles";
 
@@ -79,68 +80,11 @@ fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
     f
 }
 
-#[derive(sqlx::FromRow)]
-struct CycleRow {
-    number: i32,
-    change_idea: String,
-    objective: String,
-    prediction: String,
-    plan: String,
-    do_notes: String,
-    study_notes: String,
-    act_notes: String,
-    start_date: Option<NaiveDate>,
-    end_date: Option<NaiveDate>,
-    decision: Option<String>,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-fn to_proto(project: &str, r: CycleRow) -> Result<pb::PdsaCycle, Error> {
-    Ok(pb::PdsaCycle {
-        name: format!("{project}/{COLLECTION}/{}", r.number),
-        number: r.number,
-        change_idea: r.change_idea,
-        objective: r.objective,
-        prediction: r.prediction,
-        plan: r.plan,
-        do_notes: r.do_notes,
-        study_notes: r.study_notes,
-        act_notes: r.act_notes,
-        start_date: r.start_date.map(date),
-        end_date: r.end_date.map(date),
-        decision: from_optional::<pb::PdsaDecision>(r.decision.as_deref())?,
-        create_time: Some(timestamp(r.create_time)),
-        update_time: Some(timestamp(r.update_time)),
-        etag: etag(r.revision),
-    })
-}
-
-const COLUMNS: &str = "number, change_idea, objective, prediction, plan, do_notes, study_notes, \
-     act_notes, start_date, end_date, decision, create_time, update_time, revision";
-
 fn parse_number(field: &str, s: &str) -> Result<i32, Error> {
     s.parse::<i32>()
         .ok()
         .filter(|n| *n >= 1)
         .ok_or_else(|| Error::invalid(field, "a PDSA cycle's number is 1 or more"))
-}
-
-async fn read(
-    conn: &mut PgConnection,
-    project: &ProjectRef,
-    number: i32,
-    name: &str,
-) -> Result<CycleRow, Error> {
-    let row: Option<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number = $2"
-    )))
-    .bind(project.uid)
-    .bind(number)
-    .fetch_optional(&mut *conn)
-    .await?;
-    row.ok_or_else(|| Error::not_found(name))
 }
 
 /// Finds a cycle to change: under an open project, not yet decided.
@@ -153,7 +97,9 @@ async fn locate_for_write(
     let path = projects::parse_path(field, name, &[COLLECTION])?;
     let number = parse_number(field, &path.children[0])?;
     let project = projects::find(conn, ctx, field, &path, true).await?;
-    let row = read(conn, &project, number, name).await?;
+    let row = store::read(conn, &project, number)
+        .await?
+        .ok_or_else(|| Error::not_found(name))?;
     project.require_open()?;
     if row.decision.is_some() {
         return Err(Error::FailedPrecondition {
@@ -180,6 +126,7 @@ const UPDATABLE: &[&str] = &[
     "end_date",
 ];
 
+/// Plans a project's next cycle, numbered after its last.
 pub(crate) async fn create(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -198,34 +145,16 @@ pub(crate) async fn create(
         return Ok(saved);
     }
     project.require_open()?;
-    // The project's row is locked: numbers follow one another in order.
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction, plan,
-                                 do_notes, study_notes, act_notes, start_date, end_date)
-         SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-         FROM pdsa_cycle WHERE project_uid = $1
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(&f.change_idea)
-    .bind(&f.objective)
-    .bind(&f.prediction)
-    .bind(&f.plan)
-    .bind(&f.do_notes)
-    .bind(&f.study_notes)
-    .bind(&f.act_notes)
-    .bind(f.start_date)
-    .bind(f.end_date)
-    .fetch_one(&mut *tx)
-    .await?;
+    let cycle = store::insert(&mut tx, &project, &f).await?;
     let resp = pb::CreatePdsaCycleResponse {
-        pdsa_cycle: Some(to_proto(&project.name(), row)?),
+        pdsa_cycle: Some(cycle),
     };
     idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
     tx.commit().await?;
     Ok(resp)
 }
 
+/// Reads a cycle of a project the caller may read.
 pub(crate) async fn get(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -236,12 +165,15 @@ pub(crate) async fn get(
     let number = parse_number("name", &path.children[0])?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::find(&mut conn, &ctx, "name", &path, false).await?;
-    let row = read(&mut conn, &project, number, &name).await?;
+    let row = store::read(&mut conn, &project, number)
+        .await?
+        .ok_or_else(|| Error::not_found(&name))?;
     Ok(pb::GetPdsaCycleResponse {
-        pdsa_cycle: Some(to_proto(&project.name(), row)?),
+        pdsa_cycle: Some(store::to_proto(&project.name(), row)?),
     })
 }
 
+/// Lists a project's cycles in number order.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -256,26 +188,14 @@ pub(crate) async fn list(
     let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
-    let rows: Vec<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
-         ORDER BY number LIMIT $3"
-    )))
-    .bind(project.uid)
-    .bind(after)
-    .bind(page.limit())
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next_page_token) = page.finish(rows, |r| vec![r.number.to_string()]);
-    let name = project.name();
+    let (pdsa_cycles, next_page_token) = store::list(&mut conn, &project, after, &page).await?;
     Ok(pb::ListPdsaCyclesResponse {
-        pdsa_cycles: rows
-            .into_iter()
-            .map(|r| to_proto(&name, r))
-            .collect::<Result<_, _>>()?,
+        pdsa_cycles,
         next_page_token,
     })
 }
 
+/// Changes the fields in the mask of an undecided cycle; the result is validated whole.
 pub(crate) async fn update(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -302,7 +222,7 @@ pub(crate) async fn update(
     let (project, row) = locate_for_write(&mut tx, &ctx, "pdsa_cycle.name", &cycle.name).await?;
     check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
     // The stored cycle with the masked fields replaced, validated whole.
-    let mut merged = to_proto(&project.name(), row)?;
+    let mut merged = store::to_proto(&project.name(), row)?;
     for p in &paths {
         match *p {
             "change_idea" => merged.change_idea = cycle.change_idea.clone(),
@@ -319,32 +239,14 @@ pub(crate) async fn update(
     let mut v = Violations::new();
     let f = validate(&merged, &mut v);
     v.finish()?;
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
-                do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10, end_date = $11
-         WHERE project_uid = $1 AND number = $2
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(merged.number)
-    .bind(&f.change_idea)
-    .bind(&f.objective)
-    .bind(&f.prediction)
-    .bind(&f.plan)
-    .bind(&f.do_notes)
-    .bind(&f.study_notes)
-    .bind(&f.act_notes)
-    .bind(f.start_date)
-    .bind(f.end_date)
-    .fetch_one(&mut *tx)
-    .await?;
-    let cycle = to_proto(&project.name(), row)?;
+    let cycle = store::update(&mut tx, &project, merged.number, &f).await?;
     tx.commit().await?;
     Ok(pb::UpdatePdsaCycleResponse {
         pdsa_cycle: Some(cycle),
     })
 }
 
+/// Decides a cycle (adopt, adapt or abandon): it no longer changes.
 pub(crate) async fn decide(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -374,20 +276,7 @@ pub(crate) async fn decide(
             format!("{end} is before the cycle started ({start})"),
         ));
     }
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE pdsa_cycle SET decision = $3, end_date = $4,
-                act_notes = CASE WHEN $5 = '' THEN act_notes ELSE $5 END
-         WHERE project_uid = $1 AND number = $2
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(row.number)
-    .bind(decision.column())
-    .bind(end)
-    .bind(&act_notes)
-    .fetch_one(&mut *tx)
-    .await?;
-    let cycle = to_proto(&project.name(), row)?;
+    let cycle = store::decide(&mut tx, &project, row.number, decision, end, &act_notes).await?;
     tx.commit().await?;
     Ok(pb::DecidePdsaCycleResponse {
         pdsa_cycle: Some(cycle),
