@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use qi_platform::{SiteCode, call};
 
-use crate::{engagement, ideas, measures, pdsa, programmes, projects, scores, sites, team, wards};
+use crate::{
+    engagement, enrolments, ideas, measures, pdsa, programmes, projects, scores, sites, team,
+    wards, waves,
+};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
 use sqlx::PgPool;
@@ -431,14 +434,14 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::PlanWavesRequest>,
     ) -> Result<Response<pb::PlanWavesResponse>, Status> {
-        call(req, |ctx, r| async move { self.plan_waves(&ctx, r).await }).await
+        call(req, |ctx, r| async move { waves::plan(self, ctx, r).await }).await
     }
 
     async fn list_waves(
         &self,
         req: Request<pb::ListWavesRequest>,
     ) -> Result<Response<pb::ListWavesResponse>, Status> {
-        call(req, |ctx, r| async move { self.list_waves(&ctx, r).await }).await
+        call(req, |ctx, r| async move { waves::list(self, ctx, r).await }).await
     }
 
     async fn create_ward_enrolment(
@@ -446,7 +449,7 @@ impl ProjectService for ProjectsApi {
         req: Request<pb::CreateWardEnrolmentRequest>,
     ) -> Result<Response<pb::CreateWardEnrolmentResponse>, Status> {
         call(req, |ctx, r| async move {
-            self.create_ward_enrolment(&ctx, r).await
+            enrolments::create(self, ctx, r).await
         })
         .await
     }
@@ -455,9 +458,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::ListWardEnrolmentsRequest>,
     ) -> Result<Response<pb::ListWardEnrolmentsResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.list_ward_enrolments(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { enrolments::list(self, ctx, r).await },
+        )
         .await
     }
 
@@ -466,7 +470,7 @@ impl ProjectService for ProjectsApi {
         req: Request<pb::StartWardAssessmentRequest>,
     ) -> Result<Response<pb::StartWardAssessmentResponse>, Status> {
         call(req, |ctx, r| async move {
-            self.start_ward_assessment(&ctx, r).await
+            enrolments::start_assessment(self, ctx, r).await
         })
         .await
     }
@@ -475,10 +479,9 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::AccreditWardRequest>,
     ) -> Result<Response<pb::AccreditWardResponse>, Status> {
-        call(
-            req,
-            |ctx, r| async move { self.accredit_ward(&ctx, r).await },
-        )
+        call(req, |ctx, r| async move {
+            enrolments::accredit(self, ctx, r).await
+        })
         .await
     }
 
@@ -487,7 +490,7 @@ impl ProjectService for ProjectsApi {
         req: Request<pb::WithdrawWardEnrolmentRequest>,
     ) -> Result<Response<pb::WithdrawWardEnrolmentResponse>, Status> {
         call(req, |ctx, r| async move {
-            self.withdraw_ward_enrolment(&ctx, r).await
+            enrolments::withdraw(self, ctx, r).await
         })
         .await
     }
@@ -496,9 +499,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::GetWardProgrammeProgressRequest>,
     ) -> Result<Response<pb::GetWardProgrammeProgressResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.get_ward_programme_progress(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { waves::progress(self, ctx, r).await },
+        )
         .await
     }
 

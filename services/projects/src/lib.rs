@@ -8,6 +8,7 @@
 
 mod api;
 mod engagement;
+mod enrolments;
 mod foreign;
 mod ideas;
 mod measures;
