@@ -7,8 +7,8 @@ use std::sync::Arc;
 use qi_platform::{SiteCode, call};
 
 use crate::{
-    engagement, enrolments, ideas, measures, pdsa, programmes, projects, scores, sites, team,
-    wards, waves,
+    engagement, enrolments, ideas, measures, pdsa, portfolio, programmes, projects, scores, sites,
+    team, wards, waves,
 };
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::{ProjectService, ProjectServiceServer};
@@ -510,9 +510,10 @@ impl ProjectService for ProjectsApi {
         &self,
         req: Request<pb::GetPortfolioSummaryRequest>,
     ) -> Result<Response<pb::GetPortfolioSummaryResponse>, Status> {
-        call(req, |ctx, r| async move {
-            self.get_portfolio_summary(&ctx, r).await
-        })
+        call(
+            req,
+            |ctx, r| async move { portfolio::get(self, ctx, r).await },
+        )
         .await
     }
 }

@@ -25,6 +25,12 @@ mod waves;
 
 pub use api::ProjectsApi;
 
+/// The portfolio summary's two statements (ideas, then projects), exactly as the service
+/// runs them: the bench's raw-SQL peer runs them too.
+pub use portfolio::store::{
+    IDEAS_SQL as PORTFOLIO_IDEAS_SQL, PROJECTS_SQL as PORTFOLIO_PROJECTS_SQL,
+};
+
 /// The schema this service owns.
 pub const SCHEMA: &str = "projects";
 
