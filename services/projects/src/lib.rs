@@ -6,10 +6,10 @@
 //! metrics of the other services are held by their resource names.
 #![forbid(unsafe_code)]
 
-mod api;
 mod engagement;
 mod enrolments;
 mod foreign;
+mod grpc;
 mod ideas;
 mod measures;
 mod pdsa;
@@ -23,7 +23,7 @@ mod team;
 mod wards;
 mod waves;
 
-pub use api::ProjectsApi;
+pub use grpc::ProjectsApi;
 
 /// The portfolio summary's two statements (ideas, then projects), exactly as the service
 /// runs them: the bench's raw-SQL peer runs them too.
