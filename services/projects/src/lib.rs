@@ -6,9 +6,10 @@
 //! metrics of the other services are held by their resource names.
 #![forbid(unsafe_code)]
 
-mod api;
-mod common;
 mod engagement;
+mod enrolments;
+mod foreign;
+mod grpc;
 mod ideas;
 mod measures;
 mod pdsa;
@@ -17,11 +18,18 @@ mod programmes;
 mod projects;
 mod scores;
 mod sites;
+mod stored;
 mod team;
 mod wards;
 mod waves;
 
-pub use api::ProjectsApi;
+pub use grpc::ProjectsApi;
+
+/// The portfolio summary's two statements (ideas, then projects), exactly as the service
+/// runs them: the bench's raw-SQL peer runs them too.
+pub use portfolio::store::{
+    IDEAS_SQL as PORTFOLIO_IDEAS_SQL, PROJECTS_SQL as PORTFOLIO_PROJECTS_SQL,
+};
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "projects";

@@ -1,11 +1,12 @@
 //! Programmes (`sites/{site}/programmes/{id}` or `trust/programmes/{id}`): training-wrapped
 //! (around a cohort of the training service, named), ward programmes (wards in waves, see
-//! `waves.rs`) and thematic ones. Trust-wide programmes are readable by every caller with the
+//! `waves`) and thematic ones. Trust-wide programmes are readable by every caller with the
 //! role and changed only by trust-wide callers.
 
-use chrono::NaiveDate;
-use qi_platform::convert::{date, etag, required_text, timestamp};
-use qi_platform::names::{self, LIST_SCOPE_SQL, ListParent, Owner};
+pub(crate) mod store;
+
+use qi_platform::convert::{optional_text, required_text};
+use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -13,10 +14,16 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
-use crate::common::{Column, enum_field, optional_text, required_enum};
+use crate::stored::{Column, enum_field, required_enum};
 
 /// The collection id in programme names.
 pub(crate) const COLLECTION: &str = "programmes";
+
+crate::stored::column_enum!(ProgrammeKind, "programme kind", {
+    TrainingWrapped => "training_wrapped",
+    WardProgramme => "ward_programme",
+    Thematic => "thematic",
+});
 
 /// A programme to create, validated.
 #[derive(Debug)]
@@ -147,14 +154,14 @@ impl ProgrammeRef {
         if self.kind == "ward_programme" {
             Ok(())
         } else {
-            Err(crate::common::precondition(
-                "NOT_A_WARD_PROGRAMME",
-                format!(
+            Err(Error::FailedPrecondition {
+                reason: "NOT_A_WARD_PROGRAMME",
+                message: format!(
                     "{} is a {} programme, not a ward programme",
                     self.name()?,
                     self.kind
                 ),
-            ))
+            })
         }
     }
 }
@@ -174,188 +181,76 @@ pub(crate) async fn resolve(
     } else {
         owner.check_read(ctx)?;
     }
-    let sql = format!(
-        "SELECT uid, site, id, kind, revision, per_site, target_wards,
-                reassessment_months
-         FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
-        if write { "FOR UPDATE" } else { "" }
-    );
-    let row: Option<ProgrammeRef> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner.site_column())
-        .bind(&id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.ok_or_else(|| Error::not_found(name))
+    store::find(conn, &owner, &id, write)
+        .await?
+        .ok_or_else(|| Error::not_found(name))
 }
 
-#[derive(sqlx::FromRow)]
-struct ProgrammeRow {
-    site: Option<String>,
-    id: String,
-    display_name: String,
-    description: String,
-    kind: String,
-    cohort: Option<String>,
-    theme: Option<String>,
-    first_wave_date: Option<NaiveDate>,
-    interval_months: Option<i32>,
-    wards_per_wave: Option<i32>,
-    per_site: bool,
-    plan_end_date: Option<NaiveDate>,
-    target_wards: i32,
-    reassessment_months: i32,
-    create_time: chrono::DateTime<chrono::Utc>,
-    update_time: chrono::DateTime<chrono::Utc>,
-    revision: i64,
-}
-
-const COLUMNS: &str = "site, id, display_name, description, kind, cohort, theme, first_wave_date, \
-     interval_months, wards_per_wave, per_site, plan_end_date, target_wards, reassessment_months, \
-     create_time, update_time, revision";
-
-impl TryFrom<ProgrammeRow> for pb::Programme {
-    type Error = Error;
-    fn try_from(r: ProgrammeRow) -> Result<Self, Error> {
-        let wave_plan = match (
-            r.first_wave_date,
-            r.interval_months,
-            r.wards_per_wave,
-            r.plan_end_date,
-        ) {
-            (Some(first), Some(interval), Some(size), Some(end)) => Some(pb::WavePlan {
-                first_wave_date: Some(date(first)),
-                interval_months: interval,
-                wards_per_wave: size,
-                per_site: r.per_site,
-                end_date: Some(date(end)),
-                target_wards: r.target_wards,
-                reassessment_months: r.reassessment_months,
-            }),
-            _ => None,
-        };
-        Ok(pb::Programme {
-            name: Owner::from_column(r.site)?.child(COLLECTION, &r.id),
-            display_name: r.display_name,
-            description: r.description,
-            kind: pb::ProgrammeKind::from_column(&r.kind)? as i32,
-            cohort: r.cohort.unwrap_or_default(),
-            theme: r.theme.unwrap_or_default(),
-            wave_plan,
-            create_time: Some(timestamp(r.create_time)),
-            update_time: Some(timestamp(r.update_time)),
-            etag: etag(r.revision),
-        })
+/// Creates a programme of a site the caller holds, or (trust-wide callers) of the trust.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateProgrammeRequest,
+) -> Result<pb::CreateProgrammeResponse, Error> {
+    let new = NewProgramme::try_from(req.clone())?;
+    new.owner.check_write(&ctx)?;
+    new.owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
     }
-}
-
-/// Reads one programme by its internal id.
-pub(crate) async fn get(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Programme, Error> {
-    let row: ProgrammeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM programme WHERE uid = $1"
-    )))
-    .bind(uid)
-    .fetch_one(&mut *conn)
-    .await?;
-    row.try_into()
-}
-
-impl ProjectsApi {
-    pub(crate) async fn create_programme(
-        &self,
-        ctx: &AccessContext,
-        req: pb::CreateProgrammeRequest,
-    ) -> Result<pb::CreateProgrammeResponse, Error> {
-        let new = NewProgramme::try_from(req.clone())?;
-        new.owner.check_write(ctx)?;
-        new.owner.check_known("parent", &self.sites)?;
-        let mut tx = qi_platform::db::begin(&self.pool).await?;
-        if let Some(saved) = idempotency::claim(&mut tx, ctx, &new.request_id, &req).await? {
-            return Ok(saved);
-        }
-        let uid: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO programme (uid, site, id, display_name, description, kind, cohort, theme)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT DO NOTHING RETURNING uid",
-        )
-        .bind(Uuid::now_v7())
-        .bind(new.owner.site_column())
-        .bind(&new.id)
-        .bind(&new.display_name)
-        .bind(&new.description)
-        .bind(new.kind.column())
-        .bind(&new.cohort)
-        .bind(&new.theme)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let uid = uid.ok_or_else(|| Error::AlreadyExists {
+    let uid = store::insert(&mut tx, &new)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
             name: new.owner.child(COLLECTION, &new.id),
         })?;
-        let resp = pb::CreateProgrammeResponse {
-            programme: Some(get(&mut tx, uid).await?),
-        };
-        idempotency::record(&mut tx, ctx, &new.request_id, &resp).await?;
-        tx.commit().await?;
-        Ok(resp)
-    }
+    let resp = pb::CreateProgrammeResponse {
+        programme: Some(store::read(&mut tx, uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
 
-    pub(crate) async fn get_programme(
-        &self,
-        ctx: &AccessContext,
-        req: pb::GetProgrammeRequest,
-    ) -> Result<pb::GetProgrammeResponse, Error> {
-        let pb::GetProgrammeRequest { name } = req;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let found = resolve(&mut conn, ctx, "name", &name, false).await?;
-        Ok(pb::GetProgrammeResponse {
-            programme: Some(get(&mut conn, found.uid).await?),
-        })
-    }
+/// Reads a programme the caller may read.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetProgrammeRequest,
+) -> Result<pb::GetProgrammeResponse, Error> {
+    let pb::GetProgrammeRequest { name } = req;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut conn, &ctx, "name", &name, false).await?;
+    Ok(pb::GetProgrammeResponse {
+        programme: Some(store::read(&mut conn, found.uid).await?),
+    })
+}
 
-    pub(crate) async fn list_programmes(
-        &self,
-        ctx: &AccessContext,
-        req: pb::ListProgrammesRequest,
-    ) -> Result<pb::ListProgrammesResponse, Error> {
-        let pb::ListProgrammesRequest {
-            parent,
-            kind,
-            page_size,
-            page_token,
-        } = req;
-        let scope = ListParent::parse("parent", &parent)?.scope(ctx)?;
-        let kind = enum_field::<pb::ProgrammeKind>("kind", kind)?.and_then(Column::column);
-        let page = Page::parse(
-            page_size,
-            &page_token,
-            &format!("{parent}|{}", kind.unwrap_or("")),
-        )?;
-        let mut conn = qi_platform::db::begin(&self.pool).await?;
-        let rows: Vec<ProgrammeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM programme
-             WHERE {LIST_SCOPE_SQL}
-               AND ($3::text IS NULL OR kind = $3)
-               AND (coalesce(site, ''), id) > ($4, $5)
-             ORDER BY coalesce(site, ''), id LIMIT $6"
-        )))
-        .bind(scope.trust)
-        .bind(scope.sites)
-        .bind(kind)
-        .bind(page.after_key(0).unwrap_or(""))
-        .bind(page.after_key(1).unwrap_or(""))
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?;
-        let (rows, next_page_token) = page.finish(rows, |r| {
-            vec![r.site.clone().unwrap_or_default(), r.id.clone()]
-        });
-        Ok(pb::ListProgrammesResponse {
-            programmes: rows
-                .into_iter()
-                .map(TryInto::try_into)
-                .collect::<Result<_, _>>()?,
-            next_page_token,
-        })
-    }
+/// Lists the programmes of a parent (a site, `sites/-` or the trust), by kind.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListProgrammesRequest,
+) -> Result<pb::ListProgrammesResponse, Error> {
+    let pb::ListProgrammesRequest {
+        parent,
+        kind,
+        page_size,
+        page_token,
+    } = req;
+    let scope = ListParent::parse("parent", &parent)?.scope(&ctx)?;
+    let kind = enum_field::<pb::ProgrammeKind>("kind", kind)?.and_then(Column::column);
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!("{parent}|{}", kind.unwrap_or("")),
+    )?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (programmes, next_page_token) = store::list(&mut conn, scope, kind, &page).await?;
+    Ok(pb::ListProgrammesResponse {
+        programmes,
+        next_page_token,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,95 @@
+//! The `engagement_activity` table, and the count of activities the project keeps in step.
+
+use chrono::NaiveDate;
+use qi_platform::Error;
+use qi_platform::convert::{date, timestamp};
+use qi_platform::paging::Page;
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::COLLECTION;
+use crate::projects::ProjectRef;
+use crate::stored::Column;
+
+#[derive(sqlx::FromRow)]
+struct ActivityRow {
+    id: Uuid,
+    activity_date: NaiveDate,
+    kind: String,
+    participants: i32,
+    summary: String,
+    create_time: chrono::DateTime<chrono::Utc>,
+}
+
+fn to_proto(project: &str, r: ActivityRow) -> Result<pb::EngagementActivity, Error> {
+    Ok(pb::EngagementActivity {
+        name: format!("{project}/{COLLECTION}/{}", r.id),
+        activity_date: Some(date(r.activity_date)),
+        kind: pb::EngagementKind::from_column(&r.kind)? as i32,
+        participants: r.participants,
+        summary: r.summary,
+        create_time: Some(timestamp(r.create_time)),
+    })
+}
+
+const COLUMNS: &str = "id, activity_date, kind, participants, summary, create_time";
+
+/// Records an activity of a project and counts it on the project.
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    day: NaiveDate,
+    kind: pb::EngagementKind,
+    participants: i32,
+    summary: &str,
+) -> Result<pb::EngagementActivity, Error> {
+    let row: ActivityRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO engagement_activity (project_uid, id, activity_date, kind, participants, summary)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
+    )))
+    .bind(project.uid)
+    .bind(Uuid::now_v7())
+    .bind(day)
+    .bind(kind.column())
+    .bind(participants)
+    .bind(summary)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE project SET engagement_count = engagement_count + 1 WHERE uid = $1")
+        .bind(project.uid)
+        .execute(&mut *conn)
+        .await?;
+    to_proto(&project.name(), row)
+}
+
+/// One page of a project's activities, latest first, after `(date, id)` when given.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    after_date: Option<NaiveDate>,
+    after_id: Option<Uuid>,
+    page: &Page,
+) -> Result<(Vec<pb::EngagementActivity>, String), Error> {
+    let rows: Vec<ActivityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM engagement_activity
+         WHERE project_uid = $1
+           AND ($2::date IS NULL OR (activity_date, id) < ($2, $3))
+         ORDER BY activity_date DESC, id DESC LIMIT $4"
+    )))
+    .bind(project.uid)
+    .bind(after_date)
+    .bind(after_id)
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        vec![r.activity_date.to_string(), r.id.to_string()]
+    });
+    let name = project.name();
+    let activities = rows
+        .into_iter()
+        .map(|r| to_proto(&name, r))
+        .collect::<Result<_, _>>()?;
+    Ok((activities, next))
+}

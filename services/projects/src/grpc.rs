@@ -1,0 +1,105 @@
+//! The gRPC face of the projects service: the service type and one table mapping every RPC
+//! to its handler in the module of its resource. Each handler gets the caller's access
+//! context; errors map to a status in one place (`qi_platform::rpc::call`).
+
+use std::sync::Arc;
+
+use qi_platform::SiteCode;
+use qi_proto::projects as pb;
+use qi_proto::projects::project_service_server::ProjectServiceServer;
+use sqlx::PgPool;
+
+use crate::{
+    engagement, enrolments, ideas, measures, pdsa, portfolio, programmes, projects, scores, sites,
+    team, wards, waves,
+};
+
+/// The projects service.
+#[derive(Debug, Clone)]
+pub struct ProjectsApi {
+    pub(crate) pool: PgPool,
+    pub(crate) sites: Arc<[SiteCode]>,
+}
+
+impl ProjectsApi {
+    /// The service over `pool` (search_path `projects`), knowing the trust's site codes.
+    pub fn new(pool: PgPool, sites: &[SiteCode]) -> Self {
+        ProjectsApi {
+            pool,
+            sites: sites.into(),
+        }
+    }
+
+    /// The tonic server of this service.
+    pub fn into_server(self) -> ProjectServiceServer<Self> {
+        ProjectServiceServer::new(self)
+            .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES)
+    }
+}
+
+qi_platform::grpc_service! {
+    impl pb::project_service_server::ProjectService for ProjectsApi {
+        create_site(pb::CreateSiteRequest) -> pb::CreateSiteResponse = sites::create;
+        get_site(pb::GetSiteRequest) -> pb::GetSiteResponse = sites::get;
+        list_sites(pb::ListSitesRequest) -> pb::ListSitesResponse = sites::list;
+        create_ward(pb::CreateWardRequest) -> pb::CreateWardResponse = wards::create;
+        get_ward(pb::GetWardRequest) -> pb::GetWardResponse = wards::get;
+        list_wards(pb::ListWardsRequest) -> pb::ListWardsResponse = wards::list;
+        create_idea(pb::CreateIdeaRequest) -> pb::CreateIdeaResponse = ideas::create;
+        get_idea(pb::GetIdeaRequest) -> pb::GetIdeaResponse = ideas::get;
+        list_ideas(pb::ListIdeasRequest) -> pb::ListIdeasResponse = ideas::list;
+        review_idea(pb::ReviewIdeaRequest) -> pb::ReviewIdeaResponse = ideas::review;
+        accept_idea(pb::AcceptIdeaRequest) -> pb::AcceptIdeaResponse = ideas::accept;
+        decline_idea(pb::DeclineIdeaRequest) -> pb::DeclineIdeaResponse = ideas::decline;
+        merge_idea(pb::MergeIdeaRequest) -> pb::MergeIdeaResponse = ideas::merge;
+        reopen_idea(pb::ReopenIdeaRequest) -> pb::ReopenIdeaResponse = ideas::reopen;
+        create_project(pb::CreateProjectRequest) -> pb::CreateProjectResponse = projects::create;
+        get_project(pb::GetProjectRequest) -> pb::GetProjectResponse = projects::get;
+        list_projects(pb::ListProjectsRequest) -> pb::ListProjectsResponse = projects::list;
+        update_project(pb::UpdateProjectRequest) -> pb::UpdateProjectResponse = projects::update;
+        start_project(pb::StartProjectRequest) -> pb::StartProjectResponse = projects::start;
+        complete_project(pb::CompleteProjectRequest)
+            -> pb::CompleteProjectResponse = projects::complete;
+        stop_project(pb::StopProjectRequest) -> pb::StopProjectResponse = projects::stop;
+        record_progress_score(pb::RecordProgressScoreRequest)
+            -> pb::RecordProgressScoreResponse = scores::record;
+        list_progress_scores(pb::ListProgressScoresRequest)
+            -> pb::ListProgressScoresResponse = scores::list;
+        create_team_member(pb::CreateTeamMemberRequest)
+            -> pb::CreateTeamMemberResponse = team::create;
+        list_team_members(pb::ListTeamMembersRequest) -> pb::ListTeamMembersResponse = team::list;
+        delete_team_member(pb::DeleteTeamMemberRequest)
+            -> pb::DeleteTeamMemberResponse = team::delete;
+        create_measure(pb::CreateMeasureRequest) -> pb::CreateMeasureResponse = measures::create;
+        list_measures(pb::ListMeasuresRequest) -> pb::ListMeasuresResponse = measures::list;
+        delete_measure(pb::DeleteMeasureRequest) -> pb::DeleteMeasureResponse = measures::delete;
+        create_pdsa_cycle(pb::CreatePdsaCycleRequest) -> pb::CreatePdsaCycleResponse = pdsa::create;
+        get_pdsa_cycle(pb::GetPdsaCycleRequest) -> pb::GetPdsaCycleResponse = pdsa::get;
+        list_pdsa_cycles(pb::ListPdsaCyclesRequest) -> pb::ListPdsaCyclesResponse = pdsa::list;
+        update_pdsa_cycle(pb::UpdatePdsaCycleRequest) -> pb::UpdatePdsaCycleResponse = pdsa::update;
+        decide_pdsa_cycle(pb::DecidePdsaCycleRequest) -> pb::DecidePdsaCycleResponse = pdsa::decide;
+        create_engagement_activity(pb::CreateEngagementActivityRequest)
+            -> pb::CreateEngagementActivityResponse = engagement::create;
+        list_engagement_activities(pb::ListEngagementActivitiesRequest)
+            -> pb::ListEngagementActivitiesResponse = engagement::list;
+        create_programme(pb::CreateProgrammeRequest)
+            -> pb::CreateProgrammeResponse = programmes::create;
+        get_programme(pb::GetProgrammeRequest) -> pb::GetProgrammeResponse = programmes::get;
+        list_programmes(pb::ListProgrammesRequest) -> pb::ListProgrammesResponse = programmes::list;
+        plan_waves(pb::PlanWavesRequest) -> pb::PlanWavesResponse = waves::plan;
+        list_waves(pb::ListWavesRequest) -> pb::ListWavesResponse = waves::list;
+        create_ward_enrolment(pb::CreateWardEnrolmentRequest)
+            -> pb::CreateWardEnrolmentResponse = enrolments::create;
+        list_ward_enrolments(pb::ListWardEnrolmentsRequest)
+            -> pb::ListWardEnrolmentsResponse = enrolments::list;
+        start_ward_assessment(pb::StartWardAssessmentRequest)
+            -> pb::StartWardAssessmentResponse = enrolments::start_assessment;
+        accredit_ward(pb::AccreditWardRequest) -> pb::AccreditWardResponse = enrolments::accredit;
+        withdraw_ward_enrolment(pb::WithdrawWardEnrolmentRequest)
+            -> pb::WithdrawWardEnrolmentResponse = enrolments::withdraw;
+        get_ward_programme_progress(pb::GetWardProgrammeProgressRequest)
+            -> pb::GetWardProgrammeProgressResponse = waves::progress;
+        get_portfolio_summary(pb::GetPortfolioSummaryRequest)
+            -> pb::GetPortfolioSummaryResponse = portfolio::get;
+    }
+}

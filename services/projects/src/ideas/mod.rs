@@ -1,0 +1,576 @@
+//! Ideas (`sites/{site}/ideas/{idea}`) and their triage: submitted → under review →
+//! accepted (it becomes a project, linked both ways) | declined (with a reason) | merged
+//! (into another idea of its site, or a project its site leads or takes part in). A
+//! declined idea is reopened only by ReopenIdea, with a reason. Each transition is its own
+//! method; any other move is FAILED_PRECONDITION.
+
+mod store;
+
+use chrono::NaiveDate;
+use qi_platform::calendar::not_future;
+use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
+use qi_platform::names::{self, Owner};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::ProjectsApi;
+use crate::foreign;
+use crate::stored::{Column, enum_field, unexpected};
+use store::Triage;
+
+/// The collection id in idea names.
+pub(crate) const COLLECTION: &str = "ideas";
+
+crate::stored::column_enum!(IdeaState, "idea state", {
+    Submitted => "submitted",
+    UnderReview => "under_review",
+    Accepted => "accepted",
+    Declined => "declined",
+    Merged => "merged",
+});
+
+/// An idea to submit, validated.
+#[derive(Debug)]
+struct NewIdea {
+    site: SiteCode,
+    id: String,
+    title: String,
+    description: String,
+    ward: Option<String>,
+    submitter: String,
+    submitter_staff: Option<String>,
+    theme: String,
+    /// Set when loading an idea received before today.
+    submit_date: Option<NaiveDate>,
+    request_id: String,
+}
+
+impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
+    type Error = Error;
+
+    fn try_from(req: pb::CreateIdeaRequest) -> Result<Self, Error> {
+        let pb::CreateIdeaRequest {
+            parent,
+            idea_id,
+            idea,
+            request_id,
+        } = req;
+        let mut v = Violations::new();
+        let site = v.check(crate::sites::parse_name("parent", &parent).map(Some));
+        let id = v.check(names::id_or_new("idea_id", &idea_id));
+        v.check(idempotency::validate_request_id(&request_id));
+        let Some(idea) = idea else {
+            return Err(v.missing("idea"));
+        };
+        let pb::Idea {
+            name: _,
+            title,
+            description,
+            ward,
+            submitter,
+            submitter_staff,
+            theme,
+            state: _,
+            decline_reason: _,
+            merged_into: _,
+            project: _,
+            reopen_reason: _,
+            create_time: _,
+            update_time: _,
+            decision_time: _,
+            etag: _,
+            submit_date,
+        } = idea;
+        let title = v.check(required_text("idea.title", &title, 200));
+        let description = v.check(optional_text("idea.description", &description, 5000));
+        let ward = if ward.is_empty() {
+            None
+        } else {
+            match (crate::wards::parse_name("idea.ward", &ward), &site) {
+                (Err(e), _) => v.check::<Option<String>>(Err(e)),
+                (Ok((ws, _)), Some(s)) if &ws != s => {
+                    v.add(
+                        "idea.ward",
+                        format!("{ward} is a ward of {ws}; an idea for {s} names a {s} ward"),
+                    );
+                    None
+                }
+                (Ok((_, id)), _) => Some(id),
+            }
+        };
+        let submitter = v.check(required_text("idea.submitter", &submitter, 200));
+        let submitter_staff = if submitter_staff.is_empty() {
+            None
+        } else {
+            Some(v.check(foreign::staff_name(
+                "idea.submitter_staff",
+                &submitter_staff,
+            )))
+        };
+        let theme = v.check(optional_text("idea.theme", &theme, 100));
+        let submit_date = v.check(
+            optional_date("idea.submit_date", submit_date.as_ref())
+                .and_then(|d| d.map(|d| not_future("idea.submit_date", d)).transpose()),
+        );
+        v.finish()?;
+        let site = site.ok_or_else(|| Error::invalid("parent", "is required"))?;
+        Ok(NewIdea {
+            site,
+            id,
+            title,
+            description,
+            ward,
+            submitter,
+            submitter_staff,
+            theme,
+            submit_date,
+            request_id,
+        })
+    }
+}
+
+/// What transitions need of an idea.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct IdeaRef {
+    uid: Uuid,
+    site: String,
+    id: String,
+    title: String,
+    description: String,
+    ward_id: Option<String>,
+    state: String,
+    revision: i64,
+}
+
+impl IdeaRef {
+    fn name(&self) -> String {
+        format!("sites/{}/{COLLECTION}/{}", self.site, self.id)
+    }
+    fn state(&self) -> Result<pb::IdeaState, Error> {
+        pb::IdeaState::from_column(&self.state)
+    }
+}
+
+fn parse_name(field: &str, name: &str) -> Result<(SiteCode, String), Error> {
+    match names::parse_name(field, name, COLLECTION)? {
+        (Owner::Site(s), id) => Ok((s, id)),
+        (Owner::Trust, _) => Err(Error::invalid(field, "ideas belong to a site")),
+    }
+}
+
+/// Finds an idea for a change, locking it.
+async fn locate_for_write(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    field: &str,
+    name: &str,
+) -> Result<IdeaRef, Error> {
+    let (site, id) = parse_name(field, name)?;
+    Owner::Site(site.clone()).check_write(ctx)?;
+    store::lock(conn, &site, &id)
+        .await?
+        .ok_or_else(|| Error::not_found(name))
+}
+
+/// The one triage move each method makes: from which states, to which.
+#[derive(Debug, Clone, Copy)]
+enum Move {
+    Review,
+    Accept,
+    Decline,
+    Merge,
+    Reopen,
+}
+
+impl Move {
+    fn allowed_from(self, s: pb::IdeaState) -> bool {
+        use pb::IdeaState as S;
+        match self {
+            Move::Review => s == S::Submitted,
+            Move::Accept => s == S::UnderReview,
+            Move::Decline | Move::Merge => matches!(s, S::Submitted | S::UnderReview),
+            Move::Reopen => s == S::Declined,
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Move::Review => "be reviewed (only a submitted idea can)",
+            Move::Accept => "be accepted (only an idea under review can)",
+            Move::Decline => "be declined (only a submitted or under-review idea can)",
+            Move::Merge => "be merged (only a submitted or under-review idea can)",
+            Move::Reopen => "be reopened (only a declined idea can, with ReopenIdea)",
+        }
+    }
+}
+
+/// Checks the etag and that the move is allowed from the idea's state.
+fn check_move(idea: &IdeaRef, m: Move, given_etag: &str) -> Result<(), Error> {
+    check_etag(given_etag, idea.revision, "the idea")?;
+    let from = idea.state()?;
+    if m.allowed_from(from) {
+        Ok(())
+    } else {
+        Err(Error::FailedPrecondition {
+            reason: "IDEA_STATE",
+            message: format!(
+                "{} is {}: it cannot {}",
+                idea.name(),
+                from.column().unwrap_or("unspecified"),
+                m.verb()
+            ),
+        })
+    }
+}
+
+/// Submits an idea at a site the caller holds.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreateIdeaRequest,
+) -> Result<pb::CreateIdeaResponse, Error> {
+    let new = NewIdea::try_from(req.clone())?;
+    let owner = Owner::Site(new.site.clone());
+    owner.check_write(&ctx)?;
+    owner.check_known("parent", &api.sites)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
+        return Ok(saved);
+    }
+    if let Some(ward) = &new.ward
+        && !crate::wards::store::exists(&mut tx, &new.site, ward).await?
+    {
+        return Err(Error::invalid(
+            "idea.ward",
+            format!(
+                "{} does not exist",
+                owner.child(crate::wards::COLLECTION, ward)
+            ),
+        ));
+    }
+    // Unset: the trust's today, as every date default is.
+    let submit_date = new.submit_date.unwrap_or_else(qi_platform::calendar::today);
+    let uid = store::insert(&mut tx, &new, submit_date)
+        .await?
+        .ok_or_else(|| Error::AlreadyExists {
+            name: owner.child(COLLECTION, &new.id),
+        })?;
+    let resp = pb::CreateIdeaResponse {
+        idea: Some(store::read(&mut tx, uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// Reads an idea of a site the caller holds.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetIdeaRequest,
+) -> Result<pb::GetIdeaResponse, Error> {
+    let pb::GetIdeaRequest { name } = req;
+    let (site, id) = parse_name("name", &name)?;
+    Owner::Site(site.clone()).check_read(&ctx)?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let idea = store::find(&mut conn, &site, &id).await?;
+    Ok(pb::GetIdeaResponse {
+        idea: Some(idea.ok_or_else(|| Error::not_found(&name))?),
+    })
+}
+
+/// Lists ideas, newest first, by state and theme.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListIdeasRequest,
+) -> Result<pb::ListIdeasResponse, Error> {
+    let pb::ListIdeasRequest {
+        parent,
+        state,
+        theme,
+        page_size,
+        page_token,
+    } = req;
+    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let state = enum_field::<pb::IdeaState>("state", state)?.and_then(Column::column);
+    let theme = optional_text("theme", &theme, 100)?;
+    let page = Page::parse(
+        page_size,
+        &page_token,
+        &format!("{parent}|{}|{theme}", state.unwrap_or("")),
+    )?;
+    let after: Option<Uuid> = page
+        .after_key(0)
+        .map(str::parse)
+        .transpose()
+        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let (ideas, next_page_token) =
+        store::list(&mut conn, sites, state, &theme, after, &page).await?;
+    Ok(pb::ListIdeasResponse {
+        ideas,
+        next_page_token,
+    })
+}
+
+/// Puts a submitted idea under review.
+pub(crate) async fn review(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ReviewIdeaRequest,
+) -> Result<pb::ReviewIdeaResponse, Error> {
+    let pb::ReviewIdeaRequest { name, etag } = req;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Review, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Review).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::ReviewIdeaResponse { idea: Some(idea) })
+}
+
+/// Accepts an idea under review: it becomes a project in scoping, linked both ways.
+pub(crate) async fn accept(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::AcceptIdeaRequest,
+) -> Result<pb::AcceptIdeaResponse, Error> {
+    let mut v = Violations::new();
+    let project_id = v.check(names::id_or_new("project_id", &req.project_id));
+    v.check(idempotency::validate_request_id(&req.request_id));
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &req.name).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
+    }
+    check_move(&idea, Move::Accept, &req.etag)?;
+    let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
+    let template = pb::Project {
+        title: idea.title.clone(),
+        description: idea.description.clone(),
+        wards: idea
+            .ward_id
+            .iter()
+            .map(|w| format!("sites/{}/{}/{w}", idea.site, crate::wards::COLLECTION))
+            .collect(),
+        ..Default::default()
+    };
+    let mut v = Violations::new();
+    let fields = crate::projects::validate(&template, &site, &api.sites, &mut v);
+    v.finish()?;
+    let project =
+        crate::projects::store::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid))
+            .await?;
+    store::triage(
+        &mut tx,
+        idea.uid,
+        Triage::Accept {
+            project: project.uid,
+        },
+    )
+    .await?;
+    let resp = pb::AcceptIdeaResponse {
+        idea: Some(store::read(&mut tx, idea.uid).await?),
+        project: Some(crate::projects::store::read(&mut tx, project.uid).await?),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// Declines a submitted or under-review idea, with a reason.
+pub(crate) async fn decline(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::DeclineIdeaRequest,
+) -> Result<pb::DeclineIdeaResponse, Error> {
+    let pb::DeclineIdeaRequest { name, reason, etag } = req;
+    let reason = long_text("reason", &reason, 1000)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Decline, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Decline { reason: &reason }).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::DeclineIdeaResponse { idea: Some(idea) })
+}
+
+/// Merges a submitted or under-review idea into another live idea of its site, or a
+/// project its site leads or takes part in.
+pub(crate) async fn merge(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::MergeIdeaRequest,
+) -> Result<pb::MergeIdeaResponse, Error> {
+    let pb::MergeIdeaRequest { name, into, etag } = req;
+    enum Into_ {
+        Idea(SiteCode, String),
+        Project(crate::projects::ProjectPath),
+    }
+    let target = if let Ok((site, id)) = parse_name("into", &into) {
+        Into_::Idea(site, id)
+    } else {
+        crate::projects::parse_path("into", &into, &[])
+            .map(Into_::Project)
+            .map_err(|_| {
+                Error::invalid(
+                    "into",
+                    "name an idea (`sites/{site}/ideas/{idea}`) or a project (`sites/{site}/projects/{project}`)",
+                )
+            })?
+    };
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Merge, &etag)?;
+    let (merged_idea, merged_project) = match target {
+        Into_::Idea(site, id) => {
+            if site.as_str() != idea.site {
+                return Err(Error::invalid(
+                    "into",
+                    format!(
+                        "an idea merges into another idea of its own site ({})",
+                        idea.site
+                    ),
+                ));
+            }
+            if id == idea.id {
+                return Err(Error::invalid("into", "an idea cannot merge into itself"));
+            }
+            match store::merge_target(&mut tx, &site, &id).await? {
+                None => return Err(Error::invalid("into", format!("{into} does not exist"))),
+                Some((_, state)) if state == "declined" || state == "merged" => {
+                    return Err(Error::invalid(
+                        "into",
+                        format!("{into} is {state}: merge into a live idea"),
+                    ));
+                }
+                Some((uid, _)) => (Some(uid), None),
+            }
+        }
+        Into_::Project(path) => {
+            let lead = match &path.site {
+                crate::projects::ProjectSite::Lead(s) => Some(s.as_str()),
+                crate::projects::ProjectSite::Any => None,
+            };
+            let uid =
+                crate::projects::store::find_for_site(&mut tx, &path.project, lead, &idea.site)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "into",
+                            format!(
+                                "{into} is not a project that {} leads or takes part in",
+                                idea.site
+                            ),
+                        )
+                    })?;
+            (None, Some(uid))
+        }
+    };
+    let merged = Triage::Merge {
+        idea: merged_idea,
+        project: merged_project,
+    };
+    store::triage(&mut tx, idea.uid, merged).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::MergeIdeaResponse { idea: Some(idea) })
+}
+
+/// Reopens a declined idea, with a reason: it is under review again.
+pub(crate) async fn reopen(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ReopenIdeaRequest,
+) -> Result<pb::ReopenIdeaResponse, Error> {
+    let pb::ReopenIdeaRequest { name, reason, etag } = req;
+    let reason = long_text("reason", &reason, 1000)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_move(&idea, Move::Reopen, &etag)?;
+    store::triage(&mut tx, idea.uid, Triage::Reopen { reason: &reason }).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::ReopenIdeaResponse { idea: Some(idea) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qi_platform::convert::date;
+
+    #[test]
+    fn every_move_has_its_states() {
+        use pb::IdeaState as S;
+        let all = [
+            S::Submitted,
+            S::UnderReview,
+            S::Accepted,
+            S::Declined,
+            S::Merged,
+        ];
+        let from =
+            |m: Move| -> Vec<S> { all.iter().copied().filter(|s| m.allowed_from(*s)).collect() };
+        assert_eq!(from(Move::Review), [S::Submitted]);
+        assert_eq!(from(Move::Accept), [S::UnderReview]);
+        assert_eq!(from(Move::Decline), [S::Submitted, S::UnderReview]);
+        assert_eq!(from(Move::Merge), [S::Submitted, S::UnderReview]);
+        assert_eq!(from(Move::Reopen), [S::Declined]);
+    }
+
+    #[test]
+    fn texts_may_span_lines_but_not_hold_other_controls() {
+        assert_eq!(optional_text("t", " a\nb ", 10).unwrap(), "a\nb");
+        assert!(optional_text("t", "a\u{7}", 10).is_err());
+        assert!(long_text("t", "  ", 10).is_err());
+    }
+
+    #[test]
+    fn an_idea_names_a_ward_of_its_own_site() {
+        let req = pb::CreateIdeaRequest {
+            parent: "sites/BAS".into(),
+            idea: Some(pb::Idea {
+                title: "Earlier discharge letters".into(),
+                submitter: "A. Nurse".into(),
+                ward: "sites/SOU/wards/cedar".into(),
+                submitter_staff: "sites/BAS/staff/x".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req) else {
+            panic!("expected invalid argument")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["idea.ward", "idea.submitter_staff"]);
+    }
+
+    #[test]
+    fn an_idea_may_be_dated_in_the_past_but_not_the_future() {
+        let req = |d: NaiveDate| pb::CreateIdeaRequest {
+            parent: "sites/BAS".into(),
+            idea: Some(pb::Idea {
+                title: "Earlier discharge letters".into(),
+                submitter: "A. Nurse".into(),
+                submit_date: Some(date(d)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let past = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
+        assert_eq!(
+            NewIdea::try_from(req(past)).unwrap().submit_date,
+            Some(past)
+        );
+        let tomorrow = qi_platform::calendar::today() + chrono::Days::new(1);
+        let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req(tomorrow)) else {
+            panic!("expected invalid argument")
+        };
+        assert_eq!(violations[0].field, "idea.submit_date");
+    }
+}

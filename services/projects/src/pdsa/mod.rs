@@ -1,0 +1,319 @@
+//! PDSA cycles (`{project}/pdsaCycles/{number}`): each tests a change idea — plan with a
+//! prediction, do, study against the prediction, act — and ends with a decision to adopt,
+//! adapt or abandon. A project's cycles are numbered in order under its row lock; a decided
+//! cycle no longer changes.
+
+mod store;
+
+use chrono::NaiveDate;
+use qi_platform::calendar::today;
+use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
+use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error, Violations, idempotency};
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+
+use crate::ProjectsApi;
+use crate::projects::{self, ProjectRef};
+use crate::stored::required_enum;
+use store::CycleRow;
+
+const COLLECTION: &str = "pdsaCycles";
+
+crate::stored::column_enum!(PdsaDecision, "PDSA decision", {
+    Adopt => "adopt",
+    Adapt => "adapt",
+    Abandon => "abandon",
+});
+
+/// A cycle's writable fields, validated.
+#[derive(Debug, Default)]
+struct Fields {
+    change_idea: String,
+    objective: String,
+    prediction: String,
+    plan: String,
+    do_notes: String,
+    study_notes: String,
+    act_notes: String,
+    start_date: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+}
+
+fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
+    let pb::PdsaCycle {
+        name: _,
+        number: _,
+        change_idea,
+        objective,
+        prediction,
+        plan,
+        do_notes,
+        study_notes,
+        act_notes,
+        start_date,
+        end_date,
+        decision: _,
+        create_time: _,
+        update_time: _,
+        etag: _,
+    } = c;
+    let f = Fields {
+        change_idea: v.check(required_text("pdsa_cycle.change_idea", change_idea, 500)),
+        objective: v.check(long_text("pdsa_cycle.objective", objective, 1000)),
+        prediction: v.check(long_text("pdsa_cycle.prediction", prediction, 1000)),
+        plan: v.check(optional_text("pdsa_cycle.plan", plan, 5000)),
+        do_notes: v.check(optional_text("pdsa_cycle.do_notes", do_notes, 5000)),
+        study_notes: v.check(optional_text("pdsa_cycle.study_notes", study_notes, 5000)),
+        act_notes: v.check(optional_text("pdsa_cycle.act_notes", act_notes, 5000)),
+        start_date: v.check(optional_date("pdsa_cycle.start_date", start_date.as_ref())),
+        end_date: v.check(optional_date("pdsa_cycle.end_date", end_date.as_ref())),
+    };
+    if let (Some(s), Some(e)) = (f.start_date, f.end_date)
+        && e < s
+    {
+        v.add(
+            "pdsa_cycle.end_date",
+            format!("{e} is before the start ({s})"),
+        );
+    }
+    f
+}
+
+fn parse_number(field: &str, s: &str) -> Result<i32, Error> {
+    s.parse::<i32>()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| Error::invalid(field, "a PDSA cycle's number is 1 or more"))
+}
+
+/// Finds a cycle to change: under an open project, not yet decided.
+async fn locate_for_write(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    field: &str,
+    name: &str,
+) -> Result<(ProjectRef, CycleRow), Error> {
+    let path = projects::parse_path(field, name, &[COLLECTION])?;
+    let number = parse_number(field, &path.children[0])?;
+    let project = projects::find(conn, ctx, field, &path, true).await?;
+    let row = store::read(conn, &project, number)
+        .await?
+        .ok_or_else(|| Error::not_found(name))?;
+    project.require_open()?;
+    if row.decision.is_some() {
+        return Err(Error::FailedPrecondition {
+            reason: "PDSA_DECIDED",
+            message: format!(
+                "{name} was decided ({}): plan the next cycle instead",
+                row.decision.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    Ok((project, row))
+}
+
+/// The fields UpdatePdsaCycle may change.
+const UPDATABLE: &[&str] = &[
+    "change_idea",
+    "objective",
+    "prediction",
+    "plan",
+    "do_notes",
+    "study_notes",
+    "act_notes",
+    "start_date",
+    "end_date",
+];
+
+/// Plans a project's next cycle, numbered after its last.
+pub(crate) async fn create(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::CreatePdsaCycleRequest,
+) -> Result<pb::CreatePdsaCycleResponse, Error> {
+    let mut v = Violations::new();
+    v.check(idempotency::validate_request_id(&req.request_id));
+    let Some(cycle) = req.pdsa_cycle.as_ref() else {
+        return Err(v.missing("pdsa_cycle"));
+    };
+    let f = validate(cycle, &mut v);
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
+    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
+        return Ok(saved);
+    }
+    project.require_open()?;
+    let cycle = store::insert(&mut tx, &project, &f).await?;
+    let resp = pb::CreatePdsaCycleResponse {
+        pdsa_cycle: Some(cycle),
+    };
+    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
+}
+
+/// Reads a cycle of a project the caller may read.
+pub(crate) async fn get(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::GetPdsaCycleRequest,
+) -> Result<pb::GetPdsaCycleResponse, Error> {
+    let pb::GetPdsaCycleRequest { name } = req;
+    let path = projects::parse_path("name", &name, &[COLLECTION])?;
+    let number = parse_number("name", &path.children[0])?;
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::find(&mut conn, &ctx, "name", &path, false).await?;
+    let row = store::read(&mut conn, &project, number)
+        .await?
+        .ok_or_else(|| Error::not_found(&name))?;
+    Ok(pb::GetPdsaCycleResponse {
+        pdsa_cycle: Some(store::to_proto(&project.name(), row)?),
+    })
+}
+
+/// Lists a project's cycles in number order.
+pub(crate) async fn list(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::ListPdsaCyclesRequest,
+) -> Result<pb::ListPdsaCyclesResponse, Error> {
+    let pb::ListPdsaCyclesRequest {
+        parent,
+        page_size,
+        page_token,
+    } = req;
+    let page = Page::parse(page_size, &page_token, &parent)?;
+    let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
+    let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
+    let (pdsa_cycles, next_page_token) = store::list(&mut conn, &project, after, &page).await?;
+    Ok(pb::ListPdsaCyclesResponse {
+        pdsa_cycles,
+        next_page_token,
+    })
+}
+
+/// Changes the fields in the mask of an undecided cycle; the result is validated whole.
+pub(crate) async fn update(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::UpdatePdsaCycleRequest,
+) -> Result<pb::UpdatePdsaCycleResponse, Error> {
+    let pb::UpdatePdsaCycleRequest {
+        pdsa_cycle,
+        update_mask,
+    } = req;
+    let cycle = pdsa_cycle.ok_or_else(|| Error::invalid("pdsa_cycle", "is required"))?;
+    let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
+        "change_idea" => !cycle.change_idea.is_empty(),
+        "objective" => !cycle.objective.is_empty(),
+        "prediction" => !cycle.prediction.is_empty(),
+        "plan" => !cycle.plan.is_empty(),
+        "do_notes" => !cycle.do_notes.is_empty(),
+        "study_notes" => !cycle.study_notes.is_empty(),
+        "act_notes" => !cycle.act_notes.is_empty(),
+        "start_date" => cycle.start_date.is_some(),
+        "end_date" => cycle.end_date.is_some(),
+        _ => false,
+    })?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "pdsa_cycle.name", &cycle.name).await?;
+    check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
+    // The stored cycle with the masked fields replaced, validated whole.
+    let mut merged = store::to_proto(&project.name(), row)?;
+    for p in &paths {
+        match *p {
+            "change_idea" => merged.change_idea = cycle.change_idea.clone(),
+            "objective" => merged.objective = cycle.objective.clone(),
+            "prediction" => merged.prediction = cycle.prediction.clone(),
+            "plan" => merged.plan = cycle.plan.clone(),
+            "do_notes" => merged.do_notes = cycle.do_notes.clone(),
+            "study_notes" => merged.study_notes = cycle.study_notes.clone(),
+            "act_notes" => merged.act_notes = cycle.act_notes.clone(),
+            "start_date" => merged.start_date = cycle.start_date,
+            _ => merged.end_date = cycle.end_date,
+        }
+    }
+    let mut v = Violations::new();
+    let f = validate(&merged, &mut v);
+    v.finish()?;
+    let cycle = store::update(&mut tx, &project, merged.number, &f).await?;
+    tx.commit().await?;
+    Ok(pb::UpdatePdsaCycleResponse {
+        pdsa_cycle: Some(cycle),
+    })
+}
+
+/// Decides a cycle (adopt, adapt or abandon): it no longer changes.
+pub(crate) async fn decide(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::DecidePdsaCycleRequest,
+) -> Result<pb::DecidePdsaCycleResponse, Error> {
+    let pb::DecidePdsaCycleRequest {
+        name,
+        decision,
+        act_notes,
+        end_date,
+        etag,
+    } = req;
+    let mut v = Violations::new();
+    let decision = v.check(required_enum::<pb::PdsaDecision>("decision", decision));
+    let act_notes = v.check(optional_text("act_notes", &act_notes, 5000));
+    let end = v.check(optional_date("end_date", end_date.as_ref()));
+    v.finish()?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_etag(&etag, row.revision, "the PDSA cycle")?;
+    let end = end.or(row.end_date).unwrap_or_else(today);
+    if let Some(start) = row.start_date
+        && end < start
+    {
+        return Err(Error::invalid(
+            "end_date",
+            format!("{end} is before the cycle started ({start})"),
+        ));
+    }
+    let cycle = store::decide(&mut tx, &project, row.number, decision, end, &act_notes).await?;
+    tx.commit().await?;
+    Ok(pb::DecidePdsaCycleResponse {
+        pdsa_cycle: Some(cycle),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cycle_needs_a_change_an_objective_and_a_prediction() {
+        let mut v = Violations::new();
+        validate(
+            &pb::PdsaCycle {
+                change_idea: "Discharge checklist".into(),
+                start_date: Some(qi_platform::convert::date(
+                    NaiveDate::from_ymd_opt(2027, 3, 2).unwrap(),
+                )),
+                end_date: Some(qi_platform::convert::date(
+                    NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
+                )),
+                ..Default::default()
+            },
+            &mut v,
+        );
+        let Err(Error::InvalidArgument { violations }) = v.finish() else {
+            panic!("expected violations")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "pdsa_cycle.objective",
+                "pdsa_cycle.prediction",
+                "pdsa_cycle.end_date"
+            ]
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! The `programme` table: creating, finding, reading and paging programmes, and what a
+//! project that joins one needs of it.
+
+use chrono::NaiveDate;
+use qi_platform::Error;
+use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::names::{LIST_SCOPE_SQL, ListScope, Owner};
+use qi_platform::paging::Page;
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{COLLECTION, NewProgramme, ProgrammeRef};
+use crate::stored::Column;
+
+/// Finds a programme by its owner and id, locking its row when `lock`.
+pub(crate) async fn find(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    id: &str,
+    lock: bool,
+) -> Result<Option<ProgrammeRef>, Error> {
+    let sql = format!(
+        "SELECT uid, site, id, kind, revision, per_site, target_wards,
+                reassessment_months
+         FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
+        if lock { "FOR UPDATE" } else { "" }
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(owner.site_column())
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// The uid of a programme and the cohort it is wrapped around, if it exists.
+pub(crate) async fn uid_and_cohort(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    id: &str,
+) -> Result<Option<(Uuid, Option<String>)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT uid, cohort FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2",
+    )
+    .bind(owner.site_column())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Inserts a programme; `None` if its id is taken under its owner.
+pub(super) async fn insert(
+    conn: &mut PgConnection,
+    new: &NewProgramme,
+) -> Result<Option<Uuid>, Error> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO programme (uid, site, id, display_name, description, kind, cohort, theme)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT DO NOTHING RETURNING uid",
+    )
+    .bind(Uuid::now_v7())
+    .bind(new.owner.site_column())
+    .bind(&new.id)
+    .bind(&new.display_name)
+    .bind(&new.description)
+    .bind(new.kind.column())
+    .bind(&new.cohort)
+    .bind(&new.theme)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+#[derive(sqlx::FromRow)]
+struct ProgrammeRow {
+    site: Option<String>,
+    id: String,
+    display_name: String,
+    description: String,
+    kind: String,
+    cohort: Option<String>,
+    theme: Option<String>,
+    first_wave_date: Option<NaiveDate>,
+    interval_months: Option<i32>,
+    wards_per_wave: Option<i32>,
+    per_site: bool,
+    plan_end_date: Option<NaiveDate>,
+    target_wards: i32,
+    reassessment_months: i32,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+}
+
+const COLUMNS: &str = "site, id, display_name, description, kind, cohort, theme, first_wave_date, \
+     interval_months, wards_per_wave, per_site, plan_end_date, target_wards, reassessment_months, \
+     create_time, update_time, revision";
+
+impl TryFrom<ProgrammeRow> for pb::Programme {
+    type Error = Error;
+    fn try_from(r: ProgrammeRow) -> Result<Self, Error> {
+        let wave_plan = match (
+            r.first_wave_date,
+            r.interval_months,
+            r.wards_per_wave,
+            r.plan_end_date,
+        ) {
+            (Some(first), Some(interval), Some(size), Some(end)) => Some(pb::WavePlan {
+                first_wave_date: Some(date(first)),
+                interval_months: interval,
+                wards_per_wave: size,
+                per_site: r.per_site,
+                end_date: Some(date(end)),
+                target_wards: r.target_wards,
+                reassessment_months: r.reassessment_months,
+            }),
+            _ => None,
+        };
+        Ok(pb::Programme {
+            name: Owner::from_column(r.site)?.child(COLLECTION, &r.id),
+            display_name: r.display_name,
+            description: r.description,
+            kind: pb::ProgrammeKind::from_column(&r.kind)? as i32,
+            cohort: r.cohort.unwrap_or_default(),
+            theme: r.theme.unwrap_or_default(),
+            wave_plan,
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+            etag: etag(r.revision),
+        })
+    }
+}
+
+/// Reads one programme by its internal id.
+pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Programme, Error> {
+    let row: ProgrammeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM programme WHERE uid = $1"
+    )))
+    .bind(uid)
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_into()
+}
+
+/// One page of the programmes in `scope`, of `kind` if given, ordered by site (trust-wide
+/// first) and id.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    scope: ListScope,
+    kind: Option<&str>,
+    page: &Page,
+) -> Result<(Vec<pb::Programme>, String), Error> {
+    let rows: Vec<ProgrammeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM programme
+         WHERE {LIST_SCOPE_SQL}
+           AND ($3::text IS NULL OR kind = $3)
+           AND (coalesce(site, ''), id) > ($4, $5)
+         ORDER BY coalesce(site, ''), id LIMIT $6"
+    )))
+    .bind(scope.trust)
+    .bind(scope.sites)
+    .bind(kind)
+    .bind(page.after_key(0).unwrap_or(""))
+    .bind(page.after_key(1).unwrap_or(""))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        vec![r.site.clone().unwrap_or_default(), r.id.clone()]
+    });
+    let programmes = rows
+        .into_iter()
+        .map(TryInto::try_into)
+        .collect::<Result<_, _>>()?;
+    Ok((programmes, next))
+}

@@ -1,0 +1,423 @@
+//! The `project` and `benefit` tables: creating, finding, reading and paging projects,
+//! and the writes of their updates and lifecycle moves.
+
+use chrono::NaiveDate;
+use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::names::Owner;
+use qi_platform::paging::Page;
+use qi_platform::{Error, SiteCode};
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Benefit, COLLECTION, Fields, ProjectRef};
+use crate::stored::{Column, from_optional, unexpected};
+
+const REF_COLUMNS: &str = "uid, lead_site, id, state, revision, participating_sites, start_date, \
+     aim_statement IS NOT NULL AS has_aim";
+
+/// Finds a project by its lead site and id, locking its row when `lock`.
+pub(super) async fn find(
+    conn: &mut PgConnection,
+    lead: &SiteCode,
+    id: &str,
+    lock: bool,
+) -> Result<Option<ProjectRef>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REF_COLUMNS} FROM project WHERE lead_site = $1 AND id = $2{}",
+        if lock { " FOR UPDATE" } else { "" }
+    )))
+    .bind(lead.as_str())
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Finds a project by its id alone, if one of `sites` (`None`: any) leads it or takes part.
+pub(super) async fn find_in(
+    conn: &mut PgConnection,
+    id: &str,
+    sites: Option<Vec<String>>,
+) -> Result<Option<ProjectRef>, Error> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {REF_COLUMNS} FROM project
+         WHERE id = $1
+           AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)"
+    )))
+    .bind(id)
+    .bind(sites)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// The uid of the project `id` (under `lead` when given) if `site` leads it or takes part
+/// in it.
+pub(crate) async fn find_for_site(
+    conn: &mut PgConnection,
+    id: &str,
+    lead: Option<&str>,
+    site: &str,
+) -> Result<Option<Uuid>, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT uid FROM project
+         WHERE id = $1 AND ($2::text IS NULL OR lead_site = $2)
+           AND (lead_site = $3 OR $3 = ANY(participating_sites))",
+    )
+    .bind(id)
+    .bind(lead)
+    .bind(site)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+/// Inserts a project in SCOPING; `AlreadyExists` when the id is taken anywhere in the trust.
+pub(crate) async fn insert(
+    conn: &mut PgConnection,
+    lead: &SiteCode,
+    id: &str,
+    f: &Fields,
+    programme_uid: Option<Uuid>,
+    idea_uid: Option<Uuid>,
+) -> Result<ProjectRef, Error> {
+    let aim = f.aim.as_ref();
+    let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO project (uid, lead_site, id, title, description, participating_sites, wards,
+                              programme_uid, cohort, aim_statement, aim_measure, aim_metric,
+                              aim_baseline, aim_target, aim_unit, aim_date, patient_involvement,
+                              idea_uid)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING {REF_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(lead.as_str())
+    .bind(id)
+    .bind(&f.title)
+    .bind(&f.description)
+    .bind(&f.participating_sites)
+    .bind(&f.wards)
+    .bind(programme_uid)
+    .bind(&f.cohort)
+    .bind(aim.map(|a| &a.statement))
+    .bind(aim.map(|a| &a.measure))
+    .bind(aim.and_then(|a| a.metric.as_ref()))
+    .bind(aim.map(|a| a.baseline))
+    .bind(aim.map(|a| a.target))
+    .bind(aim.map(|a| &a.unit))
+    .bind(aim.and_then(|a| a.target_date))
+    .bind(f.patient_involvement)
+    .bind(idea_uid)
+    .fetch_optional(&mut *conn)
+    .await?;
+    // The id may be taken at a site the caller cannot see: say only that it is taken.
+    row.ok_or_else(|| Error::AlreadyExists {
+        name: format!("project id `{id}` (project ids are unique across the trust)"),
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct ProjectRow {
+    uid: Uuid,
+    lead_site: String,
+    id: String,
+    title: String,
+    description: String,
+    participating_sites: Vec<String>,
+    wards: Vec<String>,
+    cohort: Option<String>,
+    programme_site: Option<String>,
+    programme_id: Option<String>,
+    idea_site: Option<String>,
+    idea_id: Option<String>,
+    aim_statement: Option<String>,
+    aim_measure: Option<String>,
+    aim_metric: Option<String>,
+    aim_baseline: Option<f64>,
+    aim_target: Option<f64>,
+    aim_unit: Option<String>,
+    aim_date: Option<NaiveDate>,
+    state: String,
+    start_date: Option<NaiveDate>,
+    end_date: Option<NaiveDate>,
+    stop_reason: Option<String>,
+    outcome_summary: Option<String>,
+    progress_score: Option<f64>,
+    patient_involvement: Option<String>,
+    patient_partner_count: i32,
+    engagement_count: i32,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+}
+
+const COLUMNS: &str = "p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites, \
+     p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id, i.site AS idea_site, \
+     i.id AS idea_id, p.aim_statement, p.aim_measure, p.aim_metric, p.aim_baseline, p.aim_target, \
+     p.aim_unit, p.aim_date, p.state, p.start_date, p.end_date, p.stop_reason, p.outcome_summary, \
+     p.progress_score, p.patient_involvement, p.patient_partner_count, p.engagement_count, \
+     p.create_time, p.update_time, p.revision";
+
+const FROM: &str = "project p LEFT JOIN programme g ON g.uid = p.programme_uid \
+     LEFT JOIN idea i ON i.uid = p.idea_uid";
+
+#[derive(sqlx::FromRow)]
+struct BenefitRow {
+    project_uid: Uuid,
+    kind: String,
+    value: f64,
+    unit: String,
+    description: String,
+}
+
+fn to_proto(r: ProjectRow, benefits: Vec<pb::Benefit>) -> Result<pb::Project, Error> {
+    let aim = match (r.aim_statement, r.aim_measure, r.aim_unit, r.aim_date) {
+        (Some(statement), Some(measure), Some(unit), Some(target_date)) => Some(pb::Aim {
+            statement,
+            measure,
+            metric: r.aim_metric.unwrap_or_default(),
+            baseline: r.aim_baseline,
+            target: r.aim_target,
+            unit,
+            target_date: Some(date(target_date)),
+        }),
+        _ => None,
+    };
+    let programme = match r.programme_id {
+        Some(id) => Owner::from_column(r.programme_site)?.child(crate::programmes::COLLECTION, &id),
+        None => String::new(),
+    };
+    let idea = match (r.idea_site, r.idea_id) {
+        (Some(site), Some(id)) => format!("sites/{site}/{}/{id}", crate::ideas::COLLECTION),
+        _ => String::new(),
+    };
+    Ok(pb::Project {
+        name: format!("sites/{}/{COLLECTION}/{}", r.lead_site, r.id),
+        title: r.title,
+        description: r.description,
+        idea,
+        aim,
+        participating_sites: r
+            .participating_sites
+            .iter()
+            .map(|s| format!("sites/{s}"))
+            .collect(),
+        wards: r.wards,
+        programme,
+        cohort: r.cohort.unwrap_or_default(),
+        state: pb::ProjectState::from_column(&r.state)? as i32,
+        start_date: r.start_date.map(date),
+        end_date: r.end_date.map(date),
+        stop_reason: r.stop_reason.unwrap_or_default(),
+        progress_score: r.progress_score.unwrap_or(0.0),
+        patient_involvement: from_optional::<pb::PatientInvolvement>(
+            r.patient_involvement.as_deref(),
+        )?,
+        patient_partner_count: r.patient_partner_count,
+        engagement_activity_count: r.engagement_count,
+        coproduced: r.patient_partner_count > 0 || r.engagement_count > 0,
+        outcome: r
+            .outcome_summary
+            .map(|summary| pb::Outcome { summary, benefits }),
+        create_time: Some(timestamp(r.create_time)),
+        update_time: Some(timestamp(r.update_time)),
+        etag: etag(r.revision),
+    })
+}
+
+/// Turns rows into projects, reading their benefits in one query.
+async fn assemble(
+    conn: &mut PgConnection,
+    rows: Vec<ProjectRow>,
+) -> Result<Vec<pb::Project>, Error> {
+    let completed: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.outcome_summary.is_some())
+        .map(|r| r.uid)
+        .collect();
+    let mut benefits: Vec<BenefitRow> = if completed.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT project_uid, kind, value, unit, description FROM benefit
+             WHERE project_uid = ANY($1) ORDER BY project_uid, position",
+        )
+        .bind(&completed)
+        .fetch_all(&mut *conn)
+        .await?
+    };
+    rows.into_iter()
+        .map(|r| {
+            let mine: Vec<pb::Benefit> = benefits
+                .extract_if(.., |b| b.project_uid == r.uid)
+                .map(|b| {
+                    Ok(pb::Benefit {
+                        kind: pb::BenefitKind::from_column(&b.kind)? as i32,
+                        value: b.value,
+                        unit: b.unit,
+                        description: b.description,
+                    })
+                })
+                .collect::<Result<_, Error>>()?;
+            to_proto(r, mine)
+        })
+        .collect()
+}
+
+/// Reads one project by its internal id.
+pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Project, Error> {
+    let row: ProjectRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM {FROM} WHERE p.uid = $1"
+    )))
+    .bind(uid)
+    .fetch_one(&mut *conn)
+    .await?;
+    assemble(conn, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| unexpected("project", "vanished"))
+}
+
+/// One page of projects, newest first, that one of `sites` (`None`: any) leads or takes
+/// part in, in `state` if given and of the programme `(site column, id)` if given.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    sites: Option<Vec<String>>,
+    state: Option<&str>,
+    programme: Option<(Option<String>, String)>,
+    after: Option<Uuid>,
+    page: &Page,
+) -> Result<(Vec<pb::Project>, String), Error> {
+    let rows: Vec<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM {FROM}
+         WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
+           AND ($2::text IS NULL OR p.state = $2)
+           AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
+           AND ($6::uuid IS NULL OR p.uid < $6)
+         ORDER BY p.uid DESC
+         LIMIT $7"
+    )))
+    .bind(sites)
+    .bind(state)
+    .bind(programme.is_some())
+    .bind(programme.as_ref().and_then(|(s, _)| s.clone()))
+    .bind(programme.as_ref().map(|(_, id)| id.clone()))
+    .bind(after)
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
+    Ok((assemble(conn, rows).await?, next))
+}
+
+/// Writes a project's fields.
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    f: &Fields,
+    programme_uid: Option<Uuid>,
+) -> Result<(), Error> {
+    let aim = f.aim.as_ref();
+    sqlx::query(
+        "UPDATE project SET title = $2, description = $3, participating_sites = $4, wards = $5,
+                programme_uid = $6, cohort = $7, aim_statement = $8, aim_measure = $9,
+                aim_metric = $10, aim_baseline = $11, aim_target = $12, aim_unit = $13,
+                aim_date = $14, patient_involvement = $15
+         WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(&f.title)
+    .bind(&f.description)
+    .bind(&f.participating_sites)
+    .bind(&f.wards)
+    .bind(programme_uid)
+    .bind(&f.cohort)
+    .bind(aim.map(|a| &a.statement))
+    .bind(aim.map(|a| &a.measure))
+    .bind(aim.and_then(|a| a.metric.as_ref()))
+    .bind(aim.map(|a| a.baseline))
+    .bind(aim.map(|a| a.target))
+    .bind(aim.map(|a| &a.unit))
+    .bind(aim.and_then(|a| a.target_date))
+    .bind(f.patient_involvement)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Starts a project on `start`.
+pub(super) async fn start(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    start: NaiveDate,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE project SET state = 'in_progress', start_date = $2, state_date = $2 WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(start)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Completes a project on `end` with its outcome: a summary and its benefits, in order.
+pub(super) async fn complete(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    end: NaiveDate,
+    summary: &str,
+    benefits: Vec<Benefit>,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE project SET state = 'completed', end_date = $2, state_date = $2,
+                outcome_summary = $3
+         WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(end)
+    .bind(summary)
+    .execute(&mut *conn)
+    .await?;
+    let (kinds, values, units, descriptions): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = benefits
+        .into_iter()
+        .fold(Default::default(), |mut acc, (k, val, u, d)| {
+            acc.0.push(k);
+            acc.1.push(val);
+            acc.2.push(u);
+            acc.3.push(d);
+            acc
+        });
+    sqlx::query(
+        "INSERT INTO benefit (project_uid, position, kind, value, unit, description)
+         SELECT $1, b.ord, b.kind, b.value, b.unit, b.description
+         FROM unnest($2::text[], $3::float8[], $4::text[], $5::text[])
+              WITH ORDINALITY AS b(kind, value, unit, description, ord)",
+    )
+    .bind(uid)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(&units)
+    .bind(&descriptions)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Stops a project on `end`, with a reason.
+pub(super) async fn stop(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    end: NaiveDate,
+    reason: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE project SET state = 'stopped', end_date = $2, state_date = $2, stop_reason = $3
+         WHERE uid = $1",
+    )
+    .bind(uid)
+    .bind(end)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! The `site` table: registering, reading and paging the trust's sites.
+
+use qi_platform::convert::{etag, timestamp};
+use qi_platform::paging::Page;
+use qi_platform::{Error, SiteCode};
+use qi_proto::projects as pb;
+use sqlx::PgConnection;
+
+use super::NewSite;
+
+#[derive(sqlx::FromRow)]
+struct SiteRow {
+    code: String,
+    display_name: String,
+    create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
+    revision: i64,
+}
+
+impl From<SiteRow> for pb::Site {
+    fn from(r: SiteRow) -> Self {
+        pb::Site {
+            name: format!("sites/{}", r.code),
+            display_name: r.display_name,
+            create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
+            etag: etag(r.revision),
+        }
+    }
+}
+
+const COLUMNS: &str = "code, display_name, create_time, update_time, revision";
+
+/// Inserts a site; `AlreadyExists` if the code is taken.
+pub(super) async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::Site, Error> {
+    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO site (code, display_name) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
+    )))
+    .bind(s.code.as_str())
+    .bind(&s.display_name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
+        name: format!("sites/{}", s.code),
+    })
+}
+
+/// Reads one site.
+pub(super) async fn read(
+    conn: &mut PgConnection,
+    code: &SiteCode,
+) -> Result<Option<pb::Site>, Error> {
+    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM site WHERE code = $1"
+    )))
+    .bind(code.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// One page of sites, ordered by code.
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    page: &Page,
+) -> Result<(Vec<pb::Site>, String), Error> {
+    let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM site WHERE code > $1 ORDER BY code LIMIT $2"
+    )))
+    .bind(page.after_key(0).unwrap_or(""))
+    .bind(page.limit())
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
+    Ok((rows.into_iter().map(Into::into).collect(), next))
+}

@@ -1,0 +1,79 @@
+//! The stored (lower case) forms of the contract's enums: the [`Column`] trait, the
+//! [`column_enum!`] macro each resource uses for the enums it owns, and the readers of enum
+//! fields in requests and rows.
+
+use qi_platform::Error;
+
+/// An internal error for a stored value the code did not expect.
+pub(crate) fn unexpected(what: &str, value: &str) -> Error {
+    Error::Internal(anyhow::anyhow!("stored {what} {value}"))
+}
+
+/// An enum of the contract with a stored form.
+pub(crate) trait Column: Sized + Copy + TryFrom<i32> {
+    /// The stored form, `None` for the unspecified value.
+    fn column(self) -> Option<&'static str>;
+    /// Reads the stored form back.
+    fn from_column(s: &str) -> Result<Self, Error>;
+}
+
+/// Maps one of the contract's enums to and from its stored (lower case) form; the
+/// unspecified value has no stored form.
+macro_rules! column_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $col:literal),+ $(,)? }) => {
+        impl $crate::stored::Column for qi_proto::projects::$ty {
+            fn column(self) -> Option<&'static str> {
+                match self {
+                    Self::Unspecified => None,
+                    $(Self::$variant => Some($col),)+
+                }
+            }
+            fn from_column(s: &str) -> Result<Self, qi_platform::Error> {
+                match s {
+                    $($col => Ok(Self::$variant),)+
+                    other => Err($crate::stored::unexpected($what, other)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use column_enum;
+
+/// Reads an enum field of a request: `None` when unspecified, refused when unknown.
+pub(crate) fn enum_field<E: Column>(field: &str, value: i32) -> Result<Option<E>, Error> {
+    E::try_from(value)
+        .map_err(|_| Error::invalid(field, format!("{value} is not a known value")))
+        .map(|e| e.column().map(|_| e))
+}
+
+/// Reads a required enum field: unspecified is refused, naming the field.
+pub(crate) fn required_enum<E: Column + Default>(field: &str, value: i32) -> Result<E, Error> {
+    enum_field(field, value)?.ok_or_else(|| Error::invalid(field, "is required"))
+}
+
+/// Reads an optional stored enum back (`Unspecified` when NULL) as its wire number.
+pub(crate) fn from_optional<E: Column + Into<i32>>(s: Option<&str>) -> Result<i32, Error> {
+    match s {
+        None => Ok(0),
+        Some(s) => E::from_column(s).map(Into::into),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qi_proto::projects as pb;
+
+    #[test]
+    fn enums_round_trip_their_stored_form_and_unspecified_is_none() {
+        assert_eq!(pb::IdeaState::UnderReview.column(), Some("under_review"));
+        assert_eq!(
+            pb::IdeaState::from_column("under_review").unwrap(),
+            pb::IdeaState::UnderReview
+        );
+        assert_eq!(pb::IdeaState::Unspecified.column(), None);
+        assert!(pb::IdeaState::from_column("lost").is_err());
+        assert!(enum_field::<pb::TeamRole>("role", 99).is_err());
+        assert!(required_enum::<pb::TeamRole>("role", 0).is_err());
+    }
+}
