@@ -168,9 +168,9 @@ impl Gateway {
         let event = AuditEvent {
             time: chrono::Utc::now(),
             subject: call.subject.to_owned(),
-            method: qi_platform::names::clip(call.path),
+            method: qi_names::clip(call.path),
             site: resource.and_then(authorize::site_of),
-            resource: resource.map(qi_platform::names::clip),
+            resource: resource.map(qi_names::clip),
             allowed,
             code,
             reason,
@@ -637,7 +637,7 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
 
 fn unknown_method(path: &str) -> Status {
     Error::Unimplemented {
-        message: format!("unknown method {}", qi_platform::names::clip(path)),
+        message: format!("unknown method {}", qi_names::clip(path)),
     }
     .into()
 }
