@@ -13,6 +13,7 @@ mod frame;
 mod guard;
 mod health;
 mod overview;
+mod own;
 pub mod policy;
 mod proxy;
 mod ratelimit;

@@ -7,6 +7,8 @@
 //! trailers) is relayed as it arrives, with no codec on either side. Client streams (the HR
 //! sync) go through tonic's codec, which hands over each message to be checked as it passes
 //! ([`crate::guard`]). Access contexts are signed once and reused ([`crate::signing`]).
+//! Calls to the gateway's own service are admitted the same way and then answered here, by
+//! its generated server ([`crate::own`]).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -35,12 +37,14 @@ use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
 use tower::{Service as _, ServiceExt as _};
 
+use crate::GatewayItself;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
 use crate::guard::Guarded;
+use crate::own;
 use crate::policy::{Method, Policy};
 use crate::ratelimit::RateLimiter;
 use crate::signing::SignedContexts;
@@ -139,6 +143,16 @@ impl Gateway {
         self.contexts.signed(&self.signer, ctx)
     }
 
+    /// The deadline of a call that arrived without one fixed.
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// The gateway's own schema (the audit trail).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The channel to a backend service, by full name.
     pub(crate) fn backend_channel(&self, service: &str) -> Option<Channel> {
         self.backends.get(service).cloned()
@@ -186,7 +200,12 @@ impl Gateway {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut req: http::Request<Body>) -> http::Response<Body> {
+    /// Serves one call of any route: a call of one message is forwarded raw, a client
+    /// stream through the codec; a refusal is answered here.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        mut req: http::Request<Body>,
+    ) -> http::Response<Body> {
         let path = req.uri().path().to_owned();
         let peer = req
             .extensions()
@@ -207,41 +226,30 @@ impl Gateway {
             self.record(&call, None, Err(&status));
             return status.into_http();
         };
-        if !method.client_streaming && !path.starts_with(GATEWAY_PREFIX) {
+        if !method.client_streaming {
             return self
                 .forward(&path, req)
                 .await
                 .unwrap_or_else(Status::into_http);
         }
-        let mut grpc = tonic::server::Grpc::new(BytesCodec)
-            .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
-        let gw = self.clone();
-        match (method.client_streaming, method.server_streaming) {
-            (false, false) => {
-                let svc = tower::service_fn(move |r: Request<Bytes>| {
-                    let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.local(&path, r).await }
-                });
-                grpc.unary(svc, req).await
-            }
-            (true, false) => {
-                let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
-                    let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.client_streaming(&path, r).await }
-                });
-                grpc.client_streaming(svc, req).await
-            }
-            // No contract has a bidirectional RPC, nor the gateway a streaming one of its
-            // own; forwarding one would need the abort handling of client streams on a
-            // response already under way.
-            (true, true) | (false, true) => Status::from(Error::Unimplemented {
+        if method.server_streaming {
+            // No contract has a bidirectional RPC: forwarding one would need the abort
+            // handling of client streams on a response already under way.
+            return Status::from(Error::Unimplemented {
                 message: format!(
                     "{path}: the gateway forwards no bidirectional calls and has no streaming \
                      methods of its own"
                 ),
             })
-            .into_http(),
+            .into_http();
         }
+        let mut grpc = tonic::server::Grpc::new(BytesCodec)
+            .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
+        let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
+            let (gw, path) = (self.clone(), path.clone());
+            async move { gw.client_streaming(&path, r).await }
+        });
+        grpc.client_streaming(svc, req).await
     }
 
     /// Checks what needs no message: the method has a policy, the token is good, the
@@ -400,7 +408,7 @@ impl Gateway {
     /// Forwards a call carrying one message as raw HTTP/2 (see the module docs). A refusal
     /// is the `Err`, answered by the caller as a trailers-only response.
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         path: &str,
         req: http::Request<Body>,
     ) -> Result<http::Response<Body>, Status> {
@@ -429,12 +437,8 @@ impl Gateway {
             client,
             frame.message(),
         )?;
-        self.upstream(
-            principal,
-            path,
-            parts.extensions.get::<CallDeadline>(),
-            &mut metadata,
-        )?;
+        let deadline = parts.extensions.get::<CallDeadline>().copied();
+        let ctx = self.upstream(principal, path, deadline.as_ref(), &mut metadata)?;
         let mut headers = metadata.into_headers();
         // What described the caller's connection, not the call.
         headers.remove(http::header::HOST);
@@ -444,6 +448,14 @@ impl Gateway {
         *upstream.version_mut() = http::Version::HTTP_2;
         *upstream.headers_mut() = headers;
         *upstream.uri_mut() = http::Uri::from(path_and_query(path)?);
+        if method.service == GatewayItself::NAME {
+            // Answered here, given what the services' layers would give it.
+            upstream.extensions_mut().insert(ctx);
+            if let Some(deadline) = deadline {
+                upstream.extensions_mut().insert(deadline);
+            }
+            return Ok(own::serve(self.clone(), upstream).await);
+        }
         let mut channel = self
             .backend_channel(&method.service)
             .ok_or_else(|| no_backend(path))?;
@@ -512,49 +524,6 @@ impl Gateway {
             Ok(status) = aborted => Err(status),
             res = call => res,
         }
-    }
-}
-
-/// The gateway's own service, answered in this process.
-const GATEWAY_PREFIX: &str = "/qi.gateway.v1.GatewayService/";
-
-impl Gateway {
-    /// Answers one of the gateway's own methods (already admitted and recorded).
-    async fn local(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        use prost::Message as _;
-        let (mut metadata, extensions, message) = req.into_parts();
-        let client = client_of(&extensions);
-        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
-        self.check(
-            path,
-            (method, policy),
-            &principal,
-            &trace_id,
-            client,
-            &message,
-        )?;
-        let deadline = extensions.get::<CallDeadline>();
-        let ctx = &self.upstream(principal, path, deadline, &mut metadata)?;
-        let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);
-        let method = path.trim_start_matches(GATEWAY_PREFIX);
-        let reply = match method {
-            "GetOverview" => crate::overview::get(self, ctx, remaining)
-                .await
-                .encode_to_vec(),
-            "ListAuditEvents" => {
-                let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
-                    .map_err(|_| Error::invalid("request", "not a valid message"))?;
-                let list = crate::audit::list(&self.pool, req);
-                qi_platform::deadline::within(deadline.copied(), list)
-                    .await
-                    .map_err(Status::from)?
-                    .encode_to_vec()
-            }
-            other => {
-                return Err(unknown_method(other));
-            }
-        };
-        Ok(Response::new(Bytes::from(reply)))
     }
 }
 
