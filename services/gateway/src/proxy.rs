@@ -11,13 +11,8 @@
 //! its generated server ([`crate::own`]).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::marker::PhantomData;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -31,13 +26,11 @@ use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::codec::Streaming;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
-use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
 use tower::{Service as _, ServiceExt as _};
 
-use crate::GatewayItself;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
@@ -47,7 +40,9 @@ use crate::guard::Guarded;
 use crate::own;
 use crate::policy::{Method, Policy};
 use crate::ratelimit::RateLimiter;
+use crate::routes::{Backend as _, GatewayItself};
 use crate::signing::SignedContexts;
+use crate::traceparent::{ensure_traceparent, trace_id};
 
 /// Everything a forwarded call needs.
 pub struct Gateway {
@@ -553,57 +548,6 @@ fn too_many(message: String, wait: Duration) -> Status {
     .into()
 }
 
-/// The trace id of a W3C `traceparent` header, if it is a valid one.
-fn trace_id(header: Option<&http::HeaderValue>) -> String {
-    header
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let mut parts = v.split('-');
-            let (_, trace) = (parts.next()?, parts.next()?);
-            (trace.len() == 32
-                && trace.bytes().all(|b| b.is_ascii_hexdigit())
-                && trace != "0".repeat(32))
-            .then(|| trace.to_ascii_lowercase())
-        })
-        .unwrap_or_default()
-}
-
-/// Returns the call's trace id, starting a trace (a new `traceparent`, forwarded to the
-/// service) when the caller sent none.
-fn ensure_traceparent(metadata: &mut MetadataMap) -> String {
-    let existing = trace_id(
-        metadata
-            .get("traceparent")
-            .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
-            .as_ref(),
-    );
-    if !existing.is_empty() {
-        return existing;
-    }
-    // `00-{32 hex trace id}-{16 hex span id}-01`, written in place: this runs on every
-    // call that arrives without a trace.
-    let mut header = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    hex_into(&mut header[3..35], &rand::random::<[u8; 16]>());
-    hex_into(&mut header[36..52], &rand::random::<[u8; 8]>());
-    let trace = String::from_utf8_lossy(&header[3..35]).into_owned();
-    if let Ok(mut v) = MetadataValue::try_from(&header[..]) {
-        // A value used once: sent as never-indexed, so it does not push the headers every
-        // call repeats (the signed context above all) out of HTTP/2's header table.
-        v.set_sensitive(true);
-        metadata.insert("traceparent", v);
-    }
-    trace
-}
-
-/// Writes `bytes` as lower-case hex into `out` (twice as long).
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0x0f)];
-    }
-}
-
 fn unknown_method(path: &str) -> Status {
     Error::Unimplemented {
         message: format!("unknown method {}", qi_names::clip(path)),
@@ -650,73 +594,5 @@ fn upstream_error(service: &str, e: tonic::transport::Error) -> Status {
             anyhow::Error::from_boxed(e).context(format!("forwarding to {service}")),
         )
         .into(),
-    }
-}
-
-/// Names one backend service, so [`Proxy`] can be registered under that service's name.
-pub trait Backend: Send + Sync + 'static {
-    /// The full gRPC service name.
-    const NAME: &'static str;
-}
-
-/// The gateway's face for one service: registered under the service's name, so reflection,
-/// routing and unknown-service errors behave as if the service were served here.
-pub struct Proxy<B> {
-    gateway: Arc<Gateway>,
-    _backend: PhantomData<fn() -> B>,
-}
-
-impl<B> Proxy<B> {
-    /// A proxy for backend `B` through `gateway`.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Proxy {
-            gateway,
-            _backend: PhantomData,
-        }
-    }
-}
-
-impl<B> Clone for Proxy<B> {
-    fn clone(&self) -> Self {
-        Proxy::new(self.gateway.clone())
-    }
-}
-
-impl<B: Backend> NamedService for Proxy<B> {
-    const NAME: &'static str = B::NAME;
-}
-
-impl<B> tower::Service<http::Request<Body>> for Proxy<B> {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let gateway = self.gateway.clone();
-        Box::pin(async move { Ok(gateway.handle(req).await) })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_call_without_a_trace_gets_a_valid_traceparent() {
-        let mut metadata = MetadataMap::new();
-        let trace = ensure_traceparent(&mut metadata);
-        let header = metadata.get("traceparent").unwrap().to_str().unwrap();
-        assert_eq!(header.len(), 55);
-        assert_eq!(
-            trace_id(Some(&http::HeaderValue::from_str(header).unwrap())),
-            trace
-        );
-        assert!(header.starts_with(&format!("00-{trace}-")) && header.ends_with("-01"));
-        // A caller's own trace is kept.
-        assert_eq!(ensure_traceparent(&mut metadata), trace);
     }
 }
