@@ -26,13 +26,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use qi_platform::Error;
 use qi_platform::convert::instant;
 use qi_platform::paging::Page;
+use qi_platform::{AccessContext, Error};
 use qi_proto::gateway as pb;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::own::Own;
 
 /// How long identical refusals before authentication are counted into one event.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -508,9 +510,11 @@ fn time(field: &str, t: Option<prost_types::Timestamp>) -> Result<Option<DateTim
     .transpose()
 }
 
-/// `ListAuditEvents`: newest first, filtered.
-pub async fn list(
-    pool: &PgPool,
+/// `ListAuditEvents`: newest first, filtered. The caller is a trust-wide admin (the
+/// method's policy, checked by the gateway).
+pub(crate) async fn list(
+    own: &Own,
+    _ctx: AccessContext,
     req: pb::ListAuditEventsRequest,
 ) -> Result<pb::ListAuditEventsResponse, Error> {
     let params = format!(
@@ -564,7 +568,7 @@ pub async fn list(
     .bind(before)
     .bind(after)
     .bind(page.limit())
-    .fetch_all(&mut *qi_platform::db::begin(pool).await?)
+    .fetch_all(&mut *qi_platform::db::begin(own.gateway().pool()).await?)
     .await?;
     let (rows, next_page_token) = page.finish(rows, |r| vec![r.id.to_string()]);
     Ok(pb::ListAuditEventsResponse {

@@ -1,7 +1,10 @@
 //! The gateway's access decision for one call, from the method's policy, the caller and the
 //! request's resource field (the shared design's access model, summarised in the README's Access section): role, then trust-wide-only, then
-//! the site the request names. The services apply the same scope again in their SQL.
+//! the site the request names. The site is read as [`qi_names::scope`] reads it, from the
+//! name's first segments; the services parse the whole name with the same crate and apply the
+//! same scope again in their SQL.
 
+use qi_names::{Scope, SiteCode, clip, scope};
 use qi_platform::Error;
 use tonic::Status;
 
@@ -53,7 +56,7 @@ pub(crate) fn check_message(
         WireError::NotUtf8 => Error::invalid(&policy.resource_field, "not valid UTF-8"),
     })?;
     let value = value.unwrap_or_default();
-    let decision = match named_scope(&value) {
+    let decision = match scope(&value) {
         Scope::Site(code) => {
             let held = match &principal.sites {
                 qi_platform::SiteScope::TrustWide => true,
@@ -65,7 +68,7 @@ pub(crate) fn check_message(
                 Err(Error::denied(format!(
                     "{}: no access to site {}",
                     policy.resource_field,
-                    qi_platform::names::clip(code)
+                    clip(code)
                 )))
             }
         }
@@ -86,15 +89,15 @@ pub(crate) fn check_message(
 pub(crate) fn check_known_site(
     policy: &Policy,
     resource: Option<&str>,
-    known: &[qi_platform::SiteCode],
+    known: &[SiteCode],
 ) -> Result<(), Status> {
     if policy.mode != Mode::Read {
         return Ok(());
     }
-    match resource.map(named_scope) {
+    match resource.map(scope) {
         Some(Scope::Site(code)) if !known.iter().any(|k| k.as_str() == code) => {
             // NOT_FOUND names the site, so its ErrorInfo carries it as `name`.
-            Err(Error::not_found(format!("sites/{}", qi_platform::names::clip(code))).into())
+            Err(Error::not_found(format!("sites/{}", clip(code))).into())
         }
         Some(Scope::Site(_) | Scope::Trust | Scope::CallersSites | Scope::Unrecognised) | None => {
             Ok(())
@@ -104,33 +107,9 @@ pub(crate) fn check_known_site(
 
 /// The site a resource name is under, for the audit trail.
 pub(crate) fn site_of(name: &str) -> Option<String> {
-    match named_scope(name) {
-        Scope::Site(code) => Some(qi_platform::names::clip(code)),
+    match scope(name) {
+        Scope::Site(code) => Some(clip(code)),
         Scope::Trust | Scope::CallersSites | Scope::Unrecognised => None,
-    }
-}
-
-enum Scope<'a> {
-    Site(&'a str),
-    Trust,
-    CallersSites,
-    Unrecognised,
-}
-
-fn named_scope(value: &str) -> Scope<'_> {
-    if value == "trust" || value.starts_with("trust/") {
-        return Scope::Trust;
-    }
-    match value.strip_prefix("sites/") {
-        Some(rest) => {
-            let code = rest.split('/').next().unwrap_or_default();
-            match code {
-                "-" => Scope::CallersSites,
-                "" => Scope::Unrecognised,
-                code => Scope::Site(code),
-            }
-        }
-        None => Scope::Unrecognised,
     }
 }
 
@@ -175,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_read_under_a_site_the_trust_lacks_is_not_found() {
-        let known = [qi_platform::SiteCode::parse("BAS").unwrap()];
+        let known = [SiteCode::parse("BAS").unwrap()];
         let read = policy(&["viewer"], Mode::Read);
         let err = check_known_site(&read, Some("sites/ZZZ/cohorts/x"), &known).unwrap_err();
         assert_eq!(err.code(), Code::NotFound);

@@ -13,11 +13,14 @@ mod frame;
 mod guard;
 mod health;
 mod overview;
+mod own;
 pub mod policy;
 mod proxy;
 mod ratelimit;
 pub mod retention;
+mod routes;
 mod signing;
+mod traceparent;
 mod wire;
 
 use std::collections::HashMap;
@@ -31,35 +34,8 @@ use qi_platform::server::Component;
 use tonic::transport::Endpoint;
 
 pub use codec::BytesCodec;
-pub use proxy::{Backend, Gateway, GatewayParts, Proxy};
-
-/// The training service, as the gateway routes to it.
-#[derive(Debug)]
-pub struct Training;
-impl Backend for Training {
-    const NAME: &'static str = qi_proto::training::training_service_server::SERVICE_NAME;
-}
-
-/// The projects service, as the gateway routes to it.
-#[derive(Debug)]
-pub struct Projects;
-impl Backend for Projects {
-    const NAME: &'static str = qi_proto::projects::project_service_server::SERVICE_NAME;
-}
-
-/// The metrics service, as the gateway routes to it.
-#[derive(Debug)]
-pub struct Metrics;
-impl Backend for Metrics {
-    const NAME: &'static str = qi_proto::metrics::metric_service_server::SERVICE_NAME;
-}
-
-/// The gateway's own service, answered in the gateway process.
-#[derive(Debug)]
-pub struct GatewayItself;
-impl Backend for GatewayItself {
-    const NAME: &'static str = qi_proto::gateway::gateway_service_server::SERVICE_NAME;
-}
+pub use proxy::{Gateway, GatewayParts};
+pub use routes::{Backend, GatewayItself, Metrics, Projects, Proxy, Training};
 
 /// The schema the gateway owns (its audit trail).
 pub const SCHEMA: &str = "gateway";

@@ -6,8 +6,9 @@
 
 use std::time::Duration;
 
-use qi_platform::AccessContext;
 use qi_platform::access::ACCESS_HEADER;
+use qi_platform::deadline::CallDeadline;
+use qi_platform::{AccessContext, Error};
 use qi_proto::gateway as pb;
 use qi_proto::metrics as m;
 use qi_proto::metrics::metric_service_client::MetricServiceClient;
@@ -18,6 +19,7 @@ use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Status;
 use tonic::transport::Channel;
 
+use crate::own::Own;
 use crate::proxy::Gateway;
 use crate::{Backend, Metrics, Projects, Training};
 
@@ -180,19 +182,21 @@ async fn metrics(gw: &Gateway, ctx: &AccessContext, wait: Duration) -> Result<(i
     Ok((shown, concern))
 }
 
-/// Gathers the overview for the caller.
-/// Each service is waited for at most [`WAIT`], and never past the call's own deadline
-/// (`remaining`), which the services are given too.
+/// `GetOverview`: gathers the overview for the caller. Each service is waited for at most
+/// [`WAIT`], and never past what is left of the call's own deadline, which the services are
+/// given too.
 pub(crate) async fn get(
-    gw: &Gateway,
-    ctx: &AccessContext,
-    remaining: Duration,
-) -> pb::GetOverviewResponse {
+    own: &Own,
+    ctx: AccessContext,
+    _: pb::GetOverviewRequest,
+) -> Result<pb::GetOverviewResponse, Error> {
+    let gw = own.gateway();
+    let remaining = CallDeadline::current().map_or(gw.default_timeout(), |d| d.remaining());
     let wait = WAIT.min(remaining);
     let (trained, portfolio, dashboard) = tokio::join!(
-        tokio::time::timeout(wait, training(gw, ctx, wait)),
-        tokio::time::timeout(wait, projects(gw, ctx, wait)),
-        tokio::time::timeout(wait, metrics(gw, ctx, wait)),
+        tokio::time::timeout(wait, training(gw, &ctx, wait)),
+        tokio::time::timeout(wait, projects(gw, &ctx, wait)),
+        tokio::time::timeout(wait, metrics(gw, &ctx, wait)),
     );
     let mut overview = pb::Overview {
         sites: ctx.sites.to_claim(),
@@ -229,9 +233,9 @@ pub(crate) async fn get(
         }
         failed => note(&mut overview, Metrics::NAME, failed.map(|r| r.map(|_| ()))),
     }
-    pb::GetOverviewResponse {
+    Ok(pb::GetOverviewResponse {
         overview: Some(overview),
-    }
+    })
 }
 
 fn note(

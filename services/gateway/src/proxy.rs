@@ -7,15 +7,12 @@
 //! trailers) is relayed as it arrives, with no codec on either side. Client streams (the HR
 //! sync) go through tonic's codec, which hands over each message to be checked as it passes
 //! ([`crate::guard`]). Access contexts are signed once and reused ([`crate::signing`]).
+//! Calls to the gateway's own service are admitted the same way and then answered here, by
+//! its generated server ([`crate::own`]).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::marker::PhantomData;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,7 +26,6 @@ use tokio::sync::oneshot;
 use tonic::body::Body;
 use tonic::codec::Streaming;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
-use tonic::server::NamedService;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpConnectInfo;
 use tonic::{Request, Response, Status};
@@ -41,9 +37,12 @@ use crate::authorize;
 use crate::codec::BytesCodec;
 use crate::frame;
 use crate::guard::Guarded;
+use crate::own;
 use crate::policy::{Method, Policy};
 use crate::ratelimit::RateLimiter;
+use crate::routes::{Backend as _, GatewayItself};
 use crate::signing::SignedContexts;
+use crate::traceparent::{ensure_traceparent, trace_id};
 
 /// Everything a forwarded call needs.
 pub struct Gateway {
@@ -139,6 +138,16 @@ impl Gateway {
         self.contexts.signed(&self.signer, ctx)
     }
 
+    /// The deadline of a call that arrived without one fixed.
+    pub(crate) fn default_timeout(&self) -> Duration {
+        self.default_timeout
+    }
+
+    /// The gateway's own schema (the audit trail).
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The channel to a backend service, by full name.
     pub(crate) fn backend_channel(&self, service: &str) -> Option<Channel> {
         self.backends.get(service).cloned()
@@ -168,9 +177,9 @@ impl Gateway {
         let event = AuditEvent {
             time: chrono::Utc::now(),
             subject: call.subject.to_owned(),
-            method: qi_platform::names::clip(call.path),
+            method: qi_names::clip(call.path),
             site: resource.and_then(authorize::site_of),
-            resource: resource.map(qi_platform::names::clip),
+            resource: resource.map(qi_names::clip),
             allowed,
             code,
             reason,
@@ -186,7 +195,12 @@ impl Gateway {
         }
     }
 
-    async fn handle(self: Arc<Self>, mut req: http::Request<Body>) -> http::Response<Body> {
+    /// Serves one call of any route: a call of one message is forwarded raw, a client
+    /// stream through the codec; a refusal is answered here.
+    pub(crate) async fn handle(
+        self: Arc<Self>,
+        mut req: http::Request<Body>,
+    ) -> http::Response<Body> {
         let path = req.uri().path().to_owned();
         let peer = req
             .extensions()
@@ -207,41 +221,30 @@ impl Gateway {
             self.record(&call, None, Err(&status));
             return status.into_http();
         };
-        if !method.client_streaming && !path.starts_with(GATEWAY_PREFIX) {
+        if !method.client_streaming {
             return self
                 .forward(&path, req)
                 .await
                 .unwrap_or_else(Status::into_http);
         }
-        let mut grpc = tonic::server::Grpc::new(BytesCodec)
-            .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
-        let gw = self.clone();
-        match (method.client_streaming, method.server_streaming) {
-            (false, false) => {
-                let svc = tower::service_fn(move |r: Request<Bytes>| {
-                    let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.local(&path, r).await }
-                });
-                grpc.unary(svc, req).await
-            }
-            (true, false) => {
-                let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
-                    let (gw, path) = (gw.clone(), path.clone());
-                    async move { gw.client_streaming(&path, r).await }
-                });
-                grpc.client_streaming(svc, req).await
-            }
-            // No contract has a bidirectional RPC, nor the gateway a streaming one of its
-            // own; forwarding one would need the abort handling of client streams on a
-            // response already under way.
-            (true, true) | (false, true) => Status::from(Error::Unimplemented {
+        if method.server_streaming {
+            // No contract has a bidirectional RPC: forwarding one would need the abort
+            // handling of client streams on a response already under way.
+            return Status::from(Error::Unimplemented {
                 message: format!(
                     "{path}: the gateway forwards no bidirectional calls and has no streaming \
                      methods of its own"
                 ),
             })
-            .into_http(),
+            .into_http();
         }
+        let mut grpc = tonic::server::Grpc::new(BytesCodec)
+            .apply_max_message_size_config(Some(qi_platform::server::MAX_MESSAGE_BYTES), None);
+        let svc = tower::service_fn(move |r: Request<Streaming<Bytes>>| {
+            let (gw, path) = (self.clone(), path.clone());
+            async move { gw.client_streaming(&path, r).await }
+        });
+        grpc.client_streaming(svc, req).await
     }
 
     /// Checks what needs no message: the method has a policy, the token is good, the
@@ -400,7 +403,7 @@ impl Gateway {
     /// Forwards a call carrying one message as raw HTTP/2 (see the module docs). A refusal
     /// is the `Err`, answered by the caller as a trailers-only response.
     async fn forward(
-        &self,
+        self: &Arc<Self>,
         path: &str,
         req: http::Request<Body>,
     ) -> Result<http::Response<Body>, Status> {
@@ -429,12 +432,8 @@ impl Gateway {
             client,
             frame.message(),
         )?;
-        self.upstream(
-            principal,
-            path,
-            parts.extensions.get::<CallDeadline>(),
-            &mut metadata,
-        )?;
+        let deadline = parts.extensions.get::<CallDeadline>().copied();
+        let ctx = self.upstream(principal, path, deadline.as_ref(), &mut metadata)?;
         let mut headers = metadata.into_headers();
         // What described the caller's connection, not the call.
         headers.remove(http::header::HOST);
@@ -444,6 +443,14 @@ impl Gateway {
         *upstream.version_mut() = http::Version::HTTP_2;
         *upstream.headers_mut() = headers;
         *upstream.uri_mut() = http::Uri::from(path_and_query(path)?);
+        if method.service == GatewayItself::NAME {
+            // Answered here, given what the services' layers would give it.
+            upstream.extensions_mut().insert(ctx);
+            if let Some(deadline) = deadline {
+                upstream.extensions_mut().insert(deadline);
+            }
+            return Ok(own::serve(self.clone(), upstream).await);
+        }
         let mut channel = self
             .backend_channel(&method.service)
             .ok_or_else(|| no_backend(path))?;
@@ -515,49 +522,6 @@ impl Gateway {
     }
 }
 
-/// The gateway's own service, answered in this process.
-const GATEWAY_PREFIX: &str = "/qi.gateway.v1.GatewayService/";
-
-impl Gateway {
-    /// Answers one of the gateway's own methods (already admitted and recorded).
-    async fn local(&self, path: &str, req: Request<Bytes>) -> Result<Response<Bytes>, Status> {
-        use prost::Message as _;
-        let (mut metadata, extensions, message) = req.into_parts();
-        let client = client_of(&extensions);
-        let (method, policy, principal, trace_id) = self.admit(path, &mut metadata, client)?;
-        self.check(
-            path,
-            (method, policy),
-            &principal,
-            &trace_id,
-            client,
-            &message,
-        )?;
-        let deadline = extensions.get::<CallDeadline>();
-        let ctx = &self.upstream(principal, path, deadline, &mut metadata)?;
-        let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);
-        let method = path.trim_start_matches(GATEWAY_PREFIX);
-        let reply = match method {
-            "GetOverview" => crate::overview::get(self, ctx, remaining)
-                .await
-                .encode_to_vec(),
-            "ListAuditEvents" => {
-                let req = qi_proto::gateway::ListAuditEventsRequest::decode(message)
-                    .map_err(|_| Error::invalid("request", "not a valid message"))?;
-                let list = crate::audit::list(&self.pool, req);
-                qi_platform::deadline::within(deadline.copied(), list)
-                    .await
-                    .map_err(Status::from)?
-                    .encode_to_vec()
-            }
-            other => {
-                return Err(unknown_method(other));
-            }
-        };
-        Ok(Response::new(Bytes::from(reply)))
-    }
-}
-
 /// Who and what a decision is about.
 struct CallInfo<'a> {
     path: &'a str,
@@ -584,60 +548,9 @@ fn too_many(message: String, wait: Duration) -> Status {
     .into()
 }
 
-/// The trace id of a W3C `traceparent` header, if it is a valid one.
-fn trace_id(header: Option<&http::HeaderValue>) -> String {
-    header
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let mut parts = v.split('-');
-            let (_, trace) = (parts.next()?, parts.next()?);
-            (trace.len() == 32
-                && trace.bytes().all(|b| b.is_ascii_hexdigit())
-                && trace != "0".repeat(32))
-            .then(|| trace.to_ascii_lowercase())
-        })
-        .unwrap_or_default()
-}
-
-/// Returns the call's trace id, starting a trace (a new `traceparent`, forwarded to the
-/// service) when the caller sent none.
-fn ensure_traceparent(metadata: &mut MetadataMap) -> String {
-    let existing = trace_id(
-        metadata
-            .get("traceparent")
-            .and_then(|v| http::HeaderValue::from_bytes(v.as_bytes()).ok())
-            .as_ref(),
-    );
-    if !existing.is_empty() {
-        return existing;
-    }
-    // `00-{32 hex trace id}-{16 hex span id}-01`, written in place: this runs on every
-    // call that arrives without a trace.
-    let mut header = *b"00-00000000000000000000000000000000-0000000000000000-01";
-    hex_into(&mut header[3..35], &rand::random::<[u8; 16]>());
-    hex_into(&mut header[36..52], &rand::random::<[u8; 8]>());
-    let trace = String::from_utf8_lossy(&header[3..35]).into_owned();
-    if let Ok(mut v) = MetadataValue::try_from(&header[..]) {
-        // A value used once: sent as never-indexed, so it does not push the headers every
-        // call repeats (the signed context above all) out of HTTP/2's header table.
-        v.set_sensitive(true);
-        metadata.insert("traceparent", v);
-    }
-    trace
-}
-
-/// Writes `bytes` as lower-case hex into `out` (twice as long).
-fn hex_into(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(b >> 4)];
-        pair[1] = HEX[usize::from(b & 0x0f)];
-    }
-}
-
 fn unknown_method(path: &str) -> Status {
     Error::Unimplemented {
-        message: format!("unknown method {}", qi_platform::names::clip(path)),
+        message: format!("unknown method {}", qi_names::clip(path)),
     }
     .into()
 }
@@ -681,73 +594,5 @@ fn upstream_error(service: &str, e: tonic::transport::Error) -> Status {
             anyhow::Error::from_boxed(e).context(format!("forwarding to {service}")),
         )
         .into(),
-    }
-}
-
-/// Names one backend service, so [`Proxy`] can be registered under that service's name.
-pub trait Backend: Send + Sync + 'static {
-    /// The full gRPC service name.
-    const NAME: &'static str;
-}
-
-/// The gateway's face for one service: registered under the service's name, so reflection,
-/// routing and unknown-service errors behave as if the service were served here.
-pub struct Proxy<B> {
-    gateway: Arc<Gateway>,
-    _backend: PhantomData<fn() -> B>,
-}
-
-impl<B> Proxy<B> {
-    /// A proxy for backend `B` through `gateway`.
-    pub fn new(gateway: Arc<Gateway>) -> Self {
-        Proxy {
-            gateway,
-            _backend: PhantomData,
-        }
-    }
-}
-
-impl<B> Clone for Proxy<B> {
-    fn clone(&self) -> Self {
-        Proxy::new(self.gateway.clone())
-    }
-}
-
-impl<B: Backend> NamedService for Proxy<B> {
-    const NAME: &'static str = B::NAME;
-}
-
-impl<B> tower::Service<http::Request<Body>> for Proxy<B> {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let gateway = self.gateway.clone();
-        Box::pin(async move { Ok(gateway.handle(req).await) })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_call_without_a_trace_gets_a_valid_traceparent() {
-        let mut metadata = MetadataMap::new();
-        let trace = ensure_traceparent(&mut metadata);
-        let header = metadata.get("traceparent").unwrap().to_str().unwrap();
-        assert_eq!(header.len(), 55);
-        assert_eq!(
-            trace_id(Some(&http::HeaderValue::from_str(header).unwrap())),
-            trace
-        );
-        assert!(header.starts_with(&format!("00-{trace}-")) && header.ends_with("-01"));
-        // A caller's own trace is kept.
-        assert_eq!(ensure_traceparent(&mut metadata), trace);
     }
 }

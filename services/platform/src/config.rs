@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::access::SiteCode;
+use qi_names::SiteCode;
 
 /// A configuration value that could not be used; names the variable.
 #[derive(Debug, thiserror::Error)]

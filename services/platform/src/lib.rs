@@ -21,7 +21,8 @@ pub mod update_mask;
 pub mod validate;
 pub mod verified;
 
-pub use access::{AccessContext, SiteCode, SiteScope};
+pub use access::{AccessContext, SiteScope};
 pub use config::Config;
 pub use error::{Error, Violations};
+pub use qi_names::SiteCode;
 pub use rpc::call;

@@ -1,9 +1,24 @@
-//! Resource names rooted at the site (`sites/BAS/cohorts/x`) or at the trust
-//! (`trust/cohorts/x`), parsed once here so every service reads them the same way, and the
-//! site-scope checks that go with them.
+//! Resource names as the services use them. [`qi_names`] parses them, with the parser the
+//! gateway reads names with; this module gives its answers the platform's [`Error`] and adds
+//! what needs the platform: the caller's access checks, stored site columns, the List scope
+//! for SQL, and new ids.
+//!
+//! TODO(#23): `Owner` and `ListParent` are the services' forms of qi_names's, holding the
+//! platform's methods as inherent ones; they go when the services import `qi_names`.
 
-use crate::access::{AccessContext, SiteCode};
+use qi_names::NameError;
+
+use crate::SiteCode;
+use crate::access::AccessContext;
 use crate::error::Error;
+
+pub use qi_names::clip;
+
+impl From<NameError> for Error {
+    fn from(e: NameError) -> Error {
+        Error::invalid(e.field, e.description)
+    }
+}
 
 /// Who owns a resource: one site, or the trust as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,13 +29,32 @@ pub enum Owner {
     Trust,
 }
 
+impl From<qi_names::Owner> for Owner {
+    fn from(owner: qi_names::Owner) -> Owner {
+        match owner {
+            qi_names::Owner::Site(s) => Owner::Site(s),
+            qi_names::Owner::Trust => Owner::Trust,
+        }
+    }
+}
+
 impl Owner {
+    /// The shared form, which writes names as [`qi_names`] reads them.
+    fn names(&self) -> qi_names::Owner {
+        match self {
+            Owner::Site(s) => qi_names::Owner::Site(s.clone()),
+            Owner::Trust => qi_names::Owner::Trust,
+        }
+    }
+
     /// The parent's name: `sites/{site}` or `trust`.
     pub fn parent_name(&self) -> String {
-        match self {
-            Owner::Site(s) => format!("sites/{s}"),
-            Owner::Trust => "trust".into(),
-        }
+        self.names().parent_name()
+    }
+
+    /// The resource name of `id` in `collection` under this owner.
+    pub fn child(&self, collection: &str, id: &str) -> String {
+        self.names().child(collection, id)
     }
 
     /// The site column value: the code, or `None` for trust-wide rows.
@@ -43,18 +77,7 @@ impl Owner {
 
     /// Refuses a site that is not one of the trust's configured sites (`QI_SITES`).
     pub fn check_known(&self, field: &str, sites: &[SiteCode]) -> Result<(), Error> {
-        match self {
-            Owner::Site(s) if !sites.contains(s) => Err(Error::invalid(
-                field,
-                format!("{s} is not one of the trust's sites"),
-            )),
-            Owner::Site(_) | Owner::Trust => Ok(()),
-        }
-    }
-
-    /// The resource name of `id` in `collection` under this owner.
-    pub fn child(&self, collection: &str, id: &str) -> String {
-        format!("{}/{collection}/{id}", self.parent_name())
+        Ok(self.names().check_known(field, sites)?)
     }
 
     /// Whether the caller may read this owner's resources (trust-wide ones are readable by
@@ -92,10 +115,10 @@ pub enum ListParent {
 impl ListParent {
     /// Parses a List's `parent` field.
     pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
-        if value == "sites/-" {
-            return Ok(ListParent::AllSites);
-        }
-        parse_parent(field, value).map(ListParent::Owner)
+        Ok(match qi_names::ListParent::parse(field, value)? {
+            qi_names::ListParent::Owner(owner) => ListParent::Owner(owner.into()),
+            qi_names::ListParent::AllSites => ListParent::AllSites,
+        })
     }
 }
 
@@ -137,95 +160,31 @@ impl ListParent {
 pub const LIST_SCOPE_SQL: &str = "CASE WHEN $1 THEN site IS NULL \
      ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END";
 
-/// Parses a parent: `sites/{site}` or `trust`.
+/// Parses a parent: `sites/{site}` or `trust` ([`qi_names::parse_parent`]).
 pub fn parse_parent(field: &str, value: &str) -> Result<Owner, Error> {
-    if value == "trust" {
-        return Ok(Owner::Trust);
-    }
-    match value.strip_prefix("sites/") {
-        Some(code) => SiteCode::parse(code)
-            .map(Owner::Site)
-            .map_err(|e| Error::invalid(field, e)),
-        None => Err(Error::invalid(
-            field,
-            format!(
-                "`{}` is not a parent: expected `sites/{{site}}` or `trust`",
-                clip(value)
-            ),
-        )),
-    }
+    Ok(qi_names::parse_parent(field, value)?.into())
 }
 
-/// Parses a resource name `sites/{site}/{collection}/{id}` or `trust/{collection}/{id}`.
+/// Parses a resource name `sites/{site}/{collection}/{id}` or `trust/{collection}/{id}`
+/// ([`qi_names::parse_name`]).
 pub fn parse_name(field: &str, value: &str, collection: &str) -> Result<(Owner, String), Error> {
-    let (owner, mut ids) = parse_nested(field, value, &[collection])?;
-    let id = ids.pop().unwrap_or_default();
-    validate_id(field, &id)?;
-    Ok((owner, id))
+    let (owner, id) = qi_names::parse_name(field, value, collection)?;
+    Ok((owner.into(), id))
 }
 
-/// Parses a nested name `{sites/{site} | trust}/{c0}/{id0}/{c1}/{id1}…` with exactly the
-/// given collections, returning the owner and the ids (not yet validated: each collection
-/// has its own id rules).
+/// Parses a nested name with exactly the given collections ([`qi_names::parse_nested`]).
 pub fn parse_nested(
     field: &str,
     value: &str,
     collections: &[&str],
 ) -> Result<(Owner, Vec<String>), Error> {
-    let pattern: String = collections.iter().map(|c| format!("/{c}/{{id}}")).collect();
-    let bad = || {
-        Error::invalid(
-            field,
-            format!(
-                "`{}` is not a name of the form `sites/{{site}}{pattern}` or `trust{pattern}`",
-                clip(value)
-            ),
-        )
-    };
-    let (owner, rest) = if let Some(rest) = value.strip_prefix("trust/") {
-        (Owner::Trust, rest)
-    } else if let Some(rest) = value.strip_prefix("sites/") {
-        let (code, rest) = rest.split_once('/').ok_or_else(bad)?;
-        let code = SiteCode::parse(code).map_err(|e| Error::invalid(field, e))?;
-        (Owner::Site(code), rest)
-    } else {
-        return Err(bad());
-    };
-    let parts: Vec<&str> = rest.split('/').collect();
-    if parts.len() != collections.len() * 2 {
-        return Err(bad());
-    }
-    let mut ids = Vec::with_capacity(collections.len());
-    for (pair, collection) in parts.chunks(2).zip(collections) {
-        if pair[0] != *collection || pair[1].is_empty() {
-            return Err(bad());
-        }
-        ids.push(pair[1].to_owned());
-    }
-    Ok((owner, ids))
+    let (owner, ids) = qi_names::parse_nested(field, value, collections)?;
+    Ok((owner.into(), ids))
 }
 
-/// Checks a resource id: lower case letters, digits and hyphens, 1 to 63 characters,
-/// starting with a letter and not ending with a hyphen (AIP-122); UUIDs (which may start
-/// with a digit) are accepted too since the services assign them.
+/// Checks a resource id ([`qi_names::validate_id`]).
 pub fn validate_id(field: &str, id: &str) -> Result<(), Error> {
-    let chars_ok = id
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    let shape_ok = (1..=63).contains(&id.len())
-        && !id.ends_with('-')
-        && (id.starts_with(|c: char| c.is_ascii_lowercase()) || uuid::Uuid::parse_str(id).is_ok());
-    if chars_ok && shape_ok {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            field,
-            format!(
-                "`{}` is not an id: use 1 to 63 lower case letters, digits and hyphens, starting with a letter",
-                clip(id)
-            ),
-        ))
-    }
+    Ok(qi_names::validate_id(field, id)?)
 }
 
 /// An id the caller chose, or a new time-ordered UUID when they left it empty.
@@ -237,94 +196,54 @@ pub fn id_or_new(field: &str, id: &str) -> Result<String, Error> {
     }
 }
 
-/// Cuts a caller's value for an error message, so a huge input is not echoed back whole.
-pub fn clip(s: &str) -> String {
-    crate::error::bounded(s, 80)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SiteScope;
 
-    #[test]
-    fn names_are_rooted_at_a_site_or_the_trust() {
-        let (owner, id) = parse_name("name", "sites/BAS/cohorts/spring-27", "cohorts").unwrap();
-        assert_eq!(owner, Owner::Site(SiteCode::parse("BAS").unwrap()));
-        assert_eq!(id, "spring-27");
-        assert_eq!(owner.child("cohorts", &id), "sites/BAS/cohorts/spring-27");
-        let (owner, _) = parse_name("name", "trust/cohorts/x", "cohorts").unwrap();
-        assert_eq!(owner, Owner::Trust);
+    fn caller(sites: &[&str]) -> AccessContext {
+        AccessContext {
+            subject: "t".into(),
+            roles: vec!["viewer".into()],
+            sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap(),
+            method: "/m".into(),
+        }
     }
 
     #[test]
-    fn malformed_names_name_the_field() {
-        for bad in [
-            "",
-            "sites/BAS",
-            "sites/bas/cohorts/x",
-            "sites/BAS/courses/x",
-            "sites/BAS/cohorts/",
-            "sites/BAS/cohorts/X",
-            "sites/BAS/cohorts/a/b",
-            "trust/cohorts/-x",
-            "elsewhere/cohorts/x",
-        ] {
-            match parse_name("cohort.name", bad, "cohorts") {
-                Err(Error::InvalidArgument { violations }) => {
-                    assert_eq!(violations[0].field, "cohort.name", "{bad}")
-                }
-                other => panic!("{bad}: {other:?}"),
+    fn a_malformed_name_is_invalid_naming_the_field() {
+        match parse_name("cohort.name", "sites/bas/cohorts/x", "cohorts") {
+            Err(Error::InvalidArgument { violations }) => {
+                assert_eq!(violations[0].field, "cohort.name");
+                assert!(violations[0].description.contains("is not a site code"));
             }
+            other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn nested_names_yield_every_id() {
-        let (owner, ids) = parse_nested(
-            "session",
-            "sites/BAS/cohorts/spring/sessions/3",
-            &["cohorts", "sessions"],
-        )
-        .unwrap();
-        assert_eq!(owner.parent_name(), "sites/BAS");
-        assert_eq!(ids, ["spring", "3"]);
-        for bad in [
-            "sites/BAS/cohorts/spring",
-            "sites/BAS/cohorts/spring/sessions/",
-            "sites/BAS/cohorts/spring/enrolments/3",
-            "sites/BAS/cohorts/spring/sessions/3/x",
-        ] {
-            assert!(
-                parse_nested("session", bad, &["cohorts", "sessions"]).is_err(),
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn list_parents_include_every_site_of_the_caller() {
-        assert_eq!(
-            ListParent::parse("parent", "sites/-").unwrap(),
-            ListParent::AllSites
-        );
-        assert_eq!(
-            ListParent::parse("parent", "trust").unwrap(),
-            ListParent::Owner(Owner::Trust)
-        );
-        assert!(ListParent::parse("parent", "sites/").is_err());
     }
 
     #[test]
     fn ids_may_be_chosen_or_assigned() {
-        assert!(validate_id("id", "qsir-prac").is_ok());
-        assert!(validate_id("id", &uuid::Uuid::now_v7().to_string()).is_ok());
-        assert!(id_or_new("id", "").is_ok());
-        assert!(validate_id("id", &"a".repeat(64)).is_err());
-        assert!(validate_id("id", "9lives").is_err());
+        assert_eq!(id_or_new("id", "qsir-prac").unwrap(), "qsir-prac");
+        let assigned = id_or_new("id", "").unwrap();
+        assert!(validate_id("id", &assigned).is_ok());
+        assert!(id_or_new("id", "9lives").is_err());
     }
 
     #[test]
-    fn clip_keeps_messages_short_on_any_input() {
-        assert_eq!(clip(&"é".repeat(100)).chars().count(), 41);
+    fn a_list_covers_the_callers_sites_and_refuses_another() {
+        let bas = caller(&["BAS"]);
+        let all = ListParent::parse("parent", "sites/-").unwrap();
+        assert_eq!(all.scope(&bas).unwrap().sites.unwrap(), ["BAS"]);
+        let sou = ListParent::parse("parent", "sites/SOU").unwrap();
+        assert!(matches!(
+            sou.scope(&bas),
+            Err(Error::PermissionDenied { .. })
+        ));
+        let trust = ListParent::parse("parent", "trust").unwrap().scope(&bas);
+        assert!(trust.unwrap().trust);
+        assert!(Owner::Trust.check_read(&bas).is_ok());
+        assert!(Owner::Trust.check_write(&bas).is_err());
+        assert!(Owner::Trust.check_write(&caller(&["*"])).is_ok());
     }
 }
