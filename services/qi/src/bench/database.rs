@@ -34,27 +34,11 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
     let token = bearer(&d.token("bench-team", &["improvement_team"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone());
     let counter = Arc::new(AtomicU64::new(0));
-    let start = Date {
-        year: 2027,
-        month: 1,
-        day: 7,
-    };
     // One cohort to read by name.
     let read_name = client
         .clone()
         .create_cohort(with_header(
-            pb::CreateCohortRequest {
-                parent: "sites/BAS".into(),
-                cohort_id: "bench-read".into(),
-                cohort: Some(pb::Cohort {
-                    course: "trust/courses/qsir-fund".into(),
-                    display_name: "Bench read".into(),
-                    start_date: Some(start),
-                    capacity: 20,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
+            create_cohort("bench-read".into(), "Bench read"),
             "authorization",
             &token,
         ))
@@ -74,18 +58,7 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
                 counter.fetch_add(1, Ordering::Relaxed),
             );
             async move {
-                let req = pb::CreateCohortRequest {
-                    parent: "sites/BAS".into(),
-                    cohort_id: format!("rpc-{i}"),
-                    cohort: Some(pb::Cohort {
-                        course: "trust/courses/qsir-fund".into(),
-                        display_name: "Bench write".into(),
-                        start_date: Some(start),
-                        capacity: 20,
-                        ..Default::default()
-                    }),
-                    request_id: String::new(),
-                };
+                let req = create_cohort(format!("rpc-{i}"), "Bench write");
                 c.create_cohort(with_header(req, "authorization", &t))
                     .await
                     .map(|_| ())
@@ -175,6 +148,27 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
         figures: f,
         targets,
     })
+}
+
+/// CreateCohort of the one-session course at `sites/BAS`, starting on 7 January 2027 (the
+/// day [`raw_create`] writes).
+fn create_cohort(id: String, display_name: &str) -> pb::CreateCohortRequest {
+    pb::CreateCohortRequest {
+        parent: "sites/BAS".into(),
+        cohort_id: id,
+        cohort: Some(pb::Cohort {
+            course: "trust/courses/qsir-fund".into(),
+            display_name: display_name.into(),
+            start_date: Some(Date {
+                year: 2027,
+                month: 1,
+                day: 7,
+            }),
+            capacity: 20,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
 }
 
 /// Runs an RPC and its raw-SQL twin in alternating rounds; records both and returns the

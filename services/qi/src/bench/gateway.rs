@@ -1,6 +1,8 @@
 //! The `gateway` scenario: what the gateway's hop costs a cheap read, against the same read
 //! sent straight to the training service with a signed access context.
 
+use std::future::Future;
+
 use qi_platform::access::ACCESS_HEADER;
 use qi_platform::{AccessContext, SiteScope};
 use qi_proto::training as pb;
@@ -131,56 +133,78 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     // service and its database pinned to one CPU, the caller and the gateway to the other.
     // Above, all four share both CPUs, so the ratio is mostly the two paths' total CPU per
     // call; here it says how much of the service's throughput survives the hop.
-    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    if cpus >= 2 {
-        let all = format!("0-{}", cpus - 1);
-        let pinned = d.pin(&[
-            ("training", "0"),
-            ("postgres", "0"),
-            ("gateway", "1"),
-            ("bench", "1"),
-        ]);
-        let measured = match pinned {
-            Ok(()) => Some(alternate(d, LOADED, effort, via_gateway, direct).await),
-            Err(e) => {
-                eprintln!("  cannot pin the deployment to CPUs ({e:#}); skipped");
-                None
-            }
-        };
-        if let Err(e) = d.pin(&[
-            ("training", &all),
-            ("postgres", &all),
-            ("gateway", &all),
-            ("bench", &all),
-        ]) {
-            eprintln!("  cannot unpin the deployment ({e:#}): later figures share fewer CPUs");
-        }
-        if let Some(Alternated { g, s, g_cpu, s_cpu }) = measured {
-            let at = ", service on its own CPU";
-            put_cpu(&mut f, &format!("gateway CPU us/call{at}"), &g_cpu);
-            put_cpu(&mut f, &format!("direct CPU us/call{at}"), &s_cpu);
-            put_stat(&mut f, &format!("gateway calls/s{at}"), &g, |x| {
-                x.throughput
-            });
-            put_stat(&mut f, &format!("direct calls/s{at}"), &s, |x| x.throughput);
-            put_pairs(
-                &mut f,
-                &format!("throughput ratio (gateway/direct){at}"),
-                (&g, &s),
-                |g, s| g.throughput / s.throughput,
-            );
-            note_errors(&mut f, &format!("gateway{at}"), &g);
-            note_errors(&mut f, &format!("direct{at}"), &s);
-            // Not a target: on a two-CPU machine each side is one CPU that other work on
-            // the host comes and goes on, so rounds spread widely. It shows what the hop
-            // costs the service's side (audit rows in PostgreSQL, the forwarded headers).
-        }
+    if let Some(Alternated { g, s, g_cpu, s_cpu }) =
+        on_own_cpu(d, LOADED, effort, via_gateway, direct).await
+    {
+        let at = ", service on its own CPU";
+        put_cpu(&mut f, &format!("gateway CPU us/call{at}"), &g_cpu);
+        put_cpu(&mut f, &format!("direct CPU us/call{at}"), &s_cpu);
+        put_stat(&mut f, &format!("gateway calls/s{at}"), &g, |x| {
+            x.throughput
+        });
+        put_stat(&mut f, &format!("direct calls/s{at}"), &s, |x| x.throughput);
+        put_pairs(
+            &mut f,
+            &format!("throughput ratio (gateway/direct){at}"),
+            (&g, &s),
+            |g, s| g.throughput / s.throughput,
+        );
+        note_errors(&mut f, &format!("gateway{at}"), &g);
+        note_errors(&mut f, &format!("direct{at}"), &s);
+        // Not a target: on a two-CPU machine each side is one CPU that other work on
+        // the host comes and goes on, so rounds spread widely. It shows what the hop
+        // costs the service's side (audit rows in PostgreSQL, the forwarded headers).
     }
     Ok(Outcome {
         name: "gateway",
         figures: f,
         targets,
     })
+}
+
+/// [`alternate`] with the training service and PostgreSQL pinned to one CPU, the gateway
+/// and the bench to another; `None` on a machine of one CPU or where pinning fails. Every
+/// part is unpinned again after.
+async fn on_own_cpu<G, GF, D, DF>(
+    d: &Deployment,
+    in_flight: usize,
+    effort: Effort,
+    via_gateway: G,
+    direct: D,
+) -> Option<Alternated>
+where
+    G: Fn() -> GF + Clone + Send + 'static,
+    GF: Future<Output = Result<(), tonic::Status>> + Send,
+    D: Fn() -> DF + Clone + Send + 'static,
+    DF: Future<Output = Result<(), tonic::Status>> + Send,
+{
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    if cpus < 2 {
+        return None;
+    }
+    let all = format!("0-{}", cpus - 1);
+    let pinned = d.pin(&[
+        ("training", "0"),
+        ("postgres", "0"),
+        ("gateway", "1"),
+        ("bench", "1"),
+    ]);
+    let measured = match pinned {
+        Ok(()) => Some(alternate(d, in_flight, effort, via_gateway, direct).await),
+        Err(e) => {
+            eprintln!("  cannot pin the deployment to CPUs ({e:#}); skipped");
+            None
+        }
+    };
+    if let Err(e) = d.pin(&[
+        ("training", &all),
+        ("postgres", &all),
+        ("gateway", &all),
+        ("bench", &all),
+    ]) {
+        eprintln!("  cannot unpin the deployment ({e:#}): later figures share fewer CPUs");
+    }
+    measured
 }
 
 /// A signed access context for calling a service directly, as the gateway would.

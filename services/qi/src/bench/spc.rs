@@ -8,12 +8,16 @@ use qi_metrics::spc as engine;
 use qi_platform::convert::date;
 use qi_proto::metrics as pb;
 use serde_json::{Map, json};
+use tonic::metadata::{Ascii, MetadataValue};
 
 use super::figures::put;
 use super::headers::{bearer, with_header};
-use super::metric;
+use super::metric::{self, MetricClient};
 use super::rounds::p50_of;
 use super::{Deployment, Effort, Outcome, Target};
+
+/// The points of every chart.
+const POINTS: usize = 10_000;
 
 /// SPC of 10,000 points: the engine in this process (the baseline), `ComputeSpc` through
 /// the gateway with 10,000 values against the same call with one value (what the 10,000
@@ -21,79 +25,11 @@ use super::{Deployment, Effort, Outcome, Target};
 /// stored 10,000-period metric with a rebase point (SQL aggregation included), full and
 /// summary views.
 pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
-    const POINTS: usize = 10_000;
     let values = spc_values(POINTS);
-    let options = engine::SpcOptions {
-        improvement_direction: engine::ImprovementDirection::Decrease,
-        target: Some(48.0),
-        rebase_positions: vec![POINTS / 2],
-        ..engine::SpcOptions::default()
-    };
-    // The engine alone, many times over, in this process.
-    let runs = (effort.rounds * 100).max(20);
-    let mut engine_ms = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let t = Instant::now();
-        let chart = engine::compute(&values, &options)?;
-        engine_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-        anyhow::ensure!(chart.points.len() == POINTS, "the engine lost points");
-    }
-
+    let engine_ms = engine_ms(&values, effort)?;
     let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
     let client = metric::client(d);
-    let mut c = client.clone();
-    metric::create(
-        &mut c,
-        &token,
-        "bench-spc",
-        pb::Metric {
-            display_name: "Bench SPC".into(),
-            kind: pb::MetricKind::Qms as i32,
-            improvement_direction: pb::ImprovementDirection::Decrease as i32,
-            frequency: pb::MetricFrequency::Day as i32,
-            value_type: pb::MetricValueType::Mean as i32,
-            target: Some(48.0),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let start = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default();
-    let measurements: Vec<pb::Measurement> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| pb::Measurement {
-            period: Some(date(start + chrono::Days::new(i as u64))),
-            value: Some(*v),
-            ..Default::default()
-        })
-        .collect();
-    c.batch_create_measurements(with_header(
-        pb::BatchCreateMeasurementsRequest {
-            parent: "sites/BAS/metrics/bench-spc".into(),
-            measurements,
-            request_id: String::new(),
-        },
-        "authorization",
-        &token,
-    ))
-    .await
-    .context("storing the SPC series")?;
-    c.create_rebase_point(with_header(
-        pb::CreateRebasePointRequest {
-            parent: "sites/BAS/metrics/bench-spc".into(),
-            rebase_point_id: "half".into(),
-            rebase_point: Some(pb::RebasePoint {
-                period: Some(date(start + chrono::Days::new((POINTS / 2) as u64))),
-                reason: "bench".into(),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        },
-        "authorization",
-        &token,
-    ))
-    .await
-    .context("adding the rebase point")?;
+    store(&mut client.clone(), &token, &values).await?;
 
     let compute = |values: Vec<f64>, view: pb::SpcChartView| {
         let (client, token) = (client.clone(), token.clone());
@@ -200,6 +136,87 @@ pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcom
             ),
         ],
     })
+}
+
+/// The engine alone, many times over, in this process: each run's milliseconds.
+fn engine_ms(values: &[f64], effort: Effort) -> anyhow::Result<Vec<f64>> {
+    let options = engine::SpcOptions {
+        improvement_direction: engine::ImprovementDirection::Decrease,
+        target: Some(48.0),
+        rebase_positions: vec![POINTS / 2],
+        ..engine::SpcOptions::default()
+    };
+    let runs = (effort.rounds * 100).max(20);
+    let mut engine_ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let chart = engine::compute(values, &options)?;
+        engine_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(chart.points.len() == POINTS, "the engine lost points");
+    }
+    Ok(engine_ms)
+}
+
+/// Stores `values` as the daily series of the metric `bench-spc` from 1990, with a rebase
+/// point half-way.
+async fn store(
+    c: &mut MetricClient,
+    token: &MetadataValue<Ascii>,
+    values: &[f64],
+) -> anyhow::Result<()> {
+    metric::create(
+        c,
+        token,
+        "bench-spc",
+        pb::Metric {
+            display_name: "Bench SPC".into(),
+            kind: pb::MetricKind::Qms as i32,
+            improvement_direction: pb::ImprovementDirection::Decrease as i32,
+            frequency: pb::MetricFrequency::Day as i32,
+            value_type: pb::MetricValueType::Mean as i32,
+            target: Some(48.0),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let start = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or_default();
+    let measurements: Vec<pb::Measurement> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| pb::Measurement {
+            period: Some(date(start + chrono::Days::new(i as u64))),
+            value: Some(*v),
+            ..Default::default()
+        })
+        .collect();
+    c.batch_create_measurements(with_header(
+        pb::BatchCreateMeasurementsRequest {
+            parent: "sites/BAS/metrics/bench-spc".into(),
+            measurements,
+            request_id: String::new(),
+        },
+        "authorization",
+        token,
+    ))
+    .await
+    .context("storing the SPC series")?;
+    c.create_rebase_point(with_header(
+        pb::CreateRebasePointRequest {
+            parent: "sites/BAS/metrics/bench-spc".into(),
+            rebase_point_id: "half".into(),
+            rebase_point: Some(pb::RebasePoint {
+                period: Some(date(start + chrono::Days::new((POINTS / 2) as u64))),
+                reason: "bench".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        },
+        "authorization",
+        token,
+    ))
+    .await
+    .context("adding the rebase point")?;
+    Ok(())
 }
 
 /// Deterministic values of a process that shifts once (so the rules have work to do).
