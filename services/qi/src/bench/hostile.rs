@@ -19,8 +19,9 @@ use serde_json::{Map, json};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
+use super::figures::note_errors;
+use super::headers::bearer;
 use super::load::{self, LoadStats};
-use super::scenarios::{bearer, note_errors};
 use super::{Deployment, Effort, Outcome, Target};
 
 const METHOD: &str = "/qi.metrics.v1.MetricService/BatchCreateMeasurements";

@@ -13,11 +13,21 @@
 //! so on for each component) wraps another. The gateway scenario also reports the CPU time
 //! each process spends per call.
 
+mod database;
 mod deploy;
+mod figures;
+mod gateway;
+mod headers;
 mod hostile;
+mod hr_sync;
+mod ingest;
 mod load;
+mod memory;
+mod metric;
+mod peers;
 mod portfolio;
-mod scenarios;
+mod rounds;
+mod spc;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -220,13 +230,13 @@ async fn measure(
     for &scenario in chosen {
         eprintln!("\n== {}", scenario.name());
         let outcome = match scenario {
-            Scenario::Gateway => scenarios::gateway(deployment, effort).await?,
-            Scenario::HrSync => scenarios::hr_sync(deployment, effort).await?,
-            Scenario::Ingest => scenarios::ingest(deployment, effort).await?,
-            Scenario::Spc => scenarios::spc(deployment, effort).await?,
+            Scenario::Gateway => gateway::gateway(deployment, effort).await?,
+            Scenario::HrSync => hr_sync::hr_sync(deployment, effort).await?,
+            Scenario::Ingest => ingest::ingest(deployment, effort).await?,
+            Scenario::Spc => spc::spc(deployment, effort).await?,
             Scenario::Portfolio => portfolio::portfolio(deployment, effort).await?,
-            Scenario::Database => scenarios::database(deployment, effort).await?,
-            Scenario::Memory => scenarios::memory(deployment, effort).await?,
+            Scenario::Database => database::database(deployment, effort).await?,
+            Scenario::Memory => memory::memory(deployment, effort).await?,
             Scenario::Hostile => hostile::hostile(deployment, effort).await?,
         };
         print_outcome(&outcome);

@@ -23,49 +23,10 @@ use qi_proto::projects::project_service_client::ProjectServiceClient;
 use serde_json::{Map, json};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::scenarios::{bearer, service_time, with_header};
+use super::headers::{bearer, with_header};
+use super::peers::{PORTFOLIO_IDEAS_SQL, PORTFOLIO_PROJECTS_SQL};
+use super::rounds::service_time;
 use super::{Deployment, Effort, Outcome, Target};
-
-/// Ideas by site and period, as the projects service asks (kept in step with
-/// `IDEAS_SQL` in `services/projects/src/portfolio.rs`).
-const IDEAS_SQL: &str = "WITH daily AS (
-       SELECT site, submit_date, state, count(*) AS n
-       FROM idea
-       WHERE ($1::text[] IS NULL OR site = ANY($1))
-         AND ($2::date IS NULL OR submit_date >= $2)
-         AND ($4::date IS NULL OR submit_date < $4)
-       GROUP BY site, submit_date, state
-     )
-     SELECT site, CASE $3::text WHEN 'month' THEN date_trunc('month', submit_date::timestamp)::date
-       WHEN 'quarter' THEN date_trunc('quarter', submit_date::timestamp)::date
-       WHEN 'fy' THEN (date_trunc('year', submit_date::timestamp - interval '3 months')
-         + interval '3 months')::date END AS period,
-       sum(n)::bigint AS received,
-       coalesce(sum(n) FILTER (WHERE state = 'submitted'), 0)::bigint AS submitted,
-       coalesce(sum(n) FILTER (WHERE state = 'under_review'), 0)::bigint AS under_review,
-       coalesce(sum(n) FILTER (WHERE state = 'accepted'), 0)::bigint AS accepted,
-       coalesce(sum(n) FILTER (WHERE state = 'declined'), 0)::bigint AS declined,
-       coalesce(sum(n) FILTER (WHERE state = 'merged'), 0)::bigint AS merged
-     FROM daily GROUP BY 1, 2";
-
-/// Projects by lead site, programme and period (kept in step with `PROJECTS_SQL` there).
-const PROJECTS_SQL: &str =
-    "SELECT p.lead_site AS site, g.site AS programme_site, g.id AS programme_id,
-       CASE $3::text WHEN 'month' THEN date_trunc('month', p.state_date::timestamp)::date
-       WHEN 'quarter' THEN date_trunc('quarter', p.state_date::timestamp)::date
-       WHEN 'fy' THEN (date_trunc('year', p.state_date::timestamp - interval '3 months')
-         + interval '3 months')::date END AS period,
-       count(*) FILTER (WHERE p.state = 'scoping') AS scoping,
-       count(*) FILTER (WHERE p.state = 'in_progress') AS in_progress,
-       count(*) FILTER (WHERE p.state = 'completed') AS completed,
-       count(*) FILTER (WHERE p.state = 'stopped') AS stopped,
-       count(*) FILTER (WHERE p.patient_partner_count > 0 OR p.engagement_count > 0) AS coproduced
-     FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
-     WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1))
-       AND ($2::date IS NULL OR p.state_date >= $2)
-       AND ($4::date IS NULL OR p.state_date < $4)
-       AND ($5::uuid IS NULL OR p.programme_uid = $5)
-     GROUP BY 1, 2, 3, 4";
 
 /// The fixture, in order, with what each statement's parameters count ([`Size`]). Ids start with
 /// `bench-` so a rerun against a kept database replaces its own rows only. Every fifth
@@ -304,14 +265,14 @@ async fn raw_summary(pool: &sqlx::PgPool, period: Option<&str>) -> Result<(), sq
         reason = "the raw-SQL baseline, outside any call"
     )]
     let mut conn = pool.acquire().await?;
-    sqlx::query(IDEAS_SQL)
+    sqlx::query(PORTFOLIO_IDEAS_SQL)
         .bind(None::<Vec<String>>)
         .bind(None::<NaiveDate>)
         .bind(period)
         .bind(None::<NaiveDate>)
         .fetch_all(&mut *conn)
         .await?;
-    sqlx::query(PROJECTS_SQL)
+    sqlx::query(PORTFOLIO_PROJECTS_SQL)
         .bind(None::<Vec<String>>)
         .bind(None::<NaiveDate>)
         .bind(period)

@@ -9,38 +9,31 @@
 //! (`ALREADY_EXISTS`, or its state read back) and only takes the lifecycle steps still
 //! missing: re-running changes nothing. The story is dated up to [`AS_OF`], not to the day
 //! it is loaded, so its figures do not drift with the calendar.
+//!
+//! Three parts, apart: `data` holds the trust's names and numbers; `plan` works out from
+//! them every record to create, without calling anything; `load` takes the plan through
+//! the gateway.
 
-mod metrics;
-mod people;
-mod projects;
+mod data;
+mod load;
+mod plan;
 mod rng;
-mod training;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use chrono::NaiveDate;
-use qi_proto::metrics::metric_service_client::MetricServiceClient;
-use qi_proto::projects::project_service_client::ProjectServiceClient;
-use qi_proto::training::training_service_client::TrainingServiceClient;
-use tonic::codegen::{Service, http};
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
-use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
+
+use load::client::Api;
+use load::pace::Pace;
+use plan::portfolio::{Fate, portfolio};
 
 /// The day the demo's story runs to: cohorts, projects and measurements are dated up to it.
 pub const AS_OF: NaiveDate = day(2026, 11, 1);
 
 /// The demo trust's workforce at full size.
 pub const FULL_STAFF: u32 = 15_000;
-
-/// Calls in flight at once: enough to keep the services busy, few enough for their pools.
-const IN_FLIGHT: usize = 16;
 
 /// The headline figures the demo is built to show (a trust-wide caller's overview).
 pub const IDEAS: i64 = 469;
@@ -92,6 +85,16 @@ pub struct Tally {
     pub advanced: u64,
 }
 
+impl Tally {
+    /// Counts a lifecycle step taken on a record: as advanced when the record was found
+    /// rather than made by this run (`fresh`).
+    pub(crate) fn step(&mut self, fresh: bool) {
+        if !fresh {
+            self.advanced += 1;
+        }
+    }
+}
+
 impl std::ops::AddAssign for Tally {
     fn add_assign(&mut self, o: Tally) {
         self.created += o.created;
@@ -129,24 +132,23 @@ pub struct Expected {
 
 /// The figures the demo of this size is built to show.
 pub fn expected(options: &Options) -> Expected {
-    let staff = people::workforce(options.staff);
-    let plan = training::plan(&staff);
+    let staff = plan::people::workforce(options.staff);
     let mut e = Expected {
-        staff_trained: plan.trained_by_site(),
+        staff_trained: plan::training::plan(&staff).trained_by_site(),
         ..Default::default()
     };
-    let portfolio = projects::portfolio();
+    let portfolio = portfolio();
     for idea in &portfolio.ideas {
         *e.ideas.entry(idea.site).or_default() += 1;
     }
     for p in &portfolio.projects {
         match p.fate {
-            projects::Fate::Completed => *e.completed.entry(p.site).or_default() += 1,
-            projects::Fate::InProgress => *e.in_progress.entry(p.site).or_default() += 1,
-            projects::Fate::Scoping | projects::Fate::Stopped => {}
+            Fate::Completed => *e.completed.entry(p.site).or_default() += 1,
+            Fate::InProgress => *e.in_progress.entry(p.site).or_default() += 1,
+            Fate::Scoping | Fate::Stopped => {}
         }
     }
-    for w in projects::ward_programme() {
+    for w in plan::wards::ward_programme() {
         *e.wards.entry(w.site).or_default() += 1;
     }
     e
@@ -173,8 +175,8 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
     let org = crate::seed::reference_trust(gateway, token).await?;
     tally.created += u64::from(org.created);
     tally.existing += u64::from(org.existing);
-    let staff = people::workforce(options.staff);
-    let synced = people::sync(&api, &staff).await?;
+    let staff = plan::people::workforce(options.staff);
+    let synced = load::people::sync(&api, &staff).await?;
     tracing::info!(
         rows = synced.received_rows,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -191,14 +193,14 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
         tally
     };
     let (m, t, p) = tokio::try_join!(
-        async { metrics::load(&api).await.map(|t| timed("metrics", t)) },
+        async { load::metrics::load(&api).await.map(|t| timed("metrics", t)) },
         async {
-            training::load(&api, &staff)
+            load::training::load(&api, &staff)
                 .await
                 .map(|t| timed("training", t))
         },
         async {
-            projects::load(&api, &staff)
+            load::projects::load(&api, &staff)
                 .await
                 .map(|t| timed("projects", t))
         },
@@ -219,220 +221,6 @@ pub(crate) const fn day(y: i32, m: u32, d: u32) -> NaiveDate {
         Some(d) => d,
         None => panic!("an invalid fixed date"),
     }
-}
-
-/// Adds the bearer token to every call.
-#[derive(Clone)]
-pub(crate) struct Bearer(MetadataValue<Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Svc = InterceptedService<Paced, Bearer>;
-
-/// Spaces the loader's calls so the gateway's per-caller rate limit never refuses them: the
-/// loader is a caller like any other (no exemption a token could claim), and one that keeps
-/// to its rate. A GCRA schedule at the gateway's rate with half its burst, the other half
-/// slack for calls that arrive closer together than they were sent.
-#[derive(Debug)]
-pub(crate) struct Pace {
-    interval: Duration,
-    slack: Duration,
-    /// When the next call would be due at the steady rate.
-    due: std::sync::Mutex<tokio::time::Instant>,
-}
-
-impl Pace {
-    /// `None` when the gateway has no rate limit.
-    fn new(per_second: u32, burst: u32) -> Option<Arc<Pace>> {
-        (per_second > 0).then(|| {
-            let interval = Duration::from_secs(1) / per_second;
-            let burst = burst.max(per_second) / 2;
-            Arc::new(Pace {
-                interval,
-                slack: interval * burst.saturating_sub(1),
-                due: std::sync::Mutex::new(tokio::time::Instant::now()),
-            })
-        })
-    }
-
-    /// Waits for this call's turn.
-    async fn turn(&self) {
-        let at = {
-            let Ok(mut due) = self.due.lock() else { return };
-            let now = tokio::time::Instant::now();
-            let at = due.checked_sub(self.slack).map_or(now, |t| t.max(now));
-            *due = (*due).max(now) + self.interval;
-            at
-        };
-        tokio::time::sleep_until(at).await;
-    }
-}
-
-/// The gateway channel, each call taking its turn from the [`Pace`] first.
-#[derive(Debug, Clone)]
-pub(crate) struct Paced {
-    channel: Channel,
-    pace: Option<Arc<Pace>>,
-}
-
-impl Service<http::Request<tonic::body::Body>> for Paced {
-    type Response = <Channel as Service<http::Request<tonic::body::Body>>>::Response;
-    type Error = <Channel as Service<http::Request<tonic::body::Body>>>::Error;
-    type Future = std::pin::Pin<
-        Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        Service::poll_ready(&mut self.channel, cx)
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        // The channel made ready goes with the call; this one keeps a fresh clone.
-        let fresh = self.channel.clone();
-        let mut ready = std::mem::replace(&mut self.channel, fresh);
-        let pace = self.pace.clone();
-        Box::pin(async move {
-            if let Some(pace) = pace {
-                pace.turn().await;
-            }
-            Service::call(&mut ready, req).await
-        })
-    }
-}
-
-/// Clients of the three services, through the gateway.
-#[derive(Clone)]
-pub(crate) struct Api {
-    pub(crate) training: TrainingServiceClient<Svc>,
-    pub(crate) projects: ProjectServiceClient<Svc>,
-    pub(crate) metrics: MetricServiceClient<Svc>,
-}
-
-impl Api {
-    async fn connect(gateway: &str, token: &str, pace: Option<Arc<Pace>>) -> anyhow::Result<Api> {
-        let channel = tonic::transport::Endpoint::from_shared(gateway.to_owned())
-            .with_context(|| format!("{gateway} is not a URL"))?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to the gateway at {gateway}"))?;
-        let channel = Paced { channel, pace };
-        let bearer = Bearer(
-            format!("Bearer {token}")
-                .parse()
-                .context("the token is not valid header text")?,
-        );
-        let max = qi_platform::server::MAX_MESSAGE_BYTES;
-        Ok(Api {
-            training: TrainingServiceClient::with_interceptor(channel.clone(), bearer.clone())
-                .max_decoding_message_size(max),
-            projects: ProjectServiceClient::with_interceptor(channel.clone(), bearer.clone())
-                .max_decoding_message_size(max),
-            metrics: MetricServiceClient::with_interceptor(channel, bearer)
-                .max_decoding_message_size(max),
-        })
-    }
-}
-
-/// Makes one call, again after a pause while the gateway says the caller is over its rate
-/// (the [`Pace`] keeps it under, but other replicas' or callers' clocks are not ours) or a
-/// service is briefly out of connections: both refuse before doing anything, so a retry is
-/// safe. Any other error is returned.
-pub(crate) async fn call<T, F, Fut>(mut f: F) -> Result<T, Status>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<tonic::Response<T>, Status>>,
-{
-    let mut pause = Duration::from_millis(25);
-    let mut attempts = 0;
-    loop {
-        match f().await {
-            Ok(r) => return Ok(r.into_inner()),
-            Err(s)
-                if matches!(s.code(), Code::ResourceExhausted | Code::Unavailable)
-                    && attempts < 40 =>
-            {
-                attempts += 1;
-                // A rate refusal says how long at least (RetryInfo): the time to the next
-                // token, which the loader's concurrent calls compete for, so it is a floor
-                // under the backoff, not a replacement for it.
-                let wait = s
-                    .get_details_retry_info()
-                    .and_then(|r| r.retry_delay)
-                    .map_or(pause, |hint| hint.max(pause));
-                tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Err(s) => return Err(s),
-        }
-    }
-}
-
-/// `rpc!(client, method, request)`: one call through [`call`], retried as it says.
-macro_rules! rpc {
-    ($client:expr, $method:ident, $req:expr) => {{
-        let req = $req;
-        let client = &$client;
-        $crate::demo::call(|| {
-            let mut c = client.clone();
-            let r = req.clone();
-            async move { c.$method(r).await }
-        })
-        .await
-    }};
-}
-pub(crate) use rpc;
-
-/// A create's answer: `Some` when it created, `None` when the record was there already.
-pub(crate) fn created<T>(r: Result<T, Status>, what: &str) -> anyhow::Result<Option<T>> {
-    match r {
-        Ok(v) => Ok(Some(v)),
-        Err(s) if s.code() == Code::AlreadyExists => Ok(None),
-        Err(s) => Err(failed(s, what)),
-    }
-}
-
-/// An error naming what the demo was doing.
-pub(crate) fn failed(s: Status, what: &str) -> anyhow::Error {
-    anyhow::anyhow!("{what}: {:?} {}", s.code(), s.message())
-}
-
-/// A deterministic request id for a record's create: the same record, the same id.
-pub(crate) fn request_id(key: &str) -> String {
-    let mut r = rng::Rng::of(key, 0);
-    let (a, b) = (r.next(), r.next());
-    uuid::Uuid::from_u64_pair(a, b).to_string()
-}
-
-/// Runs `f` over `items` with at most [`IN_FLIGHT`] at once, adding up their tallies; the
-/// first error stops the rest.
-pub(crate) async fn each<T, F, Fut>(items: Vec<T>, f: F) -> anyhow::Result<Tally>
-where
-    T: Send + 'static,
-    F: Fn(T) -> Fut,
-    Fut: Future<Output = anyhow::Result<Tally>> + Send + 'static,
-{
-    let mut running = tokio::task::JoinSet::new();
-    let mut total = Tally::default();
-    for item in items {
-        if running.len() >= IN_FLIGHT
-            && let Some(done) = running.join_next().await
-        {
-            total += done.context("a demo task panicked")??;
-        }
-        running.spawn(f(item));
-    }
-    while let Some(done) = running.join_next().await {
-        total += done.context("a demo task panicked")??;
-    }
-    Ok(total)
 }
 
 /// The file in the data folder that says the demo has been loaded there.

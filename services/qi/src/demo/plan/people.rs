@@ -1,89 +1,17 @@
-//! The demo trust's workforce, as an ESR extract would give it, loaded through the HR sync
-//! (`SyncStaff`, the client stream `qi hr import` uses). Names are generated; a few people
-//! have a second assignment, and a few are leavers.
+//! The demo trust's workforce, as an ESR extract would give it: generated names, a few
+//! people with a second assignment, a few leavers, and per site a fixed shuffle of those
+//! still employed, from which learners and project teams are drawn.
 
 use std::collections::BTreeMap;
 
 use chrono::{Months, NaiveDate};
-use qi_platform::convert::{date, timestamp};
+use qi_platform::convert::date;
 use qi_proto::training as pb;
 
-use super::rng::{Rng, person};
-use super::{AS_OF, Api, call, day, failed};
+use crate::demo::data::people::{GROUPS, SITE_SHARE};
+use crate::demo::rng::{Rng, person};
+use crate::demo::{AS_OF, day};
 use crate::seed::SITES;
-
-/// Rows per `SyncStaff` message, as `qi hr import` sends them.
-const BATCH: usize = 1_000;
-
-/// Each site's share of the workforce, in thousandths.
-const SITE_SHARE: [u32; 3] = [373, 327, 300];
-
-/// Job roles with their pay band.
-type Roles = &'static [(&'static str, &'static str)];
-
-/// Staff groups (national codes) with their share, a job role and a pay band for each.
-const GROUPS: [(&str, u32, Roles); 8] = [
-    (
-        "03",
-        30,
-        &[
-            ("Staff Nurse", "Band 5"),
-            ("Senior Staff Nurse", "Band 6"),
-            ("Ward Sister", "Band 7"),
-            ("Matron", "Band 8a"),
-        ],
-    ),
-    (
-        "07",
-        20,
-        &[
-            ("Healthcare Assistant", "Band 2"),
-            ("Senior Healthcare Assistant", "Band 3"),
-            ("Nursing Associate", "Band 4"),
-        ],
-    ),
-    (
-        "08",
-        20,
-        &[
-            ("Ward Clerk", "Band 2"),
-            ("Medical Secretary", "Band 3"),
-            ("Service Manager", "Band 8a"),
-            ("Data Analyst", "Band 6"),
-        ],
-    ),
-    (
-        "01",
-        12,
-        &[
-            ("Consultant", "Consultant"),
-            ("Specialty Doctor", "Specialty Doctor"),
-            ("Registrar", "Specialty Registrar"),
-            ("Foundation Doctor", "Foundation Year 2"),
-        ],
-    ),
-    (
-        "04",
-        8,
-        &[
-            ("Physiotherapist", "Band 6"),
-            ("Occupational Therapist", "Band 6"),
-            ("Dietitian", "Band 5"),
-            ("Speech and Language Therapist", "Band 7"),
-        ],
-    ),
-    (
-        "09",
-        6,
-        &[("Porter", "Band 2"), ("Domestic Assistant", "Band 2")],
-    ),
-    (
-        "05",
-        3,
-        &[("Pharmacist", "Band 7"), ("Pharmacy Technician", "Band 5")],
-    ),
-    ("06", 1, &[("Biomedical Scientist", "Band 6")]),
-];
 
 /// One generated member of staff.
 #[derive(Debug, Clone)]
@@ -181,7 +109,7 @@ fn pick_group(r: &mut Rng) -> usize {
 }
 
 /// The ESR rows of a person: the primary assignment, and a second one for a few.
-fn rows(p: &Person) -> Vec<pb::EsrRow> {
+pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
     let site_name = SITES
         .iter()
         .find(|(c, _)| *c == p.site)
@@ -227,45 +155,4 @@ fn rows(p: &Person) -> Vec<pb::EsrRow> {
         });
     }
     out
-}
-
-/// Streams the workforce to `SyncStaff` as one delta extract, dated [`AS_OF`] so that
-/// sending it again changes nothing.
-pub(crate) async fn sync(api: &Api, staff: &Workforce) -> anyhow::Result<pb::SyncStaffResponse> {
-    let all: Vec<pb::EsrRow> = staff.people.iter().flat_map(rows).collect();
-    let extract_time = AS_OF.and_hms_opt(6, 0, 0).map(|t| timestamp(t.and_utc()));
-    let mut messages = vec![pb::SyncStaffRequest {
-        mode: pb::SyncMode::Delta as i32,
-        extract_id: "demo-esr-extract".into(),
-        extract_time,
-        rows: Vec::new(),
-        complete: false,
-    }];
-    for chunk in all.chunks(BATCH) {
-        messages.push(pb::SyncStaffRequest {
-            rows: chunk.to_vec(),
-            ..Default::default()
-        });
-    }
-    if let Some(last) = messages.last_mut() {
-        last.complete = true;
-    }
-    let resp = call(|| {
-        let mut c = api.training.clone();
-        let m = messages.clone();
-        async move { c.sync_staff(tokio_stream::iter(m)).await }
-    })
-    .await
-    .map_err(|s| failed(s, "syncing the demo staff"))?;
-    if let Some(r) = resp.rejected.first() {
-        anyhow::bail!(
-            "the HR sync refused {} demo rows, e.g. row {} ({}): {} {}",
-            resp.rejected.len(),
-            r.row_number,
-            r.employee_number,
-            r.field,
-            r.reason
-        );
-    }
-    Ok(resp)
 }

@@ -1,32 +1,21 @@
 //! QSIR training since 2021: the five-week QSIR Practitioner course four times a year as
 //! trust-wide (cross-site) cohorts, one-day QSIR Fundamentals cohorts at each site twice a
-//! year, and next year's first Practitioner cohort open for enrolment. Each past cohort is
-//! opened, filled, run and completed, with a register for every session: completions
-//! follow from attendance, as they do for a real cohort.
+//! year, and next year's first Practitioner cohort open for enrolment; who sits on each, and
+//! their register marks, from which completions follow as they do for a real cohort.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{NaiveDate, Weekday};
-use qi_platform::convert::date;
 use qi_proto::training as pb;
 
 use super::people::Workforce;
-use super::rng::{Rng, person};
-use super::{Api, Tally, created, day, each, failed, rpc};
+use crate::demo::data::training::{
+    FUNDAMENTALS, FUNDAMENTALS_RETURNING, FUNDAMENTALS_SEATS, NEXT_COHORT_SEATS, PRACTITIONER,
+    PRACTITIONER_INCOMPLETE, PRACTITIONER_SEATS,
+};
+use crate::demo::day;
+use crate::demo::rng::{Rng, person};
 use crate::seed::SITES;
-
-const PRACTITIONER: &str = "trust/courses/qsir-prac";
-const FUNDAMENTALS: &str = "trust/courses/qsir-fund";
-
-/// Learners on each Practitioner cohort, and how many of them miss two sessions.
-const PRACTITIONER_SEATS: usize = 22;
-const PRACTITIONER_INCOMPLETE: usize = 2;
-/// Learners on each Fundamentals day, how many are Practitioner learners of the site, and
-/// how many do not come.
-const FUNDAMENTALS_SEATS: usize = 10;
-const FUNDAMENTALS_RETURNING: usize = 3;
-/// Learners already enrolled on next year's first cohort.
-const NEXT_COHORT_SEATS: usize = 14;
 
 /// A learner's place and register marks (one per session).
 #[derive(Debug, Clone)]
@@ -34,7 +23,7 @@ pub(crate) struct Seat {
     pub(crate) staff: String,
     pub(crate) employee: String,
     pub(crate) site: &'static str,
-    marks: Vec<pb::AttendanceStatus>,
+    pub(crate) marks: Vec<pb::AttendanceStatus>,
 }
 
 impl Seat {
@@ -51,17 +40,17 @@ impl Seat {
 /// One cohort to load.
 #[derive(Debug, Clone)]
 pub(crate) struct CohortPlan {
-    parent: String,
-    id: String,
-    course: &'static str,
-    title: String,
-    start: NaiveDate,
-    sessions: u32,
-    capacity: i32,
-    facilitators: Vec<String>,
+    pub(crate) parent: String,
+    pub(crate) id: String,
+    pub(crate) course: &'static str,
+    pub(crate) title: String,
+    pub(crate) start: NaiveDate,
+    pub(crate) sessions: u32,
+    pub(crate) capacity: i32,
+    pub(crate) facilitators: Vec<String>,
     pub(crate) seats: Vec<Seat>,
     /// Run and completed (else only opened and filled: a cohort still to come).
-    held: bool,
+    pub(crate) held: bool,
 }
 
 impl CohortPlan {
@@ -124,14 +113,44 @@ fn associates() -> Vec<String> {
 /// Lays out every cohort and who sits on it.
 pub(crate) fn plan(staff: &Workforce) -> Plan {
     let associates = associates();
-    // Where each site's pool has been drawn to: Practitioner learners come first.
-    let mut drawn: BTreeMap<&'static str, usize> = SITES.iter().map(|(s, _)| (*s, 0)).collect();
-    let mut take = |site: &'static str| {
-        let k = drawn[site];
-        drawn.insert(site, k + 1);
-        let p = staff.at(site, k);
+    let mut learners = Learners::new(staff);
+    // Practitioner learners are drawn first, then the Fundamentals days' new learners.
+    let mut cohorts = practitioner_cohorts(&mut learners, &associates);
+    cohorts.extend(fundamentals_cohorts(&mut learners, &associates));
+    Plan { cohorts }
+}
+
+/// Each site's pool of staff, drawn from in order: (name, employee number, site).
+struct Learners<'a> {
+    staff: &'a Workforce,
+    /// Where each site's pool has been drawn to.
+    drawn: BTreeMap<&'static str, usize>,
+}
+
+impl<'a> Learners<'a> {
+    fn new(staff: &'a Workforce) -> Self {
+        Learners {
+            staff,
+            drawn: SITES.iter().map(|(s, _)| (*s, 0)).collect(),
+        }
+    }
+
+    /// The next learner of `site` not yet drawn.
+    fn take(&mut self, site: &'static str) -> (String, String, &'static str) {
+        let k = self.drawn[site];
+        self.drawn.insert(site, k + 1);
+        self.at(site, k)
+    }
+
+    /// The `k`-th learner of `site`, drawn or not.
+    fn at(&self, site: &str, k: usize) -> (String, String, &'static str) {
+        let p = self.staff.at(site, k);
         (p.name(), p.employee.clone(), p.site)
-    };
+    }
+}
+
+/// The Practitioner cohorts: four a year from 2021, and next year's first (open, not held).
+fn practitioner_cohorts(learners: &mut Learners<'_>, associates: &[String]) -> Vec<CohortPlan> {
     let mut cohorts = Vec::new();
     let mut index = 0u64;
     for year in 2021..=2027 {
@@ -152,7 +171,7 @@ pub(crate) fn plan(staff: &Workforce) -> Plan {
             }
             let seats = (0..seats_n)
                 .map(|j| {
-                    let (staff, employee, site) = take(SITES[(index as usize + j) % 3].0);
+                    let (staff, employee, site) = learners.take(SITES[(index as usize + j) % 3].0);
                     let mut marks = vec![pb::AttendanceStatus::Attended; 5];
                     if incomplete.contains(&j) {
                         marks[1 + r.below(2) as usize] = pb::AttendanceStatus::Absent;
@@ -187,8 +206,13 @@ pub(crate) fn plan(staff: &Workforce) -> Plan {
             index += 1;
         }
     }
-    // Fundamentals: new learners from each site's pool, and some Practitioner learners
-    // of the site catching the one-day course too.
+    cohorts
+}
+
+/// The Fundamentals days at each site, twice a year from 2021: new learners from the site's
+/// pool, and some Practitioner learners of the site catching the one-day course too.
+fn fundamentals_cohorts(learners: &mut Learners<'_>, associates: &[String]) -> Vec<CohortPlan> {
+    let mut cohorts = Vec::new();
     for year in 2021..=2026 {
         for month in [3, 9] {
             for (s, (site, _)) in SITES.iter().enumerate() {
@@ -198,10 +222,9 @@ pub(crate) fn plan(staff: &Workforce) -> Plan {
                 let seats = (0..FUNDAMENTALS_SEATS)
                     .map(|j| {
                         let (staff, employee, site) = if j < FUNDAMENTALS_RETURNING {
-                            let p = staff.at(site, i * FUNDAMENTALS_RETURNING + j);
-                            (p.name(), p.employee.clone(), p.site)
+                            learners.at(site, i * FUNDAMENTALS_RETURNING + j)
                         } else {
-                            take(site)
+                            learners.take(site)
                         };
                         let mark = if j == absent {
                             pb::AttendanceStatus::Absent
@@ -232,151 +255,7 @@ pub(crate) fn plan(staff: &Workforce) -> Plan {
             }
         }
     }
-    Plan { cohorts }
-}
-
-/// Loads every cohort.
-pub(crate) async fn load(api: &Api, staff: &Workforce) -> anyhow::Result<Tally> {
-    let plan = plan(staff);
-    let api = api.clone();
-    each(plan.cohorts, move |c| {
-        let api = api.clone();
-        async move { cohort(&api, c).await }
-    })
-    .await
-}
-
-/// Creates one cohort (or finds it) and takes whatever steps of its life are still missing.
-async fn cohort(api: &Api, c: CohortPlan) -> anyhow::Result<Tally> {
-    let name = c.name();
-    let mut tally = Tally::default();
-    let made = created(
-        rpc!(
-            api.training,
-            create_cohort,
-            pb::CreateCohortRequest {
-                parent: c.parent.clone(),
-                cohort_id: c.id.clone(),
-                cohort: Some(pb::Cohort {
-                    course: c.course.into(),
-                    display_name: c.title.clone(),
-                    start_date: Some(date(c.start)),
-                    capacity: c.capacity,
-                    facilitators: c.facilitators.clone(),
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            }
-        ),
-        &name,
-    )?;
-    let fresh = made.is_some();
-    let mut state = match made {
-        Some(r) => {
-            tally.created += 1;
-            r.cohort.map(|c| c.state).unwrap_or_default()
-        }
-        None => {
-            tally.existing += 1;
-            rpc!(
-                api.training,
-                get_cohort,
-                pb::GetCohortRequest { name: name.clone() }
-            )
-            .map_err(|s| failed(s, &name))?
-            .cohort
-            .map(|c| c.state)
-            .unwrap_or_default()
-        }
-    };
-    let step = |t: &mut Tally| {
-        if !fresh {
-            t.advanced += 1;
-        }
-    };
-    if state == pb::CohortState::Planned as i32 {
-        rpc!(
-            api.training,
-            open_cohort,
-            pb::OpenCohortRequest {
-                name: name.clone(),
-                etag: String::new()
-            }
-        )
-        .map_err(|s| failed(s, &format!("opening {name}")))?;
-        step(&mut tally);
-        state = pb::CohortState::Open as i32;
-    }
-    if state == pb::CohortState::Open as i32 {
-        for seat in &c.seats {
-            let what = format!("enrolling {} on {name}", seat.staff);
-            let made = created(
-                rpc!(
-                    api.training,
-                    create_enrolment,
-                    pb::CreateEnrolmentRequest {
-                        parent: name.clone(),
-                        enrolment: Some(pb::Enrolment {
-                            staff: seat.staff.clone(),
-                            ..Default::default()
-                        }),
-                        request_id: String::new(),
-                    }
-                ),
-                &what,
-            )?;
-            if made.is_some() {
-                tally.created += 1;
-            }
-        }
-        if !c.held {
-            return Ok(tally);
-        }
-        rpc!(
-            api.training,
-            start_cohort,
-            pb::StartCohortRequest {
-                name: name.clone(),
-                etag: String::new()
-            }
-        )
-        .map_err(|s| failed(s, &format!("starting {name}")))?;
-        step(&mut tally);
-        state = pb::CohortState::Running as i32;
-    }
-    if state == pb::CohortState::Running as i32 {
-        for n in 1..=c.sessions {
-            let session = format!("{name}/sessions/{n}");
-            let records = c
-                .seats
-                .iter()
-                .map(|s| pb::AttendanceRecord {
-                    staff: s.staff.clone(),
-                    status: s.marks[(n - 1) as usize] as i32,
-                })
-                .collect();
-            rpc!(
-                api.training,
-                record_attendance,
-                pb::RecordAttendanceRequest {
-                    session: session.clone(),
-                    records,
-                }
-            )
-            .map_err(|s| failed(s, &format!("taking the register of {session}")))?;
-        }
-        rpc!(
-            api.training,
-            complete_cohort,
-            pb::CompleteCohortRequest {
-                name: name.clone(),
-                etag: String::new()
-            }
-        )
-        .map_err(|s| failed(s, &format!("completing {name}")))?;
-        step(&mut tally);
-    }
-    Ok(tally)
+    cohorts
 }
 
 #[cfg(test)]

@@ -1,0 +1,286 @@
+//! The `hr-sync` scenario: `SyncStaff` of a whole ESR extract through the gateway against
+//! a raw `COPY` of the same rows, and `qi hr import` of a large extract as a process.
+
+use std::fmt::Write as _;
+use std::str::FromStr;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use qi_proto::google::r#type::Date;
+use qi_proto::training as pb;
+use qi_proto::training::training_service_client::TrainingServiceClient;
+use serde_json::{Map, Value, json};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use super::figures::put;
+use super::headers::{bearer, with_header};
+use super::{Deployment, Effort, Outcome, Target};
+
+/// `SyncStaff` of a whole extract through the gateway, against a raw `COPY` of the same
+/// rows into a table of the same shape in the same database.
+pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
+        .await?;
+    sqlx::query("CREATE SCHEMA IF NOT EXISTS bench")
+        .execute(&admin)
+        .await?;
+    // The same table shape, indexes included: the baseline pays what the sync pays to keep them.
+    sqlx::query("CREATE TABLE IF NOT EXISTS bench.staff_copy (LIKE training.staff INCLUDING ALL)")
+        .execute(&admin)
+        .await?;
+    let token = bearer(&d.token("bench-hr", &["hr_sync"])?)?;
+    let client = TrainingServiceClient::new(d.gateway.clone())
+        .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
+    let mut f = Map::new();
+    let mut targets = Vec::new();
+    for &n in effort.sync_rows {
+        let rows = synthetic_rows(n);
+        let text = copy_text(&rows);
+        let (mut sync_s, mut copy_s) = (Vec::new(), Vec::new());
+        for round in 0..effort.rounds {
+            eprintln!("  {n} rows: round {}/{}", round + 1, effort.rounds);
+            sqlx::query("TRUNCATE training.staff CASCADE")
+                .execute(&admin)
+                .await?;
+            let mut messages = vec![pb::SyncStaffRequest {
+                mode: pb::SyncMode::Full as i32,
+                extract_id: format!("bench-{n}"),
+                extract_time: Some(qi_platform::convert::timestamp(chrono::Utc::now())),
+                rows: Vec::new(),
+                complete: false,
+            }];
+            for chunk in rows.chunks(1_000) {
+                messages.push(pb::SyncStaffRequest {
+                    rows: chunk.to_vec(),
+                    ..Default::default()
+                });
+            }
+            if let Some(last) = messages.last_mut() {
+                last.complete = true;
+            }
+            let t = Instant::now();
+            let resp = client
+                .clone()
+                .sync_staff(with_header(
+                    tokio_stream::iter(messages),
+                    "authorization",
+                    &token,
+                ))
+                .await
+                .context("SyncStaff")?
+                .into_inner();
+            sync_s.push(t.elapsed().as_secs_f64());
+            anyhow::ensure!(
+                resp.inserted == n as i64,
+                "the sync inserted {} of {n}",
+                resp.inserted
+            );
+
+            sqlx::query("TRUNCATE bench.staff_copy")
+                .execute(&admin)
+                .await?;
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "the raw-SQL baseline, outside any call"
+            )]
+            let mut conn = admin.acquire().await?;
+            let t = Instant::now();
+            let mut copy = conn
+                .copy_in_raw(
+                    "COPY bench.staff_copy (employee_number, site, assignment_number, other_assignments,
+                        forename, surname, work_email, staff_group, job_role, occupation_code,
+                        area_of_work, position_title, pay_band, department, organisation,
+                        assignment_status, person_type, hire_date, leave_date, active, data_hash,
+                        source_update_time, extract_id) FROM STDIN",
+                )
+                .await?;
+            copy.send(text.as_bytes()).await?;
+            copy.finish().await?;
+            copy_s.push(t.elapsed().as_secs_f64());
+        }
+        let sync = put(&mut f, &format!("sync {n} rows s"), &sync_s);
+        let copy = put(&mut f, &format!("COPY {n} rows s"), &copy_s);
+        let ratio = sync / copy;
+        f.insert(format!("sync/COPY {n} rows"), json!(ratio));
+        match n {
+            15_000 => targets.push(Target::at_most("sync 15,000 rows (s)", 2.0, sync)),
+            100_000 => targets.push(Target::at_most("sync 100,000 rows / COPY", 3.0, ratio)),
+            _ => {}
+        }
+    }
+    sqlx::query("DROP SCHEMA bench CASCADE")
+        .execute(&admin)
+        .await?;
+    admin.close().await;
+    cli_import(d, effort.cli_rows, &mut f, &mut targets).await?;
+    Ok(Outcome {
+        name: "hr-sync",
+        figures: f,
+        targets,
+    })
+}
+
+/// `qi hr import --full` of an `n`-row CSV extract as HR would run it (this binary, as a
+/// process, against the gateway): its wall time and its own peak resident memory, read from
+/// /proc while it runs, which must stay under 64 MiB whatever the file's size.
+async fn cli_import(
+    d: &Deployment,
+    n: usize,
+    f: &mut Map<String, Value>,
+    targets: &mut Vec<Target>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("extract.csv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+    writeln!(
+        out,
+        "employee_number,assignment_number,forename,surname,site,staff_group,job_role,pay_band,department"
+    )?;
+    for r in synthetic_rows(n) {
+        writeln!(
+            out,
+            "{},{},{},{},{},{},{},{},{}",
+            r.employee_number,
+            r.assignment_number,
+            r.forename,
+            r.surname,
+            r.site,
+            r.staff_group,
+            r.job_role,
+            r.pay_band,
+            r.department
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    let gateway = d.gateway_url().context("the gateway's address")?;
+    eprintln!("  qi hr import of {n} rows");
+    let started = Instant::now();
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["hr", "import", "--full", "--gateway", &gateway])
+        .arg(&file)
+        .env("QI_TOKEN", d.token("bench-hr", &["hr_sync"])?)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting qi hr import")?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let status = loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file).ok().and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        }) {
+            peak_kib = peak_kib.max(kib);
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    anyhow::ensure!(status.success(), "qi hr import of {n} rows exited {status}");
+    let peak = peak_kib as f64 / 1024.0;
+    f.insert(
+        format!("qi hr import {n} rows s"),
+        json!(started.elapsed().as_secs_f64()),
+    );
+    f.insert(format!("qi hr import {n} rows peak MiB"), json!(peak));
+    targets.push(Target::at_most("qi hr import peak (MiB)", 64.0, peak));
+    Ok(())
+}
+
+/// Synthetic ESR rows: deterministic, generated names.
+fn synthetic_rows(n: usize) -> Vec<pb::EsrRow> {
+    const FORENAMES: [&str; 8] = [
+        "Amira", "Ben", "Chloe", "Dev", "Ellis", "Femi", "Grace", "Hari",
+    ];
+    const SURNAMES: [&str; 8] = [
+        "Ashworth", "Bello", "Chen", "Doyle", "Evans", "Farah", "Gill", "Hughes",
+    ];
+    const SITES: [&str; 3] = ["BAS", "BRM", "SOU"];
+    (0..n)
+        .map(|i| {
+            let emp = format!("{}", 10_000_000 + i);
+            pb::EsrRow {
+                assignment_number: emp.clone(),
+                primary_assignment: true,
+                forename: FORENAMES[i % 8].into(),
+                surname: format!("{}{}", SURNAMES[(i / 8) % 8], i),
+                work_email: format!("{emp}@nhs.example"),
+                staff_group: format!("{:02}", i % 10 + 1),
+                job_role: "Staff Nurse".into(),
+                occupation_code: "N0A".into(),
+                area_of_work: "Medicine".into(),
+                position_title: "Staff Nurse".into(),
+                pay_band: "Band 5".into(),
+                organisation: "Medicine Division".into(),
+                site: SITES[i % 3].into(),
+                department: format!("Ward {}", i % 60),
+                assignment_status: "Active Assignment".into(),
+                person_type: "Employee".into(),
+                hire_date: Some(Date {
+                    year: 2010 + (i % 14) as i32,
+                    month: (i % 12) as i32 + 1,
+                    day: (i % 28) as i32 + 1,
+                }),
+                employee_number: emp,
+                ..Default::default()
+            }
+        })
+        .collect()
+}
+
+/// The same rows as COPY text for a table shaped like `training.staff`.
+fn copy_text(rows: &[pb::EsrRow]) -> String {
+    let mut out = String::with_capacity(rows.len() * 220);
+    for (i, r) in rows.iter().enumerate() {
+        let hire = r
+            .hire_date
+            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
+            .unwrap_or_else(|| "\\N".into());
+        let _ = writeln!(
+            out,
+            "{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tt\t{}\t2026-11-26 00:00:00+00\tbench",
+            r.employee_number,
+            r.site,
+            r.assignment_number,
+            r.forename,
+            r.surname,
+            r.work_email,
+            r.staff_group,
+            r.job_role,
+            r.occupation_code,
+            r.area_of_work,
+            r.position_title,
+            r.pay_band,
+            r.department,
+            r.organisation,
+            r.assignment_status,
+            r.person_type,
+            hire,
+            i
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn synthetic_rows_are_distinct_valid_and_copyable() {
+        let rows = synthetic_rows(30);
+        let mut numbers: Vec<_> = rows.iter().map(|r| r.employee_number.clone()).collect();
+        numbers.dedup();
+        assert_eq!(numbers.len(), 30);
+        assert!(rows.iter().all(|r| r.staff_group.len() == 2));
+        let text = copy_text(&rows);
+        assert_eq!(text.lines().count(), 30);
+        assert!(text.lines().all(|l| l.split('\t').count() == 23));
+    }
+}

@@ -1,0 +1,53 @@
+//! Loads the workforce through the HR sync (`SyncStaff`, the client stream `qi hr import`
+//! uses).
+
+use qi_platform::convert::timestamp;
+use qi_proto::training as pb;
+
+use super::client::{Api, call, failed};
+use crate::demo::AS_OF;
+use crate::demo::plan::people::{Workforce, rows};
+
+/// Rows per `SyncStaff` message, as `qi hr import` sends them.
+const BATCH: usize = 1_000;
+
+/// Streams the workforce to `SyncStaff` as one delta extract, dated [`AS_OF`] so that
+/// sending it again changes nothing.
+pub(crate) async fn sync(api: &Api, staff: &Workforce) -> anyhow::Result<pb::SyncStaffResponse> {
+    let all: Vec<pb::EsrRow> = staff.people.iter().flat_map(rows).collect();
+    let extract_time = AS_OF.and_hms_opt(6, 0, 0).map(|t| timestamp(t.and_utc()));
+    let mut messages = vec![pb::SyncStaffRequest {
+        mode: pb::SyncMode::Delta as i32,
+        extract_id: "demo-esr-extract".into(),
+        extract_time,
+        rows: Vec::new(),
+        complete: false,
+    }];
+    for chunk in all.chunks(BATCH) {
+        messages.push(pb::SyncStaffRequest {
+            rows: chunk.to_vec(),
+            ..Default::default()
+        });
+    }
+    if let Some(last) = messages.last_mut() {
+        last.complete = true;
+    }
+    let resp = call(|| {
+        let mut c = api.training.clone();
+        let m = messages.clone();
+        async move { c.sync_staff(tokio_stream::iter(m)).await }
+    })
+    .await
+    .map_err(|s| failed(s, "syncing the demo staff"))?;
+    if let Some(r) = resp.rejected.first() {
+        anyhow::bail!(
+            "the HR sync refused {} demo rows, e.g. row {} ({}): {} {}",
+            resp.rejected.len(),
+            r.row_number,
+            r.employee_number,
+            r.field,
+            r.reason
+        );
+    }
+    Ok(resp)
+}

@@ -1,0 +1,160 @@
+//! Loads every cohort: created (or found), then taken through whatever steps of its life
+//! are still missing — opened, filled, run with a register for every session, completed.
+
+use qi_platform::convert::date;
+use qi_proto::training as pb;
+
+use super::client::{Api, created, each, failed, made_or_found, rpc};
+use crate::demo::Tally;
+use crate::demo::plan::people::Workforce;
+use crate::demo::plan::training::{CohortPlan, plan};
+
+/// Loads every cohort.
+pub(crate) async fn load(api: &Api, staff: &Workforce) -> anyhow::Result<Tally> {
+    let plan = plan(staff);
+    let api = api.clone();
+    each(plan.cohorts, move |c| {
+        let api = api.clone();
+        async move { cohort(&api, c).await }
+    })
+    .await
+}
+
+/// Creates one cohort (or finds it) and takes whatever steps of its life are still missing.
+async fn cohort(api: &Api, c: CohortPlan) -> anyhow::Result<Tally> {
+    let name = c.name();
+    let mut tally = Tally::default();
+    let (mut state, fresh) = create(api, &c, &mut tally).await?;
+    if state == pb::CohortState::Planned as i32 {
+        rpc!(
+            api.training,
+            open_cohort,
+            pb::OpenCohortRequest {
+                name: name.clone(),
+                etag: String::new()
+            }
+        )
+        .map_err(|s| failed(s, &format!("opening {name}")))?;
+        tally.step(fresh);
+        state = pb::CohortState::Open as i32;
+    }
+    if state == pb::CohortState::Open as i32 {
+        tally.created += enrol(api, &c).await?;
+        if !c.held {
+            return Ok(tally);
+        }
+        rpc!(
+            api.training,
+            start_cohort,
+            pb::StartCohortRequest {
+                name: name.clone(),
+                etag: String::new()
+            }
+        )
+        .map_err(|s| failed(s, &format!("starting {name}")))?;
+        tally.step(fresh);
+        state = pb::CohortState::Running as i32;
+    }
+    if state == pb::CohortState::Running as i32 {
+        registers(api, &c).await?;
+        rpc!(
+            api.training,
+            complete_cohort,
+            pb::CompleteCohortRequest {
+                name: name.clone(),
+                etag: String::new()
+            }
+        )
+        .map_err(|s| failed(s, &format!("completing {name}")))?;
+        tally.step(fresh);
+    }
+    Ok(tally)
+}
+
+/// Creates the cohort, or finds it: its state and whether it is new.
+async fn create(api: &Api, c: &CohortPlan, tally: &mut Tally) -> anyhow::Result<(i32, bool)> {
+    let name = c.name();
+    let made = created(
+        rpc!(
+            api.training,
+            create_cohort,
+            pb::CreateCohortRequest {
+                parent: c.parent.clone(),
+                cohort_id: c.id.clone(),
+                cohort: Some(pb::Cohort {
+                    course: c.course.into(),
+                    display_name: c.title.clone(),
+                    start_date: Some(date(c.start)),
+                    capacity: c.capacity,
+                    facilitators: c.facilitators.clone(),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            }
+        ),
+        &name,
+    )?;
+    let found = async {
+        let got = rpc!(
+            api.training,
+            get_cohort,
+            pb::GetCohortRequest { name: name.clone() }
+        )
+        .map_err(|s| failed(s, &name))?;
+        Ok(got.cohort)
+    };
+    let (cohort, fresh) = made_or_found(made.map(|r| r.cohort), found, tally).await?;
+    Ok((cohort.map(|c| c.state).unwrap_or_default(), fresh))
+}
+
+/// Enrols every learner not enrolled yet; returns how many it enrolled.
+async fn enrol(api: &Api, c: &CohortPlan) -> anyhow::Result<u64> {
+    let name = c.name();
+    let mut enrolled = 0;
+    for seat in &c.seats {
+        let what = format!("enrolling {} on {name}", seat.staff);
+        let made = created(
+            rpc!(
+                api.training,
+                create_enrolment,
+                pb::CreateEnrolmentRequest {
+                    parent: name.clone(),
+                    enrolment: Some(pb::Enrolment {
+                        staff: seat.staff.clone(),
+                        ..Default::default()
+                    }),
+                    request_id: String::new(),
+                }
+            ),
+            &what,
+        )?;
+        enrolled += u64::from(made.is_some());
+    }
+    Ok(enrolled)
+}
+
+/// Takes the register of every session.
+async fn registers(api: &Api, c: &CohortPlan) -> anyhow::Result<()> {
+    let name = c.name();
+    for n in 1..=c.sessions {
+        let session = format!("{name}/sessions/{n}");
+        let records = c
+            .seats
+            .iter()
+            .map(|s| pb::AttendanceRecord {
+                staff: s.staff.clone(),
+                status: s.marks[(n - 1) as usize] as i32,
+            })
+            .collect();
+        rpc!(
+            api.training,
+            record_attendance,
+            pb::RecordAttendanceRequest {
+                session: session.clone(),
+                records,
+            }
+        )
+        .map_err(|s| failed(s, &format!("taking the register of {session}")))?;
+    }
+    Ok(())
+}
