@@ -1,8 +1,13 @@
 //! The one end-to-end test harness: starts the whole suite in-process exactly as `qi up` does
 //! (three services and the gateway, each on its own loopback port, real gRPC between them)
 //! against a fresh database on this test process's private PostgreSQL, and hands the test a
-//! channel to the gateway and a way to mint tokens.
+//! channel to the gateway and a way to mint tokens; beside it, what the tests share: callers
+//! with a token ([`caller`]) and the requests several tests send, by service ([`training`],
+//! [`projects`], [`metrics`]).
 #![forbid(unsafe_code)]
+
+pub mod caller;
+pub mod training;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,6 +16,7 @@ use std::time::Duration;
 
 use qi_platform::Config;
 use qi_platform::pg::{Durability, PrivateCluster};
+use sqlx::Connection as _;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::{Channel, Endpoint};
@@ -31,6 +37,7 @@ pub struct TestSuite {
     cluster: Option<Arc<Mutex<PrivateCluster>>>,
 }
 
+pub use caller::{Caller, authed, code, fields};
 /// A random secret, as `qi up` generates.
 pub use qi::secrets::random_secret;
 
@@ -43,10 +50,7 @@ impl TestSuite {
     /// Starts the suite with extra `QI_*` settings.
     pub async fn start_with(settings: &[(&str, &str)]) -> TestSuite {
         qi_platform::telemetry::init_for_tests();
-        let database_url = qi_platform::pg::test_database()
-            .await
-            .expect("a test database");
-        Self::start_on(database_url, None, settings).await
+        Self::start_on(migrated_database().await, None, settings).await
     }
 
     /// Starts the suite with its roles split: the superuser migrates
@@ -186,6 +190,12 @@ impl TestSuite {
         .expect("a token")
     }
 
+    /// A caller `sub` holding these roles at these sites (`*` = trust-wide), whose clients
+    /// send its token.
+    pub fn caller(&self, sub: &str, roles: &[&str], sites: &[&str]) -> Caller {
+        Caller::new(self.channel.clone(), &self.token(sub, roles, sites))
+    }
+
     /// Stops the suite gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.running.stop().await
@@ -217,17 +227,72 @@ impl Drop for Running {
     }
 }
 
-/// Counts rows with a query on the database at `url`.
-async fn count(url: &str, sql: &str) -> i64 {
+/// Counts rows with a query on the database at `url`: a suite's, also once it has stopped.
+pub async fn count(url: &str, sql: &str) -> i64 {
+    let [(n,)] = rows(url, sql).await[..] else {
+        panic!("a count is one row: {sql}");
+    };
+    n
+}
+
+/// The rows a query returns from the database at `url`, each a tuple of its columns.
+pub async fn rows<T>(url: &str, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     let pool = sqlx::PgPool::connect(url)
         .await
         .expect("the database accepts connections");
-    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
-        .fetch_one(&pool)
+    let rows = sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
+        .fetch_all(&pool)
         .await
-        .expect("a count");
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     pool.close().await;
-    n
+    rows
+}
+
+/// A fresh database with every schema migrated: a copy of one this process migrates once,
+/// so a test pays for a `CREATE DATABASE`, not for every migration (the suite still checks
+/// that nothing is pending as it starts, as on a database `qi migrate` prepared).
+async fn migrated_database() -> String {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let template = TEMPLATE
+        .get_or_init(|| async {
+            let url = qi_platform::pg::test_database()
+                .await
+                .expect("a test database");
+            let config = Config::from_lookup(|k| (k == "QI_DATABASE_URL").then(|| url.clone()))
+                .expect("a valid migration config");
+            // As `qi migrate` does: on the owner's connections alone, closed when done, so
+            // no session is left on the template and no pool reports metrics.
+            qi::migrate(&qi::ALL, &config)
+                .await
+                .expect("the template database migrates");
+            url
+        })
+        .await;
+    let options: sqlx::postgres::PgConnectOptions = template.parse().expect("a PostgreSQL URL");
+    let template_name = options
+        .get_database()
+        .expect("the template's name")
+        .to_owned();
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect_with(&options.database("postgres"))
+        .await
+        .expect("the test cluster accepts connections");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{name}\" TEMPLATE \"{template_name}\""
+    )))
+    .execute(&mut admin)
+    .await
+    .expect("a copy of the migrated database");
+    admin.close().await.expect("the admin connection closes");
+    let url = template.replacen(&format!("/{template_name}?"), &format!("/{name}?"), 1);
+    assert_ne!(
+        &url, template,
+        "the test cluster's URLs name the database before `?`"
+    );
+    url
 }
 
 /// One service served on its own, as `qi serve` runs it, with no gateway in front: a test
@@ -306,11 +371,12 @@ pub fn today() -> chrono::NaiveDate {
     qi_platform::calendar::today()
 }
 
-/// A request carrying a bearer token.
-pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(message);
-    if let Ok(v) = format!("Bearer {token}").parse() {
-        req.metadata_mut().insert("authorization", v);
-    }
-    req
+/// A date as the contracts carry it.
+pub fn date(d: chrono::NaiveDate) -> qi_proto::google::r#type::Date {
+    qi_platform::convert::date(d)
+}
+
+/// The date `y`-`m`-`d`, which the caller knows to exist.
+pub fn ymd(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(y, m, d).expect("a real date")
 }

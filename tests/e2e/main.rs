@@ -2,7 +2,6 @@
 //! module per area, to keep link time down.
 
 mod access;
-mod cohorts;
 mod demo;
 mod direct;
 mod discovery;
