@@ -62,9 +62,7 @@ impl TestSuite {
         settings: &[(&str, &str)],
     ) -> TestSuite {
         qi_platform::telemetry::init_for_tests();
-        let owner = qi_platform::pg::test_database()
-            .await
-            .expect("a test database");
+        let owner = qi_test_kit::database().await.expect("a test database");
         let runtime = owner.replacen("postgres://qi@", &format!("postgres://{runtime_role}@"), 1);
         assert_ne!(
             owner, runtime,
@@ -258,9 +256,7 @@ async fn migrated_database() -> String {
     static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let template = TEMPLATE
         .get_or_init(|| async {
-            let url = qi_platform::pg::test_database()
-                .await
-                .expect("a test database");
+            let url = qi_test_kit::database().await.expect("a test database");
             let config = Config::from_lookup(|k| (k == "QI_DATABASE_URL").then(|| url.clone()))
                 .expect("a valid migration config");
             // As `qi migrate` does: on the owner's connections alone, closed when done, so
@@ -312,9 +308,7 @@ impl LoneService {
     /// Migrates a fresh database for `role` and serves it on a loopback port.
     pub async fn start(role: qi::Role) -> LoneService {
         qi_platform::telemetry::init_for_tests();
-        let database_url = qi_platform::pg::test_database()
-            .await
-            .expect("a test database");
+        let database_url = qi_test_kit::database().await.expect("a test database");
         let key = random_secret();
         let vars = [
             ("QI_ACCESS_KEY", key.clone()),

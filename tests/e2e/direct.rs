@@ -72,7 +72,7 @@ async fn a_service_refuses_calls_without_a_valid_access_context() {
 #[tokio::test]
 async fn each_service_keeps_its_migrations_in_its_own_schema() {
     qi_platform::telemetry::init_for_tests();
-    let url = qi_platform::pg::test_database().await.unwrap();
+    let url = qi_test_kit::database().await.unwrap();
     let config = Config::defaults();
     let urls = qi::DatabaseUrls::one(&url);
     // All three at once against one database, as `qi up` and a rollout do.

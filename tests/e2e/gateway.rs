@@ -275,7 +275,7 @@ async fn a_caller_over_its_rate_is_told_to_slow_down_and_others_are_not() {
 #[tokio::test]
 async fn a_backend_that_is_down_is_unavailable_at_once_and_served_again_when_it_returns() {
     qi_platform::telemetry::init_for_tests();
-    let url = qi_platform::pg::test_database().await.unwrap();
+    let url = qi_test_kit::database().await.unwrap();
     let secret = random_secret();
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -81,7 +81,7 @@ async fn until(channel: &Channel, service: &str, want: ServingStatus) {
 #[tokio::test]
 async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
     qi_platform::telemetry::init_for_tests();
-    let url = qi_platform::pg::test_database().await.unwrap();
+    let url = qi_test_kit::database().await.unwrap();
     let secret = random_secret();
     let vars: HashMap<&str, String> = HashMap::from([
         ("QI_DATABASE_URL", url.clone()),

@@ -155,7 +155,7 @@ fn partition_of(t: DateTime<Utc>) -> String {
 #[tokio::test]
 async fn audit_partitions_are_made_ahead_and_dropped_whole_past_retention() {
     qi_platform::telemetry::init_for_tests();
-    let url = qi_platform::pg::test_database().await.unwrap();
+    let url = qi_test_kit::database().await.unwrap();
     let pool = qi_platform::db::connect_owner(&url, qi_gateway::SCHEMA)
         .await
         .unwrap();

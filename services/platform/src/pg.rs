@@ -1,6 +1,6 @@
 //! A private PostgreSQL cluster started from the machine's server binaries: `qi up` keeps one
-//! under its data folder, and tests start a throwaway one per test process ([`test_database`])
-//! and hand each test its own database. No Docker, no shared server.
+//! under its data folder, and the test kit (libs/test-kit) starts a throwaway one per
+//! test process and hands each test its own database. No Docker, no shared server.
 //!
 //! The cluster listens on a unix socket only (no TCP port, so no port races). PostgreSQL
 //! refuses to run as root, so as root the cluster runs as the `postgres` user through
@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use anyhow::{Context as _, bail};
 use sqlx::Connection as _;
@@ -461,40 +460,6 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
     versions.pop().map(|(_, bin)| bin).context(
         "PostgreSQL server binaries not found: install Debian's `postgresql` package or set QI_PG_BINDIR",
     )
-}
-
-static TEST_CLUSTER: OnceLock<Result<PrivateCluster, String>> = OnceLock::new();
-
-/// For tests: a fresh, empty database on this test process's throwaway cluster (started on
-/// first use, stopped and deleted when the process exits). Returns its URL.
-pub async fn test_database() -> anyhow::Result<String> {
-    let cluster = tokio::task::spawn_blocking(|| {
-        TEST_CLUSTER.get_or_init(|| {
-            let dir = tempfile::Builder::new()
-                .prefix("qi-test-")
-                .tempdir_in("/tmp")
-                .map_err(|e| e.to_string())?
-                .keep();
-            PrivateCluster::start(&dir, Durability::Throwaway).map_err(|e| format!("{e:#}"))
-        });
-    })
-    .await;
-    cluster.context("starting the test cluster")?;
-    let cluster = match TEST_CLUSTER.get() {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => bail!("the test cluster did not start: {e}"),
-        None => bail!("the test cluster did not start"),
-    };
-    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    cluster.create_database(&name).await
-}
-
-/// For fault tests: restarts this process's test cluster.
-pub fn restart_test_cluster() -> anyhow::Result<()> {
-    match TEST_CLUSTER.get() {
-        Some(Ok(c)) => c.restart(),
-        _ => bail!("no test cluster is running"),
-    }
 }
 
 #[cfg(test)]

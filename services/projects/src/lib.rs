@@ -45,7 +45,7 @@ pub const SERVICE_NAME: &str = <qi_proto::projects::project_service_server::Proj
 /// For the fuzz targets: decodes `body` as the request of `method` (e.g. `CreateProject`)
 /// and runs the checks it passes before the database is touched. `None` for a method whose
 /// checks need the database.
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub fn validate_request(method: &str, body: &[u8]) -> Option<Result<(), qi_platform::Error>> {
     use prost::Message as _;
     use qi_platform::{Error, SiteCode, Violations, names};

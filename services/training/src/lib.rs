@@ -34,7 +34,7 @@ pub const SERVICE_NAME: &str = <qi_proto::training::training_service_server::Tra
 /// For the fuzz targets: decodes `body` as the request of `method` (e.g. `CreateCohort`) and
 /// runs the checks it passes before the database is touched. `None` for a method whose
 /// checks need the database.
-#[doc(hidden)]
+#[cfg(feature = "fuzzing")]
 pub fn validate_request(method: &str, body: &[u8]) -> Option<Result<(), qi_platform::Error>> {
     use qi_platform::validate::decoded;
     use qi_proto::training as pb;

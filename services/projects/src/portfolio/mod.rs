@@ -170,7 +170,7 @@ mod tests {
     async fn portfolio_queries_over_ten_thousand_ideas_and_two_thousand_projects() {
         use sqlx::postgres::PgConnectOptions;
         use std::str::FromStr;
-        let url = qi_platform::pg::test_database().await.unwrap();
+        let url = qi_test_kit::database().await.unwrap();
         let options = PgConnectOptions::from_str(&url)
             .unwrap()
             .options([("search_path", crate::SCHEMA)]);
