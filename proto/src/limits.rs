@@ -427,16 +427,20 @@ where
         } else {
             let whole = buf.copy_to_bytes(buf.remaining());
             check_request(U::PACKAGE, U::NAME, &whole)?;
-            return U::decode(whole)
-                .map(Some)
-                .map_err(|e| Status::internal(e.to_string()));
+            return U::decode(whole).map(Some).map_err(|e| not_a_message(&e));
         }
-        self.0.decode(buf)
+        U::decode(buf).map(Some).map_err(|e| not_a_message(&e))
     }
 
     fn buffer_settings(&self) -> BufferSettings {
         self.0.buffer_settings()
     }
+}
+
+/// Bytes that are not the method's request are the caller's fault (tonic's own decoder says
+/// INTERNAL): INVALID_ARGUMENT naming the request, as any other bad input.
+fn not_a_message(e: &prost::DecodeError) -> Status {
+    Status::invalid_argument(format!("request: not a valid message ({e})"))
 }
 
 #[cfg(test)]

@@ -213,3 +213,37 @@ async fn a_service_refuses_a_repeated_field_over_its_bound_before_decoding_and_s
     );
     training.stop().await.unwrap();
 }
+
+/// Bytes that are not the method's message at all (wire type 7 does not exist) are the
+/// caller's mistake: INVALID_ARGUMENT, from a service, through the gateway, and from the
+/// gateway's own service, and nothing is stored.
+#[tokio::test]
+async fn bytes_that_are_not_a_message_are_invalid_argument_not_internal() {
+    const AUDIT: &str = "/qi.gateway.v1.GatewayService/ListAuditEvents";
+    let garbage = || vec![Bytes::from_static(&[0x0f, 0xff, 0xff])];
+    let suite = TestSuite::start().await;
+    let team = suite.token("team", &["improvement_team"], &["BAS"]);
+    let (code, _) = call(&suite.channel, bearer(&team), BATCH, garbage()).await;
+    assert_eq!(code, Code::InvalidArgument, "forwarded to the service");
+    let admin = suite.token("auditor", &["admin"], &["*"]);
+    let (code, _) = call(&suite.channel, bearer(&admin), AUDIT, garbage()).await;
+    assert_eq!(code, Code::InvalidArgument, "the gateway's own service");
+    assert_eq!(
+        suite
+            .count("SELECT count(*) FROM metrics.measurement")
+            .await,
+        0
+    );
+    suite.stop().await.unwrap();
+
+    let metrics = LoneService::start(Role::Metrics).await;
+    let (code, _) = call(
+        &metrics.channel,
+        context(&metrics, "improvement_team", BATCH),
+        BATCH,
+        garbage(),
+    )
+    .await;
+    assert_eq!(code, Code::InvalidArgument, "straight to the service");
+    metrics.stop().await.unwrap();
+}
