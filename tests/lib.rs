@@ -305,8 +305,8 @@ pub struct LoneService {
 }
 
 impl LoneService {
-    /// Migrates a fresh database for `role` and serves it on a loopback port.
-    pub async fn start(role: qi::Role) -> LoneService {
+    /// Migrates a fresh database for `service` and serves it on a loopback port.
+    pub async fn start(service: qi::Service) -> LoneService {
         qi_platform::telemetry::init_for_tests();
         let database_url = qi_test_kit::database().await.expect("a test database");
         let key = random_secret();
@@ -317,11 +317,15 @@ impl LoneService {
         let config =
             Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
                 .expect("a valid test config");
-        let pool = qi::connect_and_migrate(role, &config, &qi::DatabaseUrls::one(&database_url))
-            .await
-            .expect("the service migrates");
+        let pool = qi::connect_and_migrate(
+            service.into(),
+            &config,
+            &qi::DatabaseUrls::one(&database_url),
+        )
+        .await
+        .expect("the service migrates");
         let component =
-            qi::service_component(role, &config, pool).expect("the service component builds");
+            qi::service_component(service, &config, pool).expect("the service component builds");
         let listener = qi_platform::server::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("a loopback port");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use qi::Role;
+use qi::{Role, Service};
 use qi_e2e::LoneService;
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
 use qi_platform::{AccessContext, Config, SiteScope};
@@ -13,7 +13,7 @@ use tonic::Code;
 
 #[tokio::test]
 async fn a_service_refuses_calls_without_a_valid_access_context() {
-    let service = LoneService::start(Role::Training).await;
+    let service = LoneService::start(Service::Training).await;
     let key = service.key.clone();
     let mut client = TrainingServiceClient::new(service.channel.clone());
     let list = || pb::ListCoursesRequest {
@@ -86,7 +86,7 @@ async fn each_service_keeps_its_migrations_in_its_own_schema() {
     c.unwrap();
     // Running them again changes nothing.
     qi::migrate(
-        &qi::SERVICES,
+        &qi::SERVICES.map(Role::from),
         &Config::from_lookup(|k| (k == "QI_DATABASE_URL").then(|| url.clone())).unwrap(),
     )
     .await

@@ -97,15 +97,15 @@ async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
     let mut pools = HashMap::new();
     let mut services = HashMap::new();
     let mut backends = HashMap::new();
-    for role in qi::SERVICES {
-        let pool = qi::connect_and_migrate(role, &config, &qi::DatabaseUrls::one(&url))
+    for service in qi::SERVICES {
+        let pool = qi::connect_and_migrate(service.into(), &config, &qi::DatabaseUrls::one(&url))
             .await
             .unwrap();
-        let component = qi::service_component(role, &config, pool.clone()).unwrap();
+        let component = qi::service_component(service, &config, pool.clone()).unwrap();
         let name = component.service_names[0];
         let (running, addr) = run(component, loopback, &settings).await;
         backends.insert(name, format!("http://{addr}"));
-        services.insert(name, (running, addr, role));
+        services.insert(name, (running, addr, service));
         pools.insert(name, pool);
     }
     let gateway_pool =
@@ -127,7 +127,7 @@ async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
     until(&channel, training, ServingStatus::Serving).await;
 
     // Training goes down.
-    let (running, training_addr, role) = services.remove(training).unwrap();
+    let (running, training_addr, service) = services.remove(training).unwrap();
     running.stop().await;
     until(&channel, training, ServingStatus::NotServing).await;
     until(&channel, "", ServingStatus::NotServing).await;
@@ -156,7 +156,7 @@ async fn the_gateways_health_follows_a_service_going_down_and_coming_back() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
 
     // And comes back on its address: the gateway reports the suite serving again.
-    let component = qi::service_component(role, &config, pools[training].clone()).unwrap();
+    let component = qi::service_component(service, &config, pools[training].clone()).unwrap();
     let (running, _) = run(component, training_addr, &settings).await;
     until(&channel, training, ServingStatus::Serving).await;
     until(&channel, "", ServingStatus::Serving).await;

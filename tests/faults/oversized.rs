@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use prost::Message as _;
-use qi::Role;
+use qi::Service;
 use qi_e2e::{LoneService, TestSuite};
 use qi_platform::access::{ACCESS_HEADER, AccessSigner};
 use qi_platform::{AccessContext, SiteScope};
@@ -178,7 +178,7 @@ fn context(
 
 #[tokio::test]
 async fn a_service_refuses_a_repeated_field_over_its_bound_before_decoding_and_stores_nothing() {
-    let metrics = LoneService::start(Role::Metrics).await;
+    let metrics = LoneService::start(Service::Metrics).await;
     let (code, fields) = call(
         &metrics.channel,
         context(&metrics, "improvement_team", BATCH),
@@ -198,7 +198,7 @@ async fn a_service_refuses_a_repeated_field_over_its_bound_before_decoding_and_s
     );
     metrics.stop().await.unwrap();
 
-    let training = LoneService::start(Role::Training).await;
+    let training = LoneService::start(Service::Training).await;
     let (code, fields) = call(
         &training.channel,
         context(&training, "hr_sync", SYNC),
@@ -236,7 +236,7 @@ async fn bytes_that_are_not_a_message_are_invalid_argument_not_internal() {
     );
     suite.stop().await.unwrap();
 
-    let metrics = LoneService::start(Role::Metrics).await;
+    let metrics = LoneService::start(Service::Metrics).await;
     let (code, _) = call(
         &metrics.channel,
         context(&metrics, "improvement_team", BATCH),

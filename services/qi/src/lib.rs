@@ -30,8 +30,29 @@ pub enum Role {
     Metrics,
 }
 
+/// One of the three services behind the gateway: what [`service_component`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// Courses, cohorts and training records.
+    Training,
+    /// Sites, ideas, projects and programmes.
+    Projects,
+    /// Metrics, measurements and SPC.
+    Metrics,
+}
+
+impl From<Service> for Role {
+    fn from(service: Service) -> Role {
+        match service {
+            Service::Training => Role::Training,
+            Service::Projects => Role::Projects,
+            Service::Metrics => Role::Metrics,
+        }
+    }
+}
+
 /// The three services, in migration order.
-pub const SERVICES: [Role; 3] = [Role::Training, Role::Projects, Role::Metrics];
+pub const SERVICES: [Service; 3] = [Service::Training, Service::Projects, Service::Metrics];
 
 /// Every component that owns a schema (the gateway keeps its audit trail).
 pub const ALL: [Role; 4] = [Role::Training, Role::Projects, Role::Metrics, Role::Gateway];
@@ -44,6 +65,16 @@ impl Role {
             Role::Training => "training",
             Role::Projects => "projects",
             Role::Metrics => "metrics",
+        }
+    }
+
+    /// The service this component is, or `None` for the gateway.
+    pub fn service(self) -> Option<Service> {
+        match self {
+            Role::Gateway => None,
+            Role::Training => Some(Service::Training),
+            Role::Projects => Some(Service::Projects),
+            Role::Metrics => Some(Service::Metrics),
         }
     }
 
@@ -144,7 +175,7 @@ async fn migrate_as_owner(role: Role, owner: &str, runtime: Option<&str>) -> any
 
 /// Builds a service component over a migrated pool.
 pub fn service_component(
-    role: Role,
+    service: Service,
     config: &Config,
     pool: sqlx::PgPool,
 ) -> anyhow::Result<Component> {
@@ -156,23 +187,22 @@ pub fn service_component(
         config.access_keys.previous.as_deref(),
     ));
     let routes = tonic::service::Routes::default();
-    let (routes, name) = match role {
-        Role::Training => (
+    let (routes, name) = match service {
+        Service::Training => (
             routes.add_service(qi_training::TrainingApi::new(pool, &config.sites).into_server()),
             qi_training::SERVICE_NAME,
         ),
-        Role::Projects => (
+        Service::Projects => (
             routes.add_service(qi_projects::ProjectsApi::new(pool, &config.sites).into_server()),
             qi_projects::SERVICE_NAME,
         ),
-        Role::Metrics => (
+        Service::Metrics => (
             routes.add_service(qi_metrics::MetricsApi::new(pool, &config.sites).into_server()),
             qi_metrics::SERVICE_NAME,
         ),
-        Role::Gateway => anyhow::bail!("the gateway is not a service component"),
     };
     Ok(Component {
-        name: role.name(),
+        name: Role::from(service).name(),
         routes,
         service_names: vec![name],
         access: Some(verifier),
@@ -197,17 +227,15 @@ pub async fn serve(
             config.idempotency_purge_interval,
         ))
     });
-    let (component, audit) = match role {
-        Role::Gateway => {
+    let (component, audit) = match role.service() {
+        Some(service) => (service_component(service, config, pool.clone())?, None),
+        None => {
             let (c, writer) = qi_gateway::component(
                 config,
                 &qi_gateway::configured_backends(config),
                 pool.clone(),
             )?;
             (c, Some(writer))
-        }
-        service @ (Role::Training | Role::Projects | Role::Metrics) => {
-            (service_component(service, config, pool.clone())?, None)
         }
     };
     let listener = qi_platform::server::bind(config.listen).await?;

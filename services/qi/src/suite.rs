@@ -87,8 +87,8 @@ impl Suite {
         let pools = vec![training, projects, metrics, gateway_pool.clone()];
         let mut services = Vec::new();
         let mut backends = HashMap::new();
-        for (role, pool) in SERVICES.iter().zip(&pools) {
-            let component = service_component(*role, config, pool.clone())?;
+        for (service, pool) in SERVICES.into_iter().zip(&pools) {
+            let component = service_component(service, config, pool.clone())?;
             let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
             let addr = listener.local_addr()?;
             for name in &component.service_names {
