@@ -90,6 +90,22 @@ impl Owner {
         }
     }
 
+    /// Whether the caller may read this owner's resources or, with `write`, change them.
+    pub fn check_access(&self, ctx: &AccessContext, write: bool) -> Result<(), Error> {
+        if write {
+            self.check_write(ctx)
+        } else {
+            self.check_read(ctx)
+        }
+    }
+
+    /// Whether the caller may create a resource under this owner, named by a Create's
+    /// `parent`: a change of the owner's resources, at one of the trust's sites.
+    pub fn check_create(&self, ctx: &AccessContext, sites: &[SiteCode]) -> Result<(), Error> {
+        self.check_write(ctx)?;
+        self.check_known("parent", sites)
+    }
+
     /// Whether the caller may change this owner's resources (trust-wide ones only by
     /// trust-wide callers).
     pub fn check_write(&self, ctx: &AccessContext) -> Result<(), Error> {
@@ -170,6 +186,21 @@ pub fn parse_parent(field: &str, value: &str) -> Result<Owner, Error> {
 pub fn parse_name(field: &str, value: &str, collection: &str) -> Result<(Owner, String), Error> {
     let (owner, id) = qi_names::parse_name(field, value, collection)?;
     Ok((owner.into(), id))
+}
+
+/// Parses a resource name as [`parse_name`] does and checks the caller may read it (or,
+/// with `write`, change it). Authorization comes before existence, so the answer says
+/// nothing of another site's rows.
+pub fn parse_accessible(
+    ctx: &AccessContext,
+    field: &str,
+    value: &str,
+    collection: &str,
+    write: bool,
+) -> Result<(Owner, String), Error> {
+    let (owner, id) = parse_name(field, value, collection)?;
+    owner.check_access(ctx, write)?;
+    Ok((owner, id))
 }
 
 /// Parses a nested name with exactly the given collections ([`qi_names::parse_nested`]).

@@ -32,8 +32,7 @@ pub(crate) async fn create(
     req: pb::CreateMetricRequest,
 ) -> Result<pb::CreateMetricResponse, Error> {
     let new = NewMetric::try_from(req.clone())?;
-    new.owner.check_write(&ctx)?;
-    new.owner.check_known("parent", &api.sites)?;
+    new.owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
         return Ok(saved);
@@ -746,13 +745,7 @@ pub(crate) async fn resolve(
     write: bool,
     lock: Lock,
 ) -> Result<Metric, Error> {
-    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
-    // Authorization before existence: no answer about another site's metrics.
-    if write {
-        owner.check_write(ctx)?;
-    } else {
-        owner.check_read(ctx)?;
-    }
+    let (owner, id) = names::parse_accessible(ctx, field, name, COLLECTION, write)?;
     store::get(conn, &owner, &id, lock)
         .await?
         .ok_or_else(|| Error::not_found(name))

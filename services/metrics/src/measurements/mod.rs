@@ -40,8 +40,8 @@ pub(crate) async fn batch_create(
         measurements,
         request_id,
     } = req;
-    let (owner, id) = names::parse_name("parent", &parent, definitions::COLLECTION)?;
-    owner.check_write(&ctx)?;
+    let (owner, id) =
+        names::parse_accessible(&ctx, "parent", &parent, definitions::COLLECTION, true)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     // FOR SHARE: the recording rules cannot change under the batch.
     let metric = definitions::store::get(&mut tx, &owner, &id, Lock::Share)

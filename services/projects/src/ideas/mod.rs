@@ -234,8 +234,7 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateIdeaResponse, Error> {
     let new = NewIdea::try_from(req.clone())?;
     let owner = Owner::Site(new.site.clone());
-    owner.check_write(&ctx)?;
-    owner.check_known("parent", &api.sites)?;
+    owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
         return Ok(saved);

@@ -175,12 +175,7 @@ pub(crate) async fn resolve(
     name: &str,
     write: bool,
 ) -> Result<ProgrammeRef, Error> {
-    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
-    if write {
-        owner.check_write(ctx)?;
-    } else {
-        owner.check_read(ctx)?;
-    }
+    let (owner, id) = names::parse_accessible(ctx, field, name, COLLECTION, write)?;
     store::find(conn, &owner, &id, write)
         .await?
         .ok_or_else(|| Error::not_found(name))
@@ -193,8 +188,7 @@ pub(crate) async fn create(
     req: pb::CreateProgrammeRequest,
 ) -> Result<pb::CreateProgrammeResponse, Error> {
     let new = NewProgramme::try_from(req.clone())?;
-    new.owner.check_write(&ctx)?;
-    new.owner.check_known("parent", &api.sites)?;
+    new.owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
         return Ok(saved);

@@ -314,12 +314,7 @@ pub(crate) async fn resolve(
     write: bool,
     lock: bool,
 ) -> Result<CohortRef, Error> {
-    let (owner, id) = names::parse_name(field, name, COLLECTION)?;
-    if write {
-        owner.check_write(ctx)?;
-    } else {
-        owner.check_read(ctx)?;
-    }
+    let (owner, id) = names::parse_accessible(ctx, field, name, COLLECTION, write)?;
     store::locate(conn, &owner, &id, lock)
         .await?
         .ok_or_else(|| Error::not_found(name))
@@ -332,8 +327,7 @@ pub(crate) async fn create(
     req: pb::CreateCohortRequest,
 ) -> Result<pb::CreateCohortResponse, Error> {
     let new = NewCohort::try_from(req.clone())?;
-    new.owner.check_write(&ctx)?;
-    new.owner.check_known("parent", &api.sites)?;
+    new.owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
         return Ok(saved);
@@ -354,8 +348,7 @@ pub(crate) async fn plan(
     req: pb::PlanCohortsRequest,
 ) -> Result<pb::PlanCohortsResponse, Error> {
     let plan = Plan::try_from(req.clone())?;
-    plan.owner.check_write(&ctx)?;
-    plan.owner.check_known("parent", &api.sites)?;
+    plan.owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     if let Some(saved) = idempotency::claim(&mut tx, &ctx, &plan.request_id, &req).await? {
         return Ok(saved);
@@ -386,8 +379,7 @@ pub(crate) async fn get(
     req: pb::GetCohortRequest,
 ) -> Result<pb::GetCohortResponse, Error> {
     let pb::GetCohortRequest { name } = req;
-    let (owner, id) = names::parse_name("name", &name, COLLECTION)?;
-    owner.check_read(&ctx)?;
+    let (owner, id) = names::parse_accessible(&ctx, "name", &name, COLLECTION, false)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let cohort = store::get(&mut conn, &owner, &id)
         .await?
