@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use opentelemetry::KeyValue;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Transaction};
 
 use crate::Error;
 use crate::config::Config;
@@ -43,12 +43,10 @@ pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Erro
     };
     let ms = statement_timeout_ms(&deadline)?;
     // Dynamic: BEGIN takes no parameters, and the timeout rides on it to save a round trip;
-    // the one interpolated value is an integer.
-    Ok(pool
-        .begin_with(AssertSqlSafe(format!(
-            "BEGIN; SET LOCAL statement_timeout = {ms}"
-        )))
-        .await?)
+    // the one value pushed is an integer.
+    let mut begin = QueryBuilder::<Postgres>::new("BEGIN; SET LOCAL statement_timeout = ");
+    begin.push(ms);
+    Ok(pool.begin_with(begin.into_sql()).await?)
 }
 
 /// Bounds the transaction's statements from here on by what is left of the call's deadline
@@ -242,21 +240,22 @@ pub async fn grant_runtime(
                  may not create roles: create it (CloudNativePG: spec.managed.roles) and run again"
             );
         }
-        // The statement is built by PostgreSQL's own quoting (%I, %L): the name and the
-        // password come from configuration and may hold any character.
-        let create = sqlx::query_scalar!(
-            r#"SELECT format('CREATE ROLE %I LOGIN NOINHERIT', $1::text)
-                    || coalesce(format(' PASSWORD %L', $2::text), '') AS "create!""#,
+        // The name and the password come from configuration and may hold any character:
+        // PostgreSQL quotes them.
+        let quoted = sqlx::query!(
+            r#"SELECT quote_ident($1) AS "role!", quote_literal($2::text) AS password"#,
             role,
             password,
         )
         .fetch_one(owner)
         .await?;
-        // Dynamic: DDL takes no parameters; PostgreSQL built it above.
-        match sqlx::raw_sql(sqlx::AssertSqlSafe(create))
-            .execute(owner)
-            .await
-        {
+        // Dynamic: DDL takes no parameters.
+        let mut create = QueryBuilder::<Postgres>::new("CREATE ROLE ");
+        create.push(&quoted.role).push(" LOGIN NOINHERIT");
+        if let Some(password) = &quoted.password {
+            create.push(" PASSWORD ").push(password);
+        }
+        match sqlx::raw_sql(create.into_sql()).execute(owner).await {
             Ok(_) => tracing::info!(role, "created the runtime role"),
             // Another process (a replica's init container) created it first.
             Err(e)
@@ -277,8 +276,16 @@ pub async fn grant_runtime(
     )
     .execute(&mut *tx)
     .await?;
-    // Dynamic: a script of GRANTs (no parameters in DDL) for a role quoted by PostgreSQL.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(grants.replace("{role}", &quoted)))
+    // Dynamic: DDL takes no parameters. The component's constant GRANTs, with the role as
+    // PostgreSQL quoted it wherever they say `{role}`.
+    let mut script = QueryBuilder::<Postgres>::new("");
+    for (i, piece) in grants.split("{role}").enumerate() {
+        if i > 0 {
+            script.push(&quoted);
+        }
+        script.push(piece);
+    }
+    sqlx::raw_sql(script.into_sql())
         .execute(&mut *tx)
         .await
         .with_context(|| format!("granting {role:?} its privileges on {schema}"))?;
