@@ -546,11 +546,7 @@ pub(crate) async fn list(
     let from = time("start_time", start_time)?;
     let before = time("end_time", end_time)?;
     let page = Page::parse(page_size, &page_token, &params)?;
-    let after: Option<i64> = page
-        .after_key(0)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after: Option<i64> = page.parsed_key(0)?;
     let rows: Vec<Row> = sqlx::query_as(
         "SELECT id, time, subject, method, site, resource, decision, code, reason, trace_id,
                 client_address, count

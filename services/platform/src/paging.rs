@@ -43,9 +43,8 @@ impl Page {
         let after = if page_token.is_empty() {
             None
         } else {
-            let bad = || Error::invalid("page_token", "not a token this list returned");
-            let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
-            let token: Token = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+            let bytes = URL_SAFE_NO_PAD.decode(page_token).map_err(|_| not_ours())?;
+            let token: Token = serde_json::from_slice(&bytes).map_err(|_| not_ours())?;
             if token.p != params {
                 return Err(Error::invalid(
                     "page_token",
@@ -89,6 +88,20 @@ impl Page {
             .and_then(|k| k.get(i))
             .map(String::as_str)
     }
+
+    /// The keyset value at `i` read as a `T` (a date, a number), or `None` on the first page.
+    /// A value that does not parse is a token this list did not write.
+    pub fn parsed_key<T: std::str::FromStr>(&self, i: usize) -> Result<Option<T>, Error> {
+        self.after_key(i)
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| not_ours())
+    }
+}
+
+/// A page token this list did not write.
+fn not_ours() -> Error {
+    Error::invalid("page_token", "not a token this list returned")
 }
 
 #[cfg(test)]
@@ -113,5 +126,16 @@ mod tests {
         assert!(Page::parse(2, "garbage!", "sites/BAS").is_err());
         let (_, end) = page.finish(vec!["c"], |r| vec![r.to_string()]);
         assert!(end.is_empty());
+    }
+
+    #[test]
+    fn a_key_that_does_not_parse_is_not_our_token() {
+        let page = Page::parse(1, "", "").unwrap();
+        assert_eq!(page.parsed_key::<i64>(0).unwrap(), None);
+        let (_, next) = page.finish(vec!["7", "x"], |r| vec![r.to_string(), "x".into()]);
+        let page = Page::parse(1, &next, "").unwrap();
+        assert_eq!(page.parsed_key::<i64>(0).unwrap(), Some(7));
+        let err = page.parsed_key::<i64>(1).unwrap_err();
+        assert!(err.to_string().contains("page_token"), "{err}");
     }
 }

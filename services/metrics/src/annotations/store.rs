@@ -62,11 +62,7 @@ pub(crate) async fn list(
     metric: &Metric,
     page: &Page,
 ) -> Result<(Vec<pb::Annotation>, String), Error> {
-    let after = page
-        .after_key(0)
-        .map(str::parse::<NaiveDate>)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after = page.parsed_key::<NaiveDate>(0)?;
     let rows = sqlx::query_as!(
         AnnotationRow,
         "SELECT id, date, text, author, create_time FROM annotation

@@ -236,17 +236,8 @@ pub(crate) async fn list(
     before: Option<NaiveDate>,
     page: &Page,
 ) -> Result<(Vec<pb::Measurement>, String), Error> {
-    let bad = || Error::invalid("page_token", "not a token this list returned");
-    let after_period = page
-        .after_key(0)
-        .map(str::parse::<NaiveDate>)
-        .transpose()
-        .map_err(|_| bad())?;
-    let after_id = page
-        .after_key(1)
-        .map(str::parse::<i64>)
-        .transpose()
-        .map_err(|_| bad())?;
+    let after_period = page.parsed_key::<NaiveDate>(0)?;
+    let after_id = page.parsed_key::<i64>(1)?;
     let sites = sites.sql_filter();
     let rows = sqlx::query_as!(
         MeasurementRow,

@@ -76,11 +76,7 @@ pub(crate) async fn list(
     metric: &Metric,
     page: &Page,
 ) -> Result<(Vec<pb::RebasePoint>, String), Error> {
-    let after = page
-        .after_key(0)
-        .map(str::parse::<NaiveDate>)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after = page.parsed_key::<NaiveDate>(0)?;
     let rows = sqlx::query_as!(
         RebaseRow,
         "SELECT id, period, reason, create_time FROM rebase_point
