@@ -26,15 +26,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use qi_platform::convert::instant;
-use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error};
-use qi_proto::gateway as pb;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::own::Own;
+mod list;
+mod store;
+
+pub(crate) use list::list;
 
 /// How long identical refusals before authentication are counted into one event.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -327,7 +326,7 @@ async fn write_until_stopped(
                 continue;
             }
         }
-        let attempt = tokio::time::timeout(WRITE_TIMEOUT, write(&pool, &batch));
+        let attempt = tokio::time::timeout(WRITE_TIMEOUT, store::write(&pool, &batch));
         match stop.bounded(attempt).await {
             Some(Ok(Ok(()))) => {
                 written += batch.len();
@@ -408,225 +407,4 @@ fn observe(log: &AuditLog) {
         .with_description("1 while audit events reach the database, 0 while they do not")
         .with_callback(move |o| o.observe(i64::from(healthy.load(Ordering::Relaxed)), &[]))
         .build();
-}
-
-/// Writes a batch with one binary `COPY`: PostgreSQL's cheapest way in, with no text to
-/// escape or timestamps to format on our side. A COPY is one statement, so a failed batch
-/// leaves nothing behind and is retried whole.
-async fn write(pool: &PgPool, batch: &[AuditEvent]) -> Result<(), sqlx::Error> {
-    let rows = copy_rows(batch);
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "the audit writer runs outside any call"
-    )]
-    let mut conn = pool.acquire().await?;
-    let mut copy = conn
-        .copy_in_raw(
-            "COPY audit_event (time, subject, method, site, resource, decision, code, reason,
-                               trace_id, client_address, count)
-             FROM STDIN (FORMAT binary)",
-        )
-        .await?;
-    copy.send(rows).await?;
-    copy.finish().await?;
-    Ok(())
-}
-
-/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
-const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// The batch in `COPY … (FORMAT binary)`: a signature, then per row the field count and
-/// each field as a length and its bytes (-1 for NULL), then -1.
-fn copy_rows(batch: &[AuditEvent]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(19 + batch.len() * 200);
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags
-    out.extend_from_slice(&0i32.to_be_bytes()); // header extension
-    for e in batch {
-        out.extend_from_slice(&11i16.to_be_bytes());
-        out.extend_from_slice(&8i32.to_be_bytes());
-        let micros = e.time.timestamp_micros() - PG_EPOCH_MICROS;
-        out.extend_from_slice(&micros.to_be_bytes());
-        for field in [
-            Some(e.subject.as_str()),
-            Some(e.method.as_str()),
-            e.site.as_deref(),
-            e.resource.as_deref(),
-            Some(if e.allowed { "allow" } else { "deny" }),
-            Some(e.code.as_str()),
-            Some(e.reason.as_str()),
-            Some(e.trace_id.as_str()),
-            e.client_address.as_deref(),
-        ] {
-            match field {
-                Some(v) => text_field(&mut out, v),
-                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-            }
-        }
-        out.extend_from_slice(&4i32.to_be_bytes());
-        out.extend_from_slice(&i32::try_from(e.count).unwrap_or(i32::MAX).to_be_bytes());
-    }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out
-}
-
-/// One text field. PostgreSQL text cannot hold NUL: one in a request's name (caller
-/// controlled) must not fail the whole batch, everyone's events, on every retry.
-fn text_field(out: &mut Vec<u8>, value: &str) {
-    let cleaned;
-    let value = if value.contains('\0') {
-        cleaned = value.replace('\0', "\u{fffd}");
-        cleaned.as_str()
-    } else {
-        value
-    };
-    // Fields are clipped names and messages, far below 2 GiB.
-    let len = i32::try_from(value.len()).unwrap_or(i32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&value.as_bytes()[..usize::try_from(len).unwrap_or(0)]);
-}
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    time: DateTime<Utc>,
-    subject: String,
-    method: String,
-    site: Option<String>,
-    resource: Option<String>,
-    decision: String,
-    code: String,
-    reason: String,
-    trace_id: String,
-    client_address: Option<String>,
-    count: i32,
-}
-
-fn time(field: &str, t: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, Error> {
-    t.map(|t| {
-        instant(&t)
-            .ok_or_else(|| Error::invalid(field, "is not a valid time between 1900 and 2999"))
-    })
-    .transpose()
-}
-
-/// `ListAuditEvents`: newest first, filtered. The caller is a trust-wide admin (the
-/// method's policy, checked by the gateway).
-pub(crate) async fn list(
-    own: &Own,
-    _ctx: AccessContext,
-    req: pb::ListAuditEventsRequest,
-) -> Result<pb::ListAuditEventsResponse, Error> {
-    let params = format!(
-        "{}|{}|{}|{:?}|{:?}",
-        req.subject, req.site, req.decision, req.start_time, req.end_time
-    );
-    let pb::ListAuditEventsRequest {
-        parent,
-        subject,
-        site,
-        decision,
-        start_time,
-        end_time,
-        page_size,
-        page_token,
-    } = req;
-    if parent != "trust" {
-        return Err(Error::invalid(
-            "parent",
-            "the audit trail is trust-wide: use `trust`",
-        ));
-    }
-    let decision = match pb::AuditDecision::try_from(decision) {
-        Ok(pb::AuditDecision::Unspecified) => None,
-        Ok(pb::AuditDecision::Allow) => Some("allow"),
-        Ok(pb::AuditDecision::Deny) => Some("deny"),
-        Err(_) => return Err(Error::invalid("decision", "choose ALLOW or DENY")),
-    };
-    let from = time("start_time", start_time)?;
-    let before = time("end_time", end_time)?;
-    let page = Page::parse(page_size, &page_token, &params)?;
-    let after: Option<i64> = page.parsed_key(0)?;
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, time, subject, method, site, resource, decision, code, reason, trace_id,
-                client_address, count
-         FROM audit_event
-         WHERE ($1 = '' OR subject = $1) AND ($2 = '' OR site = $2)
-           AND ($3::text IS NULL OR decision = $3)
-           AND ($4::timestamptz IS NULL OR time >= $4) AND ($5::timestamptz IS NULL OR time < $5)
-           AND ($6::bigint IS NULL OR id < $6)
-         ORDER BY id DESC LIMIT $7",
-    )
-    .bind(subject)
-    .bind(site)
-    .bind(decision)
-    .bind(from)
-    .bind(before)
-    .bind(after)
-    .bind(page.limit())
-    .fetch_all(&mut *qi_platform::db::begin(own.gateway().pool()).await?)
-    .await?;
-    let (rows, next_page_token) = page.finish(rows, |r| vec![r.id.to_string()]);
-    Ok(pb::ListAuditEventsResponse {
-        audit_events: rows
-            .into_iter()
-            .map(|r| pb::AuditEvent {
-                name: format!("trust/auditEvents/{}", r.id),
-                time: Some(qi_platform::convert::timestamp(r.time)),
-                subject: r.subject,
-                method: r.method,
-                site: r.site.unwrap_or_default(),
-                resource: r.resource.unwrap_or_default(),
-                decision: if r.decision == "allow" {
-                    pb::AuditDecision::Allow
-                } else {
-                    pb::AuditDecision::Deny
-                } as i32,
-                code: r.code,
-                reason: r.reason,
-                trace_id: r.trace_id,
-                client_address: r.client_address.unwrap_or_default(),
-                count: r.count,
-            })
-            .collect(),
-        next_page_token,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn copy_rows_are_postgres_binary_with_nul_replaced() {
-        let event = AuditEvent {
-            time: DateTime::from_timestamp(946_684_801, 0).unwrap(),
-            subject: "a\0b".into(),
-            method: "m".into(),
-            site: None,
-            resource: Some("r".into()),
-            allowed: false,
-            code: "c".into(),
-            reason: "".into(),
-            trace_id: "t".into(),
-            client_address: Some("::1".into()),
-            count: 3,
-        };
-        let rows = copy_rows(&[event]);
-        let mut want = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0".to_vec();
-        want.extend_from_slice(&[0, 11, 0, 0, 0, 8]);
-        want.extend_from_slice(&1_000_000i64.to_be_bytes());
-        want.extend_from_slice(&[0, 0, 0, 5, b'a', 0xef, 0xbf, 0xbd, b'b']);
-        want.extend_from_slice(&[0, 0, 0, 1, b'm']);
-        want.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]);
-        want.extend_from_slice(&[0, 0, 0, 1, b'r']);
-        want.extend_from_slice(&[0, 0, 0, 4, b'd', b'e', b'n', b'y']);
-        want.extend_from_slice(&[0, 0, 0, 1, b'c']);
-        want.extend_from_slice(&[0, 0, 0, 0]);
-        want.extend_from_slice(&[0, 0, 0, 1, b't']);
-        want.extend_from_slice(&[0, 0, 0, 3, b':', b':', b'1']);
-        want.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 3]);
-        want.extend_from_slice(&[0xff, 0xff]);
-        assert_eq!(rows, want);
-    }
 }
