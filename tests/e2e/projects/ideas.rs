@@ -1,0 +1,319 @@
+//! Ideas and their triage: submitted by anyone at the site, reviewed, then accepted as a
+//! project, declined with a reason (and reopened with one) or merged into a live idea or a
+//! project of the site; every other move is refused; lists filter by state and theme.
+
+use qi_e2e::projects::{
+    accept_idea, create_idea, create_ward, decline_idea, list_ideas, merge_idea, new_idea,
+    reopen_idea, review_idea, submit_idea,
+};
+use qi_e2e::{Caller, TestSuite, code, fields};
+use qi_proto::projects as pb;
+use tonic::Code;
+
+use super::bas_team;
+
+/// BAS's improvement team and a nurse at BAS who contributes ideas.
+struct Triage {
+    team: Caller,
+    nurse: Caller,
+}
+
+/// Cedar ward at BAS, and the callers who submit and triage ideas there.
+async fn cedar(suite: &TestSuite) -> Triage {
+    let team = bas_team(suite);
+    create_ward(&team, "BAS", "cedar").await.unwrap();
+    let nurse = suite.caller("bas-nurse", &["contributor"], &["BAS"]);
+    Triage { team, nurse }
+}
+
+/// The nurse's idea `discharge-letters`, on Cedar ward, as submitted.
+async fn discharge_letters(t: &Triage) -> pb::Idea {
+    let mut req = pb::CreateIdeaRequest {
+        idea_id: "discharge-letters".into(),
+        ..new_idea("BAS", "Discharge letters before noon")
+    };
+    if let Some(idea) = req.idea.as_mut() {
+        idea.description = "Letters wait for the afternoon round".into();
+        idea.ward = "sites/BAS/wards/cedar".into();
+        idea.submitter_staff = "sites/BAS/staff/10000001".into();
+    }
+    create_idea(&t.nurse, req).await.unwrap()
+}
+
+/// [`discharge_letters`], reviewed and accepted: the answer, idea and project.
+async fn accepted(t: &Triage) -> (pb::Idea, pb::Project) {
+    let first = discharge_letters(t).await;
+    review_idea(&t.team, &first.name).await.unwrap();
+    let accepted = accept_idea(&t.team, &first.name, "").await.unwrap();
+    (accepted.idea.unwrap(), accepted.project.unwrap())
+}
+
+/// A pharmacist idea from the nurse, declined by the team.
+async fn declined(t: &Triage) -> pb::Idea {
+    let idea = submit_idea(&t.nurse, "BAS", "Ward-based pharmacist")
+        .await
+        .unwrap();
+    decline_idea(&t.team, &idea.name, "Covered by the pharmacy review")
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_contributor_submits_an_idea_and_only_the_team_reviews_it() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let first = discharge_letters(&t).await;
+    assert_eq!(first.state, pb::IdeaState::Submitted as i32);
+    assert_eq!(
+        code(review_idea(&t.nurse, &first.name).await),
+        Code::PermissionDenied
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idea_is_reviewed_once_before_it_is_accepted() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let first = discharge_letters(&t).await;
+    assert_eq!(
+        code(accept_idea(&t.team, &first.name, "").await),
+        Code::FailedPrecondition
+    );
+    let reviewed = review_idea(&t.team, &first.name).await.unwrap();
+    assert_eq!(reviewed.state, pb::IdeaState::UnderReview as i32);
+    assert_eq!(
+        code(review_idea(&t.team, &first.name).await),
+        Code::FailedPrecondition
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_accepted_idea_becomes_a_scoping_project_on_its_ward() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let (idea, project) = accepted(&t).await;
+    assert_eq!(idea.state, pb::IdeaState::Accepted as i32);
+    assert_eq!(idea.project, project.name);
+    assert_eq!(project.idea, idea.name);
+    assert!(project.name.starts_with("sites/BAS/projects/"));
+    assert_eq!(project.state, pb::ProjectState::Scoping as i32);
+    assert_eq!(project.title, "Discharge letters before noon");
+    assert_eq!(project.wards, ["sites/BAS/wards/cedar"]);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_retried_accept_answers_the_same_and_makes_one_project() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let first = discharge_letters(&t).await;
+    review_idea(&t.team, &first.name).await.unwrap();
+    let rid = uuid::Uuid::new_v4().to_string();
+    let accepted = accept_idea(&t.team, &first.name, &rid).await.unwrap();
+    let again = accept_idea(&t.team, &first.name, &rid).await.unwrap();
+    assert_eq!(accepted, again, "a retried accept answers the same");
+    assert_eq!(
+        suite.count("SELECT count(*) FROM projects.project").await,
+        1
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_accepted_idea_stays_accepted() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let (idea, project) = accepted(&t).await;
+    for m in [
+        decline_idea(&t.team, &idea.name, "no").await,
+        merge_idea(&t.team, &idea.name, &project.name).await,
+        reopen_idea(&t.team, &idea.name, "why").await,
+        review_idea(&t.team, &idea.name).await,
+    ] {
+        assert_eq!(
+            code(m),
+            Code::FailedPrecondition,
+            "an accepted idea stays accepted"
+        );
+    }
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn declining_an_idea_needs_a_reason_and_keeps_it() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let second = submit_idea(&t.nurse, "BAS", "Ward-based pharmacist")
+        .await
+        .unwrap();
+    let err = decline_idea(&t.team, &second.name, "  ").await.unwrap_err();
+    assert_eq!(fields(&err), ["reason"]);
+    let declined = decline_idea(&t.team, &second.name, "Covered by the pharmacy review")
+        .await
+        .unwrap();
+    assert_eq!(declined.state, pb::IdeaState::Declined as i32);
+    assert_eq!(declined.decline_reason, "Covered by the pharmacy review");
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_declined_idea_is_reopened_before_any_other_move() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let first = discharge_letters(&t).await;
+    let second = declined(&t).await;
+    for m in [
+        review_idea(&t.team, &second.name).await,
+        accept_idea(&t.team, &second.name, "")
+            .await
+            .map(|r| r.idea.unwrap()),
+        merge_idea(&t.team, &second.name, &first.name).await,
+        decline_idea(&t.team, &second.name, "again").await,
+    ] {
+        assert_eq!(
+            code(m),
+            Code::FailedPrecondition,
+            "a declined idea is reopened first"
+        );
+    }
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn reopening_needs_a_reason_and_puts_a_declined_idea_back_under_review() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let second = declined(&t).await;
+    assert_eq!(
+        fields(&reopen_idea(&t.team, &second.name, "").await.unwrap_err()),
+        ["reason"]
+    );
+    let reopened = reopen_idea(
+        &t.team,
+        &second.name,
+        "The pharmacy review did not cover wards",
+    )
+    .await
+    .unwrap();
+    assert_eq!(reopened.state, pb::IdeaState::UnderReview as i32);
+    assert_eq!(reopened.decline_reason, "");
+    assert_eq!(
+        reopened.reopen_reason,
+        "The pharmacy review did not cover wards"
+    );
+    assert_eq!(
+        code(reopen_idea(&t.team, &second.name, "again").await),
+        Code::FailedPrecondition,
+        "only a declined idea reopens"
+    );
+    suite.stop().await.unwrap();
+}
+
+/// The ideas of [`merges`]: an accepted idea's project, a live idea, one merged into it,
+/// and one merged into the project.
+struct Merged {
+    project: pb::Project,
+    second: pb::Idea,
+    third: pb::Idea,
+    fourth: pb::Idea,
+}
+
+/// An accepted idea, a live pharmacist idea, a second pharmacist idea merged into it, and a
+/// letters idea not merged yet.
+async fn merges(t: &Triage) -> Merged {
+    let (_, project) = accepted(t).await;
+    let second = submit_idea(&t.nurse, "BAS", "Ward-based pharmacist")
+        .await
+        .unwrap();
+    let third = submit_idea(&t.nurse, "BAS", "Pharmacist on the ward round")
+        .await
+        .unwrap();
+    let third = merge_idea(&t.team, &third.name, &second.name)
+        .await
+        .unwrap();
+    let fourth = submit_idea(&t.nurse, "BAS", "Letters template")
+        .await
+        .unwrap();
+    Merged {
+        project,
+        second,
+        third,
+        fourth,
+    }
+}
+
+#[tokio::test]
+async fn an_idea_merges_into_another_live_idea_of_its_site() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let m = merges(&t).await;
+    assert_eq!(m.third.state, pb::IdeaState::Merged as i32);
+    assert_eq!(m.third.merged_into, m.second.name);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idea_merges_into_no_idea_but_a_live_other_one_of_its_site() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let m = merges(&t).await;
+    for into in [
+        m.fourth.name.clone(),
+        m.third.name.clone(),
+        "sites/BAS/ideas/no-such".into(),
+        "sites/SOU/ideas/x".into(),
+        "sites/SOU/projects/x".into(),
+        "elsewhere".into(),
+    ] {
+        let err = merge_idea(&t.team, &m.fourth.name, &into)
+            .await
+            .unwrap_err();
+        assert_eq!(fields(&err), ["into"], "{into}");
+    }
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_idea_merges_into_a_project_of_its_site_once() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let m = merges(&t).await;
+    let merged = merge_idea(&t.team, &m.fourth.name, &m.project.name)
+        .await
+        .unwrap();
+    assert_eq!(merged.merged_into, m.project.name);
+    assert_eq!(
+        code(merge_idea(&t.team, &m.fourth.name, &m.project.name).await),
+        Code::FailedPrecondition
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ideas_filter_by_state_and_by_theme_in_any_case() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let m = merges(&t).await;
+    merge_idea(&t.team, &m.fourth.name, &m.project.name)
+        .await
+        .unwrap();
+    let req = pb::ListIdeasRequest {
+        state: pb::IdeaState::Merged as i32,
+        theme: "patient FLOW".into(),
+        ..list_ideas("sites/BAS")
+    };
+    let listed = t.nurse.projects().list_ideas(req).await.unwrap();
+    let mut names: Vec<_> = listed
+        .into_inner()
+        .ideas
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    names.sort();
+    let mut expected = vec![m.third.name, m.fourth.name];
+    expected.sort();
+    assert_eq!(names, expected);
+    suite.stop().await.unwrap();
+}
