@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caller;
+pub mod metrics;
 pub mod training;
 
 use std::collections::HashMap;
