@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod caller;
+pub mod metrics;
 pub mod projects;
 pub mod training;
 
