@@ -173,21 +173,7 @@ impl TestSuite {
 
     /// A development token for `sub` with these roles and sites (`*` = trust-wide).
     pub fn token(&self, sub: &str, roles: &[&str], sites: &[&str]) -> String {
-        let secret = self
-            .config
-            .jwt
-            .hs256_secret
-            .as_deref()
-            .expect("the test suite has a dev secret");
-        qi_gateway::auth::mint_dev_token(
-            secret,
-            &self.config.jwt,
-            sub,
-            &roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-            &sites.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-            Duration::from_secs(600),
-        )
-        .expect("a token")
+        mint(&self.config, sub, roles, sites, None)
     }
 
     /// A caller `sub` holding these roles at these sites (`*` = trust-wide), whose clients
@@ -196,10 +182,64 @@ impl TestSuite {
         Caller::new(self.channel.clone(), &self.token(sub, roles, sites))
     }
 
+    /// A development token for a person: [`TestSuite::token`] carrying the ESR employee
+    /// number `employee` under the suite's `QI_JWT_EMPLOYEE_CLAIM`.
+    pub fn employee_token(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        sites: &[&str],
+        employee: &str,
+    ) -> String {
+        mint(&self.config, sub, roles, sites, Some(employee))
+    }
+
+    /// A caller who is a person, employee number `employee` ([`TestSuite::employee_token`]).
+    pub fn employee_caller(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        sites: &[&str],
+        employee: &str,
+    ) -> Caller {
+        Caller::new(
+            self.channel.clone(),
+            &self.employee_token(sub, roles, sites, employee),
+        )
+    }
+
     /// Stops the suite gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.running.stop().await
     }
+}
+
+/// A development token signed with `config`'s secret, valid ten minutes, for `sub` with
+/// these roles and sites (`*` = trust-wide) and, for a person, an ESR employee number.
+pub fn mint(
+    config: &Config,
+    sub: &str,
+    roles: &[&str],
+    sites: &[&str],
+    employee: Option<&str>,
+) -> String {
+    let secret = config
+        .jwt
+        .hs256_secret
+        .as_deref()
+        .expect("the configuration has a dev secret");
+    let employee =
+        employee.map(|e| qi_platform::EmployeeNumber::parse(e).expect("a valid employee number"));
+    qi_gateway::auth::mint_dev_token_for(
+        secret,
+        &config.jwt,
+        sub,
+        &roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        &sites.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        employee.as_ref(),
+        Duration::from_secs(600),
+    )
+    .expect("a token")
 }
 
 /// A server task and the signal that stops it; dropped, it signals the stop.
@@ -361,6 +401,72 @@ impl LoneService {
     }
 
     /// Stops the service gracefully and reports how it ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.running.stop().await
+    }
+}
+
+/// The gateway served on its own, as `qi serve gateway` runs it, in front of whatever
+/// listens at the backend URLs of its settings (`QI_TRAINING_URL`, …).
+#[derive(Debug)]
+pub struct LoneGateway {
+    /// A channel to the gateway.
+    pub channel: Channel,
+    /// The configuration it runs with (its token secret, its access-context key).
+    pub config: Config,
+    running: Running,
+}
+
+impl LoneGateway {
+    /// Migrates a fresh database for the gateway's audit trail and serves it on a loopback
+    /// port, with a fresh token secret and access-context key and these extra settings.
+    pub async fn start(settings: &[(&str, &str)]) -> LoneGateway {
+        qi_platform::telemetry::init_for_tests();
+        let listen = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+            l.local_addr().expect("a bound address")
+        };
+        let mut vars: HashMap<String, String> = HashMap::from([
+            (
+                "QI_DATABASE_URL".into(),
+                qi_test_kit::database().await.expect("a test database"),
+            ),
+            ("QI_JWT_SECRET".into(), random_secret()),
+            ("QI_ACCESS_KEY".into(), random_secret()),
+            ("QI_LISTEN".into(), listen.to_string()),
+        ]);
+        for (k, v) in settings {
+            vars.insert((*k).into(), (*v).into());
+        }
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("a valid test config");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn({
+            let config = config.clone();
+            async move {
+                qi::serve(qi::Role::Gateway, &config, async {
+                    let _ = stopped.await;
+                })
+                .await
+            }
+        });
+        let channel = loop {
+            match Endpoint::from_shared(format!("http://{listen}"))
+                .expect("a URL")
+                .connect()
+                .await
+            {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        LoneGateway {
+            channel,
+            config,
+            running: Running(Some((stop, running))),
+        }
+    }
+
+    /// Stops the gateway gracefully and reports how it ended.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.running.stop().await
     }

@@ -329,6 +329,8 @@ async fn a_client_cannot_pass_its_own_access_context_to_the_services() {
             roles: vec!["admin".into()],
             sites: qi_platform::SiteScope::TrustWide,
             method: "/qi.training.v1.TrainingService/ListCohorts".into(),
+            employee: None,
+            employee_claim: Default::default(),
         })
         .unwrap();
     let bas = suite.token("bas-nurse", &["viewer"], &["BAS"]);

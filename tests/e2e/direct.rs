@@ -26,6 +26,8 @@ async fn a_service_refuses_calls_without_a_valid_access_context() {
         roles: vec!["viewer".into()],
         sites: SiteScope::TrustWide,
         method: method.into(),
+        employee: None,
+        employee_claim: Default::default(),
     };
     let with = |token: String| {
         let mut req = tonic::Request::new(list());

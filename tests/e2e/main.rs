@@ -10,5 +10,6 @@ mod health;
 mod housekeeping;
 mod matrix;
 mod metrics;
+mod people;
 mod projects;
 mod training;

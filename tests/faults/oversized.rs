@@ -171,6 +171,8 @@ fn context(
         roles: vec![role.into()],
         sites: SiteScope::TrustWide,
         method: method.into(),
+        employee: None,
+        employee_claim: Default::default(),
     };
     let signer = AccessSigner::new(&service.key, Duration::from_secs(60));
     (ACCESS_HEADER, signer.sign(&ctx).unwrap().parse().unwrap())

@@ -1,12 +1,15 @@
 //! Resource names rooted at a site (`sites/BAS/cohorts/x`) or at the trust
-//! (`trust/cohorts/x`): the one parser the gateway and the services share, so they read a
-//! name the same way. Pure code, with no I/O and no RPC or database types.
+//! (`trust/cohorts/x`), and the identifiers in them (site codes, ESR employee numbers): the
+//! one parser the gateway and the services share, so they read a name the same way. Pure
+//! code, with no I/O and no RPC or database types.
 #![forbid(unsafe_code)]
 
+mod employee;
 mod name;
 mod scope;
 mod site;
 
+pub use employee::EmployeeNumber;
 pub use name::{ListParent, NameError, Owner, parse_name, parse_nested, parse_parent, validate_id};
 pub use scope::{Scope, scope};
 pub use site::SiteCode;

@@ -8,6 +8,11 @@
 //! signatures, whose `alg` disagrees with the key, or RSA keys under 2048 bits are ignored
 //! with a warning.
 //!
+//! A caller who is a person carries its ESR employee number in the claim
+//! `QI_JWT_EMPLOYEE_CLAIM` names, as a string or a non-negative integer (providers emit
+//! both). It is checked by the rule the training service holds staff to; a token without it
+//! is a caller like any other, and one with a malformed number is refused whole.
+//!
 //! Keys rotate without a restart: the JWKS is read again every few minutes and when a
 //! token names a `kid` not yet known (at most every few seconds). A file is read in line,
 //! on the call that needs it; a URL is fetched by a background task, so the call that
@@ -24,7 +29,7 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use qi_platform::config::JwtConfig;
 use qi_platform::verified::Verified;
-use qi_platform::{Error, SiteScope};
+use qi_platform::{EmployeeNumber, Error, SiteScope};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
@@ -37,6 +42,8 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// The token's sites.
     pub sites: SiteScope,
+    /// The caller's ESR employee number, when the token carries one.
+    pub employee: Option<EmployeeNumber>,
 }
 
 impl Principal {
@@ -71,6 +78,10 @@ pub struct Claims {
     /// Not before (seconds since the epoch).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
+    /// Every other claim. The employee number is read from here, because its claim's name
+    /// is configured (`QI_JWT_EMPLOYEE_CLAIM`), not fixed.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 /// How often the JWKS is read again, so keys rotate (and are revoked) without a restart.
@@ -119,6 +130,8 @@ pub struct Authenticator {
     validation: Validation,
     /// The longest `exp - iat` accepted, in seconds.
     max_lifetime: u64,
+    /// The claim carrying the caller's employee number (`QI_JWT_EMPLOYEE_CLAIM`).
+    employee_claim: String,
 }
 
 impl Drop for Authenticator {
@@ -210,7 +223,13 @@ impl Authenticator {
             jwks,
             validation,
             max_lifetime: config.max_lifetime.as_secs(),
+            employee_claim: config.employee_claim.clone(),
         })
+    }
+
+    /// The claim read for the caller's employee number (`QI_JWT_EMPLOYEE_CLAIM`).
+    pub fn employee_claim(&self) -> &str {
+        &self.employee_claim
     }
 
     /// Authenticates the value of an `authorization` header.
@@ -323,15 +342,38 @@ impl Authenticator {
         }
         let sites = SiteScope::from_claim(&claims.sites)
             .map_err(|e| unauthenticated(format!("invalid token: sites: {e}")))?;
+        let employee = employee(&claims, &self.employee_claim)?;
         Ok((
             Principal {
                 subject: claims.sub,
                 roles: claims.roles,
                 sites,
+                employee,
             },
             claims.exp,
         ))
     }
+}
+
+/// The employee number a token carries under `claim`: a string, or a non-negative integer
+/// read as its decimal digits (so a number with leading zeros must come as a string).
+/// Absent or null, there is none. The refusal names the claim and never echoes the value.
+fn employee(claims: &Claims, claim: &str) -> Result<Option<EmployeeNumber>, Status> {
+    use serde_json::Value;
+    let number = match claims.other.get(claim) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => EmployeeNumber::parse(s).ok(),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| EmployeeNumber::parse(&n.to_string()).ok()),
+        Some(Value::Bool(_) | Value::Array(_) | Value::Object(_)) => None,
+    };
+    number.map(Some).ok_or_else(|| {
+        unauthenticated(format!(
+            "invalid token: `{claim}` is not an ESR employee number (5 to 12 digits, as a \
+             string or a non-negative integer)"
+        ))
+    })
 }
 
 /// A refused bearer token, with the ErrorInfo every QI error carries.
@@ -553,6 +595,21 @@ pub fn mint_dev_token(
     sites: &[String],
     ttl: Duration,
 ) -> anyhow::Result<String> {
+    mint_dev_token_for(secret, config, subject, roles, sites, None, ttl)
+}
+
+/// Mints a development token for a person: [`mint_dev_token`] with the employee number,
+/// when given, under the configured claim (`QI_JWT_EMPLOYEE_CLAIM`), as `qi token
+/// --employee` prints it.
+pub fn mint_dev_token_for(
+    secret: &str,
+    config: &JwtConfig,
+    subject: &str,
+    roles: &[String],
+    sites: &[String],
+    employee: Option<&EmployeeNumber>,
+    ttl: Duration,
+) -> anyhow::Result<String> {
     if ttl > config.max_lifetime {
         anyhow::bail!(
             "a token may live at most {} s (QI_JWT_MAX_LIFETIME_SECS): ask for less",
@@ -569,6 +626,10 @@ pub fn mint_dev_token(
         exp: now + ttl.as_secs(),
         iat: Some(now),
         nbf: Some(now),
+        other: employee
+            .map(|e| (config.employee_claim.clone(), e.as_str().into()))
+            .into_iter()
+            .collect(),
     };
     Ok(jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
@@ -592,6 +653,7 @@ mod tests {
             audience: "qi".into(),
             leeway_secs: 30,
             max_lifetime: Duration::from_secs(86_400),
+            employee_claim: "employee_number".into(),
         }
     }
 
@@ -726,6 +788,104 @@ mod tests {
     }
 
     #[test]
+    fn the_employee_number_is_read_from_the_configured_claim_by_secret_and_jwks_alike() {
+        let jwks = std::env::temp_dir().join(format!("qi-jwks-emp-{}.json", std::process::id()));
+        std::fs::copy(format!("{FIXTURES}/jwks.json"), &jwks).unwrap();
+        let mut c = config();
+        c.employee_claim = "extension_esr".into();
+        c.jwks_file = Some(jwks.clone());
+        c.allow_hs256_with_jwks = true;
+        let auth = Authenticator::new(&c).unwrap();
+        let with = |value: Option<serde_json::Value>| {
+            let mut claims = claims();
+            if let Some(v) = value {
+                claims["extension_esr"] = v;
+            }
+            claims
+        };
+        let by_secret = |claims: &serde_json::Value| {
+            format!("Bearer {}", token(claims, "dev-secret", Algorithm::HS256))
+        };
+        let by_jwks = |claims: &serde_json::Value| {
+            format!("Bearer {}", es256_token_with("test-es256", claims))
+        };
+        for bearer in [
+            &by_secret as &dyn Fn(&serde_json::Value) -> String,
+            &by_jwks,
+        ] {
+            for (value, want) in [
+                (None, None),
+                (Some(serde_json::Value::Null), None),
+                (Some(serde_json::json!("00123456")), Some("00123456")),
+                (Some(serde_json::json!(12_345_678)), Some("12345678")),
+            ] {
+                let p = auth
+                    .authenticate(Some(&bearer(&with(value.clone()))))
+                    .unwrap();
+                assert_eq!(p.employee.as_ref().map(|e| e.as_str()), want, "{value:?}");
+            }
+            // The default claim's name means nothing under another configuration.
+            let mut other = claims();
+            other["employee_number"] = serde_json::json!("12345678");
+            assert_eq!(
+                auth.authenticate(Some(&bearer(&other))).unwrap().employee,
+                None
+            );
+            for bad in [
+                serde_json::json!("98x7654"),
+                serde_json::json!("9876"),
+                serde_json::json!(9876),
+                serde_json::json!(-98_765_432),
+                serde_json::json!(98_765.5),
+                serde_json::json!(true),
+                serde_json::json!(["98765432"]),
+            ] {
+                let err = auth
+                    .authenticate(Some(&bearer(&with(Some(bad.clone())))))
+                    .unwrap_err();
+                assert_eq!(err.code(), tonic::Code::Unauthenticated, "{bad}");
+                assert!(
+                    err.message().contains("`extension_esr`"),
+                    "{}",
+                    err.message()
+                );
+                let shown = bad.to_string();
+                let digits = shown.trim_matches(|c| c == '"' || c == '[' || c == ']');
+                assert!(!err.message().contains(digits), "{}", err.message());
+            }
+        }
+        let _ = std::fs::remove_file(jwks);
+    }
+
+    #[test]
+    fn a_token_minted_for_a_person_carries_the_number_under_the_configured_claim() {
+        let mut c = config();
+        c.employee_claim = "esr".into();
+        let number = EmployeeNumber::parse("12345678").unwrap();
+        let t = mint_dev_token_for(
+            "dev-secret",
+            &c,
+            "ward-7",
+            &["viewer".into()],
+            &["BAS".into()],
+            Some(&number),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        let p = Authenticator::new(&c)
+            .unwrap()
+            .authenticate(Some(&format!("Bearer {t}")))
+            .unwrap();
+        assert_eq!(p.employee, Some(number));
+        // Read under the default claim, the same token carries no number.
+        let p = Authenticator::new(&config())
+            .unwrap()
+            .authenticate(Some(&format!("Bearer {t}")))
+            .unwrap();
+        assert_eq!(p.employee, None);
+    }
+
+    #[test]
     fn bad_tokens_are_unauthenticated() {
         let auth = Authenticator::new(&config()).unwrap();
         let mut cases = vec![
@@ -855,12 +1015,16 @@ mod tests {
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures");
 
     fn es256_token(kid: &str) -> String {
+        es256_token_with(kid, &claims())
+    }
+
+    fn es256_token_with(kid: &str, claims: &serde_json::Value) -> String {
         let pem = std::fs::read_to_string(format!("{FIXTURES}/es256-test-key.pem")).unwrap();
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).unwrap();
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_ec_der(&der)).unwrap()
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&der)).unwrap()
     }
 
     /// Polls until `ok` holds (bounded, so a broken refresh fails the test, not hangs it).

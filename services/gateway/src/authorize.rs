@@ -137,6 +137,7 @@ mod tests {
             roles: roles.iter().map(|r| r.to_string()).collect(),
             sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap(),
+            employee: None,
         }
     }
 

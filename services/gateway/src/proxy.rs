@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::PathAndQuery;
-use qi_platform::access::{ACCESS_HEADER, AccessSigner};
+use qi_platform::access::{ACCESS_HEADER, AccessSigner, EmployeeClaim};
 use qi_platform::config::Cidr;
 use qi_platform::deadline::{self, CallDeadline};
 use qi_platform::{AccessContext, Error, SiteCode};
@@ -64,6 +64,8 @@ pub struct Gateway {
     trusted_proxies: Vec<Cidr>,
     /// Failed authentications per client address (`QI_AUTH_FAILURE_RATE`), if limited.
     failures: Option<RateLimiter>,
+    /// `QI_JWT_EMPLOYEE_CLAIM`, shared by every context rather than copied per call.
+    employee_claim: EmployeeClaim,
 }
 
 /// What a [`Gateway`] is made of.
@@ -117,6 +119,7 @@ impl Gateway {
             trusted_proxies,
             failures,
         } = parts;
+        let employee_claim = EmployeeClaim::new(auth.employee_claim());
         Gateway {
             methods,
             auth,
@@ -130,6 +133,7 @@ impl Gateway {
             sites,
             trusted_proxies,
             failures,
+            employee_claim,
         }
     }
 
@@ -390,6 +394,8 @@ impl Gateway {
             roles: principal.roles,
             sites: principal.sites,
             method: path.to_owned(),
+            employee: principal.employee,
+            employee_claim: self.employee_claim.clone(),
         };
         let value = self.signed(&ctx)?;
         let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use qi_platform::access::AccessSigner;
-use qi_platform::{AccessContext, Error, SiteScope};
+use qi_platform::{AccessContext, EmployeeNumber, Error, SiteScope};
 use tonic::Status;
 use tonic::metadata::{Ascii, MetadataValue};
 
@@ -17,7 +17,8 @@ pub(crate) struct SignedContexts {
     cache: Mutex<Cache>,
 }
 
-/// The contexts, keyed by method, then subject; the roles and sites must match too.
+/// The contexts, keyed by method, then subject; the roles, sites and employee number must
+/// match too (one subject may come with different tokens, and a context carries them all).
 #[derive(Default)]
 struct Cache {
     by_method: HashMap<String, HashMap<String, Vec<SignedContext>>>,
@@ -27,6 +28,7 @@ struct Cache {
 struct SignedContext {
     roles: Vec<String>,
     sites: SiteScope,
+    employee: Option<EmployeeNumber>,
     value: MetadataValue<Ascii>,
     signed_at: Instant,
 }
@@ -46,11 +48,8 @@ impl SignedContexts {
         ctx: &AccessContext,
     ) -> Result<MetadataValue<Ascii>, Status> {
         let now = Instant::now();
-        let fresh = |c: &&SignedContext| {
-            c.roles == ctx.roles
-                && c.sites == ctx.sites
-                && now.duration_since(c.signed_at) < CONTEXT_REUSE
-        };
+        let fresh =
+            |c: &&SignedContext| c.is_for(ctx) && now.duration_since(c.signed_at) < CONTEXT_REUSE;
         if let Ok(cache) = self.cache.lock()
             && let Some(hit) = cache
                 .by_method
@@ -76,10 +75,11 @@ impl SignedContexts {
                 .or_default()
                 .entry(ctx.subject.clone())
                 .or_default();
-            entries.retain(|c| !(c.roles == ctx.roles && c.sites == ctx.sites));
+            entries.retain(|c| !c.is_for(ctx));
             entries.push(SignedContext {
                 roles: ctx.roles.clone(),
                 sites: ctx.sites.clone(),
+                employee: ctx.employee.clone(),
                 value: value.clone(),
                 signed_at: now,
             });
@@ -87,5 +87,53 @@ impl SignedContexts {
             cache.len += 1;
         }
         Ok(value)
+    }
+}
+
+impl SignedContext {
+    /// Whether this was signed for `ctx` (already found under its method and subject):
+    /// every other field the signed form carries must be the same.
+    fn is_for(&self, ctx: &AccessContext) -> bool {
+        self.roles == ctx.roles && self.sites == ctx.sites && self.employee == ctx.employee
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qi_platform::access::AccessVerifier;
+
+    #[test]
+    fn callers_differing_only_by_employee_number_never_share_a_context() {
+        let signer = AccessSigner::new("key", Duration::from_secs(60));
+        let verifier = AccessVerifier::new("key", None);
+        let contexts = SignedContexts::default();
+        let caller = |employee: Option<&str>| AccessContext {
+            subject: "ward-7".into(),
+            roles: vec!["viewer".into()],
+            sites: SiteScope::TrustWide,
+            method: "/qi.training.v1.TrainingService/ListCohorts".into(),
+            employee: employee.map(|e| EmployeeNumber::parse(e).unwrap()),
+            employee_claim: Default::default(),
+        };
+        let read = |ctx: &AccessContext| {
+            let value = contexts.signed(&signer, ctx).unwrap();
+            verifier
+                .verify(value.to_str().unwrap(), &ctx.method)
+                .unwrap()
+                .employee
+                .map(String::from)
+        };
+        // Each in turn, twice: the second round is served from the cache, and each must
+        // still get its own.
+        for _ in 0..2 {
+            for employee in [None, Some("12345678"), Some("87654321")] {
+                assert_eq!(read(&caller(employee)).as_deref(), employee);
+            }
+        }
+        let cache = contexts.cache.lock().unwrap();
+        assert_eq!(cache.len, 3, "three signatures, then three hits");
+        let held = &cache.by_method[&caller(None).method]["ward-7"];
+        assert_eq!(held.len(), 3);
     }
 }

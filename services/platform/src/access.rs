@@ -5,6 +5,12 @@
 //! the gateway and the services. Services refuse any call without a valid context
 //! ([`AccessLayer`]) and apply its site scope in their SQL. Two keys are accepted so the
 //! key can rotate without downtime: sign with the new one once every service knows it.
+//!
+//! A caller who is a person also carries an ESR employee number (the token's
+//! `QI_JWT_EMPLOYEE_CLAIM`). It is optional in the signed form, so contexts signed by a
+//! gateway that predates it still verify while a rollout runs, and a caller without it
+//! reads what it always could; the calls that need a person ask for it
+//! ([`AccessContext::employee`], [`AccessContext::employee_for_membership`]).
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -14,10 +20,12 @@ use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use qi_names::SiteCode;
+use qi_names::{EmployeeNumber, SiteCode};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
+use crate::Error;
+use crate::config::DEFAULT_EMPLOYEE_CLAIM;
 use crate::verified::Verified;
 
 /// The metadata entry that carries the signed context.
@@ -88,9 +96,65 @@ pub struct AccessContext {
     pub sites: SiteScope,
     /// The full gRPC method path the context was issued for.
     pub method: String,
+    /// The caller's ESR employee number, when its token carried one.
+    pub employee: Option<EmployeeNumber>,
+    /// The claim that carries it, as this component is configured: named to a caller whose
+    /// token had none. Not signed: each side knows it from its own configuration.
+    pub employee_claim: EmployeeClaim,
+}
+
+/// The name of the token claim carrying the employee number (`QI_JWT_EMPLOYEE_CLAIM`),
+/// shared by every context a component verifies rather than copied into each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmployeeClaim(Arc<str>);
+
+impl EmployeeClaim {
+    /// The configured name (checked by the config loader).
+    pub fn new(name: &str) -> Self {
+        EmployeeClaim(name.into())
+    }
+}
+
+impl Default for EmployeeClaim {
+    fn default() -> Self {
+        EmployeeClaim::new(DEFAULT_EMPLOYEE_CLAIM)
+    }
+}
+
+impl std::fmt::Display for EmployeeClaim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 impl AccessContext {
+    /// The caller's employee number, for a call that reads what belongs to the person
+    /// calling: `FAILED_PRECONDITION` without one (a service account, or a provider not yet
+    /// sending the claim), naming the claim so whoever sets up the provider knows what to add.
+    pub fn employee(&self) -> Result<&EmployeeNumber, Error> {
+        self.employee
+            .as_ref()
+            .ok_or_else(|| Error::FailedPrecondition {
+                reason: "NO_EMPLOYEE_NUMBER",
+                message: format!(
+                    "this call needs the caller's employee number: the token carries no `{}` claim",
+                    self.employee_claim
+                ),
+            })
+    }
+
+    /// The caller's employee number, for an edit allowed to a project's team members:
+    /// `PERMISSION_DENIED` without one, since membership cannot be shown (a refusal of the
+    /// edit, not a broken request).
+    pub fn employee_for_membership(&self) -> Result<&EmployeeNumber, Error> {
+        self.employee.as_ref().ok_or_else(|| {
+            Error::denied(format!(
+                "this edit needs team membership, which cannot be checked: the token carries no `{}` claim",
+                self.employee_claim
+            ))
+        })
+    }
+
     /// Whether the caller holds a role (`admin` holds every role).
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role || r == "admin")
@@ -110,6 +174,9 @@ struct Claims {
     roles: Vec<String>,
     sites: Vec<String>,
     method: String,
+    /// Absent (not null) without one; an older gateway never writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    employee: Option<String>,
     aud: String,
     exp: u64,
 }
@@ -147,6 +214,7 @@ impl AccessSigner {
             roles: ctx.roles.clone(),
             sites: ctx.sites.to_claim(),
             method: ctx.method.clone(),
+            employee: ctx.employee.as_ref().map(|e| e.as_str().to_owned()),
             aud: AUDIENCE.into(),
             exp,
         };
@@ -162,6 +230,8 @@ pub struct AccessVerifier {
     validation: Validation,
     /// The gateway reuses a signed context for many calls: each is checked once.
     verified: Arc<Verified<AccessContext>>,
+    /// Set on every context verified.
+    employee_claim: EmployeeClaim,
 }
 
 /// The most verified contexts a service remembers.
@@ -188,7 +258,16 @@ impl AccessVerifier {
             keys,
             verified: Arc::new(Verified::new(VERIFIED_MAX, validation.leeway)),
             validation,
+            employee_claim: EmployeeClaim::default(),
         }
+    }
+
+    /// Names `claim` (`QI_JWT_EMPLOYEE_CLAIM`) in the refusals of calls that need the
+    /// caller's employee number.
+    #[must_use]
+    pub fn with_employee_claim(mut self, claim: &str) -> Self {
+        self.employee_claim = EmployeeClaim::new(claim);
+        self
     }
 
     /// Checks a signed context and that it was issued for `method`.
@@ -204,11 +283,19 @@ impl AccessVerifier {
                     .claims;
                 let sites = SiteScope::from_claim(&claims.sites)
                     .map_err(|_| unauthenticated("invalid access context"))?;
+                let employee = claims
+                    .employee
+                    .as_deref()
+                    .map(EmployeeNumber::parse)
+                    .transpose()
+                    .map_err(|_| unauthenticated("invalid access context"))?;
                 let ctx = AccessContext {
                     subject: claims.sub,
                     roles: claims.roles,
                     sites,
                     method: claims.method,
+                    employee,
+                    employee_claim: self.employee_claim.clone(),
                 };
                 self.verified.insert(token, ctx.clone(), claims.exp);
                 ctx
@@ -300,7 +387,7 @@ where
 
 /// A refusal of a call's credentials, with the ErrorInfo every QI error carries.
 fn unauthenticated(message: &str) -> Status {
-    crate::Error::Unauthenticated {
+    Error::Unauthenticated {
         message: message.into(),
     }
     .into()
@@ -317,6 +404,8 @@ mod tests {
             sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap(),
             method: "/qi.training.v1.TrainingService/ListCohorts".into(),
+            employee: None,
+            employee_claim: EmployeeClaim::default(),
         }
     }
 
@@ -356,6 +445,94 @@ mod tests {
             .verify(&token, "/qi.training.v1.TrainingService/CreateCohort")
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn a_context_carries_the_employee_number_and_one_from_an_older_gateway_has_none() {
+        let signer = AccessSigner::new("key", Duration::from_secs(60));
+        let verifier = AccessVerifier::new("key", None);
+        let mut c = ctx(&["BAS"]);
+        c.employee = Some(EmployeeNumber::parse("00123456").unwrap());
+        let token = signer.sign(&c).unwrap();
+        assert_eq!(verifier.verify(&token, &c.method).unwrap(), c);
+
+        // Signed by a gateway from before the field existed: no `employee` at all.
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 60;
+        let sign = |claims: serde_json::Value| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"key"),
+            )
+            .unwrap()
+        };
+        let old = sign(
+            serde_json::json!({"sub": "nurse", "roles": ["viewer"], "sites": ["BAS"],
+            "method": c.method, "aud": AUDIENCE, "exp": exp}),
+        );
+        let read = verifier.verify(&old, &c.method).unwrap();
+        assert_eq!(read.employee, None);
+        assert_eq!(read, ctx(&["BAS"]));
+        // And a context without a number says so by leaving the field out.
+        let none = signer.sign(&ctx(&["BAS"])).unwrap();
+        let payload = none.split('.').nth(1).unwrap();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap();
+        assert!(!String::from_utf8(payload).unwrap().contains("employee"));
+
+        // A number that is not one is not believed, even under the right key.
+        let bad = sign(
+            serde_json::json!({"sub": "nurse", "roles": ["viewer"], "sites": ["BAS"],
+            "method": c.method, "aud": AUDIENCE, "exp": exp, "employee": "12a45"}),
+        );
+        let err = verifier.verify(&bad, &c.method).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn a_call_needing_a_person_names_the_missing_claim() {
+        let verifier = AccessVerifier::new("key", None).with_employee_claim("esr_number");
+        let c = ctx(&["BAS"]);
+        let token = AccessSigner::new("key", Duration::from_secs(60))
+            .sign(&c)
+            .unwrap();
+        let anonymous = verifier.verify(&token, &c.method).unwrap();
+
+        let status = Status::from(anonymous.employee().unwrap_err());
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            status.message(),
+            "this call needs the caller's employee number: the token carries no `esr_number` claim"
+        );
+        let status = Status::from(anonymous.employee_for_membership().unwrap_err());
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "this edit needs team membership, which cannot be checked: the token carries no `esr_number` claim"
+        );
+        // Unconfigured, the default claim is named.
+        assert!(
+            ctx(&["BAS"])
+                .employee()
+                .unwrap_err()
+                .to_string()
+                .contains("no `employee_number` claim")
+        );
+
+        let person = AccessContext {
+            employee: Some(EmployeeNumber::parse("12345678").unwrap()),
+            ..anonymous
+        };
+        assert_eq!(person.employee().unwrap().as_str(), "12345678");
+        assert_eq!(
+            person.employee_for_membership().unwrap().as_str(),
+            "12345678"
+        );
     }
 
     #[test]

@@ -155,7 +155,22 @@ pub struct JwtConfig {
     /// `QI_JWT_MAX_LIFETIME_SECS` (default 86400, 24 h; at least 1): the longest a token may
     /// live, `exp - iat`; a longer one, or one without `iat`, is refused.
     pub max_lifetime: Duration,
+    /// `QI_JWT_EMPLOYEE_CLAIM` (default [`DEFAULT_EMPLOYEE_CLAIM`]): the token claim carrying
+    /// the caller's ESR employee number, when the caller is a person (identity providers
+    /// carry it as an extension attribute, under a name of the trust's choosing). Read by the
+    /// gateway, written by `qi token --employee`, and named by the services when a call needs
+    /// it and the token had none.
+    pub employee_claim: String,
 }
+
+/// The claim that carries a caller's employee number unless `QI_JWT_EMPLOYEE_CLAIM` says
+/// otherwise.
+pub const DEFAULT_EMPLOYEE_CLAIM: &str = "employee_number";
+
+/// The claims a QI token already gives a meaning to: the employee number cannot be one.
+const RESERVED_CLAIMS: [&str; 9] = [
+    "sub", "roles", "sites", "iss", "aud", "exp", "iat", "nbf", "jti",
+];
 
 /// The access-context signing keys, each at least [`MIN_SECRET_BYTES`] bytes.
 #[derive(Clone, Default)]
@@ -224,6 +239,7 @@ impl Config {
                 audience: get("QI_JWT_AUDIENCE").unwrap_or_else(|| "qi".into()),
                 leeway_secs: parse(&get, "QI_JWT_LEEWAY_SECS", Some(30))?,
                 max_lifetime: max_lifetime(&get)?,
+                employee_claim: employee_claim(&get)?,
             },
             access_keys: AccessKeys {
                 current: secret(&get, "QI_ACCESS_KEY")?,
@@ -390,6 +406,37 @@ fn max_lifetime(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, Confi
     }
 }
 
+/// The employee-number claim's name: what identity providers use for a claim (letters,
+/// digits, `_ - . : /`, so a namespaced URI such as `https://trust.nhs.uk/esr` fits), at
+/// most 200 bytes, and not a claim the token already uses for something else.
+fn employee_claim(get: &impl Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
+    const VAR: &str = "QI_JWT_EMPLOYEE_CLAIM";
+    let Some(claim) = get(VAR) else {
+        return Ok(DEFAULT_EMPLOYEE_CLAIM.into());
+    };
+    let claim = claim.trim().to_owned();
+    let refuse = |reason: String| ConfigError {
+        var: VAR,
+        value: claim.clone(),
+        reason,
+    };
+    let sane = claim.len() <= 200
+        && claim
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.:/".contains(&b));
+    if !sane {
+        return Err(refuse(
+            "a claim name is at most 200 letters, digits and `_ - . : /`".into(),
+        ));
+    }
+    if RESERVED_CLAIMS.contains(&claim.as_str()) {
+        return Err(refuse(format!(
+            "`{claim}` already means something else in a QI token"
+        )));
+    }
+    Ok(claim)
+}
+
 /// Stands in for a secret in `Debug` output: whether it is set, never what it is.
 struct Redacted<'a>(&'a Option<String>);
 
@@ -463,6 +510,7 @@ impl std::fmt::Debug for JwtConfig {
             .field("audience", &self.audience)
             .field("leeway_secs", &self.leeway_secs)
             .field("max_lifetime", &self.max_lifetime)
+            .field("employee_claim", &self.employee_claim)
             .finish()
     }
 }
@@ -628,6 +676,24 @@ mod tests {
                 load(&[("QI_TRUSTED_PROXIES", bad)]).unwrap_err().var,
                 "QI_TRUSTED_PROXIES"
             );
+        }
+    }
+
+    #[test]
+    fn the_employee_claim_is_a_claim_name_the_token_does_not_use_otherwise() {
+        assert_eq!(Config::defaults().jwt.employee_claim, "employee_number");
+        for good in [
+            "esr_number",
+            "extension_6f1c2f0e_employeeNumber",
+            "https://trust.nhs.uk/claims/esr",
+        ] {
+            let c = load(&[("QI_JWT_EMPLOYEE_CLAIM", good)]).unwrap();
+            assert_eq!(c.jwt.employee_claim, good);
+        }
+        let long = "x".repeat(201);
+        for bad in ["employee number", "emp\"no", "sub", "roles", long.as_str()] {
+            let err = load(&[("QI_JWT_EMPLOYEE_CLAIM", bad)]).unwrap_err();
+            assert_eq!(err.var, "QI_JWT_EMPLOYEE_CLAIM", "{bad}");
         }
     }
 

@@ -24,5 +24,5 @@ pub mod verified;
 pub use access::{AccessContext, SiteScope};
 pub use config::Config;
 pub use error::{Error, Violations};
-pub use qi_names::SiteCode;
+pub use qi_names::{EmployeeNumber, SiteCode};
 pub use rpc::call;

@@ -239,6 +239,8 @@ mod tests {
             sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap(),
             method: "/m".into(),
+            employee: None,
+            employee_claim: Default::default(),
         }
     }
 

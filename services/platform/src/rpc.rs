@@ -151,6 +151,8 @@ mod tests {
             roles: vec![],
             sites: SiteScope::from_claim(&["BAS".to_owned()]).unwrap(),
             method: "/x".into(),
+            employee: None,
+            employee_claim: Default::default(),
         });
         req
     }

@@ -182,10 +182,10 @@ pub fn service_component(
     let key = config.access_keys.current.as_deref().context(
         "QI_ACCESS_KEY is required: the key that verifies the gateway's access contexts",
     )?;
-    let verifier = std::sync::Arc::new(AccessVerifier::new(
-        key,
-        config.access_keys.previous.as_deref(),
-    ));
+    let verifier = std::sync::Arc::new(
+        AccessVerifier::new(key, config.access_keys.previous.as_deref())
+            .with_employee_claim(&config.jwt.employee_claim),
+    );
     let routes = tonic::service::Routes::default();
     let (routes, name) = match service {
         Service::Training => (

@@ -114,7 +114,17 @@ enum Command {
         /// Hours until the token expires.
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
+        /// The caller's ESR employee number (5 to 12 digits), written under
+        /// QI_JWT_EMPLOYEE_CLAIM: a token for a person rather than a service.
+        #[arg(long, value_name = "NUMBER", value_parser = employee_number)]
+        employee: Option<qi_platform::EmployeeNumber>,
     },
+}
+
+/// Checks `--employee` by the rule the gateway and the training service hold it to, so a
+/// bad number is a usage error (64) here rather than a refused token later.
+fn employee_number(s: &str) -> Result<qi_platform::EmployeeNumber, String> {
+    qi_platform::EmployeeNumber::parse(s)
 }
 
 /// What `qi migrate` migrates: one component's schema, or all of them.
@@ -221,9 +231,18 @@ fn main() -> ExitCode {
         roles,
         sites,
         ttl_hours,
+        employee,
     } = &cli.command
     {
-        return token(&mut config, data_dir.clone(), sub, roles, sites, *ttl_hours);
+        return token(
+            &mut config,
+            data_dir.clone(),
+            sub,
+            roles,
+            sites,
+            employee.as_ref(),
+            *ttl_hours,
+        );
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -439,6 +458,7 @@ fn token(
     sub: &str,
     roles: &[TokenRole],
     sites: &[String],
+    employee: Option<&qi_platform::EmployeeNumber>,
     ttl_hours: u64,
 ) -> ExitCode {
     let roles: Vec<String> = roles.iter().map(|r| r.claim()).collect();
@@ -450,12 +470,13 @@ fn token(
         None => secrets::read_jwt_secret(&config.data_dir),
     };
     let minted = secret.and_then(|s| {
-        qi_gateway::auth::mint_dev_token(
+        qi_gateway::auth::mint_dev_token_for(
             &s,
             &config.jwt,
             sub,
             &roles,
             sites,
+            employee,
             Duration::from_secs(ttl_hours * 3600),
         )
     });

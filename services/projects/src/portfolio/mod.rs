@@ -230,6 +230,8 @@ mod tests {
             roles: vec!["viewer".into()],
             sites: qi_platform::SiteScope::TrustWide,
             method: "/qi.projects.v1.ProjectService/GetPortfolioSummary".into(),
+            employee: None,
+            employee_claim: Default::default(),
         };
         let mut times = Vec::new();
         for i in 0..120 {

@@ -218,6 +218,8 @@ fn direct_context(
         roles: roles.iter().map(|r| r.to_string()).collect(),
         sites: SiteScope::TrustWide,
         method: format!("{TRAINING}/{method}"),
+        employee: None,
+        employee_claim: Default::default(),
     };
     Ok(d.signer.sign(&ctx)?.parse()?)
 }

@@ -167,6 +167,8 @@ pub(super) async fn hostile(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         roles: vec!["improvement_team".into()],
         sites: SiteScope::TrustWide,
         method: METHOD.into(),
+        employee: None,
+        employee_claim: Default::default(),
     };
     let ctx: MetadataValue<Ascii> = d.signer.sign(&ctx)?.parse()?;
     let (stats, mem) = watched(

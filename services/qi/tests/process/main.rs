@@ -229,6 +229,52 @@ fn a_secret_under_32_bytes_exits_64_naming_the_variable_not_the_secret() {
 }
 
 #[test]
+fn qi_token_for_a_person_writes_the_configured_claim_and_refuses_a_bad_number() {
+    let env = [
+        ("QI_JWT_SECRET", "s".repeat(32)),
+        ("QI_JWT_EMPLOYEE_CLAIM", "esr_number".to_owned()),
+    ];
+    let qi_token = |extra: &[&str], env: &[(&str, String)]| {
+        Command::new(QI)
+            .args(["token", "--sub", "me", "--role", "viewer", "--site", "BAS"])
+            .args(extra)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    let out = qi_token(&["--employee", "00123456"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The gateway, configured alike, reads the number from the token.
+    let config = qi_platform::Config::from_lookup(|k| {
+        env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())
+    })
+    .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let caller = qi_gateway::auth::Authenticator::new(&config.jwt)
+        .unwrap()
+        .authenticate(Some(&format!("Bearer {token}")))
+        .unwrap();
+    assert_eq!(caller.employee.unwrap().as_str(), "00123456");
+
+    let out = qi_token(&["--employee", "12ab"], &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("--employee"), "{stderr}");
+    let bad_claim = [
+        env[0].clone(),
+        ("QI_JWT_EMPLOYEE_CLAIM", "employee number".to_owned()),
+    ];
+    let out = qi_token(&[], &bad_claim);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("QI_JWT_EMPLOYEE_CLAIM"), "{stderr}");
+}
+
+#[test]
 fn serve_without_a_database_url_says_what_is_missing() {
     let out = Command::new(QI)
         .args(["serve", "training"])

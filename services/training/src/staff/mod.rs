@@ -53,19 +53,12 @@ pub(crate) fn parse_name(field: &str, value: &str) -> Result<StaffName, Error> {
     Ok(StaffName::At(site, number))
 }
 
-/// Checks an ESR employee number: 5 to 12 digits.
+/// Checks an ESR employee number by the one rule the gateway also reads tokens with
+/// ([`qi_platform::EmployeeNumber`]: 5 to 12 digits).
 pub(crate) fn employee_number(field: &str, s: &str) -> Result<String, Error> {
-    if (5..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_owned())
-    } else {
-        Err(Error::invalid(
-            field,
-            format!(
-                "`{}` is not an ESR employee number (5 to 12 digits)",
-                qi_platform::names::clip(s)
-            ),
-        ))
-    }
+    qi_platform::EmployeeNumber::parse(s)
+        .map(String::from)
+        .map_err(|e| Error::invalid(field, e))
 }
 
 /// Finds a staff member the caller may see: by site and number (a name under the wrong
