@@ -14,16 +14,15 @@ pub(crate) async fn exists(
     site: &SiteCode,
     id: &str,
 ) -> Result<bool, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM ward WHERE site = $1 AND id = $2)")
-            .bind(site.as_str())
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM ward WHERE site = $1 AND id = $2) AS "exists!""#,
+        site.as_str(),
+        id,
     )
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
-#[derive(sqlx::FromRow)]
 struct WardRow {
     site: String,
     id: String,
@@ -47,19 +46,30 @@ impl From<WardRow> for pb::Ward {
     }
 }
 
-const COLUMNS: &str = "site, id, display_name, specialty, create_time, update_time, revision";
+/// `query_as!` into [`WardRow`] of `$head`, the ward's columns, then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! ward_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            WardRow,
+            $head + "site, id, display_name, specialty, create_time, update_time, revision"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// Of `names` (ward names), those that do not exist.
 pub(crate) async fn missing(
     conn: &mut PgConnection,
     names: &[String],
 ) -> Result<Vec<String>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT w FROM unnest($1::text[]) AS w
-         WHERE NOT EXISTS (SELECT 1 FROM ward
-                           WHERE 'sites/' || ward.site || '/wards/' || ward.id = w)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT w AS "w!" FROM unnest($1::text[]) AS w
+           WHERE NOT EXISTS (SELECT 1 FROM ward
+                             WHERE 'sites/' || ward.site || '/wards/' || ward.id = w)"#,
+        names,
     )
-    .bind(names)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -69,14 +79,15 @@ pub(super) async fn insert(
     conn: &mut PgConnection,
     w: &NewWard,
 ) -> Result<Option<pb::Ward>, Error> {
-    let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = ward_rows!(
         "INSERT INTO ward (site, id, display_name, specialty) VALUES ($1, $2, $3, $4)
-         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(w.site.as_str())
-    .bind(&w.id)
-    .bind(&w.display_name)
-    .bind(&w.specialty)
+         ON CONFLICT DO NOTHING RETURNING ",
+        "",
+        w.site.as_str(),
+        w.id,
+        w.display_name,
+        w.specialty,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(Into::into))
@@ -88,11 +99,12 @@ pub(super) async fn read(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<pb::Ward>, Error> {
-    let row: Option<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM ward WHERE site = $1 AND id = $2"
-    )))
-    .bind(site.as_str())
-    .bind(id)
+    let row = ward_rows!(
+        "SELECT ",
+        " FROM ward WHERE site = $1 AND id = $2",
+        site.as_str(),
+        id,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     Ok(row.map(Into::into))
@@ -104,15 +116,16 @@ pub(super) async fn list(
     sites: Option<Vec<String>>,
     page: &Page,
 ) -> Result<(Vec<pb::Ward>, String), Error> {
-    let rows: Vec<WardRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM ward
+    let rows = ward_rows!(
+        "SELECT ",
+        " FROM ward
          WHERE ($1::text[] IS NULL OR site = ANY($1)) AND (site, id) > ($2, $3)
-         ORDER BY site, id LIMIT $4"
-    )))
-    .bind(sites)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.limit())
+         ORDER BY site, id LIMIT $4",
+        sites.as_deref(),
+        page.after_key(0).unwrap_or(""),
+        page.after_key(1).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.site.clone(), r.id.clone()]);
