@@ -13,8 +13,47 @@ use uuid::Uuid;
 use super::{Benefit, COLLECTION, Fields, ProjectRef};
 use crate::stored::{Column, from_optional, unexpected};
 
-const REF_COLUMNS: &str = "uid, lead_site, id, state, revision, participating_sites, start_date, \
-     aim_statement IS NOT NULL AS has_aim";
+/// `query_as!` into [`ProjectRef`] of `$head`, the reference's columns, then `$tail`: the
+/// columns are written once, and every statement is still checked at build time.
+macro_rules! project_refs {
+    ($head:literal, $tail:literal $(+ $more:literal)*, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ProjectRef,
+            $head
+                + "uid, lead_site, id, state, revision, participating_sites, start_date, \
+                   aim_statement IS NOT NULL AS \"has_aim!\""
+                + $tail $(+ $more)*,
+            $($arg),*
+        )
+    };
+}
+
+/// Calls the query macro `$query` with its own arguments, then the project's [`Fields`]
+/// `$f` (with `$programme`, the programme's uid) in the order both the insert and the
+/// update write them, then `$tail`: the list is written once.
+macro_rules! with_fields {
+    ($($query:ident)::+!($($args:tt)*), $f:ident, $programme:expr $(, $tail:expr)* $(,)?) => {{
+        let aim = $f.aim.as_ref();
+        $($query)::+!(
+            $($args)*
+            $f.title,
+            $f.description,
+            $f.participating_sites.as_slice(),
+            $f.wards.as_slice(),
+            $programme,
+            $f.cohort,
+            aim.map(|a| &a.statement),
+            aim.map(|a| &a.measure),
+            aim.and_then(|a| a.metric.as_ref()),
+            aim.map(|a| a.baseline),
+            aim.map(|a| a.target),
+            aim.map(|a| &a.unit),
+            aim.and_then(|a| a.target_date),
+            $f.patient_involvement,
+            $($tail),*
+        )
+    }};
+}
 
 /// Finds a project by its lead site and id, locking its row when `lock`.
 pub(super) async fn find(
@@ -23,14 +62,24 @@ pub(super) async fn find(
     id: &str,
     lock: bool,
 ) -> Result<Option<ProjectRef>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REF_COLUMNS} FROM project WHERE lead_site = $1 AND id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    )))
-    .bind(lead.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?)
+    // One statement per lock, each checked at build time.
+    macro_rules! by_name {
+        ($($lock:literal)?) => {
+            project_refs!(
+                "SELECT ",
+                " FROM project WHERE lead_site = $1 AND id = $2" $(+ $lock)?,
+                lead.as_str(),
+                id,
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        };
+    }
+    Ok(if lock {
+        by_name!(" FOR UPDATE")
+    } else {
+        by_name!()
+    })
 }
 
 /// Finds a project by its id alone, if one of `sites` (`None`: any) leads it or takes part.
@@ -39,13 +88,14 @@ pub(super) async fn find_in(
     id: &str,
     sites: Option<Vec<String>>,
 ) -> Result<Option<ProjectRef>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REF_COLUMNS} FROM project
+    Ok(project_refs!(
+        "SELECT ",
+        " FROM project
          WHERE id = $1
-           AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)"
-    )))
-    .bind(id)
-    .bind(sites)
+           AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)",
+        id,
+        sites.as_deref(),
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -58,14 +108,14 @@ pub(crate) async fn find_for_site(
     lead: Option<&str>,
     site: &str,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT uid FROM project
          WHERE id = $1 AND ($2::text IS NULL OR lead_site = $2)
            AND (lead_site = $3 OR $3 = ANY(participating_sites))",
+        id,
+        lead,
+        site,
     )
-    .bind(id)
-    .bind(lead)
-    .bind(site)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -79,34 +129,25 @@ pub(crate) async fn insert(
     programme_uid: Option<Uuid>,
     idea_uid: Option<Uuid>,
 ) -> Result<ProjectRef, Error> {
-    let aim = f.aim.as_ref();
-    let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO project (uid, lead_site, id, title, description, participating_sites, wards,
-                              programme_uid, cohort, aim_statement, aim_measure, aim_metric,
-                              aim_baseline, aim_target, aim_unit, aim_date, patient_involvement,
-                              idea_uid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING {REF_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(lead.as_str())
-    .bind(id)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(&f.participating_sites)
-    .bind(&f.wards)
-    .bind(programme_uid)
-    .bind(&f.cohort)
-    .bind(aim.map(|a| &a.statement))
-    .bind(aim.map(|a| &a.measure))
-    .bind(aim.and_then(|a| a.metric.as_ref()))
-    .bind(aim.map(|a| a.baseline))
-    .bind(aim.map(|a| a.target))
-    .bind(aim.map(|a| &a.unit))
-    .bind(aim.and_then(|a| a.target_date))
-    .bind(f.patient_involvement)
-    .bind(idea_uid)
+    let row = with_fields!(
+        project_refs!(
+            "INSERT INTO project (uid, lead_site, id, title, description, participating_sites,
+                                  wards, programme_uid, cohort, aim_statement, aim_measure,
+                                  aim_metric, aim_baseline, aim_target, aim_unit, aim_date,
+                                  patient_involvement, idea_uid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING ",
+            "",
+            Uuid::now_v7(),
+            lead.as_str(),
+            id,
+        ),
+        f,
+        programme_uid,
+        idea_uid,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     // The id may be taken at a site the caller cannot see: say only that it is taken.
@@ -115,7 +156,6 @@ pub(crate) async fn insert(
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct ProjectRow {
     uid: Uuid,
     lead_site: String,
@@ -150,17 +190,28 @@ struct ProjectRow {
     revision: i64,
 }
 
-const COLUMNS: &str = "p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites, \
-     p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id, i.site AS idea_site, \
-     i.id AS idea_id, p.aim_statement, p.aim_measure, p.aim_metric, p.aim_baseline, p.aim_target, \
-     p.aim_unit, p.aim_date, p.state, p.start_date, p.end_date, p.stop_reason, p.outcome_summary, \
-     p.progress_score, p.patient_involvement, p.patient_partner_count, p.engagement_count, \
-     p.create_time, p.update_time, p.revision";
+/// `query_as!` into [`ProjectRow`] of the project's columns (with its programme's and
+/// idea's names) and `$tail`: the columns are written once, and every statement is still
+/// checked at build time.
+macro_rules! project_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ProjectRow,
+            "SELECT p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites,
+                    p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id,
+                    i.site AS idea_site, i.id AS idea_id, p.aim_statement, p.aim_measure,
+                    p.aim_metric, p.aim_baseline, p.aim_target, p.aim_unit, p.aim_date, p.state,
+                    p.start_date, p.end_date, p.stop_reason, p.outcome_summary, p.progress_score,
+                    p.patient_involvement, p.patient_partner_count, p.engagement_count,
+                    p.create_time, p.update_time, p.revision
+             FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
+                  LEFT JOIN idea i ON i.uid = p.idea_uid"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
-const FROM: &str = "project p LEFT JOIN programme g ON g.uid = p.programme_uid \
-     LEFT JOIN idea i ON i.uid = p.idea_uid";
-
-#[derive(sqlx::FromRow)]
 struct BenefitRow {
     project_uid: Uuid,
     kind: String,
@@ -237,11 +288,12 @@ async fn assemble(
     let mut benefits: Vec<BenefitRow> = if completed.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_as(
+        sqlx::query_as!(
+            BenefitRow,
             "SELECT project_uid, kind, value, unit, description FROM benefit
              WHERE project_uid = ANY($1) ORDER BY project_uid, position",
+            &completed,
         )
-        .bind(&completed)
         .fetch_all(&mut *conn)
         .await?
     };
@@ -265,12 +317,9 @@ async fn assemble(
 
 /// Reads one project by its internal id.
 pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Project, Error> {
-    let row: ProjectRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE p.uid = $1"
-    )))
-    .bind(uid)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = project_rows!(" WHERE p.uid = $1", uid)
+        .fetch_one(&mut *conn)
+        .await?;
     assemble(conn, vec![row])
         .await?
         .pop()
@@ -287,22 +336,22 @@ pub(super) async fn list(
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Project>, String), Error> {
-    let rows: Vec<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM {FROM}
+    let rows = project_rows!(
+        "
          WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
            AND ($2::text IS NULL OR p.state = $2)
            AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
            AND ($6::uuid IS NULL OR p.uid < $6)
          ORDER BY p.uid DESC
-         LIMIT $7"
-    )))
-    .bind(sites)
-    .bind(state)
-    .bind(programme.is_some())
-    .bind(programme.as_ref().and_then(|(s, _)| s.clone()))
-    .bind(programme.as_ref().map(|(_, id)| id.clone()))
-    .bind(after)
-    .bind(page.limit())
+         LIMIT $7",
+        sites.as_deref(),
+        state,
+        programme.is_some(),
+        programme.as_ref().and_then(|(s, _)| s.as_deref()),
+        programme.as_ref().map(|(_, id)| id.as_str()),
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
@@ -316,29 +365,18 @@ pub(super) async fn update(
     f: &Fields,
     programme_uid: Option<Uuid>,
 ) -> Result<(), Error> {
-    let aim = f.aim.as_ref();
-    sqlx::query(
-        "UPDATE project SET title = $2, description = $3, participating_sites = $4, wards = $5,
-                programme_uid = $6, cohort = $7, aim_statement = $8, aim_measure = $9,
-                aim_metric = $10, aim_baseline = $11, aim_target = $12, aim_unit = $13,
-                aim_date = $14, patient_involvement = $15
-         WHERE uid = $1",
+    with_fields!(
+        sqlx::query!(
+            "UPDATE project SET title = $2, description = $3, participating_sites = $4,
+                    wards = $5, programme_uid = $6, cohort = $7, aim_statement = $8,
+                    aim_measure = $9, aim_metric = $10, aim_baseline = $11, aim_target = $12,
+                    aim_unit = $13, aim_date = $14, patient_involvement = $15
+             WHERE uid = $1",
+            uid,
+        ),
+        f,
+        programme_uid,
     )
-    .bind(uid)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(&f.participating_sites)
-    .bind(&f.wards)
-    .bind(programme_uid)
-    .bind(&f.cohort)
-    .bind(aim.map(|a| &a.statement))
-    .bind(aim.map(|a| &a.measure))
-    .bind(aim.and_then(|a| a.metric.as_ref()))
-    .bind(aim.map(|a| a.baseline))
-    .bind(aim.map(|a| a.target))
-    .bind(aim.map(|a| &a.unit))
-    .bind(aim.and_then(|a| a.target_date))
-    .bind(f.patient_involvement)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -350,11 +388,11 @@ pub(super) async fn start(
     uid: Uuid,
     start: NaiveDate,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'in_progress', start_date = $2, state_date = $2 WHERE uid = $1",
+        uid,
+        start,
     )
-    .bind(uid)
-    .bind(start)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -368,14 +406,14 @@ pub(super) async fn complete(
     summary: &str,
     benefits: Vec<Benefit>,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'completed', end_date = $2, state_date = $2,
                 outcome_summary = $3
          WHERE uid = $1",
+        uid,
+        end,
+        summary,
     )
-    .bind(uid)
-    .bind(end)
-    .bind(summary)
     .execute(&mut *conn)
     .await?;
     let (kinds, values, units, descriptions): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = benefits
@@ -387,17 +425,17 @@ pub(super) async fn complete(
             acc.3.push(d);
             acc
         });
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO benefit (project_uid, position, kind, value, unit, description)
          SELECT $1, b.ord, b.kind, b.value, b.unit, b.description
          FROM unnest($2::text[], $3::float8[], $4::text[], $5::text[])
               WITH ORDINALITY AS b(kind, value, unit, description, ord)",
+        uid,
+        &kinds,
+        &values,
+        &units,
+        &descriptions,
     )
-    .bind(uid)
-    .bind(&kinds)
-    .bind(&values)
-    .bind(&units)
-    .bind(&descriptions)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -410,13 +448,13 @@ pub(super) async fn stop(
     end: NaiveDate,
     reason: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'stopped', end_date = $2, state_date = $2, stop_reason = $3
          WHERE uid = $1",
+        uid,
+        end,
+        reason,
     )
-    .bind(uid)
-    .bind(end)
-    .bind(reason)
     .execute(&mut *conn)
     .await?;
     Ok(())
