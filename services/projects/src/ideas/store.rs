@@ -17,17 +17,17 @@ pub(super) async fn lock(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<IdeaRef>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        IdeaRef,
         "SELECT uid, site, id, title, description, ward_id, state, revision FROM idea
          WHERE site = $1 AND id = $2 FOR UPDATE",
+        site.as_str(),
+        id,
     )
-    .bind(site.as_str())
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await?)
 }
 
-#[derive(sqlx::FromRow)]
 struct IdeaRow {
     uid: Uuid,
     site: String,
@@ -51,16 +51,28 @@ struct IdeaRow {
     revision: i64,
 }
 
-const SELECT: &str = "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward_id, i.submitter,
-       i.submitter_staff, i.theme, i.state, i.decline_reason,
-       'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
-       'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
-       'sites/' || p.lead_site || '/projects/' || p.id AS project,
-       i.reopen_reason, i.decision_time, i.submit_date, i.create_time, i.update_time, i.revision
-    FROM idea i
-    LEFT JOIN idea m ON m.uid = i.merged_idea_uid
-    LEFT JOIN project mp ON mp.uid = i.merged_project_uid
-    LEFT JOIN project p ON p.uid = i.project_uid";
+/// `query_as!` into [`IdeaRow`] of the idea's columns (with the names it links to) and
+/// `$tail`: the columns are written once, and every statement is still checked at build time.
+macro_rules! idea_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            IdeaRow,
+            "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward_id, i.submitter,
+                    i.submitter_staff, i.theme, i.state, i.decline_reason,
+                    'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
+                    'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
+                    'sites/' || p.lead_site || '/projects/' || p.id AS project,
+                    i.reopen_reason, i.decision_time, i.submit_date, i.create_time,
+                    i.update_time, i.revision
+             FROM idea i
+             LEFT JOIN idea m ON m.uid = i.merged_idea_uid
+             LEFT JOIN project mp ON mp.uid = i.merged_project_uid
+             LEFT JOIN project p ON p.uid = i.project_uid"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 impl TryFrom<IdeaRow> for pb::Idea {
     type Error = Error;
@@ -92,8 +104,7 @@ impl TryFrom<IdeaRow> for pb::Idea {
 
 /// Reads one idea by its internal id.
 pub(super) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Idea, Error> {
-    let row: IdeaRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE i.uid = $1")))
-        .bind(uid)
+    let row = idea_rows!(" WHERE i.uid = $1", uid)
         .fetch_one(&mut *conn)
         .await?;
     row.try_into()
@@ -105,22 +116,22 @@ pub(super) async fn insert(
     new: &NewIdea,
     submit_date: NaiveDate,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO idea (uid, site, id, title, description, ward_id, submitter,
                            submitter_staff, theme, submit_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT DO NOTHING RETURNING uid",
+        Uuid::now_v7(),
+        new.site.as_str(),
+        new.id,
+        new.title,
+        new.description,
+        new.ward,
+        new.submitter,
+        new.submitter_staff,
+        new.theme,
+        submit_date,
     )
-    .bind(Uuid::now_v7())
-    .bind(new.site.as_str())
-    .bind(&new.id)
-    .bind(&new.title)
-    .bind(&new.description)
-    .bind(&new.ward)
-    .bind(&new.submitter)
-    .bind(&new.submitter_staff)
-    .bind(&new.theme)
-    .bind(submit_date)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -131,13 +142,9 @@ pub(super) async fn find(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<pb::Idea>, Error> {
-    let row: Option<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE i.site = $1 AND i.id = $2"
-    )))
-    .bind(site.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = idea_rows!(" WHERE i.site = $1 AND i.id = $2", site.as_str(), id)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(TryInto::try_into).transpose()
 }
 
@@ -151,19 +158,19 @@ pub(super) async fn list(
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Idea>, String), Error> {
-    let rows: Vec<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT}
+    let rows = idea_rows!(
+        "
          WHERE ($1::text[] IS NULL OR i.site = ANY($1))
            AND ($2::text IS NULL OR i.state = $2)
            AND ($3 = '' OR lower(i.theme) = lower($3))
            AND ($4::uuid IS NULL OR i.uid < $4)
-         ORDER BY i.uid DESC LIMIT $5"
-    )))
-    .bind(sites)
-    .bind(state)
-    .bind(theme)
-    .bind(after)
-    .bind(page.limit())
+         ORDER BY i.uid DESC LIMIT $5",
+        sites.as_deref(),
+        state,
+        theme,
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
@@ -180,13 +187,14 @@ pub(super) async fn merge_target(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<(Uuid, String)>, Error> {
-    Ok(
-        sqlx::query_as("SELECT uid, state FROM idea WHERE site = $1 AND id = $2")
-            .bind(site.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?,
+    let row = sqlx::query!(
+        "SELECT uid, state FROM idea WHERE site = $1 AND id = $2",
+        site.as_str(),
+        id,
     )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| (r.uid, r.state)))
 }
 
 /// The write of one triage move.
@@ -210,35 +218,35 @@ pub(super) enum Triage<'a> {
 pub(super) async fn triage(conn: &mut PgConnection, uid: Uuid, t: Triage<'_>) -> Result<(), Error> {
     let query = match t {
         Triage::Review => {
-            sqlx::query("UPDATE idea SET state = 'under_review' WHERE uid = $1").bind(uid)
+            sqlx::query!("UPDATE idea SET state = 'under_review' WHERE uid = $1", uid)
         }
-        Triage::Accept { project } => sqlx::query(
+        Triage::Accept { project } => sqlx::query!(
             "UPDATE idea SET state = 'accepted', project_uid = $2, decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(project),
-        Triage::Decline { reason } => sqlx::query(
+            uid,
+            project,
+        ),
+        Triage::Decline { reason } => sqlx::query!(
             "UPDATE idea SET state = 'declined', decline_reason = $2, decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(reason),
-        Triage::Merge { idea, project } => sqlx::query(
+            uid,
+            reason,
+        ),
+        Triage::Merge { idea, project } => sqlx::query!(
             "UPDATE idea SET state = 'merged', merged_idea_uid = $2, merged_project_uid = $3,
                     decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(idea)
-        .bind(project),
-        Triage::Reopen { reason } => sqlx::query(
-            "UPDATE idea SET state = 'under_review', decline_reason = NULL, reopen_reason = $2,
-                    decision_time = NULL
+            uid,
+            idea,
+            project,
+        ),
+        Triage::Reopen { reason } => sqlx::query!(
+            "UPDATE idea SET state = 'under_review', decline_reason = NULL,
+                    reopen_reason = $2, decision_time = NULL
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(reason),
+            uid,
+            reason,
+        ),
     };
     query.execute(&mut *conn).await?;
     Ok(())

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Benefit, COLLECTION, Fields, ProjectRef};
-use crate::stored::{Column, from_optional, unexpected};
+use crate::stored::{Column, fetch_optional_locked, from_optional, unexpected};
 
 /// `query_as!` into [`ProjectRef`] of `$head`, the reference's columns, then `$tail`: the
 /// columns are written once, and every statement is still checked at build time.
@@ -62,24 +62,16 @@ pub(super) async fn find(
     id: &str,
     lock: bool,
 ) -> Result<Option<ProjectRef>, Error> {
-    // One statement per lock, each checked at build time.
-    macro_rules! by_name {
-        ($($lock:literal)?) => {
-            project_refs!(
-                "SELECT ",
-                " FROM project WHERE lead_site = $1 AND id = $2" $(+ $lock)?,
-                lead.as_str(),
-                id,
-            )
-            .fetch_optional(&mut *conn)
-            .await?
-        };
-    }
-    Ok(if lock {
-        by_name!(" FOR UPDATE")
-    } else {
-        by_name!()
-    })
+    Ok(fetch_optional_locked!(
+        conn,
+        lock,
+        project_refs!(
+            "SELECT ",
+            " FROM project WHERE lead_site = $1 AND id = $2",
+            lead.as_str(),
+            id,
+        )
+    ))
 }
 
 /// Finds a project by its id alone, if one of `sites` (`None`: any) leads it or takes part.
