@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::{Plan, WAVES};
 
 /// A wave and how many wards it has enrolled.
-#[derive(sqlx::FromRow)]
 pub(super) struct WaveRow {
     pub(super) number: i32,
     pub(super) start_date: NaiveDate,
@@ -31,27 +30,33 @@ pub(super) fn to_proto(programme: &str, r: &WaveRow) -> pb::Wave {
     }
 }
 
-/// Waves with their wards enrolled, counted within the caller's sites as every list and
-/// summary is (a one-site caller of a trust-wide programme must not learn how many wards
-/// other sites have put in a wave). `sites` is the placeholder of the caller's site filter.
-fn select(sites: &str) -> String {
-    format!(
-        "SELECT w.number, w.start_date, w.capacity,
-           (SELECT count(*) FROM ward_enrolment e WHERE e.programme_uid = w.programme_uid
-              AND e.wave_number = w.number AND e.stage <> 'withdrawn'
-              AND ({sites}::text[] IS NULL OR e.ward_site = ANY({sites}))) AS enrolled_count
-        FROM wave w"
-    )
+/// `query_as!` into [`WaveRow`] of waves with their wards enrolled and `$tail`, where `$2` is
+/// the caller's site filter: the wards are counted within the caller's sites as every list
+/// and summary is (a one-site caller of a trust-wide programme must not learn how many
+/// wards other sites have put in a wave).
+macro_rules! wave_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            WaveRow,
+            r#"SELECT w.number, w.start_date, w.capacity,
+                 (SELECT count(*) FROM ward_enrolment e WHERE e.programme_uid = w.programme_uid
+                    AND e.wave_number = w.number AND e.stage <> 'withdrawn'
+                    AND ($2::text[] IS NULL OR e.ward_site = ANY($2))) AS "enrolled_count!"
+               FROM wave w"#
+                + $tail,
+            $($arg),*
+        )
+    };
 }
 
 /// How many wards a programme has enrolled, in any stage.
 pub(super) async fn enrolled(conn: &mut PgConnection, programme: Uuid) -> Result<i64, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM ward_enrolment WHERE programme_uid = $1")
-            .bind(programme)
-            .fetch_one(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM ward_enrolment WHERE programme_uid = $1"#,
+        programme,
     )
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// Lays out a programme's waves afresh from `plan` and keeps the plan on its row.
@@ -60,33 +65,33 @@ pub(super) async fn save_plan(
     programme: Uuid,
     plan: &Plan,
 ) -> Result<(), Error> {
-    sqlx::query("DELETE FROM wave WHERE programme_uid = $1")
-        .bind(programme)
+    sqlx::query!("DELETE FROM wave WHERE programme_uid = $1", programme)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
+    let dates = plan.dates();
+    sqlx::query!(
         "INSERT INTO wave (programme_uid, number, start_date, capacity)
          SELECT $1, d.n, d.start_date, $3
          FROM unnest($2::date[]) WITH ORDINALITY AS d(start_date, n)",
+        programme,
+        dates.as_slice(),
+        plan.wards_per_wave,
     )
-    .bind(programme)
-    .bind(plan.dates())
-    .bind(plan.wards_per_wave)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE programme SET first_wave_date = $2, interval_months = $3, wards_per_wave = $4,
                 per_site = $5, plan_end_date = $6, target_wards = $7, reassessment_months = $8
          WHERE uid = $1",
+        programme,
+        plan.first,
+        plan.interval_months,
+        plan.wards_per_wave,
+        plan.per_site,
+        plan.end,
+        plan.target_wards,
+        plan.reassessment_months,
     )
-    .bind(programme)
-    .bind(plan.first)
-    .bind(plan.interval_months)
-    .bind(plan.wards_per_wave)
-    .bind(plan.per_site)
-    .bind(plan.end)
-    .bind(plan.target_wards)
-    .bind(plan.reassessment_months)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -98,12 +103,11 @@ pub(super) async fn all(
     programme: Uuid,
     sites: Option<Vec<String>>,
 ) -> Result<Vec<WaveRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{} WHERE w.programme_uid = $1 ORDER BY w.number",
-        select("$2")
-    )))
-    .bind(programme)
-    .bind(sites)
+    Ok(wave_rows!(
+        " WHERE w.programme_uid = $1 ORDER BY w.number",
+        programme,
+        sites.as_deref(),
+    )
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -117,14 +121,13 @@ pub(super) async fn list(
     after: i32,
     page: &Page,
 ) -> Result<(Vec<WaveRow>, String), Error> {
-    let rows: Vec<WaveRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{} WHERE w.programme_uid = $1 AND w.number > $2 ORDER BY w.number LIMIT $3",
-        select("$4")
-    )))
-    .bind(programme)
-    .bind(after)
-    .bind(page.limit())
-    .bind(sites)
+    let rows = wave_rows!(
+        " WHERE w.programme_uid = $1 AND w.number > $3 ORDER BY w.number LIMIT $4",
+        programme,
+        sites.as_deref(),
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     Ok(page.finish(rows, |r| vec![r.number.to_string()]))
@@ -136,13 +139,14 @@ pub(crate) async fn start_and_capacity(
     programme: Uuid,
     wave: i32,
 ) -> Result<Option<(NaiveDate, i32)>, Error> {
-    Ok(sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT start_date, capacity FROM wave WHERE programme_uid = $1 AND number = $2",
+        programme,
+        wave,
     )
-    .bind(programme)
-    .bind(wave)
     .fetch_optional(&mut *conn)
-    .await?)
+    .await?;
+    Ok(row.map(|r| (r.start_date, r.capacity)))
 }
 
 /// A programme's wards in the wards of `sites` (`None`: all), counted by wave, site, stage
@@ -152,15 +156,19 @@ pub(super) async fn stage_counts(
     programme: Uuid,
     sites: Option<Vec<String>>,
 ) -> Result<Vec<(i32, String, String, Option<String>, i64)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT wave_number, ward_site, stage, rating, count(*) FROM ward_enrolment
-         WHERE programme_uid = $1 AND ($2::text[] IS NULL OR ward_site = ANY($2))
-         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2",
+    let rows = sqlx::query!(
+        r#"SELECT wave_number, ward_site, stage, rating, count(*) AS "count!" FROM ward_enrolment
+           WHERE programme_uid = $1 AND ($2::text[] IS NULL OR ward_site = ANY($2))
+           GROUP BY 1, 2, 3, 4 ORDER BY 1, 2"#,
+        programme,
+        sites.as_deref(),
     )
-    .bind(programme)
-    .bind(sites)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.wave_number, r.ward_site, r.stage, r.rating, r.count))
+        .collect())
 }
 
 /// How many wards a programme has enrolled and not withdrawn, across the trust.
@@ -168,10 +176,11 @@ pub(super) async fn enrolled_in_trust(
     conn: &mut PgConnection,
     programme: Uuid,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM ward_enrolment WHERE programme_uid = $1 AND stage <> 'withdrawn'",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM ward_enrolment
+           WHERE programme_uid = $1 AND stage <> 'withdrawn'"#,
+        programme,
     )
-    .bind(programme)
     .fetch_one(&mut *conn)
     .await?)
 }
