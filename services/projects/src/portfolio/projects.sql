@@ -1,5 +1,6 @@
 -- Projects by lead site, programme and period: see portfolio::store::PROJECTS_SQL.
-SELECT p.lead_site AS site, g.site AS programme_site, g.id AS programme_id,
+-- "?": a project without a programme has none (an outer join sqlx cannot always see).
+SELECT p.lead_site AS site, g.site AS programme_site, g.id AS "programme_id?",
   -- The first day of the period of $3: month, quarter, fy (from 1 April), NULL for none.
   CASE $3::text
     WHEN 'month' THEN date_trunc('month', p.state_date::timestamp)::date

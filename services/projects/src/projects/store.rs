@@ -189,15 +189,16 @@ macro_rules! project_rows {
     ($tail:literal, $($arg:expr),* $(,)?) => {
         sqlx::query_as!(
             ProjectRow,
-            "SELECT p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites,
-                    p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id,
-                    i.site AS idea_site, i.id AS idea_id, p.aim_statement, p.aim_measure,
+            // `?`: NULL without a programme or idea (outer joins sqlx cannot always see).
+            r#"SELECT p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites,
+                    p.wards, p.cohort, g.site AS "programme_site?", g.id AS "programme_id?",
+                    i.site AS "idea_site?", i.id AS "idea_id?", p.aim_statement, p.aim_measure,
                     p.aim_metric, p.aim_baseline, p.aim_target, p.aim_unit, p.aim_date, p.state,
                     p.start_date, p.end_date, p.stop_reason, p.outcome_summary, p.progress_score,
                     p.patient_involvement, p.patient_partner_count, p.engagement_count,
                     p.create_time, p.update_time, p.revision
              FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
-                  LEFT JOIN idea i ON i.uid = p.idea_uid"
+                  LEFT JOIN idea i ON i.uid = p.idea_uid"#
                 + $tail,
             $($arg),*
         )
