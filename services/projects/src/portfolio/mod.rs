@@ -168,9 +168,7 @@ mod tests {
     #[tokio::test]
     #[ignore = "a measurement: run it by name with --ignored --nocapture"]
     async fn portfolio_queries_over_ten_thousand_ideas_and_two_thousand_projects() {
-        let pool = qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR)
-            .await
-            .unwrap();
+        let pool = crate::testing::pool().await.unwrap();
         sqlx::query!(
             "INSERT INTO programme (uid, id, display_name, kind, theme)
              SELECT gen_random_uuid(), 'p' || n, 'Programme ' || n, 'thematic', 'theme'

@@ -184,3 +184,139 @@ pub(super) async fn list(
         .collect::<Result<_, _>>()?;
     Ok((programmes, next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{everything, pages, site, transaction};
+
+    fn new(owner: Owner, id: &str, kind: pb::ProgrammeKind) -> NewProgramme {
+        NewProgramme {
+            owner,
+            id: id.to_owned(),
+            display_name: format!("Programme {id}"),
+            description: "Why".into(),
+            kind,
+            cohort: (kind == pb::ProgrammeKind::TrainingWrapped)
+                .then(|| "sites/BAS/cohorts/c1".to_owned()),
+            theme: (kind == pb::ProgrammeKind::Thematic).then(|| "Falls".to_owned()),
+            request_id: String::new(),
+        }
+    }
+
+    fn names(ps: &[pb::Programme]) -> Vec<&str> {
+        ps.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn scope(trust: bool, sites: Option<&[&str]>) -> ListScope {
+        ListScope {
+            trust,
+            sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_under_the_same_owner_is_refused()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let bas = Owner::Site(site("BAS"));
+        let made = new(bas.clone(), "falls", pb::ProgrammeKind::TrainingWrapped);
+        let uid = insert(&mut conn, &made).await?.expect("inserted");
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(got.name, "sites/BAS/programmes/falls");
+        assert_eq!(
+            (got.display_name.as_str(), got.description.as_str()),
+            ("Programme falls", "Why")
+        );
+        assert_eq!(got.kind, pb::ProgrammeKind::TrainingWrapped as i32);
+        assert_eq!(got.cohort, "sites/BAS/cohorts/c1");
+        assert!(got.wave_plan.is_none());
+        assert_eq!(got.etag, qi_platform::convert::etag(1));
+        assert_eq!(insert(&mut conn, &made).await?, None);
+        // The same id under the trust is another programme.
+        let trust = new(Owner::Trust, "falls", pb::ProgrammeKind::Thematic);
+        let other = insert(&mut conn, &trust).await?.expect("inserted");
+        assert_ne!(other, uid);
+        assert_eq!(insert(&mut conn, &trust).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_find_knows_the_programme_by_owner_and_id_locked_or_not() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let bas = Owner::Site(site("BAS"));
+        let uid = insert(
+            &mut conn,
+            &new(bas.clone(), "w", pb::ProgrammeKind::WardProgramme),
+        )
+        .await?
+        .expect("inserted");
+        for lock in [false, true] {
+            let found = find(&mut conn, &bas, "w", lock).await?.expect("found");
+            assert_eq!((found.uid, found.site.as_deref()), (uid, Some("BAS")));
+            assert_eq!((found.kind.as_str(), found.revision), ("ward_programme", 1));
+            assert!(find(&mut conn, &Owner::Trust, "w", lock).await?.is_none());
+        }
+        assert_eq!(
+            uid_and_cohort(&mut conn, &bas, "w").await?,
+            Some((uid, None))
+        );
+        assert_eq!(uid_and_cohort(&mut conn, &bas, "x").await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_scope_and_kind_in_name_order_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for (owner, id) in [
+            (Some("SOU"), "b"),
+            (Some("BAS"), "b"),
+            (None, "t"),
+            (Some("BAS"), "a"),
+            (Some("BRM"), "a"),
+        ] {
+            let owner = owner.map_or(Owner::Trust, |s| Owner::Site(site(s)));
+            insert(&mut conn, &new(owner, id, pb::ProgrammeKind::Thematic)).await?;
+        }
+        let ward = new(
+            Owner::Site(site("BRM")),
+            "w",
+            pb::ProgrammeKind::WardProgramme,
+        );
+        insert(&mut conn, &ward).await?;
+        let all = everything()?;
+        let (trust, _) = list(&mut conn, scope(true, None), None, &all).await?;
+        assert_eq!(names(&trust), ["trust/programmes/t"]);
+        let (bas, _) = list(&mut conn, scope(false, Some(&["BAS"])), None, &all).await?;
+        assert_eq!(
+            names(&bas),
+            ["sites/BAS/programmes/a", "sites/BAS/programmes/b"]
+        );
+        let (two, _) = list(&mut conn, scope(false, Some(&["BAS", "SOU"])), None, &all).await?;
+        assert_eq!(
+            names(&two),
+            [
+                "sites/BAS/programmes/a",
+                "sites/BAS/programmes/b",
+                "sites/SOU/programmes/b"
+            ]
+        );
+        let (wards, _) = list(&mut conn, scope(false, None), Some("ward_programme"), &all).await?;
+        assert_eq!(names(&wards), ["sites/BRM/programmes/w"]);
+        // Every site's, none of the trust's: each once, in order, two a page.
+        let paged = pages(2, async |page| {
+            list(&mut conn, scope(false, None), None, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec!["sites/BAS/programmes/a", "sites/BAS/programmes/b"],
+                vec!["sites/BRM/programmes/a", "sites/BRM/programmes/w"],
+                vec!["sites/SOU/programmes/b"],
+            ]
+        );
+        Ok(())
+    }
+}

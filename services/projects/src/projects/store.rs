@@ -452,3 +452,252 @@ pub(super) async fn stop(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projects::AimFields;
+    use crate::testing::{day, everything, pages, project, site, transaction};
+
+    fn fields(title: &str) -> Fields {
+        Fields {
+            title: title.to_owned(),
+            description: "Fewer falls".into(),
+            aim: Some(AimFields {
+                statement: "Halve falls by March".into(),
+                measure: "Falls per 1,000 bed days".into(),
+                metric: Some("sites/BAS/metrics/falls".into()),
+                baseline: 8.0,
+                target: 4.0,
+                unit: "per 1,000 bed days".into(),
+                target_date: Some(day("2027-03-31")),
+            }),
+            participating_sites: vec!["SOU".into()],
+            wards: vec!["sites/BAS/wards/w1".into()],
+            programme: None,
+            cohort: Some("sites/BAS/cohorts/c1".into()),
+            patient_involvement: Some("consulting"),
+        }
+    }
+
+    /// A trust-wide thematic programme `id`, stored directly: its own store is private to it.
+    async fn programme(conn: &mut PgConnection, id: &str) -> anyhow::Result<Uuid> {
+        Ok(sqlx::query_scalar!(
+            "INSERT INTO programme (uid, id, display_name, kind, theme)
+             VALUES ($1, $2, 'Programme', 'thematic', 'Falls') RETURNING uid",
+            Uuid::now_v7(),
+            id,
+        )
+        .fetch_one(&mut *conn)
+        .await?)
+    }
+
+    fn names(ps: &[pb::Project]) -> Vec<&str> {
+        ps.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_whole_and_a_taken_id_is_refused_at_any_site() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let g = programme(&mut conn, "safety").await?;
+        let made = insert(
+            &mut conn,
+            &site("BAS"),
+            "falls",
+            &fields("Falls"),
+            Some(g),
+            None,
+        )
+        .await?;
+        assert_eq!(
+            (made.lead_site.as_str(), made.id.as_str()),
+            ("BAS", "falls")
+        );
+        assert_eq!((made.state.as_str(), made.revision), ("scoping", 1));
+        assert!(made.has_aim);
+        assert_eq!(made.participating_sites, ["SOU"]);
+        let got = read(&mut conn, made.uid).await?;
+        assert_eq!(got.name, "sites/BAS/projects/falls");
+        assert_eq!(
+            (got.title.as_str(), got.description.as_str()),
+            ("Falls", "Fewer falls")
+        );
+        assert_eq!(got.programme, "trust/programmes/safety");
+        assert_eq!(got.participating_sites, ["sites/SOU"]);
+        assert_eq!(got.wards, ["sites/BAS/wards/w1"]);
+        assert_eq!(got.cohort, "sites/BAS/cohorts/c1");
+        assert_eq!(
+            got.patient_involvement,
+            pb::PatientInvolvement::Consulting as i32
+        );
+        let aim = got.aim.expect("an aim");
+        assert_eq!((aim.baseline, aim.target), (Some(8.0), Some(4.0)));
+        assert_eq!(aim.metric, "sites/BAS/metrics/falls");
+        assert_eq!(aim.target_date, Some(date(day("2027-03-31"))));
+        assert_eq!(got.state, pb::ProjectState::Scoping as i32);
+        assert!(got.outcome.is_none() && got.idea.is_empty() && !got.coproduced);
+        // Project ids are unique across the trust, whichever site leads.
+        let taken = insert(
+            &mut conn,
+            &site("SOU"),
+            "falls",
+            &Fields::default(),
+            None,
+            None,
+        )
+        .await;
+        match taken {
+            Err(Error::AlreadyExists { name }) => assert!(name.contains("`falls`"), "{name}"),
+            other => panic!("expected AlreadyExists, got {:?}", other.map(|p| p.uid)),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn finds_see_a_project_from_its_lead_and_its_participating_sites() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let made = insert(&mut conn, &site("BAS"), "p1", &fields("P"), None, None).await?;
+        for lock in [false, true] {
+            let found = find(&mut conn, &site("BAS"), "p1", lock).await?;
+            assert_eq!(found.map(|p| p.uid), Some(made.uid));
+            assert!(find(&mut conn, &site("SOU"), "p1", lock).await?.is_none());
+        }
+        let sites = |s: &[&str]| Some(s.iter().map(|c| c.to_string()).collect());
+        for seen in [None, sites(&["BAS"]), sites(&["SOU", "BRM"])] {
+            let found = find_in(&mut conn, "p1", seen).await?;
+            assert_eq!(found.map(|p| p.uid), Some(made.uid));
+        }
+        assert!(find_in(&mut conn, "p1", sites(&["BRM"])).await?.is_none());
+        assert!(find_in(&mut conn, "p2", None).await?.is_none());
+        assert_eq!(
+            find_for_site(&mut conn, "p1", None, "SOU").await?,
+            Some(made.uid)
+        );
+        assert_eq!(
+            find_for_site(&mut conn, "p1", Some("BAS"), "BAS").await?,
+            Some(made.uid)
+        );
+        assert_eq!(
+            find_for_site(&mut conn, "p1", Some("SOU"), "SOU").await?,
+            None
+        );
+        assert_eq!(find_for_site(&mut conn, "p1", None, "BRM").await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_state_and_programme_newest_first_page_by_page()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let g = programme(&mut conn, "safety").await?;
+        let a = project(&mut conn, "BAS", "a").await?;
+        insert(&mut conn, &site("SOU"), "b", &fields("B"), Some(g), None).await?;
+        project(&mut conn, "BRM", "c").await?;
+        let d = project(&mut conn, "BAS", "d").await?;
+        start(&mut conn, d.uid, day("2026-01-05")).await?;
+        let list_all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, programme| {
+            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
+            let (ps, _) = list(conn, sites, state, programme, None, &everything()?).await?;
+            anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            list_all(&mut conn, Some(&["BAS"]), None, None).await?,
+            ["sites/BAS/projects/d", "sites/BAS/projects/a"]
+        );
+        assert_eq!(
+            list_all(&mut conn, Some(&["SOU"]), None, None).await?,
+            ["sites/SOU/projects/b"]
+        );
+        assert_eq!(
+            list_all(&mut conn, None, Some("in_progress"), None).await?,
+            ["sites/BAS/projects/d"]
+        );
+        assert_eq!(
+            list_all(&mut conn, None, None, Some((None, "safety".to_owned()))).await?,
+            ["sites/SOU/projects/b"]
+        );
+        let paged = pages(3, async |page| {
+            let after = page
+                .after_key(0)
+                .map(|k| k.parse())
+                .transpose()
+                .expect("a uid");
+            list(&mut conn, None, None, None, after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec![
+                    "sites/BAS/projects/d",
+                    "sites/BRM/projects/c",
+                    "sites/SOU/projects/b"
+                ],
+                vec!["sites/BAS/projects/a"],
+            ]
+        );
+        assert_eq!(a.state, "scoping");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_lifecycle_writes_dates_reasons_and_the_outcome_with_its_benefits_in_order()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p").await?;
+        let other = project(&mut conn, "BAS", "o").await?;
+        // A participating site sees the projects it takes part in, not only those it leads.
+        let mut f = fields("Renamed");
+        f.aim = None;
+        update(&mut conn, p.uid, &f, None).await?;
+        let got = read(&mut conn, p.uid).await?;
+        assert_eq!((got.title.as_str(), got.aim), ("Renamed", None));
+        assert_eq!(got.etag, etag(2));
+        let sou = Some(vec!["SOU".to_owned()]);
+        let (seen, _) = list(&mut conn, sou, None, None, None, &everything()?).await?;
+        assert_eq!(names(&seen), ["sites/BAS/projects/p"]);
+        assert_eq!(read(&mut conn, other.uid).await?.etag, etag(1));
+        start(&mut conn, p.uid, day("2026-01-05")).await?;
+        let benefits = vec![
+            (
+                "cost_saved".to_owned(),
+                1200.0,
+                "GBP".to_owned(),
+                "Agency".to_owned(),
+            ),
+            (
+                "bed_days_saved".to_owned(),
+                30.0,
+                "days".to_owned(),
+                String::new(),
+            ),
+        ];
+        complete(&mut conn, p.uid, day("2026-06-30"), "Halved", benefits).await?;
+        let done = read(&mut conn, p.uid).await?;
+        assert_eq!(done.state, pb::ProjectState::Completed as i32);
+        assert_eq!(
+            (done.start_date, done.end_date),
+            (Some(date(day("2026-01-05"))), Some(date(day("2026-06-30"))))
+        );
+        let outcome = done.outcome.expect("an outcome");
+        assert_eq!(outcome.summary, "Halved");
+        let kinds: Vec<i32> = outcome.benefits.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                pb::BenefitKind::CostSaved as i32,
+                pb::BenefitKind::BedDaysSaved as i32
+            ]
+        );
+        assert_eq!(outcome.benefits[0].description, "Agency");
+        let q = project(&mut conn, "SOU", "q").await?;
+        stop(&mut conn, q.uid, day("2026-02-01"), "No capacity").await?;
+        let stopped = read(&mut conn, q.uid).await?;
+        assert_eq!(stopped.state, pb::ProjectState::Stopped as i32);
+        assert_eq!(stopped.stop_reason, "No capacity");
+        assert!(stopped.outcome.is_none());
+        Ok(())
+    }
+}
