@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use qi_platform::paging::Page;
 use qi_platform::{Error, SiteCode};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
 
 use crate::projects::{Fields, ProjectRef, store};
 
@@ -50,6 +51,11 @@ pub(crate) async fn pages<T>(
         }
         token = next;
     }
+}
+
+/// The uid a page of a list newest first continues after, as the handlers read it.
+pub(crate) fn after_uid(page: &Page) -> Option<Uuid> {
+    page.after_key(0).map(|k| k.parse().expect("a uid"))
 }
 
 /// Stores a project `id` led by `lead`, in SCOPING, with no aim (and no title: the

@@ -251,3 +251,178 @@ pub(super) async fn triage(conn: &mut PgConnection, uid: Uuid, t: Triage<'_>) ->
     query.execute(&mut *conn).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{after_uid, day, everything, pages, project, site, transaction};
+
+    fn new(site_code: &str, id: &str, theme: &str) -> NewIdea {
+        NewIdea {
+            site: site(site_code),
+            id: id.to_owned(),
+            title: format!("Idea {id}"),
+            description: "Why".into(),
+            ward: None,
+            submitter: "A Nurse".into(),
+            submitter_staff: Some("sites/BAS/staff/12345678".into()),
+            theme: theme.to_owned(),
+            submit_date: None,
+            request_id: String::new(),
+        }
+    }
+
+    async fn submit(conn: &mut PgConnection, site_code: &str, id: &str) -> anyhow::Result<Uuid> {
+        let uid = insert(conn, &new(site_code, id, "Falls"), day("2026-03-01")).await?;
+        Ok(uid.expect("inserted"))
+    }
+
+    fn names(ideas: &[pb::Idea]) -> Vec<&str> {
+        ideas.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_at_the_site_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        sqlx::query!("INSERT INTO ward (site, id, display_name) VALUES ('BAS', 'w1', 'Ward 1')")
+            .execute(&mut *conn)
+            .await?;
+        let mut idea = new("BAS", "i1", "Falls");
+        idea.ward = Some("w1".into());
+        let uid = insert(&mut conn, &idea, day("2026-03-01"))
+            .await?
+            .expect("inserted");
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(got.name, "sites/BAS/ideas/i1");
+        assert_eq!(got.ward, "sites/BAS/wards/w1");
+        assert_eq!(
+            (got.submitter.as_str(), got.theme.as_str()),
+            ("A Nurse", "Falls")
+        );
+        assert_eq!(got.submitter_staff, "sites/BAS/staff/12345678");
+        assert_eq!(got.state, pb::IdeaState::Submitted as i32);
+        assert_eq!(got.submit_date, Some(date(day("2026-03-01"))));
+        assert!(got.decision_time.is_none() && got.merged_into.is_empty());
+        let found = find(&mut conn, &site("BAS"), "i1").await?;
+        assert_eq!(found.map(|i| i.name), Some(got.name));
+        assert!(find(&mut conn, &site("SOU"), "i1").await?.is_none());
+        assert_eq!(insert(&mut conn, &idea, day("2026-03-02")).await?, None);
+        // Idea ids are unique per site.
+        assert!(
+            insert(&mut conn, &new("SOU", "i1", ""), day("2026-03-02"))
+                .await?
+                .is_some()
+        );
+        let locked = lock(&mut conn, &site("BAS"), "i1").await?.expect("found");
+        assert_eq!((locked.uid, locked.ward_id.as_deref()), (uid, Some("w1")));
+        assert_eq!((locked.state.as_str(), locked.revision), ("submitted", 1));
+        assert_eq!(
+            merge_target(&mut conn, &site("BAS"), "i1").await?,
+            Some((uid, "submitted".to_owned()))
+        );
+        assert!(lock(&mut conn, &site("BRM"), "i1").await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_state_and_theme_newest_first_page_by_page()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        submit(&mut conn, "BAS", "a").await?;
+        insert(&mut conn, &new("SOU", "b", "Sepsis"), day("2026-03-01")).await?;
+        let c = submit(&mut conn, "BAS", "c").await?;
+        submit(&mut conn, "BRM", "d").await?;
+        triage(&mut conn, c, Triage::Review).await?;
+        let all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, theme| {
+            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
+            let (ideas, _) = list(conn, sites, state, theme, None, &everything()?).await?;
+            anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            all(&mut conn, Some(&["BAS"]), None, "").await?,
+            ["sites/BAS/ideas/c", "sites/BAS/ideas/a"]
+        );
+        assert_eq!(
+            all(&mut conn, None, Some("under_review"), "").await?,
+            ["sites/BAS/ideas/c"]
+        );
+        assert_eq!(
+            all(&mut conn, None, None, "sEPSIS").await?,
+            ["sites/SOU/ideas/b"]
+        );
+        let paged = pages(3, async |page| {
+            let after = after_uid(&page);
+            list(&mut conn, None, None, "", after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec![
+                    "sites/BRM/ideas/d",
+                    "sites/BAS/ideas/c",
+                    "sites/SOU/ideas/b"
+                ],
+                vec!["sites/BAS/ideas/a"],
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn triage_writes_each_move_and_its_decision() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let accepted = submit(&mut conn, "BAS", "a").await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        triage(&mut conn, accepted, Triage::Accept { project: p.uid }).await?;
+        let got = read(&mut conn, accepted).await?;
+        assert_eq!(got.state, pb::IdeaState::Accepted as i32);
+        assert_eq!(got.project, "sites/BAS/projects/p1");
+        assert!(got.decision_time.is_some());
+        assert_eq!(got.etag, etag(2));
+
+        let declined = submit(&mut conn, "BAS", "d").await?;
+        triage(
+            &mut conn,
+            declined,
+            Triage::Decline {
+                reason: "Done already",
+            },
+        )
+        .await?;
+        let got = read(&mut conn, declined).await?;
+        assert_eq!(got.state, pb::IdeaState::Declined as i32);
+        assert_eq!(got.decline_reason, "Done already");
+        triage(
+            &mut conn,
+            declined,
+            Triage::Reopen {
+                reason: "New evidence",
+            },
+        )
+        .await?;
+        let got = read(&mut conn, declined).await?;
+        assert_eq!(got.state, pb::IdeaState::UnderReview as i32);
+        assert_eq!(
+            (got.decline_reason.as_str(), got.reopen_reason.as_str()),
+            ("", "New evidence")
+        );
+        assert!(got.decision_time.is_none());
+
+        let into_idea = submit(&mut conn, "SOU", "m1").await?;
+        let into_project = submit(&mut conn, "SOU", "m2").await?;
+        let merge = |idea, project| Triage::Merge { idea, project };
+        triage(&mut conn, into_idea, merge(Some(accepted), None)).await?;
+        triage(&mut conn, into_project, merge(None, Some(p.uid))).await?;
+        assert_eq!(
+            read(&mut conn, into_idea).await?.merged_into,
+            "sites/BAS/ideas/a"
+        );
+        assert_eq!(
+            read(&mut conn, into_project).await?.merged_into,
+            "sites/BAS/projects/p1"
+        );
+        Ok(())
+    }
+}

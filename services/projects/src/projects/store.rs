@@ -457,7 +457,7 @@ pub(super) async fn stop(
 mod tests {
     use super::*;
     use crate::projects::AimFields;
-    use crate::testing::{day, everything, pages, project, site, transaction};
+    use crate::testing::{after_uid, day, everything, pages, project, site, transaction};
 
     fn fields(title: &str) -> Fields {
         Fields {
@@ -618,11 +618,7 @@ mod tests {
             ["sites/SOU/projects/b"]
         );
         let paged = pages(3, async |page| {
-            let after = page
-                .after_key(0)
-                .map(|k| k.parse())
-                .transpose()
-                .expect("a uid");
+            let after = after_uid(&page);
             list(&mut conn, None, None, None, after, &page).await
         })
         .await?;

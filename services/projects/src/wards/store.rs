@@ -131,3 +131,79 @@ pub(super) async fn list(
     let (rows, next) = page.finish(rows, |r| vec![r.site.clone(), r.id.clone()]);
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pages, site, transaction};
+
+    fn new(site_code: &str, id: &str) -> NewWard {
+        NewWard {
+            site: site(site_code),
+            id: id.to_owned(),
+            display_name: format!("Ward {id}"),
+            specialty: "Elderly care".into(),
+            request_id: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_at_the_site_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let made = insert(&mut conn, &new("BAS", "w1"))
+            .await?
+            .expect("inserted");
+        assert_eq!(made.name, "sites/BAS/wards/w1");
+        assert_eq!(
+            (made.display_name.as_str(), made.specialty.as_str()),
+            ("Ward w1", "Elderly care")
+        );
+        assert_eq!(read(&mut conn, &site("BAS"), "w1").await?, Some(made));
+        assert_eq!(insert(&mut conn, &new("BAS", "w1")).await?, None);
+        assert!(insert(&mut conn, &new("SOU", "w1")).await?.is_some());
+        assert_eq!(read(&mut conn, &site("BRM"), "w1").await?, None);
+        assert!(exists(&mut conn, &site("SOU"), "w1").await?);
+        assert!(!exists(&mut conn, &site("SOU"), "w2").await?);
+        let asked = [
+            "sites/BAS/wards/w1",
+            "sites/BAS/wards/w2",
+            "sites/BRM/wards/w1",
+        ];
+        let asked: Vec<String> = asked.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            missing(&mut conn, &asked).await?,
+            ["sites/BAS/wards/w2", "sites/BRM/wards/w1"]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_in_name_order_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for (s, id) in [("SOU", "a"), ("BAS", "b"), ("BRM", "a"), ("BAS", "a")] {
+            insert(&mut conn, &new(s, id)).await?;
+        }
+        let names = |pages: Vec<Vec<pb::Ward>>| -> Vec<Vec<String>> {
+            pages
+                .into_iter()
+                .map(|p| p.into_iter().map(|w| w.name).collect())
+                .collect()
+        };
+        let bas = Some(vec!["BAS".to_owned()]);
+        let only = pages(5, async |page| list(&mut conn, bas.clone(), &page).await).await?;
+        assert_eq!(names(only), [["sites/BAS/wards/a", "sites/BAS/wards/b"]]);
+        let all = pages(3, async |page| list(&mut conn, None, &page).await).await?;
+        assert_eq!(
+            names(all),
+            [
+                vec![
+                    "sites/BAS/wards/a",
+                    "sites/BAS/wards/b",
+                    "sites/BRM/wards/a"
+                ],
+                vec!["sites/SOU/wards/a"],
+            ]
+        );
+        Ok(())
+    }
+}

@@ -184,3 +184,159 @@ pub(super) async fn enrolled_in_trust(
     .fetch_one(&mut *conn)
     .await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{day, pages, transaction};
+
+    /// A ward programme with a plan of three monthly waves of two wards from `2026-01-05`.
+    async fn planned(conn: &mut PgConnection) -> anyhow::Result<(Uuid, Plan)> {
+        let uid = sqlx::query_scalar!(
+            "INSERT INTO programme (uid, id, display_name, kind)
+             VALUES ($1, 'wp', 'Ward programme', 'ward_programme') RETURNING uid",
+            Uuid::now_v7(),
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let plan = Plan {
+            first: day("2026-01-05"),
+            interval_months: 1,
+            wards_per_wave: 2,
+            per_site: true,
+            end: day("2026-03-31"),
+            target_wards: 6,
+            reassessment_months: 12,
+        };
+        save_plan(conn, uid, &plan).await?;
+        Ok((uid, plan))
+    }
+
+    /// Stores the ward `site`/`ward` and enrols it in `wave` in `stage`.
+    async fn enrol(
+        conn: &mut PgConnection,
+        programme: Uuid,
+        wave: i32,
+        site: &str,
+        ward: &str,
+        stage: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query!(
+            "INSERT INTO ward (site, id, display_name) VALUES ($1, $2, 'Ward')",
+            site,
+            ward,
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query!(
+            "INSERT INTO ward_enrolment (programme_uid, ward_site, ward_id, wave_number, stage,
+                                         diagnostic_date, withdraw_reason)
+             VALUES ($1, $2, $3, $4, $5, '2026-01-05',
+                     CASE WHEN $5 = 'withdrawn' THEN 'moved' END)",
+            programme,
+            site,
+            ward,
+            wave,
+            stage,
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    fn counts(rows: &[WaveRow]) -> Vec<(i32, i64)> {
+        rows.iter().map(|r| (r.number, r.enrolled_count)).collect()
+    }
+
+    #[tokio::test]
+    async fn a_plan_lays_out_its_waves_afresh_and_keeps_the_plan() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let (uid, mut plan) = planned(&mut conn).await?;
+        let waves = all(&mut conn, uid, None).await?;
+        let starts: Vec<_> = waves
+            .iter()
+            .map(|w| (w.number, w.start_date, w.capacity))
+            .collect();
+        assert_eq!(
+            starts,
+            [
+                (1, day("2026-01-05"), 2),
+                (2, day("2026-02-05"), 2),
+                (3, day("2026-03-05"), 2)
+            ]
+        );
+        assert_eq!(
+            to_proto("trust/programmes/wp", &waves[1]).name,
+            "trust/programmes/wp/waves/2"
+        );
+        plan.interval_months = 2;
+        plan.wards_per_wave = 4;
+        save_plan(&mut conn, uid, &plan).await?;
+        assert_eq!(counts(&all(&mut conn, uid, None).await?), [(1, 0), (2, 0)]);
+        assert_eq!(
+            start_and_capacity(&mut conn, uid, 2).await?,
+            Some((day("2026-03-05"), 4))
+        );
+        assert_eq!(start_and_capacity(&mut conn, uid, 3).await?, None);
+        let kept = sqlx::query!(
+            "SELECT interval_months, wards_per_wave, per_site, plan_end_date, target_wards,
+                    reassessment_months
+             FROM programme WHERE uid = $1",
+            uid,
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        assert_eq!(
+            (kept.interval_months, kept.wards_per_wave),
+            (Some(2), Some(4))
+        );
+        assert_eq!(
+            (kept.per_site, kept.plan_end_date),
+            (true, Some(day("2026-03-31")))
+        );
+        assert_eq!((kept.target_wards, kept.reassessment_months), (6, 12));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn waves_count_the_callers_sites_wards_not_withdrawn_page_by_page() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let (uid, _) = planned(&mut conn).await?;
+        enrol(&mut conn, uid, 1, "BAS", "w1", "diagnostic").await?;
+        enrol(&mut conn, uid, 1, "SOU", "w1", "accredited").await?;
+        enrol(&mut conn, uid, 1, "BAS", "w2", "withdrawn").await?;
+        enrol(&mut conn, uid, 3, "BAS", "w3", "assessment").await?;
+        assert_eq!(
+            counts(&all(&mut conn, uid, None).await?),
+            [(1, 2), (2, 0), (3, 1)]
+        );
+        let bas = Some(vec!["BAS".to_owned()]);
+        assert_eq!(
+            counts(&all(&mut conn, uid, bas.clone()).await?),
+            [(1, 1), (2, 0), (3, 1)]
+        );
+        let paged = pages(2, async |page| {
+            let after = page
+                .after_key(0)
+                .map_or(0, |k| k.parse().expect("a number"));
+            list(&mut conn, uid, bas.clone(), after, &page).await
+        })
+        .await?;
+        let paged: Vec<_> = paged.iter().map(|p| counts(p)).collect();
+        assert_eq!(paged, [vec![(1, 1), (2, 0)], vec![(3, 1)]]);
+        // Every stage counts towards the programme; withdrawn wards do not hold a place.
+        assert_eq!(enrolled(&mut conn, uid).await?, 4);
+        assert_eq!(enrolled_in_trust(&mut conn, uid).await?, 3);
+        let stages = stage_counts(&mut conn, uid, bas).await?;
+        assert_eq!(
+            stages,
+            [
+                (1, "BAS".into(), "diagnostic".into(), None, 1),
+                (1, "BAS".into(), "withdrawn".into(), None, 1),
+                (3, "BAS".into(), "assessment".into(), None, 1),
+            ]
+        );
+        Ok(())
+    }
+}
