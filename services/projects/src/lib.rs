@@ -20,6 +20,8 @@ mod scores;
 mod sites;
 mod stored;
 mod team;
+#[cfg(test)]
+mod testing;
 mod wards;
 mod waves;
 

@@ -1,6 +1,6 @@
 //! The stored (lower case) forms of the contract's enums: the [`Column`] trait, the
 //! [`column_enum!`] macro each resource uses for the enums it owns, and the readers of enum
-//! fields in requests and rows.
+//! fields in requests and rows; and [`fetch_optional_locked!`], a read locked on request.
 
 use qi_platform::Error;
 
@@ -38,6 +38,27 @@ macro_rules! column_enum {
     };
 }
 pub(crate) use column_enum;
+
+/// Fetches the optional row of a checked `query_as!` (`sqlx::query_as!(Type, sql, args)` or
+/// a store's `rows!(head, tail, args)`), with ` FOR UPDATE` after its SQL when `$lock`: two
+/// statements, each checked at build time, as the macros take only literals.
+macro_rules! fetch_optional_locked {
+    ($conn:expr, $lock:expr, $($m:ident)::+!($ty:ident, $sql:literal, $($arg:expr),* $(,)?)) => {
+        if $lock {
+            $($m)::+!($ty, $sql + " FOR UPDATE", $($arg),*).fetch_optional(&mut *$conn).await?
+        } else {
+            $($m)::+!($ty, $sql, $($arg),*).fetch_optional(&mut *$conn).await?
+        }
+    };
+    ($conn:expr, $lock:expr, $m:ident!($head:literal, $tail:literal, $($arg:expr),* $(,)?)) => {
+        if $lock {
+            $m!($head, $tail + " FOR UPDATE", $($arg),*).fetch_optional(&mut *$conn).await?
+        } else {
+            $m!($head, $tail, $($arg),*).fetch_optional(&mut *$conn).await?
+        }
+    };
+}
+pub(crate) use fetch_optional_locked;
 
 /// Reads an enum field of a request: `None` when unspecified, refused when unknown.
 pub(crate) fn enum_field<E: Column>(field: &str, value: i32) -> Result<Option<E>, Error> {

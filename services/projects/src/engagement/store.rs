@@ -12,7 +12,6 @@ use super::COLLECTION;
 use crate::projects::ProjectRef;
 use crate::stored::Column;
 
-#[derive(sqlx::FromRow)]
 struct ActivityRow {
     id: Uuid,
     activity_date: NaiveDate,
@@ -33,7 +32,17 @@ fn to_proto(project: &str, r: ActivityRow) -> Result<pb::EngagementActivity, Err
     })
 }
 
-const COLUMNS: &str = "id, activity_date, kind, participants, summary, create_time";
+/// `query_as!` into [`ActivityRow`] of `$head`, the activity's columns, then `$tail`: the
+/// columns are written once, and every statement is still checked at build time.
+macro_rules! activity_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ActivityRow,
+            $head + "id, activity_date, kind, participants, summary, create_time" + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// Records an activity of a project and counts it on the project.
 pub(super) async fn insert(
@@ -44,22 +53,25 @@ pub(super) async fn insert(
     participants: i32,
     summary: &str,
 ) -> Result<pb::EngagementActivity, Error> {
-    let row: ActivityRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = activity_rows!(
         "INSERT INTO engagement_activity (project_uid, id, activity_date, kind, participants, summary)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(Uuid::now_v7())
-    .bind(day)
-    .bind(kind.column())
-    .bind(participants)
-    .bind(summary)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        "",
+        project.uid,
+        Uuid::now_v7(),
+        day,
+        kind.column(),
+        participants,
+        summary,
+    )
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("UPDATE project SET engagement_count = engagement_count + 1 WHERE uid = $1")
-        .bind(project.uid)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE project SET engagement_count = engagement_count + 1 WHERE uid = $1",
+        project.uid,
+    )
+    .execute(&mut *conn)
+    .await?;
     to_proto(&project.name(), row)
 }
 
@@ -71,16 +83,17 @@ pub(super) async fn list(
     after_id: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::EngagementActivity>, String), Error> {
-    let rows: Vec<ActivityRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM engagement_activity
+    let rows = activity_rows!(
+        "SELECT ",
+        " FROM engagement_activity
          WHERE project_uid = $1
            AND ($2::date IS NULL OR (activity_date, id) < ($2, $3))
-         ORDER BY activity_date DESC, id DESC LIMIT $4"
-    )))
-    .bind(project.uid)
-    .bind(after_date)
-    .bind(after_id)
-    .bind(page.limit())
+         ORDER BY activity_date DESC, id DESC LIMIT $4",
+        project.uid,
+        after_date,
+        after_id,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {

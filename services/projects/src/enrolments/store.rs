@@ -14,7 +14,6 @@ use crate::programmes::ProgrammeRef;
 use crate::stored::{Column, from_optional, unexpected};
 
 /// A stored enrolment, as the rules of a stage change read it.
-#[derive(sqlx::FromRow)]
 pub(super) struct EnrolmentRow {
     pub(super) ward_site: String,
     pub(super) ward_id: String,
@@ -33,9 +32,21 @@ pub(super) struct EnrolmentRow {
     pub(super) revision: i64,
 }
 
-const COLUMNS: &str = "ward_site, ward_id, wave_number, stage, rating, standards_met, \
-     standards_assessed, diagnostic_date, assessment_date, accredited_date, reassessment_due, \
-     withdraw_reason, create_time, update_time, revision";
+/// `query_as!` into [`EnrolmentRow`] of the enrolment's columns and `$tail`: the columns are
+/// written once, and every statement is still checked at build time.
+macro_rules! enrolment_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            EnrolmentRow,
+            "SELECT ward_site, ward_id, wave_number, stage, rating, standards_met,
+                    standards_assessed, diagnostic_date, assessment_date, accredited_date,
+                    reassessment_due, withdraw_reason, create_time, update_time, revision
+             FROM ward_enrolment"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// The enrolment as the contract shows it, under the programme named `programme`.
 pub(super) fn to_proto(programme: &str, r: EnrolmentRow) -> Result<pb::WardEnrolment, Error> {
@@ -73,13 +84,12 @@ pub(super) async fn read(
     site: &str,
     ward: &str,
 ) -> Result<Option<EnrolmentRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM ward_enrolment
-         WHERE programme_uid = $1 AND ward_site = $2 AND ward_id = $3"
-    )))
-    .bind(programme)
-    .bind(site)
-    .bind(ward)
+    Ok(enrolment_rows!(
+        " WHERE programme_uid = $1 AND ward_site = $2 AND ward_id = $3",
+        programme,
+        site,
+        ward,
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -92,15 +102,15 @@ pub(super) async fn taken(
     wave: i32,
     site: &SiteCode,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM ward_enrolment
-         WHERE programme_uid = $1 AND wave_number = $2 AND stage <> 'withdrawn'
-           AND (NOT $3 OR ward_site = $4)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM ward_enrolment
+           WHERE programme_uid = $1 AND wave_number = $2 AND stage <> 'withdrawn'
+             AND (NOT $3 OR ward_site = $4)"#,
+        programme.uid,
+        wave,
+        programme.per_site,
+        site.as_str(),
     )
-    .bind(programme.uid)
-    .bind(wave)
-    .bind(programme.per_site)
-    .bind(site.as_str())
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -115,7 +125,7 @@ pub(super) async fn enrol(
     wave: i32,
     wave_start: NaiveDate,
 ) -> Result<Option<EnrolmentRow>, Error> {
-    let written = sqlx::query(
+    let written = sqlx::query!(
         "INSERT INTO ward_enrolment (programme_uid, ward_site, ward_id, wave_number, diagnostic_date)
          VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (programme_uid, ward_site, ward_id) DO UPDATE
@@ -124,12 +134,12 @@ pub(super) async fn enrol(
                  accredited_date = NULL, reassessment_due = NULL, rating = NULL,
                  standards_met = NULL, standards_assessed = NULL, withdraw_reason = NULL
              WHERE ward_enrolment.stage = 'withdrawn'",
+        programme,
+        site.as_str(),
+        ward,
+        wave,
+        wave_start,
     )
-    .bind(programme)
-    .bind(site.as_str())
-    .bind(ward)
-    .bind(wave)
-    .bind(wave_start)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -152,21 +162,21 @@ pub(super) async fn list(
     after_wave: i32,
     page: &Page,
 ) -> Result<(Vec<EnrolmentRow>, String), Error> {
-    let rows: Vec<EnrolmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM ward_enrolment
+    let rows = enrolment_rows!(
+        "
          WHERE programme_uid = $1
            AND ($2::text[] IS NULL OR ward_site = ANY($2))
            AND ($3::int IS NULL OR wave_number = $3)
            AND (wave_number, ward_site, ward_id) > ($4, $5, $6)
-         ORDER BY wave_number, ward_site, ward_id LIMIT $7"
-    )))
-    .bind(programme)
-    .bind(sites)
-    .bind(wave)
-    .bind(after_wave)
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
+         ORDER BY wave_number, ward_site, ward_id LIMIT $7",
+        programme,
+        sites.as_deref(),
+        wave,
+        after_wave,
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     Ok(page.finish(rows, |r| {
@@ -202,41 +212,41 @@ pub(super) async fn advance(
     stage: Stage<'_>,
 ) -> Result<EnrolmentRow, Error> {
     let query = match stage {
-        Stage::Assessment { day } => sqlx::query(
+        Stage::Assessment { day } => sqlx::query!(
             "UPDATE ward_enrolment SET stage = 'assessment', assessment_date = $4
              WHERE programme_uid = $1 AND ward_site = $2 AND ward_id = $3",
-        )
-        .bind(programme)
-        .bind(&row.ward_site)
-        .bind(&row.ward_id)
-        .bind(day),
+            programme,
+            row.ward_site,
+            row.ward_id,
+            day,
+        ),
         Stage::Accredited {
             rating,
             met,
             assessed,
             day,
             due,
-        } => sqlx::query(
+        } => sqlx::query!(
             "UPDATE ward_enrolment SET stage = 'accredited', rating = $4, standards_met = $5,
                     standards_assessed = $6, accredited_date = $7, reassessment_due = $8
              WHERE programme_uid = $1 AND ward_site = $2 AND ward_id = $3",
-        )
-        .bind(programme)
-        .bind(&row.ward_site)
-        .bind(&row.ward_id)
-        .bind(rating.column())
-        .bind(met)
-        .bind(assessed)
-        .bind(day)
-        .bind(due),
-        Stage::Withdrawn { reason } => sqlx::query(
+            programme,
+            row.ward_site,
+            row.ward_id,
+            rating.column(),
+            met,
+            assessed,
+            day,
+            due,
+        ),
+        Stage::Withdrawn { reason } => sqlx::query!(
             "UPDATE ward_enrolment SET stage = 'withdrawn', withdraw_reason = $4
              WHERE programme_uid = $1 AND ward_site = $2 AND ward_id = $3",
-        )
-        .bind(programme)
-        .bind(&row.ward_site)
-        .bind(&row.ward_id)
-        .bind(reason),
+            programme,
+            row.ward_site,
+            row.ward_id,
+            reason,
+        ),
     };
     query.execute(&mut *conn).await?;
     read(conn, programme, &row.ward_site, &row.ward_id)

@@ -133,7 +133,7 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
 }
 
 /// What transitions need of an idea.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct IdeaRef {
     uid: Uuid,
     site: String,

@@ -17,17 +17,17 @@ pub(super) async fn lock(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<IdeaRef>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        IdeaRef,
         "SELECT uid, site, id, title, description, ward_id, state, revision FROM idea
          WHERE site = $1 AND id = $2 FOR UPDATE",
+        site.as_str(),
+        id,
     )
-    .bind(site.as_str())
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await?)
 }
 
-#[derive(sqlx::FromRow)]
 struct IdeaRow {
     uid: Uuid,
     site: String,
@@ -51,16 +51,28 @@ struct IdeaRow {
     revision: i64,
 }
 
-const SELECT: &str = "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward_id, i.submitter,
-       i.submitter_staff, i.theme, i.state, i.decline_reason,
-       'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
-       'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
-       'sites/' || p.lead_site || '/projects/' || p.id AS project,
-       i.reopen_reason, i.decision_time, i.submit_date, i.create_time, i.update_time, i.revision
-    FROM idea i
-    LEFT JOIN idea m ON m.uid = i.merged_idea_uid
-    LEFT JOIN project mp ON mp.uid = i.merged_project_uid
-    LEFT JOIN project p ON p.uid = i.project_uid";
+/// `query_as!` into [`IdeaRow`] of the idea's columns (with the names it links to) and
+/// `$tail`: the columns are written once, and every statement is still checked at build time.
+macro_rules! idea_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            IdeaRow,
+            "SELECT i.uid, i.site, i.id, i.title, i.description, i.ward_id, i.submitter,
+                    i.submitter_staff, i.theme, i.state, i.decline_reason,
+                    'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
+                    'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
+                    'sites/' || p.lead_site || '/projects/' || p.id AS project,
+                    i.reopen_reason, i.decision_time, i.submit_date, i.create_time,
+                    i.update_time, i.revision
+             FROM idea i
+             LEFT JOIN idea m ON m.uid = i.merged_idea_uid
+             LEFT JOIN project mp ON mp.uid = i.merged_project_uid
+             LEFT JOIN project p ON p.uid = i.project_uid"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 impl TryFrom<IdeaRow> for pb::Idea {
     type Error = Error;
@@ -92,8 +104,7 @@ impl TryFrom<IdeaRow> for pb::Idea {
 
 /// Reads one idea by its internal id.
 pub(super) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Idea, Error> {
-    let row: IdeaRow = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} WHERE i.uid = $1")))
-        .bind(uid)
+    let row = idea_rows!(" WHERE i.uid = $1", uid)
         .fetch_one(&mut *conn)
         .await?;
     row.try_into()
@@ -105,22 +116,22 @@ pub(super) async fn insert(
     new: &NewIdea,
     submit_date: NaiveDate,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO idea (uid, site, id, title, description, ward_id, submitter,
                            submitter_staff, theme, submit_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT DO NOTHING RETURNING uid",
+        Uuid::now_v7(),
+        new.site.as_str(),
+        new.id,
+        new.title,
+        new.description,
+        new.ward,
+        new.submitter,
+        new.submitter_staff,
+        new.theme,
+        submit_date,
     )
-    .bind(Uuid::now_v7())
-    .bind(new.site.as_str())
-    .bind(&new.id)
-    .bind(&new.title)
-    .bind(&new.description)
-    .bind(&new.ward)
-    .bind(&new.submitter)
-    .bind(&new.submitter_staff)
-    .bind(&new.theme)
-    .bind(submit_date)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -131,13 +142,9 @@ pub(super) async fn find(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<pb::Idea>, Error> {
-    let row: Option<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE i.site = $1 AND i.id = $2"
-    )))
-    .bind(site.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = idea_rows!(" WHERE i.site = $1 AND i.id = $2", site.as_str(), id)
+        .fetch_optional(&mut *conn)
+        .await?;
     row.map(TryInto::try_into).transpose()
 }
 
@@ -151,19 +158,19 @@ pub(super) async fn list(
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Idea>, String), Error> {
-    let rows: Vec<IdeaRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT}
+    let rows = idea_rows!(
+        "
          WHERE ($1::text[] IS NULL OR i.site = ANY($1))
            AND ($2::text IS NULL OR i.state = $2)
            AND ($3 = '' OR lower(i.theme) = lower($3))
            AND ($4::uuid IS NULL OR i.uid < $4)
-         ORDER BY i.uid DESC LIMIT $5"
-    )))
-    .bind(sites)
-    .bind(state)
-    .bind(theme)
-    .bind(after)
-    .bind(page.limit())
+         ORDER BY i.uid DESC LIMIT $5",
+        sites.as_deref(),
+        state,
+        theme,
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
@@ -180,13 +187,14 @@ pub(super) async fn merge_target(
     site: &SiteCode,
     id: &str,
 ) -> Result<Option<(Uuid, String)>, Error> {
-    Ok(
-        sqlx::query_as("SELECT uid, state FROM idea WHERE site = $1 AND id = $2")
-            .bind(site.as_str())
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?,
+    let row = sqlx::query!(
+        "SELECT uid, state FROM idea WHERE site = $1 AND id = $2",
+        site.as_str(),
+        id,
     )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| (r.uid, r.state)))
 }
 
 /// The write of one triage move.
@@ -210,36 +218,211 @@ pub(super) enum Triage<'a> {
 pub(super) async fn triage(conn: &mut PgConnection, uid: Uuid, t: Triage<'_>) -> Result<(), Error> {
     let query = match t {
         Triage::Review => {
-            sqlx::query("UPDATE idea SET state = 'under_review' WHERE uid = $1").bind(uid)
+            sqlx::query!("UPDATE idea SET state = 'under_review' WHERE uid = $1", uid)
         }
-        Triage::Accept { project } => sqlx::query(
+        Triage::Accept { project } => sqlx::query!(
             "UPDATE idea SET state = 'accepted', project_uid = $2, decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(project),
-        Triage::Decline { reason } => sqlx::query(
+            uid,
+            project,
+        ),
+        Triage::Decline { reason } => sqlx::query!(
             "UPDATE idea SET state = 'declined', decline_reason = $2, decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(reason),
-        Triage::Merge { idea, project } => sqlx::query(
+            uid,
+            reason,
+        ),
+        Triage::Merge { idea, project } => sqlx::query!(
             "UPDATE idea SET state = 'merged', merged_idea_uid = $2, merged_project_uid = $3,
                     decision_time = now()
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(idea)
-        .bind(project),
-        Triage::Reopen { reason } => sqlx::query(
-            "UPDATE idea SET state = 'under_review', decline_reason = NULL, reopen_reason = $2,
-                    decision_time = NULL
+            uid,
+            idea,
+            project,
+        ),
+        Triage::Reopen { reason } => sqlx::query!(
+            "UPDATE idea SET state = 'under_review', decline_reason = NULL,
+                    reopen_reason = $2, decision_time = NULL
              WHERE uid = $1",
-        )
-        .bind(uid)
-        .bind(reason),
+            uid,
+            reason,
+        ),
     };
     query.execute(&mut *conn).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{after_uid, day, everything, pages, project, site, transaction};
+
+    fn new(site_code: &str, id: &str, theme: &str) -> NewIdea {
+        NewIdea {
+            site: site(site_code),
+            id: id.to_owned(),
+            title: format!("Idea {id}"),
+            description: "Why".into(),
+            ward: None,
+            submitter: "A Nurse".into(),
+            submitter_staff: Some("sites/BAS/staff/12345678".into()),
+            theme: theme.to_owned(),
+            submit_date: None,
+            request_id: String::new(),
+        }
+    }
+
+    async fn submit(conn: &mut PgConnection, site_code: &str, id: &str) -> anyhow::Result<Uuid> {
+        let uid = insert(conn, &new(site_code, id, "Falls"), day("2026-03-01")).await?;
+        Ok(uid.expect("inserted"))
+    }
+
+    fn names(ideas: &[pb::Idea]) -> Vec<&str> {
+        ideas.iter().map(|i| i.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_at_the_site_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        sqlx::query!("INSERT INTO ward (site, id, display_name) VALUES ('BAS', 'w1', 'Ward 1')")
+            .execute(&mut *conn)
+            .await?;
+        let mut idea = new("BAS", "i1", "Falls");
+        idea.ward = Some("w1".into());
+        let uid = insert(&mut conn, &idea, day("2026-03-01"))
+            .await?
+            .expect("inserted");
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(got.name, "sites/BAS/ideas/i1");
+        assert_eq!(got.ward, "sites/BAS/wards/w1");
+        assert_eq!(
+            (got.submitter.as_str(), got.theme.as_str()),
+            ("A Nurse", "Falls")
+        );
+        assert_eq!(got.submitter_staff, "sites/BAS/staff/12345678");
+        assert_eq!(got.state, pb::IdeaState::Submitted as i32);
+        assert_eq!(got.submit_date, Some(date(day("2026-03-01"))));
+        assert!(got.decision_time.is_none() && got.merged_into.is_empty());
+        let found = find(&mut conn, &site("BAS"), "i1").await?;
+        assert_eq!(found.map(|i| i.name), Some(got.name));
+        assert!(find(&mut conn, &site("SOU"), "i1").await?.is_none());
+        assert_eq!(insert(&mut conn, &idea, day("2026-03-02")).await?, None);
+        // Idea ids are unique per site.
+        assert!(
+            insert(&mut conn, &new("SOU", "i1", ""), day("2026-03-02"))
+                .await?
+                .is_some()
+        );
+        let locked = lock(&mut conn, &site("BAS"), "i1").await?.expect("found");
+        assert_eq!((locked.uid, locked.ward_id.as_deref()), (uid, Some("w1")));
+        assert_eq!((locked.state.as_str(), locked.revision), ("submitted", 1));
+        assert_eq!(
+            merge_target(&mut conn, &site("BAS"), "i1").await?,
+            Some((uid, "submitted".to_owned()))
+        );
+        assert!(lock(&mut conn, &site("BRM"), "i1").await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_state_and_theme_newest_first_page_by_page()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        submit(&mut conn, "BAS", "a").await?;
+        insert(&mut conn, &new("SOU", "b", "Sepsis"), day("2026-03-01")).await?;
+        let c = submit(&mut conn, "BAS", "c").await?;
+        submit(&mut conn, "BRM", "d").await?;
+        triage(&mut conn, c, Triage::Review).await?;
+        let all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, theme| {
+            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
+            let (ideas, _) = list(conn, sites, state, theme, None, &everything()?).await?;
+            anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            all(&mut conn, Some(&["BAS"]), None, "").await?,
+            ["sites/BAS/ideas/c", "sites/BAS/ideas/a"]
+        );
+        assert_eq!(
+            all(&mut conn, None, Some("under_review"), "").await?,
+            ["sites/BAS/ideas/c"]
+        );
+        assert_eq!(
+            all(&mut conn, None, None, "sEPSIS").await?,
+            ["sites/SOU/ideas/b"]
+        );
+        let paged = pages(3, async |page| {
+            let after = after_uid(&page);
+            list(&mut conn, None, None, "", after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec![
+                    "sites/BRM/ideas/d",
+                    "sites/BAS/ideas/c",
+                    "sites/SOU/ideas/b"
+                ],
+                vec!["sites/BAS/ideas/a"],
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn triage_writes_each_move_and_its_decision() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let accepted = submit(&mut conn, "BAS", "a").await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        triage(&mut conn, accepted, Triage::Accept { project: p.uid }).await?;
+        let got = read(&mut conn, accepted).await?;
+        assert_eq!(got.state, pb::IdeaState::Accepted as i32);
+        assert_eq!(got.project, "sites/BAS/projects/p1");
+        assert!(got.decision_time.is_some());
+        assert_eq!(got.etag, etag(2));
+
+        let declined = submit(&mut conn, "BAS", "d").await?;
+        triage(
+            &mut conn,
+            declined,
+            Triage::Decline {
+                reason: "Done already",
+            },
+        )
+        .await?;
+        let got = read(&mut conn, declined).await?;
+        assert_eq!(got.state, pb::IdeaState::Declined as i32);
+        assert_eq!(got.decline_reason, "Done already");
+        triage(
+            &mut conn,
+            declined,
+            Triage::Reopen {
+                reason: "New evidence",
+            },
+        )
+        .await?;
+        let got = read(&mut conn, declined).await?;
+        assert_eq!(got.state, pb::IdeaState::UnderReview as i32);
+        assert_eq!(
+            (got.decline_reason.as_str(), got.reopen_reason.as_str()),
+            ("", "New evidence")
+        );
+        assert!(got.decision_time.is_none());
+
+        let into_idea = submit(&mut conn, "SOU", "m1").await?;
+        let into_project = submit(&mut conn, "SOU", "m2").await?;
+        let merge = |idea, project| Triage::Merge { idea, project };
+        triage(&mut conn, into_idea, merge(Some(accepted), None)).await?;
+        triage(&mut conn, into_project, merge(None, Some(p.uid))).await?;
+        assert_eq!(
+            read(&mut conn, into_idea).await?.merged_into,
+            "sites/BAS/ideas/a"
+        );
+        assert_eq!(
+            read(&mut conn, into_project).await?.merged_into,
+            "sites/BAS/projects/p1"
+        );
+        Ok(())
+    }
 }

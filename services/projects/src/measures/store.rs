@@ -12,7 +12,6 @@ use super::COLLECTION;
 use crate::projects::ProjectRef;
 use crate::stored::Column;
 
-#[derive(sqlx::FromRow)]
 struct MeasureRow {
     id: Uuid,
     metric: String,
@@ -31,18 +30,6 @@ fn to_proto(project: &str, r: MeasureRow) -> Result<pb::Measure, Error> {
     })
 }
 
-const COLUMNS: &str = "id, metric, kind, note, create_time";
-
-/// Outcome, then process, then balancing.
-const KIND_ORDER: &str = "CASE kind WHEN 'outcome' THEN 1 WHEN 'process' THEN 2 ELSE 3 END";
-
-#[derive(sqlx::FromRow)]
-struct RankedRow {
-    #[sqlx(flatten)]
-    row: MeasureRow,
-    rank: i32,
-}
-
 /// Adds a metric to a project's measures; `None` if it is among them already.
 pub(super) async fn insert(
     conn: &mut PgConnection,
@@ -51,21 +38,24 @@ pub(super) async fn insert(
     kind: pb::MeasureKind,
     note: &str,
 ) -> Result<Option<pb::Measure>, Error> {
-    let row: Option<MeasureRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = sqlx::query_as!(
+        MeasureRow,
         "INSERT INTO measure (project_uid, id, metric, kind, note) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (project_uid, metric) DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(Uuid::now_v7())
-    .bind(metric)
-    .bind(kind.column())
-    .bind(note)
+         ON CONFLICT (project_uid, metric) DO NOTHING
+         RETURNING id, metric, kind, note, create_time",
+        project.uid,
+        Uuid::now_v7(),
+        metric,
+        kind.column(),
+        note,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     row.map(|r| to_proto(&project.name(), r)).transpose()
 }
 
-/// One page of a project's measures, by kind (see `KIND_ORDER`) and then id.
+/// One page of a project's measures, by kind (outcome, then process, then balancing) and
+/// then id.
 pub(super) async fn list(
     conn: &mut PgConnection,
     project: &ProjectRef,
@@ -73,22 +63,32 @@ pub(super) async fn list(
     after_id: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Measure>, String), Error> {
-    let rows: Vec<(i32, MeasureRow)> =
-        sqlx::query_as::<_, RankedRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM (SELECT {COLUMNS}, {KIND_ORDER} AS rank FROM measure
-                            WHERE project_uid = $1) m
-             WHERE (rank, id) > ($2, coalesce($3, '00000000-0000-0000-0000-000000000000'::uuid))
-             ORDER BY rank, id LIMIT $4"
-        )))
-        .bind(project.uid)
-        .bind(after_rank)
-        .bind(after_id)
-        .bind(page.limit())
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| (r.rank, r.row))
-        .collect();
+    let rows: Vec<(i32, MeasureRow)> = sqlx::query!(
+        r#"SELECT id, metric, kind, note, create_time, rank AS "rank!"
+           FROM (SELECT id, metric, kind, note, create_time,
+                        CASE kind WHEN 'outcome' THEN 1 WHEN 'process' THEN 2 ELSE 3 END AS rank
+                 FROM measure WHERE project_uid = $1) m
+           WHERE (rank, id) > ($2, coalesce($3, '00000000-0000-0000-0000-000000000000'::uuid))
+           ORDER BY rank, id LIMIT $4"#,
+        project.uid,
+        after_rank,
+        after_id,
+        page.limit(),
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|r| {
+        let row = MeasureRow {
+            id: r.id,
+            metric: r.metric,
+            kind: r.kind,
+            note: r.note,
+            create_time: r.create_time,
+        };
+        (r.rank, row)
+    })
+    .collect();
     let (rows, next) = page.finish(rows, |(rank, r)| vec![rank.to_string(), r.id.to_string()]);
     let name = project.name();
     let measures = rows
@@ -104,11 +104,13 @@ pub(super) async fn delete(
     project: &ProjectRef,
     id: Uuid,
 ) -> Result<bool, Error> {
-    let deleted = sqlx::query("DELETE FROM measure WHERE project_uid = $1 AND id = $2")
-        .bind(project.uid)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let deleted = sqlx::query!(
+        "DELETE FROM measure WHERE project_uid = $1 AND id = $2",
+        project.uid,
+        id,
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(deleted > 0)
 }

@@ -12,7 +12,6 @@ use crate::projects::ProjectRef;
 use crate::stored::{Column, from_optional};
 
 /// A stored cycle, as the rules of a change read it.
-#[derive(sqlx::FromRow)]
 pub(super) struct CycleRow {
     pub(super) number: i32,
     pub(super) change_idea: String,
@@ -51,8 +50,39 @@ pub(super) fn to_proto(project: &str, r: CycleRow) -> Result<pb::PdsaCycle, Erro
     })
 }
 
-const COLUMNS: &str = "number, change_idea, objective, prediction, plan, do_notes, study_notes, \
-     act_notes, start_date, end_date, decision, create_time, update_time, revision";
+/// `query_as!` into [`CycleRow`] of `$head`, the cycle's columns, then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! cycle_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            CycleRow,
+            $head
+                + "number, change_idea, objective, prediction, plan, do_notes, study_notes, \
+                   act_notes, start_date, end_date, decision, create_time, update_time, revision"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
+
+/// Calls `cycle_rows!` with its own arguments, then the cycle's [`Fields`] `$f` in the order
+/// both the insert and the update write them: the list is written once.
+macro_rules! with_fields {
+    (cycle_rows!($($args:tt)*), $f:ident) => {
+        cycle_rows!(
+            $($args)*
+            $f.change_idea,
+            $f.objective,
+            $f.prediction,
+            $f.plan,
+            $f.do_notes,
+            $f.study_notes,
+            $f.act_notes,
+            $f.start_date,
+            $f.end_date,
+        )
+    };
+}
 
 /// Reads a project's cycle by its number.
 pub(super) async fn read(
@@ -60,11 +90,12 @@ pub(super) async fn read(
     project: &ProjectRef,
     number: i32,
 ) -> Result<Option<CycleRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number = $2"
-    )))
-    .bind(project.uid)
-    .bind(number)
+    Ok(cycle_rows!(
+        "SELECT ",
+        " FROM pdsa_cycle WHERE project_uid = $1 AND number = $2",
+        project.uid,
+        number,
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -76,23 +107,19 @@ pub(super) async fn insert(
     project: &ProjectRef,
     f: &Fields,
 ) -> Result<pb::PdsaCycle, Error> {
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction, plan,
-                                 do_notes, study_notes, act_notes, start_date, end_date)
-         SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-         FROM pdsa_cycle WHERE project_uid = $1
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(&f.change_idea)
-    .bind(&f.objective)
-    .bind(&f.prediction)
-    .bind(&f.plan)
-    .bind(&f.do_notes)
-    .bind(&f.study_notes)
-    .bind(&f.act_notes)
-    .bind(f.start_date)
-    .bind(f.end_date)
+    let row = with_fields!(
+        cycle_rows!(
+            "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction,
+                                     plan, do_notes, study_notes, act_notes, start_date,
+                                     end_date)
+             SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+             FROM pdsa_cycle WHERE project_uid = $1
+             RETURNING ",
+            "",
+            project.uid,
+        ),
+        f
+    )
     .fetch_one(&mut *conn)
     .await?;
     to_proto(&project.name(), row)
@@ -105,13 +132,13 @@ pub(super) async fn list(
     after: i32,
     page: &Page,
 ) -> Result<(Vec<pb::PdsaCycle>, String), Error> {
-    let rows: Vec<CycleRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
-         ORDER BY number LIMIT $3"
-    )))
-    .bind(project.uid)
-    .bind(after)
-    .bind(page.limit())
+    let rows = cycle_rows!(
+        "SELECT ",
+        " FROM pdsa_cycle WHERE project_uid = $1 AND number > $2 ORDER BY number LIMIT $3",
+        project.uid,
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.number.to_string()]);
@@ -130,23 +157,19 @@ pub(super) async fn update(
     number: i32,
     f: &Fields,
 ) -> Result<pb::PdsaCycle, Error> {
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
-                do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10, end_date = $11
-         WHERE project_uid = $1 AND number = $2
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(number)
-    .bind(&f.change_idea)
-    .bind(&f.objective)
-    .bind(&f.prediction)
-    .bind(&f.plan)
-    .bind(&f.do_notes)
-    .bind(&f.study_notes)
-    .bind(&f.act_notes)
-    .bind(f.start_date)
-    .bind(f.end_date)
+    let row = with_fields!(
+        cycle_rows!(
+            "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
+                    do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10,
+                    end_date = $11
+             WHERE project_uid = $1 AND number = $2
+             RETURNING ",
+            "",
+            project.uid,
+            number,
+        ),
+        f
+    )
     .fetch_one(&mut *conn)
     .await?;
     to_proto(&project.name(), row)
@@ -161,17 +184,18 @@ pub(super) async fn decide(
     end: NaiveDate,
     act_notes: &str,
 ) -> Result<pb::PdsaCycle, Error> {
-    let row: CycleRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = cycle_rows!(
         "UPDATE pdsa_cycle SET decision = $3, end_date = $4,
                 act_notes = CASE WHEN $5 = '' THEN act_notes ELSE $5 END
          WHERE project_uid = $1 AND number = $2
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(number)
-    .bind(decision.column())
-    .bind(end)
-    .bind(act_notes)
+         RETURNING ",
+        "",
+        project.uid,
+        number,
+        decision.column(),
+        end,
+        act_notes,
+    )
     .fetch_one(&mut *conn)
     .await?;
     to_proto(&project.name(), row)

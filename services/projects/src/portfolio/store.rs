@@ -1,75 +1,25 @@
 //! The portfolio's two statements, one over ideas and one over projects, each a single
-//! grouped scan.
+//! grouped scan, each in a `.sql` file beside this one: the service runs them checked at
+//! build time, and the bench's raw-SQL peer runs the same text.
 
 use chrono::NaiveDate;
 use qi_platform::Error;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The first day of the period holding the date expression `{d}`, for `$3`: `month`,
-/// `quarter`, `fy` (NHS financial years, from 1 April), or NULL for no grouping in time.
-macro_rules! period_of {
-    ($d:literal) => {
-        concat!(
-            "CASE $3::text WHEN 'month' THEN date_trunc('month', ",
-            $d,
-            "::timestamp)::date ",
-            "WHEN 'quarter' THEN date_trunc('quarter', ",
-            $d,
-            "::timestamp)::date ",
-            "WHEN 'fy' THEN (date_trunc('year', ",
-            $d,
-            "::timestamp - interval '3 months') ",
-            "+ interval '3 months')::date END"
-        )
-    };
-}
+/// Ideas by site and period (`ideas.sql`). `$1` sites (NULL: all), `$2`/`$4` the date range
+/// (NULL: open), `$3` the period: `month`, `quarter`, `fy` (NHS financial years, from 1
+/// April), or NULL for no grouping in time. Two levels: one pass counts by site, day and
+/// state (one aggregate a row, in the order of `idea_portfolio`, a covering index), then the
+/// days fold into periods, so the period arithmetic and the per-state pivot run once a day
+/// and state, not once a row.
+pub const IDEAS_SQL: &str = include_str!("ideas.sql");
 
-/// Ideas by site and period. `$1` sites (NULL: all), `$2`/`$4` the date range (NULL: open).
-/// Two levels: one pass counts by site, day and state (one aggregate a row, in the order of
-/// `idea_portfolio`, a covering index), then the days fold into periods, so the period
-/// arithmetic and the per-state pivot run once a day and state, not once a row.
-pub const IDEAS_SQL: &str = concat!(
-    "WITH daily AS (
-       SELECT site, submit_date, state, count(*) AS n
-       FROM idea
-       WHERE ($1::text[] IS NULL OR site = ANY($1))
-         AND ($2::date IS NULL OR submit_date >= $2)
-         AND ($4::date IS NULL OR submit_date < $4)
-       GROUP BY site, submit_date, state
-     )
-     SELECT site, ",
-    period_of!("submit_date"),
-    " AS period,
-       sum(n)::bigint AS received,
-       coalesce(sum(n) FILTER (WHERE state = 'submitted'), 0)::bigint AS submitted,
-       coalesce(sum(n) FILTER (WHERE state = 'under_review'), 0)::bigint AS under_review,
-       coalesce(sum(n) FILTER (WHERE state = 'accepted'), 0)::bigint AS accepted,
-       coalesce(sum(n) FILTER (WHERE state = 'declined'), 0)::bigint AS declined,
-       coalesce(sum(n) FILTER (WHERE state = 'merged'), 0)::bigint AS merged
-     FROM daily GROUP BY 1, 2"
-);
-
-/// Projects by lead site, programme and period; `$5` one programme (NULL: all).
-pub const PROJECTS_SQL: &str = concat!(
-    "SELECT p.lead_site AS site, g.site AS programme_site, g.id AS programme_id, ",
-    period_of!("p.state_date"),
-    " AS period,
-       count(*) FILTER (WHERE p.state = 'scoping') AS scoping,
-       count(*) FILTER (WHERE p.state = 'in_progress') AS in_progress,
-       count(*) FILTER (WHERE p.state = 'completed') AS completed,
-       count(*) FILTER (WHERE p.state = 'stopped') AS stopped,
-       count(*) FILTER (WHERE p.patient_partner_count > 0 OR p.engagement_count > 0) AS coproduced
-     FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
-     WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1))
-       AND ($2::date IS NULL OR p.state_date >= $2)
-       AND ($4::date IS NULL OR p.state_date < $4)
-       AND ($5::uuid IS NULL OR p.programme_uid = $5)
-     GROUP BY 1, 2, 3, 4"
-);
+/// Projects by lead site, programme and period (`projects.sql`), the parameters as
+/// [`IDEAS_SQL`]'s and `$5` one programme (NULL: all).
+pub const PROJECTS_SQL: &str = include_str!("projects.sql");
 
 /// Ideas received at a site in a period, by their state now.
-#[derive(sqlx::FromRow)]
 pub(super) struct IdeaCell {
     pub(super) site: String,
     pub(super) period: Option<NaiveDate>,
@@ -82,7 +32,6 @@ pub(super) struct IdeaCell {
 }
 
 /// Projects led by a site, of a programme, that entered their state in a period.
-#[derive(sqlx::FromRow)]
 pub(super) struct ProjectCell {
     pub(super) site: String,
     pub(super) programme_site: Option<String>,
@@ -104,13 +53,17 @@ pub(super) async fn ideas(
     period: Option<&str>,
     before: Option<NaiveDate>,
 ) -> Result<Vec<IdeaCell>, Error> {
-    Ok(sqlx::query_as(IDEAS_SQL)
-        .bind(sites)
-        .bind(from)
-        .bind(period)
-        .bind(before)
-        .fetch_all(&mut *conn)
-        .await?)
+    // The file IDEAS_SQL holds; the macros take a path, not a const.
+    Ok(sqlx::query_file_as!(
+        IdeaCell,
+        "src/portfolio/ideas.sql",
+        sites.as_deref(),
+        from,
+        period,
+        before,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// Projects by lead site, programme and period, as [`ideas`] and of one programme if given.
@@ -122,12 +75,222 @@ pub(super) async fn projects(
     before: Option<NaiveDate>,
     programme: Option<Uuid>,
 ) -> Result<Vec<ProjectCell>, Error> {
-    Ok(sqlx::query_as(PROJECTS_SQL)
-        .bind(sites)
-        .bind(from)
-        .bind(period)
-        .bind(before)
-        .bind(programme)
-        .fetch_all(&mut *conn)
-        .await?)
+    // The file PROJECTS_SQL holds.
+    Ok(sqlx::query_file_as!(
+        ProjectCell,
+        "src/portfolio/projects.sql",
+        sites.as_deref(),
+        from,
+        period,
+        before,
+        programme,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{day, transaction};
+
+    async fn idea(
+        conn: &mut PgConnection,
+        site: &str,
+        state: &str,
+        submitted: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query!(
+            "INSERT INTO idea (uid, site, id, title, submitter, state, decline_reason, submit_date)
+             VALUES ($1, $2, $1::uuid::text, 'Idea', 'A Nurse', $3,
+                     CASE WHEN $3 = 'declined' THEN 'no' END, $4)",
+            Uuid::now_v7(),
+            site,
+            state,
+            day(submitted),
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    /// A project led by `site` that entered `state` on `on`, of `programme` if given, with a
+    /// patient partner when `coproduced`.
+    async fn project(
+        conn: &mut PgConnection,
+        site: &str,
+        state: &str,
+        on: &str,
+        programme: Option<Uuid>,
+        coproduced: bool,
+    ) -> anyhow::Result<()> {
+        sqlx::query!(
+            "INSERT INTO project (uid, lead_site, id, title, state, state_date, start_date,
+                                  stop_reason, outcome_summary, programme_uid,
+                                  patient_partner_count)
+             VALUES ($1, $2, $1::uuid::text, 'Project', $3, $4::date,
+                     CASE WHEN $3 <> 'scoping' THEN $4 END,
+                     CASE WHEN $3 = 'stopped' THEN 'r' END,
+                     CASE WHEN $3 = 'completed' THEN 'o' END, $5, $6)",
+            Uuid::now_v7(),
+            site,
+            state,
+            day(on),
+            programme,
+            i32::from(coproduced),
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    type IdeaCounts = (String, Option<NaiveDate>, [i64; 6]);
+
+    async fn idea_cells(
+        conn: &mut PgConnection,
+        sites: Option<Vec<String>>,
+        from: Option<&str>,
+        period: Option<&str>,
+        before: Option<&str>,
+    ) -> anyhow::Result<Vec<IdeaCounts>> {
+        let mut cells: Vec<IdeaCounts> =
+            ideas(conn, &sites, from.map(day), period, before.map(day))
+                .await?
+                .into_iter()
+                .map(|c| {
+                    let counts = [
+                        c.received,
+                        c.submitted,
+                        c.under_review,
+                        c.accepted,
+                        c.declined,
+                        c.merged,
+                    ];
+                    (c.site, c.period, counts)
+                })
+                .collect();
+        cells.sort();
+        Ok(cells)
+    }
+
+    #[tokio::test]
+    async fn ideas_count_by_site_and_period_in_their_state_now() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        idea(&mut conn, "BAS", "submitted", "2026-03-31").await?;
+        idea(&mut conn, "BAS", "declined", "2026-03-02").await?;
+        idea(&mut conn, "BAS", "under_review", "2026-04-01").await?;
+        idea(&mut conn, "SOU", "submitted", "2025-12-31").await?;
+        let whole = idea_cells(&mut conn, None, None, None, None).await?;
+        assert_eq!(
+            whole,
+            [
+                ("BAS".into(), None, [3, 1, 1, 0, 1, 0]),
+                ("SOU".into(), None, [1, 1, 0, 0, 0, 0])
+            ]
+        );
+        let months = idea_cells(&mut conn, None, None, Some("month"), None).await?;
+        assert_eq!(
+            months,
+            [
+                ("BAS".into(), Some(day("2026-03-01")), [2, 1, 0, 0, 1, 0]),
+                ("BAS".into(), Some(day("2026-04-01")), [1, 0, 1, 0, 0, 0]),
+                ("SOU".into(), Some(day("2025-12-01")), [1, 1, 0, 0, 0, 0]),
+            ]
+        );
+        // NHS financial years begin on 1 April: March 2026 is in 2025/26, with December.
+        let years = idea_cells(&mut conn, None, None, Some("fy"), None).await?;
+        let periods: Vec<_> = years
+            .iter()
+            .map(|(s, p, c)| (s.as_str(), *p, c[0]))
+            .collect();
+        assert_eq!(
+            periods,
+            [
+                ("BAS", Some(day("2025-04-01")), 2),
+                ("BAS", Some(day("2026-04-01")), 1),
+                ("SOU", Some(day("2025-04-01")), 1),
+            ]
+        );
+        let quarter = idea_cells(
+            &mut conn,
+            Some(vec!["BAS".into()]),
+            Some("2026-03-02"),
+            Some("quarter"),
+            Some("2026-04-01"),
+        )
+        .await?;
+        assert_eq!(
+            quarter,
+            [("BAS".into(), Some(day("2026-01-01")), [2, 1, 0, 0, 1, 0])]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn projects_count_by_site_programme_and_state_with_those_coproduced() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let g = sqlx::query_scalar!(
+            "INSERT INTO programme (uid, site, id, display_name, kind, theme)
+             VALUES ($1, 'BAS', 'safety', 'Safety', 'thematic', 'Falls') RETURNING uid",
+            Uuid::now_v7(),
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        project(&mut conn, "BAS", "scoping", "2026-01-10", None, false).await?;
+        project(&mut conn, "BAS", "in_progress", "2026-02-10", Some(g), true).await?;
+        project(&mut conn, "BAS", "completed", "2026-02-11", Some(g), false).await?;
+        project(&mut conn, "SOU", "stopped", "2026-05-01", None, true).await?;
+        let cells = async |conn: &mut PgConnection, period, programme| {
+            let mut cells: Vec<_> = projects(conn, &None, None, period, None, programme)
+                .await?
+                .into_iter()
+                .map(|c| {
+                    let counts = [c.scoping, c.in_progress, c.completed, c.stopped];
+                    (c.site, c.programme_id, c.period, counts, c.coproduced)
+                })
+                .collect();
+            cells.sort();
+            anyhow::Ok(cells)
+        };
+        let safety = Some("safety".to_owned());
+        assert_eq!(
+            cells(&mut conn, None, None).await?,
+            [
+                ("BAS".into(), None, None, [1, 0, 0, 0], 0),
+                ("BAS".into(), safety.clone(), None, [0, 1, 1, 0], 1),
+                ("SOU".into(), None, None, [0, 0, 0, 1], 1),
+            ]
+        );
+        assert_eq!(
+            cells(&mut conn, Some("quarter"), Some(g)).await?,
+            [(
+                "BAS".into(),
+                safety,
+                Some(day("2026-01-01")),
+                [0, 1, 1, 0],
+                1
+            )]
+        );
+        let programme_sites: Vec<_> = projects(&mut conn, &None, None, None, None, Some(g))
+            .await?
+            .into_iter()
+            .map(|c| c.programme_site)
+            .collect();
+        assert_eq!(programme_sites, [Some("BAS".to_owned())]);
+        let sou = Some(vec!["SOU".to_owned()]);
+        let dated = projects(
+            &mut conn,
+            &sou,
+            Some(day("2026-05-01")),
+            None,
+            Some(day("2026-05-02")),
+            None,
+        )
+        .await?;
+        assert_eq!(dated.iter().map(|c| c.stopped).collect::<Vec<_>>(), [1]);
+        let before = projects(&mut conn, &sou, None, None, Some(day("2026-05-01")), None).await?;
+        assert!(before.is_empty());
+        Ok(())
+    }
 }

@@ -128,7 +128,7 @@ impl TryFrom<pb::CreateProgrammeRequest> for NewProgramme {
 }
 
 /// What other modules need to know of a programme they act on.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub(crate) struct ProgrammeRef {
     pub(crate) uid: Uuid,
     pub(crate) site: Option<String>,

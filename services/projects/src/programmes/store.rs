@@ -4,14 +4,14 @@
 use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
-use qi_platform::names::{LIST_SCOPE_SQL, ListScope, Owner};
+use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
 use qi_proto::projects as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{COLLECTION, NewProgramme, ProgrammeRef};
-use crate::stored::Column;
+use crate::stored::{Column, fetch_optional_locked};
 
 /// Finds a programme by its owner and id, locking its row when `lock`.
 pub(crate) async fn find(
@@ -20,17 +20,17 @@ pub(crate) async fn find(
     id: &str,
     lock: bool,
 ) -> Result<Option<ProgrammeRef>, Error> {
-    let sql = format!(
-        "SELECT uid, site, id, kind, revision, per_site, target_wards,
-                reassessment_months
-         FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
-        if lock { "FOR UPDATE" } else { "" }
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner.site_column())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+    Ok(fetch_optional_locked!(
+        conn,
+        lock,
+        sqlx::query_as!(
+            ProgrammeRef,
+            "SELECT uid, site, id, kind, revision, per_site, target_wards, reassessment_months
+             FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2",
+            owner.site_column(),
+            id,
+        )
+    ))
 }
 
 /// The uid of a programme and the cohort it is wrapped around, if it exists.
@@ -39,13 +39,14 @@ pub(crate) async fn uid_and_cohort(
     owner: &Owner,
     id: &str,
 ) -> Result<Option<(Uuid, Option<String>)>, Error> {
-    Ok(sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT uid, cohort FROM programme WHERE coalesce(site, '') = coalesce($1, '') AND id = $2",
+        owner.site_column(),
+        id,
     )
-    .bind(owner.site_column())
-    .bind(id)
     .fetch_optional(&mut *conn)
-    .await?)
+    .await?;
+    Ok(row.map(|r| (r.uid, r.cohort)))
 }
 
 /// Inserts a programme; `None` if its id is taken under its owner.
@@ -53,24 +54,23 @@ pub(super) async fn insert(
     conn: &mut PgConnection,
     new: &NewProgramme,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO programme (uid, site, id, display_name, description, kind, cohort, theme)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT DO NOTHING RETURNING uid",
+        Uuid::now_v7(),
+        new.owner.site_column(),
+        new.id,
+        new.display_name,
+        new.description,
+        new.kind.column(),
+        new.cohort,
+        new.theme,
     )
-    .bind(Uuid::now_v7())
-    .bind(new.owner.site_column())
-    .bind(&new.id)
-    .bind(&new.display_name)
-    .bind(&new.description)
-    .bind(new.kind.column())
-    .bind(&new.cohort)
-    .bind(&new.theme)
     .fetch_optional(&mut *conn)
     .await?)
 }
 
-#[derive(sqlx::FromRow)]
 struct ProgrammeRow {
     site: Option<String>,
     id: String,
@@ -91,9 +91,21 @@ struct ProgrammeRow {
     revision: i64,
 }
 
-const COLUMNS: &str = "site, id, display_name, description, kind, cohort, theme, first_wave_date, \
-     interval_months, wards_per_wave, per_site, plan_end_date, target_wards, reassessment_months, \
-     create_time, update_time, revision";
+/// `query_as!` into [`ProgrammeRow`] of the programme's columns and `$tail`: the columns are
+/// written once, and every statement is still checked at build time.
+macro_rules! programme_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ProgrammeRow,
+            "SELECT site, id, display_name, description, kind, cohort, theme, first_wave_date,
+                    interval_months, wards_per_wave, per_site, plan_end_date, target_wards,
+                    reassessment_months, create_time, update_time, revision
+             FROM programme"
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
 impl TryFrom<ProgrammeRow> for pb::Programme {
     type Error = Error;
@@ -132,12 +144,9 @@ impl TryFrom<ProgrammeRow> for pb::Programme {
 
 /// Reads one programme by its internal id.
 pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Programme, Error> {
-    let row: ProgrammeRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM programme WHERE uid = $1"
-    )))
-    .bind(uid)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = programme_rows!(" WHERE uid = $1", uid)
+        .fetch_one(&mut *conn)
+        .await?;
     row.try_into()
 }
 
@@ -149,19 +158,21 @@ pub(super) async fn list(
     kind: Option<&str>,
     page: &Page,
 ) -> Result<(Vec<pb::Programme>, String), Error> {
-    let rows: Vec<ProgrammeRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM programme
-         WHERE {LIST_SCOPE_SQL}
+    let rows = programme_rows!(
+        "
+         -- the scope: qi_platform::names::LIST_SCOPE_SQL, written out (macros take literals)
+         WHERE CASE WHEN $1 THEN site IS NULL
+                    ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
            AND ($3::text IS NULL OR kind = $3)
            AND (coalesce(site, ''), id) > ($4, $5)
-         ORDER BY coalesce(site, ''), id LIMIT $6"
-    )))
-    .bind(scope.trust)
-    .bind(scope.sites)
-    .bind(kind)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.limit())
+         ORDER BY coalesce(site, ''), id LIMIT $6",
+        scope.trust,
+        scope.sites.as_deref(),
+        kind,
+        page.after_key(0).unwrap_or(""),
+        page.after_key(1).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
@@ -172,4 +183,140 @@ pub(super) async fn list(
         .map(TryInto::try_into)
         .collect::<Result<_, _>>()?;
     Ok((programmes, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{everything, pages, site, transaction};
+
+    fn new(owner: Owner, id: &str, kind: pb::ProgrammeKind) -> NewProgramme {
+        NewProgramme {
+            owner,
+            id: id.to_owned(),
+            display_name: format!("Programme {id}"),
+            description: "Why".into(),
+            kind,
+            cohort: (kind == pb::ProgrammeKind::TrainingWrapped)
+                .then(|| "sites/BAS/cohorts/c1".to_owned()),
+            theme: (kind == pb::ProgrammeKind::Thematic).then(|| "Falls".to_owned()),
+            request_id: String::new(),
+        }
+    }
+
+    fn names(ps: &[pb::Programme]) -> Vec<&str> {
+        ps.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn scope(trust: bool, sites: Option<&[&str]>) -> ListScope {
+        ListScope {
+            trust,
+            sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_under_the_same_owner_is_refused()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let bas = Owner::Site(site("BAS"));
+        let made = new(bas.clone(), "falls", pb::ProgrammeKind::TrainingWrapped);
+        let uid = insert(&mut conn, &made).await?.expect("inserted");
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(got.name, "sites/BAS/programmes/falls");
+        assert_eq!(
+            (got.display_name.as_str(), got.description.as_str()),
+            ("Programme falls", "Why")
+        );
+        assert_eq!(got.kind, pb::ProgrammeKind::TrainingWrapped as i32);
+        assert_eq!(got.cohort, "sites/BAS/cohorts/c1");
+        assert!(got.wave_plan.is_none());
+        assert_eq!(got.etag, qi_platform::convert::etag(1));
+        assert_eq!(insert(&mut conn, &made).await?, None);
+        // The same id under the trust is another programme.
+        let trust = new(Owner::Trust, "falls", pb::ProgrammeKind::Thematic);
+        let other = insert(&mut conn, &trust).await?.expect("inserted");
+        assert_ne!(other, uid);
+        assert_eq!(insert(&mut conn, &trust).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_find_knows_the_programme_by_owner_and_id_locked_or_not() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let bas = Owner::Site(site("BAS"));
+        let uid = insert(
+            &mut conn,
+            &new(bas.clone(), "w", pb::ProgrammeKind::WardProgramme),
+        )
+        .await?
+        .expect("inserted");
+        for lock in [false, true] {
+            let found = find(&mut conn, &bas, "w", lock).await?.expect("found");
+            assert_eq!((found.uid, found.site.as_deref()), (uid, Some("BAS")));
+            assert_eq!((found.kind.as_str(), found.revision), ("ward_programme", 1));
+            assert!(find(&mut conn, &Owner::Trust, "w", lock).await?.is_none());
+        }
+        assert_eq!(
+            uid_and_cohort(&mut conn, &bas, "w").await?,
+            Some((uid, None))
+        );
+        assert_eq!(uid_and_cohort(&mut conn, &bas, "x").await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_scope_and_kind_in_name_order_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for (owner, id) in [
+            (Some("SOU"), "b"),
+            (Some("BAS"), "b"),
+            (None, "t"),
+            (Some("BAS"), "a"),
+            (Some("BRM"), "a"),
+        ] {
+            let owner = owner.map_or(Owner::Trust, |s| Owner::Site(site(s)));
+            insert(&mut conn, &new(owner, id, pb::ProgrammeKind::Thematic)).await?;
+        }
+        let ward = new(
+            Owner::Site(site("BRM")),
+            "w",
+            pb::ProgrammeKind::WardProgramme,
+        );
+        insert(&mut conn, &ward).await?;
+        let all = everything()?;
+        let (trust, _) = list(&mut conn, scope(true, None), None, &all).await?;
+        assert_eq!(names(&trust), ["trust/programmes/t"]);
+        let (bas, _) = list(&mut conn, scope(false, Some(&["BAS"])), None, &all).await?;
+        assert_eq!(
+            names(&bas),
+            ["sites/BAS/programmes/a", "sites/BAS/programmes/b"]
+        );
+        let (two, _) = list(&mut conn, scope(false, Some(&["BAS", "SOU"])), None, &all).await?;
+        assert_eq!(
+            names(&two),
+            [
+                "sites/BAS/programmes/a",
+                "sites/BAS/programmes/b",
+                "sites/SOU/programmes/b"
+            ]
+        );
+        let (wards, _) = list(&mut conn, scope(false, None), Some("ward_programme"), &all).await?;
+        assert_eq!(names(&wards), ["sites/BRM/programmes/w"]);
+        // Every site's, none of the trust's: each once, in order, two a page.
+        let paged = pages(2, async |page| {
+            list(&mut conn, scope(false, None), None, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec!["sites/BAS/programmes/a", "sites/BAS/programmes/b"],
+                vec!["sites/BRM/programmes/a", "sites/BRM/programmes/w"],
+                vec!["sites/SOU/programmes/b"],
+            ]
+        );
+        Ok(())
+    }
 }

@@ -110,7 +110,7 @@ pub(crate) fn parse_path(
 }
 
 /// What other modules need to know of a project they act on.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub(crate) struct ProjectRef {
     pub(crate) uid: Uuid,
     pub(crate) lead_site: String,

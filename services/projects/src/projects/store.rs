@@ -11,10 +11,49 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Benefit, COLLECTION, Fields, ProjectRef};
-use crate::stored::{Column, from_optional, unexpected};
+use crate::stored::{Column, fetch_optional_locked, from_optional, unexpected};
 
-const REF_COLUMNS: &str = "uid, lead_site, id, state, revision, participating_sites, start_date, \
-     aim_statement IS NOT NULL AS has_aim";
+/// `query_as!` into [`ProjectRef`] of `$head`, the reference's columns, then `$tail`: the
+/// columns are written once, and every statement is still checked at build time.
+macro_rules! project_refs {
+    ($head:literal, $tail:literal $(+ $more:literal)*, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ProjectRef,
+            $head
+                + "uid, lead_site, id, state, revision, participating_sites, start_date, \
+                   aim_statement IS NOT NULL AS \"has_aim!\""
+                + $tail $(+ $more)*,
+            $($arg),*
+        )
+    };
+}
+
+/// Calls the query macro `$query` with its own arguments, then the project's [`Fields`]
+/// `$f` (with `$programme`, the programme's uid) in the order both the insert and the
+/// update write them, then `$tail`: the list is written once.
+macro_rules! with_fields {
+    ($($query:ident)::+!($($args:tt)*), $f:ident, $programme:expr $(, $tail:expr)* $(,)?) => {{
+        let aim = $f.aim.as_ref();
+        $($query)::+!(
+            $($args)*
+            $f.title,
+            $f.description,
+            $f.participating_sites.as_slice(),
+            $f.wards.as_slice(),
+            $programme,
+            $f.cohort,
+            aim.map(|a| &a.statement),
+            aim.map(|a| &a.measure),
+            aim.and_then(|a| a.metric.as_ref()),
+            aim.map(|a| a.baseline),
+            aim.map(|a| a.target),
+            aim.map(|a| &a.unit),
+            aim.and_then(|a| a.target_date),
+            $f.patient_involvement,
+            $($tail),*
+        )
+    }};
+}
 
 /// Finds a project by its lead site and id, locking its row when `lock`.
 pub(super) async fn find(
@@ -23,14 +62,16 @@ pub(super) async fn find(
     id: &str,
     lock: bool,
 ) -> Result<Option<ProjectRef>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REF_COLUMNS} FROM project WHERE lead_site = $1 AND id = $2{}",
-        if lock { " FOR UPDATE" } else { "" }
-    )))
-    .bind(lead.as_str())
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?)
+    Ok(fetch_optional_locked!(
+        conn,
+        lock,
+        project_refs!(
+            "SELECT ",
+            " FROM project WHERE lead_site = $1 AND id = $2",
+            lead.as_str(),
+            id,
+        )
+    ))
 }
 
 /// Finds a project by its id alone, if one of `sites` (`None`: any) leads it or takes part.
@@ -39,13 +80,14 @@ pub(super) async fn find_in(
     id: &str,
     sites: Option<Vec<String>>,
 ) -> Result<Option<ProjectRef>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {REF_COLUMNS} FROM project
+    Ok(project_refs!(
+        "SELECT ",
+        " FROM project
          WHERE id = $1
-           AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)"
-    )))
-    .bind(id)
-    .bind(sites)
+           AND ($2::text[] IS NULL OR lead_site = ANY($2) OR participating_sites && $2)",
+        id,
+        sites.as_deref(),
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -58,14 +100,14 @@ pub(crate) async fn find_for_site(
     lead: Option<&str>,
     site: &str,
 ) -> Result<Option<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT uid FROM project
          WHERE id = $1 AND ($2::text IS NULL OR lead_site = $2)
            AND (lead_site = $3 OR $3 = ANY(participating_sites))",
+        id,
+        lead,
+        site,
     )
-    .bind(id)
-    .bind(lead)
-    .bind(site)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -79,34 +121,25 @@ pub(crate) async fn insert(
     programme_uid: Option<Uuid>,
     idea_uid: Option<Uuid>,
 ) -> Result<ProjectRef, Error> {
-    let aim = f.aim.as_ref();
-    let row: Option<ProjectRef> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO project (uid, lead_site, id, title, description, participating_sites, wards,
-                              programme_uid, cohort, aim_statement, aim_measure, aim_metric,
-                              aim_baseline, aim_target, aim_unit, aim_date, patient_involvement,
-                              idea_uid)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-         ON CONFLICT (id) DO NOTHING
-         RETURNING {REF_COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(lead.as_str())
-    .bind(id)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(&f.participating_sites)
-    .bind(&f.wards)
-    .bind(programme_uid)
-    .bind(&f.cohort)
-    .bind(aim.map(|a| &a.statement))
-    .bind(aim.map(|a| &a.measure))
-    .bind(aim.and_then(|a| a.metric.as_ref()))
-    .bind(aim.map(|a| a.baseline))
-    .bind(aim.map(|a| a.target))
-    .bind(aim.map(|a| &a.unit))
-    .bind(aim.and_then(|a| a.target_date))
-    .bind(f.patient_involvement)
-    .bind(idea_uid)
+    let row = with_fields!(
+        project_refs!(
+            "INSERT INTO project (uid, lead_site, id, title, description, participating_sites,
+                                  wards, programme_uid, cohort, aim_statement, aim_measure,
+                                  aim_metric, aim_baseline, aim_target, aim_unit, aim_date,
+                                  patient_involvement, idea_uid)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+                     $17, $18)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING ",
+            "",
+            Uuid::now_v7(),
+            lead.as_str(),
+            id,
+        ),
+        f,
+        programme_uid,
+        idea_uid,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     // The id may be taken at a site the caller cannot see: say only that it is taken.
@@ -115,7 +148,6 @@ pub(crate) async fn insert(
     })
 }
 
-#[derive(sqlx::FromRow)]
 struct ProjectRow {
     uid: Uuid,
     lead_site: String,
@@ -150,17 +182,29 @@ struct ProjectRow {
     revision: i64,
 }
 
-const COLUMNS: &str = "p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites, \
-     p.wards, p.cohort, g.site AS programme_site, g.id AS programme_id, i.site AS idea_site, \
-     i.id AS idea_id, p.aim_statement, p.aim_measure, p.aim_metric, p.aim_baseline, p.aim_target, \
-     p.aim_unit, p.aim_date, p.state, p.start_date, p.end_date, p.stop_reason, p.outcome_summary, \
-     p.progress_score, p.patient_involvement, p.patient_partner_count, p.engagement_count, \
-     p.create_time, p.update_time, p.revision";
+/// `query_as!` into [`ProjectRow`] of the project's columns (with its programme's and
+/// idea's names) and `$tail`: the columns are written once, and every statement is still
+/// checked at build time.
+macro_rules! project_rows {
+    ($tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ProjectRow,
+            // `?`: NULL without a programme or idea (outer joins sqlx cannot always see).
+            r#"SELECT p.uid, p.lead_site, p.id, p.title, p.description, p.participating_sites,
+                    p.wards, p.cohort, g.site AS "programme_site?", g.id AS "programme_id?",
+                    i.site AS "idea_site?", i.id AS "idea_id?", p.aim_statement, p.aim_measure,
+                    p.aim_metric, p.aim_baseline, p.aim_target, p.aim_unit, p.aim_date, p.state,
+                    p.start_date, p.end_date, p.stop_reason, p.outcome_summary, p.progress_score,
+                    p.patient_involvement, p.patient_partner_count, p.engagement_count,
+                    p.create_time, p.update_time, p.revision
+             FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
+                  LEFT JOIN idea i ON i.uid = p.idea_uid"#
+                + $tail,
+            $($arg),*
+        )
+    };
+}
 
-const FROM: &str = "project p LEFT JOIN programme g ON g.uid = p.programme_uid \
-     LEFT JOIN idea i ON i.uid = p.idea_uid";
-
-#[derive(sqlx::FromRow)]
 struct BenefitRow {
     project_uid: Uuid,
     kind: String,
@@ -237,11 +281,12 @@ async fn assemble(
     let mut benefits: Vec<BenefitRow> = if completed.is_empty() {
         Vec::new()
     } else {
-        sqlx::query_as(
+        sqlx::query_as!(
+            BenefitRow,
             "SELECT project_uid, kind, value, unit, description FROM benefit
              WHERE project_uid = ANY($1) ORDER BY project_uid, position",
+            &completed,
         )
-        .bind(&completed)
         .fetch_all(&mut *conn)
         .await?
     };
@@ -265,12 +310,9 @@ async fn assemble(
 
 /// Reads one project by its internal id.
 pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Project, Error> {
-    let row: ProjectRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM {FROM} WHERE p.uid = $1"
-    )))
-    .bind(uid)
-    .fetch_one(&mut *conn)
-    .await?;
+    let row = project_rows!(" WHERE p.uid = $1", uid)
+        .fetch_one(&mut *conn)
+        .await?;
     assemble(conn, vec![row])
         .await?
         .pop()
@@ -287,22 +329,22 @@ pub(super) async fn list(
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Project>, String), Error> {
-    let rows: Vec<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM {FROM}
+    let rows = project_rows!(
+        "
          WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
            AND ($2::text IS NULL OR p.state = $2)
            AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
            AND ($6::uuid IS NULL OR p.uid < $6)
          ORDER BY p.uid DESC
-         LIMIT $7"
-    )))
-    .bind(sites)
-    .bind(state)
-    .bind(programme.is_some())
-    .bind(programme.as_ref().and_then(|(s, _)| s.clone()))
-    .bind(programme.as_ref().map(|(_, id)| id.clone()))
-    .bind(after)
-    .bind(page.limit())
+         LIMIT $7",
+        sites.as_deref(),
+        state,
+        programme.is_some(),
+        programme.as_ref().and_then(|(s, _)| s.as_deref()),
+        programme.as_ref().map(|(_, id)| id.as_str()),
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
@@ -316,29 +358,18 @@ pub(super) async fn update(
     f: &Fields,
     programme_uid: Option<Uuid>,
 ) -> Result<(), Error> {
-    let aim = f.aim.as_ref();
-    sqlx::query(
-        "UPDATE project SET title = $2, description = $3, participating_sites = $4, wards = $5,
-                programme_uid = $6, cohort = $7, aim_statement = $8, aim_measure = $9,
-                aim_metric = $10, aim_baseline = $11, aim_target = $12, aim_unit = $13,
-                aim_date = $14, patient_involvement = $15
-         WHERE uid = $1",
+    with_fields!(
+        sqlx::query!(
+            "UPDATE project SET title = $2, description = $3, participating_sites = $4,
+                    wards = $5, programme_uid = $6, cohort = $7, aim_statement = $8,
+                    aim_measure = $9, aim_metric = $10, aim_baseline = $11, aim_target = $12,
+                    aim_unit = $13, aim_date = $14, patient_involvement = $15
+             WHERE uid = $1",
+            uid,
+        ),
+        f,
+        programme_uid,
     )
-    .bind(uid)
-    .bind(&f.title)
-    .bind(&f.description)
-    .bind(&f.participating_sites)
-    .bind(&f.wards)
-    .bind(programme_uid)
-    .bind(&f.cohort)
-    .bind(aim.map(|a| &a.statement))
-    .bind(aim.map(|a| &a.measure))
-    .bind(aim.and_then(|a| a.metric.as_ref()))
-    .bind(aim.map(|a| a.baseline))
-    .bind(aim.map(|a| a.target))
-    .bind(aim.map(|a| &a.unit))
-    .bind(aim.and_then(|a| a.target_date))
-    .bind(f.patient_involvement)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -350,11 +381,11 @@ pub(super) async fn start(
     uid: Uuid,
     start: NaiveDate,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'in_progress', start_date = $2, state_date = $2 WHERE uid = $1",
+        uid,
+        start,
     )
-    .bind(uid)
-    .bind(start)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -368,14 +399,14 @@ pub(super) async fn complete(
     summary: &str,
     benefits: Vec<Benefit>,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'completed', end_date = $2, state_date = $2,
                 outcome_summary = $3
          WHERE uid = $1",
+        uid,
+        end,
+        summary,
     )
-    .bind(uid)
-    .bind(end)
-    .bind(summary)
     .execute(&mut *conn)
     .await?;
     let (kinds, values, units, descriptions): (Vec<_>, Vec<_>, Vec<_>, Vec<_>) = benefits
@@ -387,17 +418,17 @@ pub(super) async fn complete(
             acc.3.push(d);
             acc
         });
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO benefit (project_uid, position, kind, value, unit, description)
          SELECT $1, b.ord, b.kind, b.value, b.unit, b.description
          FROM unnest($2::text[], $3::float8[], $4::text[], $5::text[])
               WITH ORDINALITY AS b(kind, value, unit, description, ord)",
+        uid,
+        &kinds,
+        &values,
+        &units,
+        &descriptions,
     )
-    .bind(uid)
-    .bind(&kinds)
-    .bind(&values)
-    .bind(&units)
-    .bind(&descriptions)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -410,14 +441,259 @@ pub(super) async fn stop(
     end: NaiveDate,
     reason: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE project SET state = 'stopped', end_date = $2, state_date = $2, stop_reason = $3
          WHERE uid = $1",
+        uid,
+        end,
+        reason,
     )
-    .bind(uid)
-    .bind(end)
-    .bind(reason)
     .execute(&mut *conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projects::AimFields;
+    use crate::testing::{after_uid, day, everything, pages, project, site, transaction};
+
+    fn fields(title: &str) -> Fields {
+        Fields {
+            title: title.to_owned(),
+            description: "Fewer falls".into(),
+            aim: Some(AimFields {
+                statement: "Halve falls by March".into(),
+                measure: "Falls per 1,000 bed days".into(),
+                metric: Some("sites/BAS/metrics/falls".into()),
+                baseline: 8.0,
+                target: 4.0,
+                unit: "per 1,000 bed days".into(),
+                target_date: Some(day("2027-03-31")),
+            }),
+            participating_sites: vec!["SOU".into()],
+            wards: vec!["sites/BAS/wards/w1".into()],
+            programme: None,
+            cohort: Some("sites/BAS/cohorts/c1".into()),
+            patient_involvement: Some("consulting"),
+        }
+    }
+
+    /// A trust-wide thematic programme `id`, stored directly: its own store is private to it.
+    async fn programme(conn: &mut PgConnection, id: &str) -> anyhow::Result<Uuid> {
+        Ok(sqlx::query_scalar!(
+            "INSERT INTO programme (uid, id, display_name, kind, theme)
+             VALUES ($1, $2, 'Programme', 'thematic', 'Falls') RETURNING uid",
+            Uuid::now_v7(),
+            id,
+        )
+        .fetch_one(&mut *conn)
+        .await?)
+    }
+
+    fn names(ps: &[pb::Project]) -> Vec<&str> {
+        ps.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_whole_and_a_taken_id_is_refused_at_any_site() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let g = programme(&mut conn, "safety").await?;
+        let made = insert(
+            &mut conn,
+            &site("BAS"),
+            "falls",
+            &fields("Falls"),
+            Some(g),
+            None,
+        )
+        .await?;
+        assert_eq!(
+            (made.lead_site.as_str(), made.id.as_str()),
+            ("BAS", "falls")
+        );
+        assert_eq!((made.state.as_str(), made.revision), ("scoping", 1));
+        assert!(made.has_aim);
+        assert_eq!(made.participating_sites, ["SOU"]);
+        let got = read(&mut conn, made.uid).await?;
+        assert_eq!(got.name, "sites/BAS/projects/falls");
+        assert_eq!(
+            (got.title.as_str(), got.description.as_str()),
+            ("Falls", "Fewer falls")
+        );
+        assert_eq!(got.programme, "trust/programmes/safety");
+        assert_eq!(got.participating_sites, ["sites/SOU"]);
+        assert_eq!(got.wards, ["sites/BAS/wards/w1"]);
+        assert_eq!(got.cohort, "sites/BAS/cohorts/c1");
+        assert_eq!(
+            got.patient_involvement,
+            pb::PatientInvolvement::Consulting as i32
+        );
+        let aim = got.aim.expect("an aim");
+        assert_eq!((aim.baseline, aim.target), (Some(8.0), Some(4.0)));
+        assert_eq!(aim.metric, "sites/BAS/metrics/falls");
+        assert_eq!(aim.target_date, Some(date(day("2027-03-31"))));
+        assert_eq!(got.state, pb::ProjectState::Scoping as i32);
+        assert!(got.outcome.is_none() && got.idea.is_empty() && !got.coproduced);
+        // Project ids are unique across the trust, whichever site leads.
+        let taken = insert(
+            &mut conn,
+            &site("SOU"),
+            "falls",
+            &Fields::default(),
+            None,
+            None,
+        )
+        .await;
+        match taken {
+            Err(Error::AlreadyExists { name }) => assert!(name.contains("`falls`"), "{name}"),
+            other => panic!("expected AlreadyExists, got {:?}", other.map(|p| p.uid)),
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn finds_see_a_project_from_its_lead_and_its_participating_sites() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let made = insert(&mut conn, &site("BAS"), "p1", &fields("P"), None, None).await?;
+        for lock in [false, true] {
+            let found = find(&mut conn, &site("BAS"), "p1", lock).await?;
+            assert_eq!(found.map(|p| p.uid), Some(made.uid));
+            assert!(find(&mut conn, &site("SOU"), "p1", lock).await?.is_none());
+        }
+        let sites = |s: &[&str]| Some(s.iter().map(|c| c.to_string()).collect());
+        for seen in [None, sites(&["BAS"]), sites(&["SOU", "BRM"])] {
+            let found = find_in(&mut conn, "p1", seen).await?;
+            assert_eq!(found.map(|p| p.uid), Some(made.uid));
+        }
+        assert!(find_in(&mut conn, "p1", sites(&["BRM"])).await?.is_none());
+        assert!(find_in(&mut conn, "p2", None).await?.is_none());
+        assert_eq!(
+            find_for_site(&mut conn, "p1", None, "SOU").await?,
+            Some(made.uid)
+        );
+        assert_eq!(
+            find_for_site(&mut conn, "p1", Some("BAS"), "BAS").await?,
+            Some(made.uid)
+        );
+        assert_eq!(
+            find_for_site(&mut conn, "p1", Some("SOU"), "SOU").await?,
+            None
+        );
+        assert_eq!(find_for_site(&mut conn, "p1", None, "BRM").await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_state_and_programme_newest_first_page_by_page()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let g = programme(&mut conn, "safety").await?;
+        let a = project(&mut conn, "BAS", "a").await?;
+        insert(&mut conn, &site("SOU"), "b", &fields("B"), Some(g), None).await?;
+        project(&mut conn, "BRM", "c").await?;
+        let d = project(&mut conn, "BAS", "d").await?;
+        start(&mut conn, d.uid, day("2026-01-05")).await?;
+        let list_all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, programme| {
+            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
+            let (ps, _) = list(conn, sites, state, programme, None, &everything()?).await?;
+            anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            list_all(&mut conn, Some(&["BAS"]), None, None).await?,
+            ["sites/BAS/projects/d", "sites/BAS/projects/a"]
+        );
+        assert_eq!(
+            list_all(&mut conn, Some(&["SOU"]), None, None).await?,
+            ["sites/SOU/projects/b"]
+        );
+        assert_eq!(
+            list_all(&mut conn, None, Some("in_progress"), None).await?,
+            ["sites/BAS/projects/d"]
+        );
+        assert_eq!(
+            list_all(&mut conn, None, None, Some((None, "safety".to_owned()))).await?,
+            ["sites/SOU/projects/b"]
+        );
+        let paged = pages(3, async |page| {
+            let after = after_uid(&page);
+            list(&mut conn, None, None, None, after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec![
+                    "sites/BAS/projects/d",
+                    "sites/BRM/projects/c",
+                    "sites/SOU/projects/b"
+                ],
+                vec!["sites/BAS/projects/a"],
+            ]
+        );
+        assert_eq!(a.state, "scoping");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_lifecycle_writes_dates_reasons_and_the_outcome_with_its_benefits_in_order()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p").await?;
+        let other = project(&mut conn, "BAS", "o").await?;
+        // A participating site sees the projects it takes part in, not only those it leads.
+        let mut f = fields("Renamed");
+        f.aim = None;
+        update(&mut conn, p.uid, &f, None).await?;
+        let got = read(&mut conn, p.uid).await?;
+        assert_eq!((got.title.as_str(), got.aim), ("Renamed", None));
+        assert_eq!(got.etag, etag(2));
+        let sou = Some(vec!["SOU".to_owned()]);
+        let (seen, _) = list(&mut conn, sou, None, None, None, &everything()?).await?;
+        assert_eq!(names(&seen), ["sites/BAS/projects/p"]);
+        assert_eq!(read(&mut conn, other.uid).await?.etag, etag(1));
+        start(&mut conn, p.uid, day("2026-01-05")).await?;
+        let benefits = vec![
+            (
+                "cost_saved".to_owned(),
+                1200.0,
+                "GBP".to_owned(),
+                "Agency".to_owned(),
+            ),
+            (
+                "bed_days_saved".to_owned(),
+                30.0,
+                "days".to_owned(),
+                String::new(),
+            ),
+        ];
+        complete(&mut conn, p.uid, day("2026-06-30"), "Halved", benefits).await?;
+        let done = read(&mut conn, p.uid).await?;
+        assert_eq!(done.state, pb::ProjectState::Completed as i32);
+        assert_eq!(
+            (done.start_date, done.end_date),
+            (Some(date(day("2026-01-05"))), Some(date(day("2026-06-30"))))
+        );
+        let outcome = done.outcome.expect("an outcome");
+        assert_eq!(outcome.summary, "Halved");
+        let kinds: Vec<i32> = outcome.benefits.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                pb::BenefitKind::CostSaved as i32,
+                pb::BenefitKind::BedDaysSaved as i32
+            ]
+        );
+        assert_eq!(outcome.benefits[0].description, "Agency");
+        let q = project(&mut conn, "SOU", "q").await?;
+        stop(&mut conn, q.uid, day("2026-02-01"), "No capacity").await?;
+        let stopped = read(&mut conn, q.uid).await?;
+        assert_eq!(stopped.state, pb::ProjectState::Stopped as i32);
+        assert_eq!(stopped.stop_reason, "No capacity");
+        assert!(stopped.outcome.is_none());
+        Ok(())
+    }
 }

@@ -10,7 +10,6 @@ use sqlx::PgConnection;
 use super::COLLECTION;
 use crate::projects::ProjectRef;
 
-#[derive(sqlx::FromRow)]
 struct ScoreRow {
     number: i32,
     score: f64,
@@ -31,7 +30,17 @@ fn to_proto(project: &str, r: ScoreRow) -> pb::ProgressScore {
     }
 }
 
-const COLUMNS: &str = "number, score, assessed_date, note, recorded_by, create_time";
+/// `query_as!` into [`ScoreRow`] of `$head`, the score's columns, then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! score_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            ScoreRow,
+            $head + "number, score, assessed_date, note, recorded_by, create_time" + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// Records a project's next score, numbered after its last (the caller holds the project's
 /// row lock, so numbers follow one another without gaps), and copies it onto the project.
@@ -43,24 +52,27 @@ pub(super) async fn insert(
     note: &str,
     recorded_by: &str,
 ) -> Result<pb::ProgressScore, Error> {
-    let row: ScoreRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = score_rows!(
         "INSERT INTO progress_score (project_uid, number, score, assessed_date, note, recorded_by)
          SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5
          FROM progress_score WHERE project_uid = $1
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(score)
-    .bind(assessed)
-    .bind(note)
-    .bind(recorded_by)
+         RETURNING ",
+        "",
+        project.uid,
+        score,
+        assessed,
+        note,
+        recorded_by,
+    )
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("UPDATE project SET progress_score = $2 WHERE uid = $1")
-        .bind(project.uid)
-        .bind(score)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE project SET progress_score = $2 WHERE uid = $1",
+        project.uid,
+        score,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(to_proto(&project.name(), row))
 }
 
@@ -71,13 +83,14 @@ pub(super) async fn list(
     before: i32,
     page: &Page,
 ) -> Result<(Vec<pb::ProgressScore>, String), Error> {
-    let rows: Vec<ScoreRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM progress_score WHERE project_uid = $1 AND number < $2
-         ORDER BY number DESC LIMIT $3"
-    )))
-    .bind(project.uid)
-    .bind(before)
-    .bind(page.limit())
+    let rows = score_rows!(
+        "SELECT ",
+        " FROM progress_score WHERE project_uid = $1 AND number < $2
+         ORDER BY number DESC LIMIT $3",
+        project.uid,
+        before,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.number.to_string()]);

@@ -8,7 +8,6 @@ use sqlx::PgConnection;
 
 use super::NewSite;
 
-#[derive(sqlx::FromRow)]
 struct SiteRow {
     code: String,
     display_name: String,
@@ -29,16 +28,27 @@ impl From<SiteRow> for pb::Site {
     }
 }
 
-const COLUMNS: &str = "code, display_name, create_time, update_time, revision";
+/// `query_as!` into [`SiteRow`] of `$head`, the site's columns, then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! site_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            SiteRow,
+            $head + "code, display_name, create_time, update_time, revision" + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// Inserts a site; `AlreadyExists` if the code is taken.
 pub(super) async fn insert(conn: &mut PgConnection, s: &NewSite) -> Result<pb::Site, Error> {
-    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = site_rows!(
         "INSERT INTO site (code, display_name) VALUES ($1, $2)
-         ON CONFLICT DO NOTHING RETURNING {COLUMNS}"
-    )))
-    .bind(s.code.as_str())
-    .bind(&s.display_name)
+         ON CONFLICT DO NOTHING RETURNING ",
+        "",
+        s.code.as_str(),
+        s.display_name,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
@@ -51,12 +61,9 @@ pub(super) async fn read(
     conn: &mut PgConnection,
     code: &SiteCode,
 ) -> Result<Option<pb::Site>, Error> {
-    let row: Option<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM site WHERE code = $1"
-    )))
-    .bind(code.as_str())
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = site_rows!("SELECT ", " FROM site WHERE code = $1", code.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(row.map(Into::into))
 }
 
@@ -65,11 +72,12 @@ pub(super) async fn list(
     conn: &mut PgConnection,
     page: &Page,
 ) -> Result<(Vec<pb::Site>, String), Error> {
-    let rows: Vec<SiteRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM site WHERE code > $1 ORDER BY code LIMIT $2"
-    )))
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.limit())
+    let rows = site_rows!(
+        "SELECT ",
+        " FROM site WHERE code > $1 ORDER BY code LIMIT $2",
+        page.after_key(0).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);

@@ -11,7 +11,6 @@ use super::{COLLECTION, NewMember};
 use crate::projects::ProjectRef;
 use crate::stored::Column;
 
-#[derive(sqlx::FromRow)]
 struct MemberRow {
     id: Uuid,
     staff: Option<String>,
@@ -32,7 +31,17 @@ fn to_proto(project: &str, r: MemberRow) -> Result<pb::TeamMember, Error> {
     })
 }
 
-const COLUMNS: &str = "id, staff, display_name, role, affiliation, create_time";
+/// `query_as!` into [`MemberRow`] of `$head`, the member's columns, then `$tail`: the
+/// columns are written once, and every statement is still checked at build time.
+macro_rules! member_rows {
+    ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
+        sqlx::query_as!(
+            MemberRow,
+            $head + "id, staff, display_name, role, affiliation, create_time" + $tail,
+            $($arg),*
+        )
+    };
+}
 
 /// Adds a member to a project's team, counting a patient partner on the project; `None`
 /// if the staff member is on the team already.
@@ -41,28 +50,29 @@ pub(super) async fn insert(
     project: &ProjectRef,
     new: &NewMember,
 ) -> Result<Option<pb::TeamMember>, Error> {
-    let row: Option<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = member_rows!(
         "INSERT INTO team_member (project_uid, id, staff, display_name, role, affiliation)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (project_uid, staff) DO NOTHING
-         RETURNING {COLUMNS}"
-    )))
-    .bind(project.uid)
-    .bind(Uuid::now_v7())
-    .bind(&new.staff)
-    .bind(&new.display_name)
-    .bind(new.role.column())
-    .bind(&new.affiliation)
+         RETURNING ",
+        "",
+        project.uid,
+        Uuid::now_v7(),
+        new.staff,
+        new.display_name,
+        new.role.column(),
+        new.affiliation,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else {
         return Ok(None);
     };
     if new.role == pb::TeamRole::PatientPartner {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE project SET patient_partner_count = patient_partner_count + 1 WHERE uid = $1",
+            project.uid,
         )
-        .bind(project.uid)
         .execute(&mut *conn)
         .await?;
     }
@@ -76,14 +86,15 @@ pub(super) async fn list(
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::TeamMember>, String), Error> {
-    let rows: Vec<MemberRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM team_member
+    let rows = member_rows!(
+        "SELECT ",
+        " FROM team_member
          WHERE project_uid = $1 AND ($2::uuid IS NULL OR id > $2)
-         ORDER BY id LIMIT $3"
-    )))
-    .bind(project.uid)
-    .bind(after)
-    .bind(page.limit())
+         ORDER BY id LIMIT $3",
+        project.uid,
+        after,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.id.to_string()]);
@@ -102,21 +113,21 @@ pub(super) async fn delete(
     project: &ProjectRef,
     id: Uuid,
 ) -> Result<bool, Error> {
-    let role: Option<String> = sqlx::query_scalar(
+    let role = sqlx::query_scalar!(
         "DELETE FROM team_member WHERE project_uid = $1 AND id = $2 RETURNING role",
+        project.uid,
+        id,
     )
-    .bind(project.uid)
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(role) = role else {
         return Ok(false);
     };
     if role == "patient_partner" {
-        sqlx::query(
+        sqlx::query!(
             "UPDATE project SET patient_partner_count = patient_partner_count - 1 WHERE uid = $1",
+            project.uid,
         )
-        .bind(project.uid)
         .execute(&mut *conn)
         .await?;
     }

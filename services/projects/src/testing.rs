@@ -1,0 +1,69 @@
+//! What the store tests share: a transaction on a migrated throwaway database, reading a
+//! list page by page, and stored projects to hang cycles, teams, measures, scores and
+//! activities on.
+
+use chrono::NaiveDate;
+use qi_platform::paging::Page;
+use qi_platform::{Error, SiteCode};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::projects::{Fields, ProjectRef, store};
+
+/// A pool on a fresh database with the `projects` schema migrated.
+pub(crate) async fn pool() -> anyhow::Result<PgPool> {
+    qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await
+}
+
+/// A transaction on a fresh [`pool`], as a call has one.
+pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
+    Ok(qi_platform::db::begin(&pool().await?).await?)
+}
+
+/// The site `code`.
+pub(crate) fn site(code: &str) -> SiteCode {
+    SiteCode::parse(code).expect("a site code")
+}
+
+/// The date `s` (`YYYY-MM-DD`).
+pub(crate) fn day(s: &str) -> NaiveDate {
+    s.parse().expect("a date")
+}
+
+/// One page of every row (the largest page there is).
+pub(crate) fn everything() -> anyhow::Result<Page> {
+    Ok(Page::parse(1000, "", "p")?)
+}
+
+/// The pages of a list read `size` rows at a time, each after the token of the one before,
+/// until a page comes back without one.
+pub(crate) async fn pages<T>(
+    size: i32,
+    mut list: impl AsyncFnMut(Page) -> Result<(Vec<T>, String), Error>,
+) -> anyhow::Result<Vec<Vec<T>>> {
+    let mut pages = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (rows, next) = list(Page::parse(size, &token, "p")?).await?;
+        pages.push(rows);
+        if next.is_empty() {
+            return Ok(pages);
+        }
+        token = next;
+    }
+}
+
+/// The uid a page of a list newest first continues after, as the handlers read it.
+pub(crate) fn after_uid(page: &Page) -> Option<Uuid> {
+    page.after_key(0).map(|k| k.parse().expect("a uid"))
+}
+
+/// Stores a project `id` led by `lead`, in SCOPING, with no aim (and no title: the
+/// projects module's own tests fill the fields in).
+pub(crate) async fn project(
+    conn: &mut PgConnection,
+    lead: &str,
+    id: &str,
+) -> anyhow::Result<ProjectRef> {
+    Ok(store::insert(conn, &site(lead), id, &Fields::default(), None, None).await?)
+}
