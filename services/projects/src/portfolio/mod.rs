@@ -219,10 +219,12 @@ mod tests {
             ("ideas, by month", store::IDEAS_SQL, Some("month")),
             ("projects, by quarter", store::PROJECTS_SQL, Some("quarter")),
         ] {
-            // Stays dynamic: EXPLAIN of the portfolio's own constant statements (a macro cannot
-            // prefix a file's text); nothing in it comes from a caller.
-            let explain = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
-            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain))
+            // Dynamic: EXPLAIN of the portfolio's own constant statements (a macro cannot
+            // prefix a file's text).
+            let mut explain =
+                sqlx::QueryBuilder::<sqlx::Postgres>::new("EXPLAIN (ANALYZE, BUFFERS) ");
+            explain.push(sql);
+            let mut q = sqlx::query_scalar::<_, String>(explain.into_sql())
                 .bind(None::<Vec<String>>)
                 .bind(None::<NaiveDate>)
                 .bind(period)
