@@ -8,11 +8,13 @@ mod employee;
 mod name;
 mod scope;
 mod site;
+mod staff;
 
 pub use employee::EmployeeNumber;
 pub use name::{ListParent, NameError, Owner, parse_name, parse_nested, parse_parent, validate_id};
 pub use scope::{Scope, scope};
 pub use site::SiteCode;
+pub use staff::{Person, STAFF, staff_name};
 
 /// Cuts a caller's value for an error message, so a huge input is not echoed back whole.
 pub fn clip(s: &str) -> String {

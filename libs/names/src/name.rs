@@ -15,7 +15,7 @@ pub struct NameError {
 }
 
 impl NameError {
-    fn new(field: &str, description: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, description: impl Into<String>) -> Self {
         NameError {
             field: field.to_owned(),
             description: description.into(),
