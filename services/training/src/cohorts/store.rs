@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
-use qi_platform::names::{LIST_SCOPE_SQL, ListScope, Owner};
+use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
@@ -11,7 +11,6 @@ use sqlx::PgConnection;
 use super::{COLLECTION, Changes, CohortRef, CohortState, NewCohort};
 use crate::{courses, sessions};
 
-#[derive(sqlx::FromRow)]
 struct CohortRow {
     site: Option<String>,
     id: String,
@@ -51,25 +50,10 @@ impl TryFrom<CohortRow> for pb::Cohort {
     }
 }
 
-/// The columns a cohort is read with, as a literal so [`COHORT_READ_SQL`] can be a constant.
-macro_rules! columns {
-    () => {
-        "c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state, \
-         c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason, \
-         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS enrolled_count, \
-         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS waitlist_count"
-    };
-}
-
-const COLUMNS: &str = columns!();
-
 /// The statement GetCohort reads one cohort with: by site (`$1`, NULL for a trust-wide
 /// cohort) and id (`$2`), so a name whose site is not where the cohort lives finds nothing.
-pub const COHORT_READ_SQL: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2"
-);
+/// In a file so the store's checked `query_file_as!` and the bench's raw peer share one text.
+pub const COHORT_READ_SQL: &str = include_str!("read.sql");
 
 /// Finds a cohort by owner and id, locking its row for the transaction when `lock` (every
 /// change to its enrolments serializes on it, which is what keeps capacity exact).
@@ -79,16 +63,25 @@ pub(crate) async fn locate(
     id: &str,
     lock: bool,
 ) -> Result<Option<CohortRef>, Error> {
-    let sql = format!(
-        "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
-         WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
-        if lock { "FOR UPDATE" } else { "" }
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner.site_column())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+    // One statement per lock, each checked at build time.
+    macro_rules! by_name {
+        ($($lock:literal)?) => {
+            sqlx::query_as!(
+                CohortRef,
+                "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
+                 WHERE coalesce(site, '') = coalesce($1, '') AND id = $2" $(+ $lock)?,
+                owner.site_column(),
+                id,
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        };
+    }
+    Ok(if lock {
+        by_name!(" FOR UPDATE")
+    } else {
+        by_name!()
+    })
 }
 
 /// Inserts a cohort and its sessions; `AlreadyExists` if the name is taken,
@@ -103,19 +96,19 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb:
             ),
         });
     };
-    let uid: Option<uuid::Uuid> = sqlx::query_scalar(
+    let uid = sqlx::query_scalar!(
         "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity, facilitators)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING
          RETURNING uid",
+        c.owner.site_column(),
+        c.id,
+        c.course_id,
+        c.display_name,
+        c.start_date,
+        c.capacity,
+        &c.facilitators,
     )
-    .bind(c.owner.site_column())
-    .bind(&c.id)
-    .bind(&c.course_id)
-    .bind(&c.display_name)
-    .bind(c.start_date)
-    .bind(c.capacity)
-    .bind(&c.facilitators)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(uid) = uid else {
@@ -135,9 +128,7 @@ pub(crate) async fn get(
     owner: &Owner,
     id: &str,
 ) -> Result<Option<pb::Cohort>, Error> {
-    let row: Option<CohortRow> = sqlx::query_as(COHORT_READ_SQL)
-        .bind(owner.site_column())
-        .bind(id)
+    let row = sqlx::query_file_as!(CohortRow, "src/cohorts/read.sql", owner.site_column(), id)
         .fetch_optional(&mut *conn)
         .await?;
     row.map(TryInto::try_into).transpose()
@@ -154,20 +145,30 @@ pub(crate) async fn list(
         .map(|d| d.parse::<NaiveDate>())
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort c
-         WHERE {LIST_SCOPE_SQL}
-           AND ($3::date IS NULL OR c.start_date < $3
-                OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
-         ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
-         LIMIT $6"
-    )))
-    .bind(scope.trust)
-    .bind(scope.sites)
-    .bind(after_date)
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
+    // The columns are read.sql's (a file's statement cannot be extended); the scope is
+    // `qi_platform::names::LIST_SCOPE_SQL` written out: the macro takes literals.
+    let rows = sqlx::query_as!(
+        CohortRow,
+        r#"SELECT c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state,
+                  c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason,
+                  (SELECT count(*) FROM enrolment e
+                   WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS "enrolled_count!",
+                  (SELECT count(*) FROM enrolment e
+                   WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS "waitlist_count!"
+           FROM cohort c
+           WHERE CASE WHEN $1 THEN site IS NULL
+                      ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
+             AND ($3::date IS NULL OR c.start_date < $3
+                  OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
+           ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
+           LIMIT $6"#,
+        scope.trust,
+        scope.sites.as_deref(),
+        after_date,
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
@@ -190,12 +191,14 @@ pub(crate) async fn set_state(
     to: CohortState,
     reason: Option<&str>,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1")
-        .bind(uid)
-        .bind(to.column())
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1",
+        uid,
+        to.column(),
+        reason,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -205,16 +208,16 @@ pub(crate) async fn update(
     uid: uuid::Uuid,
     changes: &Changes,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE cohort SET display_name = coalesce($2, display_name),
                            capacity = coalesce($3, capacity),
                            facilitators = coalesce($4, facilitators)
          WHERE uid = $1",
+        uid,
+        changes.display_name,
+        changes.capacity,
+        changes.facilitators.as_deref(),
     )
-    .bind(uid)
-    .bind(&changes.display_name)
-    .bind(changes.capacity)
-    .bind(&changes.facilitators)
     .execute(&mut *conn)
     .await?;
     Ok(())

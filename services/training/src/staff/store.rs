@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::COLLECTION;
 
 /// A staff row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub(crate) struct StaffRow {
     pub(crate) employee_number: String,
     pub(crate) site: String,
@@ -65,9 +65,22 @@ impl From<StaffRow> for pb::Staff {
     }
 }
 
-const COLUMNS: &str = "employee_number, site, assignment_number, forename, surname, work_email, \
-     staff_group, job_role, position_title, pay_band, department, organisation, person_type, \
-     hire_date, leave_date, active, source_update_time, create_time, update_time";
+/// `query_as!` into [`StaffRow`] of a person's columns from `staff` then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! staff_rows {
+    ($tail:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            StaffRow,
+            "SELECT employee_number, site, assignment_number, forename, surname, work_email,
+                    staff_group, job_role, position_title, pay_band, department, organisation,
+                    person_type, hire_date, leave_date, active, source_update_time, create_time,
+                    update_time
+             FROM staff "
+                + $tail,
+            $($arg),+
+        )
+    };
+}
 
 /// One person by employee number, if at one of `sites` (`None`: any site).
 pub(super) async fn get(
@@ -75,12 +88,11 @@ pub(super) async fn get(
     number: &str,
     sites: Option<Vec<String>>,
 ) -> Result<Option<StaffRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))"
-    )))
-    .bind(number)
-    .bind(sites)
+    Ok(staff_rows!(
+        "WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))",
+        number,
+        sites.as_deref(),
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -93,20 +105,19 @@ pub(super) async fn list(
     show_inactive: bool,
     page: &Page,
 ) -> Result<(Vec<pb::Staff>, String), Error> {
-    let rows: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE ($1::text[] IS NULL OR site = ANY($1))
+    let rows = staff_rows!(
+        "WHERE ($1::text[] IS NULL OR site = ANY($1))
            AND ($2 OR active)
            AND (surname, forename, employee_number) > ($3, $4, $5)
          ORDER BY surname, forename, employee_number
-         LIMIT $6"
-    )))
-    .bind(sites)
-    .bind(show_inactive)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
+         LIMIT $6",
+        sites.as_deref(),
+        show_inactive,
+        page.after_key(0).unwrap_or(""),
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
