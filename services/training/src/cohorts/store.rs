@@ -229,3 +229,182 @@ pub(crate) async fn reread(conn: &mut PgConnection, c: &CohortRef) -> Result<pb:
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("cohort {} vanished", c.id)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::{cohort, course, day, new_cohort, page, pool, site, transaction};
+
+    fn names(cs: &[pb::Cohort]) -> Vec<&str> {
+        cs.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    fn scope(trust: bool, sites: Option<&[&str]>) -> ListScope {
+        ListScope {
+            trust,
+            sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_whole_and_a_taken_name_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 3).await?;
+        let mut new = new_cohort(site("BAS"), "spring", "lean", "2026-03-02");
+        new.facilitators = vec!["Ann".into(), "Bob".into()];
+        let made = insert(&mut conn, &new).await?;
+        assert_eq!(made.name, "sites/BAS/cohorts/spring");
+        assert_eq!(made.course, "trust/courses/lean");
+        assert_eq!(made.start_date, Some(date(day("2026-03-02"))));
+        assert_eq!((made.capacity, made.facilitators.len()), (2, 2));
+        assert_eq!(made.state, pb::CohortState::Planned as i32);
+        assert_eq!((made.enrolled_count, made.waitlist_count), (0, 0));
+        assert_eq!(
+            get(&mut conn, &site("BAS"), "spring").await?,
+            Some(made.clone())
+        );
+        // The list reads the same columns as read.sql.
+        let (listed, _) = list(&mut conn, scope(false, None), &page(10, "")?).await?;
+        assert_eq!(listed, vec![made]);
+        // A name under another site is not this cohort.
+        assert_eq!(get(&mut conn, &site("SOU"), "spring").await?, None);
+        assert_eq!(get(&mut conn, &Owner::Trust, "spring").await?, None);
+        match insert(&mut conn, &new).await {
+            Err(Error::AlreadyExists { name }) => assert_eq!(name, "sites/BAS/cohorts/spring"),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        // The same id under another owner is another cohort, the trust's included.
+        insert(
+            &mut conn,
+            &new_cohort(Owner::Trust, "spring", "lean", "2026-03-02"),
+        )
+        .await?;
+        let taken = new_cohort(Owner::Trust, "spring", "lean", "2026-04-06");
+        let again = insert(&mut conn, &taken).await;
+        assert!(matches!(again, Err(Error::AlreadyExists { .. })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_cohort_of_a_missing_course_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        match insert(
+            &mut conn,
+            &new_cohort(site("BAS"), "a", "absent", "2026-03-02"),
+        )
+        .await
+        {
+            Err(Error::FailedPrecondition { reason, message }) => {
+                assert_eq!(reason, "COURSE_NOT_FOUND");
+                assert!(message.contains("trust/courses/absent"), "{message}");
+            }
+            other => panic!("expected FailedPrecondition, got {other:?}"),
+        }
+        assert_eq!(
+            locate(&mut conn, &site("BAS"), "a", false)
+                .await?
+                .map(|c| c.id),
+            None
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_scope_newest_first_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        for (owner, id, start) in [
+            (site("SOU"), "b", "2026-01-05"),
+            (site("BAS"), "b", "2026-02-02"),
+            (Owner::Trust, "t", "2026-02-02"),
+            (site("BAS"), "a", "2026-02-02"),
+            (site("BRM"), "a", "2026-03-02"),
+        ] {
+            insert(&mut conn, &new_cohort(owner, id, "lean", start)).await?;
+        }
+        let all = page(50, "")?;
+        let listed = async |conn: &mut PgConnection, scope| -> anyhow::Result<Vec<String>> {
+            let (cs, _) = list(conn, scope, &all).await?;
+            Ok(names(&cs).into_iter().map(str::to_owned).collect())
+        };
+        assert_eq!(
+            listed(&mut conn, scope(true, None)).await?,
+            ["trust/cohorts/t"]
+        );
+        assert_eq!(
+            listed(&mut conn, scope(false, Some(&["BAS"]))).await?,
+            ["sites/BAS/cohorts/a", "sites/BAS/cohorts/b"]
+        );
+        assert_eq!(
+            listed(&mut conn, scope(false, Some(&["BRM", "SOU"]))).await?,
+            ["sites/BRM/cohorts/a", "sites/SOU/cohorts/b"]
+        );
+        assert!(listed(&mut conn, scope(false, Some(&[]))).await?.is_empty());
+        // Every site's cohorts, none of the trust's: newest first, then by name.
+        let sites = scope(false, None);
+        let (first, next) = list(&mut conn, sites.clone(), &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, sites, &page(2, &next)?).await?;
+        assert_eq!(
+            names(&first),
+            ["sites/BRM/cohorts/a", "sites/BAS/cohorts/a"]
+        );
+        assert_eq!(
+            names(&second),
+            ["sites/BAS/cohorts/b", "sites/SOU/cohorts/b"]
+        );
+        assert!(end.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_update_writes_only_what_it_changes_and_a_state_its_reason() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        let other = cohort(&mut conn, site("BAS"), "b", "lean", 2).await?;
+        let changes = Changes {
+            capacity: Some(9),
+            ..Changes::default()
+        };
+        update(&mut conn, c.uid, &changes).await?;
+        let got = reread(&mut conn, &c).await?;
+        assert_eq!((got.display_name.as_str(), got.capacity), ("Cohort a", 9));
+        assert_eq!(got.etag, etag(2));
+        set_state(&mut conn, c.uid, CohortState::Cancelled, Some("no room")).await?;
+        let got = reread(&mut conn, &c).await?;
+        assert_eq!(got.state, pb::CohortState::Cancelled as i32);
+        assert_eq!(got.cancel_reason, "no room");
+        let untouched = reread(&mut conn, &other).await?;
+        assert_eq!((untouched.capacity, untouched.etag), (2, etag(1)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_locating_read_for_update_holds_off_another() -> anyhow::Result<()> {
+        let pool = pool().await?;
+        let mut setup = qi_platform::db::begin(&pool).await?;
+        course(&mut setup, "lean", 1).await?;
+        cohort(&mut setup, site("BAS"), "a", "lean", 2).await?;
+        setup.commit().await?;
+        let bas = site("BAS");
+        let mut writer = qi_platform::db::begin(&pool).await?;
+        let held = locate(&mut writer, &bas, "a", true).await?;
+        assert_eq!(held.map(|c| (c.id, c.capacity)), Some(("a".into(), 2)));
+        let mut reader = qi_platform::db::begin(&pool).await?;
+        let plain = tokio::time::timeout(
+            Duration::from_secs(30),
+            locate(&mut reader, &bas, "a", false),
+        );
+        assert!(plain.await??.is_some());
+        reader.commit().await?;
+        let mut other = qi_platform::db::begin(&pool).await?;
+        let locked = tokio::time::timeout(
+            Duration::from_millis(300),
+            locate(&mut other, &bas, "a", true),
+        );
+        assert!(locked.await.is_err(), "FOR UPDATE waits for FOR UPDATE");
+        Ok(())
+    }
+}

@@ -138,3 +138,70 @@ pub(crate) async fn completion_rule(
     .await?;
     Ok((r.session_count, r.required_sessions, r.validity_months))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{course, new_course, page, transaction};
+
+    fn codes(cs: &[pb::Course]) -> Vec<&str> {
+        cs.iter().map(|c| c.code.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_or_code_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let mut new = new_course("lean", 3);
+        new.required_sessions = 2;
+        new.validity_months = 24;
+        let made = insert(&mut conn, &new).await?;
+        assert_eq!(made.name, "trust/courses/lean");
+        assert_eq!(
+            (
+                made.session_count,
+                made.required_sessions,
+                made.validity_months
+            ),
+            (3, 2, 24)
+        );
+        assert_eq!(get(&mut conn, "lean").await?, Some(made));
+        assert_eq!(get(&mut conn, "absent").await?, None);
+        let mut same_code = new_course("lean-2", 1);
+        same_code.code = "LEAN".into();
+        for taken in [new_course("lean", 1), same_code] {
+            match insert(&mut conn, &taken).await {
+                Err(Error::AlreadyExists { name }) => assert_eq!(
+                    name,
+                    format!("trust/courses/{} (code {})", taken.id, taken.code)
+                ),
+                other => panic!("expected AlreadyExists, got {other:?}"),
+            }
+        }
+        assert_eq!(session_count(&mut conn, "lean").await?, Some(3));
+        assert_eq!(session_count(&mut conn, "absent").await?, None);
+        assert_eq!(
+            display_name(&mut conn, "lean").await?.as_deref(),
+            Some("Course lean")
+        );
+        assert_eq!(display_name(&mut conn, "absent").await?, None);
+        assert_eq!(completion_rule(&mut conn, "lean").await?, (3, 2, 24));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_catalogue_pages_by_code_each_course_once() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for id in ["zeta", "alpha", "mid"] {
+            course(&mut conn, id, 1).await?;
+        }
+        let (first, next) = list(&mut conn, &page(2, "")?).await?;
+        let (second, then) = list(&mut conn, &page(2, &next)?).await?;
+        let (third, end) = list(&mut conn, &page(2, &then)?).await?;
+        // The migrations' two QSIR courses are in the catalogue too.
+        assert_eq!(codes(&first), ["ALPHA", "MID"]);
+        assert_eq!(codes(&second), ["QSIR-FUND", "QSIR-PRAC"]);
+        assert_eq!(codes(&third), ["ZETA"]);
+        assert!(end.is_empty());
+        Ok(())
+    }
+}

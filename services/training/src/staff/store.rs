@@ -129,3 +129,69 @@ pub(super) async fn list(
     });
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{page, staff, transaction};
+
+    fn numbers(people: &[pb::Staff]) -> Vec<&str> {
+        people.iter().map(|p| p.employee_number.as_str()).collect()
+    }
+
+    fn sites(codes: &[&str]) -> Option<Vec<String>> {
+        Some(codes.iter().map(|c| c.to_string()).collect())
+    }
+
+    #[tokio::test]
+    async fn a_person_is_found_only_at_the_callers_sites() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        staff(&mut conn, "100", "BAS", "Lovelace", "Ada").await?;
+        let got = get(&mut conn, "100", None).await?;
+        assert_eq!(
+            got.as_ref()
+                .map(|r| (r.name(), r.forename.as_str(), r.active)),
+            Some(("sites/BAS/staff/100".into(), "Ada", true))
+        );
+        assert!(
+            get(&mut conn, "100", sites(&["BAS", "SOU"]))
+                .await?
+                .is_some()
+        );
+        assert!(get(&mut conn, "100", sites(&["SOU"])).await?.is_none());
+        assert!(get(&mut conn, "999", None).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_by_name_and_shows_leavers_when_asked() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        for (number, site, surname, forename) in [
+            ("105", "BAS", "Hopper", "Grace"),
+            ("101", "BAS", "Lovelace", "Ada"),
+            ("104", "SOU", "Babbage", "Charles"),
+            ("103", "BAS", "Hopper", "Grace"),
+            ("102", "BRM", "Turing", "Alan"),
+        ] {
+            staff(&mut conn, number, site, surname, forename).await?;
+        }
+        sqlx::query!("UPDATE staff SET active = false WHERE employee_number = '101'")
+            .execute(&mut *conn)
+            .await?;
+        let all = page(50, "")?;
+        let (active, _) = list(&mut conn, None, false, &all).await?;
+        assert_eq!(numbers(&active), ["104", "103", "105", "102"]);
+        let (bas, _) = list(&mut conn, sites(&["BAS"]), true, &all).await?;
+        assert_eq!(numbers(&bas), ["103", "105", "101"]);
+        // Page by page: every person once, in order.
+        let (first, next) = list(&mut conn, None, true, &page(2, "")?).await?;
+        let (second, then) = list(&mut conn, None, true, &page(2, &next)?).await?;
+        let (third, end) = list(&mut conn, None, true, &page(2, &then)?).await?;
+        assert_eq!(numbers(&first), ["104", "103"]);
+        assert_eq!(numbers(&second), ["105", "101"]);
+        assert_eq!(numbers(&third), ["102"]);
+        assert!(end.is_empty());
+        Ok(())
+    }
+}
