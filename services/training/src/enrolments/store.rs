@@ -304,3 +304,167 @@ pub(crate) async fn of_staff(
     .await?;
     rows.into_iter().map(TryInto::try_into).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cohorts::CohortState;
+    use crate::testing::{cohort, course, page, site, staff, transaction};
+
+    /// The course `lean`, the cohort `sites/BAS/cohorts/a` of `capacity`, and five people:
+    /// 1 to 4 at BAS, 5 at SOU.
+    async fn setup(conn: &mut PgConnection, capacity: i32) -> anyhow::Result<CohortRef> {
+        course(conn, "lean", 1).await?;
+        for (number, site, surname) in [
+            ("1", "BAS", "Dee"),
+            ("2", "BAS", "Cole"),
+            ("3", "BAS", "Bell"),
+            ("4", "BAS", "Ames"),
+            ("5", "SOU", "Ezra"),
+        ] {
+            staff(conn, number, site, surname, "Pat").await?;
+        }
+        cohort(conn, site("BAS"), "a", "lean", capacity).await
+    }
+
+    fn numbers(es: &[pb::Enrolment]) -> Vec<&str> {
+        es.iter()
+            .map(|e| e.name.rsplit('/').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_enrolment_reads_back_and_only_a_withdrawal_may_return() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 2).await?;
+        assert!(insert(&mut conn, &c, "1", "enrolled").await?);
+        assert!(!insert(&mut conn, &c, "1", "waitlisted").await?);
+        let got = read_one(&mut conn, c.uid, "1").await?;
+        assert_eq!(got.name, "sites/BAS/cohorts/a/enrolments/1");
+        assert_eq!(got.staff, "sites/BAS/staff/1");
+        assert_eq!(got.staff_display_name, "Pat Dee");
+        assert_eq!(got.state, pb::EnrolmentState::Enrolled as i32);
+        assert_eq!((got.waitlist_position, got.completion_date), (0, None));
+        assert!(got.attendance.is_empty());
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 1);
+        assert_eq!(state_of(&mut conn, c.uid, "2").await?, None);
+        withdraw(&mut conn, c.uid, "1").await?;
+        assert_eq!(
+            state_of(&mut conn, c.uid, "1").await?.as_deref(),
+            Some("withdrawn")
+        );
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 0);
+        assert!(insert(&mut conn, &c, "1", "waitlisted").await?);
+        let back = read_one(&mut conn, c.uid, "1").await?;
+        assert_eq!(
+            (back.state, back.waitlist_position),
+            (pb::EnrolmentState::Waitlisted as i32, 1)
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_learner_on_an_unfinished_cohort_of_the_course_is_found_there() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let a = setup(&mut conn, 2).await?;
+        let b = cohort(&mut conn, Owner::Trust, "b", "lean", 2).await?;
+        insert(&mut conn, &a, "1", "waitlisted").await?;
+        assert_eq!(
+            elsewhere(&mut conn, "1", "lean", b.uid).await?.as_deref(),
+            Some("sites/BAS/cohorts/a")
+        );
+        // Not the cohort asked about, nor another course, nor someone not on it.
+        assert_eq!(elsewhere(&mut conn, "1", "lean", a.uid).await?, None);
+        assert_eq!(elsewhere(&mut conn, "1", "qsir-fund", b.uid).await?, None);
+        assert_eq!(elsewhere(&mut conn, "2", "lean", b.uid).await?, None);
+        // A finished cohort holds no one.
+        cohorts::store::set_state(&mut conn, a.uid, CohortState::Completed, None).await?;
+        assert_eq!(elsewhere(&mut conn, "1", "lean", b.uid).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn free_places_go_to_the_waitlist_in_order() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 2).await?;
+        for (number, state) in [
+            ("1", "enrolled"),
+            ("2", "enrolled"),
+            ("3", "waitlisted"),
+            ("4", "waitlisted"),
+            ("5", "waitlisted"),
+        ] {
+            insert(&mut conn, &c, number, state).await?;
+        }
+        assert_eq!(read_one(&mut conn, c.uid, "4").await?.waitlist_position, 2);
+        assert!(fill_places(&mut conn, c.uid).await?.is_empty());
+        withdraw(&mut conn, c.uid, "1").await?;
+        withdraw(&mut conn, c.uid, "3").await?;
+        // One place, and 3 left the waitlist: 4 is next.
+        assert_eq!(fill_places(&mut conn, c.uid).await?, ["4"]);
+        assert_eq!(read_one(&mut conn, c.uid, "5").await?.waitlist_position, 1);
+        let counted = cohorts::store::reread(&mut conn, &c).await?;
+        assert_eq!((counted.enrolled_count, counted.waitlist_count), (2, 1));
+        withdraw(&mut conn, c.uid, "2").await?;
+        withdraw(&mut conn, c.uid, "4").await?;
+        assert_eq!(fill_places(&mut conn, c.uid).await?, ["5"]);
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_roster_pages_enrolled_by_name_then_the_waitlist_then_withdrawals()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 3).await?;
+        for (number, state) in [
+            ("1", "enrolled"),
+            ("5", "enrolled"),
+            ("2", "enrolled"),
+            ("4", "waitlisted"),
+            ("3", "waitlisted"),
+        ] {
+            insert(&mut conn, &c, number, state).await?;
+        }
+        withdraw(&mut conn, c.uid, "5").await?;
+        let (all, _) = list(&mut conn, &c, &page(50, "")?, None).await?;
+        assert_eq!(numbers(&all), ["2", "1", "4", "3", "5"]);
+        let (first, next) = list(&mut conn, &c, &page(2, "")?, None).await?;
+        let (second, then) = list(&mut conn, &c, &page(2, &next)?, None).await?;
+        let (third, end) = list(&mut conn, &c, &page(2, &then)?, None).await?;
+        assert_eq!(numbers(&first), ["2", "1"]);
+        assert_eq!(numbers(&second), ["4", "3"]);
+        assert_eq!(numbers(&third), ["5"]);
+        assert!(end.is_empty());
+        // A one-site caller sees only its own site's people.
+        let (sou, _) = list(&mut conn, &c, &page(50, "")?, Some(vec!["SOU".into()])).await?;
+        assert_eq!(numbers(&sou), ["5"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_persons_enrolments_come_newest_cohort_first() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let a = setup(&mut conn, 2).await?;
+        let mut later = crate::testing::new_cohort(Owner::Trust, "b", "lean", "2026-09-07");
+        later.capacity = 2;
+        cohorts::store::insert(&mut conn, &later).await?;
+        let b = cohorts::store::locate(&mut conn, &Owner::Trust, "b", false)
+            .await?
+            .expect("cohort b");
+        insert(&mut conn, &a, "1", "enrolled").await?;
+        insert(&mut conn, &b, "1", "waitlisted").await?;
+        insert(&mut conn, &b, "2", "enrolled").await?;
+        let mine = of_staff(&mut conn, "1").await?;
+        let names: Vec<_> = mine.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "trust/cohorts/b/enrolments/1",
+                "sites/BAS/cohorts/a/enrolments/1"
+            ]
+        );
+        Ok(())
+    }
+}

@@ -131,3 +131,68 @@ pub(crate) async fn mark_register_taken(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cohort, course, day, site, transaction};
+
+    #[tokio::test]
+    async fn a_cohorts_sessions_run_weekly_from_its_start() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 3).await?;
+        // The cohort's insert schedules its course's sessions from 2026-03-02.
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        // Another cohort's sessions are not this one's.
+        cohort(&mut conn, site("BAS"), "b", "lean", 2).await?;
+        let sessions = list(&mut conn, &c).await?;
+        let got: Vec<_> = sessions
+            .iter()
+            .map(|s| (s.name.as_str(), s.date, s.register_taken))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "sites/BAS/cohorts/a/sessions/1",
+                    Some(date(day("2026-03-02"))),
+                    false
+                ),
+                (
+                    "sites/BAS/cohorts/a/sessions/2",
+                    Some(date(day("2026-03-09"))),
+                    false
+                ),
+                (
+                    "sites/BAS/cohorts/a/sessions/3",
+                    Some(date(day("2026-03-16"))),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(date_of(&mut conn, c.uid, 3).await?, Some(day("2026-03-16")));
+        assert_eq!(date_of(&mut conn, c.uid, 4).await?, None);
+        assert!(lock(&mut conn, c.uid, 4).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_move_counts_a_revision_and_a_register_is_taken_once() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 2).await?;
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        let moved = set_date(&mut conn, c.uid, 2, Some(day("2026-03-11"))).await?;
+        assert_eq!(
+            (moved.number, moved.date, moved.revision),
+            (2, day("2026-03-11"), 2)
+        );
+        mark_register_taken(&mut conn, c.uid, 2).await?;
+        mark_register_taken(&mut conn, c.uid, 2).await?;
+        let taken = lock(&mut conn, c.uid, 2).await?.expect("session 2");
+        // The second mark matched nothing: the revision moved once.
+        assert_eq!((taken.register_taken, taken.revision), (true, 3));
+        let first = lock(&mut conn, c.uid, 1).await?.expect("session 1");
+        assert_eq!((first.register_taken, first.revision), (false, 1));
+        Ok(())
+    }
+}
