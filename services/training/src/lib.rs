@@ -14,6 +14,8 @@ mod register;
 mod sessions;
 mod staff;
 mod sync;
+#[cfg(test)]
+mod testing;
 
 /// The bench's raw-SQL peer of GetCohort runs this statement straight on the database, so
 /// the two read a cohort with exactly the same SQL.

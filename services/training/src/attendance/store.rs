@@ -11,15 +11,19 @@ pub(super) async fn enrolled(
     cohort_uid: Uuid,
     numbers: &[String],
 ) -> Result<Vec<(String, String)>, Error> {
-    Ok(sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT e.employee_number, s.site FROM enrolment e
          JOIN staff s ON s.employee_number = e.employee_number
          WHERE e.cohort_uid = $1 AND e.state = 'enrolled' AND e.employee_number = ANY($2)",
+        cohort_uid,
+        numbers,
     )
-    .bind(cohort_uid)
-    .bind(numbers)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.employee_number, r.site))
+        .collect())
 }
 
 /// Records each learner's status at one session, replacing any recorded before.
@@ -30,16 +34,16 @@ pub(super) async fn record(
     numbers: &[String],
     statuses: &[&str],
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO attendance (cohort_uid, session_number, employee_number, status)
          SELECT $1, $2, n, s FROM UNNEST($3::text[], $4::text[]) AS r(n, s)
          ON CONFLICT (cohort_uid, employee_number, session_number)
          DO UPDATE SET status = EXCLUDED.status, recorded_time = now()",
+        cohort_uid,
+        session_number,
+        numbers,
+        statuses as &[&str],
     )
-    .bind(cohort_uid)
-    .bind(session_number)
-    .bind(numbers)
-    .bind(statuses)
     .execute(&mut *conn)
     .await?;
     Ok(())

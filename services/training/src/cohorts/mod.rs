@@ -157,7 +157,7 @@ impl CohortState {
 }
 
 /// What other modules need to know of a cohort they act on.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub(crate) struct CohortRef {
     pub(crate) uid: uuid::Uuid,
     pub(crate) site: Option<String>,

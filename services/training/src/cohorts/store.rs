@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
-use qi_platform::names::{LIST_SCOPE_SQL, ListScope, Owner};
+use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
@@ -11,7 +11,6 @@ use sqlx::PgConnection;
 use super::{COLLECTION, Changes, CohortRef, CohortState, NewCohort};
 use crate::{courses, sessions};
 
-#[derive(sqlx::FromRow)]
 struct CohortRow {
     site: Option<String>,
     id: String,
@@ -51,25 +50,10 @@ impl TryFrom<CohortRow> for pb::Cohort {
     }
 }
 
-/// The columns a cohort is read with, as a literal so [`COHORT_READ_SQL`] can be a constant.
-macro_rules! columns {
-    () => {
-        "c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state, \
-         c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason, \
-         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS enrolled_count, \
-         (SELECT count(*) FROM enrolment e WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS waitlist_count"
-    };
-}
-
-const COLUMNS: &str = columns!();
-
 /// The statement GetCohort reads one cohort with: by site (`$1`, NULL for a trust-wide
 /// cohort) and id (`$2`), so a name whose site is not where the cohort lives finds nothing.
-pub const COHORT_READ_SQL: &str = concat!(
-    "SELECT ",
-    columns!(),
-    " FROM cohort c WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = $2"
-);
+/// In a file so the store's checked `query_file_as!` and the bench's raw peer share one text.
+pub const COHORT_READ_SQL: &str = include_str!("read.sql");
 
 /// Finds a cohort by owner and id, locking its row for the transaction when `lock` (every
 /// change to its enrolments serializes on it, which is what keeps capacity exact).
@@ -79,16 +63,25 @@ pub(crate) async fn locate(
     id: &str,
     lock: bool,
 ) -> Result<Option<CohortRef>, Error> {
-    let sql = format!(
-        "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
-         WHERE coalesce(site, '') = coalesce($1, '') AND id = $2 {}",
-        if lock { "FOR UPDATE" } else { "" }
-    );
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(owner.site_column())
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?)
+    // One statement per lock, each checked at build time.
+    macro_rules! by_name {
+        ($($lock:literal)?) => {
+            sqlx::query_as!(
+                CohortRef,
+                "SELECT uid, site, id, course_id, state, capacity, revision FROM cohort
+                 WHERE coalesce(site, '') = coalesce($1, '') AND id = $2" $(+ $lock)?,
+                owner.site_column(),
+                id,
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+        };
+    }
+    Ok(if lock {
+        by_name!(" FOR UPDATE")
+    } else {
+        by_name!()
+    })
 }
 
 /// Inserts a cohort and its sessions; `AlreadyExists` if the name is taken,
@@ -103,19 +96,19 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCohort) -> Result<pb:
             ),
         });
     };
-    let uid: Option<uuid::Uuid> = sqlx::query_scalar(
+    let uid = sqlx::query_scalar!(
         "INSERT INTO cohort (site, id, course_id, display_name, start_date, capacity, facilitators)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT DO NOTHING
          RETURNING uid",
+        c.owner.site_column(),
+        c.id,
+        c.course_id,
+        c.display_name,
+        c.start_date,
+        c.capacity,
+        &c.facilitators,
     )
-    .bind(c.owner.site_column())
-    .bind(&c.id)
-    .bind(&c.course_id)
-    .bind(&c.display_name)
-    .bind(c.start_date)
-    .bind(c.capacity)
-    .bind(&c.facilitators)
     .fetch_optional(&mut *conn)
     .await?;
     let Some(uid) = uid else {
@@ -135,9 +128,7 @@ pub(crate) async fn get(
     owner: &Owner,
     id: &str,
 ) -> Result<Option<pb::Cohort>, Error> {
-    let row: Option<CohortRow> = sqlx::query_as(COHORT_READ_SQL)
-        .bind(owner.site_column())
-        .bind(id)
+    let row = sqlx::query_file_as!(CohortRow, "src/cohorts/read.sql", owner.site_column(), id)
         .fetch_optional(&mut *conn)
         .await?;
     row.map(TryInto::try_into).transpose()
@@ -154,20 +145,30 @@ pub(crate) async fn list(
         .map(|d| d.parse::<NaiveDate>())
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<CohortRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM cohort c
-         WHERE {LIST_SCOPE_SQL}
-           AND ($3::date IS NULL OR c.start_date < $3
-                OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
-         ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
-         LIMIT $6"
-    )))
-    .bind(scope.trust)
-    .bind(scope.sites)
-    .bind(after_date)
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
+    // The columns are read.sql's (a file's statement cannot be extended); the scope is
+    // `qi_platform::names::LIST_SCOPE_SQL` written out: the macro takes literals.
+    let rows = sqlx::query_as!(
+        CohortRow,
+        r#"SELECT c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state,
+                  c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason,
+                  (SELECT count(*) FROM enrolment e
+                   WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS "enrolled_count!",
+                  (SELECT count(*) FROM enrolment e
+                   WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS "waitlist_count!"
+           FROM cohort c
+           WHERE CASE WHEN $1 THEN site IS NULL
+                      ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
+             AND ($3::date IS NULL OR c.start_date < $3
+                  OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
+           ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
+           LIMIT $6"#,
+        scope.trust,
+        scope.sites.as_deref(),
+        after_date,
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
@@ -190,12 +191,14 @@ pub(crate) async fn set_state(
     to: CohortState,
     reason: Option<&str>,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1")
-        .bind(uid)
-        .bind(to.column())
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE cohort SET state = $2, cancel_reason = $3 WHERE uid = $1",
+        uid,
+        to.column(),
+        reason,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -205,16 +208,16 @@ pub(crate) async fn update(
     uid: uuid::Uuid,
     changes: &Changes,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE cohort SET display_name = coalesce($2, display_name),
                            capacity = coalesce($3, capacity),
                            facilitators = coalesce($4, facilitators)
          WHERE uid = $1",
+        uid,
+        changes.display_name,
+        changes.capacity,
+        changes.facilitators.as_deref(),
     )
-    .bind(uid)
-    .bind(&changes.display_name)
-    .bind(changes.capacity)
-    .bind(&changes.facilitators)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -225,4 +228,183 @@ pub(crate) async fn reread(conn: &mut PgConnection, c: &CohortRef) -> Result<pb:
     get(conn, &c.owner()?, &c.id)
         .await?
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("cohort {} vanished", c.id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::testing::{cohort, course, day, new_cohort, page, pool, site, transaction};
+
+    fn names(cs: &[pb::Cohort]) -> Vec<&str> {
+        cs.iter().map(|c| c.name.as_str()).collect()
+    }
+
+    fn scope(trust: bool, sites: Option<&[&str]>) -> ListScope {
+        ListScope {
+            trust,
+            sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_whole_and_a_taken_name_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 3).await?;
+        let mut new = new_cohort(site("BAS"), "spring", "lean", "2026-03-02");
+        new.facilitators = vec!["Ann".into(), "Bob".into()];
+        let made = insert(&mut conn, &new).await?;
+        assert_eq!(made.name, "sites/BAS/cohorts/spring");
+        assert_eq!(made.course, "trust/courses/lean");
+        assert_eq!(made.start_date, Some(date(day("2026-03-02"))));
+        assert_eq!((made.capacity, made.facilitators.len()), (2, 2));
+        assert_eq!(made.state, pb::CohortState::Planned as i32);
+        assert_eq!((made.enrolled_count, made.waitlist_count), (0, 0));
+        assert_eq!(
+            get(&mut conn, &site("BAS"), "spring").await?,
+            Some(made.clone())
+        );
+        // The list reads the same columns as read.sql.
+        let (listed, _) = list(&mut conn, scope(false, None), &page(10, "")?).await?;
+        assert_eq!(listed, vec![made]);
+        // A name under another site is not this cohort.
+        assert_eq!(get(&mut conn, &site("SOU"), "spring").await?, None);
+        assert_eq!(get(&mut conn, &Owner::Trust, "spring").await?, None);
+        match insert(&mut conn, &new).await {
+            Err(Error::AlreadyExists { name }) => assert_eq!(name, "sites/BAS/cohorts/spring"),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        // The same id under another owner is another cohort, the trust's included.
+        insert(
+            &mut conn,
+            &new_cohort(Owner::Trust, "spring", "lean", "2026-03-02"),
+        )
+        .await?;
+        let taken = new_cohort(Owner::Trust, "spring", "lean", "2026-04-06");
+        let again = insert(&mut conn, &taken).await;
+        assert!(matches!(again, Err(Error::AlreadyExists { .. })));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_cohort_of_a_missing_course_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        match insert(
+            &mut conn,
+            &new_cohort(site("BAS"), "a", "absent", "2026-03-02"),
+        )
+        .await
+        {
+            Err(Error::FailedPrecondition { reason, message }) => {
+                assert_eq!(reason, "COURSE_NOT_FOUND");
+                assert!(message.contains("trust/courses/absent"), "{message}");
+            }
+            other => panic!("expected FailedPrecondition, got {other:?}"),
+        }
+        assert_eq!(
+            locate(&mut conn, &site("BAS"), "a", false)
+                .await?
+                .map(|c| c.id),
+            None
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_scope_newest_first_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        for (owner, id, start) in [
+            (site("SOU"), "b", "2026-01-05"),
+            (site("BAS"), "b", "2026-02-02"),
+            (Owner::Trust, "t", "2026-02-02"),
+            (site("BAS"), "a", "2026-02-02"),
+            (site("BRM"), "a", "2026-03-02"),
+        ] {
+            insert(&mut conn, &new_cohort(owner, id, "lean", start)).await?;
+        }
+        let all = page(50, "")?;
+        let listed = async |conn: &mut PgConnection, scope| -> anyhow::Result<Vec<String>> {
+            let (cs, _) = list(conn, scope, &all).await?;
+            Ok(names(&cs).into_iter().map(str::to_owned).collect())
+        };
+        assert_eq!(
+            listed(&mut conn, scope(true, None)).await?,
+            ["trust/cohorts/t"]
+        );
+        assert_eq!(
+            listed(&mut conn, scope(false, Some(&["BAS"]))).await?,
+            ["sites/BAS/cohorts/a", "sites/BAS/cohorts/b"]
+        );
+        assert_eq!(
+            listed(&mut conn, scope(false, Some(&["BRM", "SOU"]))).await?,
+            ["sites/BRM/cohorts/a", "sites/SOU/cohorts/b"]
+        );
+        assert!(listed(&mut conn, scope(false, Some(&[]))).await?.is_empty());
+        // Every site's cohorts, none of the trust's: newest first, then by name.
+        let sites = scope(false, None);
+        let (first, next) = list(&mut conn, sites.clone(), &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, sites, &page(2, &next)?).await?;
+        assert_eq!(
+            names(&first),
+            ["sites/BRM/cohorts/a", "sites/BAS/cohorts/a"]
+        );
+        assert_eq!(
+            names(&second),
+            ["sites/BAS/cohorts/b", "sites/SOU/cohorts/b"]
+        );
+        assert!(end.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_update_writes_only_what_it_changes_and_a_state_its_reason() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        let other = cohort(&mut conn, site("BAS"), "b", "lean", 2).await?;
+        let changes = Changes {
+            capacity: Some(9),
+            ..Changes::default()
+        };
+        update(&mut conn, c.uid, &changes).await?;
+        let got = reread(&mut conn, &c).await?;
+        assert_eq!((got.display_name.as_str(), got.capacity), ("Cohort a", 9));
+        assert_eq!(got.etag, etag(2));
+        set_state(&mut conn, c.uid, CohortState::Cancelled, Some("no room")).await?;
+        let got = reread(&mut conn, &c).await?;
+        assert_eq!(got.state, pb::CohortState::Cancelled as i32);
+        assert_eq!(got.cancel_reason, "no room");
+        let untouched = reread(&mut conn, &other).await?;
+        assert_eq!((untouched.capacity, untouched.etag), (2, etag(1)));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_locating_read_for_update_holds_off_another() -> anyhow::Result<()> {
+        let pool = pool().await?;
+        let mut setup = qi_platform::db::begin(&pool).await?;
+        course(&mut setup, "lean", 1).await?;
+        cohort(&mut setup, site("BAS"), "a", "lean", 2).await?;
+        setup.commit().await?;
+        let bas = site("BAS");
+        let mut writer = qi_platform::db::begin(&pool).await?;
+        let held = locate(&mut writer, &bas, "a", true).await?;
+        assert_eq!(held.map(|c| (c.id, c.capacity)), Some(("a".into(), 2)));
+        let mut reader = qi_platform::db::begin(&pool).await?;
+        let plain = tokio::time::timeout(
+            Duration::from_secs(30),
+            locate(&mut reader, &bas, "a", false),
+        );
+        assert!(plain.await??.is_some());
+        reader.commit().await?;
+        let mut other = qi_platform::db::begin(&pool).await?;
+        let locked = tokio::time::timeout(
+            Duration::from_millis(300),
+            locate(&mut other, &bas, "a", true),
+        );
+        assert!(locked.await.is_err(), "FOR UPDATE waits for FOR UPDATE");
+        Ok(())
+    }
 }

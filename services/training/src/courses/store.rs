@@ -9,7 +9,6 @@ use sqlx::PgConnection;
 
 use super::{COLLECTION, NewCourse};
 
-#[derive(sqlx::FromRow)]
 struct CourseRow {
     id: String,
     code: String,
@@ -38,22 +37,36 @@ impl From<CourseRow> for pb::Course {
     }
 }
 
-const COLUMNS: &str = "id, code, display_name, session_count, required_sessions, validity_months, create_time, update_time, revision";
+/// `query_as!` into [`CourseRow`] of `$head`, the course's columns, then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! course_rows {
+    ($head:literal, $tail:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            CourseRow,
+            $head
+                + "id, code, display_name, session_count, required_sessions, validity_months, \
+                   create_time, update_time, revision"
+                + $tail,
+            $($arg),+
+        )
+    };
+}
 
 /// Inserts a course; `AlreadyExists` if the id or the code is taken.
 pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb::Course, Error> {
-    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let row = course_rows!(
         "INSERT INTO course (id, code, display_name, session_count, required_sessions, validity_months)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT DO NOTHING
-         RETURNING {COLUMNS}"
-    )))
-    .bind(&c.id)
-    .bind(&c.code)
-    .bind(&c.display_name)
-    .bind(c.session_count)
-    .bind(c.required_sessions)
-    .bind(c.validity_months)
+         RETURNING ",
+        "",
+        c.id,
+        c.code,
+        c.display_name,
+        c.session_count,
+        c.required_sessions,
+        c.validity_months,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     row.map(Into::into).ok_or_else(|| Error::AlreadyExists {
@@ -67,12 +80,9 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb:
 
 /// Reads one course by id.
 pub(crate) async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<pb::Course>, Error> {
-    let row: Option<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM course WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row = course_rows!("SELECT ", " FROM course WHERE id = $1", id)
+        .fetch_optional(&mut *conn)
+        .await?;
     Ok(row.map(Into::into))
 }
 
@@ -81,11 +91,12 @@ pub(crate) async fn list(
     conn: &mut PgConnection,
     page: &Page,
 ) -> Result<(Vec<pb::Course>, String), Error> {
-    let rows: Vec<CourseRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM course WHERE code > $1 ORDER BY code LIMIT $2"
-    )))
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.limit())
+    let rows = course_rows!(
+        "SELECT ",
+        " FROM course WHERE code > $1 ORDER BY code LIMIT $2",
+        page.after_key(0).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
@@ -95,8 +106,7 @@ pub(crate) async fn list(
 /// A course's number of sessions, if it exists.
 pub(crate) async fn session_count(conn: &mut PgConnection, id: &str) -> Result<Option<i32>, Error> {
     Ok(
-        sqlx::query_scalar("SELECT session_count FROM course WHERE id = $1")
-            .bind(id)
+        sqlx::query_scalar!("SELECT session_count FROM course WHERE id = $1", id)
             .fetch_optional(&mut *conn)
             .await?,
     )
@@ -108,8 +118,7 @@ pub(crate) async fn display_name(
     id: &str,
 ) -> Result<Option<String>, Error> {
     Ok(
-        sqlx::query_scalar("SELECT display_name FROM course WHERE id = $1")
-            .bind(id)
+        sqlx::query_scalar!("SELECT display_name FROM course WHERE id = $1", id)
             .fetch_optional(&mut *conn)
             .await?,
     )
@@ -121,10 +130,78 @@ pub(crate) async fn completion_rule(
     conn: &mut PgConnection,
     id: &str,
 ) -> Result<(i32, i32, i32), Error> {
-    Ok(sqlx::query_as(
+    let r = sqlx::query!(
         "SELECT session_count, required_sessions, validity_months FROM course WHERE id = $1",
+        id
     )
-    .bind(id)
     .fetch_one(&mut *conn)
-    .await?)
+    .await?;
+    Ok((r.session_count, r.required_sessions, r.validity_months))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{course, new_course, page, transaction};
+
+    fn codes(cs: &[pb::Course]) -> Vec<&str> {
+        cs.iter().map(|c| c.code.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_id_or_code_is_refused() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let mut new = new_course("lean", 3);
+        new.required_sessions = 2;
+        new.validity_months = 24;
+        let made = insert(&mut conn, &new).await?;
+        assert_eq!(made.name, "trust/courses/lean");
+        assert_eq!(
+            (
+                made.session_count,
+                made.required_sessions,
+                made.validity_months
+            ),
+            (3, 2, 24)
+        );
+        assert_eq!(get(&mut conn, "lean").await?, Some(made));
+        assert_eq!(get(&mut conn, "absent").await?, None);
+        let mut same_code = new_course("lean-2", 1);
+        same_code.code = "LEAN".into();
+        for taken in [new_course("lean", 1), same_code] {
+            match insert(&mut conn, &taken).await {
+                Err(Error::AlreadyExists { name }) => assert_eq!(
+                    name,
+                    format!("trust/courses/{} (code {})", taken.id, taken.code)
+                ),
+                other => panic!("expected AlreadyExists, got {other:?}"),
+            }
+        }
+        assert_eq!(session_count(&mut conn, "lean").await?, Some(3));
+        assert_eq!(session_count(&mut conn, "absent").await?, None);
+        assert_eq!(
+            display_name(&mut conn, "lean").await?.as_deref(),
+            Some("Course lean")
+        );
+        assert_eq!(display_name(&mut conn, "absent").await?, None);
+        assert_eq!(completion_rule(&mut conn, "lean").await?, (3, 2, 24));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_catalogue_pages_by_code_each_course_once() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for id in ["zeta", "alpha", "mid"] {
+            course(&mut conn, id, 1).await?;
+        }
+        let (first, next) = list(&mut conn, &page(2, "")?).await?;
+        let (second, then) = list(&mut conn, &page(2, &next)?).await?;
+        let (third, end) = list(&mut conn, &page(2, &then)?).await?;
+        // The migrations' two QSIR courses are in the catalogue too.
+        assert_eq!(codes(&first), ["ALPHA", "MID"]);
+        assert_eq!(codes(&second), ["QSIR-FUND", "QSIR-PRAC"]);
+        assert_eq!(codes(&third), ["ZETA"]);
+        assert!(end.is_empty());
+        Ok(())
+    }
 }

@@ -12,7 +12,6 @@ use super::COLLECTION;
 use crate::cohorts::CohortRef;
 use crate::{cohorts, staff};
 
-#[derive(sqlx::FromRow)]
 struct EnrolmentRow {
     site: Option<String>,
     cohort_id: String,
@@ -26,6 +25,10 @@ struct EnrolmentRow {
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
     attendance: Vec<String>,
+    /// Where the roster puts the enrolment: 0 enrolled, 1 waitlisted, 2 withdrawn.
+    rank: i32,
+    /// The order within its rank: the waitlist's, else by name.
+    sort_key: String,
 }
 
 impl TryFrom<EnrolmentRow> for pb::Enrolment {
@@ -81,26 +84,39 @@ impl TryFrom<EnrolmentRow> for pb::Enrolment {
     }
 }
 
-/// The roster query: enrolments with learner, waitlist position, attendance and completion.
-/// `$1` is the cohort uid (or NULL) and `$2` an employee number (or NULL).
-const ROSTER: &str = "
-    SELECT c.site, c.id AS cohort_id, e.employee_number, s.site AS staff_site, s.forename, s.surname,
-           e.state,
-           CASE WHEN e.state = 'waitlisted' THEN
-               (SELECT count(*) FROM enrolment w WHERE w.cohort_uid = e.cohort_uid
-                  AND w.state = 'waitlisted' AND w.waitlist_seq <= e.waitlist_seq) END AS waitlist_position,
-           (SELECT k.completion_date FROM completion k WHERE k.cohort_uid = e.cohort_uid
-              AND k.employee_number = e.employee_number AND NOT k.revoked) AS completion_date,
-           e.create_time, e.update_time,
-           coalesce((SELECT array_agg(a.session_number || ':' || a.status ORDER BY a.session_number)
-                     FROM attendance a WHERE a.cohort_uid = e.cohort_uid
-                       AND a.employee_number = e.employee_number), '{}') AS attendance,
-           CASE e.state WHEN 'enrolled' THEN 0 WHEN 'waitlisted' THEN 1 ELSE 2 END AS rank,
-           CASE WHEN e.state = 'waitlisted' THEN lpad(e.waitlist_seq::text, 20, '0')
-                ELSE lower(s.surname || ' ' || s.forename) END AS sort_key
-    FROM enrolment e
-    JOIN cohort c ON c.uid = e.cohort_uid
-    JOIN staff s ON s.employee_number = e.employee_number";
+/// `query_as!` into [`EnrolmentRow`] of the roster (enrolments with learner, waitlist
+/// position, attendance and completion) then `$tail`: the columns are written once, and every
+/// statement is still checked at build time.
+macro_rules! roster_rows {
+    ($tail:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            EnrolmentRow,
+            r#"SELECT c.site, c.id AS cohort_id, e.employee_number, s.site AS staff_site,
+                      s.forename, s.surname, e.state,
+                      CASE WHEN e.state = 'waitlisted' THEN
+                          (SELECT count(*) FROM enrolment w WHERE w.cohort_uid = e.cohort_uid
+                             AND w.state = 'waitlisted' AND w.waitlist_seq <= e.waitlist_seq)
+                      END AS waitlist_position,
+                      (SELECT k.completion_date FROM completion k WHERE k.cohort_uid = e.cohort_uid
+                         AND k.employee_number = e.employee_number AND NOT k.revoked) AS completion_date,
+                      e.create_time, e.update_time,
+                      coalesce((SELECT array_agg(a.session_number || ':' || a.status
+                                                 ORDER BY a.session_number)
+                                FROM attendance a WHERE a.cohort_uid = e.cohort_uid
+                                  AND a.employee_number = e.employee_number), '{}') AS "attendance!",
+                      o.rank AS "rank!", o.sort_key AS "sort_key!"
+               FROM enrolment e
+               JOIN cohort c ON c.uid = e.cohort_uid
+               JOIN staff s ON s.employee_number = e.employee_number
+               CROSS JOIN LATERAL (SELECT
+                   CASE e.state WHEN 'enrolled' THEN 0 WHEN 'waitlisted' THEN 1 ELSE 2 END AS rank,
+                   CASE WHEN e.state = 'waitlisted' THEN lpad(e.waitlist_seq::text, 20, '0')
+                        ELSE lower(s.surname || ' ' || s.forename) END AS sort_key) o "#
+                + $tail,
+            $($arg),+
+        )
+    };
+}
 
 /// Reads one enrolment of a cohort.
 pub(crate) async fn read_one(
@@ -108,11 +124,11 @@ pub(crate) async fn read_one(
     cohort_uid: Uuid,
     number: &str,
 ) -> Result<pb::Enrolment, Error> {
-    let row: EnrolmentRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ROSTER} WHERE e.cohort_uid = $1 AND e.employee_number = $2"
-    )))
-    .bind(cohort_uid)
-    .bind(number)
+    let row = roster_rows!(
+        "WHERE e.cohort_uid = $1 AND e.employee_number = $2",
+        cohort_uid,
+        number,
+    )
     .fetch_one(&mut *conn)
     .await?;
     row.try_into()
@@ -126,17 +142,17 @@ pub(crate) async fn elsewhere(
     course_id: &str,
     cohort_uid: Uuid,
 ) -> Result<Option<String>, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce('sites/' || c.site, 'trust') || '/cohorts/' || c.id
-         FROM enrolment e JOIN cohort c ON c.uid = e.cohort_uid
-         WHERE e.employee_number = $1 AND e.course_id = $2 AND e.cohort_uid <> $3
-           AND e.state IN ('enrolled', 'waitlisted')
-           AND c.state IN ('planned', 'open', 'running')
-         LIMIT 1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce('sites/' || c.site, 'trust') || '/cohorts/' || c.id AS "name!"
+           FROM enrolment e JOIN cohort c ON c.uid = e.cohort_uid
+           WHERE e.employee_number = $1 AND e.course_id = $2 AND e.cohort_uid <> $3
+             AND e.state IN ('enrolled', 'waitlisted')
+             AND c.state IN ('planned', 'open', 'running')
+           LIMIT 1"#,
+        number,
+        course_id,
+        cohort_uid,
     )
-    .bind(number)
-    .bind(course_id)
-    .bind(cohort_uid)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -146,10 +162,10 @@ pub(crate) async fn enrolled_count(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
 ) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM enrolment WHERE cohort_uid = $1 AND state = 'enrolled'"#,
+        cohort_uid,
     )
-    .bind(cohort_uid)
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -163,17 +179,17 @@ pub(crate) async fn insert(
     number: &str,
     state: &str,
 ) -> Result<bool, Error> {
-    let written = sqlx::query(
+    let written = sqlx::query!(
         "INSERT INTO enrolment (cohort_uid, employee_number, course_id, state, waitlist_seq)
          VALUES ($1, $2, $3, $4, CASE WHEN $4 = 'waitlisted' THEN nextval('waitlist_seq') END)
          ON CONFLICT (cohort_uid, employee_number) DO UPDATE
              SET state = EXCLUDED.state, waitlist_seq = EXCLUDED.waitlist_seq
              WHERE enrolment.state = 'withdrawn'",
+        cohort.uid,
+        number,
+        cohort.course_id,
+        state,
     )
-    .bind(cohort.uid)
-    .bind(number)
-    .bind(&cohort.course_id)
-    .bind(state)
     .execute(&mut *conn)
     .await?
     .rows_affected();
@@ -186,11 +202,11 @@ pub(crate) async fn state_of(
     cohort_uid: Uuid,
     number: &str,
 ) -> Result<Option<String>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT state FROM enrolment WHERE cohort_uid = $1 AND employee_number = $2",
+        cohort_uid,
+        number,
     )
-    .bind(cohort_uid)
-    .bind(number)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -201,12 +217,12 @@ pub(crate) async fn withdraw(
     cohort_uid: Uuid,
     number: &str,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE enrolment SET state = 'withdrawn', waitlist_seq = NULL
          WHERE cohort_uid = $1 AND employee_number = $2",
+        cohort_uid,
+        number,
     )
-    .bind(cohort_uid)
-    .bind(number)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -217,7 +233,7 @@ pub(crate) async fn fill_places(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
 ) -> Result<Vec<String>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "WITH free AS (
              SELECT greatest(c.capacity - (SELECT count(*) FROM enrolment e
                     WHERE e.cohort_uid = c.uid AND e.state = 'enrolled'), 0) AS n
@@ -231,8 +247,8 @@ pub(crate) async fn fill_places(
          UPDATE enrolment e SET state = 'enrolled', waitlist_seq = NULL
          FROM next WHERE e.cohort_uid = $1 AND e.employee_number = next.employee_number
          RETURNING e.employee_number",
+        cohort_uid,
     )
-    .bind(cohort_uid)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -247,41 +263,32 @@ pub(crate) async fn list(
     sites: Option<Vec<String>>,
 ) -> Result<(Vec<pb::Enrolment>, String), Error> {
     let after_rank: i32 = page.after_key(0).and_then(|r| r.parse().ok()).unwrap_or(-1);
-    let rows: Vec<(EnrolmentRow, i32, String)> =
-        sqlx::query_as::<_, RosterRow>(sqlx::AssertSqlSafe(format!(
-            "SELECT * FROM ({ROSTER} WHERE e.cohort_uid = $1
-                AND ($6::text[] IS NULL OR s.site = ANY($6))) r
-         WHERE (rank, sort_key, employee_number) > ($2, $3, $4)
-         ORDER BY rank, sort_key, employee_number
-         LIMIT $5"
-        )))
-        .bind(cohort.uid)
-        .bind(after_rank)
-        .bind(page.after_key(1).unwrap_or(""))
-        .bind(page.after_key(2).unwrap_or(""))
-        .bind(page.limit())
-        .bind(sites)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|r| (r.row, r.rank, r.sort_key))
-        .collect();
-    let (rows, next) = page.finish(rows, |(r, rank, key)| {
-        vec![rank.to_string(), key.clone(), r.employee_number.clone()]
+    let rows = roster_rows!(
+        "WHERE e.cohort_uid = $1 AND ($6::text[] IS NULL OR s.site = ANY($6))
+           AND (o.rank, o.sort_key, e.employee_number) > ($2, $3, $4)
+         ORDER BY o.rank, o.sort_key, e.employee_number
+         LIMIT $5",
+        cohort.uid,
+        after_rank,
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+        sites.as_deref(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        vec![
+            r.rank.to_string(),
+            r.sort_key.clone(),
+            r.employee_number.clone(),
+        ]
     });
     let enrolments = rows
         .into_iter()
-        .map(|(r, _, _)| r.try_into())
+        .map(TryInto::try_into)
         .collect::<Result<Vec<_>, _>>()?;
     Ok((enrolments, next))
-}
-
-#[derive(sqlx::FromRow)]
-struct RosterRow {
-    #[sqlx(flatten)]
-    row: EnrolmentRow,
-    rank: i32,
-    sort_key: String,
 }
 
 /// Every enrolment of one person, newest cohort first.
@@ -289,11 +296,175 @@ pub(crate) async fn of_staff(
     conn: &mut PgConnection,
     number: &str,
 ) -> Result<Vec<pb::Enrolment>, Error> {
-    let rows: Vec<EnrolmentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{ROSTER} WHERE e.employee_number = $1 ORDER BY c.start_date DESC, c.id"
-    )))
-    .bind(number)
+    let rows = roster_rows!(
+        "WHERE e.employee_number = $1 ORDER BY c.start_date DESC, c.id",
+        number,
+    )
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(TryInto::try_into).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cohorts::CohortState;
+    use crate::testing::{cohort, course, page, site, staff, transaction};
+
+    /// The course `lean`, the cohort `sites/BAS/cohorts/a` of `capacity`, and five people:
+    /// 1 to 4 at BAS, 5 at SOU.
+    async fn setup(conn: &mut PgConnection, capacity: i32) -> anyhow::Result<CohortRef> {
+        course(conn, "lean", 1).await?;
+        for (number, site, surname) in [
+            ("1", "BAS", "Dee"),
+            ("2", "BAS", "Cole"),
+            ("3", "BAS", "Bell"),
+            ("4", "BAS", "Ames"),
+            ("5", "SOU", "Ezra"),
+        ] {
+            staff(conn, number, site, surname, "Pat").await?;
+        }
+        cohort(conn, site("BAS"), "a", "lean", capacity).await
+    }
+
+    fn numbers(es: &[pb::Enrolment]) -> Vec<&str> {
+        es.iter()
+            .map(|e| e.name.rsplit('/').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_enrolment_reads_back_and_only_a_withdrawal_may_return() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 2).await?;
+        assert!(insert(&mut conn, &c, "1", "enrolled").await?);
+        assert!(!insert(&mut conn, &c, "1", "waitlisted").await?);
+        let got = read_one(&mut conn, c.uid, "1").await?;
+        assert_eq!(got.name, "sites/BAS/cohorts/a/enrolments/1");
+        assert_eq!(got.staff, "sites/BAS/staff/1");
+        assert_eq!(got.staff_display_name, "Pat Dee");
+        assert_eq!(got.state, pb::EnrolmentState::Enrolled as i32);
+        assert_eq!((got.waitlist_position, got.completion_date), (0, None));
+        assert!(got.attendance.is_empty());
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 1);
+        assert_eq!(state_of(&mut conn, c.uid, "2").await?, None);
+        withdraw(&mut conn, c.uid, "1").await?;
+        assert_eq!(
+            state_of(&mut conn, c.uid, "1").await?.as_deref(),
+            Some("withdrawn")
+        );
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 0);
+        assert!(insert(&mut conn, &c, "1", "waitlisted").await?);
+        let back = read_one(&mut conn, c.uid, "1").await?;
+        assert_eq!(
+            (back.state, back.waitlist_position),
+            (pb::EnrolmentState::Waitlisted as i32, 1)
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_learner_on_an_unfinished_cohort_of_the_course_is_found_there() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let a = setup(&mut conn, 2).await?;
+        let b = cohort(&mut conn, Owner::Trust, "b", "lean", 2).await?;
+        insert(&mut conn, &a, "1", "waitlisted").await?;
+        assert_eq!(
+            elsewhere(&mut conn, "1", "lean", b.uid).await?.as_deref(),
+            Some("sites/BAS/cohorts/a")
+        );
+        // Not the cohort asked about, nor another course, nor someone not on it.
+        assert_eq!(elsewhere(&mut conn, "1", "lean", a.uid).await?, None);
+        assert_eq!(elsewhere(&mut conn, "1", "qsir-fund", b.uid).await?, None);
+        assert_eq!(elsewhere(&mut conn, "2", "lean", b.uid).await?, None);
+        // A finished cohort holds no one.
+        cohorts::store::set_state(&mut conn, a.uid, CohortState::Completed, None).await?;
+        assert_eq!(elsewhere(&mut conn, "1", "lean", b.uid).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn free_places_go_to_the_waitlist_in_order() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 2).await?;
+        for (number, state) in [
+            ("1", "enrolled"),
+            ("2", "enrolled"),
+            ("3", "waitlisted"),
+            ("4", "waitlisted"),
+            ("5", "waitlisted"),
+        ] {
+            insert(&mut conn, &c, number, state).await?;
+        }
+        assert_eq!(read_one(&mut conn, c.uid, "4").await?.waitlist_position, 2);
+        assert!(fill_places(&mut conn, c.uid).await?.is_empty());
+        withdraw(&mut conn, c.uid, "1").await?;
+        withdraw(&mut conn, c.uid, "3").await?;
+        // One place, and 3 left the waitlist: 4 is next.
+        assert_eq!(fill_places(&mut conn, c.uid).await?, ["4"]);
+        assert_eq!(read_one(&mut conn, c.uid, "5").await?.waitlist_position, 1);
+        let counted = cohorts::store::reread(&mut conn, &c).await?;
+        assert_eq!((counted.enrolled_count, counted.waitlist_count), (2, 1));
+        withdraw(&mut conn, c.uid, "2").await?;
+        withdraw(&mut conn, c.uid, "4").await?;
+        assert_eq!(fill_places(&mut conn, c.uid).await?, ["5"]);
+        assert_eq!(enrolled_count(&mut conn, c.uid).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_roster_pages_enrolled_by_name_then_the_waitlist_then_withdrawals()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn, 3).await?;
+        for (number, state) in [
+            ("1", "enrolled"),
+            ("5", "enrolled"),
+            ("2", "enrolled"),
+            ("4", "waitlisted"),
+            ("3", "waitlisted"),
+        ] {
+            insert(&mut conn, &c, number, state).await?;
+        }
+        withdraw(&mut conn, c.uid, "5").await?;
+        let (all, _) = list(&mut conn, &c, &page(50, "")?, None).await?;
+        assert_eq!(numbers(&all), ["2", "1", "4", "3", "5"]);
+        let (first, next) = list(&mut conn, &c, &page(2, "")?, None).await?;
+        let (second, then) = list(&mut conn, &c, &page(2, &next)?, None).await?;
+        let (third, end) = list(&mut conn, &c, &page(2, &then)?, None).await?;
+        assert_eq!(numbers(&first), ["2", "1"]);
+        assert_eq!(numbers(&second), ["4", "3"]);
+        assert_eq!(numbers(&third), ["5"]);
+        assert!(end.is_empty());
+        // A one-site caller sees only its own site's people.
+        let (sou, _) = list(&mut conn, &c, &page(50, "")?, Some(vec!["SOU".into()])).await?;
+        assert_eq!(numbers(&sou), ["5"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_persons_enrolments_come_newest_cohort_first() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let a = setup(&mut conn, 2).await?;
+        let mut later = crate::testing::new_cohort(Owner::Trust, "b", "lean", "2026-09-07");
+        later.capacity = 2;
+        cohorts::store::insert(&mut conn, &later).await?;
+        let b = cohorts::store::locate(&mut conn, &Owner::Trust, "b", false)
+            .await?
+            .expect("cohort b");
+        insert(&mut conn, &a, "1", "enrolled").await?;
+        insert(&mut conn, &b, "1", "waitlisted").await?;
+        insert(&mut conn, &b, "2", "enrolled").await?;
+        let mine = of_staff(&mut conn, "1").await?;
+        let names: Vec<_> = mine.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "trust/cohorts/b/enrolments/1",
+                "sites/BAS/cohorts/a/enrolments/1"
+            ]
+        );
+        Ok(())
+    }
 }

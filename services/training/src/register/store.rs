@@ -15,32 +15,55 @@ use crate::{cohorts, courses};
 /// The advisory lock key that serializes register writers (any constant unique to it).
 const REGISTER_LOCK: i64 = 0x5157_5245_4749; // "QWREGI"
 
+/// `query_as!` into [`CompletionRow`] of the completions with learner, course and cohort
+/// then `$tail`: the columns are written once, and every statement is still checked at build
+/// time.
+macro_rules! completion_rows {
+    ($tail:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            CompletionRow,
+            "SELECT k.id, k.employee_number, s.site AS staff_site, s.forename, s.surname,
+                    k.course_id, co.display_name AS course_display_name, c.site AS cohort_site,
+                    c.id AS cohort_id, k.completion_date, k.expiry_date
+             FROM completion k
+             JOIN staff s ON s.employee_number = k.employee_number
+             JOIN course co ON co.id = k.course_id
+             JOIN cohort c ON c.uid = k.cohort_uid "
+                + $tail,
+            $($arg),+
+        )
+    };
+}
+
 /// Each learner's attended session dates in a cohort, in date order.
 pub(super) async fn attended(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
     numbers: &[String],
 ) -> Result<Vec<(String, Vec<NaiveDate>)>, Error> {
-    Ok(sqlx::query_as(
-        "SELECT n.employee_number,
-                coalesce(array_agg(s.date ORDER BY s.date, s.number)
-                         FILTER (WHERE s.date IS NOT NULL), '{}')
-         FROM unnest($2::text[]) AS n(employee_number)
-         LEFT JOIN attendance a ON a.cohort_uid = $1 AND a.employee_number = n.employee_number
-                               AND a.status IN ('attended', 'caught_up')
-         LEFT JOIN session s ON s.cohort_uid = a.cohort_uid AND s.number = a.session_number
-         GROUP BY n.employee_number",
+    let rows = sqlx::query!(
+        r#"SELECT n.employee_number AS "employee_number!",
+                  coalesce(array_agg(s.date ORDER BY s.date, s.number)
+                           FILTER (WHERE s.date IS NOT NULL), '{}') AS "dates!"
+           FROM unnest($2::text[]) AS n(employee_number)
+           LEFT JOIN attendance a ON a.cohort_uid = $1 AND a.employee_number = n.employee_number
+                                 AND a.status IN ('attended', 'caught_up')
+           LEFT JOIN session s ON s.cohort_uid = a.cohort_uid AND s.number = a.session_number
+           GROUP BY n.employee_number"#,
+        cohort_uid,
+        numbers,
     )
-    .bind(cohort_uid)
-    .bind(numbers)
     .fetch_all(&mut *conn)
-    .await?)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.employee_number, r.dates))
+        .collect())
 }
 
 /// Takes the register writers' lock until the transaction ends.
 pub(super) async fn lock(conn: &mut PgConnection) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(REGISTER_LOCK)
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", REGISTER_LOCK)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -54,7 +77,7 @@ pub(super) async fn achieve(
     cohort_uid: Uuid,
     outcome: &Outcome,
 ) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
                                  completion_date, expiry_date, change_seq)
          SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
@@ -69,13 +92,13 @@ pub(super) async fn achieve(
              WHERE completion.revoked
                 OR completion.completion_date <> EXCLUDED.completion_date
          RETURNING id",
+        &outcome.ids,
+        &outcome.met,
+        &outcome.days,
+        &outcome.expiries as &[Option<NaiveDate>],
+        course_id,
+        cohort_uid,
     )
-    .bind(&outcome.ids)
-    .bind(&outcome.met)
-    .bind(&outcome.days)
-    .bind(&outcome.expiries)
-    .bind(course_id)
-    .bind(cohort_uid)
     .fetch_all(&mut *conn)
     .await?)
 }
@@ -86,12 +109,12 @@ pub(super) async fn revoke(
     cohort_uid: Uuid,
     numbers: &[String],
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
          WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
+        cohort_uid,
+        numbers,
     )
-    .bind(cohort_uid)
-    .bind(numbers)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -102,16 +125,12 @@ pub(super) async fn by_ids(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<pb::Completion>, Error> {
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE k.id = ANY($1) ORDER BY s.surname, s.forename"
-    )))
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = completion_rows!("WHERE k.id = ANY($1) ORDER BY s.surname, s.forename", ids)
+        .fetch_all(&mut *conn)
+        .await?;
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
-#[derive(sqlx::FromRow)]
 struct CompletionRow {
     id: Uuid,
     employee_number: String,
@@ -143,15 +162,6 @@ impl TryFrom<CompletionRow> for pb::Completion {
     }
 }
 
-const SELECT: &str = "
-    SELECT k.id, k.employee_number, s.site AS staff_site, s.forename, s.surname, k.course_id,
-           co.display_name AS course_display_name, c.site AS cohort_site, c.id AS cohort_id,
-           k.completion_date, k.expiry_date
-    FROM completion k
-    JOIN staff s ON s.employee_number = k.employee_number
-    JOIN course co ON co.id = k.course_id
-    JOIN cohort c ON c.uid = k.cohort_uid";
-
 /// One page of the register of learners at `sites` (`None`: every site), newest first.
 pub(super) async fn list(
     conn: &mut PgConnection,
@@ -169,24 +179,23 @@ pub(super) async fn list(
         .map(Uuid::parse_str)
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT}
-         WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
+    let rows = completion_rows!(
+        "WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
            AND ($2::text IS NULL OR k.course_id = $2)
            AND ($3::date IS NULL OR k.completion_date >= $3)
            AND ($4::date IS NULL OR k.completion_date < $4)
            AND ($5::date IS NULL OR k.completion_date < $5
                 OR (k.completion_date = $5 AND k.id > $6))
          ORDER BY k.completion_date DESC, k.id
-         LIMIT $7"
-    )))
-    .bind(sites)
-    .bind(&filter.course_id)
-    .bind(filter.from)
-    .bind(filter.before)
-    .bind(after_date)
-    .bind(after_id)
-    .bind(page.limit())
+         LIMIT $7",
+        sites.as_deref(),
+        filter.course_id,
+        filter.from,
+        filter.before,
+        after_date,
+        after_id,
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
@@ -203,10 +212,10 @@ pub(super) async fn of_staff(
     conn: &mut PgConnection,
     number: &str,
 ) -> Result<Vec<pb::Completion>, Error> {
-    let rows: Vec<CompletionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "{SELECT} WHERE k.employee_number = $1 AND NOT k.revoked ORDER BY k.completion_date DESC, k.id"
-    )))
-    .bind(number)
+    let rows = completion_rows!(
+        "WHERE k.employee_number = $1 AND NOT k.revoked ORDER BY k.completion_date DESC, k.id",
+        number,
+    )
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter().map(TryInto::try_into).collect()
@@ -226,60 +235,66 @@ pub(super) async fn summary(
         pb::SummaryPeriod::Quarter => "quarter",
         pb::SummaryPeriod::Month => "month",
     };
-    let filter = "NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
-                  AND ($2::date IS NULL OR k.completion_date >= $2)
-                  AND ($3::date IS NULL OR k.completion_date < $3)";
-    let rows: Vec<(String, String, NaiveDate, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT co.code, s.site, date_trunc('{unit}', k.completion_date)::date AS period, count(*)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         JOIN course co ON co.id = k.course_id
-         WHERE {filter}
-         GROUP BY 1, 2, 3 ORDER BY 3, 1, 2"
-    )))
-    .bind(&sites)
-    .bind(from)
-    .bind(before)
+    // `query!` of `$head`, the summary's filter (`$1` to `$3`), then `$tail` (binding `$more`
+    // from `$4`): the filter is written once.
+    macro_rules! filtered {
+        ($head:literal, $tail:literal $(, $more:expr)*) => {
+            sqlx::query!(
+                $head
+                    + " WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
+                          AND ($2::date IS NULL OR k.completion_date >= $2)
+                          AND ($3::date IS NULL OR k.completion_date < $3) "
+                    + $tail,
+                sites.as_deref(),
+                from,
+                before,
+                $($more),*
+            )
+        };
+    }
+    let rows = filtered!(
+        r#"SELECT co.code, s.site, date_trunc($4::text, k.completion_date)::date AS "period!",
+                  count(*) AS "completions!"
+           FROM completion k JOIN staff s ON s.employee_number = k.employee_number
+           JOIN course co ON co.id = k.course_id"#,
+        "GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
+        unit
+    )
     .fetch_all(&mut *conn)
     .await?;
-    let totals: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT co.code, count(*), count(DISTINCT k.employee_number)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         JOIN course co ON co.id = k.course_id
-         WHERE {filter} GROUP BY 1 ORDER BY 1"
-    )))
-    .bind(&sites)
-    .bind(from)
-    .bind(before)
+    let totals = filtered!(
+        r#"SELECT co.code, count(*) AS "completions!",
+                  count(DISTINCT k.employee_number) AS "staff!"
+           FROM completion k JOIN staff s ON s.employee_number = k.employee_number
+           JOIN course co ON co.id = k.course_id"#,
+        "GROUP BY 1 ORDER BY 1"
+    )
     .fetch_all(&mut *conn)
     .await?;
-    let staff_trained: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "SELECT count(DISTINCT k.employee_number)
-         FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-         WHERE {filter}"
-    )))
-    .bind(&sites)
-    .bind(from)
-    .bind(before)
+    let staff_trained = filtered!(
+        r#"SELECT count(DISTINCT k.employee_number) AS "staff!"
+           FROM completion k JOIN staff s ON s.employee_number = k.employee_number"#,
+        ""
+    )
     .fetch_one(&mut *conn)
-    .await?;
+    .await?
+    .staff;
     Ok(pb::GetTrainingSummaryResponse {
         rows: rows
             .into_iter()
-            .map(
-                |(course_code, site, period, completions)| pb::TrainingSummaryRow {
-                    course_code,
-                    site,
-                    period_start: Some(date(period)),
-                    completions,
-                },
-            )
+            .map(|r| pb::TrainingSummaryRow {
+                course_code: r.code,
+                site: r.site,
+                period_start: Some(date(r.period)),
+                completions: r.completions,
+            })
             .collect(),
         course_totals: totals
             .into_iter()
-            .map(|(course_code, completions, staff)| pb::CourseTotal {
-                course_code,
-                completions,
-                staff,
+            .map(|r| pb::CourseTotal {
+                course_code: r.code,
+                completions: r.completions,
+                staff: r.staff,
             })
             .collect(),
         staff_trained,
@@ -292,7 +307,8 @@ pub(super) async fn changes_since(
     cursor: i64,
     limit: i64,
 ) -> Result<Vec<pb::TrainingRecordChange>, Error> {
-    let rows: Vec<ChangeRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        ChangeRow,
         "SELECT k.change_seq, k.revoked, k.employee_number, s.assignment_number,
                 co.display_name AS competence_name, co.code AS course_code,
                 k.completion_date, k.expiry_date, c.site AS cohort_site, c.id AS cohort_id
@@ -303,9 +319,9 @@ pub(super) async fn changes_since(
          WHERE k.change_seq > $1
          ORDER BY k.change_seq
          LIMIT $2",
+        cursor,
+        limit,
     )
-    .bind(cursor)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await?;
     rows.into_iter()
@@ -330,7 +346,6 @@ pub(super) async fn changes_since(
         .collect()
 }
 
-#[derive(sqlx::FromRow)]
 struct ChangeRow {
     change_seq: i64,
     revoked: bool,

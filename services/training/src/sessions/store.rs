@@ -11,7 +11,6 @@ use super::COLLECTION;
 use crate::cohorts::CohortRef;
 
 /// A session as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct SessionRow {
     pub(crate) number: i32,
     pub(crate) date: NaiveDate,
@@ -37,13 +36,13 @@ pub(crate) async fn schedule(
     start_date: NaiveDate,
     count: i32,
 ) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO session (cohort_uid, number, date)
          SELECT $1, n, $2::date + (n - 1) * 7 FROM generate_series(1, $3) AS n",
+        cohort_uid,
+        start_date,
+        count,
     )
-    .bind(cohort_uid)
-    .bind(start_date)
-    .bind(count)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -54,10 +53,11 @@ pub(crate) async fn list(
     conn: &mut PgConnection,
     cohort: &CohortRef,
 ) -> Result<Vec<pb::Session>, Error> {
-    let rows: Vec<SessionRow> = sqlx::query_as(
+    let rows = sqlx::query_as!(
+        SessionRow,
         "SELECT number, date, register_taken, revision FROM session WHERE cohort_uid = $1 ORDER BY number",
+        cohort.uid,
     )
-    .bind(cohort.uid)
     .fetch_all(&mut *conn)
     .await?;
     let name = cohort.name()?;
@@ -70,12 +70,13 @@ pub(crate) async fn lock(
     cohort_uid: Uuid,
     number: i32,
 ) -> Result<Option<SessionRow>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        SessionRow,
         "SELECT number, date, register_taken, revision FROM session
          WHERE cohort_uid = $1 AND number = $2 FOR UPDATE",
+        cohort_uid,
+        number,
     )
-    .bind(cohort_uid)
-    .bind(number)
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -87,13 +88,14 @@ pub(crate) async fn set_date(
     number: i32,
     date: Option<NaiveDate>,
 ) -> Result<SessionRow, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        SessionRow,
         "UPDATE session SET date = $3 WHERE cohort_uid = $1 AND number = $2
          RETURNING number, date, register_taken, revision",
+        cohort_uid,
+        number,
+        date,
     )
-    .bind(cohort_uid)
-    .bind(number)
-    .bind(date)
     .fetch_one(&mut *conn)
     .await?)
 }
@@ -104,13 +106,13 @@ pub(crate) async fn date_of(
     cohort_uid: Uuid,
     number: i32,
 ) -> Result<Option<NaiveDate>, Error> {
-    Ok(
-        sqlx::query_scalar("SELECT date FROM session WHERE cohort_uid = $1 AND number = $2")
-            .bind(cohort_uid)
-            .bind(number)
-            .fetch_optional(&mut *conn)
-            .await?,
+    Ok(sqlx::query_scalar!(
+        "SELECT date FROM session WHERE cohort_uid = $1 AND number = $2",
+        cohort_uid,
+        number,
     )
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 /// Marks a session's register as taken, so it can no longer move.
@@ -119,10 +121,78 @@ pub(crate) async fn mark_register_taken(
     cohort_uid: Uuid,
     number: i32,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE session SET register_taken = true WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken")
-        .bind(cohort_uid)
-        .bind(number)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query!(
+        "UPDATE session SET register_taken = true
+         WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken",
+        cohort_uid,
+        number,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cohort, course, day, site, transaction};
+
+    #[tokio::test]
+    async fn a_cohorts_sessions_run_weekly_from_its_start() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 3).await?;
+        // The cohort's insert schedules its course's sessions from 2026-03-02.
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        // Another cohort's sessions are not this one's.
+        cohort(&mut conn, site("BAS"), "b", "lean", 2).await?;
+        let sessions = list(&mut conn, &c).await?;
+        let got: Vec<_> = sessions
+            .iter()
+            .map(|s| (s.name.as_str(), s.date, s.register_taken))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "sites/BAS/cohorts/a/sessions/1",
+                    Some(date(day("2026-03-02"))),
+                    false
+                ),
+                (
+                    "sites/BAS/cohorts/a/sessions/2",
+                    Some(date(day("2026-03-09"))),
+                    false
+                ),
+                (
+                    "sites/BAS/cohorts/a/sessions/3",
+                    Some(date(day("2026-03-16"))),
+                    false
+                ),
+            ]
+        );
+        assert_eq!(date_of(&mut conn, c.uid, 3).await?, Some(day("2026-03-16")));
+        assert_eq!(date_of(&mut conn, c.uid, 4).await?, None);
+        assert!(lock(&mut conn, c.uid, 4).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_move_counts_a_revision_and_a_register_is_taken_once() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 2).await?;
+        let c = cohort(&mut conn, site("BAS"), "a", "lean", 2).await?;
+        let moved = set_date(&mut conn, c.uid, 2, Some(day("2026-03-11"))).await?;
+        assert_eq!(
+            (moved.number, moved.date, moved.revision),
+            (2, day("2026-03-11"), 2)
+        );
+        mark_register_taken(&mut conn, c.uid, 2).await?;
+        mark_register_taken(&mut conn, c.uid, 2).await?;
+        let taken = lock(&mut conn, c.uid, 2).await?.expect("session 2");
+        // The second mark matched nothing: the revision moved once.
+        assert_eq!((taken.register_taken, taken.revision), (true, 3));
+        let first = lock(&mut conn, c.uid, 1).await?.expect("session 1");
+        assert_eq!((first.register_taken, first.revision), (false, 1));
+        Ok(())
+    }
 }

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use super::COLLECTION;
 
 /// A staff row as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub(crate) struct StaffRow {
     pub(crate) employee_number: String,
     pub(crate) site: String,
@@ -65,9 +65,22 @@ impl From<StaffRow> for pb::Staff {
     }
 }
 
-const COLUMNS: &str = "employee_number, site, assignment_number, forename, surname, work_email, \
-     staff_group, job_role, position_title, pay_band, department, organisation, person_type, \
-     hire_date, leave_date, active, source_update_time, create_time, update_time";
+/// `query_as!` into [`StaffRow`] of a person's columns from `staff` then `$tail`: the columns
+/// are written once, and every statement is still checked at build time.
+macro_rules! staff_rows {
+    ($tail:literal, $($arg:expr),+ $(,)?) => {
+        sqlx::query_as!(
+            StaffRow,
+            "SELECT employee_number, site, assignment_number, forename, surname, work_email,
+                    staff_group, job_role, position_title, pay_band, department, organisation,
+                    person_type, hire_date, leave_date, active, source_update_time, create_time,
+                    update_time
+             FROM staff "
+                + $tail,
+            $($arg),+
+        )
+    };
+}
 
 /// One person by employee number, if at one of `sites` (`None`: any site).
 pub(super) async fn get(
@@ -75,12 +88,11 @@ pub(super) async fn get(
     number: &str,
     sites: Option<Vec<String>>,
 ) -> Result<Option<StaffRow>, Error> {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))"
-    )))
-    .bind(number)
-    .bind(sites)
+    Ok(staff_rows!(
+        "WHERE employee_number = $1 AND ($2::text[] IS NULL OR site = ANY($2))",
+        number,
+        sites.as_deref(),
+    )
     .fetch_optional(&mut *conn)
     .await?)
 }
@@ -93,20 +105,19 @@ pub(super) async fn list(
     show_inactive: bool,
     page: &Page,
 ) -> Result<(Vec<pb::Staff>, String), Error> {
-    let rows: Vec<StaffRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM staff
-         WHERE ($1::text[] IS NULL OR site = ANY($1))
+    let rows = staff_rows!(
+        "WHERE ($1::text[] IS NULL OR site = ANY($1))
            AND ($2 OR active)
            AND (surname, forename, employee_number) > ($3, $4, $5)
          ORDER BY surname, forename, employee_number
-         LIMIT $6"
-    )))
-    .bind(sites)
-    .bind(show_inactive)
-    .bind(page.after_key(0).unwrap_or(""))
-    .bind(page.after_key(1).unwrap_or(""))
-    .bind(page.after_key(2).unwrap_or(""))
-    .bind(page.limit())
+         LIMIT $6",
+        sites.as_deref(),
+        show_inactive,
+        page.after_key(0).unwrap_or(""),
+        page.after_key(1).unwrap_or(""),
+        page.after_key(2).unwrap_or(""),
+        page.limit(),
+    )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
@@ -117,4 +128,70 @@ pub(super) async fn list(
         ]
     });
     Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{page, staff, transaction};
+
+    fn numbers(people: &[pb::Staff]) -> Vec<&str> {
+        people.iter().map(|p| p.employee_number.as_str()).collect()
+    }
+
+    fn sites(codes: &[&str]) -> Option<Vec<String>> {
+        Some(codes.iter().map(|c| c.to_string()).collect())
+    }
+
+    #[tokio::test]
+    async fn a_person_is_found_only_at_the_callers_sites() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        staff(&mut conn, "100", "BAS", "Lovelace", "Ada").await?;
+        let got = get(&mut conn, "100", None).await?;
+        assert_eq!(
+            got.as_ref()
+                .map(|r| (r.name(), r.forename.as_str(), r.active)),
+            Some(("sites/BAS/staff/100".into(), "Ada", true))
+        );
+        assert!(
+            get(&mut conn, "100", sites(&["BAS", "SOU"]))
+                .await?
+                .is_some()
+        );
+        assert!(get(&mut conn, "100", sites(&["SOU"])).await?.is_none());
+        assert!(get(&mut conn, "999", None).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_sites_by_name_and_shows_leavers_when_asked() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        for (number, site, surname, forename) in [
+            ("105", "BAS", "Hopper", "Grace"),
+            ("101", "BAS", "Lovelace", "Ada"),
+            ("104", "SOU", "Babbage", "Charles"),
+            ("103", "BAS", "Hopper", "Grace"),
+            ("102", "BRM", "Turing", "Alan"),
+        ] {
+            staff(&mut conn, number, site, surname, forename).await?;
+        }
+        sqlx::query!("UPDATE staff SET active = false WHERE employee_number = '101'")
+            .execute(&mut *conn)
+            .await?;
+        let all = page(50, "")?;
+        let (active, _) = list(&mut conn, None, false, &all).await?;
+        assert_eq!(numbers(&active), ["104", "103", "105", "102"]);
+        let (bas, _) = list(&mut conn, sites(&["BAS"]), true, &all).await?;
+        assert_eq!(numbers(&bas), ["103", "105", "101"]);
+        // Page by page: every person once, in order.
+        let (first, next) = list(&mut conn, None, true, &page(2, "")?).await?;
+        let (second, then) = list(&mut conn, None, true, &page(2, &next)?).await?;
+        let (third, end) = list(&mut conn, None, true, &page(2, &then)?).await?;
+        assert_eq!(numbers(&first), ["104", "103"]);
+        assert_eq!(numbers(&second), ["105", "101"]);
+        assert_eq!(numbers(&third), ["102"]);
+        assert!(end.is_empty());
+        Ok(())
+    }
 }

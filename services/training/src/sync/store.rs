@@ -1,5 +1,9 @@
 //! The sync's SQL: a temporary table the extract is copied into (and the `COPY` text it is
 //! sent as), and the set-based statements that merge it into `staff`.
+//!
+//! The statements that read or write `sync_row` stay unchecked `sqlx::query` of constant
+//! text: a temporary table exists only in the sync's own session, so the build-time check
+//! cannot describe them. Nothing is interpolated into them; every value is bound.
 
 use std::io::Write as _;
 
@@ -10,26 +14,29 @@ use sqlx::postgres::PgCopyIn;
 
 use super::{Header, Others, Row};
 
-/// The extract's rows as they arrive (those that describe a person), by [`COPY_ROWS`].
-const CREATE_SYNC_ROW: &str = "CREATE TEMPORARY TABLE sync_row (
-    employee_number text NOT NULL, site text NOT NULL, assignment_number text NOT NULL,
-    forename text NOT NULL, surname text NOT NULL, work_email text NOT NULL,
-    staff_group text NOT NULL, job_role text NOT NULL, occupation_code text NOT NULL,
-    area_of_work text NOT NULL, position_title text NOT NULL, pay_band text NOT NULL,
-    department text NOT NULL, organisation text NOT NULL, assignment_status text NOT NULL,
-    person_type text NOT NULL, hire_date date, leave_date date, active boolean NOT NULL,
-    data_hash bigint NOT NULL, source_update_time timestamptz NOT NULL, row_number bigint NOT NULL,
-    other_assignments text[] NOT NULL DEFAULT '{}'
-) ON COMMIT DROP";
 /// Every column but `other_assignments`, in the order [`write_copy`] writes them.
 const COPY_ROWS: &str = "COPY sync_row (employee_number, site, assignment_number, forename,
     surname, work_email, staff_group, job_role, occupation_code, area_of_work, position_title,
     pay_band, department, organisation, assignment_status, person_type, hire_date, leave_date,
     active, data_hash, source_update_time, row_number) FROM STDIN";
 
-/// Creates the sync's temporary table and starts copying into it.
+/// Creates the sync's temporary table, the extract's rows as they arrive (those that describe
+/// a person), and starts copying into it by [`COPY_ROWS`].
 pub(super) async fn copy_in(conn: &mut PgConnection) -> Result<PgCopyIn<&mut PgConnection>, Error> {
-    sqlx::query(CREATE_SYNC_ROW).execute(&mut *conn).await?;
+    sqlx::query!(
+        "CREATE TEMPORARY TABLE sync_row (
+            employee_number text NOT NULL, site text NOT NULL, assignment_number text NOT NULL,
+            forename text NOT NULL, surname text NOT NULL, work_email text NOT NULL,
+            staff_group text NOT NULL, job_role text NOT NULL, occupation_code text NOT NULL,
+            area_of_work text NOT NULL, position_title text NOT NULL, pay_band text NOT NULL,
+            department text NOT NULL, organisation text NOT NULL, assignment_status text NOT NULL,
+            person_type text NOT NULL, hire_date date, leave_date date, active boolean NOT NULL,
+            data_hash bigint NOT NULL, source_update_time timestamptz NOT NULL,
+            row_number bigint NOT NULL, other_assignments text[] NOT NULL DEFAULT '{}'
+        ) ON COMMIT DROP"
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(conn.copy_in_raw(COPY_ROWS).await?)
 }
 
@@ -92,12 +99,12 @@ pub(super) async fn merge(
     refused: &[String],
 ) -> Result<Merged, Error> {
     // The joins below hash a whole extract: let them do it in memory.
-    sqlx::query("SET LOCAL work_mem = '64MB'")
+    sqlx::query!("SET LOCAL work_mem = '64MB'")
         .execute(&mut *conn)
         .await?;
     // Only the sync writes `staff`: one merging at a time (readers are not blocked) lets
     // new people be inserted plainly, without a per-row conflict check.
-    sqlx::query("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
+    sqlx::query!("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *conn)
         .await?;
     if !displaced.is_empty() {
