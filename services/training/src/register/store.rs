@@ -358,3 +358,213 @@ struct ChangeRow {
     cohort_site: Option<String>,
     cohort_id: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cohorts::CohortRef;
+    use crate::testing::{cohort, course, day, page, site, staff, transaction};
+    use crate::{enrolments, sessions};
+
+    /// The course `lean` of two sessions, the cohort `sites/BAS/cohorts/a` (sessions on
+    /// 2026-03-02 and 03-09), and learners 1 (BAS) and 2 (SOU) enrolled on it.
+    async fn setup(conn: &mut PgConnection) -> anyhow::Result<CohortRef> {
+        course(conn, "lean", 2).await?;
+        let c = cohort(conn, site("BAS"), "a", "lean", 5).await?;
+        for (number, site, surname) in [("1", "BAS", "Bell"), ("2", "SOU", "Ames")] {
+            staff(conn, number, site, surname, "Pat").await?;
+            enrolments::store::insert(conn, &c, number, "enrolled").await?;
+        }
+        Ok(c)
+    }
+
+    /// The outcome of `numbers` completing on `date`.
+    fn met(numbers: &[&str], date: &str) -> Outcome {
+        let mut o = Outcome::default();
+        for n in numbers {
+            o.ids.push(Uuid::now_v7());
+            o.met.push(n.to_string());
+            o.days.push(day(date));
+            o.expiries.push(None);
+        }
+        o
+    }
+
+    fn learners(cs: &[pb::Completion]) -> Vec<&str> {
+        cs.iter()
+            .map(|c| c.staff.rsplit('/').next().unwrap_or_default())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn attended_dates_come_in_date_order_and_absences_not_at_all() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn).await?;
+        sessions::store::set_date(&mut conn, c.uid, 1, Some(day("2026-03-16"))).await?;
+        let both = ["1", "2"].map(String::from);
+        // What attendance::store::record writes (its store is private to attendance).
+        for (session, number, status) in [
+            (1, "1", "attended"),
+            (2, "1", "caught_up"),
+            (1, "2", "absent"),
+        ] {
+            sqlx::query!(
+                "INSERT INTO attendance (cohort_uid, session_number, employee_number, status)
+                 VALUES ($1, $2, $3, $4)",
+                c.uid,
+                session,
+                number,
+                status,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        let mut got = attended(&mut conn, c.uid, &both).await?;
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("1".into(), vec![day("2026-03-09"), day("2026-03-16")]),
+                ("2".into(), Vec::new())
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_completion_is_recorded_once_revoked_and_restored_in_the_history()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn).await?;
+        lock(&mut conn).await?;
+        let first = achieve(&mut conn, "lean", c.uid, &met(&["1", "2"], "2026-03-09")).await?;
+        // Returned in learner order, as inserted.
+        assert_eq!(first.len(), 2);
+        let made = by_ids(&mut conn, &first).await?;
+        // By learner's name: Ames (2) before Bell (1).
+        assert_eq!(learners(&made), ["2", "1"]);
+        assert_eq!(made[1].cohort, "sites/BAS/cohorts/a");
+        assert_eq!(
+            made[1].name,
+            format!("sites/BAS/staff/1/completions/{}", first[0])
+        );
+        // The same again is no change; a new date or a revocation is.
+        let again = achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
+        assert!(again.is_empty());
+        let redated = achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-16")).await?;
+        assert_eq!(redated, [first[0]], "the completion keeps its id");
+        let (achieved, revoked) = (
+            pb::TrainingRecordChangeKind::Achieved as i32,
+            pb::TrainingRecordChangeKind::Revoked as i32,
+        );
+        // The history holds each completion once, at its latest change, in change order.
+        let history = async |conn: &mut PgConnection| -> anyhow::Result<Vec<(String, i32)>> {
+            let changes = changes_since(conn, 0, 100).await?;
+            Ok(changes
+                .into_iter()
+                .map(|c| (c.employee_number, c.kind))
+                .collect())
+        };
+        revoke(&mut conn, c.uid, &["2".into()]).await?;
+        assert!(of_staff(&mut conn, "2").await?.is_empty());
+        assert_eq!(
+            history(&mut conn).await?,
+            [("1".into(), achieved), ("2".into(), revoked)]
+        );
+        let restored = achieve(&mut conn, "lean", c.uid, &met(&["2"], "2026-03-09")).await?;
+        assert_eq!(restored, [first[1]]);
+        assert_eq!(
+            history(&mut conn).await?,
+            [("1".into(), achieved), ("2".into(), achieved)]
+        );
+        let changes = changes_since(&mut conn, 0, 100).await?;
+        assert_eq!(changes[0].competence_name, "Course lean");
+        assert_eq!(changes[0].achieved_date, Some(date(day("2026-03-16"))));
+        let cursor: i64 = changes[0].cursor.parse()?;
+        assert_eq!(changes_since(&mut conn, cursor, 1).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_register_filters_pages_and_sums_by_site_course_and_date() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn).await?;
+        staff(&mut conn, "3", "BAS", "Cole", "Pat").await?;
+        enrolments::store::insert(&mut conn, &c, "3", "enrolled").await?;
+        let fund = cohort(&mut conn, site("BAS"), "f", "qsir-fund", 5).await?;
+        achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
+        achieve(&mut conn, "lean", c.uid, &met(&["2"], "2026-04-13")).await?;
+        achieve(&mut conn, "lean", c.uid, &met(&["3"], "2026-05-11")).await?;
+        achieve(&mut conn, "qsir-fund", fund.uid, &met(&["1"], "2026-05-11")).await?;
+        revoke(&mut conn, c.uid, &["3".into()]).await?;
+        let all = Filter::default();
+        let (every, _) = list(&mut conn, None, &all, &page(50, "")?).await?;
+        let dated: Vec<_> = every
+            .iter()
+            .map(|c| (c.course.as_str(), learners(std::slice::from_ref(c))[0]))
+            .collect();
+        assert_eq!(
+            dated,
+            [
+                ("trust/courses/qsir-fund", "1"),
+                ("trust/courses/lean", "2"),
+                ("trust/courses/lean", "1")
+            ]
+        );
+        let (first, next) = list(&mut conn, None, &all, &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, None, &all, &page(2, &next)?).await?;
+        assert_eq!([first, second].concat(), every);
+        assert!(end.is_empty());
+        let bas = Some(vec!["BAS".to_owned()]);
+        let (at_bas, _) = list(&mut conn, bas.clone(), &all, &page(50, "")?).await?;
+        assert_eq!(learners(&at_bas), ["1", "1"]);
+        let lean_in_spring = Filter {
+            course_id: Some("lean".into()),
+            from: Some(day("2026-03-10")),
+            before: Some(day("2026-05-11")),
+        };
+        let (spring, _) = list(&mut conn, None, &lean_in_spring, &page(50, "")?).await?;
+        assert_eq!(learners(&spring), ["2"]);
+        let s = summary(&mut conn, None, pb::SummaryPeriod::Month, None, None).await?;
+        let rows: Vec<_> = s
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.course_code.as_str(),
+                    r.site.as_str(),
+                    r.period_start,
+                    r.completions,
+                )
+            })
+            .collect();
+        let month = |d| Some(date(day(d)));
+        assert_eq!(
+            rows,
+            [
+                ("LEAN", "BAS", month("2026-03-01"), 1),
+                ("LEAN", "SOU", month("2026-04-01"), 1),
+                ("QSIR-FUND", "BAS", month("2026-05-01"), 1)
+            ]
+        );
+        let totals: Vec<_> = s
+            .course_totals
+            .iter()
+            .map(|t| (t.course_code.as_str(), t.completions, t.staff))
+            .collect();
+        assert_eq!(totals, [("LEAN", 2, 2), ("QSIR-FUND", 1, 1)]);
+        assert_eq!(s.staff_trained, 2);
+        let at_bas = summary(
+            &mut conn,
+            bas,
+            pb::SummaryPeriod::Year,
+            None,
+            Some(day("2026-05-01")),
+        );
+        let at_bas = at_bas.await?;
+        assert_eq!(at_bas.rows.len(), 1);
+        assert_eq!(at_bas.rows[0].period_start, month("2026-01-01"));
+        assert_eq!(at_bas.staff_trained, 1);
+        Ok(())
+    }
+}

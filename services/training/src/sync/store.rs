@@ -202,7 +202,216 @@ const DEACTIVATE_ABSENT: &str = "UPDATE staff SET active = false
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+    use sqlx::PgPool;
+
     use super::*;
+    use crate::testing::{day, pool};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("a time")
+    }
+
+    /// Row `number` of an extract: person `emp` at `site`, as of `time`.
+    fn row(number: i64, emp: &str, surname: &str, time: &str) -> Row {
+        Row {
+            number,
+            employee_number: emp.into(),
+            assignment_number: format!("{emp}-1"),
+            primary: true,
+            site: "BAS".into(),
+            forename: "Pat".into(),
+            surname: surname.into(),
+            work_email: String::new(),
+            staff_group: "03".into(),
+            job_role: String::new(),
+            occupation_code: String::new(),
+            area_of_work: String::new(),
+            position_title: String::new(),
+            pay_band: String::new(),
+            department: String::new(),
+            organisation: String::new(),
+            assignment_status: String::new(),
+            person_type: "Employee".into(),
+            hire_date: Some(day("2020-01-06")),
+            leave_date: None,
+            source_update_time: at(time),
+        }
+    }
+
+    fn header(full: bool, time: &str) -> Header {
+        Header {
+            full,
+            extract_id: format!("x-{time}"),
+            extract_time: at(time),
+        }
+    }
+
+    /// Copies `rows` and merges them in a transaction of their own, as one sync does.
+    async fn sync(
+        pool: &PgPool,
+        header: &Header,
+        rows: &[Row],
+        displaced: &[i64],
+        others: Others,
+        refused: &[String],
+    ) -> anyhow::Result<(i64, i64, i64)> {
+        let mut tx = qi_platform::db::begin(pool).await?;
+        let mut data = Vec::new();
+        for r in rows {
+            let active = r.active(day("2026-11-26"));
+            write_copy(r, active, r.data_hash(active).finish(""), &mut data);
+        }
+        let mut copy = copy_in(&mut tx).await?;
+        copy.send(data.as_slice()).await?;
+        copy.finish().await?;
+        let m = merge(&mut tx, header, displaced, others, refused).await?;
+        tx.commit().await?;
+        Ok((m.updated, m.deactivated, m.inserted))
+    }
+
+    /// Everyone in `staff`: (employee number, surname, active, other assignments).
+    async fn everyone(pool: &PgPool) -> anyhow::Result<Vec<(String, String, bool, Vec<String>)>> {
+        let mut tx = qi_platform::db::begin(pool).await?;
+        let rows = sqlx::query!(
+            "SELECT employee_number, surname, active, other_assignments FROM staff
+             ORDER BY employee_number"
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.employee_number, r.surname, r.active, r.other_assignments))
+            .collect())
+    }
+
+    fn person(emp: &str, surname: &str, active: bool) -> (String, String, bool, Vec<String>) {
+        (emp.into(), surname.into(), active, Vec::new())
+    }
+
+    #[tokio::test]
+    async fn a_full_sync_inserts_the_new_updates_the_changed_and_deactivates_the_absent()
+    -> anyhow::Result<()> {
+        let pool = pool().await?;
+        let t1 = "2026-01-01T00:00:00Z";
+        let first = [
+            row(1, "A", "Ames", t1),
+            row(2, "B", "Bell", t1),
+            row(3, "C", "Cole", t1),
+        ];
+        let got = sync(
+            &pool,
+            &header(true, t1),
+            &first,
+            &[],
+            Others::default(),
+            &[],
+        )
+        .await?;
+        assert_eq!(got, (0, 0, 3), "(updated, deactivated, inserted)");
+        let t2 = "2026-02-01T00:00:00Z";
+        // A unchanged but newer, B renamed, C absent, D new.
+        let second = [
+            row(1, "A", "Ames", t2),
+            row(2, "B", "Bird", t2),
+            row(3, "D", "Dunn", t2),
+        ];
+        let full = header(true, t2);
+        let got = sync(&pool, &full, &second, &[], Others::default(), &[]).await?;
+        assert_eq!(got, (1, 1, 1));
+        let after = vec![
+            person("A", "Ames", true),
+            person("B", "Bird", true),
+            person("C", "Cole", false),
+            person("D", "Dunn", true),
+        ];
+        assert_eq!(everyone(&pool).await?, after);
+        // The same extract again changes nothing.
+        let got = sync(&pool, &full, &second, &[], Others::default(), &[]).await?;
+        assert_eq!(got, (0, 0, 0));
+        assert_eq!(everyone(&pool).await?, after);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn older_rows_change_nothing_and_only_a_full_sync_deactivates() -> anyhow::Result<()> {
+        let pool = pool().await?;
+        let t2 = "2026-02-01T00:00:00Z";
+        let known = [
+            row(1, "A", "Ames", t2),
+            row(2, "B", "Bell", t2),
+            row(3, "C", "Cole", t2),
+        ];
+        sync(
+            &pool,
+            &header(true, t2),
+            &known,
+            &[],
+            Others::default(),
+            &[],
+        )
+        .await?;
+        let t1 = "2026-01-01T00:00:00Z";
+        let late = [row(1, "A", "Old", t1)];
+        let got = sync(
+            &pool,
+            &header(false, t1),
+            &late,
+            &[],
+            Others::default(),
+            &[],
+        )
+        .await?;
+        assert_eq!(got, (0, 0, 0), "a late delta");
+        // A FULL sync taken before the people were last updated deactivates none of them,
+        // and one taken after spares those whose rows it refused.
+        let got = sync(&pool, &header(true, t1), &late, &[], Others::default(), &[]).await?;
+        assert_eq!(got, (0, 0, 0), "a late full sync");
+        let t3 = "2026-03-01T00:00:00Z";
+        let a = [row(1, "A", "Ames", t3)];
+        let refused = ["B".to_owned()];
+        let got = sync(
+            &pool,
+            &header(true, t3),
+            &a,
+            &[],
+            Others::default(),
+            &refused,
+        )
+        .await?;
+        assert_eq!(got, (0, 1, 0));
+        assert_eq!(
+            everyone(&pool).await?,
+            [
+                person("A", "Ames", true),
+                person("B", "Bell", true),
+                person("C", "Cole", false)
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_displaced_row_is_dropped_and_a_persons_other_assignments_kept() -> anyhow::Result<()>
+    {
+        let pool = pool().await?;
+        let t1 = "2026-01-01T00:00:00Z";
+        // Row 1 was copied, then displaced by row 2, the person's primary assignment.
+        let mut primary = row(2, "A", "Ames", t1);
+        primary.assignment_number = "A-2".into();
+        let rows = [row(1, "A", "Ames", t1), primary.clone()];
+        let others = Others {
+            row: vec![2],
+            others: vec!["A-1".into()],
+            data_hash: vec![primary.data_hash(true).finish("A-1")],
+        };
+        let got = sync(&pool, &header(false, t1), &rows, &[1], others, &[]).await?;
+        assert_eq!(got, (0, 0, 1));
+        let mut a = person("A", "Ames", true);
+        a.3 = vec!["A-1".into()];
+        assert_eq!(everyone(&pool).await?, [a]);
+        Ok(())
+    }
 
     #[test]
     fn copy_text_escapes_what_would_break_a_line() {
