@@ -1,7 +1,8 @@
 //! Names of other services' resources (staff, cohorts, metrics), checked by form only: this
 //! service stores them and never reads the other services' schemas.
 
-use qi_platform::Error;
+use qi_names::Person;
+use qi_platform::{AccessContext, Error};
 
 /// Checks a resource name of another service, `sites/{site}/{collection}/{id}` or
 /// `trust/{collection}/{id}`, by form only.
@@ -9,41 +10,61 @@ pub(crate) fn name(field: &str, value: &str, collection: &str) -> Result<String,
     qi_platform::names::parse_name(field, value, collection).map(|_| value.to_owned())
 }
 
-/// Checks a staff name `sites/{site}/staff/{employee_number}` (ESR employee numbers are
-/// 5 to 12 digits), by form only.
-pub(crate) fn staff_name(field: &str, value: &str) -> Result<String, Error> {
-    let bad = || {
-        Error::invalid(
-            field,
-            format!(
-                "`{}` is not a staff name: `sites/{{site}}/staff/{{employee_number}}`",
-                qi_platform::names::clip(value)
-            ),
-        )
-    };
-    let rest = value.strip_prefix("sites/").ok_or_else(bad)?;
-    let (site, number) = rest.split_once("/staff/").ok_or_else(bad)?;
-    qi_platform::SiteCode::parse(site).map_err(|e| Error::invalid(field, e))?;
-    if (5..=12).contains(&number.len()) && number.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(value.to_owned())
-    } else {
-        Err(bad())
+/// Reads a person a write names (issue 25) into the name stored and answered: always the
+/// canonical `staff/{employee_number}`, whichever form the caller sent (the v1 alias
+/// `sites/{site}/staff/{n}` included), so one person is one reference after a move and
+/// `UNIQUE (project_uid, staff)` means one membership each. `staff/me` is the caller, which
+/// needs the employee number in their token (`FAILED_PRECONDITION` naming the claim).
+pub(crate) fn person(ctx: &AccessContext, field: &str, value: &str) -> Result<String, Error> {
+    match Person::parse(field, value)? {
+        Person::Employee(n) => Ok(qi_names::staff_name(&n)),
+        Person::Me => ctx.employee().map(qi_names::staff_name),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::caller;
 
     #[test]
-    fn staff_names_are_checked_by_form() {
-        assert!(staff_name("s", "sites/BAS/staff/12345678").is_ok());
-        for bad in [
-            "sites/-/staff/12345678",
-            "sites/BAS/staff/12ab",
+    fn every_form_of_a_person_is_stored_as_the_canonical_name() {
+        let ctx = caller(Some("00123456"));
+        for form in [
             "staff/12345678",
+            "sites/BAS/staff/12345678",
+            "sites/-/staff/12345678",
         ] {
-            assert!(staff_name("s", bad).is_err(), "{bad}");
+            assert_eq!(person(&ctx, "f", form).unwrap(), "staff/12345678", "{form}");
+        }
+        assert_eq!(person(&ctx, "f", "staff/me").unwrap(), "staff/00123456");
+    }
+
+    #[test]
+    fn staff_me_without_the_claim_is_a_failed_precondition_naming_it() {
+        let err = person(&caller(None), "team_member.staff", "staff/me").unwrap_err();
+        let Error::FailedPrecondition { message, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert!(message.contains("`employee_number`"), "{message}");
+    }
+
+    #[test]
+    fn anything_else_is_invalid_naming_the_field() {
+        let ctx = caller(Some("00123456"));
+        for bad in [
+            "",
+            "staff/12ab",
+            "staff/1234",
+            "sites/BAS/staff/me",
+            "sites/bas/staff/12345678",
+            "trust/staff/12345678",
+        ] {
+            let Err(Error::InvalidArgument { violations }) = person(&ctx, "team_member.staff", bad)
+            else {
+                panic!("{bad} was accepted")
+            };
+            assert_eq!(violations[0].field, "team_member.staff", "{bad}");
         }
     }
 }

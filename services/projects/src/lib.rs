@@ -12,6 +12,8 @@ mod foreign;
 mod grpc;
 mod ideas;
 mod measures;
+#[cfg(test)]
+mod migration_tests;
 mod pdsa;
 mod portfolio;
 mod programmes;

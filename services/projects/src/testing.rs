@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 use qi_platform::paging::Page;
-use qi_platform::{Error, SiteCode};
+use qi_platform::{AccessContext, EmployeeNumber, Error, SiteCode, SiteScope};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
@@ -23,6 +23,19 @@ pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgre
 /// The site `code`.
 pub(crate) fn site(code: &str) -> SiteCode {
     SiteCode::parse(code).expect("a site code")
+}
+
+/// A trust-wide contributor whose token carries `employee` as their employee number, if any
+/// (under the default claim, `employee_number`).
+pub(crate) fn caller(employee: Option<&str>) -> AccessContext {
+    AccessContext {
+        subject: "someone".into(),
+        roles: vec!["contributor".into()],
+        sites: SiteScope::TrustWide,
+        method: "/qi.projects.v1.ProjectService/CreateTeamMember".into(),
+        employee: employee.map(|e| EmployeeNumber::parse(e).expect("an employee number")),
+        employee_claim: Default::default(),
+    }
 }
 
 /// The date `s` (`YYYY-MM-DD`).

@@ -21,7 +21,7 @@ async fn a_patient_partner_is_not_staff() {
     let p = running_project(&suite).await;
     let lead = bas_lead(&suite);
     let staff = pb::TeamMember {
-        staff: "sites/BAS/staff/10000003".into(),
+        staff: "staff/10000003".into(),
         ..pat()
     };
     let err = add_team_member(&lead, &p.name, staff).await.unwrap_err();

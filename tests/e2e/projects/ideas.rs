@@ -35,7 +35,7 @@ async fn discharge_letters(t: &Triage) -> pb::Idea {
     if let Some(idea) = req.idea.as_mut() {
         idea.description = "Letters wait for the afternoon round".into();
         idea.ward = "sites/BAS/wards/cedar".into();
-        idea.submitter_staff = "sites/BAS/staff/10000001".into();
+        idea.submitter_staff = "staff/10000001".into();
     }
     create_idea(&t.nurse, req).await.unwrap()
 }

@@ -13,6 +13,7 @@ mod measures;
 mod multi_site;
 mod paging;
 mod pdsa;
+mod people;
 mod portfolio;
 mod programmes;
 mod scores;

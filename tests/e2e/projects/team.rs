@@ -8,10 +8,10 @@ use tonic::Code;
 
 use super::{bas_lead, running_project};
 
-/// BAS staff member `number` in `role`.
+/// Staff member `number` in `role`.
 fn staff(number: &str, role: pb::TeamRole) -> pb::TeamMember {
     pb::TeamMember {
-        staff: format!("sites/BAS/staff/{number}"),
+        staff: format!("staff/{number}"),
         role: role as i32,
         ..Default::default()
     }

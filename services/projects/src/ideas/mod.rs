@@ -48,10 +48,9 @@ struct NewIdea {
     request_id: String,
 }
 
-impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
-    type Error = Error;
-
-    fn try_from(req: pb::CreateIdeaRequest) -> Result<Self, Error> {
+impl NewIdea {
+    /// Validates a CreateIdea request; `ctx` is whom `staff/me` names.
+    fn parse(ctx: &AccessContext, req: pb::CreateIdeaRequest) -> Result<Self, Error> {
         let pb::CreateIdeaRequest {
             parent,
             idea_id,
@@ -105,7 +104,8 @@ impl TryFrom<pb::CreateIdeaRequest> for NewIdea {
         let submitter_staff = if submitter_staff.is_empty() {
             None
         } else {
-            Some(v.check(foreign::staff_name(
+            Some(v.check(foreign::person(
+                ctx,
                 "idea.submitter_staff",
                 &submitter_staff,
             )))
@@ -232,7 +232,7 @@ pub(crate) async fn create(
     ctx: AccessContext,
     req: pb::CreateIdeaRequest,
 ) -> Result<pb::CreateIdeaResponse, Error> {
-    let new = NewIdea::try_from(req.clone())?;
+    let new = NewIdea::parse(&ctx, req.clone())?;
     let owner = Owner::Site(new.site.clone());
     owner.check_create(&ctx, &api.sites)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
@@ -501,6 +501,7 @@ pub(crate) async fn reopen(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::caller;
     use qi_platform::convert::date;
 
     #[test]
@@ -542,11 +543,44 @@ mod tests {
             }),
             ..Default::default()
         };
-        let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req) else {
+        let Err(Error::InvalidArgument { violations }) = NewIdea::parse(&caller(None), req) else {
             panic!("expected invalid argument")
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(fields, ["idea.ward", "idea.submitter_staff"]);
+    }
+
+    #[test]
+    fn a_submitter_is_stored_by_the_canonical_name_whatever_form_names_them() {
+        let req = |staff: &str| pb::CreateIdeaRequest {
+            parent: "sites/BAS".into(),
+            idea: Some(pb::Idea {
+                title: "Earlier discharge letters".into(),
+                submitter: "A. Nurse".into(),
+                submitter_staff: staff.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let stored = |ctx: &AccessContext, staff: &str| {
+            NewIdea::parse(ctx, req(staff)).map(|i| i.submitter_staff)
+        };
+        let me = caller(Some("00123456"));
+        for form in ["sites/SOU/staff/12345678", "staff/12345678"] {
+            assert_eq!(
+                stored(&me, form).unwrap().as_deref(),
+                Some("staff/12345678")
+            );
+        }
+        assert_eq!(
+            stored(&me, "staff/me").unwrap().as_deref(),
+            Some("staff/00123456")
+        );
+        assert_eq!(stored(&me, "").unwrap(), None);
+        assert!(matches!(
+            stored(&caller(None), "staff/me"),
+            Err(Error::FailedPrecondition { .. })
+        ));
     }
 
     #[test]
@@ -563,11 +597,15 @@ mod tests {
         };
         let past = NaiveDate::from_ymd_opt(2021, 6, 1).unwrap();
         assert_eq!(
-            NewIdea::try_from(req(past)).unwrap().submit_date,
+            NewIdea::parse(&caller(None), req(past))
+                .unwrap()
+                .submit_date,
             Some(past)
         );
         let tomorrow = qi_platform::calendar::today() + chrono::Days::new(1);
-        let Err(Error::InvalidArgument { violations }) = NewIdea::try_from(req(tomorrow)) else {
+        let Err(Error::InvalidArgument { violations }) =
+            NewIdea::parse(&caller(None), req(tomorrow))
+        else {
             panic!("expected invalid argument")
         };
         assert_eq!(violations[0].field, "idea.submit_date");

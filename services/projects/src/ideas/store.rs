@@ -265,7 +265,7 @@ mod tests {
             description: "Why".into(),
             ward: None,
             submitter: "A Nurse".into(),
-            submitter_staff: Some("sites/BAS/staff/12345678".into()),
+            submitter_staff: Some("staff/12345678".into()),
             theme: theme.to_owned(),
             submit_date: None,
             request_id: String::new(),
@@ -299,7 +299,7 @@ mod tests {
             (got.submitter.as_str(), got.theme.as_str()),
             ("A Nurse", "Falls")
         );
-        assert_eq!(got.submitter_staff, "sites/BAS/staff/12345678");
+        assert_eq!(got.submitter_staff, "staff/12345678");
         assert_eq!(got.state, pb::IdeaState::Submitted as i32);
         assert_eq!(got.submit_date, Some(date(day("2026-03-01"))));
         assert!(got.decision_time.is_none() && got.merged_into.is_empty());

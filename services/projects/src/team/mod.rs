@@ -1,5 +1,5 @@
-//! A project's team (`{project}/teamMembers/{member}`): staff, by their training-service
-//! resource name, in the roles lead, member, sponsor and coach; and patient partners — named
+//! A project's team (`{project}/teamMembers/{member}`): staff, by their canonical name
+//! `staff/{employee_number}` (a name of the training service; see [`foreign::person`]), in the roles lead, member, sponsor and coach; and patient partners — named
 //! people who are not staff (a patient, carer or member of the public), the heart of
 //! co-production. The project keeps a count of its patient partners for the portfolio.
 
@@ -36,7 +36,7 @@ struct NewMember {
 }
 
 impl NewMember {
-    fn parse(m: &pb::TeamMember, v: &mut Violations) -> NewMember {
+    fn parse(ctx: &AccessContext, m: &pb::TeamMember, v: &mut Violations) -> NewMember {
         let pb::TeamMember {
             name: _,
             staff,
@@ -56,7 +56,7 @@ impl NewMember {
                 None
             }
             (true, true) => None,
-            (false, _) => Some(v.check(foreign::staff_name("team_member.staff", staff))),
+            (false, _) => Some(v.check(foreign::person(ctx, "team_member.staff", staff))),
         };
         let display_name = if partner {
             v.check(required_text("team_member.display_name", display_name, 200))
@@ -84,7 +84,7 @@ pub(crate) async fn create(
     let Some(member) = req.team_member.as_ref() else {
         return Err(v.missing("team_member"));
     };
-    let new = NewMember::parse(member, &mut v);
+    let new = NewMember::parse(&ctx, member, &mut v);
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
@@ -159,10 +159,11 @@ pub(crate) async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{caller, project, transaction};
 
     fn fields(m: pb::TeamMember) -> Vec<String> {
         let mut v = Violations::new();
-        NewMember::parse(&m, &mut v);
+        NewMember::parse(&caller(None), &m, &mut v);
         match v.finish() {
             Ok(()) => Vec::new(),
             Err(Error::InvalidArgument { violations }) => {
@@ -191,5 +192,46 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(fields(lead_without_staff), ["team_member.staff"]);
+    }
+
+    /// A member in `role` named by `staff`, as `ctx` sends it, parsed.
+    fn member(ctx: &AccessContext, staff: &str, role: pb::TeamRole) -> NewMember {
+        let mut v = Violations::new();
+        let new = NewMember::parse(
+            ctx,
+            &pb::TeamMember {
+                staff: staff.into(),
+                role: role as i32,
+                ..Default::default()
+            },
+            &mut v,
+        );
+        v.finish().expect("a valid member");
+        new
+    }
+
+    #[tokio::test]
+    async fn one_person_is_one_membership_whichever_form_names_them() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let me = caller(Some("12345678"));
+        let lead = member(&me, "sites/BAS/staff/12345678", pb::TeamRole::Lead);
+        assert_eq!(lead.staff.as_deref(), Some("staff/12345678"));
+        let stored = store::insert(&mut conn, &p, &lead)
+            .await?
+            .expect("inserted");
+        assert_eq!(stored.staff, "staff/12345678");
+        // The same person moved to SOU, under the canonical name, and as the caller.
+        for again in ["sites/SOU/staff/12345678", "staff/12345678", "staff/me"] {
+            let new = member(&me, again, pb::TeamRole::Member);
+            assert!(
+                store::insert(&mut conn, &p, &new).await?.is_none(),
+                "{again}"
+            );
+        }
+        let (team, _) = store::list(&mut conn, &p, None, &crate::testing::everything()?).await?;
+        let staff: Vec<_> = team.iter().map(|m| m.staff.as_str()).collect();
+        assert_eq!(staff, ["staff/12345678"]);
+        Ok(())
     }
 }
