@@ -52,3 +52,22 @@ pub async fn migrated(
     qi_platform::db::migrate(&pool, migrator).await?;
     Ok(pool)
 }
+
+/// For a service's store tests: a transaction on a fresh [`migrated`] database, begun as a
+/// call's is (`qi_platform::db::begin`).
+pub async fn transaction(
+    schema: &str,
+    migrator: &'static sqlx::migrate::Migrator,
+) -> anyhow::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    Ok(qi_platform::db::begin(&migrated(schema, migrator).await?).await?)
+}
+
+/// The date `s` (`YYYY-MM-DD`) of test data.
+pub fn day(s: &str) -> chrono::NaiveDate {
+    s.parse().expect("a date")
+}
+
+/// The owner of a site `code`'s resources.
+pub fn site(code: &str) -> qi_platform::names::Owner {
+    qi_platform::names::Owner::Site(qi_platform::SiteCode::parse(code).expect("a site code"))
+}

@@ -1,10 +1,10 @@
 //! What the store tests share: a transaction on a migrated throwaway database, and stored
 //! metrics to hang measurements, annotations and rebase points on.
 
-use chrono::NaiveDate;
-use qi_platform::SiteCode;
 use qi_platform::names::Owner;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+pub(crate) use qi_test_kit::{day, site};
 
 use crate::definitions::{Metric, NewMetric, Scope, Settings, ValueType, store};
 use crate::periods::Frequency;
@@ -14,19 +14,9 @@ pub(crate) async fn pool() -> anyhow::Result<PgPool> {
     qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
-/// A transaction on a fresh [`pool`], as a call has one.
+/// A transaction on a fresh migrated database, as a call has one.
 pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
-    Ok(qi_platform::db::begin(&pool().await?).await?)
-}
-
-/// The date `s` (`YYYY-MM-DD`).
-pub(crate) fn day(s: &str) -> NaiveDate {
-    s.parse().expect("a date")
-}
-
-/// The site `code`'s owner.
-pub(crate) fn site(code: &str) -> Owner {
-    Owner::Site(SiteCode::parse(code).expect("a site code"))
+    qi_test_kit::transaction(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
 /// A monthly metric of `owner`, with no breakdown.

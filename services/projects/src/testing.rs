@@ -2,11 +2,12 @@
 //! list page by page, and stored projects to hang cycles, teams, measures, scores and
 //! activities on.
 
-use chrono::NaiveDate;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, EmployeeNumber, Error, SiteCode, SiteScope};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
+
+pub(crate) use qi_test_kit::day;
 
 use crate::projects::{Fields, ProjectRef, store};
 
@@ -15,9 +16,9 @@ pub(crate) async fn pool() -> anyhow::Result<PgPool> {
     qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
-/// A transaction on a fresh [`pool`], as a call has one.
+/// A transaction on a fresh migrated database, as a call has one.
 pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
-    Ok(qi_platform::db::begin(&pool().await?).await?)
+    qi_test_kit::transaction(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
 /// The site `code`.
@@ -36,11 +37,6 @@ pub(crate) fn caller(employee: Option<&str>) -> AccessContext {
         employee: employee.map(|e| EmployeeNumber::parse(e).expect("an employee number")),
         employee_claim: Default::default(),
     }
-}
-
-/// The date `s` (`YYYY-MM-DD`).
-pub(crate) fn day(s: &str) -> NaiveDate {
-    s.parse().expect("a date")
 }
 
 /// One page of every row (the largest page there is).

@@ -1,12 +1,12 @@
 //! What the store tests share: a transaction on a migrated throwaway database, and stored
 //! courses, cohorts and staff to enrol, register and sync.
 
-use chrono::NaiveDate;
-use qi_platform::SiteCode;
 use qi_platform::names::Owner;
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+
+pub(crate) use qi_test_kit::{day, site};
 
 use crate::cohorts::{CohortRef, NewCohort};
 use crate::courses::NewCourse;
@@ -16,19 +16,9 @@ pub(crate) async fn pool() -> anyhow::Result<PgPool> {
     qi_test_kit::migrated(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
-/// A transaction on a fresh [`pool`], as a call has one.
+/// A transaction on a fresh migrated database, as a call has one.
 pub(crate) async fn transaction() -> anyhow::Result<Transaction<'static, Postgres>> {
-    Ok(qi_platform::db::begin(&pool().await?).await?)
-}
-
-/// The date `s` (`YYYY-MM-DD`).
-pub(crate) fn day(s: &str) -> NaiveDate {
-    s.parse().expect("a date")
-}
-
-/// The site `code`'s owner.
-pub(crate) fn site(code: &str) -> Owner {
-    Owner::Site(SiteCode::parse(code).expect("a site code"))
+    qi_test_kit::transaction(crate::SCHEMA, &crate::MIGRATOR).await
 }
 
 /// A page of `size` after `token`.
