@@ -3,6 +3,7 @@
 //! [`crate::inequality::signal`]).
 //! A page of metrics costs a fixed number of grouped queries, not a query per metric.
 
+use qi_platform::names::OwnerAccess as _;
 use std::collections::HashMap;
 
 use qi_platform::names::{ListParent, Owner};

@@ -193,8 +193,8 @@ impl Violations {
     /// Keeps the value of a check, recording its violation, or the first error of another
     /// kind. A failed check yields a placeholder (`T::default()`) that is never used:
     /// [`Violations::finish`] fails first.
-    pub fn check<T: Default>(&mut self, r: Result<T, Error>) -> T {
-        match r {
+    pub fn check<T: Default, E: Into<Error>>(&mut self, r: Result<T, E>) -> T {
+        match r.map_err(Into::into) {
             Ok(v) => v,
             Err(Error::InvalidArgument { violations }) => {
                 self.violations.extend(violations);

@@ -1,18 +1,15 @@
-//! Resource names as the services use them. [`qi_names`] parses them, with the parser the
-//! gateway reads names with; this module gives its answers the platform's [`Error`] and adds
-//! what needs the platform: the caller's access checks, stored site columns, the List scope
-//! for SQL, and new ids.
-//!
-//! TODO(#23): `Owner` and `ListParent` are the services' forms of qi_names's, holding the
-//! platform's methods as inherent ones; they go when the services import `qi_names`.
+//! Resource names as the services use them: [`qi_names`] parses them, with the parser the
+//! gateway reads names with, and its types ([`Owner`], [`ListParent`]) are the services'.
+//! What needs the platform is added here: the platform's [`Error`] for its refusals, the
+//! caller's access checks ([`OwnerAccess`], [`ListParentScope`]), stored site columns, the
+//! List scope for SQL, and new ids.
 
 use qi_names::NameError;
+pub use qi_names::{ListParent, Owner, clip};
 
 use crate::SiteCode;
 use crate::access::AccessContext;
 use crate::error::Error;
-
-pub use qi_names::clip;
 
 impl From<NameError> for Error {
     fn from(e: NameError) -> Error {
@@ -20,78 +17,22 @@ impl From<NameError> for Error {
     }
 }
 
-/// Who owns a resource: one site, or the trust as a whole.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Owner {
-    /// A site's resource.
-    Site(SiteCode),
-    /// A trust-wide resource.
-    Trust,
-}
-
-impl From<qi_names::Owner> for Owner {
-    fn from(owner: qi_names::Owner) -> Owner {
-        match owner {
-            qi_names::Owner::Site(s) => Owner::Site(s),
-            qi_names::Owner::Trust => Owner::Trust,
-        }
-    }
-}
-
-impl Owner {
-    /// The shared form, which writes names as [`qi_names`] reads them.
-    fn names(&self) -> qi_names::Owner {
-        match self {
-            Owner::Site(s) => qi_names::Owner::Site(s.clone()),
-            Owner::Trust => qi_names::Owner::Trust,
-        }
-    }
-
-    /// The parent's name: `sites/{site}` or `trust`.
-    pub fn parent_name(&self) -> String {
-        self.names().parent_name()
-    }
-
-    /// The resource name of `id` in `collection` under this owner.
-    pub fn child(&self, collection: &str, id: &str) -> String {
-        self.names().child(collection, id)
-    }
-
-    /// The site column value: the code, or `None` for trust-wide rows.
-    pub fn site_column(&self) -> Option<&str> {
-        match self {
-            Owner::Site(s) => Some(s.as_str()),
-            Owner::Trust => None,
-        }
-    }
-
+/// What the services add to an [`Owner`]: the caller's access to its resources, and the
+/// stored `site` column (NULL for the trust).
+pub trait OwnerAccess: Sized {
     /// Reads a site column back.
-    pub fn from_column(site: Option<String>) -> Result<Owner, Error> {
-        match site {
-            None => Ok(Owner::Trust),
-            Some(s) => SiteCode::parse(&s)
-                .map(Owner::Site)
-                .map_err(|e| Error::Internal(anyhow::anyhow!("stored site code: {e}"))),
-        }
-    }
-
-    /// Refuses a site that is not one of the trust's configured sites (`QI_SITES`).
-    pub fn check_known(&self, field: &str, sites: &[SiteCode]) -> Result<(), Error> {
-        Ok(self.names().check_known(field, sites)?)
-    }
+    fn from_column(site: Option<String>) -> Result<Self, Error>;
 
     /// Whether the caller may read this owner's resources (trust-wide ones are readable by
     /// every caller with the role).
-    pub fn check_read(&self, ctx: &AccessContext) -> Result<(), Error> {
-        match self {
-            Owner::Trust => Ok(()),
-            Owner::Site(s) if ctx.sites.holds(s) => Ok(()),
-            Owner::Site(s) => Err(Error::denied(format!("no access to site {s}"))),
-        }
-    }
+    fn check_read(&self, ctx: &AccessContext) -> Result<(), Error>;
+
+    /// Whether the caller may change this owner's resources (trust-wide ones only by
+    /// trust-wide callers).
+    fn check_write(&self, ctx: &AccessContext) -> Result<(), Error>;
 
     /// Whether the caller may read this owner's resources or, with `write`, change them.
-    pub fn check_access(&self, ctx: &AccessContext, write: bool) -> Result<(), Error> {
+    fn check_access(&self, ctx: &AccessContext, write: bool) -> Result<(), Error> {
         if write {
             self.check_write(ctx)
         } else {
@@ -101,14 +42,28 @@ impl Owner {
 
     /// Whether the caller may create a resource under this owner, named by a Create's
     /// `parent`: a change of the owner's resources, at one of the trust's sites.
-    pub fn check_create(&self, ctx: &AccessContext, sites: &[SiteCode]) -> Result<(), Error> {
-        self.check_write(ctx)?;
-        self.check_known("parent", sites)
+    fn check_create(&self, ctx: &AccessContext, sites: &[SiteCode]) -> Result<(), Error>;
+}
+
+impl OwnerAccess for Owner {
+    fn from_column(site: Option<String>) -> Result<Owner, Error> {
+        match site {
+            None => Ok(Owner::Trust),
+            Some(s) => SiteCode::parse(&s)
+                .map(Owner::Site)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("stored site code: {e}"))),
+        }
     }
 
-    /// Whether the caller may change this owner's resources (trust-wide ones only by
-    /// trust-wide callers).
-    pub fn check_write(&self, ctx: &AccessContext) -> Result<(), Error> {
+    fn check_read(&self, ctx: &AccessContext) -> Result<(), Error> {
+        match self {
+            Owner::Trust => Ok(()),
+            Owner::Site(s) if ctx.sites.holds(s) => Ok(()),
+            Owner::Site(s) => Err(Error::denied(format!("no access to site {s}"))),
+        }
+    }
+
+    fn check_write(&self, ctx: &AccessContext) -> Result<(), Error> {
         match self {
             Owner::Trust if ctx.sites.is_trust_wide() => Ok(()),
             Owner::Trust => Err(Error::denied(
@@ -117,24 +72,10 @@ impl Owner {
             Owner::Site(_) => self.check_read(ctx),
         }
     }
-}
 
-/// The parent of a List: one owner, or every site the caller holds (`sites/-`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ListParent {
-    /// One site, or the trust.
-    Owner(Owner),
-    /// `sites/-`: every site the caller holds.
-    AllSites,
-}
-
-impl ListParent {
-    /// Parses a List's `parent` field.
-    pub fn parse(field: &str, value: &str) -> Result<Self, Error> {
-        Ok(match qi_names::ListParent::parse(field, value)? {
-            qi_names::ListParent::Owner(owner) => ListParent::Owner(owner.into()),
-            qi_names::ListParent::AllSites => ListParent::AllSites,
-        })
+    fn check_create(&self, ctx: &AccessContext, sites: &[SiteCode]) -> Result<(), Error> {
+        self.check_write(ctx)?;
+        Ok(self.check_known("parent", sites)?)
     }
 }
 
@@ -148,9 +89,14 @@ pub struct ListScope {
     pub sites: Option<Vec<String>>,
 }
 
-impl ListParent {
+/// What the services add to a [`ListParent`]: the rows it covers for the caller.
+pub trait ListParentScope {
     /// The rows this parent covers for this caller; another site's parent is refused.
-    pub fn scope(&self, ctx: &AccessContext) -> Result<ListScope, Error> {
+    fn scope(&self, ctx: &AccessContext) -> Result<ListScope, Error>;
+}
+
+impl ListParentScope for ListParent {
+    fn scope(&self, ctx: &AccessContext) -> Result<ListScope, Error> {
         match self {
             ListParent::Owner(Owner::Trust) => Ok(ListScope {
                 trust: true,
@@ -178,14 +124,13 @@ pub const LIST_SCOPE_SQL: &str = "CASE WHEN $1 THEN site IS NULL \
 
 /// Parses a parent: `sites/{site}` or `trust` ([`qi_names::parse_parent`]).
 pub fn parse_parent(field: &str, value: &str) -> Result<Owner, Error> {
-    Ok(qi_names::parse_parent(field, value)?.into())
+    Ok(qi_names::parse_parent(field, value)?)
 }
 
 /// Parses a resource name `sites/{site}/{collection}/{id}` or `trust/{collection}/{id}`
 /// ([`qi_names::parse_name`]).
 pub fn parse_name(field: &str, value: &str, collection: &str) -> Result<(Owner, String), Error> {
-    let (owner, id) = qi_names::parse_name(field, value, collection)?;
-    Ok((owner.into(), id))
+    Ok(qi_names::parse_name(field, value, collection)?)
 }
 
 /// Parses a resource name as [`parse_name`] does and checks the caller may read it (or,
@@ -209,8 +154,7 @@ pub fn parse_nested(
     value: &str,
     collections: &[&str],
 ) -> Result<(Owner, Vec<String>), Error> {
-    let (owner, ids) = qi_names::parse_nested(field, value, collections)?;
-    Ok((owner.into(), ids))
+    Ok(qi_names::parse_nested(field, value, collections)?)
 }
 
 /// Checks a resource id ([`qi_names::validate_id`]).

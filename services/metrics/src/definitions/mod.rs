@@ -6,6 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use qi_platform::convert::{etag, required_text, timestamp};
+use qi_platform::names::ListParentScope as _;
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};

@@ -1,6 +1,7 @@
 //! A metric's series: its measurements added together per period (and, for breakdowns,
 //! per stratum label) the metric's way, read by [`store`] in one grouped query.
 
+use qi_platform::names::OwnerAccess as _;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

@@ -9,6 +9,7 @@ mod store;
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
 use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -89,7 +90,7 @@ impl NewIdea {
             None
         } else {
             match (crate::wards::parse_name("idea.ward", &ward), &site) {
-                (Err(e), _) => v.check::<Option<String>>(Err(e)),
+                (Err(e), _) => v.check::<Option<String>, _>(Err(e)),
                 (Ok((ws, _)), Some(s)) if &ws != s => {
                     v.add(
                         "idea.ward",

@@ -8,6 +8,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::names::OwnerAccess as _;
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;

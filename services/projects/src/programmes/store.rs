@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
 use qi_proto::projects as pb;

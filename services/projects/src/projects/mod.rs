@@ -12,6 +12,7 @@ use qi_platform::calendar::{not_future, today};
 use qi_platform::convert::{
     check_etag, long_text, optional_date, optional_text, required_date, required_text,
 };
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
@@ -325,7 +326,7 @@ pub(crate) fn validate(
         let field = format!("project.participating_sites[{i}]");
         match crate::sites::parse_name(&field, s) {
             Err(e) => {
-                v.check::<()>(Err(e));
+                v.check::<(), _>(Err(e));
             }
             Ok(code) if &code == lead => v.add(field, "the lead site is not also a participant"),
             Ok(code) if !known.contains(&code) => {
@@ -341,7 +342,7 @@ pub(crate) fn validate(
         let field = format!("project.wards[{i}]");
         match names::parse_name(&field, w, crate::wards::COLLECTION) {
             Err(e) => {
-                v.check::<()>(Err(e));
+                v.check::<(), _>(Err(e));
             }
             Ok((Owner::Trust, _)) => v.add(field, "wards belong to a site"),
             Ok((Owner::Site(site), _))
@@ -365,7 +366,7 @@ pub(crate) fn validate(
             crate::programmes::COLLECTION,
         ) {
             Err(e) => {
-                v.check::<()>(Err(e));
+                v.check::<(), _>(Err(e));
             }
             Ok((Owner::Site(s), _)) if &s != lead => v.add(
                 "project.programme",

@@ -5,6 +5,7 @@
 mod store;
 
 use qi_platform::convert::required_text;
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::projects as pb;

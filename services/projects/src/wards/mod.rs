@@ -4,6 +4,7 @@
 pub(crate) mod store;
 
 use qi_platform::convert::{optional_text, required_text};
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};

@@ -3,6 +3,7 @@
 
 mod store;
 
+use qi_platform::names::OwnerAccess as _;
 use std::collections::HashSet;
 
 use qi_platform::{AccessContext, Error, Violations};

@@ -6,6 +6,8 @@ pub(crate) mod store;
 
 use chrono::NaiveDate;
 use qi_platform::convert::{check_etag, int_in, required_date, required_text};
+use qi_platform::names::ListParentScope as _;
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};

@@ -4,6 +4,7 @@
 pub(crate) mod store;
 
 use qi_platform::convert::{int_in, required_text};
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};

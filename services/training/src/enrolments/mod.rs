@@ -5,6 +5,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, idempotency};

@@ -11,6 +11,7 @@ mod store;
 use chrono::{Months, NaiveDate};
 use qi_platform::convert::optional_date;
 use qi_platform::names::ListParent;
+use qi_platform::names::ListParentScope as _;
 use qi_platform::paging::Page;
 use qi_platform::rpc::ResponseStream;
 use qi_platform::{AccessContext, Error, Violations};

@@ -4,6 +4,7 @@ use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::date;
 use qi_platform::names::Owner;
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;

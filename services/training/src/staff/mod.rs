@@ -4,6 +4,8 @@
 
 mod store;
 
+use qi_platform::names::ListParentScope as _;
+use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode};
