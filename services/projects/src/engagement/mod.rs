@@ -88,17 +88,8 @@ pub(crate) async fn list(
         page_token,
     } = req;
     let page = Page::parse(page_size, &page_token, &parent)?;
-    let bad = || Error::invalid("page_token", "not a token this list returned");
-    let after_date: Option<NaiveDate> = page
-        .after_key(0)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| bad())?;
-    let after_id: Option<Uuid> = page
-        .after_key(1)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| bad())?;
+    let after_date: Option<NaiveDate> = page.parsed_key(0)?;
+    let after_id: Option<Uuid> = page.parsed_key(1)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
     let (engagement_activities, next_page_token) =

@@ -303,11 +303,7 @@ pub(crate) async fn list(
         &page_token,
         &format!("{parent}|{}|{theme}", state.unwrap_or("")),
     )?;
-    let after: Option<Uuid> = page
-        .after_key(0)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let (ideas, next_page_token) =
         store::list(&mut conn, sites, state, &theme, after, &page).await?;

@@ -76,11 +76,7 @@ pub(crate) async fn list(
     } = req;
     let page = Page::parse(page_size, &page_token, &parent)?;
     let after_rank: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
-    let after_id: Option<Uuid> = page
-        .after_key(1)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after_id: Option<Uuid> = page.parsed_key(1)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
     let (measures, next_page_token) =
@@ -98,16 +94,6 @@ pub(crate) async fn delete(
     req: pb::DeleteMeasureRequest,
 ) -> Result<pb::DeleteMeasureResponse, Error> {
     let pb::DeleteMeasureRequest { name } = req;
-    let path = projects::parse_path("name", &name, &[COLLECTION])?;
-    let id: Uuid = path.children[0]
-        .parse()
-        .map_err(|_| Error::invalid("name", "a measure's id is a UUID"))?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::find(&mut tx, &ctx, "name", &path, true).await?;
-    project.require_open()?;
-    if !store::delete(&mut tx, &project, id).await? {
-        return Err(Error::not_found(&name));
-    }
-    tx.commit().await?;
+    projects::delete_child(api, &ctx, &name, COLLECTION, store::delete).await?;
     Ok(pb::DeleteMeasureResponse {})
 }

@@ -211,6 +211,29 @@ fn site_text(site: &ProjectSite) -> &str {
     }
 }
 
+/// Deletes the child `name` (`{project}/{collection}/{uuid}`) of an open project the caller
+/// may change, with `delete` (`false`: no such child, NOT_FOUND).
+pub(crate) async fn delete_child(
+    api: &ProjectsApi,
+    ctx: &AccessContext,
+    name: &str,
+    collection: &str,
+    delete: impl AsyncFnOnce(&mut PgConnection, &ProjectRef, Uuid) -> Result<bool, Error>,
+) -> Result<(), Error> {
+    let path = parse_path("name", name, &[collection])?;
+    let id: Uuid = path.children[0]
+        .parse()
+        .map_err(|_| Error::invalid("name", format!("the id after `{collection}/` is a UUID")))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = find(&mut tx, ctx, "name", &path, true).await?;
+    project.require_open()?;
+    if !delete(&mut tx, &project, id).await? {
+        return Err(Error::not_found(name));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Parses a project name (nothing under it) and finds the project.
 pub(crate) async fn resolve(
     conn: &mut PgConnection,
@@ -600,11 +623,7 @@ pub(crate) async fn list(
             state.and_then(Column::column).unwrap_or("")
         ),
     )?;
-    let after: Option<Uuid> = page
-        .after_key(0)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let state = state.and_then(Column::column);
     let (projects, next_page_token) =

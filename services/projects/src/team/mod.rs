@@ -121,11 +121,7 @@ pub(crate) async fn list(
         page_token,
     } = req;
     let page = Page::parse(page_size, &page_token, &parent)?;
-    let after: Option<Uuid> = page
-        .after_key(0)
-        .map(str::parse)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
+    let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
     let (team_members, next_page_token) = store::list(&mut conn, &project, after, &page).await?;
@@ -142,17 +138,7 @@ pub(crate) async fn delete(
     req: pb::DeleteTeamMemberRequest,
 ) -> Result<pb::DeleteTeamMemberResponse, Error> {
     let pb::DeleteTeamMemberRequest { name } = req;
-    let path = projects::parse_path("name", &name, &[COLLECTION])?;
-    let id: Uuid = path.children[0]
-        .parse()
-        .map_err(|_| Error::invalid("name", "a team member's id is a UUID"))?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::find(&mut tx, &ctx, "name", &path, true).await?;
-    project.require_open()?;
-    if !store::delete(&mut tx, &project, id).await? {
-        return Err(Error::not_found(&name));
-    }
-    tx.commit().await?;
+    projects::delete_child(api, &ctx, &name, COLLECTION, store::delete).await?;
     Ok(pb::DeleteTeamMemberResponse {})
 }
 
