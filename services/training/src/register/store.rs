@@ -22,7 +22,7 @@ macro_rules! completion_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             CompletionRow,
-            "SELECT k.id, k.employee_number, s.site AS staff_site, s.forename, s.surname,
+            "SELECT k.id, k.employee_number, s.forename, s.surname,
                     k.course_id, co.display_name AS course_display_name, c.site AS cohort_site,
                     c.id AS cohort_id, k.completion_date, k.expiry_date
              FROM completion k
@@ -134,7 +134,6 @@ pub(super) async fn by_ids(
 struct CompletionRow {
     id: Uuid,
     employee_number: String,
-    staff_site: String,
     forename: String,
     surname: String,
     course_id: String,
@@ -148,7 +147,7 @@ struct CompletionRow {
 impl TryFrom<CompletionRow> for pb::Completion {
     type Error = Error;
     fn try_from(r: CompletionRow) -> Result<Self, Error> {
-        let staff = format!("sites/{}/staff/{}", r.staff_site, r.employee_number);
+        let staff = crate::staff::name_of(&r.employee_number);
         Ok(pb::Completion {
             name: format!("{staff}/{COLLECTION}/{}", r.id),
             staff,
@@ -162,10 +161,12 @@ impl TryFrom<CompletionRow> for pb::Completion {
     }
 }
 
-/// One page of the register of learners at `sites` (`None`: every site), newest first.
+/// One page of the register of learners now at `sites` (`None`: every site), or of one
+/// `person`'s, newest first.
 pub(super) async fn list(
     conn: &mut PgConnection,
     sites: Option<Vec<String>>,
+    person: Option<&str>,
     filter: &Filter,
     page: &Page,
 ) -> Result<(Vec<pb::Completion>, String), Error> {
@@ -186,6 +187,7 @@ pub(super) async fn list(
            AND ($4::date IS NULL OR k.completion_date < $4)
            AND ($5::date IS NULL OR k.completion_date < $5
                 OR (k.completion_date = $5 AND k.id > $6))
+           AND ($8::text IS NULL OR k.employee_number = $8)
          ORDER BY k.completion_date DESC, k.id
          LIMIT $7",
         sites.as_deref(),
@@ -195,6 +197,7 @@ pub(super) async fn list(
         after_date,
         after_id,
         page.limit(),
+        person,
     )
     .fetch_all(&mut *conn)
     .await?;
