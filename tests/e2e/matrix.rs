@@ -392,6 +392,19 @@ fn verdict(expect: Expect, got: Code) -> bool {
 async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
     // Hundreds of calls from a handful of subjects: the rate limit is not under test here.
     let suite = Arc::new(TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await);
+    // The person the made-up names point at (`…staff/10000001`) works at the own site: the
+    // training service refuses a site caller a person it cannot show to exist (issue 25),
+    // which would read as a denial here.
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let person = [qi_e2e::training::esr("10000001", OWN, "Matrix")];
+    qi_e2e::training::sync(
+        &hr,
+        qi_proto::training::SyncMode::Delta,
+        qi_e2e::training::EXTRACT_TIME,
+        &person,
+    )
+    .await
+    .unwrap();
     let targets = Arc::new(targets());
     assert!(targets.len() >= 80, "only {} methods found", targets.len());
     // Bounded, so the services' small test pools are not the thing being measured.

@@ -5,6 +5,7 @@
 mod cohorts;
 mod enrolment;
 mod hr_files;
+mod people;
 mod register;
 mod staff;
 mod sync;
@@ -15,10 +16,10 @@ use qi_e2e::{Caller, TestSuite, today};
 use qi_proto::training as pb;
 
 /// The learners of [`running_cohort`]: three at BAS, one at SOU.
-const AHMED: &str = "sites/BAS/staff/40000001";
-const BROWN: &str = "sites/BAS/staff/40000002";
-const CLARKE: &str = "sites/BAS/staff/40000003";
-const DAVIES: &str = "sites/SOU/staff/40000004";
+const AHMED: &str = "staff/40000001";
+const BROWN: &str = "staff/40000002";
+const CLARKE: &str = "staff/40000003";
+const DAVIES: &str = "staff/40000004";
 
 /// How many days ago [`running_cohort`] started.
 const STARTED_DAYS_AGO: u64 = 35;

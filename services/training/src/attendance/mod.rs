@@ -16,12 +16,13 @@ use crate::{TrainingApi, register, sessions, staff};
 #[derive(Debug)]
 struct Entry {
     index: usize,
-    site: String,
     number: String,
     status: &'static str,
 }
 
-fn validate(records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
+/// Checks a register: each learner named once (`staff/me` is the caller, `ctx`), each with a
+/// status.
+fn validate(ctx: &AccessContext, records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
     if records.is_empty() {
         return Err(Error::invalid(
             "records",
@@ -38,7 +39,11 @@ fn validate(records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
             status,
         } = r;
         let field = format!("records[{i}].staff");
-        let parsed = v.check(staff::parse_name(&field, &name).map(Some));
+        let parsed = v.check(
+            staff::parse_name(&field, &name)
+                .and_then(|p| staff::number_of(ctx, p))
+                .map(Some),
+        );
         let status = match pb::AttendanceStatus::try_from(status) {
             Ok(pb::AttendanceStatus::Attended) => "attended",
             Ok(pb::AttendanceStatus::CaughtUp) => "caught_up",
@@ -51,24 +56,17 @@ fn validate(records: Vec<pb::AttendanceRecord>) -> Result<Vec<Entry>, Error> {
                 continue;
             }
         };
-        match parsed {
-            Some(staff::StaffName::At(site, number)) => {
-                if !seen.insert(number.clone()) {
-                    v.add(field, format!("{number} appears twice in this register"));
-                    continue;
-                }
-                entries.push(Entry {
-                    index: i,
-                    site: site.to_string(),
-                    number,
-                    status,
-                });
+        if let Some(number) = parsed {
+            let number = String::from(number);
+            if !seen.insert(number.clone()) {
+                v.add(field, format!("{number} appears twice in this register"));
+                continue;
             }
-            Some(staff::StaffName::AnySite(_)) => v.add(
-                field,
-                "name the learner's site: `sites/{site}/staff/{employee_number}`",
-            ),
-            None => {}
+            entries.push(Entry {
+                index: i,
+                number,
+                status,
+            });
         }
     }
     v.finish()?;
@@ -90,7 +88,7 @@ pub(crate) async fn record(
         .await?
         .ok_or_else(|| Error::not_found(&session))?;
     let today = qi_platform::calendar::today();
-    let entries = validate(records)?;
+    let entries = validate(&ctx, records)?;
     let state = cohort.state()?;
     if !matches!(state, CohortState::Running | CohortState::Completed) {
         return Err(Error::FailedPrecondition {
@@ -116,21 +114,18 @@ pub(crate) async fn record(
             ),
         });
     }
-    // Every learner must be enrolled here, under the site their name gives.
+    // Every learner must be enrolled here, wherever they work now: the cohort's site (which
+    // the caller holds) vouches for its roster.
     let numbers: Vec<String> = entries.iter().map(|e| e.number.clone()).collect();
     let enrolled = store::enrolled(&mut tx, cohort.uid, &numbers).await?;
     for e in &entries {
-        if !enrolled
-            .iter()
-            .any(|(n, site)| *n == e.number && *site == e.site)
-        {
+        if !enrolled.contains(&e.number) {
             return Err(Error::FailedPrecondition {
                 reason: "NOT_ENROLLED",
                 message: format!(
-                    "records[{}].staff: sites/{}/staff/{} is not enrolled in {}",
+                    "records[{}].staff: {} is not enrolled in {}",
                     e.index,
-                    e.site,
-                    e.number,
+                    staff::name_of(&e.number),
                     cohort.name()?
                 ),
             });
@@ -158,18 +153,30 @@ mod tests {
         }
     }
 
+    fn ctx(employee: Option<&str>) -> AccessContext {
+        AccessContext {
+            subject: "lead".into(),
+            roles: vec!["improvement_team".into()],
+            sites: qi_platform::SiteScope::from_claim(&["BAS".into()]).unwrap(),
+            method: String::new(),
+            employee: employee.map(|n| qi_platform::EmployeeNumber::parse(n).unwrap()),
+            employee_claim: Default::default(),
+        }
+    }
+
     #[test]
     fn a_register_names_each_bad_record() {
-        let err = validate(vec![
-            rec("sites/BAS/staff/10000001", pb::AttendanceStatus::Attended),
-            rec("sites/BAS/staff/10000001", pb::AttendanceStatus::Absent),
-            rec("sites/BAS/staff/x", pb::AttendanceStatus::Attended),
-            rec(
-                "sites/BAS/staff/10000002",
-                pb::AttendanceStatus::Unspecified,
-            ),
-            rec("sites/-/staff/10000003", pb::AttendanceStatus::Attended),
-        ])
+        let err = validate(
+            &ctx(None),
+            vec![
+                rec("staff/10000001", pb::AttendanceStatus::Attended),
+                // The v1 alias names the same person: a repeat.
+                rec("sites/BAS/staff/10000001", pb::AttendanceStatus::Absent),
+                rec("staff/x", pb::AttendanceStatus::Attended),
+                rec("staff/10000002", pb::AttendanceStatus::Unspecified),
+                rec("sites/-/staff/1000000x", pb::AttendanceStatus::Attended),
+            ],
+        )
         .unwrap_err();
         let Error::InvalidArgument { violations } = err else {
             panic!("expected invalid argument")
@@ -187,7 +194,36 @@ mod tests {
     }
 
     #[test]
+    fn every_form_of_a_persons_name_is_one_learner() {
+        let entries = validate(
+            &ctx(Some("10000004")),
+            vec![
+                rec("staff/10000001", pb::AttendanceStatus::Attended),
+                rec("sites/SOU/staff/10000002", pb::AttendanceStatus::Absent),
+                rec("sites/-/staff/10000003", pb::AttendanceStatus::CaughtUp),
+                rec("staff/me", pb::AttendanceStatus::Attended),
+            ],
+        )
+        .unwrap();
+        let numbers: Vec<_> = entries.iter().map(|e| e.number.as_str()).collect();
+        assert_eq!(numbers, ["10000001", "10000002", "10000003", "10000004"]);
+    }
+
+    #[test]
+    fn me_in_a_register_needs_the_callers_number() {
+        let err = validate(
+            &ctx(None),
+            vec![rec("staff/me", pb::AttendanceStatus::Attended)],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::FailedPrecondition { reason, .. } if reason == "NO_EMPLOYEE_NUMBER"),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn an_empty_register_is_refused() {
-        assert!(validate(vec![]).is_err());
+        assert!(validate(&ctx(None), vec![]).is_err());
     }
 }

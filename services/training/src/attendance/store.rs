@@ -4,26 +4,20 @@ use qi_platform::Error;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// Of these learners, those enrolled (not waitlisted or withdrawn) in a cohort, with the
-/// site each works at: (employee number, site).
+/// Of these learners, those enrolled (not waitlisted or withdrawn) in a cohort.
 pub(super) async fn enrolled(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
     numbers: &[String],
-) -> Result<Vec<(String, String)>, Error> {
-    let rows = sqlx::query!(
-        "SELECT e.employee_number, s.site FROM enrolment e
-         JOIN staff s ON s.employee_number = e.employee_number
-         WHERE e.cohort_uid = $1 AND e.state = 'enrolled' AND e.employee_number = ANY($2)",
+) -> Result<Vec<String>, Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT employee_number FROM enrolment
+         WHERE cohort_uid = $1 AND state = 'enrolled' AND employee_number = ANY($2)",
         cohort_uid,
         numbers,
     )
     .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.employee_number, r.site))
-        .collect())
+    .await?)
 }
 
 /// Records each learner's status at one session, replacing any recorded before.
@@ -71,10 +65,7 @@ mod tests {
         let asked = ["1", "2", "3", "9"].map(String::from);
         let mut got = enrolled(&mut conn, c.uid, &asked).await?;
         got.sort();
-        assert_eq!(
-            got,
-            [("1".into(), "BAS".into()), ("2".into(), "SOU".into())]
-        );
+        assert_eq!(got, ["1", "2"], "the enrolled, wherever they work now");
         let both = ["1", "2"].map(String::from);
         record(&mut conn, c.uid, 1, &both, &["attended", "absent"]).await?;
         record(&mut conn, c.uid, 2, &both, &["caught_up", "attended"]).await?;

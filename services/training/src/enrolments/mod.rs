@@ -56,14 +56,20 @@ pub(crate) async fn create(
             ),
         });
     }
-    let parsed = staff::parse_name(staff_field, &staff_name)?;
-    let learner =
-        staff::find(&mut tx, &ctx, &parsed)
-            .await?
-            .ok_or_else(|| Error::FailedPrecondition {
-                reason: "STAFF_NOT_FOUND",
-                message: format!("{staff_field}: {staff_name} does not exist"),
-            })?;
+    // Named as GetStaff reads a person: out of the caller's sites is PERMISSION_DENIED,
+    // whether or not they exist; absent, for a caller who may know, the rule broken.
+    let learner = staff::read(&mut tx, &ctx, staff_field, &staff_name)
+        .await
+        .map_err(|e| {
+            if matches!(e, Error::NotFound { .. }) {
+                Error::FailedPrecondition {
+                    reason: "STAFF_NOT_FOUND",
+                    message: format!("{staff_field}: {staff_name} does not exist"),
+                }
+            } else {
+                e
+            }
+        })?;
     if !learner.active {
         return Err(Error::FailedPrecondition {
             reason: "STAFF_INACTIVE",
@@ -163,7 +169,9 @@ pub(crate) async fn withdraw(
     })
 }
 
-/// ListEnrolments: a cohort's roster, only the learners of the caller's sites.
+/// ListEnrolments: a cohort's roster: a site's cohort whole (the caller holds its site, and
+/// a learner who has since moved stays on it), a trust-wide one only the learners now at the
+/// caller's sites.
 pub(crate) async fn list(
     api: &TrainingApi,
     ctx: AccessContext,

@@ -17,7 +17,6 @@ struct EnrolmentRow {
     site: Option<String>,
     cohort_id: String,
     employee_number: String,
-    staff_site: String,
     forename: String,
     surname: String,
     state: String,
@@ -65,12 +64,7 @@ impl TryFrom<EnrolmentRow> for pb::Enrolment {
         let cohort = Owner::from_column(r.site)?.child(cohorts::COLLECTION, &r.cohort_id);
         Ok(pb::Enrolment {
             name: format!("{cohort}/{COLLECTION}/{}", r.employee_number),
-            staff: format!(
-                "sites/{}/{}/{}",
-                r.staff_site,
-                staff::COLLECTION,
-                r.employee_number
-            ),
+            staff: staff::name_of(&r.employee_number),
             staff_display_name: format!("{} {}", r.forename, r.surname),
             state: state as i32,
             waitlist_position: r
@@ -92,7 +86,7 @@ macro_rules! roster_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             EnrolmentRow,
-            r#"SELECT c.site, c.id AS cohort_id, e.employee_number, s.site AS staff_site,
+            r#"SELECT c.site, c.id AS cohort_id, e.employee_number,
                       s.forename, s.surname, e.state,
                       CASE WHEN e.state = 'waitlisted' THEN
                           (SELECT count(*) FROM enrolment w WHERE w.cohort_uid = e.cohort_uid
@@ -254,9 +248,10 @@ pub(crate) async fn fill_places(
     .await?)
 }
 
-/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals;
-/// only learners of `sites` (`None`: every site). A trust-wide cohort takes every site's
-/// staff, and a one-site caller sees only its own site's people in it.
+/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals.
+/// A site's cohort is its site's whole (a learner who moved since stays on it); of a
+/// trust-wide cohort, which takes every site's staff, only learners now at `sites` (`None`:
+/// every site).
 pub(crate) async fn list(
     conn: &mut PgConnection,
     cohort: &CohortRef,
@@ -265,7 +260,8 @@ pub(crate) async fn list(
 ) -> Result<(Vec<pb::Enrolment>, String), Error> {
     let after_rank: i32 = page.after_key(0).and_then(|r| r.parse().ok()).unwrap_or(-1);
     let rows = roster_rows!(
-        "WHERE e.cohort_uid = $1 AND ($6::text[] IS NULL OR s.site = ANY($6))
+        "WHERE e.cohort_uid = $1
+           AND (c.site IS NOT NULL OR $6::text[] IS NULL OR s.site = ANY($6))
            AND (o.rank, o.sort_key, e.employee_number) > ($2, $3, $4)
          ORDER BY o.rank, o.sort_key, e.employee_number
          LIMIT $5",
@@ -342,7 +338,7 @@ mod tests {
         assert!(!insert(&mut conn, &c, "1", "waitlisted").await?);
         let got = read_one(&mut conn, c.uid, "1").await?;
         assert_eq!(got.name, "sites/BAS/cohorts/a/enrolments/1");
-        assert_eq!(got.staff, "sites/BAS/staff/1");
+        assert_eq!(got.staff, "staff/1");
         assert_eq!(got.staff_display_name, "Pat Dee");
         assert_eq!(got.state, pb::EnrolmentState::Enrolled as i32);
         assert_eq!((got.waitlist_position, got.completion_date), (0, None));
@@ -438,8 +434,15 @@ mod tests {
         assert_eq!(numbers(&second), ["4", "3"]);
         assert_eq!(numbers(&third), ["5"]);
         assert!(end.is_empty());
-        // A one-site caller sees only its own site's people.
-        let (sou, _) = list(&mut conn, &c, &page(50, "")?, Some(vec!["SOU".into()])).await?;
+        // A site's cohort is its site's whole, a learner who has moved since included; of a
+        // trust-wide cohort, a one-site caller sees only the people now at its site.
+        let (bas, _) = list(&mut conn, &c, &page(50, "")?, Some(vec!["BAS".into()])).await?;
+        assert_eq!(numbers(&bas), ["2", "1", "4", "3", "5"]);
+        let t = cohort(&mut conn, Owner::Trust, "t", "lean", 3).await?;
+        for number in ["1", "5"] {
+            insert(&mut conn, &t, number, "enrolled").await?;
+        }
+        let (sou, _) = list(&mut conn, &t, &page(50, "")?, Some(vec!["SOU".into()])).await?;
         assert_eq!(numbers(&sou), ["5"]);
         Ok(())
     }

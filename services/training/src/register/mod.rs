@@ -116,9 +116,8 @@ pub(crate) async fn get_record(
     req: pb::GetTrainingRecordRequest,
 ) -> Result<pb::GetTrainingRecordResponse, Error> {
     let pb::GetTrainingRecordRequest { staff: name } = req;
-    let parsed = staff::parse_name("staff", &name)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let person = staff::require(&mut conn, &ctx, &name, &parsed).await?;
+    let person = staff::read(&mut conn, &ctx, "staff", &name).await?;
     let enrolments = enrolments::store::of_staff(&mut conn, &person.employee_number).await?;
     let completions = store::of_staff(&mut conn, &person.employee_number).await?;
     Ok(pb::GetTrainingRecordResponse {
@@ -128,7 +127,8 @@ pub(crate) async fn get_record(
     })
 }
 
-/// ListCompletions: the register of the learners' sites, by course and period.
+/// ListCompletions: the register of the learners' current sites, or one person's, by
+/// course and period.
 pub(crate) async fn list(
     api: &TrainingApi,
     ctx: AccessContext,
@@ -147,7 +147,13 @@ pub(crate) async fn list(
         page_token,
     } = req;
     let mut v = Violations::new();
-    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    // A person's name (`staff/…`, or the v1 `sites/{site}/staff/…`) lists their completions.
+    let person_parent = parent.starts_with("staff/") || parent.contains("/staff/");
+    let list_parent = if person_parent {
+        v.check(staff::parse_name("parent", &parent).map(|_| None))
+    } else {
+        v.check(ListParent::parse("parent", &parent).map(Some))
+    };
     let course_id = if course.is_empty() {
         None
     } else {
@@ -159,7 +165,6 @@ pub(crate) async fn list(
     ));
     let before = v.check(optional_date("completed_before", completed_before.as_ref()));
     v.finish()?;
-    let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
     let page = Page::parse(page_size, &page_token, &params)?;
     let filter = Filter {
         course_id,
@@ -167,6 +172,22 @@ pub(crate) async fn list(
         before,
     };
     let mut conn = qi_platform::db::begin(&api.pool).await?;
+    let Some(list_parent) = list_parent else {
+        // Read as GetStaff reads the person: the same refusals, then all their completions.
+        let person = staff::read(&mut conn, &ctx, "parent", &parent).await?;
+        let (completions, next_page_token) = store::list(
+            &mut conn,
+            None,
+            Some(&person.employee_number),
+            &filter,
+            &page,
+        )
+        .await?;
+        return Ok(pb::ListCompletionsResponse {
+            completions,
+            next_page_token,
+        });
+    };
     let scope = list_parent.scope(&ctx)?;
     if scope.trust {
         return Err(Error::invalid(
@@ -175,7 +196,7 @@ pub(crate) async fn list(
         ));
     }
     let (completions, next_page_token) =
-        store::list(&mut conn, scope.sites, &filter, &page).await?;
+        store::list(&mut conn, scope.sites, None, &filter, &page).await?;
     Ok(pb::ListCompletionsResponse {
         completions,
         next_page_token,

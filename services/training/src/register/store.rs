@@ -23,7 +23,7 @@ macro_rules! completion_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             CompletionRow,
-            "SELECT k.id, k.employee_number, s.site AS staff_site, s.forename, s.surname,
+            "SELECT k.id, k.employee_number, s.forename, s.surname,
                     k.course_id, co.display_name AS course_display_name, c.site AS cohort_site,
                     c.id AS cohort_id, k.completion_date, k.expiry_date
              FROM completion k
@@ -135,7 +135,6 @@ pub(super) async fn by_ids(
 struct CompletionRow {
     id: Uuid,
     employee_number: String,
-    staff_site: String,
     forename: String,
     surname: String,
     course_id: String,
@@ -149,7 +148,7 @@ struct CompletionRow {
 impl TryFrom<CompletionRow> for pb::Completion {
     type Error = Error;
     fn try_from(r: CompletionRow) -> Result<Self, Error> {
-        let staff = format!("sites/{}/staff/{}", r.staff_site, r.employee_number);
+        let staff = crate::staff::name_of(&r.employee_number);
         Ok(pb::Completion {
             name: format!("{staff}/{COLLECTION}/{}", r.id),
             staff,
@@ -163,10 +162,12 @@ impl TryFrom<CompletionRow> for pb::Completion {
     }
 }
 
-/// One page of the register of learners at `sites` (`None`: every site), newest first.
+/// One page of the register of learners now at `sites` (`None`: every site), or of one
+/// `person`'s, newest first.
 pub(super) async fn list(
     conn: &mut PgConnection,
     sites: Option<Vec<String>>,
+    person: Option<&str>,
     filter: &Filter,
     page: &Page,
 ) -> Result<(Vec<pb::Completion>, String), Error> {
@@ -187,6 +188,7 @@ pub(super) async fn list(
            AND ($4::date IS NULL OR k.completion_date < $4)
            AND ($5::date IS NULL OR k.completion_date < $5
                 OR (k.completion_date = $5 AND k.id > $6))
+           AND ($8::text IS NULL OR k.employee_number = $8)
          ORDER BY k.completion_date DESC, k.id
          LIMIT $7",
         sites.as_deref(),
@@ -196,6 +198,7 @@ pub(super) async fn list(
         after_date,
         after_id,
         page.limit(),
+        person,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -445,10 +448,7 @@ mod tests {
         // By learner's name: Ames (2) before Bell (1).
         assert_eq!(learners(&made), ["2", "1"]);
         assert_eq!(made[1].cohort, "sites/BAS/cohorts/a");
-        assert_eq!(
-            made[1].name,
-            format!("sites/BAS/staff/1/completions/{}", first[0])
-        );
+        assert_eq!(made[1].name, format!("staff/1/completions/{}", first[0]));
         // The same again is no change; a new date or a revocation is.
         let again = achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
         assert!(again.is_empty());
@@ -499,7 +499,7 @@ mod tests {
         achieve(&mut conn, "qsir-fund", fund.uid, &met(&["1"], "2026-05-11")).await?;
         revoke(&mut conn, c.uid, &["3".into()]).await?;
         let all = Filter::default();
-        let (every, _) = list(&mut conn, None, &all, &page(50, "")?).await?;
+        let (every, _) = list(&mut conn, None, None, &all, &page(50, "")?).await?;
         let dated: Vec<_> = every
             .iter()
             .map(|c| (c.course.as_str(), learners(std::slice::from_ref(c))[0]))
@@ -512,19 +512,19 @@ mod tests {
                 ("trust/courses/lean", "1")
             ]
         );
-        let (first, next) = list(&mut conn, None, &all, &page(2, "")?).await?;
-        let (second, end) = list(&mut conn, None, &all, &page(2, &next)?).await?;
+        let (first, next) = list(&mut conn, None, None, &all, &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, None, None, &all, &page(2, &next)?).await?;
         assert_eq!([first, second].concat(), every);
         assert!(end.is_empty());
         let bas = Some(vec!["BAS".to_owned()]);
-        let (at_bas, _) = list(&mut conn, bas.clone(), &all, &page(50, "")?).await?;
+        let (at_bas, _) = list(&mut conn, bas.clone(), None, &all, &page(50, "")?).await?;
         assert_eq!(learners(&at_bas), ["1", "1"]);
         let lean_in_spring = Filter {
             course_id: Some("lean".into()),
             from: Some(day("2026-03-10")),
             before: Some(day("2026-05-11")),
         };
-        let (spring, _) = list(&mut conn, None, &lean_in_spring, &page(50, "")?).await?;
+        let (spring, _) = list(&mut conn, None, None, &lean_in_spring, &page(50, "")?).await?;
         assert_eq!(learners(&spring), ["2"]);
         let s = summary(&mut conn, None, pb::SummaryPeriod::Month, None, None).await?;
         let rows: Vec<_> = s

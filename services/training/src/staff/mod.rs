@@ -1,113 +1,92 @@
-//! Staff as ESR describes them (`sites/{site}/staff/{employee_number}`), read by callers
-//! within their sites; written only by the HR sync (see `crate::sync`). The handlers and
-//! staff names.
+//! Staff as ESR describes them, one name for life (`staff/{employee_number}`), read by
+//! callers holding the person's current site (or trust-wide), and by the person themselves;
+//! written only by the HR sync (see `crate::sync`). The handlers, staff names, and the
+//! person's read check, which lives here rather than in the gateway: a person's name carries
+//! no site, so only this service, which knows where they work now, can check it.
 
 mod store;
 
+use qi_names::Person;
+use qi_platform::names::ListParent;
 use qi_platform::names::ListParentScope as _;
-use qi_platform::names::OwnerAccess as _;
-use qi_platform::names::{ListParent, Owner};
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error, SiteCode};
+use qi_platform::{AccessContext, EmployeeNumber, Error, SiteCode};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
 use crate::TrainingApi;
 use store::StaffRow;
 
-/// The collection id in staff names.
-pub(crate) const COLLECTION: &str = "staff";
-
-/// A staff name: at one site, or `sites/-/staff/{n}` (any site the caller holds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum StaffName {
-    At(SiteCode, String),
-    AnySite(String),
+/// The canonical name of the person with this employee number.
+pub(crate) fn name_of(number: &str) -> String {
+    format!("{}/{number}", qi_names::STAFF)
 }
 
-impl StaffName {
-    pub(crate) fn employee_number(&self) -> &str {
-        match self {
-            StaffName::At(_, n) | StaffName::AnySite(n) => n,
-        }
-    }
+/// Parses a person's name: `staff/{employee_number}`, `staff/me`, or a v1 alias
+/// (`sites/{site}/staff/{n}`, `sites/-/staff/{n}`, whose site is not checked).
+pub(crate) fn parse_name(field: &str, value: &str) -> Result<Person, Error> {
+    Ok(Person::parse(field, value)?)
 }
 
-/// Parses `sites/{site}/staff/{employee_number}` or `sites/-/staff/{employee_number}`.
-pub(crate) fn parse_name(field: &str, value: &str) -> Result<StaffName, Error> {
-    let bad = || {
-        Error::invalid(
-            field,
-            format!(
-                "`{}` is not a staff name: `sites/{{site}}/staff/{{employee_number}}`",
-                qi_platform::names::clip(value)
-            ),
-        )
-    };
-    let rest = value.strip_prefix("sites/").ok_or_else(bad)?;
-    let (site, rest) = rest.split_once('/').ok_or_else(bad)?;
-    let number = rest.strip_prefix("staff/").ok_or_else(bad)?;
-    let number = employee_number(field, number)?;
-    if site == "-" {
-        return Ok(StaffName::AnySite(number));
+/// The employee number a parsed name points at: `staff/me` is the caller's, which needs the
+/// claim (`FAILED_PRECONDITION` naming it otherwise).
+pub(crate) fn number_of(ctx: &AccessContext, person: Person) -> Result<EmployeeNumber, Error> {
+    match person {
+        Person::Me => ctx.employee().cloned(),
+        Person::Employee(n) => Ok(n),
     }
-    let site = SiteCode::parse(site).map_err(|e| Error::invalid(field, e))?;
-    Ok(StaffName::At(site, number))
 }
 
 /// Checks an ESR employee number by the one rule the gateway also reads tokens with
 /// ([`qi_platform::EmployeeNumber`]: 5 to 12 digits).
 pub(crate) fn employee_number(field: &str, s: &str) -> Result<String, Error> {
-    qi_platform::EmployeeNumber::parse(s)
+    EmployeeNumber::parse(s)
         .map(String::from)
         .map_err(|e| Error::invalid(field, e))
 }
 
-/// Finds a staff member the caller may see: by site and number (a name under the wrong
-/// site finds nothing), or at any of the caller's sites.
-pub(crate) async fn find(
-    conn: &mut PgConnection,
-    ctx: &AccessContext,
-    name: &StaffName,
-) -> Result<Option<StaffRow>, Error> {
-    let sites: Option<Vec<String>> = match name {
-        StaffName::At(site, _) => {
-            Owner::Site(site.clone()).check_read(ctx)?;
-            Some(vec![site.to_string()])
-        }
-        StaffName::AnySite(_) => ctx.sites.sql_filter(),
-    };
-    store::get(conn, name.employee_number(), sites).await
+/// Whether the caller may read a person now at `site`: trust-wide, or holding that site.
+fn holds(ctx: &AccessContext, site: &str) -> bool {
+    SiteCode::parse(site).is_ok_and(|s| ctx.sites.holds(&s))
 }
 
-/// Like [`find`], but `NOT_FOUND` when absent.
-pub(crate) async fn require(
+/// Reads the person `value` (in `field`) names, as GetStaff does: a trust-wide caller reads
+/// anyone (`NOT_FOUND` if absent), a site caller a person whose current site it holds, and
+/// anyone their own record; otherwise `PERMISSION_DENIED`, whether or not the person exists
+/// (AIP-211). An alias's site grants nothing.
+pub(crate) async fn read(
     conn: &mut PgConnection,
     ctx: &AccessContext,
-    field_value: &str,
-    name: &StaffName,
+    field: &str,
+    value: &str,
 ) -> Result<StaffRow, Error> {
-    find(conn, ctx, name)
-        .await?
-        .ok_or_else(|| Error::not_found(field_value))
+    let number = number_of(ctx, parse_name(field, value)?)?;
+    let own = ctx.employee.as_ref() == Some(&number);
+    match store::get(conn, number.as_str(), None).await? {
+        Some(row) if own || holds(ctx, &row.site) => Ok(row),
+        None if own || ctx.sites.is_trust_wide() => Err(Error::not_found(value)),
+        _ => Err(Error::denied(format!(
+            "no access to {}: a person is read by callers holding their current site",
+            name_of(number.as_str())
+        ))),
+    }
 }
 
-/// GetStaff: one person, if at a site the caller holds.
+/// GetStaff: one person, read as [`read`] allows.
 pub(crate) async fn get(
     api: &TrainingApi,
     ctx: AccessContext,
     req: pb::GetStaffRequest,
 ) -> Result<pb::GetStaffResponse, Error> {
     let pb::GetStaffRequest { name } = req;
-    let parsed = parse_name("name", &name)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let row = require(&mut conn, &ctx, &name, &parsed).await?;
+    let row = read(&mut conn, &ctx, "name", &name).await?;
     Ok(pb::GetStaffResponse {
         staff: Some(row.into()),
     })
 }
 
-/// ListStaff: the people of one site or of every site the caller holds.
+/// ListStaff: the people now at one site or at every site the caller holds.
 pub(crate) async fn list(
     api: &TrainingApi,
     ctx: AccessContext,
@@ -126,7 +105,7 @@ pub(crate) async fn list(
     if scope.trust {
         return Err(Error::invalid(
             "parent",
-            "staff belong to sites: use `sites/{site}` or `sites/-`",
+            "staff are listed by their current site: use `sites/{site}` or `sites/-`",
         ));
     }
     let (staff, next_page_token) =
@@ -135,29 +114,4 @@ pub(crate) async fn list(
         staff,
         next_page_token,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn staff_names_carry_a_site_or_any_site() {
-        assert_eq!(
-            parse_name("name", "sites/BAS/staff/12345678").unwrap(),
-            StaffName::At(SiteCode::parse("BAS").unwrap(), "12345678".into())
-        );
-        assert_eq!(
-            parse_name("name", "sites/-/staff/12345678").unwrap(),
-            StaffName::AnySite("12345678".into())
-        );
-        for bad in [
-            "sites/BAS/staff/12a45",
-            "sites/BAS/staff/1234",
-            "sites/BAS/cohorts/12345",
-            "staff/12345",
-        ] {
-            assert!(parse_name("name", bad).is_err(), "{bad}");
-        }
-    }
 }

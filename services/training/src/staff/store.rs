@@ -7,8 +7,6 @@ use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
-use super::COLLECTION;
-
 /// A staff row as stored.
 #[derive(Debug, Clone)]
 pub(crate) struct StaffRow {
@@ -31,18 +29,38 @@ pub(crate) struct StaffRow {
     pub(crate) source_update_time: chrono::DateTime<chrono::Utc>,
     pub(crate) create_time: chrono::DateTime<chrono::Utc>,
     pub(crate) update_time: chrono::DateTime<chrono::Utc>,
+    /// The site spells, newest first, as `site|start|end` (end empty for the current one):
+    /// aggregated in SQL, like an enrolment's attendance.
+    pub(crate) site_history: Vec<String>,
 }
 
 impl StaffRow {
+    /// The person's one name, whatever their site.
     pub(crate) fn name(&self) -> String {
-        format!("sites/{}/{COLLECTION}/{}", self.site, self.employee_number)
+        super::name_of(&self.employee_number)
     }
+}
+
+/// A spell as aggregated by [`staff_rows!`]; a malformed one (never written) is skipped.
+fn spell(s: &str) -> Option<pb::SiteSpell> {
+    let mut parts = s.splitn(3, '|');
+    let site = parts.next()?;
+    let start = parts.next()?.parse::<NaiveDate>().ok()?;
+    let end = match parts.next()? {
+        "" => None,
+        end => Some(end.parse::<NaiveDate>().ok()?),
+    };
+    Some(pb::SiteSpell {
+        site: format!("sites/{site}"),
+        start_date: Some(date(start)),
+        end_date: end.map(date),
+    })
 }
 
 impl From<StaffRow> for pb::Staff {
     fn from(r: StaffRow) -> Self {
         pb::Staff {
-            name: r.name(),
+            name: super::name_of(&r.employee_number),
             employee_number: r.employee_number,
             assignment_number: r.assignment_number,
             forename: r.forename,
@@ -61,6 +79,8 @@ impl From<StaffRow> for pb::Staff {
             source_update_time: Some(timestamp(r.source_update_time)),
             create_time: Some(timestamp(r.create_time)),
             update_time: Some(timestamp(r.update_time)),
+            site: format!("sites/{}", r.site),
+            site_history: r.site_history.iter().filter_map(|s| spell(s)).collect(),
         }
     }
 }
@@ -71,11 +91,17 @@ macro_rules! staff_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             StaffRow,
-            "SELECT employee_number, site, assignment_number, forename, surname, work_email,
+            r#"SELECT employee_number, site, assignment_number, forename, surname, work_email,
                     staff_group, job_role, position_title, pay_band, department, organisation,
                     person_type, hire_date, leave_date, active, source_update_time, create_time,
-                    update_time
-             FROM staff "
+                    update_time,
+                    coalesce((SELECT array_agg(h.site || '|' || to_char(h.start_date, 'YYYY-MM-DD')
+                                               || '|' || coalesce(to_char(h.end_date, 'YYYY-MM-DD'), '')
+                                               ORDER BY h.id DESC)
+                              FROM staff_site_spell h
+                              WHERE h.employee_number = staff.employee_number),
+                             '{}') AS "site_history!"
+             FROM staff "#
                 + $tail,
             $($arg),+
         )
@@ -151,7 +177,7 @@ mod tests {
         assert_eq!(
             got.as_ref()
                 .map(|r| (r.name(), r.forename.as_str(), r.active)),
-            Some(("sites/BAS/staff/100".into(), "Ada", true))
+            Some(("staff/100".into(), "Ada", true))
         );
         assert!(
             get(&mut conn, "100", sites(&["BAS", "SOU"]))
@@ -160,6 +186,43 @@ mod tests {
         );
         assert!(get(&mut conn, "100", sites(&["SOU"])).await?.is_none());
         assert!(get(&mut conn, "999", None).await?.is_none());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_person_carries_their_site_and_its_history_newest_first() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        staff(&mut conn, "100", "SOU", "Lovelace", "Ada").await?;
+        sqlx::query!(
+            "INSERT INTO staff_site_spell (employee_number, site, start_date, end_date)
+             VALUES ('100', 'BAS', '2020-01-06', '2026-02-02'), ('100', 'SOU', '2026-02-02', NULL)"
+        )
+        .execute(&mut *conn)
+        .await?;
+        let person: pb::Staff = get(&mut conn, "100", None)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("100 not found"))?
+            .into();
+        assert_eq!(
+            (person.name.as_str(), person.site.as_str()),
+            ("staff/100", "sites/SOU")
+        );
+        let ymd = |y, m, d| Some(date(NaiveDate::from_ymd_opt(y, m, d).unwrap()));
+        assert_eq!(
+            person.site_history,
+            [
+                pb::SiteSpell {
+                    site: "sites/SOU".into(),
+                    start_date: ymd(2026, 2, 2),
+                    end_date: None,
+                },
+                pb::SiteSpell {
+                    site: "sites/BAS".into(),
+                    start_date: ymd(2020, 1, 6),
+                    end_date: ymd(2026, 2, 2),
+                },
+            ]
+        );
         Ok(())
     }
 

@@ -608,7 +608,15 @@ impl SyncBatch {
             updated,
             deactivated,
             inserted,
-        } = store::merge(tx, &header, &self.displaced, self.others(), &self.refused).await?;
+        } = store::merge(
+            tx,
+            &header,
+            self.today,
+            &self.displaced,
+            self.others(),
+            &self.refused,
+        )
+        .await?;
         let mut response = pb::SyncStaffResponse {
             received_rows: self.received,
             inserted,
@@ -820,5 +828,111 @@ mod tests {
             .push(pb::SyncStaffRequest::default(), &mut Vec::new())
             .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument { .. }));
+    }
+
+    /// Applies a delta of `rows` taken at `seconds` and merged on `today`, committed in its
+    /// own transaction as a sync is; the spells of person `number` after it, newest first.
+    async fn apply(
+        pool: &PgPool,
+        rows: Vec<pb::EsrRow>,
+        seconds: i64,
+        today: &str,
+    ) -> anyhow::Result<(pb::SyncStaffResponse, Vec<(String, String, Option<String>)>)> {
+        let sites = ["BAS", "BRM", "SOU"].map(|s| SiteCode::parse(s).unwrap());
+        let mut b = SyncBatch::new(&sites, crate::testing::day(today));
+        let number = rows[0].employee_number.clone();
+        let mut data = Vec::new();
+        b.push(
+            pb::SyncStaffRequest {
+                extract_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                rows,
+                complete: true,
+                ..Default::default()
+            },
+            &mut data,
+        )?;
+        let mut tx = qi_platform::db::begin(pool).await?;
+        let mut copy = store::copy_in(&mut tx).await?;
+        copy.send(data.as_slice()).await?;
+        copy.finish().await?;
+        let response = b.merge(&mut tx).await?;
+        tx.commit().await?;
+        let spells = sqlx::query!(
+            "SELECT site, start_date, end_date FROM staff_site_spell
+             WHERE employee_number = $1 ORDER BY id DESC",
+            number,
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| {
+            (
+                r.site,
+                r.start_date.to_string(),
+                r.end_date.map(|d| d.to_string()),
+            )
+        })
+        .collect();
+        Ok((response, spells))
+    }
+
+    fn spell(site: &str, start: &str, end: Option<&str>) -> (String, String, Option<String>) {
+        (site.into(), start.into(), end.map(Into::into))
+    }
+
+    #[tokio::test]
+    async fn a_move_ends_one_spell_and_starts_the_next_once() -> anyhow::Result<()> {
+        let pool = crate::testing::pool().await?;
+        let at = |site: &str| pb::EsrRow {
+            site: site.into(),
+            hire_date: Some(Date {
+                year: 2020,
+                month: 1,
+                day: 6,
+            }),
+            ..row("10000001", "10000001", true)
+        };
+        let hired = [spell("BAS", "2020-01-06", None)];
+        let (r, spells) = apply(&pool, vec![at("BAS")], 1_800_000_000, "2026-01-05").await?;
+        assert_eq!((r.inserted, spells.as_slice()), (1, hired.as_slice()));
+        // A re-sent extract changes nothing, nor does an older one naming another site.
+        let (r, spells) = apply(&pool, vec![at("BAS")], 1_800_000_000, "2026-01-06").await?;
+        assert_eq!((r.unchanged, spells.as_slice()), (1, hired.as_slice()));
+        let (_, spells) = apply(&pool, vec![at("SOU")], 1_700_000_000, "2026-01-06").await?;
+        assert_eq!(spells, hired);
+        // The move: the BAS spell ends the day it is seen, and the SOU one starts.
+        let moved = [
+            spell("SOU", "2026-02-02", None),
+            spell("BAS", "2020-01-06", Some("2026-02-02")),
+        ];
+        let (r, spells) = apply(&pool, vec![at("SOU")], 1_800_100_000, "2026-02-02").await?;
+        assert_eq!((r.updated, spells.as_slice()), (1, moved.as_slice()));
+        let (_, spells) = apply(&pool, vec![at("SOU")], 1_800_100_000, "2026-02-03").await?;
+        assert_eq!(spells, moved);
+        // And back: a third spell, at BAS again.
+        let (_, spells) = apply(&pool, vec![at("BAS")], 1_800_200_000, "2026-03-02").await?;
+        assert_eq!(
+            spells,
+            [
+                spell("BAS", "2026-03-02", None),
+                spell("SOU", "2026-02-02", Some("2026-03-02")),
+                spell("BAS", "2020-01-06", Some("2026-02-02")),
+            ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_new_person_without_a_hire_date_starts_the_day_they_are_seen() -> anyhow::Result<()> {
+        let pool = crate::testing::pool().await?;
+        let (_, spells) = apply(
+            &pool,
+            vec![row("10000002", "10000002", true)],
+            1_800_000_000,
+            "2026-01-05",
+        )
+        .await?;
+        assert_eq!(spells, [spell("BAS", "2026-01-05", None)]);
+        Ok(())
     }
 }

@@ -1,5 +1,6 @@
 //! The sync's SQL: a temporary table the extract is copied into (and the `COPY` text it is
-//! sent as), and the set-based statements that merge it into `staff`.
+//! sent as), and the set-based statements that merge it into `staff` and keep each person's
+//! site history (`staff_site_spell`).
 //!
 //! The statements that read or write `sync_row` stay unchecked `sqlx::query` of constant
 //! text: a temporary table exists only in the sync's own session, so the build-time check
@@ -7,7 +8,7 @@
 
 use std::io::Write as _;
 
-use chrono::Datelike as _;
+use chrono::{Datelike as _, NaiveDate};
 use qi_platform::Error;
 use sqlx::PgConnection;
 use sqlx::postgres::PgCopyIn;
@@ -90,10 +91,12 @@ pub(super) struct Merged {
 
 /// Merges the copied rows into `staff`: drops the `displaced` rows, corrects the rows of
 /// people with several assignments (`others`), updates the people already known, for a
-/// FULL sync deactivates the absent (never the `refused`), and inserts the new ones.
+/// FULL sync deactivates the absent (never the `refused`), inserts the new ones, and keeps
+/// their site history (a move seen `today` ends one spell and starts the next).
 pub(super) async fn merge(
     conn: &mut PgConnection,
     header: &Header,
+    today: NaiveDate,
     displaced: &[i64],
     others: Others,
     refused: &[String],
@@ -149,6 +152,16 @@ pub(super) async fn merge(
         .execute(&mut *conn)
         .await?
         .rows_affected() as i64;
+    // Two statements, not one: the open spell must be closed before the next one opens
+    // (one open spell per person), and a statement's parts run in no set order.
+    sqlx::query(CLOSE_SPELLS)
+        .bind(today)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(OPEN_SPELLS)
+        .bind(today)
+        .execute(&mut *conn)
+        .await?;
     Ok(Merged {
         updated,
         deactivated,
@@ -191,6 +204,26 @@ const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_n
             r.data_hash, r.source_update_time, $1
      FROM sync_row AS r
      WHERE NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)";
+
+/// Ends the open spell of each person in the extract whose site is no longer its site, on
+/// `$1` (today; never before the spell began). A re-sent extract finds every open spell at
+/// its person's site and changes nothing.
+const CLOSE_SPELLS: &str = "UPDATE staff_site_spell AS h SET end_date = greatest(h.start_date, $1)
+     FROM sync_row AS r JOIN staff AS s ON s.employee_number = r.employee_number
+     WHERE h.employee_number = r.employee_number AND h.end_date IS NULL AND h.site <> s.site";
+
+/// Opens a spell at their site for each person in the extract without an open one: a new
+/// person (since their hire date when known) or one whose spell [`CLOSE_SPELLS`] ended
+/// (since `$1`, today).
+const OPEN_SPELLS: &str = "INSERT INTO staff_site_spell (employee_number, site, start_date)
+     SELECT s.employee_number, s.site,
+            CASE WHEN EXISTS (SELECT 1 FROM staff_site_spell AS p
+                              WHERE p.employee_number = s.employee_number)
+                 THEN $1 ELSE coalesce(s.hire_date, $1) END
+     FROM sync_row AS r JOIN staff AS s ON s.employee_number = r.employee_number
+     WHERE NOT EXISTS (SELECT 1 FROM staff_site_spell AS h
+                       WHERE h.employee_number = s.employee_number AND h.end_date IS NULL)
+     ORDER BY s.employee_number";
 
 /// For a FULL sync: active staff the extract does not name (valid or refused) and not
 /// updated since it was taken are deactivated.
@@ -265,7 +298,15 @@ mod tests {
         let mut copy = copy_in(&mut tx).await?;
         copy.send(data.as_slice()).await?;
         copy.finish().await?;
-        let m = merge(&mut tx, header, displaced, others, refused).await?;
+        let m = merge(
+            &mut tx,
+            header,
+            day("2026-11-26"),
+            displaced,
+            others,
+            refused,
+        )
+        .await?;
         tx.commit().await?;
         Ok((m.updated, m.deactivated, m.inserted))
     }
