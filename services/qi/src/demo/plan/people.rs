@@ -32,9 +32,9 @@ pub(crate) struct Person {
 }
 
 impl Person {
-    /// The training service's name for them.
+    /// Their name for life, `staff/{employee_number}` (#25).
     pub(crate) fn name(&self) -> String {
-        format!("sites/{}/staff/{}", self.site, self.employee)
+        format!("staff/{}", self.employee)
     }
 
     /// "Forename Surname".
