@@ -76,3 +76,19 @@ pub(crate) async fn project(
 ) -> anyhow::Result<ProjectRef> {
     Ok(store::insert(conn, &site(lead), id, &Fields::default(), None, None).await?)
 }
+
+/// The project `p` as stored: the counts and the latest score its children keep on it.
+pub(crate) async fn stored(
+    conn: &mut PgConnection,
+    p: &ProjectRef,
+) -> anyhow::Result<qi_proto::projects::Project> {
+    Ok(store::read(conn, p.uid).await?)
+}
+
+/// The uid a child's resource name ends in (`…/teamMembers/{uid}`).
+pub(crate) fn uid_of(name: &str) -> Uuid {
+    name.rsplit('/')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{name} does not end in a uid"))
+}

@@ -106,3 +106,105 @@ pub(super) async fn list(
         .collect::<Result<_, _>>()?;
     Ok((activities, next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{day, everything, pages, project, stored, transaction};
+
+    #[tokio::test]
+    async fn an_activity_reads_back_and_is_counted_on_its_project_only() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "SOU", "p2").await?;
+        assert_eq!(stored(&mut conn, &p).await?.engagement_activity_count, 0);
+        let made = insert(
+            &mut conn,
+            &p,
+            day("2026-02-03"),
+            pb::EngagementKind::FocusGroup,
+            12,
+            "Carers on discharge",
+        )
+        .await?;
+        assert!(
+            made.name
+                .starts_with("sites/BAS/projects/p1/engagementActivities/")
+        );
+        assert_eq!(made.activity_date, Some(date(day("2026-02-03"))));
+        assert_eq!(made.kind, pb::EngagementKind::FocusGroup as i32);
+        assert_eq!(
+            (made.participants, made.summary.as_str()),
+            (12, "Carers on discharge")
+        );
+        assert!(made.create_time.is_some());
+        let second = insert(
+            &mut conn,
+            &p,
+            day("2026-01-10"),
+            pb::EngagementKind::PatientStory,
+            1,
+            "A story",
+        )
+        .await?;
+        insert(
+            &mut conn,
+            &other,
+            day("2026-03-01"),
+            pb::EngagementKind::Survey,
+            40,
+            "S",
+        )
+        .await?;
+        assert_eq!(stored(&mut conn, &p).await?.engagement_activity_count, 2);
+        assert_eq!(
+            stored(&mut conn, &other).await?.engagement_activity_count,
+            1
+        );
+        let (mine, next) = list(&mut conn, &p, None, None, &everything()?).await?;
+        assert_eq!(mine, [made, second]);
+        assert!(next.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn activities_list_latest_first_page_by_page_ties_by_id() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        // Three on one day (newest id first among them), around days before and after.
+        let days = [
+            "2026-01-05",
+            "2026-02-01",
+            "2026-02-01",
+            "2026-03-09",
+            "2026-02-01",
+        ];
+        for (i, d) in days.into_iter().enumerate() {
+            let summary = format!("a{i}");
+            insert(
+                &mut conn,
+                &p,
+                day(d),
+                pb::EngagementKind::Workshop,
+                5,
+                &summary,
+            )
+            .await?;
+            insert(&mut conn, &other, day(d), pb::EngagementKind::Other, 5, "x").await?;
+        }
+        // The handler's reading of a page token: the date, then the id.
+        let paged = pages(2, async |page| {
+            let after_date = page.parsed_key(0)?;
+            let after_id = page.parsed_key(1)?;
+            list(&mut conn, &p, after_date, after_id, &page).await
+        })
+        .await?;
+        let got: Vec<Vec<String>> = paged
+            .into_iter()
+            .map(|page| page.into_iter().map(|a| a.summary).collect())
+            .collect();
+        assert_eq!(got, vec![vec!["a3", "a4"], vec!["a2", "a1"], vec!["a0"]]);
+        Ok(())
+    }
+}

@@ -253,3 +253,298 @@ pub(super) async fn advance(
         .await?
         .ok_or_else(|| unexpected("ward enrolment", "vanished"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{day, everything, pages, site, transaction};
+    use qi_platform::names::Owner;
+
+    /// The start of wave `n` of every programme here: monthly from `2026-01-05`.
+    fn start(n: i32) -> NaiveDate {
+        day(["2026-01-05", "2026-02-05", "2026-03-05"][n as usize - 1])
+    }
+
+    /// A trust-wide ward programme `id` with three waves of two wards, counting its waves
+    /// per site when `per_site`, stored directly: the programmes' and waves' stores are
+    /// private to them.
+    async fn programme(
+        conn: &mut PgConnection,
+        id: &str,
+        per_site: bool,
+    ) -> anyhow::Result<ProgrammeRef> {
+        let uid = sqlx::query_scalar!(
+            "INSERT INTO programme (uid, id, display_name, kind, per_site)
+             VALUES ($1, $2, 'Ward programme', 'ward_programme', $3) RETURNING uid",
+            Uuid::now_v7(),
+            id,
+            per_site,
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        for n in 1..=3 {
+            sqlx::query!(
+                "INSERT INTO wave (programme_uid, number, start_date, capacity)
+                 VALUES ($1, $2, $3, 2)",
+                uid,
+                n,
+                start(n),
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(
+            crate::programmes::store::find(conn, &Owner::Trust, id, false)
+                .await?
+                .expect("the programme"),
+        )
+    }
+
+    /// Stores the wards `site`/`id`.
+    async fn wards(conn: &mut PgConnection, wards: &[(&str, &str)]) -> anyhow::Result<()> {
+        for (site, ward) in wards {
+            sqlx::query!(
+                "INSERT INTO ward (site, id, display_name) VALUES ($1, $2, 'Ward')",
+                site,
+                ward,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Enrols `site`/`ward` into wave `n` of `p` from the wave's start.
+    async fn join(
+        conn: &mut PgConnection,
+        p: &ProgrammeRef,
+        site_code: &str,
+        ward: &str,
+        n: i32,
+    ) -> anyhow::Result<Option<EnrolmentRow>> {
+        Ok(enrol(conn, p.uid, &site(site_code), ward, n, start(n)).await?)
+    }
+
+    fn key(r: &EnrolmentRow) -> (i32, String, String) {
+        (r.wave_number, r.ward_site.clone(), r.ward_id.clone())
+    }
+
+    /// The keys of every page of a programme's enrolments in `sites`, two at a time, read
+    /// as the handler reads a page token.
+    async fn listed(
+        conn: &mut PgConnection,
+        programme: Uuid,
+        sites: Option<Vec<String>>,
+    ) -> anyhow::Result<Vec<Vec<(i32, String, String)>>> {
+        let paged = pages(2, async |page| {
+            let after_wave = page.after_key(0).map_or(0, |k| k.parse().expect("a wave"));
+            list(conn, programme, sites.clone(), None, after_wave, &page).await
+        })
+        .await?;
+        Ok(paged
+            .into_iter()
+            .map(|page| page.iter().map(key).collect())
+            .collect())
+    }
+
+    #[tokio::test]
+    async fn a_ward_enrols_once_moves_through_its_stages_and_rejoins_only_when_withdrawn()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = programme(&mut conn, "wp", false).await?;
+        let other = programme(&mut conn, "wq", false).await?;
+        wards(&mut conn, &[("BAS", "w1")]).await?;
+        let row = join(&mut conn, &p, "BAS", "w1", 1)
+            .await?
+            .expect("enrolled");
+        let made = to_proto("trust/programmes/wp", row)?;
+        assert_eq!(made.name, "trust/programmes/wp/wardEnrolments/bas-w1");
+        assert_eq!(made.ward, "sites/BAS/wards/w1");
+        assert_eq!(made.wave, 1);
+        assert_eq!(made.stage, pb::WardStage::Diagnostic as i32);
+        assert_eq!(made.rating, 0);
+        assert_eq!((made.standards_met, made.standards_assessed), (0, 0));
+        assert_eq!(made.diagnostic_date, Some(date(start(1))));
+        assert_eq!((made.assessment_date, made.accredited_date), (None, None));
+        assert_eq!(made.reassessment_due_date, None);
+        assert_eq!(made.withdraw_reason, "");
+        assert_eq!(made.etag, "\"1\"");
+        assert!(made.create_time.is_some() && made.update_time.is_some());
+        // Enrolled already: refused, and the enrolment stays as it was.
+        assert!(join(&mut conn, &p, "BAS", "w1", 2).await?.is_none());
+        let row = read(&mut conn, p.uid, "BAS", "w1")
+            .await?
+            .expect("enrolled");
+        assert_eq!(to_proto("trust/programmes/wp", row)?, made);
+        assert!(read(&mut conn, other.uid, "BAS", "w1").await?.is_none());
+        assert!(read(&mut conn, p.uid, "SOU", "w1").await?.is_none());
+        assert!(read(&mut conn, p.uid, "BAS", "w2").await?.is_none());
+
+        let row = read(&mut conn, p.uid, "BAS", "w1")
+            .await?
+            .expect("enrolled");
+        let assessing = Stage::Assessment {
+            day: day("2026-02-01"),
+        };
+        let row = advance(&mut conn, p.uid, &row, assessing).await?;
+        assert_eq!(row.stage, "assessment");
+        assert_eq!(row.assessment_date, Some(day("2026-02-01")));
+        assert_eq!(row.revision, 2);
+        let accrediting = Stage::Accredited {
+            rating: pb::AccreditationRating::Silver,
+            met: 12,
+            assessed: 14,
+            day: day("2026-03-01"),
+            due: day("2027-03-01"),
+        };
+        let row = advance(&mut conn, p.uid, &row, accrediting).await?;
+        let accredited = to_proto("trust/programmes/wp", row)?;
+        assert_eq!(accredited.stage, pb::WardStage::Accredited as i32);
+        assert_eq!(accredited.rating, pb::AccreditationRating::Silver as i32);
+        assert_eq!(
+            (accredited.standards_met, accredited.standards_assessed),
+            (12, 14)
+        );
+        assert_eq!(accredited.assessment_date, Some(date(day("2026-02-01"))));
+        assert_eq!(accredited.accredited_date, Some(date(day("2026-03-01"))));
+        assert_eq!(
+            accredited.reassessment_due_date,
+            Some(date(day("2027-03-01")))
+        );
+        assert_eq!(accredited.etag, "\"3\"");
+        assert!(join(&mut conn, &p, "BAS", "w1", 2).await?.is_none());
+
+        let row = read(&mut conn, p.uid, "BAS", "w1")
+            .await?
+            .expect("enrolled");
+        let row = advance(
+            &mut conn,
+            p.uid,
+            &row,
+            Stage::Withdrawn { reason: "Closed" },
+        )
+        .await?;
+        assert_eq!(row.stage, "withdrawn");
+        assert_eq!(row.withdraw_reason.as_deref(), Some("Closed"));
+        // A withdrawn ward joins again afresh, in diagnostic from its new wave's start.
+        let again = join(&mut conn, &p, "BAS", "w1", 2)
+            .await?
+            .expect("rejoined");
+        assert_eq!((again.wave_number, again.stage.as_str()), (2, "diagnostic"));
+        assert_eq!(again.diagnostic_date, start(2));
+        assert_eq!((again.rating, again.withdraw_reason), (None, None));
+        assert_eq!(
+            (again.standards_met, again.standards_assessed),
+            (None, None)
+        );
+        assert_eq!((again.assessment_date, again.accredited_date), (None, None));
+        assert_eq!(again.reassessment_due, None);
+        assert_eq!(again.revision, 5);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_waves_places_are_taken_by_wards_not_withdrawn_per_site_when_so_counted()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let across = programme(&mut conn, "wp", false).await?;
+        let per_site = programme(&mut conn, "ws", true).await?;
+        wards(
+            &mut conn,
+            &[("BAS", "w1"), ("BAS", "w2"), ("BAS", "w3"), ("SOU", "w1")],
+        )
+        .await?;
+        join(&mut conn, &across, "BAS", "w1", 1).await?;
+        join(&mut conn, &across, "SOU", "w1", 1).await?;
+        let gone = join(&mut conn, &across, "BAS", "w2", 1)
+            .await?
+            .expect("enrolled");
+        advance(
+            &mut conn,
+            across.uid,
+            &gone,
+            Stage::Withdrawn { reason: "Moved" },
+        )
+        .await?;
+        join(&mut conn, &across, "BAS", "w3", 2).await?;
+        join(&mut conn, &per_site, "SOU", "w1", 1).await?;
+        let (bas, sou) = (site("BAS"), site("SOU"));
+        assert_eq!(taken(&mut conn, &across, 1, &bas).await?, 2);
+        assert_eq!(taken(&mut conn, &across, 1, &sou).await?, 2);
+        assert_eq!(taken(&mut conn, &across, 2, &bas).await?, 1);
+        assert_eq!(taken(&mut conn, &across, 3, &bas).await?, 0);
+        // Per site, only the site's wards count, and only the programme's own.
+        assert_eq!(taken(&mut conn, &per_site, 1, &bas).await?, 0);
+        assert_eq!(taken(&mut conn, &per_site, 1, &sou).await?, 1);
+        join(&mut conn, &per_site, "BAS", "w2", 1).await?;
+        assert_eq!(taken(&mut conn, &per_site, 1, &bas).await?, 1);
+        assert_eq!(taken(&mut conn, &per_site, 1, &sou).await?, 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_keeps_to_its_programme_sites_and_wave_by_wave_site_ward_page_by_page()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = programme(&mut conn, "wp", false).await?;
+        let other = programme(&mut conn, "wq", false).await?;
+        let all = [
+            ("BAS", "a"),
+            ("BAS", "b"),
+            ("BAS", "c"),
+            ("BAS", "d"),
+            ("SOU", "a"),
+            ("SOU", "b"),
+        ];
+        wards(&mut conn, &all).await?;
+        for (s, w, n) in [
+            ("SOU", "b", 3),
+            ("BAS", "d", 2),
+            ("SOU", "a", 1),
+            ("BAS", "b", 2),
+        ] {
+            join(&mut conn, &p, s, w, n).await?;
+        }
+        join(&mut conn, &p, "BAS", "c", 2).await?;
+        join(&mut conn, &p, "BAS", "a", 1).await?;
+        join(&mut conn, &other, "BAS", "b", 1).await?;
+        join(&mut conn, &other, "SOU", "b", 2).await?;
+        let k = |n: i32, s: &str, w: &str| (n, s.to_owned(), w.to_owned());
+        assert_eq!(
+            listed(&mut conn, p.uid, None).await?,
+            [
+                vec![k(1, "BAS", "a"), k(1, "SOU", "a")],
+                vec![k(2, "BAS", "b"), k(2, "BAS", "c")],
+                vec![k(2, "BAS", "d"), k(3, "SOU", "b")],
+            ]
+        );
+        assert_eq!(
+            listed(&mut conn, p.uid, Some(vec!["BAS".into()])).await?,
+            [
+                vec![k(1, "BAS", "a"), k(2, "BAS", "b")],
+                vec![k(2, "BAS", "c"), k(2, "BAS", "d")],
+            ]
+        );
+        let (wave_2, next) = list(&mut conn, p.uid, None, Some(2), 0, &everything()?).await?;
+        let wave_2: Vec<_> = wave_2.iter().map(key).collect();
+        assert_eq!(
+            wave_2,
+            [k(2, "BAS", "b"), k(2, "BAS", "c"), k(2, "BAS", "d")]
+        );
+        assert!(next.is_empty());
+        let (sou_3, _) = list(
+            &mut conn,
+            p.uid,
+            Some(vec!["SOU".into()]),
+            Some(3),
+            0,
+            &everything()?,
+        )
+        .await?;
+        assert_eq!(
+            sou_3.iter().map(key).collect::<Vec<_>>(),
+            [k(3, "SOU", "b")]
+        );
+        Ok(())
+    }
+}

@@ -114,3 +114,112 @@ pub(super) async fn delete(
     .rows_affected();
     Ok(deleted > 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{everything, pages, project, transaction, uid_of};
+
+    #[tokio::test]
+    async fn a_metric_is_one_measure_per_project_and_deletes_once() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "SOU", "p2").await?;
+        let falls = "sites/BAS/metrics/falls";
+        let made = insert(
+            &mut conn,
+            &p,
+            falls,
+            pb::MeasureKind::Outcome,
+            "Per 1,000 bed days",
+        )
+        .await?
+        .expect("inserted");
+        assert!(made.name.starts_with("sites/BAS/projects/p1/measures/"));
+        assert_eq!(made.metric, falls);
+        assert_eq!(made.kind, pb::MeasureKind::Outcome as i32);
+        assert_eq!(made.note, "Per 1,000 bed days");
+        assert!(made.create_time.is_some());
+        // The metric again, as any kind, is refused; another project may use it.
+        assert_eq!(
+            insert(&mut conn, &p, falls, pb::MeasureKind::Balancing, "").await?,
+            None
+        );
+        let theirs = insert(&mut conn, &other, falls, pb::MeasureKind::Process, "")
+            .await?
+            .expect("inserted");
+        assert_eq!(
+            list(&mut conn, &p, 0, None, &everything()?).await?.0,
+            std::slice::from_ref(&made)
+        );
+        // Another project's measure is not found through this one, and stays.
+        assert!(!delete(&mut conn, &p, uid_of(&theirs.name)).await?);
+        assert!(delete(&mut conn, &p, uid_of(&made.name)).await?);
+        assert!(!delete(&mut conn, &p, uid_of(&made.name)).await?);
+        assert!(
+            list(&mut conn, &p, 0, None, &everything()?)
+                .await?
+                .0
+                .is_empty()
+        );
+        assert_eq!(
+            list(&mut conn, &other, 0, None, &everything()?).await?.0,
+            [theirs]
+        );
+        // Once deleted, the metric may be measured again.
+        assert!(
+            insert(&mut conn, &p, falls, pb::MeasureKind::Outcome, "")
+                .await?
+                .is_some()
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn measures_list_outcome_then_process_then_balancing_page_by_page() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        use pb::MeasureKind::{Balancing, Outcome, Process};
+        let added = [
+            ("m1", Balancing),
+            ("m2", Process),
+            ("m3", Outcome),
+            ("m4", Balancing),
+            ("m5", Outcome),
+            ("m6", Process),
+        ];
+        for (metric, kind) in added {
+            let metric = format!("sites/BAS/metrics/{metric}");
+            insert(&mut conn, &p, &metric, kind, "").await?;
+            insert(&mut conn, &other, &metric, Outcome, "").await?;
+        }
+        // The handler's reading of a page token: the kind's rank, then the id.
+        let paged = pages(2, async |page| {
+            let after_rank = page.after_key(0).map_or(0, |k| k.parse().expect("a rank"));
+            let after_id = page.parsed_key(1)?;
+            list(&mut conn, &p, after_rank, after_id, &page).await
+        })
+        .await?;
+        let metrics: Vec<Vec<(String, i32)>> = paged
+            .into_iter()
+            .map(|page| {
+                page.into_iter()
+                    .inspect(|m| assert!(m.name.starts_with("sites/BAS/projects/p1/")))
+                    .map(|m| (m.metric.replace("sites/BAS/metrics/", ""), m.kind))
+                    .collect()
+            })
+            .collect();
+        let m = |id: &str, kind: pb::MeasureKind| (id.to_owned(), kind as i32);
+        assert_eq!(
+            metrics,
+            [
+                vec![m("m3", Outcome), m("m5", Outcome)],
+                vec![m("m2", Process), m("m6", Process)],
+                vec![m("m1", Balancing), m("m4", Balancing)],
+            ]
+        );
+        Ok(())
+    }
+}

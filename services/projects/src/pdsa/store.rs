@@ -200,3 +200,179 @@ pub(super) async fn decide(
     .await?;
     to_proto(&project.name(), row)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{day, everything, pages, project, transaction};
+
+    fn fields(idea: &str) -> Fields {
+        Fields {
+            change_idea: idea.to_owned(),
+            objective: "Fewer falls at night".into(),
+            prediction: "Half as many".into(),
+            plan: "Two weeks on ward 4".into(),
+            do_notes: "Done".into(),
+            study_notes: "Studied".into(),
+            act_notes: "Acted".into(),
+            start_date: Some(day("2026-02-02")),
+            end_date: Some(day("2026-02-16")),
+        }
+    }
+
+    async fn read_back(
+        conn: &mut PgConnection,
+        p: &ProjectRef,
+        number: i32,
+    ) -> anyhow::Result<Option<pb::PdsaCycle>> {
+        Ok(read(conn, p, number)
+            .await?
+            .map(|r| to_proto(&p.name(), r))
+            .transpose()?)
+    }
+
+    #[tokio::test]
+    async fn cycles_number_per_project_and_read_back_every_field() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "SOU", "p2").await?;
+        let first = insert(&mut conn, &p, &fields("Night lights")).await?;
+        assert_eq!(first.name, "sites/BAS/projects/p1/pdsaCycles/1");
+        assert_eq!(first.number, 1);
+        assert_eq!(first.change_idea, "Night lights");
+        assert_eq!(
+            (first.objective.as_str(), first.prediction.as_str()),
+            ("Fewer falls at night", "Half as many")
+        );
+        assert_eq!(first.plan, "Two weeks on ward 4");
+        assert_eq!(
+            (
+                first.do_notes.as_str(),
+                first.study_notes.as_str(),
+                first.act_notes.as_str()
+            ),
+            ("Done", "Studied", "Acted")
+        );
+        assert_eq!(first.start_date, Some(date(day("2026-02-02"))));
+        assert_eq!(first.end_date, Some(date(day("2026-02-16"))));
+        assert_eq!((first.decision, first.etag.as_str()), (0, "\"1\""));
+        assert!(first.create_time.is_some() && first.update_time.is_some());
+        assert_eq!(read_back(&mut conn, &p, 1).await?, Some(first.clone()));
+        let theirs = insert(&mut conn, &other, &Fields::default()).await?;
+        assert_eq!(theirs.name, "sites/SOU/projects/p2/pdsaCycles/1");
+        assert_eq!((theirs.start_date, theirs.end_date), (None, None));
+        let second = insert(&mut conn, &p, &fields("Bed alarms")).await?;
+        assert_eq!(second.number, 2);
+        assert_eq!(read_back(&mut conn, &p, 3).await?, None);
+        assert_eq!(read_back(&mut conn, &other, 2).await?, None);
+        assert_eq!(read_back(&mut conn, &other, 1).await?, Some(theirs));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_update_rewrites_the_fields_and_a_decision_keeps_act_notes_unless_given()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        insert(&mut conn, &p, &fields("Night lights")).await?;
+        insert(&mut conn, &p, &fields("Bed alarms")).await?;
+        let theirs = insert(&mut conn, &other, &fields("Theirs")).await?;
+        let changed = Fields {
+            change_idea: "Dimmed night lights".into(),
+            objective: "o".into(),
+            prediction: "p".into(),
+            plan: String::new(),
+            do_notes: "d".into(),
+            study_notes: String::new(),
+            act_notes: String::new(),
+            start_date: Some(day("2026-03-01")),
+            end_date: None,
+        };
+        let updated = update(&mut conn, &p, 1, &changed).await?;
+        assert_eq!(updated.change_idea, "Dimmed night lights");
+        assert_eq!(
+            (updated.objective.as_str(), updated.prediction.as_str()),
+            ("o", "p")
+        );
+        assert_eq!(
+            (updated.plan.as_str(), updated.do_notes.as_str()),
+            ("", "d")
+        );
+        assert_eq!(
+            (updated.study_notes.as_str(), updated.act_notes.as_str()),
+            ("", "")
+        );
+        assert_eq!(updated.start_date, Some(date(day("2026-03-01"))));
+        assert_eq!(updated.end_date, None);
+        assert_eq!((updated.decision, updated.etag.as_str()), (0, "\"2\""));
+        assert_eq!(read_back(&mut conn, &p, 1).await?, Some(updated.clone()));
+        // Only cycle 1 of p1 changed.
+        assert_eq!(
+            read_back(&mut conn, &p, 2).await?.map(|c| c.etag),
+            Some("\"1\"".into())
+        );
+        assert_eq!(read_back(&mut conn, &other, 1).await?, Some(theirs));
+        // Empty act notes keep the cycle's; given ones replace them.
+        let decided = decide(
+            &mut conn,
+            &p,
+            2,
+            pb::PdsaDecision::Adapt,
+            day("2026-02-20"),
+            "",
+        )
+        .await?;
+        assert_eq!(decided.decision, pb::PdsaDecision::Adapt as i32);
+        assert_eq!(decided.end_date, Some(date(day("2026-02-20"))));
+        assert_eq!(decided.act_notes, "Acted");
+        assert_eq!(decided.change_idea, "Bed alarms");
+        assert_eq!(decided.etag, "\"2\"");
+        let decided = decide(
+            &mut conn,
+            &p,
+            1,
+            pb::PdsaDecision::Adopt,
+            day("2026-03-10"),
+            "Roll out",
+        )
+        .await?;
+        assert_eq!(decided.decision, pb::PdsaDecision::Adopt as i32);
+        assert_eq!(decided.act_notes, "Roll out");
+        assert_eq!(read_back(&mut conn, &p, 1).await?, Some(decided));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn cycles_list_in_number_order_page_by_page_and_only_the_projects() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        for i in 1..=5 {
+            insert(&mut conn, &p, &fields(&format!("c{i}"))).await?;
+            insert(&mut conn, &other, &fields("theirs")).await?;
+        }
+        // The handler's reading of a page token: the number the next page follows.
+        let paged = pages(2, async |page| {
+            let after = page
+                .after_key(0)
+                .map_or(0, |k| k.parse().expect("a number"));
+            list(&mut conn, &p, after, &page).await
+        })
+        .await?;
+        let got: Vec<Vec<(String, String)>> = paged
+            .into_iter()
+            .map(|page| page.into_iter().map(|c| (c.name, c.change_idea)).collect())
+            .collect();
+        let c = |n: i32| {
+            (
+                format!("sites/BAS/projects/p1/pdsaCycles/{n}"),
+                format!("c{n}"),
+            )
+        };
+        assert_eq!(got, [vec![c(1), c(2)], vec![c(3), c(4)], vec![c(5)]]);
+        assert_eq!(list(&mut conn, &p, 0, &everything()?).await?.0.len(), 5);
+        Ok(())
+    }
+}

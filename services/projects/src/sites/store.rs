@@ -83,3 +83,60 @@ pub(super) async fn list(
     let (rows, next) = page.finish(rows, |r| vec![r.code.clone()]);
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{pages, site, transaction};
+
+    fn new(code: &str, display_name: &str) -> NewSite {
+        NewSite {
+            code: site(code),
+            display_name: display_name.to_owned(),
+            request_id: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_insert_reads_back_and_a_taken_code_is_refused_by_name() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let made = insert(&mut conn, &new("BAS", "Basingstoke")).await?;
+        assert_eq!(made.name, "sites/BAS");
+        assert_eq!(made.display_name, "Basingstoke");
+        assert_eq!(made.etag, "\"1\"");
+        assert!(made.create_time.is_some());
+        assert_eq!(made.update_time, made.create_time);
+        assert_eq!(read(&mut conn, &site("BAS")).await?, Some(made.clone()));
+        match insert(&mut conn, &new("BAS", "Somewhere else")).await {
+            Err(Error::AlreadyExists { name }) => assert_eq!(name, "sites/BAS"),
+            other => panic!("expected AlreadyExists, got {other:?}"),
+        }
+        // The refused insert changed nothing.
+        assert_eq!(read(&mut conn, &site("BAS")).await?, Some(made));
+        assert_eq!(read(&mut conn, &site("SOU")).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_gives_every_site_once_in_code_order_page_by_page() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        for code in ["SOU", "BAS", "WIN", "BRM", "AND"] {
+            insert(&mut conn, &new(code, &format!("Site {code}"))).await?;
+        }
+        let paged = pages(2, async |page| list(&mut conn, &page).await).await?;
+        let names: Vec<Vec<(String, String)>> = paged
+            .into_iter()
+            .map(|p| p.into_iter().map(|s| (s.name, s.display_name)).collect())
+            .collect();
+        let row = |code: &str| (format!("sites/{code}"), format!("Site {code}"));
+        assert_eq!(
+            names,
+            [
+                vec![row("AND"), row("BAS")],
+                vec![row("BRM"), row("SOU")],
+                vec![row("WIN")],
+            ]
+        );
+        Ok(())
+    }
+}

@@ -133,3 +133,126 @@ pub(super) async fn delete(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{after_uid, everything, pages, project, stored, transaction, uid_of};
+
+    fn staff(n: &str, role: pb::TeamRole) -> NewMember {
+        NewMember {
+            staff: Some(format!("staff/{n}")),
+            display_name: String::new(),
+            role,
+            affiliation: "Ward 4".into(),
+        }
+    }
+
+    fn partner(name: &str) -> NewMember {
+        NewMember {
+            staff: None,
+            display_name: name.to_owned(),
+            role: pb::TeamRole::PatientPartner,
+            affiliation: "Carer".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn members_read_back_and_patient_partners_are_counted_in_and_out() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "SOU", "p2").await?;
+        let lead = insert(&mut conn, &p, &staff("12345678", pb::TeamRole::Lead))
+            .await?
+            .expect("inserted");
+        assert!(
+            lead.name.starts_with("sites/BAS/projects/p1/teamMembers/"),
+            "{}",
+            lead.name
+        );
+        assert_eq!(
+            (lead.staff.as_str(), lead.display_name.as_str()),
+            ("staff/12345678", "")
+        );
+        assert_eq!(lead.role, pb::TeamRole::Lead as i32);
+        assert_eq!(lead.affiliation, "Ward 4");
+        assert!(lead.create_time.is_some());
+        assert_eq!(stored(&mut conn, &p).await?.patient_partner_count, 0);
+        // Two partners are two people: a NULL staff never collides.
+        let pat = insert(&mut conn, &p, &partner("Pat Smith"))
+            .await?
+            .expect("inserted");
+        assert_eq!(
+            (pat.staff.as_str(), pat.display_name.as_str()),
+            ("", "Pat Smith")
+        );
+        assert_eq!(pat.role, pb::TeamRole::PatientPartner as i32);
+        let sam = insert(&mut conn, &p, &partner("Sam Jones"))
+            .await?
+            .expect("inserted");
+        assert_eq!(stored(&mut conn, &p).await?.patient_partner_count, 2);
+        // The same staff member again is refused and counts nothing; on another project
+        // they are a member of their own.
+        assert_eq!(
+            insert(&mut conn, &p, &staff("12345678", pb::TeamRole::Coach)).await?,
+            None
+        );
+        assert!(
+            insert(&mut conn, &other, &staff("12345678", pb::TeamRole::Member))
+                .await?
+                .is_some()
+        );
+        insert(&mut conn, &other, &partner("Alex Brown")).await?;
+        let (team, _) = list(&mut conn, &p, None, &everything()?).await?;
+        assert_eq!(team, [lead.clone(), pat.clone(), sam]);
+        assert_eq!(stored(&mut conn, &other).await?.patient_partner_count, 1);
+        // Deleting a partner uncounts them; deleting staff does not; a member of another
+        // project, or one already gone, is not found.
+        assert!(delete(&mut conn, &p, uid_of(&pat.name)).await?);
+        assert_eq!(stored(&mut conn, &p).await?.patient_partner_count, 1);
+        assert!(!delete(&mut conn, &p, uid_of(&pat.name)).await?);
+        assert_eq!(stored(&mut conn, &p).await?.patient_partner_count, 1);
+        assert!(delete(&mut conn, &p, uid_of(&lead.name)).await?);
+        assert_eq!(stored(&mut conn, &p).await?.patient_partner_count, 1);
+        let (theirs, _) = list(&mut conn, &other, None, &everything()?).await?;
+        assert!(!delete(&mut conn, &p, uid_of(&theirs[1].name)).await?);
+        assert_eq!(stored(&mut conn, &other).await?.patient_partner_count, 1);
+        let (theirs_after, _) = list(&mut conn, &other, None, &everything()?).await?;
+        assert_eq!(theirs_after, theirs);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_team_lists_in_the_order_added_page_by_page_and_only_its_own() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        let mut added = Vec::new();
+        for n in ["30000000", "10000000", "50000000", "20000000", "40000000"] {
+            let m = insert(&mut conn, &p, &staff(n, pb::TeamRole::Member))
+                .await?
+                .expect("inserted");
+            added.push(m.staff);
+            insert(&mut conn, &other, &staff(n, pb::TeamRole::Member)).await?;
+        }
+        insert(&mut conn, &other, &partner("Pat Smith")).await?;
+        let paged = pages(2, async |page| {
+            list(&mut conn, &p, after_uid(&page), &page).await
+        })
+        .await?;
+        let staff: Vec<Vec<String>> = paged
+            .into_iter()
+            .map(|page| {
+                page.into_iter()
+                    .inspect(|m| assert!(m.name.starts_with("sites/BAS/projects/p1/")))
+                    .map(|m| m.staff)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            staff,
+            [&added[0..2], &added[2..4], &added[4..5]].map(|s| s.to_vec())
+        );
+        Ok(())
+    }
+}
