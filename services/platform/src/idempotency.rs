@@ -10,7 +10,7 @@
 //! while it serves (`QI_IDEMPOTENCY_PURGE_INTERVAL_MS`).
 
 use prost::Message;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::access::AccessContext;
 use crate::error::Error;
@@ -32,6 +32,28 @@ pub fn validate_request_id(request_id: &str) -> Result<(), Error> {
             "use up to 64 letters, digits, `-` or `_` (a UUID is best)",
         ))
     }
+}
+
+/// A retryable write, once per request id: in `tx`, the call's transaction (begun by
+/// [`crate::db::begin`], after whatever checks must pass even on a retry, such as reading
+/// the parent the caller may write), claims `request_id` for `request`; a retry gets the
+/// first call's saved response without `write` running again. Otherwise `write` runs, its
+/// response is saved for retries, and `tx` commits. A failed `write` rolls the claim back
+/// with everything else, so the retry writes afresh.
+pub async fn once<Req: Message, Resp: Message + Default>(
+    mut tx: Transaction<'static, Postgres>,
+    ctx: &AccessContext,
+    request_id: &str,
+    request: &Req,
+    write: impl AsyncFnOnce(&mut PgConnection) -> Result<Resp, Error>,
+) -> Result<Resp, Error> {
+    if let Some(saved) = claim(&mut tx, ctx, request_id, request).await? {
+        return Ok(saved);
+    }
+    let resp = write(&mut tx).await?;
+    record(&mut tx, ctx, request_id, &resp).await?;
+    tx.commit().await?;
+    Ok(resp)
 }
 
 /// Inside the write's transaction: claims the request id, or returns the response saved by
@@ -84,6 +106,7 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
 }
 
 /// Inside the same transaction, after the write: saves the response for replays.
+/// Public for training's creates until they use [`once`].
 pub async fn record<Resp: Message>(
     tx: &mut PgConnection,
     ctx: &AccessContext,
@@ -149,5 +172,83 @@ pub async fn purge_periodically(pool: sqlx::PgPool, interval: std::time::Duratio
                 tracing::warn!(error = ?e, "purging expired request ids failed; retrying later")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::access::{EmployeeClaim, SiteScope};
+    use crate::pg::{Durability, PrivateCluster};
+
+    fn ctx() -> AccessContext {
+        AccessContext {
+            subject: "nurse".into(),
+            roles: vec!["editor".into()],
+            sites: SiteScope::TrustWide,
+            method: "/qi.metrics.v1.MetricsService/CreateMetric".into(),
+            employee: None,
+            employee_claim: EmployeeClaim::default(),
+        }
+    }
+
+    /// [`once`] on its own throwaway cluster (the test kit depends on this crate), with the
+    /// `idempotency` table every service's first migration creates.
+    #[tokio::test]
+    async fn once_replays_a_retry_refuses_a_different_request_and_forgets_a_failed_write() {
+        let dir = tempfile::Builder::new()
+            .prefix("qi-idempotency-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let data = dir.path().join("pg");
+        let cluster = tokio::task::spawn_blocking(move || {
+            PrivateCluster::start(&data, Durability::Throwaway)
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let url = cluster.create_database("once").await.unwrap();
+        let pool = crate::db::connect_owner(&url, "public").await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE idempotency (
+                 caller text NOT NULL, method text NOT NULL, request_id text NOT NULL,
+                 request bytea NOT NULL, response bytea,
+                 create_time timestamptz NOT NULL DEFAULT now(),
+                 PRIMARY KEY (caller, method, request_id))",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let ctx = ctx();
+        let mut runs = 0;
+        let mut call = async |request: &str, response: &str, fail: bool| {
+            let tx = crate::db::begin(&pool).await?;
+            once(tx, &ctx, "r1", &request.to_owned(), async |_| {
+                runs += 1;
+                if fail {
+                    return Err(Error::Aborted {
+                        message: "the write failed".into(),
+                    });
+                }
+                Ok(response.to_owned())
+            })
+            .await
+        };
+
+        assert!(matches!(
+            call("a", "first", true).await,
+            Err(Error::Aborted { .. })
+        ));
+        assert_eq!(call("a", "first", false).await.unwrap(), "first");
+        assert_eq!(call("a", "second", false).await.unwrap(), "first");
+        let refused = call("b", "other", false).await.unwrap_err();
+        assert!(
+            matches!(&refused, Error::InvalidArgument { .. }),
+            "{refused:?}"
+        );
+        // The failed write ran, its retry ran, and neither repeat did.
+        assert_eq!(runs, 2);
+        pool.close().await;
+        drop(cluster);
     }
 }

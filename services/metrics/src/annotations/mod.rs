@@ -27,16 +27,13 @@ pub(crate) async fn create(
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let metric =
         definitions::resolve(&mut tx, &ctx, "parent", &req.parent, true, Lock::None).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let annotation = store::insert(&mut tx, &metric, &new, &ctx.subject).await?;
-    let resp = pb::CreateAnnotationResponse {
-        annotation: Some(annotation),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        let annotation = store::insert(tx, &metric, &new, &ctx.subject).await?;
+        Ok(pb::CreateAnnotationResponse {
+            annotation: Some(annotation),
+        })
+    })
+    .await
 }
 
 /// ListAnnotations: one page of a metric's annotations in date order.

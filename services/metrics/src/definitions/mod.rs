@@ -35,17 +35,14 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateMetricResponse, Error> {
     let new = NewMetric::try_from(req.clone())?;
     new.owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let metric = store::insert(&mut tx, &new).await?;
-    let resp = pb::CreateMetricResponse {
-        metric: Some(metric.to_proto()),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let metric = store::insert(tx, &new).await?;
+        Ok(pb::CreateMetricResponse {
+            metric: Some(metric.to_proto()),
+        })
+    })
+    .await
 }
 
 /// GetMetric.

@@ -49,28 +49,28 @@ pub(crate) async fn batch_create(
         .ok_or_else(|| Error::not_found(&parent))?;
     let latest = qi_platform::calendar::today();
     let columns = validate(&metric, &api.sites, latest, measurements)?;
-    if !request_id.is_empty() {
+    // Without a request id nothing is claimed, so the batch is not digested.
+    let key = if request_id.is_empty() {
+        BatchDigest::default()
+    } else {
         let (first, second, length) = digest(&columns);
-        let key = BatchDigest {
+        BatchDigest {
             parent: parent.clone(),
             first,
             second,
             length,
-        };
-        if let Some(saved) = idempotency::claim(&mut tx, &ctx, &request_id, &key).await? {
-            return Ok(saved);
         }
-    }
-    let outcome = store::write(&mut tx, metric.uid, columns).await?;
-    let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
-    let resp = pb::BatchCreateMeasurementsResponse {
-        created_count: count(outcome.created),
-        updated_count: count(outcome.updated),
-        unchanged_count: count(outcome.unchanged),
     };
-    idempotency::record(&mut tx, &ctx, &request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &request_id, &key, async |tx| {
+        let outcome = store::write(tx, metric.uid, columns).await?;
+        let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
+        Ok(pb::BatchCreateMeasurementsResponse {
+            created_count: count(outcome.created),
+            updated_count: count(outcome.updated),
+            unchanged_count: count(outcome.unchanged),
+        })
+    })
+    .await
 }
 
 /// ListMeasurements: one page of a metric's measurements in a date range, at the caller's

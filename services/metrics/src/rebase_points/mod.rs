@@ -27,16 +27,13 @@ pub(crate) async fn create(
     let metric =
         definitions::resolve(&mut tx, &ctx, "parent", &req.parent, true, Lock::Share).await?;
     let new = read(&metric, &req.rebase_point_id, req.rebase_point.clone())?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let rebase_point = store::insert(&mut tx, &metric, &new).await?;
-    let resp = pb::CreateRebasePointResponse {
-        rebase_point: Some(rebase_point),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        let rebase_point = store::insert(tx, &metric, &new).await?;
+        Ok(pb::CreateRebasePointResponse {
+            rebase_point: Some(rebase_point),
+        })
+    })
+    .await
 }
 
 /// ListRebasePoints: one page of a metric's rebase points in period order.

@@ -63,17 +63,14 @@ pub(crate) async fn create(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    project.require_open()?;
-    let activity = store::insert(&mut tx, &project, day, kind, participants, &summary).await?;
-    let resp = pb::CreateEngagementActivityResponse {
-        engagement_activity: Some(activity),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        project.require_open()?;
+        let activity = store::insert(tx, &project, day, kind, participants, &summary).await?;
+        Ok(pb::CreateEngagementActivityResponse {
+            engagement_activity: Some(activity),
+        })
+    })
+    .await
 }
 
 /// Lists a project's engagement activities, latest first.

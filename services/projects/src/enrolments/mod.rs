@@ -129,65 +129,62 @@ pub(crate) async fn create(
     let (site, ward) = ward.ok_or_else(|| Error::invalid("ward_enrolment.ward", "is required"))?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let programme = programmes::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    programme.require_ward_programme()?;
-    let ward_name = format!("sites/{site}/{}/{ward}", crate::wards::COLLECTION);
-    if let Owner::Site(own) = programme.owner()?
-        && own != site
-    {
-        return Err(Error::invalid(
-            "ward_enrolment.ward",
-            format!(
-                "{ward_name} is a ward of {site}; a {own} programme takes {own} wards (use a trust-wide programme across sites)"
-            ),
-        ));
-    }
-    if !crate::wards::store::exists(&mut tx, &site, &ward).await? {
-        return Err(Error::invalid(
-            "ward_enrolment.ward",
-            format!("{ward_name} does not exist"),
-        ));
-    }
-    let wave_row = crate::waves::store::start_and_capacity(&mut tx, programme.uid, wave).await?;
-    let Some((wave_start, capacity)) = wave_row else {
-        return Err(Error::invalid(
-            "ward_enrolment.wave",
-            format!(
-                "{} has no wave {wave}; plan the waves first",
-                programme.name()?
-            ),
-        ));
-    };
-    // The programme's row is locked, so these counts hold until commit.
-    let taken = store::taken(&mut tx, &programme, wave, &site).await?;
-    if taken >= i64::from(capacity) {
-        return Err(Error::FailedPrecondition {
-            reason: "WAVE_FULL",
-            message: format!(
-                "wave {wave} of {} takes {capacity} wards{}; it is full",
-                programme.name()?,
-                if programme.per_site {
-                    format!(" per site, and has {capacity} from {site}")
-                } else {
-                    String::new()
-                }
-            ),
-        });
-    }
-    // A withdrawn ward may join again; anyone else is enrolled already.
-    let written = store::enrol(&mut tx, programme.uid, &site, &ward, wave, wave_start).await?;
-    let name = programme.name()?;
-    let row = written.ok_or_else(|| Error::AlreadyExists {
-        name: format!("{name}/{ENROLMENTS}/{}", enrolment_id(site.as_str(), &ward)),
-    })?;
-    let resp = pb::CreateWardEnrolmentResponse {
-        ward_enrolment: Some(store::to_proto(&name, row)?),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        programme.require_ward_programme()?;
+        let ward_name = format!("sites/{site}/{}/{ward}", crate::wards::COLLECTION);
+        if let Owner::Site(own) = programme.owner()?
+            && own != site
+        {
+            return Err(Error::invalid(
+                "ward_enrolment.ward",
+                format!(
+                    "{ward_name} is a ward of {site}; a {own} programme takes {own} wards (use a trust-wide programme across sites)"
+                ),
+            ));
+        }
+        if !crate::wards::store::exists(tx, &site, &ward).await? {
+            return Err(Error::invalid(
+                "ward_enrolment.ward",
+                format!("{ward_name} does not exist"),
+            ));
+        }
+        let wave_row = crate::waves::store::start_and_capacity(tx, programme.uid, wave).await?;
+        let Some((wave_start, capacity)) = wave_row else {
+            return Err(Error::invalid(
+                "ward_enrolment.wave",
+                format!(
+                    "{} has no wave {wave}; plan the waves first",
+                    programme.name()?
+                ),
+            ));
+        };
+        // The programme's row is locked, so these counts hold until commit.
+        let taken = store::taken(tx, &programme, wave, &site).await?;
+        if taken >= i64::from(capacity) {
+            return Err(Error::FailedPrecondition {
+                reason: "WAVE_FULL",
+                message: format!(
+                    "wave {wave} of {} takes {capacity} wards{}; it is full",
+                    programme.name()?,
+                    if programme.per_site {
+                        format!(" per site, and has {capacity} from {site}")
+                    } else {
+                        String::new()
+                    }
+                ),
+            });
+        }
+        // A withdrawn ward may join again; anyone else is enrolled already.
+        let written = store::enrol(tx, programme.uid, &site, &ward, wave, wave_start).await?;
+        let name = programme.name()?;
+        let row = written.ok_or_else(|| Error::AlreadyExists {
+            name: format!("{name}/{ENROLMENTS}/{}", enrolment_id(site.as_str(), &ward)),
+        })?;
+        Ok(pb::CreateWardEnrolmentResponse {
+            ward_enrolment: Some(store::to_proto(&name, row)?),
+        })
+    })
+    .await
 }
 
 /// Lists a programme's enrolments in the caller's sites, by wave, site and ward.

@@ -236,34 +236,32 @@ pub(crate) async fn create(
     let new = NewIdea::parse(&ctx, req.clone())?;
     let owner = Owner::Site(new.site.clone());
     owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    if let Some(ward) = &new.ward
-        && !crate::wards::store::exists(&mut tx, &new.site, ward).await?
-    {
-        return Err(Error::invalid(
-            "idea.ward",
-            format!(
-                "{} does not exist",
-                owner.child(crate::wards::COLLECTION, ward)
-            ),
-        ));
-    }
-    // Unset: the trust's today, as every date default is.
-    let submit_date = new.submit_date.unwrap_or_else(qi_platform::calendar::today);
-    let uid = store::insert(&mut tx, &new, submit_date)
-        .await?
-        .ok_or_else(|| Error::AlreadyExists {
-            name: owner.child(COLLECTION, &new.id),
-        })?;
-    let resp = pb::CreateIdeaResponse {
-        idea: Some(store::read(&mut tx, uid).await?),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        if let Some(ward) = &new.ward
+            && !crate::wards::store::exists(tx, &new.site, ward).await?
+        {
+            return Err(Error::invalid(
+                "idea.ward",
+                format!(
+                    "{} does not exist",
+                    owner.child(crate::wards::COLLECTION, ward)
+                ),
+            ));
+        }
+        // Unset: the trust's today, as every date default is.
+        let submit_date = new.submit_date.unwrap_or_else(qi_platform::calendar::today);
+        let uid =
+            store::insert(tx, &new, submit_date)
+                .await?
+                .ok_or_else(|| Error::AlreadyExists {
+                    name: owner.child(COLLECTION, &new.id),
+                })?;
+        Ok(pb::CreateIdeaResponse {
+            idea: Some(store::read(tx, uid).await?),
+        })
+    })
+    .await
 }
 
 /// Reads an idea of a site the caller holds.
@@ -341,42 +339,39 @@ pub(crate) async fn accept(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let idea = locate_for_write(&mut tx, &ctx, "name", &req.name).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    check_move(&idea, Move::Accept, &req.etag)?;
-    let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
-    let template = pb::Project {
-        title: idea.title.clone(),
-        description: idea.description.clone(),
-        wards: idea
-            .ward_id
-            .iter()
-            .map(|w| format!("sites/{}/{}/{w}", idea.site, crate::wards::COLLECTION))
-            .collect(),
-        ..Default::default()
-    };
-    let mut v = Violations::new();
-    let fields = crate::projects::validate(&template, &site, &api.sites, &mut v);
-    v.finish()?;
-    let project =
-        crate::projects::store::insert(&mut tx, &site, &project_id, &fields, None, Some(idea.uid))
-            .await?;
-    store::triage(
-        &mut tx,
-        idea.uid,
-        Triage::Accept {
-            project: project.uid,
-        },
-    )
-    .await?;
-    let resp = pb::AcceptIdeaResponse {
-        idea: Some(store::read(&mut tx, idea.uid).await?),
-        project: Some(crate::projects::store::read(&mut tx, project.uid).await?),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        check_move(&idea, Move::Accept, &req.etag)?;
+        let site = SiteCode::parse(&idea.site).map_err(|e| unexpected("site", &e))?;
+        let template = pb::Project {
+            title: idea.title.clone(),
+            description: idea.description.clone(),
+            wards: idea
+                .ward_id
+                .iter()
+                .map(|w| format!("sites/{}/{}/{w}", idea.site, crate::wards::COLLECTION))
+                .collect(),
+            ..Default::default()
+        };
+        let mut v = Violations::new();
+        let fields = crate::projects::validate(&template, &site, &api.sites, &mut v);
+        v.finish()?;
+        let project =
+            crate::projects::store::insert(tx, &site, &project_id, &fields, None, Some(idea.uid))
+                .await?;
+        store::triage(
+            tx,
+            idea.uid,
+            Triage::Accept {
+                project: project.uid,
+            },
+        )
+        .await?;
+        Ok(pb::AcceptIdeaResponse {
+            idea: Some(store::read(tx, idea.uid).await?),
+            project: Some(crate::projects::store::read(tx, project.uid).await?),
+        })
+    })
+    .await
 }
 
 /// Declines a submitted or under-review idea, with a reason.

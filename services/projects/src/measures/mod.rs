@@ -46,21 +46,18 @@ pub(crate) async fn create(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    project.require_open()?;
-    let measure = store::insert(&mut tx, &project, &metric, kind, &note)
-        .await?
-        .ok_or_else(|| Error::AlreadyExists {
-            name: format!("{metric} among the measures of {}", project.name()),
-        })?;
-    let resp = pb::CreateMeasureResponse {
-        measure: Some(measure),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        project.require_open()?;
+        let measure = store::insert(tx, &project, &metric, kind, &note)
+            .await?
+            .ok_or_else(|| Error::AlreadyExists {
+                name: format!("{metric} among the measures of {}", project.name()),
+            })?;
+        Ok(pb::CreateMeasureResponse {
+            measure: Some(measure),
+        })
+    })
+    .await
 }
 
 /// Lists a project's measures: outcome, then process, then balancing.

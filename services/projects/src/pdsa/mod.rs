@@ -141,17 +141,14 @@ pub(crate) async fn create(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    project.require_open()?;
-    let cycle = store::insert(&mut tx, &project, &f).await?;
-    let resp = pb::CreatePdsaCycleResponse {
-        pdsa_cycle: Some(cycle),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        project.require_open()?;
+        let cycle = store::insert(tx, &project, &f).await?;
+        Ok(pb::CreatePdsaCycleResponse {
+            pdsa_cycle: Some(cycle),
+        })
+    })
+    .await
 }
 
 /// Reads a cycle of a project the caller may read.

@@ -191,21 +191,18 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateProgrammeResponse, Error> {
     let new = NewProgramme::try_from(req.clone())?;
     new.owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let uid = store::insert(&mut tx, &new)
-        .await?
-        .ok_or_else(|| Error::AlreadyExists {
-            name: new.owner.child(COLLECTION, &new.id),
-        })?;
-    let resp = pb::CreateProgrammeResponse {
-        programme: Some(store::read(&mut tx, uid).await?),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let uid = store::insert(tx, &new)
+            .await?
+            .ok_or_else(|| Error::AlreadyExists {
+                name: new.owner.child(COLLECTION, &new.id),
+            })?;
+        Ok(pb::CreateProgrammeResponse {
+            programme: Some(store::read(tx, uid).await?),
+        })
+    })
+    .await
 }
 
 /// Reads a programme the caller may read.

@@ -554,20 +554,17 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateProjectResponse, Error> {
     let mut new = NewProject::parse(req.clone(), &api.sites)?;
     Owner::Site(new.lead.clone()).check_write(&ctx)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let mut v = Violations::new();
-    let programme = check_references(&mut tx, &mut new.fields, &mut v).await?;
-    v.finish()?;
-    let made = store::insert(&mut tx, &new.lead, &new.id, &new.fields, programme, None).await?;
-    let resp = pb::CreateProjectResponse {
-        project: Some(store::read(&mut tx, made.uid).await?),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let mut v = Violations::new();
+        let programme = check_references(tx, &mut new.fields, &mut v).await?;
+        v.finish()?;
+        let made = store::insert(tx, &new.lead, &new.id, &new.fields, programme, None).await?;
+        Ok(pb::CreateProjectResponse {
+            project: Some(store::read(tx, made.uid).await?),
+        })
+    })
+    .await
 }
 
 /// Reads a project the caller may read (see [`find`]).

@@ -56,17 +56,14 @@ pub(crate) async fn record(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    project.require_open()?;
-    let score = store::insert(&mut tx, &project, score, assessed, &note, &ctx.subject).await?;
-    let resp = pb::RecordProgressScoreResponse {
-        progress_score: Some(score),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        project.require_open()?;
+        let score = store::insert(tx, &project, score, assessed, &note, &ctx.subject).await?;
+        Ok(pb::RecordProgressScoreResponse {
+            progress_score: Some(score),
+        })
+    })
+    .await
 }
 
 /// Lists a project's scores, latest first.

@@ -106,15 +106,12 @@ pub(crate) async fn create(
             format!("{} is not among the configured sites (QI_SITES)", new.code),
         ));
     }
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let site = store::insert(&mut tx, &new).await?;
-    let resp = pb::CreateSiteResponse { site: Some(site) };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let site = store::insert(tx, &new).await?;
+        Ok(pb::CreateSiteResponse { site: Some(site) })
+    })
+    .await
 }
 
 /// Sites are reference data: every caller with a reading role may read any site.

@@ -88,25 +88,23 @@ pub(crate) async fn create(
     v.finish()?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    project.require_open()?;
-    let member = store::insert(&mut tx, &project, &new)
-        .await?
-        .ok_or_else(|| Error::AlreadyExists {
-            name: format!(
-                "{} on the team of {}",
-                new.staff.clone().unwrap_or_default(),
-                project.name()
-            ),
-        })?;
-    let resp = pb::CreateTeamMemberResponse {
-        team_member: Some(member),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        project.require_open()?;
+        let member =
+            store::insert(tx, &project, &new)
+                .await?
+                .ok_or_else(|| Error::AlreadyExists {
+                    name: format!(
+                        "{} on the team of {}",
+                        new.staff.clone().unwrap_or_default(),
+                        project.name()
+                    ),
+                })?;
+        Ok(pb::CreateTeamMemberResponse {
+            team_member: Some(member),
+        })
+    })
+    .await
 }
 
 /// Lists a project's team.

@@ -81,19 +81,16 @@ pub(crate) async fn create(
     let new = NewWard::try_from(req.clone())?;
     let owner = Owner::Site(new.site.clone());
     owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let ward = store::insert(&mut tx, &new)
-        .await?
-        .ok_or_else(|| Error::AlreadyExists {
-            name: owner.child(COLLECTION, &new.id),
-        })?;
-    let resp = pb::CreateWardResponse { ward: Some(ward) };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let ward = store::insert(tx, &new)
+            .await?
+            .ok_or_else(|| Error::AlreadyExists {
+                name: owner.child(COLLECTION, &new.id),
+            })?;
+        Ok(pb::CreateWardResponse { ward: Some(ward) })
+    })
+    .await
 }
 
 /// Reads a ward of a site the caller holds.
