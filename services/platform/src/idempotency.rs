@@ -58,7 +58,7 @@ pub async fn once<Req: Message, Resp: Message + Default>(
 
 /// Inside the write's transaction: claims the request id, or returns the response saved by
 /// the first call with it. Does nothing (returns `None`) when `request_id` is empty.
-pub async fn claim<Req: Message, Resp: Message + Default>(
+async fn claim<Req: Message, Resp: Message + Default>(
     tx: &mut PgConnection,
     ctx: &AccessContext,
     request_id: &str,
@@ -106,8 +106,7 @@ pub async fn claim<Req: Message, Resp: Message + Default>(
 }
 
 /// Inside the same transaction, after the write: saves the response for replays.
-/// Public for training's creates until they use [`once`].
-pub async fn record<Resp: Message>(
+async fn record<Resp: Message>(
     tx: &mut PgConnection,
     ctx: &AccessContext,
     request_id: &str,

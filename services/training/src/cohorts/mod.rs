@@ -330,17 +330,15 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateCohortResponse, Error> {
     let new = NewCohort::try_from(req.clone())?;
     new.owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let cohort = store::insert(&mut tx, &new).await?;
-    let resp = pb::CreateCohortResponse {
-        cohort: Some(cohort),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let cohort = store::insert(&mut *tx, &new).await?;
+        let resp = pb::CreateCohortResponse {
+            cohort: Some(cohort),
+        };
+        Ok(resp)
+    })
+    .await
 }
 
 /// PlanCohorts: a year's cohorts of a course in one call.
@@ -351,27 +349,25 @@ pub(crate) async fn plan(
 ) -> Result<pb::PlanCohortsResponse, Error> {
     let plan = Plan::try_from(req.clone())?;
     plan.owner.check_create(&ctx, &api.sites)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &plan.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let title = courses::store::display_name(&mut tx, &plan.course_id)
-        .await?
-        .ok_or_else(|| Error::FailedPrecondition {
-            reason: "COURSE_NOT_FOUND",
-            message: format!(
-                "course: {} does not exist",
-                Owner::Trust.child(courses::COLLECTION, &plan.course_id)
-            ),
-        })?;
-    let mut cohorts = Vec::with_capacity(plan.count as usize);
-    for new in plan.schedule(&title) {
-        cohorts.push(store::insert(&mut tx, &new).await?);
-    }
-    let resp = pb::PlanCohortsResponse { cohorts };
-    idempotency::record(&mut tx, &ctx, &plan.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &plan.request_id, &req, async |tx| {
+        let title = courses::store::display_name(&mut *tx, &plan.course_id)
+            .await?
+            .ok_or_else(|| Error::FailedPrecondition {
+                reason: "COURSE_NOT_FOUND",
+                message: format!(
+                    "course: {} does not exist",
+                    Owner::Trust.child(courses::COLLECTION, &plan.course_id)
+                ),
+            })?;
+        let mut cohorts = Vec::with_capacity(plan.count as usize);
+        for new in plan.schedule(&title) {
+            cohorts.push(store::insert(&mut *tx, &new).await?);
+        }
+        let resp = pb::PlanCohortsResponse { cohorts };
+        Ok(resp)
+    })
+    .await
 }
 
 /// GetCohort: authorization before existence, so no answer about another site's cohorts.

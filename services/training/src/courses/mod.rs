@@ -115,17 +115,15 @@ pub(crate) async fn create(
 ) -> Result<pb::CreateCourseResponse, Error> {
     let new = NewCourse::try_from(req.clone())?;
     Owner::Trust.check_write(&ctx)?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &new.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let course = store::insert(&mut tx, &new).await?;
-    let resp = pb::CreateCourseResponse {
-        course: Some(course),
-    };
-    idempotency::record(&mut tx, &ctx, &new.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+    let tx = qi_platform::db::begin(&api.pool).await?;
+    idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
+        let course = store::insert(&mut *tx, &new).await?;
+        let resp = pb::CreateCourseResponse {
+            course: Some(course),
+        };
+        Ok(resp)
+    })
+    .await
 }
 
 /// GetCourse: any caller may read the catalogue.

@@ -41,92 +41,90 @@ pub(crate) async fn create(
         .ok_or_else(|| Error::invalid("enrolment", "is required"))?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let cohort = cohorts::resolve(&mut tx, &ctx, "parent", &req.parent, true, true).await?;
-    if let Some(saved) = idempotency::claim(&mut tx, &ctx, &req.request_id, &req).await? {
-        return Ok(saved);
-    }
-    let staff_field = "enrolment.staff";
-    let state = cohort.state()?;
-    if !state.takes_enrolments() {
-        return Err(Error::FailedPrecondition {
-            reason: "COHORT_CLOSED",
-            message: format!(
-                "{} is {}: it takes no more learners",
-                cohort.name()?,
-                state.column()
-            ),
-        });
-    }
-    // Named as GetStaff reads a person: out of the caller's sites is PERMISSION_DENIED,
-    // whether or not they exist; absent, for a caller who may know, the rule broken.
-    let learner = staff::read(&mut tx, &ctx, staff_field, &staff_name)
-        .await
-        .map_err(|e| {
-            if matches!(e, Error::NotFound { .. }) {
-                Error::FailedPrecondition {
-                    reason: "STAFF_NOT_FOUND",
-                    message: format!("{staff_field}: {staff_name} does not exist"),
+    idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
+        let staff_field = "enrolment.staff";
+        let state = cohort.state()?;
+        if !state.takes_enrolments() {
+            return Err(Error::FailedPrecondition {
+                reason: "COHORT_CLOSED",
+                message: format!(
+                    "{} is {}: it takes no more learners",
+                    cohort.name()?,
+                    state.column()
+                ),
+            });
+        }
+        // Named as GetStaff reads a person: out of the caller's sites is PERMISSION_DENIED,
+        // whether or not they exist; absent, for a caller who may know, the rule broken.
+        let learner = staff::read(&mut *tx, &ctx, staff_field, &staff_name)
+            .await
+            .map_err(|e| {
+                if matches!(e, Error::NotFound { .. }) {
+                    Error::FailedPrecondition {
+                        reason: "STAFF_NOT_FOUND",
+                        message: format!("{staff_field}: {staff_name} does not exist"),
+                    }
+                } else {
+                    e
                 }
-            } else {
-                e
-            }
-        })?;
-    if !learner.active {
-        return Err(Error::FailedPrecondition {
-            reason: "STAFF_INACTIVE",
-            message: format!("{staff_field}: {} has left the trust", learner.name()),
-        });
-    }
-    if let Some(site) = &cohort.site
-        && *site != learner.site
-    {
-        return Err(Error::FailedPrecondition {
-            reason: "OTHER_SITE_LEARNER",
-            message: format!(
-                "{staff_field}: {} works at {}; a {site} cohort takes {site} staff (enrol other sites' staff in a trust-wide cohort)",
-                learner.name(),
-                learner.site
-            ),
-        });
-    }
-    // One unfinished cohort of a course at a time.
-    let elsewhere = store::elsewhere(
-        &mut tx,
-        &learner.employee_number,
-        &cohort.course_id,
-        cohort.uid,
-    )
-    .await?;
-    if let Some(other) = elsewhere {
-        return Err(Error::FailedPrecondition {
-            reason: "ALREADY_ON_COURSE",
-            message: format!(
-                "{staff_field}: {} is already on {other}, an unfinished cohort of the same course",
-                learner.name()
-            ),
-        });
-    }
-    let enrolled = store::enrolled_count(&mut tx, cohort.uid).await?;
-    let place = if enrolled < i64::from(cohort.capacity) {
-        "enrolled"
-    } else {
-        "waitlisted"
-    };
-    if !store::insert(&mut tx, &cohort, &learner.employee_number, place).await? {
-        return Err(Error::AlreadyExists {
-            name: format!(
-                "{}/{COLLECTION}/{}",
-                cohort.name()?,
-                learner.employee_number
-            ),
-        });
-    }
-    let enrolment = store::read_one(&mut tx, cohort.uid, &learner.employee_number).await?;
-    let resp = pb::CreateEnrolmentResponse {
-        enrolment: Some(enrolment),
-    };
-    idempotency::record(&mut tx, &ctx, &req.request_id, &resp).await?;
-    tx.commit().await?;
-    Ok(resp)
+            })?;
+        if !learner.active {
+            return Err(Error::FailedPrecondition {
+                reason: "STAFF_INACTIVE",
+                message: format!("{staff_field}: {} has left the trust", learner.name()),
+            });
+        }
+        if let Some(site) = &cohort.site
+            && *site != learner.site
+        {
+            return Err(Error::FailedPrecondition {
+                reason: "OTHER_SITE_LEARNER",
+                message: format!(
+                    "{staff_field}: {} works at {}; a {site} cohort takes {site} staff (enrol other sites' staff in a trust-wide cohort)",
+                    learner.name(),
+                    learner.site
+                ),
+            });
+        }
+        // One unfinished cohort of a course at a time.
+        let elsewhere = store::elsewhere(
+            &mut *tx,
+            &learner.employee_number,
+            &cohort.course_id,
+            cohort.uid,
+        )
+        .await?;
+        if let Some(other) = elsewhere {
+            return Err(Error::FailedPrecondition {
+                reason: "ALREADY_ON_COURSE",
+                message: format!(
+                    "{staff_field}: {} is already on {other}, an unfinished cohort of the same course",
+                    learner.name()
+                ),
+            });
+        }
+        let enrolled = store::enrolled_count(&mut *tx, cohort.uid).await?;
+        let place = if enrolled < i64::from(cohort.capacity) {
+            "enrolled"
+        } else {
+            "waitlisted"
+        };
+        if !store::insert(&mut *tx, &cohort, &learner.employee_number, place).await? {
+            return Err(Error::AlreadyExists {
+                name: format!(
+                    "{}/{COLLECTION}/{}",
+                    cohort.name()?,
+                    learner.employee_number
+                ),
+            });
+        }
+        let enrolment = store::read_one(&mut *tx, cohort.uid, &learner.employee_number).await?;
+        let resp = pb::CreateEnrolmentResponse {
+            enrolment: Some(enrolment),
+        };
+        Ok(resp)
+    })
+    .await
 }
 
 /// WithdrawEnrolment: the learner leaves, and any place freed goes to the waitlist.
