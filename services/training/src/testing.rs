@@ -88,8 +88,8 @@ pub(crate) async fn staff(
 ) -> anyhow::Result<()> {
     sqlx::query!(
         "INSERT INTO staff (employee_number, site, assignment_number, forename, surname, active,
-                            data_hash, source_update_time)
-         VALUES ($1, $2, $1 || '-1', $3, $4, true, 0, '2026-01-01T00:00:00Z')",
+                            data_hash, source_update_time, site_since)
+         VALUES ($1, $2, $1 || '-1', $3, $4, true, 0, '2026-01-01T00:00:00Z', '2026-01-01')",
         number,
         site,
         forename,

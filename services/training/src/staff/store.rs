@@ -29,8 +29,9 @@ pub(crate) struct StaffRow {
     pub(crate) source_update_time: chrono::DateTime<chrono::Utc>,
     pub(crate) create_time: chrono::DateTime<chrono::Utc>,
     pub(crate) update_time: chrono::DateTime<chrono::Utc>,
-    /// The site spells, newest first, as `site|start|end` (end empty for the current one):
-    /// aggregated in SQL, like an enrolment's attendance.
+    /// The site spells, newest first, as `site|start|end`: the current one (`site`, since
+    /// `site_since`, no end) then those ended (`staff_site_spell`); aggregated in SQL, like an
+    /// enrolment's attendance.
     pub(crate) site_history: Vec<String>,
 }
 
@@ -95,12 +96,13 @@ macro_rules! staff_rows {
                     staff_group, job_role, position_title, pay_band, department, organisation,
                     person_type, hire_date, leave_date, active, source_update_time, create_time,
                     update_time,
-                    coalesce((SELECT array_agg(h.site || '|' || to_char(h.start_date, 'YYYY-MM-DD')
-                                               || '|' || coalesce(to_char(h.end_date, 'YYYY-MM-DD'), '')
-                                               ORDER BY h.id DESC)
-                              FROM staff_site_spell h
-                              WHERE h.employee_number = staff.employee_number),
-                             '{}') AS "site_history!"
+                    ARRAY[site || '|' || to_char(site_since, 'YYYY-MM-DD') || '|']
+                    || coalesce((SELECT array_agg(h.site || '|' || to_char(h.start_date, 'YYYY-MM-DD')
+                                                  || '|' || to_char(h.end_date, 'YYYY-MM-DD')
+                                                  ORDER BY h.id DESC)
+                                 FROM staff_site_spell h
+                                 WHERE h.employee_number = staff.employee_number),
+                                '{}') AS "site_history!"
              FROM staff "#
                 + $tail,
             $($arg),+
@@ -195,10 +197,13 @@ mod tests {
         staff(&mut conn, "100", "SOU", "Lovelace", "Ada").await?;
         sqlx::query!(
             "INSERT INTO staff_site_spell (employee_number, site, start_date, end_date)
-             VALUES ('100', 'BAS', '2020-01-06', '2026-02-02'), ('100', 'SOU', '2026-02-02', NULL)"
+             VALUES ('100', 'BAS', '2020-01-06', '2026-02-02')"
         )
         .execute(&mut *conn)
         .await?;
+        sqlx::query!("UPDATE staff SET site_since = '2026-02-02' WHERE employee_number = '100'")
+            .execute(&mut *conn)
+            .await?;
         let person: pb::Staff = get(&mut conn, "100", None)
             .await?
             .ok_or_else(|| anyhow::anyhow!("100 not found"))?

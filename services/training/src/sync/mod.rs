@@ -858,8 +858,14 @@ mod tests {
         let response = b.merge(&mut tx).await?;
         tx.commit().await?;
         let spells = sqlx::query!(
-            "SELECT site, start_date, end_date FROM staff_site_spell
-             WHERE employee_number = $1 ORDER BY id DESC",
+            r#"SELECT site AS "site!", start_date AS "start_date!", end_date FROM (
+                   SELECT site, site_since AS start_date, NULL::date AS end_date,
+                          9223372036854775807 AS id
+                   FROM staff WHERE employee_number = $1
+                   UNION ALL
+                   SELECT site, start_date, end_date, id FROM staff_site_spell
+                   WHERE employee_number = $1) AS spells
+               ORDER BY id DESC"#,
             number,
         )
         .fetch_all(pool)

@@ -1,6 +1,6 @@
 //! The sync's SQL: a temporary table the extract is copied into (and the `COPY` text it is
 //! sent as), and the set-based statements that merge it into `staff` and keep each person's
-//! site history (`staff_site_spell`).
+//! site history (`site_since`, and an ended spell in `staff_site_spell` per move).
 //!
 //! The statements that read or write `sync_row` stay unchecked `sqlx::query` of constant
 //! text: a temporary table exists only in the sync's own session, so the build-time check
@@ -135,6 +135,7 @@ pub(super) async fn merge(
     }
     let (updated, mut deactivated): (i64, i64) = sqlx::query_as(UPDATE_KNOWN)
         .bind(&header.extract_id)
+        .bind(today)
         .fetch_one(&mut *conn)
         .await?;
     // Before the insert, so it scans only the people known before this sync (the new
@@ -149,19 +150,10 @@ pub(super) async fn merge(
     }
     let inserted = sqlx::query(INSERT_NEW)
         .bind(&header.extract_id)
+        .bind(today)
         .execute(&mut *conn)
         .await?
         .rows_affected() as i64;
-    // Two statements, not one: the open spell must be closed before the next one opens
-    // (one open spell per person), and a statement's parts run in no set order.
-    sqlx::query(CLOSE_SPELLS)
-        .bind(today)
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query(OPEN_SPELLS)
-        .bind(today)
-        .execute(&mut *conn)
-        .await?;
     Ok(Merged {
         updated,
         deactivated,
@@ -170,7 +162,9 @@ pub(super) async fn merge(
 }
 
 /// Updates the people already in `staff` whose rows are newer; returns (updated: the data
-/// changed, deactivated). `old` is the record as it was before the statement.
+/// changed, deactivated). `old` is the record as it was before the statement. A person whose
+/// site changed starts a spell there today (`$2`, never before the last began), and the
+/// spell that ended is kept: one more row per move, none for anyone else.
 const UPDATE_KNOWN: &str = "WITH changed AS (
          UPDATE staff AS s SET
              site = r.site, assignment_number = r.assignment_number,
@@ -182,48 +176,37 @@ const UPDATE_KNOWN: &str = "WITH changed AS (
              assignment_status = r.assignment_status, person_type = r.person_type,
              hire_date = r.hire_date, leave_date = r.leave_date, active = r.active,
              data_hash = r.data_hash, source_update_time = r.source_update_time,
-             extract_id = $1
+             extract_id = $1,
+             site_since = CASE WHEN r.site <> old.site THEN greatest(old.site_since, $2)
+                               ELSE old.site_since END
          FROM sync_row AS r JOIN staff AS old ON old.employee_number = r.employee_number
          WHERE s.employee_number = r.employee_number
            -- Only newer data changes a record, so a late or repeated extract changes nothing.
            AND s.source_update_time < r.source_update_time
-         RETURNING old.data_hash <> s.data_hash AS updated, old.active AND NOT s.active AS deactivated
+         RETURNING old.data_hash <> s.data_hash AS updated, old.active AND NOT s.active AS deactivated,
+                   s.employee_number, old.site AS old_site, old.site_since AS old_since,
+                   s.site_since AS new_since, s.site <> old.site AS moved
+     ), ended AS (
+         INSERT INTO staff_site_spell (employee_number, site, start_date, end_date)
+         SELECT employee_number, old_site, old_since, new_since FROM changed WHERE moved
+         ORDER BY employee_number
      )
      SELECT count(*) FILTER (WHERE updated), count(*) FILTER (WHERE deactivated) FROM changed";
 
-/// Inserts the people new to `staff`.
+/// Inserts the people new to `staff`, at their site since their hire date (else today, `$2`).
 const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_number,
          other_assignments, forename, surname, work_email, staff_group, job_role,
          occupation_code, area_of_work, position_title, pay_band, department, organisation,
          assignment_status, person_type, hire_date, leave_date, active, data_hash,
-         source_update_time, extract_id)
+         source_update_time, extract_id, site_since)
      SELECT r.employee_number, r.site, r.assignment_number, r.other_assignments, r.forename,
             r.surname, r.work_email, r.staff_group, r.job_role, r.occupation_code,
             r.area_of_work, r.position_title, r.pay_band, r.department, r.organisation,
             r.assignment_status, r.person_type, r.hire_date, r.leave_date, r.active,
-            r.data_hash, r.source_update_time, $1
+            r.data_hash, r.source_update_time, $1,
+            coalesce(r.hire_date, $2)
      FROM sync_row AS r
      WHERE NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)";
-
-/// Ends the open spell of each person in the extract whose site is no longer its site, on
-/// `$1` (today; never before the spell began). A re-sent extract finds every open spell at
-/// its person's site and changes nothing.
-const CLOSE_SPELLS: &str = "UPDATE staff_site_spell AS h SET end_date = greatest(h.start_date, $1)
-     FROM sync_row AS r JOIN staff AS s ON s.employee_number = r.employee_number
-     WHERE h.employee_number = r.employee_number AND h.end_date IS NULL AND h.site <> s.site";
-
-/// Opens a spell at their site for each person in the extract without an open one: a new
-/// person (since their hire date when known) or one whose spell [`CLOSE_SPELLS`] ended
-/// (since `$1`, today).
-const OPEN_SPELLS: &str = "INSERT INTO staff_site_spell (employee_number, site, start_date)
-     SELECT s.employee_number, s.site,
-            CASE WHEN EXISTS (SELECT 1 FROM staff_site_spell AS p
-                              WHERE p.employee_number = s.employee_number)
-                 THEN $1 ELSE coalesce(s.hire_date, $1) END
-     FROM sync_row AS r JOIN staff AS s ON s.employee_number = r.employee_number
-     WHERE NOT EXISTS (SELECT 1 FROM staff_site_spell AS h
-                       WHERE h.employee_number = s.employee_number AND h.end_date IS NULL)
-     ORDER BY s.employee_number";
 
 /// For a FULL sync: active staff the extract does not name (valid or refused) and not
 /// updated since it was taken are deactivated.
