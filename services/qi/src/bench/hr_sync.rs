@@ -93,7 +93,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                         forename, surname, work_email, staff_group, job_role, occupation_code,
                         area_of_work, position_title, pay_band, department, organisation,
                         assignment_status, person_type, hire_date, leave_date, active, data_hash,
-                        source_update_time, extract_id) FROM STDIN",
+                        source_update_time, extract_id, site_since) FROM STDIN",
                 )
                 .await?;
             copy.send(text.as_bytes()).await?;
@@ -240,11 +240,13 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
     for (i, r) in rows.iter().enumerate() {
         let hire = r
             .hire_date
-            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-            .unwrap_or_else(|| "\\N".into());
+            .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
+        // The sync's site_since: the hire date, else the day of the sync.
+        let since = hire.clone().unwrap_or_else(|| "2026-11-26".into());
+        let hire = hire.unwrap_or_else(|| "\\N".into());
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tt\t{}\t2026-11-26 00:00:00+00\tbench",
+            "{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tt\t{}\t2026-11-26 00:00:00+00\tbench\t{}",
             r.employee_number,
             r.site,
             r.assignment_number,
@@ -262,7 +264,8 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
             r.assignment_status,
             r.person_type,
             hire,
-            i
+            i,
+            since
         );
     }
     out
@@ -281,6 +284,6 @@ mod tests {
         assert!(rows.iter().all(|r| r.staff_group.len() == 2));
         let text = copy_text(&rows);
         assert_eq!(text.lines().count(), 30);
-        assert!(text.lines().all(|l| l.split('\t').count() == 23));
+        assert!(text.lines().all(|l| l.split('\t').count() == 24));
     }
 }
