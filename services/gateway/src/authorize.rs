@@ -42,7 +42,8 @@ pub(crate) fn admit(policy: &Policy, principal: &Principal) -> Result<(), Status
     Ok(())
 }
 
-/// The site rule on one message: the resource or parent it names must be the caller's.
+/// The site rule on one message: the resource or parent it names must be the caller's,
+/// unless the policy says the resource is shared across sites (then its service decides).
 pub(crate) fn check_message(
     policy: &Policy,
     principal: &Principal,
@@ -62,7 +63,8 @@ pub(crate) fn check_message(
                 qi_platform::SiteScope::TrustWide => true,
                 qi_platform::SiteScope::Sites(sites) => sites.iter().any(|s| s.as_str() == code),
             };
-            if held {
+            // A shared resource's other sites are data only its service holds.
+            if held || policy.shared_across_sites {
                 Ok(())
             } else {
                 Err(Error::denied(format!(
@@ -128,6 +130,7 @@ mod tests {
             resource_field: "parent".into(),
             mode,
             trust_wide_only: false,
+            shared_across_sites: false,
         }
     }
 
@@ -194,6 +197,23 @@ mod tests {
         assert_eq!(code(authorize(&read, &bas, &list("trust"))), Code::Ok);
         let trust = caller(&["viewer"], &["*"]);
         assert_eq!(code(authorize(&read, &trust, &list("sites/SOU"))), Code::Ok);
+    }
+
+    #[test]
+    fn a_shared_resource_under_another_site_is_left_to_its_service() {
+        let mut shared = policy(&["viewer"], Mode::Read);
+        shared.shared_across_sites = true;
+        let bas = caller(&["viewer"], &["BAS"]);
+        assert_eq!(
+            code(authorize(&shared, &bas, &list("sites/SOU/projects/p"))),
+            Code::Ok
+        );
+        // The role is still the gateway's to check.
+        let hr = caller(&["hr_sync"], &["BAS"]);
+        assert_eq!(
+            code(authorize(&shared, &hr, &list("sites/SOU/projects/p"))),
+            Code::PermissionDenied
+        );
     }
 
     #[test]

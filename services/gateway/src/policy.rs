@@ -30,6 +30,9 @@ pub struct Policy {
     pub mode: Mode,
     /// Only trust-wide callers.
     pub trust_wide_only: bool,
+    /// The resource is shared with sites its name does not carry (a project's participating
+    /// sites): a caller of another site is let through, and the service checks the sites.
+    pub shared_across_sites: bool,
 }
 
 /// What the gateway knows of one method.
@@ -128,15 +131,22 @@ fn resolve(
         Some(1) => Mode::Read,
         _ => Mode::Write,
     };
-    let trust_wide_only = policy
-        .get_field_by_name("trust_wide_only")
-        .and_then(|v| v.as_bool())
-        .unwrap_or(false);
+    let flag = |name: &str| {
+        policy
+            .get_field_by_name(name)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    let trust_wide_only = flag("trust_wide_only");
+    let shared_across_sites = flag("shared_across_sites");
     let resource_path = field_path(m, &resource_field)?;
     if mode == Mode::Write && resource_path.is_empty() && !trust_wide_only {
         return Err(
             "a write must name its resource field or be trust_wide_only (no implicit scope)".into(),
         );
+    }
+    if shared_across_sites && resource_path.is_empty() {
+        return Err("shared_across_sites needs the resource field it applies to".into());
     }
     Ok(Policy {
         roles,
@@ -144,6 +154,7 @@ fn resolve(
         resource_field,
         mode,
         trust_wide_only,
+        shared_across_sites,
     })
 }
 
@@ -215,6 +226,12 @@ mod tests {
             .unwrap();
         assert!(p.trust_wide_only);
         assert!(p.roles.is_empty());
+        assert!(!p.shared_across_sites);
+        let p = methods["/qi.projects.v1.ProjectService/UpdateProject"]
+            .policy
+            .clone()
+            .unwrap();
+        assert!(p.shared_across_sites);
     }
 
     #[test]
