@@ -70,6 +70,8 @@ qi_platform::grpc_service! {
         list_team_members(pb::ListTeamMembersRequest) -> pb::ListTeamMembersResponse = team::list;
         delete_team_member(pb::DeleteTeamMemberRequest)
             -> pb::DeleteTeamMemberResponse = team::delete;
+        update_team_member(pb::UpdateTeamMemberRequest)
+            -> pb::UpdateTeamMemberResponse = team::update;
         create_measure(pb::CreateMeasureRequest) -> pb::CreateMeasureResponse = measures::create;
         list_measures(pb::ListMeasuresRequest) -> pb::ListMeasuresResponse = measures::list;
         delete_measure(pb::DeleteMeasureRequest) -> pb::DeleteMeasureResponse = measures::delete;

@@ -118,3 +118,69 @@ async fn stored_staff_names_become_canonical_and_one_person_is_one_membership() 
     assert_eq!(saved, "sites/BAS/staff/12345678");
     Ok(())
 }
+
+/// The version before the migration that adds team editors and one lead per project.
+const BEFORE_TEAM_EDITORS: i64 = 20261201000001;
+
+#[tokio::test]
+async fn extra_leads_become_editing_members_and_a_team_keeps_one_lead() -> anyhow::Result<()> {
+    let pool = migrated_to(BEFORE_TEAM_EDITORS).await?;
+    // Unchecked SQL, as above: the rows predate the `editor` column.
+    sqlx::raw_sql(
+        "INSERT INTO project (uid, lead_site, id, title) VALUES
+             ('00000000-0000-7000-8000-000000000001', 'BAS', 'p1', 'P1'),
+             ('00000000-0000-7000-8000-000000000002', 'BAS', 'p2', 'P2');
+         -- p1 was given three leads over time; p2 one.
+         INSERT INTO team_member (project_uid, id, staff, role, create_time) VALUES
+             ('00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000a1',
+              'staff/10000002', 'lead', '2026-02-01T09:00Z'),
+             ('00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000a2',
+              'staff/10000001', 'lead', '2026-01-01T09:00Z'),
+             ('00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000a3',
+              'staff/10000003', 'lead', '2026-03-01T09:00Z'),
+             ('00000000-0000-7000-8000-000000000001', '00000000-0000-7000-8000-0000000000a4',
+              'staff/10000004', 'coach', '2026-01-01T09:00Z'),
+             ('00000000-0000-7000-8000-000000000002', '00000000-0000-7000-8000-0000000000b1',
+              'staff/10000003', 'lead', '2026-01-01T09:00Z');",
+    )
+    .execute(&pool)
+    .await?;
+
+    MIGRATOR.run(&pool).await?;
+
+    let team: Vec<(String, String, String, bool)> = sqlx::query_as(
+        "SELECT p.id, m.staff, m.role, m.editor FROM team_member m
+         JOIN project p ON p.uid = m.project_uid ORDER BY p.id, m.staff",
+    )
+    .fetch_all(&pool)
+    .await?;
+    let row = |p: &str, staff: &str, role: &str, editor: bool| {
+        (
+            p.to_owned(),
+            format!("staff/{staff}"),
+            role.to_owned(),
+            editor,
+        )
+    };
+    assert_eq!(
+        team,
+        [
+            // The earliest lead stays; the later ones keep their edit rights as members.
+            row("p1", "10000001", "lead", false),
+            row("p1", "10000002", "member", true),
+            row("p1", "10000003", "member", true),
+            row("p1", "10000004", "coach", false),
+            row("p2", "10000003", "lead", false),
+        ]
+    );
+    let second =
+        sqlx::raw_sql("UPDATE team_member SET role = 'lead' WHERE staff = 'staff/10000004'")
+            .execute(&pool)
+            .await
+            .unwrap_err();
+    assert!(
+        second.to_string().contains("team_member_one_lead"),
+        "{second}"
+    );
+    Ok(())
+}

@@ -33,6 +33,8 @@ pub(crate) async fn create(
     ctx: AccessContext,
     req: pb::CreateEngagementActivityRequest,
 ) -> Result<pb::CreateEngagementActivityResponse, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     let mut v = Violations::new();
     v.check(idempotency::validate_request_id(&req.request_id));
     let Some(activity) = req.engagement_activity.as_ref() else {
@@ -61,8 +63,6 @@ pub(crate) async fn create(
     ));
     let summary = v.check(long_text("engagement_activity.summary", summary, 5000));
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let activity = store::insert(tx, &project, day, kind, participants, &summary).await?;

@@ -28,6 +28,8 @@ pub(crate) async fn create(
     ctx: AccessContext,
     req: pb::CreateMeasureRequest,
 ) -> Result<pb::CreateMeasureResponse, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     let mut v = Violations::new();
     v.check(idempotency::validate_request_id(&req.request_id));
     let Some(measure) = req.measure.as_ref() else {
@@ -44,8 +46,6 @@ pub(crate) async fn create(
     let kind = v.check(required_enum::<pb::MeasureKind>("measure.kind", *kind));
     let note = v.check(optional_text("measure.note", note, 1000));
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let measure = store::insert(tx, &project, &metric, kind, &note)

@@ -132,6 +132,8 @@ pub(crate) async fn create(
     ctx: AccessContext,
     req: pb::CreatePdsaCycleRequest,
 ) -> Result<pb::CreatePdsaCycleResponse, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     let mut v = Violations::new();
     v.check(idempotency::validate_request_id(&req.request_id));
     let Some(cycle) = req.pdsa_cycle.as_ref() else {
@@ -139,8 +141,6 @@ pub(crate) async fn create(
     };
     let f = validate(cycle, &mut v);
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let cycle = store::insert(tx, &project, &f).await?;
@@ -203,6 +203,8 @@ pub(crate) async fn update(
         update_mask,
     } = req;
     let cycle = pdsa_cycle.ok_or_else(|| Error::invalid("pdsa_cycle", "is required"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "pdsa_cycle.name", &cycle.name).await?;
     let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
         "change_idea" => !cycle.change_idea.is_empty(),
         "objective" => !cycle.objective.is_empty(),
@@ -215,8 +217,6 @@ pub(crate) async fn update(
         "end_date" => cycle.end_date.is_some(),
         _ => false,
     })?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let (project, row) = locate_for_write(&mut tx, &ctx, "pdsa_cycle.name", &cycle.name).await?;
     check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
     // The stored cycle with the masked fields replaced, validated whole.
     let mut merged = store::to_proto(&project.name(), row)?;
@@ -256,13 +256,13 @@ pub(crate) async fn decide(
         end_date,
         etag,
     } = req;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let (project, row) = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     let mut v = Violations::new();
     let decision = v.check(required_enum::<pb::PdsaDecision>("decision", decision));
     let act_notes = v.check(optional_text("act_notes", &act_notes, 5000));
     let end = v.check(optional_date("end_date", end_date.as_ref()));
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let (project, row) = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_etag(&etag, row.revision, "the PDSA cycle")?;
     let end = end.or(row.end_date).unwrap_or_else(today);
     if let Some(start) = row.start_date

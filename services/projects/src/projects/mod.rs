@@ -1,7 +1,7 @@
 //! Projects (`sites/{lead_site}/projects/{id}`): led by one site, possibly spanning others.
-//! A caller holding any of a project's sites may read it — by its name when they hold the
-//! lead site, by `sites/-/projects/{id}` otherwise — and only a caller holding the lead site
-//! may change it or anything under it. Lifecycle: scoping → in progress → completed |
+//! A caller holding any of a project's sites may read it, by its name or by
+//! `sites/-/projects/{id}`; its team's editors, and `improvement_team` holding any of its
+//! sites, change it and everything under it ([`find`]). Lifecycle: scoping → in progress → completed |
 //! stopped, with dates and reasons; the SMART aim, wards, programme and cohort; the outcome
 //! and benefits recorded at completion.
 
@@ -159,11 +159,12 @@ impl ProjectRef {
     }
 }
 
-/// Finds the project a path names, as the caller may: to write, the name must be under the
-/// lead site and the caller must hold it (the row is locked, so changes under one project
-/// serialize); to read, holding the lead site or any participating site suffices.
-/// Authorization comes before existence: a caller holding none of the named site's
-/// projects' sites is refused whether or not the project exists.
+/// Finds the project a path names, as the caller may. Holding its lead site or any
+/// participating site lets a caller read it (by its lead site's name or `sites/-`); a change
+/// also needs the per-project rule ([`crate::team::check_edit`]), and the name under the lead
+/// site, and locks the row, so changes under one project serialize. Authorization comes
+/// before existence: a caller holding none of a project's sites is refused whether or not
+/// it exists.
 pub(crate) async fn find(
     conn: &mut PgConnection,
     ctx: &AccessContext,
@@ -178,29 +179,29 @@ pub(crate) async fn find(
             path.project
         ))
     };
-    match (&path.site, write) {
-        (ProjectSite::Any, true) => Err(Error::invalid(
+    match &path.site {
+        ProjectSite::Any if write => Err(Error::invalid(
             field,
             "changes name the project under its lead site: `sites/{lead_site}/projects/{project}`",
         )),
-        (ProjectSite::Lead(site), true) => {
-            Owner::Site(site.clone()).check_write(ctx)?;
-            store::find(conn, site, &path.project, true)
-                .await?
-                .ok_or_else(not_found)
-        }
-        (ProjectSite::Lead(site), false) => {
-            let row = store::find(conn, site, &path.project, false).await?;
-            if ctx.sites.holds(site) {
-                return row.ok_or_else(not_found);
-            }
-            // A participating site's caller may read it under its lead site's name.
-            row.filter(|p| p.readable_by(ctx))
-                .ok_or_else(|| Error::denied(format!("no access to site {site}")))
-        }
-        (ProjectSite::Any, false) => store::find_in(conn, &path.project, ctx.sites.sql_filter())
+        ProjectSite::Any => store::find_in(conn, &path.project, ctx.sites.sql_filter())
             .await?
             .ok_or_else(not_found),
+        ProjectSite::Lead(site) => {
+            let row = store::find(conn, site, &path.project, write).await?;
+            let project = if ctx.sites.holds(site) {
+                row.ok_or_else(not_found)?
+            } else {
+                // The gateway lets another site's caller through (the policy's
+                // `shared_across_sites`): only a participating site admits them.
+                row.filter(|p| p.readable_by(ctx))
+                    .ok_or_else(|| Error::denied(format!("no access to site {site}")))?
+            };
+            if write {
+                crate::team::check_edit(conn, ctx, &project).await?;
+            }
+            Ok(project)
+        }
     }
 }
 
@@ -642,6 +643,8 @@ pub(crate) async fn update(
         update_mask,
     } = req;
     let project = project.ok_or_else(|| Error::invalid("project", "is required"))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "project.name", &project.name, true).await?;
     let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
         "title" => !project.title.is_empty(),
         "description" => !project.description.is_empty(),
@@ -653,8 +656,6 @@ pub(crate) async fn update(
         "patient_involvement" => project.patient_involvement != 0,
         _ => false,
     })?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let found = resolve(&mut tx, &ctx, "project.name", &project.name, true).await?;
     check_etag(&project.etag, found.revision, "the project")?;
     found.require_open()?;
     // The stored project with the masked fields replaced, validated whole.
@@ -703,10 +704,10 @@ pub(crate) async fn start(
         start_date,
         etag,
     } = req;
-    let start = optional_date("start_date", start_date.as_ref())?.unwrap_or_else(today);
-    not_future("start_date", start)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
+    let start = optional_date("start_date", start_date.as_ref())?.unwrap_or_else(today);
+    not_future("start_date", start)?;
     check_etag(&etag, found.revision, "the project")?;
     let from = found.state()?;
     if from != pb::ProjectState::Scoping {
@@ -741,6 +742,8 @@ pub(crate) async fn complete(
         outcome,
         etag,
     } = req;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
     let mut v = Violations::new();
     let end = v.check(optional_date("end_date", end_date.as_ref()));
     let Some(outcome) = outcome else {
@@ -749,8 +752,6 @@ pub(crate) async fn complete(
     let (summary, benefits) = validate_outcome(&outcome, &mut v);
     v.finish()?;
     let end = not_future("end_date", end.unwrap_or_else(today))?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
     check_etag(&etag, found.revision, "the project")?;
     let from = found.state()?;
     if from != pb::ProjectState::InProgress {
@@ -777,13 +778,13 @@ pub(crate) async fn stop(
         end_date,
         etag,
     } = req;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
     let mut v = Violations::new();
     let reason = v.check(long_text("reason", &reason, 1000));
     let end = v.check(optional_date("end_date", end_date.as_ref()));
     v.finish()?;
     let end = not_future("end_date", end.unwrap_or_else(today))?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let found = resolve(&mut tx, &ctx, "name", &name, true).await?;
     check_etag(&etag, found.revision, "the project")?;
     let from = found.state()?;
     if !matches!(

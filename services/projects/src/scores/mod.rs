@@ -34,6 +34,8 @@ pub(crate) async fn record(
     ctx: AccessContext,
     req: pb::RecordProgressScoreRequest,
 ) -> Result<pb::RecordProgressScoreResponse, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     let mut v = Violations::new();
     v.check(idempotency::validate_request_id(&req.request_id));
     let Some(score) = req.progress_score.as_ref() else {
@@ -54,8 +56,6 @@ pub(crate) async fn record(
     );
     let note = v.check(optional_text("progress_score.note", note, 1000));
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let score = store::insert(tx, &project, score, assessed, &note, &ctx.subject).await?;

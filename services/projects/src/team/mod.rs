@@ -1,7 +1,13 @@
 //! A project's team (`{project}/teamMembers/{member}`): staff, by their canonical name
-//! `staff/{employee_number}` (a name of the training service; see [`foreign::person`]), in the roles lead, member, sponsor and coach; and patient partners — named
-//! people who are not staff (a patient, carer or member of the public), the heart of
-//! co-production. The project keeps a count of its patient partners for the portfolio.
+//! `staff/{employee_number}` (a name of the training service; see [`foreign::person`]), in the
+//! roles lead, member, sponsor and coach; and patient partners — named people who are not
+//! staff (a patient, carer or member of the public), the heart of co-production. The project
+//! keeps a count of its patient partners for the portfolio.
+//!
+//! The team also decides who changes the project ([`check_edit`]): its lead and the members
+//! marked `editor`, beside `improvement_team` at the project's sites. A project has at most
+//! one lead; the lead hands the role over, and `improvement_team` assigns it
+//! ([`check_lead_change`]).
 
 mod store;
 
@@ -9,14 +15,18 @@ use qi_platform::convert::{optional_text, required_text};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
 use crate::foreign;
-use crate::projects;
+use crate::projects::{self, ProjectRef};
 use crate::stored::required_enum;
 
 const COLLECTION: &str = "teamMembers";
+
+/// The role that changes any project at the sites it holds, team or not.
+const IMPROVEMENT_TEAM: &str = "improvement_team";
 
 crate::stored::column_enum!(TeamRole, "team role", {
     Lead => "lead",
@@ -26,17 +36,68 @@ crate::stored::column_enum!(TeamRole, "team role", {
     PatientPartner => "patient_partner",
 });
 
-/// A team member to add, validated.
-#[derive(Debug)]
-struct NewMember {
+/// Whether the caller may change `project` and everything under it (issue 25): `admin` and
+/// `improvement_team` may (the caller holds one of the project's sites: [`projects::find`]
+/// checked that), and so may the team's editors, known by the employee number in the
+/// caller's token. Anyone else is refused, with what they lack.
+pub(crate) async fn check_edit(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    project: &ProjectRef,
+) -> Result<(), Error> {
+    if ctx.has_role(IMPROVEMENT_TEAM) {
+        return Ok(());
+    }
+    let staff = qi_names::staff_name(ctx.employee_for_membership()?);
+    match store::membership(conn, project, &staff).await? {
+        Some((role, editor)) if editor || role == pb::TeamRole::Lead => Ok(()),
+        Some(_) => Err(Error::denied(format!(
+            "{staff} is on the team of {} but not as an editor: its lead or an editor can make them one",
+            project.name()
+        ))),
+        None => Err(Error::denied(format!(
+            "{} is changed by its team's editors and improvement_team: {staff} is not on its team",
+            project.name()
+        ))),
+    }
+}
+
+/// Whether the caller may change who holds `project`'s lead role: its lead (handing it
+/// over), `improvement_team` and `admin`; while the project has no lead, any editor may
+/// appoint one ([`check_edit`] has passed).
+async fn check_lead_change(
+    conn: &mut PgConnection,
+    ctx: &AccessContext,
+    project: &ProjectRef,
+) -> Result<(), Error> {
+    if ctx.has_role(IMPROVEMENT_TEAM) {
+        return Ok(());
+    }
+    let Some(lead) = store::lead(conn, project).await? else {
+        return Ok(());
+    };
+    let staff = qi_names::staff_name(ctx.employee_for_membership()?);
+    if staff == lead {
+        return Ok(());
+    }
+    Err(Error::denied(format!(
+        "the lead role of {} is handed over by its lead, {lead}, or by improvement_team",
+        project.name()
+    )))
+}
+
+/// A team member's fields, validated: a new member, or one as an update leaves them.
+#[derive(Debug, Clone)]
+struct Member {
     staff: Option<String>,
     display_name: String,
     role: pb::TeamRole,
     affiliation: String,
+    editor: bool,
 }
 
-impl NewMember {
-    fn parse(ctx: &AccessContext, m: &pb::TeamMember, v: &mut Violations) -> NewMember {
+impl Member {
+    fn parse(ctx: &AccessContext, m: &pb::TeamMember, v: &mut Violations) -> Member {
         let pb::TeamMember {
             name: _,
             staff,
@@ -44,6 +105,7 @@ impl NewMember {
             role,
             affiliation,
             create_time: _,
+            editor,
         } = m;
         let role = v.check(required_enum::<pb::TeamRole>("team_member.role", *role));
         let partner = role == pb::TeamRole::PatientPartner;
@@ -58,17 +120,43 @@ impl NewMember {
             (true, true) => None,
             (false, _) => Some(v.check(foreign::person(ctx, "team_member.staff", staff))),
         };
-        let display_name = if partner {
-            v.check(required_text("team_member.display_name", display_name, 200))
-        } else {
-            v.check(optional_text("team_member.display_name", display_name, 200))
-        };
-        let affiliation = v.check(optional_text("team_member.affiliation", affiliation, 200));
-        NewMember {
+        let member = Member {
             staff,
-            display_name,
+            display_name: display_name.clone(),
             role,
-            affiliation,
+            affiliation: affiliation.clone(),
+            editor: *editor,
+        };
+        member.check(v);
+        member
+    }
+
+    /// The rules every stored member keeps, each violation naming its field.
+    fn check(&self, v: &mut Violations) {
+        let partner = self.role == pb::TeamRole::PatientPartner;
+        if partner {
+            v.check(required_text(
+                "team_member.display_name",
+                &self.display_name,
+                200,
+            ));
+        } else {
+            v.check(optional_text(
+                "team_member.display_name",
+                &self.display_name,
+                200,
+            ));
+        }
+        v.check(optional_text(
+            "team_member.affiliation",
+            &self.affiliation,
+            200,
+        ));
+        if partner && self.editor {
+            v.add(
+                "team_member.editor",
+                "a patient partner calls with no token of their own, so cannot be an editor",
+            );
         }
     }
 }
@@ -79,17 +167,28 @@ pub(crate) async fn create(
     ctx: AccessContext,
     req: pb::CreateTeamMemberRequest,
 ) -> Result<pb::CreateTeamMemberResponse, Error> {
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     let mut v = Violations::new();
     v.check(idempotency::validate_request_id(&req.request_id));
     let Some(member) = req.team_member.as_ref() else {
         return Err(v.missing("team_member"));
     };
-    let new = NewMember::parse(&ctx, member, &mut v);
+    let new = Member::parse(&ctx, member, &mut v);
     v.finish()?;
-    let mut tx = qi_platform::db::begin(&api.pool).await?;
-    let project = projects::resolve(&mut tx, &ctx, "parent", &req.parent, true).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
+        if new.role == pb::TeamRole::Lead
+            && let Some(lead) = store::lead(tx, &project).await?
+        {
+            return Err(Error::FailedPrecondition {
+                reason: "LEAD_TAKEN",
+                message: format!(
+                    "{} has a lead, {lead}: the lead hands the role over with UpdateTeamMember",
+                    project.name()
+                ),
+            });
+        }
         let member =
             store::insert(tx, &project, &new)
                 .await?
@@ -129,15 +228,99 @@ pub(crate) async fn list(
     })
 }
 
-/// Removes a member from the team of an open project.
+/// Removes a member from the team of an open project; removing the lead is for those who
+/// may change the lead role.
 pub(crate) async fn delete(
     api: &ProjectsApi,
     ctx: AccessContext,
     req: pb::DeleteTeamMemberRequest,
 ) -> Result<pb::DeleteTeamMemberResponse, Error> {
     let pb::DeleteTeamMemberRequest { name } = req;
-    projects::delete_child(api, &ctx, &name, COLLECTION, store::delete).await?;
+    projects::delete_child(api, &ctx, &name, COLLECTION, async |tx, project, id| {
+        if store::get(tx, project, id)
+            .await?
+            .is_some_and(|m| m.role == pb::TeamRole::Lead)
+        {
+            check_lead_change(tx, &ctx, project).await?;
+        }
+        store::delete(tx, project, id).await
+    })
+    .await?;
     Ok(pb::DeleteTeamMemberResponse {})
+}
+
+/// The fields UpdateTeamMember changes.
+const UPDATABLE: &[&str] = &["role", "editor", "display_name", "affiliation"];
+
+/// Changes a member's role, edit rights, name or affiliation. Making someone the lead hands
+/// the role over: the former lead stays on as an editing member.
+pub(crate) async fn update(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::UpdateTeamMemberRequest,
+) -> Result<pb::UpdateTeamMemberResponse, Error> {
+    let pb::UpdateTeamMemberRequest {
+        team_member,
+        update_mask,
+    } = req;
+    let member = team_member.ok_or_else(|| Error::invalid("team_member", "is required"))?;
+    let field = "team_member.name";
+    let path = projects::parse_path(field, &member.name, &[COLLECTION])?;
+    let id: Uuid = path.children[0]
+        .parse()
+        .map_err(|_| Error::invalid(field, format!("the id after `{COLLECTION}/` is a UUID")))?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let project = projects::find(&mut tx, &ctx, field, &path, true).await?;
+    let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
+        "role" => member.role != 0,
+        "editor" => member.editor,
+        "display_name" => !member.display_name.is_empty(),
+        "affiliation" => !member.affiliation.is_empty(),
+        _ => false,
+    })?;
+    let role = if paths.contains(&"role") {
+        Some(required_enum::<pb::TeamRole>(
+            "team_member.role",
+            member.role,
+        )?)
+    } else {
+        None
+    };
+    project.require_open()?;
+    let current = store::get(&mut tx, &project, id)
+        .await?
+        .ok_or_else(|| Error::not_found(&member.name))?;
+    let mut next = current.clone();
+    for p in &paths {
+        match *p {
+            "role" => next.role = role.unwrap_or(current.role),
+            "editor" => next.editor = member.editor,
+            "display_name" => next.display_name = member.display_name.clone(),
+            _ => next.affiliation = member.affiliation.clone(),
+        }
+    }
+    let mut v = Violations::new();
+    let partner = |m: &Member| m.role == pb::TeamRole::PatientPartner;
+    if partner(&current) != partner(&next) {
+        v.add(
+            "team_member.role",
+            "staff and patient partners do not trade places: remove the member and add them again",
+        );
+    }
+    next.check(&mut v);
+    v.finish()?;
+    let lead = pb::TeamRole::Lead;
+    if (current.role == lead) != (next.role == lead) {
+        check_lead_change(&mut tx, &ctx, &project).await?;
+    }
+    if next.role == lead && current.role != lead {
+        store::hand_over_lead(&mut tx, &project).await?;
+    }
+    let stored = store::update(&mut tx, &project, id, &next).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateTeamMemberResponse {
+        team_member: Some(stored),
+    })
 }
 
 #[cfg(test)]
@@ -147,7 +330,7 @@ mod tests {
 
     fn fields(m: pb::TeamMember) -> Vec<String> {
         let mut v = Violations::new();
-        NewMember::parse(&caller(None), &m, &mut v);
+        Member::parse(&caller(None), &m, &mut v);
         match v.finish() {
             Ok(()) => Vec::new(),
             Err(Error::InvalidArgument { violations }) => {
@@ -179,9 +362,9 @@ mod tests {
     }
 
     /// A member in `role` named by `staff`, as `ctx` sends it, parsed.
-    fn member(ctx: &AccessContext, staff: &str, role: pb::TeamRole) -> NewMember {
+    fn member(ctx: &AccessContext, staff: &str, role: pb::TeamRole) -> Member {
         let mut v = Violations::new();
-        let new = NewMember::parse(
+        let new = Member::parse(
             ctx,
             &pb::TeamMember {
                 staff: staff.into(),

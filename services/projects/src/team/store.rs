@@ -7,7 +7,7 @@ use qi_proto::projects as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{COLLECTION, NewMember};
+use super::{COLLECTION, Member};
 use crate::projects::ProjectRef;
 use crate::stored::Column;
 
@@ -18,16 +18,20 @@ struct MemberRow {
     role: String,
     affiliation: String,
     create_time: chrono::DateTime<chrono::Utc>,
+    editor: bool,
 }
 
 fn to_proto(project: &str, r: MemberRow) -> Result<pb::TeamMember, Error> {
+    let role = pb::TeamRole::from_column(&r.role)?;
     Ok(pb::TeamMember {
         name: format!("{project}/{COLLECTION}/{}", r.id),
         staff: r.staff.unwrap_or_default(),
         display_name: r.display_name,
-        role: pb::TeamRole::from_column(&r.role)? as i32,
+        role: role as i32,
         affiliation: r.affiliation,
         create_time: Some(timestamp(r.create_time)),
+        // The lead always edits.
+        editor: r.editor || role == pb::TeamRole::Lead,
     })
 }
 
@@ -37,7 +41,7 @@ macro_rules! member_rows {
     ($head:literal, $tail:literal, $($arg:expr),* $(,)?) => {
         sqlx::query_as!(
             MemberRow,
-            $head + "id, staff, display_name, role, affiliation, create_time" + $tail,
+            $head + "id, staff, display_name, role, affiliation, create_time, editor" + $tail,
             $($arg),*
         )
     };
@@ -48,11 +52,11 @@ macro_rules! member_rows {
 pub(super) async fn insert(
     conn: &mut PgConnection,
     project: &ProjectRef,
-    new: &NewMember,
+    new: &Member,
 ) -> Result<Option<pb::TeamMember>, Error> {
     let row = member_rows!(
-        "INSERT INTO team_member (project_uid, id, staff, display_name, role, affiliation)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO team_member (project_uid, id, staff, display_name, role, affiliation, editor)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)
          ON CONFLICT (project_uid, staff) DO NOTHING
          RETURNING ",
         "",
@@ -62,6 +66,7 @@ pub(super) async fn insert(
         new.display_name,
         new.role.column(),
         new.affiliation,
+        new.editor,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -106,6 +111,104 @@ pub(super) async fn list(
     Ok((members, next))
 }
 
+/// A staff member's role and edit flag on a project's team, if they are on it.
+pub(super) async fn membership(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    staff: &str,
+) -> Result<Option<(pb::TeamRole, bool)>, Error> {
+    let row = sqlx::query!(
+        "SELECT role, editor FROM team_member WHERE project_uid = $1 AND staff = $2",
+        project.uid,
+        staff,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| Ok((pb::TeamRole::from_column(&r.role)?, r.editor)))
+        .transpose()
+}
+
+/// The staff name of a project's lead, if it has one.
+pub(super) async fn lead(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+) -> Result<Option<String>, Error> {
+    let lead = sqlx::query_scalar!(
+        "SELECT staff FROM team_member WHERE project_uid = $1 AND role = 'lead'",
+        project.uid,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(lead.map(Option::unwrap_or_default))
+}
+
+/// One member of a project's team, as stored. The caller holds the project's row lock
+/// ([`crate::projects::find`] with `write`), so the member cannot change underneath.
+pub(super) async fn get(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    id: Uuid,
+) -> Result<Option<Member>, Error> {
+    let row = sqlx::query!(
+        "SELECT staff, display_name, role, affiliation, editor FROM team_member
+         WHERE project_uid = $1 AND id = $2",
+        project.uid,
+        id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(Member {
+            staff: r.staff,
+            display_name: r.display_name,
+            role: pb::TeamRole::from_column(&r.role)?,
+            affiliation: r.affiliation,
+            editor: r.editor,
+        })
+    })
+    .transpose()
+}
+
+/// Stores a member's changed fields (never their person, which is immutable).
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    id: Uuid,
+    member: &Member,
+) -> Result<pb::TeamMember, Error> {
+    let row = member_rows!(
+        "UPDATE team_member SET role = $3, editor = $4, display_name = $5, affiliation = $6
+         WHERE project_uid = $1 AND id = $2
+         RETURNING ",
+        "",
+        project.uid,
+        id,
+        member.role.column(),
+        member.editor,
+        member.display_name,
+        member.affiliation,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    to_proto(&project.name(), row)
+}
+
+/// Makes the project's lead, if it has one, an editing member: the first half of handing
+/// the lead over (the unique index allows one lead at a time).
+pub(super) async fn hand_over_lead(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE team_member SET role = 'member', editor = true
+         WHERE project_uid = $1 AND role = 'lead'",
+        project.uid,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Removes a member from a project's team, uncounting a patient partner; `false` if there
 /// was no such member.
 pub(super) async fn delete(
@@ -139,21 +242,23 @@ mod tests {
     use super::*;
     use crate::testing::{after_uid, everything, pages, project, stored, transaction, uid_of};
 
-    fn staff(n: &str, role: pb::TeamRole) -> NewMember {
-        NewMember {
+    fn staff(n: &str, role: pb::TeamRole) -> Member {
+        Member {
             staff: Some(format!("staff/{n}")),
             display_name: String::new(),
             role,
             affiliation: "Ward 4".into(),
+            editor: false,
         }
     }
 
-    fn partner(name: &str) -> NewMember {
-        NewMember {
+    fn partner(name: &str) -> Member {
+        Member {
             staff: None,
             display_name: name.to_owned(),
             role: pb::TeamRole::PatientPartner,
             affiliation: "Carer".into(),
+            editor: false,
         }
     }
 
@@ -254,5 +359,71 @@ mod tests {
             [&added[0..2], &added[2..4], &added[4..5]].map(|s| s.to_vec())
         );
         Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_lead_is_handed_over_and_edit_rights_are_read_per_person() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        let lead = insert(&mut conn, &p, &staff("10000001", pb::TeamRole::Lead))
+            .await?
+            .expect("inserted");
+        assert!(lead.editor, "the lead always edits");
+        let mut editing = staff("10000002", pb::TeamRole::Coach);
+        editing.editor = true;
+        let coach = insert(&mut conn, &p, &editing).await?.expect("inserted");
+        let plain = insert(&mut conn, &p, &staff("10000003", pb::TeamRole::Member))
+            .await?
+            .expect("inserted");
+        assert!(coach.editor && !plain.editor);
+        insert(&mut conn, &other, &staff("10000003", pb::TeamRole::Lead)).await?;
+        let of = async |conn: &mut PgConnection, n: &str| {
+            membership(conn, &p, &format!("staff/{n}")).await
+        };
+        assert_eq!(
+            of(&mut conn, "10000001").await?,
+            Some((pb::TeamRole::Lead, false))
+        );
+        assert_eq!(
+            of(&mut conn, "10000002").await?,
+            Some((pb::TeamRole::Coach, true))
+        );
+        // Lead of p2 is nothing on p1.
+        assert_eq!(
+            of(&mut conn, "10000003").await?,
+            Some((pb::TeamRole::Member, false))
+        );
+        assert_eq!(of(&mut conn, "10000009").await?, None);
+        assert_eq!(lead_of(&mut conn, &p).await?, "staff/10000001");
+
+        // A second lead is refused by the store itself.
+        let mut second = get(&mut conn, &p, uid_of(&plain.name))
+            .await?
+            .expect("found");
+        second.role = pb::TeamRole::Lead;
+        let mut savepoint = sqlx::Connection::begin(&mut *conn).await?;
+        assert!(
+            update(&mut savepoint, &p, uid_of(&plain.name), &second)
+                .await
+                .is_err()
+        );
+        savepoint.rollback().await?;
+        // Handing over: the former lead stays on as an editing member.
+        hand_over_lead(&mut conn, &p).await?;
+        let new_lead = update(&mut conn, &p, uid_of(&plain.name), &second).await?;
+        assert!(new_lead.editor);
+        assert_eq!(lead_of(&mut conn, &p).await?, "staff/10000003");
+        assert_eq!(
+            of(&mut conn, "10000001").await?,
+            Some((pb::TeamRole::Member, true))
+        );
+        // p2's lead is untouched.
+        assert_eq!(lead_of(&mut conn, &other).await?, "staff/10000003");
+        Ok(())
+    }
+
+    async fn lead_of(conn: &mut PgConnection, p: &ProjectRef) -> anyhow::Result<String> {
+        Ok(lead(conn, p).await?.unwrap_or_default())
     }
 }
