@@ -2,7 +2,10 @@
 //! new RPC cannot escape it: every method of every `qi.*` service is called with no token, a
 //! bad token, the wrong role, an own-site caller, an other-site caller, a trust-wide caller,
 //! and a site caller naming a trust-wide resource, each expecting the code its policy
-//! implies. Then the leak check: data seeded in two sites, and every read (lists,
+//! implies. The per-project dimension calls every method on a project (those marked
+//! `shared_across_sites`) as a team editor, a team member without edit rights, a
+//! contributor on no team, and the improvement teams of a participating site and of a site
+//! taking no part, expecting what the policy and the per-project rule imply. Then the leak check: data seeded in two sites, and every read (lists,
 //! summaries, dashboards, streams, and reads by id through `sites/-`) is called as a
 //! one-site caller, whose answer must carry nothing of the other site.
 
@@ -438,17 +441,42 @@ async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
             });
         }
     }
-    let mut table: BTreeMap<(String, Case), (Expect, Code, String)> = BTreeMap::new();
+    let mut table: Table = BTreeMap::new();
     while let Some(done) = calls.join_next().await {
         let (i, case, expect, code, why) = done.unwrap();
-        table.insert((targets[i].path.clone(), case), (expect, code, why));
+        table.insert(
+            (targets[i].path.clone(), format!("{case:?}")),
+            (expect, code, why),
+        );
     }
     assert_eq!(table.len(), planned);
+    judge(
+        &table,
+        &format!(
+            "access matrix: {} methods, {planned} calls ({} cases)",
+            targets.len(),
+            CASES.len()
+        ),
+    );
+    drop(targets);
+    Arc::into_inner(suite)
+        .expect("every call has finished")
+        .stop()
+        .await
+        .unwrap();
+}
+
+/// Each call's expected and actual answer, by method path and case.
+type Table = BTreeMap<(String, String), (Expect, Code, String)>;
+
+/// Fails, listing them, if any call in `table` broke the access rules; prints what the
+/// services answered the admitted calls with.
+fn judge(table: &Table, what: &str) {
     let wrong: Vec<String> = table
         .iter()
         .filter(|(_, (expect, got, _))| !verdict(*expect, *got))
         .map(|((path, case), (expect, got, why))| {
-            format!("{path} {case:?}: expected {expect:?}, got {got:?} ({why})")
+            format!("{path} {case}: expected {expect:?}, got {got:?} ({why})")
         })
         .collect();
     let mut answers: BTreeMap<String, usize> = BTreeMap::new();
@@ -457,24 +485,146 @@ async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
             *answers.entry(format!("{got:?}")).or_default() += 1;
         }
     }
-    println!(
-        "access matrix: {} methods, {planned} calls ({} cases); the services answered the \
-         admitted calls with {answers:?}",
-        targets.len(),
-        CASES.len()
-    );
+    println!("{what}; the services answered the admitted calls with {answers:?}");
     assert!(
         wrong.is_empty(),
-        "{} of {planned} calls broke the access rules:\n{}",
+        "{} of {} calls broke the access rules:\n{}",
         wrong.len(),
+        table.len(),
         wrong.join("\n")
     );
-    drop(targets);
-    Arc::into_inner(suite)
-        .expect("every call has finished")
-        .stop()
+}
+
+/// Who calls a project's methods in the per-project dimension (issue 25): the project is
+/// led by [`OWN`] with [`OTHER`] taking part.
+#[derive(Debug, Clone, Copy)]
+enum OnProject {
+    /// A contributor at the lead site, on the team as an editor.
+    TeamEditor,
+    /// A contributor at the lead site, on the team without edit rights.
+    TeamMember,
+    /// A contributor at the lead site, not on the team.
+    NonMember,
+    /// `improvement_team` at the participating site.
+    TeamOfParticipatingSite,
+    /// `improvement_team` at a site taking no part.
+    TeamOfOtherSite,
+}
+
+const ON_PROJECT: [OnProject; 5] = [
+    OnProject::TeamEditor,
+    OnProject::TeamMember,
+    OnProject::NonMember,
+    OnProject::TeamOfParticipatingSite,
+    OnProject::TeamOfOtherSite,
+];
+
+/// A site taking no part in the matrix project.
+const ELSEWHERE: &str = "BRM";
+
+impl OnProject {
+    /// The caller's role, site and employee number.
+    fn caller(self) -> (&'static str, &'static str, Option<&'static str>) {
+        match self {
+            OnProject::TeamEditor => ("contributor", OWN, Some("10000002")),
+            OnProject::TeamMember => ("contributor", OWN, Some("10000003")),
+            OnProject::NonMember => ("contributor", OWN, Some("10000004")),
+            OnProject::TeamOfParticipatingSite => ("improvement_team", OTHER, None),
+            OnProject::TeamOfOtherSite => ("improvement_team", ELSEWHERE, None),
+        }
+    }
+}
+
+/// The expected answer of a project's method, from its policy and the per-project rule:
+/// the role is the gateway's; holding one of the project's sites lets a caller read; a
+/// change needs an editor on the team, or `improvement_team` at one of its sites.
+fn expected_on_project(who: OnProject, policy: &Policy) -> Expect {
+    let (role, ..) = who.caller();
+    if !policy.roles.iter().any(|r| r == role) {
+        return Expect::PermissionDenied;
+    }
+    match who {
+        OnProject::TeamOfOtherSite => Expect::PermissionDenied,
+        OnProject::TeamEditor | OnProject::TeamOfParticipatingSite => Expect::NotDenied,
+        OnProject::TeamMember | OnProject::NonMember if policy.mode == Mode::Write => {
+            Expect::PermissionDenied
+        }
+        OnProject::TeamMember | OnProject::NonMember => Expect::NotDenied,
+    }
+}
+
+/// The per-project dimension: every method the contract marks `shared_across_sites` (a
+/// project and everything under it) is called on a real project, led by BAS with SOU taking
+/// part, by each [`OnProject`] caller; the made-up names of [`request`] point into it.
+#[tokio::test]
+async fn every_project_rpc_answers_each_kind_of_team_member_as_the_project_rule_says() {
+    use qi_proto::projects as pb;
+    let suite = TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await;
+    let team = suite.caller("matrix-team", &["improvement_team"], &[OWN]);
+    // The id [`name_for`] puts in every made-up name.
+    let id = "a0c4e5f6-0000-4000-8000-000000000001";
+    let project = pb::Project {
+        participating_sites: vec![format!("sites/{OTHER}")],
+        ..qi_e2e::projects::with_aim("Matrix project")
+    };
+    let project = qi_e2e::projects::create_project(&team, OWN, id, project)
         .await
         .unwrap();
+    for (n, editor) in [("10000002", true), ("10000003", false)] {
+        let member = pb::TeamMember {
+            staff: format!("staff/{n}"),
+            role: pb::TeamRole::Member as i32,
+            editor,
+            ..Default::default()
+        };
+        qi_e2e::projects::add_team_member(&team, &project.name, member)
+            .await
+            .unwrap();
+    }
+    let targets: Vec<Target> = targets()
+        .into_iter()
+        .filter(|t| t.policy.shared_across_sites)
+        .collect();
+    assert!(
+        targets.len() >= 20,
+        "only {} project methods",
+        targets.len()
+    );
+    let mut table: Table = BTreeMap::new();
+    for t in &targets {
+        let message = request(t, &format!("sites/{OWN}"));
+        for who in ON_PROJECT {
+            let (role, site, employee) = who.caller();
+            let sub = format!("matrix-{who:?}");
+            let token = match employee {
+                Some(n) => suite.employee_token(&sub, &[role], &[site], n),
+                None => suite.token(&sub, &[role], &[site]),
+            };
+            let got = call(
+                suite.channel.clone(),
+                &t.method,
+                &t.path,
+                Some(&token),
+                message.clone(),
+            )
+            .await;
+            let (code, why) = match got {
+                Ok(_) => (Code::Ok, String::new()),
+                Err(s) => (s.code(), s.message().to_owned()),
+            };
+            let expect = expected_on_project(who, &t.policy);
+            table.insert((t.path.clone(), format!("{who:?}")), (expect, code, why));
+        }
+    }
+    judge(
+        &table,
+        &format!(
+            "per-project matrix: {} methods, {} calls",
+            targets.len(),
+            table.len()
+        ),
+    );
+    suite.stop().await.unwrap();
 }
 
 /// Text found only in what is seeded for each site.

@@ -5,7 +5,7 @@ use qi_e2e::projects::{add_team_member, get_project, patient_partner, record_eng
 use qi_e2e::{TestSuite, fields};
 use qi_proto::projects as pb;
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 /// Pat Jones of the patient panel.
 fn pat() -> pb::TeamMember {
@@ -19,7 +19,7 @@ fn pat() -> pb::TeamMember {
 async fn a_patient_partner_is_not_staff() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     let staff = pb::TeamMember {
         staff: "staff/10000003".into(),
         ..pat()
@@ -35,7 +35,7 @@ async fn a_patient_partner_is_not_staff() {
 async fn a_patient_partner_makes_a_project_coproduced() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     add_team_member(&lead, &p.name, pat()).await.unwrap();
     let coproduced = get_project(&lead, &p.name).await.unwrap();
     assert!(coproduced.coproduced);
@@ -47,7 +47,7 @@ async fn a_patient_partner_makes_a_project_coproduced() {
 async fn an_engagement_activity_is_listed_under_its_project() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     record_engagement(&lead, &p.name).await.unwrap();
     let req = pb::ListEngagementActivitiesRequest {
         parent: p.name.clone(),

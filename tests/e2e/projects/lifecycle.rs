@@ -10,7 +10,7 @@ use qi_proto::projects as pb;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use super::{bas_lead, bas_team, completed_project, frailty_project, running_project};
+use super::{bas_editor, bas_team, completed_project, frailty_project, running_project};
 
 #[tokio::test]
 async fn a_project_is_created_in_scoping_with_its_aim() {
@@ -58,7 +58,7 @@ async fn a_project_without_an_aim_cannot_start() {
 async fn a_contributor_does_not_run_a_projects_lifecycle() {
     let suite = TestSuite::start().await;
     let p = frailty_project(&suite).await;
-    let started = start_project(&bas_lead(&suite), &p.name).await;
+    let started = start_project(&bas_editor(&suite), &p.name).await;
     assert_eq!(code(started), Code::PermissionDenied);
     suite.stop().await.unwrap();
 }
@@ -130,7 +130,7 @@ async fn a_completed_project_neither_completes_again_nor_stops() {
 async fn a_completed_project_takes_no_more_cycles_activities_scores_or_changes() {
     let suite = TestSuite::start().await;
     let p = completed_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     let cycle = create_pdsa_cycle(&lead, &p.name, "After the end").await;
     assert_eq!(code(cycle), Code::FailedPrecondition);
     assert_eq!(

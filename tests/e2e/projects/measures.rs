@@ -5,7 +5,7 @@ use qi_e2e::{Caller, TestSuite, code, fields};
 use qi_proto::projects as pb;
 use tonic::{Code, Status};
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 /// Adds `metric` to the measures of `project` as `kind`.
 async fn add_measure(
@@ -45,7 +45,7 @@ async fn three_measures(c: &Caller, project: &str) {
 async fn a_metric_measures_a_project_once() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     three_measures(&lead, &p.name).await;
     let dup = add_measure(
         &lead,
@@ -63,7 +63,7 @@ async fn a_measure_names_a_bad_metric_and_a_missing_kind() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
     let bad = add_measure(
-        &bas_lead(&suite),
+        &bas_editor(&suite),
         &p.name,
         "metrics/falls",
         pb::MeasureKind::Unspecified,
@@ -78,7 +78,7 @@ async fn a_measure_names_a_bad_metric_and_a_missing_kind() {
 async fn measures_page_outcome_then_process_then_balancing() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     three_measures(&lead, &p.name).await;
     let page = |token: String| pb::ListMeasuresRequest {
         parent: p.name.clone(),

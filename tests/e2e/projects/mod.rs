@@ -14,6 +14,7 @@ mod multi_site;
 mod paging;
 mod pdsa;
 mod people;
+mod permissions;
 mod portfolio;
 mod programmes;
 mod scores;
@@ -23,7 +24,8 @@ mod ward_programme;
 mod wards;
 
 use qi_e2e::projects::{
-    complete_project, create_project, create_ward, outcome, start_project, with_aim,
+    add_team_member, complete_project, create_project, create_ward, outcome, start_project,
+    with_aim,
 };
 use qi_e2e::{Caller, TestSuite};
 use qi_proto::projects as pb;
@@ -33,9 +35,14 @@ fn bas_team(suite: &TestSuite) -> Caller {
     suite.caller("bas-team", &["improvement_team"], &["BAS"])
 }
 
-/// A contributor at BAS, who works on projects but does not run their lifecycle.
-fn bas_lead(suite: &TestSuite) -> Caller {
-    suite.caller("bas-lead", &["contributor"], &["BAS"])
+/// The employee number of [`bas_editor`].
+const BAS_EDITOR: &str = "20000001";
+
+/// A contributor at BAS, an editing member of the team of [`frailty_project`] (so of
+/// [`running_project`] and [`completed_project`]): works on the project, but does not run
+/// its lifecycle.
+fn bas_editor(suite: &TestSuite) -> Caller {
+    suite.employee_caller("bas-editor", &["contributor"], &["BAS"], BAS_EDITOR)
 }
 
 /// A viewer at BAS.
@@ -66,9 +73,17 @@ async fn frailty_project(suite: &TestSuite) -> pb::Project {
         patient_involvement: pb::PatientInvolvement::CoDesigning as i32,
         ..with_aim("Frailty length of stay")
     };
-    create_project(&team, "BAS", "frailty-los", project)
+    let project = create_project(&team, "BAS", "frailty-los", project)
         .await
-        .unwrap()
+        .unwrap();
+    let editor = pb::TeamMember {
+        staff: format!("staff/{BAS_EDITOR}"),
+        role: pb::TeamRole::Member as i32,
+        editor: true,
+        ..Default::default()
+    };
+    add_team_member(&team, &project.name, editor).await.unwrap();
+    project
 }
 
 /// [`frailty_project`], started by BAS's team: the project as started.

@@ -1,5 +1,6 @@
-//! Projects spanning sites: listed and read from every site taking part, by the
-//! `sites/-/projects/{id}` name; changed only by the lead site; and project ids unique
+//! Projects spanning sites: listed and read from every site taking part, by the lead
+//! site's name or `sites/-/projects/{id}`; changed by the improvement teams of every site
+//! taking part (and the project's team: `permissions`); and project ids unique
 //! across the trust, refused without saying where an id is taken.
 
 use qi_e2e::projects::{
@@ -105,20 +106,26 @@ async fn a_participating_site_reads_a_project_and_its_cycles_by_the_any_site_nam
     suite.stop().await.unwrap();
 }
 
-/// The gateway authorizes the name's site: the lead site's name is refused for SOU before
-/// the service sees it, whether or not SOU takes part.
+/// A list and a read agree (issue 25): a participating site's caller reads the project by
+/// the name its list gave, under the lead site; the gateway leaves that check to the
+/// service, which refuses a site taking no part whether or not the project exists.
 #[tokio::test]
-async fn a_name_under_a_site_the_caller_is_not_at_is_refused() {
+async fn a_participating_site_reads_a_project_by_its_lead_sites_name_and_others_are_refused() {
     let suite = TestSuite::start().await;
     let ([shared, own, _], c) = three_projects(&suite).await;
-    assert_eq!(
-        code(get_project(&c.sou, &shared.name).await),
-        Code::PermissionDenied
-    );
-    assert_eq!(
-        code(get_project(&c.sou, &own.name).await),
-        Code::PermissionDenied
-    );
+    let listed = project_names(&c.sou, "sites/-").await.unwrap();
+    assert!(listed.contains(&shared.name));
+    assert_eq!(get_project(&c.sou, &shared.name).await.unwrap(), shared);
+    let cycles = pdsa_cycles(&c.sou, &shared.name).await.unwrap();
+    assert_eq!(cycles.len(), 1);
+    let refused = [
+        get_project(&c.sou, &own.name).await,
+        get_project(&c.sou, "sites/BAS/projects/no-such-project").await,
+        get_project(&c.brm, &shared.name).await,
+    ];
+    for r in refused {
+        assert_eq!(code(r), Code::PermissionDenied);
+    }
     suite.stop().await.unwrap();
 }
 
@@ -138,12 +145,21 @@ async fn sites_not_in_a_project_or_the_wrong_site_in_its_name_find_nothing() {
     suite.stop().await.unwrap();
 }
 
+/// The improvement team of a participating site changes a shared project, under its lead
+/// site's name; a site taking no part cannot, whether or not the project exists.
 #[tokio::test]
-async fn only_the_lead_site_changes_a_shared_project() {
+async fn a_participating_sites_team_changes_a_shared_project_and_no_other_site_does() {
     let suite = TestSuite::start().await;
-    let ([shared, ..], c) = three_projects(&suite).await;
+    let ([shared, own, _], c) = three_projects(&suite).await;
+    for refused in [
+        start_project(&c.brm, &shared.name).await,
+        start_project(&c.sou, &own.name).await,
+        start_project(&c.sou, "sites/BAS/projects/no-such-project").await,
+    ] {
+        assert_eq!(code(refused), Code::PermissionDenied);
+    }
     assert_eq!(
-        code(start_project(&c.sou, &shared.name).await),
+        code(create_pdsa_cycle(&c.brm, &shared.name, "x").await),
         Code::PermissionDenied
     );
     assert_eq!(
@@ -155,21 +171,20 @@ async fn only_the_lead_site_changes_a_shared_project() {
         ["name"]
     );
     assert_eq!(
-        code(create_pdsa_cycle(&c.sou, &shared.name, "x").await),
-        Code::PermissionDenied
-    );
-    assert_eq!(
         fields(&create_pdsa_cycle(&c.sou, ANY, "x").await.unwrap_err()),
         ["parent"]
     );
-    let started = start_project(&bas_team(&suite), &shared.name).await;
-    assert_eq!(started.unwrap().state, pb::ProjectState::InProgress as i32);
     assert_eq!(
         suite
             .count("SELECT count(*) FROM projects.pdsa_cycle")
             .await,
         1
     );
+    create_pdsa_cycle(&c.sou, &shared.name, "Screening at SOU")
+        .await
+        .unwrap();
+    let started = start_project(&c.sou, &shared.name).await;
+    assert_eq!(started.unwrap().state, pb::ProjectState::InProgress as i32);
     suite.stop().await.unwrap();
 }
 

@@ -6,7 +6,7 @@ use qi_e2e::{Caller, TestSuite, code, date, fields, today};
 use qi_proto::projects as pb;
 use tonic::{Code, Status};
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 /// Updates cycle `name` with `do_notes` and `study_notes`, with no mask.
 async fn study(
@@ -48,7 +48,7 @@ async fn decide(
 /// who made it, the project's name, and the cycle.
 async fn first_cycle(suite: &TestSuite) -> (Caller, String, pb::PdsaCycle) {
     let p = running_project(suite).await;
-    let lead = bas_lead(suite);
+    let lead = bas_editor(suite);
     let c1 = create_pdsa_cycle(&lead, &p.name, "Discharge checklist")
         .await
         .unwrap();

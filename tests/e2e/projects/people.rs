@@ -8,7 +8,7 @@ use qi_e2e::{Caller, TestSuite, code, fields};
 use qi_proto::projects as pb;
 use tonic::Code;
 
-use super::{bas_lead, running_project};
+use super::{BAS_EDITOR, bas_editor, running_project};
 
 /// A team member named `staff`, in `role`.
 fn member(staff: &str, role: pb::TeamRole) -> pb::TeamMember {
@@ -19,7 +19,7 @@ fn member(staff: &str, role: pb::TeamRole) -> pb::TeamMember {
     }
 }
 
-/// The staff names on the team of `project`, as listed.
+/// The staff names on the team of `project`, as listed, but for the editor it was made with.
 async fn team(c: &Caller, project: &str) -> Vec<String> {
     let req = pb::ListTeamMembersRequest {
         parent: project.into(),
@@ -31,6 +31,7 @@ async fn team(c: &Caller, project: &str) -> Vec<String> {
         .team_members
         .into_iter()
         .map(|m| m.staff)
+        .filter(|s| *s != format!("staff/{BAS_EDITOR}"))
         .collect()
 }
 
@@ -59,7 +60,7 @@ async fn ideas(c: &Caller) -> Vec<pb::Idea> {
 async fn a_member_named_by_the_v1_alias_is_answered_by_the_canonical_name_and_joins_once() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     // A BAS project's lead who works at SOU, named by the old site form.
     let req = pb::CreateTeamMemberRequest {
         parent: p.name.clone(),
@@ -88,7 +89,7 @@ async fn a_member_named_by_the_v1_alias_is_answered_by_the_canonical_name_and_jo
 #[tokio::test]
 async fn an_ideas_submitter_is_answered_by_the_canonical_name() {
     let suite = TestSuite::start().await;
-    let nurse = bas_lead(&suite);
+    let nurse = bas_editor(&suite);
     let made = create_idea(&nurse, idea_by("sites/BAS/staff/10000001"))
         .await
         .unwrap();
@@ -122,7 +123,7 @@ async fn an_ideas_submitter_is_answered_by_the_canonical_name() {
 async fn staff_me_is_the_caller_by_the_employee_number_in_their_token() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let me = suite.employee_caller("bas-lead", &["contributor"], &["BAS"], "00123456");
+    let me = suite.employee_caller("bas-team", &["improvement_team"], &["BAS"], "00123456");
     let joined = add_team_member(&me, &p.name, member("staff/me", pb::TeamRole::Lead))
         .await
         .unwrap();
@@ -141,8 +142,11 @@ async fn staff_me_is_the_caller_by_the_employee_number_in_their_token() {
 async fn staff_me_without_an_employee_number_is_a_failed_precondition_storing_nothing() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
-    let err = add_team_member(&lead, &p.name, member("staff/me", pb::TeamRole::Lead))
+    // Neither the improvement team, who may change any of its site's projects, nor a
+    // contributor, who submits ideas, can name themselves without the number.
+    let team_of = super::bas_team(&suite);
+    let lead = suite.caller("bas-nurse", &["contributor"], &["BAS"]);
+    let err = add_team_member(&team_of, &p.name, member("staff/me", pb::TeamRole::Lead))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
@@ -159,7 +163,7 @@ async fn staff_me_without_an_employee_number_is_a_failed_precondition_storing_no
 async fn a_reference_that_is_no_person_is_invalid_naming_the_field_storing_nothing() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let me = suite.employee_caller("bas-lead", &["contributor"], &["BAS"], "00123456");
+    let me = bas_editor(&suite);
     for bad in [
         "staff/1234",
         "staff/12ab5678",

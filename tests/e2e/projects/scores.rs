@@ -4,13 +4,13 @@ use qi_e2e::projects::{get_project, new_progress_score, record_progress_score};
 use qi_e2e::{TestSuite, fields};
 use qi_proto::projects as pb;
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 #[tokio::test]
 async fn a_progress_score_off_the_ihi_scale_is_refused() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     for bad in [0.0, 5.5, 2.3] {
         let err = lead
             .projects()
@@ -26,7 +26,7 @@ async fn a_progress_score_off_the_ihi_scale_is_refused() {
 async fn every_progress_score_is_kept_newest_first_and_the_latest_is_the_projects() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     for s in [1.5, 2.0, 3.5] {
         record_progress_score(&lead, &p.name, s).await.unwrap();
     }
@@ -50,7 +50,7 @@ async fn every_progress_score_is_kept_newest_first_and_the_latest_is_the_project
             (format!("{}/progressScores/1", p.name), 1.5)
         ]
     );
-    assert_eq!(history[0].recorded_by, "bas-lead");
+    assert_eq!(history[0].recorded_by, "bas-editor");
     assert_eq!(
         get_project(&lead, &p.name).await.unwrap().progress_score,
         3.5

@@ -6,7 +6,7 @@ use qi_e2e::{Caller, TestSuite, code};
 use qi_proto::projects as pb;
 use tonic::Code;
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 /// Staff member `number` in `role`.
 fn staff(number: &str, role: pb::TeamRole) -> pb::TeamMember {
@@ -42,7 +42,7 @@ async fn members(lead: &Caller, project: &str) -> Vec<pb::TeamMember> {
 async fn a_member_of_staff_joins_a_team_once() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     add_team_member(&lead, &p.name, staff("10000001", pb::TeamRole::Lead))
         .await
         .unwrap();
@@ -55,7 +55,7 @@ async fn a_member_of_staff_joins_a_team_once() {
 async fn a_team_lists_in_the_order_it_joined() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     team_of_three(&lead, &p.name).await;
     let roles: Vec<i32> = members(&lead, &p.name)
         .await
@@ -65,6 +65,8 @@ async fn a_team_lists_in_the_order_it_joined() {
     assert_eq!(
         roles,
         [
+            // The editor the project was made with.
+            pb::TeamRole::Member as i32,
             pb::TeamRole::Lead as i32,
             pb::TeamRole::Sponsor as i32,
             pb::TeamRole::PatientPartner as i32
@@ -77,9 +79,9 @@ async fn a_team_lists_in_the_order_it_joined() {
 async fn a_removed_team_member_is_gone() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     team_of_three(&lead, &p.name).await;
-    let sponsor = members(&lead, &p.name).await[1].name.clone();
+    let sponsor = members(&lead, &p.name).await[2].name.clone();
     let delete = || pb::DeleteTeamMemberRequest {
         name: sponsor.clone(),
     };

@@ -6,7 +6,7 @@ use qi_e2e::{TestSuite, fields};
 use qi_proto::projects as pb;
 use tonic::Code;
 
-use super::{bas_lead, running_project};
+use super::{bas_editor, running_project};
 
 /// A new title for `started`, sent with its etag.
 fn retitled(started: &pb::Project) -> pb::Project {
@@ -22,7 +22,7 @@ fn retitled(started: &pb::Project) -> pb::Project {
 async fn an_update_changes_the_fields_it_gives_and_keeps_the_rest() {
     let suite = TestSuite::start().await;
     let started = running_project(&suite).await;
-    let updated = update_project(&bas_lead(&suite), retitled(&started))
+    let updated = update_project(&bas_editor(&suite), retitled(&started))
         .await
         .unwrap();
     assert_eq!(updated.title, "Frailty length of stay (phase 1)");
@@ -34,7 +34,7 @@ async fn an_update_changes_the_fields_it_gives_and_keeps_the_rest() {
 async fn an_update_with_a_stale_etag_is_aborted() {
     let suite = TestSuite::start().await;
     let started = running_project(&suite).await;
-    let lead = bas_lead(&suite);
+    let lead = bas_editor(&suite);
     update_project(&lead, retitled(&started)).await.unwrap();
     let stale = update_project(&lead, retitled(&started)).await.unwrap_err();
     assert_eq!(stale.code(), Code::Aborted);
@@ -56,7 +56,7 @@ async fn a_site_whose_ward_the_project_is_on_stays_in_the_project() {
             paths: vec!["participating_sites".into()],
         }),
     };
-    let err = bas_lead(&suite)
+    let err = bas_editor(&suite)
         .projects()
         .update_project(req)
         .await
