@@ -280,7 +280,7 @@ pub(crate) async fn get(
     })
 }
 
-/// Lists ideas, newest first, by state and theme.
+/// Lists ideas, newest first, by state, theme and submitter.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -292,19 +292,32 @@ pub(crate) async fn list(
         theme,
         page_size,
         page_token,
+        submitter,
     } = req;
     let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
-    let state = enum_field::<pb::IdeaState>("state", state)?.and_then(Column::column);
-    let theme = optional_text("theme", &theme, 100)?;
-    let page = Page::parse(
-        page_size,
-        &page_token,
-        &format!("{parent}|{}|{theme}", state.unwrap_or("")),
-    )?;
+    let mut v = Violations::new();
+    let state = v
+        .check(enum_field::<pb::IdeaState>("state", state))
+        .and_then(Column::column);
+    let theme = v.check(optional_text("theme", &theme, 100));
+    // Stored by the canonical name whichever form named them, so compared by it.
+    let submitter_staff = v.check(foreign::person_filter(&ctx, "submitter", &submitter));
+    v.finish()?;
+    let mut params = format!("{parent}|{}|{theme}", state.unwrap_or(""));
+    // Only when set: a token issued before the filter existed still reads the same.
+    if !submitter.is_empty() {
+        params = format!("{params}|{submitter}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let (ideas, next_page_token) =
-        store::list(&mut conn, sites, state, &theme, after, &page).await?;
+    let filter = store::ListFilter {
+        sites,
+        state,
+        theme: &theme,
+        submitter: submitter_staff.as_deref(),
+    };
+    let (ideas, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
     Ok(pb::ListIdeasResponse {
         ideas,
         next_page_token,

@@ -148,13 +148,23 @@ pub(super) async fn find(
     row.map(TryInto::try_into).transpose()
 }
 
-/// One page of ideas, newest first, of `sites` (`None`: every site), in `state` if given
-/// and with `theme` (any case) if not empty.
+/// What a page of ideas is chosen by.
+#[derive(Debug, Default)]
+pub(super) struct ListFilter<'a> {
+    /// Ideas of these sites (`None`: every site).
+    pub(super) sites: Option<Vec<String>>,
+    /// In this state, if given.
+    pub(super) state: Option<&'a str>,
+    /// With this theme (any case), if not empty.
+    pub(super) theme: &'a str,
+    /// Submitted by this staff name (canonical), if given.
+    pub(super) submitter: Option<&'a str>,
+}
+
+/// One page of ideas, newest first, as `filter` chooses them.
 pub(super) async fn list(
     conn: &mut PgConnection,
-    sites: Option<Vec<String>>,
-    state: Option<&str>,
-    theme: &str,
+    filter: &ListFilter<'_>,
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Idea>, String), Error> {
@@ -164,12 +174,14 @@ pub(super) async fn list(
            AND ($2::text IS NULL OR i.state = $2)
            AND ($3 = '' OR lower(i.theme) = lower($3))
            AND ($4::uuid IS NULL OR i.uid < $4)
+           AND ($6::text IS NULL OR i.submitter_staff = $6)
          ORDER BY i.uid DESC LIMIT $5",
-        sites.as_deref(),
-        state,
-        theme,
+        filter.sites.as_deref(),
+        filter.state,
+        filter.theme,
         after,
         page.limit(),
+        filter.submitter,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -334,8 +346,13 @@ mod tests {
         submit(&mut conn, "BRM", "d").await?;
         triage(&mut conn, c, Triage::Review).await?;
         let all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, theme| {
-            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
-            let (ideas, _) = list(conn, sites, state, theme, None, &everything()?).await?;
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                state,
+                theme,
+                submitter: None,
+            };
+            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
             anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -352,7 +369,7 @@ mod tests {
         );
         let paged = pages(3, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, None, None, "", after, &page).await
+            list(&mut conn, &ListFilter::default(), after, &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -367,6 +384,61 @@ mod tests {
                 vec!["sites/BAS/ideas/a"],
             ]
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_by_submitter_holds_only_that_persons_ideas_within_its_sites()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let by = |site_code: &str, id: &str, staff: Option<&str>| {
+            let mut idea = new(site_code, id, "Falls");
+            idea.submitter_staff = staff.map(str::to_owned);
+            idea
+        };
+        for (site_code, id, staff) in [
+            ("BAS", "a", Some("staff/12345678")),
+            ("BAS", "b", Some("staff/87654321")),
+            ("SOU", "c", Some("staff/12345678")),
+            ("BAS", "d", None),
+            ("BAS", "e", Some("staff/12345678")),
+        ] {
+            insert(&mut conn, &by(site_code, id, staff), day("2026-03-01")).await?;
+        }
+        let of = async |conn: &mut PgConnection, sites: Option<&[&str]>, submitter| {
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                submitter: Some(submitter),
+                ..ListFilter::default()
+            };
+            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
+            anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            of(&mut conn, None, "staff/12345678").await?,
+            [
+                "sites/BAS/ideas/e",
+                "sites/SOU/ideas/c",
+                "sites/BAS/ideas/a"
+            ]
+        );
+        assert_eq!(
+            of(&mut conn, Some(&["BAS"]), "staff/12345678").await?,
+            ["sites/BAS/ideas/e", "sites/BAS/ideas/a"]
+        );
+        assert_eq!(
+            of(&mut conn, Some(&["SOU"]), "staff/87654321").await?,
+            Vec::<String>::new()
+        );
+        // With the other filters, which all hold at once.
+        let filter = ListFilter {
+            state: Some("submitted"),
+            theme: "FALLS",
+            submitter: Some("staff/87654321"),
+            ..ListFilter::default()
+        };
+        let (ideas, _) = list(&mut conn, &filter, None, &everything()?).await?;
+        assert_eq!(names(&ideas), ["sites/BAS/ideas/b"]);
         Ok(())
     }
 
