@@ -19,8 +19,9 @@ pub(super) async fn lock(
 ) -> Result<Option<IdeaRef>, Error> {
     Ok(sqlx::query_as!(
         IdeaRef,
-        "SELECT uid, site, id, title, description, ward_id, state, revision FROM idea
-         WHERE site = $1 AND id = $2 FOR UPDATE",
+        "SELECT uid, site, id, title, description, ward_id, theme, submitter_staff, state,
+                revision
+         FROM idea WHERE site = $1 AND id = $2 FOR UPDATE",
         site.as_str(),
         id,
     )
@@ -191,6 +192,32 @@ pub(super) async fn list(
         .map(TryInto::try_into)
         .collect::<Result<_, _>>()?;
     Ok((ideas, next))
+}
+
+/// What an edit writes: the fields UpdateIdea changes, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Edit {
+    pub(super) title: String,
+    pub(super) description: String,
+    pub(super) ward_id: Option<String>,
+    pub(super) theme: String,
+}
+
+/// Writes an edit of the idea `uid`; nothing (the etag stays) when it changes nothing.
+pub(super) async fn update(conn: &mut PgConnection, uid: Uuid, e: &Edit) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE idea SET title = $2, description = $3, ward_id = $4, theme = $5
+         WHERE uid = $1
+           AND (title, description, ward_id, theme) IS DISTINCT FROM ($2, $3, $4, $5)",
+        uid,
+        e.title,
+        e.description,
+        e.ward_id,
+        e.theme,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The uid and state of the idea a merge names as its target, if it exists.
@@ -439,6 +466,56 @@ mod tests {
         };
         let (ideas, _) = list(&mut conn, &filter, None, &everything()?).await?;
         assert_eq!(names(&ideas), ["sites/BAS/ideas/b"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_edit_writes_its_fields_and_one_that_changes_nothing_writes_nothing()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        sqlx::query!("INSERT INTO ward (site, id, display_name) VALUES ('BAS', 'w1', 'Ward 1')")
+            .execute(&mut *conn)
+            .await?;
+        let uid = submit(&mut conn, "BAS", "a").await?;
+        let other = submit(&mut conn, "BAS", "b").await?;
+        let edit = Edit {
+            title: "Letters by noon".into(),
+            description: String::new(),
+            ward_id: Some("w1".into()),
+            theme: "Flow".into(),
+        };
+        update(&mut conn, uid, &edit).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(
+            (
+                got.title.as_str(),
+                got.description.as_str(),
+                got.ward.as_str()
+            ),
+            ("Letters by noon", "", "sites/BAS/wards/w1")
+        );
+        assert_eq!((got.theme.as_str(), got.etag.as_str()), ("Flow", &*etag(2)));
+        // Who submitted it, and where it is in triage, stay.
+        assert_eq!(got.submitter_staff, "staff/12345678");
+        assert_eq!(got.state, pb::IdeaState::Submitted as i32);
+        // The same edit again: the same idea, the same etag and update time.
+        update(&mut conn, uid, &edit).await?;
+        let again = read(&mut conn, uid).await?;
+        assert_eq!(again, got);
+        // A ward cleared is a change.
+        let cleared = Edit {
+            ward_id: None,
+            ..edit
+        };
+        update(&mut conn, uid, &cleared).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!((got.ward.as_str(), got.etag), ("", etag(3)));
+        assert_eq!(read(&mut conn, other).await?.etag, etag(1));
+        let locked = lock(&mut conn, &site("BAS"), "a").await?.expect("found");
+        assert_eq!(
+            (locked.theme.as_str(), locked.submitter_staff.as_deref()),
+            ("Flow", Some("staff/12345678"))
+        );
         Ok(())
     }
 
