@@ -1,6 +1,7 @@
 //! Ideas and their triage: submitted by anyone at the site, reviewed, then accepted as a
 //! project, declined with a reason (and reopened with one) or merged into a live idea or a
-//! project of the site; every other move is refused; lists filter by state and theme.
+//! project of the site; every other move is refused; lists filter by state, theme and
+//! submitter ("my ideas").
 
 use qi_e2e::projects::{
     accept_idea, create_idea, create_ward, decline_idea, list_ideas, merge_idea, new_idea,
@@ -8,7 +9,7 @@ use qi_e2e::projects::{
 };
 use qi_e2e::{Caller, TestSuite, code, fields};
 use qi_proto::projects as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use super::bas_team;
 
@@ -316,4 +317,95 @@ async fn ideas_filter_by_state_and_by_theme_in_any_case() {
     expected.sort();
     assert_eq!(names, expected);
     suite.stop().await.unwrap();
+}
+
+/// The nurse of [`discharge_letters`] as a person: `staff/10000001`, a BAS contributor.
+fn nurse_10000001(suite: &TestSuite) -> Caller {
+    suite.employee_caller("bas-nurse", &["contributor"], &["BAS"], "10000001")
+}
+
+/// The names of the ideas under `parent` that `submitter` submitted, as listed.
+async fn ideas_of(c: &Caller, parent: &str, submitter: &str) -> Result<Vec<String>, Status> {
+    let req = pb::ListIdeasRequest {
+        submitter: submitter.into(),
+        ..list_ideas(parent)
+    };
+    let listed = c.projects().list_ideas(req).await?.into_inner();
+    Ok(listed.ideas.into_iter().map(|i| i.name).collect())
+}
+
+#[tokio::test]
+async fn my_ideas_are_those_i_submitted_at_the_sites_i_hold() {
+    let suite = TestSuite::start().await;
+    let t = cedar(&suite).await;
+    let mine = discharge_letters(&t).await;
+    let me = nurse_10000001(&suite);
+    let later = create_idea(&me, with_submitter(new_idea("BAS", "Later"), "staff/me"))
+        .await
+        .unwrap();
+    assert_eq!(later.submitter_staff, "staff/10000001");
+    // Someone else's idea at BAS, one of no staff member, and one of mine at SOU.
+    create_idea(
+        &t.nurse,
+        with_submitter(new_idea("BAS", "Theirs"), "staff/10000002"),
+    )
+    .await
+    .unwrap();
+    submit_idea(&t.nurse, "BAS", "Anonymous").await.unwrap();
+    let qi_office = suite.caller("qi-office", &["improvement_team"], &["*"]);
+    let at_sou = create_idea(
+        &qi_office,
+        with_submitter(new_idea("SOU", "At SOU"), "staff/10000001"),
+    )
+    .await
+    .unwrap();
+
+    let expected = [later.name.as_str(), mine.name.as_str()];
+    for form in ["staff/me", "staff/10000001", "sites/SOU/staff/10000001"] {
+        for parent in ["sites/-", "sites/BAS"] {
+            assert_eq!(
+                ideas_of(&me, parent, form).await.unwrap(),
+                expected,
+                "{parent} {form}"
+            );
+        }
+    }
+    // SOU's is not BAS's to show; a trust-wide caller finds all three.
+    assert_eq!(
+        ideas_of(&qi_office, "sites/-", "staff/10000001")
+            .await
+            .unwrap(),
+        [
+            at_sou.name.as_str(),
+            later.name.as_str(),
+            mine.name.as_str()
+        ]
+    );
+    // Another filter narrows it further.
+    let req = pb::ListIdeasRequest {
+        submitter: "staff/me".into(),
+        state: pb::IdeaState::Submitted as i32,
+        theme: "nothing like it".into(),
+        ..list_ideas("sites/-")
+    };
+    let none = me.projects().list_ideas(req).await.unwrap().into_inner();
+    assert!(none.ideas.is_empty());
+
+    // Without the claim, `staff/me` names no one: FAILED_PRECONDITION naming the claim.
+    let err = ideas_of(&t.nurse, "sites/-", "staff/me").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("`employee_number`"), "{err:?}");
+    for bad in ["10000001", "staff/12ab5678", "sites/BAS/staff/me"] {
+        let err = ideas_of(&me, "sites/-", bad).await.unwrap_err();
+        assert_eq!(fields(&err), ["submitter"], "{bad}");
+    }
+    suite.stop().await.unwrap();
+}
+
+/// `req` with its idea's `submitter_staff` set.
+fn with_submitter(mut req: pb::CreateIdeaRequest, staff: &str) -> pb::CreateIdeaRequest {
+    if let Some(idea) = req.idea.as_mut() {
+        idea.submitter_staff = staff.into();
+    }
+    req
 }
