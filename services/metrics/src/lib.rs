@@ -15,6 +15,7 @@ mod measurements;
 mod periods;
 mod rebase_points;
 mod render;
+pub mod runchart;
 mod series;
 pub mod spc;
 #[cfg(test)]
