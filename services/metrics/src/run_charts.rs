@@ -83,7 +83,7 @@ pub(crate) async fn compute(
             format!("is not a finite number ({x})"),
         );
     }
-    let (rule_set, baseline) = v.check(read_options(options).map(Some)).unwrap_or_default();
+    let (rule_set, baseline) = read_options(options, &mut v);
     if let Some(b) = baseline
         && b > values.len()
         && !values.is_empty()
@@ -197,7 +197,7 @@ async fn stored_chart(
     let metric = definitions::resolve(conn, ctx, "metric", &metric, false, Lock::None).await?;
     let mut v = Violations::new();
     let filter = v.check(Filter::parse(ctx, "filter", &metric, filter));
-    let (rule_set, baseline) = v.check(read_options(options).map(Some)).unwrap_or_default();
+    let (rule_set, baseline) = read_options(options, &mut v);
     let mut flagged = Vec::with_capacity(astronomical_periods.len());
     if astronomical_periods.len() > MAX_FLAGGED_PERIODS {
         v.add(
@@ -245,13 +245,16 @@ async fn stored_chart(
     })
 }
 
-/// Reads `options` (fields `options.…`): the rule set and the baseline (`None`: all points).
-fn read_options(options: Option<pb::RunChartOptions>) -> Result<(RuleSet, Option<usize>), Error> {
+/// Reads `options` (fields `options.…`, refusals added to `v`): the rule set and the
+/// baseline (`None`: all points).
+fn read_options(
+    options: Option<pb::RunChartOptions>,
+    v: &mut Violations,
+) -> (RuleSet, Option<usize>) {
     let pb::RunChartOptions {
         rule_set,
         baseline_length,
     } = options.unwrap_or_default();
-    let mut v = Violations::new();
     let rule_set = match pb::RunChartRuleSet::try_from(rule_set) {
         Ok(pb::RunChartRuleSet::Unspecified | pb::RunChartRuleSet::Ihi) => RuleSet::Ihi,
         Ok(pb::RunChartRuleSet::Anhoej) => RuleSet::Anhoej,
@@ -273,8 +276,7 @@ fn read_options(options: Option<pb::RunChartOptions>) -> Result<(RuleSet, Option
             }
         },
     };
-    v.finish()?;
-    Ok((rule_set, baseline))
+    (rule_set, baseline)
 }
 
 /// Runs the engine, naming the field of anything it refuses.
