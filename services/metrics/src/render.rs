@@ -575,7 +575,13 @@ fn run_point_style(
             direction,
             ..
         } if (start..=end).contains(&i) && p.side != Side::On => Some(direction == Direction::Up),
-        _ => None,
+        Signal::Shift { .. }
+        | Signal::LongRun { .. }
+        | Signal::Trend { .. }
+        | Signal::TooFewRuns
+        | Signal::TooManyRuns
+        | Signal::FewCrossings
+        | Signal::Astronomical { .. } => None,
     });
     match (high, direction) {
         (Some(true), ImprovementDirection::Increase)
