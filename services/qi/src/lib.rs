@@ -197,7 +197,11 @@ pub fn service_component(
             qi_projects::SERVICE_NAME,
         ),
         Service::Metrics => (
-            routes.add_service(qi_metrics::MetricsApi::new(pool, &config.sites).into_server()),
+            routes.add_service(
+                qi_metrics::MetricsApi::new(pool, &config.sites)
+                    .with_run_chart_below_points(config.run_chart_below_points)
+                    .into_server(),
+            ),
             qi_metrics::SERVICE_NAME,
         ),
     };
