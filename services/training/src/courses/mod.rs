@@ -226,10 +226,12 @@ pub(crate) async fn update(
         course,
         update_mask,
     } = req;
-    Owner::Trust.check_write(&ctx)?;
     let course = course.ok_or_else(|| Error::invalid("course", "is required"))?;
+    // A name under a site is no course (INVALID_ARGUMENT), as CreateCourse answers a site
+    // parent; a trust-wide name is then the trust's to change.
     let id = parse_ref("course.name", &course.name)?;
     let changes = Changes::parse(&course, update_mask.as_ref())?;
+    Owner::Trust.check_write(&ctx)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let revision = store::lock(&mut tx, &id)
         .await?
