@@ -3,6 +3,7 @@
 //! Here, what several of its tests start from.
 
 mod cohorts;
+mod courses;
 mod enrolment;
 mod hr_files;
 mod people;
