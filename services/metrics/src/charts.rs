@@ -270,17 +270,22 @@ pub(crate) async fn notes_within(
     }
 }
 
+/// The day an annotation (as stored, so valid) refers to.
+pub(crate) fn day_of(a: &pb::Annotation) -> Option<NaiveDate> {
+    let d = a.date?;
+    NaiveDate::from_ymd_opt(
+        d.year,
+        u32::try_from(d.month).ok()?,
+        u32::try_from(d.day).ok()?,
+    )
+}
+
 /// Annotations as a picture draws them: (date, text).
 pub(crate) fn dated_notes(annotations: &[pb::Annotation]) -> Vec<(NaiveDate, String)> {
     annotations
         .iter()
         .filter_map(|a| {
-            let d = a.date?;
-            let day = NaiveDate::from_ymd_opt(
-                d.year,
-                u32::try_from(d.month).ok()?,
-                u32::try_from(d.day).ok()?,
-            )?;
+            let day = day_of(a)?;
             Some((day, a.text.clone()))
         })
         .collect()

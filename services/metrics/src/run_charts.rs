@@ -224,6 +224,20 @@ async fn stored_chart(
         }
     }
     v.finish()?;
+    // And the points people flagged once, on an annotation of their period.
+    let annotations = charts::notes_within(conn, &metric, &periods).await?;
+    astronomical.extend(
+        annotations
+            .iter()
+            .filter(|a| a.astronomical)
+            .filter_map(|a| {
+                let day = charts::day_of(a)?;
+                let i = periods.partition_point(|p| *p <= day).checked_sub(1)?;
+                (day < metric.frequency.next(periods[i])).then_some(i)
+            }),
+    );
+    astronomical.sort_unstable();
+    astronomical.dedup();
     let chart = if values.is_empty() {
         Err("no measurements in the range")
     } else {
@@ -235,7 +249,6 @@ async fn stored_chart(
         };
         Ok(chart_of(&values, &options, "astronomical_periods")?)
     };
-    let annotations = charts::notes_within(conn, &metric, &periods).await?;
     Ok(StoredChart {
         metric,
         periods,

@@ -193,6 +193,71 @@ async fn a_stored_metrics_chart_is_the_engines_with_its_baseline_and_flags() {
     suite.stop().await.unwrap();
 }
 
+/// The astronomical rule is a person's judgement, recorded once on an annotation of the
+/// point's period (any day in it) and read by every run chart of the metric; a plain note
+/// flags nothing.
+#[tokio::test]
+async fn a_point_flagged_astronomical_on_its_annotation_is_flagged_on_every_run_chart() {
+    let suite = TestSuite::start().await;
+    los(&suite).await;
+    let team = trust_team(&suite);
+    let note = |id: &str, day, astronomical| pb::CreateAnnotationRequest {
+        parent: LOS.into(),
+        annotation_id: id.into(),
+        annotation: Some(pb::Annotation {
+            date: Some(day),
+            text: "Norovirus closed two wards".into(),
+            astronomical,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    };
+    let flagged = team
+        .metrics()
+        .create_annotation(note("noro", date(ymd(2025, 3, 14)), true))
+        .await
+        .unwrap()
+        .into_inner()
+        .annotation
+        .unwrap();
+    assert!(flagged.astronomical);
+    team.metrics()
+        .create_annotation(note("plain", month(5), false))
+        .await
+        .unwrap();
+    for rule_set in [pb::RunChartRuleSet::Ihi, pb::RunChartRuleSet::Anhoej] {
+        let chart = sou_viewer(&suite)
+            .metrics()
+            .get_run_chart(pb::GetRunChartRequest {
+                metric: LOS.into(),
+                options: options(rule_set, 0),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .chart
+            .unwrap();
+        let marked: Vec<usize> = chart
+            .points
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.astronomical)
+            .map(|(i, _)| i)
+            .collect();
+        // March 2025 is month 14 of the series.
+        assert_eq!(marked, [14], "{rule_set:?}");
+        assert!(
+            chart
+                .signals
+                .iter()
+                .any(|s| s.kind == pb::RunChartSignalKind::Astronomical as i32),
+            "{rule_set:?}"
+        );
+    }
+    suite.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn bad_run_chart_input_names_each_field() {
     let suite = TestSuite::start().await;

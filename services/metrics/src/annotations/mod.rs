@@ -76,6 +76,8 @@ pub(crate) struct NewAnnotation {
     pub(crate) id: String,
     pub(crate) date: NaiveDate,
     pub(crate) text: String,
+    /// Flags the point of the date's period astronomical on run charts.
+    pub(crate) astronomical: bool,
 }
 
 /// Reads CreateAnnotation's fields (the parent is resolved by the caller).
@@ -94,11 +96,17 @@ pub(crate) fn read(
         text,
         author: _,
         create_time: _,
+        astronomical,
     } = a;
     let date = v
         .check(required_date("annotation.date", date.as_ref()).map(Some))
         .unwrap_or_default();
     let text = v.check(required_text("annotation.text", &text, 200));
     v.finish()?;
-    Ok(NewAnnotation { id, date, text })
+    Ok(NewAnnotation {
+        id,
+        date,
+        text,
+        astronomical,
+    })
 }

@@ -16,6 +16,7 @@ struct AnnotationRow {
     text: String,
     author: String,
     create_time: DateTime<Utc>,
+    astronomical: bool,
 }
 
 impl AnnotationRow {
@@ -26,6 +27,7 @@ impl AnnotationRow {
             text: self.text.clone(),
             author: self.author.clone(),
             create_time: Some(timestamp(self.create_time)),
+            astronomical: self.astronomical,
         }
     }
 }
@@ -39,13 +41,15 @@ pub(crate) async fn insert(
 ) -> Result<pb::Annotation, Error> {
     let row = sqlx::query_as!(
         AnnotationRow,
-        "INSERT INTO annotation (metric_uid, id, date, text, author) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT DO NOTHING RETURNING id, date, text, author, create_time",
+        "INSERT INTO annotation (metric_uid, id, date, text, author, astronomical)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT DO NOTHING RETURNING id, date, text, author, create_time, astronomical",
         metric.uid,
         a.id,
         a.date,
         a.text,
         author,
+        a.astronomical,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -65,7 +69,7 @@ pub(crate) async fn list(
     let after = page.parsed_key::<NaiveDate>(0)?;
     let rows = sqlx::query_as!(
         AnnotationRow,
-        "SELECT id, date, text, author, create_time FROM annotation
+        "SELECT id, date, text, author, create_time, astronomical FROM annotation
          WHERE metric_uid = $1 AND ($2::date IS NULL OR (date, id) > ($2, $3))
          ORDER BY date, id LIMIT $4",
         metric.uid,
@@ -89,7 +93,7 @@ pub(crate) async fn between(
 ) -> Result<Vec<pb::Annotation>, Error> {
     let rows = sqlx::query_as!(
         AnnotationRow,
-        "SELECT id, date, text, author, create_time FROM annotation
+        "SELECT id, date, text, author, create_time, astronomical FROM annotation
          WHERE metric_uid = $1 AND date >= $2 AND date < $3 ORDER BY date, id LIMIT 500",
         metric.uid,
         from,
@@ -128,6 +132,7 @@ mod tests {
             id: id.to_owned(),
             date: day(date),
             text: format!("note {id}"),
+            astronomical: id == "a",
         }
     }
 
@@ -146,6 +151,7 @@ mod tests {
         let made = insert(&mut conn, &los, &note("a", "2026-01-05"), "me").await?;
         assert_eq!(made.name, "sites/BAS/metrics/los/annotations/a");
         assert_eq!((made.text.as_str(), made.author.as_str()), ("note a", "me"));
+        assert!(made.astronomical, "the flag reads back");
         match insert(&mut conn, &los, &note("a", "2026-02-01"), "you").await {
             Err(Error::AlreadyExists { name }) => assert_eq!(name, made.name),
             other => panic!("expected AlreadyExists, got {other:?}"),
