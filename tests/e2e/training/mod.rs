@@ -4,6 +4,7 @@
 
 mod cohorts;
 mod enrolment;
+mod esr_mapping;
 mod hr_files;
 mod people;
 mod register;
