@@ -179,18 +179,19 @@ pub(super) struct Unmapped {
 }
 
 /// Finds the rows no site places, in one pass over the extract (kept aside in a temporary
-/// table, usually empty, that the counts read); lists the first `limit` of them.
+/// table, usually empty, that the counts read); lists the first `limit` of them. The same
+/// [`placed_rows!`] as the merge's, so the refused are exactly the rows it leaves out; and
+/// no filter on `sync_row` before the joins: a temporary table has no statistics, and a
+/// filter's default estimate (a few rows) would have the planner loop over the mapping
+/// once per row instead of hashing it.
 pub(super) async fn unmapped(conn: &mut PgConnection, limit: i64) -> Result<Unmapped, Error> {
-    sqlx::query(
+    sqlx::query(concat!(
         "CREATE TEMPORARY TABLE sync_unmapped ON COMMIT DROP AS
          SELECT r.row_number, r.employee_number, r.location, r.organisation
-         FROM sync_row AS r
-         WHERE r.site = ''
-           AND NOT EXISTS (SELECT 1 FROM esr_mapping AS m
-                           WHERE m.kind = 'location' AND m.code = r.location)
-           AND NOT EXISTS (SELECT 1 FROM esr_mapping AS m
-                           WHERE m.kind = 'organisation' AND m.code = r.organisation)",
-    )
+         FROM ",
+        placed_rows!(),
+        " AS r WHERE r.placed_site IS NULL"
+    ))
     .execute(&mut *conn)
     .await?;
     let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM sync_unmapped")
