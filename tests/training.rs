@@ -149,3 +149,25 @@ pub async fn register(
     };
     Ok(c.training().record_attendance(req).await?.into_inner())
 }
+
+/// Sets `course`'s ESR competence (id and name; empty clears it), as a trust-wide admin does.
+pub async fn set_competence(
+    admin: &Caller,
+    course: &str,
+    id: &str,
+    name: &str,
+) -> Result<pb::Course, Status> {
+    let req = pb::UpdateCourseRequest {
+        course: Some(pb::Course {
+            name: course.into(),
+            esr_competence_id: id.into(),
+            esr_competence_name: name.into(),
+            ..Default::default()
+        }),
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["esr_competence_id".into(), "esr_competence_name".into()],
+        }),
+    };
+    let updated = admin.training().update_course(req).await?.into_inner();
+    Ok(updated.course.expect("a course"))
+}

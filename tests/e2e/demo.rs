@@ -1,6 +1,7 @@
 //! The demo trust (`qi seed --demo`): loaded at full size through the gateway, it shows the
 //! programme's headline figures to a trust-wide caller and each site's share to a site's
-//! caller, and loading it again changes nothing.
+//! caller, HR's export names the courses' ESR competences, and loading it again changes
+//! nothing.
 
 use qi::demo::{self, Options};
 use qi_e2e::{TestSuite, authed};
@@ -73,6 +74,27 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         .map(|c| c.course_code.as_str())
         .collect();
     assert_eq!(courses, ["QSIR-FUND", "QSIR-PRAC"]);
+
+    // HR's export names each course's ESR competence, not its title.
+    let mut records = suite
+        .caller("esr", &["hr_sync"], &["*"])
+        .training()
+        .stream_training_records(qi_proto::training::StreamTrainingRecordsRequest::default())
+        .await
+        .expect("the export answers")
+        .into_inner();
+    let first = records.message().await.expect("a page").expect("changes");
+    assert!(!first.changes.is_empty());
+    for c in &first.changes {
+        let expected = match c.course_code.as_str() {
+            "QSIR-FUND" => ("37210001", "372|LOCAL|QSIR Fundamentals|"),
+            _ => ("37210002", "372|LOCAL|QSIR Practitioner|"),
+        };
+        assert_eq!(
+            (c.competence_id.as_str(), c.competence_name.as_str()),
+            expected
+        );
+    }
 
     // Ideas keep the day they were received: the funnel spans the years since 2021.
     let by_year = ProjectServiceClient::new(suite.channel.clone())

@@ -2,24 +2,12 @@
 //! the claim `QI_JWT_EMPLOYEE_CLAIM` names; the gateway checks it and passes it on in the
 //! signed access context. A token without it reads as before; a malformed one is refused.
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use qi_e2e::{LoneGateway, TestSuite, authed};
-use qi_platform::access::{ACCESS_HEADER, AccessVerifier};
-use qi_platform::server::{self, Component, ServerSettings};
+use qi_e2e::training::{EXTRACT_TIME, esr, sync};
+use qi_e2e::{TestSuite, authed};
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Code;
-use tonic::body::Body;
-use tonic::codegen::http;
-use tonic::server::NamedService;
-
-const LIST_COHORTS: &str = "/qi.training.v1.TrainingService/ListCohorts";
 
 fn list_cohorts() -> pb::ListCohortsRequest {
     pb::ListCohortsRequest {
@@ -95,108 +83,46 @@ async fn a_person_reads_as_before_and_a_malformed_employee_number_is_unauthentic
     suite.stop().await.unwrap();
 }
 
-/// A backend standing where the training service would: it keeps the access context of
-/// each call it is sent, then refuses the call, so the test reads exactly what the gateway
-/// forwarded to a service.
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<String>>>);
-
-impl NamedService for Recorder {
-    const NAME: &'static str = "qi.training.v1.TrainingService";
-}
-
-impl tonic::codegen::Service<http::Request<Body>> for Recorder {
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
-        let context = req
-            .headers()
-            .get(ACCESS_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        self.0.lock().unwrap().push(context);
-        Box::pin(std::future::ready(Ok(tonic::Status::unimplemented(
-            "recorded",
-        )
-        .into_http())))
-    }
-}
-
 #[tokio::test]
-async fn the_gateway_passes_the_employee_number_on_in_the_signed_context() {
-    qi_platform::telemetry::init_for_tests();
-    let recorder = Recorder::default();
-    let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let backend = listener.local_addr().unwrap();
-    let (stop_backend, backend_stopped) = tokio::sync::oneshot::channel::<()>();
-    let component = Component {
-        name: "recorder",
-        routes: tonic::service::Routes::default().add_service(recorder.clone()),
-        service_names: vec![Recorder::NAME],
-        access: None,
-        grpc_web: false,
-        health_watch: None,
-    };
-    let backend_task = tokio::spawn(async move {
-        server::serve(
-            component,
-            listener,
-            &ServerSettings::from(&qi_platform::Config::defaults()),
-            async {
-                let _ = backend_stopped.await;
-            },
-        )
+async fn the_gateway_passes_the_employee_number_on_to_the_service_it_calls() {
+    let suite = TestSuite::start().await;
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let people = [
+        esr("12345678", "BAS", "Ames"),
+        esr("87654321", "BAS", "Bell"),
+    ];
+    sync(&hr, pb::SyncMode::Delta, EXTRACT_TIME, &people)
         .await
-    });
-
-    let gateway = LoneGateway::start(&[("QI_TRAINING_URL", &format!("http://{backend}"))]).await;
-    let mint = |employee| qi_e2e::mint(&gateway.config, "ward-7", &["viewer"], &["BAS"], employee);
+        .unwrap();
+    let mint = |employee| qi_e2e::mint(&suite.config, "ward-7", &["viewer"], &["BAS"], employee);
+    let me = || pb::GetStaffRequest {
+        name: "staff/me".into(),
+    };
     // One subject with three tokens, twice over: the gateway's cache of signed contexts
-    // must never hand one caller's number to another.
+    // must never hand one caller's number to another. The training service answers
+    // `staff/me` from the number in the signed context it verified, so each answer shows
+    // what reached it.
     let sent = [None, Some("12345678"), Some("87654321")];
-    let mut client = TrainingServiceClient::new(gateway.channel.clone());
+    let mut client = TrainingServiceClient::new(suite.channel.clone());
+    let mut received = Vec::new();
     for _ in 0..2 {
         for employee in sent {
-            let err = client
-                .list_cohorts(authed(&mint(employee), list_cohorts()))
-                .await
-                .unwrap_err();
-            assert_eq!(
-                (err.code(), err.message()),
-                (Code::Unimplemented, "recorded"),
-                "the call reached the backend: {err:?}"
-            );
+            match client.get_staff(authed(&mint(employee), me())).await {
+                Ok(answer) => received.push(answer.into_inner().staff.map(|s| s.name)),
+                Err(err) => {
+                    // Without a number, the service says which claim would carry it.
+                    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+                    assert!(err.message().contains("`employee_number`"), "{err:?}");
+                    received.push(None);
+                }
+            }
         }
     }
-    // Read as a service reads them: verified with the shared key, bound to the method.
-    let key = gateway.config.access_keys.current.clone().unwrap();
-    let verifier = AccessVerifier::new(&key, None);
-    let received: Vec<Option<String>> = recorder
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|context| {
-            let ctx = verifier.verify(context, LIST_COHORTS).unwrap();
-            assert_eq!(ctx.subject, "ward-7");
-            ctx.employee.map(String::from)
-        })
-        .collect();
     let expected: Vec<Option<String>> = sent
         .iter()
         .chain(&sent)
-        .map(|e| e.map(str::to_owned))
+        .map(|e| e.map(|n| format!("staff/{n}")))
         .collect();
     assert_eq!(received, expected);
-
-    gateway.stop().await.unwrap();
-    let _ = stop_backend.send(());
-    backend_task.await.unwrap().unwrap();
+    suite.stop().await.unwrap();
 }

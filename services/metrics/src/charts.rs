@@ -114,20 +114,7 @@ pub(crate) async fn render(
         height,
         title,
     } = req;
-    let mut v = Violations::new();
-    let width = match width {
-        0 => 960,
-        w => v.check(qi_platform::convert::int_in("width", w, 320..=4_000)),
-    };
-    let height = match height {
-        0 => 540,
-        h => v.check(qi_platform::convert::int_in("height", h, 240..=3_000)),
-    };
-    let title = title.trim().to_owned();
-    if title.chars().count() > 200 {
-        v.add("title", "is longer than 200 characters");
-    }
-    v.finish()?;
+    let (width, height, title) = picture_size(width, height, &title)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let request = ChartRequest {
         metric,
@@ -136,19 +123,7 @@ pub(crate) async fn render(
         ignore_rebase_points,
     };
     let stored = stored_chart(&mut conn, &ctx, request).await?;
-    let notes: Vec<(NaiveDate, String)> = stored
-        .annotations
-        .iter()
-        .filter_map(|a| {
-            let d = a.date?;
-            let day = NaiveDate::from_ymd_opt(
-                d.year,
-                u32::try_from(d.month).ok()?,
-                u32::try_from(d.day).ok()?,
-            )?;
-            Some((day, a.text.clone()))
-        })
-        .collect();
+    let notes = dated_notes(&stored.annotations);
     let note = match &stored.chart {
         Ok(chart) => sufficiency_reason(chart, &stored.options),
         Err(_) => String::new(),
@@ -161,8 +136,8 @@ pub(crate) async fn render(
     let svg = render::svg(&Picture {
         title: &title,
         unit: &stored.metric.settings.unit,
-        width: width.unsigned_abs(),
-        height: height.unsigned_abs(),
+        width,
+        height,
         frequency: stored.metric.frequency,
         direction: stored.options.improvement_direction,
         target: stored.options.target,
@@ -228,20 +203,7 @@ async fn stored_chart(
         )
         .unwrap_or_default();
     v.finish()?;
-    let grouped = series::store::read(conn, &[&metric], None, &filter).await?;
-    let points = series::values(&metric, grouped.get(&metric.uid).and_then(|l| l.get("")));
-    if points.len() > MAX_POINTS {
-        return Err(Error::invalid(
-            "filter.start_date",
-            format!(
-                "the series holds {} periods; a chart holds at most {}: narrow the range",
-                points.len(),
-                MAX_POINTS
-            ),
-        ));
-    }
-    let periods: Vec<NaiveDate> = points.iter().map(|(p, _)| *p).collect();
-    let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    let (periods, values) = stored_series(conn, &metric, &filter).await?;
     let mut options = options;
     let mut applied_rebase_points = Vec::new();
     if !ignore_rebase_points && !periods.is_empty() {
@@ -254,10 +216,9 @@ async fn stored_chart(
         applied_rebase_points = applied;
     }
     let (chart, annotations) = match (periods.first(), periods.last()) {
-        (Some(first), Some(last)) => {
+        (Some(_), Some(_)) => {
             let chart = chart_of(&values, &options)?;
-            let end = metric.frequency.next(*last);
-            let notes = annotations::store::between(conn, &metric, *first, end).await?;
+            let notes = notes_within(conn, &metric, &periods).await?;
             (Ok(chart), notes)
         }
         (None, _) | (_, None) => (Err("no measurements in the range"), Vec::new()),
@@ -270,6 +231,83 @@ async fn stored_chart(
         applied_rebase_points,
         annotations,
     })
+}
+
+/// A stored metric's series under `filter`, one point per period: the periods and the
+/// values, at most [`MAX_POINTS`] (more is refused, naming `filter.start_date`).
+pub(crate) async fn stored_series(
+    conn: &mut PgConnection,
+    metric: &Metric,
+    filter: &Filter,
+) -> Result<(Vec<NaiveDate>, Vec<f64>), Error> {
+    let grouped = series::store::read(conn, &[metric], None, filter).await?;
+    let points = series::values(metric, grouped.get(&metric.uid).and_then(|l| l.get("")));
+    if points.len() > MAX_POINTS {
+        return Err(Error::invalid(
+            "filter.start_date",
+            format!(
+                "the series holds {} periods; a chart holds at most {}: narrow the range",
+                points.len(),
+                MAX_POINTS
+            ),
+        ));
+    }
+    Ok(points.into_iter().unzip())
+}
+
+/// The metric's annotations dated within the charted periods (none without periods).
+pub(crate) async fn notes_within(
+    conn: &mut PgConnection,
+    metric: &Metric,
+    periods: &[NaiveDate],
+) -> Result<Vec<pb::Annotation>, Error> {
+    match (periods.first(), periods.last()) {
+        (Some(first), Some(last)) => {
+            let end = metric.frequency.next(*last);
+            annotations::store::between(conn, metric, *first, end).await
+        }
+        (None, _) | (_, None) => Ok(Vec::new()),
+    }
+}
+
+/// Annotations as a picture draws them: (date, text).
+pub(crate) fn dated_notes(annotations: &[pb::Annotation]) -> Vec<(NaiveDate, String)> {
+    annotations
+        .iter()
+        .filter_map(|a| {
+            let d = a.date?;
+            let day = NaiveDate::from_ymd_opt(
+                d.year,
+                u32::try_from(d.month).ok()?,
+                u32::try_from(d.day).ok()?,
+            )?;
+            Some((day, a.text.clone()))
+        })
+        .collect()
+}
+
+/// A picture's size and title as requested (`width`, `height`, `title` named on refusal):
+/// 960 × 540 by default; an empty title means the metric's name.
+pub(crate) fn picture_size(
+    width: i32,
+    height: i32,
+    title: &str,
+) -> Result<(u32, u32, String), Error> {
+    let mut v = Violations::new();
+    let width = match width {
+        0 => 960,
+        w => v.check(qi_platform::convert::int_in("width", w, 320..=4_000)),
+    };
+    let height = match height {
+        0 => 540,
+        h => v.check(qi_platform::convert::int_in("height", h, 240..=3_000)),
+    };
+    let title = title.trim().to_owned();
+    if title.chars().count() > 200 {
+        v.add("title", "is longer than 200 characters");
+    }
+    v.finish()?;
+    Ok((width.unsigned_abs(), height.unsigned_abs(), title))
 }
 
 /// Where a chart's data come from, which decides some option rules.

@@ -1,6 +1,7 @@
 //! The QMS dashboard (GetQmsDashboard): per metric, the latest value, the variation and
-//! assurance icons of its SPC chart, and whether its inequality gaps are widening (see
-//! [`crate::inequality::signal`]).
+//! assurance icons of its SPC chart — or, for a metric with fewer periods than the service's
+//! threshold, a run-chart reading instead, and the row says which — and whether its
+//! inequality gaps are widening (see [`crate::inequality::signal`]).
 //! A page of metrics costs a fixed number of grouped queries, not a query per metric.
 
 use qi_platform::names::OwnerAccess as _;
@@ -16,9 +17,10 @@ use crate::MetricsApi;
 use crate::charts;
 use crate::definitions::{self, DashboardScope, Kind, Metric, direction_to_proto};
 use crate::dimensions::Dimension;
+use crate::runchart::{self, RunChartOptions};
 use crate::series::{self, Filter, Grouped};
 use crate::spc::{self, SpcOptions};
-use crate::{inequality, rebase_points};
+use crate::{inequality, rebase_points, run_charts};
 
 /// GetQmsDashboard: one page of the dashboard's metrics (by parent and kind) with their
 /// rows.
@@ -74,18 +76,20 @@ pub(crate) async fn get(
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let (metrics, next_page_token) =
         definitions::store::list_for_dashboard(&mut conn, &scope, &page).await?;
-    let rows = rows(&mut conn, &ctx.sites, &metrics).await?;
+    let rows = rows(&mut conn, &ctx.sites, &metrics, api.run_chart_below_points).await?;
     Ok(pb::GetQmsDashboardResponse {
         rows,
         next_page_token,
     })
 }
 
-/// The dashboard rows of these metrics, in their order, from the measurements at `sites`.
+/// The dashboard rows of these metrics, in their order, from the measurements at `sites`;
+/// a metric with fewer than `run_chart_below` periods is read by a run chart.
 async fn rows(
     conn: &mut PgConnection,
     sites: &SiteScope,
     metrics: &[Metric],
+    run_chart_below: usize,
 ) -> Result<Vec<pb::QmsDashboardRow>, Error> {
     if metrics.is_empty() {
         return Ok(Vec::new());
@@ -127,7 +131,7 @@ async fn rows(
                     inequality::signal(*d, &inequality::gap_series(m, *d, by_label))
                 })
                 .collect();
-            row(m, &points, rebase_points, signals)
+            row(m, &points, rebase_points, signals, run_chart_below)
         })
         .collect())
 }
@@ -155,7 +159,10 @@ fn row(
     points: &[(chrono::NaiveDate, f64)],
     rebase_points: &[pb::RebasePoint],
     signals: Vec<pb::InequalitySignal>,
+    run_chart_below: usize,
 ) -> pb::QmsDashboardRow {
+    // A young metric is read by a run chart: too few periods for SPC's limits to mean much.
+    let young = points.len() < run_chart_below;
     let mut out = pb::QmsDashboardRow {
         metric: m.name(),
         display_name: m.settings.display_name.clone(),
@@ -170,6 +177,11 @@ fn row(
         data_sufficiency: pb::SpcDataSufficiency::NotEnoughData as i32,
         inequality_trend: overall_trend(&signals) as i32,
         inequality: signals,
+        reading: if young {
+            pb::QmsReading::RunChart
+        } else {
+            pb::QmsReading::Spc
+        } as i32,
         ..Default::default()
     };
     let Some((latest, value)) = points.last() else {
@@ -180,6 +192,13 @@ fn row(
     out.point_count = i32::try_from(points.len()).unwrap_or(i32::MAX);
     let periods: Vec<chrono::NaiveDate> = points.iter().map(|(p, _)| *p).collect();
     let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
+    if young {
+        out.run_chart = run_chart_reading(&values);
+        if let Ok(chart) = spc::compute(&values, &SpcOptions::default()) {
+            out.data_sufficiency = charts::sufficiency(chart.sufficiency) as i32;
+        }
+        return out;
+    }
     let (positions, _) = rebase_points::positions(&periods, rebase_points);
     let options = SpcOptions {
         improvement_direction: m.settings.direction,
@@ -193,4 +212,25 @@ fn row(
         out.data_sufficiency = charts::sufficiency(chart.sufficiency) as i32;
     }
     out
+}
+
+/// A young metric's run-chart reading: the IHI rules over every period.
+fn run_chart_reading(values: &[f64]) -> Option<pb::QmsRunChartReading> {
+    let chart = runchart::compute(values, &RunChartOptions::default()).ok()?;
+    let latest_in_signal = chart
+        .points
+        .last()
+        .is_some_and(|p| p.shift || p.trend || p.long_run);
+    Some(pb::QmsRunChartReading {
+        rule_set: run_charts::rule_set(chart.rule_set) as i32,
+        median: chart.median,
+        has_signal: chart.has_signal(),
+        signals: chart
+            .signals
+            .iter()
+            .map(|s| run_charts::signal_kind(s) as i32)
+            .collect(),
+        latest_in_signal,
+        runs_test_note: run_charts::runs_test_note(&chart),
+    })
 }

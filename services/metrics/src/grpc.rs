@@ -8,13 +8,21 @@ use qi_proto::metrics as pb;
 use qi_proto::metrics::metric_service_server::{self, MetricServiceServer};
 use sqlx::PgPool;
 
-use crate::{annotations, charts, dashboard, definitions, inequality, measurements, rebase_points};
+use crate::{
+    annotations, charts, dashboard, definitions, inequality, measurements, rebase_points,
+    run_charts,
+};
+
+/// The run-chart threshold when none is configured (`QI_RUN_CHART_BELOW_POINTS`'s default).
+pub const DEFAULT_RUN_CHART_BELOW_POINTS: usize = 15;
 
 /// The metrics service.
 #[derive(Debug, Clone)]
 pub struct MetricsApi {
     pub(crate) pool: PgPool,
     pub(crate) sites: Arc<[SiteCode]>,
+    /// The QMS dashboard reads a metric with fewer periods than this by a run chart.
+    pub(crate) run_chart_below_points: usize,
 }
 
 impl MetricsApi {
@@ -23,7 +31,15 @@ impl MetricsApi {
         MetricsApi {
             pool,
             sites: sites.into(),
+            run_chart_below_points: DEFAULT_RUN_CHART_BELOW_POINTS,
         }
+    }
+
+    /// The same service, reading dashboard metrics with fewer than `points` periods by a
+    /// run chart (`QI_RUN_CHART_BELOW_POINTS`).
+    pub fn with_run_chart_below_points(mut self, points: usize) -> Self {
+        self.run_chart_below_points = points.max(1);
+        self
     }
 
     /// The tonic server of this service.
@@ -59,6 +75,11 @@ qi_platform::grpc_service! {
         compute_spc(pb::ComputeSpcRequest) -> pb::ComputeSpcResponse = charts::compute;
         render_spc_chart(pb::RenderSpcChartRequest)
             -> pb::RenderSpcChartResponse = charts::render;
+        get_run_chart(pb::GetRunChartRequest) -> pb::GetRunChartResponse = run_charts::get;
+        compute_run_chart(pb::ComputeRunChartRequest)
+            -> pb::ComputeRunChartResponse = run_charts::compute;
+        render_run_chart(pb::RenderRunChartRequest)
+            -> pb::RenderRunChartResponse = run_charts::render;
         get_inequality_breakdown(pb::GetInequalityBreakdownRequest)
             -> pb::GetInequalityBreakdownResponse = inequality::get;
         get_qms_dashboard(pb::GetQmsDashboardRequest)

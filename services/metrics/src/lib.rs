@@ -1,6 +1,7 @@
 //! The metrics service: metric definitions, their measurements (batch ingest with
 //! health-inequality strata), annotations and rebase points, Making Data Count SPC charts
-//! (stored and stateless, and drawn as SVG), inequality breakdowns and the QMS dashboard.
+//! (stored and stateless, and drawn as SVG), run charts (the same three ways), inequality
+//! breakdowns and the QMS dashboard.
 //! Owns the `metrics` schema.
 #![forbid(unsafe_code)]
 
@@ -15,12 +16,14 @@ mod measurements;
 mod periods;
 mod rebase_points;
 mod render;
+mod run_charts;
+pub mod runchart;
 mod series;
 pub mod spc;
 #[cfg(test)]
 mod testing;
 
-pub use grpc::MetricsApi;
+pub use grpc::{DEFAULT_RUN_CHART_BELOW_POINTS, MetricsApi};
 
 /// The schema this service owns.
 pub const SCHEMA: &str = "metrics";

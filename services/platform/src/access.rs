@@ -147,9 +147,16 @@ impl AccessContext {
     /// `PERMISSION_DENIED` without one, since membership cannot be shown (a refusal of the
     /// edit, not a broken request).
     pub fn employee_for_membership(&self) -> Result<&EmployeeNumber, Error> {
+        self.employee_for_edit("team membership")
+    }
+
+    /// The caller's employee number, for an edit allowed to a person for who they are
+    /// (`needs` says what: "team membership", "the caller to be its submitter"):
+    /// `PERMISSION_DENIED` without one, naming the missing claim.
+    pub fn employee_for_edit(&self, needs: &str) -> Result<&EmployeeNumber, Error> {
         self.employee.as_ref().ok_or_else(|| {
             Error::denied(format!(
-                "this edit needs team membership, which cannot be checked: the token carries no `{}` claim",
+                "this edit needs {needs}, which cannot be checked: the token carries no `{}` claim",
                 self.employee_claim
             ))
         })
@@ -514,6 +521,16 @@ mod tests {
         assert_eq!(
             status.message(),
             "this edit needs team membership, which cannot be checked: the token carries no `esr_number` claim"
+        );
+        let status = Status::from(
+            anonymous
+                .employee_for_edit("the caller to be its submitter")
+                .unwrap_err(),
+        );
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "this edit needs the caller to be its submitter, which cannot be checked: the token carries no `esr_number` claim"
         );
         // Unconfigured, the default claim is named.
         assert!(

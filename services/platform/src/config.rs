@@ -111,6 +111,9 @@ pub struct Config {
     /// `QI_DB_ACQUIRE_TIMEOUT_MS` (default 3000): how long a call waits for a pooled
     /// connection before failing with `UNAVAILABLE`.
     pub db_acquire_timeout: Duration,
+    /// `QI_RUN_CHART_BELOW_POINTS` (default 15, at least 1): the QMS dashboard reads a
+    /// metric with fewer periods than this by a run chart instead of its SPC icons.
+    pub run_chart_below_points: usize,
     /// `QI_LOG_FORMAT` (`text` default, or `json`).
     pub log_format: LogFormat,
     /// `QI_LOG` (default `info`): an `EnvFilter` directive.
@@ -273,6 +276,7 @@ impl Config {
             shutdown_grace: millis(&get, "QI_SHUTDOWN_GRACE_MS", 20_000)?,
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
             db_acquire_timeout: millis(&get, "QI_DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
+            run_chart_below_points: parse(&get, "QI_RUN_CHART_BELOW_POINTS", Some(15))?.max(1),
             log_format,
             log_filter: get("QI_LOG").unwrap_or_else(|| "info".into()),
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),

@@ -22,6 +22,21 @@ pub(crate) fn person(ctx: &AccessContext, field: &str, value: &str) -> Result<St
     }
 }
 
+/// Reads a List's filter by person (`member`, `submitter`): `None` when empty, else the
+/// canonical name, as [`person`] reads it (the rows store that form, so the filter is an
+/// equality on it).
+pub(crate) fn person_filter(
+    ctx: &AccessContext,
+    field: &str,
+    value: &str,
+) -> Result<Option<String>, Error> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        person(ctx, field, value).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +62,30 @@ mod tests {
             panic!("{err:?}")
         };
         assert!(message.contains("`employee_number`"), "{message}");
+    }
+
+    #[test]
+    fn a_filter_by_person_is_none_when_empty_and_the_canonical_name_otherwise() {
+        let ctx = caller(Some("00123456"));
+        assert_eq!(person_filter(&ctx, "member", "").unwrap(), None);
+        for (form, stored) in [
+            ("staff/me", "staff/00123456"),
+            ("sites/SOU/staff/12345678", "staff/12345678"),
+        ] {
+            assert_eq!(
+                person_filter(&ctx, "member", form).unwrap().as_deref(),
+                Some(stored)
+            );
+        }
+        assert!(matches!(
+            person_filter(&caller(None), "submitter", "staff/me"),
+            Err(Error::FailedPrecondition { .. })
+        ));
+        let Err(Error::InvalidArgument { violations }) = person_filter(&ctx, "submitter", "me")
+        else {
+            panic!("`me` alone was accepted")
+        };
+        assert_eq!(violations[0].field, "submitter");
     }
 
     #[test]

@@ -48,6 +48,7 @@ qi_platform::grpc_service! {
         create_idea(pb::CreateIdeaRequest) -> pb::CreateIdeaResponse = ideas::create;
         get_idea(pb::GetIdeaRequest) -> pb::GetIdeaResponse = ideas::get;
         list_ideas(pb::ListIdeasRequest) -> pb::ListIdeasResponse = ideas::list;
+        update_idea(pb::UpdateIdeaRequest) -> pb::UpdateIdeaResponse = ideas::update;
         review_idea(pb::ReviewIdeaRequest) -> pb::ReviewIdeaResponse = ideas::review;
         accept_idea(pb::AcceptIdeaRequest) -> pb::AcceptIdeaResponse = ideas::accept;
         decline_idea(pb::DeclineIdeaRequest) -> pb::DeclineIdeaResponse = ideas::decline;

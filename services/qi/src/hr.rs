@@ -1,5 +1,5 @@
-//! `qi hr import` and `qi hr export`: HR's CSV files in and out, through the gateway with a
-//! token like any other client (the `hr_sync` role, trust-wide).
+//! `qi hr import`: HR's ESR extract in, through the gateway with a token like any other
+//! client (the `hr_sync` role, trust-wide). The export out is [`crate::hr_export`].
 //!
 //! The import CSV has a header row with these columns (order free, unknown columns refused,
 //! `employee_number`, `assignment_number`, `forename`, `surname` required, and at least one
@@ -46,19 +46,6 @@ pub const IMPORT_COLUMNS: [&str; 22] = [
     "assignment_start_date",
     "termination_date",
     "source_update_time",
-];
-
-/// The columns of the export CSV.
-pub const EXPORT_COLUMNS: [&str; 9] = [
-    "cursor",
-    "kind",
-    "employee_number",
-    "assignment_number",
-    "competence_name",
-    "course_code",
-    "achieved_date",
-    "expiry_date",
-    "source",
 ];
 
 /// Rows per `SyncStaff` message.
@@ -494,67 +481,6 @@ async fn show_progress(sent: std::sync::Arc<std::sync::atomic::AtomicU64>) {
         let rate = n as f64 / started.elapsed().as_secs_f64().max(0.001);
         eprint!("\r{n} rows sent, {rate:.0} rows/s   ");
     }
-}
-
-/// `qi hr export`: writes the register's changes after `since` as CSV to `out`; returns the
-/// last cursor (to resume from), if any change was written.
-pub async fn export(
-    gateway: &str,
-    token: &str,
-    since: &str,
-    out: &mut impl Write,
-) -> anyhow::Result<Option<String>> {
-    let mut client = client(gateway, token).await?;
-    let mut stream = client
-        .stream_training_records(pb::StreamTrainingRecordsRequest {
-            since_cursor: since.to_owned(),
-        })
-        .await
-        .map_err(|s| {
-            anyhow::anyhow!(
-                "StreamTrainingRecords failed: {:?} {}",
-                s.code(),
-                s.message()
-            )
-        })?
-        .into_inner();
-    let mut writer = csv::Writer::from_writer(out);
-    writer.write_record(EXPORT_COLUMNS)?;
-    let mut last = None;
-    while let Some(batch) = stream
-        .message()
-        .await
-        .map_err(|s| anyhow::anyhow!("the export stream broke: {:?} {}", s.code(), s.message()))?
-    {
-        for c in batch.changes {
-            let kind = match pb::TrainingRecordChangeKind::try_from(c.kind) {
-                Ok(pb::TrainingRecordChangeKind::Revoked) => "revoked",
-                Ok(
-                    pb::TrainingRecordChangeKind::Achieved
-                    | pb::TrainingRecordChangeKind::Unspecified,
-                )
-                | Err(_) => "achieved",
-            };
-            let show = |d: Option<Date>| {
-                d.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day))
-                    .unwrap_or_default()
-            };
-            writer.write_record([
-                c.cursor.as_str(),
-                kind,
-                &c.employee_number,
-                &c.assignment_number,
-                &c.competence_name,
-                &c.course_code,
-                &show(c.achieved_date),
-                &show(c.expiry_date),
-                &c.source,
-            ])?;
-            last = Some(c.cursor);
-        }
-    }
-    writer.flush()?;
-    Ok(last)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod demo;
 pub mod hr;
+pub mod hr_export;
 pub mod hr_map;
 pub mod secrets;
 pub mod seed;
@@ -198,7 +199,11 @@ pub fn service_component(
             qi_projects::SERVICE_NAME,
         ),
         Service::Metrics => (
-            routes.add_service(qi_metrics::MetricsApi::new(pool, &config.sites).into_server()),
+            routes.add_service(
+                qi_metrics::MetricsApi::new(pool, &config.sites)
+                    .with_run_chart_below_points(config.run_chart_below_points)
+                    .into_server(),
+            ),
             qi_metrics::SERVICE_NAME,
         ),
     };

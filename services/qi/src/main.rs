@@ -199,11 +199,18 @@ enum HrCommand {
         #[arg(long, default_value = "")]
         extract_id: String,
     },
-    /// Writes trained-staff records changed after a cursor as CSV to standard output.
+    /// Writes trained-staff records changed after a cursor to standard output, as CSV in
+    /// the default layout (in the README) or the trust's own; prints the cursor to resume
+    /// from on standard error. Exit status: 0 written; 1 the call failed; 64 bad usage
+    /// (e.g. a layout that cannot be used).
     Export {
         /// Resume after this cursor (the last one a previous export wrote).
         #[arg(long, default_value = "")]
         since: String,
+        /// A layout file (TOML: columns, header, headers, date_format, delimiter, revoked);
+        /// tests/fixtures/hr-export-default-layout.toml spells out the default.
+        #[arg(long, env = "QI_HR_EXPORT_LAYOUT")]
+        layout: Option<PathBuf>,
     },
     /// The ESR mapping: which site (and ward) each organisation or location code stands for.
     Map {
@@ -301,6 +308,10 @@ fn main() -> ExitCode {
     drop(runtime);
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<qi::hr_export::BadLayout>().is_some() => {
+            eprintln!("qi: {e:#}");
+            ExitCode::from(EX_USAGE)
+        }
         Err(e) if e.downcast_ref::<qi::hr::SomeRowsRefused>().is_some() => {
             eprintln!("qi: {e:#}");
             ExitCode::from(EX_SOME_REFUSED)
@@ -385,6 +396,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             gateway,
             token,
         } => {
+            // A layout that cannot be used is a usage error, found before anything is called.
+            let layout = match &command {
+                HrCommand::Export {
+                    layout: Some(file), ..
+                } => qi::hr_export::Layout::load(file)?,
+                HrCommand::Export { layout: None, .. }
+                | HrCommand::Import { .. }
+                | HrCommand::Map { .. } => qi::hr_export::Layout::default(),
+            };
             let token = token.context(
                 "a token is needed: --token or QI_TOKEN (qi token --role hr_sync --site '*')",
             )?;
@@ -434,11 +454,29 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     let n = qi::hr_map::export(&gateway, &token, &mut std::io::stdout()).await?;
                     eprintln!("{n} mappings written");
                 }
-                HrCommand::Export { since } => {
-                    let last =
-                        qi::hr::export(&gateway, &token, &since, &mut std::io::stdout()).await?;
-                    match last {
-                        Some(c) => eprintln!("resume with: --since {c}"),
+                HrCommand::Export { since, layout: _ } => {
+                    let report = qi::hr_export::export(
+                        &gateway,
+                        &token,
+                        &since,
+                        &layout,
+                        &mut std::io::stdout(),
+                    )
+                    .await?;
+                    for c in &report.skipped {
+                        eprintln!(
+                            "revoked, not written (withdraw it in ESR): employee {}, assignment {}, competence {} {:?}, cursor {}",
+                            c.employee_number,
+                            c.assignment_number,
+                            c.competence_id,
+                            c.competence_name,
+                            c.cursor
+                        );
+                    }
+                    match report.last_cursor {
+                        Some(c) => {
+                            eprintln!("{} rows written; resume with: --since {c}", report.written)
+                        }
                         None => eprintln!("no changes after {since:?}"),
                     }
                 }

@@ -41,6 +41,7 @@ qi_platform::grpc_service! {
         create_course(pb::CreateCourseRequest) -> pb::CreateCourseResponse = courses::create;
         get_course(pb::GetCourseRequest) -> pb::GetCourseResponse = courses::get;
         list_courses(pb::ListCoursesRequest) -> pb::ListCoursesResponse = courses::list;
+        update_course(pb::UpdateCourseRequest) -> pb::UpdateCourseResponse = courses::update;
         create_cohort(pb::CreateCohortRequest) -> pb::CreateCohortResponse = cohorts::create;
         plan_cohorts(pb::PlanCohortsRequest) -> pb::PlanCohortsResponse = cohorts::plan;
         get_cohort(pb::GetCohortRequest) -> pb::GetCohortResponse = cohorts::get;

@@ -35,6 +35,8 @@ pub(crate) fn new_course(id: &str, sessions: i32) -> NewCourse {
         session_count: sessions,
         required_sessions: 0,
         validity_months: 0,
+        esr_competence_id: String::new(),
+        esr_competence_name: String::new(),
         request_id: String::new(),
     }
 }

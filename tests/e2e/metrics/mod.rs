@@ -15,6 +15,7 @@ mod measurements;
 mod paging;
 mod picture;
 mod rebase;
+mod run_chart;
 mod site_scope;
 mod spc;
 

@@ -9,7 +9,7 @@ use super::{LOS, annotated_los, sou_viewer};
 
 /// A tiny XML well-formedness check: tags nest and close, attributes are quoted, no raw `<`
 /// or stray `&` in text. Returns the number of elements.
-fn well_formed(doc: &str) -> Result<usize, String> {
+pub(super) fn well_formed(doc: &str) -> Result<usize, String> {
     let mut rest = doc
         .strip_prefix("<?xml")
         .and_then(|r| r.split_once("?>"))

@@ -1,12 +1,16 @@
 //! A person's reference in projects (issue 25): team members and idea submitters are
 //! stored and answered as `staff/{employee_number}`, whichever form named them (the v1
 //! alias `sites/{site}/staff/{n}` included), so one person is one member of a team;
-//! `staff/me` names the caller, and needs the employee number in their token.
+//! `staff/me` names the caller, and needs the employee number in their token. "My projects"
+//! is ListProjects by `member`.
 
-use qi_e2e::projects::{add_team_member, create_idea, new_idea};
+use qi_e2e::projects::{
+    add_team_member, create_idea, create_project, list_projects, new_idea, patient_partner,
+    with_aim,
+};
 use qi_e2e::{Caller, TestSuite, code, fields};
 use qi_proto::projects as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use super::{BAS_EDITOR, bas_editor, running_project};
 
@@ -180,5 +184,108 @@ async fn a_reference_that_is_no_person_is_invalid_naming_the_field_storing_nothi
     }
     assert!(team(&me, &p.name).await.is_empty());
     assert!(ideas(&me).await.is_empty());
+    suite.stop().await.unwrap();
+}
+
+/// The names of the projects under `parent` whose team holds `member`, as listed.
+async fn projects_of(c: &Caller, parent: &str, member: &str) -> Result<Vec<String>, Status> {
+    let req = pb::ListProjectsRequest {
+        member: member.into(),
+        ..list_projects(parent)
+    };
+    let listed = c.projects().list_projects(req).await?.into_inner();
+    Ok(listed.projects.into_iter().map(|p| p.name).collect())
+}
+
+#[tokio::test]
+async fn my_projects_are_those_whose_team_holds_me_at_the_sites_i_hold() {
+    let suite = TestSuite::start().await;
+    // BAS's frailty project, with SOU taking part; and one project led by each site.
+    let frailty = running_project(&suite).await;
+    let qi_office = suite.caller("qi-office", &["improvement_team"], &["*"]);
+    let mut led = Vec::new();
+    for site in ["BAS", "SOU", "BRM"] {
+        let id = format!("sepsis-{}", site.to_lowercase());
+        let made = create_project(&qi_office, site, &id, with_aim("Sepsis screening"))
+            .await
+            .unwrap();
+        led.push(made.name);
+    }
+    let [bas, sou, brm] = [&led[0], &led[1], &led[2]];
+    // Me (00123456): lead of frailty, coach at SOU and BRM; someone else on BAS's sepsis.
+    for (project, staff, role) in [
+        (&frailty.name, "staff/00123456", pb::TeamRole::Lead),
+        (sou, "sites/SOU/staff/00123456", pb::TeamRole::Coach),
+        (brm, "staff/00123456", pb::TeamRole::Coach),
+        (bas, "staff/10000002", pb::TeamRole::Member),
+    ] {
+        add_team_member(&qi_office, project, member(staff, role))
+            .await
+            .unwrap();
+    }
+    add_team_member(&qi_office, bas, patient_partner("Pat Partner"))
+        .await
+        .unwrap();
+
+    // A BAS contributor who is 00123456: their projects at BAS, whichever form names them;
+    // SOU's and BRM's are not BAS's to show.
+    let me = suite.employee_caller("me", &["contributor"], &["BAS"], "00123456");
+    for form in ["staff/me", "staff/00123456", "sites/SOU/staff/00123456"] {
+        for parent in ["sites/-", "sites/BAS"] {
+            assert_eq!(
+                projects_of(&me, parent, form).await.unwrap(),
+                [frailty.name.as_str()],
+                "{parent} {form}"
+            );
+        }
+    }
+    // A trust-wide viewer who is the same person sees all three, newest first.
+    let everywhere = suite.employee_caller("me-too", &["viewer"], &["*"], "00123456");
+    assert_eq!(
+        projects_of(&everywhere, "sites/-", "staff/me")
+            .await
+            .unwrap(),
+        [brm.as_str(), sou.as_str(), frailty.name.as_str()]
+    );
+    // SOU takes part in frailty, so a SOU caller finds it among this person's projects.
+    let sou_viewer = suite.caller("sou-viewer", &["viewer"], &["SOU"]);
+    assert_eq!(
+        projects_of(&sou_viewer, "sites/-", "staff/00123456")
+            .await
+            .unwrap(),
+        [sou.as_str(), frailty.name.as_str()]
+    );
+    assert_eq!(
+        projects_of(&me, "sites/-", "staff/10000002").await.unwrap(),
+        [bas.as_str()]
+    );
+    assert!(
+        projects_of(&me, "sites/-", "staff/99999999")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Without the claim, `staff/me` names no one: FAILED_PRECONDITION naming the claim.
+    let anyone = suite.caller("kiosk", &["viewer"], &["BAS"]);
+    let err = projects_of(&anyone, "sites/-", "staff/me")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("`employee_number`"), "{err:?}");
+    // No filter: what it always listed.
+    assert_eq!(
+        projects_of(&anyone, "sites/-", "").await.unwrap(),
+        [bas.as_str(), frailty.name.as_str()]
+    );
+    for bad in [
+        "me",
+        "staff/1234",
+        "sites/BAS/staff/me",
+        "trust/staff/00123456",
+    ] {
+        let err = projects_of(&me, "sites/-", bad).await.unwrap_err();
+        assert_eq!(fields(&err), ["member"], "{bad}");
+    }
     suite.stop().await.unwrap();
 }

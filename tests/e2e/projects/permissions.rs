@@ -189,6 +189,13 @@ async fn the_lead_hands_the_lead_over_and_only_the_lead_or_the_team_moves_it() {
     .unwrap_err();
     assert_eq!(second.code(), Code::FailedPrecondition, "{second:?}");
     assert!(second.message().contains("has a lead, staff/30000003"));
+    // The lead again is a member already, as for anyone on the team.
+    let again = add_team_member(
+        &editor,
+        &p.name,
+        staff("30000003", pb::TeamRole::Lead, false),
+    );
+    assert_eq!(code(again.await), Code::AlreadyExists);
     let next = add_team_member(
         &editor,
         &p.name,

@@ -74,6 +74,7 @@ async fn lists_page_through_every_cohort_newest_first_without_repeats() {
         parent: parent.into(),
         page_size: 3,
         page_token,
+        ..Default::default()
     };
     let mut seen = Vec::new();
     let mut page_token = String::new();

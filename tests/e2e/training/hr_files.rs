@@ -1,6 +1,14 @@
-//! `qi hr import` and `qi hr export`: CSV files moved through the gateway.
+//! `qi hr import` and `qi hr export`: CSV files moved through the gateway; the export in
+//! the default layout and in a trust's own, compared with the samples in `tests/fixtures/`.
 
-use qi_e2e::TestSuite;
+use pb::AttendanceStatus::{Absent, Attended};
+use qi::hr_export::{ExportReport, Layout};
+use qi_e2e::training::{
+    EXTRACT_TIME, create_cohort, enrol, esr, new_cohort, register, set_competence, start_cohort,
+    sync,
+};
+use qi_e2e::{Caller, TestSuite, ymd};
+use qi_proto::training as pb;
 
 /// An extract of three lines: one good, one with an unknown site, one with a bad date.
 fn extract_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
@@ -61,17 +69,211 @@ async fn a_full_qi_hr_import_with_unreadable_lines_is_refused_before_anything_is
     suite.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn qi_hr_export_writes_its_columns_as_the_header() {
-    let suite = TestSuite::start().await;
+/// The export's samples, kept with the test fixtures: a trust's layout, and what the default
+/// layout and that one write for [`register_of_three_courses`].
+const DEFAULT_SAMPLE: &str = include_str!("../../fixtures/hr-export-default.csv");
+const LAYOUT_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fixtures/hr-export-layout.toml"
+);
+const LAYOUT_SAMPLE: &str = include_str!("../../fixtures/hr-export-layout.csv");
+
+/// Creates (as a trust-wide admin) a course of one session.
+async fn one_day_course(
+    admin: &Caller,
+    id: &str,
+    code: &str,
+    title: &str,
+    competence: (&str, &str),
+    validity_months: i32,
+) {
+    admin
+        .training()
+        .create_course(pb::CreateCourseRequest {
+            parent: "trust".into(),
+            course_id: id.into(),
+            course: Some(pb::Course {
+                code: code.into(),
+                display_name: title.into(),
+                session_count: 1,
+                validity_months,
+                esr_competence_id: competence.0.into(),
+                esr_competence_name: competence.1.into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
+/// A BAS cohort `id` of `course` held on `day`, its `learners` enrolled and the cohort
+/// started.
+async fn one_day_cohort(
+    team: &Caller,
+    id: &str,
+    course: &str,
+    day: chrono::NaiveDate,
+    learners: &[&str],
+) -> String {
+    let mut req = new_cohort("sites/BAS", id, day, 10);
+    req.cohort_id = id.into();
+    if let Some(c) = req.cohort.as_mut() {
+        c.course = course.into();
+    }
+    let cohort = create_cohort(team, req).await.unwrap().name;
+    for l in learners {
+        enrol(team, &cohort, l).await.unwrap();
+    }
+    start_cohort(team, &cohort).await.unwrap();
+    cohort
+}
+
+/// A register history on fixed dates in March 2026, one change at a time so the cursors are
+/// fixed too: Ahmed completes QSIR Fundamentals (competence set by UpdateCourse) and Lean
+/// (created with a competence whose name holds a comma, and a 36-month validity); Brown
+/// completes Fundamentals and a corrected register revokes it; Clarke completes Safety
+/// Huddles, a course naming no competence (its title goes out instead).
+async fn register_of_three_courses(suite: &TestSuite) {
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let people = [
+        esr("50000001", "BAS", "Ahmed"),
+        esr("50000002", "BAS", "Brown"),
+        esr("50000003", "BAS", "Clarke"),
+    ];
+    sync(&hr, pb::SyncMode::Delta, EXTRACT_TIME, &people)
+        .await
+        .unwrap();
+    let admin = suite.caller("admin", &["admin"], &["*"]);
+    set_competence(
+        &admin,
+        "trust/courses/qsir-fund",
+        "10491",
+        "123|LOCAL|QSIR Fundamentals|",
+    )
+    .await
+    .unwrap();
+    one_day_course(
+        &admin,
+        "lean",
+        "LEAN",
+        "Lean for Healthcare",
+        ("10492", "Lean for Healthcare, Level 1"),
+        36,
+    )
+    .await;
+    one_day_course(&admin, "huddles", "HUDDLES", "Safety Huddles", ("", ""), 0).await;
+    let team = suite.caller("bas-lead", &["improvement_team"], &["BAS"]);
+    let (ahmed, brown, clarke) = ("staff/50000001", "staff/50000002", "staff/50000003");
+    let fund = one_day_cohort(
+        &team,
+        "fund-march",
+        "trust/courses/qsir-fund",
+        ymd(2026, 3, 2),
+        &[ahmed, brown],
+    )
+    .await;
+    let lean = one_day_cohort(
+        &team,
+        "lean-march",
+        "trust/courses/lean",
+        ymd(2026, 3, 9),
+        &[ahmed],
+    )
+    .await;
+    let huddles = one_day_cohort(
+        &team,
+        "huddles-march",
+        "trust/courses/huddles",
+        ymd(2026, 3, 16),
+        &[clarke],
+    )
+    .await;
+    for (cohort, learner, status) in [
+        (&fund, ahmed, Attended),
+        (&fund, brown, Attended),
+        (&lean, ahmed, Attended),
+        (&huddles, clarke, Attended),
+        (&fund, brown, Absent),
+    ] {
+        register(&team, cohort, 1, &[(learner, status)])
+            .await
+            .unwrap();
+    }
+}
+
+/// `qi hr export` in `layout`: the file it writes, and its report.
+async fn export(suite: &TestSuite, since: &str, layout: &Layout) -> (String, ExportReport) {
     let gateway = format!("http://{}", suite.addr);
     let hr = suite.token("esr", &["hr_sync"], &["*"]);
     let mut out = Vec::new();
-    let last = qi::hr::export(&gateway, &hr, "", &mut out).await.unwrap();
-    assert_eq!(last, None);
+    let report = qi::hr_export::export(&gateway, &hr, since, layout, &mut out)
+        .await
+        .unwrap();
+    (String::from_utf8(out).unwrap(), report)
+}
+
+#[tokio::test]
+async fn qi_hr_export_with_no_changes_writes_the_default_heading_only() {
+    let suite = TestSuite::start().await;
+    let (file, report) = export(&suite, "", &Layout::default()).await;
+    assert_eq!(report.last_cursor, None);
     assert_eq!(
-        String::from_utf8(out).unwrap().lines().next().unwrap(),
-        qi::hr::EXPORT_COLUMNS.join(",")
+        file,
+        DEFAULT_SAMPLE.lines().next().unwrap().to_owned() + "\n"
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn qi_hr_export_writes_each_record_s_competence_in_the_default_layout_as_the_sample() {
+    let suite = TestSuite::start().await;
+    register_of_three_courses(&suite).await;
+    let (file, report) = export(&suite, "", &Layout::default()).await;
+    assert_eq!(file, DEFAULT_SAMPLE);
+    assert_eq!(
+        (report.written, report.last_cursor.as_deref()),
+        (4, Some("5"))
+    );
+    // Resumed after a cursor, only what followed it.
+    let (rest, _) = export(&suite, "3", &Layout::default()).await;
+    let lines: Vec<&str> = DEFAULT_SAMPLE.lines().collect();
+    assert_eq!(rest, format!("{}\n{}\n{}\n", lines[0], lines[3], lines[4]));
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_trust_s_layout_chooses_columns_order_headings_date_format_and_revocations() {
+    let suite = TestSuite::start().await;
+    register_of_three_courses(&suite).await;
+    // The sample layout: its headings, DD-Mon-YYYY, achievements only; the revocation is
+    // reported instead.
+    let layout = Layout::load(std::path::Path::new(LAYOUT_FILE)).unwrap();
+    let (file, report) = export(&suite, "", &layout).await;
+    assert_eq!(file, LAYOUT_SAMPLE);
+    assert_eq!(report.written, 3);
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|c| (c.employee_number.as_str(), c.competence_id.as_str()))
+        .collect();
+    assert_eq!(skipped, [("50000002", "10491")]);
+    assert_eq!(report.last_cursor.as_deref(), Some("5"));
+    // No heading, another order, ISO dates, semicolons.
+    let bare = Layout::parse(
+        r#"columns = ["competence_id", "achieved_date", "employee_number", "kind"]
+           header = false
+           date_format = "%Y-%m-%d"
+           delimiter = ";""#,
+    )
+    .unwrap();
+    let (file, _) = export(&suite, "", &bare).await;
+    assert_eq!(
+        file,
+        "10491;2026-03-02;50000001;achieved\n\
+         10492;2026-03-09;50000001;achieved\n\
+         ;2026-03-16;50000003;achieved\n\
+         10491;2026-03-02;50000002;revoked\n"
     );
     suite.stop().await.unwrap();
 }

@@ -1,13 +1,17 @@
 //! A person has one name for life, `staff/{employee_number}` (issue 25): a move between
 //! sites changes their `site` and history, never their name; reading them follows their
 //! current site, and their enrolments and completions follow them under the same name.
+//! "My cohorts" is ListCohorts by `learner`.
 
-use qi_e2e::training::{EXTRACT_TIME, enrol, esr, register, start_cohort, sync};
-use qi_e2e::{Caller, TestSuite};
+use chrono::Days;
+use qi_e2e::training::{
+    EXTRACT_TIME, create_cohort, enrol, esr, list_cohorts, new_cohort, register, start_cohort, sync,
+};
+use qi_e2e::{Caller, TestSuite, fields, today};
 use qi_proto::training as pb;
-use tonic::Code;
+use tonic::{Code, Status};
 
-use super::{AHMED, running_cohort};
+use super::{AHMED, DAVIES, enrol_three, running_cohort, withdraw_brown};
 
 async fn get_staff(c: &Caller, name: &str) -> Result<pb::Staff, tonic::Status> {
     let req = pb::GetStaffRequest { name: name.into() };
@@ -248,5 +252,112 @@ async fn staff_me_is_the_callers_own_record_wherever_they_work() {
     );
     let err = completions(&anyone, "staff/me").await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
+    suite.stop().await.unwrap();
+}
+
+/// The names of the cohorts under `parent` on which `learner` holds or awaits a place.
+async fn cohorts_of(c: &Caller, parent: &str, learner: &str) -> Result<Vec<String>, Status> {
+    let req = pb::ListCohortsRequest {
+        learner: learner.into(),
+        ..list_cohorts(parent)
+    };
+    let listed = c.training().list_cohorts(req).await?.into_inner();
+    Ok(listed.cohorts.into_iter().map(|c| c.name).collect())
+}
+
+#[tokio::test]
+async fn my_cohorts_are_those_i_hold_or_await_a_place_on_as_their_rosters_show() {
+    let suite = TestSuite::start().await;
+    // BAS's cohort: Ahmed and Clarke hold places, Brown withdrew.
+    let (autumn, team) = running_cohort(&suite).await;
+    enrol_three(&team, &autumn).await;
+    withdraw_brown(&team, &autumn).await;
+    // SOU's cohort with Davies; a trust-wide Fundamentals day (a learner is on one
+    // unfinished cohort of a course) of one place, Ahmed's, Davies waiting.
+    let office = suite.caller("qi-office", &["improvement_team"], &["*"]);
+    let soon = today() + Days::new(30);
+    let sou = create_cohort(&office, new_cohort("sites/SOU", "QSIR, SOU", soon, 10))
+        .await
+        .unwrap()
+        .name;
+    enrol(&office, &sou, DAVIES).await.unwrap();
+    let mut fundamentals = new_cohort("trust", "QSIR Fundamentals, cross-site", soon, 1);
+    if let Some(c) = fundamentals.cohort.as_mut() {
+        c.course = "trust/courses/qsir-fund".into();
+    }
+    let trust = create_cohort(&office, fundamentals).await.unwrap().name;
+    enrol(&office, &trust, AHMED).await.unwrap();
+    let waiting = enrol(&office, &trust, DAVIES).await.unwrap();
+    assert_eq!(waiting.state, pb::EnrolmentState::Waitlisted as i32);
+
+    let person = |sub, site, number| suite.employee_caller(sub, &["viewer"], &[site], number);
+    let ahmed = person("ahmed", "BAS", "40000001");
+    for form in ["staff/me", AHMED, "sites/SOU/staff/40000001"] {
+        assert_eq!(
+            cohorts_of(&ahmed, "sites/-", form).await.unwrap(),
+            [autumn.as_str()],
+            "{form}"
+        );
+        assert_eq!(
+            cohorts_of(&ahmed, "trust", form).await.unwrap(),
+            [trust.as_str()]
+        );
+    }
+    // A withdrawal is no longer a place; a wait is.
+    let brown = person("brown", "BAS", "40000002");
+    assert!(
+        cohorts_of(&brown, "sites/-", "staff/me")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let davies = person("davies", "SOU", "40000004");
+    assert_eq!(
+        cohorts_of(&davies, "trust", "staff/me").await.unwrap(),
+        [trust.as_str()]
+    );
+    assert_eq!(
+        cohorts_of(&davies, "sites/-", "staff/me").await.unwrap(),
+        [sou.as_str()]
+    );
+
+    // Nothing of a site the caller does not hold: SOU's cohort is not BAS's to list, and
+    // the trust-wide roster shows a BAS caller only BAS's learners, so not Davies.
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    for parent in ["sites/-", "trust"] {
+        assert!(
+            cohorts_of(&bas, parent, DAVIES).await.unwrap().is_empty(),
+            "{parent}"
+        );
+    }
+    assert_eq!(
+        cohorts_of(&bas, "trust", AHMED).await.unwrap(),
+        [trust.as_str()]
+    );
+    let sou_viewer = suite.caller("sou-viewer", &["viewer"], &["SOU"]);
+    assert!(
+        cohorts_of(&sou_viewer, "trust", AHMED)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let everywhere = suite.caller("qi-viewer", &["viewer"], &["*"]);
+    assert_eq!(
+        cohorts_of(&everywhere, "sites/-", DAVIES).await.unwrap(),
+        [sou.as_str()]
+    );
+    assert_eq!(
+        cohorts_of(&everywhere, "trust", DAVIES).await.unwrap(),
+        [trust.as_str()]
+    );
+
+    // Without the claim, `staff/me` names no one: FAILED_PRECONDITION naming the claim.
+    let err = cohorts_of(&bas, "sites/-", "staff/me").await.unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("`employee_number`"), "{err:?}");
+    for bad in ["40000001", "staff/4000", "sites/BAS/staff/me"] {
+        let err = cohorts_of(&ahmed, "sites/-", bad).await.unwrap_err();
+        assert_eq!(fields(&err), ["learner"], "{bad}");
+    }
     suite.stop().await.unwrap();
 }

@@ -1,9 +1,9 @@
 //! Registers and what they bring about: completions once every session is attended or
 //! caught up, the roster, the person's record and the summary, and HR's export of
-//! achievements and revocations.
+//! achievements and revocations against the course's ESR competence.
 
 use chrono::Days;
-use qi_e2e::training::{register, start_cohort};
+use qi_e2e::training::{register, set_competence, start_cohort};
 use qi_e2e::{Caller, TestSuite, date, today};
 use qi_proto::training as pb;
 use tonic::Code;
@@ -183,13 +183,21 @@ async fn hr_exports_the_achievements_then_a_revocation_after_its_cursor() {
     let hr = suite.caller("esr", &["hr_sync"], &["*"]);
     let first = export(&hr, String::new()).await;
     assert_eq!(first.len(), 2);
+    // A course naming no ESR competence sends its title and no id.
     assert!(
         first
             .iter()
             .all(|c| c.kind == pb::TrainingRecordChangeKind::Achieved as i32
-                && c.competence_name == "QSIR Practitioner")
+                && (c.competence_id.as_str(), c.competence_name.as_str())
+                    == ("", "QSIR Practitioner"))
     );
-    // A corrected register revokes one.
+    // The trust names the course's competence; a corrected register revokes one, which goes
+    // out against that competence.
+    let admin = suite.caller("admin", &["admin"], &["*"]);
+    let practitioner = "123|LOCAL|QSIR Practitioner|";
+    set_competence(&admin, "trust/courses/qsir-prac", "10490", practitioner)
+        .await
+        .unwrap();
     let cursor = first.last().unwrap().cursor.clone();
     register(&team, &cohort, 5, &[(CLARKE, Absent)])
         .await
@@ -197,8 +205,20 @@ async fn hr_exports_the_achievements_then_a_revocation_after_its_cursor() {
     let later = export(&hr, cursor).await;
     assert_eq!(later.len(), 1);
     assert_eq!(
-        (later[0].employee_number.as_str(), later[0].kind),
-        ("40000003", pb::TrainingRecordChangeKind::Revoked as i32)
+        (
+            later[0].employee_number.as_str(),
+            later[0].kind,
+            later[0].competence_id.as_str(),
+            later[0].competence_name.as_str(),
+            later[0].course_code.as_str()
+        ),
+        (
+            "40000003",
+            pb::TrainingRecordChangeKind::Revoked as i32,
+            "10490",
+            practitioner,
+            "QSIR-PRAC"
+        )
     );
     suite.stop().await.unwrap();
 }

@@ -86,21 +86,7 @@ impl NewIdea {
         } = idea;
         let title = v.check(required_text("idea.title", &title, 200));
         let description = v.check(optional_text("idea.description", &description, 5000));
-        let ward = if ward.is_empty() {
-            None
-        } else {
-            match (crate::wards::parse_name("idea.ward", &ward), &site) {
-                (Err(e), _) => v.check::<Option<String>, _>(Err(e)),
-                (Ok((ws, _)), Some(s)) if &ws != s => {
-                    v.add(
-                        "idea.ward",
-                        format!("{ward} is a ward of {ws}; an idea for {s} names a {s} ward"),
-                    );
-                    None
-                }
-                (Ok((_, id)), _) => Some(id),
-            }
-        };
+        let ward = v.check(ward_id(&ward, site.as_ref()));
         let submitter = v.check(required_text("idea.submitter", &submitter, 200));
         let submitter_staff = if submitter_staff.is_empty() {
             None
@@ -133,7 +119,22 @@ impl NewIdea {
     }
 }
 
-/// What transitions need of an idea.
+/// Reads an idea's `ward` (empty: none) into the ward's id: a ward of the idea's `site`
+/// (`None` when the site is itself invalid: only the ward's form is checked then).
+fn ward_id(ward: &str, site: Option<&SiteCode>) -> Result<Option<String>, Error> {
+    if ward.is_empty() {
+        return Ok(None);
+    }
+    match (crate::wards::parse_name("idea.ward", ward)?, site) {
+        ((ws, _), Some(s)) if &ws != s => Err(Error::invalid(
+            "idea.ward",
+            format!("{ward} is a ward of {ws}; an idea for {s} names a {s} ward"),
+        )),
+        ((_, id), _) => Ok(Some(id)),
+    }
+}
+
+/// What transitions and edits need of an idea.
 #[derive(Debug, Clone)]
 struct IdeaRef {
     uid: Uuid,
@@ -142,6 +143,8 @@ struct IdeaRef {
     title: String,
     description: String,
     ward_id: Option<String>,
+    theme: String,
+    submitter_staff: Option<String>,
     state: String,
     revision: i64,
 }
@@ -280,7 +283,7 @@ pub(crate) async fn get(
     })
 }
 
-/// Lists ideas, newest first, by state and theme.
+/// Lists ideas, newest first, by state, theme and submitter.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -292,23 +295,180 @@ pub(crate) async fn list(
         theme,
         page_size,
         page_token,
+        submitter,
     } = req;
     let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
-    let state = enum_field::<pb::IdeaState>("state", state)?.and_then(Column::column);
-    let theme = optional_text("theme", &theme, 100)?;
-    let page = Page::parse(
-        page_size,
-        &page_token,
-        &format!("{parent}|{}|{theme}", state.unwrap_or("")),
-    )?;
+    let mut v = Violations::new();
+    let state = v
+        .check(enum_field::<pb::IdeaState>("state", state))
+        .and_then(Column::column);
+    let theme = v.check(optional_text("theme", &theme, 100));
+    // Stored by the canonical name whichever form named them, so compared by it.
+    let submitter_staff = v.check(foreign::person_filter(&ctx, "submitter", &submitter));
+    v.finish()?;
+    let mut params = format!("{parent}|{}|{theme}", state.unwrap_or(""));
+    // Only when set: a token issued before the filter existed still reads the same.
+    if !submitter.is_empty() {
+        params = format!("{params}|{submitter}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let (ideas, next_page_token) =
-        store::list(&mut conn, sites, state, &theme, after, &page).await?;
+    let filter = store::ListFilter {
+        sites,
+        state,
+        theme: &theme,
+        submitter: submitter_staff.as_deref(),
+    };
+    let (ideas, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
     Ok(pb::ListIdeasResponse {
         ideas,
         next_page_token,
     })
+}
+
+/// The paths UpdateIdea changes: what the submitter wrote. Who submitted it and when stay
+/// as submitted (the submitter is who may edit it); the state moves by the triage methods.
+const UPDATABLE: &[&str] = &["title", "description", "ward", "theme"];
+
+/// An UpdateIdea's changes, validated: a field left `None` keeps its stored value.
+#[derive(Debug, Default)]
+struct Changes {
+    title: Option<String>,
+    description: Option<String>,
+    ward: Option<Option<String>>,
+    theme: Option<String>,
+}
+
+impl Changes {
+    /// Reads the masked fields of `idea`, an idea of `site`.
+    fn parse(
+        site: &SiteCode,
+        idea: &pb::Idea,
+        mask: Option<&prost_types::FieldMask>,
+    ) -> Result<Self, Error> {
+        let pb::Idea {
+            name: _,
+            title,
+            description,
+            ward,
+            submitter: _,
+            submitter_staff: _,
+            theme,
+            state: _,
+            decline_reason: _,
+            merged_into: _,
+            project: _,
+            reopen_reason: _,
+            create_time: _,
+            update_time: _,
+            decision_time: _,
+            etag: _,
+            submit_date: _,
+        } = idea;
+        let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
+            "title" => !title.is_empty(),
+            "description" => !description.is_empty(),
+            "ward" => !ward.is_empty(),
+            "theme" => !theme.is_empty(),
+            _ => false,
+        })?;
+        let mut v = Violations::new();
+        let mut c = Changes::default();
+        for p in paths {
+            match p {
+                "title" => c.title = Some(v.check(required_text("idea.title", title, 200))),
+                "description" => {
+                    c.description =
+                        Some(v.check(optional_text("idea.description", description, 5000)))
+                }
+                "ward" => c.ward = Some(v.check(ward_id(ward, Some(site)))),
+                _ => c.theme = Some(v.check(optional_text("idea.theme", theme, 100))),
+            }
+        }
+        v.finish()?;
+        Ok(c)
+    }
+
+    /// `idea` with these changes made.
+    fn apply(self, idea: &IdeaRef) -> store::Edit {
+        store::Edit {
+            title: self.title.unwrap_or_else(|| idea.title.clone()),
+            description: self.description.unwrap_or_else(|| idea.description.clone()),
+            ward_id: self.ward.unwrap_or_else(|| idea.ward_id.clone()),
+            theme: self.theme.unwrap_or_else(|| idea.theme.clone()),
+        }
+    }
+}
+
+/// Whether the caller may edit `idea`: `improvement_team` (and `admin`) at its site
+/// ([`locate_for_write`] checked the site), or the person who submitted it, known by the
+/// employee number in their token (`PERMISSION_DENIED` naming the claim without one).
+fn check_editor(ctx: &AccessContext, idea: &IdeaRef) -> Result<(), Error> {
+    if ctx.has_role("improvement_team") {
+        return Ok(());
+    }
+    let me = qi_names::staff_name(ctx.employee_for_edit("the caller to be the idea's submitter")?);
+    if idea.submitter_staff.as_ref() == Some(&me) {
+        Ok(())
+    } else {
+        Err(Error::denied(format!(
+            "{me} did not submit {}: a contributor edits only the ideas they submitted",
+            idea.name()
+        )))
+    }
+}
+
+/// Refuses an edit of an idea already decided (accepted, declined or merged).
+fn require_open(idea: &IdeaRef) -> Result<(), Error> {
+    match idea.state()? {
+        pb::IdeaState::Submitted | pb::IdeaState::UnderReview => Ok(()),
+        s @ (pb::IdeaState::Accepted
+        | pb::IdeaState::Declined
+        | pb::IdeaState::Merged
+        | pb::IdeaState::Unspecified) => Err(Error::FailedPrecondition {
+            reason: "IDEA_STATE",
+            message: format!(
+                "{} is {}: an idea is edited while submitted or under review (a declined one is reopened first)",
+                idea.name(),
+                s.column().unwrap_or("unspecified")
+            ),
+        }),
+    }
+}
+
+/// Changes the fields in the mask of an open idea, as its submitter or the site's
+/// improvement team.
+pub(crate) async fn update(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::UpdateIdeaRequest,
+) -> Result<pb::UpdateIdeaResponse, Error> {
+    let pb::UpdateIdeaRequest { idea, update_mask } = req;
+    let idea = idea.ok_or_else(|| Error::invalid("idea", "is required"))?;
+    // As UpdateProject: the site, then the idea, then who may edit it, then the edit.
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let found = locate_for_write(&mut tx, &ctx, "idea.name", &idea.name).await?;
+    check_editor(&ctx, &found)?;
+    check_etag(&idea.etag, found.revision, "the idea")?;
+    require_open(&found)?;
+    let (site, _) = parse_name("idea.name", &idea.name)?;
+    let changes = Changes::parse(&site, &idea, update_mask.as_ref())?;
+    if let Some(Some(ward)) = &changes.ward
+        && !crate::wards::store::exists(&mut tx, &site, ward).await?
+    {
+        return Err(Error::invalid(
+            "idea.ward",
+            format!(
+                "{} does not exist",
+                Owner::Site(site).child(crate::wards::COLLECTION, ward)
+            ),
+        ));
+    }
+    store::update(&mut tx, found.uid, &changes.apply(&found)).await?;
+    let idea = store::read(&mut tx, found.uid).await?;
+    tx.commit().await?;
+    Ok(pb::UpdateIdeaResponse { idea: Some(idea) })
 }
 
 /// Puts a submitted idea under review.
@@ -513,6 +673,133 @@ mod tests {
         assert_eq!(from(Move::Decline), [S::Submitted, S::UnderReview]);
         assert_eq!(from(Move::Merge), [S::Submitted, S::UnderReview]);
         assert_eq!(from(Move::Reopen), [S::Declined]);
+    }
+
+    /// An idea of BAS submitted by `staff`, in `state`.
+    fn stored(staff: Option<&str>, state: &str) -> IdeaRef {
+        IdeaRef {
+            uid: Uuid::nil(),
+            site: "BAS".into(),
+            id: "i1".into(),
+            title: "Letters".into(),
+            description: String::new(),
+            ward_id: None,
+            theme: String::new(),
+            submitter_staff: staff.map(str::to_owned),
+            state: state.into(),
+            revision: 1,
+        }
+    }
+
+    fn as_role(role: &str, employee: Option<&str>) -> AccessContext {
+        AccessContext {
+            roles: vec![role.into()],
+            ..caller(employee)
+        }
+    }
+
+    #[test]
+    fn the_team_edits_any_idea_and_a_contributor_only_those_they_submitted() {
+        let theirs = stored(Some("staff/00123456"), "submitted");
+        let nobodys = stored(None, "submitted");
+        for role in ["improvement_team", "admin"] {
+            let team = as_role(role, None);
+            assert!(check_editor(&team, &theirs).is_ok() && check_editor(&team, &nobodys).is_ok());
+        }
+        let submitter = as_role("contributor", Some("00123456"));
+        assert!(check_editor(&submitter, &theirs).is_ok());
+        let Err(Error::PermissionDenied { message }) = check_editor(&submitter, &nobodys) else {
+            panic!("an idea no staff member submitted was theirs")
+        };
+        assert_eq!(
+            message,
+            "staff/00123456 did not submit sites/BAS/ideas/i1: a contributor edits only the ideas they submitted"
+        );
+        let someone = as_role("contributor", Some("00654321"));
+        assert!(matches!(
+            check_editor(&someone, &theirs),
+            Err(Error::PermissionDenied { .. })
+        ));
+        // Without the claim no idea can be shown to be theirs, not even their own.
+        let Err(Error::PermissionDenied { message }) =
+            check_editor(&as_role("contributor", None), &theirs)
+        else {
+            panic!("a contributor without an employee number may edit")
+        };
+        assert!(message.contains("no `employee_number` claim"), "{message}");
+    }
+
+    #[test]
+    fn an_idea_is_edited_until_it_is_decided() {
+        for open in ["submitted", "under_review"] {
+            assert!(require_open(&stored(None, open)).is_ok(), "{open}");
+        }
+        for decided in ["accepted", "declined", "merged"] {
+            let Err(Error::FailedPrecondition { reason, message }) =
+                require_open(&stored(None, decided))
+            else {
+                panic!("a {decided} idea was edited")
+            };
+            assert_eq!(reason, "IDEA_STATE");
+            assert!(message.starts_with(&format!("sites/BAS/ideas/i1 is {decided}:")));
+        }
+    }
+
+    #[test]
+    fn an_edit_names_each_bad_field_and_an_omitted_mask_takes_the_fields_set() {
+        let bas = SiteCode::parse("BAS").unwrap();
+        let mask = |paths: &[&str]| prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        };
+        let bad = pb::Idea {
+            title: " ".into(),
+            ward: "sites/SOU/wards/cedar".into(),
+            theme: "x".repeat(101),
+            ..Default::default()
+        };
+        let Err(Error::InvalidArgument { violations }) =
+            Changes::parse(&bas, &bad, Some(&mask(&["*"])))
+        else {
+            panic!("expected invalid argument")
+        };
+        let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["idea.title", "idea.ward", "idea.theme"]);
+        for path in [
+            "state",
+            "submitter_staff",
+            "submitter",
+            "submit_date",
+            "name",
+        ] {
+            let Err(Error::InvalidArgument { violations }) =
+                Changes::parse(&bas, &bad, Some(&mask(&[path])))
+            else {
+                panic!("{path} was updatable")
+            };
+            assert_eq!(violations[0].field, "update_mask", "{path}");
+        }
+        // No mask: what is set. A masked empty field clears it (all but the title).
+        let set = pb::Idea {
+            theme: "Flow".into(),
+            ward: "sites/BAS/wards/cedar".into(),
+            ..Default::default()
+        };
+        let c = Changes::parse(&bas, &set, None).unwrap();
+        assert_eq!(
+            (c.title, c.description, c.ward, c.theme),
+            (None, None, Some(Some("cedar".into())), Some("Flow".into()))
+        );
+        let c =
+            Changes::parse(&bas, &pb::Idea::default(), Some(&mask(&["ward", "theme"]))).unwrap();
+        let edit = c.apply(&IdeaRef {
+            ward_id: Some("oak".into()),
+            theme: "Old".into(),
+            ..stored(None, "submitted")
+        });
+        assert_eq!(
+            (edit.title.as_str(), edit.ward_id, edit.theme.as_str()),
+            ("Letters", None, "")
+        );
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub(super) async fn lock(
 ) -> Result<Option<IdeaRef>, Error> {
     Ok(sqlx::query_as!(
         IdeaRef,
-        "SELECT uid, site, id, title, description, ward_id, state, revision FROM idea
-         WHERE site = $1 AND id = $2 FOR UPDATE",
+        "SELECT uid, site, id, title, description, ward_id, theme, submitter_staff, state,
+                revision
+         FROM idea WHERE site = $1 AND id = $2 FOR UPDATE",
         site.as_str(),
         id,
     )
@@ -148,13 +149,23 @@ pub(super) async fn find(
     row.map(TryInto::try_into).transpose()
 }
 
-/// One page of ideas, newest first, of `sites` (`None`: every site), in `state` if given
-/// and with `theme` (any case) if not empty.
+/// What a page of ideas is chosen by.
+#[derive(Debug, Default)]
+pub(super) struct ListFilter<'a> {
+    /// Ideas of these sites (`None`: every site).
+    pub(super) sites: Option<Vec<String>>,
+    /// In this state, if given.
+    pub(super) state: Option<&'a str>,
+    /// With this theme (any case), if not empty.
+    pub(super) theme: &'a str,
+    /// Submitted by this staff name (canonical), if given.
+    pub(super) submitter: Option<&'a str>,
+}
+
+/// One page of ideas, newest first, as `filter` chooses them.
 pub(super) async fn list(
     conn: &mut PgConnection,
-    sites: Option<Vec<String>>,
-    state: Option<&str>,
-    theme: &str,
+    filter: &ListFilter<'_>,
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Idea>, String), Error> {
@@ -164,12 +175,14 @@ pub(super) async fn list(
            AND ($2::text IS NULL OR i.state = $2)
            AND ($3 = '' OR lower(i.theme) = lower($3))
            AND ($4::uuid IS NULL OR i.uid < $4)
+           AND ($6::text IS NULL OR i.submitter_staff = $6)
          ORDER BY i.uid DESC LIMIT $5",
-        sites.as_deref(),
-        state,
-        theme,
+        filter.sites.as_deref(),
+        filter.state,
+        filter.theme,
         after,
         page.limit(),
+        filter.submitter,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -179,6 +192,32 @@ pub(super) async fn list(
         .map(TryInto::try_into)
         .collect::<Result<_, _>>()?;
     Ok((ideas, next))
+}
+
+/// What an edit writes: the fields UpdateIdea changes, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Edit {
+    pub(super) title: String,
+    pub(super) description: String,
+    pub(super) ward_id: Option<String>,
+    pub(super) theme: String,
+}
+
+/// Writes an edit of the idea `uid`; nothing (the etag stays) when it changes nothing.
+pub(super) async fn update(conn: &mut PgConnection, uid: Uuid, e: &Edit) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE idea SET title = $2, description = $3, ward_id = $4, theme = $5
+         WHERE uid = $1
+           AND (title, description, ward_id, theme) IS DISTINCT FROM ($2, $3, $4, $5)",
+        uid,
+        e.title,
+        e.description,
+        e.ward_id,
+        e.theme,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// The uid and state of the idea a merge names as its target, if it exists.
@@ -334,8 +373,13 @@ mod tests {
         submit(&mut conn, "BRM", "d").await?;
         triage(&mut conn, c, Triage::Review).await?;
         let all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, theme| {
-            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
-            let (ideas, _) = list(conn, sites, state, theme, None, &everything()?).await?;
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                state,
+                theme,
+                submitter: None,
+            };
+            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
             anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -352,7 +396,7 @@ mod tests {
         );
         let paged = pages(3, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, None, None, "", after, &page).await
+            list(&mut conn, &ListFilter::default(), after, &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -366,6 +410,111 @@ mod tests {
                 ],
                 vec!["sites/BAS/ideas/a"],
             ]
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_by_submitter_holds_only_that_persons_ideas_within_its_sites()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let by = |site_code: &str, id: &str, staff: Option<&str>| {
+            let mut idea = new(site_code, id, "Falls");
+            idea.submitter_staff = staff.map(str::to_owned);
+            idea
+        };
+        for (site_code, id, staff) in [
+            ("BAS", "a", Some("staff/12345678")),
+            ("BAS", "b", Some("staff/87654321")),
+            ("SOU", "c", Some("staff/12345678")),
+            ("BAS", "d", None),
+            ("BAS", "e", Some("staff/12345678")),
+        ] {
+            insert(&mut conn, &by(site_code, id, staff), day("2026-03-01")).await?;
+        }
+        let of = async |conn: &mut PgConnection, sites: Option<&[&str]>, submitter| {
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                submitter: Some(submitter),
+                ..ListFilter::default()
+            };
+            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
+            anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            of(&mut conn, None, "staff/12345678").await?,
+            [
+                "sites/BAS/ideas/e",
+                "sites/SOU/ideas/c",
+                "sites/BAS/ideas/a"
+            ]
+        );
+        assert_eq!(
+            of(&mut conn, Some(&["BAS"]), "staff/12345678").await?,
+            ["sites/BAS/ideas/e", "sites/BAS/ideas/a"]
+        );
+        assert_eq!(
+            of(&mut conn, Some(&["SOU"]), "staff/87654321").await?,
+            Vec::<String>::new()
+        );
+        // With the other filters, which all hold at once.
+        let filter = ListFilter {
+            state: Some("submitted"),
+            theme: "FALLS",
+            submitter: Some("staff/87654321"),
+            ..ListFilter::default()
+        };
+        let (ideas, _) = list(&mut conn, &filter, None, &everything()?).await?;
+        assert_eq!(names(&ideas), ["sites/BAS/ideas/b"]);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_edit_writes_its_fields_and_one_that_changes_nothing_writes_nothing()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        sqlx::query!("INSERT INTO ward (site, id, display_name) VALUES ('BAS', 'w1', 'Ward 1')")
+            .execute(&mut *conn)
+            .await?;
+        let uid = submit(&mut conn, "BAS", "a").await?;
+        let other = submit(&mut conn, "BAS", "b").await?;
+        let edit = Edit {
+            title: "Letters by noon".into(),
+            description: String::new(),
+            ward_id: Some("w1".into()),
+            theme: "Flow".into(),
+        };
+        update(&mut conn, uid, &edit).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(
+            (
+                got.title.as_str(),
+                got.description.as_str(),
+                got.ward.as_str()
+            ),
+            ("Letters by noon", "", "sites/BAS/wards/w1")
+        );
+        assert_eq!((got.theme.as_str(), got.etag.as_str()), ("Flow", &*etag(2)));
+        // Who submitted it, and where it is in triage, stay.
+        assert_eq!(got.submitter_staff, "staff/12345678");
+        assert_eq!(got.state, pb::IdeaState::Submitted as i32);
+        // The same edit again: the same idea, the same etag and update time.
+        update(&mut conn, uid, &edit).await?;
+        let again = read(&mut conn, uid).await?;
+        assert_eq!(again, got);
+        // A ward cleared is a change.
+        let cleared = Edit {
+            ward_id: None,
+            ..edit
+        };
+        update(&mut conn, uid, &cleared).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!((got.ward.as_str(), got.etag), ("", etag(3)));
+        assert_eq!(read(&mut conn, other).await?.etag, etag(1));
+        let locked = lock(&mut conn, &site("BAS"), "a").await?.expect("found");
+        assert_eq!(
+            (locked.theme.as_str(), locked.submitter_staff.as_deref()),
+            ("Flow", Some("staff/12345678"))
         );
         Ok(())
     }

@@ -582,8 +582,8 @@ pub(crate) async fn get(
     })
 }
 
-/// Lists the projects the caller's sites lead or take part in, newest first, by state
-/// and programme.
+/// Lists the projects the caller's sites lead or take part in, newest first, by state,
+/// programme and team member.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -595,6 +595,7 @@ pub(crate) async fn list(
         programme,
         page_size,
         page_token,
+        member,
     } = req;
     let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
     let mut v = Violations::new();
@@ -612,20 +613,27 @@ pub(crate) async fn list(
             ),
         )
     };
+    // Stored by the canonical name whichever form named them, so compared by it.
+    let member_staff = v.check(foreign::person_filter(&ctx, "member", &member));
     v.finish()?;
-    let page = Page::parse(
-        page_size,
-        &page_token,
-        &format!(
-            "{parent}|{}|{programme}",
-            state.and_then(Column::column).unwrap_or("")
-        ),
-    )?;
+    let mut params = format!(
+        "{parent}|{}|{programme}",
+        state.and_then(Column::column).unwrap_or("")
+    );
+    // Only when set: a token issued before the filter existed still reads the same.
+    if !member.is_empty() {
+        params = format!("{params}|{member}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let state = state.and_then(Column::column);
-    let (projects, next_page_token) =
-        store::list(&mut conn, sites, state, programme_key, after, &page).await?;
+    let filter = store::ListFilter {
+        sites,
+        state: state.and_then(Column::column),
+        programme: programme_key,
+        member: member_staff,
+    };
+    let (projects, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
     Ok(pb::ListProjectsResponse {
         projects,
         next_page_token,

@@ -320,31 +320,47 @@ pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Proje
         .ok_or_else(|| unexpected("project", "vanished"))
 }
 
-/// One page of projects, newest first, that one of `sites` (`None`: any) leads or takes
-/// part in, in `state` if given and of the programme `(site column, id)` if given.
+/// What a page of projects is chosen by.
+#[derive(Debug, Default)]
+pub(super) struct ListFilter<'a> {
+    /// Projects one of these sites leads or takes part in (`None`: any).
+    pub(super) sites: Option<Vec<String>>,
+    /// In this state, if given.
+    pub(super) state: Option<&'a str>,
+    /// Of the programme `(site column, id)`, if given.
+    pub(super) programme: Option<(Option<String>, String)>,
+    /// Whose team holds this staff name (canonical), if given.
+    pub(super) member: Option<String>,
+}
+
+/// One page of projects, newest first, as `filter` chooses them. A member's projects are
+/// read first, by the person (`team_member_staff`), and then found by their keys: an
+/// `EXISTS` under the filter's `OR` stays a subplan, run against every project in turn.
 pub(super) async fn list(
     conn: &mut PgConnection,
-    sites: Option<Vec<String>>,
-    state: Option<&str>,
-    programme: Option<(Option<String>, String)>,
+    filter: &ListFilter<'_>,
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Project>, String), Error> {
+    let programme = filter.programme.as_ref();
     let rows = project_rows!(
         "
          WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
            AND ($2::text IS NULL OR p.state = $2)
            AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
            AND ($6::uuid IS NULL OR p.uid < $6)
+           AND ($8::text IS NULL OR p.uid = ANY (ARRAY(
+                SELECT t.project_uid FROM team_member t WHERE t.staff = $8)))
          ORDER BY p.uid DESC
          LIMIT $7",
-        sites.as_deref(),
-        state,
+        filter.sites.as_deref(),
+        filter.state,
         programme.is_some(),
-        programme.as_ref().and_then(|(s, _)| s.as_deref()),
-        programme.as_ref().map(|(_, id)| id.as_str()),
+        programme.and_then(|(s, _)| s.as_deref()),
+        programme.map(|(_, id)| id.as_str()),
         after,
         page.limit(),
+        filter.member,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -598,8 +614,13 @@ mod tests {
         let d = project(&mut conn, "BAS", "d").await?;
         start(&mut conn, d.uid, day("2026-01-05")).await?;
         let list_all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, programme| {
-            let sites = sites.map(|s| s.iter().map(|c| c.to_string()).collect());
-            let (ps, _) = list(conn, sites, state, programme, None, &everything()?).await?;
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                state,
+                programme,
+                member: None,
+            };
+            let (ps, _) = list(conn, &filter, None, &everything()?).await?;
             anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -620,7 +641,7 @@ mod tests {
         );
         let paged = pages(3, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, None, None, None, after, &page).await
+            list(&mut conn, &ListFilter::default(), after, &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -639,6 +660,88 @@ mod tests {
         Ok(())
     }
 
+    /// Puts `staff` (or, without one, a patient partner) on the team of `project`.
+    async fn on_team(
+        conn: &mut PgConnection,
+        project: &ProjectRef,
+        staff: Option<&str>,
+        role: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query!(
+            "INSERT INTO team_member (project_uid, id, staff, display_name, role)
+             VALUES ($1, $2, $3, 'Pat', $4)",
+            project.uid,
+            Uuid::now_v7(),
+            staff,
+            role,
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_by_member_holds_the_projects_whose_team_has_them_in_any_role_within_its_sites()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let led = project(&mut conn, "BAS", "led").await?;
+        let coached = project(&mut conn, "BAS", "coached").await?;
+        let elsewhere = project(&mut conn, "SOU", "elsewhere").await?;
+        let others = project(&mut conn, "BAS", "others").await?;
+        on_team(&mut conn, &led, Some("staff/12345678"), "lead").await?;
+        on_team(&mut conn, &coached, Some("staff/12345678"), "coach").await?;
+        on_team(&mut conn, &coached, Some("staff/87654321"), "member").await?;
+        on_team(&mut conn, &elsewhere, Some("staff/12345678"), "member").await?;
+        on_team(&mut conn, &others, Some("staff/87654321"), "lead").await?;
+        on_team(&mut conn, &others, None, "patient_partner").await?;
+        let of = async |conn: &mut PgConnection, sites: Option<&[&str]>, member: &str| {
+            let filter = ListFilter {
+                sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+                member: Some(member.to_owned()),
+                ..ListFilter::default()
+            };
+            let (ps, _) = list(conn, &filter, None, &everything()?).await?;
+            anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            of(&mut conn, None, "staff/12345678").await?,
+            [
+                "sites/SOU/projects/elsewhere",
+                "sites/BAS/projects/coached",
+                "sites/BAS/projects/led"
+            ]
+        );
+        // Within the sites the parent allows: SOU's project is not BAS's to show.
+        assert_eq!(
+            of(&mut conn, Some(&["BAS"]), "staff/12345678").await?,
+            ["sites/BAS/projects/coached", "sites/BAS/projects/led"]
+        );
+        assert_eq!(
+            of(&mut conn, Some(&["BAS"]), "staff/87654321").await?,
+            ["sites/BAS/projects/others", "sites/BAS/projects/coached"]
+        );
+        assert!(of(&mut conn, None, "staff/55555555").await?.is_empty());
+        // Page by page, a member's projects still come newest first, each once.
+        let mine = ListFilter {
+            member: Some("staff/12345678".to_owned()),
+            ..ListFilter::default()
+        };
+        let paged = pages(2, async |page| {
+            let after = after_uid(&page);
+            list(&mut conn, &mine, after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
+        assert_eq!(
+            paged,
+            [
+                vec!["sites/SOU/projects/elsewhere", "sites/BAS/projects/coached"],
+                vec!["sites/BAS/projects/led"],
+            ]
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn the_lifecycle_writes_dates_reasons_and_the_outcome_with_its_benefits_in_order()
     -> anyhow::Result<()> {
@@ -652,8 +755,11 @@ mod tests {
         let got = read(&mut conn, p.uid).await?;
         assert_eq!((got.title.as_str(), got.aim), ("Renamed", None));
         assert_eq!(got.etag, etag(2));
-        let sou = Some(vec!["SOU".to_owned()]);
-        let (seen, _) = list(&mut conn, sou, None, None, None, &everything()?).await?;
+        let sou = ListFilter {
+            sites: Some(vec!["SOU".to_owned()]),
+            ..ListFilter::default()
+        };
+        let (seen, _) = list(&mut conn, &sou, None, &everything()?).await?;
         assert_eq!(names(&seen), ["sites/BAS/projects/p"]);
         assert_eq!(read(&mut conn, other.uid).await?.etag, etag(1));
         start(&mut conn, p.uid, day("2026-01-05")).await?;

@@ -178,8 +178,10 @@ pub(crate) async fn create(
     v.finish()?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
+        // The lead already on the team is already a member: ALREADY_EXISTS, below.
         if new.role == pb::TeamRole::Lead
             && let Some(lead) = store::lead(tx, &project).await?
+            && new.staff.as_ref() != Some(&lead)
         {
             return Err(Error::FailedPrecondition {
                 reason: "LEAD_TAKEN",

@@ -214,6 +214,53 @@ fn bad_configuration_exits_64_naming_the_variable() {
 }
 
 #[test]
+fn an_hr_export_layout_that_cannot_be_used_exits_64_before_calling_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("layout.toml");
+    std::fs::write(&bad, "columns = [\"employee_number\", \"nino\"]\n").unwrap();
+    // The gateway's address is closed: a layout refused first never gets that far.
+    let export = |args: &[&str], env: &[(&str, &std::path::Path)]| {
+        Command::new(QI)
+            .args([
+                "hr",
+                "export",
+                "--gateway",
+                "http://127.0.0.1:9",
+                "--token",
+                "t",
+            ])
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    for out in [
+        export(&["--layout", bad.to_str().unwrap()], &[]),
+        export(&[], &[("QI_HR_EXPORT_LAYOUT", bad.as_path())]),
+    ] {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        assert!(stderr.contains("\"nino\" is not a column"), "{stderr}");
+        assert!(
+            stderr.contains("employee_number, assignment_number, competence_id, competence_name"),
+            "{stderr}"
+        );
+    }
+    let missing = dir.path().join("absent.toml");
+    let out = export(&["--layout", missing.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(64));
+    // The sample layout is a good one: the export gets as far as the (closed) gateway.
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/hr-export-layout.toml"
+    );
+    let out = export(&["--layout", sample], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("connecting to the gateway"), "{stderr}");
+}
+
+#[test]
 fn a_secret_under_32_bytes_exits_64_naming_the_variable_not_the_secret() {
     for var in ["QI_JWT_SECRET", "QI_ACCESS_KEY"] {
         let out = Command::new(QI)

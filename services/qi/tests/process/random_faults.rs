@@ -166,6 +166,7 @@ async fn stored(port: u16, data: &Path) -> Vec<usize> {
             parent: "sites/BAS".into(),
             page_size: 1000,
             page_token: page_token.clone(),
+            ..Default::default()
         });
         req.metadata_mut().insert("authorization", viewer.clone());
         let page = client.list_cohorts(req).await.unwrap().into_inner();

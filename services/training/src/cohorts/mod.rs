@@ -14,7 +14,7 @@ use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
-use crate::{TrainingApi, courses, enrolments};
+use crate::{TrainingApi, courses, enrolments, staff};
 
 /// The collection id in cohort names.
 pub(crate) const COLLECTION: &str = "cohorts";
@@ -397,16 +397,47 @@ pub(crate) async fn list(
         parent,
         page_size,
         page_token,
+        learner,
     } = req;
-    let list_parent = ListParent::parse("parent", &parent)?;
-    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut v = Violations::new();
+    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    let learner_filter = v.check(learner_filter(&ctx, &learner));
+    v.finish()?;
+    let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
+    // Only when set: a token issued before the filter existed still reads the same.
+    let params = if learner.is_empty() {
+        parent.clone()
+    } else {
+        format!("{parent}|{learner}")
+    };
+    let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let scope = list_parent.scope(&ctx)?;
-    let (cohorts, next_page_token) = store::list(&mut conn, scope, &page).await?;
+    let (cohorts, next_page_token) =
+        store::list(&mut conn, scope, learner_filter.as_ref(), &page).await?;
     Ok(pb::ListCohortsResponse {
         cohorts,
         next_page_token,
     })
+}
+
+/// Reads ListCohorts' `learner` (empty: no filter) as every person's name is read, `staff/me`
+/// included. A trust-wide cohort's roster shows a one-site caller only the learners now at
+/// its sites, so the filter finds a learner there only as the roster would: wherever they
+/// are for a trust-wide caller or the learner themselves, else at the caller's sites.
+fn learner_filter(
+    ctx: &AccessContext,
+    learner: &str,
+) -> Result<Option<store::LearnerFilter>, Error> {
+    if learner.is_empty() {
+        return Ok(None);
+    }
+    let number = staff::number_of(ctx, staff::parse_name("learner", learner)?)?;
+    let own = ctx.employee.as_ref() == Some(&number);
+    Ok(Some(store::LearnerFilter {
+        roster_sites: if own { None } else { ctx.sites.sql_filter() },
+        number: number.into(),
+    }))
 }
 
 /// UpdateCohort: raising the capacity promotes waitlisted learners; it never drops below

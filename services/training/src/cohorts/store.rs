@@ -135,10 +135,23 @@ pub(crate) async fn get(
     row.map(TryInto::try_into).transpose()
 }
 
-/// One page of the cohorts in `scope`, newest first.
+/// Whose enrolments a list of cohorts keeps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LearnerFilter {
+    /// The learner's employee number.
+    pub(crate) number: String,
+    /// Of a trust-wide cohort, the learner counts only while now at one of these sites
+    /// (`None`: wherever they are), as the cohort's roster shows its learners.
+    pub(crate) roster_sites: Option<Vec<String>>,
+}
+
+/// One page of the cohorts in `scope`, newest first; with `learner`, only those on which
+/// the learner holds a place or waits for one (a withdrawal is no longer an enrolment),
+/// read first by the person (`enrolment_staff`) and then found by their keys.
 pub(crate) async fn list(
     conn: &mut PgConnection,
     scope: ListScope,
+    learner: Option<&LearnerFilter>,
     page: &Page,
 ) -> Result<(Vec<pb::Cohort>, String), Error> {
     let after_date = page
@@ -161,6 +174,12 @@ pub(crate) async fn list(
                       ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
              AND ($3::date IS NULL OR c.start_date < $3
                   OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
+             AND ($7::text IS NULL OR (
+                  c.uid = ANY (ARRAY(
+                      SELECT e.cohort_uid FROM enrolment e
+                      WHERE e.employee_number = $7 AND e.state <> 'withdrawn'))
+                  AND (c.site IS NOT NULL OR $8::text[] IS NULL OR EXISTS (
+                      SELECT 1 FROM staff s WHERE s.employee_number = $7 AND s.site = ANY($8)))))
            ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
            LIMIT $6"#,
         scope.trust,
@@ -169,6 +188,8 @@ pub(crate) async fn list(
         page.after_key(1).unwrap_or(""),
         page.after_key(2).unwrap_or(""),
         page.limit(),
+        learner.map(|l| l.number.as_str()),
+        learner.and_then(|l| l.roster_sites.as_deref()),
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -267,7 +288,7 @@ mod tests {
             Some(made.clone())
         );
         // The list reads the same columns as read.sql.
-        let (listed, _) = list(&mut conn, scope(false, None), &page(10, "")?).await?;
+        let (listed, _) = list(&mut conn, scope(false, None), None, &page(10, "")?).await?;
         assert_eq!(listed, vec![made]);
         // A name under another site is not this cohort.
         assert_eq!(get(&mut conn, &site("SOU"), "spring").await?, None);
@@ -327,7 +348,7 @@ mod tests {
         }
         let all = page(50, "")?;
         let listed = async |conn: &mut PgConnection, scope| -> anyhow::Result<Vec<String>> {
-            let (cs, _) = list(conn, scope, &all).await?;
+            let (cs, _) = list(conn, scope, None, &all).await?;
             Ok(names(&cs).into_iter().map(str::to_owned).collect())
         };
         assert_eq!(
@@ -345,8 +366,8 @@ mod tests {
         assert!(listed(&mut conn, scope(false, Some(&[]))).await?.is_empty());
         // Every site's cohorts, none of the trust's: newest first, then by name.
         let sites = scope(false, None);
-        let (first, next) = list(&mut conn, sites.clone(), &page(2, "")?).await?;
-        let (second, end) = list(&mut conn, sites, &page(2, &next)?).await?;
+        let (first, next) = list(&mut conn, sites.clone(), None, &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, sites, None, &page(2, &next)?).await?;
         assert_eq!(
             names(&first),
             ["sites/BRM/cohorts/a", "sites/BAS/cohorts/a"]
@@ -356,6 +377,91 @@ mod tests {
             ["sites/BAS/cohorts/b", "sites/SOU/cohorts/b"]
         );
         assert!(end.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_list_by_learner_holds_their_places_and_waits_not_withdrawals_as_rosters_show()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        // 1 and 2 work at BAS, 3 at SOU.
+        for (number, at) in [
+            ("10000001", "BAS"),
+            ("10000002", "BAS"),
+            ("10000003", "SOU"),
+        ] {
+            crate::testing::staff(&mut conn, number, at, "Dee", "Pat").await?;
+        }
+        let placed = cohort(&mut conn, site("BAS"), "placed", "lean", 1).await?;
+        let waiting = cohort(&mut conn, site("BAS"), "waiting", "lean", 1).await?;
+        let left = cohort(&mut conn, site("BAS"), "left", "lean", 1).await?;
+        let sou = cohort(&mut conn, site("SOU"), "sou", "lean", 1).await?;
+        let trust = cohort(&mut conn, Owner::Trust, "trust", "lean", 5).await?;
+        cohort(&mut conn, site("BAS"), "none", "lean", 1).await?;
+        use crate::enrolments::store as enrolments;
+        for (c, number, state) in [
+            (&placed, "10000001", "enrolled"),
+            (&waiting, "10000002", "enrolled"),
+            (&waiting, "10000001", "waitlisted"),
+            (&left, "10000001", "enrolled"),
+            (&sou, "10000001", "enrolled"),
+            (&trust, "10000001", "enrolled"),
+            (&trust, "10000003", "enrolled"),
+        ] {
+            enrolments::insert(&mut conn, c, number, state).await?;
+        }
+        enrolments::withdraw(&mut conn, left.uid, "10000001").await?;
+        let all = page(50, "")?;
+        let of = async |conn: &mut PgConnection,
+                        scope,
+                        number: &str,
+                        roster_sites: Option<&[&str]>|
+               -> anyhow::Result<Vec<String>> {
+            let learner = LearnerFilter {
+                number: number.to_owned(),
+                roster_sites: roster_sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
+            };
+            let (cs, _) = list(conn, scope, Some(&learner), &all).await?;
+            Ok(names(&cs).into_iter().map(str::to_owned).collect())
+        };
+        // A place or a wait counts; a withdrawal does not; within the parent's sites.
+        assert_eq!(
+            of(&mut conn, scope(false, Some(&["BAS"])), "10000001", None).await?,
+            ["sites/BAS/cohorts/placed", "sites/BAS/cohorts/waiting"]
+        );
+        assert_eq!(
+            of(&mut conn, scope(false, None), "10000001", None).await?,
+            [
+                "sites/BAS/cohorts/placed",
+                "sites/BAS/cohorts/waiting",
+                "sites/SOU/cohorts/sou"
+            ]
+        );
+        assert_eq!(
+            of(&mut conn, scope(false, Some(&["SOU"])), "10000002", None).await?,
+            Vec::<String>::new()
+        );
+        // A trust-wide cohort: its learner now at SOU is found by a SOU (or any) roster
+        // reader, not by BAS; a BAS learner by BAS.
+        let trust_scope = || scope(true, None);
+        assert_eq!(
+            of(&mut conn, trust_scope(), "10000003", Some(&["SOU"])).await?,
+            ["trust/cohorts/trust"]
+        );
+        assert_eq!(
+            of(&mut conn, trust_scope(), "10000003", None).await?,
+            ["trust/cohorts/trust"]
+        );
+        assert!(
+            of(&mut conn, trust_scope(), "10000003", Some(&["BAS"]))
+                .await?
+                .is_empty()
+        );
+        assert_eq!(
+            of(&mut conn, trust_scope(), "10000001", Some(&["BAS"])).await?,
+            ["trust/cohorts/trust"]
+        );
         Ok(())
     }
 

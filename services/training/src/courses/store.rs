@@ -7,7 +7,7 @@ use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
-use super::{COLLECTION, NewCourse};
+use super::{COLLECTION, Changes, NewCourse};
 
 struct CourseRow {
     id: String,
@@ -16,6 +16,8 @@ struct CourseRow {
     session_count: i32,
     required_sessions: i32,
     validity_months: i32,
+    esr_competence_id: String,
+    esr_competence_name: String,
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
     revision: i64,
@@ -30,6 +32,8 @@ impl From<CourseRow> for pb::Course {
             session_count: r.session_count,
             required_sessions: r.required_sessions,
             validity_months: r.validity_months,
+            esr_competence_id: r.esr_competence_id,
+            esr_competence_name: r.esr_competence_name,
             create_time: Some(timestamp(r.create_time)),
             update_time: Some(timestamp(r.update_time)),
             etag: etag(r.revision),
@@ -45,7 +49,7 @@ macro_rules! course_rows {
             CourseRow,
             $head
                 + "id, code, display_name, session_count, required_sessions, validity_months, \
-                   create_time, update_time, revision"
+                   esr_competence_id, esr_competence_name, create_time, update_time, revision"
                 + $tail,
             $($arg),+
         )
@@ -55,8 +59,9 @@ macro_rules! course_rows {
 /// Inserts a course; `AlreadyExists` if the id or the code is taken.
 pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb::Course, Error> {
     let row = course_rows!(
-        "INSERT INTO course (id, code, display_name, session_count, required_sessions, validity_months)
-         VALUES ($1, $2, $3, $4, $5, $6)
+        "INSERT INTO course (id, code, display_name, session_count, required_sessions,
+                             validity_months, esr_competence_id, esr_competence_name)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
          ON CONFLICT DO NOTHING
          RETURNING ",
         "",
@@ -66,6 +71,8 @@ pub(crate) async fn insert(conn: &mut PgConnection, c: &NewCourse) -> Result<pb:
         c.session_count,
         c.required_sessions,
         c.validity_months,
+        c.esr_competence_id,
+        c.esr_competence_name,
     )
     .fetch_optional(&mut *conn)
     .await?;
@@ -84,6 +91,43 @@ pub(crate) async fn get(conn: &mut PgConnection, id: &str) -> Result<Option<pb::
         .fetch_optional(&mut *conn)
         .await?;
     Ok(row.map(Into::into))
+}
+
+/// Locks a course for a change; its revision, if it exists.
+pub(crate) async fn lock(conn: &mut PgConnection, id: &str) -> Result<Option<i64>, Error> {
+    Ok(
+        sqlx::query_scalar!("SELECT revision FROM course WHERE id = $1 FOR UPDATE", id)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Applies `changes` to a course (locked by [`lock`]) and returns it as stored. A change that
+/// changes nothing writes nothing: its etag stays, as a retry's should.
+pub(crate) async fn update(
+    conn: &mut PgConnection,
+    id: &str,
+    changes: &Changes,
+) -> Result<pb::Course, Error> {
+    sqlx::query!(
+        "UPDATE course SET display_name = coalesce($2, display_name),
+                           esr_competence_id = coalesce($3, esr_competence_id),
+                           esr_competence_name = coalesce($4, esr_competence_name)
+         WHERE id = $1
+           AND (display_name, esr_competence_id, esr_competence_name)
+               IS DISTINCT FROM (coalesce($2, display_name),
+                                 coalesce($3, esr_competence_id),
+                                 coalesce($4, esr_competence_name))",
+        id,
+        changes.display_name,
+        changes.esr_competence_id,
+        changes.esr_competence_name,
+    )
+    .execute(&mut *conn)
+    .await?;
+    get(conn, id)
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("course {id} vanished")))
 }
 
 /// One page of the catalogue, ordered by code.
@@ -142,6 +186,7 @@ pub(crate) async fn completion_rule(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::courses::Changes;
     use crate::testing::{course, new_course, page, transaction};
 
     fn codes(cs: &[pb::Course]) -> Vec<&str> {
@@ -185,6 +230,83 @@ mod tests {
         );
         assert_eq!(display_name(&mut conn, "absent").await?, None);
         assert_eq!(completion_rule(&mut conn, "lean").await?, (3, 2, 24));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_course_keeps_its_esr_competence_and_a_change_writes_only_what_differs()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let mut new = new_course("lean", 1);
+        new.esr_competence_id = "123|LOCAL-7".into();
+        new.esr_competence_name = "123|LOCAL|Lean for Healthcare|".into();
+        let made = insert(&mut conn, &new).await?;
+        assert_eq!(
+            (
+                made.esr_competence_id.as_str(),
+                made.esr_competence_name.as_str()
+            ),
+            ("123|LOCAL-7", "123|LOCAL|Lean for Healthcare|")
+        );
+        assert_eq!(lock(&mut conn, "lean").await?, Some(1));
+        assert_eq!(lock(&mut conn, "absent").await?, None);
+        // Only the competence id changes; the name and title stay.
+        let renumbered = Changes {
+            esr_competence_id: Some("98765".into()),
+            ..Default::default()
+        };
+        let changed = update(&mut conn, "lean", &renumbered).await?;
+        assert_eq!(changed.esr_competence_id, "98765");
+        assert_eq!(changed.esr_competence_name, made.esr_competence_name);
+        assert_eq!(changed.display_name, "Course lean");
+        assert_ne!(changed.etag, made.etag);
+        // The same change again writes nothing: the etag stays.
+        let again = update(&mut conn, "lean", &renumbered).await?;
+        assert_eq!(again, changed);
+        // An empty value clears the competence.
+        let cleared = Changes {
+            esr_competence_id: Some(String::new()),
+            esr_competence_name: Some(String::new()),
+            ..Default::default()
+        };
+        let none = update(&mut conn, "lean", &cleared).await?;
+        assert_eq!(
+            (
+                none.esr_competence_id.as_str(),
+                none.esr_competence_name.as_str()
+            ),
+            ("", "")
+        );
+        assert_eq!(get(&mut conn, "lean").await?, Some(none));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_table_refuses_a_competence_id_of_another_shape() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        course(&mut conn, "lean", 1).await?;
+        // The CHECK holds the handler's rule, for whatever writes the table directly.
+        let too_long = "9".repeat(31);
+        for bad in ["has space", "-starts-with-hyphen", "a,b", &too_long] {
+            // A savepoint each, so one refusal does not abort the rest.
+            let mut attempt = sqlx::Connection::begin(&mut *conn).await?;
+            let refused = sqlx::query!(
+                "UPDATE course SET esr_competence_id = $1 WHERE id = 'lean'",
+                bad
+            )
+            .execute(&mut *attempt)
+            .await;
+            assert!(refused.is_err(), "{bad:?} was stored");
+            attempt.rollback().await?;
+        }
+        let long_name = "n".repeat(201);
+        let refused = sqlx::query!(
+            "UPDATE course SET esr_competence_name = $1 WHERE id = 'lean'",
+            long_name
+        )
+        .execute(&mut *conn)
+        .await;
+        assert!(refused.is_err(), "a 201-character name was stored");
         Ok(())
     }
 

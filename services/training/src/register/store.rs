@@ -305,7 +305,8 @@ pub(super) async fn summary(
     })
 }
 
-/// Up to `limit` register changes after `cursor`, oldest first, as ESR competence records.
+/// Up to `limit` register changes after `cursor`, oldest first, as ESR competence records:
+/// each with its course's competence as it is now (the title when the course names none).
 pub(super) async fn changes_since(
     conn: &mut PgConnection,
     cursor: i64,
@@ -313,8 +314,10 @@ pub(super) async fn changes_since(
 ) -> Result<Vec<pb::TrainingRecordChange>, Error> {
     let rows = sqlx::query_as!(
         ChangeRow,
-        "SELECT k.change_seq, k.revoked, k.employee_number, s.assignment_number,
-                co.display_name AS competence_name, co.code AS course_code,
+        r#"SELECT k.change_seq, k.revoked, k.employee_number, s.assignment_number,
+                co.esr_competence_id AS competence_id,
+                coalesce(nullif(co.esr_competence_name, ''), co.display_name) AS "competence_name!",
+                co.code AS course_code,
                 k.completion_date, k.expiry_date, c.site AS cohort_site, c.id AS cohort_id
          FROM completion k
          JOIN staff s ON s.employee_number = k.employee_number
@@ -322,7 +325,7 @@ pub(super) async fn changes_since(
          JOIN cohort c ON c.uid = k.cohort_uid
          WHERE k.change_seq > $1
          ORDER BY k.change_seq
-         LIMIT $2",
+         LIMIT $2"#,
         cursor,
         limit,
     )
@@ -342,6 +345,7 @@ pub(super) async fn changes_since(
                 assignment_number: r.assignment_number,
                 competence_name: r.competence_name,
                 course_code: r.course_code,
+                competence_id: r.competence_id,
                 achieved_date: Some(date(r.completion_date)),
                 expiry_date: r.expiry_date.map(date),
                 source: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
@@ -355,6 +359,7 @@ struct ChangeRow {
     revoked: bool,
     employee_number: String,
     assignment_number: String,
+    competence_id: String,
     competence_name: String,
     course_code: String,
     completion_date: NaiveDate,
@@ -368,7 +373,7 @@ mod tests {
     use super::*;
     use crate::cohorts::CohortRef;
     use crate::testing::{cohort, course, day, page, site, staff, transaction};
-    use crate::{enrolments, sessions};
+    use crate::{courses, enrolments, sessions};
 
     /// The course `lean` of two sessions, the cohort `sites/BAS/cohorts/a` (sessions on
     /// 2026-03-02 and 03-09), and learners 1 (BAS) and 2 (SOU) enrolled on it.
@@ -479,10 +484,36 @@ mod tests {
             [("1".into(), achieved), ("2".into(), achieved)]
         );
         let changes = changes_since(&mut conn, 0, 100).await?;
+        // A course naming no ESR competence exports its title, and no competence id.
         assert_eq!(changes[0].competence_name, "Course lean");
+        assert_eq!(changes[0].competence_id, "");
         assert_eq!(changes[0].achieved_date, Some(date(day("2026-03-16"))));
         let cursor: i64 = changes[0].cursor.parse()?;
         assert_eq!(changes_since(&mut conn, cursor, 1).await?.len(), 1);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn each_change_carries_its_course_s_esr_competence_as_it_now_is() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn).await?;
+        lock(&mut conn).await?;
+        achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
+        let named = courses::Changes {
+            esr_competence_id: Some("10492".into()),
+            esr_competence_name: Some("123|LOCAL|Lean for Healthcare|".into()),
+            ..Default::default()
+        };
+        courses::store::update(&mut conn, "lean", &named).await?;
+        let changes = changes_since(&mut conn, 0, 100).await?;
+        assert_eq!(
+            (
+                changes[0].competence_id.as_str(),
+                changes[0].competence_name.as_str(),
+                changes[0].course_code.as_str()
+            ),
+            ("10492", "123|LOCAL|Lean for Healthcare|", "LEAN")
+        );
         Ok(())
     }
 

@@ -7,17 +7,60 @@ use qi_proto::metrics as pb;
 
 use super::client::{Api, created, each, failed, rpc};
 use crate::demo::Tally;
-use crate::demo::plan::metrics::{MetricPlan, Series, series};
+use crate::demo::plan::metrics::{
+    MetricPlan, Series, YOUNG_METRIC, YOUNG_SITE, series, young_metric,
+};
 use crate::demo::plan::portfolio::portfolio;
 
-/// Loads each site's four metrics.
+/// Loads each site's four metrics, and the young metric.
 pub(crate) async fn load(api: &Api) -> anyhow::Result<Tally> {
+    let young = young(api).await?;
     let api = api.clone();
-    each(series(&portfolio()), move |series| {
+    let mut tally = each(series(&portfolio()), move |series| {
         let api = api.clone();
         async move { metric(&api, series).await }
     })
-    .await
+    .await?;
+    tally.created += young.created;
+    tally.existing += young.existing;
+    tally.advanced += young.advanced;
+    Ok(tally)
+}
+
+/// Creates the young metric (or finds it) and records its weeks.
+async fn young(api: &Api) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    let (definition, measurements) = young_metric();
+    let name = format!("sites/{YOUNG_SITE}/metrics/{YOUNG_METRIC}");
+    let made = created(
+        rpc!(
+            api.metrics,
+            create_metric,
+            pb::CreateMetricRequest {
+                parent: format!("sites/{YOUNG_SITE}"),
+                metric_id: YOUNG_METRIC.into(),
+                metric: Some(definition),
+                request_id: String::new(),
+            }
+        ),
+        &name,
+    )?;
+    if made.is_some() {
+        tally.created += 1;
+    } else {
+        tally.existing += 1;
+    }
+    rpc!(
+        api.metrics,
+        batch_create_measurements,
+        pb::BatchCreateMeasurementsRequest {
+            parent: name.clone(),
+            measurements,
+            request_id: String::new(),
+        }
+    )
+    .map_err(|s| failed(s, &format!("recording {name}")))?;
+    Ok(tally)
 }
 
 /// Creates a site's metric (or finds it), records its measurements, and marks where it

@@ -6,18 +6,64 @@ use qi_proto::training as pb;
 
 use super::client::{Api, created, each, failed, made_or_found, rpc};
 use crate::demo::Tally;
+use crate::demo::data::training::COMPETENCES;
 use crate::demo::plan::people::Workforce;
 use crate::demo::plan::training::{CohortPlan, plan};
 
-/// Loads every cohort.
+/// Names the courses' ESR competences, then loads every cohort.
 pub(crate) async fn load(api: &Api, staff: &Workforce) -> anyhow::Result<Tally> {
+    let mut tally = competences(api).await?;
     let plan = plan(staff);
     let api = api.clone();
-    each(plan.cohorts, move |c| {
+    tally += each(plan.cohorts, move |c| {
         let api = api.clone();
         async move { cohort(&api, c).await }
     })
-    .await
+    .await?;
+    Ok(tally)
+}
+
+/// Names each course's ESR competence, unless it already does: the courses come with the
+/// migrations, so setting it is a step on a record found, and a second run changes nothing.
+async fn competences(api: &Api) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for (course, id, name) in COMPETENCES {
+        let got = rpc!(
+            api.training,
+            get_course,
+            pb::GetCourseRequest {
+                name: course.into()
+            }
+        )
+        .map_err(|s| failed(s, course))?;
+        let current = got.course.unwrap_or_default();
+        if (
+            current.esr_competence_id.as_str(),
+            current.esr_competence_name.as_str(),
+        ) == (id, name)
+        {
+            tally.existing += 1;
+            continue;
+        }
+        rpc!(
+            api.training,
+            update_course,
+            pb::UpdateCourseRequest {
+                course: Some(pb::Course {
+                    name: course.into(),
+                    esr_competence_id: id.into(),
+                    esr_competence_name: name.into(),
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["esr_competence_id".into(), "esr_competence_name".into()],
+                }),
+            }
+        )
+        .map_err(|s| failed(s, &format!("naming {course}'s ESR competence")))?;
+        tally.step(false);
+    }
+    Ok(tally)
 }
 
 /// Creates one cohort (or finds it) and takes whatever steps of its life are still missing.

@@ -203,3 +203,32 @@ fn mean(
         ..Default::default()
     }
 }
+
+/// The young metric: BAS's weekly inpatient falls rate since its ward falls bundle started,
+/// twelve weeks to the end of the story — too few for SPC, so the QMS dashboard and
+/// `RenderRunChart` read it as a run chart (a shift below the median after the bundle).
+pub(crate) const YOUNG_METRIC: &str = "falls";
+/// The young metric's site.
+pub(crate) const YOUNG_SITE: &str = "BAS";
+
+/// The young metric's definition and its twelve weekly measurements.
+pub(crate) fn young_metric() -> (pb::Metric, Vec<pb::Measurement>) {
+    let definition = pb::Metric {
+        display_name: format!("Inpatient falls per 1,000 bed days, {YOUNG_SITE}"),
+        unit: "per 1,000 bed days".into(),
+        kind: pb::MetricKind::Process as i32,
+        improvement_direction: pb::ImprovementDirection::Decrease as i32,
+        description: "Falls reported on the wards of the falls bundle, per 1,000 occupied bed days: measured weekly since the bundle's first PDSA cycle, read as a run chart until it has enough weeks for SPC.".into(),
+        frequency: pb::MetricFrequency::Week as i32,
+        value_type: pb::MetricValueType::Mean as i32,
+        ..Default::default()
+    };
+    // Six weeks as it was, then six with the bundle in place.
+    const WEEKS: [f64; 12] = [7.4, 6.9, 7.8, 7.1, 7.6, 7.2, 5.9, 6.2, 5.5, 5.8, 5.1, 5.4];
+    let first = day(2026, 8, 10);
+    let measurements = (0u64..)
+        .zip(WEEKS)
+        .map(|(w, v)| mean(first + Days::new(7 * w), v, 1_400, None))
+        .collect();
+    (definition, measurements)
+}
