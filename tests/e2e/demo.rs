@@ -33,6 +33,21 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
     assert!(first.tally.created > 3_000, "{:?}", first.tally);
     assert_eq!(first.staff.inserted, 15_000);
     assert!(first.staff.rejected.is_empty());
+    // The extract carried ESR codes, not sites: the trust's mapping placed everyone, and
+    // its nurses and healthcare assistants on wards of their site.
+    assert!(first.staff.unmapped_codes.is_empty());
+    assert_eq!(
+        suite
+            .count("SELECT count(*) FROM training.staff WHERE ward NOT LIKE 'sites/' || site || '/wards/%' AND ward <> ''")
+            .await,
+        0
+    );
+    assert!(
+        suite
+            .count("SELECT count(*) FROM training.staff WHERE ward <> ''")
+            .await
+            > 5_000
+    );
 
     let expected = demo::expected(&options);
     let trust = overview(&suite, &suite.token("board", &["viewer"], &["*"])).await;

@@ -640,8 +640,8 @@ fn marker(site: &str) -> &'static str {
 }
 
 /// Seeds, through the public API as a trust-wide admin, one of each kind of record under
-/// `site` (ids end in `-{round}`): a cohort, a staff member, a ward, an idea, a project and
-/// a metric with measurements. Returns the ids, by collection.
+/// `site` (ids end in `-{round}`): a cohort, a staff member, an ESR mapping, a ward, an
+/// idea, a project and a metric with measurements. Returns the ids, by collection.
 async fn seed(suite: &TestSuite, site: &str, round: u32) -> BTreeMap<&'static str, String> {
     use qi_e2e::authed;
     use qi_proto::{metrics, projects, training};
@@ -713,6 +713,25 @@ async fn seed(suite: &TestSuite, site: &str, round: u32) -> BTreeMap<&'static st
         .into_inner();
     assert_eq!(synced.inserted, 1, "{synced:?}");
     ids.insert("staff", employee);
+    let mapping = t
+        .create_esr_mapping(authed(
+            &admin,
+            training::CreateEsrMappingRequest {
+                parent: parent.clone(),
+                esr_mapping_id: format!("location.{site}-LEAK-{round}"),
+                esr_mapping: Some(training::EsrMapping {
+                    display_name: format!("{mark} location {round}"),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .esr_mapping
+        .unwrap();
+    ids.insert("esrMappings", last_segment(&mapping.name));
 
     let mut p = projects::project_service_client::ProjectServiceClient::new(suite.channel.clone());
     let ward = p
@@ -1276,6 +1295,7 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
         let plain = [
             "ListCohorts",
             "ListStaff",
+            "ListEsrMappings",
             "ListWards",
             "ListIdeas",
             "ListProjects",
@@ -1306,6 +1326,7 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
     for seeded in [
         "ListCohorts",
         "ListStaff",
+        "ListEsrMappings",
         "ListWards",
         "ListIdeas",
         "ListProjects",

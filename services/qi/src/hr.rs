@@ -2,11 +2,13 @@
 //! client (the `hr_sync` role, trust-wide). The export out is [`crate::hr_export`].
 //!
 //! The import CSV has a header row with these columns (order free, unknown columns refused,
-//! `employee_number`, `assignment_number`, `forename`, `surname` and `site` required):
+//! `employee_number`, `assignment_number`, `forename`, `surname` required, and at least one
+//! of `site`, `location` and `organisation`, which place the person):
 //! `employee_number, assignment_number, primary_assignment, forename, surname, work_email,
 //! staff_group, job_role, occupation_code, area_of_work, position_title, pay_band,
-//! organisation, site, department, assignment_status, person_type, hire_date,
-//! assignment_start_date, termination_date, source_update_time`.
+//! organisation, location, site, department, assignment_status, person_type, hire_date,
+//! assignment_start_date, termination_date, source_update_time`. A row without a site is
+//! placed by the ESR mapping (`qi hr map import`): its location's, else its organisation's.
 //! Dates are `YYYY-MM-DD`, `source_update_time` RFC 3339, `primary_assignment` `Y`/`N`.
 
 use std::collections::HashMap;
@@ -21,7 +23,7 @@ use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::transport::Channel;
 
 /// The columns of the import CSV.
-pub const IMPORT_COLUMNS: [&str; 21] = [
+pub const IMPORT_COLUMNS: [&str; 22] = [
     "employee_number",
     "assignment_number",
     "primary_assignment",
@@ -35,6 +37,7 @@ pub const IMPORT_COLUMNS: [&str; 21] = [
     "position_title",
     "pay_band",
     "organisation",
+    "location",
     "site",
     "department",
     "assignment_status",
@@ -111,11 +114,23 @@ impl<R: std::io::Read> Extract<R> {
             "assignment_number",
             "forename",
             "surname",
-            "site",
         ] {
             if !index.contains_key(required) {
-                bail!("the CSV has no {required:?} column");
+                bail!(
+                    "the CSV has no {required:?} column: the columns are {}",
+                    IMPORT_COLUMNS.join(", ")
+                );
             }
+        }
+        if !["site", "location", "organisation"]
+            .iter()
+            .any(|c| index.contains_key(*c))
+        {
+            bail!(
+                "the CSV has none of the columns \"site\", \"location\" and \"organisation\", which \
+                 place a person: the columns are {}",
+                IMPORT_COLUMNS.join(", ")
+            );
         }
         Ok(Extract {
             records: reader.into_records(),
@@ -203,6 +218,7 @@ fn to_row(get: &impl Fn(&str) -> String) -> Result<pb::EsrRow, (&'static str, St
         position_title: get("position_title"),
         pay_band: get("pay_band"),
         organisation: get("organisation"),
+        location: get("location"),
         site: get("site"),
         department: get("department"),
         assignment_status: get("assignment_status"),
@@ -362,7 +378,27 @@ pub async fn import(
             r.field, r.reason, r.employee_number
         )?;
     }
-    let refused = resp.rejected.len() as u64 + read.unreadable;
+    let unlisted = resp.rejected_rows - resp.rejected.len() as i64;
+    if unlisted > 0 {
+        writeln!(
+            out,
+            "… and {unlisted} more refused rows (the service lists the first 10,000)"
+        )?;
+    }
+    for c in &resp.unmapped_codes {
+        let kind = match pb::EsrCodeKind::try_from(c.kind) {
+            Ok(pb::EsrCodeKind::Organisation) => "organisation",
+            Ok(pb::EsrCodeKind::Location) => "location",
+            Ok(pb::EsrCodeKind::Unspecified) | Err(_) => "code",
+        };
+        writeln!(
+            out,
+            "not in the ESR mapping: {kind} {} ({} rows): add it with `qi hr map import`",
+            c.code, c.rows
+        )?;
+    }
+    // Every refused row, listed or not (the service lists at most 10,000).
+    let refused = u64::try_from(resp.rejected_rows).unwrap_or(0) + read.unreadable;
     writeln!(
         out,
         "rows {}: inserted {}, updated {}, unchanged {}, deactivated {}, refused {refused}",

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod demo;
 pub mod hr;
 pub mod hr_export;
+pub mod hr_map;
 pub mod secrets;
 pub mod seed;
 pub mod suite;

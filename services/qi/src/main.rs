@@ -56,7 +56,8 @@ enum Command {
     /// QI_DATABASE_URL): creates the coming months' partitions and drops those older than
     /// QI_AUDIT_RETENTION_DAYS. Run it daily (the Kubernetes CronJob does); `qi up` runs it itself.
     Maintain,
-    /// HR's files: an ESR extract in, trained-staff records out (through the gateway).
+    /// HR's files: an ESR extract in, trained-staff records out, and the ESR mapping of
+    /// organisation and location codes to sites and wards (through the gateway).
     Hr {
         #[command(subcommand)]
         command: HrCommand,
@@ -68,7 +69,8 @@ enum Command {
             default_value = "http://127.0.0.1:50051"
         )]
         gateway: String,
-        /// A bearer token with the hr_sync role, trust-wide.
+        /// A bearer token with the hr_sync role, trust-wide (`map` also takes
+        /// improvement_team, for the caller's own sites).
         #[arg(long, global = true, env = "QI_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
@@ -210,6 +212,25 @@ enum HrCommand {
         #[arg(long, env = "QI_HR_EXPORT_LAYOUT")]
         layout: Option<PathBuf>,
     },
+    /// The ESR mapping: which site (and ward) each organisation or location code stands for.
+    Map {
+        #[command(subcommand)]
+        command: MapCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum MapCommand {
+    /// Creates or updates the mappings of a CSV (columns kind, code, site, ward,
+    /// display_name; see the README). Exit status: 0 every line applied; 3 some lines
+    /// refused (listed on stderr by line and column), the rest applied; 1 nothing applied
+    /// (a wrong header, every line refused, or the call failed); 64 bad usage.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// Writes the mappings of the caller's sites as CSV to standard output.
+    Export,
 }
 
 fn main() -> ExitCode {
@@ -380,9 +401,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 HrCommand::Export {
                     layout: Some(file), ..
                 } => qi::hr_export::Layout::load(file)?,
-                HrCommand::Export { layout: None, .. } | HrCommand::Import { .. } => {
-                    qi::hr_export::Layout::default()
-                }
+                HrCommand::Export { layout: None, .. }
+                | HrCommand::Import { .. }
+                | HrCommand::Map { .. } => qi::hr_export::Layout::default(),
             };
             let token = token.context(
                 "a token is needed: --token or QI_TOKEN (qi token --role hr_sync --site '*')",
@@ -411,6 +432,27 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         }
                         return Err(qi::hr::SomeRowsRefused(report.refused).into());
                     }
+                }
+                HrCommand::Map {
+                    command: MapCommand::Import { file },
+                } => {
+                    let report =
+                        qi::hr_map::import(&gateway, &token, &file, &mut std::io::stderr()).await?;
+                    if report.refused > 0 {
+                        if !report.applied_any() {
+                            anyhow::bail!(
+                                "no mapping was applied: all {} lines were refused",
+                                report.refused
+                            );
+                        }
+                        return Err(qi::hr::SomeRowsRefused(report.refused).into());
+                    }
+                }
+                HrCommand::Map {
+                    command: MapCommand::Export,
+                } => {
+                    let n = qi::hr_map::export(&gateway, &token, &mut std::io::stdout()).await?;
+                    eprintln!("{n} mappings written");
                 }
                 HrCommand::Export { since, layout: _ } => {
                     let report = qi::hr_export::export(

@@ -8,7 +8,9 @@ use qi_proto::training as pb;
 use qi_proto::training::training_service_server::{self, TrainingServiceServer};
 use sqlx::PgPool;
 
-use crate::{attendance, cohorts, courses, enrolments, register, sessions, staff, sync};
+use crate::{
+    attendance, cohorts, courses, enrolments, esr_mappings, register, sessions, staff, sync,
+};
 
 /// The training service.
 #[derive(Debug, Clone)]
@@ -63,5 +65,11 @@ qi_platform::grpc_service! {
         sync_staff(tonic::Streaming<pb::SyncStaffRequest>) -> pb::SyncStaffResponse = sync::run;
         stream_training_records(pb::StreamTrainingRecordsRequest)
             -> Self::StreamTrainingRecordsStream = register::stream;
+        create_esr_mapping(pb::CreateEsrMappingRequest) -> pb::CreateEsrMappingResponse = esr_mappings::create;
+        get_esr_mapping(pb::GetEsrMappingRequest) -> pb::GetEsrMappingResponse = esr_mappings::get;
+        list_esr_mappings(pb::ListEsrMappingsRequest) -> pb::ListEsrMappingsResponse = esr_mappings::list;
+        delete_esr_mapping(pb::DeleteEsrMappingRequest) -> pb::DeleteEsrMappingResponse = esr_mappings::delete;
+        batch_upsert_esr_mappings(pb::BatchUpsertEsrMappingsRequest)
+            -> pb::BatchUpsertEsrMappingsResponse = esr_mappings::batch_upsert;
     }
 }

@@ -9,6 +9,7 @@ mod attendance;
 mod cohorts;
 mod courses;
 mod enrolments;
+mod esr_mappings;
 mod grpc;
 mod register;
 mod sessions;

@@ -277,3 +277,131 @@ async fn a_trust_s_layout_chooses_columns_order_headings_date_format_and_revocat
     );
     suite.stop().await.unwrap();
 }
+
+/// A file under `tests/fixtures`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+/// The lines of a mapping CSV, the header apart, with wards as full names, in order.
+fn mapping_lines(csv: &str) -> Vec<String> {
+    let mut lines: Vec<String> = qi::hr_map::read_map(csv.as_bytes())
+        .unwrap()
+        .lines
+        .into_iter()
+        .map(|l| {
+            format!(
+                "{} {} {}",
+                l.mapping.name, l.mapping.ward, l.mapping.display_name
+            )
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn qi_hr_map_import_and_export_carry_the_sample_mapping_through_and_the_sync_uses_it() {
+    let suite = TestSuite::start().await;
+    let gateway = format!("http://{}", suite.addr);
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    let mut report = Vec::new();
+    let done = qi::hr_map::import(&gateway, &hr, &fixture("esr-mapping.csv"), &mut report)
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.created, done.refused),
+        (8, 0),
+        "{}",
+        String::from_utf8_lossy(&report)
+    );
+    let again = qi::hr_map::import(&gateway, &hr, &fixture("esr-mapping.csv"), &mut Vec::new())
+        .await
+        .unwrap();
+    assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 8));
+    // What comes out is what went in, and reads back in.
+    let mut out = Vec::new();
+    let written = qi::hr_map::export(&gateway, &hr, &mut out).await.unwrap();
+    assert_eq!(written, 8);
+    let exported = String::from_utf8(out).unwrap();
+    assert_eq!(
+        exported.lines().next().unwrap(),
+        qi::hr_map::MAP_COLUMNS.join(",")
+    );
+    let sample = std::fs::read_to_string(fixture("esr-mapping.csv")).unwrap();
+    assert_eq!(mapping_lines(&exported), mapping_lines(&sample));
+    // The sample extract carries codes, not sites: all placed but the one naming codes
+    // the mapping lacks, which is refused by line, its codes counted.
+    let mut report = Vec::new();
+    let synced = qi::hr::import(
+        &gateway,
+        &hr,
+        &fixture("esr-extract.csv"),
+        false,
+        "sample",
+        &mut report,
+    )
+    .await
+    .unwrap();
+    let report = String::from_utf8(report).unwrap();
+    assert_eq!(
+        (synced.response.inserted, synced.refused),
+        (4, 1),
+        "{report}"
+    );
+    assert!(report.contains("line 6: location"), "{report}");
+    assert!(report.contains("location LOC-NEW (1 rows)"), "{report}");
+    assert!(
+        report.contains("organisation CC-UNKNOWN (1 rows)"),
+        "{report}"
+    );
+    let wards = suite
+        .count("SELECT count(*) FROM training.staff WHERE ward <> ''")
+        .await;
+    assert_eq!(wards, 3);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn qi_hr_map_import_refuses_a_wrong_header_whole_and_a_bad_line_or_site_alone() {
+    let suite = TestSuite::start().await;
+    let gateway = format!("http://{}", suite.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.csv");
+    std::fs::write(&wrong, "kind,code,site,cost_centre\nlocation,L1,BAS,x\n").unwrap();
+    let hr = suite.token("esr", &["hr_sync"], &["*"]);
+    let e = qi::hr_map::import(&gateway, &hr, &wrong, &mut Vec::new())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kind, code, site, ward, display_name"), "{e}");
+    // A BAS improvement team maps BAS's codes; the SOU line and the bad line are refused.
+    let mixed = dir.path().join("mixed.csv");
+    std::fs::write(
+        &mixed,
+        "kind,code,site,ward\n\
+         location,BAS-MAIN,BAS,\n\
+         location,SOU-MAIN,SOU,\n\
+         organisation,CC-ASH,BAS,Ash Ward\n\
+         organisation,CC-ELM,BAS,sites/SOU/wards/elm\n",
+    )
+    .unwrap();
+    let team = suite.token("bas-team", &["improvement_team"], &["BAS"]);
+    let mut report = Vec::new();
+    let done = qi::hr_map::import(&gateway, &team, &mixed, &mut report)
+        .await
+        .unwrap();
+    let report = String::from_utf8(report).unwrap();
+    assert_eq!((done.created, done.refused), (1, 3), "{report}");
+    assert!(done.applied_any());
+    for expected in [
+        "line 3: site: PermissionDenied",
+        "line 4: ward",
+        "line 5: ward",
+    ] {
+        assert!(report.contains(expected), "{expected}: {report}");
+    }
+    suite.stop().await.unwrap();
+}

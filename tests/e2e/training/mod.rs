@@ -5,6 +5,7 @@
 mod cohorts;
 mod courses;
 mod enrolment;
+mod esr_mapping;
 mod hr_files;
 mod people;
 mod register;

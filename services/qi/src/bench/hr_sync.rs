@@ -1,5 +1,8 @@
 //! The `hr-sync` scenario: `SyncStaff` of a whole ESR extract through the gateway against
-//! a raw `COPY` of the same rows, and `qi hr import` of a large extract as a process.
+//! a raw `COPY` of the same rows, and `qi hr import` of a large extract as a process. The
+//! extract's rows carry ESR codes, not sites, as real ones do: the sync places them through
+//! the ESR mapping (loaded first, outside the timing), and the `COPY` baseline writes the
+//! places it gives.
 
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -33,6 +36,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     let token = bearer(&d.token("bench-hr", &["hr_sync"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone())
         .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
+    load_mapping(&client, &token).await?;
     let mut f = Map::new();
     let mut targets = Vec::new();
     for &n in effort.sync_rows {
@@ -74,8 +78,10 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             sync_s.push(t.elapsed().as_secs_f64());
             anyhow::ensure!(
                 resp.inserted == n as i64,
-                "the sync inserted {} of {n}",
-                resp.inserted
+                "the sync inserted {} of {n} ({} refused, e.g. {:?})",
+                resp.inserted,
+                resp.rejected_rows,
+                resp.rejected.first()
             );
 
             sqlx::query("TRUNCATE bench.staff_copy")
@@ -92,8 +98,9 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                     "COPY bench.staff_copy (employee_number, site, assignment_number, other_assignments,
                         forename, surname, work_email, staff_group, job_role, occupation_code,
                         area_of_work, position_title, pay_band, department, organisation,
-                        assignment_status, person_type, hire_date, leave_date, active, data_hash,
-                        source_update_time, extract_id, site_since) FROM STDIN",
+                        location, ward, assignment_status, person_type, hire_date, leave_date,
+                        active, data_hash, source_update_time, extract_id, site_since)
+                     FROM STDIN",
                 )
                 .await?;
             copy.send(text.as_bytes()).await?;
@@ -122,6 +129,58 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     })
 }
 
+/// The bench trust's ESR mapping: each site's location, and the wards' cost centres.
+const SITES: [&str; 3] = ["BAS", "BRM", "SOU"];
+/// Wards (and so ward cost centres) per site in the synthetic extract.
+const WARDS: usize = 20;
+
+/// The ESR codes of synthetic row `i`: its location, its organisation (its ward's cost
+/// centre), and the site and ward the mapping places it at.
+fn codes(i: usize) -> (String, String, &'static str, String) {
+    let site = SITES[i % SITES.len()];
+    let ward = (i / SITES.len()) % WARDS;
+    (
+        format!("{site}-MAIN"),
+        format!("CC-{site}-W{ward}"),
+        site,
+        format!("sites/{site}/wards/ward-{ward}"),
+    )
+}
+
+/// Loads the mapping [`codes`] uses, through the gateway (a second run changes nothing).
+async fn load_mapping(
+    client: &TrainingServiceClient<tonic::transport::Channel>,
+    token: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+) -> anyhow::Result<()> {
+    for site in SITES {
+        let mut mappings = vec![pb::EsrMapping {
+            name: format!("sites/{site}/esrMappings/location.{site}-MAIN"),
+            ..Default::default()
+        }];
+        mappings.extend((0..WARDS).map(|w| pb::EsrMapping {
+            name: format!("sites/{site}/esrMappings/organisation.CC-{site}-W{w}"),
+            ward: format!("sites/{site}/wards/ward-{w}"),
+            ..Default::default()
+        }));
+        let resp = client
+            .clone()
+            .batch_upsert_esr_mappings(with_header(
+                pb::BatchUpsertEsrMappingsRequest {
+                    parent: format!("sites/{site}"),
+                    esr_mappings: mappings,
+                    request_id: String::new(),
+                },
+                "authorization",
+                token,
+            ))
+            .await
+            .context("BatchUpsertEsrMappings")?
+            .into_inner();
+        anyhow::ensure!(resp.rejected.is_empty(), "mapping refused: {resp:?}");
+    }
+    Ok(())
+}
+
 /// `qi hr import --full` of an `n`-row CSV extract as HR would run it (this binary, as a
 /// process, against the gateway): its wall time and its own peak resident memory, read from
 /// /proc while it runs, which must stay under 64 MiB whatever the file's size.
@@ -137,17 +196,18 @@ async fn cli_import(
     let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
     writeln!(
         out,
-        "employee_number,assignment_number,forename,surname,site,staff_group,job_role,pay_band,department"
+        "employee_number,assignment_number,forename,surname,location,organisation,staff_group,job_role,pay_band,department"
     )?;
     for r in synthetic_rows(n) {
         writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             r.employee_number,
             r.assignment_number,
             r.forename,
             r.surname,
-            r.site,
+            r.location,
+            r.organisation,
             r.staff_group,
             r.job_role,
             r.pay_band,
@@ -201,10 +261,10 @@ fn synthetic_rows(n: usize) -> Vec<pb::EsrRow> {
     const SURNAMES: [&str; 8] = [
         "Ashworth", "Bello", "Chen", "Doyle", "Evans", "Farah", "Gill", "Hughes",
     ];
-    const SITES: [&str; 3] = ["BAS", "BRM", "SOU"];
     (0..n)
         .map(|i| {
             let emp = format!("{}", 10_000_000 + i);
+            let (location, organisation, _, _) = codes(i);
             pb::EsrRow {
                 assignment_number: emp.clone(),
                 primary_assignment: true,
@@ -217,8 +277,8 @@ fn synthetic_rows(n: usize) -> Vec<pb::EsrRow> {
                 area_of_work: "Medicine".into(),
                 position_title: "Staff Nurse".into(),
                 pay_band: "Band 5".into(),
-                organisation: "Medicine Division".into(),
-                site: SITES[i % 3].into(),
+                organisation,
+                location,
                 department: format!("Ward {}", i % 60),
                 assignment_status: "Active Assignment".into(),
                 person_type: "Employee".into(),
@@ -234,10 +294,12 @@ fn synthetic_rows(n: usize) -> Vec<pb::EsrRow> {
         .collect()
 }
 
-/// The same rows as COPY text for a table shaped like `training.staff`.
+/// The same rows as COPY text for a table shaped like `training.staff`, each at the site
+/// and ward the mapping places it.
 fn copy_text(rows: &[pb::EsrRow]) -> String {
-    let mut out = String::with_capacity(rows.len() * 220);
+    let mut out = String::with_capacity(rows.len() * 260);
     for (i, r) in rows.iter().enumerate() {
+        let (_, _, site, ward) = codes(i);
         let hire = r
             .hire_date
             .map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day));
@@ -246,9 +308,9 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
         let hire = hire.unwrap_or_else(|| "\\N".into());
         let _ = writeln!(
             out,
-            "{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tt\t{}\t2026-11-26 00:00:00+00\tbench\t{}",
+            "{}\t{}\t{}\t{{}}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tt\t{}\t2026-11-26 00:00:00+00\tbench\t{}",
             r.employee_number,
-            r.site,
+            site,
             r.assignment_number,
             r.forename,
             r.surname,
@@ -261,6 +323,8 @@ fn copy_text(rows: &[pb::EsrRow]) -> String {
             r.pay_band,
             r.department,
             r.organisation,
+            r.location,
+            ward,
             r.assignment_status,
             r.person_type,
             hire,
@@ -284,6 +348,6 @@ mod tests {
         assert!(rows.iter().all(|r| r.staff_group.len() == 2));
         let text = copy_text(&rows);
         assert_eq!(text.lines().count(), 30);
-        assert!(text.lines().all(|l| l.split('\t').count() == 24));
+        assert!(text.lines().all(|l| l.split('\t').count() == 26));
     }
 }

@@ -175,6 +175,8 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
     let org = crate::seed::reference_trust(gateway, token).await?;
     tally.created += u64::from(org.created);
     tally.existing += u64::from(org.existing);
+    // The ESR mapping before the extract, whose rows carry codes, not sites.
+    tally += load::people::map(&api).await?;
     let staff = plan::people::workforce(options.staff);
     let synced = load::people::sync(&api, &staff).await?;
     tracing::info!(

@@ -23,6 +23,11 @@ pub(crate) struct StaffRow {
     pub(crate) department: String,
     pub(crate) organisation: String,
     pub(crate) person_type: String,
+    pub(crate) occupation_code: String,
+    pub(crate) area_of_work: String,
+    pub(crate) assignment_status: String,
+    /// The ward the ESR mapping placed them on, or empty.
+    pub(crate) ward: String,
     pub(crate) hire_date: Option<NaiveDate>,
     pub(crate) leave_date: Option<NaiveDate>,
     pub(crate) active: bool,
@@ -82,6 +87,10 @@ impl From<StaffRow> for pb::Staff {
             update_time: Some(timestamp(r.update_time)),
             site: format!("sites/{}", r.site),
             site_history: r.site_history.iter().filter_map(|s| spell(s)).collect(),
+            occupation_code: r.occupation_code,
+            area_of_work: r.area_of_work,
+            assignment_status: r.assignment_status,
+            ward: r.ward,
         }
     }
 }
@@ -94,8 +103,8 @@ macro_rules! staff_rows {
             StaffRow,
             r#"SELECT employee_number, site, assignment_number, forename, surname, work_email,
                     staff_group, job_role, position_title, pay_band, department, organisation,
-                    person_type, hire_date, leave_date, active, source_update_time, create_time,
-                    update_time,
+                    person_type, occupation_code, area_of_work, assignment_status, ward,
+                    hire_date, leave_date, active, source_update_time, create_time, update_time,
                     ARRAY[site || '|' || to_char(site_since, 'YYYY-MM-DD') || '|']
                     || coalesce((SELECT array_agg(h.site || '|' || to_char(h.start_date, 'YYYY-MM-DD')
                                                   || '|' || to_char(h.end_date, 'YYYY-MM-DD')
@@ -228,6 +237,42 @@ mod tests {
                 },
             ]
         );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_person_gives_back_what_esr_sent_and_the_ward_the_mapping_gave() -> anyhow::Result<()>
+    {
+        let mut conn = transaction().await?;
+        staff(&mut conn, "100", "BAS", "Lovelace", "Ada").await?;
+        sqlx::query!(
+            "UPDATE staff SET occupation_code = 'N0A', area_of_work = 'Medicine',
+                              assignment_status = 'Active Assignment',
+                              ward = 'sites/BAS/wards/ash'
+             WHERE employee_number = '100'"
+        )
+        .execute(&mut *conn)
+        .await?;
+        let person: pb::Staff = get(&mut conn, "100", None)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("100 not found"))?
+            .into();
+        assert_eq!(
+            (
+                person.occupation_code.as_str(),
+                person.area_of_work.as_str(),
+                person.assignment_status.as_str(),
+                person.ward.as_str()
+            ),
+            (
+                "N0A",
+                "Medicine",
+                "Active Assignment",
+                "sites/BAS/wards/ash"
+            )
+        );
+        let (listed, _) = list(&mut conn, None, false, &page(50, "")?).await?;
+        assert_eq!(listed, [person]);
         Ok(())
     }
 

@@ -20,6 +20,12 @@
 //! Only describing rows are copied; a row displaced by a later primary one is deleted
 //! from `sync_row` before the merge.
 //!
+//! A row is placed at its own `site` when it has one, else through the ESR mapping
+//! (`crate::esr_mappings`): its location's, else its organisation's. That is resolved in the
+//! merge's SQL, by joining the mapping, not row by row here: a row whose codes are not
+//! mapped is found by one set-based statement, refused naming its codes, and counted by
+//! code in the answer, while the rest apply.
+//!
 //! Here: the handler, and the reading and checking of the extract; its SQL is in `store`.
 
 mod store;
@@ -37,13 +43,17 @@ use sqlx::postgres::PgCopyIn;
 use sqlx::{PgConnection, PgPool};
 
 use crate::TrainingApi;
+use crate::esr_mappings::Kind;
 use crate::staff::employee_number;
-use store::Merged;
+use store::{Merged, Unmapped, UnmappedRow};
 
 /// The most rows one sync may carry.
 pub(crate) const MAX_ROWS: i64 = 1_000_000;
 /// `COPY` data gathered before each send to the database.
 const COPY_BATCH: usize = 256 * 1024;
+/// Refused rows listed in the answer; beyond this they are only counted, so an extract
+/// refused wholesale (its mapping not loaded yet) still has an answer a client can decode.
+pub(crate) const REJECTED_LISTED: usize = 10_000;
 
 /// SyncStaff: the sync runs in its own task, so if the caller goes mid-stream it still ends
 /// cleanly (the `COPY` aborted, the transaction rolled back) rather than being dropped
@@ -150,6 +160,7 @@ struct Row {
     employee_number: String,
     assignment_number: String,
     primary: bool,
+    /// The site the row names, or empty: then the mapping places it.
     site: String,
     forename: String,
     surname: String,
@@ -162,6 +173,7 @@ struct Row {
     pay_band: String,
     department: String,
     organisation: String,
+    location: String,
     assignment_status: String,
     person_type: String,
     hire_date: Option<NaiveDate>,
@@ -177,7 +189,7 @@ impl Row {
 
     /// The person's text columns after the employee number, in `sync_row`'s order (the hash
     /// and the `COPY` line both follow it).
-    fn text_fields(&self) -> [&String; 15] {
+    fn text_fields(&self) -> [&String; 16] {
         [
             &self.site,
             &self.assignment_number,
@@ -192,6 +204,7 @@ impl Row {
             &self.pay_band,
             &self.department,
             &self.organisation,
+            &self.location,
             &self.assignment_status,
             &self.person_type,
         ]
@@ -265,7 +278,12 @@ pub(crate) struct SyncBatch {
     header: Option<Header>,
     complete: bool,
     received: i64,
+    /// The first [`REJECTED_LISTED`] rows refused here.
     rejected: Vec<pb::RejectedRow>,
+    /// Every row refused here, listed or not.
+    rejected_rows: i64,
+    /// Whether a copied row names no site, so the mapping must place it.
+    unplaced: bool,
     people: HashMap<Box<str>, Person>,
     /// Rows copied, then displaced by a later primary row of the same person.
     displaced: Vec<i64>,
@@ -284,6 +302,8 @@ impl SyncBatch {
             complete: false,
             received: 0,
             rejected: Vec::new(),
+            rejected_rows: 0,
+            unplaced: false,
             people: HashMap::new(),
             displaced: Vec::new(),
             refused: Vec::new(),
@@ -369,7 +389,7 @@ impl SyncBatch {
                     if well_formed {
                         self.refused.push(sent_number.clone());
                     }
-                    self.rejected.push(pb::RejectedRow {
+                    self.reject(pb::RejectedRow {
                         row_number: self.received,
                         employee_number: sent_number,
                         field: field.to_owned(),
@@ -381,6 +401,14 @@ impl SyncBatch {
         Ok(())
     }
 
+    /// Counts a refused row, listing it while fewer than [`REJECTED_LISTED`] are.
+    fn reject(&mut self, row: pb::RejectedRow) {
+        self.rejected_rows += 1;
+        if self.rejected.len() < REJECTED_LISTED {
+            self.rejected.push(row);
+        }
+    }
+
     /// Groups a valid row into its person, copying it when it describes the person:
     /// duplicates and second primaries are refused.
     fn accept(&mut self, row: Row, out: &mut Vec<u8>) {
@@ -388,6 +416,7 @@ impl SyncBatch {
         let hash = row.data_hash(active);
         let person = match self.people.entry(row.employee_number.as_str().into()) {
             Entry::Vacant(v) => {
+                self.unplaced |= row.site.is_empty();
                 store::write_copy(&row, active, hash.finish(""), out);
                 v.insert(Person {
                     main: row.number,
@@ -417,7 +446,7 @@ impl SyncBatch {
             None
         };
         if let Some((field, reason)) = refusal {
-            self.rejected.push(pb::RejectedRow {
+            self.reject(pb::RejectedRow {
                 row_number: row.number,
                 employee_number: row.employee_number,
                 field: field.into(),
@@ -430,6 +459,7 @@ impl SyncBatch {
             person.main = row.number;
             person.main_primary = true;
             person.hash = hash;
+            self.unplaced |= row.site.is_empty();
             store::write_copy(&row, active, hash.finish(""), out);
         }
         person
@@ -505,6 +535,7 @@ impl SyncBatch {
             assignment_start_date,
             termination_date,
             source_update_time,
+            location,
         } = r;
         let emp =
             employee_number("employee_number", &emp).map_err(|e| ("employee_number", reason(e)))?;
@@ -526,18 +557,34 @@ impl SyncBatch {
                 "expected digits with an optional suffix, e.g. 12345678 or 12345678-02".into(),
             ));
         }
-        let site_code = SiteCode::parse(site.trim())
-            .ok()
-            .filter(|s| self.sites.contains(s))
-            .ok_or_else(|| {
-                (
+        let organisation = text("organisation", &organisation, 200)?;
+        let location = text("location", &location, 200)?;
+        // An explicit site wins; without one the merge places the row by its codes.
+        let site = if site.trim().is_empty() {
+            if location.is_empty() && organisation.is_empty() {
+                return Err((
                     "site",
-                    format!(
-                        "`{}` is not one of the trust's sites",
-                        qi_platform::names::clip(&site)
-                    ),
-                )
-            })?;
+                    "is required: give a site, or a location or organisation code the ESR \
+                     mapping maps to a site"
+                        .into(),
+                ));
+            }
+            String::new()
+        } else {
+            SiteCode::parse(site.trim())
+                .ok()
+                .filter(|s| self.sites.contains(s))
+                .ok_or_else(|| {
+                    (
+                        "site",
+                        format!(
+                            "`{}` is not one of the trust's sites",
+                            qi_platform::names::clip(&site)
+                        ),
+                    )
+                })?
+                .to_string()
+        };
         let work_email = text("work_email", &work_email, 254)?;
         if !work_email.is_empty()
             && (!work_email.contains('@') || work_email.contains(char::is_whitespace))
@@ -568,7 +615,7 @@ impl SyncBatch {
             employee_number: emp,
             assignment_number,
             primary: primary_assignment,
-            site: site_code.to_string(),
+            site,
             forename: required("forename", &forename)?,
             surname: required("surname", &surname)?,
             work_email,
@@ -579,7 +626,8 @@ impl SyncBatch {
             position_title: text("position_title", &position_title, 200)?,
             pay_band: text("pay_band", &pay_band, 50)?,
             department: text("department", &department, 200)?,
-            organisation: text("organisation", &organisation, 200)?,
+            organisation,
+            location,
             assignment_status: text("assignment_status", &assignment_status, 100)?,
             person_type: text("person_type", &person_type, 100)?,
             hire_date: optional_date("hire_date", hire_date.as_ref())?,
@@ -604,30 +652,58 @@ impl SyncBatch {
                         .into(),
             });
         }
+        store::prepare(tx, &self.displaced, self.others(), self.unplaced).await?;
+        let unmapped = if self.unplaced {
+            let room = REJECTED_LISTED.saturating_sub(self.rejected.len());
+            store::unmapped(tx, room as i64).await?
+        } else {
+            Unmapped::default()
+        };
+        if header.full && self.people.len() as i64 == unmapped.total {
+            return Err(Error::FailedPrecondition {
+                reason: "EMPTY_FULL_SYNC",
+                message: format!(
+                    "a FULL sync with no placeable rows would deactivate everyone; nothing was \
+                     changed. No row names a site, and none of their codes is in the ESR \
+                     mapping ({} codes, e.g. {}): load the mapping first (`qi hr map import`)",
+                    unmapped.codes.len(),
+                    unmapped
+                        .codes
+                        .iter()
+                        .take(3)
+                        .map(|(kind, code, _)| format!("{kind} {code}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
         let Merged {
             updated,
             deactivated,
             inserted,
-        } = store::merge(
-            tx,
-            &header,
-            self.today,
-            &self.displaced,
-            self.others(),
-            &self.refused,
-        )
-        .await?;
-        let mut response = pb::SyncStaffResponse {
+        } = store::merge(tx, &header, self.today, &self.refused).await?;
+        self.rejected
+            .extend(unmapped.listed.into_iter().map(UnmappedRow::rejection));
+        self.rejected.sort_by_key(|r| r.row_number);
+        Ok(pb::SyncStaffResponse {
             received_rows: self.received,
             inserted,
             updated,
-            unchanged: self.people.len() as i64 - inserted - updated,
+            unchanged: self.people.len() as i64 - inserted - updated - unmapped.total,
             deactivated,
-            rejected: Vec::new(),
-        };
-        self.rejected.sort_by_key(|r| r.row_number);
-        response.rejected = self.rejected;
-        Ok(response)
+            rejected: self.rejected,
+            unmapped_codes: unmapped
+                .codes
+                .into_iter()
+                .map(|(kind, code, rows)| pb::UnmappedCode {
+                    kind: Kind::parse(&kind).map_or(pb::EsrCodeKind::Unspecified, Kind::to_pb)
+                        as i32,
+                    code,
+                    rows,
+                })
+                .collect(),
+            rejected_rows: self.rejected_rows + unmapped.total,
+        })
     }
 
     /// The other assignments, and so the final hash, of the people with several.
@@ -646,6 +722,43 @@ impl SyncBatch {
             o.others.push(others);
         }
         o
+    }
+}
+
+impl UnmappedRow {
+    /// The row's refusal, naming the codes the mapping lacks.
+    fn rejection(self) -> pb::RejectedRow {
+        let UnmappedRow {
+            row_number,
+            employee_number,
+            location,
+            organisation,
+        } = self;
+        let clip = qi_platform::names::clip;
+        let (field, what) = match (location.is_empty(), organisation.is_empty()) {
+            (false, false) => (
+                "location",
+                format!(
+                    "neither location `{}` nor organisation `{}` is",
+                    clip(&location),
+                    clip(&organisation)
+                ),
+            ),
+            (false, true) => ("location", format!("location `{}` is", clip(&location))),
+            (true, _) => (
+                "organisation",
+                format!("organisation `{}` is", clip(&organisation)),
+            ),
+        };
+        pb::RejectedRow {
+            row_number,
+            employee_number,
+            field: field.into(),
+            reason: format!(
+                "{what} mapped to a site, and the row names no site: add the code to the ESR \
+                 mapping (`qi hr map import`)"
+            ),
+        }
     }
 }
 
@@ -790,7 +903,7 @@ mod tests {
             day: 31,
         });
         let (_, copied) = batch(vec![leaver, row("10000002", "10000002", true)]);
-        let active: Vec<_> = copied.lines().map(|l| l.split('\t').nth(18)).collect();
+        let active: Vec<_> = copied.lines().map(|l| l.split('\t').nth(19)).collect();
         assert_eq!(active, [Some("f"), Some("t")]);
         let hash = |r: pb::EsrRow| {
             let (b, _) = batch(vec![r]);
@@ -880,6 +993,216 @@ mod tests {
         })
         .collect();
         Ok((response, spells))
+    }
+
+    /// Maps `id` (`location.X`, `organisation.Y`) to `site` and `ward`, committed.
+    async fn map(pool: &PgPool, site: &str, id: &str, ward: &str) -> anyhow::Result<()> {
+        let mut tx = qi_platform::db::begin(pool).await?;
+        let m = crate::esr_mappings::NewMapping {
+            site: SiteCode::parse(site).map_err(anyhow::Error::msg)?,
+            id: crate::esr_mappings::MappingId::parse("id", id)?,
+            ward: ward.into(),
+            display_name: String::new(),
+        };
+        crate::esr_mappings::store::insert(&mut tx, &m).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Syncs `rows` as one extract (FULL when `full`) taken at `seconds`, committed as a
+    /// sync is; the answer, or the error the whole sync ended with.
+    async fn sync_rows(
+        pool: &PgPool,
+        full: bool,
+        rows: Vec<pb::EsrRow>,
+        seconds: i64,
+    ) -> anyhow::Result<Result<pb::SyncStaffResponse, Error>> {
+        let sites = ["BAS", "BRM", "SOU"].map(|s| SiteCode::parse(s).unwrap());
+        let mut b = SyncBatch::new(&sites, crate::testing::day("2026-11-26"));
+        let mut data = Vec::new();
+        b.push(
+            pb::SyncStaffRequest {
+                mode: if full {
+                    pb::SyncMode::Full
+                } else {
+                    pb::SyncMode::Delta
+                } as i32,
+                extract_time: Some(prost_types::Timestamp { seconds, nanos: 0 }),
+                rows,
+                complete: true,
+                ..Default::default()
+            },
+            &mut data,
+        )?;
+        let mut tx = qi_platform::db::begin(pool).await?;
+        let mut copy = store::copy_in(&mut tx).await?;
+        copy.send(data.as_slice()).await?;
+        copy.finish().await?;
+        match b.merge(&mut tx).await {
+            Ok(r) => {
+                tx.commit().await?;
+                Ok(Ok(r))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// Everyone's (employee number, site, ward, active), by number.
+    async fn places(pool: &PgPool) -> anyhow::Result<Vec<(String, String, String, bool)>> {
+        Ok(sqlx::query!(
+            "SELECT employee_number, site, ward, active FROM staff ORDER BY employee_number"
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| (r.employee_number, r.site, r.ward, r.active))
+        .collect())
+    }
+
+    fn place(emp: &str, site: &str, ward: &str, active: bool) -> (String, String, String, bool) {
+        (emp.into(), site.into(), ward.into(), active)
+    }
+
+    /// A row of person `emp` naming these site, location and organisation.
+    fn coded(emp: &str, site: &str, location: &str, organisation: &str) -> pb::EsrRow {
+        pb::EsrRow {
+            site: site.into(),
+            location: location.into(),
+            organisation: organisation.into(),
+            ..row(emp, emp, true)
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_without_a_site_are_placed_by_the_mapping_and_the_unmapped_refused_by_code()
+    -> anyhow::Result<()> {
+        let pool = crate::testing::pool().await?;
+        map(&pool, "BAS", "location.BAS-MAIN", "").await?;
+        map(&pool, "BAS", "organisation.CC-ASH", "sites/BAS/wards/ash").await?;
+        map(&pool, "SOU", "organisation.CC-ELM", "sites/SOU/wards/elm").await?;
+        let rows = vec![
+            // The location places the person; the organisation, at the same site, the ward.
+            coded("10000001", "", "BAS-MAIN", "CC-ASH"),
+            // An organisation's ward at another site than the location's is not taken.
+            coded("10000002", "", "BAS-MAIN", "CC-ELM"),
+            coded("10000003", "", "", "CC-ELM"),
+            // An explicit site wins over both codes.
+            coded("10000004", "BRM", "BAS-MAIN", "CC-ASH"),
+            // An unmapped location falls back to the organisation.
+            coded("10000005", "", "NOWHERE", "CC-ASH"),
+            coded("10000006", "", "NOWHERE", "NOPE"),
+            coded("10000007", "", "", "NOPE"),
+        ];
+        let r = sync_rows(&pool, false, rows.clone(), 1_800_000_000).await??;
+        assert_eq!((r.inserted, r.unchanged, r.rejected_rows), (5, 0, 2));
+        let refused: Vec<_> = r
+            .rejected
+            .iter()
+            .map(|x| (x.row_number, x.field.as_str(), x.employee_number.as_str()))
+            .collect();
+        assert_eq!(
+            refused,
+            [(6, "location", "10000006"), (7, "organisation", "10000007")]
+        );
+        assert!(
+            r.rejected[0].reason.contains("`NOWHERE`"),
+            "{:?}",
+            r.rejected
+        );
+        assert!(r.rejected[0].reason.contains("`NOPE`"), "{:?}", r.rejected);
+        let codes: Vec<_> = r
+            .unmapped_codes
+            .iter()
+            .map(|c| (c.kind, c.code.as_str(), c.rows))
+            .collect();
+        let (org, loc) = (
+            pb::EsrCodeKind::Organisation as i32,
+            pb::EsrCodeKind::Location as i32,
+        );
+        assert_eq!(codes, [(org, "NOPE", 2), (loc, "NOWHERE", 1)]);
+        assert_eq!(
+            places(&pool).await?,
+            [
+                place("10000001", "BAS", "sites/BAS/wards/ash", true),
+                place("10000002", "BAS", "", true),
+                place("10000003", "SOU", "sites/SOU/wards/elm", true),
+                place("10000004", "BRM", "", true),
+                place("10000005", "BAS", "sites/BAS/wards/ash", true),
+            ]
+        );
+        // Mapped now, the refused two go in when sent again; the rest are unchanged.
+        map(&pool, "BRM", "organisation.NOPE", "").await?;
+        let r = sync_rows(&pool, false, rows, 1_800_000_000).await??;
+        assert_eq!((r.inserted, r.unchanged, r.rejected_rows), (2, 5, 0));
+        assert!(r.unmapped_codes.is_empty());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_newer_row_follows_a_changed_mapping_and_an_unmapped_one_deactivates_no_one()
+    -> anyhow::Result<()> {
+        let pool = crate::testing::pool().await?;
+        map(&pool, "BAS", "organisation.CC-ASH", "sites/BAS/wards/ash").await?;
+        let first = vec![
+            coded("10000001", "", "", "CC-ASH"),
+            coded("10000002", "", "", "CC-ASH"),
+        ];
+        sync_rows(&pool, true, first.clone(), 1_800_000_000).await??;
+        // The cost centre's ward changes: a newer extract re-places its people (an update).
+        sqlx::query!("UPDATE esr_mapping SET ward = 'sites/BAS/wards/elm' WHERE code = 'CC-ASH'")
+            .execute(&pool)
+            .await?;
+        // In a FULL sync, a person whose row is refused as unmapped is not taken for absent.
+        let second = vec![
+            coded("10000001", "", "", "CC-ASH"),
+            coded("10000002", "", "", "CC-GONE"),
+        ];
+        let r = sync_rows(&pool, true, second, 1_800_100_000).await??;
+        assert_eq!((r.updated, r.deactivated, r.rejected_rows), (1, 0, 1));
+        assert_eq!(
+            places(&pool).await?,
+            [
+                place("10000001", "BAS", "sites/BAS/wards/elm", true),
+                place("10000002", "BAS", "sites/BAS/wards/ash", true),
+            ]
+        );
+        // A FULL sync whose every row is unmapped would deactivate everyone else: refused.
+        let none = vec![coded("10000003", "", "NOWHERE", "")];
+        let e = sync_rows(&pool, true, none, 1_800_200_000)
+            .await?
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::FailedPrecondition { reason: "EMPTY_FULL_SYNC", message } if message.contains("location NOWHERE")),
+            "{e:?}"
+        );
+        assert_eq!(places(&pool).await?.len(), 2);
+        Ok(())
+    }
+
+    #[test]
+    fn a_row_needs_a_site_or_a_code_to_be_placed_by() {
+        let (b, copied) = batch(vec![
+            coded("10000001", "", "", ""),
+            coded("10000002", "", "L1", ""),
+            coded("10000003", "", "", "O1"),
+        ]);
+        assert_eq!(copied.lines().count(), 2);
+        assert!(b.unplaced);
+        let fields: Vec<_> = b
+            .rejected
+            .iter()
+            .map(|r| (r.row_number, r.field.as_str()))
+            .collect();
+        assert_eq!(fields, [(1, "site")]);
+        assert_eq!(b.rejected_rows, 1);
+    }
+
+    #[test]
+    fn refusals_past_the_listed_many_are_counted_only() {
+        let bad = |i: usize| coded(&format!("{}", 10_000_000 + i), "ZZZ", "", "");
+        let (b, _) = batch((0..REJECTED_LISTED + 5).map(bad).collect());
+        assert_eq!(b.rejected.len(), REJECTED_LISTED);
+        assert_eq!(b.rejected_rows, REJECTED_LISTED as i64 + 5);
     }
 
     fn spell(site: &str, start: &str, end: Option<&str>) -> (String, String, Option<String>) {

@@ -1,6 +1,8 @@
 //! The sync's SQL: a temporary table the extract is copied into (and the `COPY` text it is
 //! sent as), and the set-based statements that merge it into `staff` and keep each person's
-//! site history (`site_since`, and an ended spell in `staff_site_spell` per move).
+//! site history (`site_since`, and an ended spell in `staff_site_spell` per move). A row
+//! without a site is placed by the ESR mapping, joined in the merging statements
+//! ([`placed_rows!`]); the rows it cannot place are found by one statement ([`unmapped`]).
 //!
 //! The statements that read or write `sync_row` stay unchecked `sqlx::query` of constant
 //! text: a temporary table exists only in the sync's own session, so the build-time check
@@ -15,11 +17,28 @@ use sqlx::postgres::PgCopyIn;
 
 use super::{Header, Others, Row};
 
+/// `sync_row` with each row's place, as a subquery: `placed_site` is the row's own site,
+/// else its location's mapped site, else its organisation's (NULL: unmapped, refused), and
+/// `placed_ward` the ward of the first of those two mappings that is at `placed_site` and
+/// names one (empty: none). The mapping is small, so this is a hash join per statement.
+macro_rules! placed_rows {
+    () => {
+        "(SELECT r.*, p.site AS placed_site,
+                 CASE WHEN l.site = p.site AND l.ward <> '' THEN l.ward
+                      WHEN o.site = p.site AND o.ward <> '' THEN o.ward
+                      ELSE '' END AS placed_ward
+          FROM sync_row AS r
+          LEFT JOIN esr_mapping AS l ON l.kind = 'location' AND l.code = r.location
+          LEFT JOIN esr_mapping AS o ON o.kind = 'organisation' AND o.code = r.organisation
+          CROSS JOIN LATERAL (SELECT coalesce(nullif(r.site, ''), l.site, o.site) AS site) AS p)"
+    };
+}
+
 /// Every column but `other_assignments`, in the order [`write_copy`] writes them.
 const COPY_ROWS: &str = "COPY sync_row (employee_number, site, assignment_number, forename,
     surname, work_email, staff_group, job_role, occupation_code, area_of_work, position_title,
-    pay_band, department, organisation, assignment_status, person_type, hire_date, leave_date,
-    active, data_hash, source_update_time, row_number) FROM STDIN";
+    pay_band, department, organisation, location, assignment_status, person_type, hire_date,
+    leave_date, active, data_hash, source_update_time, row_number) FROM STDIN";
 
 /// Creates the sync's temporary table, the extract's rows as they arrive (those that describe
 /// a person), and starts copying into it by [`COPY_ROWS`].
@@ -30,7 +49,8 @@ pub(super) async fn copy_in(conn: &mut PgConnection) -> Result<PgCopyIn<&mut PgC
             forename text NOT NULL, surname text NOT NULL, work_email text NOT NULL,
             staff_group text NOT NULL, job_role text NOT NULL, occupation_code text NOT NULL,
             area_of_work text NOT NULL, position_title text NOT NULL, pay_band text NOT NULL,
-            department text NOT NULL, organisation text NOT NULL, assignment_status text NOT NULL,
+            department text NOT NULL, organisation text NOT NULL, location text NOT NULL,
+            assignment_status text NOT NULL,
             person_type text NOT NULL, hire_date date, leave_date date, active boolean NOT NULL,
             data_hash bigint NOT NULL, source_update_time timestamptz NOT NULL,
             row_number bigint NOT NULL, other_assignments text[] NOT NULL DEFAULT '{}'
@@ -89,18 +109,16 @@ pub(super) struct Merged {
     pub(super) inserted: i64,
 }
 
-/// Merges the copied rows into `staff`: drops the `displaced` rows, corrects the rows of
-/// people with several assignments (`others`), updates the people already known, for a
-/// FULL sync deactivates the absent (never the `refused`), inserts the new ones, and keeps
-/// their site history (a move seen `today` ends one spell and starts the next).
-pub(super) async fn merge(
+/// Readies the copied rows for the merge: drops the `displaced` rows and corrects the rows
+/// of people with several assignments (`others`). Takes the merge's locks first: `staff`
+/// against another sync, and, when rows are to be placed by the mapping (`unplaced`), the
+/// mapping against changes, so the rows found unmapped are exactly those left unplaced.
+pub(super) async fn prepare(
     conn: &mut PgConnection,
-    header: &Header,
-    today: NaiveDate,
     displaced: &[i64],
     others: Others,
-    refused: &[String],
-) -> Result<Merged, Error> {
+    unplaced: bool,
+) -> Result<(), Error> {
     // The joins below hash a whole extract: let them do it in memory.
     sqlx::query!("SET LOCAL work_mem = '64MB'")
         .execute(&mut *conn)
@@ -110,6 +128,12 @@ pub(super) async fn merge(
     sqlx::query!("LOCK TABLE staff IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *conn)
         .await?;
+    if unplaced {
+        // Mapping writes wait for the merge (seconds); reads of it do not.
+        sqlx::query!("LOCK TABLE esr_mapping IN SHARE MODE")
+            .execute(&mut *conn)
+            .await?;
+    }
     if !displaced.is_empty() {
         sqlx::query(
             "DELETE FROM sync_row r USING unnest($1::bigint[]) AS d(row_number)
@@ -133,6 +157,84 @@ pub(super) async fn merge(
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// A copied row the mapping cannot place: no site, and neither code mapped.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct UnmappedRow {
+    pub(super) row_number: i64,
+    pub(super) employee_number: String,
+    pub(super) location: String,
+    pub(super) organisation: String,
+}
+
+/// The rows the mapping cannot place: how many, the first of them (up to a limit), and
+/// their codes as (kind, code, rows), most rows first.
+#[derive(Debug, Default)]
+pub(super) struct Unmapped {
+    pub(super) total: i64,
+    pub(super) listed: Vec<UnmappedRow>,
+    pub(super) codes: Vec<(String, String, i64)>,
+}
+
+/// Finds the rows no site places, in one pass over the extract (kept aside in a temporary
+/// table, usually empty, that the counts read); lists the first `limit` of them. The same
+/// [`placed_rows!`] as the merge's, so the refused are exactly the rows it leaves out; and
+/// no filter on `sync_row` before the joins: a temporary table has no statistics, and a
+/// filter's default estimate (a few rows) would have the planner loop over the mapping
+/// once per row instead of hashing it.
+pub(super) async fn unmapped(conn: &mut PgConnection, limit: i64) -> Result<Unmapped, Error> {
+    sqlx::query(concat!(
+        "CREATE TEMPORARY TABLE sync_unmapped ON COMMIT DROP AS
+         SELECT r.row_number, r.employee_number, r.location, r.organisation
+         FROM ",
+        placed_rows!(),
+        " AS r WHERE r.placed_site IS NULL"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    let (total,): (i64,) = sqlx::query_as("SELECT count(*) FROM sync_unmapped")
+        .fetch_one(&mut *conn)
+        .await?;
+    if total == 0 {
+        return Ok(Unmapped::default());
+    }
+    let listed = sqlx::query_as(
+        "SELECT row_number, employee_number, location, organisation FROM sync_unmapped
+         ORDER BY row_number LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let codes = sqlx::query_as(
+        "SELECT c.kind, c.code, count(*) AS n
+         FROM sync_unmapped AS u
+         CROSS JOIN LATERAL (VALUES ('location', u.location), ('organisation', u.organisation))
+             AS c(kind, code)
+         WHERE c.code <> ''
+         GROUP BY c.kind, c.code
+         ORDER BY n DESC, c.kind, c.code",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(Unmapped {
+        total,
+        listed,
+        codes,
+    })
+}
+
+/// Merges the prepared rows into `staff`: updates the people already known, for a FULL
+/// sync deactivates the absent (never the `refused`, nor those whose rows were unmapped:
+/// their rows are still in `sync_row`), inserts the new ones, and keeps their site history
+/// (a move seen `today` ends one spell and starts the next). Unmapped rows change nothing.
+pub(super) async fn merge(
+    conn: &mut PgConnection,
+    header: &Header,
+    today: NaiveDate,
+    refused: &[String],
+) -> Result<Merged, Error> {
     let (updated, mut deactivated): (i64, i64) = sqlx::query_as(UPDATE_KNOWN)
         .bind(&header.extract_id)
         .bind(today)
@@ -164,10 +266,13 @@ pub(super) async fn merge(
 /// Updates the people already in `staff` whose rows are newer; returns (updated: the data
 /// changed, deactivated). `old` is the record as it was before the statement. A person whose
 /// site changed starts a spell there today (`$2`, never before the last began), and the
-/// spell that ended is kept: one more row per move, none for anyone else.
-const UPDATE_KNOWN: &str = "WITH changed AS (
+/// spell that ended is kept: one more row per move, none for anyone else. A change of
+/// place (site or ward, as the mapping now gives it) counts as an update.
+const UPDATE_KNOWN: &str = concat!(
+    "WITH changed AS (
          UPDATE staff AS s SET
-             site = r.site, assignment_number = r.assignment_number,
+             site = r.placed_site, ward = r.placed_ward, location = r.location,
+             assignment_number = r.assignment_number,
              other_assignments = r.other_assignments, forename = r.forename,
              surname = r.surname, work_email = r.work_email, staff_group = r.staff_group,
              job_role = r.job_role, occupation_code = r.occupation_code,
@@ -177,13 +282,18 @@ const UPDATE_KNOWN: &str = "WITH changed AS (
              hire_date = r.hire_date, leave_date = r.leave_date, active = r.active,
              data_hash = r.data_hash, source_update_time = r.source_update_time,
              extract_id = $1,
-             site_since = CASE WHEN r.site <> old.site THEN greatest(old.site_since, $2)
-                               ELSE old.site_since END
-         FROM sync_row AS r JOIN staff AS old ON old.employee_number = r.employee_number
+             site_since = CASE WHEN r.placed_site <> old.site
+                               THEN greatest(old.site_since, $2) ELSE old.site_since END
+         FROM ",
+    placed_rows!(),
+    " AS r JOIN staff AS old ON old.employee_number = r.employee_number
          WHERE s.employee_number = r.employee_number
+           AND r.placed_site IS NOT NULL
            -- Only newer data changes a record, so a late or repeated extract changes nothing.
            AND s.source_update_time < r.source_update_time
-         RETURNING old.data_hash <> s.data_hash AS updated, old.active AND NOT s.active AS deactivated,
+         RETURNING old.data_hash <> s.data_hash OR old.site <> s.site OR old.ward <> s.ward
+                       AS updated,
+                   old.active AND NOT s.active AS deactivated,
                    s.employee_number, old.site AS old_site, old.site_since AS old_since,
                    s.site_since AS new_since, s.site <> old.site AS moved
      ), ended AS (
@@ -191,22 +301,29 @@ const UPDATE_KNOWN: &str = "WITH changed AS (
          SELECT employee_number, old_site, old_since, new_since FROM changed WHERE moved
          ORDER BY employee_number
      )
-     SELECT count(*) FILTER (WHERE updated), count(*) FILTER (WHERE deactivated) FROM changed";
+     SELECT count(*) FILTER (WHERE updated), count(*) FILTER (WHERE deactivated) FROM changed"
+);
 
-/// Inserts the people new to `staff`, at their site since their hire date (else today, `$2`).
-const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_number,
+/// Inserts the people new to `staff` whom a site places, at their site since their hire
+/// date (else today, `$2`).
+const INSERT_NEW: &str = concat!(
+    "INSERT INTO staff (employee_number, site, assignment_number,
          other_assignments, forename, surname, work_email, staff_group, job_role,
          occupation_code, area_of_work, position_title, pay_band, department, organisation,
-         assignment_status, person_type, hire_date, leave_date, active, data_hash,
-         source_update_time, extract_id, site_since)
-     SELECT r.employee_number, r.site, r.assignment_number, r.other_assignments, r.forename,
-            r.surname, r.work_email, r.staff_group, r.job_role, r.occupation_code,
+         location, ward, assignment_status, person_type, hire_date, leave_date, active,
+         data_hash, source_update_time, extract_id, site_since)
+     SELECT r.employee_number, r.placed_site, r.assignment_number, r.other_assignments,
+            r.forename, r.surname, r.work_email, r.staff_group, r.job_role, r.occupation_code,
             r.area_of_work, r.position_title, r.pay_band, r.department, r.organisation,
-            r.assignment_status, r.person_type, r.hire_date, r.leave_date, r.active,
-            r.data_hash, r.source_update_time, $1,
+            r.location, r.placed_ward, r.assignment_status, r.person_type, r.hire_date,
+            r.leave_date, r.active, r.data_hash, r.source_update_time, $1,
             coalesce(r.hire_date, $2)
-     FROM sync_row AS r
-     WHERE NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)";
+     FROM ",
+    placed_rows!(),
+    " AS r
+     WHERE r.placed_site IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM staff AS s WHERE s.employee_number = r.employee_number)"
+);
 
 /// For a FULL sync: active staff the extract does not name (valid or refused) and not
 /// updated since it was taken are deactivated.
@@ -247,6 +364,7 @@ mod tests {
             pay_band: String::new(),
             department: String::new(),
             organisation: String::new(),
+            location: String::new(),
             assignment_status: String::new(),
             person_type: "Employee".into(),
             hire_date: Some(day("2020-01-06")),
@@ -281,15 +399,9 @@ mod tests {
         let mut copy = copy_in(&mut tx).await?;
         copy.send(data.as_slice()).await?;
         copy.finish().await?;
-        let m = merge(
-            &mut tx,
-            header,
-            day("2026-11-26"),
-            displaced,
-            others,
-            refused,
-        )
-        .await?;
+        let unplaced = rows.iter().any(|r| r.site.is_empty());
+        prepare(&mut tx, displaced, others, unplaced).await?;
+        let m = merge(&mut tx, header, day("2026-11-26"), refused).await?;
         tx.commit().await?;
         Ok((m.updated, m.deactivated, m.inserted))
     }

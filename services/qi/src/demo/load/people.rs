@@ -1,12 +1,43 @@
-//! Loads the workforce through the HR sync (`SyncStaff`, the client stream `qi hr import`
-//! uses).
+//! Loads the trust's ESR mapping (`BatchUpsertEsrMappings`, as `qi hr map import` sends it)
+//! and then the workforce through the HR sync (`SyncStaff`, the client stream `qi hr import`
+//! uses), whose rows the mapping places.
 
 use qi_platform::convert::timestamp;
 use qi_proto::training as pb;
 
 use super::client::{Api, call, failed};
-use crate::demo::AS_OF;
-use crate::demo::plan::people::{Workforce, rows};
+use crate::demo::plan::people::{Workforce, esr_mappings, rows};
+use crate::demo::{AS_OF, Tally};
+
+/// Creates the trust's ESR mapping, a site at a time; a second run finds it unchanged.
+pub(crate) async fn map(api: &Api) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
+    for (site, mappings) in esr_mappings() {
+        let req = pb::BatchUpsertEsrMappingsRequest {
+            parent: format!("sites/{site}"),
+            esr_mappings: mappings,
+            request_id: String::new(),
+        };
+        let resp = call(|| {
+            let mut c = api.training.clone();
+            let r = req.clone();
+            async move { c.batch_upsert_esr_mappings(r).await }
+        })
+        .await
+        .map_err(|s| failed(s, "loading the demo's ESR mapping"))?;
+        if let Some(r) = resp.rejected.first() {
+            anyhow::bail!(
+                "the ESR mapping refused {} demo mappings, e.g. {}: {}",
+                resp.rejected.len(),
+                r.field,
+                r.reason
+            );
+        }
+        tally.created += u64::try_from(resp.created).unwrap_or(0);
+        tally.existing += u64::try_from(resp.updated + resp.unchanged).unwrap_or(0);
+    }
+    Ok(tally)
+}
 
 /// Rows per `SyncStaff` message, as `qi hr import` sends them.
 const BATCH: usize = 1_000;

@@ -1,6 +1,9 @@
 //! The demo trust's workforce, as an ESR extract would give it: generated names, a few
 //! people with a second assignment, a few leavers, and per site a fixed shuffle of those
-//! still employed, from which learners and project teams are drawn.
+//! still employed, from which learners and project teams are drawn. Like a real extract,
+//! its rows carry no site, only ESR codes: each site's location, and an organisation (cost
+//! centre) that for nurses and healthcare assistants is their ward's; the trust's ESR
+//! mapping ([`esr_mappings`]) places them.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +14,7 @@ use qi_proto::training as pb;
 use crate::demo::data::people::{GROUPS, SITE_SHARE};
 use crate::demo::rng::{Rng, person};
 use crate::demo::{AS_OF, day};
-use crate::seed::SITES;
+use crate::seed::{SITES, WARDS};
 
 /// One generated member of staff.
 #[derive(Debug, Clone)]
@@ -108,12 +111,67 @@ fn pick_group(r: &mut Rng) -> usize {
     *r.weighted(&weighted)
 }
 
-/// The ESR rows of a person: the primary assignment, and a second one for a few.
-pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
-    let site_name = SITES
+/// A site's ESR location code.
+fn location(site: &str) -> String {
+    format!("{site}-MAIN")
+}
+
+/// The ESR organisation (cost centre) code of a ward of a site.
+fn ward_cost_centre(site: &str, ward: &str) -> String {
+    format!("CC-{site}-{}", ward.to_uppercase())
+}
+
+/// The ESR organisation code of a site's staff who work on no one ward.
+fn site_cost_centre(site: &str) -> String {
+    format!("CC-{site}-CORP")
+}
+
+/// The trust's ESR mapping, by site: each site's location (no ward), its wards' cost
+/// centres (their ward) and its other staff's cost centre (no ward).
+pub(crate) fn esr_mappings() -> Vec<(&'static str, Vec<pb::EsrMapping>)> {
+    SITES
         .iter()
-        .find(|(c, _)| *c == p.site)
-        .map_or("", |(_, n)| *n);
+        .map(|(site, name)| {
+            let at = |id: String, ward: String, title: String| pb::EsrMapping {
+                name: format!("sites/{site}/esrMappings/{id}"),
+                ward,
+                display_name: title,
+                ..Default::default()
+            };
+            let mut all = vec![
+                at(
+                    format!("location.{}", location(site)),
+                    String::new(),
+                    (*name).to_owned(),
+                ),
+                at(
+                    format!("organisation.{}", site_cost_centre(site)),
+                    String::new(),
+                    format!("{name}: corporate and clinical support"),
+                ),
+            ];
+            all.extend(WARDS.iter().map(|ward| {
+                at(
+                    format!("organisation.{}", ward_cost_centre(site, ward)),
+                    format!("sites/{site}/wards/{ward}"),
+                    format!("{name}: {ward} ward"),
+                )
+            }));
+            (*site, all)
+        })
+        .collect()
+}
+
+/// The ESR rows of a person: the primary assignment, and a second one for a few. No site:
+/// their location and organisation codes, which the mapping places.
+pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
+    // Nurses and healthcare assistants work on a ward, the same one whatever is loaded.
+    let organisation = if matches!(p.group, "03" | "07") {
+        let n: usize = p.employee.parse().unwrap_or(0);
+        ward_cost_centre(p.site, WARDS[n % WARDS.len()])
+    } else {
+        site_cost_centre(p.site)
+    };
     let leave = (!p.active).then(|| AS_OF - Months::new(2));
     let primary = pb::EsrRow {
         employee_number: p.employee.clone(),
@@ -131,8 +189,8 @@ pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
         job_role: p.role.into(),
         position_title: p.role.into(),
         pay_band: p.band.into(),
-        organisation: format!("{site_name} {}", p.role),
-        site: p.site.into(),
+        organisation,
+        location: location(p.site),
         assignment_status: if p.active {
             "Active Assignment".into()
         } else {
