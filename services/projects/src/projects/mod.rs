@@ -212,6 +212,19 @@ fn site_text(site: &ProjectSite) -> &str {
     }
 }
 
+/// Parses the name of a project's child whose id is a UUID (`{project}/{collection}/{uuid}`).
+pub(crate) fn parse_child(
+    field: &str,
+    name: &str,
+    collection: &str,
+) -> Result<(ProjectPath, Uuid), Error> {
+    let path = parse_path(field, name, &[collection])?;
+    let id = path.children[0]
+        .parse()
+        .map_err(|_| Error::invalid(field, format!("the id after `{collection}/` is a UUID")))?;
+    Ok((path, id))
+}
+
 /// Deletes the child `name` (`{project}/{collection}/{uuid}`) of an open project the caller
 /// may change, with `delete` (`false`: no such child, NOT_FOUND).
 pub(crate) async fn delete_child(
@@ -221,10 +234,7 @@ pub(crate) async fn delete_child(
     collection: &str,
     delete: impl AsyncFnOnce(&mut PgConnection, &ProjectRef, Uuid) -> Result<bool, Error>,
 ) -> Result<(), Error> {
-    let path = parse_path("name", name, &[collection])?;
-    let id: Uuid = path.children[0]
-        .parse()
-        .map_err(|_| Error::invalid("name", format!("the id after `{collection}/` is a UUID")))?;
+    let (path, id) = parse_child("name", name, collection)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = find(&mut tx, ctx, "name", &path, true).await?;
     project.require_open()?;

@@ -267,10 +267,7 @@ pub(crate) async fn update(
     } = req;
     let member = team_member.ok_or_else(|| Error::invalid("team_member", "is required"))?;
     let field = "team_member.name";
-    let path = projects::parse_path(field, &member.name, &[COLLECTION])?;
-    let id: Uuid = path.children[0]
-        .parse()
-        .map_err(|_| Error::invalid(field, format!("the id after `{COLLECTION}/` is a UUID")))?;
+    let (path, id) = projects::parse_child(field, &member.name, COLLECTION)?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let project = projects::find(&mut tx, &ctx, field, &path, true).await?;
     let paths = qi_platform::update_mask::paths(update_mask.as_ref(), UPDATABLE, |p| match p {
