@@ -5,6 +5,7 @@ use super::*;
 
 const CASES: &str = include_str!("../../../../tests/fixtures/run_charts/cases.txt");
 const LIMITS: &str = include_str!("../../../../tests/fixtures/run_charts/anhoej_limits.txt");
+const DATASETS: &str = include_str!("../../../../tests/fixtures/run_charts/qicharts2_datasets.txt");
 
 /// One case of `cases.txt`.
 #[derive(Debug, Default)]
@@ -155,6 +156,50 @@ fn the_anhoej_limits_are_qicharts2s_for_every_n() {
         rows += 1;
     }
     assert!(rows > 200);
+}
+
+/// qicharts2's own datasets, their Anhøj analysis from a transliteration of qicharts2's
+/// `runs.analysis` that was first checked against outputs qicharts2 stored (see
+/// `PROVENANCE.md`).
+#[test]
+fn qicharts2s_datasets_read_as_qicharts2_reads_them() {
+    let mut read = 0;
+    for block in DATASETS.split("\nend").filter(|b| b.contains("case ")) {
+        let field = |key: &str| -> &str {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|r| r.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("{key} missing in {block}"))
+        };
+        let at = field("case");
+        let values: Vec<f64> = field("values")
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let options = RunChartOptions {
+            rule_set: RuleSet::Anhoej,
+            baseline_len: None,
+            astronomical: Vec::new(),
+        };
+        let chart = compute(&values, &options).unwrap();
+        let num = |key| field(key).parse::<usize>().unwrap();
+        assert_eq!(
+            chart.median,
+            field("median").parse::<f64>().unwrap(),
+            "{at}"
+        );
+        assert_eq!(chart.useful, num("useful"), "{at} n.useful");
+        assert_eq!(chart.crossings, num("crossings"), "{at} n.crossings");
+        assert_eq!(chart.longest_run, num("longest"), "{at} longest.run");
+        assert_eq!(&runs_test(chart.runs_test), field("limits"), "{at} limits");
+        assert_eq!(
+            chart.has_signal(),
+            field("signal") == "true",
+            "{at} runs.signal"
+        );
+        read += 1;
+    }
+    assert_eq!(read, 12, "every dataset case was read");
 }
 
 #[test]
