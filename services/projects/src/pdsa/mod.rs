@@ -38,9 +38,14 @@ struct Fields {
     act_notes: String,
     start_date: Option<NaiveDate>,
     end_date: Option<NaiveDate>,
+    /// The number of the cycle this one follows, in the same project.
+    follows: Option<i32>,
+    scale: String,
+    result: String,
 }
 
-fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
+/// Validates a cycle of the project named `project`.
+fn validate(c: &pb::PdsaCycle, project: &str, v: &mut Violations) -> Fields {
     let pb::PdsaCycle {
         name: _,
         number: _,
@@ -57,6 +62,9 @@ fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
         create_time: _,
         update_time: _,
         etag: _,
+        follows,
+        scale,
+        result,
     } = c;
     let f = Fields {
         change_idea: v.check(required_text("pdsa_cycle.change_idea", change_idea, 500)),
@@ -68,6 +76,9 @@ fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
         act_notes: v.check(optional_text("pdsa_cycle.act_notes", act_notes, 5000)),
         start_date: v.check(optional_date("pdsa_cycle.start_date", start_date.as_ref())),
         end_date: v.check(optional_date("pdsa_cycle.end_date", end_date.as_ref())),
+        follows: v.check(parse_follows(project, follows)),
+        scale: v.check(optional_text("pdsa_cycle.scale", scale, 200)),
+        result: v.check(optional_text("pdsa_cycle.result", result, 1000)),
     };
     if let (Some(s), Some(e)) = (f.start_date, f.end_date)
         && e < s
@@ -78,6 +89,60 @@ fn validate(c: &pb::PdsaCycle, v: &mut Violations) -> Fields {
         );
     }
     f
+}
+
+/// The number of the cycle named by `follows`, which must be a cycle of `project`.
+fn parse_follows(project: &str, follows: &str) -> Result<Option<i32>, Error> {
+    const FIELD: &str = "pdsa_cycle.follows";
+    if follows.is_empty() {
+        return Ok(None);
+    }
+    let number = follows
+        .strip_prefix(project)
+        .and_then(|rest| rest.strip_prefix(&format!("/{COLLECTION}/")))
+        .ok_or_else(|| {
+            Error::invalid(
+                FIELD,
+                format!("a cycle follows a cycle of its own project: `{project}/{COLLECTION}/{{number}}`"),
+            )
+        })?;
+    parse_number(FIELD, number).map(Some)
+}
+
+/// Checks that the cycle numbered `number` (0 for one not yet stored) may follow the one
+/// `f` names: an earlier cycle of the project that no other cycle follows yet.
+async fn check_follows(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    number: i32,
+    f: &Fields,
+) -> Result<(), Error> {
+    const FIELD: &str = "pdsa_cycle.follows";
+    let Some(follows) = f.follows else {
+        return Ok(());
+    };
+    if number != 0 && follows >= number {
+        return Err(Error::invalid(
+            FIELD,
+            format!("cycle {number} can follow only an earlier cycle, not {follows}"),
+        ));
+    }
+    if store::read(conn, project, follows).await?.is_none() {
+        return Err(Error::invalid(
+            FIELD,
+            format!("{} has no cycle {follows}", project.name()),
+        ));
+    }
+    if let Some(next) = store::follower(conn, project, follows, number).await? {
+        return Err(Error::FailedPrecondition {
+            reason: "RAMP_CONTINUED",
+            message: format!(
+                "cycle {follows} is already followed by cycle {next}: a ramp is one line of \
+                 cycles, so follow cycle {next}'s ramp from its last cycle"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn parse_number(field: &str, s: &str) -> Result<i32, Error> {
@@ -124,6 +189,9 @@ const UPDATABLE: &[&str] = &[
     "act_notes",
     "start_date",
     "end_date",
+    "follows",
+    "scale",
+    "result",
 ];
 
 /// Plans a project's next cycle, numbered after its last.
@@ -139,10 +207,11 @@ pub(crate) async fn create(
     let Some(cycle) = req.pdsa_cycle.as_ref() else {
         return Err(v.missing("pdsa_cycle"));
     };
-    let f = validate(cycle, &mut v);
+    let f = validate(cycle, &project.name(), &mut v);
     v.finish()?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
+        check_follows(tx, &project, 0, &f).await?;
         let cycle = store::insert(tx, &project, &f).await?;
         Ok(pb::CreatePdsaCycleResponse {
             pdsa_cycle: Some(cycle),
@@ -180,12 +249,28 @@ pub(crate) async fn list(
         parent,
         page_size,
         page_token,
+        ramp,
     } = req;
-    let page = Page::parse(page_size, &page_token, &parent)?;
+    let page = Page::parse(page_size, &page_token, &format!("{parent}\n{ramp}"))?;
     let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
-    let (pdsa_cycles, next_page_token) = store::list(&mut conn, &project, after, &page).await?;
+    let ramp = match ramp.as_str() {
+        "" => None,
+        name => {
+            let number = name
+                .strip_prefix(&project.name())
+                .and_then(|rest| rest.strip_prefix(&format!("/{COLLECTION}/")))
+                .ok_or_else(|| Error::invalid("ramp", format!("a cycle of {}", project.name())))?;
+            let number = parse_number("ramp", number)?;
+            store::read(&mut conn, &project, number)
+                .await?
+                .ok_or_else(|| Error::not_found(name))?;
+            Some(number)
+        }
+    };
+    let (pdsa_cycles, next_page_token) =
+        store::list(&mut conn, &project, ramp, after, &page).await?;
     Ok(pb::ListPdsaCyclesResponse {
         pdsa_cycles,
         next_page_token,
@@ -215,6 +300,9 @@ pub(crate) async fn update(
         "act_notes" => !cycle.act_notes.is_empty(),
         "start_date" => cycle.start_date.is_some(),
         "end_date" => cycle.end_date.is_some(),
+        "follows" => !cycle.follows.is_empty(),
+        "scale" => !cycle.scale.is_empty(),
+        "result" => !cycle.result.is_empty(),
         _ => false,
     })?;
     check_etag(&cycle.etag, row.revision, "the PDSA cycle")?;
@@ -230,12 +318,16 @@ pub(crate) async fn update(
             "study_notes" => merged.study_notes = cycle.study_notes.clone(),
             "act_notes" => merged.act_notes = cycle.act_notes.clone(),
             "start_date" => merged.start_date = cycle.start_date,
-            _ => merged.end_date = cycle.end_date,
+            "end_date" => merged.end_date = cycle.end_date,
+            "follows" => merged.follows = cycle.follows.clone(),
+            "scale" => merged.scale = cycle.scale.clone(),
+            _ => merged.result = cycle.result.clone(),
         }
     }
     let mut v = Violations::new();
-    let f = validate(&merged, &mut v);
+    let f = validate(&merged, &project.name(), &mut v);
     v.finish()?;
+    check_follows(&mut tx, &project, merged.number, &f).await?;
     let cycle = store::update(&mut tx, &project, merged.number, &f).await?;
     tx.commit().await?;
     Ok(pb::UpdatePdsaCycleResponse {
@@ -298,6 +390,7 @@ mod tests {
                 )),
                 ..Default::default()
             },
+            "sites/BAS/projects/p1",
             &mut v,
         );
         let Err(Error::InvalidArgument { violations }) = v.finish() else {

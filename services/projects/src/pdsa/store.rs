@@ -24,6 +24,9 @@ pub(super) struct CycleRow {
     pub(super) start_date: Option<NaiveDate>,
     pub(super) end_date: Option<NaiveDate>,
     pub(super) decision: Option<String>,
+    pub(super) follows: Option<i32>,
+    pub(super) scale: String,
+    pub(super) result: String,
     pub(super) create_time: chrono::DateTime<chrono::Utc>,
     pub(super) update_time: chrono::DateTime<chrono::Utc>,
     pub(super) revision: i64,
@@ -47,6 +50,12 @@ pub(super) fn to_proto(project: &str, r: CycleRow) -> Result<pb::PdsaCycle, Erro
         create_time: Some(timestamp(r.create_time)),
         update_time: Some(timestamp(r.update_time)),
         etag: etag(r.revision),
+        follows: r
+            .follows
+            .map(|n| format!("{project}/{COLLECTION}/{n}"))
+            .unwrap_or_default(),
+        scale: r.scale,
+        result: r.result,
     })
 }
 
@@ -58,7 +67,8 @@ macro_rules! cycle_rows {
             CycleRow,
             $head
                 + "number, change_idea, objective, prediction, plan, do_notes, study_notes, \
-                   act_notes, start_date, end_date, decision, create_time, update_time, revision"
+                   act_notes, start_date, end_date, decision, follows, scale, result, \
+                   create_time, update_time, revision"
                 + $tail,
             $($arg),*
         )
@@ -80,6 +90,9 @@ macro_rules! with_fields {
             $f.act_notes,
             $f.start_date,
             $f.end_date,
+            $f.follows,
+            $f.scale,
+            $f.result,
         )
     };
 }
@@ -100,6 +113,23 @@ pub(super) async fn read(
     .await?)
 }
 
+/// The cycle that follows cycle `number` of the project, other than `except`, if any.
+pub(super) async fn follower(
+    conn: &mut PgConnection,
+    project: &ProjectRef,
+    number: i32,
+    except: i32,
+) -> Result<Option<i32>, Error> {
+    Ok(sqlx::query_scalar!(
+        "SELECT number FROM pdsa_cycle WHERE project_uid = $1 AND follows = $2 AND number <> $3",
+        project.uid,
+        number,
+        except,
+    )
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 /// Plans a project's next cycle, numbered after its last (the caller holds the project's
 /// row lock, so numbers follow one another in order).
 pub(super) async fn insert(
@@ -111,8 +141,9 @@ pub(super) async fn insert(
         cycle_rows!(
             "INSERT INTO pdsa_cycle (project_uid, number, change_idea, objective, prediction,
                                      plan, do_notes, study_notes, act_notes, start_date,
-                                     end_date)
-             SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                                     end_date, follows, scale, result)
+             SELECT $1, coalesce(max(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                    $11, $12, $13
              FROM pdsa_cycle WHERE project_uid = $1
              RETURNING ",
             "",
@@ -125,22 +156,56 @@ pub(super) async fn insert(
     to_proto(&project.name(), row)
 }
 
-/// One page of a project's cycles, in number order, after `after`.
+/// One page of a project's cycles, in number order, after `after`: all of them, or only
+/// the ramp of cycle `ramp` (a ramp runs in number order, as each cycle follows an earlier).
 pub(super) async fn list(
     conn: &mut PgConnection,
     project: &ProjectRef,
+    ramp: Option<i32>,
     after: i32,
     page: &Page,
 ) -> Result<(Vec<pb::PdsaCycle>, String), Error> {
-    let rows = cycle_rows!(
-        "SELECT ",
-        " FROM pdsa_cycle WHERE project_uid = $1 AND number > $2 ORDER BY number LIMIT $3",
-        project.uid,
-        after,
-        page.limit(),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = match ramp {
+        None => {
+            cycle_rows!(
+                "SELECT ",
+                " FROM pdsa_cycle WHERE project_uid = $1 AND number > $2
+                  ORDER BY number LIMIT $3",
+                project.uid,
+                after,
+                page.limit(),
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        // Back along `follows` to the ramp's first cycle, then forward along its followers.
+        Some(cycle) => {
+            cycle_rows!(
+                "WITH RECURSIVE back AS (
+                     SELECT number, follows FROM pdsa_cycle
+                     WHERE project_uid = $1 AND number = $2
+                     UNION ALL
+                     SELECT c.number, c.follows FROM pdsa_cycle c
+                     JOIN back b ON c.project_uid = $1 AND c.number = b.follows
+                 ), ramp AS (
+                     SELECT number FROM back WHERE follows IS NULL
+                     UNION ALL
+                     SELECT c.number FROM pdsa_cycle c
+                     JOIN ramp r ON c.project_uid = $1 AND c.follows = r.number
+                 )
+                 SELECT ",
+                " FROM pdsa_cycle
+                  WHERE project_uid = $1 AND number IN (SELECT number FROM ramp) AND number > $3
+                  ORDER BY number LIMIT $4",
+                project.uid,
+                cycle,
+                after,
+                page.limit(),
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
     let (rows, next) = page.finish(rows, |r| vec![r.number.to_string()]);
     let name = project.name();
     let cycles = rows
@@ -161,7 +226,7 @@ pub(super) async fn update(
         cycle_rows!(
             "UPDATE pdsa_cycle SET change_idea = $3, objective = $4, prediction = $5, plan = $6,
                     do_notes = $7, study_notes = $8, act_notes = $9, start_date = $10,
-                    end_date = $11
+                    end_date = $11, follows = $12, scale = $13, result = $14
              WHERE project_uid = $1 AND number = $2
              RETURNING ",
             "",
@@ -217,6 +282,9 @@ mod tests {
             act_notes: "Acted".into(),
             start_date: Some(day("2026-02-02")),
             end_date: Some(day("2026-02-16")),
+            follows: None,
+            scale: "One ward, two weeks".into(),
+            result: "A third fewer".into(),
         }
     }
 
@@ -288,6 +356,9 @@ mod tests {
             act_notes: String::new(),
             start_date: Some(day("2026-03-01")),
             end_date: None,
+            follows: None,
+            scale: "s".into(),
+            result: String::new(),
         };
         let updated = update(&mut conn, &p, 1, &changed).await?;
         assert_eq!(updated.change_idea, "Dimmed night lights");
@@ -304,6 +375,7 @@ mod tests {
             ("", "")
         );
         assert_eq!(updated.start_date, Some(date(day("2026-03-01"))));
+        assert_eq!((updated.scale.as_str(), updated.result.as_str()), ("s", ""));
         assert_eq!(updated.end_date, None);
         assert_eq!((updated.decision, updated.etag.as_str()), (0, "\"2\""));
         assert_eq!(read_back(&mut conn, &p, 1).await?, Some(updated.clone()));
@@ -358,7 +430,7 @@ mod tests {
             let after = page
                 .after_key(0)
                 .map_or(0, |k| k.parse().expect("a number"));
-            list(&mut conn, &p, after, &page).await
+            list(&mut conn, &p, None, after, &page).await
         })
         .await?;
         let got: Vec<Vec<(String, String)>> = paged
@@ -372,7 +444,58 @@ mod tests {
             )
         };
         assert_eq!(got, [vec![c(1), c(2)], vec![c(3), c(4)], vec![c(5)]]);
-        assert_eq!(list(&mut conn, &p, 0, &everything()?).await?.0.len(), 5);
+        assert_eq!(
+            list(&mut conn, &p, None, 0, &everything()?).await?.0.len(),
+            5
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_ramp_reads_back_from_its_first_cycle_to_its_last_and_is_one_line()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let p = project(&mut conn, "BAS", "p1").await?;
+        let other = project(&mut conn, "BAS", "p2").await?;
+        let after = |follows| Fields {
+            follows,
+            ..fields("step")
+        };
+        // 1 → 2 → 4 is one ramp, 3 → 5 another; p2's cycle 2 follows its own cycle 1.
+        for follows in [None, Some(1), None, Some(2), Some(3)] {
+            insert(&mut conn, &p, &after(follows)).await?;
+        }
+        insert(&mut conn, &other, &after(None)).await?;
+        let theirs = insert(&mut conn, &other, &after(Some(1))).await?;
+        assert_eq!(theirs.follows, "sites/BAS/projects/p2/pdsaCycles/1");
+        let numbers = |cycles: Vec<pb::PdsaCycle>| -> Vec<i32> {
+            cycles.into_iter().map(|c| c.number).collect()
+        };
+        for (from, want) in [(1, vec![1, 2, 4]), (4, vec![1, 2, 4]), (5, vec![3, 5])] {
+            let got = list(&mut conn, &p, Some(from), 0, &everything()?).await?.0;
+            assert_eq!(numbers(got), want, "the ramp of cycle {from}");
+        }
+        let paged = pages(2, async |page| {
+            let after = page
+                .after_key(0)
+                .map_or(0, |k| k.parse().expect("a number"));
+            list(&mut conn, &p, Some(2), after, &page).await
+        })
+        .await?;
+        let paged: Vec<Vec<i32>> = paged.into_iter().map(numbers).collect();
+        assert_eq!(paged, [vec![1, 2], vec![4]]);
+        assert_eq!(follower(&mut conn, &p, 2, 0).await?, Some(4));
+        assert_eq!(follower(&mut conn, &p, 2, 4).await?, None);
+        assert_eq!(follower(&mut conn, &p, 4, 0).await?, None);
+        // The table keeps a ramp one line and its cycles in order, whatever the handler does.
+        sqlx::query("SAVEPOINT s").execute(&mut *conn).await?;
+        let second_follower = insert(&mut conn, &p, &after(Some(2))).await;
+        assert!(second_follower.is_err(), "cycle 2 already has a follower");
+        sqlx::query("ROLLBACK TO SAVEPOINT s")
+            .execute(&mut *conn)
+            .await?;
+        let later = update(&mut conn, &p, 1, &after(Some(5))).await;
+        assert!(later.is_err(), "a cycle cannot follow a later one");
         Ok(())
     }
 }

@@ -287,7 +287,7 @@ async fn found(api: &Api, name: &str) -> anyhow::Result<Found> {
                 pb::$request {
                     parent: name.to_owned(),
                     page_size: 500,
-                    page_token: String::new(),
+                    ..Default::default()
                 }
             )
             .map_err(|s| failed(s, name))?

@@ -185,7 +185,11 @@ pub(crate) fn measures(p: &ProjectPlan) -> Vec<pb::Measure> {
 /// One planned PDSA cycle.
 #[derive(Debug, Clone)]
 pub(crate) struct Cycle {
-    pub(crate) change: &'static str,
+    pub(crate) change: String,
+    /// How big the test is: each cycle of a project's ramp tests at a larger scale.
+    pub(crate) scale: &'static str,
+    /// The number of the cycle this one follows in the ramp (none for the first).
+    pub(crate) follows: Option<usize>,
     pub(crate) start: NaiveDate,
     pub(crate) end: NaiveDate,
     /// What was decided at its end (none while it runs).
@@ -197,7 +201,7 @@ impl Cycle {
     pub(crate) fn record(&self, p: &ProjectPlan) -> pb::PdsaCycle {
         let decided = self.decision.is_some();
         pb::PdsaCycle {
-            change_idea: self.change.into(),
+            change_idea: self.change.clone(),
             objective: format!("Find out whether '{}' works here", self.change),
             prediction: "Fewer delays within two weeks of starting".into(),
             plan: format!(
@@ -215,6 +219,16 @@ impl Cycle {
             } else {
                 String::new()
             },
+            result: if decided {
+                "Delays fell by about a fifth: less than predicted, but every week.".into()
+            } else {
+                String::new()
+            },
+            scale: self.scale.into(),
+            follows: self
+                .follows
+                .map(|n| format!("{}/pdsaCycles/{n}", p.name()))
+                .unwrap_or_default(),
             start_date: Some(date(self.start)),
             end_date: decided.then(|| date(self.end)),
             ..Default::default()
@@ -233,8 +247,18 @@ impl Cycle {
     }
 }
 
-/// The project's PDSA cycles, in order: testing its theme's changes in turn, adapted until
-/// the last is adopted (abandoned where the project stopped; one still running on some).
+/// How big each cycle of a ramp tests, in order.
+const SCALES: [&str; 5] = [
+    "one patient, one shift",
+    "one bay, one week",
+    "one ward, three weeks",
+    "two wards, a month",
+    "every ward on the site",
+];
+
+/// The project's PDSA cycles, in order: a ramp testing one of its theme's changes at a
+/// growing scale, each following the last, adapted until the last is adopted (abandoned
+/// where the project stopped; one still running on some).
 pub(crate) fn cycles(p: &ProjectPlan) -> Vec<Cycle> {
     let mut r = Rng::of("pdsa", p.key);
     let t = &THEMES[p.theme];
@@ -259,8 +283,15 @@ pub(crate) fn cycles(p: &ProjectPlan) -> Vec<Cycle> {
         } else {
             Some(pb::PdsaDecision::Adapt)
         };
+        let change = t.changes[p.key as usize % t.changes.len()];
         out.push(Cycle {
-            change: t.changes[(p.key as usize + c) % t.changes.len()],
+            change: if c == 0 {
+                change.to_owned()
+            } else {
+                format!("{change} (adapted after cycle {c})")
+            },
+            scale: SCALES[c.min(SCALES.len() - 1)],
+            follows: (c > 0).then_some(c),
             start,
             end,
             decision,
@@ -279,7 +310,7 @@ pub(crate) fn outcome(p: &ProjectPlan) -> pb::Outcome {
     pb::Outcome {
         summary: format!(
             "{} adopted after {} PDSA cycles; the SPC chart shows a sustained shift.",
-            cycles.last().map_or("The change", |c| c.change),
+            cycles.last().map_or("The change", |c| c.change.as_str()),
             cycles.len()
         ),
         benefits: vec![pb::Benefit {
