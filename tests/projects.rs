@@ -20,11 +20,12 @@ pub fn aim() -> pb::Aim {
     }
 }
 
-/// A project titled `title` with [`aim`], ready to start.
+/// A project titled `title` with [`aim`] and a problem statement, ready to start.
 pub fn with_aim(title: &str) -> pb::Project {
     pb::Project {
         title: title.into(),
         aim: Some(aim()),
+        problem_statement: "Patients wait a day for discharge letters".into(),
         ..Default::default()
     }
 }

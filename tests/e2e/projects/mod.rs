@@ -5,6 +5,7 @@
 //! stored. Here, the callers and the project several of its tests start from.
 
 mod bad_input;
+mod charter;
 mod coproduction;
 mod idea_history;
 mod ideas;

@@ -520,6 +520,7 @@ pub(crate) async fn accept(
         let template = pb::Project {
             title: idea.title.clone(),
             description: idea.description.clone(),
+            theme: idea.theme.clone(),
             wards: idea
                 .ward_id
                 .iter()

@@ -5,6 +5,7 @@
 //! stopped, with dates and reasons; the SMART aim, wards, programme and cohort; the outcome
 //! and benefits recorded at completion.
 
+mod filter;
 pub(crate) mod store;
 
 use chrono::NaiveDate;
@@ -40,6 +41,14 @@ crate::stored::column_enum!(PatientInvolvement, "patient involvement", {
     Engaging => "engaging",
     CoDesigning => "co_designing",
     CoProducing => "co_producing",
+});
+crate::stored::column_enum!(QsirPhase, "QSIR phase", {
+    StartOut => "start_out",
+    DefineAndScope => "define_and_scope",
+    MeasureAndUnderstand => "measure_and_understand",
+    DesignAndPlan => "design_and_plan",
+    PilotAndImplement => "pilot_and_implement",
+    SustainAndShare => "sustain_and_share",
 });
 crate::stored::column_enum!(BenefitKind, "benefit kind", {
     BedDaysSaved => "bed_days_saved",
@@ -121,6 +130,9 @@ pub(crate) struct ProjectRef {
     pub(crate) participating_sites: Vec<String>,
     pub(crate) start_date: Option<NaiveDate>,
     pub(crate) has_aim: bool,
+    /// Whether it has a problem statement, or predates the charter (exempt from needing
+    /// one to start).
+    pub(crate) has_problem: bool,
 }
 
 impl ProjectRef {
@@ -268,6 +280,13 @@ pub(crate) struct Fields {
     programme: Option<(Owner, String)>,
     cohort: Option<String>,
     patient_involvement: Option<&'static str>,
+    problem_statement: String,
+    scope_in: String,
+    scope_out: String,
+    stakeholders: Vec<String>,
+    expected_benefits: Vec<String>,
+    qsir_phase: Option<&'static str>,
+    theme: String,
 }
 
 #[derive(Debug, Default)]
@@ -348,13 +367,56 @@ pub(crate) fn validate(
         create_time: _,
         update_time: _,
         etag: _,
+        problem_statement,
+        scope_in,
+        scope_out,
+        stakeholders,
+        expected_benefits,
+        qsir_phase,
+        theme,
     } = p;
     let mut f = Fields {
         title: v.check(required_text("project.title", title, 200)),
         description: v.check(optional_text("project.description", description, 5000)),
         aim: aim.as_ref().map(|a| validate_aim(a, v)),
+        problem_statement: v.check(optional_text(
+            "project.problem_statement",
+            problem_statement,
+            2000,
+        )),
+        scope_in: v.check(optional_text("project.scope_in", scope_in, 2000)),
+        scope_out: v.check(optional_text("project.scope_out", scope_out, 2000)),
+        qsir_phase: v
+            .check(enum_field::<pb::QsirPhase>(
+                "project.qsir_phase",
+                *qsir_phase,
+            ))
+            .and_then(Column::column),
+        theme: v.check(optional_text("project.theme", theme, 100)),
         ..Fields::default()
     };
+    for (i, s) in stakeholders.iter().enumerate() {
+        let field = format!("project.stakeholders[{i}]");
+        let s = v.check(required_text(&field, s, 200));
+        if f.stakeholders.contains(&s) {
+            v.add(field, "is listed twice");
+        } else if !s.is_empty() {
+            f.stakeholders.push(s);
+        }
+    }
+    for (i, k) in expected_benefits.iter().enumerate() {
+        let field = format!("project.expected_benefits[{i}]");
+        let kind = v
+            .check(required_enum::<pb::BenefitKind>(&field, *k).map(Some))
+            .and_then(Column::column);
+        match kind {
+            Some(k) if f.expected_benefits.iter().any(|e| e == k) => {
+                v.add(field, "is listed twice")
+            }
+            Some(k) => f.expected_benefits.push(k.to_owned()),
+            None => {}
+        }
+    }
     // How many sites, wards and benefits: the contract's bounds, counted before decoding.
     for (i, s) in participating_sites.iter().enumerate() {
         let field = format!("project.participating_sites[{i}]");
@@ -515,6 +577,13 @@ const UPDATABLE: &[&str] = &[
     "programme",
     "cohort",
     "patient_involvement",
+    "problem_statement",
+    "scope_in",
+    "scope_out",
+    "stakeholders",
+    "expected_benefits",
+    "qsir_phase",
+    "theme",
 ];
 
 /// A benefit as validated: its kind's stored form, value, unit and description.
@@ -593,7 +662,7 @@ pub(crate) async fn get(
 }
 
 /// Lists the projects the caller's sites lead or take part in, newest first, by state,
-/// programme and team member.
+/// programme, team member and the charter's `filter`.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -606,10 +675,13 @@ pub(crate) async fn list(
         page_size,
         page_token,
         member,
+        filter,
     } = req;
     let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
     let mut v = Violations::new();
-    let state = v.check(enum_field::<pb::ProjectState>("state", state));
+    let state = v
+        .check(enum_field::<pb::ProjectState>("state", state))
+        .and_then(Column::column);
     let programme_key = if programme.is_empty() {
         None
     } else {
@@ -625,22 +697,37 @@ pub(crate) async fn list(
     };
     // Stored by the canonical name whichever form named them, so compared by it.
     let member_staff = v.check(foreign::person_filter(&ctx, "member", &member));
+    let mut terms = v.check(filter::parse(&ctx, &filter));
+    // The older fields say what the filter's terms say: one place or the other.
+    if state.is_some() && terms.state.is_some() {
+        v.add(
+            "filter",
+            "`state` is given both as a field and in the filter",
+        );
+    }
+    if programme_key.is_some() && terms.programme.is_some() {
+        v.add(
+            "filter",
+            "`programme` is given both as a field and in the filter",
+        );
+    }
     v.finish()?;
-    let mut params = format!(
-        "{parent}|{}|{programme}",
-        state.and_then(Column::column).unwrap_or("")
-    );
+    terms.state = terms.state.or(state);
+    terms.programme = terms.programme.or(programme_key);
+    let mut params = format!("{parent}|{}|{programme}", state.unwrap_or(""));
     // Only when set: a token issued before the filter existed still reads the same.
     if !member.is_empty() {
         params = format!("{params}|{member}");
+    }
+    if !filter.is_empty() {
+        params = format!("{params}|{filter}");
     }
     let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let filter = store::ListFilter {
         sites,
-        state: state.and_then(Column::column),
-        programme: programme_key,
+        terms,
         member: member_staff,
     };
     let (projects, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
@@ -672,6 +759,13 @@ pub(crate) async fn update(
         "programme" => !project.programme.is_empty(),
         "cohort" => !project.cohort.is_empty(),
         "patient_involvement" => project.patient_involvement != 0,
+        "problem_statement" => !project.problem_statement.is_empty(),
+        "scope_in" => !project.scope_in.is_empty(),
+        "scope_out" => !project.scope_out.is_empty(),
+        "stakeholders" => !project.stakeholders.is_empty(),
+        "expected_benefits" => !project.expected_benefits.is_empty(),
+        "qsir_phase" => project.qsir_phase != 0,
+        "theme" => !project.theme.is_empty(),
         _ => false,
     })?;
     check_etag(&project.etag, found.revision, "the project")?;
@@ -689,7 +783,14 @@ pub(crate) async fn update(
             "wards" => merged.wards = project.wards.clone(),
             "programme" => merged.programme = project.programme.clone(),
             "cohort" => merged.cohort = project.cohort.clone(),
-            _ => merged.patient_involvement = project.patient_involvement,
+            "patient_involvement" => merged.patient_involvement = project.patient_involvement,
+            "problem_statement" => merged.problem_statement = project.problem_statement.clone(),
+            "scope_in" => merged.scope_in = project.scope_in.clone(),
+            "scope_out" => merged.scope_out = project.scope_out.clone(),
+            "stakeholders" => merged.stakeholders = project.stakeholders.clone(),
+            "expected_benefits" => merged.expected_benefits = project.expected_benefits.clone(),
+            "qsir_phase" => merged.qsir_phase = project.qsir_phase,
+            _ => merged.theme = project.theme.clone(),
         }
     }
     let lead = SiteCode::parse(&found.lead_site).map_err(|e| unexpected("site", &e))?;
@@ -736,6 +837,15 @@ pub(crate) async fn start(
             reason: "AIM_REQUIRED",
             message: format!(
                 "{}: set a SMART aim (a measure from a baseline to a target, by a date) before starting",
+                found.name()
+            ),
+        });
+    }
+    if !found.has_problem {
+        return Err(Error::FailedPrecondition {
+            reason: "PROBLEM_STATEMENT_REQUIRED",
+            message: format!(
+                "{}: write the charter's problem statement (what is wrong now, for whom) before starting",
                 found.name()
             ),
         });

@@ -22,7 +22,8 @@ macro_rules! project_refs {
             ProjectRef,
             $head
                 + "uid, lead_site, id, state, revision, participating_sites, start_date, \
-                   aim_statement IS NOT NULL AS \"has_aim!\""
+                   aim_statement IS NOT NULL AS \"has_aim!\", \
+                   (problem_statement <> '' OR charter_exempt) AS \"has_problem!\""
                 + $tail $(+ $more)*,
             $($arg),*
         )
@@ -51,6 +52,13 @@ macro_rules! with_fields {
             aim.map(|a| &a.unit),
             aim.and_then(|a| a.target_date),
             $f.patient_involvement,
+            $f.problem_statement,
+            $f.scope_in,
+            $f.scope_out,
+            $f.stakeholders.as_slice(),
+            $f.expected_benefits.as_slice(),
+            $f.qsir_phase,
+            $f.theme,
             $($tail),*
         )
     }};
@@ -127,9 +135,10 @@ pub(crate) async fn insert(
             "INSERT INTO project (uid, lead_site, id, title, description, participating_sites,
                                   wards, programme_uid, cohort, aim_statement, aim_measure,
                                   aim_metric, aim_baseline, aim_target, aim_unit, aim_date,
-                                  patient_involvement, idea_uid)
+                                  patient_involvement, problem_statement, scope_in, scope_out,
+                                  stakeholders, expected_benefits, qsir_phase, theme, idea_uid)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18)
+                     $17, $18, $19, $20, $21, $22, $23, $24, $25)
              ON CONFLICT (id) DO NOTHING
              RETURNING ",
             "",
@@ -176,6 +185,13 @@ struct ProjectRow {
     outcome_summary: Option<String>,
     progress_score: Option<f64>,
     patient_involvement: Option<String>,
+    problem_statement: String,
+    scope_in: String,
+    scope_out: String,
+    stakeholders: Vec<String>,
+    expected_benefits: Vec<String>,
+    qsir_phase: Option<String>,
+    theme: String,
     patient_partner_count: i32,
     engagement_count: i32,
     create_time: chrono::DateTime<chrono::Utc>,
@@ -196,7 +212,9 @@ macro_rules! project_rows {
                     i.site AS "idea_site?", i.id AS "idea_id?", p.aim_statement, p.aim_measure,
                     p.aim_metric, p.aim_baseline, p.aim_target, p.aim_unit, p.aim_date, p.state,
                     p.start_date, p.end_date, p.stop_reason, p.outcome_summary, p.progress_score,
-                    p.patient_involvement, p.patient_partner_count, p.engagement_count,
+                    p.patient_involvement, p.problem_statement, p.scope_in, p.scope_out,
+                    p.stakeholders, p.expected_benefits, p.qsir_phase, p.theme,
+                    p.patient_partner_count, p.engagement_count,
                     p.create_time, p.update_time, p.revision
              FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
                   LEFT JOIN idea i ON i.uid = p.idea_uid"#
@@ -266,6 +284,17 @@ fn to_proto(r: ProjectRow, benefits: Vec<pb::Benefit>) -> Result<pb::Project, Er
         create_time: Some(timestamp(r.create_time)),
         update_time: Some(timestamp(r.update_time)),
         etag: etag(r.revision),
+        problem_statement: r.problem_statement,
+        scope_in: r.scope_in,
+        scope_out: r.scope_out,
+        stakeholders: r.stakeholders,
+        expected_benefits: r
+            .expected_benefits
+            .iter()
+            .map(|k| Ok(pb::BenefitKind::from_column(k)? as i32))
+            .collect::<Result<_, Error>>()?,
+        qsir_phase: from_optional::<pb::QsirPhase>(r.qsir_phase.as_deref())?,
+        theme: r.theme,
     })
 }
 
@@ -322,27 +351,27 @@ pub(crate) async fn read(conn: &mut PgConnection, uid: Uuid) -> Result<pb::Proje
 
 /// What a page of projects is chosen by.
 #[derive(Debug, Default)]
-pub(super) struct ListFilter<'a> {
+pub(super) struct ListFilter {
     /// Projects one of these sites leads or takes part in (`None`: any).
     pub(super) sites: Option<Vec<String>>,
-    /// In this state, if given.
-    pub(super) state: Option<&'a str>,
-    /// Of the programme `(site column, id)`, if given.
-    pub(super) programme: Option<(Option<String>, String)>,
+    /// The filter's terms, with the request's `state` and `programme`.
+    pub(super) terms: super::filter::Terms,
     /// Whose team holds this staff name (canonical), if given.
     pub(super) member: Option<String>,
 }
 
-/// One page of projects, newest first, as `filter` chooses them. A member's projects are
-/// read first, by the person (`team_member_staff`), and then found by their keys: an
-/// `EXISTS` under the filter's `OR` stays a subplan, run against every project in turn.
+/// One page of projects, newest first, as `filter` chooses them. A member's (or lead's)
+/// projects are read first, by the person (`team_member_staff`), and then found by their
+/// keys: an `EXISTS` under the filter's `OR` stays a subplan, run against every project in
+/// turn.
 pub(super) async fn list(
     conn: &mut PgConnection,
-    filter: &ListFilter<'_>,
+    filter: &ListFilter,
     after: Option<Uuid>,
     page: &Page,
 ) -> Result<(Vec<pb::Project>, String), Error> {
-    let programme = filter.programme.as_ref();
+    let t = &filter.terms;
+    let programme = t.programme.as_ref();
     let rows = project_rows!(
         "
          WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
@@ -351,16 +380,38 @@ pub(super) async fn list(
            AND ($6::uuid IS NULL OR p.uid < $6)
            AND ($8::text IS NULL OR p.uid = ANY (ARRAY(
                 SELECT t.project_uid FROM team_member t WHERE t.staff = $8)))
+           AND ($9::text IS NULL OR p.qsir_phase = $9)
+           AND NOT (coalesce(p.qsir_phase, '') = ANY($10))
+           AND NOT (p.state = ANY($11))
+           AND ($12::text IS NULL OR $12 = ANY(p.wards))
+           AND ($13::text IS NULL OR p.uid = ANY (ARRAY(
+                SELECT t.project_uid FROM team_member t WHERE t.staff = $13 AND t.role = 'lead')))
+           AND ($14::text IS NULL OR lower(p.theme) = $14)
+           AND NOT (lower(p.theme) = ANY($15))
+           AND ($16::text IS NULL OR lower(p.title) LIKE $16 OR lower(p.description) LIKE $16
+                OR lower(p.problem_statement) LIKE $16 OR lower(p.aim_statement) LIKE $16)
+           AND ($17::date IS NULL OR p.start_date >= $17)
+           AND ($18::date IS NULL OR p.start_date < $18)
          ORDER BY p.uid DESC
          LIMIT $7",
         filter.sites.as_deref(),
-        filter.state,
+        t.state,
         programme.is_some(),
         programme.and_then(|(s, _)| s.as_deref()),
         programme.map(|(_, id)| id.as_str()),
         after,
         page.limit(),
         filter.member,
+        t.phase,
+        t.not_phases.as_slice(),
+        t.not_states.as_slice(),
+        t.ward,
+        t.lead,
+        t.theme,
+        t.not_themes.as_slice(),
+        t.text,
+        t.started_from,
+        t.started_before,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -380,7 +431,9 @@ pub(super) async fn update(
             "UPDATE project SET title = $2, description = $3, participating_sites = $4,
                     wards = $5, programme_uid = $6, cohort = $7, aim_statement = $8,
                     aim_measure = $9, aim_metric = $10, aim_baseline = $11, aim_target = $12,
-                    aim_unit = $13, aim_date = $14, patient_involvement = $15
+                    aim_unit = $13, aim_date = $14, patient_involvement = $15,
+                    problem_statement = $16, scope_in = $17, scope_out = $18,
+                    stakeholders = $19, expected_benefits = $20, qsir_phase = $21, theme = $22
              WHERE uid = $1",
             uid,
         ),
@@ -494,6 +547,13 @@ mod tests {
             programme: None,
             cohort: Some("sites/BAS/cohorts/c1".into()),
             patient_involvement: Some("consulting"),
+            problem_statement: "Falls at night, unwitnessed".into(),
+            scope_in: "Adult inpatients".into(),
+            scope_out: "Day cases".into(),
+            stakeholders: vec!["Night staff".into(), "Physiotherapy".into()],
+            expected_benefits: vec!["harm_events_avoided".into(), "bed_days_saved".into()],
+            qsir_phase: Some("define_and_scope"),
+            theme: "Falls".into(),
         }
     }
 
@@ -532,9 +592,36 @@ mod tests {
             ("BAS", "falls")
         );
         assert_eq!((made.state.as_str(), made.revision), ("scoping", 1));
-        assert!(made.has_aim);
+        assert!(made.has_aim && made.has_problem);
         assert_eq!(made.participating_sites, ["SOU"]);
         let got = read(&mut conn, made.uid).await?;
+        assert_eq!(
+            (
+                got.problem_statement.as_str(),
+                got.scope_in.as_str(),
+                got.scope_out.as_str()
+            ),
+            (
+                "Falls at night, unwitnessed",
+                "Adult inpatients",
+                "Day cases"
+            )
+        );
+        assert_eq!(got.stakeholders, ["Night staff", "Physiotherapy"]);
+        use pb::BenefitKind as B;
+        let expected = [B::HarmEventsAvoided as i32, B::BedDaysSaved as i32];
+        assert_eq!(got.expected_benefits, expected);
+        assert_eq!(
+            (got.qsir_phase(), got.theme.as_str()),
+            (pb::QsirPhase::DefineAndScope, "Falls")
+        );
+        // Without a problem statement a new project is not ready to start.
+        let bare = Fields {
+            problem_statement: String::new(),
+            ..fields("Bare")
+        };
+        let bare = insert(&mut conn, &site("BAS"), "bare", &bare, None, None).await?;
+        assert!(!bare.has_problem);
         assert_eq!(got.name, "sites/BAS/projects/falls");
         assert_eq!(
             (got.title.as_str(), got.description.as_str()),
@@ -616,8 +703,11 @@ mod tests {
         let list_all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, programme| {
             let filter = ListFilter {
                 sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
-                state,
-                programme,
+                terms: crate::projects::filter::Terms {
+                    state,
+                    programme,
+                    ..Default::default()
+                },
                 member: None,
             };
             let (ps, _) = list(conn, &filter, None, &everything()?).await?;

@@ -64,8 +64,8 @@ pub(crate) async fn journey(
     Ok(tally)
 }
 
-/// Sets the aim, programme, participating sites and patient involvement of a project
-/// accepted from an idea (which has none of them yet).
+/// Sets the aim, programme, participating sites, patient involvement and charter of a
+/// project accepted from an idea (which has none of them yet; its theme came with it).
 async fn set_aim(api: &Api, p: &ProjectPlan) -> anyhow::Result<()> {
     let name = p.name();
     rpc!(
@@ -78,7 +78,7 @@ async fn set_aim(api: &Api, p: &ProjectPlan) -> anyhow::Result<()> {
                 programme: p.programme.clone().unwrap_or_default(),
                 participating_sites: p.participating.clone(),
                 patient_involvement: p.involvement() as i32,
-                ..Default::default()
+                ..p.charter()
             }),
             update_mask: Some(prost_types::FieldMask {
                 paths: vec![
@@ -86,6 +86,12 @@ async fn set_aim(api: &Api, p: &ProjectPlan) -> anyhow::Result<()> {
                     "programme".into(),
                     "participating_sites".into(),
                     "patient_involvement".into(),
+                    "problem_statement".into(),
+                    "scope_in".into(),
+                    "scope_out".into(),
+                    "stakeholders".into(),
+                    "expected_benefits".into(),
+                    "qsir_phase".into(),
                 ],
             }),
         }

@@ -6,7 +6,7 @@ use qi_platform::convert::date;
 use qi_proto::projects as pb;
 
 use super::people::Workforce;
-use super::portfolio::{IdeaPlan, ProjectPlan};
+use super::portfolio::{Fate, IdeaPlan, ProjectPlan};
 use crate::demo::data::projects::THEMES;
 use crate::demo::day;
 use crate::demo::rng::{Rng, person};
@@ -63,6 +63,48 @@ impl ProjectPlan {
                 .unwrap_or_default(),
             programme: self.programme.clone().unwrap_or_default(),
             patient_involvement: self.involvement() as i32,
+            ..self.charter()
+        }
+    }
+
+    /// Its charter: the problem, scope, stakeholders and expected benefits of its theme at
+    /// its place, and the QSIR phase its fate puts it in.
+    pub(crate) fn charter(&self) -> pb::Project {
+        let t = &THEMES[self.theme];
+        let (_, measure, baseline, _, unit) = t.aim;
+        let place = self.place();
+        let mut r = Rng::of("charter", self.key);
+        let phase = match self.fate {
+            Fate::Scoping => *r.pick(&[pb::QsirPhase::StartOut, pb::QsirPhase::DefineAndScope]),
+            Fate::InProgress => *r.pick(&[
+                pb::QsirPhase::MeasureAndUnderstand,
+                pb::QsirPhase::DesignAndPlan,
+                pb::QsirPhase::PilotAndImplement,
+            ]),
+            Fate::Completed => pb::QsirPhase::SustainAndShare,
+            Fate::Stopped => pb::QsirPhase::DesignAndPlan,
+        };
+        let mut benefits = vec![t.benefit.0 as i32];
+        if r.chance(0.5) && t.benefit.0 != pb::BenefitKind::StaffHoursReleased {
+            benefits.push(pb::BenefitKind::StaffHoursReleased as i32);
+        }
+        pb::Project {
+            problem_statement: format!(
+                "On {place}, {} stands at {baseline} {unit}, worse than similar wards; patients \
+                 and staff say {} is the work that suffers.",
+                measure.to_lowercase(),
+                t.name.to_lowercase()
+            ),
+            scope_in: format!("Adult inpatients on {place}, seven days a week."),
+            scope_out: "Paediatrics, day cases and changes to staffing levels.".into(),
+            stakeholders: vec![
+                format!("{place} nursing team"),
+                "Patients and carers".into(),
+                "Divisional leadership".into(),
+            ],
+            expected_benefits: benefits,
+            qsir_phase: phase as i32,
+            theme: t.name.into(),
             ..Default::default()
         }
     }
