@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod demo;
 pub mod hr;
+pub mod hr_completions;
 pub mod hr_export;
 pub mod hr_map;
 pub mod secrets;

@@ -6,6 +6,7 @@
 //! transaction-level advisory lock, so sequence order is commit order and an export that
 //! resumes after a cursor never skips a change committed late.
 
+pub(crate) mod import;
 mod store;
 
 use chrono::{Months, NaiveDate};
