@@ -3,6 +3,7 @@
 //! Here, what several of its tests start from.
 
 mod cohorts;
+mod completions;
 mod courses;
 mod enrolment;
 mod esr_mapping;
