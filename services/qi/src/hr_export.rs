@@ -607,6 +607,35 @@ mod tests {
         let said = refusal(r#"columns = ["employee_number", "competence_id"]"#);
         assert!(said.contains("revoked = \"skip\""), "{said}");
         assert!(Layout::parse("columns = [\"employee_number\"]\nrevoked = \"skip\"").is_ok());
+        assert!(refusal(r#"held_by_esr = "drop""#).starts_with("held_by_esr: "));
+    }
+
+    #[test]
+    fn what_esr_holds_is_left_out_by_default_and_provenance_is_a_column_to_choose() {
+        let mut transfer = change(pb::TrainingRecordChangeKind::Achieved);
+        transfer.provenance = pb::CompletionSource::InterAuthorityTransfer as i32;
+        let mut historic = change(pb::TrainingRecordChangeKind::Achieved);
+        historic.provenance = pb::CompletionSource::HistoricRegister as i32;
+        let here = change(pb::TrainingRecordChangeKind::Achieved);
+        assert!(held_by_esr(&transfer));
+        assert!(!held_by_esr(&historic) && !held_by_esr(&here));
+        assert_eq!(Layout::default().held_by_esr, Revoked::Skip);
+        assert!(!Layout::default().columns().contains(&Column::Provenance));
+        let layout =
+            Layout::parse("columns = [\"kind\", \"provenance\"]\nheld_by_esr = \"row\"").unwrap();
+        assert_eq!(layout.held_by_esr, Revoked::Row);
+        let written: Vec<Vec<String>> = [&here, &historic, &transfer]
+            .iter()
+            .map(|c| row(&layout, c))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ["achieved", "course"],
+                ["achieved", "historic"],
+                ["achieved", "transfer"]
+            ]
+        );
     }
 
     #[test]
