@@ -238,22 +238,19 @@ fn check_rows(
 
 /// An error as refusals of row `index`: one per field at fault.
 fn refusals(index: i32, employee_number: &str, e: Error) -> Vec<pb::RejectedCompletion> {
-    match e {
-        Error::InvalidArgument { violations } => violations
+    let refusal = |field: String, reason: String| pb::RejectedCompletion {
+        index,
+        employee_number: employee_number.to_owned(),
+        field,
+        reason,
+    };
+    if let Error::InvalidArgument { violations } = e {
+        violations
             .into_iter()
-            .map(|v| pb::RejectedCompletion {
-                index,
-                employee_number: employee_number.to_owned(),
-                field: v.field,
-                reason: v.description,
-            })
-            .collect(),
-        other => vec![pb::RejectedCompletion {
-            index,
-            employee_number: employee_number.to_owned(),
-            field: format!("completions[{index}]"),
-            reason: other.to_string(),
-        }],
+            .map(|v| refusal(v.field, v.description))
+            .collect()
+    } else {
+        vec![refusal(format!("completions[{index}]"), e.to_string())]
     }
 }
 
