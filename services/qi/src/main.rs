@@ -223,6 +223,19 @@ enum HrCommand {
         #[command(subcommand)]
         command: CompletionsCommand,
     },
+    /// Compares the register with ESR's competence records in a CSV (columns employee_number,
+    /// competence, achieved_date; see the README) and writes one CSV line per person and
+    /// course (in both, register only, ESR only, dates disagree) to standard output, the
+    /// counts on standard error. Exit status: 0 compared; 3 some lines refused (listed on
+    /// stderr), the rest compared; 1 the call failed or the file is unusable; 64 bad usage.
+    Reconcile {
+        /// The CSV file.
+        file: PathBuf,
+        /// Only staff now at this site (the token must hold it); default: every site the
+        /// token holds.
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -427,7 +440,8 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 HrCommand::Export { layout: None, .. }
                 | HrCommand::Import { .. }
                 | HrCommand::Map { .. }
-                | HrCommand::Completions { .. } => qi::hr_export::Layout::default(),
+                | HrCommand::Completions { .. }
+                | HrCommand::Reconcile { .. } => qi::hr_export::Layout::default(),
             };
             let token = token.context(
                 "a token is needed: --token or QI_TOKEN (qi token --role hr_sync --site '*')",
@@ -491,6 +505,21 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                                 report.refused
                             );
                         }
+                        return Err(qi::hr::SomeRowsRefused(report.refused).into());
+                    }
+                }
+                HrCommand::Reconcile { file, site } => {
+                    let parent = format!("sites/{}", site.as_deref().unwrap_or("-"));
+                    let report = qi::hr_reconcile::reconcile(
+                        &gateway,
+                        &token,
+                        &parent,
+                        &file,
+                        &mut std::io::stdout(),
+                        &mut std::io::stderr(),
+                    )
+                    .await?;
+                    if report.refused > 0 {
                         return Err(qi::hr::SomeRowsRefused(report.refused).into());
                     }
                 }

@@ -73,5 +73,7 @@ qi_platform::grpc_service! {
             -> pb::BatchUpsertEsrMappingsResponse = esr_mappings::batch_upsert;
         import_completions(pb::ImportCompletionsRequest)
             -> pb::ImportCompletionsResponse = register::import::import;
+        reconcile_training(pb::ReconcileTrainingRequest)
+            -> pb::ReconcileTrainingResponse = register::reconcile::reconcile;
     }
 }

@@ -9,6 +9,7 @@ mod enrolment;
 mod esr_mapping;
 mod hr_files;
 mod people;
+mod reconcile;
 mod register;
 mod staff;
 mod sync;

@@ -7,6 +7,7 @@
 //! resumes after a cursor never skips a change committed late.
 
 pub(crate) mod import;
+pub(crate) mod reconcile;
 mod store;
 
 use chrono::{Months, NaiveDate};

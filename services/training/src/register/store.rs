@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::import::{Found, Row, Source, Upsert};
+use super::reconcile::{EsrRecord, Held, Resolved};
 use super::{COLLECTION, Filter, Outcome};
 use crate::{cohorts, courses};
 
@@ -228,6 +229,80 @@ pub(super) async fn import_upsert(
     )
     .fetch_all(&mut *conn)
     .await?)
+}
+
+/// The register of the staff now at `sites` (`None`: every site), for a reconciliation.
+pub(super) async fn held(
+    conn: &mut PgConnection,
+    sites: Option<&[String]>,
+) -> Result<Vec<Held>, Error> {
+    let rows = sqlx::query!(
+        "SELECT k.employee_number, s.forename, s.surname, k.course_id, co.code,
+                k.completion_date, k.source
+         FROM completion k
+         JOIN staff s ON s.employee_number = k.employee_number
+         JOIN course co ON co.id = k.course_id
+         WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))",
+        sites,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Held {
+            employee_number: r.employee_number,
+            display_name: format!("{} {}", r.forename, r.surname),
+            course_id: r.course_id,
+            course_code: r.code,
+            completion_date: r.completion_date,
+            source: Source::from_column(&r.source),
+        })
+        .collect())
+}
+
+/// Each ESR record, in order, resolved to a person now at `sites` (`None`: any site) and
+/// to the course whose ESR competence id or name, code or id it gives. One statement.
+pub(super) async fn resolve_esr(
+    conn: &mut PgConnection,
+    records: &[EsrRecord],
+    sites: Option<&[String]>,
+) -> Result<Vec<Resolved>, Error> {
+    let indexes: Vec<i32> = records.iter().map(|r| r.index).collect();
+    let numbers: Vec<&str> = records.iter().map(|r| r.employee_number.as_str()).collect();
+    let competences: Vec<&str> = records.iter().map(|r| r.competence.as_str()).collect();
+    let rows = sqlx::query!(
+        r#"SELECT m.idx AS "idx!", s.forename AS "forename?", s.surname AS "surname?",
+                  co.id AS "course_id?", co.code AS "code?"
+           FROM unnest($1::int4[], $2::text[], $3::text[]) AS m(idx, employee_number, competence)
+           LEFT JOIN staff s ON s.employee_number = m.employee_number
+                            AND ($4::text[] IS NULL OR s.site = ANY($4))
+           LEFT JOIN LATERAL (
+               SELECT c.id, c.code FROM course c
+               WHERE c.esr_competence_id = m.competence OR c.esr_competence_name = m.competence
+                  OR c.code = m.competence OR c.id = m.competence
+               ORDER BY c.esr_competence_id = m.competence DESC,
+                        c.esr_competence_name = m.competence DESC, c.code = m.competence DESC
+               LIMIT 1) co ON true
+           ORDER BY m.idx"#,
+        &indexes,
+        &numbers as &[&str],
+        &competences as &[&str],
+        sites,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| match (r.course_id, r.code, r.forename, r.surname) {
+            (None, _, _, _) | (Some(_), None, _, _) => Resolved::OtherCompetence,
+            (Some(course_id), Some(course_code), Some(f), Some(s)) => Resolved::Course {
+                display_name: format!("{f} {s}"),
+                course_id,
+                course_code,
+            },
+            (Some(_), Some(_), _, _) => Resolved::NotAtSites,
+        })
+        .collect())
 }
 
 /// These completions, by learner.
