@@ -143,16 +143,16 @@ impl Pair {
     }
 }
 
+/// An entry with its key: (employee number, course id).
+type Keyed = ((String, String), pb::ReconciliationEntry);
+
 /// The comparison: counts, and every entry in (employee number, course id) order with its
 /// key.
 fn compare(
     held: Vec<Held>,
     esr: &[EsrRecord],
     resolved: &[Resolved],
-) -> (
-    pb::ReconciliationCounts,
-    Vec<((String, String), pb::ReconciliationEntry)>,
-) {
+) -> (pb::ReconciliationCounts, Vec<Keyed>) {
     let mut counts = pb::ReconciliationCounts::default();
     let mut pairs: BTreeMap<(String, String), Pair> = BTreeMap::new();
     for h in held {
