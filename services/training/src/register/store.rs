@@ -436,10 +436,12 @@ pub(super) async fn summary(
     from: Option<NaiveDate>,
     before: Option<NaiveDate>,
 ) -> Result<pb::GetTrainingSummaryResponse, Error> {
-    let unit = match period {
-        pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => "year",
-        pb::SummaryPeriod::Quarter => "quarter",
-        pb::SummaryPeriod::Month => "month",
+    // A financial year (April to March) is a calendar year shifted by three months.
+    let (unit, shift) = match period {
+        pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => ("year", 0),
+        pb::SummaryPeriod::Quarter => ("quarter", 0),
+        pb::SummaryPeriod::Month => ("month", 0),
+        pb::SummaryPeriod::FinancialYear => ("year", 3),
     };
     // `query!` of `$head`, the summary's filter (`$1` to `$3`), then `$tail` (binding `$more`
     // from `$4`): the filter is written once.
@@ -459,12 +461,15 @@ pub(super) async fn summary(
         };
     }
     let rows = filtered!(
-        r#"SELECT co.code, s.site, date_trunc($4::text, k.completion_date)::date AS "period!",
+        r#"SELECT co.code, s.site,
+                  (date_trunc($4::text, k.completion_date - make_interval(months => $5))
+                   + make_interval(months => $5))::date AS "period!",
                   count(*) AS "completions!"
            FROM completion k JOIN staff s ON s.employee_number = k.employee_number
            JOIN course co ON co.id = k.course_id"#,
         "GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
-        unit
+        unit,
+        shift
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -927,6 +932,28 @@ mod tests {
         assert_eq!(at_bas.rows.len(), 1);
         assert_eq!(at_bas.rows[0].period_start, month("2026-01-01"));
         assert_eq!(at_bas.staff_trained, 1);
+        // Financial years start on 1 April: March 2026 is in 2025-26, April and May in 2026-27.
+        let fy = summary(
+            &mut conn,
+            None,
+            pb::SummaryPeriod::FinancialYear,
+            None,
+            None,
+        )
+        .await?;
+        let periods: Vec<_> = fy
+            .rows
+            .iter()
+            .map(|r| (r.course_code.as_str(), r.period_start))
+            .collect();
+        assert_eq!(
+            periods,
+            [
+                ("LEAN", month("2025-04-01")),
+                ("LEAN", month("2026-04-01")),
+                ("QSIR-FUND", month("2026-04-01"))
+            ]
+        );
         Ok(())
     }
 }
