@@ -96,7 +96,7 @@ pub async fn submit_idea(c: &Caller, site: &str, title: &str) -> Result<pb::Idea
 pub async fn review_idea(c: &Caller, name: &str) -> Result<pb::Idea, Status> {
     let req = pb::ReviewIdeaRequest {
         name: name.into(),
-        etag: String::new(),
+        ..Default::default()
     };
     let idea = c.projects().review_idea(req).await?.into_inner().idea;
     Ok(idea.expect("an idea"))
@@ -107,7 +107,7 @@ pub async fn decline_idea(c: &Caller, name: &str, reason: &str) -> Result<pb::Id
     let req = pb::DeclineIdeaRequest {
         name: name.into(),
         reason: reason.into(),
-        etag: String::new(),
+        ..Default::default()
     };
     let idea = c.projects().decline_idea(req).await?.into_inner().idea;
     Ok(idea.expect("an idea"))
@@ -132,7 +132,7 @@ pub async fn merge_idea(c: &Caller, name: &str, into: &str) -> Result<pb::Idea, 
     let req = pb::MergeIdeaRequest {
         name: name.into(),
         into: into.into(),
-        etag: String::new(),
+        ..Default::default()
     };
     let idea = c.projects().merge_idea(req).await?.into_inner().idea;
     Ok(idea.expect("an idea"))
@@ -143,10 +143,29 @@ pub async fn reopen_idea(c: &Caller, name: &str, reason: &str) -> Result<pb::Ide
     let req = pb::ReopenIdeaRequest {
         name: name.into(),
         reason: reason.into(),
-        etag: String::new(),
+        ..Default::default()
     };
     let idea = c.projects().reopen_idea(req).await?.into_inner().idea;
     Ok(idea.expect("an idea"))
+}
+
+/// The history of idea `name`, oldest first (every page).
+pub async fn idea_events(c: &Caller, name: &str) -> Result<Vec<pb::IdeaEvent>, Status> {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let req = pb::ListIdeaEventsRequest {
+            parent: name.into(),
+            page_size: 2,
+            page_token,
+        };
+        let page = c.projects().list_idea_events(req).await?.into_inner();
+        events.extend(page.idea_events);
+        if page.next_page_token.is_empty() {
+            return Ok(events);
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 /// The first page of the ideas under `parent`.

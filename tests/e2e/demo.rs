@@ -132,6 +132,44 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         .collect();
     years.dedup();
     assert_eq!(years, [2020, 2021, 2022, 2023, 2024, 2025, 2026]);
+    // The funnel, from the ideas' dated history: every stage entered, days to weeks in
+    // triage, and a backlog past the 30-day review deadline.
+    let stage = |s: pj::IdeaState| {
+        by_year
+            .funnel
+            .iter()
+            .find(|f| f.stage() == s)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {s:?} stage"))
+    };
+    let submitted = stage(pj::IdeaState::Submitted);
+    assert_eq!(submitted.entered, 469);
+    let median = submitted.median_days.expect("ideas left submission");
+    assert!((2.0..=60.0).contains(&median), "{median} days submitted");
+    let review = stage(pj::IdeaState::UnderReview);
+    let median = review.median_days.expect("ideas left review");
+    assert!(
+        (10.0..=120.0).contains(&median),
+        "{median} days under review"
+    );
+    assert!(review.conversion.is_some_and(|c| c > 0.5), "{review:?}");
+    assert!(
+        submitted.overdue > 0 && review.overdue > 0,
+        "{submitted:?} {review:?}"
+    );
+    for s in [
+        pj::IdeaState::Accepted,
+        pj::IdeaState::Declined,
+        pj::IdeaState::Merged,
+    ] {
+        assert!(stage(s).entered > 0, "{s:?}");
+    }
+    assert_eq!(by_year.review_deadline_days, 30);
+    // Each idea waiting under review has a reviewer.
+    let assigned = suite
+        .count("SELECT count(*) FROM projects.idea WHERE state = 'under_review' AND reviewer LIKE 'staff/%'")
+        .await;
+    assert_eq!(assigned, review.waiting);
 
     // Each site's caller sees its own share, and the shares add up to the trust's figures.
     let mut sum = gw::Overview::default();

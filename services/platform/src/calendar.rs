@@ -18,13 +18,28 @@ pub fn today() -> NaiveDate {
 
 /// The Europe/London date at instant `at`.
 pub fn london_date(at: DateTime<Utc>) -> NaiveDate {
-    let year = at.year();
-    let bst = summer_time_change(year, 3)..summer_time_change(year, 10);
-    if bst.contains(&at) {
+    if summer_time(at) {
         (at + chrono::Duration::hours(1)).date_naive()
     } else {
         at.date_naive()
     }
+}
+
+/// Noon in Europe/London on day `d`: the instant a step dated only by its day is put at.
+pub fn london_noon(d: NaiveDate) -> DateTime<Utc> {
+    let noon = Utc.from_utc_datetime(&d.and_hms_opt(12, 0, 0).unwrap_or_default());
+    // Clocks change at 01:00 UTC, so noon's offset is the offset all afternoon.
+    if summer_time(noon) {
+        noon - chrono::Duration::hours(1)
+    } else {
+        noon
+    }
+}
+
+/// Whether British Summer Time is in force at `at`.
+fn summer_time(at: DateTime<Utc>) -> bool {
+    let year = at.year();
+    (summer_time_change(year, 3)..summer_time_change(year, 10)).contains(&at)
 }
 
 /// 01:00 UTC on the last Sunday of `month` in `year`, when UK clocks change.
@@ -79,6 +94,18 @@ mod tests {
         assert_eq!(london_date(utc("2026-03-29T23:30:00Z")), date("2026-03-30"));
         assert_eq!(london_date(utc("2026-10-24T23:30:00Z")), date("2026-10-25"));
         assert_eq!(london_date(utc("2026-10-25T23:30:00Z")), date("2026-10-25"));
+    }
+
+    #[test]
+    fn noon_in_london_is_eleven_utc_in_summer_and_twelve_in_winter() {
+        assert_eq!(london_noon(date("2026-07-01")), utc("2026-07-01T11:00:00Z"));
+        assert_eq!(london_noon(date("2026-12-01")), utc("2026-12-01T12:00:00Z"));
+        // The days the clocks change: by noon they have.
+        assert_eq!(london_noon(date("2026-03-29")), utc("2026-03-29T11:00:00Z"));
+        assert_eq!(london_noon(date("2026-10-25")), utc("2026-10-25T12:00:00Z"));
+        for d in ["2026-03-29", "2026-07-01", "2026-10-25", "2026-12-01"] {
+            assert_eq!(london_date(london_noon(date(d))), date(d));
+        }
     }
 
     #[test]

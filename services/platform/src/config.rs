@@ -114,6 +114,9 @@ pub struct Config {
     /// `QI_RUN_CHART_BELOW_POINTS` (default 15, at least 1): the QMS dashboard reads a
     /// metric with fewer periods than this by a run chart instead of its SPC icons.
     pub run_chart_below_points: usize,
+    /// `QI_IDEA_REVIEW_DAYS` (default 30, at least 1): the portfolio's idea funnel counts an
+    /// idea waiting longer than this in submitted or under review as overdue.
+    pub idea_review_days: u32,
     /// `QI_LOG_FORMAT` (`text` default, or `json`).
     pub log_format: LogFormat,
     /// `QI_LOG` (default `info`): an `EnvFilter` directive.
@@ -277,6 +280,7 @@ impl Config {
             db_max_connections: parse(&get, "QI_DB_MAX_CONNECTIONS", Some(10))?,
             db_acquire_timeout: millis(&get, "QI_DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
             run_chart_below_points: parse(&get, "QI_RUN_CHART_BELOW_POINTS", Some(15))?.max(1),
+            idea_review_days: review_days(&get)?,
             log_format,
             log_filter: get("QI_LOG").unwrap_or_else(|| "info".into()),
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -355,6 +359,21 @@ impl Cidr {
             .filter(|t| !t.is_empty())
             .map(|t| Cidr::parse_one(t).map_err(|reason| (t.to_owned(), reason)))
             .collect()
+    }
+}
+
+/// `QI_IDEA_REVIEW_DAYS`: 1 to 3650 days (ten years; beyond that no idea is overdue).
+fn review_days(get: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
+    const VAR: &str = "QI_IDEA_REVIEW_DAYS";
+    let days: u32 = parse(get, VAR, Some(30))?;
+    if (1..=3650).contains(&days) {
+        Ok(days)
+    } else {
+        Err(ConfigError {
+            var: VAR,
+            value: days.to_string(),
+            reason: "must be from 1 to 3650 days".into(),
+        })
     }
 }
 

@@ -19,7 +19,12 @@ use crate::{
 pub struct ProjectsApi {
     pub(crate) pool: PgPool,
     pub(crate) sites: Arc<[SiteCode]>,
+    /// The idea funnel's review deadline, in days (`QI_IDEA_REVIEW_DAYS`).
+    pub(crate) idea_review_days: u32,
 }
+
+/// The review deadline when none is configured (`QI_IDEA_REVIEW_DAYS`'s default).
+const IDEA_REVIEW_DAYS: u32 = 30;
 
 impl ProjectsApi {
     /// The service over `pool` (search_path `projects`), knowing the trust's site codes.
@@ -27,7 +32,15 @@ impl ProjectsApi {
         ProjectsApi {
             pool,
             sites: sites.into(),
+            idea_review_days: IDEA_REVIEW_DAYS,
         }
+    }
+
+    /// The same service, counting an idea waiting longer than `days` for triage as overdue
+    /// (`QI_IDEA_REVIEW_DAYS`).
+    pub fn with_idea_review_days(mut self, days: u32) -> Self {
+        self.idea_review_days = days.max(1);
+        self
     }
 
     /// The tonic server of this service.
@@ -49,6 +62,8 @@ qi_platform::grpc_service! {
         get_idea(pb::GetIdeaRequest) -> pb::GetIdeaResponse = ideas::get;
         list_ideas(pb::ListIdeasRequest) -> pb::ListIdeasResponse = ideas::list;
         update_idea(pb::UpdateIdeaRequest) -> pb::UpdateIdeaResponse = ideas::update;
+        list_idea_events(pb::ListIdeaEventsRequest) -> pb::ListIdeaEventsResponse = ideas::list_events;
+        assign_idea_reviewer(pb::AssignIdeaReviewerRequest) -> pb::AssignIdeaReviewerResponse = ideas::assign_reviewer;
         review_idea(pb::ReviewIdeaRequest) -> pb::ReviewIdeaResponse = ideas::review;
         accept_idea(pb::AcceptIdeaRequest) -> pb::AcceptIdeaResponse = ideas::accept;
         decline_idea(pb::DeclineIdeaRequest) -> pb::DeclineIdeaResponse = ideas::decline;

@@ -197,7 +197,11 @@ pub fn service_component(
             qi_training::SERVICE_NAME,
         ),
         Service::Projects => (
-            routes.add_service(qi_projects::ProjectsApi::new(pool, &config.sites).into_server()),
+            routes.add_service(
+                qi_projects::ProjectsApi::new(pool, &config.sites)
+                    .with_idea_review_days(config.idea_review_days)
+                    .into_server(),
+            ),
             qi_projects::SERVICE_NAME,
         ),
         Service::Metrics => (

@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod coproduction;
+mod idea_history;
 mod ideas;
 mod idempotency;
 mod lifecycle;

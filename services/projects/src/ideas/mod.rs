@@ -4,7 +4,10 @@
 //! declined idea is reopened only by ReopenIdea, with a reason. Each transition is its own
 //! method; any other move is FAILED_PRECONDITION.
 
+mod history;
 mod store;
+
+pub(crate) use history::list as list_events;
 
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
@@ -20,6 +23,7 @@ use uuid::Uuid;
 use crate::ProjectsApi;
 use crate::foreign;
 use crate::stored::{Column, enum_field, unexpected};
+use history::Step;
 use store::Triage;
 
 /// The collection id in idea names.
@@ -83,6 +87,7 @@ impl NewIdea {
             decision_time: _,
             etag: _,
             submit_date,
+            reviewer: _,
         } = idea;
         let title = v.check(required_text("idea.title", &title, 200));
         let description = v.check(optional_text("idea.description", &description, 5000));
@@ -260,6 +265,9 @@ pub(crate) async fn create(
                 .ok_or_else(|| Error::AlreadyExists {
                     name: owner.child(COLLECTION, &new.id),
                 })?;
+        // Its history starts with its submission, on the day it was received.
+        let submitted = Step::by(&ctx, new.submit_date);
+        history::record(tx, uid, "submitted", &submitted, "").await?;
         Ok(pb::CreateIdeaResponse {
             idea: Some(store::read(tx, uid).await?),
         })
@@ -365,6 +373,7 @@ impl Changes {
             decision_time: _,
             etag: _,
             submit_date: _,
+            reviewer: _,
         } = idea;
         let paths = qi_platform::update_mask::paths(mask, UPDATABLE, |p| match p {
             "title" => !title.is_empty(),
@@ -477,11 +486,16 @@ pub(crate) async fn review(
     ctx: AccessContext,
     req: pb::ReviewIdeaRequest,
 ) -> Result<pb::ReviewIdeaResponse, Error> {
-    let pb::ReviewIdeaRequest { name, etag } = req;
+    let pb::ReviewIdeaRequest {
+        name,
+        etag,
+        effective_date,
+    } = req;
+    let step = Step::parse(&ctx, "effective_date", effective_date.as_ref())?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_move(&idea, Move::Review, &etag)?;
-    store::triage(&mut tx, idea.uid, Triage::Review).await?;
+    store::triage(&mut tx, idea.uid, Triage::Review, &step).await?;
     let idea = store::read(&mut tx, idea.uid).await?;
     tx.commit().await?;
     Ok(pb::ReviewIdeaResponse { idea: Some(idea) })
@@ -497,6 +511,7 @@ pub(crate) async fn accept(
     let project_id = v.check(names::id_or_new("project_id", &req.project_id));
     v.check(idempotency::validate_request_id(&req.request_id));
     v.finish()?;
+    let step = Step::parse(&ctx, "effective_date", req.effective_date.as_ref())?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let idea = locate_for_write(&mut tx, &ctx, "name", &req.name).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
@@ -524,6 +539,7 @@ pub(crate) async fn accept(
             Triage::Accept {
                 project: project.uid,
             },
+            &step,
         )
         .await?;
         Ok(pb::AcceptIdeaResponse {
@@ -540,12 +556,24 @@ pub(crate) async fn decline(
     ctx: AccessContext,
     req: pb::DeclineIdeaRequest,
 ) -> Result<pb::DeclineIdeaResponse, Error> {
-    let pb::DeclineIdeaRequest { name, reason, etag } = req;
+    let pb::DeclineIdeaRequest {
+        name,
+        reason,
+        etag,
+        effective_date,
+    } = req;
     let reason = long_text("reason", &reason, 1000)?;
+    let step = Step::parse(&ctx, "effective_date", effective_date.as_ref())?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_move(&idea, Move::Decline, &etag)?;
-    store::triage(&mut tx, idea.uid, Triage::Decline { reason: &reason }).await?;
+    store::triage(
+        &mut tx,
+        idea.uid,
+        Triage::Decline { reason: &reason },
+        &step,
+    )
+    .await?;
     let idea = store::read(&mut tx, idea.uid).await?;
     tx.commit().await?;
     Ok(pb::DeclineIdeaResponse { idea: Some(idea) })
@@ -558,7 +586,13 @@ pub(crate) async fn merge(
     ctx: AccessContext,
     req: pb::MergeIdeaRequest,
 ) -> Result<pb::MergeIdeaResponse, Error> {
-    let pb::MergeIdeaRequest { name, into, etag } = req;
+    let pb::MergeIdeaRequest {
+        name,
+        into,
+        etag,
+        effective_date,
+    } = req;
+    let step = Step::parse(&ctx, "effective_date", effective_date.as_ref())?;
     enum Into_ {
         Idea(SiteCode, String),
         Project(crate::projects::ProjectPath),
@@ -627,7 +661,7 @@ pub(crate) async fn merge(
         idea: merged_idea,
         project: merged_project,
     };
-    store::triage(&mut tx, idea.uid, merged).await?;
+    store::triage(&mut tx, idea.uid, merged, &step).await?;
     let idea = store::read(&mut tx, idea.uid).await?;
     tx.commit().await?;
     Ok(pb::MergeIdeaResponse { idea: Some(idea) })
@@ -639,15 +673,43 @@ pub(crate) async fn reopen(
     ctx: AccessContext,
     req: pb::ReopenIdeaRequest,
 ) -> Result<pb::ReopenIdeaResponse, Error> {
-    let pb::ReopenIdeaRequest { name, reason, etag } = req;
+    let pb::ReopenIdeaRequest {
+        name,
+        reason,
+        etag,
+        effective_date,
+    } = req;
     let reason = long_text("reason", &reason, 1000)?;
+    let step = Step::parse(&ctx, "effective_date", effective_date.as_ref())?;
     let mut tx = qi_platform::db::begin(&api.pool).await?;
     let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_move(&idea, Move::Reopen, &etag)?;
-    store::triage(&mut tx, idea.uid, Triage::Reopen { reason: &reason }).await?;
+    store::triage(&mut tx, idea.uid, Triage::Reopen { reason: &reason }, &step).await?;
     let idea = store::read(&mut tx, idea.uid).await?;
     tx.commit().await?;
     Ok(pb::ReopenIdeaResponse { idea: Some(idea) })
+}
+
+/// Assigns an open idea to a member of staff to review, or to no one.
+pub(crate) async fn assign_reviewer(
+    api: &ProjectsApi,
+    ctx: AccessContext,
+    req: pb::AssignIdeaReviewerRequest,
+) -> Result<pb::AssignIdeaReviewerResponse, Error> {
+    let pb::AssignIdeaReviewerRequest {
+        name,
+        reviewer,
+        etag,
+    } = req;
+    let reviewer = foreign::person_filter(&ctx, "reviewer", &reviewer)?;
+    let mut tx = qi_platform::db::begin(&api.pool).await?;
+    let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
+    check_etag(&etag, idea.revision, "the idea")?;
+    require_open(&idea)?;
+    store::assign(&mut tx, idea.uid, reviewer.as_deref()).await?;
+    let idea = store::read(&mut tx, idea.uid).await?;
+    tx.commit().await?;
+    Ok(pb::AssignIdeaReviewerResponse { idea: Some(idea) })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use qi_proto::projects as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::history::{self, Step};
 use super::{COLLECTION, IdeaRef, NewIdea};
 use crate::stored::Column;
 
@@ -46,6 +47,7 @@ struct IdeaRow {
     project: Option<String>,
     reopen_reason: Option<String>,
     decision_time: Option<chrono::DateTime<chrono::Utc>>,
+    reviewer: Option<String>,
     submit_date: NaiveDate,
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
@@ -63,7 +65,7 @@ macro_rules! idea_rows {
                     'sites/' || m.site || '/ideas/' || m.id AS merged_idea,
                     'sites/' || mp.lead_site || '/projects/' || mp.id AS merged_project,
                     'sites/' || p.lead_site || '/projects/' || p.id AS project,
-                    i.reopen_reason, i.decision_time, i.submit_date, i.create_time,
+                    i.reopen_reason, i.decision_time, i.reviewer, i.submit_date, i.create_time,
                     i.update_time, i.revision
              FROM idea i
              LEFT JOIN idea m ON m.uid = i.merged_idea_uid
@@ -99,6 +101,7 @@ impl TryFrom<IdeaRow> for pb::Idea {
             decision_time: r.decision_time.map(timestamp),
             etag: etag(r.revision),
             submit_date: Some(date(r.submit_date)),
+            reviewer: r.reviewer.unwrap_or_default(),
         })
     }
 }
@@ -237,6 +240,7 @@ pub(super) async fn merge_target(
 }
 
 /// The write of one triage move.
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Triage<'a> {
     /// Under review.
     Review,
@@ -253,31 +257,49 @@ pub(super) enum Triage<'a> {
     Reopen { reason: &'a str },
 }
 
-/// Writes a triage move on the idea `uid`.
-pub(super) async fn triage(conn: &mut PgConnection, uid: Uuid, t: Triage<'_>) -> Result<(), Error> {
+/// Writes a triage move on the idea `uid`, made at `step`, and keeps it in the idea's
+/// history.
+pub(super) async fn triage(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    t: Triage<'_>,
+    step: &Step,
+) -> Result<(), Error> {
+    let (state, reason) = match t {
+        Triage::Review => ("under_review", ""),
+        Triage::Reopen { reason } => ("under_review", reason),
+        Triage::Accept { .. } => ("accepted", ""),
+        Triage::Decline { reason } => ("declined", reason),
+        Triage::Merge { .. } => ("merged", ""),
+    };
+    // The history first: it settles the move's time (never before the last step's).
+    let at = history::record(conn, uid, state, step, reason).await?;
     let query = match t {
         Triage::Review => {
             sqlx::query!("UPDATE idea SET state = 'under_review' WHERE uid = $1", uid)
         }
         Triage::Accept { project } => sqlx::query!(
-            "UPDATE idea SET state = 'accepted', project_uid = $2, decision_time = now()
+            "UPDATE idea SET state = 'accepted', project_uid = $2, decision_time = $3
              WHERE uid = $1",
             uid,
             project,
+            at,
         ),
         Triage::Decline { reason } => sqlx::query!(
-            "UPDATE idea SET state = 'declined', decline_reason = $2, decision_time = now()
+            "UPDATE idea SET state = 'declined', decline_reason = $2, decision_time = $3
              WHERE uid = $1",
             uid,
             reason,
+            at,
         ),
         Triage::Merge { idea, project } => sqlx::query!(
             "UPDATE idea SET state = 'merged', merged_idea_uid = $2, merged_project_uid = $3,
-                    decision_time = now()
+                    decision_time = $4
              WHERE uid = $1",
             uid,
             idea,
             project,
+            at,
         ),
         Triage::Reopen { reason } => sqlx::query!(
             "UPDATE idea SET state = 'under_review', decline_reason = NULL,
@@ -288,6 +310,22 @@ pub(super) async fn triage(conn: &mut PgConnection, uid: Uuid, t: Triage<'_>) ->
         ),
     };
     query.execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Assigns the idea `uid` to `reviewer` (`None`: no one); nothing when it is unchanged.
+pub(super) async fn assign(
+    conn: &mut PgConnection,
+    uid: Uuid,
+    reviewer: Option<&str>,
+) -> Result<(), Error> {
+    sqlx::query!(
+        "UPDATE idea SET reviewer = $2 WHERE uid = $1 AND reviewer IS DISTINCT FROM $2",
+        uid,
+        reviewer,
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -313,7 +351,22 @@ mod tests {
 
     async fn submit(conn: &mut PgConnection, site_code: &str, id: &str) -> anyhow::Result<Uuid> {
         let uid = insert(conn, &new(site_code, id, "Falls"), day("2026-03-01")).await?;
-        Ok(uid.expect("inserted"))
+        let uid = uid.expect("inserted");
+        history::record(conn, uid, "submitted", &on(Some("2026-03-01")), "").await?;
+        Ok(uid)
+    }
+
+    /// A move by a team member on `day` (`None`: now).
+    fn on(d: Option<&str>) -> Step {
+        let ctx = qi_platform::AccessContext {
+            subject: "lead@trust".into(),
+            ..crate::testing::caller(Some("00123456"))
+        };
+        Step::by(&ctx, d.map(day))
+    }
+
+    fn now() -> Step {
+        on(None)
     }
 
     fn names(ideas: &[pb::Idea]) -> Vec<&str> {
@@ -371,7 +424,7 @@ mod tests {
         insert(&mut conn, &new("SOU", "b", "Sepsis"), day("2026-03-01")).await?;
         let c = submit(&mut conn, "BAS", "c").await?;
         submit(&mut conn, "BRM", "d").await?;
-        triage(&mut conn, c, Triage::Review).await?;
+        triage(&mut conn, c, Triage::Review, &now()).await?;
         let all = async |conn: &mut PgConnection, sites: Option<&[&str]>, state, theme| {
             let filter = ListFilter {
                 sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
@@ -524,7 +577,13 @@ mod tests {
         let mut conn = transaction().await?;
         let accepted = submit(&mut conn, "BAS", "a").await?;
         let p = project(&mut conn, "BAS", "p1").await?;
-        triage(&mut conn, accepted, Triage::Accept { project: p.uid }).await?;
+        triage(
+            &mut conn,
+            accepted,
+            Triage::Accept { project: p.uid },
+            &now(),
+        )
+        .await?;
         let got = read(&mut conn, accepted).await?;
         assert_eq!(got.state, pb::IdeaState::Accepted as i32);
         assert_eq!(got.project, "sites/BAS/projects/p1");
@@ -538,6 +597,7 @@ mod tests {
             Triage::Decline {
                 reason: "Done already",
             },
+            &now(),
         )
         .await?;
         let got = read(&mut conn, declined).await?;
@@ -549,6 +609,7 @@ mod tests {
             Triage::Reopen {
                 reason: "New evidence",
             },
+            &now(),
         )
         .await?;
         let got = read(&mut conn, declined).await?;
@@ -562,8 +623,8 @@ mod tests {
         let into_idea = submit(&mut conn, "SOU", "m1").await?;
         let into_project = submit(&mut conn, "SOU", "m2").await?;
         let merge = |idea, project| Triage::Merge { idea, project };
-        triage(&mut conn, into_idea, merge(Some(accepted), None)).await?;
-        triage(&mut conn, into_project, merge(None, Some(p.uid))).await?;
+        triage(&mut conn, into_idea, merge(Some(accepted), None), &now()).await?;
+        triage(&mut conn, into_project, merge(None, Some(p.uid)), &now()).await?;
         assert_eq!(
             read(&mut conn, into_idea).await?.merged_into,
             "sites/BAS/ideas/a"
@@ -572,6 +633,84 @@ mod tests {
             read(&mut conn, into_project).await?.merged_into,
             "sites/BAS/projects/p1"
         );
+        Ok(())
+    }
+
+    /// The steps of idea `uid`, oldest first: (state, time, actor, staff, reason).
+    async fn steps(conn: &mut PgConnection, uid: Uuid) -> anyhow::Result<Vec<(String, String)>> {
+        Ok(sqlx::query!(
+            "SELECT state, to_char(event_time AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') AS at,
+                    actor, actor_staff, reason
+             FROM idea_event WHERE idea_uid = $1 ORDER BY seq",
+            uid,
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let who = format!("{} {}", r.actor, r.actor_staff.unwrap_or_default());
+            (
+                r.state,
+                format!("{} {who} {}", r.at.unwrap_or_default(), r.reason),
+            )
+        })
+        .collect())
+    }
+
+    #[tokio::test]
+    async fn every_move_is_kept_in_order_with_its_day_actor_and_reason() -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let uid = submit(&mut conn, "BAS", "h").await?;
+        // Dated moves sit at noon, London time: 11:00 UTC in summer.
+        triage(&mut conn, uid, Triage::Review, &on(Some("2026-03-03"))).await?;
+        let declined = Triage::Decline { reason: "Not now" };
+        triage(&mut conn, uid, declined, &on(Some("2026-04-10"))).await?;
+        // A move dated before the last step's day is refused, and nothing is kept.
+        let reopen = Triage::Reopen { reason: "Funded" };
+        let Err(Error::InvalidArgument { violations }) =
+            triage(&mut conn, uid, reopen, &on(Some("2026-04-09"))).await
+        else {
+            panic!("a move before the last step was kept")
+        };
+        assert_eq!(violations[0].field, "effective_date");
+        assert_eq!(
+            violations[0].description,
+            "2026-04-09 is before the idea's last step, on 2026-04-10"
+        );
+        triage(&mut conn, uid, reopen, &on(Some("2026-04-10"))).await?;
+        let who = "lead@trust staff/00123456";
+        let at = |d: &str, reason: &str| format!("{d} {who} {reason}");
+        assert_eq!(
+            steps(&mut conn, uid).await?,
+            [
+                ("submitted".into(), at("2026-03-01 12:00", "")),
+                ("under_review".into(), at("2026-03-03 12:00", "")),
+                ("declined".into(), at("2026-04-10 11:00", "Not now")),
+                // The same day as the decline: put at its time, never before it.
+                ("under_review".into(), at("2026-04-10 11:00", "Funded")),
+            ]
+        );
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(got.reopen_reason, "Funded");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_reviewer_is_assigned_and_cleared_and_an_unchanged_one_keeps_the_etag()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let uid = submit(&mut conn, "BAS", "r").await?;
+        assign(&mut conn, uid, Some("staff/00123456")).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!(
+            (got.reviewer.as_str(), got.etag),
+            ("staff/00123456", etag(2))
+        );
+        assign(&mut conn, uid, Some("staff/00123456")).await?;
+        assert_eq!(read(&mut conn, uid).await?.etag, etag(2));
+        assign(&mut conn, uid, None).await?;
+        let got = read(&mut conn, uid).await?;
+        assert_eq!((got.reviewer.as_str(), got.etag), ("", etag(3)));
         Ok(())
     }
 }

@@ -92,7 +92,10 @@ pub(crate) async fn get(
         )
     };
     let mut cells: BTreeMap<Key, pb::PortfolioCounts> = BTreeMap::new();
+    let mut funnel = Vec::new();
     if programme_uid.is_none() {
+        let rows = store::funnel(&mut conn, &sites, from, before, api.idea_review_days).await?;
+        funnel = funnel_stages(rows)?;
         let ideas = store::ideas(&mut conn, &sites, from, period, before).await?;
         for i in ideas {
             let c = cells.entry((i.period, i.site, String::new())).or_default();
@@ -155,7 +158,42 @@ pub(crate) async fn get(
         by_site: group(by_site),
         by_programme: group(by_programme),
         rows,
+        funnel,
+        review_deadline_days: i32::try_from(api.idea_review_days).unwrap_or(i32::MAX),
     })
+}
+
+/// Every stage of the funnel in triage order, those no idea entered with zeros.
+fn funnel_stages(rows: Vec<store::FunnelRow>) -> Result<Vec<pb::FunnelStage>, Error> {
+    use pb::IdeaState as S;
+    let mut by_state = BTreeMap::new();
+    for r in rows {
+        by_state.insert(S::from_column(&r.state)? as i32, r);
+    }
+    Ok([
+        S::Submitted,
+        S::UnderReview,
+        S::Accepted,
+        S::Declined,
+        S::Merged,
+    ]
+    .into_iter()
+    .map(|stage| match by_state.remove(&(stage as i32)) {
+        Some(r) => pb::FunnelStage {
+            stage: stage.into(),
+            entered: r.entered,
+            median_days: r.median_days,
+            conversion: r.conversion,
+            waiting: r.waiting,
+            overdue: r.overdue,
+        },
+        // No idea entered it: no median, no share.
+        None => pb::FunnelStage {
+            stage: stage.into(),
+            ..Default::default()
+        },
+    })
+    .collect())
 }
 
 #[cfg(test)]

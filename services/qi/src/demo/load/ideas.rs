@@ -3,6 +3,7 @@
 //! the merged ideas merged into a project of their site.
 
 use anyhow::Context as _;
+use qi_platform::convert::date;
 use qi_proto::projects as pb;
 
 use super::client::{Api, created, failed, made_or_found, rpc};
@@ -23,8 +24,11 @@ pub(crate) async fn idea(
     project: Option<ProjectPlan>,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    let (state, fresh) = submit(api, staff, &i, &mut tally).await?;
+    let (state, fresh, reviewer) = submit(api, staff, &i, &mut tally).await?;
     let state = triage(api, &i, state, fresh, &mut tally).await?;
+    if i.triage == Triage::UnderReview && reviewer.is_empty() {
+        assign_reviewer(api, staff, &i, fresh, &mut tally).await?;
+    }
     let Some(p) = project else {
         return Ok(tally);
     };
@@ -39,6 +43,7 @@ pub(crate) async fn idea(
                 project_id: p.id.clone(),
                 etag: String::new(),
                 request_id: String::new(),
+                effective_date: i.decided.map(date),
             }
         )
         .map_err(|s| failed(s, &format!("accepting {name}")))?;
@@ -52,13 +57,13 @@ pub(crate) async fn idea(
     Ok(tally)
 }
 
-/// Creates an idea, or finds it: its state and whether it is new.
+/// Creates an idea, or finds it: its state, whether it is new, and its reviewer.
 async fn submit(
     api: &Api,
     staff: &Workforce,
     i: &IdeaPlan,
     tally: &mut Tally,
-) -> anyhow::Result<(i32, bool)> {
+) -> anyhow::Result<(i32, bool, String)> {
     let name = i.name();
     let made = created(
         rpc!(
@@ -83,7 +88,8 @@ async fn submit(
         Ok(got.idea)
     };
     let (idea, fresh) = made_or_found(made.map(|r| r.idea), found, tally).await?;
-    Ok((idea.map(|i| i.state).unwrap_or_default(), fresh))
+    let idea = idea.unwrap_or_default();
+    Ok((idea.state, fresh, idea.reviewer))
 }
 
 /// Takes a submitted idea to where triage leaves it (a merge waits for its project):
@@ -110,6 +116,7 @@ async fn triage(
                     name: name.clone(),
                     reason: reason.into(),
                     etag: String::new(),
+                    effective_date: i.decided.map(date),
                 }
             )
             .map_err(|s| failed(s, &format!("declining {name}")))?;
@@ -123,6 +130,7 @@ async fn triage(
                 pb::ReviewIdeaRequest {
                     name: name.clone(),
                     etag: String::new(),
+                    effective_date: i.reviewed.map(date),
                 }
             )
             .map_err(|s| failed(s, &format!("reviewing {name}")))?;
@@ -130,6 +138,30 @@ async fn triage(
             Ok(pb::IdeaState::UnderReview as i32)
         }
     }
+}
+
+/// Assigns an idea under review to one of five reviewers at its site.
+async fn assign_reviewer(
+    api: &Api,
+    staff: &Workforce,
+    i: &IdeaPlan,
+    fresh: bool,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    let name = i.name();
+    let reviewer = staff.at(i.site, 10 + i.n % 5).name();
+    rpc!(
+        api.projects,
+        assign_idea_reviewer,
+        pb::AssignIdeaReviewerRequest {
+            name: name.clone(),
+            reviewer,
+            etag: String::new(),
+        }
+    )
+    .map_err(|s| failed(s, &format!("assigning {name} a reviewer")))?;
+    tally.step(fresh);
+    Ok(())
 }
 
 /// Submits a merged idea (or finds it) and merges it into the project `into`.
@@ -140,7 +172,7 @@ pub(crate) async fn merged_idea(
     into: String,
 ) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    let (state, fresh) = submit(api, staff, &i, &mut tally).await?;
+    let (state, fresh, _) = submit(api, staff, &i, &mut tally).await?;
     if state == pb::IdeaState::Submitted as i32 || state == pb::IdeaState::UnderReview as i32 {
         let name = i.name();
         rpc!(
@@ -150,6 +182,7 @@ pub(crate) async fn merged_idea(
                 name: name.clone(),
                 into,
                 etag: String::new(),
+                effective_date: i.decided.map(date),
             }
         )
         .map_err(|s| failed(s, &format!("merging {name}")))?;

@@ -47,6 +47,10 @@ pub(crate) struct IdeaPlan {
     pub(crate) triage: Triage,
     /// The day it was received.
     pub(crate) submitted: NaiveDate,
+    /// The day it was taken under review, if it was.
+    pub(crate) reviewed: Option<NaiveDate>,
+    /// The day it was accepted, declined or merged, if it was.
+    pub(crate) decided: Option<NaiveDate>,
 }
 
 impl IdeaPlan {
@@ -149,6 +153,24 @@ pub(crate) fn portfolio() -> Portfolio {
             idea.submitted = p.start - Days::new(30 + r.below(60));
         }
     }
+    // Triage takes days to weeks; an accepted idea is decided the week its project starts.
+    for idea in &mut ideas {
+        let mut r = Rng::of("idea-triage-days", idea.n as u64);
+        let after = |d: NaiveDate, days: u64| (d + Days::new(days)).min(AS_OF);
+        let start = projects
+            .iter()
+            .find(|p| p.idea == Some(idea.n))
+            .map(|p| p.start);
+        idea.reviewed = matches!(idea.triage, Triage::UnderReview | Triage::Accepted)
+            .then(|| after(idea.submitted, 2 + r.below(16)));
+        idea.decided = match idea.triage {
+            Triage::Declined => Some(after(idea.submitted, 7 + r.below(40))),
+            Triage::Merged => Some(after(idea.submitted, 5 + r.below(25))),
+            // At least 13 days after its review: it was received 30 days or more before.
+            Triage::Accepted => start.map(|s| (s - Days::new(1 + r.below(5))).min(AS_OF)),
+            Triage::Submitted | Triage::UnderReview => None,
+        };
+    }
     Portfolio { ideas, projects }
 }
 
@@ -204,6 +226,8 @@ fn ideas() -> Vec<IdeaPlan> {
                 title,
                 triage,
                 submitted,
+                reviewed: None,
+                decided: None,
             }
         })
         .collect()
