@@ -1,7 +1,7 @@
 //! The demo trust (`qi seed --demo`): loaded at full size through the gateway, it shows the
 //! programme's headline figures to a trust-wide caller and each site's share to a site's
-//! caller, HR's export names the courses' ESR competences, and loading it again changes
-//! nothing.
+//! caller, HR's export names the courses' ESR competences, the training from before the
+//! system is there, and loading it again changes nothing.
 
 use qi::demo::{self, Options};
 use qi_e2e::{TestSuite, authed};
@@ -95,6 +95,21 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
             expected
         );
     }
+
+    // What came before the system, imported as completions from elsewhere: the paper
+    // register of 2019 and 2020, transfers from other trusts, competences ESR holds.
+    assert!(
+        suite
+            .count("SELECT count(*) FROM training.completion WHERE source = 'historic' AND completion_date < '2021-01-01'")
+            .await
+            > 30
+    );
+    assert_eq!(
+        suite
+            .count("SELECT count(*) FROM training.completion WHERE source IN ('transfer', 'esr')")
+            .await,
+        9
+    );
 
     // Ideas keep the day they were received: the funnel spans the years since 2021.
     let by_year = ProjectServiceClient::new(suite.channel.clone())

@@ -14,7 +14,11 @@
 //! date_format = "%d/%m/%Y"  # strftime, as chrono reads it; must show the whole date
 //! delimiter = ","           # one ASCII character, e.g. "\t" or ";"
 //! revoked = "row"           # "row": a row of kind `revoked`; "skip": not written
+//! held_by_esr = "skip"      # imported from ESR or by transfer: "skip" (ESR has them) or "row"
 //! ```
+//!
+//! The column `provenance` (`course`, `historic`, `esr` or `transfer`) is not in the default
+//! columns, so the default file stays as it was; a layout may add it.
 //!
 //! A layout that cannot be used is refused before anything is called ([`BadLayout`], exit
 //! status 64), naming the key and listing the known columns.
@@ -50,13 +54,32 @@ pub enum Column {
     AchievedDate,
     /// The expiry (empty when the course has no validity period).
     ExpiryDate,
-    /// The cohort it was achieved in.
+    /// The cohort it was achieved in; for a completion from elsewhere, where it comes from
+    /// and its reference.
     Source,
+    /// Where the completion comes from: `course` (earned here), `historic`, `esr` or
+    /// `transfer`.
+    Provenance,
 }
 
 impl Column {
-    /// Every column, in the default layout's order.
-    pub const ALL: [Column; 10] = [
+    /// Every column: the default layout's, then `provenance`.
+    pub const ALL: [Column; 11] = [
+        Column::Cursor,
+        Column::Kind,
+        Column::EmployeeNumber,
+        Column::AssignmentNumber,
+        Column::CompetenceId,
+        Column::CompetenceName,
+        Column::CourseCode,
+        Column::AchievedDate,
+        Column::ExpiryDate,
+        Column::Source,
+        Column::Provenance,
+    ];
+
+    /// The default layout's columns, in order.
+    pub const DEFAULT: [Column; 10] = [
         Column::Cursor,
         Column::Kind,
         Column::EmployeeNumber,
@@ -82,6 +105,7 @@ impl Column {
             Column::AchievedDate => "achieved_date",
             Column::ExpiryDate => "expiry_date",
             Column::Source => "source",
+            Column::Provenance => "provenance",
         }
     }
 
@@ -102,6 +126,7 @@ impl Column {
             Column::AchievedDate => dates.show(c.achieved_date.as_ref())?,
             Column::ExpiryDate => dates.show(c.expiry_date.as_ref())?,
             Column::Source => c.source.clone(),
+            Column::Provenance => provenance(c).to_owned(),
         })
     }
 }
@@ -118,6 +143,22 @@ fn kind(c: &pb::TrainingRecordChange) -> &'static str {
         Ok(pb::TrainingRecordChangeKind::Achieved | pb::TrainingRecordChangeKind::Unspecified)
         | Err(_) => "achieved",
     }
+}
+
+/// Where a change's completion comes from, as the `provenance` column writes it.
+fn provenance(c: &pb::TrainingRecordChange) -> &'static str {
+    match pb::CompletionSource::try_from(c.provenance) {
+        Ok(pb::CompletionSource::HistoricRegister) => "historic",
+        Ok(pb::CompletionSource::EsrCompetence) => "esr",
+        Ok(pb::CompletionSource::InterAuthorityTransfer) => "transfer",
+        Ok(pb::CompletionSource::Course | pb::CompletionSource::Unspecified) | Err(_) => "course",
+    }
+}
+
+/// Whether ESR holds a change's completion already: it came from an ESR extract, or with
+/// the person by Inter Authority Transfer.
+pub fn held_by_esr(c: &pb::TrainingRecordChange) -> bool {
+    matches!(provenance(c), "esr" | "transfer")
 }
 
 /// What the export does with a revocation (a corrected register undid a completion).
@@ -182,18 +223,23 @@ pub struct Layout {
     dates: DateFormat,
     delimiter: u8,
     revoked: Revoked,
+    /// Whether completions ESR holds already (imported from it, or by transfer) are
+    /// written.
+    held_by_esr: Revoked,
 }
 
 impl Default for Layout {
-    /// Every column in [`Column::ALL`]'s order, headed by their names, dates as
-    /// `DD/MM/YYYY`, comma-separated, revocations as rows.
+    /// The columns in [`Column::DEFAULT`]'s order, headed by their names, dates as
+    /// `DD/MM/YYYY`, comma-separated, revocations as rows, completions ESR holds already
+    /// left out.
     fn default() -> Self {
         Layout {
-            columns: Column::ALL.to_vec(),
-            headers: Some(Column::ALL.map(|c| c.name().to_owned()).to_vec()),
+            columns: Column::DEFAULT.to_vec(),
+            headers: Some(Column::DEFAULT.map(|c| c.name().to_owned()).to_vec()),
             dates: DateFormat(DEFAULT_DATE_FORMAT.to_owned()),
             delimiter: b',',
             revoked: Revoked::Row,
+            held_by_esr: Revoked::Skip,
         }
     }
 }
@@ -211,6 +257,7 @@ struct LayoutFile {
     date_format: Option<String>,
     delimiter: Option<String>,
     revoked: Option<String>,
+    held_by_esr: Option<String>,
 }
 
 /// A layout that cannot be used: a usage error (exit status 64), found before anything is
@@ -314,6 +361,16 @@ impl Layout {
                 ));
             }
         };
+        let held_by_esr = match file.held_by_esr.as_deref() {
+            None | Some("skip") => Revoked::Skip,
+            Some("row") => Revoked::Row,
+            Some(other) => {
+                return Err(bad(
+                    "held_by_esr",
+                    format!("{other:?}: use \"skip\" or \"row\""),
+                ));
+            }
+        };
         // Without `kind`, a revocation written as a row would read as an achievement.
         if revoked == Revoked::Row && !columns.contains(&Column::Kind) {
             return Err(bad(
@@ -327,6 +384,7 @@ impl Layout {
             dates,
             delimiter,
             revoked,
+            held_by_esr,
         })
     }
 
@@ -346,6 +404,9 @@ pub struct ExportReport {
     pub written: u64,
     /// Revocations the layout left out (`revoked = "skip"`), to be withdrawn in ESR by hand.
     pub skipped: Vec<pb::TrainingRecordChange>,
+    /// Changes left out because ESR holds their completions already (imported from an ESR
+    /// extract, or brought by Inter Authority Transfer; `held_by_esr = "skip"`).
+    pub held_by_esr: u64,
 }
 
 /// `qi hr export`: writes the register's changes after `since` to `out` in `layout`.
@@ -384,6 +445,10 @@ pub async fn export(
     {
         for c in batch.changes {
             report.last_cursor = Some(c.cursor.clone());
+            if layout.held_by_esr == Revoked::Skip && held_by_esr(&c) {
+                report.held_by_esr += 1;
+                continue;
+            }
             if layout.revoked == Revoked::Skip && kind(&c) == "revoked" {
                 report.skipped.push(c);
                 continue;
@@ -430,6 +495,7 @@ mod tests {
             }),
             expiry_date: None,
             source: "trust/cohorts/spring".into(),
+            provenance: pb::CompletionSource::Course as i32,
         }
     }
 
@@ -541,6 +607,35 @@ mod tests {
         let said = refusal(r#"columns = ["employee_number", "competence_id"]"#);
         assert!(said.contains("revoked = \"skip\""), "{said}");
         assert!(Layout::parse("columns = [\"employee_number\"]\nrevoked = \"skip\"").is_ok());
+        assert!(refusal(r#"held_by_esr = "drop""#).starts_with("held_by_esr: "));
+    }
+
+    #[test]
+    fn what_esr_holds_is_left_out_by_default_and_provenance_is_a_column_to_choose() {
+        let mut transfer = change(pb::TrainingRecordChangeKind::Achieved);
+        transfer.provenance = pb::CompletionSource::InterAuthorityTransfer as i32;
+        let mut historic = change(pb::TrainingRecordChangeKind::Achieved);
+        historic.provenance = pb::CompletionSource::HistoricRegister as i32;
+        let here = change(pb::TrainingRecordChangeKind::Achieved);
+        assert!(held_by_esr(&transfer));
+        assert!(!held_by_esr(&historic) && !held_by_esr(&here));
+        assert_eq!(Layout::default().held_by_esr, Revoked::Skip);
+        assert!(!Layout::default().columns().contains(&Column::Provenance));
+        let layout =
+            Layout::parse("columns = [\"kind\", \"provenance\"]\nheld_by_esr = \"row\"").unwrap();
+        assert_eq!(layout.held_by_esr, Revoked::Row);
+        let written: Vec<Vec<String>> = [&here, &historic, &transfer]
+            .iter()
+            .map(|c| row(&layout, c))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                ["achieved", "course"],
+                ["achieved", "historic"],
+                ["achieved", "transfer"]
+            ]
+        );
     }
 
     #[test]

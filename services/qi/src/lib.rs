@@ -6,8 +6,10 @@
 pub mod bench;
 pub mod demo;
 pub mod hr;
+pub mod hr_completions;
 pub mod hr_export;
 pub mod hr_map;
+pub mod hr_reconcile;
 pub mod secrets;
 pub mod seed;
 pub mod suite;

@@ -217,6 +217,42 @@ enum HrCommand {
         #[command(subcommand)]
         command: MapCommand,
     },
+    /// Completions achieved elsewhere: the historic register, ESR competences, another
+    /// trust's training (Inter Authority Transfer).
+    Completions {
+        #[command(subcommand)]
+        command: CompletionsCommand,
+    },
+    /// Compares the register with ESR's competence records in a CSV (columns employee_number,
+    /// competence, achieved_date; see the README) and writes one CSV line per person and
+    /// course (in both, register only, ESR only, dates disagree) to standard output, the
+    /// counts on standard error. Exit status: 0 compared; 3 some lines refused (listed on
+    /// stderr), the rest compared; 1 the call failed or the file is unusable; 64 bad usage.
+    Reconcile {
+        /// The CSV file.
+        file: PathBuf,
+        /// Only staff now at this site (the token must hold it); default: every site the
+        /// token holds.
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CompletionsCommand {
+    /// Imports the completions of a CSV (columns employee_number, course, completion_date,
+    /// source, source_reference, previous_organisation, expiry_date; see the README) into the
+    /// register. Exit status: 0 every line applied; 3 some lines refused (listed on stderr by
+    /// line and column), the rest applied; 1 nothing applied (a wrong header, every line
+    /// refused, or the call failed); 64 bad usage.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Only staff now at this site (the token must hold it); default: every site the
+        /// token holds.
+        #[arg(long)]
+        site: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -403,7 +439,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 } => qi::hr_export::Layout::load(file)?,
                 HrCommand::Export { layout: None, .. }
                 | HrCommand::Import { .. }
-                | HrCommand::Map { .. } => qi::hr_export::Layout::default(),
+                | HrCommand::Map { .. }
+                | HrCommand::Completions { .. }
+                | HrCommand::Reconcile { .. } => qi::hr_export::Layout::default(),
             };
             let token = token.context(
                 "a token is needed: --token or QI_TOKEN (qi token --role hr_sync --site '*')",
@@ -448,6 +486,43 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         return Err(qi::hr::SomeRowsRefused(report.refused).into());
                     }
                 }
+                HrCommand::Completions {
+                    command: CompletionsCommand::Import { file, site },
+                } => {
+                    let parent = format!("sites/{}", site.as_deref().unwrap_or("-"));
+                    let report = qi::hr_completions::import(
+                        &gateway,
+                        &token,
+                        &parent,
+                        &file,
+                        &mut std::io::stderr(),
+                    )
+                    .await?;
+                    if report.refused > 0 {
+                        if !report.applied_any() {
+                            anyhow::bail!(
+                                "no completion was applied: all {} lines were refused",
+                                report.refused
+                            );
+                        }
+                        return Err(qi::hr::SomeRowsRefused(report.refused).into());
+                    }
+                }
+                HrCommand::Reconcile { file, site } => {
+                    let parent = format!("sites/{}", site.as_deref().unwrap_or("-"));
+                    let report = qi::hr_reconcile::reconcile(
+                        &gateway,
+                        &token,
+                        &parent,
+                        &file,
+                        &mut std::io::stdout(),
+                        &mut std::io::stderr(),
+                    )
+                    .await?;
+                    if report.refused > 0 {
+                        return Err(qi::hr::SomeRowsRefused(report.refused).into());
+                    }
+                }
                 HrCommand::Map {
                     command: MapCommand::Export,
                 } => {
@@ -471,6 +546,12 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                             c.competence_id,
                             c.competence_name,
                             c.cursor
+                        );
+                    }
+                    if report.held_by_esr > 0 {
+                        eprintln!(
+                            "{} completions ESR holds already (imported from ESR, or by Inter Authority Transfer) not written; a layout with held_by_esr = \"row\" writes them",
+                            report.held_by_esr
                         );
                     }
                     match report.last_cursor {

@@ -71,5 +71,9 @@ qi_platform::grpc_service! {
         delete_esr_mapping(pb::DeleteEsrMappingRequest) -> pb::DeleteEsrMappingResponse = esr_mappings::delete;
         batch_upsert_esr_mappings(pb::BatchUpsertEsrMappingsRequest)
             -> pb::BatchUpsertEsrMappingsResponse = esr_mappings::batch_upsert;
+        import_completions(pb::ImportCompletionsRequest)
+            -> pb::ImportCompletionsResponse = register::import::import;
+        reconcile_training(pb::ReconcileTrainingRequest)
+            -> pb::ReconcileTrainingResponse = register::reconcile::reconcile;
     }
 }

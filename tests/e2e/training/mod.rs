@@ -3,11 +3,13 @@
 //! Here, what several of its tests start from.
 
 mod cohorts;
+mod completions;
 mod courses;
 mod enrolment;
 mod esr_mapping;
 mod hr_files;
 mod people;
+mod reconcile;
 mod register;
 mod staff;
 mod sync;

@@ -6,6 +6,8 @@
 //! transaction-level advisory lock, so sequence order is commit order and an export that
 //! resumes after a cursor never skips a change committed late.
 
+pub(crate) mod import;
+pub(crate) mod reconcile;
 mod store;
 
 use chrono::{Months, NaiveDate};
@@ -217,10 +219,10 @@ pub(crate) async fn summarize(
     } = req;
     let mut v = Violations::new();
     let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
-    let period = v.check(
-        pb::SummaryPeriod::try_from(period)
-            .map_err(|_| Error::invalid("period", "choose YEAR, QUARTER or MONTH")),
-    );
+    let period = v
+        .check(pb::SummaryPeriod::try_from(period).map_err(|_| {
+            Error::invalid("period", "choose YEAR, QUARTER, MONTH or FINANCIAL_YEAR")
+        }));
     let from = v.check(optional_date("start_date", start_date.as_ref()));
     let before = v.check(optional_date("end_date", end_date.as_ref()));
     v.finish()?;

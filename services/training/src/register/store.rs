@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use qi_platform::Error;
-use qi_platform::convert::date;
+use qi_platform::convert::{date, timestamp};
 use qi_platform::names::Owner;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
@@ -10,6 +10,8 @@ use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::import::{Found, Row, Source, Upsert};
+use super::reconcile::{EsrRecord, Held, Resolved};
 use super::{COLLECTION, Filter, Outcome};
 use crate::{cohorts, courses};
 
@@ -17,19 +19,21 @@ use crate::{cohorts, courses};
 const REGISTER_LOCK: i64 = 0x5157_5245_4749; // "QWREGI"
 
 /// `query_as!` into [`CompletionRow`] of the completions with learner, course and cohort
-/// then `$tail`: the columns are written once, and every statement is still checked at build
+/// (none for a completion from elsewhere) then `$tail`: the columns are written once, and every statement is still checked at build
 /// time.
 macro_rules! completion_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             CompletionRow,
-            "SELECT k.id, k.employee_number, s.forename, s.surname,
-                    k.course_id, co.display_name AS course_display_name, c.site AS cohort_site,
-                    c.id AS cohort_id, k.completion_date, k.expiry_date
+            r#"SELECT k.id, k.employee_number, s.forename, s.surname,
+                    k.course_id, co.display_name AS course_display_name,
+                    c.site AS "cohort_site?", c.id AS "cohort_id?", k.completion_date,
+                    k.expiry_date, k.source, k.source_reference, k.previous_organisation,
+                    k.imported_by, k.create_time
              FROM completion k
              JOIN staff s ON s.employee_number = k.employee_number
              JOIN course co ON co.id = k.course_id
-             JOIN cohort c ON c.uid = k.cohort_uid "
+             LEFT JOIN cohort c ON c.uid = k.cohort_uid "#
                 + $tail,
             $($arg),+
         )
@@ -121,6 +125,186 @@ pub(super) async fn revoke(
     Ok(())
 }
 
+/// For each checked import row: whether its person is at one of `sites` (`None`: any
+/// site), its course (by id or code) with its validity, and whether the person has
+/// completed that course here. One statement, whatever the number of rows.
+pub(super) async fn import_lookup(
+    conn: &mut PgConnection,
+    rows: &[Row],
+    sites: Option<&[String]>,
+) -> Result<Vec<Found>, Error> {
+    let indexes: Vec<i32> = rows.iter().map(|r| r.index).collect();
+    let numbers: Vec<&str> = rows.iter().map(|r| r.employee_number.as_str()).collect();
+    let courses: Vec<&str> = rows.iter().map(|r| r.course.as_str()).collect();
+    let found = sqlx::query!(
+        r#"SELECT m.idx AS "idx!", s.employee_number IS NOT NULL AS "in_scope!",
+                  co.id AS "course_id?", co.validity_months AS "validity_months?",
+                  EXISTS (SELECT 1 FROM completion k
+                          WHERE k.employee_number = s.employee_number AND k.course_id = co.id
+                            AND k.cohort_uid IS NOT NULL AND NOT k.revoked) AS "earned_here!"
+           FROM unnest($1::int4[], $2::text[], $3::text[]) AS m(idx, employee_number, course)
+           LEFT JOIN staff s ON s.employee_number = m.employee_number
+                            AND ($4::text[] IS NULL OR s.site = ANY($4))
+           LEFT JOIN LATERAL (SELECT c.id, c.validity_months FROM course c
+                              WHERE c.id = m.course OR c.code = m.course
+                              ORDER BY c.id = m.course DESC LIMIT 1) co ON true"#,
+        &indexes,
+        &numbers as &[&str],
+        &courses as &[&str],
+        sites,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(found
+        .into_iter()
+        .map(|r| Found {
+            index: r.idx,
+            in_scope: r.in_scope,
+            course: r.course_id.zip(r.validity_months),
+            earned_here: r.earned_here,
+        })
+        .collect())
+}
+
+/// Upserts imported completions by person, course and date: a new one takes a place in
+/// the history, as does one whose source, evidence or expiry changed (or that was revoked);
+/// one already as sent is left alone. Returns, for each row written, whether it was new.
+pub(super) async fn import_upsert(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    rows: &[Upsert<'_>],
+    imported_by: &str,
+) -> Result<Vec<bool>, Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let numbers: Vec<&str> = rows
+        .iter()
+        .map(|u| u.row.employee_number.as_str())
+        .collect();
+    let courses: Vec<&str> = rows.iter().map(|u| u.course_id.as_str()).collect();
+    let dates: Vec<NaiveDate> = rows.iter().map(|u| u.row.completion_date).collect();
+    let expiries: Vec<Option<NaiveDate>> = rows.iter().map(|u| u.expiry_date).collect();
+    let sources: Vec<&str> = rows.iter().map(|u| u.row.source.as_str()).collect();
+    let references: Vec<&str> = rows
+        .iter()
+        .map(|u| u.row.source_reference.as_str())
+        .collect();
+    let organisations: Vec<&str> = rows
+        .iter()
+        .map(|u| u.row.previous_organisation.as_str())
+        .collect();
+    Ok(sqlx::query_scalar!(
+        r#"INSERT INTO completion (id, employee_number, course_id, cohort_uid, completion_date,
+                                   expiry_date, change_seq, source, source_reference,
+                                   previous_organisation, imported_by)
+           SELECT m.id, m.employee_number, m.course_id, NULL, m.completion_date, m.expiry_date,
+                  nextval('register_change_seq'), m.source, m.source_reference,
+                  m.previous_organisation, $9
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::date[], $6::text[],
+                       $7::text[], $8::text[])
+                AS m(id, employee_number, course_id, completion_date, expiry_date, source,
+                     source_reference, previous_organisation)
+           ORDER BY m.employee_number, m.course_id, m.completion_date
+           ON CONFLICT (employee_number, course_id, completion_date) WHERE cohort_uid IS NULL
+           DO UPDATE SET expiry_date = EXCLUDED.expiry_date, source = EXCLUDED.source,
+                         source_reference = EXCLUDED.source_reference,
+                         previous_organisation = EXCLUDED.previous_organisation,
+                         revoked = false, change_seq = nextval('register_change_seq')
+               WHERE (completion.expiry_date, completion.source, completion.source_reference,
+                      completion.previous_organisation, completion.revoked)
+                     IS DISTINCT FROM (EXCLUDED.expiry_date, EXCLUDED.source,
+                                       EXCLUDED.source_reference,
+                                       EXCLUDED.previous_organisation, false)
+           RETURNING (xmax = 0) AS "inserted!""#,
+        ids,
+        &numbers as &[&str],
+        &courses as &[&str],
+        &dates,
+        &expiries as &[Option<NaiveDate>],
+        &sources as &[&str],
+        &references as &[&str],
+        &organisations as &[&str],
+        imported_by,
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// The register of the staff now at `sites` (`None`: every site), for a reconciliation.
+pub(super) async fn held(
+    conn: &mut PgConnection,
+    sites: Option<&[String]>,
+) -> Result<Vec<Held>, Error> {
+    let rows = sqlx::query!(
+        "SELECT k.employee_number, s.forename, s.surname, k.course_id, co.code,
+                k.completion_date, k.source
+         FROM completion k
+         JOIN staff s ON s.employee_number = k.employee_number
+         JOIN course co ON co.id = k.course_id
+         WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))",
+        sites,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Held {
+            employee_number: r.employee_number,
+            display_name: format!("{} {}", r.forename, r.surname),
+            course_id: r.course_id,
+            course_code: r.code,
+            completion_date: r.completion_date,
+            source: Source::from_column(&r.source),
+        })
+        .collect())
+}
+
+/// Each ESR record, in order, resolved to a person now at `sites` (`None`: any site) and
+/// to the course whose ESR competence id or name, code or id it gives. One statement.
+pub(super) async fn resolve_esr(
+    conn: &mut PgConnection,
+    records: &[EsrRecord],
+    sites: Option<&[String]>,
+) -> Result<Vec<Resolved>, Error> {
+    let indexes: Vec<i32> = records.iter().map(|r| r.index).collect();
+    let numbers: Vec<&str> = records.iter().map(|r| r.employee_number.as_str()).collect();
+    let competences: Vec<&str> = records.iter().map(|r| r.competence.as_str()).collect();
+    let rows = sqlx::query!(
+        r#"SELECT m.idx AS "idx!", s.forename AS "forename?", s.surname AS "surname?",
+                  co.id AS "course_id?", co.code AS "code?"
+           FROM unnest($1::int4[], $2::text[], $3::text[]) AS m(idx, employee_number, competence)
+           LEFT JOIN staff s ON s.employee_number = m.employee_number
+                            AND ($4::text[] IS NULL OR s.site = ANY($4))
+           LEFT JOIN LATERAL (
+               SELECT c.id, c.code FROM course c
+               WHERE c.esr_competence_id = m.competence OR c.esr_competence_name = m.competence
+                  OR c.code = m.competence OR c.id = m.competence
+               ORDER BY c.esr_competence_id = m.competence DESC,
+                        c.esr_competence_name = m.competence DESC, c.code = m.competence DESC
+               LIMIT 1) co ON true
+           ORDER BY m.idx"#,
+        &indexes,
+        &numbers as &[&str],
+        &competences as &[&str],
+        sites,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| match (r.course_id, r.code, r.forename, r.surname) {
+            (None, _, _, _) | (Some(_), None, _, _) => Resolved::OtherCompetence,
+            (Some(course_id), Some(course_code), Some(f), Some(s)) => Resolved::Course {
+                display_name: format!("{f} {s}"),
+                course_id,
+                course_code,
+            },
+            (Some(_), Some(_), _, _) => Resolved::NotAtSites,
+        })
+        .collect())
+}
+
 /// These completions, by learner.
 pub(super) async fn by_ids(
     conn: &mut PgConnection,
@@ -140,9 +324,22 @@ struct CompletionRow {
     course_id: String,
     course_display_name: String,
     cohort_site: Option<String>,
-    cohort_id: String,
+    cohort_id: Option<String>,
     completion_date: NaiveDate,
     expiry_date: Option<NaiveDate>,
+    source: String,
+    source_reference: String,
+    previous_organisation: String,
+    imported_by: String,
+    create_time: chrono::DateTime<chrono::Utc>,
+}
+
+/// A completion's cohort name, or empty for one from elsewhere (no cohort).
+fn cohort_name(site: Option<String>, id: Option<String>) -> Result<String, Error> {
+    match id {
+        Some(id) => Ok(Owner::from_column(site)?.child(cohorts::COLLECTION, &id)),
+        None => Ok(String::new()),
+    }
 }
 
 impl TryFrom<CompletionRow> for pb::Completion {
@@ -155,9 +352,14 @@ impl TryFrom<CompletionRow> for pb::Completion {
             staff_display_name: format!("{} {}", r.forename, r.surname),
             course: Owner::Trust.child(courses::COLLECTION, &r.course_id),
             course_display_name: r.course_display_name,
-            cohort: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
+            cohort: cohort_name(r.cohort_site, r.cohort_id)?,
             completion_date: Some(date(r.completion_date)),
             expiry_date: r.expiry_date.map(date),
+            source: Source::from_column(&r.source).to_pb() as i32,
+            source_reference: r.source_reference,
+            previous_organisation: r.previous_organisation,
+            imported_by: r.imported_by,
+            create_time: Some(timestamp(r.create_time)),
         })
     }
 }
@@ -234,10 +436,12 @@ pub(super) async fn summary(
     from: Option<NaiveDate>,
     before: Option<NaiveDate>,
 ) -> Result<pb::GetTrainingSummaryResponse, Error> {
-    let unit = match period {
-        pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => "year",
-        pb::SummaryPeriod::Quarter => "quarter",
-        pb::SummaryPeriod::Month => "month",
+    // A financial year (April to March) is a calendar year shifted by three months.
+    let (unit, shift) = match period {
+        pb::SummaryPeriod::Unspecified | pb::SummaryPeriod::Year => ("year", 0),
+        pb::SummaryPeriod::Quarter => ("quarter", 0),
+        pb::SummaryPeriod::Month => ("month", 0),
+        pb::SummaryPeriod::FinancialYear => ("year", 3),
     };
     // `query!` of `$head`, the summary's filter (`$1` to `$3`), then `$tail` (binding `$more`
     // from `$4`): the filter is written once.
@@ -257,12 +461,15 @@ pub(super) async fn summary(
         };
     }
     let rows = filtered!(
-        r#"SELECT co.code, s.site, date_trunc($4::text, k.completion_date)::date AS "period!",
+        r#"SELECT co.code, s.site,
+                  (date_trunc($4::text, k.completion_date - make_interval(months => $5))
+                   + make_interval(months => $5))::date AS "period!",
                   count(*) AS "completions!"
            FROM completion k JOIN staff s ON s.employee_number = k.employee_number
            JOIN course co ON co.id = k.course_id"#,
         "GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
-        unit
+        unit,
+        shift
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -318,11 +525,12 @@ pub(super) async fn changes_since(
                 co.esr_competence_id AS competence_id,
                 coalesce(nullif(co.esr_competence_name, ''), co.display_name) AS "competence_name!",
                 co.code AS course_code,
-                k.completion_date, k.expiry_date, c.site AS cohort_site, c.id AS cohort_id
+                k.completion_date, k.expiry_date, c.site AS "cohort_site?", c.id AS "cohort_id?",
+                k.source, k.source_reference, k.previous_organisation
          FROM completion k
          JOIN staff s ON s.employee_number = k.employee_number
          JOIN course co ON co.id = k.course_id
-         JOIN cohort c ON c.uid = k.cohort_uid
+         LEFT JOIN cohort c ON c.uid = k.cohort_uid
          WHERE k.change_seq > $1
          ORDER BY k.change_seq
          LIMIT $2"#,
@@ -338,6 +546,13 @@ pub(super) async fn changes_since(
             } else {
                 pb::TrainingRecordChangeKind::Achieved
             };
+            let provenance = Source::from_column(&r.source);
+            let source = match provenance {
+                Source::Course => cohort_name(r.cohort_site, r.cohort_id)?,
+                Source::Historic | Source::Esr | Source::Transfer => {
+                    imported_source(provenance, &r.previous_organisation, &r.source_reference)
+                }
+            };
             Ok(pb::TrainingRecordChange {
                 cursor: r.change_seq.to_string(),
                 kind: kind as i32,
@@ -348,7 +563,8 @@ pub(super) async fn changes_since(
                 competence_id: r.competence_id,
                 achieved_date: Some(date(r.completion_date)),
                 expiry_date: r.expiry_date.map(date),
-                source: Owner::from_column(r.cohort_site)?.child(cohorts::COLLECTION, &r.cohort_id),
+                source,
+                provenance: provenance.to_pb() as i32,
             })
         })
         .collect()
@@ -365,7 +581,27 @@ struct ChangeRow {
     completion_date: NaiveDate,
     expiry_date: Option<NaiveDate>,
     cohort_site: Option<String>,
-    cohort_id: String,
+    cohort_id: Option<String>,
+    source: String,
+    source_reference: String,
+    previous_organisation: String,
+}
+
+/// What the export names as an imported completion's source: where it comes from, the
+/// organisation and the reference, e.g. `inter-authority transfer: Mid Essex (IAT 2231)`.
+fn imported_source(source: Source, organisation: &str, reference: &str) -> String {
+    let mut s = source.label().to_owned();
+    let detail = match (organisation.is_empty(), reference.is_empty()) {
+        (true, true) => String::new(),
+        (false, true) => organisation.to_owned(),
+        (true, false) => reference.to_owned(),
+        (false, false) => format!("{organisation} ({reference})"),
+    };
+    if !detail.is_empty() {
+        s.push_str(": ");
+        s.push_str(&detail);
+    }
+    s
 }
 
 #[cfg(test)]
@@ -517,6 +753,105 @@ mod tests {
         Ok(())
     }
 
+    /// An import row of `number` for `course` on `on`, from the historic register.
+    fn historic(index: i32, number: &str, course: &str, on: &str) -> Row {
+        Row {
+            index,
+            employee_number: number.into(),
+            course: course.into(),
+            completion_date: day(on),
+            source: Source::Historic,
+            source_reference: "Register 2019".into(),
+            previous_organisation: String::new(),
+            expiry_date: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_imported_completion_counts_in_the_register_once_and_never_over_one_earned_here()
+    -> anyhow::Result<()> {
+        let mut conn = transaction().await?;
+        let c = setup(&mut conn).await?;
+        lock(&mut conn).await?;
+        // 1 (BAS) completed `lean` here; 2 (SOU) did not.
+        achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
+        let rows = [
+            historic(0, "1", "LEAN", "2019-05-01"),
+            historic(1, "2", "lean", "2019-05-01"),
+            historic(2, "2", "NOPE", "2019-05-01"),
+            historic(3, "9", "LEAN", "2019-05-01"),
+        ];
+        let bas_only = ["BAS".to_owned()];
+        let found = import_lookup(&mut conn, &rows, Some(&bas_only)).await?;
+        let seen: Vec<_> = found
+            .iter()
+            .map(|f| (f.index, f.in_scope, f.course.clone(), f.earned_here))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (0, true, Some(("lean".into(), 0)), true),
+                (1, false, Some(("lean".into(), 0)), false),
+                (2, false, None, false),
+                (3, false, Some(("lean".into(), 0)), false),
+            ]
+        );
+        // Trust-wide, 2 is in scope; the import of 2 lands once however often it is sent.
+        let found = import_lookup(&mut conn, &rows[1..2], None).await?;
+        assert!(found[0].in_scope && !found[0].earned_here);
+        let upsert = [Upsert {
+            row: &rows[1],
+            course_id: "lean".into(),
+            expiry_date: None,
+        }];
+        let first = import_upsert(&mut conn, &[Uuid::now_v7()], &upsert, "esr").await?;
+        assert_eq!(first, [true]);
+        let again = import_upsert(&mut conn, &[Uuid::now_v7()], &upsert, "esr").await?;
+        assert!(again.is_empty(), "the same row again changes nothing");
+        let mut changed = rows[1].clone();
+        changed.source_reference = "Register 2019, p. 4".into();
+        let upsert = [Upsert {
+            row: &changed,
+            course_id: "lean".into(),
+            expiry_date: None,
+        }];
+        let updated = import_upsert(&mut conn, &[Uuid::now_v7()], &upsert, "esr").await?;
+        assert_eq!(updated, [false]);
+        // In the register, the summary and the history, marked with its source.
+        let mine = of_staff(&mut conn, "2").await?;
+        assert_eq!(mine.len(), 1);
+        assert_eq!(
+            (
+                mine[0].source,
+                mine[0].cohort.as_str(),
+                mine[0].source_reference.as_str()
+            ),
+            (
+                pb::CompletionSource::HistoricRegister as i32,
+                "",
+                "Register 2019, p. 4"
+            )
+        );
+        assert_eq!(mine[0].imported_by, "esr");
+        let s = summary(&mut conn, None, pb::SummaryPeriod::Year, None, None).await?;
+        assert_eq!(s.staff_trained, 2);
+        let changes = changes_since(&mut conn, 0, 100).await?;
+        let last = changes.last().expect("a change");
+        assert_eq!(
+            (
+                last.employee_number.as_str(),
+                last.provenance,
+                last.source.as_str()
+            ),
+            (
+                "2",
+                pb::CompletionSource::HistoricRegister as i32,
+                "historic register: Register 2019, p. 4"
+            )
+        );
+        Ok(())
+    }
+
     #[tokio::test]
     async fn the_register_filters_pages_and_sums_by_site_course_and_date() -> anyhow::Result<()> {
         let mut conn = transaction().await?;
@@ -597,6 +932,28 @@ mod tests {
         assert_eq!(at_bas.rows.len(), 1);
         assert_eq!(at_bas.rows[0].period_start, month("2026-01-01"));
         assert_eq!(at_bas.staff_trained, 1);
+        // Financial years start on 1 April: March 2026 is in 2025-26, April and May in 2026-27.
+        let fy = summary(
+            &mut conn,
+            None,
+            pb::SummaryPeriod::FinancialYear,
+            None,
+            None,
+        )
+        .await?;
+        let periods: Vec<_> = fy
+            .rows
+            .iter()
+            .map(|r| (r.course_code.as_str(), r.period_start))
+            .collect();
+        assert_eq!(
+            periods,
+            [
+                ("LEAN", month("2025-04-01")),
+                ("LEAN", month("2026-04-01")),
+                ("QSIR-FUND", month("2026-04-01"))
+            ]
+        );
         Ok(())
     }
 }

@@ -8,19 +8,44 @@ use super::client::{Api, created, each, failed, made_or_found, rpc};
 use crate::demo::Tally;
 use crate::demo::data::training::COMPETENCES;
 use crate::demo::plan::people::Workforce;
-use crate::demo::plan::training::{CohortPlan, plan};
+use crate::demo::plan::training::{CohortPlan, Imported, plan};
 
-/// Names the courses' ESR competences, then loads every cohort.
+/// Names the courses' ESR competences, then loads every cohort, then the completions from
+/// before the system (after the cohorts, so one earned here is there to keep them out).
 pub(crate) async fn load(api: &Api, staff: &Workforce) -> anyhow::Result<Tally> {
     let mut tally = competences(api).await?;
     let plan = plan(staff);
-    let api = api.clone();
+    let cohorts_api = api.clone();
     tally += each(plan.cohorts, move |c| {
-        let api = api.clone();
+        let api = cohorts_api.clone();
         async move { cohort(&api, c).await }
     })
     .await?;
+    tally += historic(api, plan.historic).await?;
     Ok(tally)
+}
+
+/// Imports the completions from before the system in one call, as `qi hr completions
+/// import` sends a file: a second run finds them all there (keyed by person, course and
+/// date).
+async fn historic(api: &Api, rows: Vec<Imported>) -> anyhow::Result<Tally> {
+    let req = pb::ImportCompletionsRequest {
+        parent: "sites/-".into(),
+        completions: rows.into_iter().map(|h| h.completion).collect(),
+        request_id: String::new(),
+    };
+    let resp = rpc!(api.training, import_completions, req)
+        .map_err(|s| failed(s, "importing the completions from before the system"))?;
+    anyhow::ensure!(
+        resp.rejected.is_empty(),
+        "the demo's historic completions were refused: {:?}",
+        resp.rejected
+    );
+    Ok(Tally {
+        created: u64::try_from(resp.inserted).unwrap_or(0),
+        existing: u64::try_from(resp.unchanged + resp.updated + resp.kept_earned_here).unwrap_or(0),
+        advanced: 0,
+    })
 }
 
 /// Names each course's ESR competence, unless it already does: the courses come with the

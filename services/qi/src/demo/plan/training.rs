@@ -1,7 +1,10 @@
 //! QSIR training since 2021: the five-week QSIR Practitioner course four times a year as
 //! trust-wide (cross-site) cohorts, one-day QSIR Fundamentals cohorts at each site twice a
 //! year, and next year's first Practitioner cohort open for enrolment; who sits on each, and
-//! their register marks, from which completions follow as they do for a real cohort.
+//! their register marks, from which completions follow as they do for a real cohort. And
+//! what came before the system: the paper register of QSIR Fundamentals days in 2019 and
+//! 2020, staff who trained at another trust (Inter Authority Transfers) and competences ESR
+//! holds, imported as completions from elsewhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -59,10 +62,19 @@ impl CohortPlan {
     }
 }
 
-/// Every cohort of the demo.
+/// A completion from elsewhere, as the demo imports it.
+#[derive(Debug, Clone)]
+pub(crate) struct Imported {
+    pub(crate) employee: String,
+    pub(crate) site: &'static str,
+    pub(crate) completion: pb::ImportedCompletion,
+}
+
+/// Every cohort of the demo, and the completions from before the system.
 #[derive(Debug, Clone)]
 pub(crate) struct Plan {
     pub(crate) cohorts: Vec<CohortPlan>,
+    pub(crate) historic: Vec<Imported>,
 }
 
 impl Plan {
@@ -73,6 +85,11 @@ impl Plan {
             for s in c.seats.iter().filter(|s| s.completes()) {
                 trained.insert((s.site, &s.employee));
             }
+        }
+        // Each imported completion lands, or is kept out for one earned here: either way
+        // its person is trained.
+        for h in &self.historic {
+            trained.insert((h.site, &h.employee));
         }
         let mut by_site = BTreeMap::new();
         for (site, _) in trained {
@@ -117,7 +134,90 @@ pub(crate) fn plan(staff: &Workforce) -> Plan {
     // Practitioner learners are drawn first, then the Fundamentals days' new learners.
     let mut cohorts = practitioner_cohorts(&mut learners, &associates);
     cohorts.extend(fundamentals_cohorts(&mut learners, &associates));
-    Plan { cohorts }
+    // Drawn last, so the cohorts' learners are as they were before the history was added.
+    let historic = historic(&mut learners);
+    Plan { cohorts, historic }
+}
+
+/// Trusts the demo's transfers trained at.
+const OTHER_TRUSTS: [&str; 3] = [
+    "East Suffolk and North Essex NHS Foundation Trust",
+    "The Princess Alexandra Hospital NHS Trust",
+    "Barking, Havering and Redbridge University Hospitals NHS Trust",
+];
+
+/// What came before the system, at each site: two QSIR Fundamentals days of the paper
+/// register (June 2019, February 2020), each of six who later trained here and two who did
+/// not; two staff who did QSIR Practitioner at another trust and came by Inter Authority
+/// Transfer; and one whose QSIR Fundamentals ESR holds from a previous post.
+fn historic(learners: &mut Learners<'_>) -> Vec<Imported> {
+    let mut out = Vec::new();
+    let mut add = |(_, employee, site): (String, String, &'static str),
+                   course: &str,
+                   on: NaiveDate,
+                   source: pb::CompletionSource,
+                   reference: String,
+                   organisation: &str| {
+        out.push(Imported {
+            completion: pb::ImportedCompletion {
+                employee_number: employee.clone(),
+                course: course.into(),
+                completion_date: Some(qi_platform::convert::date(on)),
+                source: source as i32,
+                source_reference: reference,
+                previous_organisation: organisation.into(),
+                expiry_date: None,
+            },
+            employee,
+            site,
+        });
+    };
+    for (s, (site, _)) in SITES.iter().enumerate() {
+        for (d, on) in [day(2019, 6, 11), day(2020, 2, 11)].into_iter().enumerate() {
+            for j in 0..8 {
+                let learner = if j < 6 {
+                    // Practitioner learners of the site, who took the day on paper first.
+                    learners.at(site, 5 + d * 40 + j * 3)
+                } else {
+                    learners.take(site)
+                };
+                let row = 2 + d * 8 + j;
+                add(
+                    learner,
+                    FUNDAMENTALS,
+                    on,
+                    pb::CompletionSource::HistoricRegister,
+                    format!(
+                        "QSIR register {}, {site} day, row {row}",
+                        on.format("%B %Y")
+                    ),
+                    "",
+                );
+            }
+        }
+        for t in 0..2usize {
+            let learner = learners.take(site);
+            let on = day(2018 + t as i32, 3 + 4 * t as u32, 20 + s as u32);
+            add(
+                learner,
+                PRACTITIONER,
+                on,
+                pb::CompletionSource::InterAuthorityTransfer,
+                format!("IAT {}/{:04}", on.format("%Y"), 311 + s * 7 + t * 2),
+                OTHER_TRUSTS[(s + t) % 3],
+            );
+        }
+        let learner = learners.take(site);
+        add(
+            learner,
+            FUNDAMENTALS,
+            day(2020, 11, 3 + s as u32),
+            pb::CompletionSource::EsrCompetence,
+            "ESR competence 37210001, from a previous post".into(),
+            "",
+        );
+    }
+    out
 }
 
 /// Each site's pool of staff, drawn from in order: (name, employee number, site).
@@ -262,6 +362,33 @@ fn fundamentals_cohorts(learners: &mut Learners<'_>, associates: &[String]) -> V
 mod tests {
     use super::*;
     use chrono::Datelike;
+
+    #[test]
+    fn the_history_is_from_before_2021_and_adds_a_few_people_only_it_trained() {
+        let staff = crate::demo::plan::people::workforce(3_000);
+        let p = plan(&staff);
+        assert_eq!(p.historic.len(), 3 * (16 + 2 + 1));
+        assert!(
+            p.historic
+                .iter()
+                .all(|h| { h.completion.completion_date.is_some_and(|d| d.year < 2021) })
+        );
+        let without = Plan {
+            historic: Vec::new(),
+            ..p.clone()
+        };
+        let (with, before): (i64, i64) = (
+            p.trained_by_site().values().sum(),
+            without.trained_by_site().values().sum(),
+        );
+        // The people drawn for the history alone, and now and then a Practitioner learner
+        // who never completed here but has the paper register's day.
+        let only_history = 3 * (2 * 2 + 2 + 1);
+        assert!(
+            (only_history..only_history + 6).contains(&(with - before)),
+            "{with} - {before}"
+        );
+    }
 
     #[test]
     fn nth_weekday_finds_the_second_thursday() {
