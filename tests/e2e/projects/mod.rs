@@ -6,6 +6,7 @@
 
 mod bad_input;
 mod coproduction;
+mod driver_diagram;
 mod ideas;
 mod idempotency;
 mod lifecycle;
