@@ -10,8 +10,8 @@ use qi_proto::projects::project_service_server::ProjectServiceServer;
 use sqlx::PgPool;
 
 use crate::{
-    driver_diagrams, engagement, enrolments, ideas, measures, pdsa, portfolio, programmes, projects, scores, sites,
-    team, wards, waves,
+    driver_diagrams, engagement, enrolments, ideas, measures, pdsa, portfolio, programmes,
+    projects, scores, sites, team, wards, waves,
 };
 
 /// The projects service.

@@ -55,7 +55,10 @@ impl Kind {
             Ok(pb::DriverNodeKind::SecondaryDriver) => Ok(Kind::SecondaryDriver),
             Ok(pb::DriverNodeKind::ChangeIdea) => Ok(Kind::ChangeIdea),
             Ok(pb::DriverNodeKind::Unspecified) => Err(Error::invalid(field, "is required")),
-            Err(_) => Err(Error::invalid(field, format!("{value} is not a known value"))),
+            Err(_) => Err(Error::invalid(
+                field,
+                format!("{value} is not a known value"),
+            )),
         }
     }
 
@@ -142,7 +145,12 @@ pub(crate) fn apply(
     for (i, edit) in edits.iter().enumerate() {
         let at = format!("edits[{i}]");
         let what = match &edit.edit {
-            None => return Err(Error::invalid(at, "is empty: set one of add_node, update_node, remove_node")),
+            None => {
+                return Err(Error::invalid(
+                    at,
+                    "is empty: set one of add_node, update_node, remove_node",
+                ));
+            }
             Some(pb::driver_diagram_edit::Edit::AddNode(n)) => {
                 add(ctx, nodes, n, links, &format!("{at}.add_node"))?
             }
@@ -179,7 +187,10 @@ fn add(
     {
         return Err(Error::invalid(
             field("kind"),
-            format!("the diagram has its aim already (`{}`): reword it instead", aim.id),
+            format!(
+                "the diagram has its aim already (`{}`): reword it instead",
+                aim.id
+            ),
         ));
     }
     if nodes.len() >= MAX_NODES {
@@ -283,7 +294,11 @@ fn remove(nodes: &mut Vec<Node>, r: &pb::RemoveDriverNode, at: &str) -> Result<S
                 "{} `{}` has {} hanging from it ({}): remove or move {} first, or set `cascade`",
                 node.kind.label(),
                 node.id,
-                if children.len() == 1 { "a node" } else { "nodes" },
+                if children.len() == 1 {
+                    "a node"
+                } else {
+                    "nodes"
+                },
                 quoted(&children),
                 if children.len() == 1 { "it" } else { "them" },
             ),
@@ -333,17 +348,17 @@ fn unknown(field: &str, id: &str) -> Error {
 
 /// Names `field` under `at` in every violation of `e`.
 fn prefixed(e: Error, at: &str) -> Error {
-    match e {
-        Error::InvalidArgument { violations } => Error::InvalidArgument {
-            violations: violations
-                .into_iter()
-                .map(|mut v| {
-                    v.field = format!("{at}.{}", v.field);
-                    v
-                })
-                .collect(),
-        },
-        other => other,
+    let Error::InvalidArgument { violations } = e else {
+        return e;
+    };
+    Error::InvalidArgument {
+        violations: violations
+            .into_iter()
+            .map(|mut v| {
+                v.field = format!("{at}.{}", v.field);
+                v
+            })
+            .collect(),
     }
 }
 
@@ -371,7 +386,11 @@ fn parents(
     if given.is_empty() {
         return Err(Error::invalid(
             field,
-            format!("a {} hangs from at least one {}", kind.label(), want.label()),
+            format!(
+                "a {} hangs from at least one {}",
+                kind.label(),
+                want.label()
+            ),
         ));
     }
     let mut out: Vec<String> = Vec::with_capacity(given.len());
@@ -406,7 +425,10 @@ fn cycles(kind: Kind, given: &[String], links: &Links<'_>, field: &str) -> Resul
     if kind != Kind::ChangeIdea {
         return Err(Error::invalid(
             field,
-            format!("only change ideas are tested by PDSA cycles, not a {}", kind.label()),
+            format!(
+                "only change ideas are tested by PDSA cycles, not a {}",
+                kind.label()
+            ),
         ));
     }
     let prefix = format!("{}/pdsaCycles/", links.project);
@@ -432,7 +454,10 @@ fn cycles(kind: Kind, given: &[String], links: &Links<'_>, field: &str) -> Resul
             ));
         }
         if out.contains(&number) {
-            return Err(Error::invalid(field, format!("cycle {number} is given twice")));
+            return Err(Error::invalid(
+                field,
+                format!("cycle {number} is given twice"),
+            ));
         }
         out.push(number);
     }
@@ -571,14 +596,32 @@ mod tests {
         assert_eq!(nodes[5].parents, ["s1", "s2"]);
         use pb::DriverNodeKind as K;
         for (bad, field) in [
-            (node("x", K::ChangeIdea, &["p1"]), "edits[0].add_node.parents"),
-            (node("x", K::SecondaryDriver, &[]), "edits[0].add_node.parents"),
-            (node("x", K::SecondaryDriver, &["nope"]), "edits[0].add_node.parents"),
-            (node("x", K::SecondaryDriver, &["p1", "p1"]), "edits[0].add_node.parents"),
+            (
+                node("x", K::ChangeIdea, &["p1"]),
+                "edits[0].add_node.parents",
+            ),
+            (
+                node("x", K::SecondaryDriver, &[]),
+                "edits[0].add_node.parents",
+            ),
+            (
+                node("x", K::SecondaryDriver, &["nope"]),
+                "edits[0].add_node.parents",
+            ),
+            (
+                node("x", K::SecondaryDriver, &["p1", "p1"]),
+                "edits[0].add_node.parents",
+            ),
             (node("x", K::Aim, &[]), "edits[0].add_node.kind"),
             (node("x", K::Unspecified, &[]), "edits[0].add_node.kind"),
-            (node("p1", K::PrimaryDriver, &["aim"]), "edits[0].add_node.id"),
-            (node("Not An Id", K::PrimaryDriver, &["aim"]), "edits[0].add_node.id"),
+            (
+                node("p1", K::PrimaryDriver, &["aim"]),
+                "edits[0].add_node.id",
+            ),
+            (
+                node("Not An Id", K::PrimaryDriver, &["aim"]),
+                "edits[0].add_node.id",
+            ),
             (
                 pb::DriverNode {
                     text: "  ".into(),
@@ -602,8 +645,13 @@ mod tests {
             ),
         ] {
             let mut copy = nodes.clone();
-            let err = apply(&caller(None), &mut copy, &[add_edit(bad.clone())], &w.links())
-                .expect_err(&format!("{bad:?}"));
+            let err = apply(
+                &caller(None),
+                &mut copy,
+                &[add_edit(bad.clone())],
+                &w.links(),
+            )
+            .expect_err(&format!("{bad:?}"));
             assert_eq!(field_of(err), field, "{bad:?}");
         }
     }
@@ -684,17 +732,30 @@ mod tests {
         let w = World::new();
         let nodes = sample(&w);
         let mut copy = nodes.clone();
-        let err = apply(&caller(None), &mut copy, &[remove_edit("p1", false)], &w.links())
-            .unwrap_err();
+        let err = apply(
+            &caller(None),
+            &mut copy,
+            &[remove_edit("p1", false)],
+            &w.links(),
+        )
+        .unwrap_err();
         let Error::FailedPrecondition { reason, message } = err else {
             panic!("{err:?}")
         };
         assert_eq!(reason, "NODE_HAS_CHILDREN");
-        assert!(message.contains("`p1`") && message.contains("`s1`, `s2`"), "{message}");
+        assert!(
+            message.contains("`p1`") && message.contains("`s1`, `s2`"),
+            "{message}"
+        );
         // Cascade: s1 hung from p1 alone, so it goes, and c1 stays through s2.
         let mut copy = nodes.clone();
-        let done = apply(&caller(None), &mut copy, &[remove_edit("p1", true)], &w.links())
-            .unwrap();
+        let done = apply(
+            &caller(None),
+            &mut copy,
+            &[remove_edit("p1", true)],
+            &w.links(),
+        )
+        .unwrap();
         assert_eq!(ids(&copy), ["aim", "p2", "s2", "c1", "c2"]);
         assert_eq!(copy[1].parents, ["aim"]);
         assert_eq!(copy[2].parents, ["p2"]);
@@ -702,10 +763,22 @@ mod tests {
         assert_eq!(done, ["removed primary driver `p1` and 1 below it"]);
         // A leaf goes without cascade; the aim with cascade takes everything.
         let mut copy = nodes.clone();
-        apply(&caller(None), &mut copy, &[remove_edit("c2", false)], &w.links()).unwrap();
+        apply(
+            &caller(None),
+            &mut copy,
+            &[remove_edit("c2", false)],
+            &w.links(),
+        )
+        .unwrap();
         assert_eq!(copy.len(), 6);
         let mut copy = nodes;
-        apply(&caller(None), &mut copy, &[remove_edit("aim", true)], &w.links()).unwrap();
+        apply(
+            &caller(None),
+            &mut copy,
+            &[remove_edit("aim", true)],
+            &w.links(),
+        )
+        .unwrap();
         assert!(copy.is_empty());
     }
 
@@ -714,7 +787,13 @@ mod tests {
         let w = World::new();
         let mut nodes = sample(&w);
         let more: Vec<_> = (nodes.len()..=MAX_NODES)
-            .map(|i| add_edit(node(&format!("n{i}"), pb::DriverNodeKind::PrimaryDriver, &["aim"])))
+            .map(|i| {
+                add_edit(node(
+                    &format!("n{i}"),
+                    pb::DriverNodeKind::PrimaryDriver,
+                    &["aim"],
+                ))
+            })
             .collect();
         let err = apply(&caller(None), &mut nodes, &more, &w.links()).unwrap_err();
         assert_eq!(field_of(err), format!("edits[{}].add_node", more.len() - 1));

@@ -45,7 +45,10 @@ fn parse_version(version: i64) -> Result<Option<i64>, Error> {
     match version {
         0 => Ok(None),
         v if v > 0 => Ok(Some(v)),
-        _ => Err(Error::invalid("version", "is 1 or more, or 0 for the latest")),
+        _ => Err(Error::invalid(
+            "version",
+            "is 1 or more, or 0 for the latest",
+        )),
     }
 }
 
@@ -82,9 +85,9 @@ async fn to_proto(
         .map(|n| {
             let status = match n.kind {
                 diagram::Kind::ChangeIdea => diagram::pdsa_status(&n.cycles, &cycles),
-                diagram::Kind::Aim | diagram::Kind::PrimaryDriver | diagram::Kind::SecondaryDriver => {
-                    pb::PdsaStatus::Unspecified
-                }
+                diagram::Kind::Aim
+                | diagram::Kind::PrimaryDriver
+                | diagram::Kind::SecondaryDriver => pb::PdsaStatus::Unspecified,
             };
             pb::DriverNode {
                 kind: n.kind.to_proto() as i32,
@@ -271,7 +274,9 @@ mod tests {
 
     #[test]
     fn a_summary_says_what_the_edits_did_within_its_bound() {
-        let done: Vec<String> = (0..100).map(|i| format!("added change idea `c{i}`")).collect();
+        let done: Vec<String> = (0..100)
+            .map(|i| format!("added change idea `c{i}`"))
+            .collect();
         let s = summarise(&done);
         assert!(s.chars().count() <= 500, "{s}");
         assert!(s.starts_with("added change idea `c0`; added change idea `c1`"));

@@ -279,7 +279,10 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
             col.iter()
                 .map(|n| {
                     let inner = widths[c] - 2.0 * PAD;
-                    let lines = wrap(&n.text, inner, FONT);
+                    // Wrapped with a margin for fonts wider than estimated (the aim's is
+                    // bold).
+                    let size = if c == 0 { FONT * 1.15 } else { FONT * 1.06 };
+                    let lines = wrap(&n.text, inner, size);
                     let small: Vec<String> = small_lines(n)
                         .iter()
                         .flat_map(|s| wrap(s, inner, SMALL))
@@ -303,10 +306,7 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
     let stacked = |col: &[Placed<'_>]| -> f64 {
         col.iter().map(|p| p.height).sum::<f64>() + GAP_Y * col.len().saturating_sub(1) as f64
     };
-    let body = placed
-        .iter()
-        .map(|c| stacked(c))
-        .fold(40.0, f64::max);
+    let body = placed.iter().map(|c| stacked(c)).fold(40.0, f64::max);
     let top = HEADER;
 
     // The tallest column stacks from the top; the others sit beside what they connect to:
@@ -315,7 +315,9 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
         .max_by(|a, b| stacked(&placed[*a]).total_cmp(&stacked(&placed[*b])))
         .unwrap_or(0);
     let mut centre: HashMap<String, f64> = HashMap::new();
-    let place = |col: &mut Vec<Placed<'_>>, centre: &HashMap<String, f64>, by_children: bool,
+    let place = |col: &mut Vec<Placed<'_>>,
+                 centre: &HashMap<String, f64>,
+                 by_children: bool,
                  all: &[pb::DriverNode]| {
         let want: Vec<Option<f64>> = col
             .iter()
@@ -355,9 +357,9 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
         place(&mut placed[c], &centre, true, &diagram.nodes);
         record(&placed[c], &mut centre);
     }
-    for c in tallest + 1..4 {
-        place(&mut placed[c], &centre, false, &diagram.nodes);
-        record(&placed[c], &mut centre);
+    for col in placed.iter_mut().skip(tallest + 1) {
+        place(col, &centre, false, &diagram.nodes);
+        record(col, &mut centre);
     }
 
     let width = xs[3] + widths[3] + MARGIN;
@@ -440,7 +442,10 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
             )
         })
         .collect();
-    let _ = writeln!(out, r##"<g class="links" fill="none" stroke="#768692" stroke-width="1.3">"##);
+    let _ = writeln!(
+        out,
+        r##"<g class="links" fill="none" stroke="#768692" stroke-width="1.3">"##
+    );
     for p in placed.iter().flatten() {
         for parent in &p.node.parents {
             let Some((px, py, pw)) = boxes.get(parent.as_str()) else {
@@ -461,7 +466,10 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
     // The boxes, column by column.
     for (c, col) in placed.iter().enumerate() {
         let class = ["aim", "primary-driver", "secondary-driver", "change-idea"][c];
-        let _ = writeln!(out, r#"<g class="column" data-column="{c}" data-kind="{class}">"#);
+        let _ = writeln!(
+            out,
+            r#"<g class="column" data-column="{c}" data-kind="{class}">"#
+        );
         for p in col {
             let status = status_of(p.node);
             let (label, style) = match c {
@@ -569,7 +577,10 @@ mod tests {
             FONT,
         );
         assert!(lines.len() > 1, "{lines:?}");
-        assert!(lines.iter().all(|l| text_width(l, FONT) <= 150.0), "{lines:?}");
+        assert!(
+            lines.iter().all(|l| text_width(l, FONT) <= 150.0),
+            "{lines:?}"
+        );
         assert_eq!(
             lines.join(" "),
             "Reduce the average length of stay of frail patients by two days"
@@ -599,7 +610,10 @@ mod tests {
         let svg = svg("A & B <project>", &d);
         let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
         let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
-        assert!(texts.contains(&"</text><script>alert(1)</script>"), "{texts:?}");
+        assert!(
+            texts.contains(&"</text><script>alert(1)</script>"),
+            "{texts:?}"
+        );
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("A &amp; B &lt;project&gt;"));
     }

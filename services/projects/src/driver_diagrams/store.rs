@@ -154,12 +154,9 @@ pub(crate) async fn measure_ids(
     conn: &mut PgConnection,
     project: &ProjectRef,
 ) -> Result<HashSet<String>, Error> {
-    let ids = sqlx::query_scalar!(
-        "SELECT id FROM measure WHERE project_uid = $1",
-        project.uid,
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let ids = sqlx::query_scalar!("SELECT id FROM measure WHERE project_uid = $1", project.uid,)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(ids.into_iter().map(|id| id.to_string()).collect())
 }
 
@@ -173,9 +170,17 @@ mod tests {
         (0..n)
             .map(|i| Node {
                 id: format!("n{i}"),
-                kind: if i == 0 { Kind::Aim } else { Kind::PrimaryDriver },
+                kind: if i == 0 {
+                    Kind::Aim
+                } else {
+                    Kind::PrimaryDriver
+                },
                 text: format!("Node {i} <&>"),
-                owner: if i == 1 { "staff/12345678".into() } else { String::new() },
+                owner: if i == 1 {
+                    "staff/12345678".into()
+                } else {
+                    String::new()
+                },
                 parents: if i == 0 { vec![] } else { vec!["n0".into()] },
                 cycles: vec![],
                 measures: vec![],
@@ -191,19 +196,37 @@ mod tests {
         let other = project(&mut conn, "BAS", "p2").await?;
         assert!(read(&mut conn, &p, None).await?.is_none());
         for v in 1..=3 {
-            insert(&mut conn, &p, v, &nodes(v as usize + 1), &format!("edit {v}"), "me").await?;
+            insert(
+                &mut conn,
+                &p,
+                v,
+                &nodes(v as usize + 1),
+                &format!("edit {v}"),
+                "me",
+            )
+            .await?;
         }
         insert(&mut conn, &other, 1, &nodes(1), "theirs", "them").await?;
         let latest = read(&mut conn, &p, None).await?.expect("a version");
         assert_eq!(latest.version, 3);
         assert_eq!(latest.nodes, nodes(4));
-        assert_eq!((latest.summary.as_str(), latest.editor.as_str()), ("edit 3", "me"));
+        assert_eq!(
+            (latest.summary.as_str(), latest.editor.as_str()),
+            ("edit 3", "me")
+        );
         let first = read(&mut conn, &p, Some(1)).await?.expect("version 1");
         assert_eq!(first.nodes, nodes(2));
         assert!(read(&mut conn, &p, Some(4)).await?.is_none());
-        assert_eq!(read(&mut conn, &other, None).await?.map(|v| v.version), Some(1));
+        assert_eq!(
+            read(&mut conn, &other, None).await?.map(|v| v.version),
+            Some(1)
+        );
         // A version is written once.
-        assert!(insert(&mut conn, &p, 3, &nodes(1), "again", "me").await.is_err());
+        assert!(
+            insert(&mut conn, &p, 3, &nodes(1), "again", "me")
+                .await
+                .is_err()
+        );
         Ok(())
     }
 
@@ -212,7 +235,15 @@ mod tests {
         let mut conn = transaction().await?;
         let p = project(&mut conn, "BAS", "p1").await?;
         for v in 1..=5 {
-            insert(&mut conn, &p, v, &nodes(v as usize), &format!("edit {v}"), "me").await?;
+            insert(
+                &mut conn,
+                &p,
+                v,
+                &nodes(v as usize),
+                &format!("edit {v}"),
+                "me",
+            )
+            .await?;
         }
         let paged = pages(2, async |page| {
             let before = page.after_key(0).map(|k| k.parse().expect("a version"));
@@ -221,10 +252,20 @@ mod tests {
         .await?;
         let got: Vec<Vec<(i64, i32)>> = paged
             .into_iter()
-            .map(|page| page.into_iter().map(|v| (v.version, v.node_count)).collect())
+            .map(|page| {
+                page.into_iter()
+                    .map(|v| (v.version, v.node_count))
+                    .collect()
+            })
             .collect();
-        assert_eq!(got, [vec![(5, 5), (4, 4)], vec![(3, 3), (2, 2)], vec![(1, 1)]]);
-        assert_eq!(list(&mut conn, &p, None, &everything()?).await?.0[0].summary, "edit 5");
+        assert_eq!(
+            got,
+            [vec![(5, 5), (4, 4)], vec![(3, 3), (2, 2)], vec![(1, 1)]]
+        );
+        assert_eq!(
+            list(&mut conn, &p, None, &everything()?).await?.0[0].summary,
+            "edit 5"
+        );
         Ok(())
     }
 }

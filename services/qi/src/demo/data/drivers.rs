@@ -96,10 +96,7 @@ pub(crate) const DRIVERS: [Drivers; 5] = [
         primary: [
             (
                 "Staff feel supported by their team",
-                [
-                    "Time to talk as a team",
-                    "Support after a difficult shift",
-                ],
+                ["Time to talk as a team", "Support after a difficult shift"],
             ),
             (
                 "Breaks and rest are protected",

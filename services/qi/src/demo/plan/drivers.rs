@@ -44,14 +44,24 @@ pub(crate) fn edits(
             .collect()
     };
     let mut out = Vec::new();
-    let mut aim = node("aim".into(), pb::DriverNodeKind::Aim, &p.aim().statement, vec![]);
+    let mut aim = node(
+        "aim".into(),
+        pb::DriverNodeKind::Aim,
+        &p.aim().statement,
+        vec![],
+    );
     aim.owner = team.first().cloned().unwrap_or_default();
     aim.measures = of_kind(pb::MeasureKind::Outcome);
     aim.measures.extend(of_kind(pb::MeasureKind::Balancing));
     out.push(add(aim));
     for (i, (primary, secondaries)) in d.primary.iter().enumerate() {
         let id = format!("p{}", i + 1);
-        let mut n = node(id.clone(), pb::DriverNodeKind::PrimaryDriver, primary, vec!["aim".into()]);
+        let mut n = node(
+            id.clone(),
+            pb::DriverNodeKind::PrimaryDriver,
+            primary,
+            vec!["aim".into()],
+        );
         n.owner = match team.len() {
             0 => String::new(),
             1 => team[0].clone(),
@@ -75,7 +85,12 @@ pub(crate) fn edits(
     let tests = cycles(p).len();
     for (i, (change, serves)) in t.changes.iter().zip(d.serves).enumerate() {
         let parents = serves.iter().map(|s| format!("s{}", s + 1)).collect();
-        let mut n = node(format!("c{}", i + 1), pb::DriverNodeKind::ChangeIdea, change, parents);
+        let mut n = node(
+            format!("c{}", i + 1),
+            pb::DriverNodeKind::ChangeIdea,
+            change,
+            parents,
+        );
         if i == tested {
             n.pdsa_cycles = (1..=tests)
                 .map(|k| format!("{}/pdsaCycles/{k}", p.name()))
@@ -113,7 +128,11 @@ mod tests {
                 .filter(|n| !n.pdsa_cycles.is_empty())
                 .collect();
             assert!(linked.len() <= 1);
-            assert!(linked.iter().all(|n| n.kind == pb::DriverNodeKind::ChangeIdea as i32));
+            assert!(
+                linked
+                    .iter()
+                    .all(|n| n.kind == pb::DriverNodeKind::ChangeIdea as i32)
+            );
         }
     }
 }
