@@ -54,7 +54,11 @@ fn remove(id: &str, cascade: bool) -> pb::DriverDiagramEdit {
     }
 }
 
-fn request(name: &str, etag: &str, edits: Vec<pb::DriverDiagramEdit>) -> pb::EditDriverDiagramRequest {
+fn request(
+    name: &str,
+    etag: &str,
+    edits: Vec<pb::DriverDiagramEdit>,
+) -> pb::EditDriverDiagramRequest {
     pb::EditDriverDiagramRequest {
         name: name.into(),
         edits,
@@ -94,22 +98,66 @@ async fn render(c: &Caller, name: &str) -> Result<String, Status> {
         name: name.into(),
         version: 0,
     };
-    Ok(c.projects().render_driver_diagram(req).await?.into_inner().svg)
+    Ok(c.projects()
+        .render_driver_diagram(req)
+        .await?
+        .into_inner()
+        .svg)
 }
 
 /// The frailty project's diagram: the aim, two primary drivers, three secondary drivers
 /// (one under both primaries) and three change ideas (one under two secondaries).
 fn frailty_edits() -> Vec<pb::DriverDiagramEdit> {
     vec![
-        add(node("aim", K::Aim, "Cut frail patients' stay by 2 days by March", &[])),
+        add(node(
+            "aim",
+            K::Aim,
+            "Cut frail patients' stay by 2 days by March",
+            &[],
+        )),
         add(node("flow", K::PrimaryDriver, "Timely discharge", &["aim"])),
-        add(node("care", K::PrimaryDriver, "Frailty-aware care", &["aim"])),
-        add(node("edd", K::SecondaryDriver, "Expected discharge dates", &["flow"])),
-        add(node("mdt", K::SecondaryDriver, "Daily board rounds", &["flow", "care"])),
-        add(node("cfs", K::SecondaryDriver, "Frailty screening at the door", &["care"])),
-        add(node("edd-48", K::ChangeIdea, "EDD set within 48 hours", &["edd", "mdt"])),
-        add(node("huddle", K::ChangeIdea, "10-minute board huddle", &["mdt"])),
-        add(node("cfs-ed", K::ChangeIdea, "Clinical Frailty Scale in ED", &["cfs"])),
+        add(node(
+            "care",
+            K::PrimaryDriver,
+            "Frailty-aware care",
+            &["aim"],
+        )),
+        add(node(
+            "edd",
+            K::SecondaryDriver,
+            "Expected discharge dates",
+            &["flow"],
+        )),
+        add(node(
+            "mdt",
+            K::SecondaryDriver,
+            "Daily board rounds",
+            &["flow", "care"],
+        )),
+        add(node(
+            "cfs",
+            K::SecondaryDriver,
+            "Frailty screening at the door",
+            &["care"],
+        )),
+        add(node(
+            "edd-48",
+            K::ChangeIdea,
+            "EDD set within 48 hours",
+            &["edd", "mdt"],
+        )),
+        add(node(
+            "huddle",
+            K::ChangeIdea,
+            "10-minute board huddle",
+            &["mdt"],
+        )),
+        add(node(
+            "cfs-ed",
+            K::ChangeIdea,
+            "Clinical Frailty Scale in ED",
+            &["cfs"],
+        )),
     ]
 }
 
@@ -125,17 +173,29 @@ async fn a_driver_diagram_is_edited_in_versions_under_an_etag_and_its_history_re
     let name = diagram_of(&p.name);
     // Every project has one, empty until its first edit.
     let empty = get(&editor, &name, 0).await.unwrap();
-    assert_eq!((empty.version, empty.etag.as_str(), empty.nodes.len()), (0, "\"0\"", 0));
-    let v1 = edit(&editor, request(&name, &empty.etag, frailty_edits())).await.unwrap();
+    assert_eq!(
+        (empty.version, empty.etag.as_str(), empty.nodes.len()),
+        (0, "\"0\"", 0)
+    );
+    let v1 = edit(&editor, request(&name, &empty.etag, frailty_edits()))
+        .await
+        .unwrap();
     assert_eq!((v1.version, v1.etag.as_str()), (1, "\"1\""));
     assert_eq!(v1.name, name);
     assert_eq!(
         ids(&v1),
-        ["aim", "flow", "care", "edd", "mdt", "cfs", "edd-48", "huddle", "cfs-ed"]
+        [
+            "aim", "flow", "care", "edd", "mdt", "cfs", "edd-48", "huddle", "cfs-ed"
+        ]
     );
     assert_eq!(v1.nodes[4].parents, ["flow", "care"], "several parents");
     assert_eq!(v1.editor, "bas-editor");
-    assert!(v1.summary.starts_with("added aim `aim`; added primary driver `flow`"), "{}", v1.summary);
+    assert!(
+        v1.summary
+            .starts_with("added aim `aim`; added primary driver `flow`"),
+        "{}",
+        v1.summary
+    );
     // Reword and give an owner (any form of a staff name, stored canonically).
     let mut reworded = node("huddle", K::Unspecified, "Board huddle at 9am", &[]);
     reworded.owner = "sites/BAS/staff/20000001".into();
@@ -144,15 +204,25 @@ async fn a_driver_diagram_is_edited_in_versions_under_an_etag_and_its_history_re
     let v2 = edit(&editor, req).await.unwrap();
     assert_eq!(v2.version, 2);
     let huddle = &v2.nodes[7];
-    assert_eq!((huddle.text.as_str(), huddle.owner.as_str()), ("Board huddle at 9am", "staff/20000001"));
+    assert_eq!(
+        (huddle.text.as_str(), huddle.owner.as_str()),
+        ("Board huddle at 9am", "staff/20000001")
+    );
     // A stale etag is refused, and nothing changes.
-    let stale = edit(&editor, request(&name, &v1.etag, vec![remove("huddle", false)])).await;
+    let stale = edit(
+        &editor,
+        request(&name, &v1.etag, vec![remove("huddle", false)]),
+    )
+    .await;
     assert_eq!(code(stale), Code::Aborted);
     // Move: the huddle now serves screening too.
     let moved = node("huddle", K::ChangeIdea, "", &["mdt", "cfs"]);
-    let v3 = edit(&editor, request(&name, &v2.etag, vec![update(moved, &["parents"])]))
-        .await
-        .unwrap();
+    let v3 = edit(
+        &editor,
+        request(&name, &v2.etag, vec![update(moved, &["parents"])]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v3.nodes[7].parents, ["mdt", "cfs"]);
     assert_eq!(v3.summary, "moved change idea `huddle`");
     // History, newest first; every version reads back as it was.
@@ -181,25 +251,46 @@ async fn removing_a_node_with_children_is_refused_naming_it_unless_cascade() {
     let p = running_project(&suite).await;
     let editor = bas_editor(&suite);
     let name = diagram_of(&p.name);
-    let v1 = edit(&editor, request(&name, "", frailty_edits())).await.unwrap();
-    let err = edit(&editor, request(&name, &v1.etag, vec![remove("flow", false)]))
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("`flow`") && err.message().contains("`edd`, `mdt`"), "{err:?}");
-    assert_eq!(get(&editor, &name, 0).await.unwrap().version, 1, "nothing stored");
-    // Cascade: `edd` hung from `flow` alone and goes; `mdt` stays under `care`; `edd-48`
-    // lost `edd` but stays under `mdt`.
-    let v2 = edit(&editor, request(&name, &v1.etag, vec![remove("flow", true)]))
+    let v1 = edit(&editor, request(&name, "", frailty_edits()))
         .await
         .unwrap();
-    assert_eq!(ids(&v2), ["aim", "care", "mdt", "cfs", "edd-48", "huddle", "cfs-ed"]);
+    let err = edit(
+        &editor,
+        request(&name, &v1.etag, vec![remove("flow", false)]),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(
+        err.message().contains("`flow`") && err.message().contains("`edd`, `mdt`"),
+        "{err:?}"
+    );
+    assert_eq!(
+        get(&editor, &name, 0).await.unwrap().version,
+        1,
+        "nothing stored"
+    );
+    // Cascade: `edd` hung from `flow` alone and goes; `mdt` stays under `care`; `edd-48`
+    // lost `edd` but stays under `mdt`.
+    let v2 = edit(
+        &editor,
+        request(&name, &v1.etag, vec![remove("flow", true)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ids(&v2),
+        ["aim", "care", "mdt", "cfs", "edd-48", "huddle", "cfs-ed"]
+    );
     assert_eq!(v2.nodes[2].parents, ["care"]);
     assert_eq!(v2.nodes[4].parents, ["mdt"]);
     // A leaf goes without cascade.
-    let v3 = edit(&editor, request(&name, &v2.etag, vec![remove("cfs-ed", false)]))
-        .await
-        .unwrap();
+    let v3 = edit(
+        &editor,
+        request(&name, &v2.etag, vec![remove("cfs-ed", false)]),
+    )
+    .await
+    .unwrap();
     assert_eq!(v3.nodes.len(), 6);
     suite.stop().await.unwrap();
 }
@@ -223,7 +314,12 @@ async fn linked(suite: &TestSuite) -> (Caller, String, pb::DriverDiagram) {
     let name = diagram_of(&p.name);
     let mut cycles = Vec::new();
     for change in ["EDD within 48 hours", "Board huddle", "CFS in ED"] {
-        cycles.push(create_pdsa_cycle(&editor, &p.name, change).await.unwrap().name);
+        cycles.push(
+            create_pdsa_cycle(&editor, &p.name, change)
+                .await
+                .unwrap()
+                .name,
+        );
     }
     decide(&editor, &cycles[0], pb::PdsaDecision::Adopt).await;
     decide(&editor, &cycles[2], pb::PdsaDecision::Abandon).await;
@@ -236,7 +332,12 @@ async fn linked(suite: &TestSuite) -> (Caller, String, pb::DriverDiagram) {
         }),
         request_id: String::new(),
     };
-    let measure = editor.projects().create_measure(measure).await.unwrap().into_inner();
+    let measure = editor
+        .projects()
+        .create_measure(measure)
+        .await
+        .unwrap()
+        .into_inner();
     let measure = measure.measure.expect("a measure").name;
     let mut edits = frailty_edits();
     let link = |id: &str, cycle: &str| {
@@ -247,7 +348,12 @@ async fn linked(suite: &TestSuite) -> (Caller, String, pb::DriverDiagram) {
     edits.push(link("edd-48", &cycles[0]));
     edits.push(link("huddle", &cycles[1]));
     edits.push(link("cfs-ed", &cycles[2]));
-    edits.push(add(node("pharm", K::ChangeIdea, "Pharmacist on the round", &["mdt"])));
+    edits.push(add(node(
+        "pharm",
+        K::ChangeIdea,
+        "Pharmacist on the round",
+        &["mdt"],
+    )));
     let mut tracked = node("flow", K::PrimaryDriver, "", &[]);
     tracked.measures = vec![measure];
     edits.push(update(tracked, &["measures"]));
@@ -260,18 +366,31 @@ async fn change_ideas_link_to_their_cycles_and_take_their_status_and_drivers_to_
     let suite = TestSuite::start().await;
     let (editor, name, d) = linked(&suite).await;
     let project = name.trim_end_matches("/driverDiagram");
-    let by_id: HashMap<&str, &pb::DriverNode> = d.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
+    let by_id: HashMap<&str, &pb::DriverNode> =
+        d.nodes.iter().map(|n| (n.id.as_str(), n)).collect();
     let status = |id: &str| pb::PdsaStatus::try_from(by_id[id].pdsa_status).unwrap();
     assert_eq!(status("edd-48"), pb::PdsaStatus::Adopted);
     assert_eq!(status("huddle"), pb::PdsaStatus::Testing);
     assert_eq!(status("cfs-ed"), pb::PdsaStatus::Abandoned);
     assert_eq!(status("pharm"), pb::PdsaStatus::Untested);
-    assert_eq!(status("flow"), pb::PdsaStatus::Unspecified, "only change ideas have one");
-    assert_eq!(by_id["edd-48"].pdsa_cycles, [format!("{project}/pdsaCycles/1")]);
+    assert_eq!(
+        status("flow"),
+        pb::PdsaStatus::Unspecified,
+        "only change ideas have one"
+    );
+    assert_eq!(
+        by_id["edd-48"].pdsa_cycles,
+        [format!("{project}/pdsaCycles/1")]
+    );
     assert_eq!(by_id["flow"].measures.len(), 1);
     assert!(by_id["flow"].measures[0].starts_with(&format!("{project}/measures/")));
     // The status follows the cycles without an edit: deciding the huddle's cycle adopts it.
-    decide(&editor, &format!("{project}/pdsaCycles/2"), pb::PdsaDecision::Adopt).await;
+    decide(
+        &editor,
+        &format!("{project}/pdsaCycles/2"),
+        pb::PdsaDecision::Adopt,
+    )
+    .await;
     let now = get(&editor, &name, 0).await.unwrap();
     assert_eq!(now.version, d.version);
     let huddle = now.nodes.iter().find(|n| n.id == "huddle").unwrap();
@@ -286,10 +405,26 @@ async fn change_ideas_link_to_their_cycles_and_take_their_status_and_drivers_to_
     let mut measured_idea = node("pharm", K::ChangeIdea, "", &[]);
     measured_idea.measures = by_id["flow"].measures.clone();
     for (n, path, field) in [
-        (other, "pdsa_cycles", "edits[0].update_node.node.pdsa_cycles"),
-        (missing, "pdsa_cycles", "edits[0].update_node.node.pdsa_cycles"),
-        (on_driver, "pdsa_cycles", "edits[0].update_node.node.pdsa_cycles"),
-        (measured_idea, "measures", "edits[0].update_node.node.measures"),
+        (
+            other,
+            "pdsa_cycles",
+            "edits[0].update_node.node.pdsa_cycles",
+        ),
+        (
+            missing,
+            "pdsa_cycles",
+            "edits[0].update_node.node.pdsa_cycles",
+        ),
+        (
+            on_driver,
+            "pdsa_cycles",
+            "edits[0].update_node.node.pdsa_cycles",
+        ),
+        (
+            measured_idea,
+            "measures",
+            "edits[0].update_node.node.measures",
+        ),
     ] {
         let err = edit(&editor, request(&name, "", vec![update(n, &[path])]))
             .await
@@ -325,17 +460,30 @@ async fn every_bad_edit_names_its_field_and_nothing_is_stored() {
     let p = running_project(&suite).await;
     let editor = bas_editor(&suite);
     let name = diagram_of(&p.name);
-    edit(&editor, request(&name, "", frailty_edits())).await.unwrap();
+    edit(&editor, request(&name, "", frailty_edits()))
+        .await
+        .unwrap();
     let long = "x".repeat(501);
     let cases: Vec<(pb::EditDriverDiagramRequest, &str)> = vec![
         (request(&name, "", vec![]), "edits"),
-        (request(&name, "", vec![pb::DriverDiagramEdit { edit: None }]), "edits[0]"),
         (
-            request(&name, "", vec![add(node("x", K::ChangeIdea, &long, &["mdt"]))]),
+            request(&name, "", vec![pb::DriverDiagramEdit { edit: None }]),
+            "edits[0]",
+        ),
+        (
+            request(
+                &name,
+                "",
+                vec![add(node("x", K::ChangeIdea, &long, &["mdt"]))],
+            ),
             "edits[0].add_node.text",
         ),
         (
-            request(&name, "", vec![add(node("x", K::ChangeIdea, "ok", &["flow"]))]),
+            request(
+                &name,
+                "",
+                vec![add(node("x", K::ChangeIdea, "ok", &["flow"]))],
+            ),
             "edits[0].add_node.parents",
         ),
         (
@@ -350,16 +498,31 @@ async fn every_bad_edit_names_its_field_and_nothing_is_stored() {
             "edits[1].add_node.id",
         ),
         (
-            request(&name, "", vec![add(node("aim2", K::Aim, "Another aim", &[]))]),
+            request(
+                &name,
+                "",
+                vec![add(node("aim2", K::Aim, "Another aim", &[]))],
+            ),
             "edits[0].add_node.kind",
         ),
-        (request(&name, "", vec![remove("nobody", false)]), "edits[0].remove_node.id"),
         (
-            request(&name, "", vec![update(node("mdt", K::ChangeIdea, "x", &[]), &["text"])]),
+            request(&name, "", vec![remove("nobody", false)]),
+            "edits[0].remove_node.id",
+        ),
+        (
+            request(
+                &name,
+                "",
+                vec![update(node("mdt", K::ChangeIdea, "x", &[]), &["text"])],
+            ),
             "edits[0].update_node.node.kind",
         ),
         (
-            request(&name, "", vec![update(node("mdt", K::Unspecified, "x", &[]), &["kind"])]),
+            request(
+                &name,
+                "",
+                vec![update(node("mdt", K::Unspecified, "x", &[]), &["kind"])],
+            ),
             "edits[0].update_node.update_mask",
         ),
         (
@@ -386,7 +549,11 @@ async fn every_bad_edit_names_its_field_and_nothing_is_stored() {
         .collect();
     let err = edit(&editor, request(&name, "", grow)).await.unwrap_err();
     assert_eq!(fields(&err), ["edits[191].add_node"], "{err:?}");
-    assert_eq!(history(&editor, &name).await.unwrap().len(), 1, "nothing stored");
+    assert_eq!(
+        history(&editor, &name).await.unwrap().len(),
+        1,
+        "nothing stored"
+    );
     assert_eq!(code(get(&editor, &name, -1).await), Code::InvalidArgument);
     suite.stop().await.unwrap();
 }
@@ -396,7 +563,9 @@ async fn only_the_projects_sites_read_it_and_only_its_editors_change_it() {
     let suite = TestSuite::start().await;
     let p = running_project(&suite).await;
     let name = diagram_of(&p.name);
-    edit(&bas_team(&suite), request(&name, "", frailty_edits())).await.unwrap();
+    edit(&bas_team(&suite), request(&name, "", frailty_edits()))
+        .await
+        .unwrap();
     // BRM takes no part: refused by the lead site's name, whether or not the project
     // exists, and not found through `sites/-`.
     let brm = suite.caller("brm-team", &["improvement_team"], &["BRM"]);
@@ -404,7 +573,11 @@ async fn only_the_projects_sites_read_it_and_only_its_editors_change_it() {
     denied(get(&brm, &name, 0).await.map(drop));
     denied(history(&brm, &name).await.map(drop));
     denied(render(&brm, &name).await.map(drop));
-    denied(edit(&brm, request(&name, "", vec![remove("cfs-ed", false)])).await.map(drop));
+    denied(
+        edit(&brm, request(&name, "", vec![remove("cfs-ed", false)]))
+            .await
+            .map(drop),
+    );
     let absent = diagram_of("sites/BAS/projects/no-such-project");
     denied(get(&brm, &absent, 0).await.map(drop));
     let any = name.replace("sites/BAS", "sites/-");
@@ -417,7 +590,11 @@ async fn only_the_projects_sites_read_it_and_only_its_editors_change_it() {
     // A viewer cannot edit; nor can a contributor who is not on the team.
     let bystander = suite.employee_caller("bas-other", &["contributor"], &["BAS"], "20000099");
     for c in [bas_viewer(&suite), bystander] {
-        denied(edit(&c, request(&name, "", vec![remove("cfs-ed", false)])).await.map(drop));
+        denied(
+            edit(&c, request(&name, "", vec![remove("cfs-ed", false)]))
+                .await
+                .map(drop),
+        );
     }
     assert_eq!(history(&bas_viewer(&suite), &name).await.unwrap().len(), 1);
     suite.stop().await.unwrap();
@@ -471,8 +648,14 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
         .children()
         .filter(|n| n.attribute("class") == Some("column"))
         .collect();
-    let kinds: Vec<&str> = columns.iter().filter_map(|c| c.attribute("data-kind")).collect();
-    assert_eq!(kinds, ["aim", "primary-driver", "secondary-driver", "change-idea"]);
+    let kinds: Vec<&str> = columns
+        .iter()
+        .filter_map(|c| c.attribute("data-kind"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["aim", "primary-driver", "secondary-driver", "change-idea"]
+    );
     let counts: Vec<usize> = columns
         .iter()
         .map(|c| c.children().filter(|n| n.has_tag_name("g")).count())
@@ -480,7 +663,12 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
     let want = |k: K| d.nodes.iter().filter(|n| n.kind == k as i32).count();
     assert_eq!(
         counts,
-        [want(K::Aim), want(K::PrimaryDriver), want(K::SecondaryDriver), want(K::ChangeIdea)]
+        [
+            want(K::Aim),
+            want(K::PrimaryDriver),
+            want(K::SecondaryDriver),
+            want(K::ChangeIdea)
+        ]
     );
     assert_eq!(counts.iter().sum::<usize>(), 40);
     // Columns run left to right; in each, boxes do not overlap and stay on the page.
@@ -489,19 +677,39 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
         let rects: Vec<(f64, f64, f64, f64)> = column
             .descendants()
             .filter(|n| n.has_tag_name("rect"))
-            .map(|r| (number(r, "x"), number(r, "y"), number(r, "width"), number(r, "height")))
+            .map(|r| {
+                (
+                    number(r, "x"),
+                    number(r, "y"),
+                    number(r, "width"),
+                    number(r, "height"),
+                )
+            })
             .collect();
         let x = rects[0].0;
         assert!(x > last_right, "columns overlap");
-        assert!(rects.iter().all(|r| r.0 == x && r.0 + r.2 <= width && r.1 >= 0.0 && r.1 + r.3 <= height));
+        assert!(
+            rects
+                .iter()
+                .all(|r| r.0 == x && r.0 + r.2 <= width && r.1 >= 0.0 && r.1 + r.3 <= height)
+        );
         let mut ys: Vec<_> = rects.iter().map(|r| (r.1, r.1 + r.3)).collect();
         ys.sort_by(|a, b| a.0.total_cmp(&b.0));
-        assert!(ys.windows(2).all(|w| w[1].0 >= w[0].1), "boxes overlap: {ys:?}");
+        assert!(
+            ys.windows(2).all(|w| w[1].0 >= w[0].1),
+            "boxes overlap: {ys:?}"
+        );
         last_right = x + rects[0].2;
     }
     // One line per parent link.
-    let links = doc.descendants().filter(|n| n.attribute("class") == Some("link")).count();
-    assert_eq!(links, d.nodes.iter().map(|n| n.parents.len()).sum::<usize>());
+    let links = doc
+        .descendants()
+        .filter(|n| n.attribute("class") == Some("link"))
+        .count();
+    assert_eq!(
+        links,
+        d.nodes.iter().map(|n| n.parents.len()).sum::<usize>()
+    );
     // Change ideas coloured by status, the same colour for the same status, and four
     // different colours.
     let mut fills: HashMap<String, String> = HashMap::new();
@@ -518,7 +726,12 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
         assert_eq!(status, want, "{id}");
         let rect = g.children().find(|n| n.has_tag_name("rect")).unwrap();
         let fill = rect.attribute("fill").unwrap().to_owned();
-        assert_eq!(fills.entry(status.to_owned()).or_insert_with(|| fill.clone()), &fill);
+        assert_eq!(
+            fills
+                .entry(status.to_owned())
+                .or_insert_with(|| fill.clone()),
+            &fill
+        );
     }
     assert_eq!(fills.len(), 4, "{fills:?}");
     let distinct: std::collections::HashSet<_> = fills.values().collect();
@@ -530,7 +743,9 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
         .unwrap();
     let lines: Vec<&str> = p0
         .descendants()
-        .filter(|n| n.has_tag_name("tspan") && n.parent().and_then(|t| t.attribute("class")).is_none())
+        .filter(|n| {
+            n.has_tag_name("tspan") && n.parent().and_then(|t| t.attribute("class")).is_none()
+        })
         .filter_map(|t| t.text())
         .collect();
     assert!(lines.len() > 1, "wrapped: {lines:?}");
