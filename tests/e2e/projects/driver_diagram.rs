@@ -640,6 +640,10 @@ async fn the_picture_has_four_columns_every_node_and_link_and_colours_ideas_by_s
     let d = edit(&editor, request(&name, &d.etag, edits)).await.unwrap();
     assert_eq!(d.nodes.len(), 40);
     let svg = render(&editor, &name).await.unwrap();
+    // To look at it: QI_DRIVER_DIAGRAM_SVG=/tmp/40.svg cargo test -p qi-e2e --test e2e the_picture
+    if let Ok(path) = std::env::var("QI_DRIVER_DIAGRAM_SVG") {
+        std::fs::write(path, &svg).expect("the SVG is written");
+    }
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     let root = doc.root_element();
     assert_eq!(root.tag_name().name(), "svg");
