@@ -209,6 +209,44 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         )
     );
 
+    // Every project in progress has its driver diagram, drawn as its team would.
+    assert_eq!(
+        suite
+            .count(
+                "SELECT count(*) FROM projects.project p WHERE p.state = 'in_progress'
+                 AND EXISTS (SELECT 1 FROM projects.driver_diagram_version d
+                             WHERE d.project_uid = p.uid)"
+            )
+            .await,
+        99
+    );
+    let (site, id): (String, String) = qi_e2e::rows(
+        &suite.database_url,
+        "SELECT p.lead_site, p.id FROM projects.project p
+         JOIN projects.driver_diagram_version d ON d.project_uid = p.uid
+         ORDER BY p.id LIMIT 1",
+    )
+    .await
+    .pop()
+    .expect("a diagram");
+    let svg = ProjectServiceClient::new(suite.channel.clone())
+        .render_driver_diagram(authed(
+            &suite.token("board", &["viewer"], &["*"]),
+            pj::RenderDriverDiagramRequest {
+                name: format!("sites/{site}/projects/{id}/driverDiagram"),
+                version: 0,
+            },
+        ))
+        .await
+        .expect("the diagram draws")
+        .into_inner()
+        .svg;
+    assert!(svg.contains("data-kind=\"change-idea\""));
+    // To look at it: QI_DRIVER_DIAGRAM_SVG=/tmp/demo.svg cargo test -p qi-e2e --test e2e demo
+    if let Ok(path) = std::env::var("QI_DRIVER_DIAGRAM_SVG") {
+        std::fs::write(path, &svg).expect("the SVG is written");
+    }
+
     // Loading again finds everything and changes nothing.
     let again = demo::seed(&gateway, &admin, &options)
         .await

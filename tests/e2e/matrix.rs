@@ -795,6 +795,26 @@ async fn seed(suite: &TestSuite, site: &str, round: u32) -> BTreeMap<&'static st
         .project
         .unwrap();
     ids.insert("projects", last_segment(&project.name));
+    // Its driver diagram, whose text carries the site's mark too.
+    p.edit_driver_diagram(authed(
+        &admin,
+        projects::EditDriverDiagramRequest {
+            name: format!("{}/driverDiagram", project.name),
+            edits: vec![projects::DriverDiagramEdit {
+                edit: Some(projects::driver_diagram_edit::Edit::AddNode(
+                    projects::DriverNode {
+                        id: "aim".into(),
+                        kind: projects::DriverNodeKind::Aim as i32,
+                        text: format!("{mark} aim {round}"),
+                        ..Default::default()
+                    },
+                )),
+            }],
+            ..Default::default()
+        },
+    ))
+    .await
+    .unwrap();
 
     let mut m = metrics::metric_service_client::MetricServiceClient::new(suite.channel.clone());
     let metric = m

@@ -10,8 +10,8 @@ use qi_proto::projects::project_service_server::ProjectServiceServer;
 use sqlx::PgPool;
 
 use crate::{
-    engagement, enrolments, ideas, measures, pdsa, portfolio, programmes, projects, scores, sites,
-    team, wards, waves,
+    driver_diagrams, engagement, enrolments, ideas, measures, pdsa, portfolio, programmes,
+    projects, scores, sites, team, wards, waves,
 };
 
 /// The projects service.
@@ -96,6 +96,14 @@ qi_platform::grpc_service! {
         list_pdsa_cycles(pb::ListPdsaCyclesRequest) -> pb::ListPdsaCyclesResponse = pdsa::list;
         update_pdsa_cycle(pb::UpdatePdsaCycleRequest) -> pb::UpdatePdsaCycleResponse = pdsa::update;
         decide_pdsa_cycle(pb::DecidePdsaCycleRequest) -> pb::DecidePdsaCycleResponse = pdsa::decide;
+        get_driver_diagram(pb::GetDriverDiagramRequest)
+            -> pb::GetDriverDiagramResponse = driver_diagrams::get;
+        list_driver_diagram_versions(pb::ListDriverDiagramVersionsRequest)
+            -> pb::ListDriverDiagramVersionsResponse = driver_diagrams::list_versions;
+        edit_driver_diagram(pb::EditDriverDiagramRequest)
+            -> pb::EditDriverDiagramResponse = driver_diagrams::edit;
+        render_driver_diagram(pb::RenderDriverDiagramRequest)
+            -> pb::RenderDriverDiagramResponse = driver_diagrams::render;
         create_engagement_activity(pb::CreateEngagementActivityRequest)
             -> pb::CreateEngagementActivityResponse = engagement::create;
         list_engagement_activities(pb::ListEngagementActivitiesRequest)

@@ -6,6 +6,7 @@
 //! metrics of the other services are held by their resource names.
 #![forbid(unsafe_code)]
 
+mod driver_diagrams;
 mod engagement;
 mod enrolments;
 mod foreign;

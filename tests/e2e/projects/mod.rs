@@ -7,6 +7,7 @@
 mod bad_input;
 mod charter;
 mod coproduction;
+mod driver_diagram;
 mod idea_history;
 mod ideas;
 mod idempotency;

@@ -3,12 +3,13 @@
 //! completed with its outcome or stopped. A project found (not just made) still scoping may
 //! have part of its team and cycles from a cut run: those are read back and not made twice.
 
-use qi_platform::convert::date;
+use qi_platform::convert::{date, etag};
 use qi_proto::projects as pb;
 
 use super::client::{Api, created, failed, request_id, rpc};
 use crate::demo::Tally;
 use crate::demo::data::projects::STOP_REASON;
+use crate::demo::plan::drivers;
 use crate::demo::plan::journey::{Found, Scoping, cycles, measures, outcome, scoping};
 use crate::demo::plan::people::Workforce;
 use crate::demo::plan::portfolio::{Fate, ProjectPlan};
@@ -57,6 +58,9 @@ pub(crate) async fn journey(
             tally.step(fresh);
             state = pb::ProjectState::InProgress as i32;
         }
+    }
+    if state == pb::ProjectState::InProgress as i32 && p.fate == Fate::InProgress {
+        tally.created += driver_diagram(api, p).await?;
     }
     if state == pb::ProjectState::InProgress as i32 && finish(api, p).await? {
         tally.step(fresh);
@@ -242,6 +246,68 @@ async fn activities(api: &Api, p: &ProjectPlan, work: &Scoping) -> anyhow::Resul
         .map_err(|s| failed(s, &what))?;
     }
     Ok(work.activities.len() as u64)
+}
+
+/// Draws the driver diagram of a project in progress that has none yet; returns whether it
+/// did (its first version: a second run finds it and changes nothing).
+async fn driver_diagram(api: &Api, p: &ProjectPlan) -> anyhow::Result<u64> {
+    let project = p.name();
+    let name = format!("{project}/driverDiagram");
+    let current = rpc!(
+        api.projects,
+        get_driver_diagram,
+        pb::GetDriverDiagramRequest {
+            name: name.clone(),
+            version: 0,
+        }
+    )
+    .map_err(|s| failed(s, &name))?;
+    if current.driver_diagram.is_some_and(|d| d.version > 0) {
+        return Ok(0);
+    }
+    let measures = rpc!(
+        api.projects,
+        list_measures,
+        pb::ListMeasuresRequest {
+            parent: project.clone(),
+            page_size: 50,
+            ..Default::default()
+        }
+    )
+    .map_err(|s| failed(s, &project))?
+    .measures;
+    let members = rpc!(
+        api.projects,
+        list_team_members,
+        pb::ListTeamMembersRequest {
+            parent: project.clone(),
+            page_size: 50,
+            ..Default::default()
+        }
+    )
+    .map_err(|s| failed(s, &project))?
+    .team_members;
+    // The lead first, then the rest of the staff on the team.
+    let mut team: Vec<(bool, String)> = members
+        .into_iter()
+        .filter(|m| !m.staff.is_empty())
+        .map(|m| (m.role != pb::TeamRole::Lead as i32, m.staff))
+        .collect();
+    team.sort_by_key(|(not_lead, _)| *not_lead);
+    let team: Vec<String> = team.into_iter().map(|(_, staff)| staff).collect();
+    rpc!(
+        api.projects,
+        edit_driver_diagram,
+        pb::EditDriverDiagramRequest {
+            name: name.clone(),
+            edits: drivers::edits(p, &team, &measures),
+            etag: etag(0),
+            summary: "Drawn by the team at the project's launch".into(),
+            request_id: request_id(&name),
+        }
+    )
+    .map_err(|s| failed(s, &format!("drawing {name}")))?;
+    Ok(1)
 }
 
 /// Completes a project in progress with its outcome, or stops it, as the plan has it;

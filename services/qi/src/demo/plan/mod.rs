@@ -2,6 +2,7 @@
 //! anything. Each record draws from its own keyed generator ([`crate::demo::rng`]), so the
 //! plan is the same on every run whatever order the loader visits records in.
 
+pub(crate) mod drivers;
 pub(crate) mod journey;
 pub(crate) mod metrics;
 pub(crate) mod people;
