@@ -281,7 +281,7 @@ pub(crate) fn svg(title: &str, diagram: &pb::DriverDiagram) -> String {
                     let inner = widths[c] - 2.0 * PAD;
                     // Wrapped with a margin for fonts wider than estimated (the aim's is
                     // bold).
-                    let size = if c == 0 { FONT * 1.15 } else { FONT * 1.06 };
+                    let size = if c == 0 { FONT * 1.3 } else { FONT * 1.06 };
                     let lines = wrap(&n.text, inner, size);
                     let small: Vec<String> = small_lines(n)
                         .iter()
