@@ -62,6 +62,36 @@ pub struct LocalReject {
     pub reason: String,
 }
 
+/// Opens a CSV (fields trimmed) and checks its header: every column one of `columns`, none
+/// twice, each of `required` present. Returns the reader, past its header, and each
+/// column's position; `refuse` words what is wrong with the header for the user.
+pub(crate) fn open_csv<R: std::io::Read>(
+    input: R,
+    columns: &[&str],
+    required: &[&str],
+    refuse: impl Fn(&str) -> anyhow::Error,
+) -> anyhow::Result<(csv::Reader<R>, HashMap<String, usize>)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(input);
+    let headers = reader.headers().context("reading the CSV header")?.clone();
+    let mut index = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if !columns.contains(&h) {
+            return Err(refuse(&format!("unknown column {h:?}")));
+        }
+        if index.insert(h.to_owned(), i).is_some() {
+            return Err(refuse(&format!("column {h:?} appears twice")));
+        }
+    }
+    for required in required {
+        if !index.contains_key(*required) {
+            return Err(refuse(&format!("the CSV has no {required:?} column")));
+        }
+    }
+    Ok((reader, index))
+}
+
 /// An import CSV as read: ESR rows with their CSV line numbers, and the lines refused.
 #[derive(Debug, Default)]
 pub struct ReadCsv {

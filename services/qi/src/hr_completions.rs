@@ -10,7 +10,6 @@
 //! the columns; a bad line is refused alone, by line and column, and the others apply.
 //! Importing the same file again adds nothing.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -72,24 +71,7 @@ fn header_error(what: &str) -> anyhow::Error {
 
 /// Reads a completions CSV: checks its header, then each line on its own.
 pub fn read_completions(input: impl std::io::Read) -> anyhow::Result<ReadCompletions> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader.headers().context("reading the CSV header")?.clone();
-    let mut index = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if !COMPLETION_COLUMNS.contains(&h) {
-            return Err(header_error(&format!("unknown column {h:?}")));
-        }
-        if index.insert(h.to_owned(), i).is_some() {
-            return Err(header_error(&format!("column {h:?} appears twice")));
-        }
-    }
-    for required in REQUIRED {
-        if !index.contains_key(required) {
-            return Err(header_error(&format!("the CSV has no {required:?} column")));
-        }
-    }
+    let (reader, index) = crate::hr::open_csv(input, &COMPLETION_COLUMNS, &REQUIRED, header_error)?;
     let mut read = ReadCompletions::default();
     for (i, record) in reader.into_records().enumerate() {
         let line = i as u64 + 2;

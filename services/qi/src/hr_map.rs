@@ -61,24 +61,7 @@ fn header_error(what: &str) -> anyhow::Error {
 
 /// Reads a mapping CSV: checks its header, then each line on its own.
 pub fn read_map(input: impl std::io::Read) -> anyhow::Result<ReadMap> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader.headers().context("reading the CSV header")?.clone();
-    let mut index = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if !MAP_COLUMNS.contains(&h) {
-            return Err(header_error(&format!("unknown column {h:?}")));
-        }
-        if index.insert(h.to_owned(), i).is_some() {
-            return Err(header_error(&format!("column {h:?} appears twice")));
-        }
-    }
-    for required in REQUIRED {
-        if !index.contains_key(required) {
-            return Err(header_error(&format!("the CSV has no {required:?} column")));
-        }
-    }
+    let (reader, index) = crate::hr::open_csv(input, &MAP_COLUMNS, &REQUIRED, header_error)?;
     let mut read = ReadMap::default();
     // (kind, code) → the line that mapped it first.
     let mut seen: HashMap<(String, String), u64> = HashMap::new();

@@ -8,7 +8,6 @@
 //! listing them). `competence` is the course's ESR competence id or name, its code or id;
 //! dates are `YYYY-MM-DD`.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -58,24 +57,8 @@ fn header_error(what: &str) -> anyhow::Error {
 
 /// Reads an ESR competence CSV: its header, then each line alone.
 pub fn read_records(input: impl std::io::Read) -> anyhow::Result<ReadRecords> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(input);
-    let headers = reader.headers().context("reading the CSV header")?.clone();
-    let mut index = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if !RECORD_COLUMNS.contains(&h) {
-            return Err(header_error(&format!("unknown column {h:?}")));
-        }
-        if index.insert(h.to_owned(), i).is_some() {
-            return Err(header_error(&format!("column {h:?} appears twice")));
-        }
-    }
-    for c in RECORD_COLUMNS {
-        if !index.contains_key(c) {
-            return Err(header_error(&format!("the CSV has no {c:?} column")));
-        }
-    }
+    let (reader, index) =
+        crate::hr::open_csv(input, &RECORD_COLUMNS, &RECORD_COLUMNS, header_error)?;
     let mut read = ReadRecords::default();
     for (i, record) in reader.into_records().enumerate() {
         let line = i as u64 + 2;
