@@ -103,6 +103,46 @@ pub fn parse(filter: &str) -> Result<Vec<Term>, FilterError> {
     Ok(terms)
 }
 
+/// A half-open range `[from, before)` that ordered terms narrow (`start_date >= …`,
+/// `completion_date < …`): several terms of one field keep the narrowest bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range<T> {
+    /// The least value in range, if bounded.
+    pub from: Option<T>,
+    /// The first value past the range, if bounded.
+    pub before: Option<T>,
+}
+
+impl<T> Default for Range<T> {
+    fn default() -> Self {
+        Range {
+            from: None,
+            before: None,
+        }
+    }
+}
+
+impl<T: Copy + Ord> Range<T> {
+    /// Narrows the range by `op value`, where `next` is the value after `value` (the next
+    /// day, for a date); `false` for `!=`, which no range expresses.
+    pub fn narrow(&mut self, op: Op, value: T, next: T) -> bool {
+        let (from, before) = match op {
+            Op::Eq => (Some(value), Some(next)),
+            Op::Ne => return false,
+            Op::Lt => (None, Some(value)),
+            Op::Le => (None, Some(next)),
+            Op::Gt => (Some(next), None),
+            Op::Ge => (Some(value), None),
+        };
+        self.from = self.from.max(from);
+        self.before = match (self.before, before) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        true
+    }
+}
+
 /// Reads one term from the start of `s`; returns it and what follows.
 fn term(s: &str) -> Result<(Term, &str), FilterError> {
     let end = s
@@ -233,5 +273,19 @@ mod tests {
         // The echo of a long input is cut.
         let long = format!("phase = A OR {}", "y".repeat(500));
         assert!(refused(&long).len() < 200);
+    }
+
+    #[test]
+    fn a_range_keeps_the_narrowest_bounds_and_refuses_not_equal() {
+        let mut r = Range::default();
+        assert!(r.narrow(Op::Ge, 3, 4));
+        assert!(r.narrow(Op::Gt, 1, 2));
+        assert!(r.narrow(Op::Le, 9, 10));
+        assert!(r.narrow(Op::Lt, 12, 13));
+        assert_eq!((r.from, r.before), (Some(3), Some(10)));
+        assert!(r.narrow(Op::Eq, 5, 6));
+        assert_eq!((r.from, r.before), (Some(5), Some(6)));
+        assert!(!r.narrow(Op::Ne, 7, 8));
+        assert_eq!((r.from, r.before), (Some(5), Some(6)));
     }
 }

@@ -141,25 +141,17 @@ pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
                     )
                 })?;
                 let next = day.checked_add_days(Days::new(1)).unwrap_or(day);
-                let (from, before) = match op {
-                    Op::Eq => (Some(day), Some(next)),
-                    Op::Ne => {
-                        return Err(Error::invalid(
-                            "filter",
-                            format!("{at}: start_date takes = < > <= >="),
-                        ));
-                    }
-                    Op::Lt => (None, Some(day)),
-                    Op::Le => (None, Some(next)),
-                    Op::Gt => (Some(next), None),
-                    Op::Ge => (Some(day), None),
+                let mut range = qi_filter::Range {
+                    from: t.started_from,
+                    before: t.started_before,
                 };
-                // Two bounds of one kind: the narrower holds.
-                t.started_from = t.started_from.max(from);
-                t.started_before = match (t.started_before, before) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
+                if !range.narrow(op, day, next) {
+                    return Err(Error::invalid(
+                        "filter",
+                        format!("{at}: start_date takes = < > <= >="),
+                    ));
+                }
+                (t.started_from, t.started_before) = (range.from, range.before);
                 Ok(())
             }
             _ => Err(Error::invalid(
