@@ -227,6 +227,28 @@ impl Deployment {
             .collect()
     }
 
+    /// The peak resident memory (MiB) of component `name` since [`Deployment::reset_peak`]
+    /// (or since it started): the kernel's high-water mark, so no spike between samples
+    /// is missed.
+    pub fn peak_resident_mib(&self, name: &str) -> anyhow::Result<f64> {
+        let pid = self.pid(name).context("no such component")?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("VmHWM in /proc/PID/status")?;
+        Ok(kib / 1024.0)
+    }
+
+    /// Resets component `name`'s peak resident memory to what it holds now (Linux's
+    /// `clear_refs` value 5), so the next [`Deployment::peak_resident_mib`] is one step's.
+    pub fn reset_peak(&self, name: &str) -> anyhow::Result<()> {
+        let pid = self.pid(name).context("no such component")?;
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5")
+            .context("resetting the peak resident memory")
+    }
+
     /// The CPU time (user and system, in seconds) each part of the deployment has used so
     /// far: the four components, PostgreSQL (the private cluster's server and its
     /// backends; absent with `QI_DATABASE_URL`) and the bench itself, which drives the load.

@@ -39,43 +39,27 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     load_mapping(&client, &token).await?;
     let mut f = Map::new();
     let mut targets = Vec::new();
+    let largest = effort.sync_rows.iter().copied().max().unwrap_or(0);
     for &n in effort.sync_rows {
         let rows = synthetic_rows(n);
         let text = copy_text(&rows);
-        let (mut sync_s, mut copy_s) = (Vec::new(), Vec::new());
+        let messages = extract(rows);
+        let (mut sync_s, mut resend_s, mut copy_s) = (Vec::new(), Vec::new(), Vec::new());
+        let mut peak_mib = 0f64;
         for round in 0..effort.rounds {
             eprintln!("  {n} rows: round {}/{}", round + 1, effort.rounds);
             sqlx::query("TRUNCATE training.staff CASCADE")
                 .execute(&admin)
                 .await?;
-            let mut messages = vec![pb::SyncStaffRequest {
-                mode: pb::SyncMode::Full as i32,
-                extract_id: format!("bench-{n}"),
-                extract_time: Some(qi_platform::convert::timestamp(chrono::Utc::now())),
-                rows: Vec::new(),
-                complete: false,
-            }];
-            for chunk in rows.chunks(1_000) {
-                messages.push(pb::SyncStaffRequest {
-                    rows: chunk.to_vec(),
-                    ..Default::default()
-                });
+            if n == largest {
+                d.reset_peak("training")?;
             }
-            if let Some(last) = messages.last_mut() {
-                last.complete = true;
+            let cpu = d.cpu_seconds();
+            let (secs, resp) = sync(&client, &token, messages.clone()).await?;
+            sync_s.push(secs);
+            if n == largest {
+                cpu_used(&mut f, &format!("sync {n} rows"), &cpu, &d.cpu_seconds());
             }
-            let t = Instant::now();
-            let resp = client
-                .clone()
-                .sync_staff(with_header(
-                    tokio_stream::iter(messages),
-                    "authorization",
-                    &token,
-                ))
-                .await
-                .context("SyncStaff")?
-                .into_inner();
-            sync_s.push(t.elapsed().as_secs_f64());
             anyhow::ensure!(
                 resp.inserted == n as i64,
                 "the sync inserted {} of {n} ({} refused, e.g. {:?})",
@@ -83,6 +67,20 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 resp.rejected_rows,
                 resp.rejected.first()
             );
+            // The same extract again, taken later: every person is there and unchanged.
+            let cpu = d.cpu_seconds();
+            let (secs, resp) = sync(&client, &token, messages.clone()).await?;
+            resend_s.push(secs);
+            if n == largest {
+                cpu_used(&mut f, &format!("re-send {n} rows"), &cpu, &d.cpu_seconds());
+            }
+            anyhow::ensure!(
+                resp.unchanged == n as i64 && resp.updated + resp.inserted == 0,
+                "the re-sent extract changed something: {resp:?}"
+            );
+            if n == largest {
+                peak_mib = peak_mib.max(d.peak_resident_mib("training")?);
+            }
 
             sqlx::query("TRUNCATE bench.staff_copy")
                 .execute(&admin)
@@ -108,15 +106,34 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             copy_s.push(t.elapsed().as_secs_f64());
         }
         let sync = put(&mut f, &format!("sync {n} rows s"), &sync_s);
+        let resend = put(&mut f, &format!("unchanged re-send {n} rows s"), &resend_s);
         let copy = put(&mut f, &format!("COPY {n} rows s"), &copy_s);
         let ratio = sync / copy;
         f.insert(format!("sync/COPY {n} rows"), json!(ratio));
+        f.insert(format!("re-send/COPY {n} rows"), json!(resend / copy));
+        if n == largest {
+            f.insert(format!("training peak {n} rows MiB"), json!(peak_mib));
+        }
         match n {
             15_000 => targets.push(Target::at_most("sync 15,000 rows (s)", 2.0, sync)),
             100_000 => targets.push(Target::at_most("sync 100,000 rows / COPY", 3.0, ratio)),
+            1_500_000 => {
+                targets.push(Target::at_most("sync 1,500,000 rows / COPY", 2.0, ratio));
+                targets.push(Target::at_most(
+                    "unchanged re-send 1,500,000 rows / COPY",
+                    1.0,
+                    resend / copy,
+                ));
+                targets.push(Target::at_most(
+                    "training peak in a 1,500,000-row sync (MiB)",
+                    200.0,
+                    peak_mib,
+                ));
+            }
             _ => {}
         }
     }
+    super::hr_completions::import(&admin, &client, &token, effort, &mut f, &mut targets).await?;
     sqlx::query("DROP SCHEMA bench CASCADE")
         .execute(&admin)
         .await?;
@@ -127,6 +144,55 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         figures: f,
         targets,
     })
+}
+
+/// The CPU seconds each part of the deployment spent on `what` (the last round's): on two
+/// shared cores, where a step's time goes.
+fn cpu_used(f: &mut Map<String, Value>, what: &str, before: &[(&str, f64)], after: &[(&str, f64)]) {
+    for ((part, b), (_, a)) in before.iter().zip(after) {
+        f.insert(format!("{what} CPU s: {part}"), json!(a - b));
+    }
+}
+
+/// `rows` as a FULL extract's messages, 1,000 rows each, the last marked complete.
+fn extract(rows: Vec<pb::EsrRow>) -> Vec<pb::SyncStaffRequest> {
+    let mut messages = vec![pb::SyncStaffRequest {
+        mode: pb::SyncMode::Full as i32,
+        extract_id: format!("bench-{}", rows.len()),
+        ..Default::default()
+    }];
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        messages.push(pb::SyncStaffRequest {
+            rows: rows.by_ref().take(1_000).collect(),
+            ..Default::default()
+        });
+    }
+    if let Some(last) = messages.last_mut() {
+        last.complete = true;
+    }
+    messages
+}
+
+/// Sends `messages` as one `SyncStaff` through the gateway, dated now: its time and answer.
+async fn sync(
+    client: &TrainingServiceClient<tonic::transport::Channel>,
+    token: &tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    mut messages: Vec<pb::SyncStaffRequest>,
+) -> anyhow::Result<(f64, pb::SyncStaffResponse)> {
+    messages[0].extract_time = Some(qi_platform::convert::timestamp(chrono::Utc::now()));
+    let t = Instant::now();
+    let resp = client
+        .clone()
+        .sync_staff(with_header(
+            tokio_stream::iter(messages),
+            "authorization",
+            token,
+        ))
+        .await
+        .context("SyncStaff")?
+        .into_inner();
+    Ok((t.elapsed().as_secs_f64(), resp))
 }
 
 /// The bench trust's ESR mapping: each site's location, and the wards' cost centres.

@@ -19,6 +19,7 @@ mod figures;
 mod gateway;
 mod headers;
 mod hostile;
+mod hr_completions;
 mod hr_sync;
 mod ingest;
 mod load;
@@ -95,6 +96,9 @@ pub struct Effort {
     pub sync_rows: &'static [usize],
     /// The rows of the extract `qi hr import` sends in the HR sync scenario.
     pub cli_rows: usize,
+    /// The completions `ImportCompletions` takes in the HR sync scenario (at most the
+    /// largest of `sync_rows`: one per person the last sync loaded).
+    pub completion_rows: usize,
     /// The ideas and projects of the portfolio scenario.
     pub portfolio: (usize, usize),
 }
@@ -105,8 +109,9 @@ impl Effort {
         rounds: 3,
         round: Duration::from_secs(3),
         warmup: Duration::from_secs(1),
-        sync_rows: &[15_000, 100_000],
+        sync_rows: &[15_000, 100_000, 1_500_000],
         cli_rows: 1_000_000,
+        completion_rows: 100_000,
         portfolio: (10_000, 2_000),
     };
     /// A seconds-long smoke round that keeps the bench working (CI, tests).
@@ -116,6 +121,7 @@ impl Effort {
         warmup: Duration::from_millis(100),
         sync_rows: &[500],
         cli_rows: 2_000,
+        completion_rows: 500,
         portfolio: (300, 60),
     };
 }
