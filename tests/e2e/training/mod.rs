@@ -5,6 +5,7 @@
 mod cohorts;
 mod completions;
 mod courses;
+mod coverage;
 mod enrolment;
 mod esr_mapping;
 mod hr_files;

@@ -6,6 +6,7 @@
 //! transaction-level advisory lock, so sequence order is commit order and an export that
 //! resumes after a cursor never skips a change committed late.
 
+mod filter;
 pub(crate) mod import;
 pub(crate) mod reconcile;
 mod store;
@@ -103,14 +104,6 @@ pub(crate) async fn derive(
     store::by_ids(conn, &achieved).await
 }
 
-/// Filters of the register.
-#[derive(Debug, Default)]
-struct Filter {
-    course_id: Option<String>,
-    from: Option<NaiveDate>,
-    before: Option<NaiveDate>,
-}
-
 /// GetTrainingRecord: one person, their enrolments and their completions.
 pub(crate) async fn get_record(
     api: &TrainingApi,
@@ -137,8 +130,8 @@ pub(crate) async fn list(
     req: pb::ListCompletionsRequest,
 ) -> Result<pb::ListCompletionsResponse, Error> {
     let params = format!(
-        "{}|{}|{:?}|{:?}",
-        req.parent, req.course, req.completed_on_or_after, req.completed_before
+        "{}|{}|{:?}|{:?}|{}",
+        req.parent, req.course, req.completed_on_or_after, req.completed_before, req.filter
     );
     let pb::ListCompletionsRequest {
         parent,
@@ -147,6 +140,7 @@ pub(crate) async fn list(
         completed_before,
         page_size,
         page_token,
+        filter,
     } = req;
     let mut v = Violations::new();
     // A person's name (`staff/…`, or the v1 `sites/{site}/staff/…`) lists their completions.
@@ -156,23 +150,18 @@ pub(crate) async fn list(
     } else {
         v.check(ListParent::parse("parent", &parent).map(Some))
     };
-    let course_id = if course.is_empty() {
-        None
-    } else {
-        Some(v.check(courses::parse_ref("course", &course)))
-    };
-    let from = v.check(optional_date(
+    let mut f = filter::Filter::default();
+    if !course.is_empty() {
+        f.course.is = Some(v.check(courses::parse_ref("course", &course)));
+    }
+    f.completed.from = v.check(optional_date(
         "completed_on_or_after",
         completed_on_or_after.as_ref(),
     ));
-    let before = v.check(optional_date("completed_before", completed_before.as_ref()));
+    f.completed.before = v.check(optional_date("completed_before", completed_before.as_ref()));
+    let filter = v.check(filter::parse(f, &filter));
     v.finish()?;
     let page = Page::parse(page_size, &page_token, &params)?;
-    let filter = Filter {
-        course_id,
-        from,
-        before,
-    };
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let Some(list_parent) = list_parent else {
         // Read as GetStaff reads the person: the same refusals, then all their completions.
@@ -197,15 +186,17 @@ pub(crate) async fn list(
             "the register is kept by the learners' sites: use `sites/{site}` or `sites/-`",
         ));
     }
+    let sites = filter.sites(scope.sites, &api.sites);
     let (completions, next_page_token) =
-        store::list(&mut conn, scope.sites, None, &filter, &page).await?;
+        store::list(&mut conn, sites, None, &filter, &page).await?;
     Ok(pb::ListCompletionsResponse {
         completions,
         next_page_token,
     })
 }
 
-/// GetTrainingSummary: completions per course, site and period for the caller's sites.
+/// GetTrainingSummary: completions per course, site and period for the caller's sites, and
+/// the breakdown with headcount and coverage.
 pub(crate) async fn summarize(
     api: &TrainingApi,
     ctx: AccessContext,
@@ -216,6 +207,8 @@ pub(crate) async fn summarize(
         period,
         start_date,
         end_date,
+        group_by,
+        filter,
     } = req;
     let mut v = Violations::new();
     let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
@@ -223,8 +216,11 @@ pub(crate) async fn summarize(
         .check(pb::SummaryPeriod::try_from(period).map_err(|_| {
             Error::invalid("period", "choose YEAR, QUARTER, MONTH or FINANCIAL_YEAR")
         }));
-    let from = v.check(optional_date("start_date", start_date.as_ref()));
-    let before = v.check(optional_date("end_date", end_date.as_ref()));
+    let mut f = filter::Filter::default();
+    f.completed.from = v.check(optional_date("start_date", start_date.as_ref()));
+    f.completed.before = v.check(optional_date("end_date", end_date.as_ref()));
+    let by = v.check(dimensions(&group_by));
+    let filter = v.check(filter::parse(f, &filter));
     v.finish()?;
     let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
@@ -232,7 +228,38 @@ pub(crate) async fn summarize(
     if scope.trust {
         return Err(Error::invalid("parent", "use `sites/{site}` or `sites/-`"));
     }
-    store::summary(&mut conn, scope.sites, period, from, before).await
+    let sites = filter.sites(scope.sites, &api.sites);
+    store::summary(&mut conn, sites, period, &filter, by).await
+}
+
+/// Reads a summary's `group_by`: each dimension at most once.
+fn dimensions(group_by: &[i32]) -> Result<store::Dimensions, Error> {
+    use pb::SummaryDimension as D;
+    let mut by = store::Dimensions::default();
+    for (i, &d) in group_by.iter().enumerate() {
+        let slot = match D::try_from(d) {
+            Ok(D::Course) => &mut by.course,
+            Ok(D::Site) => &mut by.site,
+            Ok(D::Period) => &mut by.period,
+            Ok(D::StaffGroup) => &mut by.staff_group,
+            Ok(D::PayBand) => &mut by.pay_band,
+            Ok(D::Department) => &mut by.department,
+            Ok(D::Ward) => &mut by.ward,
+            Ok(D::Unspecified) | Err(_) => {
+                return Err(Error::invalid(
+                    format!("group_by[{i}]"),
+                    "choose COURSE, SITE, PERIOD, STAFF_GROUP, PAY_BAND, DEPARTMENT or WARD",
+                ));
+            }
+        };
+        if std::mem::replace(slot, true) {
+            return Err(Error::invalid(
+                format!("group_by[{i}]"),
+                "names a dimension already given",
+            ));
+        }
+    }
+    Ok(by)
 }
 
 /// Reads an export cursor (the register position, as text; empty is the start).

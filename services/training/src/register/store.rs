@@ -10,21 +10,66 @@ use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::filter::Filter;
 use super::import::{Found, Row, Source, Upsert};
 use super::reconcile::{EsrRecord, Held, Resolved};
-use super::{COLLECTION, Filter, Outcome};
+use super::{COLLECTION, Outcome};
 use crate::{cohorts, courses};
 
 /// The advisory lock key that serializes register writers (any constant unique to it).
 const REGISTER_LOCK: i64 = 0x5157_5245_4749; // "QWREGI"
 
+/// `sqlx::$which!` (`query` or `query_as`, with its row type) of `$head`, the register
+/// filter's conditions on the learner (`s`, `staff`), `$mid`, its conditions on the
+/// completion (`k`), then `$tail`: the filter is written once, bound from `$f` (a
+/// [`Filter`]) and the learners' `$sites` (`None`: every site) as `$1` to `$15`; `$more`
+/// bind from `$16`. An absent term (`NULL`, `'{}'`) is no condition.
+macro_rules! filtered {
+    ($which:ident($($ty:path)?), $head:literal, $mid:literal, $tail:literal, $f:expr,
+     $sites:expr $(, $more:expr)* $(,)?) => {{
+        let f: &Filter = $f;
+        sqlx::$which!(
+            $($ty,)?
+            $head
+                + " ($1::text[] IS NULL OR s.site = ANY($1))
+                    AND ($2::text IS NULL OR s.staff_group = $2) AND s.staff_group <> ALL($3)
+                    AND ($4::text IS NULL OR s.pay_band = $4) AND s.pay_band <> ALL($5)
+                    AND ($6::text IS NULL OR s.department = $6) AND s.department <> ALL($7)
+                    AND ($8::text IS NULL OR s.ward = $8) AND s.ward <> ALL($9) "
+                + $mid
+                + " ($10::text IS NULL OR k.course_id = $10) AND k.course_id <> ALL($11)
+                    AND ($12::text IS NULL OR k.source = $12) AND k.source <> ALL($13)
+                    AND ($14::date IS NULL OR k.completion_date >= $14)
+                    AND ($15::date IS NULL OR k.completion_date < $15) "
+                + $tail,
+            $sites,
+            f.staff_group.is.as_deref(),
+            f.staff_group.not.as_slice(),
+            f.pay_band.is.as_deref(),
+            f.pay_band.not.as_slice(),
+            f.department.is.as_deref(),
+            f.department.not.as_slice(),
+            f.ward.is.as_deref(),
+            f.ward.not.as_slice(),
+            f.course.is.as_deref(),
+            f.course.not.as_slice(),
+            f.source.is.as_deref(),
+            f.source.not.as_slice(),
+            f.completed.from,
+            f.completed.before,
+            $($more),*
+        )
+    }};
+}
+
 /// `query_as!` into [`CompletionRow`] of the completions with learner, course and cohort
-/// (none for a completion from elsewhere) then `$tail`: the columns are written once, and every statement is still checked at build
+/// (none for a completion from elsewhere), [`filtered!`] by `$f` and `$sites`, then
+/// `$tail` (`AND …`): the columns are written once, and every statement is still checked at build
 /// time.
 macro_rules! completion_rows {
-    ($tail:literal, $($arg:expr),+ $(,)?) => {
-        sqlx::query_as!(
-            CompletionRow,
+    ($f:expr, $sites:expr, $tail:literal $(, $more:expr)* $(,)?) => {
+        filtered!(
+            query_as(CompletionRow),
             r#"SELECT k.id, k.employee_number, s.forename, s.surname,
                     k.course_id, co.display_name AS course_display_name,
                     c.site AS "cohort_site?", c.id AS "cohort_id?", k.completion_date,
@@ -33,9 +78,13 @@ macro_rules! completion_rows {
              FROM completion k
              JOIN staff s ON s.employee_number = k.employee_number
              JOIN course co ON co.id = k.course_id
-             LEFT JOIN cohort c ON c.uid = k.cohort_uid "#
-                + $tail,
-            $($arg),+
+             LEFT JOIN cohort c ON c.uid = k.cohort_uid
+             WHERE "#,
+            " AND ",
+            $tail,
+            $f,
+            $sites
+            $(, $more)*
         )
     };
 }
@@ -310,9 +359,14 @@ pub(super) async fn by_ids(
     conn: &mut PgConnection,
     ids: &[Uuid],
 ) -> Result<Vec<pb::Completion>, Error> {
-    let rows = completion_rows!("WHERE k.id = ANY($1) ORDER BY s.surname, s.forename", ids)
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows = completion_rows!(
+        &Filter::default(),
+        None::<&[String]>,
+        "AND k.id = ANY($16) ORDER BY s.surname, s.forename",
+        ids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
@@ -384,19 +438,14 @@ pub(super) async fn list(
         .transpose()
         .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
     let rows = completion_rows!(
-        "WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
-           AND ($2::text IS NULL OR k.course_id = $2)
-           AND ($3::date IS NULL OR k.completion_date >= $3)
-           AND ($4::date IS NULL OR k.completion_date < $4)
-           AND ($5::date IS NULL OR k.completion_date < $5
-                OR (k.completion_date = $5 AND k.id > $6))
-           AND ($8::text IS NULL OR k.employee_number = $8)
-         ORDER BY k.completion_date DESC, k.id
-         LIMIT $7",
+        filter,
         sites.as_deref(),
-        filter.course_id,
-        filter.from,
-        filter.before,
+        "AND NOT k.revoked
+           AND ($16::date IS NULL OR k.completion_date < $16
+                OR (k.completion_date = $16 AND k.id > $17))
+           AND ($19::text IS NULL OR k.employee_number = $19)
+         ORDER BY k.completion_date DESC, k.id
+         LIMIT $18",
         after_date,
         after_id,
         page.limit(),
@@ -419,7 +468,9 @@ pub(super) async fn of_staff(
     number: &str,
 ) -> Result<Vec<pb::Completion>, Error> {
     let rows = completion_rows!(
-        "WHERE k.employee_number = $1 AND NOT k.revoked ORDER BY k.completion_date DESC, k.id",
+        &Filter::default(),
+        None::<&[String]>,
+        "AND k.employee_number = $16 AND NOT k.revoked ORDER BY k.completion_date DESC, k.id",
         number,
     )
     .fetch_all(&mut *conn)
@@ -427,14 +478,30 @@ pub(super) async fn of_staff(
     rows.into_iter().map(TryInto::try_into).collect()
 }
 
-/// The training summary of learners at `sites` (`None`: every site): completions per
-/// course, site and period, totals per course, and the people trained.
+/// What the summary's breakdown groups by.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Dimensions {
+    pub(super) course: bool,
+    pub(super) site: bool,
+    pub(super) period: bool,
+    pub(super) staff_group: bool,
+    pub(super) pay_band: bool,
+    pub(super) department: bool,
+    pub(super) ward: bool,
+}
+
+/// The most groups a breakdown may have: its answer stays well under a client's 4 MiB.
+pub(super) const MAX_GROUPS: i64 = 10_000;
+
+/// The training summary of learners at `sites` (`None`: every site) as `filter` narrows
+/// it: completions per course, site and period, totals per course, the people trained, and
+/// the breakdown by `by` with each group's headcount.
 pub(super) async fn summary(
     conn: &mut PgConnection,
     sites: Option<Vec<String>>,
     period: pb::SummaryPeriod,
-    from: Option<NaiveDate>,
-    before: Option<NaiveDate>,
+    filter: &Filter,
+    by: Dimensions,
 ) -> Result<pb::GetTrainingSummaryResponse, Error> {
     // A financial year (April to March) is a calendar year shifted by three months.
     let (unit, shift) = match period {
@@ -443,53 +510,122 @@ pub(super) async fn summary(
         pb::SummaryPeriod::Month => ("month", 0),
         pb::SummaryPeriod::FinancialYear => ("year", 3),
     };
-    // `query!` of `$head`, the summary's filter (`$1` to `$3`), then `$tail` (binding `$more`
-    // from `$4`): the filter is written once.
-    macro_rules! filtered {
-        ($head:literal, $tail:literal $(, $more:expr)*) => {
-            sqlx::query!(
-                $head
-                    + " WHERE NOT k.revoked AND ($1::text[] IS NULL OR s.site = ANY($1))
-                          AND ($2::date IS NULL OR k.completion_date >= $2)
-                          AND ($3::date IS NULL OR k.completion_date < $3) "
-                    + $tail,
-                sites.as_deref(),
-                from,
-                before,
-                $($more),*
-            )
-        };
-    }
+    let sites = sites.as_deref();
     let rows = filtered!(
+        query(),
         r#"SELECT co.code, s.site,
-                  (date_trunc($4::text, k.completion_date - make_interval(months => $5))
-                   + make_interval(months => $5))::date AS "period!",
+                  (date_trunc($16::text, k.completion_date - make_interval(months => $17))
+                   + make_interval(months => $17))::date AS "period!",
                   count(*) AS "completions!"
            FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-           JOIN course co ON co.id = k.course_id"#,
+           JOIN course co ON co.id = k.course_id
+           WHERE NOT k.revoked AND "#,
+        " AND ",
         "GROUP BY 1, 2, 3 ORDER BY 3, 1, 2",
+        filter,
+        sites,
         unit,
         shift
     )
     .fetch_all(&mut *conn)
     .await?;
     let totals = filtered!(
+        query(),
         r#"SELECT co.code, count(*) AS "completions!",
                   count(DISTINCT k.employee_number) AS "staff!"
            FROM completion k JOIN staff s ON s.employee_number = k.employee_number
-           JOIN course co ON co.id = k.course_id"#,
-        "GROUP BY 1 ORDER BY 1"
+           JOIN course co ON co.id = k.course_id
+           WHERE NOT k.revoked AND "#,
+        " AND ",
+        "GROUP BY 1 ORDER BY 1",
+        filter,
+        sites
     )
     .fetch_all(&mut *conn)
     .await?;
     let staff_trained = filtered!(
+        query(),
         r#"SELECT count(DISTINCT k.employee_number) AS "staff!"
-           FROM completion k JOIN staff s ON s.employee_number = k.employee_number"#,
-        ""
+           FROM completion k JOIN staff s ON s.employee_number = k.employee_number
+           WHERE NOT k.revoked AND "#,
+        " AND ",
+        "",
+        filter,
+        sites
     )
     .fetch_one(&mut *conn)
     .await?
     .staff;
+    // One statement: each dimension not grouped by is a constant ('' or NULL), so one
+    // GROUP BY serves every choice. `people` are the staff in scope (headcount: the active
+    // ones now); every group of them appears, with or without completions.
+    let groups = filtered!(
+        query(),
+        r#"WITH people AS MATERIALIZED (
+               SELECT s.employee_number, s.active,
+                      CASE WHEN $18 THEN s.site ELSE '' END AS site,
+                      CASE WHEN $19 THEN s.staff_group ELSE '' END AS staff_group,
+                      CASE WHEN $20 THEN s.pay_band ELSE '' END AS pay_band,
+                      CASE WHEN $21 THEN s.department ELSE '' END AS department,
+                      CASE WHEN $22 THEN s.ward ELSE '' END AS ward
+               FROM staff s WHERE "#,
+        r#"), done AS (
+               SELECT p.site, p.staff_group, p.pay_band, p.department, p.ward, p.active,
+                      p.employee_number,
+                      CASE WHEN $23 THEN co.code ELSE '' END AS course,
+                      CASE WHEN $24 THEN
+                          (date_trunc($16::text, k.completion_date - make_interval(months => $17))
+                           + make_interval(months => $17))::date END AS period
+               FROM completion k JOIN people p ON p.employee_number = k.employee_number
+               JOIN course co ON co.id = k.course_id
+               WHERE NOT k.revoked AND "#,
+        r#"), trained AS (
+               SELECT site, staff_group, pay_band, department, ward, course, period,
+                      count(*) AS completions,
+                      count(DISTINCT employee_number) FILTER (WHERE active) AS staff_trained
+               FROM done GROUP BY 1, 2, 3, 4, 5, 6, 7
+           ), heads AS (
+               SELECT site, staff_group, pay_band, department, ward,
+                      count(*) FILTER (WHERE active) AS headcount
+               FROM people GROUP BY 1, 2, 3, 4, 5
+           )
+           SELECT site AS "site!", staff_group AS "staff_group!", pay_band AS "pay_band!",
+                  department AS "department!", ward AS "ward!",
+                  coalesce(t.course, '') AS "course!", t.period,
+                  coalesce(t.completions, 0) AS "completions!",
+                  coalesce(t.staff_trained, 0) AS "staff_trained!",
+                  coalesce(h.headcount, 0) AS "headcount!",
+                  (SELECT count(*) FILTER (WHERE active) FROM people) AS "everyone!"
+           FROM heads h FULL JOIN trained t
+               USING (site, staff_group, pay_band, department, ward)
+           WHERE h.headcount > 0 OR t.completions IS NOT NULL
+           ORDER BY t.period NULLS LAST, 6, 1, 2, 3, 4, 5
+           LIMIT $25"#,
+        filter,
+        sites,
+        unit,
+        shift,
+        by.site,
+        by.staff_group,
+        by.pay_band,
+        by.department,
+        by.ward,
+        by.course,
+        by.period,
+        MAX_GROUPS + 1
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if groups.len() as i64 > MAX_GROUPS {
+        return Err(Error::invalid(
+            "group_by",
+            format!(
+                "makes more than {MAX_GROUPS} groups: group by fewer fields, or narrow the \
+                 summary with `filter`"
+            ),
+        ));
+    }
+    let headcount = groups.first().map_or(0, |g| g.everyone);
     Ok(pb::GetTrainingSummaryResponse {
         rows: rows
             .into_iter()
@@ -509,6 +645,27 @@ pub(super) async fn summary(
             })
             .collect(),
         staff_trained,
+        breakdown: groups
+            .into_iter()
+            .map(|g| pb::TrainingBreakdownRow {
+                course_code: g.course,
+                site: g.site,
+                period_start: g.period.map(date),
+                staff_group: g.staff_group,
+                pay_band: g.pay_band,
+                department: g.department,
+                ward: g.ward,
+                completions: g.completions,
+                staff_trained: g.staff_trained,
+                headcount: g.headcount,
+                coverage_percent: if g.headcount > 0 {
+                    g.staff_trained as f64 * 100.0 / g.headcount as f64
+                } else {
+                    0.0
+                },
+            })
+            .collect(),
+        headcount,
     })
 }
 
@@ -833,7 +990,14 @@ mod tests {
             )
         );
         assert_eq!(mine[0].imported_by, "esr");
-        let s = summary(&mut conn, None, pb::SummaryPeriod::Year, None, None).await?;
+        let s = summary(
+            &mut conn,
+            None,
+            pb::SummaryPeriod::Year,
+            &Filter::default(),
+            Dimensions::default(),
+        )
+        .await?;
         assert_eq!(s.staff_trained, 2);
         let changes = changes_since(&mut conn, 0, 100).await?;
         let last = changes.last().expect("a change");
@@ -885,14 +1049,20 @@ mod tests {
         let bas = Some(vec!["BAS".to_owned()]);
         let (at_bas, _) = list(&mut conn, bas.clone(), None, &all, &page(50, "")?).await?;
         assert_eq!(learners(&at_bas), ["1", "1"]);
-        let lean_in_spring = Filter {
-            course_id: Some("lean".into()),
-            from: Some(day("2026-03-10")),
-            before: Some(day("2026-05-11")),
-        };
+        let mut lean_in_spring = Filter::default();
+        lean_in_spring.course.is = Some("lean".into());
+        lean_in_spring.completed.from = Some(day("2026-03-10"));
+        lean_in_spring.completed.before = Some(day("2026-05-11"));
         let (spring, _) = list(&mut conn, None, None, &lean_in_spring, &page(50, "")?).await?;
         assert_eq!(learners(&spring), ["2"]);
-        let s = summary(&mut conn, None, pb::SummaryPeriod::Month, None, None).await?;
+        let s = summary(
+            &mut conn,
+            None,
+            pb::SummaryPeriod::Month,
+            &Filter::default(),
+            Dimensions::default(),
+        )
+        .await?;
         let rows: Vec<_> = s
             .rows
             .iter()
@@ -921,12 +1091,14 @@ mod tests {
             .collect();
         assert_eq!(totals, [("LEAN", 2, 2), ("QSIR-FUND", 1, 1)]);
         assert_eq!(s.staff_trained, 2);
+        let mut before_may = Filter::default();
+        before_may.completed.before = Some(day("2026-05-01"));
         let at_bas = summary(
             &mut conn,
             bas,
             pb::SummaryPeriod::Year,
-            None,
-            Some(day("2026-05-01")),
+            &before_may,
+            Dimensions::default(),
         );
         let at_bas = at_bas.await?;
         assert_eq!(at_bas.rows.len(), 1);
@@ -937,8 +1109,8 @@ mod tests {
             &mut conn,
             None,
             pb::SummaryPeriod::FinancialYear,
-            None,
-            None,
+            &Filter::default(),
+            Dimensions::default(),
         )
         .await?;
         let periods: Vec<_> = fy

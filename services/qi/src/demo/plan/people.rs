@@ -165,12 +165,24 @@ pub(crate) fn esr_mappings() -> Vec<(&'static str, Vec<pb::EsrMapping>)> {
 /// The ESR rows of a person: the primary assignment, and a second one for a few. No site:
 /// their location and organisation codes, which the mapping places.
 pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
-    // Nurses and healthcare assistants work on a ward, the same one whatever is loaded.
-    let organisation = if matches!(p.group, "03" | "07") {
+    // Nurses and healthcare assistants work on a ward, the same one whatever is loaded;
+    // ESR's department is the ward, or the group's division.
+    let (organisation, department) = if matches!(p.group, "03" | "07") {
         let n: usize = p.employee.parse().unwrap_or(0);
-        ward_cost_centre(p.site, WARDS[n % WARDS.len()])
+        let ward = WARDS[n % WARDS.len()];
+        let mut title = ward.to_owned();
+        title[..1].make_ascii_uppercase();
+        (ward_cost_centre(p.site, ward), format!("{title} Ward"))
     } else {
-        site_cost_centre(p.site)
+        let division = match p.group {
+            "01" => "Medicine",
+            "04" => "Therapies",
+            "05" => "Pharmacy",
+            "06" => "Pathology",
+            "09" => "Estates and Facilities",
+            _ => "Corporate Services",
+        };
+        (site_cost_centre(p.site), division.to_owned())
     };
     let leave = (!p.active).then(|| AS_OF - Months::new(2));
     let primary = pb::EsrRow {
@@ -190,6 +202,7 @@ pub(crate) fn rows(p: &Person) -> Vec<pb::EsrRow> {
         position_title: p.role.into(),
         pay_band: p.band.into(),
         organisation,
+        department,
         location: location(p.site),
         assignment_status: if p.active {
             "Active Assignment".into()
