@@ -86,9 +86,18 @@ pub(super) async fn import(
     }
     let import = put(f, &format!("ImportCompletions {n} rows s"), &import_s);
     let copy = put(f, &format!("COPY {n} completions s"), &copy_s);
+    let bare = put(
+        f,
+        &format!("COPY {n} completions, no foreign keys s"),
+        &bare_s,
+    );
     f.insert(
         format!("ImportCompletions/COPY {n} rows"),
         json!(import / copy),
+    );
+    f.insert(
+        format!("ImportCompletions/COPY without keys {n} rows"),
+        json!(import / bare),
     );
     if n == 100_000 {
         targets.push(Target::at_most(

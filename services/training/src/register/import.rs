@@ -266,12 +266,46 @@ pub(crate) struct Found {
     pub(crate) earned_here: bool,
 }
 
+/// An imported completion as stored: what a re-import compares.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Existing {
+    pub(crate) id: Uuid,
+    pub(crate) expiry_date: Option<NaiveDate>,
+    pub(crate) source: String,
+    pub(crate) source_reference: String,
+    pub(crate) previous_organisation: String,
+    pub(crate) revoked: bool,
+}
+
 /// A row to upsert, resolved.
 #[derive(Debug, Clone)]
 pub(crate) struct Upsert<'a> {
     pub(crate) row: &'a Row,
     pub(crate) course_id: String,
     pub(crate) expiry_date: Option<NaiveDate>,
+    /// The completion held for the same person, course and date, if any.
+    pub(crate) held: Option<Existing>,
+}
+
+impl Upsert<'_> {
+    /// Whether writing the row would change what is held (or add it).
+    pub(crate) fn changes(&self) -> bool {
+        self.held.as_ref().is_none_or(|h| {
+            (
+                h.expiry_date,
+                h.source.as_str(),
+                h.source_reference.as_str(),
+                h.previous_organisation.as_str(),
+                h.revoked,
+            ) != (
+                self.expiry_date,
+                self.row.source.as_str(),
+                self.row.source_reference.as_str(),
+                self.row.previous_organisation.as_str(),
+                false,
+            )
+        })
+    }
 }
 
 /// What happens to each checked row, from what the store found: the rows to upsert, how
@@ -343,6 +377,7 @@ fn resolve<'a>(
             row,
             course_id: course_id.clone(),
             expiry_date,
+            held: None,
         });
     }
     (upserts, kept, rejected)
@@ -385,14 +420,29 @@ pub(crate) async fn import(
         // As every register writer: history positions in commit order.
         store::lock(tx).await?;
         let found = store::import_lookup(tx, &rows, scope.sites.as_deref()).await?;
-        let (upserts, kept_earned_here, refused) = resolve(&rows, &found);
+        let (mut upserts, kept_earned_here, refused) = resolve(&rows, &found);
+        let numbers: Vec<&str> = upserts
+            .iter()
+            .map(|u| u.row.employee_number.as_str())
+            .collect();
+        let mut held = store::import_held(tx, &numbers).await?;
+        for u in &mut upserts {
+            let key = (
+                u.row.employee_number.clone(),
+                u.course_id.clone(),
+                u.row.completion_date,
+            );
+            u.held = held.remove(&key);
+        }
         rejected.extend(refused);
         rejected.sort_by_key(|r| r.index);
-        let ids: Vec<Uuid> = upserts.iter().map(|_| Uuid::now_v7()).collect();
-        let written = store::import_upsert(tx, &ids, &upserts, &ctx.subject).await?;
-        let inserted = written.iter().filter(|w| **w).count();
-        let updated = written.len() - inserted;
-        let unchanged = upserts.len() - written.len();
+        // Under the register writers' lock what was found held stays so: new rows are
+        // inserted plainly, changed ones updated by id, the rest left alone.
+        let (new, known): (Vec<_>, Vec<_>) = upserts.iter().partition(|u| u.held.is_none());
+        let changed: Vec<_> = known.into_iter().filter(|u| u.changes()).collect();
+        let inserted = store::import_insert(tx, &new, &ctx.subject).await?;
+        let updated = store::import_update(tx, &changed).await?;
+        let unchanged = upserts.len() - inserted - updated;
         let n = |x: usize| i32::try_from(x).unwrap_or(i32::MAX);
         Ok(pb::ImportCompletionsResponse {
             received,
