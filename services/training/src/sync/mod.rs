@@ -266,9 +266,12 @@ struct Header {
 /// An employee number (5 to 12 digits, validated) packed with its length, so that numbers
 /// differing only in leading zeros stay apart: a person's key while the extract streams in.
 fn person_key(employee_number: &str) -> u64 {
-    // At most 12 digits: below 2^40.
-    let value =
-        (employee_number.bytes()).fold(0u64, |v, b| v * 10 + u64::from(b.wrapping_sub(b'0') % 10));
+    // At most 12 digits: below 2^40. Wrapping, so a stored number that never passed the
+    // sync's check (none can) packs to something rather than panicking.
+    let value = (employee_number.bytes()).fold(0u64, |v, b| {
+        v.wrapping_mul(10)
+            .wrapping_add(u64::from(b.wrapping_sub(b'0') % 10))
+    });
     ((employee_number.len() as u64) << 40) | value
 }
 
