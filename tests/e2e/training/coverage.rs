@@ -265,6 +265,17 @@ async fn a_site_caller_sees_its_own_sites_people_and_bad_filters_and_groupings_a
         cells(&s, |r| r.site.clone()),
         [("SOU".into(), 1, 1, 1, 100)]
     );
+    // Grouped by the fields other sites' people carry, none of theirs appears.
+    let s = summary(&sou, &[D::Department, D::Ward, D::PayBand], "")
+        .await
+        .unwrap();
+    assert_eq!(
+        cells(&s, |r| format!(
+            "{}|{}|{}",
+            r.department, r.ward, r.pay_band
+        )),
+        [("Ward Elm||Band 5".into(), 1, 1, 1, 100)]
+    );
     let s = summary(&sou, &[D::Ward], "site = BAS").await.unwrap();
     assert_eq!((s.headcount, s.breakdown.len(), s.staff_trained), (0, 0, 0));
     let listed = sou
@@ -278,6 +289,17 @@ async fn a_site_caller_sees_its_own_sites_people_and_bad_filters_and_groupings_a
         .unwrap()
         .into_inner();
     assert!(listed.completions.is_empty());
+    let listed = sou
+        .training()
+        .list_completions(pb::ListCompletionsRequest {
+            parent: "sites/-".into(),
+            filter: r#"department = "Ward Ash""#.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.completions.is_empty(), "{listed:?}");
 
     let e = summary(&sou, &[D::Ward, D::Course, D::Ward], "")
         .await

@@ -378,8 +378,6 @@ pub(crate) struct SyncBatch {
     new: HashSet<u64>,
     /// Known people with a valid row.
     known_seen: i64,
-    /// Known people whose first row was unchanged.
-    skipped: i64,
     /// The people with more than one valid row: their rows are sorted out before the merge.
     several: HashSet<u64>,
     /// Rows refused because the mapping does not place them, by (kind, code), for the first
@@ -435,7 +433,6 @@ impl SyncBatch {
             known: KnownPeople::default(),
             new: HashSet::new(),
             known_seen: 0,
-            skipped: 0,
             several: HashSet::new(),
             unmapped: HashMap::new(),
         }
@@ -549,7 +546,6 @@ impl SyncBatch {
                 {
                     k.flags |= SKIPPED | if row.primary { SKIPPED_PRIMARY } else { 0 };
                     k.skipped_offset = offset;
-                    self.skipped += 1;
                     return;
                 }
                 let placed = Placed {
