@@ -82,6 +82,7 @@ pub mod qi {
     }
 }
 
+pub use qi::common::v1 as common;
 pub use qi::gateway::v1 as gateway;
 pub use qi::metrics::v1 as metrics;
 pub use qi::projects::v1 as projects;

@@ -331,6 +331,7 @@ async fn a_client_cannot_pass_its_own_access_context_to_the_services() {
             method: "/qi.training.v1.TrainingService/ListCohorts".into(),
             employee: None,
             employee_claim: Default::default(),
+            token_expiry: None,
         })
         .unwrap();
     let bas = suite.token("bas-nurse", &["viewer"], &["BAS"]);

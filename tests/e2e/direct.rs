@@ -28,6 +28,7 @@ async fn a_service_refuses_calls_without_a_valid_access_context() {
         method: method.into(),
         employee: None,
         employee_claim: Default::default(),
+        token_expiry: None,
     };
     let with = |token: String| {
         let mut req = tonic::Request::new(list());

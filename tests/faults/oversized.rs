@@ -173,6 +173,7 @@ fn context(
         method: method.into(),
         employee: None,
         employee_claim: Default::default(),
+        token_expiry: None,
     };
     let signer = AccessSigner::new(&service.key, Duration::from_secs(60));
     (ACCESS_HEADER, signer.sign(&ctx).unwrap().parse().unwrap())

@@ -44,6 +44,8 @@ pub struct Principal {
     pub sites: SiteScope,
     /// The caller's ESR employee number, when the token carries one.
     pub employee: Option<EmployeeNumber>,
+    /// When the token expires (seconds since the Unix epoch): a stream ends there.
+    pub expires: u64,
 }
 
 impl Principal {
@@ -349,6 +351,7 @@ impl Authenticator {
                 roles: claims.roles,
                 sites,
                 employee,
+                expires: claims.exp,
             },
             claims.exp,
         ))

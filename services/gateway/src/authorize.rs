@@ -141,6 +141,7 @@ mod tests {
             sites: SiteScope::from_claim(&sites.iter().map(|s| s.to_string()).collect::<Vec<_>>())
                 .unwrap(),
             employee: None,
+            expires: u64::MAX,
         }
     }
 

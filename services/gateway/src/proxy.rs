@@ -396,6 +396,7 @@ impl Gateway {
             method: path.to_owned(),
             employee: principal.employee,
             employee_claim: self.employee_claim.clone(),
+            token_expiry: Some(principal.expires),
         };
         let value = self.signed(&ctx)?;
         let remaining = deadline.map_or(self.default_timeout, CallDeadline::remaining);

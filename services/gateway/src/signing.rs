@@ -29,6 +29,7 @@ struct SignedContext {
     roles: Vec<String>,
     sites: SiteScope,
     employee: Option<EmployeeNumber>,
+    token_expiry: Option<u64>,
     value: MetadataValue<Ascii>,
     signed_at: Instant,
 }
@@ -80,6 +81,7 @@ impl SignedContexts {
                 roles: ctx.roles.clone(),
                 sites: ctx.sites.clone(),
                 employee: ctx.employee.clone(),
+                token_expiry: ctx.token_expiry,
                 value: value.clone(),
                 signed_at: now,
             });
@@ -94,7 +96,10 @@ impl SignedContext {
     /// Whether this was signed for `ctx` (already found under its method and subject):
     /// every other field the signed form carries must be the same.
     fn is_for(&self, ctx: &AccessContext) -> bool {
-        self.roles == ctx.roles && self.sites == ctx.sites && self.employee == ctx.employee
+        self.roles == ctx.roles
+            && self.sites == ctx.sites
+            && self.employee == ctx.employee
+            && self.token_expiry == ctx.token_expiry
     }
 }
 
@@ -115,6 +120,7 @@ mod tests {
             method: "/qi.training.v1.TrainingService/ListCohorts".into(),
             employee: employee.map(|e| EmployeeNumber::parse(e).unwrap()),
             employee_claim: Default::default(),
+            token_expiry: None,
         };
         let read = |ctx: &AccessContext| {
             let value = contexts.signed(&signer, ctx).unwrap();

@@ -101,6 +101,10 @@ pub struct AccessContext {
     /// The claim that carries it, as this component is configured: named to a caller whose
     /// token had none. Not signed: each side knows it from its own configuration.
     pub employee_claim: EmployeeClaim,
+    /// When the caller's bearer token expires (seconds since the Unix epoch), as the gateway
+    /// read it: a long stream (`WatchChanges`) ends there. `None` from a gateway that predates
+    /// it, and for internal callers.
+    pub token_expiry: Option<u64>,
 }
 
 /// The name of the token claim carrying the employee number (`QI_JWT_EMPLOYEE_CLAIM`),
@@ -184,6 +188,9 @@ struct Claims {
     /// Absent (not null) without one; an older gateway never writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     employee: Option<String>,
+    /// The caller's token expiry; optional like `employee`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    texp: Option<u64>,
     aud: String,
     exp: u64,
 }
@@ -222,6 +229,7 @@ impl AccessSigner {
             sites: ctx.sites.to_claim(),
             method: ctx.method.clone(),
             employee: ctx.employee.as_ref().map(|e| e.as_str().to_owned()),
+            texp: ctx.token_expiry,
             aud: AUDIENCE.into(),
             exp,
         };
@@ -303,6 +311,7 @@ impl AccessVerifier {
                     method: claims.method,
                     employee,
                     employee_claim: self.employee_claim.clone(),
+                    token_expiry: claims.texp,
                 };
                 self.verified.insert(token, ctx.clone(), claims.exp);
                 ctx
@@ -413,6 +422,7 @@ mod tests {
             method: "/qi.training.v1.TrainingService/ListCohorts".into(),
             employee: None,
             employee_claim: EmployeeClaim::default(),
+            token_expiry: None,
         }
     }
 

@@ -117,6 +117,15 @@ pub struct Config {
     /// `QI_IDEA_REVIEW_DAYS` (default 30, at least 1): the portfolio's idea funnel counts an
     /// idea waiting longer than this in submitted or under review as overdue.
     pub idea_review_days: u32,
+    /// `QI_CHANGES_RETENTION_DAYS` (default 30, 1 to 3650): how long each service keeps its
+    /// change feed (`WatchChanges`); a cursor older than that is OUT_OF_RANGE.
+    pub changes_retention_days: u32,
+    /// `QI_CHANGES_IDLE_TIMEOUT_MS` (default 60000): a change feed whose consumer has read
+    /// nothing for this long, with changes waiting, is ended (its memory stays bounded).
+    pub changes_idle_timeout: Duration,
+    /// `QI_CHANGES_POLL_MS` (default 100): how often each service replica looks for newly
+    /// committed changes while any feed is open, waking every open feed at once.
+    pub changes_poll: Duration,
     /// `QI_LOG_FORMAT` (`text` default, or `json`).
     pub log_format: LogFormat,
     /// `QI_LOG` (default `info`): an `EnvFilter` directive.
@@ -281,6 +290,9 @@ impl Config {
             db_acquire_timeout: millis(&get, "QI_DB_ACQUIRE_TIMEOUT_MS", 3_000)?,
             run_chart_below_points: parse(&get, "QI_RUN_CHART_BELOW_POINTS", Some(15))?.max(1),
             idea_review_days: review_days(&get)?,
+            changes_retention_days: days_in(&get, "QI_CHANGES_RETENTION_DAYS", 30)?,
+            changes_idle_timeout: positive_millis(&get, "QI_CHANGES_IDLE_TIMEOUT_MS", 60_000)?,
+            changes_poll: positive_millis(&get, "QI_CHANGES_POLL_MS", 100)?,
             log_format,
             log_filter: get("QI_LOG").unwrap_or_else(|| "info".into()),
             otlp_endpoint: get("OTEL_EXPORTER_OTLP_ENDPOINT"),
@@ -364,13 +376,21 @@ impl Cidr {
 
 /// `QI_IDEA_REVIEW_DAYS`: 1 to 3650 days (ten years; beyond that no idea is overdue).
 fn review_days(get: &impl Fn(&str) -> Option<String>) -> Result<u32, ConfigError> {
-    const VAR: &str = "QI_IDEA_REVIEW_DAYS";
-    let days: u32 = parse(get, VAR, Some(30))?;
+    days_in(get, "QI_IDEA_REVIEW_DAYS", 30)
+}
+
+/// A number of days from 1 to 3650 (ten years).
+fn days_in(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    let days: u32 = parse(get, var, Some(default))?;
     if (1..=3650).contains(&days) {
         Ok(days)
     } else {
         Err(ConfigError {
-            var: VAR,
+            var,
             value: days.to_string(),
             reason: "must be from 1 to 3650 days".into(),
         })

@@ -60,6 +60,14 @@ pub enum Error {
         /// What conflicted.
         message: String,
     },
+    /// A position past what is kept (a change feed's cursor older than its retention).
+    #[error("{message}")]
+    OutOfRange {
+        /// What is out of range, and where the caller may start instead.
+        message: String,
+        /// Where the caller may resume (`ErrorInfo` metadata `oldest_cursor`).
+        oldest: String,
+    },
     /// The caller may not do this.
     #[error("{message}")]
     PermissionDenied {
@@ -329,6 +337,11 @@ impl From<Error> for Status {
                 (Code::FailedPrecondition, *reason, HashMap::new())
             }
             Error::Aborted { .. } => (Code::Aborted, "CONFLICT", HashMap::new()),
+            Error::OutOfRange { oldest, .. } => (
+                Code::OutOfRange,
+                "CURSOR_EXPIRED",
+                HashMap::from([("oldest_cursor".into(), oldest.clone())]),
+            ),
             Error::PermissionDenied { .. } => {
                 (Code::PermissionDenied, "PERMISSION_DENIED", HashMap::new())
             }

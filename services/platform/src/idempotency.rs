@@ -188,6 +188,7 @@ mod tests {
             method: "/qi.metrics.v1.MetricsService/CreateMetric".into(),
             employee: None,
             employee_claim: EmployeeClaim::default(),
+            token_expiry: None,
         }
     }
 

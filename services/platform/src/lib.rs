@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod calendar;
+pub mod changes;
 pub mod config;
 pub mod convert;
 pub mod db;

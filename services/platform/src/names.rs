@@ -185,6 +185,7 @@ mod tests {
             method: "/m".into(),
             employee: None,
             employee_claim: Default::default(),
+            token_expiry: None,
         }
     }
 

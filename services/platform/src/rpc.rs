@@ -153,6 +153,7 @@ mod tests {
             method: "/x".into(),
             employee: None,
             employee_claim: Default::default(),
+            token_expiry: None,
         });
         req
     }

@@ -36,6 +36,7 @@ pub(crate) fn caller(employee: Option<&str>) -> AccessContext {
         method: "/qi.projects.v1.ProjectService/CreateTeamMember".into(),
         employee: employee.map(|e| EmployeeNumber::parse(e).expect("an employee number")),
         employee_claim: Default::default(),
+        token_expiry: None,
     }
 }
 

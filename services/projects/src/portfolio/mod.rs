@@ -285,6 +285,7 @@ mod tests {
             method: "/qi.projects.v1.ProjectService/GetPortfolioSummary".into(),
             employee: None,
             employee_claim: Default::default(),
+            token_expiry: None,
         };
         let mut times = Vec::new();
         for i in 0..120 {

@@ -220,6 +220,7 @@ fn direct_context(
         method: format!("{TRAINING}/{method}"),
         employee: None,
         employee_claim: Default::default(),
+        token_expiry: None,
     };
     Ok(d.signer.sign(&ctx)?.parse()?)
 }

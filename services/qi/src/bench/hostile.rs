@@ -169,6 +169,7 @@ pub(super) async fn hostile(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         method: METHOD.into(),
         employee: None,
         employee_claim: Default::default(),
+        token_expiry: None,
     };
     let ctx: MetadataValue<Ascii> = d.signer.sign(&ctx)?.parse()?;
     let (stats, mem) = watched(

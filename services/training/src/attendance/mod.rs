@@ -161,6 +161,7 @@ mod tests {
             method: String::new(),
             employee: employee.map(|n| qi_platform::EmployeeNumber::parse(n).unwrap()),
             employee_claim: Default::default(),
+            token_expiry: None,
         }
     }
 

@@ -1,0 +1,767 @@
+//! Change feeds (`WatchChanges`): every service publishes its changes through a
+//! transactional outbox in its own schema, the `changes` table each service's migration
+//! creates (the same in every schema; these queries are checked against training's, as
+//! [`crate::idempotency`]'s are).
+//!
+//! **Writing.** A write records its change with [`record`] in its own transaction, after the
+//! change, with the resource as it now is. A change rolled back is never published; one
+//! committed always is, whatever happens to the process after the commit.
+//!
+//! **Order without serialising writers.** A change's position (`pos`) is its transaction's
+//! id (`xid8`), raised to the position of the resource's previous change when that is later:
+//! a writer that waited for a resource's row lock commits after the change it waited for,
+//! whatever its own id, and the position keeps that order. A reader hands out only positions
+//! below the oldest transaction still in flight (`pg_snapshot_xmin(pg_current_snapshot())`):
+//! everything there has committed or rolled back, and whatever commits later has a position
+//! at or above it, so nothing can ever commit behind a cursor already handed out. Writers
+//! never wait for each other to get a position. The cost: while a long transaction runs
+//! (anywhere in the cluster), the feeds wait for it.
+//!
+//! **Waking.** One task per service replica ([`Feed`]) looks for newly deliverable changes
+//! every `QI_CHANGES_POLL_MS` while any feed is open, and wakes all of them at once: one
+//! small indexed query per replica, however many feeds and writers. Writers send nothing:
+//! a `NOTIFY` per transaction would serialise their commits, and could not tell a feed when
+//! a long transaction that held the feeds back has ended.
+//!
+//! **Scope.** Each change row names the sites whose callers see it (none: every caller). A
+//! resource that leaves a site's view gets a `hidden` change for that site ([`record_hidden`]).
+//! A caller whose sites see nothing for a while still gets CHECKPOINT messages, so the
+//! cursor it keeps never falls behind the retention.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::access::AccessContext;
+use crate::error::Error;
+use crate::rpc::ResponseStream;
+use qi_proto::common::{ChangeKind, WatchStart};
+
+/// What happened to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Created.
+    Created,
+    /// Changed in place.
+    Updated,
+    /// Deleted (the change carries the name only).
+    Deleted,
+    /// Moved in its lifecycle by this verb (`start`, `accept`, `leave`, ...).
+    StateChanged(&'static str),
+}
+
+impl Kind {
+    fn column(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Created => ("created", ""),
+            Kind::Updated => ("updated", ""),
+            Kind::Deleted => ("deleted", ""),
+            Kind::StateChanged(verb) => ("state_changed", verb),
+        }
+    }
+}
+
+/// One change, as a write records it.
+#[derive(Debug)]
+pub struct Change<'a> {
+    /// The collection id in the resource's name (`projects`, `pdsaCycles`, ...).
+    pub collection: &'static str,
+    /// The resource's name.
+    pub name: &'a str,
+    /// What happened.
+    pub kind: Kind,
+    /// The sites whose callers may read the resource; `None` for every caller (reference
+    /// data, trust-wide resources).
+    pub sites: Option<Vec<String>>,
+    /// The resource after the change, encoded; `None` for a delete.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl<'a> Change<'a> {
+    /// A change carrying `resource` as it is after it.
+    pub fn of(
+        collection: &'static str,
+        name: &'a str,
+        kind: Kind,
+        sites: Option<Vec<String>>,
+        resource: &impl prost::Message,
+    ) -> Self {
+        Change {
+            collection,
+            name,
+            kind,
+            sites,
+            payload: Some(resource.encode_to_vec()),
+        }
+    }
+
+    /// The deletion of `name`.
+    pub fn deleted(collection: &'static str, name: &'a str, sites: Option<Vec<String>>) -> Self {
+        Change {
+            collection,
+            name,
+            kind: Kind::Deleted,
+            sites,
+            payload: None,
+        }
+    }
+}
+
+/// Records `change` in the transaction of the write it describes (see the module docs for
+/// its position).
+pub async fn record(conn: &mut PgConnection, change: Change<'_>) -> Result<(), Error> {
+    let (kind, verb) = change.kind.column();
+    sqlx::query!(
+        "INSERT INTO changes (pos, collection, name, kind, verb, sites, payload)
+         SELECT GREATEST(pg_current_xact_id(), (SELECT max(pos) FROM changes WHERE name = $2)),
+                $1, $2, $3, $4, $5, $6",
+        change.collection,
+        change.name,
+        kind,
+        verb,
+        change.sites.as_deref(),
+        change.payload,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that `name` left the view of the callers of `lost` (sites it no longer belongs
+/// to), except those also holding one of `kept` (the sites it still belongs to). Nothing
+/// when no site was lost.
+pub async fn record_hidden(
+    conn: &mut PgConnection,
+    collection: &'static str,
+    name: &str,
+    lost: &[String],
+    kept: &[String],
+) -> Result<(), Error> {
+    if lost.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO changes (pos, collection, name, kind, sites, kept)
+         SELECT GREATEST(pg_current_xact_id(), (SELECT max(pos) FROM changes WHERE name = $2)),
+                $1, $2, 'hidden', $3, $4",
+        collection,
+        name,
+        lost,
+        kept,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A place in a feed: after the change at (`pos`, `id`). Written `{pos}.{id}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Cursor {
+    pos: u64,
+    id: i64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.pos, self.id)
+    }
+}
+
+impl Cursor {
+    /// Reads a cursor this feed handed out; the error names `field`.
+    pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
+        text.split_once('.')
+            .and_then(|(pos, id)| Some((pos.parse().ok()?, id.parse().ok()?)))
+            .filter(|&(_, id): &(u64, i64)| id >= 0)
+            .map(|(pos, id)| Cursor { pos, id })
+            .ok_or_else(|| Error::invalid(field, "is not a cursor this feed handed out"))
+    }
+
+    /// Just before every position from `horizon` on: where a reader that has read all below
+    /// `horizon` stands.
+    fn below(horizon: u64) -> Self {
+        Cursor {
+            pos: horizon.saturating_sub(1),
+            id: i64::MAX,
+        }
+    }
+
+    fn pos_text(self) -> String {
+        self.pos.to_string()
+    }
+}
+
+/// The contract's kind of a stored change's `kind`.
+pub fn kind_of(stored: &str) -> Result<ChangeKind, Error> {
+    Ok(match stored {
+        "created" => ChangeKind::Created,
+        "updated" => ChangeKind::Updated,
+        "deleted" => ChangeKind::Deleted,
+        "state_changed" => ChangeKind::StateChanged,
+        "hidden" => ChangeKind::Hidden,
+        other => {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "a stored change of an unknown kind {other:?}"
+            )));
+        }
+    })
+}
+
+/// One change as a feed delivers it.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Where it is in the feed.
+    pub cursor: Cursor,
+    /// Its collection id.
+    pub collection: String,
+    /// The resource's name.
+    pub name: String,
+    /// `created`, `updated`, `deleted`, `state_changed` or `hidden`.
+    pub kind: String,
+    /// A state change's verb.
+    pub verb: String,
+    /// The resource after the change, as its service encoded it.
+    pub payload: Option<Vec<u8>>,
+    /// When it was written.
+    pub commit_time: DateTime<Utc>,
+}
+
+/// What a feed sends: a change, or a checkpoint (the cursor moved past changes the caller
+/// does not see).
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// A change the caller may see.
+    Change(Delivered),
+    /// Only a cursor to keep.
+    Checkpoint(Cursor),
+}
+
+/// How feeds behave (`QI_CHANGES_*`).
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    /// How long changes are kept (`QI_CHANGES_RETENTION_DAYS`).
+    pub retention: Duration,
+    /// A consumer that reads nothing for this long, with changes waiting, is disconnected.
+    pub idle_timeout: Duration,
+    /// How often a replica looks for new changes while feeds are open.
+    pub poll: Duration,
+    /// How often a caught-up feed sends a checkpoint when its cursor moved unseen.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            retention: Duration::from_secs(30 * 86_400),
+            idle_timeout: Duration::from_secs(60),
+            poll: Duration::from_millis(100),
+            checkpoint_every: Duration::from_secs(10),
+        }
+    }
+}
+
+impl From<&crate::Config> for FeedSettings {
+    fn from(c: &crate::Config) -> Self {
+        FeedSettings {
+            retention: Duration::from_secs(u64::from(c.changes_retention_days) * 86_400),
+            idle_timeout: c.changes_idle_timeout,
+            poll: c.changes_poll,
+            ..FeedSettings::default()
+        }
+    }
+}
+
+/// The most changes read at a time, and the default.
+const PAGE_MAX: i32 = 1_000;
+const PAGE_DEFAULT: i32 = 500;
+/// Messages a feed holds ready for a slow consumer: with HTTP/2's window, all it buffers.
+const QUEUE: usize = 64;
+
+/// What a `WatchChanges` request asks for, checked.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    start: Start,
+    collections: Vec<String>,
+    page_size: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+enum Start {
+    After(Cursor),
+    #[default]
+    Oldest,
+    Now,
+}
+
+impl Watch {
+    /// Checks a request's fields against the collections this feed carries; each error
+    /// names its field.
+    pub fn parse(
+        cursor: &str,
+        start: i32,
+        collections: Vec<String>,
+        page_size: i32,
+        known: &[&str],
+    ) -> Result<Self, Error> {
+        let mut v = crate::Violations::new();
+        let start = match (cursor.is_empty(), WatchStart::try_from(start)) {
+            (_, Err(_)) => {
+                v.add("start", "is not a WatchStart value");
+                Start::Oldest
+            }
+            (false, Ok(WatchStart::Unspecified)) => {
+                v.check(Cursor::parse("cursor", cursor).map(Start::After))
+            }
+            (false, Ok(_)) => {
+                v.add("start", "give a cursor or a start, not both");
+                Start::Oldest
+            }
+            (true, Ok(WatchStart::Now)) => Start::Now,
+            (true, Ok(WatchStart::Oldest | WatchStart::Unspecified)) => Start::Oldest,
+        };
+        for (i, c) in collections.iter().enumerate() {
+            if !known.contains(&c.as_str()) {
+                v.add(
+                    format!("collections[{i}]"),
+                    format!(
+                        "`{}` is not a collection of this feed: one of {}",
+                        crate::names::clip(c),
+                        known.join(", ")
+                    ),
+                );
+            }
+        }
+        if !(0..=PAGE_MAX).contains(&page_size) {
+            v.add("page_size", format!("must be from 0 to {PAGE_MAX}"));
+        }
+        v.finish()?;
+        Ok(Watch {
+            start,
+            collections,
+            page_size: i64::from(if page_size == 0 {
+                PAGE_DEFAULT
+            } else {
+                page_size
+            }),
+        })
+    }
+}
+
+/// A service's change feed: its pool, its settings, and the wake-up every open feed of this
+/// replica waits on.
+#[derive(Debug)]
+pub struct Feed {
+    pool: PgPool,
+    settings: FeedSettings,
+    /// The last deliverable change seen; a new value wakes every feed.
+    head: watch::Sender<Cursor>,
+    ticking: std::sync::Once,
+}
+
+impl Feed {
+    /// The feed of the service whose schema `pool` reaches.
+    pub fn new(pool: PgPool, settings: FeedSettings) -> Arc<Self> {
+        Arc::new(Feed {
+            pool,
+            settings,
+            head: watch::Sender::new(Cursor::default()),
+            ticking: std::sync::Once::new(),
+        })
+    }
+
+    /// Its settings.
+    pub fn settings(&self) -> FeedSettings {
+        self.settings
+    }
+
+    /// Serves one `WatchChanges` call: the caller's changes from `watch`'s start, each
+    /// turned into the service's message by `to_message`, until the caller leaves, its token
+    /// expires (UNAUTHENTICATED), or the database goes away (UNAVAILABLE). The first page is
+    /// read before answering, so a bad cursor is the call's error.
+    pub async fn serve<M: Send + 'static>(
+        self: &Arc<Self>,
+        ctx: &AccessContext,
+        watch: Watch,
+        to_message: fn(Message) -> Result<M, Error>,
+    ) -> Result<ResponseStream<M>, Error> {
+        self.start_ticking();
+        let cursor = self.starting_cursor(watch.start).await?;
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let reader = Reader {
+            feed: self.clone(),
+            sites: ctx.sites.sql_filter(),
+            collections: watch.collections,
+            page_size: watch.page_size,
+            expires: ctx.token_expiry,
+            to_message,
+        };
+        tokio::spawn(reader.run(cursor, tx));
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    /// Where a feed starts: after the purge horizon for the oldest retained change, below
+    /// the oldest transaction in flight for now; a cursor before the horizon is OUT_OF_RANGE.
+    async fn starting_cursor(&self, start: Start) -> Result<Cursor, Error> {
+        let mut conn = crate::db::begin(&self.pool).await?;
+        let purged = purged(&mut conn).await?;
+        match start {
+            Start::Oldest => Ok(purged),
+            Start::Now => {
+                let horizon = sqlx::query_scalar!(
+                    r#"SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS "horizon!""#
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                Ok(Cursor::below(parse_pos(&horizon)?))
+            }
+            Start::After(cursor) if cursor < purged => Err(Error::OutOfRange {
+                message: format!(
+                    "cursor {cursor} is older than the oldest change kept ({} days): resume \
+                     after {purged}, or start from the oldest or from now",
+                    self.settings.retention.as_secs() / 86_400
+                ),
+                oldest: purged.to_string(),
+            }),
+            Start::After(cursor) => Ok(cursor),
+        }
+    }
+
+    /// Starts this replica's wake-up task, once: every `poll` while any feed is open it
+    /// reads the last deliverable change and, when it moved, wakes every feed. The task
+    /// ends when the feed is dropped.
+    fn start_ticking(self: &Arc<Self>) {
+        let weak: Weak<Feed> = Arc::downgrade(self);
+        self.ticking.call_once(|| {
+            let poll = self.settings.poll;
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(poll);
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    let Some(feed) = weak.upgrade() else { return };
+                    if feed.head.receiver_count() == 0 {
+                        continue;
+                    }
+                    match last_deliverable(&feed.pool).await {
+                        Ok(head) => {
+                            feed.head.send_if_modified(|h| {
+                                let moved = *h != head;
+                                *h = head;
+                                moved
+                            });
+                        }
+                        // Every feed reads at once, meets the failure and ends UNAVAILABLE
+                        // (its consumer resumes from its cursor), rather than sitting on a
+                        // database that has gone away.
+                        Err(e) => {
+                            tracing::debug!(error = ?e, "looking for new changes failed");
+                            feed.head.send_modify(|_| {});
+                        }
+                    }
+                }
+            });
+        });
+    }
+}
+
+/// The last change a reader may hand out now.
+async fn last_deliverable(pool: &PgPool) -> Result<Cursor, Error> {
+    let row = sqlx::query!(
+        r#"SELECT pos::text AS "pos!", id FROM changes
+           WHERE pos < pg_snapshot_xmin(pg_current_snapshot())
+           ORDER BY pos DESC, id DESC LIMIT 1"#
+    )
+    .fetch_optional(pool)
+    .await?;
+    stored_cursor(row.map(|r| (r.pos, r.id)))
+}
+
+/// Where the purge has reached (nothing purged: the very start).
+async fn purged(conn: &mut PgConnection) -> Result<Cursor, Error> {
+    let row = sqlx::query!(r#"SELECT pos::text AS "pos!", id FROM changes_purged"#)
+        .fetch_optional(conn)
+        .await?;
+    stored_cursor(row.map(|r| (r.pos, r.id)))
+}
+
+/// A stored position as a cursor; none is the very start.
+fn stored_cursor(row: Option<(String, i64)>) -> Result<Cursor, Error> {
+    match row {
+        Some((pos, id)) => Ok(Cursor {
+            pos: parse_pos(&pos)?,
+            id,
+        }),
+        None => Ok(Cursor::default()),
+    }
+}
+
+fn parse_pos(text: &str) -> Result<u64, Error> {
+    text.parse()
+        .map_err(|e| Error::Internal(anyhow::anyhow!("a stored position {text:?}: {e}")))
+}
+
+/// One open feed.
+struct Reader<M> {
+    feed: Arc<Feed>,
+    /// The caller's sites, `None` when trust-wide.
+    sites: Option<Vec<String>>,
+    collections: Vec<String>,
+    page_size: i64,
+    expires: Option<u64>,
+    to_message: fn(Message) -> Result<M, Error>,
+}
+
+/// A page read: the changes, and how far the read saw (all below `horizon`, when short).
+struct Page {
+    changes: Vec<Delivered>,
+    horizon: u64,
+}
+
+impl<M: Send + 'static> Reader<M> {
+    async fn run(self, mut cursor: Cursor, tx: mpsc::Sender<Result<M, tonic::Status>>) {
+        let mut wake = self.feed.head.subscribe();
+        let settings = self.feed.settings;
+        let expiry = self.expires.map(expiry_instant);
+        let mut sent = cursor;
+        let mut last_sent = Instant::now();
+        let mut backlog = true;
+        loop {
+            if expiry.is_some_and(|at| Instant::now() >= at) {
+                let _ = tx.send(Err(token_expired())).await;
+                return;
+            }
+            wake.mark_unchanged();
+            let page = match self.read(cursor).await {
+                Ok(page) => page,
+                Err(e) => {
+                    let _ = tx.send(Err(tonic::Status::from(e))).await;
+                    return;
+                }
+            };
+            let full = page.changes.len() as i64 >= self.page_size;
+            for change in page.changes {
+                let at = change.cursor;
+                if !self.send(&tx, Message::Change(change), settings).await {
+                    return;
+                }
+                cursor = at;
+            }
+            if cursor != sent {
+                last_sent = Instant::now();
+                sent = cursor;
+            }
+            if full {
+                continue;
+            }
+            // Everything below the horizon has been read: the cursor moves there.
+            cursor = cursor.max(Cursor::below(page.horizon));
+            // A checkpoint when the backlog is done (the consumer knows it is caught up),
+            // then whenever the cursor has moved unseen for a while.
+            let due = cursor != sent && last_sent.elapsed() >= settings.checkpoint_every;
+            if std::mem::take(&mut backlog) || due {
+                if !self.send(&tx, Message::Checkpoint(cursor), settings).await {
+                    return;
+                }
+                sent = cursor;
+                last_sent = Instant::now();
+            }
+            let expired = async {
+                match expiry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = wake.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(settings.checkpoint_every) => {}
+                () = expired => {}
+                () = tx.closed() => return,
+            }
+        }
+    }
+
+    /// Sends one message, waiting at most the idle timeout for the consumer to make room;
+    /// `false` when the feed is over (the consumer left, stalled, or the message failed).
+    async fn send(
+        &self,
+        tx: &mpsc::Sender<Result<M, tonic::Status>>,
+        message: Message,
+        settings: FeedSettings,
+    ) -> bool {
+        let message = match (self.to_message)(message) {
+            Ok(m) => Ok(m),
+            Err(e) => Err(tonic::Status::from(e)),
+        };
+        let failed = message.is_err();
+        match tx.send_timeout(message, settings.idle_timeout).await {
+            Ok(()) => !failed,
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                tracing::info!(
+                    idle = ?settings.idle_timeout,
+                    "a change feed's consumer stopped reading: disconnected"
+                );
+                false
+            }
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
+        }
+    }
+
+    /// The caller's next changes after `cursor`, below the oldest transaction in flight.
+    async fn read(&self, cursor: Cursor) -> Result<Page, Error> {
+        let mut conn = crate::db::begin(&self.feed.pool).await?;
+        let rows = sqlx::query!(
+            r#"WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon)
+               SELECT h.horizon::text AS "horizon!", c.pos::text AS "pos?", c.id AS "id?",
+                      c.collection AS "collection?", c.name AS "name?", c.kind AS "kind?",
+                      c.verb AS "verb?", c.payload, c.commit_time AS "commit_time?"
+               FROM h LEFT JOIN LATERAL (
+                   SELECT * FROM changes
+                   WHERE (pos, id) > ($1::text::xid8, $2)
+                     AND pos < h.horizon
+                     AND (cardinality($3::text[]) = 0 OR collection = ANY($3))
+                     AND CASE WHEN $4::text[] IS NULL THEN kind <> 'hidden'
+                              ELSE (sites IS NULL OR sites && $4) AND NOT kept && $4 END
+                   ORDER BY pos, id
+                   LIMIT $5
+               ) c ON true
+               ORDER BY c.pos, c.id"#,
+            cursor.pos_text(),
+            cursor.id,
+            &self.collections,
+            self.sites.as_deref(),
+            self.page_size,
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let horizon = match rows.first() {
+            Some(r) => parse_pos(&r.horizon)?,
+            None => 0,
+        };
+        let mut changes = Vec::with_capacity(rows.len());
+        for r in rows {
+            let (Some(pos), Some(id), Some(collection), Some(name), Some(kind), Some(t)) =
+                (r.pos, r.id, r.collection, r.name, r.kind, r.commit_time)
+            else {
+                continue; // the one empty row of an empty page
+            };
+            changes.push(Delivered {
+                cursor: Cursor {
+                    pos: parse_pos(&pos)?,
+                    id,
+                },
+                collection,
+                name,
+                kind,
+                verb: r.verb.unwrap_or_default(),
+                payload: r.payload,
+                commit_time: t,
+            });
+        }
+        Ok(Page { changes, horizon })
+    }
+}
+
+fn expiry_instant(unix_secs: u64) -> Instant {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now))
+}
+
+fn token_expired() -> tonic::Status {
+    Error::Unauthenticated {
+        message: "the bearer token expired: resume from the last cursor with a new token".into(),
+    }
+    .into()
+}
+
+/// Rows one purge statement deletes at most (short statements, few locks).
+const PURGE_BATCH: i64 = 1_000;
+
+/// Deletes the changes older than `retention`, oldest first, and moves the purge horizon
+/// past them; returns how many. A change is purged only when every change before it in the
+/// feed is too, so a retained cursor never has a hole behind it.
+pub async fn purge_expired(pool: &PgPool, retention: Duration) -> Result<u64, Error> {
+    let mut purged = 0;
+    loop {
+        let done = sqlx::query_scalar!(
+            r#"WITH head AS (
+                   SELECT pos, id, bool_and(commit_time < now() - make_interval(secs => $1))
+                              OVER (ORDER BY pos, id) AS old
+                   FROM (SELECT pos, id, commit_time FROM changes ORDER BY pos, id LIMIT $2) h
+               ), gone AS (
+                   DELETE FROM changes c USING head
+                   WHERE head.old AND c.pos = head.pos AND c.id = head.id
+                   RETURNING c.pos, c.id
+               ), moved AS (
+                   INSERT INTO changes_purged (pos, id)
+                   SELECT pos, id FROM gone ORDER BY pos DESC, id DESC LIMIT 1
+                   ON CONFLICT (one) DO UPDATE SET pos = excluded.pos, id = excluded.id
+                   WHERE (changes_purged.pos, changes_purged.id) < (excluded.pos, excluded.id)
+               )
+               SELECT count(*) AS "count!" FROM gone"#,
+            retention.as_secs_f64(),
+            PURGE_BATCH,
+        )
+        .fetch_one(pool)
+        .await?;
+        purged += done.unsigned_abs();
+        if done < PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}
+
+/// Purges expired changes every `interval` while the service runs (the caller aborts the
+/// task at shutdown); a failed purge is logged and tried again at the next tick.
+pub async fn purge_periodically(pool: PgPool, interval: Duration, retention: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match purge_expired(&pool, retention).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired changes purged"),
+            Err(e) => tracing::warn!(error = ?e, "purging expired changes failed; retrying later"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_written_and_anything_else_is_refused() {
+        let c = Cursor { pos: 812, id: 7 };
+        assert_eq!(Cursor::parse("cursor", &c.to_string()).unwrap(), c);
+        for bad in ["", "812", "x.7", "812.-1", "812.7.1", "-1.7"] {
+            assert!(Cursor::parse("cursor", bad).is_err(), "{bad}");
+        }
+        assert!(Cursor::below(812) > Cursor { pos: 811, id: 5 });
+        assert!(Cursor::below(812) < Cursor { pos: 812, id: 0 });
+    }
+
+    #[test]
+    fn a_request_names_each_bad_field() {
+        let known = ["projects", "ideas"];
+        let err =
+            Watch::parse("nope", 2, vec!["projects".into(), "x".into()], 5000, &known).unwrap_err();
+        let text = err.to_string();
+        for field in ["start", "collections[1]", "page_size"] {
+            assert!(text.contains(field), "{text}");
+        }
+        assert!(Watch::parse("3.4", 0, vec![], 0, &known).is_ok());
+        assert!(Watch::parse("", 2, vec!["ideas".into()], 10, &known).is_ok());
+        assert!(Watch::parse("bad", 0, vec![], 0, &known).is_err());
+    }
+}
