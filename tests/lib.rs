@@ -182,6 +182,25 @@ impl TestSuite {
         Caller::new(self.channel.clone(), &self.token(sub, roles, sites))
     }
 
+    /// A caller whose token expires `secs` seconds from now.
+    pub fn short_lived_caller(
+        &self,
+        sub: &str,
+        roles: &[&str],
+        sites: &[&str],
+        secs: u64,
+    ) -> Caller {
+        let token = mint_for(
+            &self.config,
+            sub,
+            roles,
+            sites,
+            None,
+            Duration::from_secs(secs),
+        );
+        Caller::new(self.channel.clone(), &token)
+    }
+
     /// A development token for a person: [`TestSuite::token`] carrying the ESR employee
     /// number `employee` under the suite's `QI_JWT_EMPLOYEE_CLAIM`.
     pub fn employee_token(
@@ -223,6 +242,25 @@ pub fn mint(
     sites: &[&str],
     employee: Option<&str>,
 ) -> String {
+    mint_for(
+        config,
+        sub,
+        roles,
+        sites,
+        employee,
+        Duration::from_secs(600),
+    )
+}
+
+/// [`mint`], valid for `ttl`.
+pub fn mint_for(
+    config: &Config,
+    sub: &str,
+    roles: &[&str],
+    sites: &[&str],
+    employee: Option<&str>,
+    ttl: Duration,
+) -> String {
     let secret = config
         .jwt
         .hs256_secret
@@ -237,7 +275,7 @@ pub fn mint(
         &roles.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
         &sites.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
         employee.as_ref(),
-        Duration::from_secs(600),
+        ttl,
     )
     .expect("a token")
 }

@@ -2,6 +2,7 @@
 //! module per area, to keep link time down.
 
 mod access;
+mod changes;
 mod demo;
 mod direct;
 mod discovery;

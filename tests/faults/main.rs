@@ -10,6 +10,7 @@ mod common;
 mod database;
 mod deadline;
 mod exhaustion;
+mod feed;
 mod oversized;
 mod retries;
 mod shutdown;

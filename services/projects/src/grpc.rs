@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use qi_platform::SiteCode;
+use qi_platform::changes::{Feed, FeedSettings};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_server::ProjectServiceServer;
 use sqlx::PgPool;
 
 use crate::{
-    driver_diagrams, engagement, enrolments, ideas, measures, pdsa, portfolio, programmes,
+    driver_diagrams, engagement, enrolments, feed, ideas, measures, pdsa, portfolio, programmes,
     projects, scores, sites, team, wards, waves,
 };
 
@@ -21,6 +22,8 @@ pub struct ProjectsApi {
     pub(crate) sites: Arc<[SiteCode]>,
     /// The idea funnel's review deadline, in days (`QI_IDEA_REVIEW_DAYS`).
     pub(crate) idea_review_days: u32,
+    /// The change feed (`WatchChanges`).
+    pub(crate) feed: Arc<Feed>,
 }
 
 /// The review deadline when none is configured (`QI_IDEA_REVIEW_DAYS`'s default).
@@ -30,10 +33,17 @@ impl ProjectsApi {
     /// The service over `pool` (search_path `projects`), knowing the trust's site codes.
     pub fn new(pool: PgPool, sites: &[SiteCode]) -> Self {
         ProjectsApi {
+            feed: Feed::new(pool.clone(), FeedSettings::default()),
             pool,
             sites: sites.into(),
             idea_review_days: IDEA_REVIEW_DAYS,
         }
+    }
+
+    /// The same service, its change feed behaving as `settings` say (`QI_CHANGES_*`).
+    pub fn with_feed_settings(mut self, settings: FeedSettings) -> Self {
+        self.feed = Feed::new(self.pool.clone(), settings);
+        self
     }
 
     /// The same service, counting an idea waiting longer than `days` for triage as overdue
@@ -52,6 +62,7 @@ impl ProjectsApi {
 
 qi_platform::grpc_service! {
     impl pb::project_service_server::ProjectService for ProjectsApi {
+        streams { WatchChangesStream = pb::WatchChangesResponse; }
         create_site(pb::CreateSiteRequest) -> pb::CreateSiteResponse = sites::create;
         get_site(pb::GetSiteRequest) -> pb::GetSiteResponse = sites::get;
         list_sites(pb::ListSitesRequest) -> pb::ListSitesResponse = sites::list;
@@ -127,5 +138,6 @@ qi_platform::grpc_service! {
             -> pb::GetWardProgrammeProgressResponse = waves::progress;
         get_portfolio_summary(pb::GetPortfolioSummaryRequest)
             -> pb::GetPortfolioSummaryResponse = portfolio::get;
+        watch_changes(pb::WatchChangesRequest) -> Self::WatchChangesStream = feed::watch;
     }
 }

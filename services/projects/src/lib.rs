@@ -9,6 +9,7 @@
 mod driver_diagrams;
 mod engagement;
 mod enrolments;
+mod feed;
 mod foreign;
 mod grpc;
 mod ideas;

@@ -13,11 +13,13 @@ pub mod hr_reconcile;
 pub mod secrets;
 pub mod seed;
 pub mod suite;
+pub mod watch;
 
 use std::future::Future;
 
 use anyhow::Context as _;
 use qi_platform::access::AccessVerifier;
+use qi_platform::changes::FeedSettings;
 use qi_platform::server::{Component, ServerSettings};
 use qi_platform::{Config, db};
 
@@ -200,6 +202,7 @@ pub fn service_component(
             routes.add_service(
                 qi_projects::ProjectsApi::new(pool, &config.sites)
                     .with_idea_review_days(config.idea_review_days)
+                    .with_feed_settings(FeedSettings::from(config))
                     .into_server(),
             ),
             qi_projects::SERVICE_NAME,
@@ -234,10 +237,17 @@ pub async fn serve(
     )?;
     let pool = connect_and_migrate(role, config, &urls).await?;
     let purging = (role != Role::Gateway).then(|| {
-        tokio::spawn(qi_platform::idempotency::purge_periodically(
+        let mut purging = tokio::task::JoinSet::new();
+        purging.spawn(qi_platform::idempotency::purge_periodically(
             pool.clone(),
             config.idempotency_purge_interval,
-        ))
+        ));
+        purging.spawn(qi_platform::changes::purge_periodically(
+            pool.clone(),
+            config.idempotency_purge_interval,
+            FeedSettings::from(config).retention,
+        ));
+        purging
     });
     let (component, audit) = match role.service() {
         Some(service) => (service_component(service, config, pool.clone())?, None),
@@ -255,8 +265,8 @@ pub async fn serve(
         qi_platform::server::serve(component, listener, &ServerSettings::from(config), shutdown)
             .await;
     // The server has finished its calls: flush the audit trail, then close the pool.
-    if let Some(purging) = purging {
-        purging.abort();
+    if let Some(mut purging) = purging {
+        purging.abort_all();
     }
     if let Some(writer) = audit {
         writer.shutdown().await;

@@ -99,6 +99,41 @@ enum Command {
         #[arg(long, env = "QI_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// Tails a service's change feed through the gateway as JSON lines (the proto3 JSON
+    /// mapping) on standard output; the README's "Following changes" shows it. Resumes from
+    /// --cursor-file when given (and keeps it current), fetches a new token with
+    /// --token-command when one expires, and retries while the gateway or the database is
+    /// away. Exit status: 0 caught up (with --until-caught-up); 1 the feed failed; 64 bad usage.
+    Watch {
+        /// Which service's feed.
+        #[arg(value_parser = ["training", "projects", "metrics"])]
+        service: String,
+        /// Resume after this cursor (wins over the cursor file).
+        #[arg(long)]
+        from: Option<String>,
+        /// Keep the last cursor written here, and resume from it.
+        #[arg(long)]
+        cursor_file: Option<PathBuf>,
+        /// Without a cursor, start with changes from now on (default: the oldest retained).
+        #[arg(long)]
+        now: bool,
+        /// Only these collections (e.g. projects,pdsaCycles).
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<String>,
+        /// Stop once the backlog is delivered, rather than following for ever.
+        #[arg(long)]
+        until_caught_up: bool,
+        /// The gateway's URL.
+        #[arg(long, env = "QI_GATEWAY_URL", default_value = "http://127.0.0.1:50051")]
+        gateway: String,
+        /// A bearer token with a reading role.
+        #[arg(long, env = "QI_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A shell command that prints a bearer token, run at the start and whenever the
+        /// token expires.
+        #[arg(long, env = "QI_TOKEN_COMMAND")]
+        token_command: Option<String>,
+    },
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
         /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
@@ -323,7 +358,8 @@ fn main() -> ExitCode {
         | Command::Token { .. }
         | Command::Hr { .. }
         | Command::Bench { .. }
-        | Command::Seed { .. } => "qi",
+        | Command::Seed { .. }
+        | Command::Watch { .. } => "qi",
     };
     let guard = match runtime.block_on(async { telemetry::init(&config, name) }) {
         Ok(g) => g,
@@ -608,6 +644,30 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 seeded.created, seeded.existing
             );
             Ok(())
+        }
+        Command::Watch {
+            service,
+            from,
+            cursor_file,
+            now,
+            collections,
+            until_caught_up,
+            gateway,
+            token,
+            token_command,
+        } => {
+            let args = qi::watch::WatchArgs {
+                service,
+                gateway,
+                token,
+                token_command,
+                from,
+                cursor_file,
+                now,
+                collections,
+                until_caught_up,
+            };
+            qi::watch::run(&args, &mut std::io::stdout().lock()).await
         }
         Command::Token { .. } => unreachable!("handled before the runtime starts"),
     }

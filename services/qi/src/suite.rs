@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use qi_platform::Config;
+use qi_platform::changes::FeedSettings;
 use qi_platform::pg::{Durability, PrivateCluster};
 use qi_platform::server::{self, Component, ServerSettings};
 use tokio::net::TcpListener;
@@ -29,6 +30,8 @@ pub struct Suite {
     settings: ServerSettings,
     maintenance_interval: Duration,
     purge_interval: Duration,
+    /// How long the services keep their change feeds.
+    changes_retention: Duration,
     retention_days: u32,
     gateway_addr: SocketAddr,
 }
@@ -108,6 +111,7 @@ impl Suite {
             settings: ServerSettings::from(config),
             maintenance_interval: config.maintenance_interval,
             purge_interval: config.idempotency_purge_interval,
+            changes_retention: FeedSettings::from(config).retention,
             retention_days: config.audit_retention_days,
             gateway_addr,
         })
@@ -131,6 +135,7 @@ impl Suite {
             settings,
             maintenance_interval,
             purge_interval,
+            changes_retention,
             retention_days,
             ..
         } = self;
@@ -141,6 +146,11 @@ impl Suite {
             housekeeping.spawn(qi_platform::idempotency::purge_periodically(
                 pool.clone(),
                 purge_interval,
+            ));
+            housekeeping.spawn(qi_platform::changes::purge_periodically(
+                pool.clone(),
+                purge_interval,
+                changes_retention,
             ));
         }
         housekeeping.spawn(maintain_periodically(

@@ -10,6 +10,7 @@ mod diagram;
 mod render;
 mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, etag, optional_text, timestamp};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -206,8 +207,12 @@ pub(crate) async fn edit(
             &ctx.subject,
         )
         .await?;
+        // Every project has one (empty at version 0), so an edit updates it.
+        let diagram = to_proto(tx, &project, stored).await?;
+        let sites = crate::feed::project_sites(&project);
+        crate::feed::record(tx, SINGLETON, &diagram.name, Kind::Updated, sites, &diagram).await?;
         Ok(pb::EditDriverDiagramResponse {
-            driver_diagram: Some(to_proto(tx, &project, stored).await?),
+            driver_diagram: Some(diagram),
         })
     })
     .await

@@ -6,6 +6,7 @@ mod store;
 
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{int_in, long_text, required_date};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -66,6 +67,11 @@ pub(crate) async fn create(
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let activity = store::insert(tx, &project, day, kind, participants, &summary).await?;
+        let sites = crate::feed::project_sites(&project);
+        let kind = Kind::Created;
+        crate::feed::record(tx, COLLECTION, &activity.name, kind, sites, &activity).await?;
+        // It counts its activities.
+        crate::feed::record_project(tx, &project).await?;
         Ok(pb::CreateEngagementActivityResponse {
             engagement_activity: Some(activity),
         })

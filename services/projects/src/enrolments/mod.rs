@@ -8,6 +8,7 @@ mod store;
 
 use chrono::Months;
 use qi_platform::calendar::today;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, int_in, long_text, optional_date};
 use qi_platform::names::Owner;
 use qi_platform::paging::Page;
@@ -180,8 +181,13 @@ pub(crate) async fn create(
         let row = written.ok_or_else(|| Error::AlreadyExists {
             name: format!("{name}/{ENROLMENTS}/{}", enrolment_id(site.as_str(), &ward)),
         })?;
+        let enrolment = store::to_proto(&name, row)?;
+        // Read by the ward's site's callers.
+        let sites = Some(vec![site.to_string()]);
+        let enrolled = &enrolment.name;
+        crate::feed::record(tx, ENROLMENTS, enrolled, Kind::Created, sites, &enrolment).await?;
         Ok(pb::CreateWardEnrolmentResponse {
-            ward_enrolment: Some(store::to_proto(&name, row)?),
+            ward_enrolment: Some(enrolment),
         })
     })
     .await
@@ -260,11 +266,14 @@ pub(crate) async fn start_assessment(
         ));
     }
     let row = store::advance(&mut tx, programme.uid, &row, Stage::Assessment { day }).await?;
-    let resp = pb::StartWardAssessmentResponse {
-        ward_enrolment: Some(store::to_proto(&programme.name()?, row)?),
-    };
+    let sites = Some(vec![row.ward_site.clone()]);
+    let stored = store::to_proto(&programme.name()?, row)?;
+    let kind = Kind::StateChanged("start_assessment");
+    crate::feed::record(&mut tx, ENROLMENTS, &stored.name, kind, sites, &stored).await?;
     tx.commit().await?;
-    Ok(resp)
+    Ok(pb::StartWardAssessmentResponse {
+        ward_enrolment: Some(stored),
+    })
 }
 
 /// Accredits a ward in assessment, or re-rates an accredited one, setting its reassessment
@@ -330,11 +339,14 @@ pub(crate) async fn accredit(
         },
     )
     .await?;
-    let resp = pb::AccreditWardResponse {
-        ward_enrolment: Some(store::to_proto(&programme.name()?, row)?),
-    };
+    let sites = Some(vec![row.ward_site.clone()]);
+    let stored = store::to_proto(&programme.name()?, row)?;
+    let kind = Kind::StateChanged("accredit");
+    crate::feed::record(&mut tx, ENROLMENTS, &stored.name, kind, sites, &stored).await?;
     tx.commit().await?;
-    Ok(resp)
+    Ok(pb::AccreditWardResponse {
+        ward_enrolment: Some(stored),
+    })
 }
 
 /// Withdraws a ward from the programme, with a reason.
@@ -358,11 +370,14 @@ pub(crate) async fn withdraw(
         Stage::Withdrawn { reason: &reason },
     )
     .await?;
-    let resp = pb::WithdrawWardEnrolmentResponse {
-        ward_enrolment: Some(store::to_proto(&programme.name()?, row)?),
-    };
+    let sites = Some(vec![row.ward_site.clone()]);
+    let stored = store::to_proto(&programme.name()?, row)?;
+    let kind = Kind::StateChanged("withdraw");
+    crate::feed::record(&mut tx, ENROLMENTS, &stored.name, kind, sites, &stored).await?;
     tx.commit().await?;
-    Ok(resp)
+    Ok(pb::WithdrawWardEnrolmentResponse {
+        ward_enrolment: Some(stored),
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub(crate) use history::list as list_events;
 
 use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
@@ -268,9 +269,10 @@ pub(crate) async fn create(
         // Its history starts with its submission, on the day it was received.
         let submitted = Step::by(&ctx, new.submit_date);
         history::record(tx, uid, "submitted", &submitted, "").await?;
-        Ok(pb::CreateIdeaResponse {
-            idea: Some(store::read(tx, uid).await?),
-        })
+        let idea = store::read(tx, uid).await?;
+        let sites = Some(vec![new.site.to_string()]);
+        crate::feed::record(tx, COLLECTION, &idea.name, Kind::Created, sites, &idea).await?;
+        Ok(pb::CreateIdeaResponse { idea: Some(idea) })
     })
     .await
 }
@@ -476,6 +478,8 @@ pub(crate) async fn update(
     }
     store::update(&mut tx, found.uid, &changes.apply(&found)).await?;
     let idea = store::read(&mut tx, found.uid).await?;
+    let sites = Some(vec![found.site.clone()]);
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, Kind::Updated, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::UpdateIdeaResponse { idea: Some(idea) })
 }
@@ -496,7 +500,10 @@ pub(crate) async fn review(
     let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_move(&idea, Move::Review, &etag)?;
     store::triage(&mut tx, idea.uid, Triage::Review, &step).await?;
+    let sites = Some(vec![idea.site.clone()]);
     let idea = store::read(&mut tx, idea.uid).await?;
+    let kind = Kind::StateChanged("review");
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, kind, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::ReviewIdeaResponse { idea: Some(idea) })
 }
@@ -543,9 +550,18 @@ pub(crate) async fn accept(
             &step,
         )
         .await?;
+        // The project it became, then the idea that names it.
+        let made = crate::projects::store::read(tx, project.uid).await?;
+        let sites = crate::feed::project_sites(&project);
+        let projects = crate::projects::COLLECTION;
+        crate::feed::record(tx, projects, &made.name, Kind::Created, sites, &made).await?;
+        let accepted = store::read(tx, idea.uid).await?;
+        let sites = Some(vec![idea.site.clone()]);
+        let kind = Kind::StateChanged("accept");
+        crate::feed::record(tx, COLLECTION, &accepted.name, kind, sites, &accepted).await?;
         Ok(pb::AcceptIdeaResponse {
-            idea: Some(store::read(tx, idea.uid).await?),
-            project: Some(crate::projects::store::read(tx, project.uid).await?),
+            idea: Some(accepted),
+            project: Some(made),
         })
     })
     .await
@@ -575,7 +591,10 @@ pub(crate) async fn decline(
         &step,
     )
     .await?;
+    let sites = Some(vec![idea.site.clone()]);
     let idea = store::read(&mut tx, idea.uid).await?;
+    let kind = Kind::StateChanged("decline");
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, kind, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::DeclineIdeaResponse { idea: Some(idea) })
 }
@@ -663,7 +682,10 @@ pub(crate) async fn merge(
         project: merged_project,
     };
     store::triage(&mut tx, idea.uid, merged, &step).await?;
+    let sites = Some(vec![idea.site.clone()]);
     let idea = store::read(&mut tx, idea.uid).await?;
+    let kind = Kind::StateChanged("merge");
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, kind, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::MergeIdeaResponse { idea: Some(idea) })
 }
@@ -686,7 +708,10 @@ pub(crate) async fn reopen(
     let idea = locate_for_write(&mut tx, &ctx, "name", &name).await?;
     check_move(&idea, Move::Reopen, &etag)?;
     store::triage(&mut tx, idea.uid, Triage::Reopen { reason: &reason }, &step).await?;
+    let sites = Some(vec![idea.site.clone()]);
     let idea = store::read(&mut tx, idea.uid).await?;
+    let kind = Kind::StateChanged("reopen");
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, kind, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::ReopenIdeaResponse { idea: Some(idea) })
 }
@@ -708,7 +733,9 @@ pub(crate) async fn assign_reviewer(
     check_etag(&etag, idea.revision, "the idea")?;
     require_open(&idea)?;
     store::assign(&mut tx, idea.uid, reviewer.as_deref()).await?;
+    let sites = Some(vec![idea.site.clone()]);
     let idea = store::read(&mut tx, idea.uid).await?;
+    crate::feed::record(&mut tx, COLLECTION, &idea.name, Kind::Updated, sites, &idea).await?;
     tx.commit().await?;
     Ok(pb::AssignIdeaReviewerResponse { idea: Some(idea) })
 }

@@ -3,6 +3,7 @@
 
 mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::optional_text;
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -53,6 +54,9 @@ pub(crate) async fn create(
             .ok_or_else(|| Error::AlreadyExists {
                 name: format!("{metric} among the measures of {}", project.name()),
             })?;
+        let sites = crate::feed::project_sites(&project);
+        let kind = Kind::Created;
+        crate::feed::record(tx, COLLECTION, &measure.name, kind, sites, &measure).await?;
         Ok(pb::CreateMeasureResponse {
             measure: Some(measure),
         })

@@ -7,6 +7,7 @@ mod store;
 
 use chrono::NaiveDate;
 use qi_platform::calendar::today;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -14,6 +15,7 @@ use qi_proto::projects as pb;
 use sqlx::PgConnection;
 
 use crate::ProjectsApi;
+use crate::feed::{self, project_sites};
 use crate::projects::{self, ProjectRef};
 use crate::stored::required_enum;
 use store::CycleRow;
@@ -213,6 +215,8 @@ pub(crate) async fn create(
         project.require_open()?;
         check_follows(tx, &project, 0, &f).await?;
         let cycle = store::insert(tx, &project, &f).await?;
+        let sites = project_sites(&project);
+        feed::record(tx, COLLECTION, &cycle.name, Kind::Created, sites, &cycle).await?;
         Ok(pb::CreatePdsaCycleResponse {
             pdsa_cycle: Some(cycle),
         })
@@ -329,6 +333,9 @@ pub(crate) async fn update(
     v.finish()?;
     check_follows(&mut tx, &project, merged.number, &f).await?;
     let cycle = store::update(&mut tx, &project, merged.number, &f).await?;
+    let sites = project_sites(&project);
+    let kind = Kind::Updated;
+    feed::record(&mut tx, COLLECTION, &cycle.name, kind, sites, &cycle).await?;
     tx.commit().await?;
     Ok(pb::UpdatePdsaCycleResponse {
         pdsa_cycle: Some(cycle),
@@ -366,6 +373,9 @@ pub(crate) async fn decide(
         ));
     }
     let cycle = store::decide(&mut tx, &project, row.number, decision, end, &act_notes).await?;
+    let sites = project_sites(&project);
+    let kind = Kind::StateChanged("decide");
+    feed::record(&mut tx, COLLECTION, &cycle.name, kind, sites, &cycle).await?;
     tx.commit().await?;
     Ok(pb::DecidePdsaCycleResponse {
         pdsa_cycle: Some(cycle),

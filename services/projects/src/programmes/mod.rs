@@ -5,6 +5,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{optional_text, required_text};
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
@@ -198,8 +199,13 @@ pub(crate) async fn create(
             .ok_or_else(|| Error::AlreadyExists {
                 name: new.owner.child(COLLECTION, &new.id),
             })?;
+        let programme = store::read(tx, uid).await?;
+        // A site's programme is its site's to read; a trust-wide one everyone's.
+        let sites = new.owner.site_column().map(|s| vec![s.to_owned()]);
+        let name = &programme.name;
+        crate::feed::record(tx, COLLECTION, name, Kind::Created, sites, &programme).await?;
         Ok(pb::CreateProgrammeResponse {
-            programme: Some(store::read(tx, uid).await?),
+            programme: Some(programme),
         })
     })
     .await

@@ -10,6 +10,7 @@ pub(crate) mod store;
 
 use chrono::NaiveDate;
 use qi_platform::calendar::{not_future, today};
+use qi_platform::changes::Kind;
 use qi_platform::convert::{
     check_etag, long_text, optional_date, optional_text, required_date, required_text,
 };
@@ -22,6 +23,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
+use crate::feed::project_sites;
 use crate::foreign;
 use crate::stored::{Column, enum_field, required_enum, unexpected};
 
@@ -238,12 +240,12 @@ pub(crate) fn parse_child(
 }
 
 /// Deletes the child `name` (`{project}/{collection}/{uuid}`) of an open project the caller
-/// may change, with `delete` (`false`: no such child, NOT_FOUND).
+/// may change, with `delete` (`false`: no such child, NOT_FOUND), and records the deletion.
 pub(crate) async fn delete_child(
     api: &ProjectsApi,
     ctx: &AccessContext,
     name: &str,
-    collection: &str,
+    collection: &'static str,
     delete: impl AsyncFnOnce(&mut PgConnection, &ProjectRef, Uuid) -> Result<bool, Error>,
 ) -> Result<(), Error> {
     let (path, id) = parse_child("name", name, collection)?;
@@ -253,6 +255,9 @@ pub(crate) async fn delete_child(
     if !delete(&mut tx, &project, id).await? {
         return Err(Error::not_found(name));
     }
+    // By its canonical name, whichever form of the uuid the request wrote.
+    let deleted = format!("{}/{collection}/{id}", project.name());
+    crate::feed::record_deleted(&mut tx, collection, &deleted, project_sites(&project)).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -640,8 +645,12 @@ pub(crate) async fn create(
         let programme = check_references(tx, &mut new.fields, &mut v).await?;
         v.finish()?;
         let made = store::insert(tx, &new.lead, &new.id, &new.fields, programme, None).await?;
+        let project = store::read(tx, made.uid).await?;
+        let sites = project_sites(&made);
+        let kind = Kind::Created;
+        crate::feed::record(tx, COLLECTION, &project.name, kind, sites, &project).await?;
         Ok(pb::CreateProjectResponse {
-            project: Some(store::read(tx, made.uid).await?),
+            project: Some(project),
         })
     })
     .await
@@ -806,6 +815,20 @@ pub(crate) async fn update(
     v.finish()?;
     store::update(&mut tx, found.uid, &f, programme).await?;
     let project = store::read(&mut tx, found.uid).await?;
+    // Seen from its sites as they now are; a site it left sees it go.
+    let lost: Vec<String> = (found.participating_sites.iter())
+        .filter(|s| !f.participating_sites.contains(s))
+        .cloned()
+        .collect();
+    let now = ProjectRef {
+        participating_sites: f.participating_sites.clone(),
+        ..found
+    };
+    let sites = project_sites(&now);
+    let kept = sites.clone().unwrap_or_default();
+    let kind = Kind::Updated;
+    crate::feed::record(&mut tx, COLLECTION, &project.name, kind, sites, &project).await?;
+    qi_platform::changes::record_hidden(&mut tx, COLLECTION, &project.name, &lost, &kept).await?;
     tx.commit().await?;
     Ok(pb::UpdateProjectResponse {
         project: Some(project),
@@ -852,6 +875,9 @@ pub(crate) async fn start(
     }
     store::start(&mut tx, found.uid, start).await?;
     let project = store::read(&mut tx, found.uid).await?;
+    let sites = project_sites(&found);
+    let kind = Kind::StateChanged("start");
+    crate::feed::record(&mut tx, COLLECTION, &project.name, kind, sites, &project).await?;
     tx.commit().await?;
     Ok(pb::StartProjectResponse {
         project: Some(project),
@@ -888,6 +914,9 @@ pub(crate) async fn complete(
     check_end(&found, end)?;
     store::complete(&mut tx, found.uid, end, &summary, benefits).await?;
     let project = store::read(&mut tx, found.uid).await?;
+    let sites = project_sites(&found);
+    let kind = Kind::StateChanged("complete");
+    crate::feed::record(&mut tx, COLLECTION, &project.name, kind, sites, &project).await?;
     tx.commit().await?;
     Ok(pb::CompleteProjectResponse {
         project: Some(project),
@@ -924,6 +953,9 @@ pub(crate) async fn stop(
     check_end(&found, end)?;
     store::stop(&mut tx, found.uid, end, &reason).await?;
     let project = store::read(&mut tx, found.uid).await?;
+    let sites = project_sites(&found);
+    let kind = Kind::StateChanged("stop");
+    crate::feed::record(&mut tx, COLLECTION, &project.name, kind, sites, &project).await?;
     tx.commit().await?;
     Ok(pb::StopProjectResponse {
         project: Some(project),

@@ -5,6 +5,7 @@
 mod store;
 
 use qi_platform::calendar::not_future;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{optional_text, required_date};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -59,6 +60,10 @@ pub(crate) async fn record(
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         project.require_open()?;
         let score = store::insert(tx, &project, score, assessed, &note, &ctx.subject).await?;
+        let sites = crate::feed::project_sites(&project);
+        crate::feed::record(tx, COLLECTION, &score.name, Kind::Created, sites, &score).await?;
+        // It keeps its latest score.
+        crate::feed::record_project(tx, &project).await?;
         Ok(pb::RecordProgressScoreResponse {
             progress_score: Some(score),
         })

@@ -4,6 +4,7 @@
 
 mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::required_text;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
@@ -11,6 +12,9 @@ use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::projects as pb;
 
 use crate::ProjectsApi;
+
+/// The collection id in site names.
+const COLLECTION: &str = "sites";
 
 /// A site to register, validated.
 #[derive(Debug)]
@@ -109,6 +113,8 @@ pub(crate) async fn create(
     let tx = qi_platform::db::begin(&api.pool).await?;
     idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
         let site = store::insert(tx, &new).await?;
+        // Reference data: every caller reads it.
+        crate::feed::record(tx, COLLECTION, &site.name, Kind::Created, None, &site).await?;
         Ok(pb::CreateSiteResponse { site: Some(site) })
     })
     .await

@@ -11,6 +11,7 @@
 
 mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{optional_text, required_text};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -19,6 +20,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::ProjectsApi;
+use crate::feed::{self, project_sites};
 use crate::foreign;
 use crate::projects::{self, ProjectRef};
 use crate::stored::required_enum;
@@ -201,6 +203,12 @@ pub(crate) async fn create(
                         project.name()
                     ),
                 })?;
+        let sites = project_sites(&project);
+        feed::record(tx, COLLECTION, &member.name, Kind::Created, sites, &member).await?;
+        if new.role == pb::TeamRole::PatientPartner {
+            // It counts its patient partners.
+            feed::record_project(tx, &project).await?;
+        }
         Ok(pb::CreateTeamMemberResponse {
             team_member: Some(member),
         })
@@ -239,13 +247,16 @@ pub(crate) async fn delete(
 ) -> Result<pb::DeleteTeamMemberResponse, Error> {
     let pb::DeleteTeamMemberRequest { name } = req;
     projects::delete_child(api, &ctx, &name, COLLECTION, async |tx, project, id| {
-        if store::get(tx, project, id)
-            .await?
-            .is_some_and(|m| m.role == pb::TeamRole::Lead)
-        {
+        let role = store::get(tx, project, id).await?.map(|m| m.role);
+        if role == Some(pb::TeamRole::Lead) {
             check_lead_change(tx, &ctx, project).await?;
         }
-        store::delete(tx, project, id).await
+        let deleted = store::delete(tx, project, id).await?;
+        if deleted && role == Some(pb::TeamRole::PatientPartner) {
+            // It counts its patient partners.
+            feed::record_project(tx, project).await?;
+        }
+        Ok(deleted)
     })
     .await?;
     Ok(pb::DeleteTeamMemberResponse {})
@@ -312,10 +323,18 @@ pub(crate) async fn update(
     if (current.role == lead) != (next.role == lead) {
         check_lead_change(&mut tx, &ctx, &project).await?;
     }
-    if next.role == lead && current.role != lead {
-        store::hand_over_lead(&mut tx, &project).await?;
+    if next.role == lead
+        && current.role != lead
+        && let Some(former) = store::hand_over_lead(&mut tx, &project).await?
+    {
+        let sites = project_sites(&project);
+        let kind = Kind::Updated;
+        feed::record(&mut tx, COLLECTION, &former.name, kind, sites, &former).await?;
     }
     let stored = store::update(&mut tx, &project, id, &next).await?;
+    let sites = project_sites(&project);
+    let kind = Kind::Updated;
+    feed::record(&mut tx, COLLECTION, &stored.name, kind, sites, &stored).await?;
     tx.commit().await?;
     Ok(pb::UpdateTeamMemberResponse {
         team_member: Some(stored),

@@ -194,19 +194,22 @@ pub(super) async fn update(
 }
 
 /// Makes the project's lead, if it has one, an editing member: the first half of handing
-/// the lead over (the unique index allows one lead at a time).
+/// the lead over (the unique index allows one lead at a time). Returns the former lead as
+/// they now are.
 pub(super) async fn hand_over_lead(
     conn: &mut PgConnection,
     project: &ProjectRef,
-) -> Result<(), Error> {
-    sqlx::query!(
+) -> Result<Option<pb::TeamMember>, Error> {
+    let row = member_rows!(
         "UPDATE team_member SET role = 'member', editor = true
-         WHERE project_uid = $1 AND role = 'lead'",
+         WHERE project_uid = $1 AND role = 'lead'
+         RETURNING ",
+        "",
         project.uid,
     )
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(())
+    row.map(|r| to_proto(&project.name(), r)).transpose()
 }
 
 /// Removes a member from a project's team, uncounting a patient partner; `false` if there

@@ -3,6 +3,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{optional_text, required_text};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
@@ -88,6 +89,8 @@ pub(crate) async fn create(
             .ok_or_else(|| Error::AlreadyExists {
                 name: owner.child(COLLECTION, &new.id),
             })?;
+        let sites = Some(vec![new.site.to_string()]);
+        crate::feed::record(tx, COLLECTION, &ward.name, Kind::Created, sites, &ward).await?;
         Ok(pb::CreateWardResponse { ward: Some(ward) })
     })
     .await

@@ -6,6 +6,7 @@ pub(crate) mod store;
 
 use chrono::{Months, NaiveDate};
 use qi_platform::calendar::today;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, int_in, required_date};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations};
@@ -133,12 +134,45 @@ pub(crate) async fn plan(
             ),
         });
     }
+    let planned_before = store::all(&mut tx, found.uid, None).await?.len();
     store::save_plan(&mut tx, found.uid, &plan).await?;
     let name = found.name()?;
     let waves = store::all(&mut tx, found.uid, ctx.sites.sql_filter()).await?;
+    let programme = programmes::store::read(&mut tx, found.uid).await?;
+    // The programme keeps the plan; its waves are laid out afresh. Both are read as the
+    // programme is: its site's, or (trust-wide) everyone's.
+    let sites = found.site.clone().map(|s| vec![s]);
+    let kind = Kind::Updated;
+    crate::feed::record(
+        &mut tx,
+        programmes::COLLECTION,
+        &name,
+        kind,
+        sites.clone(),
+        &programme,
+    )
+    .await?;
+    let waves: Vec<pb::Wave> = waves.iter().map(|w| store::to_proto(&name, w)).collect();
+    for wave in &waves {
+        // Without the wards enrolled (none yet): that count depends on the caller's sites.
+        let wave = pb::Wave {
+            enrolled_count: 0,
+            ..wave.clone()
+        };
+        let kind = if (wave.number as usize) <= planned_before {
+            Kind::Updated
+        } else {
+            Kind::Created
+        };
+        crate::feed::record(&mut tx, WAVES, &wave.name, kind, sites.clone(), &wave).await?;
+    }
+    for gone in waves.len() + 1..=planned_before {
+        let wave = format!("{name}/{WAVES}/{gone}");
+        crate::feed::record_deleted(&mut tx, WAVES, &wave, sites.clone()).await?;
+    }
     let resp = pb::PlanWavesResponse {
-        programme: Some(programmes::store::read(&mut tx, found.uid).await?),
-        waves: waves.iter().map(|w| store::to_proto(&name, w)).collect(),
+        programme: Some(programme),
+        waves,
     };
     tx.commit().await?;
     Ok(resp)
