@@ -280,6 +280,16 @@ pub fn mint_for(
     .expect("a token")
 }
 
+/// Whether a server stream's item (of a method whose answer is `output`) is a change feed's
+/// CHECKPOINT: the feed stays open, and a checkpoint ends its backlog.
+pub fn is_checkpoint(output: &prost_reflect::MessageDescriptor, item: &[u8]) -> bool {
+    output.get_field_by_name("kind").is_some()
+        && prost_reflect::DynamicMessage::decode(output.clone(), item)
+            .ok()
+            .and_then(|m| m.get_field_by_name("kind")?.as_enum_number())
+            == Some(qi_proto::common::ChangeKind::Checkpoint as i32)
+}
+
 /// A server task and the signal that stops it; dropped, it signals the stop.
 #[derive(Debug)]
 struct Running(Option<(oneshot::Sender<()>, JoinHandle<anyhow::Result<()>>)>);

@@ -326,7 +326,7 @@ async fn call(
             let mut all = Vec::new();
             while let Some(item) = stream.message().await? {
                 // A checkpoint's cursor moves with any activity: not part of the answer.
-                if is_checkpoint(&method.output(), &item) {
+                if qi_e2e::is_checkpoint(&method.output(), &item) {
                     break;
                 }
                 all.extend_from_slice(&item);
@@ -345,15 +345,6 @@ async fn call(
         }
         (true, true) => panic!("{path}: no contract has a bidirectional RPC; add its shape here"),
     }
-}
-
-/// Whether a server stream's item is a change feed's CHECKPOINT (`kind` 6).
-fn is_checkpoint(output: &MessageDescriptor, item: &[u8]) -> bool {
-    output.get_field_by_name("kind").is_some()
-        && DynamicMessage::decode(output.clone(), item)
-            .ok()
-            .and_then(|m| m.get_field_by_name("kind")?.as_enum_number())
-            == Some(qi_proto::common::ChangeKind::Checkpoint as i32)
 }
 
 /// The token and the request of one case.

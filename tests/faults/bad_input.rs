@@ -199,7 +199,8 @@ async fn call(suite: &TestSuite, token: &str, method: &MethodDescriptor, body: B
         .await
         .map(|_| ())
     } else if method.is_server_streaming() {
-        // A stream's refusal may come as its first answer or after messages: read it all.
+        // A stream's refusal may come as its first answer or after messages: read it all
+        // (a change feed, which stays open, up to the checkpoint ending its backlog).
         match grpc
             .server_streaming(req, path, qi_gateway::BytesCodec)
             .await
@@ -208,6 +209,9 @@ async fn call(suite: &TestSuite, token: &str, method: &MethodDescriptor, body: B
                 let mut stream = response.into_inner();
                 loop {
                     match stream.message().await {
+                        Ok(Some(item)) if qi_e2e::is_checkpoint(&method.output(), &item) => {
+                            break Ok(());
+                        }
                         Ok(Some(_)) => {}
                         Ok(None) => break Ok(()),
                         Err(status) => break Err(status),
