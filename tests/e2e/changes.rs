@@ -382,3 +382,126 @@ async fn concurrent_writers_lose_nothing_to_a_consumer_that_resumes_from_its_cur
     assert_eq!(seen, acknowledged);
     suite.stop().await.unwrap();
 }
+
+/// The training feed of `c`, up to its first checkpoint: (collection, name, kind, verb) and
+/// the person's site when the change carries a person.
+async fn training_backlog(c: &Caller) -> Vec<(String, String, ChangeKind, String, String)> {
+    let mut feed = c
+        .training()
+        .watch_changes(qi_proto::training::WatchChangesRequest::default())
+        .await
+        .expect("the feed opens")
+        .into_inner();
+    let mut out = Vec::new();
+    loop {
+        let m = tokio::time::timeout(PATIENCE, feed.message())
+            .await
+            .expect("in time")
+            .expect("the feed stays up")
+            .expect("the feed stays open");
+        if m.kind() == ChangeKind::Checkpoint {
+            return out;
+        }
+        let site = match &m.resource {
+            Some(qi_proto::training::watch_changes_response::Resource::Staff(s)) => s.site.clone(),
+            _ => String::new(),
+        };
+        out.push((
+            m.collection.clone(),
+            m.resource_name.clone(),
+            m.kind(),
+            m.verb,
+            site,
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_person_from_the_old_site()
+ {
+    use qi_e2e::training::{EXTRACT_TIME, esr, sync};
+    use qi_proto::training::SyncMode;
+    let suite = TestSuite::start().await;
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let first = [
+        esr("10000001", "BAS", "Stays"),
+        esr("10000002", "BAS", "Moves"),
+        esr("10000003", "SOU", "Leaves"),
+    ];
+    sync(&hr, SyncMode::Full, EXTRACT_TIME, &first)
+        .await
+        .unwrap();
+    // The mover goes to SOU; the leaver is absent from the next FULL extract; the one who
+    // stays is sent unchanged, and publishes nothing.
+    let second = [
+        esr("10000001", "BAS", "Stays"),
+        esr("10000002", "SOU", "Moves"),
+    ];
+    sync(&hr, SyncMode::Full, EXTRACT_TIME + 86_400, &second)
+        .await
+        .unwrap();
+
+    let staff = |feed: Vec<(String, String, ChangeKind, String, String)>| -> Vec<_> {
+        feed.into_iter()
+            .filter(|c| c.0 == "staff")
+            .map(|c| (c.1, c.2, c.3, c.4))
+            .collect()
+    };
+    let trust = staff(training_backlog(&viewer(&suite, &["*"])).await);
+    let p = |n: &str| format!("staff/{n}");
+    let s = |x: &str| format!("sites/{x}");
+    assert_eq!(
+        trust,
+        [
+            (p("10000001"), ChangeKind::Created, String::new(), s("BAS")),
+            (p("10000002"), ChangeKind::Created, String::new(), s("BAS")),
+            (p("10000003"), ChangeKind::Created, String::new(), s("SOU")),
+            (
+                p("10000002"),
+                ChangeKind::StateChanged,
+                "move".into(),
+                s("SOU")
+            ),
+            (
+                p("10000003"),
+                ChangeKind::StateChanged,
+                "leave".into(),
+                s("SOU")
+            ),
+        ]
+    );
+    let bas = staff(training_backlog(&viewer(&suite, &["BAS"])).await);
+    assert_eq!(
+        bas,
+        [
+            (p("10000001"), ChangeKind::Created, String::new(), s("BAS")),
+            (p("10000002"), ChangeKind::Created, String::new(), s("BAS")),
+            (
+                p("10000002"),
+                ChangeKind::Hidden,
+                String::new(),
+                String::new()
+            ),
+        ]
+    );
+    let sou = staff(training_backlog(&viewer(&suite, &["SOU"])).await);
+    assert_eq!(
+        sou,
+        [
+            (p("10000003"), ChangeKind::Created, String::new(), s("SOU")),
+            (
+                p("10000002"),
+                ChangeKind::StateChanged,
+                "move".into(),
+                s("SOU")
+            ),
+            (
+                p("10000003"),
+                ChangeKind::StateChanged,
+                "leave".into(),
+                s("SOU")
+            ),
+        ]
+    );
+    suite.stop().await.unwrap();
+}

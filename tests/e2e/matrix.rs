@@ -324,12 +324,16 @@ async fn call(
                 .await?
                 .into_inner();
             let mut all = Vec::new();
+            let mut seen = std::collections::BTreeSet::new();
             while let Some(item) = stream.message().await? {
                 // A checkpoint's cursor moves with any activity: not part of the answer.
                 if qi_e2e::is_checkpoint(&method.output(), &item) {
                     break;
                 }
-                all.extend_from_slice(&item);
+                let item = feed_content(&method.output(), item);
+                if seen.insert(item.clone()) {
+                    all.extend_from_slice(&item);
+                }
             }
             Ok(Bytes::from(all))
         }
@@ -345,6 +349,24 @@ async fn call(
         }
         (true, true) => panic!("{path}: no contract has a bidirectional RPC; add its shape here"),
     }
+}
+
+/// What a change feed's message says of its resource: without where it stands in the feed
+/// and when (which any activity moves) and without the totals the contract keeps across the
+/// trust. Another site's change to a trust-wide resource may reach a one-site caller, but
+/// only as the resource it may read anyway: the same content, counted once. Other streams'
+/// items are kept whole.
+fn feed_content(output: &MessageDescriptor, item: Bytes) -> Bytes {
+    if output.get_field_by_name("commit_time").is_none() {
+        return item;
+    }
+    let Ok(mut m) = DynamicMessage::decode(output.clone(), item.clone()) else {
+        return item;
+    };
+    m.clear_field_by_name("cursor");
+    m.clear_field_by_name("commit_time");
+    strip_trust_totals(&mut m);
+    Bytes::from(prost::Message::encode_to_vec(&m))
 }
 
 /// The token and the request of one case.
@@ -1025,7 +1047,9 @@ fn strip_trust_totals(message: &mut DynamicMessage) {
             message.clear_field(&field);
             continue;
         }
-        if field.kind().as_message().is_none() || field.is_map() {
+        // Only what is set: a mutable look at an unset field would set it (and switch a
+        // oneof to it).
+        if field.kind().as_message().is_none() || field.is_map() || !message.has_field(&field) {
             continue;
         }
         let value = message.get_field_mut(&field);

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use qi_platform::SiteCode;
+use qi_platform::changes::{Feed, FeedSettings};
 use qi_proto::metrics as pb;
 use qi_proto::metrics::metric_service_server::{self, MetricServiceServer};
 use sqlx::PgPool;
 
 use crate::{
-    annotations, charts, dashboard, definitions, inequality, measurements, rebase_points,
+    annotations, charts, dashboard, definitions, feed, inequality, measurements, rebase_points,
     run_charts,
 };
 
@@ -23,12 +24,15 @@ pub struct MetricsApi {
     pub(crate) sites: Arc<[SiteCode]>,
     /// The QMS dashboard reads a metric with fewer periods than this by a run chart.
     pub(crate) run_chart_below_points: usize,
+    /// The change feed (`WatchChanges`).
+    pub(crate) feed: Arc<Feed>,
 }
 
 impl MetricsApi {
     /// The service over `pool` (search_path `metrics`), knowing the trust's site codes.
     pub fn new(pool: PgPool, sites: &[SiteCode]) -> Self {
         MetricsApi {
+            feed: Feed::new(pool.clone(), FeedSettings::default()),
             pool,
             sites: sites.into(),
             run_chart_below_points: DEFAULT_RUN_CHART_BELOW_POINTS,
@@ -42,6 +46,12 @@ impl MetricsApi {
         self
     }
 
+    /// The same service, its change feed behaving as `settings` say (`QI_CHANGES_*`).
+    pub fn with_feed_settings(mut self, settings: FeedSettings) -> Self {
+        self.feed = Feed::new(self.pool.clone(), settings);
+        self
+    }
+
     /// The tonic server of this service.
     pub fn into_server(self) -> MetricServiceServer<Self> {
         MetricServiceServer::new(self)
@@ -51,6 +61,7 @@ impl MetricsApi {
 
 qi_platform::grpc_service! {
     impl metric_service_server::MetricService for MetricsApi {
+        streams { WatchChangesStream = pb::WatchChangesResponse; }
         create_metric(pb::CreateMetricRequest) -> pb::CreateMetricResponse = definitions::create;
         get_metric(pb::GetMetricRequest) -> pb::GetMetricResponse = definitions::get;
         list_metrics(pb::ListMetricsRequest) -> pb::ListMetricsResponse = definitions::list;
@@ -84,5 +95,6 @@ qi_platform::grpc_service! {
             -> pb::GetInequalityBreakdownResponse = inequality::get;
         get_qms_dashboard(pb::GetQmsDashboardRequest)
             -> pb::GetQmsDashboardResponse = dashboard::get;
+        watch_changes(pb::WatchChangesRequest) -> Self::WatchChangesStream = feed::watch;
     }
 }

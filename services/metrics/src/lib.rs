@@ -10,6 +10,7 @@ mod charts;
 mod dashboard;
 mod definitions;
 mod dimensions;
+mod feed;
 mod grpc;
 mod inequality;
 mod measurements;

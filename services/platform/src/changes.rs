@@ -131,6 +131,29 @@ pub async fn record(conn: &mut PgConnection, change: Change<'_>) -> Result<(), E
     Ok(())
 }
 
+/// Records a change of `resource` named `name` in `collection`, seen by `sites`' callers
+/// (`None`: every caller), in the write's transaction: [`record`] of [`Change::of`].
+pub async fn record_change(
+    conn: &mut PgConnection,
+    collection: &'static str,
+    name: &str,
+    kind: Kind,
+    sites: Option<Vec<String>>,
+    resource: &impl prost::Message,
+) -> Result<(), Error> {
+    record(conn, Change::of(collection, name, kind, sites, resource)).await
+}
+
+/// Records the deletion of `name`: [`record`] of [`Change::deleted`].
+pub async fn record_deleted(
+    conn: &mut PgConnection,
+    collection: &'static str,
+    name: &str,
+    sites: Option<Vec<String>>,
+) -> Result<(), Error> {
+    record(conn, Change::deleted(collection, name, sites)).await
+}
+
 /// Records that `name` left the view of the callers of `lost` (sites it no longer belongs
 /// to), except those also holding one of `kept` (the sites it still belongs to). Nothing
 /// when no site was lost.
@@ -156,6 +179,173 @@ pub async fn record_hidden(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Many changes of one collection at once, each of one site (`None`: every caller), for
+/// the bulk writes (a batch of measurements, the HR sync): one statement, the rows in order.
+#[derive(Debug, Default)]
+pub struct Batch {
+    names: Vec<String>,
+    kinds: Vec<&'static str>,
+    verbs: Vec<&'static str>,
+    sites: Vec<Option<String>>,
+    payloads: Vec<Option<Vec<u8>>>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// Adds the change of `name` (its resource after it, unless a delete).
+    pub fn push(
+        &mut self,
+        name: String,
+        kind: Kind,
+        site: Option<String>,
+        resource: Option<&impl prost::Message>,
+    ) {
+        let (kind, verb) = kind.column();
+        self.names.push(name);
+        self.kinds.push(kind);
+        self.verbs.push(verb);
+        self.sites.push(site);
+        self.payloads
+            .push(resource.map(prost::Message::encode_to_vec));
+    }
+
+    /// How many changes it holds.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// Records them all in the write's transaction (positions as [`record`] gives them).
+    pub async fn record(self, conn: &mut PgConnection, collection: &str) -> Result<(), Error> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let kinds: Vec<&str> = self.kinds;
+        let verbs: Vec<&str> = self.verbs;
+        sqlx::query!(
+            "INSERT INTO changes (pos, collection, name, kind, verb, sites, payload)
+             SELECT GREATEST(pg_current_xact_id(),
+                             (SELECT max(c.pos) FROM changes c WHERE c.name = r.name)),
+                    $1, r.name, r.kind, r.verb,
+                    CASE WHEN r.site IS NULL THEN NULL ELSE ARRAY[r.site] END, r.payload
+             FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
+                  WITH ORDINALITY AS r(name, kind, verb, site, payload, n)
+             ORDER BY r.n",
+            collection,
+            &self.names,
+            &kinds as &[&str],
+            &verbs as &[&str],
+            &self.sites as &[Option<String>],
+            &self.payloads as &[Option<Vec<u8>>],
+        )
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Records, for each of `names`, that it left the view of the callers of the site beside it
+/// in `lost`, except those holding the site beside it in `kept` (a person who moved site).
+pub async fn record_hidden_many(
+    conn: &mut PgConnection,
+    collection: &str,
+    names: &[String],
+    lost: &[String],
+    kept: &[String],
+) -> Result<(), Error> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "INSERT INTO changes (pos, collection, name, kind, sites, kept)
+         SELECT GREATEST(pg_current_xact_id(),
+                         (SELECT max(c.pos) FROM changes c WHERE c.name = r.name)),
+                $1, r.name, 'hidden', ARRAY[r.lost], ARRAY[r.kept]
+         FROM UNNEST($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(name, lost, kept, n)
+         ORDER BY r.n",
+        collection,
+        names,
+        lost,
+        kept,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A service's feed handlers from its contract module and its collections, each with the
+/// variant of its `WatchChangesResponse.resource` oneof: `COLLECTIONS`, the `watch` handler
+/// (WatchChanges, served from the service's `feed`), and `decode` (a stored resource as its
+/// variant). Every service's feed is the same but for these.
+///
+/// ```ignore
+/// qi_platform::change_feed!(crate::MetricsApi, qi_proto::metrics, {
+///     "metrics" => Metric,
+///     "measurements" => Measurement,
+/// });
+/// ```
+#[macro_export]
+macro_rules! change_feed {
+    ($api:ty, $pb:path, { $($collection:literal => $variant:ident),+ $(,)? }) => {
+        use $pb as feed_pb;
+
+        /// The collections of this feed, as they appear in resource names.
+        pub(crate) const COLLECTIONS: &[&str] = &[$($collection),+];
+
+        /// WatchChanges: the caller's changes of this service (see the contract).
+        pub(crate) async fn watch(
+            api: &$api,
+            ctx: $crate::AccessContext,
+            req: feed_pb::WatchChangesRequest,
+        ) -> Result<$crate::rpc::ResponseStream<feed_pb::WatchChangesResponse>, $crate::Error> {
+            let feed_pb::WatchChangesRequest { cursor, start, collections, page_size } = req;
+            let watch =
+                $crate::changes::Watch::parse(&cursor, start, collections, page_size, COLLECTIONS)?;
+            api.feed.serve(&ctx, watch, to_message).await
+        }
+
+        /// A stored change as the contract's message.
+        fn to_message(
+            message: $crate::changes::Message,
+        ) -> Result<feed_pb::WatchChangesResponse, $crate::Error> {
+            let f = message.into_fields()?;
+            let resource = match &f.payload {
+                Some(bytes) => Some(decode(&f.collection, bytes)?),
+                None => None,
+            };
+            Ok(feed_pb::WatchChangesResponse {
+                cursor: f.cursor,
+                resource_name: f.resource_name,
+                collection: f.collection,
+                kind: f.kind,
+                verb: f.verb,
+                commit_time: f.commit_time,
+                resource,
+            })
+        }
+
+        /// The stored resource of a change to `collection`.
+        pub(crate) fn decode(
+            collection: &str,
+            bytes: &[u8],
+        ) -> Result<feed_pb::watch_changes_response::Resource, $crate::Error> {
+            use feed_pb::watch_changes_response::Resource;
+            Ok(match collection {
+                $($collection => Resource::$variant($crate::changes::decode(collection, bytes)?),)+
+                other => return Err($crate::changes::unknown_collection(other)),
+            })
+        }
+    };
 }
 
 /// A place in a feed: after the change at (`pos`, `id`). Written `{pos}.{id}`.
@@ -228,6 +418,61 @@ pub struct Delivered {
     pub payload: Option<Vec<u8>>,
     /// When it was written.
     pub commit_time: DateTime<Utc>,
+}
+
+/// A feed's message as every service's `WatchChangesResponse` spells it, but for the
+/// resource, which each service decodes from `payload` into its own `oneof`.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    /// Where the change is in the feed.
+    pub cursor: String,
+    /// The resource's name (empty for a checkpoint).
+    pub resource_name: String,
+    /// Its collection.
+    pub collection: String,
+    /// A `qi.common.v1.ChangeKind`.
+    pub kind: i32,
+    /// A state change's verb.
+    pub verb: String,
+    /// When the change was written.
+    pub commit_time: Option<prost_types::Timestamp>,
+    /// The encoded resource, when the change carries one.
+    pub payload: Option<Vec<u8>>,
+}
+
+impl Message {
+    /// The message's fields.
+    pub fn into_fields(self) -> Result<Fields, Error> {
+        Ok(match self {
+            Message::Checkpoint(cursor) => Fields {
+                cursor: cursor.to_string(),
+                kind: ChangeKind::Checkpoint.into(),
+                ..Fields::default()
+            },
+            Message::Change(c) => Fields {
+                cursor: c.cursor.to_string(),
+                kind: kind_of(&c.kind)?.into(),
+                resource_name: c.name,
+                collection: c.collection,
+                verb: c.verb,
+                commit_time: Some(crate::convert::timestamp(c.commit_time)),
+                payload: c.payload,
+            },
+        })
+    }
+}
+
+/// Decodes a stored resource of `collection`.
+pub fn decode<M: prost::Message + Default>(collection: &str, bytes: &[u8]) -> Result<M, Error> {
+    M::decode(bytes)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("a stored change of {collection}: {e}")))
+}
+
+/// The error for a stored change of a collection the service does not know.
+pub fn unknown_collection(collection: &str) -> Error {
+    Error::Internal(anyhow::anyhow!(
+        "a stored change of an unknown collection {collection:?}"
+    ))
 }
 
 /// What a feed sends: a change, or a checkpoint (the cursor moved past changes the caller

@@ -2,34 +2,27 @@
 //! collections it carries, who sees a change to each, and how a stored change becomes the
 //! contract's message. Every write records its change with [`record`] in its transaction.
 
-use pb::watch_changes_response::Resource;
-use prost::Message as _;
-use qi_platform::changes::{self, Change, Delivered, Kind, Message, Watch};
-use qi_platform::rpc::ResponseStream;
-use qi_platform::{AccessContext, Error};
-use qi_proto::common::ChangeKind;
-use qi_proto::projects as pb;
+use qi_platform::Error;
+use qi_platform::changes::Kind;
 use sqlx::PgConnection;
 
-use crate::ProjectsApi;
 use crate::projects::ProjectRef;
 
-/// The collections of this feed, as they appear in resource names.
-pub(crate) const COLLECTIONS: &[&str] = &[
-    "sites",
-    "wards",
-    "ideas",
-    "projects",
-    "teamMembers",
-    "measures",
-    "pdsaCycles",
-    "progressScores",
-    "engagementActivities",
-    "driverDiagram",
-    "programmes",
-    "waves",
-    "wardEnrolments",
-];
+qi_platform::change_feed!(crate::ProjectsApi, qi_proto::projects, {
+    "sites" => Site,
+    "wards" => Ward,
+    "ideas" => Idea,
+    "projects" => Project,
+    "teamMembers" => TeamMember,
+    "measures" => Measure,
+    "pdsaCycles" => PdsaCycle,
+    "progressScores" => ProgressScore,
+    "engagementActivities" => EngagementActivity,
+    "driverDiagram" => DriverDiagram,
+    "programmes" => Programme,
+    "waves" => Wave,
+    "wardEnrolments" => WardEnrolment,
+});
 
 /// The sites whose callers read a project and everything under it: its lead and
 /// participating sites.
@@ -41,18 +34,7 @@ pub(crate) fn project_sites(p: &ProjectRef) -> Option<Vec<String>> {
     )
 }
 
-/// Records a change of `resource` named `name` in `collection`, seen by `sites`' callers
-/// (`None`: every caller), in the write's transaction.
-pub(crate) async fn record(
-    conn: &mut PgConnection,
-    collection: &'static str,
-    name: &str,
-    kind: Kind,
-    sites: Option<Vec<String>>,
-    resource: &impl prost::Message,
-) -> Result<(), Error> {
-    changes::record(conn, Change::of(collection, name, kind, sites, resource)).await
-}
+pub(crate) use qi_platform::changes::{record_change as record, record_deleted};
 
 /// Records that `project` itself changed under a write to something under it (a count or
 /// the latest score it keeps, and so its etag): the project as it now is.
@@ -72,100 +54,15 @@ pub(crate) async fn record_project(
     .await
 }
 
-/// Records the deletion of `name`.
-pub(crate) async fn record_deleted(
-    conn: &mut PgConnection,
-    collection: &'static str,
-    name: &str,
-    sites: Option<Vec<String>>,
-) -> Result<(), Error> {
-    changes::record(conn, Change::deleted(collection, name, sites)).await
-}
-
-/// WatchChanges: the caller's changes of this service (see the contract).
-pub(crate) async fn watch(
-    api: &ProjectsApi,
-    ctx: AccessContext,
-    req: pb::WatchChangesRequest,
-) -> Result<ResponseStream<pb::WatchChangesResponse>, Error> {
-    let pb::WatchChangesRequest {
-        cursor,
-        start,
-        collections,
-        page_size,
-    } = req;
-    let watch = Watch::parse(&cursor, start, collections, page_size, COLLECTIONS)?;
-    api.feed.serve(&ctx, watch, to_message).await
-}
-
-/// A stored change as the contract's message.
-fn to_message(message: Message) -> Result<pb::WatchChangesResponse, Error> {
-    let change = match message {
-        Message::Checkpoint(cursor) => {
-            return Ok(pb::WatchChangesResponse {
-                cursor: cursor.to_string(),
-                kind: ChangeKind::Checkpoint.into(),
-                ..Default::default()
-            });
-        }
-        Message::Change(change) => change,
-    };
-    let Delivered {
-        cursor,
-        collection,
-        name,
-        kind,
-        verb,
-        payload,
-        commit_time,
-    } = change;
-    let resource = payload
-        .map(|bytes| decode(&collection, &bytes))
-        .transpose()?;
-    Ok(pb::WatchChangesResponse {
-        cursor: cursor.to_string(),
-        resource_name: name,
-        collection,
-        kind: changes::kind_of(&kind)?.into(),
-        verb,
-        commit_time: Some(qi_platform::convert::timestamp(commit_time)),
-        resource,
-    })
-}
-
-/// The stored resource of a change to `collection`.
-fn decode(collection: &str, bytes: &[u8]) -> Result<Resource, Error> {
-    let bad = |e: prost::DecodeError| {
-        Error::Internal(anyhow::anyhow!("a stored change of {collection}: {e}"))
-    };
-    Ok(match collection {
-        "sites" => Resource::Site(pb::Site::decode(bytes).map_err(bad)?),
-        "wards" => Resource::Ward(pb::Ward::decode(bytes).map_err(bad)?),
-        "ideas" => Resource::Idea(pb::Idea::decode(bytes).map_err(bad)?),
-        "projects" => Resource::Project(pb::Project::decode(bytes).map_err(bad)?),
-        "teamMembers" => Resource::TeamMember(pb::TeamMember::decode(bytes).map_err(bad)?),
-        "measures" => Resource::Measure(pb::Measure::decode(bytes).map_err(bad)?),
-        "pdsaCycles" => Resource::PdsaCycle(pb::PdsaCycle::decode(bytes).map_err(bad)?),
-        "progressScores" => Resource::ProgressScore(pb::ProgressScore::decode(bytes).map_err(bad)?),
-        "engagementActivities" => {
-            Resource::EngagementActivity(pb::EngagementActivity::decode(bytes).map_err(bad)?)
-        }
-        "driverDiagram" => Resource::DriverDiagram(pb::DriverDiagram::decode(bytes).map_err(bad)?),
-        "programmes" => Resource::Programme(pb::Programme::decode(bytes).map_err(bad)?),
-        "waves" => Resource::Wave(pb::Wave::decode(bytes).map_err(bad)?),
-        "wardEnrolments" => Resource::WardEnrolment(pb::WardEnrolment::decode(bytes).map_err(bad)?),
-        other => {
-            return Err(Error::Internal(anyhow::anyhow!(
-                "a stored change of an unknown collection {other:?}"
-            )));
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use pb::watch_changes_response::Resource;
+    use qi_platform::AccessContext;
     use qi_proto::google::r#type::Date;
+    use qi_proto::projects as pb;
+
+    use super::*;
+    use crate::ProjectsApi;
 
     use crate::testing::{caller, pool, site};
 

@@ -195,7 +195,11 @@ pub fn service_component(
     let routes = tonic::service::Routes::default();
     let (routes, name) = match service {
         Service::Training => (
-            routes.add_service(qi_training::TrainingApi::new(pool, &config.sites).into_server()),
+            routes.add_service(
+                qi_training::TrainingApi::new(pool, &config.sites)
+                    .with_feed_settings(FeedSettings::from(config))
+                    .into_server(),
+            ),
             qi_training::SERVICE_NAME,
         ),
         Service::Projects => (
@@ -211,6 +215,7 @@ pub fn service_component(
             routes.add_service(
                 qi_metrics::MetricsApi::new(pool, &config.sites)
                     .with_run_chart_below_points(config.run_chart_below_points)
+                    .with_feed_settings(FeedSettings::from(config))
                     .into_server(),
             ),
             qi_metrics::SERVICE_NAME,

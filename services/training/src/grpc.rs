@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use qi_platform::SiteCode;
+use qi_platform::changes::{Feed, FeedSettings};
 use qi_proto::training as pb;
 use qi_proto::training::training_service_server::{self, TrainingServiceServer};
 use sqlx::PgPool;
 
 use crate::{
-    attendance, cohorts, courses, enrolments, esr_mappings, register, sessions, staff, sync,
+    attendance, cohorts, courses, enrolments, esr_mappings, feed, register, sessions, staff, sync,
 };
 
 /// The training service.
@@ -17,15 +18,24 @@ use crate::{
 pub struct TrainingApi {
     pub(crate) pool: PgPool,
     pub(crate) sites: Arc<[SiteCode]>,
+    /// The change feed (`WatchChanges`).
+    pub(crate) feed: Arc<Feed>,
 }
 
 impl TrainingApi {
     /// The service over `pool` (search_path `training`), knowing the trust's site codes.
     pub fn new(pool: PgPool, sites: &[SiteCode]) -> Self {
         TrainingApi {
+            feed: Feed::new(pool.clone(), FeedSettings::default()),
             pool,
             sites: sites.into(),
         }
+    }
+
+    /// The same service, its change feed behaving as `settings` say (`QI_CHANGES_*`).
+    pub fn with_feed_settings(mut self, settings: FeedSettings) -> Self {
+        self.feed = Feed::new(self.pool.clone(), settings);
+        self
     }
 
     /// The tonic server of this service.
@@ -37,7 +47,10 @@ impl TrainingApi {
 
 qi_platform::grpc_service! {
     impl training_service_server::TrainingService for TrainingApi {
-        streams { StreamTrainingRecordsStream = pb::StreamTrainingRecordsResponse; }
+        streams {
+            StreamTrainingRecordsStream = pb::StreamTrainingRecordsResponse;
+            WatchChangesStream = pb::WatchChangesResponse;
+        }
         create_course(pb::CreateCourseRequest) -> pb::CreateCourseResponse = courses::create;
         get_course(pb::GetCourseRequest) -> pb::GetCourseResponse = courses::get;
         list_courses(pb::ListCoursesRequest) -> pb::ListCoursesResponse = courses::list;
@@ -75,5 +88,6 @@ qi_platform::grpc_service! {
             -> pb::ImportCompletionsResponse = register::import::import;
         reconcile_training(pb::ReconcileTrainingRequest)
             -> pb::ReconcileTrainingResponse = register::reconcile::reconcile;
+        watch_changes(pb::WatchChangesRequest) -> Self::WatchChangesStream = feed::watch;
     }
 }

@@ -10,6 +10,7 @@ mod cohorts;
 mod courses;
 mod enrolments;
 mod esr_mappings;
+mod feed;
 mod grpc;
 mod register;
 mod sessions;

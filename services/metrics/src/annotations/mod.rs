@@ -2,6 +2,7 @@
 //! and the validated note.
 
 use chrono::NaiveDate;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{required_date, required_text};
 use qi_platform::names;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -29,6 +30,8 @@ pub(crate) async fn create(
         definitions::resolve(&mut tx, &ctx, "parent", &req.parent, true, Lock::None).await?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         let annotation = store::insert(tx, &metric, &new, &ctx.subject).await?;
+        let (name, sites) = (&annotation.name, metric.readers());
+        crate::feed::record(tx, ANNOTATIONS, name, Kind::Created, sites, &annotation).await?;
         Ok(pb::CreateAnnotationResponse {
             annotation: Some(annotation),
         })

@@ -5,6 +5,7 @@
 //! (annotations, rebase points) share: their names, their list and their delete.
 
 use chrono::{DateTime, Utc};
+use qi_platform::changes;
 use qi_platform::convert::{etag, required_text, timestamp};
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
@@ -38,9 +39,11 @@ pub(crate) async fn create(
     let tx = qi_platform::db::begin(&api.pool).await?;
     idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
         let metric = store::insert(tx, &new).await?;
-        Ok(pb::CreateMetricResponse {
-            metric: Some(metric.to_proto()),
-        })
+        let made = metric.to_proto();
+        let sites = metric.readers();
+        let kind = changes::Kind::Created;
+        crate::feed::record(tx, COLLECTION, &made.name, kind, sites, &made).await?;
+        Ok(pb::CreateMetricResponse { metric: Some(made) })
     })
     .await
 }
@@ -104,9 +107,13 @@ pub(crate) async fn update(
     .await?;
     let settings = updated_settings(&current, &metric, update_mask.as_ref())?;
     let updated = store::update(&mut tx, current.uid, &settings).await?;
+    let metric = updated.to_proto();
+    let sites = updated.readers();
+    let kind = changes::Kind::Updated;
+    crate::feed::record(&mut tx, COLLECTION, &metric.name, kind, sites, &metric).await?;
     tx.commit().await?;
     Ok(pb::UpdateMetricResponse {
-        metric: Some(updated.to_proto()),
+        metric: Some(metric),
     })
 }
 
@@ -409,6 +416,13 @@ impl Metric {
     /// The metric's resource name.
     pub(crate) fn name(&self) -> String {
         self.owner.child(COLLECTION, &self.id)
+    }
+
+    /// The sites whose callers read the metric, and with it its annotations, its rebase
+    /// points and its measurements recorded at no site of their own (a change's `sites`): a
+    /// site's metric, that site's; a trust-wide one, every caller's (`None`).
+    pub(crate) fn readers(&self) -> Option<Vec<String>> {
+        self.owner.site_column().map(|s| vec![s.to_owned()])
     }
 
     /// The contract's scope.
@@ -781,13 +795,13 @@ pub(crate) async fn list_children<T>(
 }
 
 /// Deletes a metric's child, `{metric}/{collection}/{id}` (an annotation or a rebase
-/// point), with `delete`, its store's: `NOT_FOUND` when the metric or the child is
-/// missing, unless `allow_missing`.
+/// point), with `delete`, its store's, recording the deletion (seen by the metric's
+/// readers): `NOT_FOUND` when the metric or the child is missing, unless `allow_missing`.
 pub(crate) async fn delete_child(
     api: &MetricsApi,
     ctx: &AccessContext,
     name: &str,
-    collection: &str,
+    collection: &'static str,
     allow_missing: bool,
     delete: impl AsyncFnOnce(&mut PgConnection, &Metric, &str) -> Result<bool, Error>,
 ) -> Result<(), Error> {
@@ -802,6 +816,11 @@ pub(crate) async fn delete_child(
         };
     };
     let deleted = delete(&mut tx, &metric, &id).await?;
+    if deleted {
+        // By its canonical name, built from the stored metric's.
+        let child = format!("{}/{collection}/{id}", metric.name());
+        crate::feed::record_deleted(&mut tx, collection, &child, metric.readers()).await?;
+    }
     tx.commit().await?;
     if deleted || allow_missing {
         Ok(())

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 
 use chrono::NaiveDate;
+use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::required_date;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
@@ -62,7 +63,9 @@ pub(crate) async fn batch_create(
         }
     };
     idempotency::once(tx, &ctx, &request_id, &key, async |tx| {
-        let outcome = store::write(tx, metric.uid, columns).await?;
+        let written = store::write(tx, &metric, columns).await?;
+        record(tx, &metric, &written).await?;
+        let outcome = written.outcome;
         let count = |n: i64| i32::try_from(n).unwrap_or(i32::MAX);
         Ok(pb::BatchCreateMeasurementsResponse {
             created_count: count(outcome.created),
@@ -71,6 +74,49 @@ pub(crate) async fn batch_create(
         })
     })
     .await
+}
+
+/// Records what a batch of `metric` wrote, in its transaction: each measurement it created
+/// or changed (none it left as it was), seen by the callers ListMeasurements shows it to;
+/// and the metric, when these are its first measurements (its `has_measurements`).
+async fn record(
+    conn: &mut sqlx::PgConnection,
+    metric: &Metric,
+    written: &store::Written,
+) -> Result<(), Error> {
+    let mut batch = Batch::new();
+    for c in &written.changed {
+        let kind = if c.created {
+            Kind::Created
+        } else {
+            Kind::Updated
+        };
+        let name = c.measurement.name.clone();
+        batch.push(name, kind, readers(metric, &c.site), Some(&c.measurement));
+    }
+    batch.record(&mut *conn, COLLECTION).await?;
+    if !metric.has_measurements && written.outcome.created > 0 {
+        let now = Metric {
+            has_measurements: true,
+            ..metric.clone()
+        }
+        .to_proto();
+        let (collection, sites) = (definitions::COLLECTION, metric.readers());
+        crate::feed::record(conn, collection, &now.name, Kind::Updated, sites, &now).await?;
+    }
+    Ok(())
+}
+
+/// The site whose callers read a measurement of `metric` recorded at `site` (a site code,
+/// empty for none), as ListMeasurements shows it (`None`: every caller who reads the
+/// metric): a measurement at a site, that site's alone, even of a trust-wide metric; one at
+/// no site, the metric's readers (a site's metric holds that site's data only).
+fn readers(metric: &Metric, site: &str) -> Option<String> {
+    if site.is_empty() {
+        metric.owner.site_column().map(str::to_owned)
+    } else {
+        Some(site.to_owned())
+    }
 }
 
 /// ListMeasurements: one page of a metric's measurements in a date range, at the caller's

@@ -1,6 +1,7 @@
 //! The `measurement` table: a validated batch written set-based (`COPY` for periods the
 //! metric holds nothing for, one `INSERT … SELECT FROM UNNEST(…) ON CONFLICT` for the
-//! rest), one batch of a metric at a time, and the paged list.
+//! rest), one batch of a metric at a time, returning what it created or changed (for the
+//! change feed); and the paged list.
 
 use std::fmt::Write as _;
 
@@ -23,27 +24,52 @@ pub(crate) struct Outcome {
     pub(crate) unchanged: i64,
 }
 
+/// A measurement a batch created or changed, as it now is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Changed {
+    /// Created (else: its values changed).
+    pub(crate) created: bool,
+    /// The site code it is recorded at (a ward's site for a ward's measurement); empty for
+    /// none.
+    pub(crate) site: String,
+    /// As ListMeasurements shows it.
+    pub(crate) measurement: pb::Measurement,
+}
+
+/// What a batch wrote: its counts, and each measurement it created or changed (none it
+/// left as it was).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written {
+    pub(crate) outcome: Outcome,
+    pub(crate) changed: Vec<Changed>,
+}
+
 /// The namespace of the advisory locks that take a metric's batches in turn ("METR" in the
 /// high half, the metric's uid in the low half; other services use other keys).
 const INGEST_LOCK: i64 = 0x4D45_5452_0000_0000;
 
-/// Writes a validated batch, inside the transaction that read its metric `FOR SHARE` (so
-/// the recording rules cannot change meanwhile), one batch of a metric at a time.
+/// Writes a validated batch of `metric`, inside the transaction that read it `FOR SHARE`
+/// (so the recording rules cannot change meanwhile), one batch of a metric at a time.
 ///
 /// Rows of periods the metric holds nothing for yet (the usual case for new data) cannot
-/// collide with a stored key, so they are `COPY`ed in; the rest go through one
-/// `INSERT … ON CONFLICT` statement, which inserts new keys, replaces changed values and
-/// leaves identical ones alone (so a re-sent batch writes nothing).
+/// collide with a stored key, so they are `COPY`ed in (and read back in one statement, for
+/// their ids); the rest go through one `INSERT … ON CONFLICT` statement, which inserts new
+/// keys, replaces changed values and leaves identical ones alone (so a re-sent batch writes
+/// nothing), returning the rows it inserted or changed.
 pub(crate) async fn write(
     conn: &mut PgConnection,
-    metric_uid: i64,
+    metric: &Metric,
     c: Columns,
-) -> Result<Outcome, Error> {
+) -> Result<Written, Error> {
+    let metric_uid = metric.uid;
     let (Some(first), Some(last)) = (c.period.iter().min(), c.period.iter().max()) else {
-        return Ok(Outcome {
-            created: 0,
-            updated: 0,
-            unchanged: 0,
+        return Ok(Written {
+            outcome: Outcome {
+                created: 0,
+                updated: 0,
+                unchanged: 0,
+            },
+            changed: Vec::new(),
         });
     };
     // Batches of one metric write in turn (held to the end of the transaction), so what is
@@ -61,25 +87,67 @@ pub(crate) async fn write(
     .fetch_all(&mut *conn)
     .await?;
     stored.sort_unstable();
+    let total = c.len();
     let (old, new) = c.partition(|p| stored.binary_search(p).is_ok());
-    let mut outcome = Outcome {
-        created: 0,
-        updated: 0,
-        unchanged: 0,
-    };
+    let mut rows = Vec::new();
     if old.len() > 0 {
-        outcome = upsert(conn, metric_uid, &old).await?;
+        rows = upsert(conn, metric_uid, &old).await?;
     }
     if new.len() > 0 {
-        outcome.created += copy_new(conn, metric_uid, &new).await?;
+        copy_new(conn, metric_uid, &new).await?;
+        let mut periods = new.period;
+        periods.sort_unstable();
+        periods.dedup();
+        rows.extend(copied(conn, metric_uid, &periods).await?);
     }
-    Ok(outcome)
+    let name = metric.name();
+    let changed: Vec<Changed> = rows
+        .into_iter()
+        .map(|(created, row)| Changed {
+            created,
+            measurement: row.to_proto(metric, &name),
+            site: row.site,
+        })
+        .collect();
+    let created = changed.iter().filter(|c| c.created).count();
+    let updated = changed.len() - created;
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    Ok(Written {
+        outcome: Outcome {
+            created: count(created),
+            updated: count(updated),
+            unchanged: count(total - changed.len()),
+        },
+        changed,
+    })
 }
 
-/// COPYs rows whose keys are all new; returns how many. Every text value was validated
+/// The rows just `COPY`ed into `periods` (which held none of the metric's before the batch,
+/// and take no other batch of it meanwhile), each created, in period order.
+async fn copied(
+    conn: &mut PgConnection,
+    metric_uid: i64,
+    periods: &[NaiveDate],
+) -> Result<Vec<(bool, MeasurementRow)>, Error> {
+    let rows = sqlx::query_as!(
+        MeasurementRow,
+        "SELECT id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value, count,
+                numerator, denominator, create_time, update_time
+         FROM measurement
+         WHERE metric_uid = $1 AND period = ANY($2)
+         ORDER BY period, id",
+        metric_uid,
+        periods,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (true, r)).collect())
+}
+
+/// COPYs rows whose keys are all new. Every text value was validated
 /// (dates, site codes, ward ids and stratum labels have no tab, newline or backslash), and
 /// Rust prints an `f64` as the shortest decimal that reads back to the same bits.
-async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<i64, Error> {
+async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<(), Error> {
     let mut text = String::with_capacity(c.len() * 72);
     let opt_f = |out: &mut String, x: Option<f64>| match x {
         Some(x) => {
@@ -120,32 +188,35 @@ async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Resu
         )
         .await?;
     copy.send(text.into_bytes()).await?;
-    let created = copy.finish().await?;
-    Ok(i64::try_from(created).unwrap_or(i64::MAX))
+    copy.finish().await?;
+    Ok(())
 }
 
 /// Writes a batch in one statement: new keys are inserted, changed values replace the
-/// stored ones, identical ones are left alone.
-async fn upsert(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result<Outcome, Error> {
-    let counts = sqlx::query!(
-        r#"WITH up AS (
-             INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
-                 ethnicity, age_band, sex, value, count, numerator, denominator)
-             SELECT $1, i.* FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[],
-                 $6::text[], $7::text[], $8::text[], $9::float8[], $10::int8[], $11::float8[],
-                 $12::float8[]) AS i
-             ON CONFLICT (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex)
-             DO UPDATE SET value = EXCLUDED.value, count = EXCLUDED.count,
-                 numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator,
-                 update_time = now()
-             WHERE (m.value, m.count, m.numerator, m.denominator)
-                 IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.count, EXCLUDED.numerator,
-                                   EXCLUDED.denominator)
-             RETURNING (xmax = 0) AS inserted
-         )
-         SELECT count(*) FILTER (WHERE inserted) AS "created!",
-                count(*) FILTER (WHERE NOT inserted) AS "updated!"
-         FROM up"#,
+/// stored ones, identical ones are left alone. Returns the rows inserted (`true`) or
+/// changed, as they now are.
+async fn upsert(
+    conn: &mut PgConnection,
+    metric_uid: i64,
+    c: &Columns,
+) -> Result<Vec<(bool, MeasurementRow)>, Error> {
+    let rows = sqlx::query_as!(
+        UpsertedRow,
+        r#"INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
+               ethnicity, age_band, sex, value, count, numerator, denominator)
+           SELECT $1, i.* FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[],
+               $6::text[], $7::text[], $8::text[], $9::float8[], $10::int8[], $11::float8[],
+               $12::float8[]) AS i
+           ON CONFLICT (metric_uid, period, site, ward, imd_quintile, ethnicity, age_band, sex)
+           DO UPDATE SET value = EXCLUDED.value, count = EXCLUDED.count,
+               numerator = EXCLUDED.numerator, denominator = EXCLUDED.denominator,
+               update_time = now()
+           WHERE (m.value, m.count, m.numerator, m.denominator)
+               IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.count, EXCLUDED.numerator,
+                                 EXCLUDED.denominator)
+           RETURNING (xmax = 0) AS "inserted!", id, period, site, ward, imd_quintile,
+               ethnicity, age_band, sex, value, count, numerator, denominator, create_time,
+               update_time"#,
         metric_uid,
         &c.period,
         &c.site,
@@ -160,13 +231,67 @@ async fn upsert(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Result
         c.numerator.as_slice() as &[Option<f64>],
         c.denominator.as_slice() as &[Option<f64>],
     )
-    .fetch_one(&mut *conn)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(Outcome {
-        created: counts.created,
-        updated: counts.updated,
-        unchanged: c.len() as i64 - counts.created - counts.updated,
-    })
+    Ok(rows.into_iter().map(UpsertedRow::split).collect())
+}
+
+/// A row the upsert inserted or changed: a [`MeasurementRow`] and whether it is new.
+struct UpsertedRow {
+    inserted: bool,
+    id: i64,
+    period: NaiveDate,
+    site: String,
+    ward: String,
+    imd_quintile: String,
+    ethnicity: String,
+    age_band: String,
+    sex: String,
+    value: Option<f64>,
+    count: Option<i64>,
+    numerator: Option<f64>,
+    denominator: Option<f64>,
+    create_time: DateTime<Utc>,
+    update_time: DateTime<Utc>,
+}
+
+impl UpsertedRow {
+    fn split(self) -> (bool, MeasurementRow) {
+        let UpsertedRow {
+            inserted,
+            id,
+            period,
+            site,
+            ward,
+            imd_quintile,
+            ethnicity,
+            age_band,
+            sex,
+            value,
+            count,
+            numerator,
+            denominator,
+            create_time,
+            update_time,
+        } = self;
+        let row = MeasurementRow {
+            id,
+            period,
+            site,
+            ward,
+            imd_quintile,
+            ethnicity,
+            age_band,
+            sex,
+            value,
+            count,
+            numerator,
+            denominator,
+            create_time,
+            update_time,
+        };
+        (inserted, row)
+    }
 }
 
 struct MeasurementRow {
@@ -337,22 +462,29 @@ mod tests {
         let mut conn = transaction().await?;
         let m = metric(&mut conn, Owner::Trust, "los", ValueType::Mean).await?;
         let scope = SiteScope::TrustWide;
-        assert_eq!(write(&mut conn, m.uid, batch(&[])).await?, outcome(0, 0, 0));
+        assert_eq!(
+            write(&mut conn, &m, batch(&[])).await?.outcome,
+            outcome(0, 0, 0)
+        );
         let first = [
             ("2026-01-01", "BAS", 1.0),
             ("2026-01-01", "SOU", 2.0),
             ("2026-02-01", "BAS", 3.0),
             ("2026-02-01", "SOU", 4.0),
         ];
-        assert_eq!(
-            write(&mut conn, m.uid, batch(&first)).await?,
-            outcome(4, 0, 0)
-        );
-        assert_eq!(
-            write(&mut conn, m.uid, batch(&first)).await?,
-            outcome(0, 0, 4)
-        );
+        let made = write(&mut conn, &m, batch(&first)).await?;
+        assert_eq!(made.outcome, outcome(4, 0, 0));
+        let resent = write(&mut conn, &m, batch(&first)).await?;
+        assert_eq!(resent.outcome, outcome(0, 0, 4));
+        assert!(resent.changed.is_empty(), "a re-sent batch changes nothing");
         let before = everything(&mut conn, &m, &scope).await?;
+        // Each created measurement as it is listed, with its site.
+        let created: Vec<_> = made.changed.iter().map(|c| c.created).collect();
+        assert_eq!(created, [true; 4]);
+        let sites: Vec<_> = made.changed.iter().map(|c| c.site.as_str()).collect();
+        assert_eq!(sites, ["BAS", "SOU", "BAS", "SOU"]);
+        let made: Vec<_> = made.changed.into_iter().map(|c| c.measurement).collect();
+        assert_eq!(made, before);
         // A changed value, an unchanged one, a new key in a stored period, a new period.
         let next = [
             ("2026-01-01", "BAS", 1.5),
@@ -360,10 +492,8 @@ mod tests {
             ("2026-02-01", "BRM", 5.0),
             ("2026-03-01", "BAS", 6.0),
         ];
-        assert_eq!(
-            write(&mut conn, m.uid, batch(&next)).await?,
-            outcome(2, 1, 1)
-        );
+        let written = write(&mut conn, &m, batch(&next)).await?;
+        assert_eq!(written.outcome, outcome(2, 1, 1));
         let after = everything(&mut conn, &m, &scope).await?;
         assert_eq!(
             shown(&after),
@@ -376,6 +506,17 @@ mod tests {
                 "2026-03-01 sites/BAS 6",
             ]
         );
+        // Only what changed comes back, each as it is now listed.
+        let mut changed: Vec<_> = written
+            .changed
+            .iter()
+            .map(|c| (c.created, c.measurement.clone()))
+            .collect();
+        changed.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let listed = |i: usize| after[i].clone();
+        let mut expected = vec![(false, listed(0)), (true, listed(4)), (true, listed(5))];
+        expected.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        assert_eq!(changed, expected);
         // Changed in place: every measurement keeps its name (its id).
         for old in &before {
             assert!(after.iter().any(|new| new.name == old.name));
@@ -392,10 +533,10 @@ mod tests {
         let mut c = batch(&[("2026-01-01", "", odd)]);
         c.count[0] = Some(7);
         c.labels = ["1", "A", "18-64", "F"].map(|l| vec![l.to_owned()]);
-        write(&mut conn, mean.uid, c).await?;
+        write(&mut conn, &mean, c).await?;
         let mut r = batch(&[("2026-01-01", "", 0.0)]);
         (r.value[0], r.numerator[0], r.denominator[0]) = (None, Some(1.0 / 3.0), Some(odd));
-        write(&mut conn, rate.uid, r).await?;
+        write(&mut conn, &rate, r).await?;
         let got = everything(&mut conn, &mean, &SiteScope::TrustWide).await?;
         assert_eq!((got[0].value, got[0].count), (Some(odd), 7));
         let stratum = got[0].stratum.clone().expect("a stratum");
@@ -417,7 +558,7 @@ mod tests {
         // Through the upsert: the period is stored now.
         let mut r = batch(&[("2026-01-01", "", 0.0)]);
         (r.value[0], r.numerator[0], r.denominator[0]) = (None, Some(0.7 + 0.1), Some(2.0));
-        assert_eq!(write(&mut conn, rate.uid, r).await?, outcome(0, 1, 0));
+        assert_eq!(write(&mut conn, &rate, r).await?.outcome, outcome(0, 1, 0));
         let got = everything(&mut conn, &rate, &SiteScope::TrustWide).await?;
         assert_eq!(got[0].numerator, Some(0.7 + 0.1));
         Ok(())
@@ -436,7 +577,7 @@ mod tests {
             ("2025-12-01", "BAS", 0.0),
             ("2026-01-01", "SOU", 2.0),
         ];
-        write(&mut conn, m.uid, batch(&rows)).await?;
+        write(&mut conn, &m, batch(&rows)).await?;
         let (from, before) = (Some(day("2026-01-01")), Some(day("2026-03-01")));
         let scope = SiteScope::TrustWide;
         let mut seen = Vec::new();
@@ -473,7 +614,7 @@ mod tests {
             ("2026-01-01", "BAS", 2.0),
             ("2026-01-01", "SOU", 3.0),
         ];
-        write(&mut conn, m.uid, batch(&rows)).await?;
+        write(&mut conn, &m, batch(&rows)).await?;
         let bas = SiteScope::from_claim(&["BAS".to_owned()]).map_err(anyhow::Error::msg)?;
         let seen = everything(&mut conn, &m, &bas).await?;
         assert_eq!(shown(&seen), ["2026-01-01  1", "2026-01-01 sites/BAS 2"]);
@@ -498,20 +639,20 @@ mod tests {
         setup.commit().await?;
         let rows = [("2026-01-01", "BAS", 1.0)];
         let mut first = qi_platform::db::begin(&pool).await?;
-        write(&mut first, los.uid, batch(&rows)).await?;
+        write(&mut first, &los, batch(&rows)).await?;
         // While `first` is open: another metric's batch goes through, this metric's waits.
         let mut other = qi_platform::db::begin(&pool).await?;
         let done = tokio::time::timeout(
             Duration::from_secs(30),
-            write(&mut other, tat.uid, batch(&rows)),
+            write(&mut other, &tat, batch(&rows)),
         )
         .await?;
-        assert_eq!(done?, outcome(1, 0, 0));
+        assert_eq!(done?.outcome, outcome(1, 0, 0));
         other.commit().await?;
         let mut second = qi_platform::db::begin(&pool).await?;
         let waited = tokio::time::timeout(
             Duration::from_millis(300),
-            write(&mut second, los.uid, batch(&rows)),
+            write(&mut second, &los, batch(&rows)),
         )
         .await;
         assert!(waited.is_err(), "a second batch of the metric waits");

@@ -2,6 +2,7 @@
 //! group; their RPCs, the validated point, and where points fall in a series.
 
 use chrono::NaiveDate;
+use qi_platform::changes::Kind;
 use qi_platform::convert::{required_date, required_text};
 use qi_platform::names;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -29,6 +30,8 @@ pub(crate) async fn create(
     let new = read(&metric, &req.rebase_point_id, req.rebase_point.clone())?;
     idempotency::once(tx, &ctx, &req.request_id, &req, async |tx| {
         let rebase_point = store::insert(tx, &metric, &new).await?;
+        let (name, sites) = (&rebase_point.name, metric.readers());
+        crate::feed::record(tx, REBASE_POINTS, name, Kind::Created, sites, &rebase_point).await?;
         Ok(pb::CreateRebasePointResponse {
             rebase_point: Some(rebase_point),
         })

@@ -226,7 +226,7 @@ mod tests {
             ("2026-01-01", "SOU", "", 4.0, None),
             ("2026-02-01", "BAS", "", 5.0, Some(1)),
         ];
-        measurements::store::write(&mut conn, m.uid, batch(&rows)).await?;
+        measurements::store::write(&mut conn, &m, batch(&rows)).await?;
         let everyone = Filter::scoped(&SiteScope::TrustWide);
         let got = read(&mut conn, &[&m], None, &everyone).await?;
         let want = periods(&[
@@ -272,7 +272,7 @@ mod tests {
         c.value = vec![None, None];
         c.numerator = vec![Some(1.0), Some(2.0)];
         c.denominator = vec![Some(10.0), Some(20.0)];
-        measurements::store::write(&mut conn, m.uid, c).await?;
+        measurements::store::write(&mut conn, &m, c).await?;
         let got = read(
             &mut conn,
             &[&m],
@@ -308,7 +308,7 @@ mod tests {
             ("2026-02-01", "", "1", 5.0, None),
             ("2026-03-01", "", "2", 1.0, None),
         ];
-        measurements::store::write(&mut conn, m.uid, batch(&rows)).await?;
+        measurements::store::write(&mut conn, &m, batch(&rows)).await?;
         let everyone = Filter::scoped(&SiteScope::TrustWide);
         // By quintile: one measurement per group, read row by row.
         let got = read(&mut conn, &[&m], Some(Dimension::Imd), &everyone).await?;
@@ -367,12 +367,12 @@ mod tests {
         )
         .await?;
         let rows = [("2026-01-01", "", "", 7.0, None)];
-        measurements::store::write(&mut conn, own.uid, batch(&rows)).await?;
+        measurements::store::write(&mut conn, &own, batch(&rows)).await?;
         let rows = [
             ("2026-01-01", "", "1", 1.0, None),
             ("2026-01-01", "", "2", 2.0, None),
         ];
-        measurements::store::write(&mut conn, by_imd.uid, batch(&rows)).await?;
+        measurements::store::write(&mut conn, &by_imd, batch(&rows)).await?;
         let bas = SiteScope::from_claim(&["BAS".to_owned()]).map_err(anyhow::Error::msg)?;
         let got = read(&mut conn, &[&own, &by_imd], None, &Filter::scoped(&bas)).await?;
         assert_eq!(got.len(), 2);

@@ -13,6 +13,7 @@
 //! so on for each component) wraps another. The gateway scenario also reports the CPU time
 //! each process spends per call.
 
+mod changes;
 mod database;
 mod deploy;
 mod figures;
@@ -65,6 +66,8 @@ pub enum Scenario {
     Memory,
     /// Memory under hostile requests.
     Hostile,
+    /// The change feed: the outbox's cost on a write, commit to delivery, backlog replay.
+    Changes,
 }
 
 impl Scenario {
@@ -79,6 +82,7 @@ impl Scenario {
             Scenario::Database => "database",
             Scenario::Memory => "memory",
             Scenario::Hostile => "hostile",
+            Scenario::Changes => "changes",
         }
     }
 }
@@ -244,6 +248,7 @@ async fn measure(
             Scenario::Database => database::database(deployment, effort).await?,
             Scenario::Memory => memory::memory(deployment, effort).await?,
             Scenario::Hostile => hostile::hostile(deployment, effort).await?,
+            Scenario::Changes => changes::changes(deployment, effort).await?,
         };
         print_outcome(&outcome);
         outcomes.push(outcome);

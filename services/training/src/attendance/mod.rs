@@ -6,11 +6,12 @@ mod store;
 use qi_platform::names::OwnerAccess as _;
 use std::collections::HashSet;
 
+use qi_platform::changes::Kind;
 use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::training as pb;
 
 use crate::cohorts::{self, CohortState};
-use crate::{TrainingApi, register, sessions, staff};
+use crate::{TrainingApi, enrolments, register, sessions, staff};
 
 /// A validated register entry.
 #[derive(Debug)]
@@ -133,8 +134,25 @@ pub(crate) async fn record(
     }
     let statuses: Vec<&str> = entries.iter().map(|e| e.status).collect();
     store::record(&mut tx, cohort.uid, number, &numbers, &statuses).await?;
-    sessions::store::mark_register_taken(&mut tx, cohort.uid, number).await?;
+    let taken = sessions::store::mark_register_taken(&mut tx, cohort.uid, number).await?;
+    // Records the completions it achieves, moves or revokes.
     let new_completions = register::derive(&mut tx, &cohort, &numbers).await?;
+    // Each learner's enrolment shows their attendance (and completion), as it now is.
+    enrolments::record_changes(&mut tx, &cohort, &numbers, Kind::Updated).await?;
+    if let Some(taken) = taken {
+        let session = sessions::store::to_proto(&cohort.name()?, taken);
+        let sites = cohorts::feed_sites(&cohort);
+        let kind = Kind::Updated;
+        crate::feed::record(
+            &mut tx,
+            sessions::COLLECTION,
+            &session.name,
+            kind,
+            sites,
+            &session,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(pb::RecordAttendanceResponse {
         recorded: i32::try_from(entries.len()).unwrap_or(i32::MAX),

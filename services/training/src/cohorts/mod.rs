@@ -5,6 +5,7 @@
 pub(crate) mod store;
 
 use chrono::NaiveDate;
+use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::{check_etag, int_in, required_date, required_text};
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
@@ -14,10 +15,51 @@ use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
-use crate::{TrainingApi, courses, enrolments, staff};
+use crate::{TrainingApi, courses, enrolments, sessions, staff};
 
 /// The collection id in cohort names.
 pub(crate) const COLLECTION: &str = "cohorts";
+
+/// The sites whose callers read a cohort and its sessions: its site's, or every caller's
+/// (`None`) for a trust-wide cohort. Nothing in a trust-wide cohort differs by caller: its
+/// counts are the trust's, for everyone (see `Cohort.enrolled_count` in the contract).
+pub(crate) fn feed_sites(cohort: &CohortRef) -> Option<Vec<String>> {
+    cohort.site.clone().map(|s| vec![s])
+}
+
+/// Records a change of `found`, read again as it now is (its counts move with its roster),
+/// and returns it.
+pub(crate) async fn record_change(
+    conn: &mut PgConnection,
+    found: &CohortRef,
+    kind: Kind,
+) -> Result<pb::Cohort, Error> {
+    let cohort = store::reread(conn, found).await?;
+    let sites = feed_sites(found);
+    crate::feed::record(conn, COLLECTION, &cohort.name, kind, sites, &cohort).await?;
+    Ok(cohort)
+}
+
+/// Records the creation of `made`, new cohorts of `owner` (with the ids `ids`), and of
+/// their sessions: one read of the sessions, one statement per collection.
+async fn record_created(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    made: &[pb::Cohort],
+    ids: &[String],
+) -> Result<(), Error> {
+    let site = owner.site_column().map(str::to_owned);
+    let mut cohorts = Batch::new();
+    for c in made {
+        cohorts.push(c.name.clone(), Kind::Created, site.clone(), Some(c));
+    }
+    cohorts.record(conn, COLLECTION).await?;
+    let mut scheduled = Batch::new();
+    for s in sessions::store::of_cohorts(conn, owner, ids).await? {
+        scheduled.push(s.name.clone(), Kind::Created, site.clone(), Some(&s));
+    }
+    scheduled.record(conn, sessions::COLLECTION).await
+}
 
 /// A cohort to create, validated.
 #[derive(Debug)]
@@ -149,6 +191,17 @@ impl CohortState {
                 CohortState::Planned | CohortState::Open | CohortState::Running
             ),
             CohortState::Planned => false,
+        }
+    }
+
+    /// The verb of the change into this state, as the change feed names it.
+    fn verb(self) -> &'static str {
+        match self {
+            CohortState::Planned => "plan",
+            CohortState::Open => "open",
+            CohortState::Running => "start",
+            CohortState::Completed => "complete",
+            CohortState::Cancelled => "cancel",
         }
     }
 
@@ -333,6 +386,8 @@ pub(crate) async fn create(
     let tx = qi_platform::db::begin(&api.pool).await?;
     idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
         let cohort = store::insert(&mut *tx, &new).await?;
+        let made = std::slice::from_ref(&cohort);
+        record_created(tx, &new.owner, made, std::slice::from_ref(&new.id)).await?;
         let resp = pb::CreateCohortResponse {
             cohort: Some(cohort),
         };
@@ -360,10 +415,13 @@ pub(crate) async fn plan(
                     Owner::Trust.child(courses::COLLECTION, &plan.course_id)
                 ),
             })?;
-        let mut cohorts = Vec::with_capacity(plan.count as usize);
-        for new in plan.schedule(&title) {
-            cohorts.push(store::insert(&mut *tx, &new).await?);
+        let schedule = plan.schedule(&title);
+        let mut cohorts = Vec::with_capacity(schedule.len());
+        for new in &schedule {
+            cohorts.push(store::insert(&mut *tx, new).await?);
         }
+        let ids: Vec<String> = schedule.into_iter().map(|c| c.id).collect();
+        record_created(tx, &plan.owner, &cohorts, &ids).await?;
         let resp = pb::PlanCohortsResponse { cohorts };
         Ok(resp)
     })
@@ -468,10 +526,13 @@ pub(crate) async fn update(
         }
     }
     store::update(&mut tx, found.uid, &changes).await?;
-    if changes.capacity.is_some() {
-        enrolments::store::fill_places(&mut tx, found.uid).await?;
-    }
-    let updated = store::reread(&mut tx, &found).await?;
+    let promoted = if changes.capacity.is_some() {
+        enrolments::store::fill_places(&mut tx, found.uid).await?
+    } else {
+        Vec::new()
+    };
+    let updated = record_change(&mut tx, &found, Kind::Updated).await?;
+    enrolments::record_promotions(&mut tx, &found, &promoted).await?;
     tx.commit().await?;
     Ok(pb::UpdateCohortResponse {
         cohort: Some(updated),
@@ -558,7 +619,7 @@ async fn transition(
         });
     }
     store::set_state(&mut tx, found.uid, to, reason).await?;
-    let cohort = store::reread(&mut tx, &found).await?;
+    let cohort = record_change(&mut tx, &found, Kind::StateChanged(to.verb())).await?;
     tx.commit().await?;
     Ok(cohort)
 }

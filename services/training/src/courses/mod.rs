@@ -3,6 +3,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, int_in, required_text};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
@@ -207,6 +208,8 @@ pub(crate) async fn create(
     let tx = qi_platform::db::begin(&api.pool).await?;
     idempotency::once(tx, &ctx, &new.request_id, &req, async |tx| {
         let course = store::insert(&mut *tx, &new).await?;
+        // The catalogue is read by every caller.
+        crate::feed::record(tx, COLLECTION, &course.name, Kind::Created, None, &course).await?;
         let resp = pb::CreateCourseResponse {
             course: Some(course),
         };
@@ -238,6 +241,8 @@ pub(crate) async fn update(
         .ok_or_else(|| Error::not_found(&course.name))?;
     check_etag(&course.etag, revision, "the course")?;
     let updated = store::update(&mut tx, &id, &changes).await?;
+    let kind = Kind::Updated;
+    crate::feed::record(&mut tx, COLLECTION, &updated.name, kind, None, &updated).await?;
     tx.commit().await?;
     Ok(pb::UpdateCourseResponse {
         course: Some(updated),

@@ -5,16 +5,98 @@
 
 pub(crate) mod store;
 
+use qi_platform::changes::{Batch, Kind};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, idempotency};
 use qi_proto::training as pb;
+use sqlx::PgConnection;
 
+use crate::cohorts::CohortRef;
 use crate::{TrainingApi, cohorts, staff};
 
 /// The collection id in enrolment names.
 pub(crate) const COLLECTION: &str = "enrolments";
+
+/// The sites whose callers read an enrolment in `cohort` of a learner now at
+/// `learner_site`: the learner's (their training record; of a trust-wide cohort's roster,
+/// a site caller sees only its own staff), and a site cohort's own (its roster is read
+/// whole, a learner who has moved since included), first.
+pub(crate) fn feed_sites(cohort: &CohortRef, learner_site: &str) -> Vec<String> {
+    match cohort.site.as_deref() {
+        Some(site) if site != learner_site => vec![site.to_owned(), learner_site.to_owned()],
+        _ => vec![learner_site.to_owned()],
+    }
+}
+
+/// Records a change of each enrolment of `located` (with its learner's current site) in
+/// `cohort`, and returns them: one statement for all, but for a learner who has moved
+/// since joining a site's cohort (seen from two sites), recorded alone.
+async fn publish(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    located: Vec<(String, pb::Enrolment)>,
+    kind: Kind,
+) -> Result<Vec<pb::Enrolment>, Error> {
+    let mut batch = Batch::new();
+    let mut enrolments = Vec::with_capacity(located.len());
+    for (learner_site, enrolment) in located {
+        let mut sites = feed_sites(cohort, &learner_site);
+        if sites.len() == 1 {
+            batch.push(enrolment.name.clone(), kind, sites.pop(), Some(&enrolment));
+        } else {
+            let name = &enrolment.name;
+            crate::feed::record(conn, COLLECTION, name, kind, Some(sites), &enrolment).await?;
+        }
+        enrolments.push(enrolment);
+    }
+    batch.record(conn, COLLECTION).await?;
+    Ok(enrolments)
+}
+
+/// Records a change of these learners' enrolments in `cohort`, each read as it now is (one
+/// read, however many), and returns them by employee number.
+pub(crate) async fn record_changes(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    numbers: &[String],
+    kind: Kind,
+) -> Result<Vec<pb::Enrolment>, Error> {
+    if numbers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let located = store::read_located(conn, cohort.uid, numbers).await?;
+    publish(conn, cohort, located, kind).await
+}
+
+/// Records the learners promoted from `cohort`'s waitlist into free places, and the rest
+/// of the waitlist, each of whom moved up.
+pub(crate) async fn record_promotions(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    promoted: &[String],
+) -> Result<Vec<pb::Enrolment>, Error> {
+    if promoted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let enrolments = record_changes(conn, cohort, promoted, Kind::Updated).await?;
+    record_waitlist_from(conn, cohort, 1).await?;
+    Ok(enrolments)
+}
+
+/// Records the learners on `cohort`'s waitlist from `position` on (as it now is), whose
+/// places in it moved when someone ahead left it.
+async fn record_waitlist_from(
+    conn: &mut PgConnection,
+    cohort: &CohortRef,
+    position: i32,
+) -> Result<(), Error> {
+    let mut moved = store::waitlist_located(conn, cohort.uid).await?;
+    moved.retain(|(_, e)| e.waitlist_position >= position);
+    publish(conn, cohort, moved, Kind::Updated).await?;
+    Ok(())
+}
 
 /// Parses `{cohort}/enrolments/{employee_number}` into the cohort's owner and id and the number.
 pub(crate) fn parse_name(field: &str, value: &str) -> Result<(Owner, String, String), Error> {
@@ -118,7 +200,13 @@ pub(crate) async fn create(
                 ),
             });
         }
-        let enrolment = store::read_one(&mut *tx, cohort.uid, &learner.employee_number).await?;
+        let number = std::slice::from_ref(&learner.employee_number);
+        let enrolment = record_changes(tx, &cohort, number, Kind::Created)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the enrolment just made is missing")))?;
+        // The cohort's counts moved with its roster.
+        cohorts::record_change(tx, &cohort, Kind::Updated).await?;
         let resp = pb::CreateEnrolmentResponse {
             enrolment: Some(enrolment),
         };
@@ -140,7 +228,8 @@ pub(crate) async fn withdraw(
     let cohort = cohorts::store::locate(&mut tx, &owner, &cohort_id, true)
         .await?
         .ok_or_else(|| Error::not_found(&name))?;
-    match store::state_of(&mut tx, cohort.uid, &number)
+    // Where they waited, if they did: everyone behind them moves up.
+    let waited_at = match store::state_of(&mut tx, cohort.uid, &number)
         .await?
         .as_deref()
     {
@@ -151,15 +240,34 @@ pub(crate) async fn withdraw(
                 message: format!("{name} was already withdrawn"),
             });
         }
-        Some(_) => {}
-    }
+        Some("waitlisted") => {
+            let waiting = store::read_one(&mut tx, cohort.uid, &number).await?;
+            Some(waiting.waitlist_position)
+        }
+        Some(_) => None,
+    };
     store::withdraw(&mut tx, cohort.uid, &number).await?;
     let promoted = store::fill_places(&mut tx, cohort.uid).await?;
-    let enrolment = store::read_one(&mut tx, cohort.uid, &number).await?;
-    let promoted = match promoted.first() {
-        Some(p) => Some(store::read_one(&mut tx, cohort.uid, p).await?),
-        None => None,
+    let withdrawn = std::slice::from_ref(&number);
+    let kind = Kind::StateChanged("withdraw");
+    let enrolment = record_changes(&mut tx, &cohort, withdrawn, kind)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found(&name))?;
+    let first = promoted.first().map(|n| staff::name_of(n));
+    let promoted = if promoted.is_empty() {
+        if let Some(position) = waited_at {
+            record_waitlist_from(&mut tx, &cohort, position).await?;
+        }
+        None
+    } else {
+        record_promotions(&mut tx, &cohort, &promoted)
+            .await?
+            .into_iter()
+            .find(|e| Some(&e.staff) == first.as_ref())
     };
+    // The cohort's counts moved with its roster.
+    cohorts::record_change(&mut tx, &cohort, Kind::Updated).await?;
     tx.commit().await?;
     Ok(pb::WithdrawEnrolmentResponse {
         enrolment: Some(enrolment),

@@ -25,6 +25,8 @@ struct EnrolmentRow {
     create_time: chrono::DateTime<chrono::Utc>,
     update_time: chrono::DateTime<chrono::Utc>,
     attendance: Vec<String>,
+    /// Where the learner works now (whose callers read their record).
+    learner_site: String,
     /// Where the roster puts the enrolment: 0 enrolled, 1 waitlisted, 2 withdrawn.
     rank: i32,
     /// The order within its rank: the waitlist's, else by name.
@@ -99,6 +101,7 @@ macro_rules! roster_rows {
                                                  ORDER BY a.session_number)
                                 FROM attendance a WHERE a.cohort_uid = e.cohort_uid
                                   AND a.employee_number = e.employee_number), '{}') AS "attendance!",
+                      s.site AS learner_site,
                       o.rank AS "rank!", o.sort_key AS "sort_key!"
                FROM enrolment e
                JOIN cohort c ON c.uid = e.cohort_uid
@@ -127,6 +130,43 @@ pub(crate) async fn read_one(
     .fetch_one(&mut *conn)
     .await?;
     row.try_into()
+}
+
+/// An enrolment with its learner's current site, which the change feed scopes it by.
+fn located(r: EnrolmentRow) -> Result<(String, pb::Enrolment), Error> {
+    let site = r.learner_site.clone();
+    Ok((site, r.try_into()?))
+}
+
+/// These learners' enrolments in a cohort, by employee number, each with the learner's
+/// current site: one statement however many.
+pub(crate) async fn read_located(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+    numbers: &[String],
+) -> Result<Vec<(String, pb::Enrolment)>, Error> {
+    let rows = roster_rows!(
+        "WHERE e.cohort_uid = $1 AND e.employee_number = ANY($2) ORDER BY e.employee_number",
+        cohort_uid,
+        numbers,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(located).collect()
+}
+
+/// A cohort's waitlist, in order, each with the learner's current site.
+pub(crate) async fn waitlist_located(
+    conn: &mut PgConnection,
+    cohort_uid: Uuid,
+) -> Result<Vec<(String, pb::Enrolment)>, Error> {
+    let rows = roster_rows!(
+        "WHERE e.cohort_uid = $1 AND e.state = 'waitlisted' ORDER BY e.waitlist_seq",
+        cohort_uid,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.into_iter().map(located).collect()
 }
 
 /// The unfinished cohort of a course, other than `cohort_uid`, a learner is already on

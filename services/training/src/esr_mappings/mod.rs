@@ -11,6 +11,7 @@ pub(crate) mod store;
 
 use std::collections::HashMap;
 
+use qi_platform::changes::{Batch, Kind as ChangeKind};
 use qi_platform::convert::{check_etag, optional_text};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, ListParentScope as _, Owner};
@@ -264,6 +265,10 @@ pub(crate) async fn create(
                 // Where the code is mapped is not said: it may be a site the caller lacks.
                 name: format!("{} (the code is mapped already)", mapping.id.id()),
             })?;
+        // Read by its site's callers.
+        let sites = Some(vec![mapping.site.to_string()]);
+        let kind = ChangeKind::Created;
+        crate::feed::record(tx, COLLECTION, &stored.name, kind, sites, &stored).await?;
         Ok(pb::CreateEsrMappingResponse {
             esr_mapping: Some(stored),
         })
@@ -332,6 +337,8 @@ pub(crate) async fn delete(
         .ok_or_else(|| Error::not_found(&name))?;
     check_etag(&etag, revision, "the mapping")?;
     store::delete(&mut tx, &site, &id).await?;
+    let sites = Some(vec![site.to_string()]);
+    crate::feed::record_deleted(&mut tx, COLLECTION, &name_of(site.as_str(), &id), sites).await?;
     tx.commit().await?;
     Ok(pb::DeleteEsrMappingResponse {})
 }
@@ -366,7 +373,12 @@ pub(crate) async fn batch_upsert(
     idempotency::once(tx, &ctx, &request_id, &req, async |tx| {
         let mappings: Vec<&NewMapping> = valid.iter().map(|(_, m)| m).collect();
         let movable = ctx.sites.sql_filter();
+        // Where each code is mapped before the upsert, its row locked: a code moved here
+        // leaves its old site's view under its old name.
+        let ids: Vec<&MappingId> = mappings.iter().map(|m| &m.id).collect();
+        let before = store::lock_sites(tx, &ids).await?;
         let written = store::upsert(tx, &site, &mappings, movable.as_deref()).await?;
+        record_upserted(tx, &written, &before).await?;
         // What was not written is either stored as sent, or mapped at a site the caller
         // may not take it from.
         let unwritten: Vec<&MappingId> = valid
@@ -377,7 +389,7 @@ pub(crate) async fn batch_upsert(
         let now_at = store::sites_of(tx, &unwritten).await?;
         let mut resp = pb::BatchUpsertEsrMappingsResponse::default();
         for (index, m) in &valid {
-            match written.get(&m.id) {
+            match written.get(&m.id).map(|w| w.created) {
                 Some(true) => resp.created += 1,
                 Some(false) => resp.updated += 1,
                 None if now_at.get(&m.id).map(String::as_str) == Some(site.as_str()) => {
@@ -399,6 +411,55 @@ pub(crate) async fn batch_upsert(
         Ok(resp)
     })
     .await
+}
+
+/// Records what an upsert wrote, in one statement: each mapping created or updated at its
+/// site, and one moved here from another site (`before`: where each code was) deleted
+/// there under its old name, then created here under its new one.
+async fn record_upserted(
+    conn: &mut sqlx::PgConnection,
+    written: &HashMap<MappingId, store::Written>,
+    before: &HashMap<MappingId, String>,
+) -> Result<(), Error> {
+    let mut batch = Batch::new();
+    // In code order, so the rows read in a stable order.
+    let mut ids: Vec<&MappingId> = written.keys().collect();
+    ids.sort_by(|a, b| (a.kind, &a.code).cmp(&(b.kind, &b.code)));
+    for id in ids {
+        let w = &written[id];
+        let site = w
+            .mapping
+            .site
+            .strip_prefix("sites/")
+            .unwrap_or(&w.mapping.site);
+        let kind = match (w.created, before.get(id)) {
+            (true, _) => ChangeKind::Created,
+            (false, Some(was)) if was == site => ChangeKind::Updated,
+            (false, Some(was)) => {
+                let old = name_of(was, id);
+                batch.push(
+                    old,
+                    ChangeKind::Deleted,
+                    Some(was.clone()),
+                    None::<&pb::EsrMapping>,
+                );
+                ChangeKind::Created
+            }
+            // Mapped by another call between the lock and the upsert: where it was is not
+            // known, so neither is whose view it left.
+            (false, None) => {
+                return Err(Error::Aborted {
+                    message: format!(
+                        "esr_mappings: {} was mapped by another call at the same time; send the batch again",
+                        id.id()
+                    ),
+                });
+            }
+        };
+        let name = w.mapping.name.clone();
+        batch.push(name, kind, Some(site.to_owned()), Some(&w.mapping));
+    }
+    batch.record(conn, COLLECTION).await
 }
 
 /// A batch's items checked one by one: the valid ones with their positions, and the

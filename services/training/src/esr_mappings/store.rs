@@ -166,16 +166,25 @@ pub(crate) async fn delete(
     Ok(())
 }
 
+/// A mapping an upsert wrote.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Written {
+    /// Whether it was added (else changed, or moved here from another site).
+    pub(crate) created: bool,
+    /// The mapping as it now is.
+    pub(crate) mapping: pb::EsrMapping,
+}
+
 /// Stores `mappings` at `site` in one statement: new codes are added, codes mapped here
 /// are changed where they differ, and codes mapped at another site move here only when
-/// that site is one of `movable` (`None`: any). Returns the codes written, each with
-/// whether it was added; the rest were already as sent, or are held at another site.
+/// that site is one of `movable` (`None`: any). Returns the codes written, each as it now
+/// is and whether it was added; the rest were already as sent, or are held at another site.
 pub(crate) async fn upsert(
     conn: &mut PgConnection,
     site: &SiteCode,
     mappings: &[&NewMapping],
     movable: Option<&[String]>,
-) -> Result<HashMap<MappingId, bool>, Error> {
+) -> Result<HashMap<MappingId, Written>, Error> {
     let kinds: Vec<&str> = mappings.iter().map(|m| m.id.kind.as_str()).collect();
     let codes: Vec<&str> = mappings.iter().map(|m| m.id.code.as_str()).collect();
     let wards: Vec<&str> = mappings.iter().map(|m| m.ward.as_str()).collect();
@@ -192,7 +201,8 @@ pub(crate) async fn upsert(
            WHERE (m.site, m.ward, m.display_name)
                      IS DISTINCT FROM (EXCLUDED.site, EXCLUDED.ward, EXCLUDED.display_name)
              AND (m.site = EXCLUDED.site OR $6::text[] IS NULL OR m.site = ANY($6))
-           RETURNING kind, code, (xmax = 0) AS "created!""#,
+           RETURNING kind, code, site, ward, display_name, create_time, update_time, revision,
+                     (xmax = 0) AS "created!""#,
         &kinds as &[&str],
         &codes as &[&str],
         &wards as &[&str],
@@ -206,9 +216,52 @@ pub(crate) async fn upsert(
         .map(|r| {
             let kind = Kind::parse(&r.kind)
                 .ok_or_else(|| Error::Internal(anyhow::anyhow!("stored kind {:?}", r.kind)))?;
-            Ok((MappingId { kind, code: r.code }, r.created))
+            let id = MappingId {
+                kind,
+                code: r.code.clone(),
+            };
+            let mapping = MappingRow {
+                kind: r.kind,
+                code: r.code,
+                site: r.site,
+                ward: r.ward,
+                display_name: r.display_name,
+                create_time: r.create_time,
+                update_time: r.update_time,
+                revision: r.revision,
+            }
+            .into_pb()?;
+            let created = r.created;
+            Ok((id, Written { created, mapping }))
         })
         .collect()
+}
+
+/// Where each of `ids` is mapped now, for those mapped, their rows locked for the
+/// transaction (so an upsert after it finds them there).
+pub(crate) async fn lock_sites(
+    conn: &mut PgConnection,
+    ids: &[&MappingId],
+) -> Result<HashMap<MappingId, String>, Error> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let kinds: Vec<&str> = ids.iter().map(|id| id.kind.as_str()).collect();
+    let codes: Vec<&str> = ids.iter().map(|id| id.code.as_str()).collect();
+    let rows = sqlx::query!(
+        "SELECT m.kind, m.code, m.site FROM esr_mapping AS m
+         JOIN unnest($1::text[], $2::text[]) AS i(kind, code) USING (kind, code)
+         ORDER BY m.kind, m.code
+         FOR UPDATE OF m",
+        &kinds as &[&str],
+        &codes as &[&str],
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| Kind::parse(&r.kind).map(|kind| (MappingId { kind, code: r.code }, r.site)))
+        .collect())
 }
 
 /// Where each of `ids` is mapped now, for those mapped.
@@ -354,7 +407,13 @@ mod tests {
         // A caller holding BAS and SOU moves SOU's code, not BRM's.
         let movable = ["BAS".to_owned(), "SOU".to_owned()];
         let written = upsert(&mut conn, &site("BAS"), &refs, Some(&movable)).await?;
-        let mut got: Vec<(String, bool)> = written.iter().map(|(k, v)| (k.id(), *v)).collect();
+        let mut got: Vec<(String, bool)> =
+            written.iter().map(|(k, v)| (k.id(), v.created)).collect();
+        let moved = &written[&batch[3].id].mapping;
+        assert_eq!(
+            (moved.name.as_str(), moved.site.as_str()),
+            ("sites/BAS/esrMappings/location.AT-SOU", "sites/BAS")
+        );
         got.sort();
         assert_eq!(
             got,
@@ -366,6 +425,7 @@ mod tests {
         );
         let ids: Vec<&MappingId> = batch.iter().map(|m| &m.id).collect();
         let now = sites_of(&mut conn, &ids).await?;
+        assert_eq!(lock_sites(&mut conn, &ids).await?, now);
         let at = |id: &str| now[&MappingId::parse("id", id).unwrap()].clone();
         assert_eq!(at("location.AT-SOU"), "BAS");
         assert_eq!(at("location.AT-BRM"), "BRM");

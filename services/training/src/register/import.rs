@@ -9,7 +9,7 @@
 //! by person, course and date, so a re-import adds nothing. All of it is one transaction
 //! under the register writers' lock: a call applies its good rows whole, or nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{Months, NaiveDate};
 use qi_platform::convert::{optional_date, required_date};
@@ -442,6 +442,23 @@ pub(crate) async fn import(
         let changed: Vec<_> = known.into_iter().filter(|u| u.changes()).collect();
         let inserted = store::import_insert(tx, &new, &ctx.subject).await?;
         let updated = store::import_update(tx, &changed).await?;
+        // One read of what was written, for the feed: new ones (and those restored after a
+        // revocation) are created, the rest updated.
+        let appeared: HashSet<Uuid> = changed
+            .iter()
+            .filter_map(|u| u.held.as_ref().filter(|h| h.revoked).map(|h| h.id))
+            .chain(inserted.iter().copied())
+            .collect();
+        let written: Vec<Uuid> = changed
+            .iter()
+            .filter_map(|u| u.held.as_ref().map(|h| h.id))
+            .chain(inserted.iter().copied())
+            .collect();
+        if !written.is_empty() {
+            let located = store::by_ids(tx, &written).await?;
+            super::record_changes(tx, &located, |id| appeared.contains(id), &[]).await?;
+        }
+        let inserted = inserted.len();
         let unchanged = upserts.len() - inserted - updated;
         let n = |x: usize| i32::try_from(x).unwrap_or(i32::MAX);
         Ok(pb::ImportCompletionsResponse {

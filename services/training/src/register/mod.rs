@@ -11,7 +11,10 @@ pub(crate) mod import;
 pub(crate) mod reconcile;
 mod store;
 
+use std::collections::HashSet;
+
 use chrono::{Months, NaiveDate};
+use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::optional_date;
 use qi_platform::names::ListParent;
 use qi_platform::names::ListParentScope as _;
@@ -76,9 +79,46 @@ impl Outcome {
     }
 }
 
+/// Records, in one statement, the changes of `located` completions (each created when
+/// `appeared` says so, else updated) and the deletion of `revoked` ones, each seen by its
+/// learner's current site: the register, like a person's record, is read by the site the
+/// learner works at now.
+async fn record_changes(
+    conn: &mut PgConnection,
+    located: &[store::Located],
+    appeared: impl Fn(&Uuid) -> bool,
+    revoked: &[store::Revoked],
+) -> Result<(), Error> {
+    let mut batch = Batch::new();
+    for l in located {
+        let kind = if appeared(&l.id) {
+            Kind::Created
+        } else {
+            Kind::Updated
+        };
+        let c = &l.completion;
+        batch.push(c.name.clone(), kind, Some(l.site.clone()), Some(c));
+    }
+    for r in revoked {
+        let name = format!(
+            "{}/{COLLECTION}/{}",
+            staff::name_of(&r.employee_number),
+            r.id
+        );
+        batch.push(
+            name,
+            Kind::Deleted,
+            Some(r.site.clone()),
+            None::<&pb::Completion>,
+        );
+    }
+    batch.record(conn, COLLECTION).await
+}
+
 /// Derives the completions of these learners in a cohort from their attendance: achieved
 /// when the course's rule is met (dated by the qualifying session), revoked when a corrected
-/// register no longer meets it. Returns the completions newly achieved.
+/// register no longer meets it, each change recorded in the feed (a revoked completion
+/// leaves the register: deleted). Returns the completions newly achieved.
 pub(crate) async fn derive(
     conn: &mut PgConnection,
     cohort: &CohortRef,
@@ -95,13 +135,24 @@ pub(crate) async fn derive(
     } else {
         store::achieve(conn, &cohort.course_id, cohort.uid, &outcome).await?
     };
-    if !outcome.unmet.is_empty() {
-        store::revoke(conn, cohort.uid, &outcome.unmet).await?;
-    }
-    if achieved.is_empty() {
-        return Ok(Vec::new());
-    }
-    store::by_ids(conn, &achieved).await
+    let revoked = if outcome.unmet.is_empty() {
+        Vec::new()
+    } else {
+        store::revoke(conn, cohort.uid, &outcome.unmet).await?
+    };
+    let located = if achieved.is_empty() {
+        Vec::new()
+    } else {
+        let ids: Vec<Uuid> = achieved.iter().map(|a| a.id).collect();
+        store::by_ids(conn, &ids).await?
+    };
+    let appeared: HashSet<Uuid> = achieved
+        .iter()
+        .filter(|a| a.appeared)
+        .map(|a| a.id)
+        .collect();
+    record_changes(conn, &located, |id| appeared.contains(id), &revoked).await?;
+    Ok(located.into_iter().map(|l| l.completion).collect())
 }
 
 /// GetTrainingRecord: one person, their enrolments and their completions.

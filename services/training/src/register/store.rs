@@ -76,7 +76,7 @@ macro_rules! completion_rows {
                     k.course_id, co.display_name AS course_display_name,
                     c.site AS "cohort_site?", c.id AS "cohort_id?", k.completion_date,
                     k.expiry_date, k.source, k.source_reference, k.previous_organisation,
-                    k.imported_by, k.create_time
+                    k.imported_by, k.create_time, s.site AS learner_site
              FROM completion k
              JOIN staff s ON s.employee_number = k.employee_number
              JOIN course co ON co.id = k.course_id
@@ -125,16 +125,28 @@ pub(super) async fn lock(conn: &mut PgConnection) -> Result<(), Error> {
     Ok(())
 }
 
+/// A completion achieved (or moved) by a register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Achieved {
+    pub(super) id: Uuid,
+    /// Whether it is new to the register's readers: inserted, or restored after a
+    /// revocation (else re-dated).
+    pub(super) appeared: bool,
+}
+
 /// Records the completions of those who meet the rule in a cohort of `course_id`: new,
-/// restored or re-dated ones take a new place in the history. Returns their ids.
+/// restored or re-dated ones take a new place in the history. Returns them.
 pub(super) async fn achieve(
     conn: &mut PgConnection,
     course_id: &str,
     cohort_uid: Uuid,
     outcome: &Outcome,
-) -> Result<Vec<Uuid>, Error> {
-    Ok(sqlx::query_scalar!(
-        "INSERT INTO completion (id, employee_number, course_id, cohort_uid,
+) -> Result<Vec<Achieved>, Error> {
+    // The subquery reads the table as it was before the statement (a statement never sees
+    // its own changes): no completion in force there, it appeared now.
+    Ok(sqlx::query_as!(
+        Achieved,
+        r#"INSERT INTO completion (id, employee_number, course_id, cohort_uid,
                                  completion_date, expiry_date, change_seq)
          SELECT m.id, m.employee_number, $5, $6, m.completion_date, m.expiry_date,
                 nextval('register_change_seq')
@@ -147,7 +159,8 @@ pub(super) async fn achieve(
                  change_seq = nextval('register_change_seq')
              WHERE completion.revoked
                 OR completion.completion_date <> EXCLUDED.completion_date
-         RETURNING id",
+         RETURNING id, NOT EXISTS (SELECT 1 FROM completion o
+                                   WHERE o.id = completion.id AND NOT o.revoked) AS "appeared!""#,
         &outcome.ids,
         &outcome.met,
         &outcome.days,
@@ -159,21 +172,32 @@ pub(super) async fn achieve(
     .await?)
 }
 
-/// Revokes the completions in a cohort of those who no longer meet the rule.
+/// A completion revoked: its learner, id, and the learner's current site.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Revoked {
+    pub(super) employee_number: String,
+    pub(super) id: Uuid,
+    pub(super) site: String,
+}
+
+/// Revokes the completions in a cohort of those who no longer meet the rule; returns them.
 pub(super) async fn revoke(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
     numbers: &[String],
-) -> Result<(), Error> {
-    sqlx::query!(
-        "UPDATE completion SET revoked = true, change_seq = nextval('register_change_seq')
-         WHERE cohort_uid = $1 AND employee_number = ANY($2) AND NOT revoked",
+) -> Result<Vec<Revoked>, Error> {
+    Ok(sqlx::query_as!(
+        Revoked,
+        r#"UPDATE completion k SET revoked = true, change_seq = nextval('register_change_seq')
+           FROM staff s
+           WHERE k.cohort_uid = $1 AND k.employee_number = ANY($2) AND NOT k.revoked
+             AND s.employee_number = k.employee_number
+           RETURNING k.employee_number AS "employee_number!", k.id AS "id!", s.site AS "site!""#,
         cohort_uid,
         numbers,
     )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_all(&mut *conn)
+    .await?)
 }
 
 /// For each checked import row: whether its person is at one of `sites` (`None`: any
@@ -251,14 +275,14 @@ pub(super) async fn import_held(
 
 /// Inserts imported completions none is held for (the caller looked, under the register
 /// writers' lock): each takes a place in the history. A plain insert: no conflict check
-/// per row, which cost a third of an import. Returns how many.
+/// per row, which cost a third of an import. Returns their ids.
 pub(super) async fn import_insert(
     conn: &mut PgConnection,
     rows: &[&Upsert<'_>],
     imported_by: &str,
-) -> Result<usize, Error> {
+) -> Result<Vec<Uuid>, Error> {
     if rows.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
     let numbers: Vec<&str> = rows
@@ -277,7 +301,7 @@ pub(super) async fn import_insert(
         .iter()
         .map(|u| u.row.previous_organisation.as_str())
         .collect();
-    let done = sqlx::query!(
+    sqlx::query!(
         "INSERT INTO completion (id, employee_number, course_id, cohort_uid, completion_date,
                                  expiry_date, change_seq, source, source_reference,
                                  previous_organisation, imported_by)
@@ -301,7 +325,7 @@ pub(super) async fn import_insert(
     )
     .execute(&mut *conn)
     .await?;
-    Ok(done.rows_affected() as usize)
+    Ok(ids)
 }
 
 /// Updates held completions whose source, evidence or expiry changed (or that were
@@ -421,20 +445,33 @@ pub(super) async fn resolve_esr(
         .collect())
 }
 
-/// These completions, by learner.
-pub(super) async fn by_ids(
-    conn: &mut PgConnection,
-    ids: &[Uuid],
-) -> Result<Vec<pb::Completion>, Error> {
+/// A completion with its id and its learner's current site (whose callers read it).
+#[derive(Debug, Clone)]
+pub(super) struct Located {
+    pub(super) id: Uuid,
+    pub(super) site: String,
+    pub(super) completion: pb::Completion,
+}
+
+/// These completions, by learner: one statement however many.
+pub(super) async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Located>, Error> {
     let rows = completion_rows!(
         &Filter::default(),
         None::<&[String]>,
-        "AND k.id = ANY($16) ORDER BY s.surname, s.forename",
+        "AND k.id = ANY($16) ORDER BY s.surname, s.forename, k.id",
         ids
     )
     .fetch_all(&mut *conn)
     .await?;
-    rows.into_iter().map(TryInto::try_into).collect()
+    rows.into_iter()
+        .map(|r| {
+            Ok(Located {
+                id: r.id,
+                site: r.learner_site.clone(),
+                completion: r.try_into()?,
+            })
+        })
+        .collect()
 }
 
 struct CompletionRow {
@@ -453,6 +490,7 @@ struct CompletionRow {
     previous_organisation: String,
     imported_by: String,
     create_time: chrono::DateTime<chrono::Utc>,
+    learner_site: String,
 }
 
 /// A completion's cohort name, or empty for one from elsewhere (no cohort).
@@ -907,9 +945,13 @@ mod tests {
         let c = setup(&mut conn).await?;
         lock(&mut conn).await?;
         let first = achieve(&mut conn, "lean", c.uid, &met(&["1", "2"], "2026-03-09")).await?;
-        // Returned in learner order, as inserted.
+        // Returned in learner order, as inserted: both new.
+        assert!(first.iter().all(|a| a.appeared));
+        let first: Vec<Uuid> = first.into_iter().map(|a| a.id).collect();
         assert_eq!(first.len(), 2);
         let made = by_ids(&mut conn, &first).await?;
+        assert_eq!(made[0].site, "SOU");
+        let made: Vec<_> = made.into_iter().map(|l| l.completion).collect();
         // By learner's name: Ames (2) before Bell (1).
         assert_eq!(learners(&made), ["2", "1"]);
         assert_eq!(made[1].cohort, "sites/BAS/cohorts/a");
@@ -918,7 +960,11 @@ mod tests {
         let again = achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-09")).await?;
         assert!(again.is_empty());
         let redated = achieve(&mut conn, "lean", c.uid, &met(&["1"], "2026-03-16")).await?;
-        assert_eq!(redated, [first[0]], "the completion keeps its id");
+        let moved = Achieved {
+            id: first[0],
+            appeared: false,
+        };
+        assert_eq!(redated, [moved], "the completion keeps its id");
         let (achieved, revoked) = (
             pb::TrainingRecordChangeKind::Achieved as i32,
             pb::TrainingRecordChangeKind::Revoked as i32,
@@ -931,14 +977,25 @@ mod tests {
                 .map(|c| (c.employee_number, c.kind))
                 .collect())
         };
-        revoke(&mut conn, c.uid, &["2".into()]).await?;
+        let revoked_now = revoke(&mut conn, c.uid, &["2".into()]).await?;
+        let gone = Revoked {
+            employee_number: "2".into(),
+            id: first[1],
+            site: "SOU".into(),
+        };
+        assert_eq!(revoked_now, [gone]);
+        assert!(revoke(&mut conn, c.uid, &["2".into()]).await?.is_empty());
         assert!(of_staff(&mut conn, "2").await?.is_empty());
         assert_eq!(
             history(&mut conn).await?,
             [("1".into(), achieved), ("2".into(), revoked)]
         );
         let restored = achieve(&mut conn, "lean", c.uid, &met(&["2"], "2026-03-09")).await?;
-        assert_eq!(restored, [first[1]]);
+        let back = Achieved {
+            id: first[1],
+            appeared: true,
+        };
+        assert_eq!(restored, [back], "restored, it appears again");
         assert_eq!(
             history(&mut conn).await?,
             [("1".into(), achieved), ("2".into(), achieved)]
@@ -1030,7 +1087,7 @@ mod tests {
             expiry_date: None,
             held: None,
         };
-        assert_eq!(import_insert(&mut conn, &[&upsert], "esr").await?, 1);
+        assert_eq!(import_insert(&mut conn, &[&upsert], "esr").await?.len(), 1);
         // Looked up again, it is held as sent: nothing to change.
         let mut held = import_held(&mut conn, &["2"]).await?;
         let held = held

@@ -4,6 +4,7 @@
 
 pub(crate) mod store;
 
+use qi_platform::changes::Kind;
 use qi_platform::convert::{etag, required_date};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
@@ -85,6 +86,17 @@ pub(crate) async fn update(
     }
     let updated = store::set_date(&mut tx, cohort.uid, number, new_date).await?;
     let updated = store::to_proto(&cohort.name()?, updated);
+    // Read by whoever reads its cohort.
+    let sites = cohorts::feed_sites(&cohort);
+    crate::feed::record(
+        &mut tx,
+        COLLECTION,
+        &updated.name,
+        Kind::Updated,
+        sites,
+        &updated,
+    )
+    .await?;
     tx.commit().await?;
     Ok(pb::UpdateSessionResponse {
         session: Some(updated),

@@ -3,12 +3,13 @@
 use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag};
+use qi_platform::names::Owner;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::COLLECTION;
-use crate::cohorts::CohortRef;
+use crate::cohorts::{self, CohortRef};
 
 /// A session as stored.
 pub(crate) struct SessionRow {
@@ -64,6 +65,38 @@ pub(crate) async fn list(
     Ok(rows.into_iter().map(|r| to_proto(&name, r)).collect())
 }
 
+/// The sessions of the cohorts `ids` of `owner`, by cohort then number: one statement
+/// however many cohorts (a plan's).
+pub(crate) async fn of_cohorts(
+    conn: &mut PgConnection,
+    owner: &Owner,
+    ids: &[String],
+) -> Result<Vec<pb::Session>, Error> {
+    let rows = sqlx::query!(
+        "SELECT c.id AS cohort_id, s.number, s.date, s.register_taken, s.revision
+         FROM session s JOIN cohort c ON c.uid = s.cohort_uid
+         WHERE coalesce(c.site, '') = coalesce($1, '') AND c.id = ANY($2)
+         ORDER BY c.start_date, c.id, s.number",
+        owner.site_column(),
+        ids,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let cohort = owner.child(cohorts::COLLECTION, &r.cohort_id);
+            let row = SessionRow {
+                number: r.number,
+                date: r.date,
+                register_taken: r.register_taken,
+                revision: r.revision,
+            };
+            to_proto(&cohort, row)
+        })
+        .collect())
+}
+
 /// Reads one session, locking its row for the transaction.
 pub(crate) async fn lock(
     conn: &mut PgConnection,
@@ -115,21 +148,23 @@ pub(crate) async fn date_of(
     .await?)
 }
 
-/// Marks a session's register as taken, so it can no longer move.
+/// Marks a session's register as taken, so it can no longer move; the session as it now
+/// is, if this changed it (`None`: its register was taken before).
 pub(crate) async fn mark_register_taken(
     conn: &mut PgConnection,
     cohort_uid: Uuid,
     number: i32,
-) -> Result<(), Error> {
-    sqlx::query!(
+) -> Result<Option<SessionRow>, Error> {
+    Ok(sqlx::query_as!(
+        SessionRow,
         "UPDATE session SET register_taken = true
-         WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken",
+         WHERE cohort_uid = $1 AND number = $2 AND NOT register_taken
+         RETURNING number, date, register_taken, revision",
         cohort_uid,
         number,
     )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .fetch_optional(&mut *conn)
+    .await?)
 }
 
 #[cfg(test)]
@@ -186,8 +221,12 @@ mod tests {
             (moved.number, moved.date, moved.revision),
             (2, day("2026-03-11"), 2)
         );
-        mark_register_taken(&mut conn, c.uid, 2).await?;
-        mark_register_taken(&mut conn, c.uid, 2).await?;
+        let marked = mark_register_taken(&mut conn, c.uid, 2).await?;
+        assert_eq!(
+            marked.map(|r| (r.register_taken, r.revision)),
+            Some((true, 3))
+        );
+        assert!(mark_register_taken(&mut conn, c.uid, 2).await?.is_none());
         let taken = lock(&mut conn, c.uid, 2).await?.expect("session 2");
         // The second mark matched nothing: the revision moved once.
         assert_eq!((taken.register_taken, taken.revision), (true, 3));

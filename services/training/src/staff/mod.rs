@@ -4,7 +4,7 @@
 //! person's read check, which lives here rather than in the gateway: a person's name carries
 //! no site, so only this service, which knows where they work now, can check it.
 
-mod store;
+pub(crate) mod store;
 
 use qi_names::Person;
 use qi_platform::names::ListParent;

@@ -167,6 +167,20 @@ pub(super) async fn list(
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
 
+/// The people of `numbers` as stored (those not stored are left out), for the change feed's
+/// record of an HR sync.
+pub(crate) async fn by_numbers(
+    conn: &mut PgConnection,
+    numbers: &[String],
+) -> Result<Vec<StaffRow>, Error> {
+    Ok(staff_rows!(
+        "WHERE employee_number = ANY($1) ORDER BY employee_number",
+        numbers
+    )
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@
 //!
 //! Here: the handler, and the reading and checking of the extract; its SQL is in `store`.
 
+mod changes;
 mod places;
 mod store;
 
@@ -889,6 +890,7 @@ impl SyncBatch {
             deactivated,
             inserted,
         } = store::merge(tx, &self.header, self.today, &absent).await?;
+        changes::record(tx, &self.known, &self.places.sites(), &absent).await?;
         self.rejected.sort_by_key(|r| r.row_number);
         let unmapped_codes = self.unmapped_codes();
         Ok(pb::SyncStaffResponse {

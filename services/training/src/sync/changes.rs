@@ -1,0 +1,74 @@
+//! What an HR sync publishes in the training feed (`WatchChanges`): every person it
+//! created or changed, as stored after the merge, with their own change: `leave` for one who
+//! became inactive (a FULL sync's absent among them), `rejoin` for one active again, `move`
+//! for one whose site changed (and a HIDDEN change for the old site's callers), else
+//! created or updated. People whose rows were unchanged publish nothing.
+
+use qi_platform::Error;
+use qi_platform::changes::{self, Batch, Kind};
+use qi_proto::training as pb;
+use sqlx::PgConnection;
+
+use super::{ACTIVE, KnownPeople, person_key};
+use crate::staff::store::{StaffRow, by_numbers};
+
+/// People read back and recorded at a time: bounded memory, few round trips.
+const CHUNK: usize = 20_000;
+
+/// The people whose rows were copied (new, or changed).
+const COPIED: &str = "SELECT DISTINCT employee_number FROM sync_row";
+
+/// The collection of people in names (`staff/{employee_number}`).
+const COLLECTION: &str = "staff";
+
+/// Records the changes of the people copied into `sync_row` and of the `absent`, in the
+/// sync's transaction after its merge. `known` and `sites` say where and whether each known
+/// person was active before.
+pub(super) async fn record(
+    tx: &mut PgConnection,
+    known: &KnownPeople,
+    sites: &[&str],
+    absent: &[String],
+) -> Result<(), Error> {
+    // `sync_row` is the sync's temporary table, which the macros cannot check.
+    let mut numbers: Vec<String> = sqlx::query_scalar(COPIED).fetch_all(&mut *tx).await?;
+    numbers.extend_from_slice(absent);
+    for chunk in numbers.chunks(CHUNK) {
+        let rows = by_numbers(tx, chunk).await?;
+        let mut batch = Batch::new();
+        let (mut moved, mut lost, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            let before = known.get(person_key(&row.employee_number)).map(|k| {
+                (
+                    sites.get(k.place as usize).copied().unwrap_or(""),
+                    k.flags & ACTIVE != 0,
+                )
+            });
+            let kind = classify(&row, before);
+            if let Some((site, _)) = before
+                && site != row.site
+            {
+                moved.push(row.name());
+                lost.push(site.to_owned());
+                kept.push(row.site.clone());
+            }
+            let (name, site) = (row.name(), row.site.clone());
+            batch.push(name, kind, Some(site), Some(&pb::Staff::from(row)));
+        }
+        batch.record(tx, COLLECTION).await?;
+        changes::record_hidden_many(tx, COLLECTION, &moved, &lost, &kept).await?;
+    }
+    Ok(())
+}
+
+/// The change of a person as stored now, given where and whether they were active before
+/// (`None`: new).
+fn classify(now: &StaffRow, before: Option<(&str, bool)>) -> Kind {
+    match before {
+        None => Kind::Created,
+        Some((_, true)) if !now.active => Kind::StateChanged("leave"),
+        Some((_, false)) if now.active => Kind::StateChanged("rejoin"),
+        Some((site, _)) if site != now.site => Kind::StateChanged("move"),
+        Some(_) => Kind::Updated,
+    }
+}
