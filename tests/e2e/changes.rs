@@ -505,3 +505,32 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
     );
     suite.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_stopping_server_ends_its_open_feeds_unavailable_rather_than_waiting_out_its_grace() {
+    let suite = TestSuite::start_with(&[("QI_SHUTDOWN_GRACE_MS", "60000")]).await;
+    let reader = viewer(&suite, &["BAS"]);
+    let mut feed = open(&reader, pb::WatchChangesRequest::default()).await;
+    backlog(&mut feed).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(30), suite.stop())
+        .await
+        .expect("the stop does not wait out the 60 s grace for an open feed")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match feed.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return None,
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the feed ends with the server");
+    assert!(
+        matches!(ended, Some(Code::Unavailable)),
+        "a feed cut by a stop says UNAVAILABLE (resume elsewhere): {ended:?}"
+    );
+}

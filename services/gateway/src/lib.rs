@@ -128,6 +128,7 @@ pub fn component(
         access: None,
         grpc_web: true,
         health_watch: Some(health_watch),
+        feed: None,
     };
     Ok((component, writer))
 }

@@ -604,6 +604,8 @@ pub struct Feed {
     settings: FeedSettings,
     /// The last deliverable change seen; a new value wakes every feed.
     head: watch::Sender<Cursor>,
+    /// Set when the server stops: every open feed ends UNAVAILABLE.
+    stopping: watch::Sender<bool>,
     ticking: std::sync::Once,
 }
 
@@ -614,6 +616,7 @@ impl Feed {
             pool,
             settings,
             head: watch::Sender::new(Cursor::default()),
+            stopping: watch::Sender::new(false),
             ticking: std::sync::Once::new(),
         })
     }
@@ -621,6 +624,13 @@ impl Feed {
     /// Its settings.
     pub fn settings(&self) -> FeedSettings {
         self.settings
+    }
+
+    /// Ends every open feed of this replica, UNAVAILABLE (its consumer resumes from its
+    /// cursor at another replica, or here once restarted), and refuses new ones: the server
+    /// is stopping.
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
     }
 
     /// Serves one `WatchChanges` call: the caller's changes from `watch`'s start, each
@@ -769,6 +779,7 @@ struct Page {
 impl<M: Send + 'static> Reader<M> {
     async fn run(self, mut cursor: Cursor, tx: mpsc::Sender<Result<M, tonic::Status>>) {
         let mut wake = self.feed.head.subscribe();
+        let mut stopping = self.feed.stopping.subscribe();
         let settings = self.feed.settings;
         let expiry = self.expires.map(expiry_instant);
         let mut sent = cursor;
@@ -777,6 +788,10 @@ impl<M: Send + 'static> Reader<M> {
         loop {
             if expiry.is_some_and(|at| Instant::now() >= at) {
                 let _ = tx.send(Err(token_expired())).await;
+                return;
+            }
+            if *stopping.borrow() {
+                let _ = tx.send(Err(server_stopping())).await;
                 return;
             }
             wake.mark_unchanged();
@@ -828,6 +843,7 @@ impl<M: Send + 'static> Reader<M> {
                 }
                 () = tokio::time::sleep(settings.checkpoint_every) => {}
                 () = expired => {}
+                _ = stopping.changed() => {}
                 () = tx.closed() => return,
             }
         }
@@ -920,6 +936,13 @@ fn expiry_instant(unix_secs: u64) -> Instant {
         .unwrap_or_default()
         .as_secs();
     Instant::now() + Duration::from_secs(unix_secs.saturating_sub(now))
+}
+
+fn server_stopping() -> tonic::Status {
+    Error::NotServing {
+        message: "the server is stopping: resume from the last cursor".into(),
+    }
+    .into()
 }
 
 fn token_expired() -> tonic::Status {

@@ -73,6 +73,9 @@ pub struct Component {
     pub grpc_web: bool,
     /// Keeps the reported health current while serving (the gateway watches its backends).
     pub health_watch: Option<HealthWatch>,
+    /// The change feed a service serves, ended when the server stops accepting calls: a feed
+    /// never ends by itself, and would otherwise hold the shutdown for its whole grace.
+    pub feed: Option<Arc<crate::changes::Feed>>,
 }
 
 /// A task given the health reporter once serving starts; it is stopped before the drain
@@ -209,6 +212,9 @@ pub async fn serve(
         () = tokio::time::sleep(settings.drain_delay) => {}
     }
     let _ = stop_tx.send(());
+    if let Some(feed) = &component.feed {
+        feed.stop();
+    }
     match tokio::time::timeout(settings.shutdown_grace, &mut server).await {
         Ok(res) => res.context("server failed")?,
         Err(_) => {

@@ -40,9 +40,10 @@ impl ProjectsApi {
         }
     }
 
-    /// The same service, its change feed behaving as `settings` say (`QI_CHANGES_*`).
-    pub fn with_feed_settings(mut self, settings: FeedSettings) -> Self {
-        self.feed = Feed::new(self.pool.clone(), settings);
+    /// The same service, publishing through `feed` (made with the `QI_CHANGES_*` settings
+    /// over this service's pool, and stopped by the server when it stops).
+    pub fn with_feed(mut self, feed: Arc<Feed>) -> Self {
+        self.feed = feed;
         self
     }
 

@@ -19,7 +19,7 @@ use std::future::Future;
 
 use anyhow::Context as _;
 use qi_platform::access::AccessVerifier;
-use qi_platform::changes::FeedSettings;
+use qi_platform::changes::{Feed, FeedSettings};
 use qi_platform::server::{Component, ServerSettings};
 use qi_platform::{Config, db};
 
@@ -192,12 +192,13 @@ pub fn service_component(
         AccessVerifier::new(key, config.access_keys.previous.as_deref())
             .with_employee_claim(&config.jwt.employee_claim),
     );
+    let feed = Feed::new(pool.clone(), FeedSettings::from(config));
     let routes = tonic::service::Routes::default();
     let (routes, name) = match service {
         Service::Training => (
             routes.add_service(
                 qi_training::TrainingApi::new(pool, &config.sites)
-                    .with_feed_settings(FeedSettings::from(config))
+                    .with_feed(feed.clone())
                     .into_server(),
             ),
             qi_training::SERVICE_NAME,
@@ -206,7 +207,7 @@ pub fn service_component(
             routes.add_service(
                 qi_projects::ProjectsApi::new(pool, &config.sites)
                     .with_idea_review_days(config.idea_review_days)
-                    .with_feed_settings(FeedSettings::from(config))
+                    .with_feed(feed.clone())
                     .into_server(),
             ),
             qi_projects::SERVICE_NAME,
@@ -215,7 +216,7 @@ pub fn service_component(
             routes.add_service(
                 qi_metrics::MetricsApi::new(pool, &config.sites)
                     .with_run_chart_below_points(config.run_chart_below_points)
-                    .with_feed_settings(FeedSettings::from(config))
+                    .with_feed(feed.clone())
                     .into_server(),
             ),
             qi_metrics::SERVICE_NAME,
@@ -228,6 +229,7 @@ pub fn service_component(
         access: Some(verifier),
         grpc_web: false,
         health_watch: None,
+        feed: Some(feed),
     })
 }
 

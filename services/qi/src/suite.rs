@@ -167,6 +167,12 @@ impl Suite {
             shutdown_grace: SERVICES_GRACE.min(settings.shutdown_grace),
             ..settings.clone()
         };
+        // The services' feeds end as the suite starts to stop, before the gateway drains: a
+        // feed never ends by itself, and the gateway would wait out its grace for one.
+        let feeds: Vec<_> = services
+            .iter()
+            .filter_map(|(c, _)| c.feed.clone())
+            .collect();
         for (component, listener) in services {
             let mut stop = services_stopping.clone();
             let settings = service_settings.clone();
@@ -204,6 +210,9 @@ impl Suite {
                 Err(e)
             }
             () = &mut shutdown => {
+                for feed in &feeds {
+                    feed.stop();
+                }
                 let _ = gateway_stop.send(true);
                 gateway_run.await
             }
