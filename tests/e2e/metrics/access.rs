@@ -23,7 +23,7 @@ fn every_metrics_method_states_its_access_policy() {
         .values()
         .filter(|m| m.service == "qi.metrics.v1.MetricService")
         .collect();
-    assert_eq!(ours.len(), 20);
+    assert_eq!(ours.len(), 21);
     for m in &ours {
         let policy = m
             .policy
