@@ -534,3 +534,50 @@ async fn a_stopping_server_ends_its_open_feeds_unavailable_rather_than_waiting_o
         "a feed cut by a stop says UNAVAILABLE (resume elsewhere): {ended:?}"
     );
 }
+
+/// A consumer that stops reading is not buffered for: the feed waits on it (backpressure),
+/// then drops it after the idle time, having sent only what the transport's windows hold.
+#[tokio::test]
+async fn a_consumer_that_stops_reading_is_disconnected_after_the_idle_time() {
+    let suite = TestSuite::start_with(&[("QI_CHANGES_IDLE_TIMEOUT_MS", "1000")]).await;
+    let team = bas_team(&suite);
+    let idea = submit_idea(&team, "BAS", "The one real idea")
+        .await
+        .unwrap();
+    // A backlog far larger than any window: the real idea's change, 60,000 times over.
+    let projects = qi_platform::db::connect(&suite.database_url, "projects", &suite.config)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO changes (pos, collection, name, kind, sites, payload)
+         SELECT pg_current_xact_id(), collection, name, kind, sites, payload
+         FROM changes, generate_series(1, 60000)
+         WHERE name = $1",
+    )
+    .bind(&idea.name)
+    .execute(&projects)
+    .await
+    .unwrap();
+    let reader = viewer(&suite, &["BAS"]);
+    let mut feed = open(&reader, pb::WatchChangesRequest::default()).await;
+    // Not reading: the server fills what the transport holds, waits, and gives up.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut received = 0;
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match feed.message().await {
+                Ok(Some(m)) if m.kind() == ChangeKind::Checkpoint => return None,
+                Ok(Some(_)) => received += 1,
+                Ok(None) => return Some(Code::Ok),
+                Err(status) => return Some(status.code()),
+            }
+        }
+    })
+    .await
+    .expect("the feed ends");
+    assert!(
+        ended.is_some() && received < 60_000,
+        "a stalled consumer is dropped, not buffered for: {received} messages, then {ended:?}"
+    );
+    suite.stop().await.unwrap();
+}

@@ -11,7 +11,7 @@ use nix::unistd::Pid;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
-mod feed_kill;
+mod feeds;
 mod random_faults;
 
 const QI: &str = env!("CARGO_BIN_EXE_qi");

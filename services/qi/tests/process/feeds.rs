@@ -1,7 +1,8 @@
-//! A change feed across a SIGKILL of `qi up` in the middle of a burst of writes: a consumer
-//! that resumes from its last cursor, on the restarted suite, receives every acknowledged
-//! write, and nothing the feed delivered is missing from what is stored (a write rolled back
-//! by the kill is never published).
+//! Change feeds with the binary as a process: across a SIGKILL of `qi up` in the middle of
+//! a burst of writes, a consumer that resumes from its last cursor, on the restarted suite,
+//! receives every acknowledged write, and nothing the feed delivered is missing from what is
+//! stored (a write rolled back by the kill is never published); and `qi watch` writes a feed
+//! as JSON lines and resumes from its cursor file.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -14,7 +15,7 @@ use qi_proto::projects::project_service_client::ProjectServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
-use crate::{announced_port, token, up_with, wait_serving};
+use crate::{QI, announced_port, token, up_with, wait_serving};
 
 /// Writers at once.
 const WRITERS: usize = 4;
@@ -194,6 +195,90 @@ async fn a_sigkill_under_a_burst_of_writes_loses_no_acknowledged_change_and_publ
         "published but not stored: {:?}",
         seen.ideas.difference(&stored).collect::<Vec<_>>()
     );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qi_watch_writes_json_lines_keeps_its_cursor_and_resumes_after_it() {
+    let dir = tempfile::Builder::new()
+        .prefix("qi-watch-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let data = dir.path().join("data");
+    let mut child = up_with(&data, &dir.path().join("qi.log"), &[]);
+    let port = announced_port(&mut child);
+    wait_serving(port, &mut child).await;
+    let writer = bearer(&data, "team", "improvement_team", "BAS");
+    let mut req = tonic::Request::new(pb::CreateIdeaRequest {
+        parent: "sites/BAS".into(),
+        idea: Some(pb::Idea {
+            title: "Watched idea".into(),
+            submitter: "A. Nurse".into(),
+            theme: "Patient flow".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    req.metadata_mut().insert("authorization", writer);
+    let idea = client(port)
+        .await
+        .create_idea(req)
+        .await
+        .unwrap()
+        .into_inner();
+    let name = idea.idea.unwrap().name;
+    let cursor_file = dir.path().join("projects.cursor");
+    let reader = token(&data, "warehouse", "viewer", "BAS");
+    let watch = || {
+        std::process::Command::new(QI)
+            .args([
+                "watch",
+                "projects",
+                "--until-caught-up",
+                "--collections",
+                "ideas",
+            ])
+            .arg("--gateway")
+            .arg(format!("http://127.0.0.1:{port}"))
+            .arg("--token-command")
+            .arg(format!("printf %s {reader}"))
+            .arg("--cursor-file")
+            .arg(&cursor_file)
+            .output()
+            .expect("qi watch runs")
+    };
+    let first = watch();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&first.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let created: Vec<_> = lines
+        .iter()
+        .filter(|l| l["kind"] == "CHANGE_KIND_CREATED")
+        .collect();
+    assert_eq!(created.len(), 1, "{lines:?}");
+    assert_eq!(created[0]["resourceName"], name.as_str());
+    assert_eq!(created[0]["idea"]["title"], "Watched idea");
+    let saved = std::fs::read_to_string(&cursor_file).expect("the cursor file");
+    assert!(!saved.trim().is_empty());
+    // Again from the cursor file: nothing new, only the checkpoint that says so.
+    let again = watch();
+    assert!(again.status.success());
+    let kinds: Vec<serde_json::Value> = String::from_utf8_lossy(&again.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"].clone())
+        .collect();
+    assert_eq!(kinds, [serde_json::json!("CHANGE_KIND_CHECKPOINT")]);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
