@@ -785,6 +785,8 @@ impl<M: Send + 'static> Reader<M> {
         let mut sent = cursor;
         let mut last_sent = Instant::now();
         let mut backlog = true;
+        // The next page of a backlog, read while the one before it was being sent.
+        let mut prefetched: Option<Result<Page, Error>> = None;
         loop {
             if expiry.is_some_and(|at| Instant::now() >= at) {
                 let _ = tx.send(Err(token_expired())).await;
@@ -795,7 +797,11 @@ impl<M: Send + 'static> Reader<M> {
                 return;
             }
             wake.mark_unchanged();
-            let page = match self.read(cursor).await {
+            let read = match prefetched.take() {
+                Some(read) => read,
+                None => self.read(cursor).await,
+            };
+            let page = match read {
                 Ok(page) => page,
                 Err(e) => {
                     let _ = tx.send(Err(tonic::Status::from(e))).await;
@@ -803,13 +809,21 @@ impl<M: Send + 'static> Reader<M> {
                 }
             };
             let full = page.changes.len() as i64 >= self.page_size;
-            for change in page.changes {
-                let at = change.cursor;
-                if !self.send(&tx, Message::Change(change), settings).await {
-                    return;
+            let last = page.changes.last().map(|c| c.cursor);
+            let sent_all = match last {
+                // A full page: the next is read while this one goes out.
+                Some(last) if full => {
+                    let (sent_all, next) =
+                        tokio::join!(self.send_page(&tx, page.changes, settings), self.read(last));
+                    prefetched = Some(next);
+                    sent_all
                 }
-                cursor = at;
+                _ => self.send_page(&tx, page.changes, settings).await,
+            };
+            if !sent_all {
+                return;
             }
+            cursor = last.unwrap_or(cursor);
             if cursor != sent {
                 last_sent = Instant::now();
                 sent = cursor;
@@ -849,6 +863,21 @@ impl<M: Send + 'static> Reader<M> {
         }
     }
 
+    /// Sends a page's changes in order; `false` when the feed is over.
+    async fn send_page(
+        &self,
+        tx: &mpsc::Sender<Result<M, tonic::Status>>,
+        changes: Vec<Delivered>,
+        settings: FeedSettings,
+    ) -> bool {
+        for change in changes {
+            if !self.send(tx, Message::Change(change), settings).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Sends one message, waiting at most the idle timeout for the consumer to make room;
     /// `false` when the feed is over (the consumer left, stalled, or the message failed).
     async fn send(
@@ -862,17 +891,26 @@ impl<M: Send + 'static> Reader<M> {
             Err(e) => Err(tonic::Status::from(e)),
         };
         let failed = message.is_err();
-        match tx.send_timeout(message, settings.idle_timeout).await {
-            Ok(()) => !failed,
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                tracing::info!(
-                    idle = ?settings.idle_timeout,
-                    "a change feed's consumer stopped reading: disconnected"
-                );
-                false
+        // Room at once is the common case while a backlog streams: no timer for it.
+        let permit = match tx.try_reserve() {
+            Ok(permit) => permit,
+            Err(mpsc::error::TrySendError::Closed(())) => return false,
+            Err(mpsc::error::TrySendError::Full(())) => {
+                match tokio::time::timeout(settings.idle_timeout, tx.reserve()).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_closed)) => return false,
+                    Err(_elapsed) => {
+                        tracing::info!(
+                            idle = ?settings.idle_timeout,
+                            "a change feed's consumer stopped reading: disconnected"
+                        );
+                        return false;
+                    }
+                }
             }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => false,
-        }
+        };
+        permit.send(message);
+        !failed
     }
 
     /// The caller's next changes after `cursor`, below the oldest transaction in flight.
