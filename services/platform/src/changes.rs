@@ -227,6 +227,27 @@ impl Batch {
 
     /// Records them all in the write's transaction (positions as [`record`] gives them).
     pub async fn record(self, conn: &mut PgConnection, collection: &str) -> Result<(), Error> {
+        self.record_as(conn, collection, true).await
+    }
+
+    /// [`Batch::record`] for a writer that holds, from before its transaction's first write
+    /// to its commit, a lock every other writer of these resources takes first (the HR sync's
+    /// lock on `staff`): its transaction id is later than every earlier change's, so the
+    /// positions need no look-up of each resource's last change.
+    pub async fn record_under_lock(
+        self,
+        conn: &mut PgConnection,
+        collection: &str,
+    ) -> Result<(), Error> {
+        self.record_as(conn, collection, false).await
+    }
+
+    async fn record_as(
+        self,
+        conn: &mut PgConnection,
+        collection: &str,
+        raise: bool,
+    ) -> Result<(), Error> {
         if self.is_empty() {
             return Ok(());
         }
@@ -234,8 +255,9 @@ impl Batch {
         let verbs: Vec<&str> = self.verbs;
         sqlx::query!(
             "INSERT INTO changes (pos, collection, name, kind, verb, sites, payload)
-             SELECT GREATEST(pg_current_xact_id(),
-                             (SELECT max(c.pos) FROM changes c WHERE c.name = r.name)),
+             SELECT CASE WHEN $7 THEN GREATEST(pg_current_xact_id(),
+                             (SELECT max(c.pos) FROM changes c WHERE c.name = r.name))
+                         ELSE pg_current_xact_id() END,
                     $1, r.name, r.kind, r.verb,
                     CASE WHEN r.site IS NULL THEN NULL ELSE ARRAY[r.site] END, r.payload
              FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::bytea[])
@@ -247,6 +269,7 @@ impl Batch {
             &verbs as &[&str],
             &self.sites as &[Option<String>],
             &self.payloads as &[Option<Vec<u8>>],
+            raise,
         )
         .execute(conn)
         .await?;

@@ -168,14 +168,28 @@ pub(super) async fn list(
 }
 
 /// The people of `numbers` as stored (those not stored are left out), for the change feed's
-/// record of an HR sync.
+/// record of an HR sync: their spells gathered by one join, not a look-up per person.
 pub(crate) async fn by_numbers(
     conn: &mut PgConnection,
     numbers: &[String],
 ) -> Result<Vec<StaffRow>, Error> {
-    Ok(staff_rows!(
-        "WHERE employee_number = ANY($1) ORDER BY employee_number",
-        numbers
+    Ok(sqlx::query_as!(
+        StaffRow,
+        r#"SELECT s.employee_number, site, assignment_number, forename, surname, work_email,
+                staff_group, job_role, position_title, pay_band, department, organisation,
+                person_type, occupation_code, area_of_work, assignment_status, ward,
+                hire_date, leave_date, active, source_update_time, create_time, update_time,
+                ARRAY[site || '|' || to_char(site_since, 'YYYY-MM-DD') || '|']
+                || coalesce(h.spells, '{}') AS "site_history!"
+         FROM staff s
+         LEFT JOIN (SELECT employee_number,
+                           array_agg(site || '|' || to_char(start_date, 'YYYY-MM-DD') || '|'
+                                     || to_char(end_date, 'YYYY-MM-DD') ORDER BY id DESC) AS spells
+                    FROM staff_site_spell WHERE employee_number = ANY($1)
+                    GROUP BY employee_number) h USING (employee_number)
+         WHERE s.employee_number = ANY($1)
+         ORDER BY s.employee_number"#,
+        numbers,
     )
     .fetch_all(&mut *conn)
     .await?)

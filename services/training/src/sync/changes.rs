@@ -12,11 +12,14 @@ use sqlx::PgConnection;
 use super::{ACTIVE, KnownPeople, person_key};
 use crate::staff::store::{StaffRow, by_numbers};
 
-/// People read back and recorded at a time: bounded memory, few round trips.
+/// People read back and recorded at a time: bounded memory, few round trips (the same
+/// number as [`NEXT_COPIED`] fetches).
 const CHUNK: usize = 20_000;
 
-/// The people whose rows were copied (new, or changed).
-const COPIED: &str = "SELECT DISTINCT employee_number FROM sync_row";
+/// The people whose rows were copied (new, or changed), read [`CHUNK`] at a time.
+const COPIED: &str =
+    "DECLARE sync_copied NO SCROLL CURSOR FOR SELECT DISTINCT employee_number FROM sync_row";
+const NEXT_COPIED: &str = "FETCH 20000 FROM sync_copied";
 
 /// The collection of people in names (`staff/{employee_number}`).
 const COLLECTION: &str = "staff";
@@ -30,11 +33,22 @@ pub(super) async fn record(
     sites: &[&str],
     absent: &[String],
 ) -> Result<(), Error> {
-    // `sync_row` is the sync's temporary table, which the macros cannot check.
-    let mut numbers: Vec<String> = sqlx::query_scalar(COPIED).fetch_all(&mut *tx).await?;
-    numbers.extend_from_slice(absent);
-    for chunk in numbers.chunks(CHUNK) {
-        let rows = by_numbers(tx, chunk).await?;
+    // The people copied, a chunk at a time through a cursor (bounded memory however big
+    // the extract), then the absent. `sync_row` is the sync's temporary table, which the
+    // macros cannot check.
+    sqlx::query(COPIED).execute(&mut *tx).await?;
+    let mut absent = absent.chunks(CHUNK);
+    loop {
+        let copied: Vec<String> = sqlx::query_scalar(NEXT_COPIED).fetch_all(&mut *tx).await?;
+        let chunk = if copied.is_empty() {
+            match absent.next() {
+                Some(chunk) => chunk.to_vec(),
+                None => break,
+            }
+        } else {
+            copied
+        };
+        let rows = by_numbers(tx, &chunk).await?;
         let mut batch = Batch::new();
         let (mut moved, mut lost, mut kept) = (Vec::new(), Vec::new(), Vec::new());
         for row in rows {
@@ -55,7 +69,8 @@ pub(super) async fn record(
             let (name, site) = (row.name(), row.site.clone());
             batch.push(name, kind, Some(site), Some(&pb::Staff::from(row)));
         }
-        batch.record(tx, COLLECTION).await?;
+        // The sync holds `staff` from before its first write (`store::lock`).
+        batch.record_under_lock(tx, COLLECTION).await?;
         changes::record_hidden_many(tx, COLLECTION, &moved, &lost, &kept).await?;
     }
     Ok(())
