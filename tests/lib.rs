@@ -387,6 +387,8 @@ async fn migrated_database() -> String {
 pub struct LoneService {
     /// A channel to the service.
     pub channel: Channel,
+    /// Where it listens.
+    pub addr: SocketAddr,
     /// The access-context key it trusts.
     pub key: String,
     /// Its database.
@@ -437,6 +439,7 @@ impl LoneService {
             .connect_lazy();
         LoneService {
             channel,
+            addr,
             key,
             database_url,
             running: Running(Some((stop, running))),

@@ -431,6 +431,18 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
     sync(&hr, SyncMode::Full, EXTRACT_TIME, &first)
         .await
         .unwrap();
+    // The mover is on a trust-wide cohort: BAS's callers see that enrolment while they are
+    // at BAS, and are told when it leaves their view.
+    let office = suite.caller("qi-office", &["improvement_team"], &["*"]);
+    let cohort = qi_e2e::training::create_cohort(
+        &office,
+        qi_e2e::training::new_cohort("trust", "Trust QSIR", qi_e2e::ymd(2027, 3, 1), 20),
+    )
+    .await
+    .unwrap();
+    let enrolment = qi_e2e::training::enrol(&office, &cohort.name, "staff/10000002")
+        .await
+        .unwrap();
     // The mover goes to SOU; the leaver is absent from the next FULL extract; the one who
     // stays is sent unchanged, and publishes nothing.
     let second = [
@@ -483,6 +495,22 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
                 String::new()
             ),
         ]
+    );
+    let bas_enrolment: Vec<_> = training_backlog(&viewer(&suite, &["BAS"]))
+        .await
+        .into_iter()
+        .filter(|c| c.1 == enrolment.name)
+        .map(|c| c.2)
+        .collect();
+    assert_eq!(
+        bas_enrolment.first(),
+        Some(&ChangeKind::Created),
+        "{bas_enrolment:?}"
+    );
+    assert_eq!(
+        bas_enrolment.last(),
+        Some(&ChangeKind::Hidden),
+        "{bas_enrolment:?}"
     );
     let sou = staff(training_backlog(&viewer(&suite, &["SOU"])).await);
     assert_eq!(

@@ -103,3 +103,70 @@ async fn each_service_keeps_its_migrations_in_its_own_schema() {
     .unwrap();
     assert_eq!(tables, ["metrics", "projects", "training"]);
 }
+
+/// An internal consumer (the read model, another service) follows a feed straight from the
+/// service, with a trust-wide context it signs naming itself (`qi watch --as`): it sees every
+/// site's changes; without the key it is refused.
+#[tokio::test]
+async fn an_internal_consumer_follows_a_feed_straight_from_the_service() {
+    use qi_proto::projects as ppb;
+    use qi_proto::projects::project_service_client::ProjectServiceClient;
+    let service = LoneService::start(Service::Projects).await;
+    let signer = AccessSigner::new(&service.key, Duration::from_secs(60));
+    let mut client = ProjectServiceClient::new(service.channel.clone());
+    for site in ["BAS", "SOU"] {
+        let ctx = AccessContext {
+            subject: "team".into(),
+            roles: vec!["improvement_team".into()],
+            sites: SiteScope::TrustWide,
+            method: "/qi.projects.v1.ProjectService/CreateIdea".into(),
+            employee: None,
+            employee_claim: Default::default(),
+            token_expiry: None,
+        };
+        let mut req = tonic::Request::new(ppb::CreateIdeaRequest {
+            parent: format!("sites/{site}"),
+            idea: Some(ppb::Idea {
+                title: format!("An idea at {site}"),
+                submitter: "A. Nurse".into(),
+                theme: "Patient flow".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        req.metadata_mut()
+            .insert(ACCESS_HEADER, signer.sign(&ctx).unwrap().parse().unwrap());
+        client.create_idea(req).await.unwrap();
+    }
+    let args = |key: &str| qi::watch::WatchArgs {
+        service: "projects".into(),
+        gateway: String::new(),
+        token: None,
+        token_command: None,
+        from: None,
+        cursor_file: None,
+        now: false,
+        collections: vec!["ideas".into()],
+        until_caught_up: true,
+        internal: Some(qi::watch::Internal {
+            service_url: format!("http://{}", service.addr),
+            name: "insights".into(),
+            key: key.into(),
+        }),
+    };
+    let mut out = Vec::new();
+    qi::watch::run(&args(&service.key), &mut out).await.unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("An idea at BAS") && text.contains("An idea at SOU"),
+        "{text}"
+    );
+    let err = qi::watch::run(
+        &args("not-the-key-not-the-key-not-the-key"),
+        &mut Vec::new(),
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("Unauthenticated"), "{err:#}");
+    service.stop().await.unwrap();
+}

@@ -278,7 +278,8 @@ impl Batch {
 }
 
 /// Records, for each of `names`, that it left the view of the callers of the site beside it
-/// in `lost`, except those holding the site beside it in `kept` (a person who moved site).
+/// in `lost`, except those holding one of the sites beside it in `kept` (comma-separated: a
+/// person who moved site, and what is theirs).
 pub async fn record_hidden_many(
     conn: &mut PgConnection,
     collection: &str,
@@ -293,7 +294,7 @@ pub async fn record_hidden_many(
         "INSERT INTO changes (pos, collection, name, kind, sites, kept)
          SELECT GREATEST(pg_current_xact_id(),
                          (SELECT max(c.pos) FROM changes c WHERE c.name = r.name)),
-                $1, r.name, 'hidden', ARRAY[r.lost], ARRAY[r.kept]
+                $1, r.name, 'hidden', ARRAY[r.lost], string_to_array(r.kept, ',')
          FROM UNNEST($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS r(name, lost, kept, n)
          ORDER BY r.n",
         collection,

@@ -133,6 +133,14 @@ enum Command {
         /// token expires.
         #[arg(long, env = "QI_TOKEN_COMMAND")]
         token_command: Option<String>,
+        /// As an internal consumer named NAME (the read model, another service): follow the
+        /// service at --service-url directly, with a trust-wide access context signed with
+        /// QI_ACCESS_KEY, not through the gateway.
+        #[arg(long = "as", value_name = "NAME", requires = "service_url")]
+        internal: Option<String>,
+        /// The service's own URL, for --as (e.g. http://training:50052).
+        #[arg(long, requires = "internal")]
+        service_url: Option<String>,
     },
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
@@ -655,8 +663,21 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             gateway,
             token,
             token_command,
+            internal,
+            service_url,
         } => {
+            let internal = match (internal, service_url) {
+                (Some(name), Some(service_url)) => Some(qi::watch::Internal {
+                    service_url,
+                    name,
+                    key: config.access_keys.current.clone().ok_or_else(|| {
+                        anyhow::anyhow!("--as needs QI_ACCESS_KEY, the key the services trust")
+                    })?,
+                }),
+                _ => None,
+            };
             let args = qi::watch::WatchArgs {
+                internal,
                 service,
                 gateway,
                 token,

@@ -36,6 +36,49 @@ pub struct WatchArgs {
     pub collections: Vec<String>,
     /// Stop once caught up (for a nightly run), rather than following for ever.
     pub until_caught_up: bool,
+    /// An internal consumer: follow the service itself, not through the gateway.
+    pub internal: Option<Internal>,
+}
+
+/// An internal consumer (the read model, another service) following a feed straight from
+/// the service that produces it, as DESIGN.md decides: with a trust-wide access context it
+/// signs with the access key, naming itself (`internal:{name}`, role viewer).
+#[derive(Clone)]
+pub struct Internal {
+    /// The service's own URL (e.g. `http://training:50052`).
+    pub service_url: String,
+    /// Who is consuming, as the service's logs and spans will name it.
+    pub name: String,
+    /// `QI_ACCESS_KEY`.
+    pub key: String,
+}
+
+impl std::fmt::Debug for Internal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Internal")
+            .field("service_url", &self.service_url)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Internal {
+    /// A signed context for one call of `path` (lives a minute: enough to open the stream,
+    /// which then runs as long as it is read).
+    fn signed(&self, path: &str) -> Result<String, tonic::Status> {
+        let ctx = qi_platform::AccessContext {
+            subject: format!("internal:{}", self.name),
+            roles: vec!["viewer".into()],
+            sites: qi_platform::SiteScope::TrustWide,
+            method: path.to_owned(),
+            employee: None,
+            employee_claim: Default::default(),
+            token_expiry: None,
+        };
+        qi_platform::access::AccessSigner::new(&self.key, Duration::from_secs(60))
+            .sign(&ctx)
+            .map_err(|e| tonic::Status::internal(format!("signing the access context: {e}")))
+    }
 }
 
 /// The feed's request and message types, and the method path, of `service`.
@@ -51,7 +94,7 @@ fn feed_types(service: &str) -> anyhow::Result<FeedTypes> {
     let (package, name) = match service {
         "training" => ("qi.training.v1", "TrainingService"),
         "projects" => ("qi.projects.v1", "ProjectService"),
-        "metrics" => ("qi.metrics.v1", "MetricsService"),
+        "metrics" => ("qi.metrics.v1", "MetricService"),
         other => anyhow::bail!("no service {other:?}: training, projects or metrics"),
     };
     let method = pool
@@ -81,7 +124,10 @@ pub async fn run(args: &WatchArgs, out: &mut impl std::io::Write) -> anyhow::Res
         (None, Some(file)) => read_cursor(file)?,
         (None, None) => String::new(),
     };
-    let mut token = current_token(args)?;
+    let mut token = match args.internal {
+        Some(_) => String::new(),
+        None => current_token(args)?,
+    };
     let mut pause = RETRY_FIRST;
     loop {
         let ended = follow(args, &types, &token, &mut cursor, out).await;
@@ -138,8 +184,12 @@ async fn follow(
     cursor: &mut String,
     out: &mut impl std::io::Write,
 ) -> Result<Delivered, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(args.gateway.clone())
-        .map_err(|e| tonic::Status::invalid_argument(format!("the gateway URL: {e}")))?
+    let url = match &args.internal {
+        Some(internal) => internal.service_url.clone(),
+        None => args.gateway.clone(),
+    };
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .map_err(|e| tonic::Status::invalid_argument(format!("the URL: {e}")))?
         .connect()
         .await
         .map_err(|e| tonic::Status::unavailable(format!("connecting to the gateway: {e}")))?;
@@ -172,10 +222,17 @@ async fn follow(
         prost_reflect::Value::List(collections),
     );
     let mut request = tonic::Request::new(Bytes::from(request.encode_to_vec()));
-    let bearer = format!("Bearer {token}")
+    let (key, value) = match &args.internal {
+        Some(internal) => (
+            qi_platform::access::ACCESS_HEADER,
+            internal.signed(&types.path)?,
+        ),
+        None => ("authorization", format!("Bearer {token}")),
+    };
+    let value = value
         .parse()
-        .map_err(|_| tonic::Status::unauthenticated("the token is not valid header text"))?;
-    request.metadata_mut().insert("authorization", bearer);
+        .map_err(|_| tonic::Status::unauthenticated("the credential is not valid header text"))?;
+    request.metadata_mut().insert(key, value);
     let mut grpc = tonic::client::Grpc::new(channel)
         .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
     grpc.ready()
@@ -273,4 +330,19 @@ fn save_cursor(file: &Path, cursor: &str) -> anyhow::Result<()> {
     tmp.persist(file)
         .with_context(|| format!("replacing the cursor file {}", file.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_service_has_a_feed_to_watch_and_nothing_else_does() {
+        for service in ["training", "projects", "metrics"] {
+            let types = feed_types(service).unwrap_or_else(|e| panic!("{service}: {e:#}"));
+            assert!(types.path.ends_with("/WatchChanges"), "{}", types.path);
+            assert!(types.response.get_field_by_name("cursor").is_some());
+        }
+        assert!(feed_types("gateway").is_err());
+    }
 }

@@ -72,6 +72,7 @@ pub(super) async fn record(
         // The sync holds `staff` from before its first write (`store::lock`).
         batch.record_under_lock(tx, COLLECTION).await?;
         changes::record_hidden_many(tx, COLLECTION, &moved, &lost, &kept).await?;
+        hide_enrolments(tx, &moved, &lost, &kept).await?;
     }
     Ok(())
 }
@@ -86,4 +87,51 @@ fn classify(now: &StaffRow, before: Option<(&str, bool)>) -> Kind {
         Some((site, _)) if site != now.site => Kind::StateChanged("move"),
         Some(_) => Kind::Updated,
     }
+}
+
+/// The enrolments of people who moved leave their old site's view too (an enrolment is read
+/// by its learner's site, and by its cohort's site for a site cohort's roster), except those
+/// in a cohort of the old site itself.
+async fn hide_enrolments(
+    tx: &mut PgConnection,
+    people: &[String],
+    lost: &[String],
+    kept: &[String],
+) -> Result<(), Error> {
+    if people.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<&str> = people
+        .iter()
+        .map(|p| p.strip_prefix("staff/").unwrap_or(p))
+        .collect();
+    let rows = sqlx::query!(
+        r#"SELECT CASE WHEN c.site IS NULL THEN 'trust/cohorts/' || c.id
+                       ELSE 'sites/' || c.site || '/cohorts/' || c.id END
+                  || '/enrolments/' || e.employee_number AS "name!",
+                  e.employee_number, c.site
+           FROM enrolment e JOIN cohort c ON c.uid = e.cohort_uid
+           WHERE e.employee_number = ANY($1)"#,
+        &numbers as &[&str],
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let index: std::collections::HashMap<&str, usize> =
+        numbers.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let (mut names, mut from, mut still) = (Vec::new(), Vec::new(), Vec::new());
+    for r in rows {
+        let Some(&i) = index.get(r.employee_number.as_str()) else {
+            continue;
+        };
+        if r.site.as_deref() == Some(lost[i].as_str()) {
+            continue;
+        }
+        names.push(r.name);
+        from.push(lost[i].clone());
+        still.push(match r.site {
+            Some(cohort_site) => format!("{},{cohort_site}", kept[i]),
+            None => kept[i].clone(),
+        });
+    }
+    changes::record_hidden_many(tx, "enrolments", &names, &from, &still).await
 }
