@@ -609,3 +609,37 @@ async fn a_consumer_that_stops_reading_is_disconnected_after_the_idle_time() {
     );
     suite.stop().await.unwrap();
 }
+
+/// A long transaction elsewhere holds the feed's horizon back: a change committed after it
+/// began is not handed out until it ends (so nothing can commit behind a cursor), and the
+/// backlog's checkpoint waits for it, so "caught up" still means every change committed
+/// before the call.
+#[tokio::test]
+async fn a_long_transaction_holds_changes_back_and_the_backlog_waits_for_them() {
+    let suite = TestSuite::start().await;
+    let team = bas_team(&suite);
+    let pool = sqlx::PgPool::connect(&suite.database_url).await.unwrap();
+    let mut long = qi_platform::db::begin(&pool).await.unwrap();
+    sqlx::query("SELECT pg_current_xact_id()")
+        .execute(&mut *long)
+        .await
+        .unwrap();
+    let idea = submit_idea(&team, "BAS", "Committed behind a long one")
+        .await
+        .unwrap();
+    let reader = viewer(&suite, &["BAS"]);
+    let mut feed = open(&reader, pb::WatchChangesRequest::default()).await;
+    // Held back: nothing, not even the backlog's checkpoint, while the long one runs.
+    let early = tokio::time::timeout(Duration::from_millis(1500), feed.message()).await;
+    assert!(early.is_err(), "{early:?}");
+    long.commit().await.unwrap();
+    let (changes, _) = backlog(&mut feed).await;
+    assert_eq!(
+        changes
+            .iter()
+            .map(|m| m.resource_name.as_str())
+            .collect::<Vec<_>>(),
+        [idea.name.as_str()]
+    );
+    suite.stop().await.unwrap();
+}

@@ -669,6 +669,7 @@ impl Feed {
     ) -> Result<ResponseStream<M>, Error> {
         self.start_ticking();
         let cursor = self.starting_cursor(watch.start).await?;
+        let backlog_end = last_committed(&self.pool).await?;
         let (tx, rx) = mpsc::channel(QUEUE);
         let reader = Reader {
             feed: self.clone(),
@@ -678,7 +679,7 @@ impl Feed {
             expires: ctx.token_expiry,
             to_message,
         };
-        tokio::spawn(reader.run(cursor, tx));
+        tokio::spawn(reader.run(cursor, backlog_end, tx));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 
@@ -759,6 +760,16 @@ async fn last_deliverable(pool: &PgPool) -> Result<Cursor, Error> {
     stored_cursor(row.map(|r| (r.pos, r.id)))
 }
 
+/// The last change committed (visible to this statement), wherever the horizon stands.
+async fn last_committed(pool: &PgPool) -> Result<Cursor, Error> {
+    let row = sqlx::query!(
+        r#"SELECT pos::text AS "pos!", id FROM changes ORDER BY pos DESC, id DESC LIMIT 1"#
+    )
+    .fetch_optional(pool)
+    .await?;
+    stored_cursor(row.map(|r| (r.pos, r.id)))
+}
+
 /// Where the purge has reached (nothing purged: the very start).
 async fn purged(conn: &mut PgConnection) -> Result<Cursor, Error> {
     let row = sqlx::query!(r#"SELECT pos::text AS "pos!", id FROM changes_purged"#)
@@ -801,7 +812,15 @@ struct Page {
 }
 
 impl<M: Send + 'static> Reader<M> {
-    async fn run(self, mut cursor: Cursor, tx: mpsc::Sender<Result<M, tonic::Status>>) {
+    /// Follows the feed from `cursor`. The backlog is everything committed when the call
+    /// came, up to `backlog_end`: its checkpoint waits until all of that has been read,
+    /// even past a long transaction elsewhere that holds the horizon back.
+    async fn run(
+        self,
+        mut cursor: Cursor,
+        backlog_end: Cursor,
+        tx: mpsc::Sender<Result<M, tonic::Status>>,
+    ) {
         let mut wake = self.feed.head.subscribe();
         let mut stopping = self.feed.stopping.subscribe();
         let settings = self.feed.settings;
@@ -860,7 +879,11 @@ impl<M: Send + 'static> Reader<M> {
             // A checkpoint when the backlog is done (the consumer knows it is caught up),
             // then whenever the cursor has moved unseen for a while.
             let due = cursor != sent && last_sent.elapsed() >= settings.checkpoint_every;
-            if std::mem::take(&mut backlog) || due {
+            let backlog_done = backlog && cursor >= backlog_end;
+            if backlog_done {
+                backlog = false;
+            }
+            if backlog_done || (due && !backlog) {
                 if !self.send(&tx, Message::Checkpoint(cursor), settings).await {
                     return;
                 }
