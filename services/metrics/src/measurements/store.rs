@@ -200,8 +200,7 @@ async fn upsert(
     metric_uid: i64,
     c: &Columns,
 ) -> Result<Vec<(bool, MeasurementRow)>, Error> {
-    let rows = sqlx::query_as!(
-        UpsertedRow,
+    let rows = sqlx::query!(
         r#"INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
                ethnicity, age_band, sex, value, count, numerator, denominator)
            SELECT $1, i.* FROM UNNEST($2::date[], $3::text[], $4::text[], $5::text[],
@@ -233,65 +232,28 @@ async fn upsert(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(UpsertedRow::split).collect())
-}
-
-/// A row the upsert inserted or changed: a [`MeasurementRow`] and whether it is new.
-struct UpsertedRow {
-    inserted: bool,
-    id: i64,
-    period: NaiveDate,
-    site: String,
-    ward: String,
-    imd_quintile: String,
-    ethnicity: String,
-    age_band: String,
-    sex: String,
-    value: Option<f64>,
-    count: Option<i64>,
-    numerator: Option<f64>,
-    denominator: Option<f64>,
-    create_time: DateTime<Utc>,
-    update_time: DateTime<Utc>,
-}
-
-impl UpsertedRow {
-    fn split(self) -> (bool, MeasurementRow) {
-        let UpsertedRow {
-            inserted,
-            id,
-            period,
-            site,
-            ward,
-            imd_quintile,
-            ethnicity,
-            age_band,
-            sex,
-            value,
-            count,
-            numerator,
-            denominator,
-            create_time,
-            update_time,
-        } = self;
-        let row = MeasurementRow {
-            id,
-            period,
-            site,
-            ward,
-            imd_quintile,
-            ethnicity,
-            age_band,
-            sex,
-            value,
-            count,
-            numerator,
-            denominator,
-            create_time,
-            update_time,
-        };
-        (inserted, row)
-    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let row = MeasurementRow {
+                id: r.id,
+                period: r.period,
+                site: r.site,
+                ward: r.ward,
+                imd_quintile: r.imd_quintile,
+                ethnicity: r.ethnicity,
+                age_band: r.age_band,
+                sex: r.sex,
+                value: r.value,
+                count: r.count,
+                numerator: r.numerator,
+                denominator: r.denominator,
+                create_time: r.create_time,
+                update_time: r.update_time,
+            };
+            (r.inserted, row)
+        })
+        .collect())
 }
 
 struct MeasurementRow {
