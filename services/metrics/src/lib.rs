@@ -18,9 +18,11 @@ mod periods;
 mod rebase_points;
 mod render;
 mod run_charts;
-pub mod runchart;
 mod series;
-pub mod spc;
+// The chart engines live in their own library crate (`libs/spc`), shared with any component
+// that reads SPC; here they keep the paths the service has always used.
+use qi_spc as spc;
+use qi_spc::runchart;
 #[cfg(test)]
 mod testing;
 

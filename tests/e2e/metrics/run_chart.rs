@@ -9,7 +9,7 @@ use qi_e2e::{Caller, TestSuite, date, fields, ymd};
 use qi_proto::metrics as pb;
 
 // The run-chart engine: the reference the service's answers must equal.
-use qi_metrics::runchart::{self, RuleSet, RunChartOptions};
+use qi_spc::runchart::{self, RuleSet, RunChartOptions};
 
 use super::picture::well_formed;
 use super::{LOS, bas_viewer, los, los_values, sou_viewer, trust_team, weekly_qms};

@@ -9,7 +9,7 @@ use qi_e2e::{TestSuite, date, ymd};
 use qi_proto::metrics as pb;
 
 // The SPC engine itself: the reference the service's answers must equal bit for bit.
-use qi_metrics::spc;
+use qi_spc as spc;
 
 use super::{LOS, bas_viewer, los, los_values, rebased_los, sou_viewer};
 

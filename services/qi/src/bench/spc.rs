@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use anyhow::Context as _;
-use qi_metrics::spc as engine;
 use qi_platform::convert::date;
 use qi_proto::metrics as pb;
+use qi_spc as engine;
 use serde_json::{Map, json};
 use tonic::metadata::{Ascii, MetadataValue};
 

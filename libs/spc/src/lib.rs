@@ -23,6 +23,7 @@ mod options;
 mod output;
 mod rmath;
 mod rules;
+pub mod runchart;
 #[cfg(test)]
 mod tests;
 
