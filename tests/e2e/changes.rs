@@ -389,12 +389,14 @@ async fn concurrent_writers_lose_nothing_to_a_consumer_that_resumes_from_its_cur
     suite.stop().await.unwrap();
 }
 
-/// The training feed of `c`, up to its first checkpoint: (collection, name, kind, verb) and
-/// the person's site when the change carries a person.
-async fn training_backlog(c: &Caller) -> Vec<(String, String, ChangeKind, String, String)> {
+/// The training feed of `c` for `req`, up to its first checkpoint.
+async fn training_feed(
+    c: &Caller,
+    req: qi_proto::training::WatchChangesRequest,
+) -> Vec<qi_proto::training::WatchChangesResponse> {
     let mut feed = c
         .training()
-        .watch_changes(qi_proto::training::WatchChangesRequest::default())
+        .watch_changes(req)
         .await
         .expect("the feed opens")
         .into_inner();
@@ -408,18 +410,31 @@ async fn training_backlog(c: &Caller) -> Vec<(String, String, ChangeKind, String
         if m.kind() == ChangeKind::Checkpoint {
             return out;
         }
-        let site = match &m.resource {
-            Some(qi_proto::training::watch_changes_response::Resource::Staff(s)) => s.site.clone(),
-            _ => String::new(),
-        };
-        out.push((
-            m.collection.clone(),
-            m.resource_name.clone(),
-            m.kind(),
-            m.verb,
-            site,
-        ));
+        out.push(m);
     }
+}
+
+/// The training feed of `c`, up to its first checkpoint: (collection, name, kind, verb) and
+/// the person's site when the change carries a person.
+async fn training_backlog(c: &Caller) -> Vec<(String, String, ChangeKind, String, String)> {
+    let feed = training_feed(c, qi_proto::training::WatchChangesRequest::default()).await;
+    feed.into_iter()
+        .map(|m| {
+            let site = match &m.resource {
+                Some(qi_proto::training::watch_changes_response::Resource::Staff(s)) => {
+                    s.site.clone()
+                }
+                _ => String::new(),
+            };
+            (
+                m.collection.clone(),
+                m.resource_name.clone(),
+                m.kind(),
+                m.verb,
+                site,
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -465,6 +480,8 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
             .map(|c| (c.1, c.2, c.3, c.4))
             .collect()
     };
+    // The sync's changes carry each person as they are when the feed delivers them: the
+    // mover's first change already shows them at SOU, where the move that follows left them.
     let trust = staff(training_backlog(&viewer(&suite, &["*"])).await);
     let p = |n: &str| format!("staff/{n}");
     let s = |x: &str| format!("sites/{x}");
@@ -472,7 +489,7 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
         trust,
         [
             (p("10000001"), ChangeKind::Created, String::new(), s("BAS")),
-            (p("10000002"), ChangeKind::Created, String::new(), s("BAS")),
+            (p("10000002"), ChangeKind::Created, String::new(), s("SOU")),
             (p("10000003"), ChangeKind::Created, String::new(), s("SOU")),
             (
                 p("10000002"),
@@ -488,12 +505,13 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
             ),
         ]
     );
+    // BAS's callers never see the mover's record as it is now (at SOU): their first change
+    // is withheld, and the move reaches them as a HIDDEN change.
     let bas = staff(training_backlog(&viewer(&suite, &["BAS"])).await);
     assert_eq!(
         bas,
         [
             (p("10000001"), ChangeKind::Created, String::new(), s("BAS")),
-            (p("10000002"), ChangeKind::Created, String::new(), s("BAS")),
             (
                 p("10000002"),
                 ChangeKind::Hidden,
@@ -537,6 +555,82 @@ async fn the_hr_sync_publishes_joiners_leavers_and_moves_and_a_move_hides_the_pe
             ),
         ]
     );
+    suite.stop().await.unwrap();
+}
+
+/// The staff changes of the training feed from `cursor` (the oldest when empty) up to its
+/// checkpoint, `page_size` at a time: each with its cursor, name and site.
+async fn staff_from(c: &Caller, cursor: &str, page_size: i32) -> Vec<(String, String, String)> {
+    use qi_proto::training::watch_changes_response::Resource;
+    let req = qi_proto::training::WatchChangesRequest {
+        cursor: cursor.into(),
+        collections: vec!["staff".into()],
+        page_size,
+        ..Default::default()
+    };
+    training_feed(c, req)
+        .await
+        .into_iter()
+        .map(|m| {
+            let Some(Resource::Staff(person)) = m.resource else {
+                panic!("a staff change without its person: {m:?}");
+            };
+            assert_eq!(person.name, m.resource_name);
+            (m.cursor, m.resource_name, person.site)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_consumer_resumes_inside_a_syncs_changes_and_sees_each_person_once_at_its_sites() {
+    use qi_e2e::training::{EXTRACT_TIME, esr, sync};
+    use qi_proto::training::SyncMode;
+    let suite = TestSuite::start().await;
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let rows: Vec<_> = (1..=7)
+        .map(|i| {
+            let site = if i % 3 == 0 { "SOU" } else { "BAS" };
+            esr(&format!("2000000{i}"), site, "Bulk")
+        })
+        .collect();
+    sync(&hr, SyncMode::Full, EXTRACT_TIME, &rows)
+        .await
+        .unwrap();
+    let all = staff_from(&viewer(&suite, &["*"]), "", 2).await;
+    let names: Vec<&str> = all.iter().map(|c| c.1.as_str()).collect();
+    let expected: Vec<String> = (1..=7).map(|i| format!("staff/2000000{i}")).collect();
+    assert_eq!(names, expected, "every person once, in the sync's order");
+    // Cursors inside the sync's one bulk change, each after the one before.
+    let cursors: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
+    assert!(
+        cursors[..6].iter().all(|c| c.split('.').count() == 3),
+        "{cursors:?}"
+    );
+    // From any of them, a consumer gets exactly the rest.
+    for (i, (cursor, _, _)) in all.iter().enumerate() {
+        let rest = staff_from(&viewer(&suite, &["*"]), cursor, 2).await;
+        assert_eq!(rest, all[i + 1..], "resuming after {cursor}");
+    }
+    // A one-site caller gets its site's people only, a page at a time, and resumes the
+    // same way.
+    let bas = staff_from(&viewer(&suite, &["BAS"]), "", 1).await;
+    assert!(bas.iter().all(|c| c.2 == "sites/BAS"), "{bas:?}");
+    assert_eq!(bas.len(), 5);
+    let rest = staff_from(&viewer(&suite, &["BAS"]), &bas[1].0, 3).await;
+    assert_eq!(rest, bas[2..]);
+    let sou = staff_from(&viewer(&suite, &["SOU"]), "", 1).await;
+    let sou: Vec<&str> = sou.iter().map(|c| c.1.as_str()).collect();
+    assert_eq!(sou, ["staff/20000003", "staff/20000006"]);
+    // A cursor that names a place inside a change is checked like any other.
+    let bad = viewer(&suite, &["*"])
+        .training()
+        .watch_changes(qi_proto::training::WatchChangesRequest {
+            cursor: format!("{}.x", all[0].0),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
     suite.stop().await.unwrap();
 }
 

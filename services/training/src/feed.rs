@@ -12,7 +12,35 @@ qi_platform::change_feed!(crate::TrainingApi, qi_proto::training, {
     "staff" => Staff,
     "completions" => Completion,
     "esrMappings" => EsrMapping,
-});
+}, render: Some(render));
+
+/// The people of the HR sync's `many` changes (its bulk record of who it changed, see
+/// `sync::changes`) as they are now, for the feed to deliver.
+fn render<'a>(
+    conn: &'a mut sqlx::PgConnection,
+    collection: &'a str,
+    names: &'a [String],
+) -> qi_platform::changes::Rendering<'a> {
+    Box::pin(async move {
+        if collection != "staff" {
+            return Err(qi_platform::changes::unknown_collection(collection));
+        }
+        let numbers: Vec<String> = names
+            .iter()
+            .filter_map(|n| n.strip_prefix("staff/"))
+            .map(str::to_owned)
+            .collect();
+        let people = crate::staff::store::by_numbers(conn, &numbers).await?;
+        Ok(people
+            .into_iter()
+            .map(|person| qi_platform::changes::Rendered {
+                name: person.name(),
+                site: Some(person.site.clone()),
+                payload: prost::Message::encode_to_vec(&qi_proto::training::Staff::from(person)),
+            })
+            .collect())
+    })
+}
 
 #[cfg(test)]
 mod tests {

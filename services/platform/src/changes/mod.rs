@@ -23,6 +23,10 @@
 //! a `NOTIFY` per transaction would serialise their commits, and could not tell a feed when
 //! a long transaction that held the feeds back has ended.
 //!
+//! **Bulk writes.** A writer that changes a whole collection at once (the HR sync) records
+//! who it changed, not what, as [`Many`] changes; the service renders each resource when a
+//! feed delivers it, as it is then.
+//!
 //! **Scope.** Each change row names the sites whose callers see it (none: every caller). A
 //! resource that leaves a site's view gets a `hidden` change for that site ([`record_hidden`]).
 //! A caller whose sites see nothing for a while still gets CHECKPOINT messages, so the
@@ -40,6 +44,9 @@ use crate::access::AccessContext;
 use crate::error::Error;
 use crate::rpc::ResponseStream;
 use qi_proto::common::{ChangeKind, WatchStart};
+
+mod many;
+pub use many::{Many, Render, Rendered, Rendering};
 
 /// What happened to a resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -318,9 +325,15 @@ pub async fn record_hidden_many(
 ///     "measurements" => Measurement,
 /// });
 /// ```
+///
+/// A service whose bulk writes record [`Many`] changes names its [`Render`] after the
+/// collections: `{ ... }, render: Some(crate::staff::render)`.
 #[macro_export]
 macro_rules! change_feed {
     ($api:ty, $pb:path, { $($collection:literal => $variant:ident),+ $(,)? }) => {
+        $crate::change_feed!($api, $pb, { $($collection => $variant),+ }, render: None);
+    };
+    ($api:ty, $pb:path, { $($collection:literal => $variant:ident),+ $(,)? }, render: $render:expr) => {
         use $pb as feed_pb;
 
         /// The collections of this feed, as they appear in resource names.
@@ -335,7 +348,7 @@ macro_rules! change_feed {
             let feed_pb::WatchChangesRequest { cursor, start, collections, page_size } = req;
             let watch =
                 $crate::changes::Watch::parse(&cursor, start, collections, page_size, COLLECTIONS)?;
-            api.feed.serve(&ctx, watch, to_message).await
+            api.feed.serve(&ctx, watch, to_message, $render).await
         }
 
         /// A stored change as the contract's message.
@@ -372,36 +385,67 @@ macro_rules! change_feed {
     };
 }
 
-/// A place in a feed: after the change at (`pos`, `id`). Written `{pos}.{id}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+/// A place in a feed: after the change at (`pos`, `id`), written `{pos}.{id}`; or, inside a
+/// `many` change ([`Many`]), after its first `within` items, written `{pos}.{id}.{within}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Cursor {
     pos: u64,
     id: i64,
+    within: Option<u32>,
+}
+
+impl Ord for Cursor {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |c: &Cursor| (c.pos, c.id, c.within.unwrap_or(u32::MAX));
+        key(self).cmp(&key(other))
+    }
+}
+
+impl PartialOrd for Cursor {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}", self.pos, self.id)
+        write!(f, "{}.{}", self.pos, self.id)?;
+        match self.within {
+            Some(within) => write!(f, ".{within}"),
+            None => Ok(()),
+        }
     }
 }
 
 impl Cursor {
     /// Reads a cursor this feed handed out; the error names `field`.
     pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
-        text.split_once('.')
-            .and_then(|(pos, id)| Some((pos.parse().ok()?, id.parse().ok()?)))
-            .filter(|&(_, id): &(u64, i64)| id >= 0)
-            .map(|(pos, id)| Cursor { pos, id })
-            .ok_or_else(|| Error::invalid(field, "is not a cursor this feed handed out"))
+        let mut parts = text.split('.');
+        let cursor = (|| {
+            let pos = parts.next()?.parse().ok()?;
+            let id = parts.next()?.parse().ok().filter(|&id: &i64| id >= 0)?;
+            let within = match parts.next() {
+                None => None,
+                Some(within) => Some(within.parse().ok()?),
+            };
+            parts.next().is_none().then_some(Cursor { pos, id, within })
+        })();
+        cursor.ok_or_else(|| Error::invalid(field, "is not a cursor this feed handed out"))
+    }
+
+    /// After the whole change at (`pos`, `id`).
+    fn after(pos: u64, id: i64) -> Self {
+        Cursor {
+            pos,
+            id,
+            within: None,
+        }
     }
 
     /// Just before every position from `horizon` on: where a reader that has read all below
     /// `horizon` stands.
     fn below(horizon: u64) -> Self {
-        Cursor {
-            pos: horizon.saturating_sub(1),
-            id: i64::MAX,
-        }
+        Cursor::after(horizon.saturating_sub(1), i64::MAX)
     }
 
     fn pos_text(self) -> String {
@@ -660,12 +704,14 @@ impl Feed {
     /// Serves one `WatchChanges` call: the caller's changes from `watch`'s start, each
     /// turned into the service's message by `to_message`, until the caller leaves, its token
     /// expires (UNAUTHENTICATED), or the database goes away (UNAVAILABLE). The first page is
-    /// read before answering, so a bad cursor is the call's error.
+    /// read before answering, so a bad cursor is the call's error. `render` gives the
+    /// resources of [`Many`] changes.
     pub async fn serve<M: Send + 'static>(
         self: &Arc<Self>,
         ctx: &AccessContext,
         watch: Watch,
         to_message: fn(Message) -> Result<M, Error>,
+        render: Option<Render>,
     ) -> Result<ResponseStream<M>, Error> {
         self.start_ticking();
         let cursor = self.starting_cursor(watch.start).await?;
@@ -678,6 +724,7 @@ impl Feed {
             page_size: watch.page_size,
             expires: ctx.token_expiry,
             to_message,
+            render,
         };
         tokio::spawn(reader.run(cursor, backlog_end, tx));
         Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
@@ -781,10 +828,7 @@ async fn purged(conn: &mut PgConnection) -> Result<Cursor, Error> {
 /// A stored position as a cursor; none is the very start.
 fn stored_cursor(row: Option<(String, i64)>) -> Result<Cursor, Error> {
     match row {
-        Some((pos, id)) => Ok(Cursor {
-            pos: parse_pos(&pos)?,
-            id,
-        }),
+        Some((pos, id)) => Ok(Cursor::after(parse_pos(&pos)?, id)),
         None => Ok(Cursor::default()),
     }
 }
@@ -803,11 +847,15 @@ struct Reader<M> {
     page_size: i64,
     expires: Option<u64>,
     to_message: fn(Message) -> Result<M, Error>,
+    render: Option<Render>,
 }
 
-/// A page read: the changes, and how far the read saw (all below `horizon`, when short).
+/// A page read: the changes the caller may see, how far the read went (`reached`), and
+/// whether it stopped there with more to read (`full`); if not, it read all below `horizon`.
 struct Page {
     changes: Vec<Delivered>,
+    reached: Cursor,
+    full: bool,
     horizon: u64,
 }
 
@@ -851,31 +899,35 @@ impl<M: Send + 'static> Reader<M> {
                     return;
                 }
             };
-            let full = page.changes.len() as i64 >= self.page_size;
-            let last = page.changes.last().map(|c| c.cursor);
-            let sent_all = match last {
-                // A full page: the next is read while this one goes out.
-                Some(last) if full => {
-                    let (sent_all, next) =
-                        tokio::join!(self.send_page(&tx, page.changes, settings), self.read(last));
-                    prefetched = Some(next);
-                    sent_all
-                }
-                _ => self.send_page(&tx, page.changes, settings).await,
+            let Page {
+                changes,
+                reached,
+                full,
+                horizon,
+            } = page;
+            let delivered = changes.last().map(|c| c.cursor);
+            let sent_all = if full {
+                // The next page is read while this one goes out.
+                let (sent_all, next) =
+                    tokio::join!(self.send_page(&tx, changes, settings), self.read(reached));
+                prefetched = Some(next);
+                sent_all
+            } else {
+                self.send_page(&tx, changes, settings).await
             };
             if !sent_all {
                 return;
             }
-            cursor = last.unwrap_or(cursor);
-            if cursor != sent {
+            if let Some(delivered) = delivered {
                 last_sent = Instant::now();
-                sent = cursor;
+                sent = delivered;
             }
+            cursor = cursor.max(reached);
             if full {
                 continue;
             }
             // Everything below the horizon has been read: the cursor moves there.
-            cursor = cursor.max(Cursor::below(page.horizon));
+            cursor = cursor.max(Cursor::below(horizon));
             // A checkpoint when the backlog is done (the consumer knows it is caught up),
             // then whenever the cursor has moved unseen for a while.
             let due = cursor != sent && last_sent.elapsed() >= settings.checkpoint_every;
@@ -960,17 +1012,22 @@ impl<M: Send + 'static> Reader<M> {
         !failed
     }
 
-    /// The caller's next changes after `cursor`, below the oldest transaction in flight.
+    /// The caller's next changes after `cursor`, below the oldest transaction in flight:
+    /// at most a page, counting each item of a [`Many`] change the caller may see.
     async fn read(&self, cursor: Cursor) -> Result<Page, Error> {
         let mut conn = crate::db::begin(&self.feed.pool).await?;
+        // From the cursor's own change on: the rest of a `many` change it stands inside.
+        let limit = self.page_size + 1;
         let rows = sqlx::query!(
             r#"WITH h AS MATERIALIZED (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon)
                SELECT h.horizon::text AS "horizon!", c.pos::text AS "pos?", c.id AS "id?",
                       c.collection AS "collection?", c.name AS "name?", c.kind AS "kind?",
-                      c.verb AS "verb?", c.payload, c.commit_time AS "commit_time?"
+                      c.verb AS "verb?", c.commit_time AS "commit_time?",
+                      -- A many change's list is read only if the page reaches it.
+                      CASE WHEN c.kind = 'many' THEN NULL ELSE c.payload END AS payload
                FROM h LEFT JOIN LATERAL (
                    SELECT * FROM changes
-                   WHERE (pos, id) > ($1::text::xid8, $2)
+                   WHERE (pos, id) >= ($1::text::xid8, $2)
                      AND pos < h.horizon
                      AND (cardinality($3::text[]) = 0 OR collection = ANY($3))
                      AND CASE WHEN $4::text[] IS NULL THEN kind <> 'hidden'
@@ -983,7 +1040,7 @@ impl<M: Send + 'static> Reader<M> {
             cursor.id,
             &self.collections,
             self.sites.as_deref(),
-            self.page_size,
+            limit,
         )
         .fetch_all(&mut *conn)
         .await?;
@@ -991,27 +1048,138 @@ impl<M: Send + 'static> Reader<M> {
             Some(r) => parse_pos(&r.horizon)?,
             None => 0,
         };
-        let mut changes = Vec::with_capacity(rows.len());
+        let fetched = rows.len() as i64;
+        let mut page = Page {
+            changes: Vec::new(),
+            reached: cursor,
+            full: false,
+            horizon,
+        };
         for r in rows {
             let (Some(pos), Some(id), Some(collection), Some(name), Some(kind), Some(t)) =
                 (r.pos, r.id, r.collection, r.name, r.kind, r.commit_time)
             else {
                 continue; // the one empty row of an empty page
             };
-            changes.push(Delivered {
-                cursor: Cursor {
-                    pos: parse_pos(&pos)?,
+            let pos = parse_pos(&pos)?;
+            // Already read, but for the items of a `many` change past the cursor.
+            let skip = match cursor.within {
+                _ if (pos, id) != (cursor.pos, cursor.id) => 0,
+                Some(within) if kind == "many" => within as usize,
+                _ => continue,
+            };
+            let room = (self.page_size as usize).saturating_sub(page.changes.len());
+            if room == 0 {
+                page.full = true;
+                return Ok(page);
+            }
+            if kind == "many" {
+                let list = sqlx::query_scalar!(
+                    "SELECT payload FROM changes WHERE pos = $1::text::xid8 AND id = $2",
+                    pos.to_string(),
                     id,
+                )
+                .fetch_one(&mut *conn)
+                .await?;
+                let items = many::Items::decode(list.as_deref())?;
+                let (mut delivered, next) = self
+                    .expand(&mut conn, &collection, &items, skip, room)
+                    .await?;
+                for d in &mut delivered {
+                    d.cursor.pos = pos;
+                    d.cursor.id = id;
+                    d.commit_time = t;
+                }
+                page.changes.append(&mut delivered);
+                if let Some(within) = next {
+                    page.reached = Cursor {
+                        pos,
+                        id,
+                        within: Some(within),
+                    };
+                    page.full = true;
+                    return Ok(page);
+                }
+            } else {
+                page.changes.push(Delivered {
+                    cursor: Cursor::after(pos, id),
+                    collection,
+                    name,
+                    kind,
+                    verb: r.verb.unwrap_or_default(),
+                    payload: r.payload,
+                    commit_time: t,
+                });
+            }
+            page.reached = Cursor::after(pos, id);
+        }
+        page.full = fetched == limit;
+        Ok(page)
+    }
+
+    /// The items of a `many` change from `skip` on that the caller may see, at most `room`
+    /// of them, each rendered as its resource is now; and where the next read resumes when
+    /// items remain (how many of the change's items are then behind the cursor). The
+    /// returned changes' cursors hold their place within the change; the caller sets the
+    /// change's position and time.
+    async fn expand(
+        &self,
+        conn: &mut PgConnection,
+        collection: &str,
+        items: &many::Items,
+        skip: usize,
+        room: usize,
+    ) -> Result<(Vec<Delivered>, Option<u32>), Error> {
+        let sees = |site: Option<&str>| match (&self.sites, site) {
+            (None, _) | (Some(_), None) => true,
+            (Some(mine), Some(site)) => mine.iter().any(|s| s == site),
+        };
+        let recorded = |k: usize| Some(items.sites[k].as_str()).filter(|s| !s.is_empty());
+        let mut taken = Vec::new();
+        let mut k = skip;
+        while k < items.len() && taken.len() < room {
+            if sees(recorded(k)) {
+                taken.push(k);
+            }
+            k += 1;
+        }
+        let next = (k < items.len()).then(|| u32::try_from(k).unwrap_or(u32::MAX));
+        let Some(render) = self.render else {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "a many change of {collection:?} in a feed without a renderer"
+            )));
+        };
+        let names: Vec<String> = taken.iter().map(|&k| items.names[k].clone()).collect();
+        let mut now: std::collections::HashMap<String, Rendered> = render(conn, collection, &names)
+            .await?
+            .into_iter()
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        let mut delivered = Vec::with_capacity(taken.len());
+        for k in taken {
+            // Gone, or now where the caller does not see it: a later change says so.
+            let Some(resource) = now.remove(&items.names[k]) else {
+                continue;
+            };
+            if !sees(resource.site.as_deref()) {
+                continue;
+            }
+            let within = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            delivered.push(Delivered {
+                cursor: Cursor {
+                    pos: 0,
+                    id: 0,
+                    within: (k + 1 < items.len()).then_some(within),
                 },
-                collection,
-                name,
-                kind,
-                verb: r.verb.unwrap_or_default(),
-                payload: r.payload,
-                commit_time: t,
+                collection: collection.to_owned(),
+                name: resource.name,
+                kind: items.kinds[k].clone(),
+                verb: items.verbs[k].clone(),
+                payload: Some(resource.payload),
+                commit_time: DateTime::<Utc>::UNIX_EPOCH,
             });
         }
-        Ok(Page { changes, horizon })
+        Ok((delivered, next))
     }
 }
 
@@ -1095,13 +1263,21 @@ mod tests {
 
     #[test]
     fn a_cursor_reads_back_as_written_and_anything_else_is_refused() {
-        let c = Cursor { pos: 812, id: 7 };
-        assert_eq!(Cursor::parse("cursor", &c.to_string()).unwrap(), c);
-        for bad in ["", "812", "x.7", "812.-1", "812.7.1", "-1.7"] {
+        let c = Cursor::after(812, 7);
+        let inside = Cursor {
+            within: Some(3),
+            ..c
+        };
+        for c in [c, inside] {
+            assert_eq!(Cursor::parse("cursor", &c.to_string()).unwrap(), c);
+        }
+        for bad in ["", "812", "x.7", "812.-1", "812.7.x", "812.7.1.1", "-1.7"] {
             assert!(Cursor::parse("cursor", bad).is_err(), "{bad}");
         }
-        assert!(Cursor::below(812) > Cursor { pos: 811, id: 5 });
-        assert!(Cursor::below(812) < Cursor { pos: 812, id: 0 });
+        assert!(Cursor::below(812) > Cursor::after(811, 5));
+        assert!(Cursor::below(812) < Cursor::after(812, 0));
+        // Inside a many change: after its earlier items, before the change as a whole.
+        assert!(Cursor::after(812, 6) < inside && inside < c);
     }
 
     #[test]

@@ -431,7 +431,8 @@ fn spawn(
         .env("QI_DATABASE_URL", database_url)
         .env("QI_ACCESS_KEY", access_key)
         .env("QI_JWT_SECRET", jwt_secret)
-        .env("QI_LOG", "warn")
+        // Warnings, and each HR sync's summary (where its time went).
+        .env("QI_LOG", "warn,qi_training::sync=info")
         .env("QI_CONCURRENCY_LIMIT", "4096")
         // The bench is one caller making thousands of calls a second: a limit it never
         // reaches, so each call still pays for the limiter as in production.

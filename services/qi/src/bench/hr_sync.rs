@@ -34,6 +34,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         .execute(&admin)
         .await?;
     let token = bearer(&d.token("bench-hr", &["hr_sync"])?)?;
+    let reader = bearer(&d.token("bench-feed", &["viewer"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone())
         .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
     load_mapping(&client, &token).await?;
@@ -45,6 +46,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         let text = copy_text(&rows);
         let messages = extract(rows);
         let (mut sync_s, mut resend_s, mut copy_s) = (Vec::new(), Vec::new(), Vec::new());
+        let mut replay_from = None;
         let mut peak_mib = 0f64;
         for round in 0..effort.rounds {
             eprintln!("  {n} rows: round {}/{}", round + 1, effort.rounds);
@@ -53,6 +55,8 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 .await?;
             if n == largest {
                 d.reset_peak("training")?;
+                // The last round's changes are replayed below.
+                replay_from = Some(feed_now(&client, &reader).await?);
             }
             let cpu = d.cpu_seconds();
             let (secs, resp) = sync(&client, &token, messages.clone()).await?;
@@ -113,6 +117,9 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         f.insert(format!("re-send/COPY {n} rows"), json!(resend / copy));
         if n == largest {
             f.insert(format!("training peak {n} rows MiB"), json!(peak_mib));
+            if let Some(cursor) = replay_from {
+                replay(&admin, &client, &reader, &cursor, n, &mut f, &mut targets).await?;
+            }
         }
         match n {
             15_000 => targets.push(Target::at_most("sync 15,000 rows (s)", 2.0, sync)),
@@ -144,6 +151,86 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         figures: f,
         targets,
     })
+}
+
+type Bearer = tonic::metadata::MetadataValue<tonic::metadata::Ascii>;
+
+/// The training feed's cursor now (its first checkpoint when opened at NOW).
+async fn feed_now(
+    client: &TrainingServiceClient<tonic::transport::Channel>,
+    reader: &Bearer,
+) -> anyhow::Result<String> {
+    let req = pb::WatchChangesRequest {
+        start: qi_proto::common::WatchStart::Now.into(),
+        ..Default::default()
+    };
+    let mut feed = client
+        .clone()
+        .watch_changes(with_header(req, "authorization", reader))
+        .await?
+        .into_inner();
+    let first = feed.message().await?.context("the feed ended at once")?;
+    Ok(first.cursor)
+}
+
+/// A consumer's replay of the last sync's `n` people from the training feed (each rendered
+/// as stored, through the gateway) against a `COPY … TO` of the same people.
+async fn replay(
+    admin: &sqlx::PgPool,
+    client: &TrainingServiceClient<tonic::transport::Channel>,
+    reader: &Bearer,
+    cursor: &str,
+    n: usize,
+    f: &mut Map<String, Value>,
+    targets: &mut Vec<Target>,
+) -> anyhow::Result<()> {
+    eprintln!("  replay of the sync's {n} people from the training feed");
+    let t = Instant::now();
+    let req = pb::WatchChangesRequest {
+        cursor: cursor.into(),
+        collections: vec!["staff".into()],
+        page_size: 1000,
+        ..Default::default()
+    };
+    let mut feed = client
+        .clone()
+        .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES)
+        .watch_changes(with_header(req, "authorization", reader))
+        .await?
+        .into_inner();
+    let mut read = 0;
+    while let Some(m) = feed.message().await? {
+        if m.kind() == qi_proto::common::ChangeKind::Checkpoint {
+            break;
+        }
+        anyhow::ensure!(m.resource.is_some(), "a staff change without its person");
+        read += 1;
+    }
+    let replay_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(read == n, "the replay read {read} of the sync's {n} people");
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
+    let mut conn = admin.acquire().await?;
+    let t = Instant::now();
+    let mut out = conn
+        .copy_out_raw("COPY (SELECT * FROM training.staff ORDER BY employee_number) TO STDOUT")
+        .await?;
+    while let Some(chunk) = tokio_stream::StreamExt::next(&mut out).await {
+        chunk?;
+    }
+    let copy_s = t.elapsed().as_secs_f64();
+    f.insert(format!("feed replay {n} people s"), json!(replay_s));
+    f.insert(format!("COPY TO {n} people s"), json!(copy_s));
+    let ratio = replay_s / copy_s.max(f64::EPSILON);
+    f.insert(format!("feed replay/COPY TO {n} people"), json!(ratio));
+    targets.push(Target::at_most(
+        "feed replay of a sync's people / COPY TO of them",
+        3.0,
+        ratio,
+    ));
+    Ok(())
 }
 
 /// The CPU seconds each part of the deployment spent on `what` (the last round's): on two

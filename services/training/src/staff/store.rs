@@ -168,7 +168,8 @@ pub(super) async fn list(
 }
 
 /// The people of `numbers` as stored (those not stored are left out), for the change feed's
-/// record of an HR sync: their spells gathered by one join, not a look-up per person.
+/// delivery of an HR sync's changes: their spells gathered by one join, not a look-up per
+/// person.
 pub(crate) async fn by_numbers(
     conn: &mut PgConnection,
     numbers: &[String],

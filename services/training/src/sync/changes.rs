@@ -5,88 +5,77 @@
 //! created or updated. People whose rows were unchanged publish nothing.
 
 use qi_platform::Error;
-use qi_platform::changes::{self, Batch, Kind};
-use qi_proto::training as pb;
+use qi_platform::changes::{self, Kind, Many};
 use sqlx::PgConnection;
 
-use super::{ACTIVE, KnownPeople, person_key};
-use crate::staff::store::{StaffRow, by_numbers};
+/// People read and recorded at a time: bounded memory, few round trips.
+const CHUNK: &str = "FETCH 20000 FROM sync_changes";
 
-/// People read back and recorded at a time: bounded memory, few round trips (the same
-/// number as [`NEXT_COPIED`] fetches).
-const CHUNK: usize = 20_000;
-
-/// The people whose rows were copied (new, or changed), read [`CHUNK`] at a time.
-const COPIED: &str =
-    "DECLARE sync_copied NO SCROLL CURSOR FOR SELECT DISTINCT employee_number FROM sync_row";
-const NEXT_COPIED: &str = "FETCH 20000 FROM sync_copied";
+/// The people the merge changed, with their changes: those it updated or deactivated as
+/// it noted them in `sync_changed`, then those it inserted, every new row of `sync_row`
+/// (the sync's temporary tables, which the macros cannot check).
+const CHANGED: &str = "DECLARE sync_changes NO SCROLL CURSOR FOR
+     SELECT employee_number, site, kind, verb, old_site FROM sync_changed
+     UNION ALL
+     SELECT employee_number, placed_site, 'created', '', NULL FROM sync_row WHERE is_new";
 
 /// The collection of people in names (`staff/{employee_number}`).
 const COLLECTION: &str = "staff";
 
-/// Records the changes of the people copied into `sync_row` and of the `absent`, in the
-/// sync's transaction after its merge. `known` and `sites` say where and whether each known
-/// person was active before.
-pub(super) async fn record(
-    tx: &mut PgConnection,
-    known: &KnownPeople,
-    sites: &[&str],
-    absent: &[String],
-) -> Result<(), Error> {
-    // The people copied, a chunk at a time through a cursor (bounded memory however big
-    // the extract), then the absent. `sync_row` is the sync's temporary table, which the
-    // macros cannot check.
-    sqlx::query(COPIED).execute(&mut *tx).await?;
-    let mut absent = absent.chunks(CHUNK);
+/// A person the merge changed, and how.
+#[derive(sqlx::FromRow)]
+struct Changed {
+    employee_number: String,
+    site: String,
+    kind: String,
+    verb: String,
+    /// Where they were before, when they were stored.
+    old_site: Option<String>,
+}
+
+/// Records the changes of the people the sync's merge changed, in its transaction, as
+/// [`Many`] changes: the feed renders each person when it delivers them (the training
+/// feed's renderer). A person who moved also gets a HIDDEN change for the old site, and so
+/// do their enrolments that site no longer sees.
+pub(super) async fn record(tx: &mut PgConnection) -> Result<(), Error> {
+    sqlx::query(CHANGED).execute(&mut *tx).await?;
     loop {
-        let copied: Vec<String> = sqlx::query_scalar(NEXT_COPIED).fetch_all(&mut *tx).await?;
-        let chunk = if copied.is_empty() {
-            match absent.next() {
-                Some(chunk) => chunk.to_vec(),
-                None => break,
-            }
-        } else {
-            copied
-        };
-        let rows = by_numbers(tx, &chunk).await?;
-        let mut batch = Batch::new();
+        let changed: Vec<Changed> = sqlx::query_as(CHUNK).fetch_all(&mut *tx).await?;
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let mut many = Many::new();
         let (mut moved, mut lost, mut kept) = (Vec::new(), Vec::new(), Vec::new());
-        for row in rows {
-            let before = known.get(person_key(&row.employee_number)).map(|k| {
-                (
-                    sites.get(k.place as usize).copied().unwrap_or(""),
-                    k.flags & ACTIVE != 0,
-                )
-            });
-            let kind = classify(&row, before);
-            if let Some((site, _)) = before
-                && site != row.site
-            {
-                moved.push(row.name());
-                lost.push(site.to_owned());
-                kept.push(row.site.clone());
+        for person in changed {
+            let name = format!("staff/{}", person.employee_number);
+            if let Some(old) = person.old_site.filter(|old| *old != person.site) {
+                moved.push(name.clone());
+                lost.push(old);
+                kept.push(person.site.clone());
             }
-            let (name, site) = (row.name(), row.site.clone());
-            batch.push(name, kind, Some(site), Some(&pb::Staff::from(row)));
+            many.push(name, kind(&person.kind, &person.verb)?, Some(person.site));
         }
         // The sync holds `staff` from before its first write (`store::lock`).
-        batch.record_under_lock(tx, COLLECTION).await?;
+        many.record_under_lock(tx, COLLECTION).await?;
         changes::record_hidden_many(tx, COLLECTION, &moved, &lost, &kept).await?;
         hide_enrolments(tx, &moved, &lost, &kept).await?;
     }
-    Ok(())
 }
 
-/// The change of a person as stored now, given where and whether they were active before
-/// (`None`: new).
-fn classify(now: &StaffRow, before: Option<(&str, bool)>) -> Kind {
-    match before {
-        None => Kind::Created,
-        Some((_, true)) if !now.active => Kind::StateChanged("leave"),
-        Some((_, false)) if now.active => Kind::StateChanged("rejoin"),
-        Some((site, _)) if site != now.site => Kind::StateChanged("move"),
-        Some(_) => Kind::Updated,
-    }
+/// A change as the merge noted it.
+fn kind(kind: &str, verb: &str) -> Result<Kind, Error> {
+    Ok(match (kind, verb) {
+        ("created", _) => Kind::Created,
+        ("updated", _) => Kind::Updated,
+        ("state_changed", "leave") => Kind::StateChanged("leave"),
+        ("state_changed", "rejoin") => Kind::StateChanged("rejoin"),
+        ("state_changed", "move") => Kind::StateChanged("move"),
+        _ => {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "the sync noted a change {kind:?} {verb:?}"
+            )));
+        }
+    })
 }
 
 /// The enrolments of people who moved leave their old site's view too (an enrolment is read

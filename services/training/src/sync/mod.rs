@@ -40,6 +40,7 @@ mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use qi_platform::convert::{instant, required_text};
@@ -101,8 +102,10 @@ async fn run_to_end(
         .await?
         .ok_or_else(|| Error::invalid("extract_time", "the sync sent no message"))?;
     let header = Header::read(&first)?;
+    let started = std::time::Instant::now();
     let mut tx = qi_platform::db::begin(&pool).await?;
     let mut batch = SyncBatch::load(&mut tx, &sites, today, header).await?;
+    let loaded = started.elapsed();
     let mut data = Vec::with_capacity(COPY_BATCH);
     batch.push(first, &mut data)?;
     let mut copy = store::copy_in(&mut tx).await?;
@@ -118,10 +121,27 @@ async fn run_to_end(
             return Err(e);
         }
     }
+    let copied = started.elapsed();
     // The copy may have taken most of the call's budget: the merge gets what is left.
     qi_platform::db::tighten(&mut tx).await?;
-    let response = batch.merge(&mut tx).await?;
+    let (response, merged) = batch.merge(&mut tx).await?;
     tx.commit().await?;
+    // Where a sync's time went, for whoever runs it: reading who is stored, taking the
+    // extract in, merging it, publishing its changes, committing.
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    tracing::info!(
+        received = response.received_rows,
+        inserted = response.inserted,
+        updated = response.updated,
+        deactivated = response.deactivated,
+        rejected = response.rejected_rows,
+        load_ms = ms(loaded),
+        copy_ms = ms(copied - loaded),
+        merge_ms = ms(merged.0),
+        feed_ms = ms(merged.1),
+        total_ms = ms(started.elapsed()),
+        "HR sync applied"
+    );
     Ok(response)
 }
 
@@ -829,7 +849,11 @@ impl SyncBatch {
     /// rows of people with several assignments, updates the known people whose rows
     /// changed, inserts the new ones, and for a FULL sync deactivates the absent — each
     /// one set-based statement.
-    async fn merge(mut self, tx: &mut PgConnection) -> Result<pb::SyncStaffResponse, Error> {
+    /// Returns the answer, and how long the merge and the feed's record took.
+    async fn merge(
+        mut self,
+        tx: &mut PgConnection,
+    ) -> Result<(pb::SyncStaffResponse, (Duration, Duration)), Error> {
         let people = self.new.len() as i64 + self.known_seen;
         if self.header.full && people == 0 {
             let codes = self.unmapped_codes();
@@ -885,15 +909,18 @@ impl SyncBatch {
         } else {
             Vec::new()
         };
+        let started = std::time::Instant::now();
         let Merged {
             updated,
             deactivated,
             inserted,
         } = store::merge(tx, &self.header, self.today, &absent).await?;
-        changes::record(tx, &self.known, &self.places.sites(), &absent).await?;
+        let merged = started.elapsed();
+        changes::record(tx).await?;
+        let recorded = started.elapsed() - merged;
         self.rejected.sort_by_key(|r| r.row_number);
         let unmapped_codes = self.unmapped_codes();
-        Ok(pb::SyncStaffResponse {
+        let response = pb::SyncStaffResponse {
             received_rows: self.received,
             inserted,
             updated,
@@ -902,7 +929,8 @@ impl SyncBatch {
             rejected: self.rejected,
             unmapped_codes,
             rejected_rows: self.rejected_rows,
-        })
+        };
+        Ok((response, (merged, recorded)))
     }
 
     /// The known people with several rows whose first row was skipped, to copy back.
@@ -1124,7 +1152,7 @@ mod tests {
         copy.send(data.as_slice()).await?;
         copy.finish().await?;
         match b.merge(&mut tx).await {
-            Ok(r) => {
+            Ok((r, _)) => {
                 tx.commit().await?;
                 Ok(Ok(r))
             }

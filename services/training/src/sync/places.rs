@@ -72,21 +72,6 @@ impl Places {
     }
 }
 
-impl Places {
-    /// The site of each place number, by number.
-    pub(super) fn sites(&self) -> Vec<&str> {
-        let mut by_id = vec![""; self.count as usize];
-        for (site, wards) in &self.ids {
-            for id in wards.values() {
-                if let Some(slot) = by_id.get_mut(*id as usize) {
-                    *slot = site.as_str();
-                }
-            }
-        }
-        by_id
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -306,21 +306,26 @@ pub(super) async fn merge(
     today: NaiveDate,
     absent: &[String],
 ) -> Result<Merged, Error> {
+    sqlx::query!(
+        "CREATE TEMPORARY TABLE sync_changed (
+            employee_number text NOT NULL, site text NOT NULL, kind text NOT NULL,
+            verb text NOT NULL, old_site text
+        ) ON COMMIT DROP"
+    )
+    .execute(&mut *conn)
+    .await?;
     let (updated, mut deactivated): (i64, i64) = sqlx::query_as(UPDATE_KNOWN)
         .bind(&header.extract_id)
         .bind(today)
         .fetch_one(&mut *conn)
         .await?;
     if header.full && !absent.is_empty() {
-        deactivated += sqlx::query!(
-            "UPDATE staff SET active = false
-             WHERE employee_number = ANY($1) AND active AND source_update_time < $2",
-            absent,
-            header.extract_time,
-        )
-        .execute(&mut *conn)
-        .await?
-        .rows_affected() as i64;
+        deactivated += sqlx::query(DEACTIVATE_ABSENT)
+            .bind(absent)
+            .bind(header.extract_time)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected() as i64;
     }
     let inserted = sqlx::query(INSERT_NEW)
         .bind(&header.extract_id)
@@ -340,7 +345,9 @@ pub(super) async fn merge(
 /// copied, so a re-sent extract brings nothing here. `todo` keeps what the changed were
 /// (PostgreSQL 15's `RETURNING` sees only the new row). A person whose site changed starts
 /// a spell there today (`$2`, never before the last began), and the spell that ended is
-/// kept: one more row per move, none for anyone else.
+/// kept: one more row per move, none for anyone else. Each person changed is noted in
+/// `sync_changed` with their change for the feed: `leave` for one no longer active,
+/// `rejoin` for one active again, `move` for one at another site, else `updated`.
 const UPDATE_KNOWN: &str = "WITH todo AS MATERIALIZED (
          SELECT r.*, s.site AS old_site, s.site_since AS old_since, s.active AS old_active
          FROM sync_row AS r JOIN staff AS s ON s.employee_number = r.employee_number
@@ -367,18 +374,38 @@ const UPDATE_KNOWN: &str = "WITH todo AS MATERIALIZED (
          FROM todo AS r
          WHERE s.employee_number = r.employee_number
          RETURNING r.old_active AND NOT s.active AS deactivated,
-                   s.employee_number, r.old_site, r.old_since,
+                   NOT r.old_active AND s.active AS rejoined,
+                   s.employee_number, s.site, r.old_site, r.old_since,
                    s.site_since AS new_since, s.site <> r.old_site AS moved
      ), ended AS (
          INSERT INTO staff_site_spell (employee_number, site, start_date, end_date)
          SELECT employee_number, old_site, old_since, new_since FROM changed WHERE moved
          ORDER BY employee_number
+     ), noted AS (
+         INSERT INTO sync_changed (employee_number, site, kind, verb, old_site)
+         SELECT employee_number, site,
+                CASE WHEN deactivated OR rejoined OR moved THEN 'state_changed'
+                     ELSE 'updated' END,
+                CASE WHEN deactivated THEN 'leave' WHEN rejoined THEN 'rejoin'
+                     WHEN moved THEN 'move' ELSE '' END,
+                old_site
+         FROM changed
      )
      SELECT count(*), count(*) FILTER (WHERE deactivated) FROM changed";
 
+/// A FULL sync's absent (`$1`), active and not newer than the extract (`$2`), leave; each
+/// is noted in `sync_changed`.
+const DEACTIVATE_ABSENT: &str = "WITH gone AS (
+         UPDATE staff SET active = false
+         WHERE employee_number = ANY($1) AND active AND source_update_time < $2
+         RETURNING employee_number, site
+     )
+     INSERT INTO sync_changed (employee_number, site, kind, verb, old_site)
+     SELECT employee_number, site, 'state_changed', 'leave', site FROM gone";
+
 /// Inserts the people new to `staff`, at their site since their hire date (else today,
-/// `$2`). The sync knew who is stored before the rows came, and `staff` has been locked
-/// against other syncs since: no anti-join, no conflict check.
+/// `$2`): every new row of `sync_row`. The sync knew who is stored before the rows came,
+/// and `staff` has been locked against other syncs since: no anti-join, no conflict check.
 const INSERT_NEW: &str = "INSERT INTO staff (employee_number, site, assignment_number,
          other_assignments, forename, surname, work_email, staff_group, job_role,
          occupation_code, area_of_work, position_title, pay_band, department, organisation,
