@@ -75,7 +75,7 @@ async fn every_rpc_of_the_contract_refuses_a_call_without_a_token() {
                 .unary::<Bytes, Bytes, _>(
                     tonic::Request::new(Bytes::new()),
                     PathAndQuery::try_from(path.as_str()).unwrap(),
-                    qi_gateway::BytesCodec,
+                    qi_platform::codec::BytesCodec,
                 )
                 .await
                 .unwrap_err();

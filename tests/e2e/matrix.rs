@@ -308,7 +308,7 @@ async fn call(
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let path = PathAndQuery::try_from(path).unwrap();
-    let codec = qi_gateway::BytesCodec;
+    let codec = qi_platform::codec::BytesCodec;
     let with_token = |message| match token {
         Some(t) => qi_e2e::authed(t, message),
         None => tonic::Request::new(message),

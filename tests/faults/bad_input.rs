@@ -194,7 +194,7 @@ async fn call(suite: &TestSuite, token: &str, method: &MethodDescriptor, body: B
         grpc.client_streaming(
             req.map(|m| tokio_stream::iter([m])),
             path,
-            qi_gateway::BytesCodec,
+            qi_platform::codec::BytesCodec,
         )
         .await
         .map(|_| ())
@@ -202,7 +202,7 @@ async fn call(suite: &TestSuite, token: &str, method: &MethodDescriptor, body: B
         // A stream's refusal may come as its first answer or after messages: read it all
         // (a change feed, which stays open, up to the checkpoint ending its backlog).
         match grpc
-            .server_streaming(req, path, qi_gateway::BytesCodec)
+            .server_streaming(req, path, qi_platform::codec::BytesCodec)
             .await
         {
             Ok(response) => {
@@ -221,7 +221,7 @@ async fn call(suite: &TestSuite, token: &str, method: &MethodDescriptor, body: B
             Err(status) => Err(status),
         }
     } else {
-        grpc.unary(req, path, qi_gateway::BytesCodec)
+        grpc.unary(req, path, qi_platform::codec::BytesCodec)
             .await
             .map(|_| ())
     };

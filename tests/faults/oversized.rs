@@ -80,7 +80,7 @@ async fn call(
         let mut req = tonic::Request::new(tokio_stream::iter(messages));
         req.metadata_mut().insert(header.0, header.1);
         req.set_timeout(Duration::from_secs(10));
-        grpc.client_streaming(req, path, qi_gateway::BytesCodec)
+        grpc.client_streaming(req, path, qi_platform::codec::BytesCodec)
             .await
             .map(|_| ())
     } else {
@@ -88,7 +88,7 @@ async fn call(
         let mut req = tonic::Request::new(message);
         req.metadata_mut().insert(header.0, header.1);
         req.set_timeout(Duration::from_secs(10));
-        grpc.unary(req, path, qi_gateway::BytesCodec)
+        grpc.unary(req, path, qi_platform::codec::BytesCodec)
             .await
             .map(|_| ())
     };

@@ -8,7 +8,6 @@ pub mod audit;
 pub mod auth;
 mod authorize;
 mod client;
-mod codec;
 mod frame;
 mod guard;
 mod health;
@@ -33,7 +32,6 @@ use qi_platform::access::AccessSigner;
 use qi_platform::server::Component;
 use tonic::transport::Endpoint;
 
-pub use codec::BytesCodec;
 pub use proxy::{Gateway, GatewayParts};
 pub use routes::{Backend, GatewayItself, Metrics, Projects, Proxy, Training};
 

@@ -34,7 +34,6 @@ use tower::{Service as _, ServiceExt as _};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::{Authenticator, Principal, unauthenticated};
 use crate::authorize;
-use crate::codec::BytesCodec;
 use crate::frame;
 use crate::guard::Guarded;
 use crate::own;
@@ -43,6 +42,7 @@ use crate::ratelimit::RateLimiter;
 use crate::routes::{Backend as _, GatewayItself};
 use crate::signing::SignedContexts;
 use crate::traceparent::{ensure_traceparent, trace_id};
+use qi_platform::codec::BytesCodec;
 
 /// Everything a forwarded call needs.
 pub struct Gateway {

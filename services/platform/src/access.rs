@@ -132,6 +132,22 @@ impl std::fmt::Display for EmployeeClaim {
 }
 
 impl AccessContext {
+    /// The context an internal consumer (the read model, a service following another's
+    /// feed) signs for a call of `method` straight to a service, as DESIGN.md decides: it
+    /// names itself (`internal:{name}`, as the service's logs and spans will show it), reads
+    /// trust-wide, and writes nothing.
+    pub fn internal(name: &str, method: &str) -> Self {
+        AccessContext {
+            subject: format!("internal:{name}"),
+            roles: vec!["viewer".into()],
+            sites: SiteScope::TrustWide,
+            method: method.to_owned(),
+            employee: None,
+            employee_claim: Default::default(),
+            token_expiry: None,
+        }
+    }
+
     /// The caller's employee number, for a call that reads what belongs to the person
     /// calling: `FAILED_PRECONDITION` without one (a service account, or a provider not yet
     /// sending the claim), naming the claim so whoever sets up the provider knows what to add.

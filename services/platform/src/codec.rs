@@ -1,5 +1,6 @@
 //! A pass-through gRPC codec: messages stay encoded bytes, so the gateway forwards any
-//! method without knowing its types.
+//! method without knowing its types, and a feed's consumer keeps the messages it mirrors as
+//! the service sent them.
 
 use bytes::{Buf, BufMut, Bytes};
 use tonic::Status;

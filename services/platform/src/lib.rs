@@ -6,6 +6,7 @@
 pub mod access;
 pub mod calendar;
 pub mod changes;
+pub mod codec;
 pub mod config;
 pub mod convert;
 pub mod db;

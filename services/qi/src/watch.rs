@@ -66,15 +66,7 @@ impl Internal {
     /// A signed context for one call of `path` (lives a minute: enough to open the stream,
     /// which then runs as long as it is read).
     fn signed(&self, path: &str) -> Result<String, tonic::Status> {
-        let ctx = qi_platform::AccessContext {
-            subject: format!("internal:{}", self.name),
-            roles: vec!["viewer".into()],
-            sites: qi_platform::SiteScope::TrustWide,
-            method: path.to_owned(),
-            employee: None,
-            employee_claim: Default::default(),
-            token_expiry: None,
-        };
+        let ctx = qi_platform::AccessContext::internal(&self.name, path);
         qi_platform::access::AccessSigner::new(&self.key, Duration::from_secs(60))
             .sign(&ctx)
             .map_err(|e| tonic::Status::internal(format!("signing the access context: {e}")))
@@ -243,7 +235,7 @@ async fn follow(
         .parse()
         .map_err(|_| tonic::Status::internal("the method path"))?;
     let mut stream = grpc
-        .server_streaming(request, path, qi_gateway::BytesCodec)
+        .server_streaming(request, path, qi_platform::codec::BytesCodec)
         .await?
         .into_inner();
     let options = SerializeOptions::new().stringify_64_bit_integers(true);

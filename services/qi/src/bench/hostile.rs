@@ -65,7 +65,7 @@ async fn attack(
             grpc.unary(
                 req,
                 http::uri::PathAndQuery::from_static(METHOD),
-                qi_gateway::BytesCodec,
+                qi_platform::codec::BytesCodec,
             )
             .await
             .map(|_| ())
