@@ -34,6 +34,8 @@ pub struct TestSuite {
     pub config: Config,
     /// The database URL (for checking what was stored).
     pub database_url: String,
+    /// Each gRPC service's own URL, by its full name (internal consumers call them direct).
+    pub service_urls: HashMap<&'static str, String>,
     running: Running,
     /// The suite's own PostgreSQL, when it has one ([`TestSuite::start_on_own_cluster`]).
     cluster: Option<Arc<Mutex<PrivateCluster>>>,
@@ -123,6 +125,7 @@ impl TestSuite {
             .await
             .expect("the suite builds");
         let addr = suite.gateway_addr();
+        let service_urls = suite.service_urls();
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(suite.run_until_stopped(async move {
             let _ = stopped.await;
@@ -137,6 +140,7 @@ impl TestSuite {
             channel,
             config,
             database_url,
+            service_urls,
             running: Running(Some((stop, running))),
             cluster,
         }

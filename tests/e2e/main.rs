@@ -9,6 +9,7 @@ mod discovery;
 mod gateway;
 mod health;
 mod housekeeping;
+mod insights;
 mod matrix;
 mod metrics;
 mod people;

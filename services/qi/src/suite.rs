@@ -34,6 +34,8 @@ pub struct Suite {
     changes_retention: Duration,
     retention_days: u32,
     gateway_addr: SocketAddr,
+    /// Each gRPC service's own URL on loopback, by its full name.
+    service_urls: HashMap<&'static str, String>,
 }
 
 impl std::fmt::Debug for Suite {
@@ -100,6 +102,7 @@ impl Suite {
             services.push((component, listener));
         }
         let (gateway, audit) = qi_gateway::component(config, &backends, gateway_pool)?;
+        let service_urls = backends.clone();
         let gateway_addr = gateway_listener.local_addr()?;
         Ok(Suite {
             cluster,
@@ -114,12 +117,19 @@ impl Suite {
             changes_retention: FeedSettings::from(config).retention,
             retention_days: config.audit_retention_days,
             gateway_addr,
+            service_urls,
         })
     }
 
     /// Where the gateway listens.
     pub fn gateway_addr(&self) -> SocketAddr {
         self.gateway_addr
+    }
+
+    /// Each gRPC service's own URL on loopback (e.g. `qi.training.v1.TrainingService` →
+    /// `http://127.0.0.1:41234`), for internal consumers that call a service directly.
+    pub fn service_urls(&self) -> HashMap<&'static str, String> {
+        self.service_urls.clone()
     }
 
     /// Serves until `shutdown`: then the gateway drains first, the services after it (so
