@@ -14,31 +14,52 @@ qi_platform::change_feed!(crate::TrainingApi, qi_proto::training, {
     "esrMappings" => EsrMapping,
 }, render: Some(render));
 
-/// The people of the HR sync's `many` changes (its bulk record of who it changed, see
-/// `sync::changes`) as they are now, for the feed to deliver.
+/// The resources of `many` changes as they are now, for the feed to deliver: the people an
+/// HR sync changed (`sync::changes`), and the completions an import wrote
+/// (`register::import`).
 fn render<'a>(
     conn: &'a mut sqlx::PgConnection,
     collection: &'a str,
     names: &'a [String],
 ) -> qi_platform::changes::Rendering<'a> {
+    use prost::Message as _;
+    use qi_platform::changes::Rendered;
     Box::pin(async move {
-        if collection != "staff" {
-            return Err(qi_platform::changes::unknown_collection(collection));
+        match collection {
+            "staff" => {
+                let numbers: Vec<String> = names
+                    .iter()
+                    .filter_map(|n| n.strip_prefix("staff/"))
+                    .map(str::to_owned)
+                    .collect();
+                let people = crate::staff::store::by_numbers(conn, &numbers).await?;
+                Ok(people
+                    .into_iter()
+                    .map(|person| Rendered {
+                        name: person.name(),
+                        site: Some(person.site.clone()),
+                        payload: qi_proto::training::Staff::from(person).encode_to_vec(),
+                    })
+                    .collect())
+            }
+            "completions" => {
+                // `staff/{number}/completions/{id}`: the id is the last segment.
+                let ids: Vec<uuid::Uuid> = names
+                    .iter()
+                    .filter_map(|n| n.rsplit('/').next()?.parse().ok())
+                    .collect();
+                let completions = crate::register::store::by_ids(conn, &ids).await?;
+                Ok(completions
+                    .into_iter()
+                    .map(|c| Rendered {
+                        name: c.completion.name.clone(),
+                        site: Some(c.site),
+                        payload: c.completion.encode_to_vec(),
+                    })
+                    .collect())
+            }
+            other => Err(qi_platform::changes::unknown_collection(other)),
         }
-        let numbers: Vec<String> = names
-            .iter()
-            .filter_map(|n| n.strip_prefix("staff/"))
-            .map(str::to_owned)
-            .collect();
-        let people = crate::staff::store::by_numbers(conn, &numbers).await?;
-        Ok(people
-            .into_iter()
-            .map(|person| qi_platform::changes::Rendered {
-                name: person.name(),
-                site: Some(person.site.clone()),
-                payload: prost::Message::encode_to_vec(&qi_proto::training::Staff::from(person)),
-            })
-            .collect())
     })
 }
 
@@ -531,20 +552,55 @@ mod tests {
         let imported = crate::register::import::import(&api, trust.clone(), import()).await?;
         assert_eq!(imported.inserted, 1);
         crate::register::import::import(&api, trust.clone(), import()).await?;
+        // An import lists what it wrote in one `many` change, seen by BRM's callers (the
+        // learner's site), and the feed renders each completion when it delivers it.
         let rows = outbox(&pool).await?;
         assert_eq!(rows.len(), seen + 1);
-        let Resource::Completion(historic) = resource(&rows[seen]) else {
-            panic!("not a completion")
-        };
         assert_eq!(
-            line(&rows[seen]),
-            format!("completions {} created BRM", historic.name)
+            (rows[seen].kind.as_str(), rows[seen].sites.clone()),
+            ("many", Some(vec!["BRM".to_owned()]))
         );
+        let completions = |messages: Vec<pb::WatchChangesResponse>| -> Vec<_> {
+            messages
+                .into_iter()
+                .filter(|m| m.resource_name.starts_with("staff/10000003/completions/"))
+                .collect()
+        };
+        let delivered = completions(feed_of(&api, &trust).await?);
+        let [change] = delivered.as_slice() else {
+            panic!("one completion change: {delivered:?}")
+        };
+        assert_eq!(change.kind(), qi_proto::common::ChangeKind::Created);
+        let Some(Resource::Completion(historic)) = &change.resource else {
+            panic!("not a completion: {change:?}")
+        };
+        assert_eq!(change.resource_name, historic.name);
         assert_eq!(historic.staff, "staff/10000003");
         assert_eq!(
             historic.source,
             pb::CompletionSource::HistoricRegister as i32
         );
+        // Only the learner's site's callers get it.
+        assert!(completions(feed_of(&api, &caller(&["BRM"])).await?).len() == 1);
+        assert!(completions(feed_of(&api, &bas).await?).is_empty());
         Ok(())
+    }
+
+    /// The feed `ctx` reads from the oldest change, up to its checkpoint.
+    async fn feed_of(
+        api: &TrainingApi,
+        ctx: &AccessContext,
+    ) -> anyhow::Result<Vec<pb::WatchChangesResponse>> {
+        use tokio_stream::StreamExt as _;
+        let mut stream = watch(api, ctx.clone(), pb::WatchChangesRequest::default()).await?;
+        let mut out = Vec::new();
+        while let Some(m) = stream.next().await {
+            let m = m?;
+            if m.kind() == qi_proto::common::ChangeKind::Checkpoint {
+                return Ok(out);
+            }
+            out.push(m);
+        }
+        anyhow::bail!("the feed ended before its checkpoint")
     }
 }

@@ -108,14 +108,31 @@ impl Many {
         self.items.names.is_empty()
     }
 
-    /// Records the list, 1,000 items to a row, for a writer that holds a lock
-    /// every other writer of these resources takes first (see
-    /// [`super::Batch::record_under_lock`]): its position is its transaction's id, after
-    /// every earlier change of these resources.
+    /// Records the list, 1,000 items to a row, in the write's transaction. Its position is
+    /// its transaction's id raised to the latest change recorded by name of any of its
+    /// resources, as [`super::record`] gives. A later change of one of them recorded by name
+    /// cannot see this list, and may come before it in the feed; the item, rendered at
+    /// delivery, then shows that change too, so a consumer still ends where the service is.
+    pub async fn record(self, conn: &mut PgConnection, collection: &str) -> Result<(), Error> {
+        self.record_as(conn, collection, true).await
+    }
+
+    /// [`Many::record`] for a writer that holds a lock every other writer of these
+    /// resources takes first (see [`super::Batch::record_under_lock`]): its position is its
+    /// transaction's id, after every earlier change of these resources, with no look-up.
     pub async fn record_under_lock(
         self,
         conn: &mut PgConnection,
         collection: &str,
+    ) -> Result<(), Error> {
+        self.record_as(conn, collection, false).await
+    }
+
+    async fn record_as(
+        self,
+        conn: &mut PgConnection,
+        collection: &str,
+        raise: bool,
     ) -> Result<(), Error> {
         let items = self.items;
         let (mut payloads, mut sites) = (Vec::new(), Vec::new());
@@ -141,14 +158,21 @@ impl Many {
         if payloads.is_empty() {
             return Ok(());
         }
+        let names: &[String] = if raise { &items.names } else { &[] };
+        // Each name's latest change by the index on (name, pos): `max(pos) … name = ANY(…)`
+        // is planned as a backward scan of the whole outbox, testing every row's name.
         sqlx::query!(
             "INSERT INTO changes (pos, collection, name, kind, sites, payload)
-             SELECT pg_current_xact_id(), $1, '', 'many', string_to_array(r.sites, ','), r.payload
+             SELECT GREATEST(pg_current_xact_id(),
+                             (SELECT max((SELECT max(c.pos) FROM changes c WHERE c.name = n))
+                              FROM UNNEST($4::text[]) n)),
+                    $1, '', 'many', string_to_array(r.sites, ','), r.payload
              FROM UNNEST($2::text[], $3::bytea[]) WITH ORDINALITY AS r(sites, payload, n)
              ORDER BY r.n",
             collection,
             &sites as &[Option<String>],
             &payloads,
+            names,
         )
         .execute(conn)
         .await?;

@@ -9,9 +9,10 @@
 //! by person, course and date, so a re-import adds nothing. All of it is one transaction
 //! under the register writers' lock: a call applies its good rows whole, or nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{Months, NaiveDate};
+use qi_platform::changes::{Kind, Many};
 use qi_platform::convert::{optional_date, required_date};
 use qi_platform::names::{ListParent, ListParentScope as _, Owner, OwnerAccess as _};
 use qi_platform::{AccessContext, Error, Violations, idempotency};
@@ -260,6 +261,8 @@ pub(crate) struct Found {
     pub(crate) index: i32,
     /// Whether the person is at one of the sites the import covers.
     pub(crate) in_scope: bool,
+    /// Their site, when in scope (whose callers read their register).
+    pub(crate) site: String,
     /// The course's id and validity in months, if there is such a course.
     pub(crate) course: Option<(String, i32)>,
     /// Whether the person has completed that course here (not revoked).
@@ -281,6 +284,8 @@ pub(crate) struct Existing {
 #[derive(Debug, Clone)]
 pub(crate) struct Upsert<'a> {
     pub(crate) row: &'a Row,
+    /// The learner's site now.
+    pub(crate) site: String,
     pub(crate) course_id: String,
     pub(crate) expiry_date: Option<NaiveDate>,
     /// The completion held for the same person, course and date, if any.
@@ -375,6 +380,7 @@ fn resolve<'a>(
         });
         upserts.push(Upsert {
             row,
+            site: f.site.clone(),
             course_id: course_id.clone(),
             expiry_date,
             held: None,
@@ -442,22 +448,32 @@ pub(crate) async fn import(
         let changed: Vec<_> = known.into_iter().filter(|u| u.changes()).collect();
         let inserted = store::import_insert(tx, &new, &ctx.subject).await?;
         let updated = store::import_update(tx, &changed).await?;
-        // One read of what was written, for the feed: new ones (and those restored after a
-        // revocation) are created, the rest updated.
-        let appeared: HashSet<Uuid> = changed
-            .iter()
-            .filter_map(|u| u.held.as_ref().filter(|h| h.revoked).map(|h| h.id))
-            .chain(inserted.iter().copied())
-            .collect();
-        let written: Vec<Uuid> = changed
-            .iter()
-            .filter_map(|u| u.held.as_ref().map(|h| h.id))
-            .chain(inserted.iter().copied())
-            .collect();
-        if !written.is_empty() {
-            let located = store::by_ids(tx, &written).await?;
-            super::record_changes(tx, &located, |id| appeared.contains(id), &[]).await?;
+        // The feed lists what was written, each at the learner's site, and renders it when
+        // it delivers it (an import is up to 5,000 rows; a call after call of them, the
+        // historic register): new ones, and those restored after a revocation, are created;
+        // the rest updated.
+        let mut many = Many::new();
+        let name = |u: &Upsert<'_>, id: &Uuid| {
+            format!(
+                "{}/{}/{id}",
+                crate::staff::name_of(&u.row.employee_number),
+                super::COLLECTION
+            )
+        };
+        for u in &changed {
+            if let Some(held) = &u.held {
+                let kind = if held.revoked {
+                    Kind::Created
+                } else {
+                    Kind::Updated
+                };
+                many.push(name(u, &held.id), kind, Some(u.site.clone()));
+            }
         }
+        for (u, id) in new.iter().zip(&inserted) {
+            many.push(name(u, id), Kind::Created, Some(u.site.clone()));
+        }
+        many.record(tx, super::COLLECTION).await?;
         let inserted = inserted.len();
         let unchanged = upserts.len() - inserted - updated;
         let n = |x: usize| i32::try_from(x).unwrap_or(i32::MAX);
@@ -564,6 +580,7 @@ mod tests {
         let found = |index, in_scope, course: Option<(&str, i32)>, earned_here| Found {
             index,
             in_scope,
+            site: "BAS".into(),
             course: course.map(|(c, v)| (c.to_owned(), v)),
             earned_here,
         };

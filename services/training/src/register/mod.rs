@@ -9,7 +9,7 @@
 mod filter;
 pub(crate) mod import;
 pub(crate) mod reconcile;
-mod store;
+pub(crate) mod store;
 
 use std::collections::HashSet;
 

@@ -213,6 +213,7 @@ pub(super) async fn import_lookup(
     let courses: Vec<&str> = rows.iter().map(|r| r.course.as_str()).collect();
     let found = sqlx::query!(
         r#"SELECT m.idx AS "idx!", s.employee_number IS NOT NULL AS "in_scope!",
+                  s.site AS "site?",
                   co.id AS "course_id?", co.validity_months AS "validity_months?",
                   EXISTS (SELECT 1 FROM completion k
                           WHERE k.employee_number = s.employee_number AND k.course_id = co.id
@@ -235,6 +236,7 @@ pub(super) async fn import_lookup(
         .map(|r| Found {
             index: r.idx,
             in_scope: r.in_scope,
+            site: r.site.unwrap_or_default(),
             course: r.course_id.zip(r.validity_months),
             earned_here: r.earned_here,
         })
@@ -447,14 +449,14 @@ pub(super) async fn resolve_esr(
 
 /// A completion with its id and its learner's current site (whose callers read it).
 #[derive(Debug, Clone)]
-pub(super) struct Located {
-    pub(super) id: Uuid,
-    pub(super) site: String,
-    pub(super) completion: pb::Completion,
+pub(crate) struct Located {
+    pub(crate) id: Uuid,
+    pub(crate) site: String,
+    pub(crate) completion: pb::Completion,
 }
 
 /// These completions, by learner: one statement however many.
-pub(super) async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Located>, Error> {
+pub(crate) async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Located>, Error> {
     let rows = completion_rows!(
         &Filter::default(),
         None::<&[String]>,
@@ -1083,6 +1085,7 @@ mod tests {
         assert!(import_held(&mut conn, &["2"]).await?.is_empty());
         let upsert = Upsert {
             row: &rows[1],
+            site: "BAS".into(),
             course_id: "lean".into(),
             expiry_date: None,
             held: None,
