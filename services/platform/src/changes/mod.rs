@@ -424,9 +424,10 @@ impl Cursor {
         let cursor = (|| {
             let pos = parts.next()?.parse().ok()?;
             let id = parts.next()?.parse().ok().filter(|&id: &i64| id >= 0)?;
+            // `u32::MAX` orders as the whole change: refused, so equal cursors compare equal.
             let within = match parts.next() {
                 None => None,
-                Some(within) => Some(within.parse().ok()?),
+                Some(within) => Some(within.parse().ok().filter(|&w: &u32| w < u32::MAX)?),
             };
             parts.next().is_none().then_some(Cursor { pos, id, within })
         })();
@@ -1271,7 +1272,16 @@ mod tests {
         for c in [c, inside] {
             assert_eq!(Cursor::parse("cursor", &c.to_string()).unwrap(), c);
         }
-        for bad in ["", "812", "x.7", "812.-1", "812.7.x", "812.7.1.1", "-1.7"] {
+        for bad in [
+            "",
+            "812",
+            "x.7",
+            "812.-1",
+            "812.7.x",
+            "812.7.1.1",
+            "-1.7",
+            "812.7.4294967295",
+        ] {
             assert!(Cursor::parse("cursor", bad).is_err(), "{bad}");
         }
         assert!(Cursor::below(812) > Cursor::after(811, 5));

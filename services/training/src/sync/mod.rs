@@ -136,7 +136,7 @@ async fn run_to_end(
         deactivated = response.deactivated,
         rejected = response.rejected_rows,
         load_ms = ms(loaded),
-        copy_ms = ms(copied - loaded),
+        copy_ms = ms(copied.saturating_sub(loaded)),
         merge_ms = ms(merged.0),
         feed_ms = ms(merged.1),
         total_ms = ms(started.elapsed()),
@@ -917,7 +917,7 @@ impl SyncBatch {
         } = store::merge(tx, &self.header, self.today, &absent).await?;
         let merged = started.elapsed();
         changes::record(tx).await?;
-        let recorded = started.elapsed() - merged;
+        let recorded = started.elapsed().saturating_sub(merged);
         self.rejected.sort_by_key(|r| r.row_number);
         let unmapped_codes = self.unmapped_codes();
         let response = pb::SyncStaffResponse {
