@@ -237,6 +237,22 @@ impl TestSuite {
     }
 }
 
+/// Polls `check` every 50 ms until it holds, for at most 30 s (a stuck suite fails the
+/// test rather than hanging it): for what arrives asynchronously (a feed's change, a lock
+/// given back when a backend exits), never read once.
+pub async fn until<F: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("gave up waiting: {what}");
+}
+
 /// A development token signed with `config`'s secret, valid ten minutes, for `sub` with
 /// these roles and sites (`*` = trust-wide) and, for a person, an ESR employee number.
 pub fn mint(

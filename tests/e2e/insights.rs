@@ -4,16 +4,13 @@
 
 use std::time::Duration;
 
-use qi_e2e::TestSuite;
 use qi_e2e::projects::{add_team_member, create_project, patient_partner, with_aim};
 use qi_e2e::training::{EXTRACT_TIME, esr, sync};
+use qi_e2e::{TestSuite, until};
 use qi_insights::intake::{Intake, Service, Source};
 use qi_proto::projects as pb;
 use qi_proto::training::SyncMode;
 use tokio::sync::watch;
-
-/// Long enough for any change to arrive on a loaded machine.
-const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The read model's pool on the suite's database, migrated.
 async fn insights_pool(suite: &TestSuite) -> sqlx::PgPool {
@@ -61,18 +58,11 @@ async fn mirrored(pool: &sqlx::PgPool, service: &str, collection: &str) -> Vec<S
 
 /// Waits until the mirror of `collection` holds exactly `expected`.
 async fn until_mirrored(pool: &sqlx::PgPool, service: &str, collection: &str, expected: &[&str]) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let now = mirrored(pool, service, collection).await;
-        if now == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{service} {collection}: {now:?}, not {expected:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until(
+        &format!("{service} {collection} mirrored as {expected:?}"),
+        || async { mirrored(pool, service, collection).await == expected },
+    )
+    .await;
 }
 
 /// How many sessions hold the intake's consumer lock.
@@ -85,6 +75,17 @@ async fn lock_holders(pool: &sqlx::PgPool) -> i64 {
     .fetch_one(pool)
     .await
     .unwrap()
+}
+
+/// Waits until `n` sessions hold the consumer lock. A session lock is given back when its
+/// backend exits, which PostgreSQL does after the client's goodbye has returned: read once,
+/// a lock just let go may still show.
+async fn until_lock_holders(pool: &sqlx::PgPool, n: i64) {
+    until(
+        &format!("{n} sessions holding the consumer lock"),
+        || async { lock_holders(pool).await == n },
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -121,8 +122,13 @@ async fn the_intake_mirrors_every_feed_resumes_where_it_left_off_and_one_replica
     )
     .await;
     until_mirrored(&pool, "projects", "projects", &[project.name.as_str()]).await;
-    let members = mirrored(&pool, "projects", "teamMembers").await;
-    assert!(members.contains(&partner.name), "{members:?}");
+    // The member's change may come in a later batch than its project's.
+    until("the patient partner mirrored", || async {
+        mirrored(&pool, "projects", "teamMembers")
+            .await
+            .contains(&partner.name)
+    })
+    .await;
     // What is mirrored is the service's message whole, resource included.
     let message: Vec<u8> = sqlx::query_scalar(
         "SELECT message FROM insights.resource WHERE service = 'projects' AND name = $1",
@@ -169,27 +175,26 @@ async fn the_intake_mirrors_every_feed_resumes_where_it_left_off_and_one_replica
         &["staff/30000001", "staff/30000002", "staff/30000003"],
     )
     .await;
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while mirrored(&pool, "projects", "teamMembers")
-        .await
-        .contains(&partner.name)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the deletion arrives"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the patient partner's deletion mirrored", || async {
+        !mirrored(&pool, "projects", "teamMembers")
+            .await
+            .contains(&partner.name)
+    })
+    .await;
     assert_eq!(lock_holders(&pool).await, 1);
-    // Every feed's cursor is stored, each the feed's own.
-    let feeds: Vec<String> = sqlx::query_scalar("SELECT service FROM insights.feed ORDER BY 1")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    assert_eq!(feeds, ["metrics", "projects", "training"]);
+    // Every feed's cursor is stored, each the feed's own (a quiet feed's comes with the
+    // checkpoint ending its backlog, which may be the last to arrive).
+    until("a cursor stored for every feed", || async {
+        let feeds: Vec<String> = sqlx::query_scalar("SELECT service FROM insights.feed ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        feeds == ["metrics", "projects", "training"]
+    })
+    .await;
 
     stop_second.send_replace(true);
     second.await.unwrap();
-    assert_eq!(lock_holders(&pool).await, 0);
+    until_lock_holders(&pool, 0).await;
     suite.stop().await.unwrap();
 }

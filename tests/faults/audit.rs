@@ -2,9 +2,7 @@
 //! NOT_SERVING, a full queue fails closed (UNAVAILABLE), and once the database is back every
 //! queued decision reaches the table and calls are served again.
 
-use std::time::Duration;
-
-use qi_e2e::{TestSuite, authed};
+use qi_e2e::{TestSuite, authed, until};
 use qi_proto::training as tpb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use tonic::Code;
@@ -34,17 +32,6 @@ async fn gateway_health(suite: &TestSuite) -> i32 {
         service: "qi.gateway.v1.GatewayService".into(),
     };
     health.check(req).await.map_or(0, |r| r.into_inner().status)
-}
-
-/// Polls `check` every 50 ms for at most 30 s.
-async fn until<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("gave up waiting: {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -140,7 +140,7 @@ impl Intake {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
         loop {
-            let Some(lock) = this.lead(&mut stop).await else {
+            let Some(mut lock) = this.lead(&mut stop).await else {
                 return;
             };
             tracing::info!("following the services' change feeds");
@@ -148,8 +148,11 @@ impl Intake {
             for source in this.sources.clone() {
                 followers.spawn(this.clone().follow(source));
             }
-            let stopped = hold(lock, &mut stop).await;
+            let stopped = hold(&mut lock, &mut stop).await;
+            // The followers end before the lock is given back, so the next holder never
+            // overlaps this one (the cursor guard would refuse a batch, at a retry's cost).
             followers.shutdown().await;
+            let _ = lock.close().await;
             if stopped {
                 return;
             }
@@ -266,24 +269,22 @@ impl Intake {
     }
 }
 
-/// Holds the lock until `stop` turns true (`true`) or its connection fails (`false`); then
-/// closes the connection, which gives the lock back.
-async fn hold(mut lock: PgConnection, stop: &mut watch::Receiver<bool>) -> bool {
-    let stopped = loop {
+/// Holds the lock until `stop` turns true (`true`) or its connection fails (`false`);
+/// closing the connection then gives the lock back.
+async fn hold(lock: &mut PgConnection, stop: &mut watch::Receiver<bool>) -> bool {
+    loop {
         if *stop.borrow() {
-            break true;
+            return true;
         }
         tokio::select! {
             () = tokio::time::sleep(LOCK_EVERY) => {
                 if lock.ping().await.is_err() {
-                    break false;
+                    return false;
                 }
             }
             _ = stop.changed() => {}
         }
-    };
-    let _ = lock.close().await;
-    stopped
+    }
 }
 
 /// Where `service`'s feed has been applied to; `None` before its first change.
