@@ -24,6 +24,7 @@ mod output;
 mod rmath;
 mod rules;
 pub mod runchart;
+pub mod series;
 #[cfg(test)]
 mod tests;
 

@@ -31,24 +31,29 @@ pub fn date(d: NaiveDate) -> Date {
     }
 }
 
-/// A required full `google.type.Date` (year, month and day) as a calendar date.
-pub fn required_date(field: &str, d: Option<&Date>) -> Result<NaiveDate, Error> {
-    let d = d.ok_or_else(|| Error::invalid(field, "is required"))?;
+/// A full `google.type.Date` between 1900 and 2999 as a calendar date; `None` for anything
+/// else (a partial date, a day that does not exist).
+pub fn calendar_date(d: &Date) -> Option<NaiveDate> {
     let in_range = (1900..=2999).contains(&d.year);
     u32::try_from(d.month)
         .ok()
         .zip(u32::try_from(d.day).ok())
         .filter(|_| in_range)
         .and_then(|(m, day)| NaiveDate::from_ymd_opt(d.year, m, day))
-        .ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!(
-                    "{:04}-{:02}-{:02} is not a calendar date between 1900 and 2999",
-                    d.year, d.month, d.day
-                ),
-            )
-        })
+}
+
+/// A required full `google.type.Date` (year, month and day) as a calendar date.
+pub fn required_date(field: &str, d: Option<&Date>) -> Result<NaiveDate, Error> {
+    let d = d.ok_or_else(|| Error::invalid(field, "is required"))?;
+    calendar_date(d).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!(
+                "{:04}-{:02}-{:02} is not a calendar date between 1900 and 2999",
+                d.year, d.month, d.day
+            ),
+        )
+    })
 }
 
 /// An etag from a stored revision number.

@@ -214,18 +214,19 @@ fn direction_from_column(s: &str) -> Result<ImprovementDirection, Error> {
     }
 }
 
-/// How a metric's measurements are recorded and combined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ValueType {
-    /// Counts that add up.
-    Count,
-    /// Averages, combined weighted by their counts.
-    Mean,
-    /// Numerator over denominator, times `rate_per`.
-    Rate,
+/// How a metric's measurements are recorded and combined: the engine library's, so the
+/// read model combines a period's rows exactly as this service does.
+pub(crate) use qi_spc::series::ValueType;
+
+/// A value type as the contract and the `metric` table spell it.
+pub(crate) trait ValueTypeCodes: Sized {
+    fn from_proto(field: &str, v: i32) -> Result<Self, Error>;
+    fn to_proto(self) -> pb::MetricValueType;
+    fn column(self) -> &'static str;
+    fn from_column(s: &str) -> Result<Self, Error>;
 }
 
-impl ValueType {
+impl ValueTypeCodes for ValueType {
     fn from_proto(field: &str, v: i32) -> Result<Self, Error> {
         match pb::MetricValueType::try_from(v) {
             Ok(pb::MetricValueType::Count) => Ok(ValueType::Count),

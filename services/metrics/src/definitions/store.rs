@@ -9,6 +9,7 @@ use qi_platform::paging::Page;
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
+use super::ValueTypeCodes as _;
 use super::{
     COLLECTION, DashboardScope, ImdEdition, Kind, Location, Metric, NewMetric, Scope, Settings,
     ValueType, direction_column, direction_from_column,

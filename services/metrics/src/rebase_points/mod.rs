@@ -128,31 +128,16 @@ pub(crate) fn positions(
     periods: &[NaiveDate],
     points: &[pb::RebasePoint],
 ) -> (Vec<usize>, Vec<pb::RebasePoint>) {
-    let (Some(first), Some(last)) = (periods.first(), periods.last()) else {
-        return (Vec::new(), Vec::new());
-    };
-    let mut out = Vec::new();
-    let mut applied = Vec::new();
-    for p in points {
-        let Some(at) = p.period.as_ref().and_then(|d| {
-            NaiveDate::from_ymd_opt(
-                d.year,
-                u32::try_from(d.month).ok()?,
-                u32::try_from(d.day).ok()?,
-            )
-        }) else {
-            continue;
-        };
-        if at <= *first || at > *last {
-            continue;
-        }
-        let position = periods.partition_point(|d| *d < at);
-        if !out.contains(&position) {
-            out.push(position);
-        }
-        applied.push(p.clone());
-    }
-    (out, applied)
+    // A point without a readable date applies nowhere.
+    let dated: Vec<(NaiveDate, &pb::RebasePoint)> = points
+        .iter()
+        .filter_map(|p| Some((qi_platform::convert::calendar_date(p.period.as_ref()?)?, p)))
+        .collect();
+    let days: Vec<NaiveDate> = dated.iter().map(|(d, _)| *d).collect();
+    qi_spc::series::rebase_positions(periods, &days)
+        .into_iter()
+        .map(|(position, i)| (position, dated[i].1.clone()))
+        .unzip()
 }
 
 #[cfg(test)]

@@ -10,73 +10,14 @@ use qi_platform::names::{self, Owner};
 use qi_platform::{AccessContext, Error, SiteScope, Violations};
 use qi_proto::metrics as pb;
 
-use crate::definitions::{Location, Metric, ValueType};
+use crate::definitions::{Location, Metric};
 use crate::dimensions::{self, Dimension, Labels};
 
 pub(crate) mod store;
 
-/// The sums of a group of measurements, from which its value and weight follow.
-#[derive(Debug, Clone, Copy, PartialEq, Default, sqlx::FromRow)]
-pub(crate) struct Sums {
-    /// How many measurements.
-    pub(crate) n: i64,
-    /// Σ value (COUNT and MEAN).
-    pub(crate) sum_value: f64,
-    /// Σ value × weight (MEAN).
-    pub(crate) sum_weighted: f64,
-    /// Σ weight (MEAN: the count, or 1).
-    pub(crate) sum_weight: f64,
-    /// Σ numerator (RATE).
-    pub(crate) sum_num: f64,
-    /// Σ denominator (RATE).
-    pub(crate) sum_den: f64,
-    /// The value itself when the group is one measurement (kept exact).
-    pub(crate) single: Option<f64>,
-}
-
-impl Sums {
-    /// Adds another group in.
-    pub(crate) fn add(&mut self, o: &Sums) {
-        self.single = match (self.n, o.n) {
-            (0, _) => o.single,
-            (_, 0) => self.single,
-            _ => None,
-        };
-        self.n += o.n;
-        self.sum_value += o.sum_value;
-        self.sum_weighted += o.sum_weighted;
-        self.sum_weight += o.sum_weight;
-        self.sum_num += o.sum_num;
-        self.sum_den += o.sum_den;
-    }
-
-    /// The group's value: a COUNT adds up, a MEAN is weighted by its counts, a RATE divides
-    /// the summed numerators by the summed denominators, times `rate_per`. `None` for an
-    /// empty group.
-    pub(crate) fn value(&self, value_type: ValueType, rate_per: f64) -> Option<f64> {
-        if self.n == 0 {
-            return None;
-        }
-        match value_type {
-            ValueType::Count => Some(self.sum_value),
-            ValueType::Mean => match self.single {
-                Some(v) if self.n == 1 => Some(v),
-                _ => (self.sum_weight > 0.0).then(|| self.sum_weighted / self.sum_weight),
-            },
-            ValueType::Rate => (self.sum_den > 0.0).then(|| self.sum_num / self.sum_den * rate_per),
-        }
-    }
-
-    /// The group's weight: the summed denominators of a RATE, the summed counts of a MEAN,
-    /// the summed values of a COUNT.
-    pub(crate) fn weight(&self, value_type: ValueType) -> f64 {
-        match value_type {
-            ValueType::Count => self.sum_value,
-            ValueType::Mean => self.sum_weight,
-            ValueType::Rate => self.sum_den,
-        }
-    }
-}
+/// The sums of a group of measurements, from which its value and weight follow (the engine
+/// library's, shared with the read model).
+pub(crate) use qi_spc::series::Sums;
 
 /// Which measurements make up a series.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,39 +178,4 @@ pub(crate) fn merge<'a>(
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sums(n: i64, v: f64, w: f64, num: f64, den: f64) -> Sums {
-        Sums {
-            n,
-            sum_value: v,
-            sum_weighted: v * w,
-            sum_weight: w,
-            sum_num: num,
-            sum_den: den,
-            single: (n == 1).then_some(v),
-        }
-    }
-
-    #[test]
-    fn values_combine_the_metric_way() {
-        let mut a = sums(1, 10.0, 4.0, 3.0, 40.0);
-        let b = sums(1, 20.0, 1.0, 1.0, 10.0);
-        assert_eq!(a.value(ValueType::Mean, 1.0), Some(10.0));
-        a.add(&b);
-        assert_eq!(a.n, 2);
-        assert_eq!(a.single, None);
-        assert_eq!(a.value(ValueType::Count, 1.0), Some(30.0));
-        assert_eq!(a.value(ValueType::Mean, 1.0), Some(12.0));
-        assert_eq!(a.value(ValueType::Rate, 100.0), Some(8.0));
-        assert_eq!(a.weight(ValueType::Rate), 50.0);
-        assert_eq!(Sums::default().value(ValueType::Count, 1.0), None);
-        let mut empty = Sums::default();
-        empty.add(&b);
-        assert_eq!(empty.single, Some(20.0));
-    }
 }

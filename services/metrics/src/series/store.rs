@@ -15,8 +15,13 @@ struct Row {
     metric_uid: i64,
     label: String,
     period: NaiveDate,
-    #[sqlx(flatten)]
-    sums: Sums,
+    n: i64,
+    sum_value: f64,
+    sum_weighted: f64,
+    sum_weight: f64,
+    sum_num: f64,
+    sum_den: f64,
+    single: Option<f64>,
 }
 
 /// The filter of both reads: `$1` the metrics, `$2`… the filter. Measurements at no site
@@ -95,20 +100,11 @@ pub(crate) async fn read(
             .fetch_all(&mut *conn)
             .await?;
         for (uid, label, period, value, count, numerator, denominator) in rows {
-            let weight = count.map_or(1.0, |c| c as f64);
             put(
                 uid,
                 label,
                 period,
-                Sums {
-                    n: 1,
-                    sum_value: value.unwrap_or(0.0),
-                    sum_weighted: value.map_or(0.0, |v| v * weight),
-                    sum_weight: if value.is_some() { weight } else { 0.0 },
-                    sum_num: numerator.unwrap_or(0.0),
-                    sum_den: denominator.unwrap_or(0.0),
-                    single: value,
-                },
+                Sums::of(value, count, numerator, denominator),
             );
         }
     }
@@ -119,7 +115,16 @@ pub(crate) async fn read(
             .fetch_all(&mut *conn)
             .await?;
         for r in rows {
-            put(r.metric_uid, r.label, r.period, r.sums);
+            let sums = Sums {
+                n: r.n,
+                sum_value: r.sum_value,
+                sum_weighted: r.sum_weighted,
+                sum_weight: r.sum_weight,
+                sum_num: r.sum_num,
+                sum_den: r.sum_den,
+                single: r.single,
+            };
+            put(r.metric_uid, r.label, r.period, sums);
         }
     }
     Ok(out)
