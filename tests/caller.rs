@@ -2,6 +2,7 @@
 //! every call; and what the tests read from an answer (its code, the fields it names).
 
 use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
+use qi_proto::insights::insights_service_client::InsightsServiceClient;
 use qi_proto::metrics::metric_service_client::MetricServiceClient;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
 use qi_proto::training::training_service_client::TrainingServiceClient;
@@ -63,6 +64,11 @@ impl Caller {
     /// A metrics client.
     pub fn metrics(&self) -> MetricServiceClient<Authed> {
         MetricServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
+    }
+
+    /// The read model's client, through the gateway.
+    pub fn insights(&self) -> InsightsServiceClient<Authed> {
+        InsightsServiceClient::with_interceptor(self.channel.clone(), self.bearer.clone())
     }
 
     /// A client of the gateway's own service.

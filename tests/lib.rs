@@ -3,10 +3,11 @@
 //! against a fresh database on this test process's private PostgreSQL, and hands the test a
 //! channel to the gateway and a way to mint tokens; beside it, what the tests share: callers
 //! with a token ([`caller`]) and the requests several tests send, by service ([`training`],
-//! [`projects`], [`metrics`]).
+//! [`projects`], [`metrics`], [`insights`]).
 #![forbid(unsafe_code)]
 
 pub mod caller;
+pub mod insights;
 pub mod metrics;
 pub mod projects;
 pub mod training;

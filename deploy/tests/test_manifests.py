@@ -14,7 +14,15 @@ import k8s
 from k8s import OVERLAYS, Endpoint, allowed, find, ingress_allows, name, one, selects, workloads
 
 SERVICES = ["training", "projects", "metrics"]
-COMPONENTS = ["gateway", *SERVICES]
+# The read model: it answers behind the gateway and follows the services' change feeds.
+INSIGHTS = "insights"
+# What the gateway routes to.
+BACKENDS = [*SERVICES, INSIGHTS]
+COMPONENTS = ["gateway", *BACKENDS]
+# Every gRPC path between qi's components, callee -> its callers; the NetworkPolicies allow
+# exactly these: the gateway calls every backend, and the read model calls the services
+# directly (not through the gateway) to follow their change feeds.
+CALLERS = {**{s: {"gateway", INSIGHTS} for s in SERVICES}, INSIGHTS: {"gateway"}}
 # Variables that hold secrets: they may come only from a Secret, never from a literal or a ConfigMap.
 SECRET_VARS = {"QI_DATABASE_URL", "QI_MIGRATION_DATABASE_URL", "QI_ACCESS_KEY", "QI_ACCESS_KEY_PREVIOUS", "QI_JWT_SECRET", "POSTGRES_PASSWORD"}
 # Volume types the restricted Pod Security profile allows.
@@ -292,11 +300,12 @@ def test_the_namespace_enforces_the_restricted_pod_security_profile(rendered, ov
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_the_gateway_finds_each_service_through_its_service(rendered, overlay):
+@pytest.mark.parametrize("caller,callees", [("gateway", BACKENDS), (INSIGHTS, SERVICES)], ids=["gateway", INSIGHTS])
+def test_each_caller_finds_each_service_through_its_service(rendered, overlay, caller, callees):
     docs = rendered[overlay]
-    (gw,) = [w for w in workloads(docs) if w.labels.get("app.kubernetes.io/component") == "gateway"]
-    env = k8s.resolve_env(docs, gw.containers(init=False)[0], lambda s, k, optional: "external")
-    for component in SERVICES:
+    (w,) = [w for w in workloads(docs) if w.labels.get("app.kubernetes.io/component") == caller]
+    env = k8s.resolve_env(docs, w.containers(init=False)[0], lambda s, k, optional: "external")
+    for component in callees:
         url = urlparse(env[f"QI_{component.upper()}_URL"])
         assert url.scheme == "http", "plaintext h2c inside the namespace"
         svc = one(docs, "Service", url.hostname)
@@ -352,16 +361,19 @@ def endpoints(docs):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_only_the_gateway_reaches_the_services(rendered, overlay):
+def test_only_the_gateway_and_insights_reach_the_services_and_only_the_gateway_insights(rendered, overlay):
+    """Exactly CALLERS' paths: each backend admits its callers and nobody else, in the
+    namespace or outside it."""
     docs = rendered[overlay]
     policies = find(docs, "NetworkPolicy")
     ours, others = endpoints(docs)
-    for component in SERVICES:
+    for component, callers in CALLERS.items():
         dst = ours[component]
-        assert allowed(policies, ours["gateway"], dst, 50051), f"gateway -> {component}"
         for src_name, src in {**ours, **others}.items():
-            # The services' own ingress rules decide, whatever a caller's egress rules say.
-            if src_name != "gateway":
+            if src_name in callers:
+                assert allowed(policies, src, dst, 50051), f"{src_name} -> {component}"
+            else:
+                # The callee's own ingress rules decide, whatever a caller's egress rules say.
                 assert not ingress_allows(policies, src, dst, 50051), f"{src_name} must not reach {component}"
 
 
@@ -393,7 +405,7 @@ def test_pods_reach_dns_and_nothing_else_outside(rendered, overlay):
     assert allowed(policies, others["ingress"], ours["gateway"], 50051), "the ingress reaches the gateway"
     if find(docs, "Ingress"):  # behind an ingress, only the ingress controller calls the gateway
         assert not ingress_allows(policies, others["elsewhere"], ours["gateway"], 50051), "other namespaces -> gateway"
-    for component in SERVICES:
+    for component in BACKENDS:
         assert not allowed(policies, ours[component], ours["gateway"], 50051), f"{component} -> gateway"
 
 

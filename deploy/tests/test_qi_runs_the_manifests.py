@@ -38,7 +38,10 @@ from k8s import OVERLAYS, find, name, workloads
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 SERVICES = ["training", "projects", "metrics"]
-COMPONENTS = ["gateway", *SERVICES]
+# What the gateway routes to: the services and the read model (insights), which follows the
+# services' change feeds itself. Started after them, as it follows them.
+BACKENDS = [*SERVICES, "insights"]
+COMPONENTS = ["gateway", *BACKENDS]
 TEST_JWKS = k8s.REPO / "tests/fixtures/jwks.json"
 TEST_JWKS_KEY = k8s.REPO / "tests/fixtures/es256-test-key.pem"  # its private half, kid test-es256
 
@@ -232,7 +235,7 @@ def suite(request, tmp_path_factory):
                 source = volume.get("configMap") or volume.get("secret")
                 assert any(i["path"] == path[len(mounts[0]["mountPath"]) + 1:] for i in source["items"])
                 env["QI_JWKS_FILE"] = str(TEST_JWKS)
-            for svc in SERVICES:
+            for svc in BACKENDS:
                 var = f"QI_{svc.upper()}_URL"
                 if var in env:  # the static tests check these name the right Service
                     env[var] = f"http://127.0.0.1:{ports[svc]}"
@@ -357,6 +360,7 @@ def test_a_token_reaches_every_service_through_the_gateway_with_the_rendered_key
         "training": ("/qi.training.v1.TrainingService/ListCourses", b"\n\x05trust"),
         "projects": ("/qi.projects.v1.ProjectService/ListSites", b""),
         "metrics": ("/qi.metrics.v1.MetricService/ListMetrics", b"\n\x05trust"),
+        "insights": ("/qi.insights.v1.InsightsService/ListCapabilityCoverage", b"\n\x07sites/-"),
     }
     with grpc.insecure_channel(gateway.addr) as ch:
         for component, (method, request) in calls.items():

@@ -73,6 +73,13 @@ pub mod qi {
             tonic::include_proto!("qi.metrics.v1");
         }
     }
+    /// The read model: answers that span the services.
+    pub mod insights {
+        /// Version 1.
+        pub mod v1 {
+            tonic::include_proto!("qi.insights.v1");
+        }
+    }
     /// The gateway's own service: the audit trail.
     pub mod gateway {
         /// Version 1.
@@ -84,6 +91,7 @@ pub mod qi {
 
 pub use qi::common::v1 as common;
 pub use qi::gateway::v1 as gateway;
+pub use qi::insights::v1 as insights;
 pub use qi::metrics::v1 as metrics;
 pub use qi::projects::v1 as projects;
 pub use qi::training::v1 as training;

@@ -4,11 +4,14 @@
 //! system is there, and loading it again changes nothing.
 
 use qi::demo::{self, Options};
-use qi_e2e::{TestSuite, authed};
+use qi_e2e::insights::{by_the_apis, coverage, from_answer, impact};
+use qi_e2e::{TestSuite, authed, until};
 use qi_proto::gateway as gw;
 use qi_proto::gateway::gateway_service_client::GatewayServiceClient;
+use qi_proto::insights as ins;
 use qi_proto::projects as pj;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
+use qi_proto::training as tr;
 
 async fn overview(suite: &TestSuite, token: &str) -> gw::Overview {
     GatewayServiceClient::new(suite.channel.clone())
@@ -247,6 +250,8 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         std::fs::write(path, &svg).expect("the SVG is written");
     }
 
+    the_read_model_agrees_with_the_services_and_rebuilds_the_same(&suite).await;
+
     // Loading again finds everything and changes nothing.
     let again = demo::seed(&gateway, &admin, &options)
         .await
@@ -280,4 +285,127 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         refused, 0,
         "of {calls} calls of the loader, refused over its rate"
     );
+}
+
+/// The read model over the demo trust (issue 30): April 2022's practitioners and the
+/// coverage of each site, as the services' own APIs give them, for a trust-wide and a
+/// one-site caller; then a rebuild from the services' lists, in under 30 s, changes no answer.
+async fn the_read_model_agrees_with_the_services_and_rebuilds_the_same(suite: &TestSuite) {
+    const COHORT: &str = "trust/cohorts/prac-2022-04";
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    let bas = suite.caller("bas-board", &["viewer"], &["BAS"]);
+    let first_day = trust
+        .training()
+        .get_cohort(tr::GetCohortRequest {
+            name: COHORT.into(),
+        })
+        .await
+        .expect("the cohort")
+        .into_inner()
+        .cohort
+        .and_then(|c| c.start_date)
+        .and_then(|d| chrono::NaiveDate::from_ymd_opt(d.year, d.month as u32, d.day as u32))
+        .expect("a start date");
+    for caller in [&trust, &bas] {
+        let expected = by_the_apis(caller, COHORT, first_day).await;
+        assert!(expected.len() > 5, "{} learners", expected.len());
+        until(
+            "the read model's learners of April 2022 as the services list them",
+            || async {
+                impact(caller, COHORT)
+                    .await
+                    .is_ok_and(|a| a.cohorts.len() == 1 && from_answer(&a.cohorts[0]) == expected)
+            },
+        )
+        .await;
+    }
+    let answer = impact(&trust, COHORT).await.unwrap();
+    let leads: Vec<&ins::LearnerImpact> = answer.cohorts[0]
+        .learners
+        .iter()
+        .filter(|l| l.projects.iter().any(|p| p.lead))
+        .collect();
+    assert!(
+        !leads.is_empty(),
+        "some of April 2022's practitioners lead projects"
+    );
+    eprintln!(
+        "April 2022: {} learners, {} leading; totals {:?}",
+        answer.cohorts[0].learners.len(),
+        leads.len(),
+        answer.cohorts[0].totals
+    );
+
+    // Coverage by site against the training summary and the project lists.
+    let rows = coverage(&trust, "sites/-", ins::CoverageGrouping::Site)
+        .await
+        .unwrap();
+    let summary = trust
+        .training()
+        .get_training_summary(tr::GetTrainingSummaryRequest {
+            parent: "sites/-".into(),
+            group_by: vec![tr::SummaryDimension::Site as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for row in &rows {
+        let by_site = summary
+            .breakdown
+            .iter()
+            .find(|b| b.site.trim_start_matches("sites/") == row.site)
+            .expect("the site in the summary");
+        assert_eq!(
+            (i64::from(row.active_headcount), i64::from(row.trained)),
+            (by_site.headcount, by_site.staff_trained),
+            "{}",
+            row.site
+        );
+        let mut live = 0;
+        for state in [pj::ProjectState::Scoping, pj::ProjectState::InProgress] {
+            let listed = ProjectServiceClient::new(suite.channel.clone())
+                .list_projects(authed(
+                    &suite.token("board", &["viewer"], &["*"]),
+                    pj::ListProjectsRequest {
+                        parent: format!("sites/{}", row.site),
+                        state: state as i32,
+                        page_size: 500,
+                        ..Default::default()
+                    },
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(listed.next_page_token.is_empty());
+            live += listed.projects.len();
+        }
+        assert_eq!(row.live_projects as usize, live, "{}", row.site);
+    }
+
+    // A rebuild from the services' lists: quick, and every answer as before.
+    let before = (
+        impact(&trust, COHORT).await.unwrap(),
+        impact(&bas, COHORT).await.unwrap(),
+        rows,
+    );
+    let pool = qi_platform::db::connect_owner(&suite.database_url, qi_insights::SCHEMA)
+        .await
+        .unwrap();
+    let rebuilt = qi::insights_intake(&suite.config, pool.clone(), &suite.service_urls)
+        .unwrap()
+        .rebuild()
+        .await
+        .unwrap();
+    pool.close().await;
+    eprintln!("the demo's read model rebuilt: {rebuilt:?}");
+    assert!(rebuilt.millis < 30_000, "{} ms", rebuilt.millis);
+    let after = (
+        impact(&trust, COHORT).await.unwrap(),
+        impact(&bas, COHORT).await.unwrap(),
+        coverage(&trust, "sites/-", ins::CoverageGrouping::Site)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(after, before);
 }

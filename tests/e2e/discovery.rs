@@ -39,7 +39,7 @@ async fn health_through_the_gateway_is_serving_for_the_suite_and_each_service() 
 }
 
 #[tokio::test]
-async fn reflection_through_the_gateway_lists_the_three_services_and_health() {
+async fn reflection_through_the_gateway_lists_the_services_the_read_model_and_health() {
     let suite = TestSuite::start().await;
     let mut reflection = ServerReflectionClient::new(suite.channel.clone());
     let request = ServerReflectionRequest {
@@ -62,6 +62,7 @@ async fn reflection_through_the_gateway_lists_the_three_services_and_health() {
         [
             "grpc.health.v1.Health",
             "qi.gateway.v1.GatewayService",
+            "qi.insights.v1.InsightsService",
             "qi.metrics.v1.MetricService",
             "qi.projects.v1.ProjectService",
             "qi.training.v1.TrainingService",

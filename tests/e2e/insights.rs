@@ -12,9 +12,11 @@ use qi_proto::projects as pb;
 use qi_proto::training::SyncMode;
 use tokio::sync::watch;
 
-/// The read model's pool on the suite's database, migrated.
-async fn insights_pool(suite: &TestSuite) -> sqlx::PgPool {
-    let pool = qi_platform::db::connect_owner(&suite.database_url, qi_insights::SCHEMA)
+/// A read model's pool on a database of its own, migrated: the suite runs its own intake
+/// on its database, whose consumer lock these replicas must not contend for.
+async fn insights_pool() -> sqlx::PgPool {
+    let url = qi_test_kit::database().await.unwrap();
+    let pool = qi_platform::db::connect_owner(&url, qi_insights::SCHEMA)
         .await
         .unwrap();
     qi_platform::db::migrate(&pool, &qi_insights::MIGRATOR)
@@ -65,11 +67,13 @@ async fn until_mirrored(pool: &sqlx::PgPool, service: &str, collection: &str, ex
     .await;
 }
 
-/// How many sessions hold the intake's consumer lock.
+/// How many sessions hold the intake's consumer lock (in this database: the suite's own
+/// intake holds the same key in the suite's).
 async fn lock_holders(pool: &sqlx::PgPool) -> i64 {
     sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-           AND (classid::bigint << 32 | objid::bigint) = $1",
+           AND (classid::bigint << 32 | objid::bigint) = $1
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
     .bind(0x7169_5f69_6e74_616b_i64)
     .fetch_one(pool)
@@ -111,7 +115,7 @@ async fn the_intake_mirrors_every_feed_resumes_where_it_left_off_and_one_replica
         .await
         .unwrap();
 
-    let pool = insights_pool(&suite).await;
+    let pool = insights_pool().await;
     let (stop, stopping) = watch::channel(false);
     let first = tokio::spawn(intake(&suite, &pool).run(stopping.clone()));
     until_mirrored(

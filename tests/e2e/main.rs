@@ -10,6 +10,7 @@ mod gateway;
 mod health;
 mod housekeeping;
 mod insights;
+mod journey;
 mod matrix;
 mod metrics;
 mod people;

@@ -33,7 +33,7 @@ use qi_platform::server::Component;
 use tonic::transport::Endpoint;
 
 pub use proxy::{Gateway, GatewayParts};
-pub use routes::{Backend, GatewayItself, Metrics, Projects, Proxy, Training};
+pub use routes::{Backend, GatewayItself, Insights, Metrics, Projects, Proxy, Training};
 
 /// The schema the gateway owns (its audit trail).
 pub const SCHEMA: &str = "gateway";
@@ -113,6 +113,7 @@ pub fn component(
         .add_service(Proxy::<Training>::new(gateway.clone()))
         .add_service(Proxy::<Projects>::new(gateway.clone()))
         .add_service(Proxy::<Metrics>::new(gateway.clone()))
+        .add_service(Proxy::<Insights>::new(gateway.clone()))
         .add_service(Proxy::<GatewayItself>::new(gateway));
     let component = Component {
         name: "gateway",
@@ -121,6 +122,7 @@ pub fn component(
             Training::NAME,
             Projects::NAME,
             Metrics::NAME,
+            Insights::NAME,
             GatewayItself::NAME,
         ],
         access: None,
@@ -137,5 +139,6 @@ pub fn configured_backends(config: &Config) -> HashMap<&'static str, String> {
         (Training::NAME, config.backends.training.clone()),
         (Projects::NAME, config.backends.projects.clone()),
         (Metrics::NAME, config.backends.metrics.clone()),
+        (Insights::NAME, config.backends.insights.clone()),
     ])
 }

@@ -82,6 +82,13 @@ impl Backend for Metrics {
     const NAME: &'static str = qi_proto::metrics::metric_service_server::SERVICE_NAME;
 }
 
+/// The read model, as the gateway routes to it.
+#[derive(Debug)]
+pub struct Insights;
+impl Backend for Insights {
+    const NAME: &'static str = qi_proto::insights::insights_service_server::SERVICE_NAME;
+}
+
 /// The gateway's own service, answered in the gateway process.
 #[derive(Debug)]
 pub struct GatewayItself;

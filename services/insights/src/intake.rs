@@ -27,6 +27,8 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::projection::Projections;
+
 /// A service whose feed the read model follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Service {
@@ -48,7 +50,7 @@ impl Service {
         }
     }
 
-    fn watch_path(self) -> &'static str {
+    pub(crate) fn watch_path(self) -> &'static str {
         match self {
             Service::Training => "/qi.training.v1.TrainingService/WatchChanges",
             Service::Projects => "/qi.projects.v1.ProjectService/WatchChanges",
@@ -69,29 +71,29 @@ pub struct Source {
 
 /// What every service's `WatchChangesRequest` holds, in the same fields.
 #[derive(Clone, PartialEq, prost::Message)]
-struct WatchRequest {
+pub(crate) struct WatchRequest {
     #[prost(string, tag = "1")]
-    cursor: String,
+    pub(crate) cursor: String,
     #[prost(int32, tag = "2")]
-    start: i32,
+    pub(crate) start: i32,
     #[prost(int32, tag = "4")]
-    page_size: i32,
+    pub(crate) page_size: i32,
 }
 
 /// The fields every service's `WatchChangesResponse` shares. The resource (a oneof whose
 /// fields differ by service) stays in the message, which is mirrored whole.
 #[derive(Clone, PartialEq, prost::Message)]
-struct Change {
+pub(crate) struct Change {
     #[prost(string, tag = "1")]
-    cursor: String,
+    pub(crate) cursor: String,
     #[prost(string, tag = "2")]
-    resource_name: String,
+    pub(crate) resource_name: String,
     #[prost(string, tag = "3")]
-    collection: String,
+    pub(crate) collection: String,
     #[prost(int32, tag = "4")]
-    kind: i32,
+    pub(crate) kind: i32,
     #[prost(message, optional, tag = "6")]
-    commit_time: Option<prost_types::Timestamp>,
+    pub(crate) commit_time: Option<prost_types::Timestamp>,
 }
 
 /// The session lock whose holder consumes (any constant, the same in every replica).
@@ -106,11 +108,11 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// The intake: follows `sources` into the mirror while this replica holds the lock.
 pub struct Intake {
-    pool: PgPool,
-    signer: AccessSigner,
+    pub(crate) pool: PgPool,
+    pub(crate) signer: AccessSigner,
     /// Who it is, as the services will name it (`internal:{name}`).
-    name: String,
-    sources: Vec<Source>,
+    pub(crate) name: String,
+    pub(crate) sources: Vec<Source>,
 }
 
 impl std::fmt::Debug for Intake {
@@ -298,14 +300,15 @@ async fn stored_cursor(pool: &PgPool, service: Service) -> anyhow::Result<Option
 }
 
 /// A resource as a batch leaves it: its latest message, or gone.
-enum Latest {
+pub(crate) enum Latest {
+    /// Its collection, the feed's message and the change's commit time.
     Now(String, Bytes, DateTime<Utc>),
     Gone,
 }
 
 /// Applies `batch` (messages in feed order) and moves the stored cursor from `from` to the
 /// last message's, in one transaction; the new cursor. Refused, applying nothing, when the
-/// stored cursor is no longer `from`: another consumer moved it.
+/// stored cursor is no longer `from`: another consumer (or a rebuild) moved it.
 async fn apply(
     pool: &PgPool,
     service: Service,
@@ -334,19 +337,6 @@ async fn apply(
         latest.insert(change.resource_name, now);
     }
     let cursor = cursor.context("an empty batch")?;
-    let (mut gone, mut names, mut collections, mut messages, mut times) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (name, now) in latest {
-        match now {
-            Latest::Gone => gone.push(name),
-            Latest::Now(collection, message, time) => {
-                names.push(name);
-                collections.push(collection);
-                messages.push(message.to_vec());
-                times.push(time);
-            }
-        }
-    }
     let mut tx = qi_platform::db::begin(pool).await?;
     let moved = sqlx::query!(
         "INSERT INTO feed (service, cursor) VALUES ($1, $2)
@@ -364,6 +354,36 @@ async fn apply(
         "another consumer moved the {} feed's cursor: this one stops",
         service.as_str()
     );
+    write(&mut tx, service, latest).await?;
+    tx.commit().await?;
+    Ok(cursor)
+}
+
+/// Writes resources of `service` as they now are into the mirror and its projections, in
+/// the caller's transaction.
+pub(crate) async fn write(
+    tx: &mut PgConnection,
+    service: Service,
+    latest: impl IntoIterator<Item = (String, Latest)>,
+) -> anyhow::Result<()> {
+    let (mut gone, mut names, mut collections, mut messages, mut times) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut projections = Projections::default();
+    for (name, now) in latest {
+        match now {
+            Latest::Gone => {
+                projections.remove(name.clone());
+                gone.push(name);
+            }
+            Latest::Now(collection, message, time) => {
+                projections.add(service, &message)?;
+                names.push(name);
+                collections.push(collection);
+                messages.push(message.to_vec());
+                times.push(time);
+            }
+        }
+    }
     sqlx::query!(
         "DELETE FROM resource WHERE service = $1 AND name = ANY($2)",
         service.as_str(),
@@ -385,8 +405,7 @@ async fn apply(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
-    Ok(cursor)
+    projections.write(tx, service).await
 }
 
 #[cfg(test)]
@@ -394,8 +413,14 @@ mod tests {
     use super::*;
 
     fn change(cursor: &str, name: &str, kind: ChangeKind, title: &str) -> Bytes {
-        // A service's message: the shared fields, and a resource in its oneof (tag 10).
-        let mut bytes = Change {
+        use qi_proto::projects as pb;
+        // A projects service's message, its resource (an idea) included.
+        let idea = pb::Idea {
+            name: name.into(),
+            title: title.into(),
+            ..Default::default()
+        };
+        let change = pb::WatchChangesResponse {
             cursor: cursor.into(),
             resource_name: name.into(),
             collection: "ideas".into(),
@@ -404,10 +429,11 @@ mod tests {
                 seconds: 1_800_000_000,
                 nanos: 0,
             }),
-        }
-        .encode_to_vec();
-        prost::encoding::string::encode(10, &title.to_owned(), &mut bytes);
-        Bytes::from(bytes)
+            resource: (kind != ChangeKind::Deleted && kind != ChangeKind::Checkpoint)
+                .then_some(pb::watch_changes_response::Resource::Idea(idea)),
+            ..Default::default()
+        };
+        Bytes::from(change.encode_to_vec())
     }
 
     async fn mirror(pool: &PgPool) -> Vec<(String, Vec<u8>)> {

@@ -6,10 +6,25 @@
 //! service as DESIGN.md decides for internal consumers. No service imports this crate, and
 //! it imports no service: it knows their contracts (`qi-proto`) and nothing else.
 
+#![forbid(unsafe_code)]
+
+mod coverage;
+mod grpc;
+mod impact;
 pub mod intake;
+mod projection;
+mod readings;
+pub mod rebuild;
+
+pub use grpc::InsightsApi;
 
 /// The schema this component owns.
 pub const SCHEMA: &str = "insights";
 
 /// Its migrations (its migrations table is `insights._sqlx_migrations`).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// The gRPC service name, for health and reflection.
+pub const SERVICE_NAME: &str = <qi_proto::insights::insights_service_server::InsightsServiceServer<
+    InsightsApi,
+> as tonic::server::NamedService>::NAME;

@@ -55,8 +55,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `QI_SITES` (default `BAS,BRM,SOU`): the trust's site codes.
     pub sites: Vec<SiteCode>,
-    /// `QI_TRAINING_URL`, `QI_PROJECTS_URL`, `QI_METRICS_URL`: where the gateway finds the
-    /// services when they run apart (`qi serve gateway`); ignored by `qi up`.
+    /// `QI_TRAINING_URL`, `QI_PROJECTS_URL`, `QI_METRICS_URL`, `QI_INSIGHTS_URL`: where the
+    /// gateway finds the services (and the read model its feeds) when they run apart (`qi
+    /// serve`); ignored by `qi up`.
     pub backends: Backends,
     /// Token checking by the gateway.
     pub jwt: JwtConfig,
@@ -143,6 +144,8 @@ pub struct Backends {
     pub projects: String,
     /// `QI_METRICS_URL` (default `http://127.0.0.1:50054`).
     pub metrics: String,
+    /// `QI_INSIGHTS_URL` (default `http://127.0.0.1:50055`): the read model.
+    pub insights: String,
 }
 
 /// How the gateway checks bearer tokens.
@@ -244,6 +247,7 @@ impl Config {
                 training: get("QI_TRAINING_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
                 projects: get("QI_PROJECTS_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
                 metrics: get("QI_METRICS_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
+                insights: get("QI_INSIGHTS_URL").unwrap_or_else(|| "http://127.0.0.1:50055".into()),
             },
             jwt: JwtConfig {
                 hs256_secret: secret(&get, "QI_JWT_SECRET")?,

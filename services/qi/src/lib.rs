@@ -34,6 +34,8 @@ pub enum Role {
     Projects,
     /// Metrics, measurements and SPC.
     Metrics,
+    /// The read model: answers that span the services, fed by their change feeds.
+    Insights,
 }
 
 /// One of the three services behind the gateway: what [`service_component`] builds.
@@ -61,7 +63,13 @@ impl From<Service> for Role {
 pub const SERVICES: [Service; 3] = [Service::Training, Service::Projects, Service::Metrics];
 
 /// Every component that owns a schema (the gateway keeps its audit trail).
-pub const ALL: [Role; 4] = [Role::Training, Role::Projects, Role::Metrics, Role::Gateway];
+pub const ALL: [Role; 5] = [
+    Role::Training,
+    Role::Projects,
+    Role::Metrics,
+    Role::Insights,
+    Role::Gateway,
+];
 
 impl Role {
     /// The name used in logs and commands.
@@ -71,13 +79,14 @@ impl Role {
             Role::Training => "training",
             Role::Projects => "projects",
             Role::Metrics => "metrics",
+            Role::Insights => "insights",
         }
     }
 
-    /// The service this component is, or `None` for the gateway.
+    /// The service this component is, or `None` for the gateway and the read model.
     pub fn service(self) -> Option<Service> {
         match self {
-            Role::Gateway => None,
+            Role::Gateway | Role::Insights => None,
             Role::Training => Some(Service::Training),
             Role::Projects => Some(Service::Projects),
             Role::Metrics => Some(Service::Metrics),
@@ -91,6 +100,7 @@ impl Role {
             Role::Training => db::read_write_grants(qi_training::SCHEMA),
             Role::Projects => db::read_write_grants(qi_projects::SCHEMA),
             Role::Metrics => db::read_write_grants(qi_metrics::SCHEMA),
+            Role::Insights => db::read_write_grants(qi_insights::SCHEMA),
         }
     }
 
@@ -100,6 +110,7 @@ impl Role {
             Role::Training => (qi_training::SCHEMA, &qi_training::MIGRATOR),
             Role::Projects => (qi_projects::SCHEMA, &qi_projects::MIGRATOR),
             Role::Metrics => (qi_metrics::SCHEMA, &qi_metrics::MIGRATOR),
+            Role::Insights => (qi_insights::SCHEMA, &qi_insights::MIGRATOR),
         }
     }
 }
@@ -185,13 +196,7 @@ pub fn service_component(
     config: &Config,
     pool: sqlx::PgPool,
 ) -> anyhow::Result<Component> {
-    let key = config.access_keys.current.as_deref().context(
-        "QI_ACCESS_KEY is required: the key that verifies the gateway's access contexts",
-    )?;
-    let verifier = std::sync::Arc::new(
-        AccessVerifier::new(key, config.access_keys.previous.as_deref())
-            .with_employee_claim(&config.jwt.employee_claim),
-    );
+    let verifier = verifier(config)?;
     let feed = Feed::new(pool.clone(), FeedSettings::from(config));
     let routes = tonic::service::Routes::default();
     let (routes, name) = match service {
@@ -233,6 +238,90 @@ pub fn service_component(
     })
 }
 
+/// What verifies the gateway's access contexts (`QI_ACCESS_KEY`, and the previous key).
+fn verifier(config: &Config) -> anyhow::Result<std::sync::Arc<AccessVerifier>> {
+    let key = config.access_keys.current.as_deref().context(
+        "QI_ACCESS_KEY is required: the key that verifies the gateway's access contexts",
+    )?;
+    Ok(std::sync::Arc::new(
+        AccessVerifier::new(key, config.access_keys.previous.as_deref())
+            .with_employee_claim(&config.jwt.employee_claim),
+    ))
+}
+
+/// Builds the read model's component over a migrated pool: its answers, behind the same
+/// access contexts as the services.
+pub fn insights_component(config: &Config, pool: sqlx::PgPool) -> anyhow::Result<Component> {
+    Ok(Component {
+        name: Role::Insights.name(),
+        routes: tonic::service::Routes::default()
+            .add_service(qi_insights::InsightsApi::new(pool, &config.sites).into_server()),
+        service_names: vec![qi_insights::SERVICE_NAME],
+        access: Some(verifier(config)?),
+        grpc_web: false,
+        health_watch: None,
+        feed: None,
+    })
+}
+
+/// The read model's intake over a migrated pool, following each service at its URL in
+/// `urls` (by gRPC service name) and signing as `internal:insights` with `QI_ACCESS_KEY`.
+pub fn insights_intake(
+    config: &Config,
+    pool: sqlx::PgPool,
+    urls: &std::collections::HashMap<&'static str, String>,
+) -> anyhow::Result<qi_insights::intake::Intake> {
+    use qi_insights::intake::{Service as Fed, Source};
+    let key =
+        config.access_keys.current.as_deref().context(
+            "QI_ACCESS_KEY is required: the read model signs its feeds' contexts with it",
+        )?;
+    let sources = [
+        (Fed::Training, qi_training::SERVICE_NAME),
+        (Fed::Projects, qi_projects::SERVICE_NAME),
+        (Fed::Metrics, qi_metrics::SERVICE_NAME),
+    ]
+    .into_iter()
+    .map(|(service, name)| {
+        let url = urls
+            .get(name)
+            .with_context(|| format!("no URL for {name}, whose feed the read model follows"))?;
+        Ok(Source {
+            service,
+            url: url.clone(),
+        })
+    })
+    .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(qi_insights::intake::Intake::new(
+        pool,
+        key,
+        Role::Insights.name(),
+        sources,
+    ))
+}
+
+/// `qi insights rebuild`: the read model's schema migrated (as the owner, like `qi
+/// migrate insights`), then dropped and built again from the services at their configured
+/// URLs. A running intake picks up from the rebuild's cursors by itself.
+pub async fn insights_rebuild(config: &Config) -> anyhow::Result<qi_insights::rebuild::Rebuilt> {
+    let urls = DatabaseUrls::configured(config).context(
+        "QI_DATABASE_URL is required for `qi insights rebuild`: the read model's database",
+    )?;
+    let pool = connect_and_migrate(Role::Insights, config, &urls).await?;
+    let rebuilt = async {
+        insights_intake(
+            config,
+            pool.clone(),
+            &qi_gateway::configured_backends(config),
+        )?
+        .rebuild()
+        .await
+    }
+    .await;
+    close_pools(std::slice::from_ref(&pool)).await;
+    rebuilt
+}
+
 /// `qi serve ROLE`: one component on `config.listen`, until `shutdown`.
 pub async fn serve(
     role: Role,
@@ -243,7 +332,7 @@ pub async fn serve(
         "QI_DATABASE_URL is required for `qi serve` (only `qi up` starts its own PostgreSQL)",
     )?;
     let pool = connect_and_migrate(role, config, &urls).await?;
-    let purging = (role != Role::Gateway).then(|| {
+    let purging = role.service().is_some().then(|| {
         let mut purging = tokio::task::JoinSet::new();
         purging.spawn(qi_platform::idempotency::purge_periodically(
             pool.clone(),
@@ -256,9 +345,21 @@ pub async fn serve(
         ));
         purging
     });
-    let (component, audit) = match role.service() {
-        Some(service) => (service_component(service, config, pool.clone())?, None),
-        None => {
+    // The read model consumes its feeds beside serving, and stops with the server.
+    let (intake_stop, intake_stopping) = tokio::sync::watch::channel(false);
+    let mut intake = None;
+    let (component, audit) = match (role, role.service()) {
+        (_, Some(service)) => (service_component(service, config, pool.clone())?, None),
+        (Role::Insights, None) => {
+            let consumer = insights_intake(
+                config,
+                pool.clone(),
+                &qi_gateway::configured_backends(config),
+            )?;
+            intake = Some(tokio::spawn(consumer.run(intake_stopping)));
+            (insights_component(config, pool.clone())?, None)
+        }
+        (_, None) => {
             let (c, writer) = qi_gateway::component(
                 config,
                 &qi_gateway::configured_backends(config),
@@ -271,7 +372,13 @@ pub async fn serve(
     let served =
         qi_platform::server::serve(component, listener, &ServerSettings::from(config), shutdown)
             .await;
-    // The server has finished its calls: flush the audit trail, then close the pool.
+    // The server has finished its calls: stop consuming, flush the audit trail, then close
+    // the pool.
+    intake_stop.send_replace(true);
+    if let Some(intake) = intake {
+        // Bounded: a database that hangs must not hold the process.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), intake).await;
+    }
     if let Some(mut purging) = purging {
         purging.abort_all();
     }

@@ -56,6 +56,14 @@ enum Command {
     /// QI_DATABASE_URL): creates the coming months' partitions and drops those older than
     /// QI_AUDIT_RETENTION_DAYS. Run it daily (the Kubernetes CronJob does); `qi up` runs it itself.
     Maintain,
+    /// The read model: `qi insights rebuild` drops it and builds it again from the services'
+    /// current state (their List RPCs, called straight as `internal:insights` with
+    /// QI_ACCESS_KEY, at QI_TRAINING_URL, QI_PROJECTS_URL and QI_METRICS_URL), then leaves the
+    /// running intake to follow each feed from where the rebuild read it.
+    Insights {
+        #[command(subcommand)]
+        command: InsightsCommand,
+    },
     /// HR's files: an ESR extract in, trained-staff records out, and the ESR mapping of
     /// organisation and location codes to sites and wards (through the gateway).
     Hr {
@@ -172,6 +180,13 @@ fn employee_number(s: &str) -> Result<qi_platform::EmployeeNumber, String> {
     qi_platform::EmployeeNumber::parse(s)
 }
 
+/// What `qi insights` does.
+#[derive(Debug, Subcommand)]
+enum InsightsCommand {
+    /// Drops the read model and builds it again from the services' current state.
+    Rebuild,
+}
+
 /// What `qi migrate` migrates: one component's schema, or all of them.
 #[derive(Debug, Clone, Copy)]
 enum MigrateTarget {
@@ -185,6 +200,7 @@ impl clap::ValueEnum for MigrateTarget {
             MigrateTarget::One(Role::Training),
             MigrateTarget::One(Role::Projects),
             MigrateTarget::One(Role::Metrics),
+            MigrateTarget::One(Role::Insights),
             MigrateTarget::One(Role::Gateway),
             MigrateTarget::All,
         ]
@@ -363,6 +379,7 @@ fn main() -> ExitCode {
         Command::Up { .. }
         | Command::Migrate { .. }
         | Command::Maintain
+        | Command::Insights { .. }
         | Command::Token { .. }
         | Command::Hr { .. }
         | Command::Bench { .. }
@@ -471,6 +488,16 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             qi::migrate(&roles, &config).await
         }
         Command::Maintain => qi::maintain(&config).await,
+        Command::Insights {
+            command: InsightsCommand::Rebuild,
+        } => {
+            let report = qi::insights_rebuild(&config).await?;
+            for (service, n) in &report.resources {
+                eprintln!("  {service}: {n} resources");
+            }
+            eprintln!("the read model was rebuilt in {} ms", report.millis);
+            Ok(())
+        }
         Command::Hr {
             command,
             gateway,

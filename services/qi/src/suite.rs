@@ -24,6 +24,8 @@ pub struct Suite {
     gateway: (Component, TcpListener),
     audit: qi_gateway::audit::AuditWriter,
     services: Vec<(Component, TcpListener)>,
+    /// The read model's consumer of the services' feeds (its answers are among `services`).
+    intake: qi_insights::intake::Intake,
     pools: Vec<sqlx::PgPool>,
     /// The owner's pool on the gateway schema, for the audit retention `qi up` runs itself.
     maintenance: sqlx::PgPool,
@@ -79,17 +81,31 @@ impl Suite {
             },
             (None, None) => unreachable!("a private cluster runs when no URL is configured"),
         };
-        let [t, p, m, g] =
-            [Role::Training, Role::Projects, Role::Metrics, Role::Gateway].map(urls_of);
-        let (training, projects, metrics, gateway_pool) = tokio::try_join!(
+        let [t, p, m, i, g] = [
+            Role::Training,
+            Role::Projects,
+            Role::Metrics,
+            Role::Insights,
+            Role::Gateway,
+        ]
+        .map(urls_of);
+        let (training, projects, metrics, insights, gateway_pool) = tokio::try_join!(
             connect_and_migrate(Role::Training, config, &t),
             connect_and_migrate(Role::Projects, config, &p),
             connect_and_migrate(Role::Metrics, config, &m),
+            connect_and_migrate(Role::Insights, config, &i),
             connect_and_migrate(Role::Gateway, config, &g),
         )?;
         let maintenance = qi_platform::db::connect_owner(&g.owner, qi_gateway::SCHEMA).await?;
         let cluster = cluster.map(|(c, _)| c);
-        let pools = vec![training, projects, metrics, gateway_pool.clone()];
+        // The services' pools first, in SERVICES' order (their housekeeping takes them so).
+        let pools = vec![
+            training,
+            projects,
+            metrics,
+            gateway_pool.clone(),
+            insights.clone(),
+        ];
         let mut services = Vec::new();
         let mut backends = HashMap::new();
         for (service, pool) in SERVICES.into_iter().zip(&pools) {
@@ -101,6 +117,15 @@ impl Suite {
             }
             services.push((component, listener));
         }
+        // The read model follows the services' feeds and answers behind the gateway.
+        let intake = crate::insights_intake(config, insights.clone(), &backends)?;
+        let component = crate::insights_component(config, insights)?;
+        let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+        backends.insert(
+            qi_insights::SERVICE_NAME,
+            format!("http://{}", listener.local_addr()?),
+        );
+        services.push((component, listener));
         let (gateway, audit) = qi_gateway::component(config, &backends, gateway_pool)?;
         let service_urls = backends.clone();
         let gateway_addr = gateway_listener.local_addr()?;
@@ -109,6 +134,7 @@ impl Suite {
             gateway: (gateway, gateway_listener),
             audit,
             services,
+            intake,
             pools,
             maintenance,
             settings: ServerSettings::from(config),
@@ -140,6 +166,7 @@ impl Suite {
             gateway,
             audit,
             services,
+            intake,
             pools,
             maintenance,
             settings,
@@ -168,6 +195,8 @@ impl Suite {
             retention_days,
             maintenance_interval,
         ));
+        let (intake_stop, intake_stopping) = watch::channel(false);
+        let consuming = tokio::spawn(intake.run(intake_stopping));
         let (services_stop, services_stopping) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
         // In-process services need no drain delay of their own, and little grace: they
@@ -220,6 +249,8 @@ impl Suite {
                 Err(e)
             }
             () = &mut shutdown => {
+                // The read model stops consuming before the feeds it follows end.
+                intake_stop.send_replace(true);
                 for feed in &feeds {
                     feed.stop();
                 }
@@ -238,7 +269,10 @@ impl Suite {
             }
         };
         housekeeping.abort_all();
-        tokio::join!(audit.shutdown(), services_stopped);
+        intake_stop.send_replace(true);
+        // Bounded: a database that hangs must not hold the suite.
+        let intake_stopped = tokio::time::timeout(Duration::from_secs(5), consuming);
+        let _ = tokio::join!(audit.shutdown(), services_stopped, intake_stopped);
         crate::close_pools(&pools).await;
         crate::close_pools(std::slice::from_ref(&maintenance)).await;
         if let Some(c) = cluster {

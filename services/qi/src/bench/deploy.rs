@@ -63,7 +63,7 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 impl Deployment {
-    /// Starts PostgreSQL and the four components, and waits until each serves.
+    /// Starts PostgreSQL and the five components, and waits until each serves.
     pub async fn start() -> anyhow::Result<Deployment> {
         let dir = tempfile::Builder::new()
             .prefix("qi-bench-")
@@ -110,11 +110,25 @@ impl Deployment {
                 .map(|(_, u)| u.clone())
                 .unwrap_or_default()
         };
-        let gateway_env = [
+        let services_env = [
             ("QI_TRAINING_URL", url_of("training")),
             ("QI_PROJECTS_URL", url_of("projects")),
             ("QI_METRICS_URL", url_of("metrics")),
         ];
+        // The read model follows the services' feeds, as in Kubernetes.
+        let insights_addr = free_addr()?;
+        let child = spawn(
+            &exe,
+            "insights",
+            &["serve", "insights"],
+            insights_addr,
+            &database_url,
+            (&access_key, &jwt_secret),
+            &services_env,
+        )?;
+        children.push(("insights", child, insights_addr));
+        let mut gateway_env = services_env.to_vec();
+        gateway_env.push(("QI_INSIGHTS_URL", format!("http://{insights_addr}")));
         let child = spawn(
             &exe,
             "gateway",

@@ -23,6 +23,7 @@ mod hostile;
 mod hr_completions;
 mod hr_sync;
 mod ingest;
+mod insights;
 mod load;
 mod memory;
 mod metric;
@@ -68,6 +69,8 @@ pub enum Scenario {
     Hostile,
     /// The change feed: the outbox's cost on a write, commit to delivery, backlog replay.
     Changes,
+    /// The read model: how soon a write shows in its answers.
+    Insights,
 }
 
 impl Scenario {
@@ -83,6 +86,7 @@ impl Scenario {
             Scenario::Memory => "memory",
             Scenario::Hostile => "hostile",
             Scenario::Changes => "changes",
+            Scenario::Insights => "insights",
         }
     }
 }
@@ -191,7 +195,7 @@ pub async fn run(
             "warning: this is a debug build; measure with `cargo run --release --bin qi -- bench`"
         );
     }
-    eprintln!("qi bench: starting the suite (4 processes and a private PostgreSQL)…");
+    eprintln!("qi bench: starting the suite (5 processes and a private PostgreSQL)…");
     let deployment = Deployment::start().await?;
     let measured = tokio::select! {
         r = measure(&deployment, &chosen, effort) => r,
@@ -249,6 +253,7 @@ async fn measure(
             Scenario::Memory => memory::memory(deployment, effort).await?,
             Scenario::Hostile => hostile::hostile(deployment, effort).await?,
             Scenario::Changes => changes::changes(deployment, effort).await?,
+            Scenario::Insights => insights::insights(deployment, effort).await?,
         };
         print_outcome(&outcome);
         outcomes.push(outcome);

@@ -1,0 +1,641 @@
+//! The improvement journey (issue 30) through the gateway: the read model's answers about a
+//! cohort's learners and about capability coverage, against a small trust whose story is
+//! known, each cross-checked against plain calls to the services' own APIs, and scoped to
+//! the caller's sites.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike as _, Days, Months, NaiveDate};
+use prost::Message as _;
+use qi_e2e::insights::{by_the_apis, coverage, from_answer, impact};
+use qi_e2e::metrics::{create as create_metric, metric, record, value};
+use qi_e2e::projects::{add_team_member, create_programme, create_project, with_aim};
+use qi_e2e::training::{
+    EXTRACT_TIME, create_cohort, enrol, esr, new_cohort, register, start_cohort, sync,
+};
+use qi_e2e::{Caller, TestSuite, date, fields, today, until};
+use qi_proto::insights as pb;
+use qi_proto::metrics as mpb;
+use qi_proto::projects as ppb;
+use qi_proto::training as tpb;
+use tonic::Code;
+
+/// Learners: Ames and Bell at BAS, Cole at SOU; Dale at BRM, untrained.
+const AMES: &str = "staff/71000001";
+const BELL: &str = "staff/71000002";
+const COLE: &str = "staff/71000003";
+
+/// What the story made.
+struct Story {
+    /// A trust-wide QSIR Fundamentals cohort 420 days ago: Ames, Bell and Cole completed it.
+    fundamentals: String,
+    /// A BAS QSIR Practitioner cohort that finished 12 days ago: Bell completed it.
+    practitioner: String,
+    /// BAS, led by Ames since 30 days after Fundamentals; Bell joined today. Measures
+    /// length of stay, which shifted down (better) after it started.
+    discharge: String,
+    /// SOU, led by Cole since 60 days after Fundamentals.
+    falls: String,
+    /// The trust programme wrapped around Fundamentals, holding the discharge project.
+    programme: String,
+    /// BAS length of stay (lower is better).
+    los: String,
+    first_day: NaiveDate,
+}
+
+fn project_with(title: &str, programme: &str) -> ppb::Project {
+    ppb::Project {
+        programme: programme.into(),
+        ..with_aim(title)
+    }
+}
+
+async fn lead(team: &Caller, project: &str, staff: &str) {
+    add_team_member(
+        team,
+        project,
+        ppb::TeamMember {
+            staff: staff.into(),
+            role: ppb::TeamRole::Lead as i32,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+async fn start_on(team: &Caller, project: &str, day: NaiveDate) {
+    team.projects()
+        .start_project(ppb::StartProjectRequest {
+            name: project.into(),
+            start_date: Some(date(day)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+}
+
+/// The first day of the month `back` months before this one.
+fn months_ago(back: u32) -> NaiveDate {
+    let this = today().with_day(1).unwrap();
+    this - Months::new(back)
+}
+
+async fn story(suite: &TestSuite) -> Story {
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    sync(
+        &hr,
+        tpb::SyncMode::Full,
+        EXTRACT_TIME,
+        &[
+            esr("71000001", "BAS", "Ames"),
+            esr("71000002", "BAS", "Bell"),
+            esr("71000003", "SOU", "Cole"),
+            esr("71000004", "BRM", "Dale"),
+        ],
+    )
+    .await
+    .unwrap();
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+
+    let first_day = today() - Days::new(420);
+    let mut req = new_cohort("trust", "QSIR Fundamentals, cross-site", first_day, 10);
+    if let Some(c) = req.cohort.as_mut() {
+        c.course = "trust/courses/qsir-fund".into();
+    }
+    let fundamentals = create_cohort(&team, req).await.unwrap().name;
+    for who in [AMES, BELL, COLE] {
+        enrol(&team, &fundamentals, who).await.unwrap();
+    }
+    start_cohort(&team, &fundamentals).await.unwrap();
+    let all = [AMES, BELL, COLE].map(|s| (s, tpb::AttendanceStatus::Attended));
+    register(&team, &fundamentals, 1, &all).await.unwrap();
+
+    let practitioner = create_cohort(
+        &team,
+        new_cohort(
+            "sites/BAS",
+            "QSIR Practitioner, BAS",
+            today() - Days::new(40),
+            10,
+        ),
+    )
+    .await
+    .unwrap()
+    .name;
+    enrol(&team, &practitioner, BELL).await.unwrap();
+    start_cohort(&team, &practitioner).await.unwrap();
+    for session in 1..=5 {
+        let bell = [(BELL, tpb::AttendanceStatus::Attended)];
+        register(&team, &practitioner, session, &bell)
+            .await
+            .unwrap();
+    }
+
+    let programme = create_programme(
+        &team,
+        "trust",
+        "discharge-wrap",
+        ppb::ProgrammeKind::TrainingWrapped,
+        &fundamentals,
+        "",
+    )
+    .await
+    .unwrap()
+    .name;
+    let discharge = create_project(
+        &team,
+        "BAS",
+        "discharge",
+        project_with("Discharge by noon", &programme),
+    )
+    .await
+    .unwrap()
+    .name;
+    lead(&team, &discharge, AMES).await;
+    start_on(&team, &discharge, first_day + Days::new(30)).await;
+    qi_e2e::projects::record_progress_score(&team, &discharge, 3.5)
+        .await
+        .unwrap();
+    add_team_member(
+        &team,
+        &discharge,
+        ppb::TeamMember {
+            staff: BELL.into(),
+            role: ppb::TeamRole::Member as i32,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let falls = create_project(&team, "SOU", "falls", with_aim("Fewer falls at night"))
+        .await
+        .unwrap()
+        .name;
+    lead(&team, &falls, COLE).await;
+    start_on(&team, &falls, first_day + Days::new(60)).await;
+
+    // Length of stay at BAS: a year near 10 days, then eleven months near 7.
+    let los = create_metric(
+        &team,
+        "sites/BAS",
+        "los",
+        metric(
+            "Length of stay",
+            mpb::MetricKind::Outcome,
+            mpb::ImprovementDirection::Decrease,
+            mpb::MetricFrequency::Month,
+            mpb::MetricValueType::Mean,
+            &[],
+        ),
+    )
+    .await
+    .unwrap()
+    .name;
+    let noise = [
+        0.3, -0.2, 0.1, -0.4, 0.2, 0.0, -0.1, 0.4, -0.3, 0.1, 0.2, -0.2,
+    ];
+    let points = (1..=24)
+        .rev()
+        .map(|back| {
+            let level = if back > 11 { 10.0 } else { 7.0 };
+            value(date(months_ago(back)), level + noise[back as usize % 12])
+        })
+        .collect();
+    record(&team, &los, points, "").await.unwrap();
+    team.projects()
+        .create_measure(ppb::CreateMeasureRequest {
+            parent: discharge.clone(),
+            measure: Some(ppb::Measure {
+                metric: los.clone(),
+                kind: ppb::MeasureKind::Outcome as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+
+    // Complaints at BRM, where nobody is trained and no project runs: a spike of concern.
+    let complaints = create_metric(
+        &team,
+        "sites/BRM",
+        "complaints",
+        metric(
+            "Complaints",
+            mpb::MetricKind::Qms,
+            mpb::ImprovementDirection::Decrease,
+            mpb::MetricFrequency::Month,
+            mpb::MetricValueType::Count,
+            &[],
+        ),
+    )
+    .await
+    .unwrap()
+    .name;
+    let spiked = (1..=20)
+        .rev()
+        .map(|back| {
+            let v = if back == 1 {
+                30.0
+            } else {
+                5.0 + noise[back as usize % 12] * 5.0
+            };
+            value(date(months_ago(back)), v.round())
+        })
+        .collect();
+    record(&team, &complaints, spiked, "").await.unwrap();
+    Story {
+        fundamentals,
+        practitioner,
+        discharge,
+        falls,
+        programme,
+        los,
+        first_day,
+    }
+}
+
+/// Waits until the read model has taken in the whole story: the last things written.
+async fn until_caught_up(c: &Caller, s: &Story) {
+    until("the read model has the whole story", || async {
+        let Ok(answer) = impact(c, &s.fundamentals).await else {
+            return false;
+        };
+        let ames = answer
+            .cohorts
+            .first()
+            .and_then(|c| c.learners.iter().find(|l| l.staff == AMES).cloned());
+        let measured = ames.is_some_and(|a| {
+            a.projects
+                .iter()
+                .any(|p| p.outcomes.len() == 1 && p.progress_score.is_some())
+        });
+        let practitioner = impact(c, &s.practitioner).await.is_ok_and(|a| {
+            a.cohorts
+                .first()
+                .is_some_and(|c| c.learners.iter().any(|l| !l.projects.is_empty()))
+        });
+        let coverage = coverage(c, "sites/-", pb::CoverageGrouping::Site)
+            .await
+            .is_ok_and(|rows| rows.iter().any(|r| r.improvement_desert));
+        answer
+            .cohorts
+            .first()
+            .is_some_and(|c| c.learners.len() == 3)
+            && measured
+            && practitioner
+            && coverage
+    })
+    .await;
+}
+
+fn projects_of(l: &pb::LearnerImpact) -> Vec<(&str, bool)> {
+    l.projects
+        .iter()
+        .map(|p| (p.project.as_str(), p.lead))
+        .collect()
+}
+
+fn state_counts(t: &pb::ImpactTotals) -> Vec<(ppb::ProjectState, i32)> {
+    t.projects_by_state
+        .iter()
+        .map(|s| (ppb::ProjectState::try_from(s.state).unwrap(), s.count))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_cohorts_impact_follows_each_learner_to_the_projects_they_lead_and_their_outcomes() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+
+    let answer = impact(&trust, &s.fundamentals).await.unwrap();
+    assert_eq!(answer.cohorts.len(), 1);
+    let cohort = &answer.cohorts[0];
+    assert_eq!(cohort.start_date, Some(date(s.first_day)));
+    let learners: Vec<&str> = cohort.learners.iter().map(|l| l.staff.as_str()).collect();
+    assert_eq!(learners, [AMES, BELL, COLE]);
+    let [ames, bell, cole] = [0, 1, 2].map(|i| &cohort.learners[i]);
+    assert_eq!(ames.site, "BAS");
+    assert_eq!(ames.completion_date, Some(date(s.first_day)));
+    // Ames leads the discharge project; Bell joined it over a year after Fundamentals, so
+    // it is not one of Fundamentals' outcomes; Cole leads falls at SOU.
+    assert_eq!(projects_of(ames), [(s.discharge.as_str(), true)]);
+    assert_eq!(projects_of(bell), []);
+    assert_eq!(projects_of(cole), [(s.falls.as_str(), true)]);
+    let discharge = &ames.projects[0];
+    assert_eq!(discharge.state, ppb::ProjectState::InProgress as i32);
+    assert_eq!(discharge.progress_score, Some(3.5));
+    assert_eq!(
+        discharge.start_date,
+        Some(date(s.first_day + Days::new(30)))
+    );
+    assert_eq!(discharge.outcomes.len(), 1);
+    let los = &discharge.outcomes[0];
+    assert_eq!(los.metric, s.los);
+    assert_eq!(los.reading, pb::SpcReading::Improvement as i32);
+    assert!(
+        los.shift_after_start,
+        "length of stay shifted down after the start"
+    );
+
+    let t = cohort.totals.as_ref().unwrap();
+    assert_eq!(t.completers, 3);
+    assert_eq!((t.completers_past_6_months, t.active_at_6_months), (3, 2));
+    assert_eq!((t.completers_past_12_months, t.active_at_12_months), (3, 2));
+    assert!((t.share_active_at_6_months - 2.0 / 3.0).abs() < 1e-9);
+    assert_eq!(state_counts(t), [(ppb::ProjectState::InProgress, 2)]);
+    assert_eq!(
+        (
+            t.outcomes_improving,
+            t.outcomes_of_concern,
+            t.outcomes_shifted_after_start
+        ),
+        (1, 0, 1)
+    );
+
+    // The programme wrapped around Fundamentals: its one project.
+    assert_eq!(answer.programmes.len(), 1);
+    let programme = &answer.programmes[0];
+    assert_eq!(programme.programme, s.programme);
+    assert_eq!(programme.projects, [s.discharge.as_str()]);
+    let pt = programme.totals.as_ref().unwrap();
+    assert_eq!((pt.active_at_6_months, pt.outcomes_improving), (1, 1));
+    assert_eq!(state_counts(pt), [(ppb::ProjectState::InProgress, 1)]);
+
+    // The practitioners: Bell joined the discharge project within a year of completing.
+    let recent = impact(&trust, &s.practitioner).await.unwrap();
+    let bell = &recent.cohorts[0].learners[0];
+    assert_eq!(projects_of(bell), [(s.discharge.as_str(), false)]);
+    let rt = recent.cohorts[0].totals.as_ref().unwrap();
+    assert_eq!((rt.completers, rt.completers_past_6_months), (1, 0));
+
+    // The same learners and projects, read from the services' own APIs.
+    assert_eq!(
+        by_the_apis(&trust, &s.fundamentals, s.first_day).await,
+        from_answer(cohort)
+    );
+    let chart = qi_e2e::metrics::chart(&trust, qi_e2e::metrics::chart_request(&s.los))
+        .await
+        .unwrap();
+    assert_eq!(
+        chart.variation_icon,
+        mpb::SpcVariationIcon::ImprovementLow as i32
+    );
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_one_site_callers_impact_holds_nothing_of_another_site() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    let answer = impact(&bas, &s.fundamentals).await.unwrap();
+    let cohort = &answer.cohorts[0];
+    let learners: Vec<&str> = cohort.learners.iter().map(|l| l.staff.as_str()).collect();
+    assert_eq!(learners, [AMES, BELL], "Cole is at SOU");
+    let t = cohort.totals.as_ref().unwrap();
+    assert_eq!((t.completers, t.active_at_6_months), (2, 1));
+    assert_eq!(state_counts(t), [(ppb::ProjectState::InProgress, 1)]);
+    let bytes = answer.encode_to_vec();
+    for other in ["SOU", COLE, &s.falls, "71000003"] {
+        assert!(
+            !bytes.windows(other.len()).any(|w| w == other.as_bytes()),
+            "a BAS caller's answer names {other}"
+        );
+    }
+    assert_eq!(
+        by_the_apis(&bas, &s.fundamentals, s.first_day).await,
+        from_answer(cohort)
+    );
+
+    // Another site's cohort is refused, whether or not it exists; bad requests name fields.
+    let sou = suite.caller("sou-viewer", &["viewer"], &["SOU"]);
+    assert_eq!(
+        impact(&sou, &s.practitioner).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let missing = impact(&sou, "sites/BAS/cohorts/none").await.unwrap_err();
+    assert_eq!(missing.code(), Code::PermissionDenied);
+    assert_eq!(
+        impact(&bas, "sites/BAS/cohorts/none")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let bad = bas
+        .insights()
+        .get_cohort_impact(pb::GetCohortImpactRequest {
+            course: "sites/BAS/courses/x".into(),
+            start_date_to: Some(date(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap())),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert_eq!(fields(&bad), ["course", "start_date_from"]);
+    let neither = impact(&bas, "").await.unwrap_err();
+    assert_eq!(fields(&neither), ["cohort"]);
+
+    // A range of one course's cohorts: Fundamentals alone started in it.
+    let ranged = bas
+        .insights()
+        .get_cohort_impact(pb::GetCohortImpactRequest {
+            course: "trust/courses/qsir-fund".into(),
+            start_date_from: Some(date(s.first_day - Days::new(1))),
+            start_date_to: Some(date(today())),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let names: Vec<&str> = ranged.cohorts.iter().map(|c| c.cohort.as_str()).collect();
+    assert_eq!(names, [s.fundamentals.as_str()]);
+    suite.stop().await.unwrap();
+}
+
+/// Each learner of `cohort` the caller sees, with the projects they lead (started on or
+/// after `first_day`) or joined within a year of completing, from the services' own
+/// lists: completions, projects and their teams.
+#[tokio::test]
+async fn capability_coverage_counts_each_sites_trained_staff_projects_and_concerns_and_finds_the_desert()
+ {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+
+    let rows = coverage(&trust, "sites/-", pb::CoverageGrouping::Site)
+        .await
+        .unwrap();
+    let brief: Vec<(&str, i32, i32, i32, i32, bool)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.site.as_str(),
+                r.active_headcount,
+                r.trained,
+                r.live_projects,
+                r.metrics_in_concern,
+                r.improvement_desert,
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            ("BAS", 2, 2, 1, 0, false),
+            ("BRM", 1, 0, 0, 1, true),
+            ("SOU", 1, 1, 1, 0, false),
+        ]
+    );
+    let bas = &rows[0];
+    let courses: Vec<(&str, i32)> = bas
+        .courses
+        .iter()
+        .map(|c| (c.course.as_str(), c.trained))
+        .collect();
+    assert_eq!(
+        courses,
+        [
+            ("trust/courses/qsir-fund", 2),
+            ("trust/courses/qsir-prac", 1)
+        ]
+    );
+    assert!((bas.courses[1].share - 0.5).abs() < 1e-9);
+
+    // By staff group, within each site; a one-site caller gets its site's rows alone.
+    let by_group = coverage(&trust, "sites/-", pb::CoverageGrouping::StaffGroup)
+        .await
+        .unwrap();
+    let keys: Vec<(&str, &str, i32)> = by_group
+        .iter()
+        .map(|r| (r.site.as_str(), r.key.as_str(), r.live_projects))
+        .collect();
+    assert_eq!(keys, [("BAS", "03", 1), ("BRM", "03", 0), ("SOU", "03", 1)]);
+    let bas_caller = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    let own = coverage(&bas_caller, "sites/-", pb::CoverageGrouping::Site)
+        .await
+        .unwrap();
+    assert_eq!(own, rows[..1]);
+    let denied = coverage(&bas_caller, "sites/SOU", pb::CoverageGrouping::Site)
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // Pages of one row carry on where the last stopped.
+    let mut token = String::new();
+    let mut paged = Vec::new();
+    loop {
+        let page = trust
+            .insights()
+            .list_capability_coverage(pb::ListCapabilityCoverageRequest {
+                parent: "sites/-".into(),
+                page_size: 1,
+                page_token: token.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        paged.extend(page.rows);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, rows);
+
+    // The desert's concern is the metrics service's own reading of BRM's complaints.
+    let chart = qi_e2e::metrics::chart(
+        &trust,
+        qi_e2e::metrics::chart_request("sites/BRM/metrics/complaints"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        chart.variation_icon,
+        mpb::SpcVariationIcon::ConcernHigh as i32
+    );
+    suite.stop().await.unwrap();
+}
+
+/// The answers a trust-wide and a BAS caller get now.
+async fn answers(
+    suite: &TestSuite,
+    s: &Story,
+) -> (
+    pb::GetCohortImpactResponse,
+    pb::GetCohortImpactResponse,
+    Vec<pb::CapabilityCoverage>,
+) {
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    (
+        impact(&trust, &s.fundamentals).await.unwrap(),
+        impact(&bas, &s.fundamentals).await.unwrap(),
+        coverage(&trust, "sites/-", pb::CoverageGrouping::Site)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_carry_on() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let before = answers(&suite, &s).await;
+
+    // The suite's own intake keeps running: the rebuild moves the cursors under it.
+    let pool = qi_platform::db::connect_owner(&suite.database_url, qi_insights::SCHEMA)
+        .await
+        .unwrap();
+    let rebuilt = qi::insights_intake(&suite.config, pool.clone(), &suite.service_urls)
+        .unwrap()
+        .rebuild()
+        .await
+        .unwrap();
+    let counts: BTreeMap<&str, usize> = rebuilt.resources.iter().copied().collect();
+    // 4 staff, 2 cohorts, 4 completions; 2 projects, their 3 staff members and a measure,
+    // a programme; 2 metrics with 24 and 20 measurements.
+    assert_eq!(
+        counts,
+        BTreeMap::from([("training", 10), ("projects", 7), ("metrics", 46)])
+    );
+    assert_eq!(answers(&suite, &s).await, before);
+
+    // The intake follows the feeds from the rebuild's cursors: a later write shows.
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+    team.projects()
+        .update_project(ppb::UpdateProjectRequest {
+            project: Some(ppb::Project {
+                name: s.discharge.clone(),
+                title: "Discharge before noon".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["title".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    until("the title changed after the rebuild", || async {
+        impact(&trust, &s.fundamentals).await.is_ok_and(|a| {
+            a.cohorts[0].learners[0]
+                .projects
+                .first()
+                .is_some_and(|p| p.title == "Discharge before noon")
+        })
+    })
+    .await;
+    pool.close().await;
+    suite.stop().await.unwrap();
+}
