@@ -383,6 +383,40 @@ async fn the_read_model_agrees_with_the_services_and_rebuilds_the_same(suite: &T
         assert_eq!(row.live_projects as usize, live, "{}", row.site);
     }
 
+    // By ward, against the training summary's coverage per ward.
+    let wards = coverage(&trust, "sites/-", ins::CoverageGrouping::Ward)
+        .await
+        .unwrap();
+    assert!(wards.len() >= 20, "{} ward rows", wards.len());
+    let by_ward = trust
+        .training()
+        .get_training_summary(tr::GetTrainingSummaryRequest {
+            parent: "sites/-".into(),
+            group_by: vec![tr::SummaryDimension::Ward as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for row in &wards {
+        assert!(
+            row.key.starts_with(&format!("sites/{}/wards/", row.site)),
+            "{}",
+            row.key
+        );
+        let summary = by_ward
+            .breakdown
+            .iter()
+            .find(|b| b.ward == row.key)
+            .expect("the ward in the summary");
+        assert_eq!(
+            (i64::from(row.active_headcount), i64::from(row.trained)),
+            (summary.headcount, summary.staff_trained),
+            "{}",
+            row.key
+        );
+    }
+
     // A rebuild from the services' lists: quick, and every answer as before.
     let before = (
         impact(&trust, COHORT).await.unwrap(),

@@ -162,7 +162,7 @@ async fn title_shown(
     token: &MetadataValue<Ascii>,
     cohort: &str,
 ) -> anyhow::Result<Option<String>> {
-    let answer = insights
+    let answer = match insights
         .get_cohort_impact(with_header(
             ipb::GetCohortImpactRequest {
                 cohort: cohort.into(),
@@ -171,8 +171,13 @@ async fn title_shown(
             "authorization",
             token,
         ))
-        .await?
-        .into_inner();
+        .await
+    {
+        Ok(answer) => answer.into_inner(),
+        // Until the read model has taken in the cohort.
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(status.into()),
+    };
     Ok(answer
         .cohorts
         .iter()
