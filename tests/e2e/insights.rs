@@ -1,6 +1,6 @@
-//! The read model's intake (issue 30): it mirrors every service's feed, followed straight
-//! from the services with a context it signs, resumes where it left off, and only one
-//! replica consumes at a time.
+//! The read model's intake (issue 30): a new model is built from the services' lists, then
+//! it mirrors every service's feed, followed straight from the services with a context it
+//! signs, resumes where it left off, and only one replica consumes at a time.
 
 use std::time::Duration;
 
@@ -93,7 +93,7 @@ async fn until_lock_holders(pool: &sqlx::PgPool, n: i64) {
 }
 
 #[tokio::test]
-async fn the_intake_mirrors_every_feed_resumes_where_it_left_off_and_one_replica_consumes() {
+async fn the_intake_builds_from_the_lists_mirrors_every_feed_resumes_and_one_replica_consumes() {
     let suite = TestSuite::start().await;
     let hr = suite.caller("esr", &["hr_sync"], &["*"]);
     sync(
@@ -115,6 +115,18 @@ async fn the_intake_mirrors_every_feed_resumes_where_it_left_off_and_one_replica
         .await
         .unwrap();
 
+    // The feeds' history is purged (as their retention does after 30 days): a new read
+    // model is built from the services' lists, not from what the feeds still hold.
+    for schema in ["training", "projects"] {
+        let service = qi_platform::db::connect_owner(&suite.database_url, schema)
+            .await
+            .unwrap();
+        let purged = qi_platform::changes::purge_expired(&service, Duration::ZERO)
+            .await
+            .unwrap();
+        assert!(purged > 0, "{schema} had changes to purge");
+        service.close().await;
+    }
     let pool = insights_pool().await;
     let (stop, stopping) = watch::channel(false);
     let first = tokio::spawn(intake(&suite, &pool).run(stopping.clone()));

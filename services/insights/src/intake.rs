@@ -11,6 +11,8 @@
 //!   still runs) cannot apply a change twice; the one that loses stops and retries.
 //! - **Reconnects.** A feed that ends (the service restarts, the database goes away) is
 //!   resumed from the stored cursor after a pause doubling from 1 s to 30 s.
+//! - **Bootstrap.** A new model (a feed with no stored cursor) is first built from the
+//!   services' lists ([`crate::rebuild`]), never from a feed's oldest retained change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -145,6 +147,21 @@ impl Intake {
             let Some(mut lock) = this.lead(&mut stop).await else {
                 return;
             };
+            // A feed with no cursor yet (a new read model) starts from a rebuild, not from
+            // the feed's oldest change: the feeds keep only their retention's history.
+            let bootstrapped = tokio::select! {
+                r = this.bootstrap() => r,
+                _ = stop.changed() => Ok(()),
+            };
+            if let Err(e) = bootstrapped {
+                tracing::warn!(error = %format!("{e:#}"), "building the read model from the services failed; retrying");
+                let _ = lock.close().await;
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_FIRST) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             tracing::info!("following the services' change feeds");
             let mut followers = JoinSet::new();
             for source in this.sources.clone() {
@@ -160,6 +177,20 @@ impl Intake {
             }
             tracing::warn!("lost the consumer lock's connection; waiting for the lock again");
         }
+    }
+
+    /// Rebuilds the model when any source's feed has no stored cursor.
+    async fn bootstrap(&self) -> anyhow::Result<()> {
+        let followed = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM feed"#)
+            .fetch_one(&self.pool)
+            .await?;
+        if usize::try_from(followed).unwrap_or(0) >= self.sources.len() {
+            return Ok(());
+        }
+        let rebuilt = self.rebuild().await?;
+        tracing::info!(resources = ?rebuilt.resources, millis = rebuilt.millis,
+            "built the read model from the services' lists");
+        Ok(())
     }
 
     /// Waits for the consumer lock on a connection of its own; `None` when told to stop.

@@ -5,7 +5,8 @@
 //!    once (its backlog is empty).
 //! 2. Each collection the answers read, through the service's own List RPCs, called
 //!    straight with a trust-wide context the read model signs (`internal:{name}`).
-//! 3. In one transaction: everything emptied, the lists written as the feeds would have
+//! 3. In one transaction: everything emptied (DELETE: readers answer from the old model
+//!    until it commits), the lists written as the feeds would have
 //!    delivered them, and each feed's cursor set to the one taken first. The intake then
 //!    follows from there; a change made while the lists were read comes again, and applying
 //!    a resource's latest state twice changes nothing.
@@ -39,6 +40,22 @@ pub struct Rebuilt {
     /// How long it took, in milliseconds.
     pub millis: u128,
 }
+
+/// What a rebuild empties: the cursors, the mirror and every projection.
+const EMPTIED: [&str; 12] = [
+    "DELETE FROM feed",
+    "DELETE FROM resource",
+    "DELETE FROM staff",
+    "DELETE FROM cohort",
+    "DELETE FROM completion",
+    "DELETE FROM project",
+    "DELETE FROM team_member",
+    "DELETE FROM measure",
+    "DELETE FROM programme",
+    "DELETE FROM metric",
+    "DELETE FROM measurement",
+    "DELETE FROM rebase_point",
+];
 
 /// The most items a List page may hold (the services coerce more to this).
 const PAGE: i32 = 500;
@@ -120,12 +137,11 @@ impl Intake {
             taken.push((source.service, cursor, items));
         }
         let mut tx = qi_platform::db::begin(&self.pool).await?;
-        sqlx::query!(
-            "TRUNCATE feed, resource, staff, cohort, completion, project, team_member, measure,
-                      programme, metric, measurement, rebase_point"
-        )
-        .execute(&mut *tx)
-        .await?;
+        // DELETE, not TRUNCATE: the runtime role may (`qi insights rebuild` runs as it in a
+        // pod), and readers keep answering from the old model until this commits.
+        for table in EMPTIED {
+            sqlx::query(table).execute(&mut *tx).await?;
+        }
         let mut report = Rebuilt::default();
         for (service, cursor, items) in taken {
             report.resources.push((service.as_str(), items.len()));
