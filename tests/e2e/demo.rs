@@ -417,6 +417,27 @@ async fn the_read_model_agrees_with_the_services_and_rebuilds_the_same(suite: &T
         );
     }
 
+    // Projects at risk: live, each with a reason; a BAS caller's are BAS's or shared.
+    let risky = trust
+        .insights()
+        .list_projects_at_risk(ins::ListProjectsAtRiskRequest {
+            parent: "sites/-".into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .projects;
+    let mut kinds = std::collections::BTreeMap::<i32, usize>::new();
+    for p in &risky {
+        assert!(!p.reasons.is_empty(), "{}", p.project);
+        for r in &p.reasons {
+            *kinds.entry(r.kind).or_default() += 1;
+        }
+    }
+    eprintln!("demo projects at risk: {} ({kinds:?})", risky.len());
+
     // A rebuild from the services' lists: quick, and every answer as before.
     let before = (
         impact(&trust, COHORT).await.unwrap(),

@@ -604,11 +604,11 @@ async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_
         .await
         .unwrap();
     let counts: BTreeMap<&str, usize> = rebuilt.resources.iter().copied().collect();
-    // 4 staff, 2 cohorts, 4 completions; 2 projects, their 3 staff members and a measure,
-    // a programme; 2 metrics with 24 and 20 measurements.
+    // 4 staff, 2 cohorts, 4 completions; 2 projects, their 3 staff members, a measure, a
+    // progress score, a programme; 2 metrics with 24 and 20 measurements.
     assert_eq!(
         counts,
-        BTreeMap::from([("training", 10), ("projects", 7), ("metrics", 46)])
+        BTreeMap::from([("training", 10), ("projects", 8), ("metrics", 46)])
     );
     assert_eq!(answers(&suite, &s).await, before);
 
@@ -637,5 +637,188 @@ async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_
     })
     .await;
     pool.close().await;
+    suite.stop().await.unwrap();
+}
+
+async fn at_risk(c: &Caller, parent: &str) -> Result<Vec<pb::ProjectAtRisk>, tonic::Status> {
+    let req = pb::ListProjectsAtRiskRequest {
+        parent: parent.into(),
+        ..Default::default()
+    };
+    Ok(c.insights()
+        .list_projects_at_risk(req)
+        .await?
+        .into_inner()
+        .projects)
+}
+
+fn kinds(p: &pb::ProjectAtRisk) -> Vec<pb::RiskKind> {
+    p.reasons
+        .iter()
+        .map(|r| pb::RiskKind::try_from(r.kind).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn projects_at_risk_name_the_lead_who_left_or_moved_the_silence_and_who_could_lead() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+    // The discharge project works on Cedar ward, where Bell is placed by the ESR mapping.
+    qi_e2e::projects::create_ward(&team, "BAS", "cedar")
+        .await
+        .unwrap();
+    team.projects()
+        .update_project(ppb::UpdateProjectRequest {
+            project: Some(ppb::Project {
+                name: s.discharge.clone(),
+                wards: vec!["sites/BAS/wards/cedar".into()],
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["wards".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    team.training()
+        .create_esr_mapping(tpb::CreateEsrMappingRequest {
+            parent: "sites/BAS".into(),
+            esr_mapping_id: "organisation.CC-CEDAR".into(),
+            esr_mapping: Some(tpb::EsrMapping {
+                ward: "sites/BAS/wards/cedar".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    // Its last PDSA cycle was to end ten days ago and nobody decided it.
+    team.projects()
+        .create_pdsa_cycle(ppb::CreatePdsaCycleRequest {
+            parent: s.discharge.clone(),
+            pdsa_cycle: Some(ppb::PdsaCycle {
+                change_idea: "Letters drafted the day before".into(),
+                objective: "Learn whether it shortens waits".into(),
+                prediction: "Waits fall by a third".into(),
+                start_date: Some(date(today() - Days::new(30))),
+                end_date: Some(date(today() - Days::new(10))),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    // Then HR's next full extract: Ames now works at SOU, Bell on Cedar ward, Cole is gone.
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let bell = tpb::EsrRow {
+        organisation: "CC-CEDAR".into(),
+        ..esr("71000002", "", "Bell")
+    };
+    sync(
+        &hr,
+        tpb::SyncMode::Full,
+        EXTRACT_TIME + 3600,
+        &[
+            esr("71000001", "SOU", "Ames"),
+            bell,
+            esr("71000004", "BRM", "Dale"),
+        ],
+    )
+    .await
+    .unwrap();
+    until(
+        "the read model has the leaver, the mover and the cycle",
+        || async {
+            at_risk(&trust, "sites/-")
+                .await
+                .is_ok_and(|p| p.len() == 2 && p[0].reasons.len() == 2 && p[1].reasons.len() == 3)
+        },
+    )
+    .await;
+
+    let projects = at_risk(&trust, "sites/-").await.unwrap();
+    let (discharge, falls) = (&projects[0], &projects[1]);
+    assert_eq!(discharge.project, s.discharge);
+    assert_eq!(discharge.lead, AMES);
+    assert_eq!(
+        kinds(discharge),
+        [pb::RiskKind::LeadMoved, pb::RiskKind::PdsaUndecided]
+    );
+    assert_eq!(
+        discharge.reasons[0].detail,
+        "staff/71000001 no longer works at BAS"
+    );
+    let suggested: Vec<(&str, &str)> = discharge
+        .suggested_leads
+        .iter()
+        .map(|l| (l.staff.as_str(), l.ward.as_str()))
+        .collect();
+    assert_eq!(suggested, [(BELL, "sites/BAS/wards/cedar")]);
+    assert_eq!(falls.project, s.falls);
+    assert_eq!(
+        kinds(falls),
+        [
+            pb::RiskKind::LeadLeft,
+            pb::RiskKind::NoTrainedMember,
+            pb::RiskKind::StaleProgressScore
+        ]
+    );
+
+    // The leaver and the mover as the training service tells them.
+    let staff = |n: &str| {
+        let c = trust.clone();
+        let n = n.to_owned();
+        async move {
+            c.training()
+                .get_staff(tpb::GetStaffRequest { name: n })
+                .await
+                .unwrap()
+                .into_inner()
+                .staff
+                .unwrap()
+        }
+    };
+    assert_eq!(staff(AMES).await.site, "sites/SOU");
+    assert!(!staff(COLE).await.active);
+
+    // Each site's caller sees its own projects alone; another site's parent is refused.
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    let theirs: Vec<String> = at_risk(&bas, "sites/-")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.project)
+        .collect();
+    assert_eq!(theirs, [s.discharge.as_str()]);
+    assert_eq!(
+        at_risk(&bas, "sites/SOU").await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let bad = bas
+        .insights()
+        .list_projects_at_risk(pb::ListProjectsAtRiskRequest {
+            parent: "sites/-".into(),
+            stale_score_days: -1,
+            silent_periods: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["stale_score_days"]);
+    // A shorter patience with progress scores adds none here (the discharge score is today's).
+    let patient = trust
+        .insights()
+        .list_projects_at_risk(pb::ListProjectsAtRiskRequest {
+            parent: "sites/-".into(),
+            stale_score_days: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(kinds(&patient.projects[0]).len(), 2);
     suite.stop().await.unwrap();
 }

@@ -34,23 +34,7 @@ pub(crate) async fn list(
         page_size,
         page_token,
     } = req;
-    let sites: Vec<String> = match qi_platform::names::ListParent::parse("parent", &parent)? {
-        ListParent::Owner(owner @ Owner::Site(_)) => {
-            owner.check_read(&ctx)?;
-            owner.check_known("parent", &api.sites)?;
-            vec![owner.site_column().unwrap_or_default().to_owned()]
-        }
-        ListParent::Owner(Owner::Trust) => {
-            return Err(Error::invalid(
-                "parent",
-                "coverage is by site: `sites/{site}` or `sites/-`",
-            ));
-        }
-        ListParent::AllSites => match ctx.sites.sql_filter() {
-            Some(held) => held,
-            None => api.sites.iter().map(|s| s.as_str().to_owned()).collect(),
-        },
-    };
+    let sites = parent_sites(api, &ctx, &parent)?;
     let grouping = match pb::CoverageGrouping::try_from(group_by) {
         Ok(pb::CoverageGrouping::Unspecified | pb::CoverageGrouping::Site) => "site",
         Ok(pb::CoverageGrouping::Ward) => "ward",
@@ -232,6 +216,30 @@ pub(crate) async fn list(
         rows,
         next_page_token,
     })
+}
+
+/// The site codes a List's `parent` (`sites/{site}` or `sites/-`) covers for the caller:
+/// the one site (another site's is refused), or every site the caller holds.
+pub(crate) fn parent_sites(
+    api: &InsightsApi,
+    ctx: &AccessContext,
+    parent: &str,
+) -> Result<Vec<String>, Error> {
+    match ListParent::parse("parent", parent)? {
+        ListParent::Owner(owner @ Owner::Site(_)) => {
+            owner.check_read(ctx)?;
+            owner.check_known("parent", &api.sites)?;
+            Ok(vec![owner.site_column().unwrap_or_default().to_owned()])
+        }
+        ListParent::Owner(Owner::Trust) => Err(Error::invalid(
+            "parent",
+            "these answers are by site: `sites/{site}` or `sites/-`",
+        )),
+        ListParent::AllSites => Ok(match ctx.sites.sql_filter() {
+            Some(held) => held,
+            None => api.sites.iter().map(|s| s.as_str().to_owned()).collect(),
+        }),
+    }
 }
 
 fn row(site: &str, key: &str) -> pb::CapabilityCoverage {

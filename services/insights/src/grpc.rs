@@ -8,7 +8,7 @@ use qi_proto::insights as pb;
 use qi_proto::insights::insights_service_server::{self, InsightsServiceServer};
 use sqlx::PgPool;
 
-use crate::{coverage, impact};
+use crate::{coverage, impact, risk};
 
 /// The read model's answers.
 #[derive(Debug, Clone)]
@@ -39,5 +39,7 @@ qi_platform::grpc_service! {
             -> pb::GetCohortImpactResponse = impact::get;
         list_capability_coverage(pb::ListCapabilityCoverageRequest)
             -> pb::ListCapabilityCoverageResponse = coverage::list;
+        list_projects_at_risk(pb::ListProjectsAtRiskRequest)
+            -> pb::ListProjectsAtRiskResponse = risk::list;
     }
 }

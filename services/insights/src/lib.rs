@@ -15,6 +15,7 @@ pub mod intake;
 mod projection;
 mod readings;
 pub mod rebuild;
+mod risk;
 
 pub use grpc::InsightsApi;
 

@@ -49,6 +49,8 @@ pub(crate) struct Projections {
     members: Vec<ppb::TeamMember>,
     measures: Vec<ppb::Measure>,
     programmes: Vec<ppb::Programme>,
+    scores: Vec<ppb::ProgressScore>,
+    cycles: Vec<ppb::PdsaCycle>,
     metrics: Vec<mpb::Metric>,
     measurements: Vec<mpb::Measurement>,
     rebase_points: Vec<mpb::RebasePoint>,
@@ -80,6 +82,8 @@ impl Projections {
                     Some(Resource::TeamMember(m)) if !m.staff.is_empty() => self.members.push(m),
                     Some(Resource::Measure(m)) => self.measures.push(m),
                     Some(Resource::Programme(p)) => self.programmes.push(p),
+                    Some(Resource::ProgressScore(p)) => self.scores.push(p),
+                    Some(Resource::PdsaCycle(c)) => self.cycles.push(c),
                     _ => {}
                 }
             }
@@ -143,6 +147,12 @@ impl Projections {
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query!("DELETE FROM programme WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM progress_score WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM pdsa_cycle WHERE name = ANY($1)", gone)
                     .execute(&mut *conn)
                     .await?;
             }
@@ -351,6 +361,56 @@ impl Projections {
             .execute(&mut *conn)
             .await?;
         }
+        // A score without a readable date says nothing of when: not projected.
+        let scores: Vec<(&ppb::ProgressScore, NaiveDate)> = self
+            .scores
+            .iter()
+            .filter_map(|p| Some((p, day(p.assessed_date.as_ref())?)))
+            .collect();
+        if !scores.is_empty() {
+            let name: Vec<&str> = scores.iter().map(|(p, _)| p.name.as_str()).collect();
+            let project: Vec<&str> = scores
+                .iter()
+                .map(|(p, _)| parent_of(&p.name, "/progressScores/"))
+                .collect();
+            let assessed: Vec<NaiveDate> = scores.iter().map(|(_, d)| *d).collect();
+            sqlx::query!(
+                "INSERT INTO progress_score (name, project, assessed_date)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::date[])
+                 ON CONFLICT (name) DO UPDATE SET project = excluded.project,
+                     assessed_date = excluded.assessed_date",
+                &name as &[&str],
+                &project as &[&str],
+                &assessed,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.cycles.is_empty() {
+            let c = &self.cycles;
+            let name: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
+            let project: Vec<&str> = c
+                .iter()
+                .map(|c| parent_of(&c.name, "/pdsaCycles/"))
+                .collect();
+            let number: Vec<i32> = c.iter().map(|c| c.number).collect();
+            let end: Vec<Option<NaiveDate>> = c.iter().map(|c| day(c.end_date.as_ref())).collect();
+            let decision: Vec<i32> = c.iter().map(|c| c.decision).collect();
+            sqlx::query!(
+                "INSERT INTO pdsa_cycle (name, project, number, end_date, decision)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::date[], $5::int[])
+                 ON CONFLICT (name) DO UPDATE SET project = excluded.project,
+                     number = excluded.number, end_date = excluded.end_date,
+                     decision = excluded.decision",
+                &name as &[&str],
+                &project as &[&str],
+                &number,
+                &end as &[Option<NaiveDate>],
+                &decision,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
         Ok(())
     }
 
@@ -364,15 +424,16 @@ impl Projections {
             let target: Vec<Option<f64>> = m.iter().map(|m| m.target).collect();
             let value_type: Vec<i32> = m.iter().map(|m| m.value_type).collect();
             let rate_per: Vec<f64> = m.iter().map(|m| m.rate_per).collect();
+            let frequency: Vec<i32> = m.iter().map(|m| m.frequency).collect();
             sqlx::query!(
                 "INSERT INTO metric (name, display_name, kind, direction, target, value_type,
-                                     rate_per)
+                                     rate_per, frequency)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[],
-                                      $5::float8[], $6::int[], $7::float8[])
+                                      $5::float8[], $6::int[], $7::float8[], $8::int[])
                  ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name,
                      kind = excluded.kind, direction = excluded.direction,
                      target = excluded.target, value_type = excluded.value_type,
-                     rate_per = excluded.rate_per",
+                     rate_per = excluded.rate_per, frequency = excluded.frequency",
                 &name as &[&str],
                 &display as &[&str],
                 &kind,
@@ -380,6 +441,7 @@ impl Projections {
                 &target as &[Option<f64>],
                 &value_type,
                 &rate_per,
+                &frequency,
             )
             .execute(&mut *conn)
             .await?;

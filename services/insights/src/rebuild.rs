@@ -42,7 +42,7 @@ pub struct Rebuilt {
 }
 
 /// What a rebuild empties: the cursors, the mirror and every projection.
-const EMPTIED: [&str; 12] = [
+const EMPTIED: [&str; 14] = [
     "DELETE FROM feed",
     "DELETE FROM resource",
     "DELETE FROM staff",
@@ -52,6 +52,8 @@ const EMPTIED: [&str; 12] = [
     "DELETE FROM team_member",
     "DELETE FROM measure",
     "DELETE FROM programme",
+    "DELETE FROM progress_score",
+    "DELETE FROM pdsa_cycle",
     "DELETE FROM metric",
     "DELETE FROM measurement",
     "DELETE FROM rebase_point",
@@ -302,6 +304,38 @@ impl Intake {
                 measures
                     .into_iter()
                     .map(|m| listed!(ppb, "measures", Measure, m)),
+            );
+            let scores = every!(
+                self,
+                c,
+                list_progress_scores,
+                "/qi.projects.v1.ProjectService/ListProgressScores",
+                ppb::ListProgressScoresRequest {
+                    parent: p.name.clone(),
+                    ..Default::default()
+                },
+                progress_scores
+            );
+            out.extend(
+                scores
+                    .into_iter()
+                    .map(|x| listed!(ppb, "progressScores", ProgressScore, x)),
+            );
+            let cycles = every!(
+                self,
+                c,
+                list_pdsa_cycles,
+                "/qi.projects.v1.ProjectService/ListPdsaCycles",
+                ppb::ListPdsaCyclesRequest {
+                    parent: p.name.clone(),
+                    ..Default::default()
+                },
+                pdsa_cycles
+            );
+            out.extend(
+                cycles
+                    .into_iter()
+                    .map(|x| listed!(ppb, "pdsaCycles", PdsaCycle, x)),
             );
         }
         out.extend(
