@@ -290,7 +290,12 @@ pub(crate) async fn list(
         let Some(p) = by_name.get(r.project.as_str()) else {
             continue;
         };
-        if p.wards.is_empty() {
+        // A replacement is suggested where the lead is gone, not for every worry.
+        let leaderless = r.lead.is_empty()
+            || r.reasons.iter().any(|x| {
+                x.kind == pb::RiskKind::LeadLeft as i32 || x.kind == pb::RiskKind::LeadMoved as i32
+            });
+        if p.wards.is_empty() || !leaderless {
             continue;
         }
         r.suggested_leads = sqlx::query!(
