@@ -176,6 +176,30 @@ impl TestSuite {
         count(&self.database_url, sql).await
     }
 
+    /// Waits until the read model has applied every change the services have committed:
+    /// each feed's stored cursor at or past its service's last change (and not inside a
+    /// change of many). Its answers are then as current as the services' own.
+    pub async fn until_read_model_caught_up(&self) {
+        const BEHIND: &str = "
+            WITH last(service, pos, id) AS (
+                (SELECT 'training', pos::text::numeric, id::numeric FROM training.changes
+                 ORDER BY pos DESC, id DESC LIMIT 1)
+                UNION ALL
+                (SELECT 'projects', pos::text::numeric, id::numeric FROM projects.changes
+                 ORDER BY pos DESC, id DESC LIMIT 1)
+                UNION ALL
+                (SELECT 'metrics', pos::text::numeric, id::numeric FROM metrics.changes
+                 ORDER BY pos DESC, id DESC LIMIT 1))
+            SELECT count(*) FROM last LEFT JOIN insights.feed f USING (service)
+            WHERE f.cursor IS NULL OR split_part(f.cursor, '.', 3) <> ''
+               OR (split_part(f.cursor, '.', 1)::numeric, split_part(f.cursor, '.', 2)::numeric)
+                  < (last.pos, last.id)";
+        until("the read model caught up with the services", || async {
+            self.count(BEHIND).await == 0
+        })
+        .await;
+    }
+
     /// A development token for `sub` with these roles and sites (`*` = trust-wide).
     pub fn token(&self, sub: &str, roles: &[&str], sites: &[&str]) -> String {
         mint(&self.config, sub, roles, sites, None)

@@ -1303,10 +1303,14 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
             }
         }
     }
+    // The read model's answers follow the feeds: each look waits until it has caught up,
+    // so a change in its answer is the new site's data, never its own arriving late.
+    suite.until_read_model_caught_up().await;
     let before = look(&suite, &probes, false).await;
     // More of the other site's records: nothing a one-site caller sees may change.
     let more = seed(&suite, OTHER, 2).await;
     join_trust_records(&suite, &trust_ids, &more, OTHER, 2).await;
+    suite.until_read_model_caught_up().await;
     let after = look(&suite, &probes, false).await;
     let trust = look(&suite, &probes, true).await;
 
