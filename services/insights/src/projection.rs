@@ -37,6 +37,10 @@ fn instant(t: Option<&prost_types::Timestamp>) -> Option<DateTime<Utc>> {
     t.and_then(qi_platform::convert::instant)
 }
 
+/// What joins a list into one text for a set-based write (`chr(31)` in SQL): the ASCII unit
+/// separator, which no name or site code holds.
+pub(crate) const LIST_SEPARATOR: &str = "\u{1f}";
+
 /// A batch's projections: the rows to write and the names to remove, per table.
 #[derive(Debug, Default)]
 pub(crate) struct Projections {
@@ -268,30 +272,55 @@ impl Projections {
     }
 
     async fn write_projects(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
-        for p in &self.projects {
-            // One row at a time: the arrays of sites and wards do not UNNEST as rows.
-            let mut sites = vec![site_of(&p.name).to_owned()];
-            sites.extend(p.participating_sites.iter().map(|s| code(s)));
-            let score = (p.progress_score > 0.0).then_some(p.progress_score);
+        if !self.projects.is_empty() {
+            let p = &self.projects;
+            // Each project's sites and wards travel as one text, joined by the unit separator
+            // (names never hold it), so the whole batch is one statement.
+            let name: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
+            let title: Vec<&str> = p.iter().map(|p| p.title.as_str()).collect();
+            let sites: Vec<String> = p
+                .iter()
+                .map(|p| {
+                    std::iter::once(site_of(&p.name).to_owned())
+                        .chain(p.participating_sites.iter().map(|s| code(s)))
+                        .collect::<Vec<_>>()
+                        .join(LIST_SEPARATOR)
+                })
+                .collect();
+            let wards: Vec<String> = p.iter().map(|p| p.wards.join(LIST_SEPARATOR)).collect();
+            let state: Vec<i32> = p.iter().map(|p| p.state).collect();
+            let start: Vec<Option<NaiveDate>> =
+                p.iter().map(|p| day(p.start_date.as_ref())).collect();
+            let end: Vec<Option<NaiveDate>> = p.iter().map(|p| day(p.end_date.as_ref())).collect();
+            let score: Vec<Option<f64>> = p
+                .iter()
+                .map(|p| (p.progress_score > 0.0).then_some(p.progress_score))
+                .collect();
+            let programme: Vec<&str> = p.iter().map(|p| p.programme.as_str()).collect();
+            let cohort: Vec<&str> = p.iter().map(|p| p.cohort.as_str()).collect();
             sqlx::query!(
                 "INSERT INTO project (name, title, sites, wards, state, start_date, end_date,
                                       progress_score, programme, cohort)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 SELECT n, t, string_to_array(s, chr(31)), string_to_array(w, chr(31)),
+                        st, sd, ed, ps, pr, co
+                 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                             $6::date[], $7::date[], $8::float8[], $9::text[], $10::text[])
+                      AS u(n, t, s, w, st, sd, ed, ps, pr, co)
                  ON CONFLICT (name) DO UPDATE SET title = excluded.title, sites = excluded.sites,
                      wards = excluded.wards, state = excluded.state,
                      start_date = excluded.start_date, end_date = excluded.end_date,
                      progress_score = excluded.progress_score, programme = excluded.programme,
                      cohort = excluded.cohort",
-                p.name,
-                p.title,
+                &name as &[&str],
+                &title as &[&str],
                 &sites,
-                &p.wards,
-                p.state,
-                day(p.start_date.as_ref()),
-                day(p.end_date.as_ref()),
-                score,
-                p.programme,
-                p.cohort,
+                &wards,
+                &state,
+                &start as &[Option<NaiveDate>],
+                &end as &[Option<NaiveDate>],
+                &score as &[Option<f64>],
+                &programme as &[&str],
+                &cohort as &[&str],
             )
             .execute(&mut *conn)
             .await?;

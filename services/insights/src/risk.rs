@@ -13,7 +13,7 @@ use qi_proto::projects as ppb;
 
 use crate::InsightsApi;
 use crate::coverage::parent_sites;
-use crate::projection::site_of;
+use crate::projection::{LIST_SEPARATOR, site_of};
 
 /// A live project in scope.
 struct Live {
@@ -285,40 +285,66 @@ pub(crate) async fn list(
         })
         .take(page.size + 1)
         .collect();
-    let held = ctx.sites.sql_filter();
-    for r in at_risk.iter_mut().take(page.size) {
-        let Some(p) = by_name.get(r.project.as_str()) else {
-            continue;
-        };
-        // A replacement is suggested where the lead is gone, not for every worry.
-        let leaderless = r.lead.is_empty()
-            || r.reasons.iter().any(|x| {
-                x.kind == pb::RiskKind::LeadLeft as i32 || x.kind == pb::RiskKind::LeadMoved as i32
-            });
-        if p.wards.is_empty() || !leaderless {
-            continue;
-        }
-        r.suggested_leads = sqlx::query!(
-            "SELECT s.name, s.display_name, s.ward FROM staff s
-             WHERE s.active AND s.ward = ANY($1) AND s.name <> $2
-               AND ($3::text[] IS NULL OR s.site = ANY($3))
-               AND EXISTS (SELECT 1 FROM completion c WHERE c.staff = s.name
-                           AND (c.expiry_date IS NULL OR c.expiry_date >= $4))
-             ORDER BY s.name LIMIT 5",
-            &p.wards,
-            r.lead,
-            held.as_deref(),
-            today,
-        )
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .map(|s| pb::SuggestedLead {
-            staff: s.name,
-            display_name: s.display_name,
-            ward: s.ward,
+    // A replacement is suggested where the lead is gone, not for every worry: one query
+    // for the page, each project's wards joined into one text.
+    let leaderless: Vec<(&str, String, &str)> = at_risk
+        .iter()
+        .take(page.size)
+        .filter(|r| {
+            r.lead.is_empty()
+                || r.reasons.iter().any(|x| {
+                    x.kind == pb::RiskKind::LeadLeft as i32
+                        || x.kind == pb::RiskKind::LeadMoved as i32
+                })
+        })
+        .filter_map(|r| {
+            let p = by_name.get(r.project.as_str())?;
+            (!p.wards.is_empty()).then(|| {
+                (
+                    r.project.as_str(),
+                    p.wards.join(LIST_SEPARATOR),
+                    r.lead.as_str(),
+                )
+            })
         })
         .collect();
+    let project: Vec<&str> = leaderless.iter().map(|l| l.0).collect();
+    let wards: Vec<&str> = leaderless.iter().map(|l| l.1.as_str()).collect();
+    let lead: Vec<&str> = leaderless.iter().map(|l| l.2).collect();
+    let held = ctx.sites.sql_filter();
+    let mut suggested: HashMap<String, Vec<pb::SuggestedLead>> = HashMap::new();
+    for s in sqlx::query!(
+        r#"SELECT u.project AS "project!", s.name, s.display_name, s.ward
+           FROM UNNEST($1::text[], $2::text[], $3::text[]) AS u(project, wards, lead)
+           CROSS JOIN LATERAL (
+               SELECT s.name, s.display_name, s.ward FROM staff s
+               WHERE s.active AND s.ward = ANY(string_to_array(u.wards, chr(31)))
+                 AND s.name <> u.lead
+                 AND ($4::text[] IS NULL OR s.site = ANY($4))
+                 AND EXISTS (SELECT 1 FROM completion c WHERE c.staff = s.name
+                             AND (c.expiry_date IS NULL OR c.expiry_date >= $5))
+               ORDER BY s.name LIMIT 5) s
+           ORDER BY 1, 2"#,
+        &project as &[&str],
+        &wards as &[&str],
+        &lead as &[&str],
+        held.as_deref(),
+        today,
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    {
+        suggested
+            .entry(s.project)
+            .or_default()
+            .push(pb::SuggestedLead {
+                staff: s.name,
+                display_name: s.display_name,
+                ward: s.ward,
+            });
+    }
+    for r in &mut at_risk {
+        r.suggested_leads = suggested.remove(&r.project).unwrap_or_default();
     }
     tx.commit().await?;
     let (projects, next_page_token) = page.finish(at_risk, |p| vec![p.project.clone()]);
