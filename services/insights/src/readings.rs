@@ -86,9 +86,9 @@ pub(crate) async fn metrics(
 }
 
 /// Which of a metric's measurements a series adds up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Part<'a> {
-    /// The trust's own rows and those at these sites (`None`: every site): a caller's view.
+    /// Every row [`Series::read`] kept: the trust's own and the caller's sites'.
     Seen,
     /// The rows at one site.
     Site(&'a str),
