@@ -68,9 +68,7 @@ pub fn from_answer(cohort: &pb::CohortImpact) -> Involvement {
 }
 
 fn day(d: Option<qi_proto::google::r#type::Date>) -> Option<NaiveDate> {
-    d.and_then(|d| {
-        NaiveDate::from_ymd_opt(d.year, d.month.try_into().ok()?, d.day.try_into().ok()?)
-    })
+    d.map(crate::day)
 }
 
 /// The same as [`from_answer`], from the services' own lists (every page): the cohort's

@@ -516,3 +516,12 @@ pub fn date(d: chrono::NaiveDate) -> qi_proto::google::r#type::Date {
 pub fn ymd(y: i32, m: u32, d: u32) -> chrono::NaiveDate {
     chrono::NaiveDate::from_ymd_opt(y, m, d).expect("a real date")
 }
+
+/// A contract's date as a calendar day (a malformed one panics: tests only).
+pub fn day(d: qi_proto::google::r#type::Date) -> chrono::NaiveDate {
+    ymd(
+        d.year,
+        d.month.try_into().unwrap(),
+        d.day.try_into().unwrap(),
+    )
+}

@@ -40,6 +40,8 @@ struct Story {
     programme: String,
     /// BAS length of stay (lower is better).
     los: String,
+    /// BRM complaints: a spike of concern in the last month.
+    complaints: String,
     first_day: NaiveDate,
 }
 
@@ -252,6 +254,7 @@ async fn story(suite: &TestSuite) -> Story {
         falls,
         programme,
         los,
+        complaints,
         first_day,
     }
 }
@@ -586,15 +589,9 @@ async fn answers(
     )
 }
 
-#[tokio::test]
-async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_carry_on() {
-    let suite = TestSuite::start().await;
-    let s = story(&suite).await;
-    let trust = suite.caller("board", &["viewer"], &["*"]);
-    until_caught_up(&trust, &s).await;
-    let before = answers(&suite, &s).await;
-
-    // The suite's own intake keeps running: the rebuild moves the cursors under it.
+/// Rebuilds the read model from the services' lists. The suite's own intake keeps running:
+/// the rebuild moves the cursors under it.
+async fn rebuild(suite: &TestSuite) -> qi_insights::rebuild::Rebuilt {
     let pool = qi_platform::db::connect_owner(&suite.database_url, qi_insights::SCHEMA)
         .await
         .unwrap();
@@ -603,6 +600,19 @@ async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_
         .rebuild()
         .await
         .unwrap();
+    pool.close().await;
+    rebuilt
+}
+
+#[tokio::test]
+async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_carry_on() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let before = answers(&suite, &s).await;
+
+    let rebuilt = rebuild(&suite).await;
     let counts: BTreeMap<&str, usize> = rebuilt.resources.iter().copied().collect();
     // 4 staff, 2 cohorts, 4 completions; 2 projects, their 3 staff members, a measure, a
     // progress score, a programme; 2 metrics with 24 and 20 measurements.
@@ -636,7 +646,6 @@ async fn a_rebuild_from_the_services_lists_gives_the_same_answers_and_the_feeds_
         })
     })
     .await;
-    pool.close().await;
     suite.stop().await.unwrap();
 }
 
@@ -820,5 +829,728 @@ async fn projects_at_risk_name_the_lead_who_left_or_moved_the_silence_and_who_co
         .unwrap()
         .into_inner();
     assert_eq!(kinds(&patient.projects[0]).len(), 2);
+    suite.stop().await.unwrap();
+}
+
+/// ExplainSignal's answer for `metric` at `period` (6 months' window).
+async fn explain(
+    c: &Caller,
+    metric: &str,
+    period: NaiveDate,
+) -> Result<pb::ExplainSignalResponse, tonic::Status> {
+    c.insights()
+        .explain_signal(pb::ExplainSignalRequest {
+            metric: metric.into(),
+            period: Some(date(period)),
+            window_months: 0,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn events(a: &pb::ExplainSignalResponse) -> Vec<(pb::SignalEventKind, &str, i32)> {
+    a.events
+        .iter()
+        .map(|e| {
+            let kind = pb::SignalEventKind::try_from(e.kind).unwrap();
+            (kind, e.resource.as_str(), e.days_before)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_is_explained_by_the_cycles_starts_and_training_that_came_before_it() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+    // The discharge project adopted criteria-led discharge two months before LOS shifted
+    // (the project began about 50 days before, its team trained 80 days before).
+    let cycle = team
+        .projects()
+        .create_pdsa_cycle(ppb::CreatePdsaCycleRequest {
+            parent: s.discharge.clone(),
+            pdsa_cycle: Some(ppb::PdsaCycle {
+                change_idea: "Criteria-led discharge".into(),
+                objective: "Learn whether it shortens stays".into(),
+                prediction: "A day less".into(),
+                start_date: Some(date(months_ago(14))),
+                end_date: Some(date(months_ago(13))),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .pdsa_cycle
+        .unwrap();
+    team.projects()
+        .decide_pdsa_cycle(ppb::DecidePdsaCycleRequest {
+            name: cycle.name.clone(),
+            decision: ppb::PdsaDecision::Adopt as i32,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    until("the read model has the adopted cycle", || async {
+        explain(&trust, &s.los, months_ago(5))
+            .await
+            .is_ok_and(|a| a.events.len() == 3)
+    })
+    .await;
+
+    let answer = explain(&trust, &s.los, months_ago(5)).await.unwrap();
+    // The run as the metrics service's own chart draws it: the improving points around the
+    // period asked, back to the first.
+    let chart = qi_e2e::metrics::chart(&trust, qi_e2e::metrics::chart_request(&s.los))
+        .await
+        .unwrap();
+    let improving: Vec<NaiveDate> = chart
+        .points
+        .iter()
+        .filter(|p| p.point_type == mpb::SpcPointType::ImprovementLow as i32)
+        .map(|p| qi_e2e::day(p.period.unwrap()))
+        .collect();
+    let run = answer.run.unwrap();
+    assert_eq!(improving.len(), 11);
+    assert_eq!(run.points, 11);
+    assert_eq!(qi_e2e::day(run.start_period.unwrap()), improving[0]);
+    assert_eq!(run.start_period, Some(date(months_ago(11))));
+    assert_eq!(run.end_period, Some(date(months_ago(1))));
+    assert_eq!(run.reading, pb::SpcReading::Improvement as i32);
+    let start = months_ago(11);
+    assert_eq!(answer.window_start, Some(date(start - Months::new(6))));
+    assert_eq!(answer.projects, [s.discharge.as_str()]);
+    let days = |d: NaiveDate| i32::try_from((start - d).num_days()).unwrap();
+    assert_eq!(
+        events(&answer),
+        [
+            (
+                pb::SignalEventKind::ProjectStarted,
+                s.discharge.as_str(),
+                days(s.first_day + Days::new(30))
+            ),
+            (
+                pb::SignalEventKind::PdsaAdopted,
+                cycle.name.as_str(),
+                days(months_ago(13))
+            ),
+            (
+                pb::SignalEventKind::CohortTrained,
+                s.fundamentals.as_str(),
+                days(s.first_day)
+            ),
+        ]
+    );
+    assert_eq!(answer.events[0].description, "Discharge by noon");
+    assert_eq!(answer.events[1].description, "Criteria-led discharge");
+    assert_eq!(
+        answer.events[2].description,
+        "QSIR Fundamentals, cross-site: 2 team members trained"
+    );
+    // The same events, asked from any point of the run; a narrower window drops the oldest.
+    // Built again from the services' lists (cycles' ideas and dates), the same.
+    rebuild(&suite).await;
+    assert_eq!(
+        explain(&trust, &s.los, months_ago(5)).await.unwrap(),
+        answer
+    );
+    let from_start = explain(&trust, &s.los, months_ago(11)).await.unwrap();
+    assert_eq!(events(&from_start), events(&answer));
+    let narrow = trust
+        .insights()
+        .explain_signal(pb::ExplainSignalRequest {
+            metric: s.los.clone(),
+            period: Some(date(months_ago(11))),
+            window_months: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(narrow.events.is_empty(), "{:?}", narrow.events);
+
+    // A BAS caller explains its own metric alike; a SOU caller may not ask of it.
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    assert_eq!(
+        events(&explain(&bas, &s.los, months_ago(5)).await.unwrap()),
+        events(&answer)
+    );
+    let sou = suite.caller("sou-viewer", &["viewer"], &["SOU"]);
+    assert_eq!(
+        explain(&sou, &s.los, months_ago(5))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::PermissionDenied
+    );
+    // Bad questions, each named: a common-cause period, a period not on the chart, a
+    // window out of range, no period.
+    let common = explain(&trust, &s.complaints, months_ago(5))
+        .await
+        .unwrap_err();
+    assert_eq!(common.code(), Code::FailedPrecondition, "{common:?}");
+    let off = explain(&trust, &s.los, today() + Days::new(40))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&off), ["period"]);
+    let bad = trust
+        .insights()
+        .explain_signal(pb::ExplainSignalRequest {
+            metric: s.los.clone(),
+            period: None,
+            window_months: 37,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["period"]);
+    let wide = trust
+        .insights()
+        .explain_signal(pb::ExplainSignalRequest {
+            metric: s.los.clone(),
+            period: Some(date(months_ago(5))),
+            window_months: 37,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&wide), ["window_months"]);
+    suite.stop().await.unwrap();
+}
+
+/// The metrics a caller's equity opportunities name, by the read model and by the metrics
+/// service's own dashboard (its rows whose gap reads WIDENING).
+async fn widening(c: &Caller) -> (Vec<pb::EquityOpportunity>, Vec<String>) {
+    let answer = c
+        .insights()
+        .list_equity_opportunities(pb::ListEquityOpportunitiesRequest {
+            parent: "sites/-".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let board = qi_e2e::metrics::dashboard(
+        c,
+        qi_e2e::metrics::dashboard_request("sites/-", &[mpb::MetricKind::Qms]),
+    )
+    .await
+    .unwrap();
+    let mut by_service: Vec<String> = board
+        .rows
+        .into_iter()
+        .filter(|r| r.inequality_trend == mpb::InequalityGapTrend::Widening as i32)
+        .map(|r| r.metric)
+        .collect();
+    by_service.sort();
+    (answer.opportunities, by_service)
+}
+
+fn flags(o: &pb::EquityOpportunity) -> Vec<pb::EquityFlag> {
+    o.flags
+        .iter()
+        .map(|f| pb::EquityFlag::try_from(*f).unwrap())
+        .collect()
+}
+
+/// Creates a monthly QMS count by sex (lower is better), recorded at `location`.
+async fn by_sex_metric(
+    team: &Caller,
+    parent: &str,
+    id: &str,
+    title: &str,
+    location: mpb::LocationBreakdown,
+) -> String {
+    let definition = mpb::Metric {
+        location_breakdown: location as i32,
+        ..metric(
+            title,
+            mpb::MetricKind::Qms,
+            mpb::ImprovementDirection::Decrease,
+            mpb::MetricFrequency::Month,
+            mpb::MetricValueType::Count,
+            &[mpb::InequalityDimension::Sex],
+        )
+    };
+    create_metric(team, parent, id, definition)
+        .await
+        .unwrap()
+        .name
+}
+
+/// Twenty months of a count by sex: female counts 2 above male, until, `widen`ing, the last
+/// eight months add 2 more each month.
+fn by_sex(site: &str, widen: bool) -> Vec<mpb::Measurement> {
+    let noise = [0.0, 1.0, -1.0, 0.0, 1.0, 0.0, -1.0, 1.0, 0.0, -1.0];
+    let mut out = Vec::new();
+    for back in (1..=20u32).rev() {
+        let n = noise[back as usize % 10];
+        let extra = if widen && back <= 8 {
+            2.0 * f64::from(9 - back)
+        } else {
+            0.0
+        };
+        for (sex, v) in [("1", 10.0 + n), ("2", 12.0 - n + extra)] {
+            out.push(mpb::Measurement {
+                site: site.into(),
+                stratum: qi_e2e::metrics::stratum("", "", sex),
+                ..value(date(months_ago(back)), v)
+            });
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn equity_opportunities_are_the_widening_gaps_with_their_projects_and_partners() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+    // Falls with harm, a trust QMS metric by site and sex: widening at BAS, steady at SOU.
+    let harm = by_sex_metric(
+        &team,
+        "trust",
+        "harm",
+        "Falls with harm",
+        mpb::LocationBreakdown::Site,
+    )
+    .await;
+    let mut rows = by_sex("sites/BAS", true);
+    rows.extend(by_sex("sites/SOU", false));
+    record(&team, &harm, rows, "").await.unwrap();
+    // Pressure ulcers at SOU: widening, and no project measures it.
+    let ulcers = by_sex_metric(
+        &team,
+        "sites/SOU",
+        "ulcers",
+        "Pressure ulcers",
+        mpb::LocationBreakdown::Unspecified,
+    )
+    .await;
+    record(&team, &ulcers, by_sex("", true), "").await.unwrap();
+    // The discharge project (BAS) measures falls with harm too; it has no patient partner.
+    team.projects()
+        .create_measure(ppb::CreateMeasureRequest {
+            parent: s.discharge.clone(),
+            measure: Some(ppb::Measure {
+                metric: harm.clone(),
+                kind: ppb::MeasureKind::Balancing as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    until("the read model has both gaps and the measure", || async {
+        let (o, _) = widening(&trust).await;
+        o.len() == 2 && o[1].projects.len() == 1
+    })
+    .await;
+
+    // Trust-wide: both, by name, each as the metrics service's own dashboard reads it.
+    let (answer, by_service) = widening(&trust).await;
+    let names: Vec<&str> = answer.iter().map(|o| o.metric.as_str()).collect();
+    assert_eq!(names, [ulcers.as_str(), harm.as_str()]);
+    assert_eq!(by_service, names);
+    assert_eq!(flags(&answer[0]), [pb::EquityFlag::WideningGapNoProject]);
+    assert_eq!(
+        flags(&answer[1]),
+        [pb::EquityFlag::ProjectWithoutPatientPartners]
+    );
+    let gap = &answer[0].gaps[0];
+    assert_eq!(gap.dimension, mpb::InequalityDimension::Sex as i32);
+    assert_eq!(gap.latest_period, Some(date(months_ago(1))));
+    assert_eq!(gap.period_count, 20);
+    // The last month: female 12 − 1 + 16, male 10 + 1.
+    assert!((gap.latest_gap - 16.0).abs() < 1e-9, "{gap:?}");
+    let project = &answer[1].projects[0];
+    assert_eq!(
+        (project.project.as_str(), project.patient_partner_count),
+        (s.discharge.as_str(), 0)
+    );
+    assert_eq!(project.state, ppb::ProjectState::InProgress as i32);
+    // Built again from the services' lists (strata, dimensions, co-production), the same.
+    rebuild(&suite).await;
+    assert_eq!(widening(&trust).await, (answer.clone(), by_service.clone()));
+
+    // A BAS caller: the trust metric's gap from BAS's rows alone widens; SOU's metric is
+    // not theirs. A SOU caller: SOU's rows of the trust metric are steady.
+    let bas = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    let (theirs, by_service) = widening(&bas).await;
+    let names: Vec<&str> = theirs.iter().map(|o| o.metric.as_str()).collect();
+    assert_eq!(names, [harm.as_str()]);
+    assert_eq!(by_service, names);
+    let sou = suite.caller("sou-viewer", &["viewer"], &["SOU"]);
+    let (theirs, by_service) = widening(&sou).await;
+    let names: Vec<&str> = theirs.iter().map(|o| o.metric.as_str()).collect();
+    assert_eq!(names, [ulcers.as_str()]);
+    assert_eq!(by_service, names);
+
+    // A patient partner joins the discharge team: that flag goes.
+    add_team_member(
+        &team,
+        &s.discharge,
+        qi_e2e::projects::patient_partner("Pat Green"),
+    )
+    .await
+    .unwrap();
+    until("the read model has the patient partner", || async {
+        let (o, _) = widening(&trust).await;
+        o.len() == 2 && o[1].flags.is_empty()
+    })
+    .await;
+    let (answer, _) = widening(&trust).await;
+    assert_eq!(answer[1].projects[0].patient_partner_count, 1);
+    // Paged one at a time, the same two; another site's parent is refused.
+    let first = trust
+        .insights()
+        .list_equity_opportunities(pb::ListEquityOpportunitiesRequest {
+            parent: "sites/-".into(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.opportunities.len(), 1);
+    let second = trust
+        .insights()
+        .list_equity_opportunities(pb::ListEquityOpportunitiesRequest {
+            parent: "sites/-".into(),
+            page_size: 1,
+            page_token: first.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.opportunities[0].metric, harm);
+    assert!(second.next_page_token.is_empty());
+    let refused = bas
+        .insights()
+        .list_equity_opportunities(pb::ListEquityOpportunitiesRequest {
+            parent: "sites/SOU".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    suite.stop().await.unwrap();
+}
+
+/// SuggestNextWave's answer for `programme`, proposing the plan's number per site.
+async fn next_wave(
+    c: &Caller,
+    programme: &str,
+) -> Result<pb::SuggestNextWaveResponse, tonic::Status> {
+    c.insights()
+        .suggest_next_wave(pb::SuggestNextWaveRequest {
+            programme: programme.into(),
+            wards_per_site: None,
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// A candidate as the tests compare it: (ward, rank, proposed).
+type Candidate<'a> = (&'a str, i32, bool);
+
+/// Each site's candidates.
+fn candidates(a: &pb::SuggestNextWaveResponse) -> Vec<(String, Vec<Candidate<'_>>)> {
+    a.sites
+        .iter()
+        .map(|s| {
+            let wards = s
+                .wards
+                .iter()
+                .map(|w| (w.ward.as_str(), w.rank, w.proposed))
+                .collect();
+            (s.site.clone(), wards)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_next_ward_wave_ranks_wards_by_trained_staff_ideas_and_concerns() {
+    let suite = TestSuite::start().await;
+    let s = story(&suite).await;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    until_caught_up(&trust, &s).await;
+    let team = suite.caller("team", &["improvement_team"], &["*"]);
+    for (site, ward) in [
+        ("BAS", "ash"),
+        ("BAS", "birch"),
+        ("BAS", "cedar"),
+        ("BAS", "elm"),
+        ("SOU", "oak"),
+    ] {
+        qi_e2e::projects::create_ward(&team, site, ward)
+            .await
+            .unwrap();
+    }
+    // Bell (trained twice over) works on Cedar, by the ESR mapping.
+    team.training()
+        .create_esr_mapping(tpb::CreateEsrMappingRequest {
+            parent: "sites/BAS".into(),
+            esr_mapping_id: "organisation.CC-CEDAR".into(),
+            esr_mapping: Some(tpb::EsrMapping {
+                ward: "sites/BAS/wards/cedar".into(),
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let bell = tpb::EsrRow {
+        organisation: "CC-CEDAR".into(),
+        ..esr("71000002", "", "Bell")
+    };
+    sync(&hr, tpb::SyncMode::Delta, EXTRACT_TIME + 3600, &[bell])
+        .await
+        .unwrap();
+    // Two open ideas from Birch; a declined one from Elm does not count.
+    for title in ["Bedside handover", "Quiet hours"] {
+        let mut req = qi_e2e::projects::new_idea("BAS", title);
+        if let Some(i) = req.idea.as_mut() {
+            i.ward = "sites/BAS/wards/birch".into();
+        }
+        qi_e2e::projects::create_idea(&team, req).await.unwrap();
+    }
+    let mut req = qi_e2e::projects::new_idea("BAS", "Fewer bleeps");
+    if let Some(i) = req.idea.as_mut() {
+        i.ward = "sites/BAS/wards/elm".into();
+    }
+    let declined = qi_e2e::projects::create_idea(&team, req).await.unwrap();
+    qi_e2e::projects::decline_idea(&team, &declined.name, "Out of scope")
+        .await
+        .unwrap();
+    // Elm's own falls metric ends in a spike of concern.
+    let elm_falls = create_metric(
+        &team,
+        "sites/BAS",
+        "elm-falls",
+        mpb::Metric {
+            ward: "sites/BAS/wards/elm".into(),
+            ..metric(
+                "Falls on Elm",
+                mpb::MetricKind::Process,
+                mpb::ImprovementDirection::Decrease,
+                mpb::MetricFrequency::Month,
+                mpb::MetricValueType::Count,
+                &[],
+            )
+        },
+    )
+    .await
+    .unwrap()
+    .name;
+    let noise = [0.0, 1.0, -1.0, 0.0, 1.0, 0.0, -1.0, 1.0, 0.0, -1.0];
+    let spiked = (1..=20u32)
+        .rev()
+        .map(|back| {
+            let v = if back == 1 {
+                25.0
+            } else {
+                5.0 + noise[back as usize % 10]
+            };
+            value(date(months_ago(back)), v)
+        })
+        .collect();
+    record(&team, &elm_falls, spiked, "").await.unwrap();
+    // Falls with harm by ward and sex: on Oak, the gap widens (and the total rises).
+    let harm = by_sex_metric(
+        &team,
+        "trust",
+        "ward-harm",
+        "Falls with harm by ward",
+        mpb::LocationBreakdown::Ward,
+    )
+    .await;
+    let on_oak = by_sex("", true)
+        .into_iter()
+        .map(|m| mpb::Measurement {
+            ward: "sites/SOU/wards/oak".into(),
+            ..m
+        })
+        .collect();
+    record(&team, &harm, on_oak, "").await.unwrap();
+    // The trust's ward programme: waves every three months, two wards a site each; Ash
+    // joined the first.
+    let programme = create_programme(
+        &team,
+        "trust",
+        "accreditation",
+        ppb::ProgrammeKind::WardProgramme,
+        "",
+        "",
+    )
+    .await
+    .unwrap()
+    .name;
+    let first_wave = months_ago(2);
+    team.projects()
+        .plan_waves(ppb::PlanWavesRequest {
+            programme: programme.clone(),
+            wave_plan: Some(ppb::WavePlan {
+                first_wave_date: Some(date(first_wave)),
+                interval_months: 3,
+                wards_per_wave: 2,
+                per_site: true,
+                end_date: Some(date(today() + Days::new(730))),
+                ..Default::default()
+            }),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    team.projects()
+        .create_ward_enrolment(ppb::CreateWardEnrolmentRequest {
+            parent: programme.clone(),
+            ward_enrolment: Some(ppb::WardEnrolment {
+                ward: "sites/BAS/wards/ash".into(),
+                wave: 1,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    until(
+        "the read model has the wards, ideas, metric and plan",
+        || async {
+            next_wave(&trust, &programme).await.is_ok_and(|a| {
+                a.sites.first().is_some_and(|bas| {
+                    bas.enrolled_wards == 1
+                        && bas.wards.len() == 3
+                        && bas.wards[0].trained_staff == 1
+                        && bas.wards[1].open_ideas == 2
+                        && bas.wards[2].metrics_in_concern.len() == 1
+                }) && a.sites.last().is_some_and(|sou| {
+                    sou.wards
+                        .first()
+                        .is_some_and(|oak| oak.widening_gaps.len() == 1)
+                })
+            })
+        },
+    )
+    .await;
+
+    let answer = next_wave(&trust, &programme).await.unwrap();
+    assert_eq!(answer.next_wave, 2);
+    assert_eq!(
+        answer.next_wave_start_date,
+        Some(date(first_wave + Months::new(3)))
+    );
+    assert_eq!(
+        candidates(&answer),
+        [
+            (
+                "sites/BAS".to_owned(),
+                vec![
+                    ("sites/BAS/wards/cedar", 1, true),
+                    ("sites/BAS/wards/birch", 2, true),
+                    ("sites/BAS/wards/elm", 3, false),
+                ]
+            ),
+            ("sites/BRM".to_owned(), vec![]),
+            (
+                "sites/SOU".to_owned(),
+                vec![("sites/SOU/wards/oak", 1, true)]
+            ),
+        ]
+    );
+    let bas = &answer.sites[0];
+    assert_eq!(bas.wards[0].reasons, ["1 trained staff on the ward"]);
+    assert_eq!(bas.wards[1].reasons, ["2 open ideas from the ward"]);
+    assert_eq!(bas.wards[2].metrics_in_concern, [elm_falls.as_str()]);
+    let oak = &answer.sites[2].wards[0];
+    assert_eq!(oak.widening_gaps, [harm.as_str()]);
+    // Its total rises with the gap: in concern too.
+    assert_eq!(
+        oak.reasons,
+        [
+            format!("in concern: {harm}"),
+            format!("inequality gap widening: {harm}")
+        ]
+    );
+    // Built again from the services' lists (wards, ideas, waves, enrolments), the same.
+    rebuild(&suite).await;
+    assert_eq!(next_wave(&trust, &programme).await.unwrap(), answer);
+    // The same figures from the services' own APIs: Bell's ward and completions, Birch's
+    // ideas under review or submitted, Elm's chart.
+    let bell = trust
+        .training()
+        .get_staff(tpb::GetStaffRequest { name: BELL.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .staff
+        .unwrap();
+    assert_eq!(bell.ward, "sites/BAS/wards/cedar");
+    let completions = trust
+        .training()
+        .list_completions(tpb::ListCompletionsRequest {
+            parent: "sites/-".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .completions;
+    assert!(completions.iter().any(|c| c.staff == BELL));
+    let ideas = trust
+        .projects()
+        .list_ideas(qi_e2e::projects::list_ideas("sites/BAS"))
+        .await
+        .unwrap()
+        .into_inner()
+        .ideas;
+    let open_on_birch = ideas
+        .iter()
+        .filter(|i| {
+            i.ward == "sites/BAS/wards/birch" && i.state == ppb::IdeaState::Submitted as i32
+        })
+        .count();
+    assert_eq!(open_on_birch, 2);
+    let chart = qi_e2e::metrics::chart(&trust, qi_e2e::metrics::chart_request(&elm_falls))
+        .await
+        .unwrap();
+    assert_eq!(
+        chart.points.last().unwrap().point_type,
+        mpb::SpcPointType::ConcernHigh as i32
+    );
+
+    // A BAS caller sees BAS alone; asked for no proposals, it gets the ranking only.
+    let bas_caller = suite.caller("bas-viewer", &["viewer"], &["BAS"]);
+    let theirs = next_wave(&bas_caller, &programme).await.unwrap();
+    assert_eq!(candidates(&theirs), candidates(&answer)[..1]);
+    let unproposed = bas_caller
+        .insights()
+        .suggest_next_wave(pb::SuggestNextWaveRequest {
+            programme: programme.clone(),
+            wards_per_site: Some(0),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(unproposed.sites[0].wards.iter().all(|w| !w.proposed));
+    // Bad questions: too many wards, a programme that is not a ward programme, none.
+    let bad = bas_caller
+        .insights()
+        .suggest_next_wave(pb::SuggestNextWaveRequest {
+            programme: programme.clone(),
+            wards_per_site: Some(51),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["wards_per_site"]);
+    let not_wards = next_wave(&trust, &s.programme).await.unwrap_err();
+    assert_eq!(not_wards.code(), Code::FailedPrecondition);
+    let missing = next_wave(&trust, "trust/programmes/nope")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
     suite.stop().await.unwrap();
 }

@@ -19,6 +19,7 @@
 //! Where `shared/domain.md` and the package differ, the package wins; each difference is noted
 //! in a comment starting `domain.md differs:`.
 
+pub mod gaps;
 mod options;
 mod output;
 mod rmath;

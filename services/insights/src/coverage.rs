@@ -14,7 +14,7 @@ use qi_proto::projects as ppb;
 
 use crate::InsightsApi;
 use crate::projection::site_of;
-use crate::readings::{Part, Series};
+use crate::readings::{Part, Series, in_scope};
 
 /// The projects that count as live.
 const LIVE: [ppb::ProjectState; 2] = [ppb::ProjectState::Scoping, ppb::ProjectState::InProgress];
@@ -183,10 +183,7 @@ pub(crate) async fn list(
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
-        .filter(|m| match site_of(m) {
-            "" => true,
-            code => sites.iter().any(|s| s == code),
-        })
+        .filter(|m| in_scope(m, &sites))
         .collect();
         let metrics = crate::readings::metrics(&mut tx, &qms).await?;
         let series = Series::read(&mut tx, &qms, Some(&sites), true).await?;

@@ -8,7 +8,7 @@ use qi_proto::insights as pb;
 use qi_proto::insights::insights_service_server::{self, InsightsServiceServer};
 use sqlx::PgPool;
 
-use crate::{coverage, impact, risk};
+use crate::{coverage, equity, impact, risk, signal, wave};
 
 /// The read model's answers.
 #[derive(Debug, Clone)]
@@ -41,5 +41,11 @@ qi_platform::grpc_service! {
             -> pb::ListCapabilityCoverageResponse = coverage::list;
         list_projects_at_risk(pb::ListProjectsAtRiskRequest)
             -> pb::ListProjectsAtRiskResponse = risk::list;
+        explain_signal(pb::ExplainSignalRequest)
+            -> pb::ExplainSignalResponse = signal::explain;
+        list_equity_opportunities(pb::ListEquityOpportunitiesRequest)
+            -> pb::ListEquityOpportunitiesResponse = equity::list;
+        suggest_next_wave(pb::SuggestNextWaveRequest)
+            -> pb::SuggestNextWaveResponse = wave::suggest;
     }
 }

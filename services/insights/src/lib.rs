@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 mod coverage;
+mod equity;
 mod grpc;
 mod impact;
 pub mod intake;
@@ -16,6 +17,8 @@ mod projection;
 mod readings;
 pub mod rebuild;
 mod risk;
+mod signal;
+mod wave;
 
 pub use grpc::InsightsApi;
 

@@ -55,6 +55,10 @@ pub(crate) struct Projections {
     programmes: Vec<ppb::Programme>,
     scores: Vec<ppb::ProgressScore>,
     cycles: Vec<ppb::PdsaCycle>,
+    wards: Vec<ppb::Ward>,
+    ideas: Vec<ppb::Idea>,
+    waves: Vec<ppb::Wave>,
+    enrolments: Vec<ppb::WardEnrolment>,
     metrics: Vec<mpb::Metric>,
     measurements: Vec<mpb::Measurement>,
     rebase_points: Vec<mpb::RebasePoint>,
@@ -88,6 +92,10 @@ impl Projections {
                     Some(Resource::Programme(p)) => self.programmes.push(p),
                     Some(Resource::ProgressScore(p)) => self.scores.push(p),
                     Some(Resource::PdsaCycle(c)) => self.cycles.push(c),
+                    Some(Resource::Ward(w)) => self.wards.push(w),
+                    Some(Resource::Idea(i)) => self.ideas.push(i),
+                    Some(Resource::Wave(w)) => self.waves.push(w),
+                    Some(Resource::WardEnrolment(e)) => self.enrolments.push(e),
                     _ => {}
                 }
             }
@@ -157,6 +165,18 @@ impl Projections {
                     .execute(&mut *conn)
                     .await?;
                 sqlx::query!("DELETE FROM pdsa_cycle WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM ward WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM idea WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM wave WHERE name = ANY($1)", gone)
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query!("DELETE FROM ward_enrolment WHERE name = ANY($1)", gone)
                     .execute(&mut *conn)
                     .await?;
             }
@@ -298,19 +318,24 @@ impl Projections {
                 .collect();
             let programme: Vec<&str> = p.iter().map(|p| p.programme.as_str()).collect();
             let cohort: Vec<&str> = p.iter().map(|p| p.cohort.as_str()).collect();
+            let involvement: Vec<i32> = p.iter().map(|p| p.patient_involvement).collect();
+            let partners: Vec<i32> = p.iter().map(|p| p.patient_partner_count).collect();
             sqlx::query!(
                 "INSERT INTO project (name, title, sites, wards, state, start_date, end_date,
-                                      progress_score, programme, cohort)
+                                      progress_score, programme, cohort, patient_involvement,
+                                      patient_partners)
                  SELECT n, t, string_to_array(s, chr(31)), string_to_array(w, chr(31)),
-                        st, sd, ed, ps, pr, co
+                        st, sd, ed, ps, pr, co, pi, pp
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
-                             $6::date[], $7::date[], $8::float8[], $9::text[], $10::text[])
-                      AS u(n, t, s, w, st, sd, ed, ps, pr, co)
+                             $6::date[], $7::date[], $8::float8[], $9::text[], $10::text[],
+                             $11::int[], $12::int[])
+                      AS u(n, t, s, w, st, sd, ed, ps, pr, co, pi, pp)
                  ON CONFLICT (name) DO UPDATE SET title = excluded.title, sites = excluded.sites,
                      wards = excluded.wards, state = excluded.state,
                      start_date = excluded.start_date, end_date = excluded.end_date,
                      progress_score = excluded.progress_score, programme = excluded.programme,
-                     cohort = excluded.cohort",
+                     cohort = excluded.cohort, patient_involvement = excluded.patient_involvement,
+                     patient_partners = excluded.patient_partners",
                 &name as &[&str],
                 &title as &[&str],
                 &sites,
@@ -321,6 +346,8 @@ impl Projections {
                 &score as &[Option<f64>],
                 &programme as &[&str],
                 &cohort as &[&str],
+                &involvement,
+                &partners,
             )
             .execute(&mut *conn)
             .await?;
@@ -378,14 +405,22 @@ impl Projections {
             let name: Vec<&str> = p.iter().map(|p| p.name.as_str()).collect();
             let display: Vec<&str> = p.iter().map(|p| p.display_name.as_str()).collect();
             let cohort: Vec<&str> = p.iter().map(|p| p.cohort.as_str()).collect();
+            let kind: Vec<i32> = p.iter().map(|p| p.kind).collect();
+            let per_wave: Vec<i32> = p
+                .iter()
+                .map(|p| p.wave_plan.as_ref().map_or(0, |w| w.wards_per_wave))
+                .collect();
             sqlx::query!(
-                "INSERT INTO programme (name, display_name, cohort)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                "INSERT INTO programme (name, display_name, cohort, kind, wards_per_wave)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[], $5::int[])
                  ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name,
-                     cohort = excluded.cohort",
+                     cohort = excluded.cohort, kind = excluded.kind,
+                     wards_per_wave = excluded.wards_per_wave",
                 &name as &[&str],
                 &display as &[&str],
                 &cohort as &[&str],
+                &kind,
+                &per_wave,
             )
             .execute(&mut *conn)
             .await?;
@@ -425,17 +460,112 @@ impl Projections {
             let number: Vec<i32> = c.iter().map(|c| c.number).collect();
             let end: Vec<Option<NaiveDate>> = c.iter().map(|c| day(c.end_date.as_ref())).collect();
             let decision: Vec<i32> = c.iter().map(|c| c.decision).collect();
+            let start: Vec<Option<NaiveDate>> =
+                c.iter().map(|c| day(c.start_date.as_ref())).collect();
+            let idea: Vec<&str> = c.iter().map(|c| c.change_idea.as_str()).collect();
             sqlx::query!(
-                "INSERT INTO pdsa_cycle (name, project, number, end_date, decision)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::date[], $5::int[])
+                "INSERT INTO pdsa_cycle (name, project, number, end_date, decision, start_date,
+                                         change_idea)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::date[], $5::int[],
+                                      $6::date[], $7::text[])
                  ON CONFLICT (name) DO UPDATE SET project = excluded.project,
                      number = excluded.number, end_date = excluded.end_date,
-                     decision = excluded.decision",
+                     decision = excluded.decision, start_date = excluded.start_date,
+                     change_idea = excluded.change_idea",
                 &name as &[&str],
                 &project as &[&str],
                 &number,
                 &end as &[Option<NaiveDate>],
                 &decision,
+                &start as &[Option<NaiveDate>],
+                &idea as &[&str],
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        self.write_ward_programmes(conn).await
+    }
+
+    /// Wards, ideas (for their ward), and ward programmes' waves and enrolments.
+    async fn write_ward_programmes(&self, conn: &mut PgConnection) -> anyhow::Result<()> {
+        if !self.wards.is_empty() {
+            let w = &self.wards;
+            let name: Vec<&str> = w.iter().map(|w| w.name.as_str()).collect();
+            let site: Vec<&str> = w.iter().map(|w| site_of(&w.name)).collect();
+            let display: Vec<&str> = w.iter().map(|w| w.display_name.as_str()).collect();
+            sqlx::query!(
+                "INSERT INTO ward (name, site, display_name)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (name) DO UPDATE SET site = excluded.site,
+                     display_name = excluded.display_name",
+                &name as &[&str],
+                &site as &[&str],
+                &display as &[&str],
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.ideas.is_empty() {
+            let i = &self.ideas;
+            let name: Vec<&str> = i.iter().map(|i| i.name.as_str()).collect();
+            let ward: Vec<&str> = i.iter().map(|i| i.ward.as_str()).collect();
+            let state: Vec<i32> = i.iter().map(|i| i.state).collect();
+            sqlx::query!(
+                "INSERT INTO idea (name, ward, state)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[])
+                 ON CONFLICT (name) DO UPDATE SET ward = excluded.ward, state = excluded.state",
+                &name as &[&str],
+                &ward as &[&str],
+                &state,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        // A wave without a readable start cannot be placed in the plan: not projected.
+        let waves: Vec<(&ppb::Wave, NaiveDate)> = self
+            .waves
+            .iter()
+            .filter_map(|w| Some((w, day(w.start_date.as_ref())?)))
+            .collect();
+        if !waves.is_empty() {
+            let name: Vec<&str> = waves.iter().map(|(w, _)| w.name.as_str()).collect();
+            let programme: Vec<&str> = waves
+                .iter()
+                .map(|(w, _)| parent_of(&w.name, "/waves/"))
+                .collect();
+            let number: Vec<i32> = waves.iter().map(|(w, _)| w.number).collect();
+            let start: Vec<NaiveDate> = waves.iter().map(|(_, d)| *d).collect();
+            sqlx::query!(
+                "INSERT INTO wave (name, programme, number, start_date)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::date[])
+                 ON CONFLICT (name) DO UPDATE SET programme = excluded.programme,
+                     number = excluded.number, start_date = excluded.start_date",
+                &name as &[&str],
+                &programme as &[&str],
+                &number,
+                &start,
+            )
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.enrolments.is_empty() {
+            let e = &self.enrolments;
+            let name: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
+            let programme: Vec<&str> = e
+                .iter()
+                .map(|e| parent_of(&e.name, "/wardEnrolments/"))
+                .collect();
+            let ward: Vec<&str> = e.iter().map(|e| e.ward.as_str()).collect();
+            let stage: Vec<i32> = e.iter().map(|e| e.stage).collect();
+            sqlx::query!(
+                "INSERT INTO ward_enrolment (name, programme, ward, stage)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int[])
+                 ON CONFLICT (name) DO UPDATE SET programme = excluded.programme,
+                     ward = excluded.ward, stage = excluded.stage",
+                &name as &[&str],
+                &programme as &[&str],
+                &ward as &[&str],
+                &stage,
             )
             .execute(&mut *conn)
             .await?;
@@ -454,15 +584,27 @@ impl Projections {
             let value_type: Vec<i32> = m.iter().map(|m| m.value_type).collect();
             let rate_per: Vec<f64> = m.iter().map(|m| m.rate_per).collect();
             let frequency: Vec<i32> = m.iter().map(|m| m.frequency).collect();
+            let ward: Vec<&str> = m.iter().map(|m| m.ward.as_str()).collect();
+            // An int[] per metric travels as one text of codes, split in SQL.
+            let dimensions: Vec<String> = m
+                .iter()
+                .map(|m| {
+                    let codes: Vec<String> = m.dimensions.iter().map(i32::to_string).collect();
+                    codes.join(LIST_SEPARATOR)
+                })
+                .collect();
             sqlx::query!(
                 "INSERT INTO metric (name, display_name, kind, direction, target, value_type,
-                                     rate_per, frequency)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[],
-                                      $5::float8[], $6::int[], $7::float8[], $8::int[])
+                                     rate_per, frequency, ward, dimensions)
+                 SELECT n, d, k, di, t, vt, rp, f, w, string_to_array(dm, chr(31))::int[]
+                 FROM UNNEST($1::text[], $2::text[], $3::int[], $4::int[], $5::float8[],
+                             $6::int[], $7::float8[], $8::int[], $9::text[], $10::text[])
+                      AS u(n, d, k, di, t, vt, rp, f, w, dm)
                  ON CONFLICT (name) DO UPDATE SET display_name = excluded.display_name,
                      kind = excluded.kind, direction = excluded.direction,
                      target = excluded.target, value_type = excluded.value_type,
-                     rate_per = excluded.rate_per, frequency = excluded.frequency",
+                     rate_per = excluded.rate_per, frequency = excluded.frequency,
+                     ward = excluded.ward, dimensions = excluded.dimensions",
                 &name as &[&str],
                 &display as &[&str],
                 &kind,
@@ -471,6 +613,8 @@ impl Projections {
                 &value_type,
                 &rate_per,
                 &frequency,
+                &ward as &[&str],
+                &dimensions,
             )
             .execute(&mut *conn)
             .await?;
@@ -499,15 +643,27 @@ impl Projections {
                 .iter()
                 .map(|(m, _)| (m.count != 0).then_some(m.count))
                 .collect();
+            let stratum = |label: fn(&mpb::Stratum) -> &str| -> Vec<&str> {
+                m.iter()
+                    .map(|(m, _)| m.stratum.as_ref().map_or("", label))
+                    .collect()
+            };
+            let imd = stratum(|s| &s.imd_quintile);
+            let ethnicity = stratum(|s| &s.ethnic_category);
+            let age = stratum(|s| &s.age_band);
+            let sex = stratum(|s| &s.sex);
             sqlx::query!(
                 "INSERT INTO measurement (name, metric, period, site, ward, value, numerator,
-                                          denominator, count)
+                                          denominator, count, imd, ethnicity, age_band, sex)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::date[], $4::text[], $5::text[],
-                                      $6::float8[], $7::float8[], $8::float8[], $9::int8[])
+                                      $6::float8[], $7::float8[], $8::float8[], $9::int8[],
+                                      $10::text[], $11::text[], $12::text[], $13::text[])
                  ON CONFLICT (name) DO UPDATE SET metric = excluded.metric,
                      period = excluded.period, site = excluded.site, ward = excluded.ward,
                      value = excluded.value, numerator = excluded.numerator,
-                     denominator = excluded.denominator, count = excluded.count",
+                     denominator = excluded.denominator, count = excluded.count,
+                     imd = excluded.imd, ethnicity = excluded.ethnicity,
+                     age_band = excluded.age_band, sex = excluded.sex",
                 &name as &[&str],
                 &metric as &[&str],
                 &period,
@@ -517,6 +673,10 @@ impl Projections {
                 &numerator as &[Option<f64>],
                 &denominator as &[Option<f64>],
                 &count as &[Option<i64>],
+                &imd as &[&str],
+                &ethnicity as &[&str],
+                &age as &[&str],
+                &sex as &[&str],
             )
             .execute(&mut *conn)
             .await?;

@@ -14,8 +14,9 @@ use chrono::NaiveDate;
 use qi_platform::Error;
 use qi_proto::insights as pb;
 use qi_proto::metrics as mpb;
+use qi_spc::gaps::{self, Dimension, GapTrend};
 use qi_spc::series::{Sums, ValueType, rebase_positions};
-use qi_spc::{DataSufficiency, ImprovementDirection, PointType, SpcOptions};
+use qi_spc::{DataSufficiency, ImprovementDirection, PointType, SpcChart, SpcOptions};
 use sqlx::PgConnection;
 
 /// A mirrored metric, as a chart needs it.
@@ -27,6 +28,41 @@ pub(crate) struct Metric {
     pub(crate) target: Option<f64>,
     pub(crate) value_type: ValueType,
     pub(crate) rate_per: f64,
+    /// The inequality dimensions it is recorded by.
+    pub(crate) dimensions: Vec<Dimension>,
+}
+
+/// The inequality dimension a contract's code names.
+fn dimension(code: i32) -> Option<Dimension> {
+    match mpb::InequalityDimension::try_from(code).ok()? {
+        mpb::InequalityDimension::ImdQuintile => Some(Dimension::Imd),
+        mpb::InequalityDimension::EthnicCategory => Some(Dimension::Ethnicity),
+        mpb::InequalityDimension::AgeBand => Some(Dimension::Age),
+        mpb::InequalityDimension::Sex => Some(Dimension::Sex),
+        mpb::InequalityDimension::Unspecified => None,
+    }
+}
+
+/// The contract's code of a dimension.
+pub(crate) fn dimension_code(d: Dimension) -> mpb::InequalityDimension {
+    match d {
+        Dimension::Imd => mpb::InequalityDimension::ImdQuintile,
+        Dimension::Ethnicity => mpb::InequalityDimension::EthnicCategory,
+        Dimension::Age => mpb::InequalityDimension::AgeBand,
+        Dimension::Sex => mpb::InequalityDimension::Sex,
+    }
+}
+
+/// What a metric's gap along one dimension is doing, over one part of its measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct GapReading {
+    pub(crate) trend: GapTrend,
+    /// The latest period with a gap, and that gap.
+    pub(crate) latest: Option<(NaiveDate, f64)>,
+    /// The mean gap; 0 with none.
+    pub(crate) mean: f64,
+    /// How many periods have a gap.
+    pub(crate) periods: usize,
 }
 
 /// What a chart of a series says: its latest point's reading, and each point's period and
@@ -44,13 +80,21 @@ impl Reading {
     }
 }
 
+/// Whether a metric is one the sites' callers read: the trust's, or one of the sites'.
+pub(crate) fn in_scope(metric: &str, sites: &[String]) -> bool {
+    match crate::projection::site_of(metric) {
+        "" => true,
+        code => sites.iter().any(|s| s == code),
+    }
+}
+
 /// The metrics named, as mirrored (a name not mirrored is left out).
 pub(crate) async fn metrics(
     conn: &mut PgConnection,
     names: &[String],
 ) -> Result<HashMap<String, Metric>, Error> {
     let rows = sqlx::query!(
-        "SELECT name, display_name, direction, target, value_type, rate_per
+        "SELECT name, display_name, direction, target, value_type, rate_per, dimensions
          FROM metric WHERE name = ANY($1)",
         names,
     )
@@ -79,6 +123,7 @@ pub(crate) async fn metrics(
                 target: r.target,
                 value_type,
                 rate_per: r.rate_per,
+                dimensions: r.dimensions.iter().filter_map(|d| dimension(*d)).collect(),
             };
             Some((r.name, metric))
         })
@@ -100,7 +145,21 @@ pub(crate) enum Part<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct Series {
     periods: HashMap<(String, String), BTreeMap<NaiveDate, Sums>>,
+    /// Per metric, part and dimension: each period's sums per stratum label.
+    strata: HashMap<(String, String, Dimension), BTreeMap<NaiveDate, Strata>>,
     rebase: HashMap<String, Vec<NaiveDate>>,
+}
+
+/// One period's sums per stratum label of one dimension.
+type Strata = BTreeMap<String, Sums>;
+
+/// The key of a part in [`Series`]' maps.
+fn part_key(part: Part<'_>) -> String {
+    match part {
+        Part::Seen => String::new(),
+        Part::Site(s) => format!("site:{s}"),
+        Part::Ward(w) => format!("ward:{w}"),
+    }
 }
 
 impl Series {
@@ -114,7 +173,8 @@ impl Series {
         by_location: bool,
     ) -> Result<Series, Error> {
         let rows = sqlx::query!(
-            "SELECT metric, period, site, ward, value, numerator, denominator, count
+            "SELECT metric, period, site, ward, value, numerator, denominator, count,
+                    imd, ethnicity, age_band, sex
              FROM measurement
              WHERE metric = ANY($1) AND ($2::text[] IS NULL OR site = '' OR site = ANY($2))",
             metrics,
@@ -125,7 +185,23 @@ impl Series {
         let mut out = Series::default();
         for r in rows {
             let sums = Sums::of(r.value, r.count, r.numerator, r.denominator);
+            let labels = [
+                (Dimension::Imd, &r.imd),
+                (Dimension::Ethnicity, &r.ethnicity),
+                (Dimension::Age, &r.age_band),
+                (Dimension::Sex, &r.sex),
+            ];
             let mut put = |key: String| {
+                for (d, label) in labels.iter().filter(|(_, l)| !l.is_empty()) {
+                    out.strata
+                        .entry((r.metric.clone(), key.clone(), *d))
+                        .or_default()
+                        .entry(r.period)
+                        .or_default()
+                        .entry((*label).clone())
+                        .or_default()
+                        .add(&sums);
+                }
                 out.periods
                     .entry((r.metric.clone(), key))
                     .or_default()
@@ -155,16 +231,53 @@ impl Series {
         Ok(out)
     }
 
-    /// The chart of `metric`'s `part`.
-    pub(crate) fn reading(&self, metric: &Metric, part: Part<'_>) -> Reading {
-        let key = match part {
-            Part::Seen => String::new(),
-            Part::Site(s) => format!("site:{s}"),
-            Part::Ward(w) => format!("ward:{w}"),
-        };
+    /// What `metric`'s gap along `dimension` is doing over `part`, read as the metrics
+    /// service reads it ([`qi_spc::gaps`]): each period's gap between its extreme known
+    /// strata, and the XmR chart of those gaps.
+    pub(crate) fn gap(&self, metric: &Metric, part: Part<'_>, dimension: Dimension) -> GapReading {
+        let mut per_period: BTreeMap<NaiveDate, Vec<(String, f64)>> = BTreeMap::new();
+        if let Some(periods) = self
+            .strata
+            .get(&(metric.name.clone(), part_key(part), dimension))
+        {
+            for (period, labels) in periods {
+                let known: Vec<(String, f64)> = labels
+                    .iter()
+                    .filter(|(label, _)| !dimension.is_unknown(label))
+                    .filter_map(|(label, sums)| {
+                        Some((
+                            label.clone(),
+                            sums.value(metric.value_type, metric.rate_per)?,
+                        ))
+                    })
+                    .collect();
+                per_period.insert(*period, known);
+            }
+        }
+        let sizes = gaps::sizes(dimension.extremes(), &per_period);
+        let values: Vec<f64> = sizes.iter().map(|(_, g)| *g).collect();
+        GapReading {
+            trend: gaps::trend(&values).0,
+            latest: sizes.last().copied(),
+            mean: if values.is_empty() {
+                0.0
+            } else {
+                values.iter().sum::<f64>() / values.len() as f64
+            },
+            periods: sizes.len(),
+        }
+    }
+
+    /// The chart of `metric`'s `part`, beside each point's period; `None` when there is
+    /// not enough data for a reading.
+    pub(crate) fn chart(
+        &self,
+        metric: &Metric,
+        part: Part<'_>,
+    ) -> Option<(Vec<NaiveDate>, SpcChart)> {
         let points: Vec<(NaiveDate, f64)> = self
             .periods
-            .get(&(metric.name.clone(), key))
+            .get(&(metric.name.clone(), part_key(part)))
             .into_iter()
             .flatten()
             .filter_map(|(p, s)| Some((*p, s.value(metric.value_type, metric.rate_per)?)))
@@ -181,25 +294,22 @@ impl Series {
                 .collect(),
             ..SpcOptions::default()
         };
-        let not_enough = Reading {
-            reading: pb::SpcReading::NotEnoughData,
-            improving_shift: Vec::new(),
+        let chart = qi_spc::compute(&values, &options).ok()?;
+        (chart.sufficiency != DataSufficiency::NotEnoughData).then_some((periods, chart))
+    }
+
+    /// What the chart of `metric`'s `part` says.
+    pub(crate) fn reading(&self, metric: &Metric, part: Part<'_>) -> Reading {
+        let Some((periods, chart)) = self.chart(metric, part) else {
+            return Reading {
+                reading: pb::SpcReading::NotEnoughData,
+                improving_shift: Vec::new(),
+            };
         };
-        let Ok(chart) = qi_spc::compute(&values, &options) else {
-            return not_enough;
-        };
-        if chart.sufficiency == DataSufficiency::NotEnoughData {
-            return not_enough;
-        }
-        let last = chart.points.last().map(|p| p.point_type);
-        let reading = match last {
-            Some(PointType::CommonCause) | None => pb::SpcReading::CommonCause,
-            Some(PointType::ImprovementHigh | PointType::ImprovementLow) => {
-                pb::SpcReading::Improvement
-            }
-            Some(PointType::ConcernHigh | PointType::ConcernLow) => pb::SpcReading::Concern,
-            Some(PointType::NeutralHigh | PointType::NeutralLow) => pb::SpcReading::Neutral,
-        };
+        let reading = chart
+            .points
+            .last()
+            .map_or(pb::SpcReading::CommonCause, |p| reading_of(p.point_type));
         let improving_shift = periods
             .iter()
             .zip(&chart.points)
@@ -215,5 +325,15 @@ impl Series {
             reading,
             improving_shift,
         }
+    }
+}
+
+/// How a point reads against the improvement direction.
+pub(crate) fn reading_of(point: PointType) -> pb::SpcReading {
+    match point {
+        PointType::CommonCause => pb::SpcReading::CommonCause,
+        PointType::ImprovementHigh | PointType::ImprovementLow => pb::SpcReading::Improvement,
+        PointType::ConcernHigh | PointType::ConcernLow => pb::SpcReading::Concern,
+        PointType::NeutralHigh | PointType::NeutralLow => pb::SpcReading::Neutral,
     }
 }

@@ -42,7 +42,7 @@ pub struct Rebuilt {
 }
 
 /// What a rebuild empties: the cursors, the mirror and every projection.
-const EMPTIED: [&str; 14] = [
+const EMPTIED: [&str; 18] = [
     "DELETE FROM feed",
     "DELETE FROM resource",
     "DELETE FROM staff",
@@ -54,6 +54,10 @@ const EMPTIED: [&str; 14] = [
     "DELETE FROM programme",
     "DELETE FROM progress_score",
     "DELETE FROM pdsa_cycle",
+    "DELETE FROM ward",
+    "DELETE FROM idea",
+    "DELETE FROM wave",
+    "DELETE FROM ward_enrolment",
     "DELETE FROM metric",
     "DELETE FROM measurement",
     "DELETE FROM rebase_point",
@@ -355,12 +359,69 @@ impl Intake {
                 },
                 programmes
             );
+            for p in &programmes {
+                if p.kind != ppb::ProgrammeKind::WardProgramme as i32 {
+                    continue;
+                }
+                let waves = every!(
+                    self,
+                    c,
+                    list_waves,
+                    "/qi.projects.v1.ProjectService/ListWaves",
+                    ppb::ListWavesRequest {
+                        parent: p.name.clone(),
+                        ..Default::default()
+                    },
+                    waves
+                );
+                out.extend(waves.into_iter().map(|w| listed!(ppb, "waves", Wave, w)));
+                let enrolments = every!(
+                    self,
+                    c,
+                    list_ward_enrolments,
+                    "/qi.projects.v1.ProjectService/ListWardEnrolments",
+                    ppb::ListWardEnrolmentsRequest {
+                        parent: p.name.clone(),
+                        ..Default::default()
+                    },
+                    ward_enrolments
+                );
+                out.extend(
+                    enrolments
+                        .into_iter()
+                        .map(|e| listed!(ppb, "wardEnrolments", WardEnrolment, e)),
+                );
+            }
             out.extend(
                 programmes
                     .into_iter()
                     .map(|p| listed!(ppb, "programmes", Programme, p)),
             );
         }
+        let wards = every!(
+            self,
+            c,
+            list_wards,
+            "/qi.projects.v1.ProjectService/ListWards",
+            ppb::ListWardsRequest {
+                parent: "sites/-".into(),
+                ..Default::default()
+            },
+            wards
+        );
+        out.extend(wards.into_iter().map(|w| listed!(ppb, "wards", Ward, w)));
+        let ideas = every!(
+            self,
+            c,
+            list_ideas,
+            "/qi.projects.v1.ProjectService/ListIdeas",
+            ppb::ListIdeasRequest {
+                parent: "sites/-".into(),
+                ..Default::default()
+            },
+            ideas
+        );
+        out.extend(ideas.into_iter().map(|i| listed!(ppb, "ideas", Idea, i)));
         Ok(out)
     }
 

@@ -160,10 +160,16 @@ impl Dimension {
 
     /// Whether a label of this dimension says the value is not known or not stated.
     pub(crate) fn is_unknown(self, label: &str) -> bool {
+        self.shared().is_unknown(label)
+    }
+
+    /// The same dimension as the shared gap arithmetic names it.
+    pub(crate) fn shared(self) -> qi_spc::gaps::Dimension {
         match self {
-            Dimension::Imd | Dimension::Age => label == UNKNOWN,
-            Dimension::Ethnicity => label == "Z" || label == "99",
-            Dimension::Sex => label == "X",
+            Dimension::Imd => qi_spc::gaps::Dimension::Imd,
+            Dimension::Ethnicity => qi_spc::gaps::Dimension::Ethnicity,
+            Dimension::Age => qi_spc::gaps::Dimension::Age,
+            Dimension::Sex => qi_spc::gaps::Dimension::Sex,
         }
     }
 }

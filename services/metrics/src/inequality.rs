@@ -24,8 +24,9 @@ use crate::definitions::store::Lock;
 use crate::definitions::{self, Metric};
 use crate::dimensions::{self, Dimension};
 use crate::series::{self, Filter, Sums};
-use crate::spc::{self, ImprovementDirection, PointType, SpcOptions};
+use crate::spc::{self, SpcOptions};
 use crate::{charts, rebase_points};
+use qi_spc::gaps::{Gap, GapTrend};
 
 /// GetInequalityBreakdown: a metric broken down by one dimension it is recorded by, over
 /// the filtered range, each stratum's history read from the first measurement.
@@ -140,51 +141,10 @@ pub(crate) async fn get(
     })
 }
 
-/// The gap between two strata.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Gap {
-    pub(crate) comparison: String,
-    pub(crate) reference: String,
-    pub(crate) absolute: f64,
-    pub(crate) ratio: Option<f64>,
-}
-
 /// The gap between the extreme strata of `known` (label, value) pairs, in the dimension's
-/// order; `Err` says why there is none.
+/// order; `Err` says why there is none (the shared rule, [`qi_spc::gaps::gap`]).
 pub(crate) fn gap(dimension: Dimension, known: &[(String, f64)]) -> Result<Gap, String> {
-    let (comparison, reference) = if dimension == Dimension::Imd {
-        let find = |q: &str| known.iter().find(|(l, _)| l == q).cloned();
-        match (find("1"), find("5")) {
-            (Some(c), Some(r)) => (c, r),
-            (None, _) => return Err("IMD quintile 1 (most deprived) has no data".into()),
-            (_, None) => return Err("IMD quintile 5 (least deprived) has no data".into()),
-        }
-    } else {
-        if known.len() < 2 {
-            return Err("fewer than two known strata have data".into());
-        }
-        // The first of equal values wins, so the choice is stable.
-        let mut hi = &known[0];
-        let mut lo = &known[0];
-        for s in known {
-            if s.1 > hi.1 {
-                hi = s;
-            }
-            if s.1 < lo.1 {
-                lo = s;
-            }
-        }
-        if std::ptr::eq(hi, lo) {
-            lo = &known[1];
-        }
-        (hi.clone(), lo.clone())
-    };
-    Ok(Gap {
-        absolute: comparison.1 - reference.1,
-        ratio: (reference.1 != 0.0).then(|| comparison.1 / reference.1),
-        comparison: comparison.0,
-        reference: reference.0,
-    })
+    qi_spc::gaps::gap(dimension.shared().extremes(), known)
 }
 
 /// The slope index of inequality of ordered strata given as (weight, value), and each
@@ -446,10 +406,7 @@ pub(crate) fn gap_series(
             }
         }
     }
-    per_period
-        .into_iter()
-        .filter_map(|(p, known)| gap(dimension, &known).ok().map(|g| (p, g.absolute.abs())))
-        .collect()
+    qi_spc::gaps::sizes(dimension.shared().extremes(), &per_period)
 }
 
 /// Reads a gap series: WIDENING when its XmR chart (direction DECREASE: a smaller gap is
@@ -470,24 +427,14 @@ pub(crate) fn signal(dimension: Dimension, gaps: &[(NaiveDate, f64)]) -> pb::Ine
     out.latest_gap_period = Some(qi_platform::convert::date(last_period));
     out.mean_gap = Some(mean);
     out.latest_gap_above_mean = last > mean;
-    let options = SpcOptions {
-        improvement_direction: ImprovementDirection::Decrease,
-        ..SpcOptions::default()
-    };
-    if let Ok(chart) = spc::compute(&values, &options) {
+    let (trend, chart) = qi_spc::gaps::trend(&values);
+    if let Some(chart) = chart {
         out.gap_variation_icon = charts::variation(chart.variation) as i32;
-        let readable = chart.sufficiency != spc::DataSufficiency::NotEnoughData;
-        let last_type = chart.points.last().map(|p| p.point_type);
-        out.trend = match last_type {
-            _ if !readable => pb::InequalityGapTrend::NotEnoughData,
-            Some(PointType::ConcernHigh | PointType::ConcernLow) => {
-                pb::InequalityGapTrend::Widening
-            }
-            Some(PointType::ImprovementHigh | PointType::ImprovementLow) => {
-                pb::InequalityGapTrend::Narrowing
-            }
-            Some(PointType::CommonCause | PointType::NeutralHigh | PointType::NeutralLow)
-            | None => pb::InequalityGapTrend::NoSignal,
+        out.trend = match trend {
+            GapTrend::NotEnoughData => pb::InequalityGapTrend::NotEnoughData,
+            GapTrend::NoSignal => pb::InequalityGapTrend::NoSignal,
+            GapTrend::Widening => pb::InequalityGapTrend::Widening,
+            GapTrend::Narrowing => pb::InequalityGapTrend::Narrowing,
         } as i32;
     }
     out
