@@ -69,7 +69,8 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
     assert_eq!(trust.projects_completed, 45);
     assert_eq!(trust.projects_in_progress, 99);
     assert_eq!(trust.wards_in_programme, 60);
-    assert_eq!(trust.metrics_on_dashboard, 12);
+    // Each site's four, and SOU's missed appointments (the widening gap).
+    assert_eq!(trust.metrics_on_dashboard, 13);
     assert!(trust.projects_coproduced > 0);
     let courses: Vec<&str> = trust
         .trained_by_course
@@ -184,7 +185,8 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
         assert_eq!(o.projects_completed, expected.completed[site], "{site}");
         assert_eq!(o.projects_in_progress, expected.in_progress[site], "{site}");
         assert_eq!(o.wards_in_programme, expected.wards[site], "{site}");
-        assert_eq!(o.metrics_on_dashboard, 4, "{site}");
+        let qms = if site == "SOU" { 5 } else { 4 };
+        assert_eq!(o.metrics_on_dashboard, qms, "{site}");
         assert!(o.ideas_received < trust.ideas_received);
         sum.staff_trained += o.staff_trained;
         sum.ideas_received += o.ideas_received;
@@ -251,6 +253,7 @@ async fn the_demo_trust_shows_the_programme_s_headline_and_each_site_its_share()
     }
 
     the_read_model_agrees_with_the_services_and_rebuilds_the_same(&suite).await;
+    the_journey_s_next_steps_read_the_demo_as_the_services_do(&suite).await;
 
     // Loading again finds everything and changes nothing.
     let again = demo::seed(&gateway, &admin, &options)
@@ -417,27 +420,6 @@ async fn the_read_model_agrees_with_the_services_and_rebuilds_the_same(suite: &T
         );
     }
 
-    // Projects at risk: live, each with a reason; a BAS caller's are BAS's or shared.
-    let risky = trust
-        .insights()
-        .list_projects_at_risk(ins::ListProjectsAtRiskRequest {
-            parent: "sites/-".into(),
-            page_size: 500,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .projects;
-    let mut kinds = std::collections::BTreeMap::<i32, usize>::new();
-    for p in &risky {
-        assert!(!p.reasons.is_empty(), "{}", p.project);
-        for r in &p.reasons {
-            *kinds.entry(r.kind).or_default() += 1;
-        }
-    }
-    eprintln!("demo projects at risk: {} ({kinds:?})", risky.len());
-
     // A rebuild from the services' lists: quick, and every answer as before.
     let before = (
         impact(&trust, COHORT).await.unwrap(),
@@ -463,4 +445,207 @@ async fn the_read_model_agrees_with_the_services_and_rebuilds_the_same(suite: &T
             .unwrap(),
     );
     assert_eq!(after, before);
+}
+
+/// The read model's other answers over the demo trust (issue 31), each against the
+/// services' own APIs: the lead who left, the widening gaps, a signal's context and the
+/// next ward wave.
+async fn the_journey_s_next_steps_read_the_demo_as_the_services_do(suite: &TestSuite) {
+    use qi_proto::metrics as mt;
+    let trust = suite.caller("board", &["viewer"], &["*"]);
+    let bas = suite.caller("bas-board", &["viewer"], &["BAS"]);
+
+    suite.until_read_model_caught_up().await;
+    // Projects at risk: live, each with a reason; a BAS caller's are BAS's or shared.
+    let risky = trust
+        .insights()
+        .list_projects_at_risk(ins::ListProjectsAtRiskRequest {
+            parent: "sites/-".into(),
+            page_size: 500,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .projects;
+    let mut kinds = std::collections::BTreeMap::<i32, usize>::new();
+    for p in &risky {
+        assert!(!p.reasons.is_empty(), "{}", p.project);
+        for r in &p.reasons {
+            *kinds.entry(r.kind).or_default() += 1;
+        }
+    }
+    eprintln!("demo projects at risk: {} ({kinds:?})", risky.len());
+
+    // One lead left the trust: HR's last extract of the story.
+    let left: Vec<&ins::ProjectAtRisk> = risky
+        .iter()
+        .filter(|p| {
+            p.reasons
+                .iter()
+                .any(|r| r.kind == ins::RiskKind::LeadLeft as i32)
+        })
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let leaver = trust
+        .training()
+        .get_staff(tr::GetStaffRequest {
+            name: left[0].lead.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .staff
+        .unwrap();
+    assert!(!leaver.active, "{leaver:?}");
+    let team = ProjectServiceClient::new(suite.channel.clone())
+        .list_team_members(authed(
+            &suite.token("board", &["viewer"], &["*"]),
+            pj::ListTeamMembersRequest {
+                parent: left[0].project.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .team_members;
+    assert!(
+        team.iter()
+            .any(|m| m.staff == leaver.name && m.role == pj::TeamRole::Lead as i32)
+    );
+
+    // Widening gaps: SOU's complaints (its projects, some without patient partners) and
+    // missed appointments (no project), as the QMS dashboard reads them.
+    let equity = |c: &qi_e2e::Caller| {
+        let c = c.clone();
+        async move {
+            c.insights()
+                .list_equity_opportunities(ins::ListEquityOpportunitiesRequest {
+                    parent: "sites/-".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .opportunities
+        }
+    };
+    let opportunities = equity(&trust).await;
+    let named: Vec<(&str, Vec<i32>)> = opportunities
+        .iter()
+        .map(|o| (o.metric.as_str(), o.flags.clone()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (
+                "sites/SOU/metrics/complaints",
+                vec![ins::EquityFlag::ProjectWithoutPatientPartners as i32]
+            ),
+            (
+                "sites/SOU/metrics/dna",
+                vec![ins::EquityFlag::WideningGapNoProject as i32]
+            ),
+        ]
+    );
+    let board = trust
+        .metrics()
+        .get_qms_dashboard(mt::GetQmsDashboardRequest {
+            parent: "sites/-".into(),
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut widening: Vec<&str> = board
+        .rows
+        .iter()
+        .filter(|r| r.inequality_trend == mt::InequalityGapTrend::Widening as i32)
+        .map(|r| r.metric.as_str())
+        .collect();
+    widening.sort_unstable();
+    assert_eq!(widening, named.iter().map(|(m, _)| *m).collect::<Vec<_>>());
+    assert!(equity(&bas).await.is_empty());
+
+    // BAS complaints improved from August 2025: the run as the service's chart draws it,
+    // and what happened in the six months before.
+    const COMPLAINTS: &str = "sites/BAS/metrics/complaints";
+    let explained = trust
+        .insights()
+        .explain_signal(ins::ExplainSignalRequest {
+            metric: COMPLAINTS.into(),
+            period: Some(qi_e2e::date(qi_e2e::ymd(2025, 8, 1))),
+            window_months: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let chart = qi_e2e::metrics::chart(&trust, qi_e2e::metrics::chart_request(COMPLAINTS))
+        .await
+        .unwrap();
+    let improving: Vec<chrono::NaiveDate> = chart
+        .points
+        .iter()
+        .filter(|p| p.point_type == mt::SpcPointType::ImprovementLow as i32)
+        .map(|p| qi_e2e::day(p.period.unwrap()))
+        .filter(|d| *d >= qi_e2e::ymd(2025, 8, 1))
+        .collect();
+    let run = explained.run.unwrap();
+    assert_eq!(qi_e2e::day(run.start_period.unwrap()), improving[0]);
+    assert_eq!(run.points as usize, improving.len());
+    assert!(!explained.events.is_empty());
+    let window = qi_e2e::day(explained.window_start.unwrap())..=improving[0];
+    for e in &explained.events {
+        assert!(window.contains(&qi_e2e::day(e.date.unwrap())), "{e:?}");
+        assert!(explained.projects.contains(&e.project), "{e:?}");
+    }
+    eprintln!(
+        "demo signal: {COMPLAINTS} from {}: {} events over {} projects",
+        improving[0],
+        explained.events.len(),
+        explained.projects.len()
+    );
+
+    // The next ward programme's first wave: each site's wards ranked, two proposed; each
+    // ward's trained staff as the training summary counts them.
+    let wave = trust
+        .insights()
+        .suggest_next_wave(ins::SuggestNextWaveRequest {
+            programme: "trust/programmes/fundamental-care".into(),
+            wards_per_site: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(wave.next_wave, 1);
+    let by_ward = trust
+        .training()
+        .get_training_summary(tr::GetTrainingSummaryRequest {
+            parent: "sites/-".into(),
+            group_by: vec![tr::SummaryDimension::Ward as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(wave.sites.len(), 3);
+    for site in &wave.sites {
+        assert_eq!(site.wards.len(), 20, "{}", site.site);
+        let proposed: Vec<&str> = site
+            .wards
+            .iter()
+            .filter(|w| w.proposed)
+            .map(|w| w.ward.as_str())
+            .collect();
+        assert_eq!(proposed.len(), 2, "{}", site.site);
+        assert!(site.wards[0].trained_staff >= site.wards[2].trained_staff);
+        for w in &site.wards {
+            let summary = by_ward.breakdown.iter().find(|b| b.ward == w.ward);
+            let trained = summary.map_or(0, |b| b.staff_trained);
+            assert_eq!(i64::from(w.trained_staff), trained, "{}", w.ward);
+        }
+        eprintln!("demo next wave at {}: {proposed:?}", site.site);
+    }
 }

@@ -202,7 +202,10 @@ fn reasons(c: &pb::WardCandidate) -> Vec<String> {
         out.push(format!("{} trained staff on the ward", c.trained_staff));
     }
     if c.open_ideas > 0 {
-        out.push(format!("{} open ideas from the ward", c.open_ideas));
+        out.push(match c.open_ideas {
+            1 => "1 open idea from the ward".to_owned(),
+            n => format!("{n} open ideas from the ward"),
+        });
     }
     if !c.metrics_in_concern.is_empty() {
         out.push(format!("in concern: {}", c.metrics_in_concern.join(", ")));

@@ -210,6 +210,11 @@ pub async fn seed(gateway: &str, token: &str, options: &Options) -> anyhow::Resu
     tally += m;
     tally += t;
     tally += p;
+    // Then one of the leads leaves the trust.
+    let training = plan::training::plan(&staff);
+    if let Some((_, person)) = plan::journey::leaver(&portfolio(), &staff, &training) {
+        load::people::leaver(&api, person).await?;
+    }
     Ok(Report {
         tally,
         staff: synced,

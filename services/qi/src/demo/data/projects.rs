@@ -264,6 +264,16 @@ pub(crate) const WARDS_PER_WAVE: usize = 5;
 pub(crate) const PROGRAMME_WARDS: usize = 60;
 /// The day by which every wave has joined.
 pub(crate) const LAST_WAVE_BY: NaiveDate = day(2024, 12, 31);
+/// The next ward programme, planned and not begun: two wards a site each quarter of 2027
+/// and 2028, chosen from the wards' readiness (`SuggestNextWave`).
+pub(crate) const NEXT_PROGRAMME: &str = "trust/programmes/fundamental-care";
+/// Its description.
+pub(crate) const NEXT_PROGRAMME_ABOUT: &str = "Fundamental standards of care: two wards a site join each quarter from January 2027, chosen for the trained staff, ideas and concerns they bring.";
+/// The day its first wave joins.
+pub(crate) const NEXT_FIRST_WAVE: NaiveDate = day(2027, 1, 11);
+/// The day by which every wave has joined.
+pub(crate) const NEXT_LAST_WAVE_BY: NaiveDate = day(2028, 12, 31);
+
 /// Months from accreditation to reassessment.
 pub(crate) const REASSESSMENT_MONTHS: u32 = 6;
 /// The standards a ward is assessed against.

@@ -8,37 +8,41 @@ use qi_proto::metrics as pb;
 use super::client::{Api, created, each, failed, rpc};
 use crate::demo::Tally;
 use crate::demo::plan::metrics::{
-    MetricPlan, Series, YOUNG_METRIC, YOUNG_SITE, series, young_metric,
+    MetricPlan, Series, WIDENING_METRIC, WIDENING_SITE, YOUNG_METRIC, YOUNG_SITE, series,
+    widening_metric, young_metric,
 };
 use crate::demo::plan::portfolio::portfolio;
 
-/// Loads each site's four metrics, and the young metric.
+/// Loads each site's four metrics, the young metric and the widening one.
 pub(crate) async fn load(api: &Api) -> anyhow::Result<Tally> {
-    let young = young(api).await?;
+    let mut extras = extra(api, YOUNG_SITE, YOUNG_METRIC, young_metric()).await?;
+    extras += extra(api, WIDENING_SITE, WIDENING_METRIC, widening_metric()).await?;
     let api = api.clone();
     let mut tally = each(series(&portfolio()), move |series| {
         let api = api.clone();
         async move { metric(&api, series).await }
     })
     .await?;
-    tally.created += young.created;
-    tally.existing += young.existing;
-    tally.advanced += young.advanced;
+    tally += extras;
     Ok(tally)
 }
 
-/// Creates the young metric (or finds it) and records its weeks.
-async fn young(api: &Api) -> anyhow::Result<Tally> {
+/// Creates a metric outside the four (or finds it) and records its measurements.
+async fn extra(
+    api: &Api,
+    site: &str,
+    id: &str,
+    (definition, measurements): (pb::Metric, Vec<pb::Measurement>),
+) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
-    let (definition, measurements) = young_metric();
-    let name = format!("sites/{YOUNG_SITE}/metrics/{YOUNG_METRIC}");
+    let name = format!("sites/{site}/metrics/{id}");
     let made = created(
         rpc!(
             api.metrics,
             create_metric,
             pb::CreateMetricRequest {
-                parent: format!("sites/{YOUNG_SITE}"),
-                metric_id: YOUNG_METRIC.into(),
+                parent: format!("sites/{site}"),
+                metric_id: id.into(),
                 metric: Some(definition),
                 request_id: String::new(),
             }

@@ -2,11 +2,12 @@
 //! and then the workforce through the HR sync (`SyncStaff`, the client stream `qi hr import`
 //! uses), whose rows the mapping places.
 
-use qi_platform::convert::timestamp;
+use chrono::Days;
+use qi_platform::convert::{date, timestamp};
 use qi_proto::training as pb;
 
 use super::client::{Api, call, failed};
-use crate::demo::plan::people::{Workforce, esr_mappings, rows};
+use crate::demo::plan::people::{Person, Workforce, esr_mappings, rows};
 use crate::demo::{AS_OF, Tally};
 
 /// Creates the trust's ESR mapping, a site at a time; a second run finds it unchanged.
@@ -81,4 +82,40 @@ pub(crate) async fn sync(api: &Api, staff: &Workforce) -> anyhow::Result<pb::Syn
         );
     }
     Ok(resp)
+}
+
+/// HR's last extract of the story, an hour after the workforce's: the demo's leaver
+/// ([`crate::demo::plan::journey::leaver`]) has gone, ten days before [`AS_OF`]. Sent again,
+/// it changes nothing, and the workforce's earlier extract no longer brings them back.
+pub(crate) async fn leaver(api: &Api, person: &Person) -> anyhow::Result<()> {
+    let gone = rows(person)
+        .into_iter()
+        .filter(|r| r.primary_assignment)
+        .map(|r| pb::EsrRow {
+            assignment_status: "Terminate Assignment".into(),
+            person_type: "Ex-employee".into(),
+            termination_date: Some(date(AS_OF - Days::new(10))),
+            ..r
+        })
+        .collect();
+    let messages = vec![pb::SyncStaffRequest {
+        mode: pb::SyncMode::Delta as i32,
+        extract_id: "demo-esr-leaver".into(),
+        extract_time: AS_OF.and_hms_opt(7, 0, 0).map(|t| timestamp(t.and_utc())),
+        rows: gone,
+        complete: true,
+    }];
+    let resp = call(|| {
+        let mut c = api.training.clone();
+        let m = messages.clone();
+        async move { c.sync_staff(tokio_stream::iter(m)).await }
+    })
+    .await
+    .map_err(|s| failed(s, "syncing the demo's leaver"))?;
+    anyhow::ensure!(
+        resp.rejected.is_empty(),
+        "the HR sync refused the demo's leaver: {:?}",
+        resp.rejected
+    );
+    Ok(())
 }

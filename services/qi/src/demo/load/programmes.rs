@@ -1,14 +1,13 @@
-//! Loads the programmes, and plans the ward programme's waves once it exists.
+//! Loads the programmes, and plans the ward programmes' waves once they exist.
 
 use qi_proto::projects as pb;
 
 use super::client::{Api, created, failed, made_or_found, rpc};
 use crate::demo::Tally;
-use crate::demo::data::projects::WARD_PROGRAMME;
 use crate::demo::plan::programmes::programmes;
-use crate::demo::plan::wards::wave_plan;
+use crate::demo::plan::wards::wave_plans;
 
-/// Creates every programme (or finds it), then plans the ward programme's waves unless
+/// Creates every programme (or finds it), then plans each ward programme's waves unless
 /// they are planned.
 pub(crate) async fn load(api: &Api) -> anyhow::Result<Tally> {
     let mut tally = Tally::default();
@@ -38,13 +37,14 @@ pub(crate) async fn load(api: &Api) -> anyhow::Result<Tally> {
         };
         let (programme, _) = made_or_found(made.map(|r| r.programme), found, &mut tally).await?;
         let planned = programme.and_then(|p| p.wave_plan).is_some();
-        if name == WARD_PROGRAMME && !planned {
+        let plan = wave_plans().into_iter().find(|(p, _)| *p == name);
+        if let (Some((_, plan)), false) = (plan, planned) {
             rpc!(
                 api.projects,
                 plan_waves,
                 pb::PlanWavesRequest {
                     programme: name.clone(),
-                    wave_plan: Some(wave_plan()),
+                    wave_plan: Some(plan),
                     etag: String::new(),
                 }
             )

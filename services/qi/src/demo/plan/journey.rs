@@ -7,8 +7,8 @@ use chrono::{Days, NaiveDate};
 use qi_platform::convert::date;
 use qi_proto::projects as pb;
 
-use super::people::Workforce;
-use super::portfolio::{Fate, ProjectPlan};
+use super::people::{Person, Workforce};
+use super::portfolio::{Fate, Portfolio, ProjectPlan};
 use super::training::Plan as TrainingPlan;
 use crate::demo::AS_OF;
 use crate::demo::data::projects::{ENGAGEMENT, PARTNER_AFFILIATIONS, THEMES};
@@ -320,4 +320,38 @@ pub(crate) fn outcome(p: &ProjectPlan) -> pb::Outcome {
             ..Default::default()
         }],
     }
+}
+
+/// The demo's leaver who leads a project: the lead of the first project in progress (by
+/// name) who is neither a learner, a facilitator nor an imported completion, so leaving
+/// touches no register. HR's last extract of the story records them gone (see
+/// `load::people::leaver`), and the read model lists their project at risk.
+pub(crate) fn leaver<'a>(
+    portfolio: &Portfolio,
+    staff: &'a Workforce,
+    training: &TrainingPlan,
+) -> Option<(ProjectPlan, &'a Person)> {
+    let mut live: Vec<&ProjectPlan> = portfolio
+        .projects
+        .iter()
+        .filter(|p| p.fate == Fate::InProgress)
+        .collect();
+    live.sort_by_key(|p| p.name());
+    live.into_iter().find_map(|p| {
+        let lead = scoping(p, staff, training, &Found::default())
+            .team
+            .into_iter()
+            .find(|(_, role)| *role == pb::TeamRole::Lead)?
+            .0;
+        let trained = training
+            .cohorts
+            .iter()
+            .any(|c| c.seats.iter().any(|s| s.staff == lead) || c.facilitators.contains(&lead))
+            || training
+                .historic
+                .iter()
+                .any(|h| format!("staff/{}", h.employee) == lead);
+        let person = staff.people.iter().find(|x| x.name() == lead)?;
+        (!trained).then(|| (p.clone(), person))
+    })
 }

@@ -13,6 +13,12 @@ use crate::demo::day;
 use crate::demo::rng::Rng;
 use crate::seed::SITES;
 
+/// The site whose complaints' gap between ethnic groups widens at the end of the story,
+/// with no project measuring it (`ListEquityOpportunities` finds it).
+pub(crate) const WIDENING_SITE: &str = "SOU";
+/// The last month before it widens.
+pub(crate) const WIDENING_FROM: NaiveDate = day(2026, 2, 1);
+
 /// One metric of a site, and when the project aimed at it completed.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
@@ -128,14 +134,22 @@ impl Series {
             .collect()
     }
 
-    /// Monthly counts by ethnic category, 30% fewer once improved.
+    /// Monthly counts by ethnic category, 30% fewer once improved. At [`WIDENING_SITE`]
+    /// the gap widens after [`WIDENING_FROM`]: three more complaints each month from the
+    /// largest group, so the gap between the groups grows while no project measures it.
     fn complaints(&self, r: &mut Rng, base: f64) -> Vec<pb::Measurement> {
         let mut out = Vec::new();
         for m in months() {
             let level = if self.after(m) { base * 0.7 } else { base };
+            let widening = if self.site == WIDENING_SITE {
+                3.0 * widened(m)
+            } else {
+                0.0
+            };
             for (c, pct) in ETHNIC {
                 let expect = level * f64::from(pct) / 100.0;
-                let v = (expect + r.noise(expect.sqrt())).round().max(0.0);
+                let extra = if c == "A" { widening } else { 0.0 };
+                let v = (expect + extra + r.noise(expect.sqrt())).round().max(0.0);
                 out.push(pb::Measurement {
                     period: Some(date(m)),
                     stratum: Some(pb::Stratum {
@@ -159,6 +173,13 @@ impl Series {
             })
             .collect()
     }
+}
+
+/// Months from [`WIDENING_FROM`] to `m`; 0 up to it.
+fn widened(m: NaiveDate) -> f64 {
+    let months =
+        (m.year() - WIDENING_FROM.year()) * 12 + m.month0() as i32 - WIDENING_FROM.month0() as i32;
+    f64::from(months.max(0))
 }
 
 /// The periods of the metric's series, in order.
@@ -230,5 +251,51 @@ pub(crate) fn young_metric() -> (pb::Metric, Vec<pb::Measurement>) {
         .zip(WEEKS)
         .map(|(w, v)| mean(first + Days::new(7 * w), v, 1_400, None))
         .collect();
+    (definition, measurements)
+}
+
+/// The metric whose inequality gap widens with no project measuring it: SOU's monthly rate
+/// of missed outpatient appointments by IMD quintile.
+pub(crate) const WIDENING_METRIC: &str = "dna";
+
+/// The widening metric's definition and measurements: each quintile's appointments and
+/// those missed since [`FIRST_MONTH`], the most deprived missing twice as many as the least,
+/// and after [`WIDENING_FROM`] 0.8 points more each month.
+pub(crate) fn widening_metric() -> (pb::Metric, Vec<pb::Measurement>) {
+    let definition = pb::Metric {
+        display_name: format!("Missed outpatient appointments, {WIDENING_SITE}"),
+        unit: "% of appointments".into(),
+        kind: pb::MetricKind::Qms as i32,
+        improvement_direction: pb::ImprovementDirection::Decrease as i32,
+        description: "Outpatient appointments not attended (DNA), per 100 booked, by the patient's IMD quintile.".into(),
+        frequency: pb::MetricFrequency::Month as i32,
+        value_type: pb::MetricValueType::Rate as i32,
+        rate_per: 100.0,
+        dimensions: vec![pb::InequalityDimension::ImdQuintile as i32],
+        imd_edition: pb::ImdEdition::Imd2019 as i32,
+        ..Default::default()
+    };
+    let mut r = Rng::of("metric-dna", 0);
+    let mut measurements = Vec::new();
+    for m in months() {
+        let after = widened(m);
+        for (q, share, _) in IMD.iter().filter(|(q, ..)| *q != "U") {
+            let quintile: f64 = q.parse().unwrap_or(3.0);
+            // 12% missed in quintile 1 down to 6% in quintile 5; quintile 1 worsens.
+            let rate =
+                13.5 - 1.5 * quintile + r.noise(0.4) + if *q == "1" { 0.8 * after } else { 0.0 };
+            let booked = f64::from(*share) * 20.0;
+            measurements.push(pb::Measurement {
+                period: Some(date(m)),
+                stratum: Some(pb::Stratum {
+                    imd_quintile: (*q).into(),
+                    ..Default::default()
+                }),
+                numerator: Some((booked * rate / 100.0).round()),
+                denominator: Some(booked),
+                ..Default::default()
+            });
+        }
+    }
     (definition, measurements)
 }

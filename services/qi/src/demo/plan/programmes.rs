@@ -1,15 +1,17 @@
-//! The programmes: the ward accreditation programme, one wrapped around each Practitioner
+//! The programmes: the ward accreditation programme and the next ward programme, one wrapped around each Practitioner
 //! cohort of the wrapped list, and each site's thematic programme.
 
 use qi_proto::projects as pb;
 
 use super::training::practitioner_start;
-use crate::demo::data::projects::{THEMATIC, THEMES, WARD_PROGRAMME_ABOUT, WRAPPED};
+use crate::demo::data::projects::{
+    NEXT_PROGRAMME, NEXT_PROGRAMME_ABOUT, THEMATIC, THEMES, WARD_PROGRAMME_ABOUT, WRAPPED,
+};
 
 /// A programme to create: (parent, id, programme).
 pub(crate) type ProgrammePlan = (String, String, pb::Programme);
 
-/// Every programme, the ward programme first.
+/// Every programme, the ward programmes first.
 pub(crate) fn programmes() -> Vec<ProgrammePlan> {
     let mut all = vec![(
         "trust".to_owned(),
@@ -21,6 +23,18 @@ pub(crate) fn programmes() -> Vec<ProgrammePlan> {
             ..Default::default()
         },
     )];
+    all.push((
+        "trust".to_owned(),
+        NEXT_PROGRAMME
+            .trim_start_matches("trust/programmes/")
+            .to_owned(),
+        pb::Programme {
+            display_name: "Fundamental standards of care".into(),
+            description: NEXT_PROGRAMME_ABOUT.into(),
+            kind: pb::ProgrammeKind::WardProgramme as i32,
+            ..Default::default()
+        },
+    ));
     for (year, month, _, title, theme) in WRAPPED {
         all.push((
             "trust".into(),

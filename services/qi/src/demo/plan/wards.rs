@@ -8,8 +8,8 @@ use qi_proto::projects as pb;
 
 use crate::demo::AS_OF;
 use crate::demo::data::projects::{
-    FIRST_WAVE, LAST_WAVE_BY, PROGRAMME_WARDS, REASSESSMENT_MONTHS, STANDARDS, WARD_PROGRAMME,
-    WARDS_PER_WAVE, WAVE_MONTHS,
+    FIRST_WAVE, LAST_WAVE_BY, NEXT_FIRST_WAVE, NEXT_LAST_WAVE_BY, NEXT_PROGRAMME, PROGRAMME_WARDS,
+    REASSESSMENT_MONTHS, STANDARDS, WARD_PROGRAMME, WARDS_PER_WAVE, WAVE_MONTHS,
 };
 use crate::demo::rng::Rng;
 use crate::seed::{SITES, WARDS};
@@ -39,8 +39,8 @@ impl WardPlan {
     }
 }
 
-/// The programme's waves, as `PlanWaves` takes them.
-pub(crate) fn wave_plan() -> pb::WavePlan {
+/// The accreditation programme's waves, as `PlanWaves` takes them.
+fn wave_plan() -> pb::WavePlan {
     pb::WavePlan {
         first_wave_date: Some(date(FIRST_WAVE)),
         interval_months: WAVE_MONTHS as i32,
@@ -50,6 +50,21 @@ pub(crate) fn wave_plan() -> pb::WavePlan {
         target_wards: PROGRAMME_WARDS as i32,
         reassessment_months: REASSESSMENT_MONTHS as i32,
     }
+}
+
+/// Each ward programme's waves, as `PlanWaves` takes them: the accreditation programme's,
+/// and the next programme's (two wards a site each quarter).
+pub(crate) fn wave_plans() -> [(&'static str, pb::WavePlan); 2] {
+    let next = pb::WavePlan {
+        first_wave_date: Some(date(NEXT_FIRST_WAVE)),
+        interval_months: WAVE_MONTHS as i32,
+        wards_per_wave: 2,
+        per_site: true,
+        end_date: Some(date(NEXT_LAST_WAVE_BY)),
+        target_wards: 48,
+        reassessment_months: REASSESSMENT_MONTHS as i32,
+    };
+    [(WARD_PROGRAMME, wave_plan()), (NEXT_PROGRAMME, next)]
 }
 
 /// The programme's wards, wave by wave.
