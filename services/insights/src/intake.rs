@@ -1,33 +1,23 @@
-//! The read model's intake: it follows each service's change feed straight from the
-//! service, with a trust-wide access context it signs naming itself (`internal:insights`),
-//! and mirrors every resource as the feed last delivered it (`insights.resource`).
+//! The read model's intake: it follows each service's change feed with the platform's
+//! [`Follower`] (exactly once and in order, one replica at a time, resuming after each
+//! end; see [`qi_platform::follow`]) and mirrors every resource as the feed last
+//! delivered it (`insights.resource`), with its typed projections.
 //!
-//! - **Exactly once, in order.** A batch of changes and the cursor after it are written in
-//!   one transaction, so a restart resumes from exactly the last change applied.
-//! - **One consumer at a time.** Several replicas may run; the one holding a session lock
-//!   in this component's own database consumes, and another takes over when it goes. The
-//!   lock only saves work: each batch also moves the stored cursor only from where it
-//!   read it, so two consumers at once (a lock lost to a network cut while the old holder
-//!   still runs) cannot apply a change twice; the one that loses stops and retries.
-//! - **Reconnects.** A feed that ends (the service restarts, the database goes away) is
-//!   resumed from the stored cursor after a pause doubling from 1 s to 30 s.
-//! - **Bootstrap.** A new model (a feed with no stored cursor) is first built from the
-//!   services' lists ([`crate::rebuild`]), never from a feed's oldest retained change.
+//! A new model (a feed with no stored cursor) is first built from the services' lists
+//! ([`crate::rebuild`]), never from a feed's oldest retained change.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use prost::Message as _;
-use qi_platform::access::{ACCESS_HEADER, AccessContext, AccessSigner};
-use qi_platform::codec::BytesCodec;
-use qi_proto::common::{ChangeKind, WatchStart};
-use sqlx::{Connection as _, PgConnection, PgPool};
+use qi_platform::access::AccessSigner;
+use qi_platform::follow::{self, Change, Consumer, Feed, Follower};
+use qi_proto::common::ChangeKind;
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use crate::projection::Projections;
 
@@ -43,6 +33,8 @@ pub enum Service {
 }
 
 impl Service {
+    const ALL: [Service; 3] = [Service::Training, Service::Projects, Service::Metrics];
+
     /// As stored (`insights.feed.service`, `insights.resource.service`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,12 +44,19 @@ impl Service {
         }
     }
 
-    pub(crate) fn watch_path(self) -> &'static str {
+    fn watch_path(self) -> &'static str {
         match self {
             Service::Training => "/qi.training.v1.TrainingService/WatchChanges",
             Service::Projects => "/qi.projects.v1.ProjectService/WatchChanges",
             Service::Metrics => "/qi.metrics.v1.MetricService/WatchChanges",
         }
+    }
+
+    fn of_key(key: &str) -> anyhow::Result<Service> {
+        Service::ALL
+            .into_iter()
+            .find(|s| s.as_str() == key)
+            .with_context(|| format!("no feed {key}"))
     }
 }
 
@@ -71,44 +70,22 @@ pub struct Source {
     pub url: String,
 }
 
-/// What every service's `WatchChangesRequest` holds, in the same fields.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct WatchRequest {
-    #[prost(string, tag = "1")]
-    pub(crate) cursor: String,
-    #[prost(int32, tag = "2")]
-    pub(crate) start: i32,
-    #[prost(int32, tag = "4")]
-    pub(crate) page_size: i32,
-}
-
-/// The fields every service's `WatchChangesResponse` shares. The resource (a oneof whose
-/// fields differ by service) stays in the message, which is mirrored whole.
-#[derive(Clone, PartialEq, prost::Message)]
-pub(crate) struct Change {
-    #[prost(string, tag = "1")]
-    pub(crate) cursor: String,
-    #[prost(string, tag = "2")]
-    pub(crate) resource_name: String,
-    #[prost(string, tag = "3")]
-    pub(crate) collection: String,
-    #[prost(int32, tag = "4")]
-    pub(crate) kind: i32,
-    #[prost(message, optional, tag = "6")]
-    pub(crate) commit_time: Option<prost_types::Timestamp>,
+impl Source {
+    /// The feed as the platform's follower reads it: every collection.
+    pub(crate) fn feed(&self) -> Feed {
+        Feed {
+            key: self.service.as_str(),
+            url: self.url.clone(),
+            path: self.service.watch_path(),
+            collections: Vec::new(),
+        }
+    }
 }
 
 /// The session lock whose holder consumes (any constant, the same in every replica).
 const CONSUMER_LOCK: i64 = 0x7169_5f69_6e74_616b; // "qi_intak"
-/// Changes applied in one transaction at most (a backlog streams in such batches).
-const BATCH: usize = 500;
-/// How often a waiting replica tries the lock, and the holder checks it still has it.
-const LOCK_EVERY: Duration = Duration::from_secs(2);
-/// The pause before resuming a feed that ended: doubling from the first to the most.
-const RETRY_FIRST: Duration = Duration::from_secs(1);
-const RETRY_MAX: Duration = Duration::from_secs(30);
 
-/// The intake: follows `sources` into the mirror while this replica holds the lock.
+/// The intake: what the read model does with its feeds, and how it builds itself again.
 pub struct Intake {
     pub(crate) pool: PgPool,
     pub(crate) signer: AccessSigner,
@@ -139,52 +116,23 @@ impl Intake {
         }
     }
 
-    /// Runs until `stop` turns true: waits for the consumer lock, then follows every
-    /// source; gives the lock back when it stops or loses its connection.
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
-        let this = Arc::new(self);
-        loop {
-            let Some(mut lock) = this.lead(&mut stop).await else {
-                return;
-            };
-            // A feed with no cursor yet (a new read model) starts from a rebuild, not from
-            // the feed's oldest change: the feeds keep only their retention's history.
-            let bootstrapped = tokio::select! {
-                r = this.bootstrap() => r,
-                _ = stop.changed() => Ok(()),
-            };
-            if let Err(e) = bootstrapped {
-                tracing::warn!(error = %format!("{e:#}"), "building the read model from the services failed; retrying");
-                let _ = lock.close().await;
-                tokio::select! {
-                    () = tokio::time::sleep(RETRY_FIRST) => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            tracing::info!("following the services' change feeds");
-            let mut followers = JoinSet::new();
-            for source in this.sources.clone() {
-                followers.spawn(this.clone().follow(source));
-            }
-            let stopped = hold(&mut lock, &mut stop).await;
-            // The followers end before the lock is given back, so the next holder never
-            // overlaps this one (the cursor guard would refuse a batch, at a retry's cost).
-            followers.shutdown().await;
-            let _ = lock.close().await;
-            if stopped {
-                return;
-            }
-            tracing::warn!("lost the consumer lock's connection; waiting for the lock again");
-        }
+    /// Follows every source until `stop` turns true, while this replica holds the lock.
+    pub async fn run(self, stop: watch::Receiver<bool>) {
+        let feeds = self.sources.iter().map(Source::feed).collect();
+        let (pool, signer, name) = (self.pool.clone(), self.signer.clone(), self.name.clone());
+        Follower::new(pool, signer, &name, CONSUMER_LOCK, feeds, self)
+            .run(stop)
+            .await;
     }
+}
 
+impl Consumer for Intake {
     /// Rebuilds the model when any source's feed has no stored cursor.
-    async fn bootstrap(&self) -> anyhow::Result<()> {
-        let followed = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM feed"#)
-            .fetch_one(&self.pool)
-            .await?;
-        if usize::try_from(followed).unwrap_or(0) >= self.sources.len() {
+    async fn bootstrap(&self, feeds: &[Feed]) -> anyhow::Result<()> {
+        let mut tx = qi_platform::db::begin(&self.pool).await?;
+        let followed = follow::followed(&mut tx, feeds).await?;
+        tx.commit().await?;
+        if followed >= feeds.len() {
             return Ok(());
         }
         let rebuilt = self.rebuild().await?;
@@ -193,141 +141,15 @@ impl Intake {
         Ok(())
     }
 
-    /// Waits for the consumer lock on a connection of its own; `None` when told to stop.
-    async fn lead(&self, stop: &mut watch::Receiver<bool>) -> Option<PgConnection> {
-        loop {
-            if *stop.borrow() {
-                return None;
-            }
-            match self.try_lock().await {
-                Ok(Some(conn)) => return Some(conn),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "trying the consumer lock failed"),
-            }
-            tokio::select! {
-                () = tokio::time::sleep(LOCK_EVERY) => {}
-                _ = stop.changed() => {}
-            }
-        }
+    async fn apply(
+        &self,
+        tx: &mut PgConnection,
+        feed: &'static str,
+        batch: &[Bytes],
+    ) -> anyhow::Result<()> {
+        let service = Service::of_key(feed)?;
+        write(tx, service, latest(batch)?).await
     }
-
-    async fn try_lock(&self) -> anyhow::Result<Option<PgConnection>> {
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options()).await?;
-        let held = sqlx::query_scalar!("SELECT pg_try_advisory_lock($1)", CONSUMER_LOCK)
-            .fetch_one(&mut conn)
-            .await?;
-        if held == Some(true) {
-            Ok(Some(conn))
-        } else {
-            conn.close().await?;
-            Ok(None)
-        }
-    }
-
-    /// Follows one feed for ever (the caller aborts it), resuming after each end.
-    async fn follow(self: Arc<Self>, source: Source) {
-        let mut pause = RETRY_FIRST;
-        loop {
-            match self.follow_once(&source).await {
-                Ok(true) => pause = RETRY_FIRST,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(
-                    service = source.service.as_str(),
-                    error = %format!("{e:#}"),
-                    "following a change feed failed; resuming from the last cursor applied"
-                ),
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RETRY_MAX);
-        }
-    }
-
-    /// One stream of `source`'s feed from the stored cursor, applied batch by batch until
-    /// it ends; whether anything was applied.
-    async fn follow_once(&self, source: &Source) -> anyhow::Result<bool> {
-        let service = source.service;
-        let mut cursor = stored_cursor(&self.pool, service).await?;
-        let request = WatchRequest {
-            cursor: cursor.clone().unwrap_or_default(),
-            start: if cursor.is_some() {
-                WatchStart::Unspecified
-            } else {
-                WatchStart::Oldest
-            } as i32,
-            page_size: 1000,
-        };
-        let mut request = tonic::Request::new(Bytes::from(request.encode_to_vec()));
-        let signed = self
-            .signer
-            .sign(&AccessContext::internal(&self.name, service.watch_path()))?;
-        request
-            .metadata_mut()
-            .insert(ACCESS_HEADER, signed.parse()?);
-        let channel = tonic::transport::Endpoint::from_shared(source.url.clone())?
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {}", source.url))?;
-        let mut grpc = tonic::client::Grpc::new(channel)
-            .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
-        grpc.ready().await?;
-        let mut stream = grpc
-            .server_streaming(request, service.watch_path().parse()?, BytesCodec)
-            .await?
-            .into_inner();
-        let mut applied = false;
-        while let Some(first) = stream.message().await? {
-            // What else has already arrived joins the batch: one transaction for a backlog's
-            // many changes, one per change when they come one at a time.
-            let mut batch = vec![first];
-            let mut ended = None;
-            while batch.len() < BATCH {
-                match tokio::time::timeout(Duration::ZERO, stream.message()).await {
-                    Ok(Ok(Some(message))) => batch.push(message),
-                    Ok(result) => {
-                        ended = Some(result);
-                        break;
-                    }
-                    Err(_nothing_yet) => break,
-                }
-            }
-            cursor = Some(apply(&self.pool, service, cursor.as_deref(), &batch).await?);
-            applied = true;
-            match ended {
-                Some(Ok(_end)) => break,
-                Some(Err(status)) => return Err(status.into()),
-                None => {}
-            }
-        }
-        Ok(applied)
-    }
-}
-
-/// Holds the lock until `stop` turns true (`true`) or its connection fails (`false`);
-/// closing the connection then gives the lock back.
-async fn hold(lock: &mut PgConnection, stop: &mut watch::Receiver<bool>) -> bool {
-    loop {
-        if *stop.borrow() {
-            return true;
-        }
-        tokio::select! {
-            () = tokio::time::sleep(LOCK_EVERY) => {
-                if lock.ping().await.is_err() {
-                    return false;
-                }
-            }
-            _ = stop.changed() => {}
-        }
-    }
-}
-
-/// Where `service`'s feed has been applied to; `None` before its first change.
-async fn stored_cursor(pool: &PgPool, service: Service) -> anyhow::Result<Option<String>> {
-    Ok(sqlx::query_scalar!(
-        "SELECT cursor FROM feed WHERE service = $1",
-        service.as_str()
-    )
-    .fetch_optional(pool)
-    .await?)
 }
 
 /// A resource as a batch leaves it: its latest message, or gone.
@@ -337,20 +159,11 @@ pub(crate) enum Latest {
     Gone,
 }
 
-/// Applies `batch` (messages in feed order) and moves the stored cursor from `from` to the
-/// last message's, in one transaction; the new cursor. Refused, applying nothing, when the
-/// stored cursor is no longer `from`: another consumer (or a rebuild) moved it.
-async fn apply(
-    pool: &PgPool,
-    service: Service,
-    from: Option<&str>,
-    batch: &[Bytes],
-) -> anyhow::Result<String> {
-    let mut latest: HashMap<String, Latest> = HashMap::new();
-    let mut cursor = None;
+/// Each resource of `batch` (messages in feed order) as the batch leaves it.
+fn latest(batch: &[Bytes]) -> anyhow::Result<HashMap<String, Latest>> {
+    let mut latest = HashMap::new();
     for bytes in batch {
         let change = Change::decode(bytes.clone()).context("an undecodable change")?;
-        cursor = Some(change.cursor.clone());
         let now = match ChangeKind::try_from(change.kind) {
             Ok(ChangeKind::Checkpoint) => continue,
             Ok(ChangeKind::Deleted | ChangeKind::Hidden) => Latest::Gone,
@@ -367,27 +180,7 @@ async fn apply(
         };
         latest.insert(change.resource_name, now);
     }
-    let cursor = cursor.context("an empty batch")?;
-    let mut tx = qi_platform::db::begin(pool).await?;
-    let moved = sqlx::query!(
-        "INSERT INTO feed (service, cursor) VALUES ($1, $2)
-         ON CONFLICT (service) DO UPDATE SET cursor = excluded.cursor, update_time = now()
-         WHERE feed.cursor = $3",
-        service.as_str(),
-        cursor,
-        from,
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    anyhow::ensure!(
-        moved == 1,
-        "another consumer moved the {} feed's cursor: this one stops",
-        service.as_str()
-    );
-    write(&mut tx, service, latest).await?;
-    tx.commit().await?;
-    Ok(cursor)
+    Ok(latest)
 }
 
 /// Writes resources of `service` as they now are into the mirror and its projections, in
@@ -487,33 +280,35 @@ mod tests {
             change("3.1", b, ChangeKind::Deleted, ""),
             change("3.9", "", ChangeKind::Checkpoint, ""),
         ];
-        let cursor = apply(&pool, Service::Projects, None, &batch).await.unwrap();
+        let intake = Intake::new(pool.clone(), "k", "insights", Vec::new());
+        let apply = |from: Option<&'static str>, batch: Vec<Bytes>| {
+            let (pool, intake) = (pool.clone(), &intake);
+            async move { follow::apply(&pool, intake, "projects", from, &batch).await }
+        };
+        let cursor = apply(None, batch.to_vec()).await.unwrap();
         assert_eq!(cursor, "3.9");
         let now = mirror(&pool).await;
         assert_eq!(now.len(), 1, "b is gone");
         assert_eq!(now[0].0, a);
         assert_eq!(now[0].1, batch[2].to_vec(), "a as its last change left it");
         assert_eq!(
-            stored_cursor(&pool, Service::Projects).await.unwrap(),
+            follow::stored_cursor(&pool, "projects").await.unwrap(),
             Some("3.9".into())
         );
         // A second consumer that read the feed from where the first began applies nothing:
         // the cursor is no longer where it started.
         let late = [change("2.1", a, ChangeKind::Updated, "stale")];
-        assert!(apply(&pool, Service::Projects, None, &late).await.is_err());
-        assert!(
-            apply(&pool, Service::Projects, Some("1.1"), &late)
-                .await
-                .is_err()
-        );
+        assert!(apply(None, late.to_vec()).await.is_err());
+        assert!(apply(Some("1.1"), late.to_vec()).await.is_err());
         assert_eq!(mirror(&pool).await[0].1, batch[2].to_vec());
         // The consumer that holds the cursor goes on.
         let next = [change("4.1", a, ChangeKind::Updated, "third")];
-        apply(&pool, Service::Projects, Some("3.9"), &next)
-            .await
-            .unwrap();
+        apply(Some("3.9"), next.to_vec()).await.unwrap();
         assert_eq!(mirror(&pool).await[0].1, next[0].to_vec());
         // A feed's cursor is its own: another service starts from nothing.
-        assert_eq!(stored_cursor(&pool, Service::Training).await.unwrap(), None);
+        assert_eq!(
+            follow::stored_cursor(&pool, "training").await.unwrap(),
+            None
+        );
     }
 }

@@ -20,10 +20,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use bytes::Bytes;
 use chrono::Utc;
-use prost::Message as _;
-use qi_platform::access::{ACCESS_HEADER, AccessContext};
 use qi_platform::convert::timestamp;
-use qi_proto::common::{ChangeKind, WatchStart};
+use qi_platform::follow;
+use qi_proto::common::ChangeKind;
 use qi_proto::metrics::metric_service_client::MetricServiceClient;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
 use qi_proto::training::training_service_client::TrainingServiceClient;
@@ -115,14 +114,7 @@ macro_rules! listed {
 impl Intake {
     /// A request carrying a context signed for `path`.
     fn signed<T>(&self, message: T, path: &str) -> anyhow::Result<tonic::Request<T>> {
-        let mut request = tonic::Request::new(message);
-        let signed = self
-            .signer
-            .sign(&AccessContext::internal(&self.name, path))?;
-        request
-            .metadata_mut()
-            .insert(ACCESS_HEADER, signed.parse()?);
-        Ok(request)
+        follow::signed(&self.signer, &self.name, message, path)
     }
 
     /// Drops the read model and builds it again from the services' current state.
@@ -134,7 +126,7 @@ impl Intake {
                 .connect()
                 .await
                 .with_context(|| format!("connecting to {}", source.url))?;
-            let cursor = self.current_cursor(source.service, channel.clone()).await?;
+            let cursor = follow::current_cursor(&self.signer, &self.name, &source.feed()).await?;
             let items = match source.service {
                 Service::Training => self.training(channel).await?,
                 Service::Projects => self.projects(channel).await?,
@@ -157,48 +149,11 @@ impl Intake {
                 latest.insert(name, Latest::Now(collection.to_owned(), bytes, now));
             }
             crate::intake::write(&mut tx, service, latest).await?;
-            sqlx::query!(
-                "INSERT INTO feed (service, cursor) VALUES ($1, $2)",
-                service.as_str(),
-                cursor,
-            )
-            .execute(&mut *tx)
-            .await?;
+            follow::store_cursor(&mut tx, service.as_str(), &cursor).await?;
         }
         tx.commit().await?;
         report.millis = started.elapsed().as_millis();
         Ok(report)
-    }
-
-    /// The feed's cursor now: the CHECKPOINT a stream opened at "now" begins with.
-    async fn current_cursor(&self, service: Service, channel: Channel) -> anyhow::Result<String> {
-        let request = crate::intake::WatchRequest {
-            cursor: String::new(),
-            start: WatchStart::Now as i32,
-            page_size: 1,
-        };
-        let path = service.watch_path();
-        let mut grpc = tonic::client::Grpc::new(channel)
-            .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
-        grpc.ready().await?;
-        let mut stream = grpc
-            .server_streaming(
-                self.signed(Bytes::from(request.encode_to_vec()), path)?,
-                path.parse()?,
-                qi_platform::codec::BytesCodec,
-            )
-            .await?
-            .into_inner();
-        while let Some(m) = stream.message().await? {
-            let change = crate::intake::Change::decode(m)?;
-            if change.kind == ChangeKind::Checkpoint as i32 {
-                return Ok(change.cursor);
-            }
-        }
-        anyhow::bail!(
-            "the {} feed ended before its first checkpoint",
-            service.as_str()
-        )
     }
 
     async fn training(
@@ -500,7 +455,7 @@ mod tests {
             kind: ChangeKind::Created as i32,
             ..Default::default()
         });
-        let read = crate::intake::Change::decode(made).unwrap();
+        let read = <follow::Change as prost::Message>::decode(made).unwrap();
         assert_eq!(read.resource_name, "sites/BAS/projects/p");
         assert_eq!(read.collection, "projects");
         assert_eq!(read.kind, ChangeKind::Created as i32);
