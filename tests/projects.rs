@@ -211,7 +211,20 @@ pub fn list_projects(parent: &str) -> pb::ListProjectsRequest {
 
 /// The names of the projects under `parent` (first page), sorted.
 pub async fn project_names(c: &Caller, parent: &str) -> Result<Vec<String>, Status> {
-    let listed = c.projects().list_projects(list_projects(parent)).await?;
+    project_names_where(c, parent, "").await
+}
+
+/// The names of the projects under `parent` that `filter` chooses (first page), sorted.
+pub async fn project_names_where(
+    c: &Caller,
+    parent: &str,
+    filter: &str,
+) -> Result<Vec<String>, Status> {
+    let req = pb::ListProjectsRequest {
+        filter: filter.into(),
+        ..list_projects(parent)
+    };
+    let listed = c.projects().list_projects(req).await?;
     let mut names: Vec<String> = listed
         .into_inner()
         .projects

@@ -22,7 +22,9 @@ COMPONENTS = ["gateway", *BACKENDS]
 # Every gRPC path between qi's components, callee -> its callers; the NetworkPolicies allow
 # exactly these: the gateway calls every backend, and the read model calls the services
 # directly (not through the gateway) to follow their change feeds.
+# The projects service follows the training service's feed (the HR sync's leavers).
 CALLERS = {**{s: {"gateway", INSIGHTS} for s in SERVICES}, INSIGHTS: {"gateway"}}
+CALLERS["training"] = {"gateway", INSIGHTS, "projects"}
 # Variables that hold secrets: they may come only from a Secret, never from a literal or a ConfigMap.
 SECRET_VARS = {"QI_DATABASE_URL", "QI_MIGRATION_DATABASE_URL", "QI_ACCESS_KEY", "QI_ACCESS_KEY_PREVIOUS", "QI_JWT_SECRET", "POSTGRES_PASSWORD"}
 # Volume types the restricted Pod Security profile allows.

@@ -15,14 +15,9 @@ use tokio::sync::watch;
 /// A read model's pool on a database of its own, migrated: the suite runs its own intake
 /// on its database, whose consumer lock these replicas must not contend for.
 async fn insights_pool() -> sqlx::PgPool {
-    let url = qi_test_kit::database().await.unwrap();
-    let pool = qi_platform::db::connect_owner(&url, qi_insights::SCHEMA)
+    qi_test_kit::migrated(qi_insights::SCHEMA, &qi_insights::MIGRATOR)
         .await
-        .unwrap();
-    qi_platform::db::migrate(&pool, &qi_insights::MIGRATOR)
-        .await
-        .unwrap();
-    pool
+        .unwrap()
 }
 
 /// An intake of every service of `suite`, signing with the suite's key.

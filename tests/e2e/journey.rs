@@ -776,6 +776,37 @@ async fn projects_at_risk_name_the_lead_who_left_or_moved_the_silence_and_who_co
         ]
     );
 
+    // The projects service learns the same from the training feed: ListProjects finds the
+    // projects whose lead left or moved, and the portfolio summary counts them.
+    let gone = |c: &Caller, status: &'static str| {
+        let c = c.clone();
+        async move {
+            let filter = format!("lead_status = {status}");
+            qi_e2e::projects::project_names_where(&c, "sites/-", &filter)
+                .await
+                .unwrap()
+        }
+    };
+    until(
+        "the projects service has the leaver and the mover",
+        || async { gone(&trust, "GONE").await.len() == 2 },
+    )
+    .await;
+    assert_eq!(gone(&trust, "LEFT").await, [s.falls.as_str()]);
+    assert_eq!(gone(&trust, "MOVED").await, [s.discharge.as_str()]);
+    let lead_gone = |c: &Caller, parent: &'static str| {
+        let c = c.clone();
+        async move {
+            qi_e2e::projects::portfolio_summary(&c, parent, ppb::PortfolioPeriod::Unspecified, "")
+                .await
+                .unwrap()
+                .totals
+                .unwrap()
+                .projects_lead_gone
+        }
+    };
+    assert_eq!(lead_gone(&trust, "sites/-").await, 2);
+
     // The leaver and the mover as the training service tells them.
     let staff = |n: &str| {
         let c = trust.clone();
@@ -806,6 +837,17 @@ async fn projects_at_risk_name_the_lead_who_left_or_moved_the_silence_and_who_co
         at_risk(&bas, "sites/SOU").await.unwrap_err().code(),
         Code::PermissionDenied
     );
+    assert_eq!(gone(&bas, "GONE").await, [s.discharge.as_str()]);
+    assert_eq!(lead_gone(&bas, "sites/BAS").await, 1);
+    let bad = bas
+        .projects()
+        .list_projects(ppb::ListProjectsRequest {
+            filter: "lead_status = AWAY".into(),
+            ..qi_e2e::projects::list_projects("sites/-")
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&bad), ["filter"]);
     let bad = bas
         .insights()
         .list_projects_at_risk(pb::ListProjectsAtRiskRequest {

@@ -17,6 +17,7 @@ mod measures;
 #[cfg(test)]
 mod migration_tests;
 mod pdsa;
+pub mod people;
 mod portfolio;
 mod programmes;
 mod projects;

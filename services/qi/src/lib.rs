@@ -300,6 +300,30 @@ pub fn insights_intake(
     ))
 }
 
+/// The projects service's follower of the training service's feed: where each person works
+/// now, and who has left (the HR sync's), for the projects whose lead is gone.
+pub fn projects_places(
+    config: &Config,
+    pool: sqlx::PgPool,
+    urls: &std::collections::HashMap<&'static str, String>,
+) -> anyhow::Result<qi_platform::follow::Follower<qi_projects::people::Places>> {
+    let key = config.access_keys.current.as_deref().context(
+        "QI_ACCESS_KEY is required: the projects service signs its feed's contexts with it",
+    )?;
+    let url = urls.get(qi_training::SERVICE_NAME).with_context(|| {
+        format!(
+            "no URL for {}, whose feed the projects service follows",
+            qi_training::SERVICE_NAME
+        )
+    })?;
+    Ok(qi_projects::people::follower(
+        pool,
+        key,
+        Role::Projects.name(),
+        url,
+    ))
+}
+
 /// `qi insights rebuild`: the read model's schema migrated (as the owner, like `qi
 /// migrate insights`), then dropped and built again from the services at their configured
 /// URLs. A running intake picks up from the rebuild's cursors by itself.
@@ -345,10 +369,21 @@ pub async fn serve(
         ));
         purging
     });
-    // The read model consumes its feeds beside serving, and stops with the server.
+    // The read model, and the projects service, consume feeds beside serving, and stop with
+    // the server.
     let (intake_stop, intake_stopping) = tokio::sync::watch::channel(false);
     let mut intake = None;
     let (component, audit) = match (role, role.service()) {
+        (Role::Projects, Some(service)) => {
+            // The projects service learns of leavers and movers from the training feed.
+            let places = projects_places(
+                config,
+                pool.clone(),
+                &qi_gateway::configured_backends(config),
+            )?;
+            intake = Some(tokio::spawn(places.run(intake_stopping)));
+            (service_component(service, config, pool.clone())?, None)
+        }
         (_, Some(service)) => (service_component(service, config, pool.clone())?, None),
         (Role::Insights, None) => {
             let consumer = insights_intake(

@@ -26,6 +26,8 @@ pub struct Suite {
     services: Vec<(Component, TcpListener)>,
     /// The read model's consumer of the services' feeds (its answers are among `services`).
     intake: qi_insights::intake::Intake,
+    /// The projects service's follower of the training feed (leavers and movers).
+    places: qi_platform::follow::Follower<qi_projects::people::Places>,
     pools: Vec<sqlx::PgPool>,
     /// The owner's pool on the gateway schema, for the audit retention `qi up` runs itself.
     maintenance: sqlx::PgPool,
@@ -117,7 +119,9 @@ impl Suite {
             }
             services.push((component, listener));
         }
-        // The read model follows the services' feeds and answers behind the gateway.
+        // The projects service follows the training feed; the read model follows every
+        // service's, and answers behind the gateway.
+        let places = crate::projects_places(config, pools[1].clone(), &backends)?;
         let intake = crate::insights_intake(config, insights.clone(), &backends)?;
         let component = crate::insights_component(config, insights)?;
         let listener = server::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
@@ -135,6 +139,7 @@ impl Suite {
             audit,
             services,
             intake,
+            places,
             pools,
             maintenance,
             settings: ServerSettings::from(config),
@@ -167,6 +172,7 @@ impl Suite {
             audit,
             services,
             intake,
+            places,
             pools,
             maintenance,
             settings,
@@ -196,7 +202,9 @@ impl Suite {
             maintenance_interval,
         ));
         let (intake_stop, intake_stopping) = watch::channel(false);
-        let consuming = tokio::spawn(intake.run(intake_stopping));
+        let mut consuming = tokio::task::JoinSet::new();
+        consuming.spawn(intake.run(intake_stopping.clone()));
+        consuming.spawn(places.run(intake_stopping));
         let (services_stop, services_stopping) = watch::channel(false);
         let mut running = tokio::task::JoinSet::new();
         // In-process services need no drain delay of their own, and little grace: they
@@ -249,7 +257,7 @@ impl Suite {
                 Err(e)
             }
             () = &mut shutdown => {
-                // The read model stops consuming before the feeds it follows end.
+                // The feeds' consumers stop before the feeds they follow end.
                 intake_stop.send_replace(true);
                 for feed in &feeds {
                     feed.stop();
@@ -271,7 +279,7 @@ impl Suite {
         housekeeping.abort_all();
         intake_stop.send_replace(true);
         // Bounded: a database that hangs must not hold the suite.
-        let intake_stopped = tokio::time::timeout(Duration::from_secs(5), consuming);
+        let intake_stopped = tokio::time::timeout(Duration::from_secs(5), consuming.join_all());
         let _ = tokio::join!(audit.shutdown(), services_stopped, intake_stopped);
         crate::close_pools(&pools).await;
         crate::close_pools(std::slice::from_ref(&maintenance)).await;

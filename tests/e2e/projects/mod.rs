@@ -21,6 +21,7 @@ mod permissions;
 mod portfolio;
 mod programmes;
 mod scores;
+mod staff_places;
 mod team;
 mod update;
 mod ward_programme;

@@ -40,6 +40,7 @@ fn add(into: &mut pb::PortfolioCounts, c: &pb::PortfolioCounts) {
         projects_completed,
         projects_stopped,
         projects_coproduced,
+        projects_lead_gone,
     } = c;
     into.ideas_received += ideas_received;
     into.ideas_submitted += ideas_submitted;
@@ -52,6 +53,7 @@ fn add(into: &mut pb::PortfolioCounts, c: &pb::PortfolioCounts) {
     into.projects_completed += projects_completed;
     into.projects_stopped += projects_stopped;
     into.projects_coproduced += projects_coproduced;
+    into.projects_lead_gone += projects_lead_gone;
 }
 
 type Key = (Option<NaiveDate>, String, String);
@@ -122,6 +124,7 @@ pub(crate) async fn get(
             projects_completed: p.completed,
             projects_stopped: p.stopped,
             projects_coproduced: p.coproduced,
+            projects_lead_gone: p.lead_gone,
             ..Default::default()
         };
         add(by_programme.entry(programme.clone()).or_default(), &counts);

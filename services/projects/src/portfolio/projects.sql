@@ -12,7 +12,15 @@ SELECT p.lead_site AS site, g.site AS programme_site, g.id AS "programme_id?",
   count(*) FILTER (WHERE p.state = 'in_progress') AS "in_progress!",
   count(*) FILTER (WHERE p.state = 'completed') AS "completed!",
   count(*) FILTER (WHERE p.state = 'stopped') AS "stopped!",
-  count(*) FILTER (WHERE p.patient_partner_count > 0 OR p.engagement_count > 0) AS "coproduced!"
+  count(*) FILTER (WHERE p.patient_partner_count > 0 OR p.engagement_count > 0) AS "coproduced!",
+  -- Live projects whose lead left the trust or works at none of the project's sites, as
+  -- the HR sync's feed tells (projects.staff_place).
+  count(*) FILTER (WHERE p.state IN ('scoping', 'in_progress') AND EXISTS (
+      SELECT 1 FROM team_member t JOIN staff_place s ON s.staff = t.staff
+      WHERE t.project_uid = p.uid AND t.role = 'lead'
+        AND (NOT s.active
+             OR (s.site <> p.lead_site AND NOT s.site = ANY(p.participating_sites)))))
+    AS "lead_gone!"
 FROM project p LEFT JOIN programme g ON g.uid = p.programme_uid
 WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1))
   AND ($2::date IS NULL OR p.state_date >= $2)

@@ -78,6 +78,7 @@ pub(super) struct ProjectCell {
     pub(super) completed: i64,
     pub(super) stopped: i64,
     pub(super) coproduced: i64,
+    pub(super) lead_gone: i64,
 }
 
 /// Ideas by site and period, for `sites` (`None`: all), submitted from `from` and before

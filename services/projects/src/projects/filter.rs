@@ -24,6 +24,8 @@ pub(super) struct Terms {
     pub(super) programme: Option<(Option<String>, String)>,
     /// The team lead's canonical staff name.
     pub(super) lead: Option<String>,
+    /// Whose lead is gone, as the HR sync's feed says: `left`, `moved` or `gone` (either).
+    pub(super) lead_status: Option<&'static str>,
     /// A theme, lower case.
     pub(super) theme: Option<String>,
     pub(super) not_themes: Vec<String>,
@@ -35,7 +37,7 @@ pub(super) struct Terms {
     pub(super) started_before: Option<NaiveDate>,
 }
 
-const FIELDS: &str = "phase, state, ward, programme, lead, theme, text, start_date";
+const FIELDS: &str = "phase, state, ward, programme, lead, lead_status, theme, text, start_date";
 
 /// Reads `filter` for a caller `ctx` (whose `staff/me` and programmes' sites it checks).
 pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
@@ -112,6 +114,24 @@ pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
             "lead" => only(&[Op::Eq]).and_then(|()| {
                 once(t.lead.is_some())?;
                 t.lead = Some(foreign::person(ctx, "filter", &value)?);
+                Ok(())
+            }),
+            "lead_status" => only(&[Op::Eq]).and_then(|()| {
+                once(t.lead_status.is_some())?;
+                t.lead_status = Some(match value.to_ascii_uppercase().as_str() {
+                    "LEFT" => "left",
+                    "MOVED" => "moved",
+                    "GONE" => "gone",
+                    _ => {
+                        return Err(Error::invalid(
+                            "filter",
+                            format!(
+                                "{at}: `{}` is not a value (LEFT, MOVED or GONE)",
+                                names::clip(&value)
+                            ),
+                        ));
+                    }
+                });
                 Ok(())
             }),
             "theme" => only(&[Op::Eq, Op::Ne]).and_then(|()| {
@@ -248,7 +268,7 @@ mod tests {
         let t = read(
             r#"phase = PILOT_AND_IMPLEMENT AND phase != QSIR_PHASE_START_OUT AND state != COMPLETED
                AND ward = sites/BAS/wards/cedar AND programme = trust/programmes/flow
-               AND lead = staff/me AND theme = " Flow " AND theme != falls
+               AND lead = staff/me AND lead_status = gone AND theme = " Flow " AND theme != falls
                AND text = "50%  off_site" AND start_date >= 2025-04-01 AND start_date < 2026-04-01
                AND start_date <= 2026-01-31"#,
         )
@@ -263,6 +283,7 @@ mod tests {
                 ward: Some("sites/BAS/wards/cedar".into()),
                 programme: Some((None, "flow".into())),
                 lead: Some("staff/00123456".into()),
+                lead_status: Some("gone"),
                 theme: Some("flow".into()),
                 not_themes: vec!["falls".into()],
                 text: Some(r"%50\% off\_site%".into()),
@@ -294,6 +315,8 @@ mod tests {
         assert!(refused("text = \"  \"").contains("text needs words"));
         assert!(refused("ward = trust/wards/x").contains("wards belong to a site"));
         assert!(refused("lead = 12345678").contains("staff/"));
+        assert!(refused("lead_status = AWAY").contains("LEFT, MOVED or GONE"));
+        assert!(refused("lead_status != LEFT").contains("lead_status takes ="));
         // Every bad term at once.
         let all = refused("colour = red AND phase = LAUNCH");
         assert!(all.contains("colour") && all.contains("LAUNCH"), "{all}");

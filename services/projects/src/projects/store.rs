@@ -392,6 +392,13 @@ pub(super) async fn list(
                 OR lower(p.problem_statement) LIKE $16 OR lower(p.aim_statement) LIKE $16)
            AND ($17::date IS NULL OR p.start_date >= $17)
            AND ($18::date IS NULL OR p.start_date < $18)
+           AND ($19::text IS NULL OR EXISTS (
+                SELECT 1 FROM team_member t JOIN staff_place s ON s.staff = t.staff
+                WHERE t.project_uid = p.uid AND t.role = 'lead'
+                  AND CASE WHEN NOT s.active THEN $19 IN ('left', 'gone')
+                           ELSE $19 IN ('moved', 'gone')
+                                AND s.site <> p.lead_site
+                                AND NOT s.site = ANY(p.participating_sites) END))
          ORDER BY p.uid DESC
          LIMIT $7",
         filter.sites.as_deref(),
@@ -412,6 +419,7 @@ pub(super) async fn list(
         t.text,
         t.started_from,
         t.started_before,
+        t.lead_status,
     )
     .fetch_all(&mut *conn)
     .await?;
