@@ -1245,6 +1245,40 @@ async fn equity_opportunities_are_the_widening_gaps_with_their_projects_and_part
     .await;
     let (answer, _) = widening(&trust).await;
     assert_eq!(answer[1].projects[0].patient_partner_count, 1);
+    // The SOU falls project measures falls with harm too. Whose events explain the trust
+    // metric's rise: a BAS caller's chart is BAS's rows, and its projects BAS's alone.
+    team.projects()
+        .create_measure(ppb::CreateMeasureRequest {
+            parent: s.falls.clone(),
+            measure: Some(ppb::Measure {
+                metric: harm.clone(),
+                kind: ppb::MeasureKind::Outcome as i32,
+                ..Default::default()
+            }),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap();
+    until("the read model has the SOU measure", || async {
+        explain(&trust, &harm, months_ago(1))
+            .await
+            .is_ok_and(|a| a.projects.len() == 2)
+    })
+    .await;
+    let trust_wide = explain(&trust, &harm, months_ago(1)).await.unwrap();
+    assert_eq!(
+        trust_wide.projects,
+        [s.discharge.as_str(), s.falls.as_str()]
+    );
+    let theirs = explain(&bas, &harm, months_ago(1)).await.unwrap();
+    assert_eq!(theirs.projects, [s.discharge.as_str()]);
+    assert!(
+        theirs.events.iter().all(|e| e.project == s.discharge),
+        "{:?}",
+        theirs.events
+    );
+    assert_eq!(theirs.run.unwrap().reading, pb::SpcReading::Concern as i32);
+
     // Paged one at a time, the same two; another site's parent is refused.
     let first = trust
         .insights()
