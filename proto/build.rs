@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut files = Vec::new();
     collect_protos(&root.join("qi"), &mut files)?;
+    // google.rpc's status and error details: the gateway renders errors' details as JSON
+    // from the descriptor set, so their types must be in it though no contract imports them.
+    collect_protos(&root.join("google/rpc"), &mut files)?;
     files.sort();
     // tonic-prost-build emits no rerun-if-changed of its own: name every input.
     println!("cargo:rerun-if-changed=build.rs");

@@ -37,6 +37,10 @@ pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
     }
+    /// `google.rpc`: status codes and error details (for the gateway's HTTP errors).
+    pub mod rpc {
+        tonic::include_proto!("google.rpc");
+    }
     /// `google.type`: calendar dates.
     pub mod r#type {
         tonic::include_proto!("google.r#type");

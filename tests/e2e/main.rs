@@ -9,6 +9,7 @@ mod discovery;
 mod gateway;
 mod health;
 mod housekeeping;
+mod http;
 mod insights;
 mod journey;
 mod matrix;

@@ -20,6 +20,7 @@ pub mod retention;
 mod routes;
 mod signing;
 mod traceparent;
+mod transcode;
 mod wire;
 
 use std::collections::HashMap;
@@ -109,12 +110,16 @@ pub fn component(
             config.auth_failure_rate.saturating_mul(10),
         ),
     }));
+    // HTTP/JSON: whatever no gRPC service takes is read by the RPCs' HTTP rules.
+    let transcoder = transcode::Transcoder::new(gateway.clone(), descriptors)?;
     let routes = tonic::service::Routes::default()
         .add_service(Proxy::<Training>::new(gateway.clone()))
         .add_service(Proxy::<Projects>::new(gateway.clone()))
         .add_service(Proxy::<Metrics>::new(gateway.clone()))
         .add_service(Proxy::<Insights>::new(gateway.clone()))
         .add_service(Proxy::<GatewayItself>::new(gateway));
+    let routes =
+        tonic::service::Routes::from(routes.into_axum_router().fallback_service(transcoder));
     let component = Component {
         name: "gateway",
         routes,

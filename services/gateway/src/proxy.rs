@@ -555,7 +555,7 @@ fn too_many(message: String, wait: Duration) -> Status {
     .into()
 }
 
-fn unknown_method(path: &str) -> Status {
+pub(crate) fn unknown_method(path: &str) -> Status {
     Error::Unimplemented {
         message: format!("unknown method {}", qi_names::clip(path)),
     }

@@ -162,8 +162,9 @@ pub async fn serve(
     let layers = tower::ServiceBuilder::new()
         // Fixes the call's deadline before tonic's transport starts its own timer.
         .layer(deadline)
-        // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC.
-        .option_layer(component.grpc_web.then(tonic_web::GrpcWebLayer::new))
+        // Browsers speak gRPC-Web; translated here, everything inside sees plain gRPC. Other
+        // HTTP/1.1 requests (the gateway's HTTP/JSON) pass on as they are.
+        .option_layer(component.grpc_web.then_some(WebLayer))
         // Continues the caller's trace and records each call's gRPC status on its span.
         .layer(crate::telemetry::RpcStatusLayer::new(component.name))
         // Inside the span and the timer, so both see a passed deadline's DEADLINE_EXCEEDED.
@@ -337,5 +338,69 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => tracing::info!("Ctrl-C received"),
         () = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Translates gRPC-Web requests ([`tonic_web`]) and passes every other request on as it is:
+/// tonic-web alone refuses an HTTP/1.1 request that is not gRPC-Web, and the gateway's
+/// HTTP/JSON arrives so.
+#[derive(Debug, Clone, Copy)]
+struct WebLayer;
+
+impl<S: Clone> tower::Layer<S> for WebLayer {
+    type Service = Web<S>;
+
+    fn layer(&self, inner: S) -> Web<S> {
+        Web {
+            web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Web<S> {
+    web: tonic_web::GrpcWebService<S>,
+    plain: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Web<S>
+where
+    S: tower::Service<
+            http::Request<tonic::body::Body>,
+            Response = http::Response<tonic::body::Body>,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Display,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.plain.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let web = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"))
+            || req.method() == http::Method::OPTIONS;
+        if web {
+            // A clone of its own, made ready by the oneshot.
+            Box::pin(tower::ServiceExt::oneshot(self.web.clone(), req))
+        } else {
+            // The instance polled ready takes the call; a clone stays for the next.
+            let mut plain = self.plain.clone();
+            std::mem::swap(&mut plain, &mut self.plain);
+            Box::pin(plain.call(req.map(tonic::body::Body::new)))
+        }
     }
 }
