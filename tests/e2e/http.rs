@@ -29,6 +29,23 @@ impl Http {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let resp = self.request(method, path, token, body).await;
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The response, as soon as its headers are in (a stream's body is still coming).
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
         let mut req = self.client.request(method, format!("{}{path}", self.base));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -38,13 +55,7 @@ impl Http {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(b.to_string());
         }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        req.send().await.unwrap()
     }
 
     async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
@@ -230,16 +241,14 @@ async fn a_server_stream_answers_a_line_of_json_per_message_past_the_call_timeou
     let project = create_project(&team, "BAS", "flow", with_aim("Discharge by noon"))
         .await
         .unwrap();
-    let url = format!(
-        "http://{}/v1/projects/changes:watch?start=WATCH_START_OLDEST",
-        suite.addr
-    );
-    let mut resp = reqwest::Client::new()
-        .get(url)
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let mut resp = Http::of(&suite)
+        .request(
+            reqwest::Method::GET,
+            "/v1/projects/changes:watch?start=WATCH_START_OLDEST",
+            Some(&token),
+            None,
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.headers()[reqwest::header::CONTENT_TYPE],
@@ -258,5 +267,62 @@ async fn a_server_stream_answers_a_line_of_json_per_message_past_the_call_timeou
     let line = line_naming(&mut resp, &mut text, &later.name).await;
     assert_eq!(line["project"]["title"], "Later");
     drop(resp);
+    suite.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_every_path_it_documents_answers() {
+    let suite = TestSuite::start().await;
+    let http = Http::of(&suite);
+    // Served without a token: it describes, it holds no data.
+    let (status, doc) = http.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let generated: Value =
+        serde_json::from_slice(&qi_gateway::openapi_document().unwrap()).unwrap();
+    assert_eq!(doc, generated, "the served document is `qi openapi`'s");
+    let get_project = &doc["paths"]["/v1/sites/{site}/projects/{project}"]["get"];
+    assert_eq!(get_project["operationId"], "ProjectService_GetProject");
+    assert!(
+        doc["components"]["schemas"]["qi.projects.v1.Project"]["properties"]["createTime"]["format"]
+            == "date-time"
+    );
+    // Each documented path and method reaches its RPC: whatever the RPC answers (the names
+    // are made up), never the transcoder's "no method" or "not this verb".
+    let token = suite.token("admin", &["admin"], &["*"]);
+    let mut asked = 0;
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        let mut url = String::new();
+        for (i, part) in path.split('{').enumerate() {
+            if i == 0 {
+                url.push_str(part);
+            } else {
+                let (param, rest) = part.split_once('}').unwrap();
+                url.push_str(if param == "site" { "BAS" } else { "x1" });
+                url.push_str(rest);
+            }
+        }
+        for (method, op) in methods.as_object().unwrap() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let body = op.get("requestBody").map(|_| json!({}));
+            let resp = http.request(method.clone(), &url, Some(&token), body).await;
+            let status = resp.status();
+            let streaming = resp
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .is_some_and(|v| v == "application/x-ndjson");
+            let text = if streaming {
+                String::new()
+            } else {
+                resp.text().await.unwrap()
+            };
+            assert!(
+                !text.contains("no method is at") && status != StatusCode::NOT_IMPLEMENTED,
+                "{method} {url}: {status} {text}"
+            );
+            asked += 1;
+        }
+    }
+    assert!(asked >= 160, "{asked} operations");
     suite.stop().await.unwrap();
 }

@@ -35,6 +35,7 @@ use tonic::transport::Endpoint;
 
 pub use proxy::{Gateway, GatewayParts};
 pub use routes::{Backend, GatewayItself, Insights, Metrics, Projects, Proxy, Training};
+pub use transcode::openapi_document;
 
 /// The schema the gateway owns (its audit trail).
 pub const SCHEMA: &str = "gateway";

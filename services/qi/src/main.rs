@@ -150,6 +150,9 @@ enum Command {
         #[arg(long, requires = "internal")]
         service_url: Option<String>,
     },
+    /// Prints the OpenAPI 3.1 document of the HTTP/JSON face (as the gateway serves it at
+    /// /openapi.json), generated from the contracts; needs no configuration.
+    Openapi,
     /// Prints a development token signed with the data folder's secret (or QI_JWT_SECRET).
     Token {
         /// The data folder `qi up` uses [env: QI_DATA_DIR] [default: ./.qi]
@@ -341,6 +344,24 @@ fn main() -> ExitCode {
             };
         }
     };
+    if let Command::Openapi = &cli.command {
+        return match qi_gateway::openapi_document() {
+            Ok(doc) => {
+                use std::io::Write as _;
+                match std::io::stdout().write_all(&doc) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("qi: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("qi: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -381,6 +402,7 @@ fn main() -> ExitCode {
         | Command::Maintain
         | Command::Insights { .. }
         | Command::Token { .. }
+        | Command::Openapi
         | Command::Hr { .. }
         | Command::Bench { .. }
         | Command::Seed { .. }
@@ -717,7 +739,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             };
             qi::watch::run(&args, &mut std::io::stdout().lock()).await
         }
-        Command::Token { .. } => unreachable!("handled before the runtime starts"),
+        Command::Token { .. } | Command::Openapi => {
+            unreachable!("handled before the runtime starts")
+        }
     }
 }
 

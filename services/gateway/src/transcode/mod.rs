@@ -10,6 +10,7 @@
 //! Nothing here is written per method: the routes, the fields and the JSON all come from
 //! the descriptors, through prost-reflect's serde support (DESIGN.md's one JSON mapping).
 
+mod openapi;
 mod request;
 mod status;
 mod template;
@@ -36,11 +37,23 @@ const MAX_BODY: usize = qi_platform::server::MAX_MESSAGE_BYTES;
 struct Route {
     verb: http::Method,
     template: Template,
+    /// The template as the rule writes it.
+    template_text: String,
     /// `""`, `"*"` or the request field the body holds.
     body: String,
     rpc: MethodDescriptor,
     /// `/qi.projects.v1.ProjectService/GetProject`.
     path: String,
+}
+
+impl Route {
+    /// The request's top-level fields the path binds.
+    fn bound_fields(&self) -> Vec<String> {
+        self.template
+            .fields()
+            .map(|f| f.split('.').next().unwrap_or(f).to_owned())
+            .collect()
+    }
 }
 
 /// The gateway's HTTP/JSON face.
@@ -49,6 +62,63 @@ pub(crate) struct Transcoder {
     gateway: Arc<Gateway>,
     pool: DescriptorPool,
     routes: Arc<[Route]>,
+    /// `/openapi.json`, made once.
+    openapi: Bytes,
+}
+
+/// The HTTP bindings of every `qi.*` RPC with a rule in `pool`, the most literal first
+/// (`/v1/sites` before `/v1/{name=*}`).
+fn routes(pool: &DescriptorPool) -> anyhow::Result<Vec<Route>> {
+    let ext = pool
+        .get_extension_by_name("google.api.http")
+        .ok_or_else(|| anyhow::anyhow!("the contracts lack google.api.http"))?;
+    let mut routes = Vec::new();
+    for service in pool
+        .services()
+        .filter(|s| s.package_name().starts_with("qi."))
+    {
+        for rpc in service.methods().filter(|m| !m.is_client_streaming()) {
+            let options = rpc.options();
+            if !options.has_extension(&ext) {
+                continue;
+            }
+            let Value::Message(m) = options.get_extension(&ext).into_owned() else {
+                continue;
+            };
+            let rule: HttpRule = m.transcode_to()?;
+            let path = format!("/{}/{}", service.full_name(), rpc.name());
+            for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
+                let (verb, template) = match binding.pattern.as_ref() {
+                    Some(Pattern::Get(p)) => (http::Method::GET, p),
+                    Some(Pattern::Post(p)) => (http::Method::POST, p),
+                    Some(Pattern::Put(p)) => (http::Method::PUT, p),
+                    Some(Pattern::Patch(p)) => (http::Method::PATCH, p),
+                    Some(Pattern::Delete(p)) => (http::Method::DELETE, p),
+                    Some(Pattern::Custom(c)) => (c.kind.parse()?, &c.path),
+                    None => continue,
+                };
+                routes.push(Route {
+                    verb,
+                    template: Template::parse(template).map_err(anyhow::Error::msg)?,
+                    template_text: template.clone(),
+                    body: binding.body.clone(),
+                    rpc: rpc.clone(),
+                    path: path.clone(),
+                });
+            }
+        }
+    }
+    routes.sort_by_key(|r| std::cmp::Reverse(r.template.literals()));
+    Ok(routes)
+}
+
+/// The OpenAPI document of the contracts' HTTP/JSON face, as `/openapi.json` serves it.
+pub fn openapi_document() -> anyhow::Result<Vec<u8>> {
+    let pool = DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)?;
+    let routes = routes(&pool)?;
+    Ok(serde_json::to_vec_pretty(&openapi::document(
+        &pool, &routes,
+    ))?)
 }
 
 /// A message as JSON: the proto3 mapping, with 64-bit integers as strings.
@@ -62,50 +132,13 @@ pub(crate) fn to_json(message: &DynamicMessage) -> Result<Vec<u8>, serde_json::E
 impl Transcoder {
     /// The routes of every `qi.*` RPC with a rule in `pool`, forwarded through `gateway`.
     pub(crate) fn new(gateway: Arc<Gateway>, pool: DescriptorPool) -> anyhow::Result<Self> {
-        let ext = pool
-            .get_extension_by_name("google.api.http")
-            .ok_or_else(|| anyhow::anyhow!("the contracts lack google.api.http"))?;
-        let mut routes = Vec::new();
-        for service in pool
-            .services()
-            .filter(|s| s.package_name().starts_with("qi."))
-        {
-            for rpc in service.methods().filter(|m| !m.is_client_streaming()) {
-                let options = rpc.options();
-                if !options.has_extension(&ext) {
-                    continue;
-                }
-                let Value::Message(m) = options.get_extension(&ext).into_owned() else {
-                    continue;
-                };
-                let rule: HttpRule = m.transcode_to()?;
-                let path = format!("/{}/{}", service.full_name(), rpc.name());
-                for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
-                    let (verb, template) = match binding.pattern.as_ref() {
-                        Some(Pattern::Get(p)) => (http::Method::GET, p),
-                        Some(Pattern::Post(p)) => (http::Method::POST, p),
-                        Some(Pattern::Put(p)) => (http::Method::PUT, p),
-                        Some(Pattern::Patch(p)) => (http::Method::PATCH, p),
-                        Some(Pattern::Delete(p)) => (http::Method::DELETE, p),
-                        Some(Pattern::Custom(c)) => (c.kind.parse()?, &c.path),
-                        None => continue,
-                    };
-                    routes.push(Route {
-                        verb,
-                        template: Template::parse(template).map_err(anyhow::Error::msg)?,
-                        body: binding.body.clone(),
-                        rpc: rpc.clone(),
-                        path: path.clone(),
-                    });
-                }
-            }
-        }
-        // The most literal template first: `/v1/sites` before `/v1/{name=*}`.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.template.literals()));
+        let routes = routes(&pool)?;
+        let openapi = Bytes::from(serde_json::to_vec(&openapi::document(&pool, &routes))?);
         Ok(Transcoder {
             gateway,
             pool,
             routes: routes.into(),
+            openapi,
         })
     }
 
@@ -130,6 +163,9 @@ impl Transcoder {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let (parts, body) = req.into_parts();
+        if parts.uri.path() == "/openapi.json" && parts.method == http::Method::GET {
+            return Ok(json_response(self.openapi.clone()));
+        }
         let Some((segments, verb)) = template::split(parts.uri.path()) else {
             return Err(not_found(parts.uri.path()));
         };

@@ -110,6 +110,11 @@ impl Template {
         )
     }
 
+    /// The field paths its variables bind (`name`, `idea.name`).
+    pub(crate) fn fields(&self) -> impl Iterator<Item = &str> {
+        self.variables.iter().map(|(f, _)| f.as_str())
+    }
+
     /// How specific it is: literal segments first, so `/v1/sites` wins over `/v1/{name=*}`.
     pub(crate) fn literals(&self) -> usize {
         self.segments
