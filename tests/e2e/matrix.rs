@@ -415,6 +415,22 @@ fn setup(suite: &TestSuite, target: &Target, case: Case) -> (Option<String>, Byt
     }
 }
 
+/// The person the made-up names point at (`…staff/10000001`), working at the own site: the
+/// training service refuses a site caller a person it cannot show to exist (issue 25),
+/// which would read as a denial.
+async fn sync_the_made_up_person(suite: &TestSuite) {
+    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
+    let person = [qi_e2e::training::esr("10000001", OWN, "Matrix")];
+    qi_e2e::training::sync(
+        &hr,
+        qi_proto::training::SyncMode::Delta,
+        qi_e2e::training::EXTRACT_TIME,
+        &person,
+    )
+    .await
+    .unwrap();
+}
+
 fn verdict(expect: Expect, got: Code) -> bool {
     match expect {
         Expect::Unauthenticated => got == Code::Unauthenticated,
@@ -427,19 +443,7 @@ fn verdict(expect: Expect, got: Code) -> bool {
 async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
     // Hundreds of calls from a handful of subjects: the rate limit is not under test here.
     let suite = Arc::new(TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await);
-    // The person the made-up names point at (`…staff/10000001`) works at the own site: the
-    // training service refuses a site caller a person it cannot show to exist (issue 25),
-    // which would read as a denial here.
-    let hr = suite.caller("esr", &["hr_sync"], &["*"]);
-    let person = [qi_e2e::training::esr("10000001", OWN, "Matrix")];
-    qi_e2e::training::sync(
-        &hr,
-        qi_proto::training::SyncMode::Delta,
-        qi_e2e::training::EXTRACT_TIME,
-        &person,
-    )
-    .await
-    .unwrap();
+    sync_the_made_up_person(&suite).await;
     let targets = Arc::new(targets());
     assert!(targets.len() >= 80, "only {} methods found", targets.len());
     // Bounded, so the services' small test pools are not the thing being measured.
@@ -498,7 +502,215 @@ async fn every_rpc_answers_every_kind_of_caller_as_its_policy_says() {
         .unwrap();
 }
 
-/// Each call's expected and actual answer, by method path and case.
+/// An HTTP request: its method, path and query, body, and whether a binding of one fixed
+/// name (`{parent=trust}`) replaced the probe's own.
+type HttpProbe = (reqwest::Method, String, Option<String>, bool);
+
+/// The HTTP request of `message` for `method`, by the first of its `google.api.http`
+/// bindings whose path variables the message's values fit. `None` when none fits (a value
+/// no binding's pattern takes).
+fn http_request(method: &MethodDescriptor, message: &DynamicMessage) -> Option<HttpProbe> {
+    use qi_proto::google::api::HttpRule;
+    use qi_proto::google::api::http_rule::Pattern;
+    let pool = method.parent_pool();
+    let ext = pool.get_extension_by_name("google.api.http")?;
+    let options = method.options();
+    let Value::Message(m) = options.get_extension(&ext).into_owned() else {
+        return None;
+    };
+    let rule: HttpRule = m.transcode_to().ok()?;
+    let text = |path: &[&str]| -> Option<String> {
+        let mut m = message.clone();
+        for (i, part) in path.iter().enumerate() {
+            let value = m.get_field_by_name(part)?.into_owned();
+            if i + 1 == path.len() {
+                return value.as_str().map(str::to_owned);
+            }
+            m = value.as_message()?.clone();
+        }
+        None
+    };
+    'bindings: for binding in std::iter::once(&rule).chain(&rule.additional_bindings) {
+        let (verb, template) = match binding.pattern.as_ref()? {
+            Pattern::Get(p) => (reqwest::Method::GET, p),
+            Pattern::Post(p) => (reqwest::Method::POST, p),
+            Pattern::Put(p) => (reqwest::Method::PUT, p),
+            Pattern::Patch(p) => (reqwest::Method::PATCH, p),
+            Pattern::Delete(p) => (reqwest::Method::DELETE, p),
+            Pattern::Custom(c) => (c.kind.parse().ok()?, &c.path),
+        };
+        // Each `{field=pattern}` replaced by the field's value, which must fit the pattern.
+        let mut path = String::new();
+        let mut bound = Vec::new();
+        let mut fixed = false;
+        let mut rest = template.as_str();
+        while let Some(open) = rest.find('{') {
+            path.push_str(&rest[..open]);
+            let close = rest[open..].find('}')? + open;
+            let (field, pattern) = rest[open + 1..close]
+                .split_once('=')
+                .unwrap_or((&rest[open + 1..close], "*"));
+            let steps: Vec<&str> = field.split('.').collect();
+            let value = text(&steps).unwrap_or_default();
+            let want: Vec<&str> = pattern.split('/').collect();
+            let got: Vec<&str> = value.split('/').collect();
+            let fits = want.len() == got.len()
+                && want
+                    .iter()
+                    .zip(&got)
+                    .all(|(w, g)| *w == "*" && !g.is_empty() || w == g);
+            if fits {
+                path.push_str(&value);
+            } else if !pattern.contains('*') {
+                // A binding of one fixed name (`{parent=trust}`) can only ask for that one.
+                path.push_str(pattern);
+                fixed = true;
+            } else {
+                continue 'bindings;
+            }
+            bound.push(steps[0].to_owned());
+            rest = &rest[close + 1..];
+        }
+        path.push_str(rest);
+        let json = |m: &DynamicMessage| serde_json::to_string(m).unwrap();
+        let body = match binding.body.as_str() {
+            "" => {
+                // The other scalar fields the probe set, as the query.
+                let query: Vec<String> = message
+                    .fields()
+                    .filter(|(f, _)| !bound.iter().any(|b| b == f.name()))
+                    .filter_map(|(f, v)| {
+                        let text = v
+                            .as_str()
+                            .map(str::to_owned)
+                            .or_else(|| v.as_i32().map(|n| n.to_string()))
+                            .or_else(|| v.as_bool().map(|b| b.to_string()))
+                            .or_else(|| v.as_enum_number().map(|n| n.to_string()))?;
+                        Some(format!("{}={text}", f.json_name()))
+                    })
+                    .collect();
+                if !query.is_empty() {
+                    path = format!("{path}?{}", query.join("&"));
+                }
+                None
+            }
+            "*" => Some(json(message)),
+            field => Some(
+                match message.get_field_by_name(field).map(|v| v.into_owned()) {
+                    Some(Value::Message(m)) => json(&m),
+                    _ => "{}".to_owned(),
+                },
+            ),
+        };
+        return Some((verb, path, body, fixed));
+    }
+    None
+}
+
+/// Over HTTP/JSON, the same access rules: one method for each distinct shape of access
+/// policy (read or write, naming a site or not, trust-wide only or not, each role set),
+/// each case called through the gateway's HTTP face and judged by the `google.rpc.Status`
+/// code its JSON answer carries (200 is OK).
+#[tokio::test]
+async fn every_shape_of_access_policy_holds_over_http_too() {
+    let suite = TestSuite::start_with(&[("QI_RATE_LIMIT_PER_SUBJECT", "0")]).await;
+    sync_the_made_up_person(&suite).await;
+    let all = targets();
+    // Per shape, the method whose every probe an HTTP binding can carry (a probe naming a
+    // site where the binding only takes `trust` cannot be sent over HTTP at all), else the
+    // one with the most such probes.
+    let bindable = |t: &Target| {
+        CASES
+            .iter()
+            .filter(|case| expected(**case, &t.policy).is_some())
+            .filter(|case| {
+                let (_, bytes) = setup(&suite, t, **case);
+                let message = DynamicMessage::decode(t.method.input(), bytes).unwrap();
+                http_request(&t.method, &message).is_some()
+            })
+            .count()
+    };
+    let mut shapes: BTreeMap<String, (&Target, usize)> = BTreeMap::new();
+    for t in all.iter().filter(|t| !t.method.is_client_streaming()) {
+        let p = &t.policy;
+        let mut roles = p.roles.clone();
+        roles.sort();
+        let shape = format!(
+            "{:?} site:{} trust-only:{} {roles:?}",
+            p.mode,
+            !p.resource_path.is_empty(),
+            p.trust_wide_only
+        );
+        let n = bindable(t);
+        let best = shapes.entry(shape).or_insert((t, n));
+        if n > best.1 {
+            *best = (t, n);
+        }
+    }
+    assert!(shapes.len() >= 6, "{} shapes", shapes.len());
+    assert!(
+        shapes.values().all(|(_, n)| *n > 0),
+        "a policy shape no HTTP probe reaches"
+    );
+    let client = reqwest::Client::new();
+    let mut table: Table = BTreeMap::new();
+    let mut unbound = Vec::new();
+    for (t, _) in shapes.values() {
+        for case in CASES {
+            let Some(expect) = expected(case, &t.policy) else {
+                continue;
+            };
+            let (token, bytes) = setup(&suite, t, case);
+            let message = DynamicMessage::decode(t.method.input(), bytes).unwrap();
+            let Some((verb, path, body, fixed)) = http_request(&t.method, &message) else {
+                unbound.push(format!("{} {case:?}", t.path));
+                continue;
+            };
+            // A one-site caller sent to the one trust-wide name asks of the trust's resource.
+            let on_trust = fixed && matches!(case, Case::OwnSite | Case::OtherSite);
+            let expect = if on_trust {
+                expected(Case::SiteCallerOnTrust, &t.policy).unwrap_or(expect)
+            } else {
+                expect
+            };
+            let mut req = client.request(verb, format!("http://{}{path}", suite.addr));
+            if let Some(token) = &token {
+                req = req.bearer_auth(token);
+            }
+            if let Some(body) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body);
+            }
+            let resp = req.send().await.unwrap();
+            let status = resp.status();
+            let code = if status == reqwest::StatusCode::OK {
+                Code::Ok
+            } else {
+                let text = resp.text().await.unwrap_or_default();
+                let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                Code::from(answer["code"].as_i64().map_or(2, |n| n as i32))
+            };
+            table.insert(
+                (format!("{} {path}", t.path), format!("{case:?}")),
+                (expect, code, status.to_string()),
+            );
+        }
+    }
+    judge(
+        &table,
+        &format!(
+            "access matrix over HTTP: {} policy shapes, {} calls ({} probes no binding can \
+             carry: {unbound:?})",
+            shapes.len(),
+            table.len(),
+            unbound.len()
+        ),
+    );
+    suite.stop().await.unwrap();
+}
+
+/// Each call's expected and actual answer, by method path and case./// Each call's expected and actual answer, by method path and case.
 type Table = BTreeMap<(String, String), (Expect, Code, String)>;
 
 /// Fails, listing them, if any call in `table` broke the access rules; prints what the
