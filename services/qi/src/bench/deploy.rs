@@ -63,6 +63,14 @@ fn free_addr() -> anyhow::Result<SocketAddr> {
 }
 
 impl Deployment {
+    /// Where the gateway listens (for HTTP/JSON calls).
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.children
+            .iter()
+            .find(|(name, ..)| *name == "gateway")
+            .map(|(.., addr)| *addr)
+    }
+
     /// Starts PostgreSQL and the five components, and waits until each serves.
     pub async fn start() -> anyhow::Result<Deployment> {
         let dir = tempfile::Builder::new()
@@ -89,8 +97,14 @@ impl Deployment {
         let exe = std::env::current_exe().context("finding the qi binary")?;
         let mut children = Vec::new();
         let mut urls = Vec::new();
+        // Training first: the projects service follows its feed (QI_TRAINING_URL).
         for role in ["training", "projects", "metrics"] {
             let addr = free_addr()?;
+            let training: Vec<(&str, String)> = urls
+                .iter()
+                .filter(|(r, _)| role == "projects" && *r == "training")
+                .map(|(_, u): &(&str, String)| ("QI_TRAINING_URL", u.clone()))
+                .collect();
             let child = spawn(
                 &exe,
                 role,
@@ -98,7 +112,7 @@ impl Deployment {
                 addr,
                 &database_url,
                 (&access_key, &jwt_secret),
-                &[],
+                &training,
             )?;
             children.push((role, child, addr));
             urls.push((role, format!("http://{addr}")));

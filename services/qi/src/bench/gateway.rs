@@ -129,6 +129,50 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
             ));
         }
     }
+    // HTTP/JSON (issue 35): the same read as `GET /v1/trust/courses/qsir-prac` through the
+    // gateway's transcoding, against the gRPC call through the gateway, at 32 in flight.
+    if let Some(addr) = d.gateway_addr() {
+        let url = format!("http://{addr}/v1/trust/courses/qsir-prac");
+        let http = reqwest::Client::new();
+        let token = d.token("bench", &["viewer"])?;
+        let via_json = move || {
+            let (http, url, token) = (http.clone(), url.clone(), token.clone());
+            async move {
+                let resp = http
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+                if !resp.status().is_success() {
+                    return Err(tonic::Status::unknown(format!("HTTP {}", resp.status())));
+                }
+                resp.bytes()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| tonic::Status::unavailable(e.to_string()))
+            }
+        };
+        let Alternated { g, s, g_cpu, .. } =
+            alternate(d, LOADED, effort, via_json, via_gateway.clone()).await;
+        let at = ", JSON GET vs gRPC through the gateway";
+        put_cpu(&mut f, &format!("JSON CPU us/call{at}"), &g_cpu);
+        put_stat(&mut f, &format!("JSON calls/s{at}"), &g, |x| x.throughput);
+        put_stat(&mut f, &format!("gRPC calls/s{at}"), &s, |x| x.throughput);
+        put_stat(&mut f, &format!("JSON p50 ms{at}"), &g, |x| x.p50_ms);
+        let ratio = put_pairs(
+            &mut f,
+            &format!("throughput ratio (JSON/gRPC){at}"),
+            (&g, &s),
+            |g, s| g.throughput / s.throughput,
+        );
+        note_errors(&mut f, "JSON", &g);
+        targets.push(Target::at_least(
+            "JSON GET / gRPC through the gateway at 32 in flight",
+            0.7,
+            ratio,
+        ));
+    }
     // The shape of a deployment, where the gateway does not take the service's CPU: the
     // service and its database pinned to one CPU, the caller and the gateway to the other.
     // Above, all four share both CPUs, so the ratio is mostly the two paths' total CPU per
