@@ -3,6 +3,7 @@
 
 mod access;
 mod changes;
+mod cors;
 mod demo;
 mod direct;
 mod discovery;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 mod authorize;
 mod client;
+mod cors;
 mod frame;
 mod guard;
 mod health;
@@ -112,6 +113,11 @@ pub fn component(
         ),
     }));
     // HTTP/JSON: whatever no gRPC service takes is read by the RPCs' HTTP rules.
+    let cors = cors::CorsGateLayer::new(
+        &config.cors_allowed_origins,
+        gateway.clone(),
+        descriptors.clone(),
+    )?;
     let transcoder = transcode::Transcoder::new(gateway.clone(), descriptors)?;
     let routes = tonic::service::Routes::default()
         .add_service(Proxy::<Training>::new(gateway.clone()))
@@ -119,8 +125,13 @@ pub fn component(
         .add_service(Proxy::<Metrics>::new(gateway.clone()))
         .add_service(Proxy::<Insights>::new(gateway.clone()))
         .add_service(Proxy::<GatewayItself>::new(gateway));
-    let routes =
-        tonic::service::Routes::from(routes.into_axum_router().fallback_service(transcoder));
+    // Browsers on other origins reach every route alike, gRPC-Web or HTTP/JSON.
+    let routes = tonic::service::Routes::from(
+        routes
+            .into_axum_router()
+            .fallback_service(transcoder)
+            .layer(cors),
+    );
     let component = Component {
         name: "gateway",
         routes,

@@ -199,6 +199,26 @@ impl Gateway {
         }
     }
 
+    /// The caller's address, as the gateway judges it ([`crate::client`]).
+    fn client_of<B>(&self, req: &http::Request<B>) -> Option<IpAddr> {
+        let peer = req
+            .extensions()
+            .get::<TcpConnectInfo>()
+            .and_then(TcpConnectInfo::remote_addr)
+            .map(|a| a.ip());
+        crate::client::address(peer, req.headers(), &self.trusted_proxies)
+    }
+
+    /// Spends from the caller's budget for traffic that carries no token (a CORS
+    /// preflight), the one failed authentications spend (`QI_AUTH_FAILURE_RATE`); when it is
+    /// spent, how long until it has a token again.
+    pub(crate) fn spend_unauthenticated<B>(&self, req: &http::Request<B>) -> Result<(), Duration> {
+        match (self.failures.as_ref(), self.client_of(req)) {
+            (Some(limiter), Some(addr)) => limiter.check(&addr.to_string(), Instant::now()),
+            _ => Ok(()),
+        }
+    }
+
     /// Serves one call of any route: a call of one message is forwarded raw, a client
     /// stream through the codec; a refusal is answered here.
     pub(crate) async fn handle(
@@ -206,12 +226,7 @@ impl Gateway {
         mut req: http::Request<Body>,
     ) -> http::Response<Body> {
         let path = req.uri().path().to_owned();
-        let peer = req
-            .extensions()
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|a| a.ip());
-        let client = crate::client::address(peer, req.headers(), &self.trusted_proxies);
+        let client = self.client_of(&req);
         req.extensions_mut().insert(ClientAddress(client));
         let Some(method) = self.methods.get(&path) else {
             let status = unknown_method(&path);

@@ -90,6 +90,10 @@ pub struct Config {
     /// address may make (burst ten times that) before the gateway refuses its calls
     /// `RESOURCE_EXHAUSTED` without looking at their tokens.
     pub auth_failure_rate: u32,
+    /// `QI_CORS_ALLOWED_ORIGINS` (default none: same-origin only): comma-separated origins
+    /// (`https://intranet.example.nhs.uk`, scheme and host and any port, no path) whose pages
+    /// may call the gateway from a browser, by gRPC-Web or HTTP/JSON.
+    pub cors_allowed_origins: Vec<String>,
     /// `QI_AUDIT_QUEUE` (default 50000, at least 1): audit events the gateway holds while
     /// its database cannot take them; when they are all held, it refuses new calls.
     pub audit_queue: usize,
@@ -280,6 +284,15 @@ impl Config {
                 })?
                 .unwrap_or_default(),
             auth_failure_rate: parse(&get, "QI_AUTH_FAILURE_RATE", Some(5))?,
+            cors_allowed_origins: get("QI_CORS_ALLOWED_ORIGINS")
+                .map(|v| origins(&v))
+                .transpose()
+                .map_err(|(value, reason)| ConfigError {
+                    var: "QI_CORS_ALLOWED_ORIGINS",
+                    value,
+                    reason,
+                })?
+                .unwrap_or_default(),
             audit_queue: parse(&get, "QI_AUDIT_QUEUE", Some(50_000))?.max(1),
             audit_retention_days: parse(&get, "QI_AUDIT_RETENTION_DAYS", Some(400))?,
             maintenance_interval: positive_millis(&get, "QI_MAINTENANCE_INTERVAL_MS", 3_600_000)?,
@@ -376,6 +389,33 @@ impl Cidr {
             .map(|t| Cidr::parse_one(t).map_err(|reason| (t.to_owned(), reason)))
             .collect()
     }
+}
+
+/// Web origins as a browser sends them in `Origin`: `http` or `https`, a host, an optional
+/// port, nothing after. Lower-cased, as browsers serialise them. A wildcard is refused: the
+/// gateway answers bearer-token calls, and "any page may call" is never what a trust means.
+fn origins(list: &str) -> Result<Vec<String>, (String, String)> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| {
+            let origin = t.to_ascii_lowercase();
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            let bad = |reason: &str| (t.to_owned(), reason.to_owned());
+            match host {
+                _ if origin == "*" || origin.contains('*') => {
+                    Err(bad("wildcards are not allowed: list each origin"))
+                }
+                None => Err(bad("an origin starts http:// or https://")),
+                Some(h) if h.is_empty() || h.contains(['/', '?', '#', '@', ' ']) => Err(bad(
+                    "an origin is scheme://host[:port], with no path (no trailing /)",
+                )),
+                Some(_) => Ok(origin),
+            }
+        })
+        .collect()
 }
 
 /// `QI_IDEA_REVIEW_DAYS`: 1 to 3650 days (ten years; beyond that no idea is overdue).
@@ -534,6 +574,7 @@ impl std::fmt::Debug for Config {
             .field("backend_check_interval", &self.backend_check_interval)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("auth_failure_rate", &self.auth_failure_rate)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("audit_queue", &self.audit_queue)
             .field("drain_delay", &self.drain_delay)
             .field("shutdown_grace", &self.shutdown_grace)
@@ -723,6 +764,32 @@ mod tests {
                 load(&[("QI_TRUSTED_PROXIES", bad)]).unwrap_err().var,
                 "QI_TRUSTED_PROXIES"
             );
+        }
+    }
+
+    #[test]
+    fn cors_origins_are_exact_web_origins_and_none_by_default() {
+        assert!(Config::defaults().cors_allowed_origins.is_empty());
+        let c = load(&[(
+            "QI_CORS_ALLOWED_ORIGINS",
+            " https://Intranet.example.nhs.uk, http://127.0.0.1:8765 ,",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.cors_allowed_origins,
+            ["https://intranet.example.nhs.uk", "http://127.0.0.1:8765"]
+        );
+        for bad in [
+            "*",
+            "https://*.example.nhs.uk",
+            "intranet.example.nhs.uk",
+            "https://intranet.example.nhs.uk/",
+            "https://intranet.example.nhs.uk/app",
+            "ftp://intranet",
+            "https://",
+        ] {
+            let e = load(&[("QI_CORS_ALLOWED_ORIGINS", bad)]).unwrap_err();
+            assert_eq!((e.var, e.value.as_str()), ("QI_CORS_ALLOWED_ORIGINS", bad));
         }
     }
 

@@ -343,7 +343,7 @@ pub async fn shutdown_signal() {
 
 /// Translates gRPC-Web requests ([`tonic_web`]) and passes every other request on as it is:
 /// tonic-web alone refuses an HTTP/1.1 request that is not gRPC-Web, and the gateway's
-/// HTTP/JSON arrives so.
+/// HTTP/JSON and CORS preflights (`OPTIONS`, answered by its CORS gate) arrive so.
 #[derive(Debug, Clone, Copy)]
 struct WebLayer;
 
@@ -391,8 +391,7 @@ where
         let web = req
             .headers()
             .get(http::header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"))
-            || req.method() == http::Method::OPTIONS;
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web"));
         if web {
             // A clone of its own, made ready by the oneshot.
             Box::pin(tower::ServiceExt::oneshot(self.web.clone(), req))

@@ -12,7 +12,7 @@
 
 mod openapi;
 mod request;
-mod status;
+pub(crate) mod status;
 mod template;
 
 use std::sync::Arc;
