@@ -12,6 +12,7 @@ pub mod convert;
 pub mod db;
 pub mod deadline;
 pub mod error;
+pub mod extract;
 pub mod follow;
 pub mod idempotency;
 pub mod names;

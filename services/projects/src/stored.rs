@@ -3,6 +3,7 @@
 //! fields in requests and rows; and [`fetch_optional_locked!`], a read locked on request.
 
 use qi_platform::Error;
+use qi_proto::projects as pb;
 
 /// An internal error for a stored value the code did not expect.
 pub(crate) fn unexpected(what: &str, value: &str) -> Error {
@@ -77,6 +78,48 @@ pub(crate) fn from_optional<E: Column + Into<i32>>(s: Option<&str>) -> Result<i3
     match s {
         None => Ok(0),
         Some(s) => E::from_column(s).map(Into::into),
+    }
+}
+
+/// An enum's stored form from its value name in a `filter` term (`at`), with or without
+/// its `prefix`.
+pub(crate) fn enum_value<E>(at: &str, prefix: &str, value: &str) -> Result<&'static str, Error>
+where
+    E: Column + Copy + EnumName,
+{
+    let full = if value.starts_with(prefix) {
+        value.to_owned()
+    } else {
+        format!("{prefix}{value}")
+    };
+    E::from_name(&full).and_then(|e| e.column()).ok_or_else(|| {
+        Error::invalid(
+            "filter",
+            format!("{at}: `{}` is not a value", qi_platform::names::clip(value)),
+        )
+    })
+}
+
+/// prost's generated `from_str_name`, for the enums a filter names.
+pub(crate) trait EnumName: Sized {
+    fn from_name(name: &str) -> Option<Self>;
+}
+
+impl EnumName for pb::QsirPhase {
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_str_name(name)
+    }
+}
+
+impl EnumName for pb::ProjectState {
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_str_name(name)
+    }
+}
+
+impl EnumName for pb::IdeaState {
+    fn from_name(name: &str) -> Option<Self> {
+        Self::from_str_name(name)
     }
 }
 

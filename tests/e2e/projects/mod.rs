@@ -8,6 +8,7 @@ mod bad_input;
 mod charter;
 mod coproduction;
 mod driver_diagram;
+mod extract;
 mod idea_history;
 mod ideas;
 mod idempotency;

@@ -4,6 +4,7 @@
 //! declined idea is reopened only by ReopenIdea, with a reason. Each transition is its own
 //! method; any other move is FAILED_PRECONDITION.
 
+mod filter;
 mod history;
 mod store;
 
@@ -13,6 +14,7 @@ use chrono::NaiveDate;
 use qi_platform::calendar::not_future;
 use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
+use qi_platform::extract::{self, Order};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
@@ -306,31 +308,57 @@ pub(crate) async fn list(
         page_size,
         page_token,
         submitter,
+        filter,
+        order_by,
     } = req;
-    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let mut sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
     let mut v = Violations::new();
-    let state = v
+    let mut state = v
         .check(enum_field::<pb::IdeaState>("state", state))
         .and_then(Column::column);
     let theme = v.check(optional_text("theme", &theme, 100));
     // Stored by the canonical name whichever form named them, so compared by it.
     let submitter_staff = v.check(foreign::person_filter(&ctx, "submitter", &submitter));
+    let terms = v.check(filter::parse(&filter));
+    let order = v.check(extract::order(&order_by));
+    if state.is_some() && terms.state.is_some() {
+        v.add(
+            "filter",
+            "`state` is given both as a field and in the filter",
+        );
+    }
     v.finish()?;
+    state = state.or(terms.state);
+    if let Some(site) = &terms.site {
+        sites = Some(extract::only_site(sites, site));
+    }
     let mut params = format!("{parent}|{}|{theme}", state.unwrap_or(""));
-    // Only when set: a token issued before the filter existed still reads the same.
-    if !submitter.is_empty() {
-        params = format!("{params}|{submitter}");
+    // Only when set: a token issued before these existed still reads the same.
+    for (set, value) in [
+        (!submitter.is_empty(), &submitter),
+        (!filter.is_empty(), &filter),
+    ] {
+        if set {
+            params = format!("{params}|{value}");
+        }
+    }
+    if order != Order::Default {
+        params = format!("{params}|{order_by}");
     }
     let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
+    let after_time = order.after_time(&page)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let filter = store::ListFilter {
         sites,
         state,
         theme: &theme,
         submitter: submitter_staff.as_deref(),
+        updated: terms.updated,
+        order,
     };
-    let (ideas, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
+    let (ideas, next_page_token) =
+        store::list(&mut conn, &filter, (after, after_time), &page).await?;
     Ok(pb::ListIdeasResponse {
         ideas,
         next_page_token,

@@ -1,7 +1,9 @@
 //! The `idea` table: submitting, reading, paging and the triage moves' writes.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::extract::Order;
 use qi_platform::paging::Page;
 use qi_platform::{Error, SiteCode};
 use qi_proto::projects as pb;
@@ -163,13 +165,17 @@ pub(super) struct ListFilter<'a> {
     pub(super) theme: &'a str,
     /// Submitted by this staff name (canonical), if given.
     pub(super) submitter: Option<&'a str>,
+    /// Last changed in this range (a nightly extract's).
+    pub(super) updated: Range<DateTime<Utc>>,
+    /// Newest first, or oldest change first.
+    pub(super) order: Order,
 }
 
 /// One page of ideas, newest first, as `filter` chooses them.
 pub(super) async fn list(
     conn: &mut PgConnection,
     filter: &ListFilter<'_>,
-    after: Option<Uuid>,
+    (after, after_time): (Option<Uuid>, Option<DateTime<Utc>>),
     page: &Page,
 ) -> Result<(Vec<pb::Idea>, String), Error> {
     let rows = idea_rows!(
@@ -177,19 +183,28 @@ pub(super) async fn list(
          WHERE ($1::text[] IS NULL OR i.site = ANY($1))
            AND ($2::text IS NULL OR i.state = $2)
            AND ($3 = '' OR lower(i.theme) = lower($3))
-           AND ($4::uuid IS NULL OR i.uid < $4)
+           AND ($4::uuid IS NULL OR CASE WHEN $7 THEN (i.update_time, i.uid) > ($8, $4)
+                                         ELSE i.uid < $4 END)
            AND ($6::text IS NULL OR i.submitter_staff = $6)
-         ORDER BY i.uid DESC LIMIT $5",
+           AND ($9::timestamptz IS NULL OR i.update_time >= $9)
+           AND ($10::timestamptz IS NULL OR i.update_time < $10)
+         ORDER BY CASE WHEN $7 THEN i.update_time END, CASE WHEN $7 THEN i.uid END,
+                  i.uid DESC
+         LIMIT $5",
         filter.sites.as_deref(),
         filter.state,
         filter.theme,
         after,
         page.limit(),
         filter.submitter,
+        filter.order == Order::UpdateTime,
+        after_time,
+        filter.updated.from,
+        filter.updated.before,
     )
     .fetch_all(&mut *conn)
     .await?;
-    let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
+    let (rows, next) = page.finish(rows, |r| filter.order.key(r.uid.to_string(), r.update_time));
     let ideas = rows
         .into_iter()
         .map(TryInto::try_into)
@@ -430,9 +445,9 @@ mod tests {
                 sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
                 state,
                 theme,
-                submitter: None,
+                ..ListFilter::default()
             };
-            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
+            let (ideas, _) = list(conn, &filter, (None, None), &everything()?).await?;
             anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -449,7 +464,7 @@ mod tests {
         );
         let paged = pages(3, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, &ListFilter::default(), after, &page).await
+            list(&mut conn, &ListFilter::default(), (after, None), &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -491,7 +506,7 @@ mod tests {
                 submitter: Some(submitter),
                 ..ListFilter::default()
             };
-            let (ideas, _) = list(conn, &filter, None, &everything()?).await?;
+            let (ideas, _) = list(conn, &filter, (None, None), &everything()?).await?;
             anyhow::Ok(ideas.into_iter().map(|i| i.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -517,7 +532,7 @@ mod tests {
             submitter: Some("staff/87654321"),
             ..ListFilter::default()
         };
-        let (ideas, _) = list(&mut conn, &filter, None, &everything()?).await?;
+        let (ideas, _) = list(&mut conn, &filter, (None, None), &everything()?).await?;
         assert_eq!(names(&ideas), ["sites/BAS/ideas/b"]);
         Ok(())
     }

@@ -2,14 +2,15 @@
 //! statement compares (each `None` or empty: no condition). Every bad term is named under
 //! `filter`, saying which term and why.
 
-use chrono::{Days, NaiveDate};
-use qi_filter::Op;
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use qi_filter::{Op, Range};
+use qi_platform::extract;
 use qi_platform::names::{self, Owner, OwnerAccess as _};
-use qi_platform::{AccessContext, Error, Violations};
+use qi_platform::{AccessContext, Error, SiteCode, Violations};
 use qi_proto::projects as pb;
 
 use crate::foreign;
-use crate::stored::Column;
+use crate::stored::enum_value;
 
 /// What a filter asks of the projects listed.
 #[derive(Debug, Default, PartialEq)]
@@ -35,15 +36,23 @@ pub(super) struct Terms {
     pub(super) started_from: Option<NaiveDate>,
     /// Started before.
     pub(super) started_before: Option<NaiveDate>,
+    /// Led from or taking part from this site.
+    pub(super) site: Option<String>,
+    /// Last changed in this range (a nightly extract's).
+    pub(super) updated: Range<DateTime<Utc>>,
 }
 
-const FIELDS: &str = "phase, state, ward, programme, lead, lead_status, theme, text, start_date";
+const FIELDS: &str =
+    "phase, state, ward, programme, lead, lead_status, theme, text, start_date, site, update_time";
 
 /// Reads `filter` for a caller `ctx` (whose `staff/me` and programmes' sites it checks).
 pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
-    let terms = qi_filter::parse(filter).map_err(|e| Error::invalid("filter", e.to_string()))?;
+    let (terms, updated) = extract::read_filter(filter)?;
+    let mut t = Terms {
+        updated,
+        ..Terms::default()
+    };
     let mut v = Violations::new();
-    let mut t = Terms::default();
     for term in terms {
         let qi_filter::Term { field, op, value } = term;
         let at = format!("`{field} {op} …`");
@@ -174,6 +183,13 @@ pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
                 (t.started_from, t.started_before) = (range.from, range.before);
                 Ok(())
             }
+            "site" => only(&[Op::Eq]).and_then(|()| {
+                once(t.site.is_some())?;
+                let site = SiteCode::parse(&value)
+                    .map_err(|e| Error::invalid("filter", format!("{at}: {e}")))?;
+                t.site = Some(site.to_string());
+                Ok(())
+            }),
             _ => Err(Error::invalid(
                 "filter",
                 format!(
@@ -186,41 +202,6 @@ pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
     }
     v.finish()?;
     Ok(t)
-}
-
-/// An enum's stored form from its value name, with or without its `prefix`.
-fn enum_value<E>(at: &str, prefix: &str, value: &str) -> Result<&'static str, Error>
-where
-    E: Column + Copy + EnumName,
-{
-    let full = if value.starts_with(prefix) {
-        value.to_owned()
-    } else {
-        format!("{prefix}{value}")
-    };
-    E::from_name(&full).and_then(|e| e.column()).ok_or_else(|| {
-        Error::invalid(
-            "filter",
-            format!("{at}: `{}` is not a value", names::clip(value)),
-        )
-    })
-}
-
-/// prost's generated `from_str_name`, for the enums a filter names.
-trait EnumName: Sized {
-    fn from_name(name: &str) -> Option<Self>;
-}
-
-impl EnumName for pb::QsirPhase {
-    fn from_name(name: &str) -> Option<Self> {
-        Self::from_str_name(name)
-    }
-}
-
-impl EnumName for pb::ProjectState {
-    fn from_name(name: &str) -> Option<Self> {
-        Self::from_str_name(name)
-    }
 }
 
 /// A case-insensitive `LIKE` pattern finding `words` anywhere, its own `%`, `_` and `\`
@@ -289,6 +270,7 @@ mod tests {
                 text: Some(r"%50\% off\_site%".into()),
                 started_from: Some("2025-04-01".parse().unwrap()),
                 started_before: Some("2026-02-01".parse().unwrap()),
+                ..Terms::default()
             }
         );
         let on = read("start_date = 2025-06-30").unwrap();

@@ -14,6 +14,7 @@ use qi_platform::changes::Kind;
 use qi_platform::convert::{
     check_etag, long_text, optional_date, optional_text, required_date, required_text,
 };
+use qi_platform::extract::{self, Order};
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, Owner};
 use qi_platform::paging::Page;
@@ -685,8 +686,9 @@ pub(crate) async fn list(
         page_token,
         member,
         filter,
+        order_by,
     } = req;
-    let sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
+    let mut sites = crate::sites::list_scope(&ctx, "parent", &parent)?;
     let mut v = Violations::new();
     let state = v
         .check(enum_field::<pb::ProjectState>("state", state))
@@ -707,6 +709,7 @@ pub(crate) async fn list(
     // Stored by the canonical name whichever form named them, so compared by it.
     let member_staff = v.check(foreign::person_filter(&ctx, "member", &member));
     let mut terms = v.check(filter::parse(&ctx, &filter));
+    let order = v.check(extract::order(&order_by));
     // The older fields say what the filter's terms say: one place or the other.
     if state.is_some() && terms.state.is_some() {
         v.add(
@@ -723,6 +726,9 @@ pub(crate) async fn list(
     v.finish()?;
     terms.state = terms.state.or(state);
     terms.programme = terms.programme.or(programme_key);
+    if let Some(site) = &terms.site {
+        sites = Some(extract::only_site(sites, site));
+    }
     let mut params = format!("{parent}|{}|{programme}", state.unwrap_or(""));
     // Only when set: a token issued before the filter existed still reads the same.
     if !member.is_empty() {
@@ -731,15 +737,21 @@ pub(crate) async fn list(
     if !filter.is_empty() {
         params = format!("{params}|{filter}");
     }
+    if order != Order::Default {
+        params = format!("{params}|{order_by}");
+    }
     let page = Page::parse(page_size, &page_token, &params)?;
     let after: Option<Uuid> = page.parsed_key(0)?;
+    let after_time = order.after_time(&page)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let filter = store::ListFilter {
         sites,
         terms,
         member: member_staff,
+        order,
     };
-    let (projects, next_page_token) = store::list(&mut conn, &filter, after, &page).await?;
+    let (projects, next_page_token) =
+        store::list(&mut conn, &filter, (after, after_time), &page).await?;
     Ok(pb::ListProjectsResponse {
         projects,
         next_page_token,

@@ -1,8 +1,9 @@
 //! The `project` and `benefit` tables: creating, finding, reading and paging projects,
 //! and the writes of their updates and lifecycle moves.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::extract::Order;
 use qi_platform::names::Owner;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
@@ -358,6 +359,8 @@ pub(super) struct ListFilter {
     pub(super) terms: super::filter::Terms,
     /// Whose team holds this staff name (canonical), if given.
     pub(super) member: Option<String>,
+    /// Newest first, or oldest change first.
+    pub(super) order: Order,
 }
 
 /// One page of projects, newest first, as `filter` chooses them. A member's (or lead's)
@@ -367,17 +370,21 @@ pub(super) struct ListFilter {
 pub(super) async fn list(
     conn: &mut PgConnection,
     filter: &ListFilter,
-    after: Option<Uuid>,
+    (after, after_time): (Option<Uuid>, Option<DateTime<Utc>>),
     page: &Page,
 ) -> Result<(Vec<pb::Project>, String), Error> {
     let t = &filter.terms;
+    let by_change = filter.order == Order::UpdateTime;
     let programme = t.programme.as_ref();
     let rows = project_rows!(
         "
          WHERE ($1::text[] IS NULL OR p.lead_site = ANY($1) OR p.participating_sites && $1)
            AND ($2::text IS NULL OR p.state = $2)
            AND ($3::boolean IS NOT TRUE OR (coalesce(g.site, '') = coalesce($4, '') AND g.id = $5))
-           AND ($6::uuid IS NULL OR p.uid < $6)
+           AND ($6::uuid IS NULL OR CASE WHEN $20 THEN (p.update_time, p.uid) > ($21, $6)
+                                         ELSE p.uid < $6 END)
+           AND ($22::timestamptz IS NULL OR p.update_time >= $22)
+           AND ($23::timestamptz IS NULL OR p.update_time < $23)
            AND ($8::text IS NULL OR p.uid = ANY (ARRAY(
                 SELECT t.project_uid FROM team_member t WHERE t.staff = $8)))
            AND ($9::text IS NULL OR p.qsir_phase = $9)
@@ -399,7 +406,8 @@ pub(super) async fn list(
                            ELSE $19 IN ('moved', 'gone')
                                 AND s.site <> p.lead_site
                                 AND NOT s.site = ANY(p.participating_sites) END))
-         ORDER BY p.uid DESC
+         ORDER BY CASE WHEN $20 THEN p.update_time END, CASE WHEN $20 THEN p.uid END,
+                  p.uid DESC
          LIMIT $7",
         filter.sites.as_deref(),
         t.state,
@@ -420,10 +428,14 @@ pub(super) async fn list(
         t.started_from,
         t.started_before,
         t.lead_status,
+        by_change,
+        after_time,
+        t.updated.from,
+        t.updated.before,
     )
     .fetch_all(&mut *conn)
     .await?;
-    let (rows, next) = page.finish(rows, |r| vec![r.uid.to_string()]);
+    let (rows, next) = page.finish(rows, |r| filter.order.key(r.uid.to_string(), r.update_time));
     Ok((assemble(conn, rows).await?, next))
 }
 
@@ -716,9 +728,9 @@ mod tests {
                     programme,
                     ..Default::default()
                 },
-                member: None,
+                ..ListFilter::default()
             };
-            let (ps, _) = list(conn, &filter, None, &everything()?).await?;
+            let (ps, _) = list(conn, &filter, (None, None), &everything()?).await?;
             anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -739,7 +751,7 @@ mod tests {
         );
         let paged = pages(3, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, &ListFilter::default(), after, &page).await
+            list(&mut conn, &ListFilter::default(), (after, None), &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -798,7 +810,7 @@ mod tests {
                 member: Some(member.to_owned()),
                 ..ListFilter::default()
             };
-            let (ps, _) = list(conn, &filter, None, &everything()?).await?;
+            let (ps, _) = list(conn, &filter, (None, None), &everything()?).await?;
             anyhow::Ok(ps.into_iter().map(|p| p.name).collect::<Vec<_>>())
         };
         assert_eq!(
@@ -826,7 +838,7 @@ mod tests {
         };
         let paged = pages(2, async |page| {
             let after = after_uid(&page);
-            list(&mut conn, &mine, after, &page).await
+            list(&mut conn, &mine, (after, None), &page).await
         })
         .await?;
         let paged: Vec<Vec<&str>> = paged.iter().map(|p| names(p)).collect();
@@ -857,7 +869,7 @@ mod tests {
             sites: Some(vec!["SOU".to_owned()]),
             ..ListFilter::default()
         };
-        let (seen, _) = list(&mut conn, &sou, None, &everything()?).await?;
+        let (seen, _) = list(&mut conn, &sou, (None, None), &everything()?).await?;
         assert_eq!(names(&seen), ["sites/BAS/projects/p"]);
         assert_eq!(read(&mut conn, other.uid).await?.etag, etag(1));
         start(&mut conn, p.uid, day("2026-01-05")).await?;

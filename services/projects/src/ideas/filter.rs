@@ -1,0 +1,59 @@
+//! ListIdeas' `filter`: what a nightly extract asks (`update_time`, `state`, `site`). Every
+//! bad term is named under `filter`, saying which term and why.
+
+use chrono::{DateTime, Utc};
+use qi_filter::{Op, Range};
+use qi_platform::{Error, SiteCode, Violations, extract};
+use qi_proto::projects as pb;
+
+use crate::stored::enum_value;
+
+const FIELDS: &str = "update_time, state, site";
+
+/// What a filter asks of the ideas listed.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Terms {
+    pub(super) state: Option<&'static str>,
+    pub(super) site: Option<String>,
+    pub(super) updated: Range<DateTime<Utc>>,
+}
+
+/// Reads `filter`.
+pub(super) fn parse(filter: &str) -> Result<Terms, Error> {
+    let (terms, updated) = extract::read_filter(filter)?;
+    let mut t = Terms {
+        updated,
+        ..Terms::default()
+    };
+    let mut v = Violations::new();
+    for qi_filter::Term { field, op, value } in terms {
+        let at = format!("`{field} {op} …`");
+        let result = match (field.as_str(), op) {
+            ("state", Op::Eq) if t.state.is_none() => {
+                enum_value::<pb::IdeaState>(&at, "IDEA_STATE_", &value).map(|s| {
+                    t.state = Some(s);
+                })
+            }
+            ("site", Op::Eq) if t.site.is_none() => SiteCode::parse(&value)
+                .map(|s| t.site = Some(s.to_string()))
+                .map_err(|e| Error::invalid("filter", format!("{at}: {e}"))),
+            ("state" | "site", Op::Eq) => Err(Error::invalid(
+                "filter",
+                format!("{at}: {field} = is given twice"),
+            )),
+            ("state" | "site", _) => {
+                Err(Error::invalid("filter", format!("{at}: {field} takes =")))
+            }
+            _ => Err(Error::invalid(
+                "filter",
+                format!(
+                    "{at}: no field `{}` (fields: {FIELDS})",
+                    qi_platform::names::clip(&field)
+                ),
+            )),
+        };
+        v.check(result);
+    }
+    v.finish()?;
+    Ok(t)
+}
