@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod export;
 pub mod hr;
 pub mod hr_completions;
 pub mod hr_export;

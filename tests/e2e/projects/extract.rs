@@ -11,10 +11,7 @@ use qi_proto::projects as pb;
 
 /// A timestamp as a filter writes it.
 fn rfc3339(t: Option<prost_types::Timestamp>) -> String {
-    let t = t.expect("a time");
-    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap())
-        .unwrap()
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    time(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 /// Every idea a request lists, page by page (`page_size` 1), with the number of pages.
@@ -40,9 +37,8 @@ async fn all_ideas(c: &Caller, req: pb::ListIdeasRequest) -> (Vec<String>, usize
     }
 }
 
-#[tokio::test]
-async fn an_extract_reads_what_changed_since_oldest_change_first() {
-    let suite = TestSuite::start().await;
+/// A team of BAS and SOU, and three ideas it submitted, oldest first.
+async fn three_ideas(suite: &TestSuite) -> (Caller, Vec<pb::Idea>) {
     let team = suite.caller("team", &["improvement_team"], &["BAS", "SOU"]);
     let mut ideas = Vec::new();
     for (i, site) in ["BAS", "SOU", "BAS"].iter().enumerate() {
@@ -52,6 +48,13 @@ async fn an_extract_reads_what_changed_since_oldest_change_first() {
                 .unwrap(),
         );
     }
+    (team, ideas)
+}
+
+#[tokio::test]
+async fn an_extract_reads_what_changed_since_oldest_change_first() {
+    let suite = TestSuite::start().await;
+    let (team, ideas) = three_ideas(&suite).await;
     let early = create_project(&team, "BAS", "early", with_aim("Early"))
         .await
         .unwrap();
@@ -195,5 +198,104 @@ async fn an_unsupported_filter_or_order_is_refused_naming_it() {
             .unwrap_err();
         assert_eq!(fields(&status), [field], "projects: {filter} {order_by}");
     }
+    suite.stop().await.unwrap();
+}
+
+/// `qi export` of `collection` as a client runs it: the rows it wrote, and what it said.
+async fn export(
+    suite: &TestSuite,
+    collection: &str,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    format: qi::export::Format,
+) -> anyhow::Result<(String, qi::export::Exported)> {
+    let args = qi::export::ExportArgs {
+        collection: collection.into(),
+        since,
+        site: None,
+        format,
+        gateway: format!("http://{}", suite.addr),
+        token: suite.token("bi", &["viewer"], &["*"]),
+        page_size: 2,
+    };
+    let (mut out, mut progress) = (Vec::new(), Vec::new());
+    let done = qi::export::run(&args, &mut out, &mut progress, true).await?;
+    assert!(
+        String::from_utf8(progress)?.ends_with(&format!("{collection}: {} rows\n", done.rows)),
+        "progress shown"
+    );
+    Ok((String::from_utf8(out)?, done))
+}
+
+/// A timestamp as chrono holds it.
+fn time(t: Option<prost_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    let t = t.expect("a time");
+    chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn qi_export_pages_through_a_collection_and_resumes_where_it_says() {
+    use qi::export::Format;
+    let suite = TestSuite::start().await;
+    let (team, ideas) = three_ideas(&suite).await;
+
+    // Everything, in pages of two, oldest change first, one JSON object a line.
+    let (jsonl, done) = export(&suite, "ideas", None, Format::Jsonl).await.unwrap();
+    let names: Vec<String> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["name"].to_string())
+        .map(|n| n.trim_matches('"').to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ideas.iter().map(|i| i.name.clone()).collect::<Vec<_>>()
+    );
+    let newest = time(ideas[2].update_time);
+    assert_eq!(done.rows, 3);
+    assert_eq!(
+        done.resume,
+        Some(newest - qi_platform::extract::RESUME_OVERLAP)
+    );
+
+    // The same as CSV: a header of the idea's fields, a row each.
+    let (csv, _) = export(&suite, "ideas", None, Format::Csv).await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].starts_with("name,title,description,ward,"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("updateTime"), "{}", lines[0]);
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{},Idea 0,", ideas[0].name)),
+        "{}",
+        lines[1]
+    );
+
+    // After a change and a new idea: since the last run's newest, only those two; from the
+    // resume point it gave, the overlap too.
+    review_idea(&team, &ideas[0].name).await.unwrap();
+    let new = submit_idea(&team, "SOU", "Idea 3").await.unwrap();
+    let (jsonl, done) = export(&suite, "ideas", Some(newest), Format::Jsonl)
+        .await
+        .unwrap();
+    assert_eq!(done.rows, 2);
+    assert!(jsonl.lines().next().unwrap().contains(&ideas[0].name));
+    assert!(jsonl.lines().nth(1).unwrap().contains(&new.name));
+    let (_, overlapped) = export(
+        &suite,
+        "ideas",
+        Some(newest - qi_platform::extract::RESUME_OVERLAP),
+        Format::Jsonl,
+    )
+    .await
+    .unwrap();
+    assert_eq!(overlapped.rows, 4);
+
+    // A collection not read by change yet is written whole, and refuses --since.
+    let refused = export(&suite, "staff", Some(newest), Format::Jsonl)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("--since"), "{refused}");
     suite.stop().await.unwrap();
 }
