@@ -50,6 +50,25 @@ impl Order {
     }
 }
 
+/// Reads a filter's `site = CODE` term (`at` names it) into `site`; given once, `=` only.
+pub fn take_site(site: &mut Option<String>, at: &str, op: Op, value: &str) -> Result<(), Error> {
+    match op {
+        Op::Eq if site.is_some() => Err(Error::invalid(
+            "filter",
+            format!("{at}: site = is given twice"),
+        )),
+        Op::Eq => {
+            let code = qi_names::SiteCode::parse(value)
+                .map_err(|e| Error::invalid("filter", format!("{at}: {e}")))?;
+            *site = Some(code.to_string());
+            Ok(())
+        }
+        Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge => {
+            Err(Error::invalid("filter", format!("{at}: site takes =")))
+        }
+    }
+}
+
 /// The sites a List reads once its filter's `site = …` term narrows `scope` (`None`: every
 /// site): that site if the scope holds it, else none (another site's rows are not there for
 /// this caller, so a list of them is empty, not refused).

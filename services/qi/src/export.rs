@@ -41,7 +41,7 @@ const COLLECTIONS: [Collection; 3] = [
         name: "staff",
         method: "/qi.training.v1.TrainingService/ListStaff",
         items: "staff",
-        by_change: false,
+        by_change: true,
     },
 ];
 
@@ -148,6 +148,10 @@ pub async fn run(
         request.set_field_by_name("parent", Value::String(parent));
         request.set_field_by_name("page_size", Value::I32(args.page_size));
         request.set_field_by_name("page_token", Value::String(page_token.clone()));
+        // Leavers too: an extract must see a person's leaving.
+        if method.input().get_field_by_name("show_inactive").is_some() {
+            request.set_field_by_name("show_inactive", Value::Bool(true));
+        }
         if collection.by_change {
             request.set_field_by_name("order_by", Value::String("update_time".into()));
             if let Some(since) = args.since {

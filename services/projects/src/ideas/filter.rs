@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use qi_filter::{Op, Range};
-use qi_platform::{Error, SiteCode, Violations, extract};
+use qi_platform::{Error, Violations, extract};
 use qi_proto::projects as pb;
 
 use crate::stored::enum_value;
@@ -34,16 +34,12 @@ pub(super) fn parse(filter: &str) -> Result<Terms, Error> {
                     t.state = Some(s);
                 })
             }
-            ("site", Op::Eq) if t.site.is_none() => SiteCode::parse(&value)
-                .map(|s| t.site = Some(s.to_string()))
-                .map_err(|e| Error::invalid("filter", format!("{at}: {e}"))),
-            ("state" | "site", Op::Eq) => Err(Error::invalid(
+            ("site", _) => extract::take_site(&mut t.site, &at, op, &value),
+            ("state", Op::Eq) => Err(Error::invalid(
                 "filter",
-                format!("{at}: {field} = is given twice"),
+                format!("{at}: state = is given twice"),
             )),
-            ("state" | "site", _) => {
-                Err(Error::invalid("filter", format!("{at}: {field} takes =")))
-            }
+            ("state", _) => Err(Error::invalid("filter", format!("{at}: state takes ="))),
             _ => Err(Error::invalid(
                 "filter",
                 format!(

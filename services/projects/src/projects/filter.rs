@@ -6,7 +6,7 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use qi_filter::{Op, Range};
 use qi_platform::extract;
 use qi_platform::names::{self, Owner, OwnerAccess as _};
-use qi_platform::{AccessContext, Error, SiteCode, Violations};
+use qi_platform::{AccessContext, Error, Violations};
 use qi_proto::projects as pb;
 
 use crate::foreign;
@@ -183,13 +183,7 @@ pub(super) fn parse(ctx: &AccessContext, filter: &str) -> Result<Terms, Error> {
                 (t.started_from, t.started_before) = (range.from, range.before);
                 Ok(())
             }
-            "site" => only(&[Op::Eq]).and_then(|()| {
-                once(t.site.is_some())?;
-                let site = SiteCode::parse(&value)
-                    .map_err(|e| Error::invalid("filter", format!("{at}: {e}")))?;
-                t.site = Some(site.to_string());
-                Ok(())
-            }),
+            "site" => extract::take_site(&mut t.site, &at, op, &value),
             _ => Err(Error::invalid(
                 "filter",
                 format!(

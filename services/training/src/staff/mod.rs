@@ -4,13 +4,15 @@
 //! person's read check, which lives here rather than in the gateway: a person's name carries
 //! no site, so only this service, which knows where they work now, can check it.
 
+mod filter;
 pub(crate) mod store;
 
 use qi_names::Person;
+use qi_platform::extract::{self, Order};
 use qi_platform::names::ListParent;
 use qi_platform::names::ListParentScope as _;
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, EmployeeNumber, Error, SiteCode};
+use qi_platform::{AccessContext, EmployeeNumber, Error, SiteCode, Violations};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
@@ -97,9 +99,20 @@ pub(crate) async fn list(
         page_size,
         page_token,
         show_inactive,
+        filter,
+        order_by,
     } = req;
     let list_parent = ListParent::parse("parent", &parent)?;
-    let page = Page::parse(page_size, &page_token, &format!("{parent}|{show_inactive}"))?;
+    let mut v = Violations::new();
+    let terms = v.check(filter::parse(&filter));
+    let order = v.check(extract::order(&order_by));
+    v.finish()?;
+    let mut params = format!("{parent}|{show_inactive}");
+    // Only when set: a token issued before these existed still reads the same.
+    if !filter.is_empty() || order != Order::Default {
+        params = format!("{params}|{filter}|{order_by}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let scope = list_parent.scope(&ctx)?;
     if scope.trust {
@@ -108,8 +121,22 @@ pub(crate) async fn list(
             "staff are listed by their current site: use `sites/{site}` or `sites/-`",
         ));
     }
-    let (staff, next_page_token) =
-        store::list(&mut conn, scope.sites, show_inactive, &page).await?;
+    let sites = match &terms.site {
+        Some(site) => Some(extract::only_site(scope.sites, site)),
+        None => scope.sites,
+    };
+    let wanted = store::Wanted {
+        sites,
+        show_inactive,
+        updated: terms.updated,
+    };
+    let (staff, next_page_token) = match order {
+        Order::Default => store::list(&mut conn, &wanted, &page).await?,
+        Order::UpdateTime => {
+            let after = (order.after_time(&page)?, page.after_key(0));
+            store::list_by_change(&mut conn, &wanted, after, &page).await?
+        }
+    };
     Ok(pb::ListStaffResponse {
         staff,
         next_page_token,

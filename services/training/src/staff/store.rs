@@ -1,8 +1,10 @@
 //! The staff table as read here (the HR sync writes it): its SQL and row mapping.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
 use qi_platform::convert::{date, timestamp};
+use qi_platform::extract::Order;
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
@@ -134,26 +136,39 @@ pub(super) async fn get(
     .await?)
 }
 
-/// One page of the staff of `sites` (`None`: every site), by surname, forename and number;
-/// those who have left only when `show_inactive`.
+/// Which staff a page lists.
+#[derive(Debug, Default)]
+pub(super) struct Wanted {
+    /// Whose current site is one of these (`None`: every site).
+    pub(super) sites: Option<Vec<String>>,
+    /// Those who have left too.
+    pub(super) show_inactive: bool,
+    /// Last changed in this range (a nightly extract's).
+    pub(super) updated: Range<DateTime<Utc>>,
+}
+
+/// One page of the staff `wanted`, by surname, forename and number.
 pub(super) async fn list(
     conn: &mut PgConnection,
-    sites: Option<Vec<String>>,
-    show_inactive: bool,
+    wanted: &Wanted,
     page: &Page,
 ) -> Result<(Vec<pb::Staff>, String), Error> {
     let rows = staff_rows!(
         "WHERE ($1::text[] IS NULL OR site = ANY($1))
            AND ($2 OR active)
            AND (surname, forename, employee_number) > ($3, $4, $5)
+           AND ($7::timestamptz IS NULL OR update_time >= $7)
+           AND ($8::timestamptz IS NULL OR update_time < $8)
          ORDER BY surname, forename, employee_number
          LIMIT $6",
-        sites.as_deref(),
-        show_inactive,
+        wanted.sites.as_deref(),
+        wanted.show_inactive,
         page.after_key(0).unwrap_or(""),
         page.after_key(1).unwrap_or(""),
         page.after_key(2).unwrap_or(""),
         page.limit(),
+        wanted.updated.from,
+        wanted.updated.before,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -163,6 +178,39 @@ pub(super) async fn list(
             r.forename.clone(),
             r.employee_number.clone(),
         ]
+    });
+    Ok((rows.into_iter().map(Into::into).collect(), next))
+}
+
+/// One page of the staff `wanted`, oldest change first (ties by number), after the row
+/// changed at `after` with that number: a national register is read a page at a time along
+/// its `(update_time, employee_number)` index.
+pub(super) async fn list_by_change(
+    conn: &mut PgConnection,
+    wanted: &Wanted,
+    after: (Option<DateTime<Utc>>, Option<&str>),
+    page: &Page,
+) -> Result<(Vec<pb::Staff>, String), Error> {
+    let rows = staff_rows!(
+        "WHERE ($1::text[] IS NULL OR site = ANY($1))
+           AND ($2 OR active)
+           AND ($3::timestamptz IS NULL OR (update_time, employee_number) > ($3, $4))
+           AND ($6::timestamptz IS NULL OR update_time >= $6)
+           AND ($7::timestamptz IS NULL OR update_time < $7)
+         ORDER BY update_time, employee_number
+         LIMIT $5",
+        wanted.sites.as_deref(),
+        wanted.show_inactive,
+        after.0,
+        after.1.unwrap_or(""),
+        page.limit(),
+        wanted.updated.from,
+        wanted.updated.before,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        Order::UpdateTime.key(r.employee_number.clone(), r.update_time)
     });
     Ok((rows.into_iter().map(Into::into).collect(), next))
 }
@@ -199,6 +247,14 @@ pub(crate) async fn by_numbers(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wanted(sites: Option<Vec<String>>, show_inactive: bool) -> Wanted {
+        Wanted {
+            sites,
+            show_inactive,
+            ..Wanted::default()
+        }
+    }
     use crate::testing::{page, staff, transaction};
 
     fn numbers(people: &[pb::Staff]) -> Vec<&str> {
@@ -300,7 +356,7 @@ mod tests {
                 "sites/BAS/wards/ash"
             )
         );
-        let (listed, _) = list(&mut conn, None, false, &page(50, "")?).await?;
+        let (listed, _) = list(&mut conn, &wanted(None, false), &page(50, "")?).await?;
         assert_eq!(listed, [person]);
         Ok(())
     }
@@ -322,14 +378,14 @@ mod tests {
             .execute(&mut *conn)
             .await?;
         let all = page(50, "")?;
-        let (active, _) = list(&mut conn, None, false, &all).await?;
+        let (active, _) = list(&mut conn, &wanted(None, false), &all).await?;
         assert_eq!(numbers(&active), ["104", "103", "105", "102"]);
-        let (bas, _) = list(&mut conn, sites(&["BAS"]), true, &all).await?;
+        let (bas, _) = list(&mut conn, &wanted(sites(&["BAS"]), true), &all).await?;
         assert_eq!(numbers(&bas), ["103", "105", "101"]);
         // Page by page: every person once, in order.
-        let (first, next) = list(&mut conn, None, true, &page(2, "")?).await?;
-        let (second, then) = list(&mut conn, None, true, &page(2, &next)?).await?;
-        let (third, end) = list(&mut conn, None, true, &page(2, &then)?).await?;
+        let (first, next) = list(&mut conn, &wanted(None, true), &page(2, "")?).await?;
+        let (second, then) = list(&mut conn, &wanted(None, true), &page(2, &next)?).await?;
+        let (third, end) = list(&mut conn, &wanted(None, true), &page(2, &then)?).await?;
         assert_eq!(numbers(&first), ["104", "103"]);
         assert_eq!(numbers(&second), ["105", "101"]);
         assert_eq!(numbers(&third), ["102"]);
