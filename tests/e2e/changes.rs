@@ -688,8 +688,10 @@ async fn a_consumer_that_stops_reading_is_disconnected_after_the_idle_time() {
     .unwrap();
     let reader = viewer(&suite, &["BAS"]);
     let mut feed = open(&reader, pb::WatchChangesRequest::default()).await;
-    // Not reading: the server fills what the transport holds, waits, and gives up.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Not reading: the server fills what the transport holds, waits, and gives up. Filling
+    // takes a busy machine seconds (a CI run beside other work took over 4), and only then
+    // does the idle second start: the wait leaves room for both.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     let mut received = 0;
     let ended = tokio::time::timeout(PATIENCE, async {
         loop {
