@@ -265,12 +265,12 @@ impl<'a, W: Write> Writer<'a, W> {
                 out.write_all(b"\n")?;
             }
             Writer::Csv { csv, columns } => {
-                // Text as it is, numbers and booleans as JSON writes them, anything nested as
-                // compact JSON, an absent (default) field empty.
+                // Text as it is, a date as YYYY-MM-DD, numbers and booleans as JSON writes
+                // them, anything else nested as compact JSON, an absent (default) field empty.
                 let cells = columns.iter().map(|c| match json.get(c) {
                     None | Some(serde_json::Value::Null) => String::new(),
                     Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(other) => other.to_string(),
+                    Some(other) => date(other).unwrap_or_else(|| other.to_string()),
                 });
                 csv.write_record(cells)?;
             }
@@ -284,5 +284,32 @@ impl<'a, W: Write> Writer<'a, W> {
             Writer::Csv { mut csv, .. } => csv.flush()?,
         }
         Ok(())
+    }
+}
+
+/// A `google.type.Date` in its JSON form (`{"year":2026,"month":12,"day":7}`, nothing else)
+/// as `2026-12-07`, the form a spreadsheet reads as a date.
+fn date(value: &serde_json::Value) -> Option<String> {
+    let fields = value.as_object()?;
+    let part = |k: &str| fields.get(k).and_then(serde_json::Value::as_i64);
+    let (year, month, day) = (part("year")?, part("month")?, part("day")?);
+    (fields.len() == 3).then(|| format!("{year:04}-{month:02}-{day:02}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date;
+
+    #[test]
+    fn a_date_cell_reads_as_a_date_and_nothing_else_does() {
+        let d = serde_json::json!({"year": 2026, "month": 12, "day": 7});
+        assert_eq!(date(&d).as_deref(), Some("2026-12-07"));
+        for other in [
+            serde_json::json!({"year": 2026, "month": 12}),
+            serde_json::json!({"year": 2026, "month": 12, "day": 7, "site": "BAS"}),
+            serde_json::json!(["2026"]),
+        ] {
+            assert_eq!(date(&other), None, "{other}");
+        }
     }
 }

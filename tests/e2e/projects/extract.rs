@@ -271,6 +271,16 @@ async fn qi_export_pages_through_a_collection_and_resumes_where_it_says() {
         "{}",
         lines[1]
     );
+    let submitted = ideas[0].submit_date.expect("a submit date");
+    let submitted = format!(
+        ",{:04}-{:02}-{:02},",
+        submitted.year, submitted.month, submitted.day
+    );
+    assert!(
+        lines[1].contains(&submitted),
+        "a date as a date: {}",
+        lines[1]
+    );
 
     // After a change and a new idea: since the last run's newest, only those two; from the
     // resume point it gave, the overlap too.
