@@ -16,8 +16,10 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Serialize
 /// The collections `qi export` writes, with the List that reads them.
 struct Collection {
     name: &'static str,
-    /// The List's full method path.
-    method: &'static str,
+    /// The service that serves the List, by full name.
+    service: &'static str,
+    /// The List.
+    rpc: &'static str,
     /// The response's repeated field.
     items: &'static str,
     /// Whether the List takes `update_time` in its filter and order.
@@ -27,19 +29,22 @@ struct Collection {
 const COLLECTIONS: [Collection; 3] = [
     Collection {
         name: "ideas",
-        method: "/qi.projects.v1.ProjectService/ListIdeas",
+        service: "qi.projects.v1.ProjectService",
+        rpc: "ListIdeas",
         items: "ideas",
         by_change: true,
     },
     Collection {
         name: "projects",
-        method: "/qi.projects.v1.ProjectService/ListProjects",
+        service: "qi.projects.v1.ProjectService",
+        rpc: "ListProjects",
         items: "projects",
         by_change: true,
     },
     Collection {
         name: "staff",
-        method: "/qi.training.v1.TrainingService/ListStaff",
+        service: "qi.training.v1.TrainingService",
+        rpc: "ListStaff",
         items: "staff",
         by_change: true,
     },
@@ -117,17 +122,23 @@ pub async fn run(
     let pool = DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)
         .context("decoding the compiled descriptors")?;
     let method = pool
-        .services()
-        .flat_map(|s| s.methods().collect::<Vec<_>>())
-        .find(|m| format!("/{}/{}", m.parent_service().full_name(), m.name()) == collection.method)
+        .get_service_by_name(collection.service)
+        .and_then(|s| s.methods().find(|m| m.name() == collection.rpc))
         .context("the List is not in the contracts")?;
+    let path: http::uri::PathAndQuery = format!("/{}/{}", collection.service, collection.rpc)
+        .parse()
+        .context("the method path")?;
+    let parent = args
+        .site
+        .as_ref()
+        .map_or_else(|| "sites/-".to_owned(), |s| format!("sites/{s}"));
     let item = match method
         .output()
         .get_field_by_name(collection.items)
         .map(|f| f.kind())
     {
         Some(prost_reflect::Kind::Message(m)) => m,
-        _ => anyhow::bail!("{} has no list of {}", collection.method, collection.items),
+        _ => anyhow::bail!("{} has no list of {}", collection.rpc, collection.items),
     };
     let channel = tonic::transport::Endpoint::from_shared(args.gateway.clone())
         .with_context(|| format!("the gateway URL {:?}", args.gateway))?
@@ -141,11 +152,7 @@ pub async fn run(
     let (mut rows, mut newest, mut page_token) = (0u64, None::<DateTime<Utc>>, String::new());
     loop {
         let mut request = DynamicMessage::new(method.input());
-        let parent = args
-            .site
-            .as_ref()
-            .map_or_else(|| "sites/-".to_owned(), |s| format!("sites/{s}"));
-        request.set_field_by_name("parent", Value::String(parent));
+        request.set_field_by_name("parent", Value::String(parent.clone()));
         request.set_field_by_name("page_size", Value::I32(args.page_size));
         request.set_field_by_name("page_token", Value::String(page_token.clone()));
         // Leavers too: an extract must see a person's leaving.
@@ -171,11 +178,7 @@ pub async fn run(
         );
         grpc.ready().await.context("the gateway")?;
         let answer = grpc
-            .unary(
-                call,
-                collection.method.parse().context("the method path")?,
-                qi_platform::codec::BytesCodec,
-            )
+            .unary(call, path.clone(), qi_platform::codec::BytesCodec)
             .await
             .map_err(|s| {
                 anyhow::anyhow!(
