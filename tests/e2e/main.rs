@@ -7,6 +7,7 @@ mod cors;
 mod demo;
 mod direct;
 mod discovery;
+mod extract;
 mod gateway;
 mod health;
 mod housekeeping;

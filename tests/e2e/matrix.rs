@@ -152,6 +152,8 @@ fn patterns(pool: &DescriptorPool, package: &str, text: &str) -> Vec<String> {
         .skip(1)
         .step_by(2)
         .map(str::trim)
+        // A wildcard (`sites/-/cohorts/-`) reads many resources: it is not one's pattern.
+        .filter(|s| !s.split('/').any(|segment| segment == "-"))
         .flat_map(|s| {
             if s.starts_with("sites/{") || s.starts_with("trust") {
                 return vec![s.to_owned()];
@@ -1132,6 +1134,11 @@ enum Root {
     /// Under a seeded trust-wide record (`trust/programmes/{id}`), whose children may
     /// belong to several sites.
     Trust,
+    /// Every record of a nested collection, at every site the caller holds (AIP-159's `-`:
+    /// `sites/-/cohorts/-`), as a nightly extract reads it.
+    EverySite,
+    /// Every trust-wide record's children (`trust/metrics/-`), as a nightly extract reads them.
+    EveryTrust,
 }
 
 /// The probe of `target` rooted at `root`, or `None` when its resource field has no such
@@ -1141,7 +1148,7 @@ fn probe(target: &Target, root: Root, ids: &Ids, owner: &str) -> Option<Bytes> {
     if !target.policy.resource_field.is_empty() {
         let parts: Vec<&str> = target.policy.resource_field.split('.').collect();
         set_probe(&mut message, &target.method, &parts, root, ids, owner)?;
-    } else if root == Root::Trust {
+    } else if root != Root::Sites {
         return None;
     }
     Some(Bytes::from(prost::Message::encode_to_vec(&message)))
@@ -1192,6 +1199,24 @@ fn set_probe(
                 .iter()
                 .find(|p| *p == "trust" || (p.starts_with("trust/") && p.contains('{')))?;
             fill(p, vec!["trust".into()])
+        }
+        // A parent under a record of its own (a cohort's, a metric's), every one of them.
+        Root::EverySite | Root::EveryTrust => {
+            let nested = |p: &&String| {
+                if root == Root::EverySite {
+                    p.starts_with("sites/{") && p.matches('{').count() >= 2
+                } else {
+                    p.starts_with("trust/") && p.contains('{')
+                }
+            };
+            if parts != ["parent"] {
+                return None;
+            }
+            let p = patterns.iter().find(nested)?;
+            p.split('/')
+                .map(|part| if part.starts_with('{') { "-" } else { part })
+                .collect::<Vec<_>>()
+                .join("/")
         }
     };
     message.set_field(&field, Value::String(value));
@@ -1497,6 +1522,8 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
             (Root::Sites, &other),
             (Root::Trust, &trust_ids),
             (Root::Trust, &by_ward),
+            (Root::EverySite, &other),
+            (Root::EveryTrust, &trust_ids),
         ] {
             if let (Some(one_site), Some(trust_wide)) =
                 (probe(t, root, ids, "-"), probe(t, root, ids, OTHER))
@@ -1580,6 +1607,21 @@ async fn no_read_hands_a_one_site_caller_another_sites_data() {
                 p.target.path
             );
         }
+    }
+    // The collection-wide reads of nested collections were probed, and a trust-wide caller
+    // finds the other site's rows there.
+    for (method, root) in [
+        ("ListEnrolments", Root::EveryTrust),
+        ("ListMeasurements", Root::EverySite),
+        ("ListMeasurements", Root::EveryTrust),
+    ] {
+        let i = (0..probes.len())
+            .find(|&i| probes[i].root == root && probes[i].target.method.name() == method)
+            .unwrap_or_else(|| panic!("{method} is not probed under {root:?}"));
+        assert!(
+            carries(&trust[i].1, OTHER_MARKER) || carries(&trust[i].1, &format!("sites/{OTHER}")),
+            "{method} under {root:?}: the trust-wide caller did not see {OTHER}'s rows"
+        );
     }
     // Both trust metrics were probed, and hold the other site's rows.
     let trust_metric_lists: Vec<usize> = (0..probes.len())

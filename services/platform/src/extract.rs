@@ -8,10 +8,12 @@
 //! than the extract saw: a resuming extract starts a little before its last high-water mark
 //! ([`RESUME_OVERLAP`]) and takes some rows twice, which a consumer keyed by name absorbs.
 
+use std::str::FromStr;
+
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use qi_filter::{Op, Range, Term};
 
-use crate::error::Error;
+use crate::error::{Error, Violations};
 use crate::paging::Page;
 
 /// How far before the newest `update_time` it wrote an extract should resume: the longest
@@ -50,6 +52,81 @@ impl Order {
     }
 }
 
+/// A change-order key of a resource under a parent of its own (an enrolment in its cohort):
+/// the parent's key and the resource's, as [`Order::key`] takes one key.
+pub fn pair_key(parent: impl std::fmt::Display, own: impl std::fmt::Display) -> String {
+    format!("{parent}/{own}")
+}
+
+/// The [`pair_key`] the previous page ended at, parsed.
+pub fn after_pair<A: FromStr, B: FromStr>(page: &Page) -> Result<Option<(A, B)>, Error> {
+    let not_ours = || Error::invalid("page_token", "not a token this list returned");
+    page.after_key(0)
+        .map(|key| {
+            let (parent, own) = key.split_once('/').ok_or_else(not_ours)?;
+            Ok((
+                parent.parse().map_err(|_| not_ours())?,
+                own.parse().map_err(|_| not_ours())?,
+            ))
+        })
+        .transpose()
+}
+
+/// A List's states, for its filter's `state` term.
+#[derive(Debug, Clone, Copy)]
+pub struct States {
+    /// The enum's value prefix (`COHORT_STATE_`), which a term may leave out.
+    pub prefix: &'static str,
+    /// The stored forms (the table's check constraint): the value names, lower-cased.
+    pub stored: &'static [&'static str],
+}
+
+/// What a List's filter asks when it reads only an extract's terms.
+#[derive(Debug, Default, PartialEq)]
+pub struct Terms {
+    /// Last changed in this range.
+    pub updated: Range<DateTime<Utc>>,
+    /// In this state (stored form).
+    pub state: Option<&'static str>,
+    /// At this site.
+    pub site: Option<String>,
+}
+
+/// Reads the `filter` of a List that takes only an extract's terms: `update_time`, `state`
+/// when it has `states`, `site` when `site`. Any other term is `INVALID_ARGUMENT` naming it
+/// and the fields there are.
+pub fn read_terms(filter: &str, states: Option<States>, site: bool) -> Result<Terms, Error> {
+    let (terms, updated) = read_filter(filter)?;
+    let mut t = Terms {
+        updated,
+        ..Terms::default()
+    };
+    let mut fields = vec!["update_time"];
+    fields.extend(states.map(|_| "state"));
+    fields.extend(site.then_some("site"));
+    let mut v = Violations::new();
+    for Term { field, op, value } in terms {
+        let at = format!("`{field} {op} …`");
+        let result = match (field.as_str(), states) {
+            ("state", Some(states)) => {
+                take_state(&mut t.state, &at, op, &value, states.prefix, states.stored)
+            }
+            ("site", _) if site => take_site(&mut t.site, &at, op, &value),
+            _ => Err(Error::invalid(
+                "filter",
+                format!(
+                    "{at}: no field `{}` (fields: {})",
+                    crate::names::clip(&field),
+                    fields.join(", ")
+                ),
+            )),
+        };
+        v.check(result);
+    }
+    v.finish()?;
+    Ok(t)
+}
+
 /// Reads a filter's `site = CODE` term (`at` names it) into `site`; given once, `=` only.
 pub fn take_site(site: &mut Option<String>, at: &str, op: Op, value: &str) -> Result<(), Error> {
     match op {
@@ -65,6 +142,48 @@ pub fn take_site(site: &mut Option<String>, at: &str, op: Op, value: &str) -> Re
         }
         Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge => {
             Err(Error::invalid("filter", format!("{at}: site takes =")))
+        }
+    }
+}
+
+/// Reads a filter's `state = VALUE` term (`at` names it) into `state` as its stored form:
+/// the enum's value name, with or without its `prefix` (`COHORT_STATE_`), lower-cased, one of
+/// `stored` (the table's check constraint). Given once, `=` only.
+pub fn take_state(
+    state: &mut Option<&'static str>,
+    at: &str,
+    op: Op,
+    value: &str,
+    prefix: &str,
+    stored: &[&'static str],
+) -> Result<(), Error> {
+    match op {
+        Op::Eq if state.is_some() => Err(Error::invalid(
+            "filter",
+            format!("{at}: state = is given twice"),
+        )),
+        Op::Eq => {
+            let name = value.strip_prefix(prefix).unwrap_or(value);
+            let found = stored
+                .iter()
+                .find(|s| s.eq_ignore_ascii_case(name) && name == name.to_ascii_uppercase());
+            match found {
+                Some(s) => {
+                    *state = Some(s);
+                    Ok(())
+                }
+                None => Err(Error::invalid(
+                    "filter",
+                    format!(
+                        "{at}: `{}` is not a state ({})",
+                        crate::names::clip(value),
+                        stored.join(", ").to_ascii_uppercase()
+                    ),
+                )),
+            }
+        }
+        Op::Ne | Op::Lt | Op::Gt | Op::Le | Op::Ge => {
+            Err(Error::invalid("filter", format!("{at}: state takes =")))
         }
     }
 }
@@ -182,6 +301,88 @@ mod tests {
                 "{bad}: {status:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_state_is_its_value_name_with_or_without_the_prefix() {
+        let stored = ["planned", "cancelled"];
+        let mut state = None;
+        take_state(
+            &mut state,
+            "s",
+            Op::Eq,
+            "COHORT_STATE_CANCELLED",
+            "COHORT_STATE_",
+            &stored,
+        )
+        .unwrap();
+        assert_eq!(state, Some("cancelled"));
+        let mut state = None;
+        take_state(&mut state, "s", Op::Eq, "PLANNED", "COHORT_STATE_", &stored).unwrap();
+        assert_eq!(state, Some("planned"));
+        for (op, value) in [(Op::Eq, "planned"), (Op::Eq, "OPEN"), (Op::Ne, "PLANNED")] {
+            let mut state = None;
+            let e = take_state(&mut state, "s", op, value, "COHORT_STATE_", &stored);
+            let status = tonic::Status::from(e.unwrap_err());
+            assert!(status.message().contains("state"), "{value}: {status:?}");
+            assert_eq!(state, None);
+        }
+        let e = take_state(&mut Some("planned"), "s", Op::Eq, "PLANNED", "X_", &stored);
+        assert!(
+            tonic::Status::from(e.unwrap_err())
+                .message()
+                .contains("twice")
+        );
+    }
+
+    #[test]
+    fn a_list_reads_only_the_terms_it_has() {
+        const STATES: States = States {
+            prefix: "ENROLMENT_STATE_",
+            stored: &["enrolled", "withdrawn"],
+        };
+        let t = read_terms(
+            "update_time >= 2026-12-01T00:00:00Z AND state = WITHDRAWN AND site = BAS",
+            Some(STATES),
+            true,
+        )
+        .unwrap();
+        assert_eq!(t.updated.from, Some(at("2026-12-01T00:00:00Z")));
+        assert_eq!(
+            (t.state, t.site.as_deref()),
+            (Some("withdrawn"), Some("BAS"))
+        );
+        let e = read_terms("state = WITHDRAWN AND site = BAS", None, false).unwrap_err();
+        let status = tonic::Status::from(e);
+        for said in ["`state = …`", "`site = …`", "fields: update_time)"] {
+            assert!(status.message().contains(said), "{said}: {status:?}");
+        }
+    }
+
+    #[test]
+    fn a_pair_key_reads_back_and_a_forged_one_is_refused() {
+        let key = pair_key("0190a1b2-0000-7000-8000-000000000001", 12);
+        let token = Page::parse(1, "", "p")
+            .unwrap()
+            .finish(vec![(), ()], |()| {
+                Order::UpdateTime.key(key.clone(), Utc::now())
+            })
+            .1;
+        let page = Page::parse(1, &token, "p").unwrap();
+        let (parent, own) = after_pair::<uuid::Uuid, i32>(&page).unwrap().unwrap();
+        assert_eq!((parent.to_string(), own), (key[..36].to_owned(), 12));
+        assert!(
+            after_pair::<uuid::Uuid, String>(&Page::parse(1, "", "p").unwrap())
+                .unwrap()
+                .is_none()
+        );
+        let forged = Page::parse(1, "", "p")
+            .unwrap()
+            .finish(vec![(), ()], |()| vec!["no-slash".to_owned()])
+            .1;
+        let page = Page::parse(1, &forged, "p").unwrap();
+        let e = after_pair::<uuid::Uuid, i32>(&page).unwrap_err();
+        assert!(tonic::Status::from(e).message().contains("page_token"));
     }
 
     #[test]

@@ -117,6 +117,25 @@ impl ListParentScope for ListParent {
     }
 }
 
+/// A List parent that names every resource of a collection (AIP-159's `-`):
+/// `sites/{site}/{collection}/-`, `sites/-/{collection}/-` or `trust/{collection}/-`, read
+/// as the List of that collection under the same owner would read it. `None` when `value`
+/// is not such a wildcard (then it names one resource, for the List to read as it does).
+pub fn wildcard_parent(
+    field: &str,
+    value: &str,
+    collection: &str,
+) -> Result<Option<ListParent>, Error> {
+    match value
+        .strip_suffix("/-")
+        .and_then(|v| v.strip_suffix(collection))
+        .and_then(|v| v.strip_suffix('/'))
+    {
+        Some(owner) => Ok(Some(ListParent::parse(field, owner)?)),
+        None => Ok(None),
+    }
+}
+
 /// The SQL condition of a [`ListScope`] bound as `$1` (trust) and `$2` (sites), on a
 /// nullable `site` column.
 pub const LIST_SCOPE_SQL: &str = "CASE WHEN $1 THEN site IS NULL \
@@ -206,6 +225,27 @@ mod tests {
         let assigned = id_or_new("id", "").unwrap();
         assert!(validate_id("id", &assigned).is_ok());
         assert!(id_or_new("id", "9lives").is_err());
+    }
+
+    #[test]
+    fn a_wildcard_parent_reads_as_its_owners_list() {
+        let read = |v| wildcard_parent("parent", v, "cohorts");
+        assert_eq!(
+            read("sites/-/cohorts/-").unwrap(),
+            Some(ListParent::AllSites)
+        );
+        assert_eq!(
+            read("trust/cohorts/-").unwrap(),
+            Some(ListParent::Owner(Owner::Trust))
+        );
+        assert!(matches!(
+            read("sites/BAS/cohorts/-").unwrap(),
+            Some(ListParent::Owner(Owner::Site(_)))
+        ));
+        assert_eq!(read("sites/BAS/cohorts/spring").unwrap(), None);
+        assert_eq!(read("sites/BAS/projects/-").unwrap(), None);
+        assert!(read("sites/bas/cohorts/-").is_err());
+        assert!(read("nowhere/cohorts/-").is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `qi export COLLECTION`: writes a collection through the gateway, page by page, as JSON
 //! lines (the proto3 JSON mapping) or CSV, for a nightly extract (issue 37). Memory stays at
-//! one page whatever the collection's size. Where the List reads `update_time`, the rows come
-//! oldest change first and `--since` reads only what changed after a time; the run ends by
-//! saying where the next should resume (its newest change less
+//! one page whatever the collection's size. Rows come oldest change first (under each parent
+//! the collection is read from, in turn) and `--since` reads only what changed after a time;
+//! the run ends by saying where the next should resume (its newest change less
 //! [`qi_platform::extract::RESUME_OVERLAP`]).
 
 use std::io::Write;
@@ -22,36 +22,94 @@ struct Collection {
     rpc: &'static str,
     /// The response's repeated field.
     items: &'static str,
-    /// Whether the List takes `update_time` in its filter and order.
-    by_change: bool,
+    /// The parents read, in turn, for the whole collection: `{site}` stands for `-` (every
+    /// site the token holds), or `--site`'s code, which leaves out the parents without it
+    /// (the trust-wide rows, which are at no site).
+    parents: &'static [&'static str],
 }
 
-const COLLECTIONS: [Collection; 3] = [
+const TRAINING: &str = "qi.training.v1.TrainingService";
+const PROJECTS: &str = "qi.projects.v1.ProjectService";
+const METRICS: &str = "qi.metrics.v1.MetricService";
+
+const COLLECTIONS: [Collection; 9] = [
+    Collection {
+        name: "staff",
+        service: TRAINING,
+        rpc: "ListStaff",
+        items: "staff",
+        parents: &["sites/{site}"],
+    },
+    Collection {
+        name: "cohorts",
+        service: TRAINING,
+        rpc: "ListCohorts",
+        items: "cohorts",
+        parents: &["sites/{site}", "trust"],
+    },
+    Collection {
+        name: "enrolments",
+        service: TRAINING,
+        rpc: "ListEnrolments",
+        items: "enrolments",
+        parents: &["sites/{site}/cohorts/-", "trust/cohorts/-"],
+    },
+    Collection {
+        name: "completions",
+        service: TRAINING,
+        rpc: "ListCompletions",
+        items: "completions",
+        parents: &["sites/{site}"],
+    },
     Collection {
         name: "ideas",
-        service: "qi.projects.v1.ProjectService",
+        service: PROJECTS,
         rpc: "ListIdeas",
         items: "ideas",
-        by_change: true,
+        parents: &["sites/{site}"],
     },
     Collection {
         name: "projects",
-        service: "qi.projects.v1.ProjectService",
+        service: PROJECTS,
         rpc: "ListProjects",
         items: "projects",
-        by_change: true,
+        parents: &["sites/{site}"],
     },
     Collection {
-        name: "staff",
-        service: "qi.training.v1.TrainingService",
-        rpc: "ListStaff",
-        items: "staff",
-        by_change: true,
+        name: "pdsa-cycles",
+        service: PROJECTS,
+        rpc: "ListPdsaCycles",
+        items: "pdsa_cycles",
+        parents: &["sites/{site}/projects/-"],
+    },
+    Collection {
+        name: "metrics",
+        service: METRICS,
+        rpc: "ListMetrics",
+        items: "metrics",
+        parents: &["sites/{site}", "trust"],
+    },
+    Collection {
+        name: "measurements",
+        service: METRICS,
+        rpc: "ListMeasurements",
+        items: "measurements",
+        parents: &["sites/{site}/metrics/-", "trust/metrics/-"],
     },
 ];
 
 /// The names `qi export` takes, for its usage.
-pub const COLLECTION_NAMES: [&str; 3] = ["ideas", "projects", "staff"];
+pub const COLLECTION_NAMES: [&str; 9] = [
+    "staff",
+    "cohorts",
+    "enrolments",
+    "completions",
+    "ideas",
+    "projects",
+    "pdsa-cycles",
+    "metrics",
+    "measurements",
+];
 
 /// How rows are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +145,8 @@ pub struct ExportArgs {
 pub struct Exported {
     /// Rows written.
     pub rows: u64,
-    /// Where the next run should resume (`--since`), for collections read by change.
+    /// Where the next run should resume (`--since`): the newest change written less the
+    /// overlap, or the `--since` given when nothing changed.
     pub resume: Option<DateTime<Utc>>,
 }
 
@@ -108,17 +167,6 @@ pub async fn run(
                 COLLECTION_NAMES.join(", ")
             )
         })?;
-    anyhow::ensure!(
-        args.since.is_none() || collection.by_change,
-        "--since: {} cannot be read by change yet (only {})",
-        collection.name,
-        COLLECTIONS
-            .iter()
-            .filter(|c| c.by_change)
-            .map(|c| c.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     let pool = DescriptorPool::decode(qi_proto::FILE_DESCRIPTOR_SET)
         .context("decoding the compiled descriptors")?;
     let method = pool
@@ -128,10 +176,13 @@ pub async fn run(
     let path: http::uri::PathAndQuery = format!("/{}/{}", collection.service, collection.rpc)
         .parse()
         .context("the method path")?;
-    let parent = args
-        .site
-        .as_ref()
-        .map_or_else(|| "sites/-".to_owned(), |s| format!("sites/{s}"));
+    let site = args.site.as_deref().unwrap_or("-");
+    let parents: Vec<String> = collection
+        .parents
+        .iter()
+        .filter(|p| args.site.is_none() || p.contains("{site}"))
+        .map(|p| p.replace("{site}", site))
+        .collect();
     let item = match method
         .output()
         .get_field_by_name(collection.items)
@@ -149,90 +200,85 @@ pub async fn run(
         .max_decoding_message_size(qi_platform::server::MAX_MESSAGE_BYTES);
     let mut writer = Writer::new(args.format, &item, out)?;
     let options = SerializeOptions::new().stringify_64_bit_integers(true);
-    let (mut rows, mut newest, mut page_token) = (0u64, None::<DateTime<Utc>>, String::new());
-    loop {
-        let mut request = DynamicMessage::new(method.input());
-        request.set_field_by_name("parent", Value::String(parent.clone()));
-        request.set_field_by_name("page_size", Value::I32(args.page_size));
-        request.set_field_by_name("page_token", Value::String(page_token.clone()));
-        // Leavers too: an extract must see a person's leaving.
-        if method.input().get_field_by_name("show_inactive").is_some() {
-            request.set_field_by_name("show_inactive", Value::Bool(true));
-        }
-        if collection.by_change {
+    let (mut rows, mut newest) = (0u64, None::<DateTime<Utc>>);
+    for parent in &parents {
+        let mut page_token = String::new();
+        loop {
+            let mut request = DynamicMessage::new(method.input());
+            request.set_field_by_name("parent", Value::String(parent.clone()));
+            request.set_field_by_name("page_size", Value::I32(args.page_size));
+            request.set_field_by_name("page_token", Value::String(page_token.clone()));
+            // Leavers too: an extract must see a person's leaving.
+            if method.input().get_field_by_name("show_inactive").is_some() {
+                request.set_field_by_name("show_inactive", Value::Bool(true));
+            }
             request.set_field_by_name("order_by", Value::String("update_time".into()));
             if let Some(since) = args.since {
                 let since = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-                request.set_field_by_name(
-                    "filter",
-                    Value::String(format!("update_time > \"{since}\"")),
-                );
+                let filter = format!("update_time > \"{since}\"");
+                request.set_field_by_name("filter", Value::String(filter));
             }
-        }
-        let mut call = tonic::Request::new(Bytes::from(request.encode_to_vec()));
-        call.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {}", args.token)
-                .parse()
-                .context("the token is not valid header text")?,
-        );
-        grpc.ready().await.context("the gateway")?;
-        let answer = grpc
-            .unary(call, path.clone(), qi_platform::codec::BytesCodec)
-            .await
-            .map_err(|s| {
-                anyhow::anyhow!(
-                    "{}: {:?}: {} (after {rows} rows)",
-                    collection.name,
-                    s.code(),
-                    s.message()
-                )
-            })?
-            .into_inner();
-        let page =
-            DynamicMessage::decode(method.output(), answer).context("an undecodable answer")?;
-        let items = page
-            .get_field_by_name(collection.items)
-            .and_then(|v| v.as_list().map(<[Value]>::to_vec))
-            .unwrap_or_default();
-        for value in &items {
-            let Some(message) = value.as_message() else {
-                continue;
-            };
-            let json = message
-                .serialize_with_options(serde_json::value::Serializer, &options)
-                .context("a row as JSON")?;
-            if let Some(t) = json.get("updateTime").and_then(serde_json::Value::as_str)
-                && let Ok(t) = DateTime::parse_from_rfc3339(t)
-            {
-                newest = newest.max(Some(t.with_timezone(&Utc)));
+            let mut call = tonic::Request::new(Bytes::from(request.encode_to_vec()));
+            call.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", args.token)
+                    .parse()
+                    .context("the token is not valid header text")?,
+            );
+            grpc.ready().await.context("the gateway")?;
+            let answer = grpc
+                .unary(call, path.clone(), qi_platform::codec::BytesCodec)
+                .await
+                .map_err(|s| {
+                    anyhow::anyhow!(
+                        "{} under {parent}: {:?}: {} (after {rows} rows)",
+                        collection.name,
+                        s.code(),
+                        s.message()
+                    )
+                })?
+                .into_inner();
+            let page =
+                DynamicMessage::decode(method.output(), answer).context("an undecodable answer")?;
+            let items = page
+                .get_field_by_name(collection.items)
+                .and_then(|v| v.as_list().map(<[Value]>::to_vec))
+                .unwrap_or_default();
+            for value in &items {
+                let Some(message) = value.as_message() else {
+                    continue;
+                };
+                let json = message
+                    .serialize_with_options(serde_json::value::Serializer, &options)
+                    .context("a row as JSON")?;
+                if let Some(t) = json.get("updateTime").and_then(serde_json::Value::as_str)
+                    && let Ok(t) = DateTime::parse_from_rfc3339(t)
+                {
+                    newest = newest.max(Some(t.with_timezone(&Utc)));
+                }
+                writer.row(&json)?;
+                rows += 1;
             }
-            writer.row(&json)?;
-            rows += 1;
-        }
-        if on_terminal {
-            write!(progress, "\r{}: {rows} rows", collection.name)?;
-            progress.flush()?;
-        }
-        page_token = page
-            .get_field_by_name("next_page_token")
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        if page_token.is_empty() {
-            break;
+            if on_terminal {
+                write!(progress, "\r{}: {rows} rows", collection.name)?;
+                progress.flush()?;
+            }
+            page_token = page
+                .get_field_by_name("next_page_token")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            if page_token.is_empty() {
+                break;
+            }
         }
     }
     writer.finish()?;
     if on_terminal {
         writeln!(progress)?;
     }
-    let resume = if collection.by_change {
-        newest
-            .map(|t| t - qi_platform::extract::RESUME_OVERLAP)
-            .or(args.since)
-    } else {
-        None
-    };
+    let resume = newest
+        .map(|t| t - qi_platform::extract::RESUME_OVERLAP)
+        .or(args.since);
     Ok(Exported { rows, resume })
 }
 

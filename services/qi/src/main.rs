@@ -152,8 +152,8 @@ enum Command {
     },
     /// Writes a collection through the gateway, page by page, as JSON lines or CSV on
     /// standard output, for a nightly extract; the README's "Nightly extracts" shows it.
-    /// Collections read by change (ideas, projects) come oldest change first, take --since,
-    /// and end by printing on standard error the --since the next run should give.
+    /// Rows come oldest change first; the run ends by printing on standard error the --since
+    /// the next run should give.
     Export {
         /// Which collection.
         #[arg(value_parser = qi::export::COLLECTION_NAMES)]
@@ -161,7 +161,8 @@ enum Command {
         /// Only what changed after this time (RFC 3339, e.g. 2026-12-01T02:00:00Z).
         #[arg(long)]
         since: Option<chrono::DateTime<chrono::Utc>>,
-        /// Only this site's rows (default: every site the token holds).
+        /// Only this site's rows (default: every site the token holds, and the trust-wide
+        /// cohorts, metrics and their enrolments and measurements).
         #[arg(long)]
         site: Option<String>,
         /// How rows are written.

@@ -33,6 +33,7 @@ async fn metrics_list_a_page_at_a_time() {
             parent: "sites/BAS".into(),
             page_size: 2,
             page_token: token.clone(),
+            ..Default::default()
         };
         let page = viewer
             .metrics()

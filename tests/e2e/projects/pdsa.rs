@@ -149,6 +149,7 @@ async fn ramp(c: &Caller, project: &str, ramp: &str) -> Result<Vec<pb::PdsaCycle
             page_size: 2,
             page_token,
             ramp: ramp.into(),
+            ..Default::default()
         };
         let page = c.projects().list_pdsa_cycles(req).await?.into_inner();
         all.extend(page.pdsa_cycles);

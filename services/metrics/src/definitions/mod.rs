@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use qi_platform::changes;
 use qi_platform::convert::{etag, required_text, timestamp};
+use qi_platform::extract;
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, Owner};
@@ -72,12 +73,35 @@ pub(crate) async fn list(
         parent,
         page_size,
         page_token,
+        filter,
+        order_by,
     } = req;
-    let list_parent = ListParent::parse("parent", &parent)?;
-    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut v = Violations::new();
+    let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
+    let terms = v.check(extract::read_terms(&filter, None, true));
+    let order = v.check(extract::order(&order_by));
+    v.finish()?;
+    let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
+    // Only when set: a token issued before these existed still reads the same.
+    let params = if filter.is_empty() && order_by.is_empty() {
+        parent.clone()
+    } else {
+        format!("{parent}|{filter}|{order_by}")
+    };
+    let page = Page::parse(page_size, &page_token, &params)?;
+    let mut scope = list_parent.scope(&ctx)?;
+    if let Some(site) = &terms.site {
+        if scope.trust {
+            return Err(Error::invalid(
+                "filter",
+                "`site = …`: trust-wide metrics are at no site (list `sites/-` instead)",
+            ));
+        }
+        scope.sites = Some(extract::only_site(scope.sites, site));
+    }
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let scope = list_parent.scope(&ctx)?;
-    let (metrics, next_page_token) = store::list(&mut conn, &scope, &page).await?;
+    let (metrics, next_page_token) =
+        store::list(&mut conn, &scope, &terms.updated, order, &page).await?;
     Ok(pb::ListMetricsResponse {
         metrics,
         next_page_token,

@@ -2,7 +2,9 @@
 //! parent and for the dashboard, insert and update.
 
 use chrono::{DateTime, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
+use qi_platform::extract::Order;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
@@ -193,36 +195,78 @@ pub(crate) async fn get(
     row.map(TryInto::try_into).transpose()
 }
 
-/// One page of the metrics in `scope`, ordered by name.
+/// One page of the metrics in `scope`, ordered by name, or oldest change first (along
+/// `metric_update_time`), changed in `updated`.
 pub(crate) async fn list(
     conn: &mut PgConnection,
     scope: &ListScope,
+    updated: &Range<DateTime<Utc>>,
+    order: Order,
     page: &Page,
 ) -> Result<(Vec<pb::Metric>, String), Error> {
     // The scope is `qi_platform::names::LIST_SCOPE_SQL` written out: the macro takes literals.
-    let rows = metric_rows!(
-        "SELECT ",
-        " FROM metric
-         WHERE CASE WHEN $1 THEN site IS NULL
-                    ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
-           AND (coalesce(site, ''), id) > ($3, $4)
-         ORDER BY coalesce(site, ''), id
-         LIMIT $5",
-        scope.trust,
-        scope.sites.as_deref(),
-        page.after_key(0).unwrap_or(""),
-        page.after_key(1).unwrap_or(""),
-        page.limit(),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![r.site.clone().unwrap_or_default(), r.id.clone()]
+    let rows = match order {
+        Order::Default => {
+            metric_rows!(
+                "SELECT ",
+                " FROM metric
+             WHERE CASE WHEN $1 THEN site IS NULL
+                        ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
+               AND (coalesce(site, ''), id) > ($3, $4)
+               AND ($6::timestamptz IS NULL OR update_time >= $6)
+               AND ($7::timestamptz IS NULL OR update_time < $7)
+             ORDER BY coalesce(site, ''), id
+             LIMIT $5",
+                scope.trust,
+                scope.sites.as_deref(),
+                page.after_key(0).unwrap_or(""),
+                page.after_key(1).unwrap_or(""),
+                page.limit(),
+                updated.from,
+                updated.before,
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Order::UpdateTime => {
+            metric_rows!(
+                "SELECT ",
+                " FROM metric
+             WHERE CASE WHEN $1 THEN site IS NULL
+                        ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
+               AND ($3::timestamptz IS NULL OR (update_time, uid) > ($3, $4))
+               AND ($6::timestamptz IS NULL OR update_time >= $6)
+               AND ($7::timestamptz IS NULL OR update_time < $7)
+             ORDER BY update_time, uid
+             LIMIT $5",
+                scope.trust,
+                scope.sites.as_deref(),
+                order.after_time(page)?,
+                page.parsed_key::<i64>(0)?.unwrap_or(0),
+                page.limit(),
+                updated.from,
+                updated.before,
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let (rows, next) = page.finish(rows, |r| match order {
+        Order::Default => vec![r.site.clone().unwrap_or_default(), r.id.clone()],
+        Order::UpdateTime => order.key(r.uid.to_string(), r.update_time),
     });
     rows.into_iter()
         .map(|r| Metric::try_from(r).map(|m| m.to_proto()))
         .collect::<Result<Vec<_>, _>>()
         .map(|m| (m, next))
+}
+
+/// The metrics of these internal keys (those not stored are left out).
+pub(crate) async fn by_uids(conn: &mut PgConnection, uids: &[i64]) -> Result<Vec<Metric>, Error> {
+    let rows = metric_rows!("SELECT ", " FROM metric WHERE uid = ANY($1)", uids)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.into_iter().map(Metric::try_from).collect()
 }
 
 /// One page of the metrics a dashboard shows, ordered by name (trust-wide first).
@@ -444,13 +488,41 @@ mod tests {
             sites: sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
         };
         let all = everything()?;
-        let (trust, _) = list(&mut conn, &scope(true, None), &all).await?;
+        let (trust, _) = list(
+            &mut conn,
+            &scope(true, None),
+            &Range::default(),
+            Order::Default,
+            &all,
+        )
+        .await?;
         assert_eq!(names(&trust), ["trust/metrics/t"]);
-        let (bas, _) = list(&mut conn, &scope(false, Some(&["BAS"])), &all).await?;
+        let (bas, _) = list(
+            &mut conn,
+            &scope(false, Some(&["BAS"])),
+            &Range::default(),
+            Order::Default,
+            &all,
+        )
+        .await?;
         assert_eq!(names(&bas), ["sites/BAS/metrics/a", "sites/BAS/metrics/b"]);
-        let (first, next) = list(&mut conn, &scope(false, None), &Page::parse(3, "", "p")?).await?;
+        let (first, next) = list(
+            &mut conn,
+            &scope(false, None),
+            &Range::default(),
+            Order::Default,
+            &Page::parse(3, "", "p")?,
+        )
+        .await?;
         let after = Page::parse(3, &next, "p")?;
-        let (second, end) = list(&mut conn, &scope(false, None), &after).await?;
+        let (second, end) = list(
+            &mut conn,
+            &scope(false, None),
+            &Range::default(),
+            Order::Default,
+            &after,
+        )
+        .await?;
         assert_eq!(
             names(&first),
             [

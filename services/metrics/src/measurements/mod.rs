@@ -10,7 +10,8 @@ use std::hash::BuildHasher as _;
 use chrono::NaiveDate;
 use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::required_date;
-use qi_platform::names::{self, Owner};
+use qi_platform::extract::{self, Order};
+use qi_platform::names::{self, ListParentScope as _, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, SiteCode, Violations, idempotency};
 use qi_proto::metrics as pb;
@@ -119,8 +120,9 @@ fn readers(metric: &Metric, site: &str) -> Option<String> {
     }
 }
 
-/// ListMeasurements: one page of a metric's measurements in a date range, at the caller's
-/// sites.
+/// ListMeasurements: one metric's, oldest period first; or, under a `…/metrics/-` parent,
+/// every such metric's, oldest change first. A one-site caller gets only the measurements at
+/// its sites and at none.
 pub(crate) async fn list(
     api: &MetricsApi,
     ctx: AccessContext,
@@ -132,8 +134,15 @@ pub(crate) async fn list(
         page_token,
         start_date,
         end_date,
+        filter,
+        order_by,
     } = req;
     let mut v = Violations::new();
+    let every = v.check(names::wildcard_parent(
+        "parent",
+        &parent,
+        definitions::COLLECTION,
+    ));
     let from = v.check(qi_platform::convert::optional_date(
         "start_date",
         start_date.as_ref(),
@@ -142,17 +151,37 @@ pub(crate) async fn list(
         "end_date",
         end_date.as_ref(),
     ));
+    let terms = v.check(extract::read_terms(&filter, None, false));
+    let order = v.check(extract::order(&order_by));
     v.finish()?;
-    let page = Page::parse(
-        page_size,
-        &page_token,
-        &format!("{parent}|{from:?}|{before:?}"),
-    )?;
+    let mut params = format!("{parent}|{from:?}|{before:?}");
+    // Only when set: a token issued before these existed still reads the same.
+    if !filter.is_empty() || !order_by.is_empty() {
+        params = format!("{params}|{filter}|{order_by}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
+    let wanted = store::Wanted {
+        periods: qi_filter::Range { from, before },
+        updated: terms.updated,
+        // Every metric's measurements together have only change order.
+        order: if every.is_some() {
+            Order::UpdateTime
+        } else {
+            order
+        },
+    };
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let metric =
-        definitions::resolve(&mut conn, &ctx, "parent", &parent, false, Lock::None).await?;
-    let (measurements, next_page_token) =
-        store::list(&mut conn, &metric, &ctx.sites, from, before, &page).await?;
+    let (measurements, next_page_token) = match every {
+        Some(owner) => {
+            let metrics = store::Metrics::Every(owner.scope(&ctx)?);
+            store::list_every(&mut conn, metrics, &ctx.sites, &wanted, &page).await?
+        }
+        None => {
+            let metric =
+                definitions::resolve(&mut conn, &ctx, "parent", &parent, false, Lock::None).await?;
+            store::list(&mut conn, &metric, &ctx.sites, &wanted, &page).await?
+        }
+    };
     Ok(pb::ListMeasurementsResponse {
         measurements,
         next_page_token,

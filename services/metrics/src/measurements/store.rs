@@ -3,17 +3,21 @@
 //! rest), one batch of a metric at a time, returning what it created or changed (for the
 //! change feed); and the paged list.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::convert::timestamp;
+use qi_platform::extract::Order;
+use qi_platform::names::ListScope;
 use qi_platform::paging::Page;
 use qi_platform::{Error, SiteScope};
 use qi_proto::metrics as pb;
 use sqlx::PgConnection;
 
 use super::{COLLECTION, Columns};
-use crate::definitions::Metric;
+use crate::definitions::{self, Metric};
 use crate::dimensions::{self, Labels};
 
 /// What a batch changed.
@@ -131,7 +135,8 @@ async fn copied(
 ) -> Result<Vec<(bool, MeasurementRow)>, Error> {
     let rows = sqlx::query_as!(
         MeasurementRow,
-        "SELECT id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value, count,
+        "SELECT metric_uid, id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value,
+                count,
                 numerator, denominator, create_time, update_time
          FROM measurement
          WHERE metric_uid = $1 AND period = ANY($2)
@@ -213,7 +218,7 @@ async fn upsert(
            WHERE (m.value, m.count, m.numerator, m.denominator)
                IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.count, EXCLUDED.numerator,
                                  EXCLUDED.denominator)
-           RETURNING (xmax = 0) AS "inserted!", id, period, site, ward, imd_quintile,
+           RETURNING (xmax = 0) AS "inserted!", metric_uid, id, period, site, ward, imd_quintile,
                ethnicity, age_band, sex, value, count, numerator, denominator, create_time,
                update_time"#,
         metric_uid,
@@ -236,6 +241,7 @@ async fn upsert(
         .into_iter()
         .map(|r| {
             let row = MeasurementRow {
+                metric_uid: r.metric_uid,
                 id: r.id,
                 period: r.period,
                 site: r.site,
@@ -257,6 +263,7 @@ async fn upsert(
 }
 
 struct MeasurementRow {
+    metric_uid: i64,
     id: i64,
     period: NaiveDate,
     site: String,
@@ -314,27 +321,46 @@ impl MeasurementRow {
     }
 }
 
-/// One page of a metric's measurements in `[from, before)`, oldest period first.
+/// Which measurements a page lists, beyond whose they are.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted {
+    /// Periods starting in this range.
+    pub(crate) periods: Range<NaiveDate>,
+    /// Last changed in this range (a nightly extract's).
+    pub(crate) updated: Range<DateTime<Utc>>,
+    /// Oldest period first (one metric), or oldest change first.
+    pub(crate) order: Order,
+}
+
+/// One page of a metric's measurements `wanted`: oldest period first, or oldest change
+/// first. A caller of `sites` gets only those at its sites and at none.
 pub(crate) async fn list(
     conn: &mut PgConnection,
     metric: &Metric,
     sites: &SiteScope,
-    from: Option<NaiveDate>,
-    before: Option<NaiveDate>,
+    wanted: &Wanted,
     page: &Page,
 ) -> Result<(Vec<pb::Measurement>, String), Error> {
+    if wanted.order == Order::UpdateTime {
+        return list_every(conn, Metrics::One(metric.uid), sites, wanted, page).await;
+    }
+    let (from, before) = (wanted.periods.from, wanted.periods.before);
+    let (updated_from, updated_before) = (wanted.updated.from, wanted.updated.before);
     let after_period = page.parsed_key::<NaiveDate>(0)?;
     let after_id = page.parsed_key::<i64>(1)?;
     let sites = sites.sql_filter();
     let rows = sqlx::query_as!(
         MeasurementRow,
-        "SELECT id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value, count,
+        "SELECT metric_uid, id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value,
+                count,
                 numerator, denominator, create_time, update_time
          FROM measurement
          WHERE metric_uid = $1
            AND ($2::date IS NULL OR period >= $2) AND ($3::date IS NULL OR period < $3)
            AND ($4::date IS NULL OR (period, id) > ($4, $5))
            AND ($7::text[] IS NULL OR site = '' OR site = ANY($7))
+           AND ($8::timestamptz IS NULL OR update_time >= $8)
+           AND ($9::timestamptz IS NULL OR update_time < $9)
          ORDER BY period, id
          LIMIT $6",
         metric.uid,
@@ -344,6 +370,8 @@ pub(crate) async fn list(
         after_id.unwrap_or(0),
         page.limit(),
         sites.as_deref(),
+        updated_from,
+        updated_before,
     )
     .fetch_all(&mut *conn)
     .await?;
@@ -353,6 +381,86 @@ pub(crate) async fn list(
         rows.iter().map(|r| r.to_proto(metric, &name)).collect(),
         next,
     ))
+}
+
+/// Whose measurements [`list_every`] reads.
+#[derive(Debug)]
+pub(crate) enum Metrics {
+    /// One metric's (its internal key).
+    One(i64),
+    /// Every metric's in a scope: the trust-wide ones, or those of sites (`None`: every site).
+    Every(ListScope),
+}
+
+/// One page of the measurements `wanted` of `metrics`, oldest change first (along
+/// `measurement_update_time`). A caller of `sites` gets only those at its sites and at none,
+/// as of one metric.
+pub(crate) async fn list_every(
+    conn: &mut PgConnection,
+    metrics: Metrics,
+    sites: &SiteScope,
+    wanted: &Wanted,
+    page: &Page,
+) -> Result<(Vec<pb::Measurement>, String), Error> {
+    let (one, scope) = match metrics {
+        Metrics::One(uid) => (Some(uid), None),
+        Metrics::Every(scope) => (None, Some(scope)),
+    };
+    let order = Order::UpdateTime;
+    let sites = sites.sql_filter();
+    let rows = sqlx::query_as!(
+        MeasurementRow,
+        "SELECT m.metric_uid, m.id, m.period, m.site, m.ward, m.imd_quintile, m.ethnicity,
+                m.age_band, m.sex, m.value, m.count, m.numerator, m.denominator, m.create_time,
+                m.update_time
+         FROM measurement m
+         WHERE ($1::bigint IS NULL OR m.metric_uid = $1)
+           AND ($2::boolean IS NULL OR m.metric_uid IN (
+                SELECT d.uid FROM metric d
+                WHERE CASE WHEN $2 THEN d.site IS NULL
+                           ELSE d.site IS NOT NULL AND ($3::text[] IS NULL OR d.site = ANY($3))
+                      END))
+           AND ($4::text[] IS NULL OR m.site = '' OR m.site = ANY($4))
+           AND ($5::date IS NULL OR m.period >= $5) AND ($6::date IS NULL OR m.period < $6)
+           AND ($7::timestamptz IS NULL OR m.update_time >= $7)
+           AND ($8::timestamptz IS NULL OR m.update_time < $8)
+           AND ($9::timestamptz IS NULL OR (m.update_time, m.id) > ($9, $10))
+         ORDER BY m.update_time, m.id
+         LIMIT $11",
+        one,
+        scope.as_ref().map(|s| s.trust),
+        scope.as_ref().and_then(|s| s.sites.as_deref()),
+        sites.as_deref(),
+        wanted.periods.from,
+        wanted.periods.before,
+        wanted.updated.from,
+        wanted.updated.before,
+        order.after_time(page)?,
+        page.parsed_key::<i64>(0)?.unwrap_or(0),
+        page.limit(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| order.key(r.id.to_string(), r.update_time));
+    // Each row named by its metric: the page's metrics read in one statement.
+    let mut uids: Vec<i64> = rows.iter().map(|r| r.metric_uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    let metrics: HashMap<i64, (String, Metric)> = definitions::store::by_uids(conn, &uids)
+        .await?
+        .into_iter()
+        .map(|m| (m.uid, (m.name(), m)))
+        .collect();
+    let measurements = rows
+        .iter()
+        .map(|r| {
+            let (name, metric) = metrics.get(&r.metric_uid).ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("metric {} vanished", r.metric_uid))
+            })?;
+            Ok(r.to_proto(metric, name))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    Ok((measurements, next))
 }
 
 #[cfg(test)]
@@ -400,11 +508,15 @@ mod tests {
         m: &Metric,
         sites: &SiteScope,
     ) -> anyhow::Result<Vec<pb::Measurement>> {
-        Ok(
-            list(conn, m, sites, None, None, &Page::parse(500, "", "p")?)
-                .await?
-                .0,
+        Ok(list(
+            conn,
+            m,
+            sites,
+            &Wanted::default(),
+            &Page::parse(500, "", "p")?,
         )
+        .await?
+        .0)
     }
 
     /// Each measurement as listed: `{period} {site} {value}`.
@@ -540,13 +652,19 @@ mod tests {
             ("2026-01-01", "SOU", 2.0),
         ];
         write(&mut conn, &m, batch(&rows)).await?;
-        let (from, before) = (Some(day("2026-01-01")), Some(day("2026-03-01")));
+        let wanted = Wanted {
+            periods: Range {
+                from: Some(day("2026-01-01")),
+                before: Some(day("2026-03-01")),
+            },
+            ..Wanted::default()
+        };
         let scope = SiteScope::TrustWide;
         let mut seen = Vec::new();
         let mut token = String::new();
         loop {
             let page = Page::parse(3, &token, "p")?;
-            let (got, next) = list(&mut conn, &m, &scope, from, before, &page).await?;
+            let (got, next) = list(&mut conn, &m, &scope, &wanted, &page).await?;
             assert!(got.len() <= 3);
             seen.extend(got);
             if next.is_empty() {

@@ -9,6 +9,8 @@ use chrono::NaiveDate;
 use qi_platform::calendar::today;
 use qi_platform::changes::Kind;
 use qi_platform::convert::{check_etag, long_text, optional_date, optional_text, required_text};
+use qi_platform::extract::{self, Order};
+use qi_platform::names::{self, ListParent, Owner};
 use qi_platform::paging::Page;
 use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::projects as pb;
@@ -243,7 +245,8 @@ pub(crate) async fn get(
     })
 }
 
-/// Lists a project's cycles in number order.
+/// Lists a project's cycles in number order, or one ramp's; or, under a `…/projects/-`
+/// parent, the cycles of every project the caller reads, oldest change first.
 pub(crate) async fn list(
     api: &ProjectsApi,
     ctx: AccessContext,
@@ -254,11 +257,68 @@ pub(crate) async fn list(
         page_size,
         page_token,
         ramp,
+        filter,
+        order_by,
     } = req;
-    let page = Page::parse(page_size, &page_token, &format!("{parent}\n{ramp}"))?;
-    let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
+    let mut v = Violations::new();
+    let every = v.check(names::wildcard_parent(
+        "parent",
+        &parent,
+        projects::COLLECTION,
+    ));
+    let terms = v.check(extract::read_terms(&filter, None, false));
+    let order = v.check(extract::order(&order_by));
+    v.finish()?;
+    let mut params = format!("{parent}\n{ramp}");
+    // Only when set: a token issued before these existed still reads the same.
+    if !filter.is_empty() || !order_by.is_empty() {
+        params = format!("{params}\n{filter}\n{order_by}");
+    }
+    let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
+    if let Some(owner) = every {
+        if !ramp.is_empty() {
+            return Err(Error::invalid("ramp", "a ramp is of one project's cycles"));
+        }
+        let lead = match owner {
+            ListParent::AllSites => None,
+            ListParent::Owner(Owner::Site(site)) => Some(site.to_string()),
+            ListParent::Owner(Owner::Trust) => {
+                return Err(Error::invalid(
+                    "parent",
+                    "projects are led by a site: `sites/{site}/projects/-` or `sites/-/projects/-`",
+                ));
+            }
+        };
+        let every = store::Projects::Every {
+            lead,
+            sites: ctx.sites.sql_filter(),
+        };
+        let (pdsa_cycles, next_page_token) =
+            store::list_by_change(&mut conn, &every, &terms.updated, &page).await?;
+        return Ok(pb::ListPdsaCyclesResponse {
+            pdsa_cycles,
+            next_page_token,
+        });
+    }
     let project = projects::resolve(&mut conn, &ctx, "parent", &parent, false).await?;
+    let updated = &terms.updated;
+    if order == Order::UpdateTime || updated.from.is_some() || updated.before.is_some() {
+        if !ramp.is_empty() {
+            return Err(Error::invalid(
+                "ramp",
+                "a ramp is listed in its own order, without `filter` or `order_by`",
+            ));
+        }
+        let one = store::Projects::One(&project);
+        let (pdsa_cycles, next_page_token) =
+            store::list_by_change(&mut conn, &one, &terms.updated, &page).await?;
+        return Ok(pb::ListPdsaCyclesResponse {
+            pdsa_cycles,
+            next_page_token,
+        });
+    }
+    let after: i32 = page.after_key(0).and_then(|k| k.parse().ok()).unwrap_or(0);
     let ramp = match ramp.as_str() {
         "" => None,
         name => {

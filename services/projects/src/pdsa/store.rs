@@ -1,11 +1,16 @@
 //! The `pdsa_cycle` table: a project's cycles, numbered in order.
 
-use chrono::NaiveDate;
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::extract::{self, Order};
 use qi_platform::paging::Page;
 use qi_proto::projects as pb;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{COLLECTION, Fields};
 use crate::projects::ProjectRef;
@@ -13,6 +18,7 @@ use crate::stored::{Column, from_optional};
 
 /// A stored cycle, as the rules of a change read it.
 pub(super) struct CycleRow {
+    pub(super) project_uid: Uuid,
     pub(super) number: i32,
     pub(super) change_idea: String,
     pub(super) objective: String,
@@ -66,7 +72,7 @@ macro_rules! cycle_rows {
         sqlx::query_as!(
             CycleRow,
             $head
-                + "number, change_idea, objective, prediction, plan, do_notes, study_notes, \
+                + "project_uid, number, change_idea, objective, prediction, plan, do_notes, study_notes, \
                    act_notes, start_date, end_date, decision, follows, scale, result, \
                    create_time, update_time, revision"
                 + $tail,
@@ -211,6 +217,80 @@ pub(super) async fn list(
     let cycles = rows
         .into_iter()
         .map(|r| to_proto(&name, r))
+        .collect::<Result<_, _>>()?;
+    Ok((cycles, next))
+}
+
+/// Whose cycles [`list_by_change`] reads.
+#[derive(Debug)]
+pub(super) enum Projects<'a> {
+    /// One project's.
+    One(&'a ProjectRef),
+    /// Those of every project led at `lead` (`None`: any site) that a caller of `sites`
+    /// (`None`: every site) reads: one its sites lead or take part in.
+    Every {
+        lead: Option<String>,
+        sites: Option<Vec<String>>,
+    },
+}
+
+/// One page of the cycles of `projects` changed in `updated`, oldest change first (along
+/// `pdsa_cycle_update_time`).
+pub(super) async fn list_by_change(
+    conn: &mut PgConnection,
+    projects: &Projects<'_>,
+    updated: &Range<DateTime<Utc>>,
+    page: &Page,
+) -> Result<(Vec<pb::PdsaCycle>, String), Error> {
+    let order = Order::UpdateTime;
+    // The keyset is the cycle's key (its project's uid and number) and `update_time`.
+    let (after_uid, after_number) = extract::after_pair::<Uuid, i32>(page)?.unzip();
+    let (one, lead, sites) = match projects {
+        Projects::One(p) => (Some(p.uid), None, None),
+        Projects::Every { lead, sites } => (None, lead.as_deref(), sites.as_deref()),
+    };
+    let rows = cycle_rows!(
+        "SELECT ",
+        " FROM pdsa_cycle
+          WHERE ($1::uuid IS NULL OR project_uid = $1)
+            AND ($1::uuid IS NOT NULL OR project_uid IN (
+                 SELECT p.uid FROM project p
+                 WHERE ($2::text IS NULL OR p.lead_site = $2)
+                   AND ($3::text[] IS NULL OR p.lead_site = ANY($3)
+                        OR p.participating_sites && $3)))
+            AND ($4::timestamptz IS NULL OR update_time >= $4)
+            AND ($5::timestamptz IS NULL OR update_time < $5)
+            AND ($6::timestamptz IS NULL OR (update_time, project_uid, number) > ($6, $7, $8))
+          ORDER BY update_time, project_uid, number
+          LIMIT $9",
+        one,
+        lead,
+        sites,
+        updated.from,
+        updated.before,
+        order.after_time(page)?,
+        after_uid.unwrap_or_default(),
+        after_number.unwrap_or(0),
+        page.limit(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let (rows, next) = page.finish(rows, |r| {
+        order.key(extract::pair_key(r.project_uid, r.number), r.update_time)
+    });
+    // Each cycle named by its project: the page's projects read in one statement.
+    let mut uids: Vec<Uuid> = rows.iter().map(|r| r.project_uid).collect();
+    uids.sort_unstable();
+    uids.dedup();
+    let names: HashMap<Uuid, String> = crate::projects::store::names_of(conn, &uids).await?;
+    let cycles = rows
+        .into_iter()
+        .map(|r| {
+            let name = names.get(&r.project_uid).ok_or_else(|| {
+                Error::Internal(anyhow::anyhow!("project {} vanished", r.project_uid))
+            })?;
+            to_proto(name, r)
+        })
         .collect::<Result<_, _>>()?;
     Ok((cycles, next))
 }

@@ -1,6 +1,8 @@
 //! The `project` and `benefit` tables: creating, finding, reading and paging projects,
 //! and the writes of their updates and lifecycle moves.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use qi_platform::convert::{date, etag, timestamp};
 use qi_platform::extract::Order;
@@ -100,6 +102,28 @@ pub(super) async fn find_in(
     )
     .fetch_optional(&mut *conn)
     .await?)
+}
+
+/// The names of the projects of these uids (those not stored are left out).
+pub(crate) async fn names_of(
+    conn: &mut PgConnection,
+    uids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, Error> {
+    let rows = sqlx::query!(
+        "SELECT uid, lead_site, id FROM project WHERE uid = ANY($1)",
+        uids
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.uid,
+                format!("sites/{}/{COLLECTION}/{}", r.lead_site, r.id),
+            )
+        })
+        .collect())
 }
 
 /// The uid of the project `id` (under `lead` when given) if `site` leads it or takes part

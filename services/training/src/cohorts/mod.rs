@@ -7,6 +7,7 @@ pub(crate) mod store;
 use chrono::NaiveDate;
 use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::{check_etag, int_in, required_date, required_text};
+use qi_platform::extract::{self, Order};
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, Owner};
@@ -19,6 +20,12 @@ use crate::{TrainingApi, courses, enrolments, sessions, staff};
 
 /// The collection id in cohort names.
 pub(crate) const COLLECTION: &str = "cohorts";
+
+/// A cohort's states, as a List's filter reads them.
+const STATES: extract::States = extract::States {
+    prefix: "COHORT_STATE_",
+    stored: &["planned", "open", "running", "completed", "cancelled"],
+};
 
 /// The sites whose callers read a cohort and its sessions: its site's, or every caller's
 /// (`None`) for a trust-wide cohort. Nothing in a trust-wide cohort differs by caller: its
@@ -456,23 +463,43 @@ pub(crate) async fn list(
         page_size,
         page_token,
         learner,
+        filter,
+        order_by,
     } = req;
     let mut v = Violations::new();
     let list_parent = v.check(ListParent::parse("parent", &parent).map(Some));
     let learner_filter = v.check(learner_filter(&ctx, &learner));
+    let terms = v.check(extract::read_terms(&filter, Some(STATES), true));
+    let order = v.check(extract::order(&order_by));
     v.finish()?;
     let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
-    // Only when set: a token issued before the filter existed still reads the same.
-    let params = if learner.is_empty() {
-        parent.clone()
-    } else {
-        format!("{parent}|{learner}")
-    };
+    // Only when set: a token issued before these existed still reads the same.
+    let mut params = parent.clone();
+    if !learner.is_empty() {
+        params = format!("{params}|{learner}");
+    }
+    if !filter.is_empty() || order != Order::Default {
+        params = format!("{params}|{filter}|{order_by}");
+    }
     let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let scope = list_parent.scope(&ctx)?;
-    let (cohorts, next_page_token) =
-        store::list(&mut conn, scope, learner_filter.as_ref(), &page).await?;
+    let mut scope = list_parent.scope(&ctx)?;
+    if let Some(site) = &terms.site {
+        if scope.trust {
+            return Err(Error::invalid(
+                "filter",
+                "`site = …`: trust-wide cohorts are at no site (list `sites/-` instead)",
+            ));
+        }
+        scope.sites = Some(extract::only_site(scope.sites, site));
+    }
+    let wanted = store::Wanted {
+        learner: learner_filter.as_ref(),
+        state: terms.state,
+        updated: terms.updated,
+        order,
+    };
+    let (cohorts, next_page_token) = store::list(&mut conn, &scope, &wanted, &page).await?;
     Ok(pb::ListCohortsResponse {
         cohorts,
         next_page_token,

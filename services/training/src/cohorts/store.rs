@@ -1,13 +1,16 @@
 //! The cohort table: its SQL and row mapping.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
 use qi_platform::convert::{date, etag, timestamp};
+use qi_platform::extract::Order;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{ListScope, Owner};
 use qi_platform::paging::Page;
 use qi_proto::training as pb;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::{COLLECTION, Changes, CohortRef, CohortState, NewCohort};
 use crate::{courses, sessions};
@@ -25,6 +28,7 @@ struct CohortRow {
     revision: i64,
     facilitators: Vec<String>,
     cancel_reason: Option<String>,
+    uid: Uuid,
     enrolled_count: i64,
     waitlist_count: i64,
 }
@@ -145,60 +149,110 @@ pub(crate) struct LearnerFilter {
     pub(crate) roster_sites: Option<Vec<String>>,
 }
 
-/// One page of the cohorts in `scope`, newest first; with `learner`, only those on which
-/// the learner holds a place or waits for one (a withdrawal is no longer an enrolment),
-/// read first by the person (`enrolment_staff`) and then found by their keys.
+/// Which cohorts a page lists, beyond the parent's scope.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted<'a> {
+    /// Only those a learner holds a place on or waits for.
+    pub(crate) learner: Option<&'a LearnerFilter>,
+    /// In this state (stored form).
+    pub(crate) state: Option<&'static str>,
+    /// Last changed in this range (a nightly extract's).
+    pub(crate) updated: Range<DateTime<Utc>>,
+    /// Newest start first, or oldest change first.
+    pub(crate) order: Order,
+}
+
+/// `query_as!` into [`CohortRow`] of the cohorts in a scope (`$1` trust-wide, `$2` sites),
+/// a learner's (`$3` number, `$4` roster sites), a state (`$5`) and a change range (`$6`,
+/// `$7`), then `$tail`: the columns are read.sql's (a file's statement cannot be extended)
+/// and the scope is `qi_platform::names::LIST_SCOPE_SQL`, written out once here.
+macro_rules! cohort_rows {
+    ($scope:expr, $wanted:expr, $tail:literal $(, $more:expr)* $(,)?) => {{
+        let (scope, wanted): (&ListScope, &Wanted<'_>) = ($scope, $wanted);
+        let learner = wanted.learner;
+        sqlx::query_as!(
+            CohortRow,
+            r#"SELECT c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity,
+                      c.state, c.create_time, c.update_time, c.revision, c.facilitators,
+                      c.cancel_reason, c.uid,
+                      (SELECT count(*) FROM enrolment e
+                       WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS "enrolled_count!",
+                      (SELECT count(*) FROM enrolment e
+                       WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS "waitlist_count!"
+               FROM cohort c
+               WHERE CASE WHEN $1 THEN site IS NULL
+                          ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
+                 AND ($3::text IS NULL OR (
+                      c.uid = ANY (ARRAY(
+                          SELECT e.cohort_uid FROM enrolment e
+                          WHERE e.employee_number = $3 AND e.state <> 'withdrawn'))
+                      AND (c.site IS NOT NULL OR $4::text[] IS NULL OR EXISTS (
+                          SELECT 1 FROM staff s WHERE s.employee_number = $3 AND s.site = ANY($4)))))
+                 AND ($5::text IS NULL OR c.state = $5)
+                 AND ($6::timestamptz IS NULL OR c.update_time >= $6)
+                 AND ($7::timestamptz IS NULL OR c.update_time < $7) "# + $tail,
+            scope.trust,
+            scope.sites.as_deref(),
+            learner.map(|l| l.number.as_str()),
+            learner.and_then(|l| l.roster_sites.as_deref()),
+            wanted.state,
+            wanted.updated.from,
+            wanted.updated.before,
+            $($more),*
+        )
+    }};
+}
+
+/// One page of the cohorts in `scope` `wanted`: newest first, or oldest change first (along
+/// `cohort_update_time`); with a learner, only those on which the learner holds a place or
+/// waits for one (a withdrawal is no longer an enrolment), read first by the person
+/// (`enrolment_staff`) and then found by their keys.
 pub(crate) async fn list(
     conn: &mut PgConnection,
-    scope: ListScope,
-    learner: Option<&LearnerFilter>,
+    scope: &ListScope,
+    wanted: &Wanted<'_>,
     page: &Page,
 ) -> Result<(Vec<pb::Cohort>, String), Error> {
-    let after_date = page
-        .after_key(0)
-        .map(|d| d.parse::<NaiveDate>())
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    // The columns are read.sql's (a file's statement cannot be extended); the scope is
-    // `qi_platform::names::LIST_SCOPE_SQL` written out: the macro takes literals.
-    let rows = sqlx::query_as!(
-        CohortRow,
-        r#"SELECT c.site, c.id, c.course_id, c.display_name, c.start_date, c.capacity, c.state,
-                  c.create_time, c.update_time, c.revision, c.facilitators, c.cancel_reason,
-                  (SELECT count(*) FROM enrolment e
-                   WHERE e.cohort_uid = c.uid AND e.state = 'enrolled') AS "enrolled_count!",
-                  (SELECT count(*) FROM enrolment e
-                   WHERE e.cohort_uid = c.uid AND e.state = 'waitlisted') AS "waitlist_count!"
-           FROM cohort c
-           WHERE CASE WHEN $1 THEN site IS NULL
-                      ELSE site IS NOT NULL AND ($2::text[] IS NULL OR site = ANY($2)) END
-             AND ($3::date IS NULL OR c.start_date < $3
-                  OR (c.start_date = $3 AND (coalesce(c.site, ''), c.id) > ($4, $5)))
-             AND ($7::text IS NULL OR (
-                  c.uid = ANY (ARRAY(
-                      SELECT e.cohort_uid FROM enrolment e
-                      WHERE e.employee_number = $7 AND e.state <> 'withdrawn'))
-                  AND (c.site IS NOT NULL OR $8::text[] IS NULL OR EXISTS (
-                      SELECT 1 FROM staff s WHERE s.employee_number = $7 AND s.site = ANY($8)))))
-           ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
-           LIMIT $6"#,
-        scope.trust,
-        scope.sites.as_deref(),
-        after_date,
-        page.after_key(1).unwrap_or(""),
-        page.after_key(2).unwrap_or(""),
-        page.limit(),
-        learner.map(|l| l.number.as_str()),
-        learner.and_then(|l| l.roster_sites.as_deref()),
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![
+    let order = wanted.order;
+    let rows = match order {
+        Order::Default => {
+            cohort_rows!(
+                scope,
+                wanted,
+                "AND ($8::date IS NULL OR c.start_date < $8
+                  OR (c.start_date = $8 AND (coalesce(c.site, ''), c.id) > ($9, $10)))
+             ORDER BY c.start_date DESC, coalesce(c.site, ''), c.id
+             LIMIT $11",
+                page.parsed_key::<NaiveDate>(0)?,
+                page.after_key(1).unwrap_or(""),
+                page.after_key(2).unwrap_or(""),
+                page.limit(),
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Order::UpdateTime => {
+            cohort_rows!(
+                scope,
+                wanted,
+                "AND ($8::timestamptz IS NULL OR (c.update_time, c.uid) > ($8, $9))
+             ORDER BY c.update_time, c.uid
+             LIMIT $10",
+                order.after_time(page)?,
+                page.parsed_key::<Uuid>(0)?.unwrap_or_default(),
+                page.limit(),
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let (rows, next) = page.finish(rows, |r| match order {
+        Order::Default => vec![
             r.start_date.to_string(),
             r.site.clone().unwrap_or_default(),
             r.id.clone(),
-        ]
+        ],
+        Order::UpdateTime => order.key(r.uid.to_string(), r.update_time),
     });
     rows.into_iter()
         .map(TryInto::try_into)
@@ -288,7 +342,13 @@ mod tests {
             Some(made.clone())
         );
         // The list reads the same columns as read.sql.
-        let (listed, _) = list(&mut conn, scope(false, None), None, &page(10, "")?).await?;
+        let (listed, _) = list(
+            &mut conn,
+            &scope(false, None),
+            &Wanted::default(),
+            &page(10, "")?,
+        )
+        .await?;
         assert_eq!(listed, vec![made]);
         // A name under another site is not this cohort.
         assert_eq!(get(&mut conn, &site("SOU"), "spring").await?, None);
@@ -348,7 +408,7 @@ mod tests {
         }
         let all = page(50, "")?;
         let listed = async |conn: &mut PgConnection, scope| -> anyhow::Result<Vec<String>> {
-            let (cs, _) = list(conn, scope, None, &all).await?;
+            let (cs, _) = list(conn, &scope, &Wanted::default(), &all).await?;
             Ok(names(&cs).into_iter().map(str::to_owned).collect())
         };
         assert_eq!(
@@ -366,8 +426,8 @@ mod tests {
         assert!(listed(&mut conn, scope(false, Some(&[]))).await?.is_empty());
         // Every site's cohorts, none of the trust's: newest first, then by name.
         let sites = scope(false, None);
-        let (first, next) = list(&mut conn, sites.clone(), None, &page(2, "")?).await?;
-        let (second, end) = list(&mut conn, sites, None, &page(2, &next)?).await?;
+        let (first, next) = list(&mut conn, &sites, &Wanted::default(), &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, &sites, &Wanted::default(), &page(2, &next)?).await?;
         assert_eq!(
             names(&first),
             ["sites/BRM/cohorts/a", "sites/BAS/cohorts/a"]
@@ -422,7 +482,11 @@ mod tests {
                 number: number.to_owned(),
                 roster_sites: roster_sites.map(|s| s.iter().map(|c| c.to_string()).collect()),
             };
-            let (cs, _) = list(conn, scope, Some(&learner), &all).await?;
+            let wanted = Wanted {
+                learner: Some(&learner),
+                ..Wanted::default()
+            };
+            let (cs, _) = list(conn, &scope, &wanted, &all).await?;
             Ok(names(&cs).into_iter().map(str::to_owned).collect())
         };
         // A place or a wait counts; a withdrawal does not; within the parent's sites.

@@ -6,10 +6,11 @@
 pub(crate) mod store;
 
 use qi_platform::changes::{Batch, Kind};
-use qi_platform::names::OwnerAccess as _;
+use qi_platform::extract::{self, Order};
 use qi_platform::names::{self, Owner};
+use qi_platform::names::{ListParentScope as _, OwnerAccess as _};
 use qi_platform::paging::Page;
-use qi_platform::{AccessContext, Error, idempotency};
+use qi_platform::{AccessContext, Error, Violations, idempotency};
 use qi_proto::training as pb;
 use sqlx::PgConnection;
 
@@ -18,6 +19,12 @@ use crate::{TrainingApi, cohorts, staff};
 
 /// The collection id in enrolment names.
 pub(crate) const COLLECTION: &str = "enrolments";
+
+/// An enrolment's states, as a List's filter reads them.
+const STATES: extract::States = extract::States {
+    prefix: "ENROLMENT_STATE_",
+    stored: &["enrolled", "waitlisted", "withdrawn"],
+};
 
 /// The sites whose callers read an enrolment in `cohort` of a learner now at
 /// `learner_site`: the learner's (their training record; of a trust-wide cohort's roster,
@@ -277,7 +284,7 @@ pub(crate) async fn withdraw(
 
 /// ListEnrolments: a cohort's roster: a site's cohort whole (the caller holds its site, and
 /// a learner who has since moved stays on it), a trust-wide one only the learners now at the
-/// caller's sites.
+/// caller's sites. Under a `…/cohorts/-` parent, every such cohort's, oldest change first.
 pub(crate) async fn list(
     api: &TrainingApi,
     ctx: AccessContext,
@@ -287,12 +294,52 @@ pub(crate) async fn list(
         parent,
         page_size,
         page_token,
+        filter,
+        order_by,
     } = req;
-    let page = Page::parse(page_size, &page_token, &parent)?;
+    let mut v = Violations::new();
+    let every = v.check(names::wildcard_parent(
+        "parent",
+        &parent,
+        cohorts::COLLECTION,
+    ));
+    let terms = v.check(extract::read_terms(&filter, Some(STATES), false));
+    let order = v.check(extract::order(&order_by));
+    v.finish()?;
+    // Only when set: a token issued before these existed still reads the same.
+    let params = if filter.is_empty() && order_by.is_empty() {
+        parent.clone()
+    } else {
+        format!("{parent}|{filter}|{order_by}")
+    };
+    let page = Page::parse(page_size, &page_token, &params)?;
+    let wanted = store::Wanted {
+        state: terms.state,
+        updated: terms.updated,
+        // Rosters have an order; every cohort's enrolments together have only change order.
+        order: if every.is_some() {
+            Order::UpdateTime
+        } else {
+            order
+        },
+    };
+    let learner_sites = ctx.sites.sql_filter();
     let mut conn = qi_platform::db::begin(&api.pool).await?;
-    let cohort = cohorts::resolve(&mut conn, &ctx, "parent", &parent, false, false).await?;
-    let (enrolments, next_page_token) =
-        store::list(&mut conn, &cohort, &page, ctx.sites.sql_filter()).await?;
+    let (enrolments, next_page_token) = match every {
+        Some(owner) => {
+            let scope = owner.scope(&ctx)?;
+            let every = store::Cohorts::Every {
+                trust: scope.trust,
+                sites: scope.sites,
+            };
+            store::list(&mut conn, &every, learner_sites, &wanted, &page).await?
+        }
+        None => {
+            let cohort = cohorts::resolve(&mut conn, &ctx, "parent", &parent, false, false).await?;
+            let one = store::Cohorts::One(&cohort);
+            store::list(&mut conn, &one, learner_sites, &wanted, &page).await?
+        }
+    };
     Ok(pb::ListEnrolmentsResponse {
         enrolments,
         next_page_token,

@@ -1,7 +1,10 @@
 //! The enrolment table: its SQL (the roster, the waitlist) and row mapping.
 
+use chrono::{DateTime, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
 use qi_platform::convert::{date, timestamp};
+use qi_platform::extract::{self, Order};
 use qi_platform::names::Owner;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
@@ -14,6 +17,7 @@ use crate::cohorts::CohortRef;
 use crate::{cohorts, staff};
 
 struct EnrolmentRow {
+    cohort_uid: Uuid,
     site: Option<String>,
     cohort_id: String,
     employee_number: String,
@@ -88,7 +92,7 @@ macro_rules! roster_rows {
     ($tail:literal, $($arg:expr),+ $(,)?) => {
         sqlx::query_as!(
             EnrolmentRow,
-            r#"SELECT c.site, c.id AS cohort_id, e.employee_number,
+            r#"SELECT e.cohort_uid, c.site, c.id AS cohort_id, e.employee_number,
                       s.forename, s.surname, e.state,
                       CASE WHEN e.state = 'waitlisted' THEN
                           (SELECT count(*) FROM enrolment w WHERE w.cohort_uid = e.cohort_uid
@@ -288,39 +292,118 @@ pub(crate) async fn fill_places(
     .await?)
 }
 
-/// One page of a cohort's roster: enrolled by name, the waitlist in order, then withdrawals.
-/// A site's cohort is its site's whole (a learner who moved since stays on it); of a
-/// trust-wide cohort, which takes every site's staff, only learners now at `sites` (`None`:
-/// every site).
+/// Whose enrolments a page lists.
+#[derive(Debug)]
+pub(crate) enum Cohorts<'a> {
+    /// One cohort's roster.
+    One(&'a CohortRef),
+    /// Every cohort's: the trust-wide ones (`trust`), or those of `sites` (`None`: every site).
+    Every {
+        trust: bool,
+        sites: Option<Vec<String>>,
+    },
+}
+
+/// Which enrolments a page lists, beyond whose they are.
+#[derive(Debug, Default)]
+pub(crate) struct Wanted {
+    /// In this state (stored form).
+    pub(crate) state: Option<&'static str>,
+    /// Last changed in this range (a nightly extract's).
+    pub(crate) updated: Range<DateTime<Utc>>,
+    /// The roster's order (one cohort only), or oldest change first.
+    pub(crate) order: Order,
+}
+
+/// One page of enrolments `wanted` of `cohorts`. A site's cohort is its site's whole (a
+/// learner who moved since stays on it); of a trust-wide cohort, which takes every site's
+/// staff, only learners now at `learner_sites` (`None`: every site). In the roster's order
+/// (one cohort): enrolled by name, the waitlist in order, then withdrawals; or oldest change
+/// first (along `enrolment_update_time`).
 pub(crate) async fn list(
     conn: &mut PgConnection,
-    cohort: &CohortRef,
+    cohorts: &Cohorts<'_>,
+    learner_sites: Option<Vec<String>>,
+    wanted: &Wanted,
     page: &Page,
-    sites: Option<Vec<String>>,
 ) -> Result<(Vec<pb::Enrolment>, String), Error> {
-    let after_rank: i32 = page.after_key(0).and_then(|r| r.parse().ok()).unwrap_or(-1);
+    let (updated, state) = (&wanted.updated, wanted.state);
+    let (one, trust, sites) = match (cohorts, wanted.order) {
+        (Cohorts::One(cohort), Order::Default) => {
+            let after_rank: i32 = page.parsed_key(0)?.unwrap_or(-1);
+            let rows = roster_rows!(
+                "WHERE e.cohort_uid = $1
+                   AND (c.site IS NOT NULL OR $6::text[] IS NULL OR s.site = ANY($6))
+                   AND (o.rank, o.sort_key, e.employee_number) > ($2, $3, $4)
+                   AND ($7::text IS NULL OR e.state = $7)
+                   AND ($8::timestamptz IS NULL OR e.update_time >= $8)
+                   AND ($9::timestamptz IS NULL OR e.update_time < $9)
+                 ORDER BY o.rank, o.sort_key, e.employee_number
+                 LIMIT $5",
+                cohort.uid,
+                after_rank,
+                page.after_key(1).unwrap_or(""),
+                page.after_key(2).unwrap_or(""),
+                page.limit(),
+                learner_sites.as_deref(),
+                state,
+                updated.from,
+                updated.before,
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let (rows, next) = page.finish(rows, |r| {
+                vec![
+                    r.rank.to_string(),
+                    r.sort_key.clone(),
+                    r.employee_number.clone(),
+                ]
+            });
+            return to_proto(rows, next);
+        }
+        (Cohorts::One(cohort), Order::UpdateTime) => {
+            (Some(cohort.uid), cohort.site.is_none(), None)
+        }
+        (Cohorts::Every { trust, sites }, _) => (None, *trust, sites.clone()),
+    };
+    // The keyset is the enrolment's key (its cohort's uid and the number) and `update_time`.
+    let (after_uid, after_number) = extract::after_pair::<Uuid, String>(page)?.unzip();
+    let order = Order::UpdateTime;
     let rows = roster_rows!(
-        "WHERE e.cohort_uid = $1
-           AND (c.site IS NOT NULL OR $6::text[] IS NULL OR s.site = ANY($6))
-           AND (o.rank, o.sort_key, e.employee_number) > ($2, $3, $4)
-         ORDER BY o.rank, o.sort_key, e.employee_number
-         LIMIT $5",
-        cohort.uid,
-        after_rank,
-        page.after_key(1).unwrap_or(""),
-        page.after_key(2).unwrap_or(""),
-        page.limit(),
+        "WHERE ($1::uuid IS NULL OR e.cohort_uid = $1)
+           AND CASE WHEN $2 THEN c.site IS NULL AND ($3::text[] IS NULL OR s.site = ANY($3))
+                    ELSE c.site IS NOT NULL AND ($4::text[] IS NULL OR c.site = ANY($4)) END
+           AND ($5::text IS NULL OR e.state = $5)
+           AND ($6::timestamptz IS NULL OR e.update_time >= $6)
+           AND ($7::timestamptz IS NULL OR e.update_time < $7)
+           AND ($8::timestamptz IS NULL
+                OR (e.update_time, e.cohort_uid, e.employee_number) > ($8, $9, $10))
+         ORDER BY e.update_time, e.cohort_uid, e.employee_number
+         LIMIT $11",
+        one,
+        trust,
+        learner_sites.as_deref(),
         sites.as_deref(),
+        state,
+        updated.from,
+        updated.before,
+        order.after_time(page)?,
+        after_uid.unwrap_or_default(),
+        after_number.unwrap_or_default(),
+        page.limit(),
     )
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| {
-        vec![
-            r.rank.to_string(),
-            r.sort_key.clone(),
-            r.employee_number.clone(),
-        ]
+        order.key(
+            extract::pair_key(r.cohort_uid, &r.employee_number),
+            r.update_time,
+        )
     });
+    to_proto(rows, next)
+}
+
+fn to_proto(rows: Vec<EnrolmentRow>, next: String) -> Result<(Vec<pb::Enrolment>, String), Error> {
     let enrolments = rows
         .into_iter()
         .map(TryInto::try_into)
@@ -465,24 +548,66 @@ mod tests {
             insert(&mut conn, &c, number, state).await?;
         }
         withdraw(&mut conn, c.uid, "5").await?;
-        let (all, _) = list(&mut conn, &c, &page(50, "")?, None).await?;
+        let (all, _) = list(
+            &mut conn,
+            &Cohorts::One(&c),
+            None,
+            &Wanted::default(),
+            &page(50, "")?,
+        )
+        .await?;
         assert_eq!(numbers(&all), ["2", "1", "4", "3", "5"]);
-        let (first, next) = list(&mut conn, &c, &page(2, "")?, None).await?;
-        let (second, then) = list(&mut conn, &c, &page(2, &next)?, None).await?;
-        let (third, end) = list(&mut conn, &c, &page(2, &then)?, None).await?;
+        let (first, next) = list(
+            &mut conn,
+            &Cohorts::One(&c),
+            None,
+            &Wanted::default(),
+            &page(2, "")?,
+        )
+        .await?;
+        let (second, then) = list(
+            &mut conn,
+            &Cohorts::One(&c),
+            None,
+            &Wanted::default(),
+            &page(2, &next)?,
+        )
+        .await?;
+        let (third, end) = list(
+            &mut conn,
+            &Cohorts::One(&c),
+            None,
+            &Wanted::default(),
+            &page(2, &then)?,
+        )
+        .await?;
         assert_eq!(numbers(&first), ["2", "1"]);
         assert_eq!(numbers(&second), ["4", "3"]);
         assert_eq!(numbers(&third), ["5"]);
         assert!(end.is_empty());
         // A site's cohort is its site's whole, a learner who has moved since included; of a
         // trust-wide cohort, a one-site caller sees only the people now at its site.
-        let (bas, _) = list(&mut conn, &c, &page(50, "")?, Some(vec!["BAS".into()])).await?;
+        let (bas, _) = list(
+            &mut conn,
+            &Cohorts::One(&c),
+            Some(vec!["BAS".into()]),
+            &Wanted::default(),
+            &page(50, "")?,
+        )
+        .await?;
         assert_eq!(numbers(&bas), ["2", "1", "4", "3", "5"]);
         let t = cohort(&mut conn, Owner::Trust, "t", "lean", 3).await?;
         for number in ["1", "5"] {
             insert(&mut conn, &t, number, "enrolled").await?;
         }
-        let (sou, _) = list(&mut conn, &t, &page(50, "")?, Some(vec!["SOU".into()])).await?;
+        let (sou, _) = list(
+            &mut conn,
+            &Cohorts::One(&t),
+            Some(vec!["SOU".into()]),
+            &Wanted::default(),
+            &page(50, "")?,
+        )
+        .await?;
         assert_eq!(numbers(&sou), ["5"]);
         Ok(())
     }

@@ -81,8 +81,14 @@ impl Filter {
 }
 
 /// Reads `filter` into a [`Filter`] that already holds the request's own fields.
-pub(crate) fn parse(mut f: Filter, filter: &str) -> Result<Filter, Error> {
+pub(crate) fn parse(f: Filter, filter: &str) -> Result<Filter, Error> {
     let terms = qi_filter::parse(filter).map_err(|e| Error::invalid("filter", e.to_string()))?;
+    read_terms(f, terms)
+}
+
+/// Reads a filter's terms (ListCompletions has taken out its `update_time` ones) into a
+/// [`Filter`] that already holds the request's own fields.
+pub(crate) fn read_terms(mut f: Filter, terms: Vec<qi_filter::Term>) -> Result<Filter, Error> {
     let mut v = Violations::new();
     for qi_filter::Term { field, op, value } in terms {
         let at = format!("`{field} {op} …`");

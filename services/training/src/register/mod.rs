@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use chrono::{Months, NaiveDate};
 use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::optional_date;
+use qi_platform::extract::{self, Order};
 use qi_platform::names::ListParent;
 use qi_platform::names::ListParentScope as _;
 use qi_platform::paging::Page;
@@ -192,6 +193,7 @@ pub(crate) async fn list(
         page_size,
         page_token,
         filter,
+        order_by,
     } = req;
     let mut v = Violations::new();
     // A person's name (`staff/…`, or the v1 `sites/{site}/staff/…`) lists their completions.
@@ -210,9 +212,22 @@ pub(crate) async fn list(
         completed_on_or_after.as_ref(),
     ));
     f.completed.before = v.check(optional_date("completed_before", completed_before.as_ref()));
-    let filter = v.check(filter::parse(f, &filter));
+    let (terms, updated) = v.check(extract::read_filter(&filter));
+    let filter = v.check(filter::read_terms(f, terms));
+    let order = v.check(extract::order(&order_by));
     v.finish()?;
+    // Only when set: a token issued before the order existed still reads the same.
+    let params = if order == Order::Default {
+        params
+    } else {
+        format!("{params}|{order_by}")
+    };
     let page = Page::parse(page_size, &page_token, &params)?;
+    let wanted = store::Wanted {
+        filter: &filter,
+        updated,
+        order,
+    };
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let Some(list_parent) = list_parent else {
         // Read as GetStaff reads the person: the same refusals, then all their completions.
@@ -221,7 +236,7 @@ pub(crate) async fn list(
             &mut conn,
             None,
             Some(&person.employee_number),
-            &filter,
+            &wanted,
             &page,
         )
         .await?;
@@ -239,7 +254,7 @@ pub(crate) async fn list(
     }
     let sites = filter.sites(scope.sites, &api.sites);
     let (completions, next_page_token) =
-        store::list(&mut conn, sites, None, &filter, &page).await?;
+        store::list(&mut conn, sites, None, &wanted, &page).await?;
     Ok(pb::ListCompletionsResponse {
         completions,
         next_page_token,

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
+use qi_filter::Range;
 use qi_platform::Error;
 use qi_platform::convert::{date, timestamp};
+use qi_platform::extract::Order;
 use qi_platform::names::Owner;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::paging::Page;
@@ -76,7 +78,7 @@ macro_rules! completion_rows {
                     k.course_id, co.display_name AS course_display_name,
                     c.site AS "cohort_site?", c.id AS "cohort_id?", k.completion_date,
                     k.expiry_date, k.source, k.source_reference, k.previous_organisation,
-                    k.imported_by, k.create_time, s.site AS learner_site
+                    k.imported_by, k.create_time, k.update_time, s.site AS learner_site
              FROM completion k
              JOIN staff s ON s.employee_number = k.employee_number
              JOIN course co ON co.id = k.course_id
@@ -492,6 +494,7 @@ struct CompletionRow {
     previous_organisation: String,
     imported_by: String,
     create_time: chrono::DateTime<chrono::Utc>,
+    update_time: chrono::DateTime<chrono::Utc>,
     learner_site: String,
 }
 
@@ -521,47 +524,86 @@ impl TryFrom<CompletionRow> for pb::Completion {
             previous_organisation: r.previous_organisation,
             imported_by: r.imported_by,
             create_time: Some(timestamp(r.create_time)),
+            update_time: Some(timestamp(r.update_time)),
         })
     }
 }
 
+/// What a register page asks, beyond whose it is.
+#[derive(Debug)]
+pub(super) struct Wanted<'a> {
+    /// The filter's terms and the request's own course and dates.
+    pub(super) filter: &'a Filter,
+    /// Last changed in this range (a nightly extract's).
+    pub(super) updated: Range<DateTime<Utc>>,
+    /// Newest completion first, or oldest change first.
+    pub(super) order: Order,
+}
+
 /// One page of the register of learners now at `sites` (`None`: every site), or of one
-/// `person`'s, newest first.
+/// `person`'s: newest first, or oldest change first (along `completion_update_time`).
 pub(super) async fn list(
     conn: &mut PgConnection,
     sites: Option<Vec<String>>,
     person: Option<&str>,
-    filter: &Filter,
+    wanted: &Wanted<'_>,
     page: &Page,
 ) -> Result<(Vec<pb::Completion>, String), Error> {
-    let after_date = page
-        .after_key(0)
-        .map(str::parse::<NaiveDate>)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let after_id = page
-        .after_key(1)
-        .map(Uuid::parse_str)
-        .transpose()
-        .map_err(|_| Error::invalid("page_token", "not a token this list returned"))?;
-    let rows = completion_rows!(
-        filter,
-        sites.as_deref(),
-        "AND NOT k.revoked
-           AND ($16::date IS NULL OR k.completion_date < $16
-                OR (k.completion_date = $16 AND k.id > $17))
-           AND ($19::text IS NULL OR k.employee_number = $19)
-         ORDER BY k.completion_date DESC, k.id
-         LIMIT $18",
-        after_date,
-        after_id,
-        page.limit(),
-        person,
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let (rows, next) = page.finish(rows, |r| {
-        vec![r.completion_date.to_string(), r.id.to_string()]
+    let (from, before) = (wanted.updated.from, wanted.updated.before);
+    let rows = match wanted.order {
+        Order::Default => {
+            let after_date = page.parsed_key::<NaiveDate>(0)?;
+            let after_id = page.parsed_key::<Uuid>(1)?;
+            completion_rows!(
+                wanted.filter,
+                sites.as_deref(),
+                "AND NOT k.revoked
+                   AND ($16::date IS NULL OR k.completion_date < $16
+                        OR (k.completion_date = $16 AND k.id > $17))
+                   AND ($19::text IS NULL OR k.employee_number = $19)
+                   AND ($20::timestamptz IS NULL OR k.update_time >= $20)
+                   AND ($21::timestamptz IS NULL OR k.update_time < $21)
+                 ORDER BY k.completion_date DESC, k.id
+                 LIMIT $18",
+                after_date,
+                after_id,
+                page.limit(),
+                person,
+                from,
+                before,
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+        Order::UpdateTime => {
+            // The keyset is (id, update_time): `Order::key`'s.
+            let after_id = page.parsed_key::<Uuid>(0)?;
+            let after_time = wanted.order.after_time(page)?;
+            completion_rows!(
+                wanted.filter,
+                sites.as_deref(),
+                "AND NOT k.revoked
+                   AND ($16::timestamptz IS NULL OR (k.update_time, k.id) > ($16, $17))
+                   AND ($19::text IS NULL OR k.employee_number = $19)
+                   AND ($20::timestamptz IS NULL OR k.update_time >= $20)
+                   AND ($21::timestamptz IS NULL OR k.update_time < $21)
+                 ORDER BY k.update_time, k.id
+                 LIMIT $18",
+                after_time,
+                after_id,
+                page.limit(),
+                person,
+                from,
+                before,
+            )
+            .fetch_all(&mut *conn)
+            .await?
+        }
+    };
+    let order = wanted.order;
+    let (rows, next) = page.finish(rows, |r| match order {
+        Order::Default => vec![r.completion_date.to_string(), r.id.to_string()],
+        Order::UpdateTime => order.key(r.id.to_string(), r.update_time),
     });
     rows.into_iter()
         .map(TryInto::try_into)
@@ -1163,7 +1205,13 @@ mod tests {
         achieve(&mut conn, "lean", c.uid, &met(&["3"], "2026-05-11")).await?;
         achieve(&mut conn, "qsir-fund", fund.uid, &met(&["1"], "2026-05-11")).await?;
         revoke(&mut conn, c.uid, &["3".into()]).await?;
-        let all = Filter::default();
+        let no_filter = Filter::default();
+        let newest_first = |filter| Wanted {
+            filter,
+            updated: Range::default(),
+            order: Order::Default,
+        };
+        let all = newest_first(&no_filter);
         let (every, _) = list(&mut conn, None, None, &all, &page(50, "")?).await?;
         let dated: Vec<_> = every
             .iter()
@@ -1188,8 +1236,39 @@ mod tests {
         lean_in_spring.course.is = Some("lean".into());
         lean_in_spring.completed.from = Some(day("2026-03-10"));
         lean_in_spring.completed.before = Some(day("2026-05-11"));
-        let (spring, _) = list(&mut conn, None, None, &lean_in_spring, &page(50, "")?).await?;
+        let spring = newest_first(&lean_in_spring);
+        let (spring, _) = list(&mut conn, None, None, &spring, &page(50, "")?).await?;
         assert_eq!(learners(&spring), ["2"]);
+        // By change, a page at a time: the same completions (written in one transaction, so
+        // at one time, in id order), the revoked one still left out.
+        let by_change = Wanted {
+            order: Order::UpdateTime,
+            ..newest_first(&no_filter)
+        };
+        let (first, next) = list(&mut conn, None, None, &by_change, &page(2, "")?).await?;
+        let (second, end) = list(&mut conn, None, None, &by_change, &page(2, &next)?).await?;
+        let changed = [first, second].concat();
+        assert!(end.is_empty());
+        let mut ids: Vec<&str> = every.iter().map(|c| c.name.as_str()).collect();
+        ids.sort_by_key(|n| n.rsplit('/').next().map(str::to_owned));
+        assert_eq!(
+            changed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            ids
+        );
+        // Changed from a time after these: none.
+        let later = Wanted {
+            updated: Range {
+                from: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
+                before: None,
+            },
+            ..by_change
+        };
+        assert!(
+            list(&mut conn, None, None, &later, &page(50, "")?)
+                .await?
+                .0
+                .is_empty()
+        );
         let s = summary(
             &mut conn,
             None,

@@ -4,7 +4,6 @@
 //! person's read check, which lives here rather than in the gateway: a person's name carries
 //! no site, so only this service, which knows where they work now, can check it.
 
-mod filter;
 pub(crate) mod store;
 
 use qi_names::Person;
@@ -104,7 +103,7 @@ pub(crate) async fn list(
     } = req;
     let list_parent = ListParent::parse("parent", &parent)?;
     let mut v = Violations::new();
-    let terms = v.check(filter::parse(&filter));
+    let terms = v.check(extract::read_terms(&filter, None, true));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
     let mut params = format!("{parent}|{show_inactive}");
