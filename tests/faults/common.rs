@@ -221,13 +221,17 @@ pub(crate) async fn lock_metrics(suite: &TestSuite) -> sqlx::PgConnection {
     side
 }
 
+/// How many sessions wait on a lock (calls in flight, inside the service).
+pub(crate) async fn waiting_on_locks(suite: &TestSuite) -> i64 {
+    suite
+        .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+        .await
+}
+
 /// Waits until `n` sessions wait on a lock (the calls are in flight, inside the service).
 pub(crate) async fn until_waiting_on_locks(suite: &TestSuite, n: i64) {
     for _ in 0..600 {
-        let waiting = suite
-            .count("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
-            .await;
-        if waiting >= n {
+        if waiting_on_locks(suite).await >= n {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
