@@ -11,6 +11,11 @@ use clap::{Parser, Subcommand};
 use qi::{ALL, Role, secrets, suite::Suite};
 use qi_platform::{Config, telemetry};
 
+/// jemalloc rather than glibc's malloc: many small allocations a call from many threads is
+/// the load glibc's arenas handle worst (`perf` put ~14% of the gateway's CPU in them).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit status for invalid configuration or usage (sysexits EX_USAGE).
 const EX_USAGE: u8 = 64;
 /// Exit status of an import that applied some rows and refused others.

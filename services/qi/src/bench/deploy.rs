@@ -35,6 +35,8 @@ pub struct Deployment {
     pub idle_at_start: Vec<(&'static str, f64)>,
     /// The private cluster's data folder (its `postmaster.pid` names the server).
     pg_dir: Option<std::path::PathBuf>,
+    /// Processes beside the suite whose CPU time is counted too (a peer proxy), by name.
+    peers: std::sync::Mutex<Vec<(&'static str, u32)>>,
 }
 
 /// A bench that fails or is interrupted part-way must not leave the suite running: whatever
@@ -166,6 +168,7 @@ impl Deployment {
             idle_at_start: Vec::new(),
             pg_dir: cluster.is_some().then_some(pg_dir),
             cluster,
+            peers: std::sync::Mutex::default(),
         };
         for i in 0..deployment.children.len() {
             let (name, _, addr) = &deployment.children[i];
@@ -300,7 +303,27 @@ impl Deployment {
             "bench",
             cpu_of(std::process::id(), false).unwrap_or(f64::NAN),
         ));
+        for (name, pid) in self.peers.lock().map(|p| p.clone()).unwrap_or_default() {
+            out.push((name, cpu_of(pid, false).unwrap_or(f64::NAN)));
+        }
         out
+    }
+
+    /// Counts a peer process's CPU time in [`Deployment::cpu_seconds`] from now on (`None`:
+    /// no longer).
+    pub fn count_peer(&self, name: &'static str, pid: Option<u32>) {
+        if let Ok(mut peers) = self.peers.lock() {
+            peers.retain(|(n, _)| *n != name);
+            peers.extend(pid.map(|pid| (name, pid)));
+        }
+    }
+
+    /// Where the training service listens.
+    pub fn training_addr(&self) -> Option<SocketAddr> {
+        self.children
+            .iter()
+            .find(|(name, ..)| *name == "training")
+            .map(|(.., addr)| *addr)
     }
 
     /// The private cluster's server process, if the bench started one.

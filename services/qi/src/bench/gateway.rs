@@ -9,9 +9,11 @@ use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use serde_json::{Map, json};
 use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Endpoint;
 
 use super::figures::{note_errors, put_cpu, put_pairs, put_stat};
 use super::headers::{bearer, with_header};
+use super::nginx::Nginx;
 use super::rounds::{Alternated, alternate};
 use super::{Deployment, Effort, Outcome, Target};
 
@@ -41,6 +43,7 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     let request = pb::GetCourseRequest {
         name: "trust/courses/qsir-prac".into(),
     };
+    let (peer_request, peer_ctx) = (request.clone(), ctx.clone());
     let via_gateway = {
         let (client, request) = (
             TrainingServiceClient::new(d.gateway.clone()),
@@ -69,6 +72,7 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     let mut f = Map::new();
     f.insert("in flight".into(), json!(LOADED));
     let mut targets = Vec::new();
+    let mut gateway_added_at_1 = f64::NAN;
     for in_flight in [LOADED, 1] {
         // The figures at 32 keep their plain names (scripts read them); those at 1 say so.
         let at = if in_flight == LOADED {
@@ -122,11 +126,38 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 ratio,
             ));
         } else {
+            gateway_added_at_1 = added;
             targets.push(Target::at_most(
                 "gateway added p50 at 1 in flight (ms)",
                 0.3,
                 added,
             ));
+        }
+    }
+    match d.training_addr().map(Nginx::start).transpose() {
+        Ok(Some(Some(nginx))) => {
+            let peer = (&nginx, &peer_request, &peer_ctx);
+            let judged = against_nginx(d, effort, peer, (via_gateway.clone(), direct.clone()));
+            let (figures, nginx_targets) = judged.await?;
+            f.extend(figures);
+            let added = f
+                .get("nginx added p50 ms @1")
+                .and_then(serde_json::Value::as_f64);
+            targets.extend(nginx_targets);
+            targets.push(Target::at_most(
+                "gateway added p50 / nginx's, at 1 in flight",
+                1.5,
+                gateway_added_at_1 / added.unwrap_or(f64::NAN),
+            ));
+        }
+        Ok(_) => {
+            f.insert(
+                "nginx".into(),
+                json!("not measured: no nginx on the PATH (apt-get install nginx-light)"),
+            );
+        }
+        Err(e) => {
+            f.insert("nginx".into(), json!(format!("not measured: {e:#}")));
         }
     }
     // HTTP/JSON (issue 35): the same read as `GET /v1/trust/courses/qsir-prac` through the
@@ -204,6 +235,77 @@ pub(super) async fn gateway(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
         figures: f,
         targets,
     })
+}
+
+/// The gateway against nginx `grpc_pass` in front of the same service (issue 38), at 32 in
+/// flight and at 1, and nginx's own added latency at 1 (against a direct call), with the CPU
+/// each process spends per call: the figures, and the throughput target.
+async fn against_nginx<G, GF, D, DF>(
+    d: &Deployment,
+    effort: Effort,
+    (nginx, request, ctx): (&Nginx, &pb::GetCourseRequest, &MetadataValue<Ascii>),
+    (via_gateway, direct): (G, D),
+) -> anyhow::Result<(Map<String, serde_json::Value>, Vec<Target>)>
+where
+    G: Fn() -> GF + Clone + Send + 'static,
+    GF: Future<Output = Result<(), tonic::Status>> + Send,
+    D: Fn() -> DF + Clone + Send + 'static,
+    DF: Future<Output = Result<(), tonic::Status>> + Send,
+{
+    // The direct call, signed context and all, through nginx: it checks nothing itself.
+    let channel = Endpoint::from_shared(format!("http://{}", nginx.addr))?.connect_lazy();
+    let via_nginx = {
+        let (client, request, ctx) = (
+            TrainingServiceClient::new(channel),
+            request.clone(),
+            ctx.clone(),
+        );
+        move || {
+            let (mut c, r, t) = (client.clone(), request.clone(), ctx.clone());
+            async move {
+                c.get_course(with_header(r, ACCESS_HEADER, &t))
+                    .await
+                    .map(|_| ())
+            }
+        }
+    };
+    d.count_peer("nginx", Some(nginx.pid()));
+    let mut f = Map::new();
+    let mut targets = Vec::new();
+    for in_flight in [32, 1] {
+        let at = format!(" @{in_flight}");
+        let Alternated { g, s, g_cpu, s_cpu } =
+            alternate(d, in_flight, effort, via_gateway.clone(), via_nginx.clone()).await;
+        put_cpu(
+            &mut f,
+            &format!("gateway CPU us/call, vs nginx{at}"),
+            &g_cpu,
+        );
+        put_cpu(&mut f, &format!("nginx CPU us/call{at}"), &s_cpu);
+        put_stat(&mut f, &format!("nginx calls/s{at}"), &s, |x| x.throughput);
+        put_stat(&mut f, &format!("nginx p50 ms{at}"), &s, |x| x.p50_ms);
+        let ratio = put_pairs(
+            &mut f,
+            &format!("throughput ratio (gateway/nginx){at}"),
+            (&g, &s),
+            |g, s| g.throughput / s.throughput,
+        );
+        note_errors(&mut f, &format!("nginx{at}"), &s);
+        if in_flight == 32 {
+            targets.push(Target::at_least(
+                "gateway throughput / nginx's at 32 in flight",
+                1.0,
+                ratio,
+            ));
+        }
+    }
+    // nginx's own hop at 1 in flight, as the gateway's is judged: against a direct call.
+    let Alternated { g, s, .. } = alternate(d, 1, effort, via_nginx, direct).await;
+    put_pairs(&mut f, "nginx added p50 ms @1", (&g, &s), |g, s| {
+        g.p50_ms - s.p50_ms
+    });
+    d.count_peer("nginx", None);
+    Ok((f, targets))
 }
 
 /// [`alternate`] with the training service and PostgreSQL pinned to one CPU, the gateway

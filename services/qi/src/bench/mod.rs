@@ -27,6 +27,7 @@ mod insights;
 mod load;
 mod memory;
 mod metric;
+mod nginx;
 mod peers;
 mod portfolio;
 mod rounds;
