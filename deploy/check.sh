@@ -79,7 +79,10 @@ for overlay in "$rendered"/*.yaml; do checkov_args+=(-f "$overlay"); done
 step "qi binary"
 if [ -z "${QI_BIN:-}" ]; then
   cargo build --quiet --locked --bin qi
-  QI_BIN=$PWD/target/debug/qi
+  # Where cargo put it: CARGO_TARGET_DIR when set (relative to here), else ./target.
+  target="${CARGO_TARGET_DIR:-target}"
+  case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+  QI_BIN=$target/debug/qi
 fi
 export QI_BIN
 
