@@ -129,10 +129,18 @@ pub(super) async fn ingest(d: &Deployment, effort: Effort) -> anyhow::Result<Out
     })
 }
 
-/// The measurements ingested: as many as the HR sync's largest extract (100,000 in the full
-/// run, a few hundred in the quick one).
+/// The measurements ingested: 100,000 in the full run (a few hundred in the quick one), the
+/// HR sync's smaller extracts' size. Not its largest since that became 1,500,000 (issue
+/// 27): 24 strata a day from 2000 would then run past today, which ingest refuses.
 fn bulk_rows(effort: Effort) -> usize {
-    effort.sync_rows.iter().copied().max().unwrap_or(1_000)
+    const FULL: usize = 100_000;
+    effort
+        .sync_rows
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1_000)
+        .min(FULL)
 }
 
 /// Synthetic daily measurements of a rate by IMD quintile (six labels) and sex (four):
