@@ -198,6 +198,17 @@ pub fn only_site(scope: Option<Vec<String>>, site: &str) -> Vec<String> {
     }
 }
 
+/// A List's page-token parameters (`base`: what the List binds its tokens to already) with
+/// an extract's `filter` and `order_by`, only when either is set: a token issued before a List
+/// took them still reads the same.
+pub fn token_params(base: String, filter: &str, order_by: &str) -> String {
+    if filter.is_empty() && order_by.is_empty() {
+        base
+    } else {
+        format!("{base}|{filter}|{order_by}")
+    }
+}
+
 /// Reads `order_by`: empty, or `update_time` (optionally `asc`). Anything else is
 /// `INVALID_ARGUMENT` naming the field.
 pub fn order(order_by: &str) -> Result<Order, Error> {
@@ -383,6 +394,19 @@ mod tests {
         let page = Page::parse(1, &forged, "p").unwrap();
         let e = after_pair::<uuid::Uuid, i32>(&page).unwrap_err();
         assert!(tonic::Status::from(e).message().contains("page_token"));
+    }
+
+    #[test]
+    fn a_token_binds_the_extract_terms_only_when_given() {
+        assert_eq!(token_params("sites/-".into(), "", ""), "sites/-");
+        assert_eq!(
+            token_params("sites/-".into(), "", "update_time"),
+            "sites/-||update_time"
+        );
+        assert_ne!(
+            token_params("sites/-".into(), "state = OPEN", ""),
+            token_params("sites/-".into(), "", "state = OPEN")
+        );
     }
 
     #[test]

@@ -82,12 +82,7 @@ pub(crate) async fn list(
     let order = v.check(extract::order(&order_by));
     v.finish()?;
     let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
-    // Only when set: a token issued before these existed still reads the same.
-    let params = if filter.is_empty() && order_by.is_empty() {
-        parent.clone()
-    } else {
-        format!("{parent}|{filter}|{order_by}")
-    };
+    let params = extract::token_params(parent.clone(), &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let mut scope = list_parent.scope(&ctx)?;
     if let Some(site) = &terms.site {

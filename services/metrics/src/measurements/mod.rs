@@ -154,11 +154,8 @@ pub(crate) async fn list(
     let terms = v.check(extract::read_terms(&filter, None, false));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
-    let mut params = format!("{parent}|{from:?}|{before:?}");
-    // Only when set: a token issued before these existed still reads the same.
-    if !filter.is_empty() || !order_by.is_empty() {
-        params = format!("{params}|{filter}|{order_by}");
-    }
+    let params = format!("{parent}|{from:?}|{before:?}");
+    let params = extract::token_params(params, &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let wanted = store::Wanted {
         periods: qi_filter::Range { from, before },

@@ -269,11 +269,7 @@ pub(crate) async fn list(
     let terms = v.check(extract::read_terms(&filter, None, false));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
-    let mut params = format!("{parent}\n{ramp}");
-    // Only when set: a token issued before these existed still reads the same.
-    if !filter.is_empty() || !order_by.is_empty() {
-        params = format!("{params}\n{filter}\n{order_by}");
-    }
+    let params = extract::token_params(format!("{parent}\n{ramp}"), &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     if let Some(owner) = every {

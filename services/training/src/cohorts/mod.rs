@@ -7,7 +7,7 @@ pub(crate) mod store;
 use chrono::NaiveDate;
 use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::{check_etag, int_in, required_date, required_text};
-use qi_platform::extract::{self, Order};
+use qi_platform::extract;
 use qi_platform::names::ListParentScope as _;
 use qi_platform::names::OwnerAccess as _;
 use qi_platform::names::{self, ListParent, Owner};
@@ -473,14 +473,12 @@ pub(crate) async fn list(
     let order = v.check(extract::order(&order_by));
     v.finish()?;
     let list_parent = list_parent.ok_or_else(|| Error::invalid("parent", "is required"))?;
-    // Only when set: a token issued before these existed still reads the same.
+    // The learner only when set: a token issued before it existed still reads the same.
     let mut params = parent.clone();
     if !learner.is_empty() {
         params = format!("{params}|{learner}");
     }
-    if !filter.is_empty() || order != Order::Default {
-        params = format!("{params}|{filter}|{order_by}");
-    }
+    let params = extract::token_params(params, &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let mut scope = list_parent.scope(&ctx)?;

@@ -306,12 +306,7 @@ pub(crate) async fn list(
     let terms = v.check(extract::read_terms(&filter, Some(STATES), false));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
-    // Only when set: a token issued before these existed still reads the same.
-    let params = if filter.is_empty() && order_by.is_empty() {
-        parent.clone()
-    } else {
-        format!("{parent}|{filter}|{order_by}")
-    };
+    let params = extract::token_params(parent.clone(), &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let wanted = store::Wanted {
         state: terms.state,

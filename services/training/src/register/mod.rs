@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use chrono::{Months, NaiveDate};
 use qi_platform::changes::{Batch, Kind};
 use qi_platform::convert::optional_date;
-use qi_platform::extract::{self, Order};
+use qi_platform::extract;
 use qi_platform::names::ListParent;
 use qi_platform::names::ListParentScope as _;
 use qi_platform::paging::Page;
@@ -216,12 +216,8 @@ pub(crate) async fn list(
     let filter = v.check(filter::read_terms(f, terms));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
-    // Only when set: a token issued before the order existed still reads the same.
-    let params = if order == Order::Default {
-        params
-    } else {
-        format!("{params}|{order_by}")
-    };
+    // The filter is in `params` already.
+    let params = extract::token_params(params, "", &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let wanted = store::Wanted {
         filter: &filter,

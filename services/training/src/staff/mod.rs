@@ -106,11 +106,7 @@ pub(crate) async fn list(
     let terms = v.check(extract::read_terms(&filter, None, true));
     let order = v.check(extract::order(&order_by));
     v.finish()?;
-    let mut params = format!("{parent}|{show_inactive}");
-    // Only when set: a token issued before these existed still reads the same.
-    if !filter.is_empty() || order != Order::Default {
-        params = format!("{params}|{filter}|{order_by}");
-    }
+    let params = extract::token_params(format!("{parent}|{show_inactive}"), &filter, &order_by);
     let page = Page::parse(page_size, &page_token, &params)?;
     let mut conn = qi_platform::db::begin(&api.pool).await?;
     let scope = list_parent.scope(&ctx)?;
