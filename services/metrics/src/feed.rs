@@ -9,7 +9,39 @@ qi_platform::change_feed!(crate::MetricsApi, qi_proto::metrics, {
     "measurements" => Measurement,
     "annotations" => Annotation,
     "rebasePoints" => RebasePoint,
-});
+}, render: Some(render));
+
+/// The resources of `many` changes as they are now, for the feed to deliver: the
+/// measurements an ingest wrote (`measurements::record`).
+fn render<'a>(
+    conn: &'a mut sqlx::PgConnection,
+    collection: &'a str,
+    names: &'a [String],
+) -> qi_platform::changes::Rendering<'a> {
+    use prost::Message as _;
+    use qi_platform::changes::Rendered;
+    Box::pin(async move {
+        match collection {
+            "measurements" => {
+                // `…/metrics/{metric}/measurements/{id}`: the id is the last segment.
+                let ids: Vec<i64> = names
+                    .iter()
+                    .filter_map(|n| n.rsplit('/').next()?.parse().ok())
+                    .collect();
+                let found = crate::measurements::store::by_ids(conn, &ids).await?;
+                Ok(found
+                    .into_iter()
+                    .map(|(m, site)| Rendered {
+                        name: m.name.clone(),
+                        site,
+                        payload: m.encode_to_vec(),
+                    })
+                    .collect())
+            }
+            other => Err(qi_platform::changes::unknown_collection(other)),
+        }
+    })
+}
 
 #[cfg(test)]
 mod tests {
@@ -66,6 +98,32 @@ mod tests {
             employee_claim: Default::default(),
             token_expiry: None,
         }
+    }
+
+    /// A caller of one site.
+    fn site_caller(site: &str) -> AccessContext {
+        AccessContext {
+            sites: SiteScope::from_claim(&[site.to_owned()]).expect("a sites claim"),
+            ..caller()
+        }
+    }
+
+    /// The feed `ctx` reads from the oldest change, up to its checkpoint.
+    async fn feed_of(
+        api: &MetricsApi,
+        ctx: &AccessContext,
+    ) -> anyhow::Result<Vec<pb::WatchChangesResponse>> {
+        use tokio_stream::StreamExt as _;
+        let mut stream = watch(api, ctx.clone(), pb::WatchChangesRequest::default()).await?;
+        let mut out = Vec::new();
+        while let Some(m) = stream.next().await {
+            let m = m?;
+            if m.kind() == qi_proto::common::ChangeKind::Checkpoint {
+                return Ok(out);
+            }
+            out.push(m);
+        }
+        anyhow::bail!("the feed ended before its checkpoint")
     }
 
     fn month(year: i32, month: i32) -> Option<Date> {
@@ -245,21 +303,51 @@ mod tests {
         .measurements;
         let rows = outbox(&pool).await?;
         let seen: Vec<_> = rows[2..].iter().map(line).collect();
+        // The measurements are listed (`many`), fetched by the callers of any of their sites;
+        // the metric is copied, for everyone.
         assert_eq!(
             seen,
             [
-                format!("measurements {} created BAS", bas.name),
-                format!("measurements {} created SOU", sou.name),
+                "measurements  many BAS,SOU".to_owned(),
                 format!("metrics {name} updated (everyone)"),
-                format!("measurements {} updated SOU", sou.name),
+                "measurements  many SOU".to_owned(),
             ]
         );
-        // Each carries the measurement as ListMeasurements shows it after the change.
-        assert_eq!(resource(&rows[2]), Resource::Measurement(bas.clone()));
-        assert_eq!(resource(&rows[3]), Resource::Measurement(sou.clone()));
-        assert_eq!(resource(&rows[4]), Resource::Metric(now));
-        assert_eq!(resource(&rows[5]), Resource::Measurement(after[1].clone()));
-        assert_eq!(after[1].value, Some(6.0));
+        assert_eq!(resource(&rows[3]), Resource::Metric(now));
+        // Each delivered as ListMeasurements shows it now, to its own site's callers alone:
+        // rendered at delivery, SOU's creation already carries the later value.
+        let changes = |messages: Vec<pb::WatchChangesResponse>| -> Vec<_> {
+            messages
+                .into_iter()
+                .filter(|m| m.resource_name.contains("/measurements/"))
+                .map(|m| {
+                    let Some(Resource::Measurement(measurement)) = &m.resource else {
+                        panic!("not a measurement: {m:?}")
+                    };
+                    assert_eq!(m.resource_name, measurement.name);
+                    (m.kind(), measurement.clone())
+                })
+                .collect()
+        };
+        use qi_proto::common::ChangeKind::{Created, Updated};
+        assert_eq!(
+            changes(feed_of(&api, &ctx).await?),
+            [
+                (Created, bas.clone()),
+                (Created, after[1].clone()),
+                (Updated, after[1].clone()),
+            ]
+        );
+        assert_eq!(
+            changes(feed_of(&api, &site_caller("BAS")).await?),
+            [(Created, bas.clone())]
+        );
+        assert_eq!(
+            changes(feed_of(&api, &site_caller("SOU")).await?),
+            [(Created, after[1].clone()), (Updated, after[1].clone())]
+        );
+        assert_eq!((&after[0], after[1].value), (bas, Some(6.0)));
+        assert_eq!(after[1].name, sou.name);
 
         // A site's metric and what hangs off it are that site's; a trust-wide metric's
         // annotations are everyone's. A retried create (same request id) records nothing
@@ -336,7 +424,7 @@ mod tests {
         )
         .await?;
         let rows = outbox(&pool).await?;
-        let seen: Vec<_> = rows[6..].iter().map(line).collect();
+        let seen: Vec<_> = rows[5..].iter().map(line).collect();
         let waits = &site_metric.name;
         assert_eq!(
             seen,
@@ -350,10 +438,10 @@ mod tests {
                 format!("rebasePoints {} deleted BAS", point.name),
             ]
         );
-        assert_eq!(resource(&rows[7]), Resource::Annotation(noted));
-        assert_eq!(resource(&rows[8]), Resource::Annotation(site_note));
-        assert_eq!(resource(&rows[11]), Resource::RebasePoint(point));
-        for deleted in [&rows[9], &rows[10], &rows[12]] {
+        assert_eq!(resource(&rows[6]), Resource::Annotation(noted));
+        assert_eq!(resource(&rows[7]), Resource::Annotation(site_note));
+        assert_eq!(resource(&rows[10]), Resource::RebasePoint(point));
+        for deleted in [&rows[8], &rows[9], &rows[11]] {
             assert_eq!(deleted.payload, None);
         }
         Ok(())

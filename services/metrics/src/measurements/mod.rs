@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::hash::BuildHasher as _;
 
 use chrono::NaiveDate;
-use qi_platform::changes::{Batch, Kind};
+use qi_platform::changes::{Kind, Many};
 use qi_platform::convert::required_date;
 use qi_platform::extract::{self, Order};
 use qi_platform::names::{self, ListParentScope as _, Owner};
@@ -80,22 +80,27 @@ pub(crate) async fn batch_create(
 /// Records what a batch of `metric` wrote, in its transaction: each measurement it created
 /// or changed (none it left as it was), seen by the callers ListMeasurements shows it to;
 /// and the metric, when these are its first measurements (its `has_measurements`).
+///
+/// The measurements are listed, not copied ([`Many`]): the feed renders each at delivery
+/// (`crate::feed`), so a batch of 10,000 values writes 10 small outbox rows, not 10,000
+/// copies. A created measurement has no earlier change to be ordered after, so its list
+/// needs no look-up of each name's last change; a changed one's does.
 async fn record(
     conn: &mut sqlx::PgConnection,
     metric: &Metric,
     written: &store::Written,
 ) -> Result<(), Error> {
-    let mut batch = Batch::new();
+    let (mut created, mut updated) = (Many::new(), Many::new());
     for c in &written.changed {
-        let kind = if c.created {
-            Kind::Created
+        let (list, kind) = if c.created {
+            (&mut created, Kind::Created)
         } else {
-            Kind::Updated
+            (&mut updated, Kind::Updated)
         };
-        let name = c.measurement.name.clone();
-        batch.push(name, kind, readers(metric, &c.site), Some(&c.measurement));
+        list.push(c.name.clone(), kind, readers(metric, &c.site));
     }
-    batch.record(&mut *conn, COLLECTION).await?;
+    created.record_under_lock(&mut *conn, COLLECTION).await?;
+    updated.record(&mut *conn, COLLECTION).await?;
     if !metric.has_measurements && written.outcome.created > 0 {
         let now = Metric {
             has_measurements: true,

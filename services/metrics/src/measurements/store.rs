@@ -28,7 +28,8 @@ pub(crate) struct Outcome {
     pub(crate) unchanged: i64,
 }
 
-/// A measurement a batch created or changed, as it now is.
+/// A measurement a batch created or changed: who it is, not what (the change feed renders
+/// it at delivery, [`by_ids`]).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Changed {
     /// Created (else: its values changed).
@@ -36,8 +37,8 @@ pub(crate) struct Changed {
     /// The site code it is recorded at (a ward's site for a ward's measurement); empty for
     /// none.
     pub(crate) site: String,
-    /// As ListMeasurements shows it.
-    pub(crate) measurement: pb::Measurement,
+    /// Its name.
+    pub(crate) name: String,
 }
 
 /// What a batch wrote: its counts, and each measurement it created or changed (none it
@@ -107,10 +108,10 @@ pub(crate) async fn write(
     let name = metric.name();
     let changed: Vec<Changed> = rows
         .into_iter()
-        .map(|(created, row)| Changed {
+        .map(|(created, id, site)| Changed {
             created,
-            measurement: row.to_proto(metric, &name),
-            site: row.site,
+            name: format!("{name}/{COLLECTION}/{id}"),
+            site,
         })
         .collect();
     let created = changed.iter().filter(|c| c.created).count();
@@ -126,19 +127,18 @@ pub(crate) async fn write(
     })
 }
 
+/// What a write created or changed: (created, id, site code).
+type Touched = (bool, i64, String);
+
 /// The rows just `COPY`ed into `periods` (which held none of the metric's before the batch,
 /// and take no other batch of it meanwhile), each created, in period order.
 async fn copied(
     conn: &mut PgConnection,
     metric_uid: i64,
     periods: &[NaiveDate],
-) -> Result<Vec<(bool, MeasurementRow)>, Error> {
-    let rows = sqlx::query_as!(
-        MeasurementRow,
-        "SELECT metric_uid, id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value,
-                count,
-                numerator, denominator, create_time, update_time
-         FROM measurement
+) -> Result<Vec<Touched>, Error> {
+    let rows = sqlx::query!(
+        "SELECT id, site FROM measurement
          WHERE metric_uid = $1 AND period = ANY($2)
          ORDER BY period, id",
         metric_uid,
@@ -146,7 +146,7 @@ async fn copied(
     )
     .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (true, r)).collect())
+    Ok(rows.into_iter().map(|r| (true, r.id, r.site)).collect())
 }
 
 /// COPYs rows whose keys are all new. Every text value was validated
@@ -199,12 +199,12 @@ async fn copy_new(conn: &mut PgConnection, metric_uid: i64, c: &Columns) -> Resu
 
 /// Writes a batch in one statement: new keys are inserted, changed values replace the
 /// stored ones, identical ones are left alone. Returns the rows inserted (`true`) or
-/// changed, as they now are.
+/// changed.
 async fn upsert(
     conn: &mut PgConnection,
     metric_uid: i64,
     c: &Columns,
-) -> Result<Vec<(bool, MeasurementRow)>, Error> {
+) -> Result<Vec<Touched>, Error> {
     let rows = sqlx::query!(
         r#"INSERT INTO measurement AS m (metric_uid, period, site, ward, imd_quintile,
                ethnicity, age_band, sex, value, count, numerator, denominator)
@@ -218,9 +218,7 @@ async fn upsert(
            WHERE (m.value, m.count, m.numerator, m.denominator)
                IS DISTINCT FROM (EXCLUDED.value, EXCLUDED.count, EXCLUDED.numerator,
                                  EXCLUDED.denominator)
-           RETURNING (xmax = 0) AS "inserted!", metric_uid, id, period, site, ward, imd_quintile,
-               ethnicity, age_band, sex, value, count, numerator, denominator, create_time,
-               update_time"#,
+           RETURNING (xmax = 0) AS "inserted!", id, site"#,
         metric_uid,
         &c.period,
         &c.site,
@@ -239,26 +237,7 @@ async fn upsert(
     .await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let row = MeasurementRow {
-                metric_uid: r.metric_uid,
-                id: r.id,
-                period: r.period,
-                site: r.site,
-                ward: r.ward,
-                imd_quintile: r.imd_quintile,
-                ethnicity: r.ethnicity,
-                age_band: r.age_band,
-                sex: r.sex,
-                value: r.value,
-                count: r.count,
-                numerator: r.numerator,
-                denominator: r.denominator,
-                create_time: r.create_time,
-                update_time: r.update_time,
-            };
-            (r.inserted, row)
-        })
+        .map(|r| (r.inserted, r.id, r.site))
         .collect())
 }
 
@@ -442,7 +421,38 @@ pub(crate) async fn list_every(
     .fetch_all(&mut *conn)
     .await?;
     let (rows, next) = page.finish(rows, |r| order.key(r.id.to_string(), r.update_time));
-    // Each row named by its metric: the page's metrics read in one statement.
+    let measurements = of_metrics(conn, &rows)
+        .await?
+        .into_iter()
+        .map(|(measurement, _)| measurement)
+        .collect();
+    Ok((measurements, next))
+}
+
+/// The measurements of `ids` as they are now (those gone are left out), each with the site
+/// whose callers read it (`None`: every reader of its metric), for the change feed.
+pub(crate) async fn by_ids(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> Result<Vec<(pb::Measurement, Option<String>)>, Error> {
+    let rows = sqlx::query_as!(
+        MeasurementRow,
+        "SELECT metric_uid, id, period, site, ward, imd_quintile, ethnicity, age_band, sex, value,
+                count, numerator, denominator, create_time, update_time
+         FROM measurement WHERE id = ANY($1)",
+        ids,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    of_metrics(conn, &rows).await
+}
+
+/// `rows` as their metrics name them (the metrics read in one statement), each with the site
+/// whose callers read it.
+async fn of_metrics(
+    conn: &mut PgConnection,
+    rows: &[MeasurementRow],
+) -> Result<Vec<(pb::Measurement, Option<String>)>, Error> {
     let mut uids: Vec<i64> = rows.iter().map(|r| r.metric_uid).collect();
     uids.sort_unstable();
     uids.dedup();
@@ -451,16 +461,14 @@ pub(crate) async fn list_every(
         .into_iter()
         .map(|m| (m.uid, (m.name(), m)))
         .collect();
-    let measurements = rows
-        .iter()
+    rows.iter()
         .map(|r| {
             let (name, metric) = metrics.get(&r.metric_uid).ok_or_else(|| {
                 Error::Internal(anyhow::anyhow!("metric {} vanished", r.metric_uid))
             })?;
-            Ok(r.to_proto(metric, name))
+            Ok((r.to_proto(metric, name), super::readers(metric, &r.site)))
         })
-        .collect::<Result<Vec<_>, Error>>()?;
-    Ok((measurements, next))
+        .collect()
 }
 
 #[cfg(test)]
@@ -557,8 +565,9 @@ mod tests {
         assert_eq!(created, [true; 4]);
         let sites: Vec<_> = made.changed.iter().map(|c| c.site.as_str()).collect();
         assert_eq!(sites, ["BAS", "SOU", "BAS", "SOU"]);
-        let made: Vec<_> = made.changed.into_iter().map(|c| c.measurement).collect();
-        assert_eq!(made, before);
+        let made: Vec<_> = made.changed.into_iter().map(|c| c.name).collect();
+        let listed: Vec<_> = before.iter().map(|m| m.name.clone()).collect();
+        assert_eq!(made, listed);
         // A changed value, an unchanged one, a new key in a stored period, a new period.
         let next = [
             ("2026-01-01", "BAS", 1.5),
@@ -580,17 +589,32 @@ mod tests {
                 "2026-03-01 sites/BAS 6",
             ]
         );
-        // Only what changed comes back, each as it is now listed.
+        // Only what changed comes back, by name.
         let mut changed: Vec<_> = written
             .changed
             .iter()
-            .map(|c| (c.created, c.measurement.clone()))
+            .map(|c| (c.created, c.name.clone()))
             .collect();
-        changed.sort_by(|a, b| a.1.name.cmp(&b.1.name));
-        let listed = |i: usize| after[i].clone();
+        changed.sort();
+        let listed = |i: usize| after[i].name.clone();
         let mut expected = vec![(false, listed(0)), (true, listed(4)), (true, listed(5))];
-        expected.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        expected.sort();
         assert_eq!(changed, expected);
+        // Read back by id (as the change feed renders them), each as it is listed, with the
+        // site whose callers read it; an id that is gone is left out.
+        let ids: Vec<i64> = after
+            .iter()
+            .filter_map(|m| m.name.rsplit('/').next()?.parse().ok())
+            .chain([i64::MAX])
+            .collect();
+        let mut found = by_ids(&mut conn, &ids).await?;
+        found.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        let mut expected: Vec<_> = after
+            .iter()
+            .map(|m| (m.clone(), m.site.strip_prefix("sites/").map(str::to_owned)))
+            .collect();
+        expected.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        assert_eq!(found, expected);
         // Changed in place: every measurement keeps its name (its id).
         for old in &before {
             assert!(after.iter().any(|new| new.name == old.name));

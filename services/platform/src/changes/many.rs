@@ -118,8 +118,9 @@ impl Many {
     }
 
     /// [`Many::record`] for a writer that holds a lock every other writer of these
-    /// resources takes first (see [`super::Batch::record_under_lock`]): its position is its
-    /// transaction's id, after every earlier change of these resources, with no look-up.
+    /// resources takes first (see [`super::Batch::record_under_lock`]), or that lists only
+    /// resources its own transaction created (none has an earlier change): its position is
+    /// its transaction's id, after every earlier change of these resources, with no look-up.
     pub async fn record_under_lock(
         self,
         conn: &mut PgConnection,
