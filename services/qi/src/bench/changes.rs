@@ -9,7 +9,6 @@
 //!   a `COPY … TO STDOUT` of the same rows.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,6 @@ use qi_proto::common::{ChangeKind, WatchStart};
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
 use serde_json::{Map, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
 
@@ -69,10 +67,7 @@ async fn create_idea(
 }
 
 pub(super) async fn changes(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
-        .await?;
+    let admin = super::raw_pool(d, 2, None).await?;
     let writer = bearer(&d.token("bench-changes", &["improvement_team"])?)?;
     let reader = bearer(&d.token("bench-warehouse", &["viewer"])?)?;
     let mut f = Map::new();

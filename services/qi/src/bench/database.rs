@@ -2,7 +2,6 @@
 //! through the gateway, against the same statements run straight on the database.
 
 use std::future::Future;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -11,7 +10,6 @@ use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use serde_json::{Map, Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::figures::{note_errors, put_stat};
 use super::headers::{bearer, with_header};
@@ -24,13 +22,7 @@ use super::{Deployment, Effort, Outcome, Target};
 /// run straight on the database at the same concurrency.
 pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     // Unqualified names, as the service's statements are: its schema on the search path.
-    let raw = PgPoolOptions::new()
-        .max_connections(32)
-        .connect_with(
-            super::quiet(PgConnectOptions::from_str(&d.database_url)?)
-                .options([("search_path", "training")]),
-        )
-        .await?;
+    let raw = super::raw_pool(d, 32, Some("training")).await?;
     let token = bearer(&d.token("bench-team", &["improvement_team"])?)?;
     let client = TrainingServiceClient::new(d.gateway.clone());
     let counter = Arc::new(AtomicU64::new(0));

@@ -5,7 +5,6 @@
 //! places it gives.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -13,7 +12,6 @@ use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use serde_json::{Map, Value, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::figures::put;
 use super::headers::{bearer, with_header};
@@ -22,10 +20,7 @@ use super::{Deployment, Effort, Outcome, Target};
 /// `SyncStaff` of a whole extract through the gateway, against a raw `COPY` of the same
 /// rows into a table of the same shape in the same database.
 pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
-        .await?;
+    let admin = super::raw_pool(d, 2, None).await?;
     sqlx::query("CREATE SCHEMA IF NOT EXISTS bench")
         .execute(&admin)
         .await?;

@@ -2,14 +2,12 @@
 //! raw `COPY` of the same rows into tables of the same shape in the same database.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use qi_platform::convert::date;
 use qi_proto::metrics as pb;
 use serde_json::{Map, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tonic::metadata::{Ascii, MetadataValue};
 
 use super::figures::put;
@@ -24,10 +22,7 @@ use super::{Deployment, Effort, Outcome, Target};
 pub(super) async fn ingest(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     const BATCH: usize = 10_000;
     let n = bulk_rows(effort);
-    let admin = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(super::quiet(PgConnectOptions::from_str(&d.database_url)?))
-        .await?;
+    let admin = super::raw_pool(d, 2, None).await?;
     let token = bearer(&d.token("bench-metrics", &["improvement_team"])?)?;
     let client = metric::client(d);
     metric::create(

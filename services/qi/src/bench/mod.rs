@@ -41,11 +41,26 @@ use serde_json::{Value, json};
 pub use deploy::Deployment;
 pub use load::{LoadStats, percentile_ms, summarize};
 
-/// Connection options for the bench's own pools (baselines, set-up): without the NOTICEs its
-/// `TRUNCATE … CASCADE` and `DROP SCHEMA … CASCADE` raise, which sqlx logs at INFO, one a
-/// line, through the report. The services' pools do the same (`qi_platform::db::connect`).
-fn quiet(options: sqlx::postgres::PgConnectOptions) -> sqlx::postgres::PgConnectOptions {
-    options.options([("client_min_messages", "warning")])
+/// A pool of the bench's own (baselines, set-up) of `connections` on the suite's database,
+/// with `schema` first on the search path (unqualified names, as the services' statements
+/// have). Without the NOTICEs its `TRUNCATE … CASCADE` and `DROP SCHEMA … CASCADE` raise,
+/// which sqlx logs at INFO, one a line, through the report; the services' pools do the same
+/// (`qi_platform::db::connect`).
+async fn raw_pool(
+    d: &Deployment,
+    connections: u32,
+    schema: Option<&str>,
+) -> anyhow::Result<sqlx::PgPool> {
+    use std::str::FromStr as _;
+    let mut options = sqlx::postgres::PgConnectOptions::from_str(&d.database_url)?
+        .options([("client_min_messages", "warning")]);
+    if let Some(schema) = schema {
+        options = options.options([("search_path", schema)]);
+    }
+    Ok(sqlx::postgres::PgPoolOptions::new()
+        .max_connections(connections)
+        .connect_with(options)
+        .await?)
 }
 
 /// A scenario, named on the command line as clap spells it (`hr-sync`); all of them run in

@@ -13,7 +13,6 @@
 //! constraint of the schema, and the summary's totals are checked against the tables, so
 //! the service reads exactly what was loaded.
 
-use std::str::FromStr;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -21,7 +20,6 @@ use chrono::NaiveDate;
 use qi_proto::projects as pb;
 use qi_proto::projects::project_service_client::ProjectServiceClient;
 use serde_json::{Map, json};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use super::headers::{bearer, with_header};
 use super::peers::{PORTFOLIO_IDEAS_SQL, PORTFOLIO_PROJECTS_SQL};
@@ -110,13 +108,7 @@ const VARIANTS: [(&str, pb::PortfolioPeriod, Option<&str>); 3] = [
 pub(super) async fn portfolio(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let (ideas, projects) = effort.portfolio;
     // Unqualified names, as the service's statements are: its schema on the search path.
-    let raw = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(
-            super::quiet(PgConnectOptions::from_str(&d.database_url)?)
-                .options([("search_path", "projects")]),
-        )
-        .await?;
+    let raw = super::raw_pool(d, 2, Some("projects")).await?;
     eprintln!("  loading {ideas} ideas and {projects} projects…");
     let t = Instant::now();
     for sql in CLEAR {

@@ -23,7 +23,8 @@ const POINTS: usize = 10_000;
 /// the gateway with 10,000 values against the same call with one value (what the 10,000
 /// points add in the service, on the wire and in the gateway), and `GetSpcChart` of a
 /// stored 10,000-period metric with a rebase point (SQL aggregation included), full and
-/// summary views.
+/// summary views; and the parts of the stored full chart (issue 38): the same rows read by
+/// raw SQL, plus `ComputeSpc` of their values (full view: computing and encoding).
 pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     let values = spc_values(POINTS);
     let engine_ms = engine_ms(&values, effort)?;
@@ -73,6 +74,30 @@ pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcom
             }
         }
     };
+    let raw = super::raw_pool(d, 1, Some("metrics")).await?;
+    // The service's read of a one-row-per-period series, as a client would write it.
+    let sql_read = {
+        let pool = raw.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                let rows = sqlx::query(
+                    "SELECT period, value, count, numerator, denominator FROM measurement
+                     WHERE metric_uid = (SELECT uid FROM metric WHERE site = 'BAS'
+                                         AND id = 'bench-spc')
+                     ORDER BY period",
+                )
+                .fetch_all(&pool)
+                .await
+                .map_err(|e| tonic::Status::internal(e.to_string()))?;
+                if rows.len() == POINTS {
+                    Ok(())
+                } else {
+                    Err(tonic::Status::internal(format!("read {} rows", rows.len())))
+                }
+            }
+        }
+    };
     let mut f = Map::new();
     f.insert("points".into(), json!(POINTS));
     let engine = put(&mut f, "engine 10,000 points ms (in process)", &engine_ms);
@@ -98,13 +123,20 @@ pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcom
         compute(vec![50.0], full),
     )
     .await;
-    p50_of(
+    let stored_full = p50_of(
         &mut f,
         "GetSpcChart 10,000 stored, full",
         effort,
         stored(pb::SpcChartView::Full),
     )
     .await;
+    let sql = p50_of(&mut f, "raw SQL read of the 10,000 rows", effort, sql_read).await;
+    raw.close().await;
+    let parts = stored_full / (sql + many);
+    f.insert(
+        "GetSpcChart full / (raw SQL read + ComputeSpc full)".into(),
+        json!(parts),
+    );
     p50_of(
         &mut f,
         "GetSpcChart 10,000 stored, summary",
@@ -133,6 +165,11 @@ pub(super) async fn spc(d: &Deployment, effort: Effort) -> anyhow::Result<Outcom
                 "SPC of 10,000 points in the service: ComputeSpc summary over a 1-point call (ms)",
                 5.0,
                 in_service,
+            ),
+            Target::at_most(
+                "GetSpcChart 10,000 stored, full: over its parts (raw SQL read + ComputeSpc full)",
+                1.5,
+                parts,
             ),
         ],
     })
