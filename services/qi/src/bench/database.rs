@@ -6,20 +6,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context as _;
+use qi_platform::access::ACCESS_HEADER;
 use qi_proto::google::r#type::Date;
 use qi_proto::training as pb;
 use qi_proto::training::training_service_client::TrainingServiceClient;
 use serde_json::{Map, Value, json};
 
-use super::figures::{note_errors, put_stat};
+use super::figures::{note_errors, put_cpu, put_stat};
 use super::headers::{bearer, with_header};
 use super::peers::COHORT_READ_SQL;
 use super::rounds::{Alternated, alternate};
 use super::{Deployment, Effort, Outcome, Target};
 
 /// A single-row write (CreateCohort of the one-session course) and a by-name read
-/// (GetCohort) through the gateway at 1 and 32 in flight, against the same SQL statements
-/// run straight on the database at the same concurrency.
+/// (GetCohort) through the gateway at 1 and 32 in flight, and the read straight to the
+/// training service with a signed context, against the same SQL statements run straight on
+/// the database at the same concurrency; with each part's CPU per call.
 pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<Outcome> {
     // Unqualified names, as the service's statements are: its schema on the search path.
     let raw = super::raw_pool(d, 32, Some("training")).await?;
@@ -83,6 +85,23 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
             }
         }
     };
+    let direct_read = {
+        let client = TrainingServiceClient::new(d.training.clone());
+        let ctx = super::gateway::direct_context(d, &["improvement_team"], "GetCohort")?;
+        let name = read_name.clone();
+        move || {
+            let (mut c, t, name) = (client.clone(), ctx.clone(), name.clone());
+            async move {
+                c.get_cohort(with_header(
+                    pb::GetCohortRequest { name },
+                    ACCESS_HEADER,
+                    &t,
+                ))
+                .await
+                .map(|_| ())
+            }
+        }
+    };
     let sql_read = {
         let pool = raw.clone();
         move || {
@@ -121,17 +140,54 @@ pub(super) async fn database(d: &Deployment, effort: Effort) -> anyhow::Result<O
             sql_read.clone(),
         )
         .await;
-        if in_flight == 32 {
+        let direct = compare(
+            d,
+            &mut f,
+            "read direct",
+            in_flight,
+            effort,
+            direct_read.clone(),
+            sql_read.clone(),
+        )
+        .await;
+        // Issue 38's read path: the service's own CPU per read against PostgreSQL's for it.
+        let part = |name: &str| {
+            direct
+                .cpu
+                .iter()
+                .find(|(p, _)| *p == name)
+                .map_or(f64::NAN, |(_, v)| *v)
+        };
+        let service_over_db = part("training") / part("postgres");
+        f.insert(
+            format!("read direct: training CPU / PostgreSQL CPU @{in_flight}"),
+            json!(service_over_db),
+        );
+        if in_flight == 1 {
             targets.push(Target::at_least(
-                "write through the gateway / raw SQL at 32",
-                0.35,
-                write,
+                "read through the gateway / raw SQL at 1",
+                0.25,
+                read.ratio,
             ));
-            targets.push(Target::at_least(
-                "read through the gateway / raw SQL at 32",
-                0.35,
-                read,
-            ));
+        } else {
+            targets.extend([
+                Target::at_least(
+                    "write through the gateway / raw SQL at 32",
+                    0.35,
+                    write.ratio,
+                ),
+                Target::at_least("read through the gateway / raw SQL at 32", 0.4, read.ratio),
+                Target::at_least(
+                    "read straight to the service / raw SQL at 32",
+                    0.6,
+                    direct.ratio,
+                ),
+                Target::at_most(
+                    "read straight to the service: its CPU / PostgreSQL's at 32",
+                    1.0,
+                    service_over_db,
+                ),
+            ]);
         }
     }
     raw.close().await;
@@ -163,8 +219,16 @@ fn create_cohort(id: String, display_name: &str) -> pb::CreateCohortRequest {
     }
 }
 
-/// Runs an RPC and its raw-SQL twin in alternating rounds; records both and returns the
-/// ratio of their median throughputs.
+/// What [`compare`] found.
+struct Compared {
+    /// The RPC's median throughput over the raw SQL's.
+    ratio: f64,
+    /// The RPC's CPU per call, by part (µs, median of the rounds).
+    cpu: Vec<(&'static str, f64)>,
+}
+
+/// Runs an RPC and its raw-SQL twin in alternating rounds; records both, with each part's
+/// CPU per call.
 async fn compare<R, RF, S, SF>(
     d: &Deployment,
     f: &mut Map<String, Value>,
@@ -173,7 +237,7 @@ async fn compare<R, RF, S, SF>(
     effort: Effort,
     rpc: R,
     sql: S,
-) -> f64
+) -> Compared
 where
     R: Fn() -> RF + Clone + Send + 'static,
     RF: Future<Output = Result<(), tonic::Status>> + Send,
@@ -181,7 +245,18 @@ where
     SF: Future<Output = Result<(), tonic::Status>> + Send,
 {
     eprintln!("  {what}:");
-    let Alternated { g: r, s, .. } = alternate(d, in_flight, effort, rpc, sql).await;
+    let Alternated {
+        g: r,
+        s,
+        g_cpu,
+        s_cpu,
+    } = alternate(d, in_flight, effort, rpc, sql).await;
+    let cpu = put_cpu(f, &format!("{what} RPC CPU us/call @{in_flight}"), &g_cpu);
+    put_cpu(
+        f,
+        &format!("{what} raw SQL CPU us/call @{in_flight}"),
+        &s_cpu,
+    );
     let rpc_rps = put_stat(f, &format!("{what} RPC calls/s @{in_flight}"), &r, |x| {
         x.throughput
     });
@@ -198,7 +273,7 @@ where
     f.insert(format!("{what} RPC/raw @{in_flight}"), json!(ratio));
     note_errors(f, &format!("{what} RPC @{in_flight}"), &r);
     note_errors(f, &format!("{what} raw SQL @{in_flight}"), &s);
-    ratio
+    Compared { ratio, cpu }
 }
 
 /// What the training service does for CreateCohort of a one-session course, as raw SQL.

@@ -50,8 +50,13 @@ pub(super) fn note_errors(figures: &mut Map<String, Value>, name: &str, stats: &
     figures.insert(format!("{name} errors"), json!(errors));
 }
 
-/// Records the median CPU per call of each part over the rounds, and their sum.
-pub(super) fn put_cpu(f: &mut Map<String, Value>, name: &str, rounds: &[Vec<(&'static str, f64)>]) {
+/// Records the median CPU per call of each part over the rounds, and their sum; returns the
+/// parts' medians.
+pub(super) fn put_cpu(
+    f: &mut Map<String, Value>,
+    name: &str,
+    rounds: &[Vec<(&'static str, f64)>],
+) -> Vec<(&'static str, f64)> {
     let mut parts: Vec<(&'static str, f64)> = Vec::new();
     for (i, (part, _)) in rounds
         .first()
@@ -74,4 +79,5 @@ pub(super) fn put_cpu(f: &mut Map<String, Value>, name: &str, rounds: &[Vec<(&'s
             "total": (total * 10.0).round() / 10.0,
         }),
     );
+    parts
 }

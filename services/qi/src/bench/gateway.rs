@@ -353,8 +353,9 @@ where
     measured
 }
 
-/// A signed access context for calling a service directly, as the gateway would.
-fn direct_context(
+/// A signed access context for calling the training service's `method` directly, as the
+/// gateway would.
+pub(super) fn direct_context(
     d: &Deployment,
     roles: &[&str],
     method: &str,
