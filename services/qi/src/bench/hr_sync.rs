@@ -39,8 +39,18 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
     for &n in effort.sync_rows {
         let rows = synthetic_rows(n);
         let text = copy_text(&rows);
+        // The same rows in key order: the stronger peer. The sync sorts what it inserts, and
+        // a COPY in extract order pays for inserting into `staff`'s indexes at random places.
+        let sorted = {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            let mut sorted = lines.join("\n");
+            sorted.push('\n');
+            sorted
+        };
         let messages = extract(rows);
         let (mut sync_s, mut resend_s, mut copy_s) = (Vec::new(), Vec::new(), Vec::new());
+        let mut sorted_s = Vec::new();
         let mut replay_from = None;
         let mut peak_mib = 0f64;
         for round in 0..effort.rounds {
@@ -53,6 +63,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 // The last round's changes are replayed below.
                 replay_from = Some(feed_now(&client, &reader).await?);
             }
+            settle(&admin).await;
             let cpu = d.cpu_seconds();
             let (secs, resp) = sync(&client, &token, messages.clone()).await?;
             sync_s.push(secs);
@@ -67,6 +78,7 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 resp.rejected.first()
             );
             // The same extract again, taken later: every person is there and unchanged.
+            settle(&admin).await;
             let cpu = d.cpu_seconds();
             let (secs, resp) = sync(&client, &token, messages.clone()).await?;
             resend_s.push(secs);
@@ -81,34 +93,19 @@ pub(super) async fn hr_sync(d: &Deployment, effort: Effort) -> anyhow::Result<Ou
                 peak_mib = peak_mib.max(d.peak_resident_mib("training")?);
             }
 
-            sqlx::query("TRUNCATE bench.staff_copy")
-                .execute(&admin)
-                .await?;
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "the raw-SQL baseline, outside any call"
-            )]
-            let mut conn = admin.acquire().await?;
-            let t = Instant::now();
-            let mut copy = conn
-                .copy_in_raw(
-                    "COPY bench.staff_copy (employee_number, site, assignment_number, other_assignments,
-                        forename, surname, work_email, staff_group, job_role, occupation_code,
-                        area_of_work, position_title, pay_band, department, organisation,
-                        location, ward, assignment_status, person_type, hire_date, leave_date,
-                        active, data_hash, source_update_time, extract_id, site_since)
-                     FROM STDIN",
-                )
-                .await?;
-            copy.send(text.as_bytes()).await?;
-            copy.finish().await?;
-            copy_s.push(t.elapsed().as_secs_f64());
+            copy_s.push(copy_baseline(&admin, &text).await?);
+            sorted_s.push(copy_baseline(&admin, &sorted).await?);
         }
         let sync = put(&mut f, &format!("sync {n} rows s"), &sync_s);
         let resend = put(&mut f, &format!("unchanged re-send {n} rows s"), &resend_s);
         let copy = put(&mut f, &format!("COPY {n} rows s"), &copy_s);
+        let in_order = put(&mut f, &format!("COPY {n} rows in key order s"), &sorted_s);
         let ratio = sync / copy;
         f.insert(format!("sync/COPY {n} rows"), json!(ratio));
+        f.insert(
+            format!("sync/COPY in key order {n} rows"),
+            json!(sync / in_order),
+        );
         f.insert(format!("re-send/COPY {n} rows"), json!(resend / copy));
         if n == largest {
             f.insert(format!("training peak {n} rows MiB"), json!(peak_mib));
@@ -440,6 +437,42 @@ fn synthetic_rows(n: usize) -> Vec<pb::EsrRow> {
             }
         })
         .collect()
+}
+
+/// Starts the next timed step with nothing of the last one's left to write: a 1,500,000-row
+/// step writes more WAL than `max_wal_size`, and the checkpoint it sets off would otherwise
+/// land on whichever step comes next (full-page writes, the checkpointer's I/O).
+async fn settle(admin: &sqlx::PgPool) {
+    if let Err(e) = sqlx::query("CHECKPOINT").execute(admin).await {
+        eprintln!("  CHECKPOINT refused ({e}): steps may pay for the last one's WAL");
+    }
+}
+
+/// The baseline: `text` copied into an emptied `bench.staff_copy`; returns its seconds.
+async fn copy_baseline(admin: &sqlx::PgPool, text: &str) -> anyhow::Result<f64> {
+    sqlx::query("TRUNCATE bench.staff_copy")
+        .execute(admin)
+        .await?;
+    settle(admin).await;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the raw-SQL baseline, outside any call"
+    )]
+    let mut conn = admin.acquire().await?;
+    let t = Instant::now();
+    let mut copy = conn
+        .copy_in_raw(
+            "COPY bench.staff_copy (employee_number, site, assignment_number, other_assignments,
+                forename, surname, work_email, staff_group, job_role, occupation_code,
+                area_of_work, position_title, pay_band, department, organisation,
+                location, ward, assignment_status, person_type, hire_date, leave_date,
+                active, data_hash, source_update_time, extract_id, site_since)
+             FROM STDIN",
+        )
+        .await?;
+    copy.send(text.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// The same rows as COPY text for a table shaped like `training.staff`, each at the site
