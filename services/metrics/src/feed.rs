@@ -139,24 +139,6 @@ mod tests {
         }
     }
 
-    /// The feed `ctx` reads from the oldest change, up to its checkpoint.
-    async fn feed_of(
-        api: &MetricsApi,
-        ctx: &AccessContext,
-    ) -> anyhow::Result<Vec<pb::WatchChangesResponse>> {
-        use tokio_stream::StreamExt as _;
-        let mut stream = watch(api, ctx.clone(), pb::WatchChangesRequest::default()).await?;
-        let mut out = Vec::new();
-        while let Some(m) = stream.next().await {
-            let m = m?;
-            if m.kind() == qi_proto::common::ChangeKind::Checkpoint {
-                return Ok(out);
-            }
-            out.push(m);
-        }
-        anyhow::bail!("the feed ended before its checkpoint")
-    }
-
     fn month(year: i32, month: i32) -> Option<Date> {
         Some(Date {
             year,
@@ -348,7 +330,7 @@ mod tests {
         };
         use qi_proto::common::ChangeKind::{Created, Updated};
         assert_eq!(
-            changes(feed_of(&api, &ctx).await?),
+            changes(backlog(&api, &ctx).await?),
             [
                 (Created, bas.clone()),
                 (Created, after[1].clone()),
@@ -356,11 +338,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            changes(feed_of(&api, &site_caller("BAS")).await?),
+            changes(backlog(&api, &site_caller("BAS")).await?),
             [(Created, bas.clone())]
         );
         assert_eq!(
-            changes(feed_of(&api, &site_caller("SOU")).await?),
+            changes(backlog(&api, &site_caller("SOU")).await?),
             [(Created, after[1].clone()), (Updated, after[1].clone())]
         );
         assert_eq!((&after[0], after[1].value), (bas, Some(6.0)));
@@ -519,8 +501,8 @@ mod tests {
                 })
                 .collect()
         };
-        assert_eq!(delivered(feed_of(&api, &ctx).await?).len(), N);
-        let bas = delivered(feed_of(&api, &site_caller("BAS")).await?);
+        assert_eq!(delivered(backlog(&api, &ctx).await?).len(), N);
+        let bas = delivered(backlog(&api, &site_caller("BAS")).await?);
         assert_eq!(bas.len(), N / 2);
         assert!(bas.iter().all(|site| site == "sites/BAS"), "{bas:?}");
         Ok(())

@@ -566,7 +566,7 @@ mod tests {
                 .filter(|m| m.resource_name.starts_with("staff/10000003/completions/"))
                 .collect()
         };
-        let delivered = completions(feed_of(&api, &trust).await?);
+        let delivered = completions(backlog(&api, &trust).await?);
         let [change] = delivered.as_slice() else {
             panic!("one completion change: {delivered:?}")
         };
@@ -581,26 +581,8 @@ mod tests {
             pb::CompletionSource::HistoricRegister as i32
         );
         // Only the learner's site's callers get it.
-        assert!(completions(feed_of(&api, &caller(&["BRM"])).await?).len() == 1);
-        assert!(completions(feed_of(&api, &bas).await?).is_empty());
+        assert!(completions(backlog(&api, &caller(&["BRM"])).await?).len() == 1);
+        assert!(completions(backlog(&api, &bas).await?).is_empty());
         Ok(())
-    }
-
-    /// The feed `ctx` reads from the oldest change, up to its checkpoint.
-    async fn feed_of(
-        api: &TrainingApi,
-        ctx: &AccessContext,
-    ) -> anyhow::Result<Vec<pb::WatchChangesResponse>> {
-        use tokio_stream::StreamExt as _;
-        let mut stream = watch(api, ctx.clone(), pb::WatchChangesRequest::default()).await?;
-        let mut out = Vec::new();
-        while let Some(m) = stream.next().await {
-            let m = m?;
-            if m.kind() == qi_proto::common::ChangeKind::Checkpoint {
-                return Ok(out);
-            }
-            out.push(m);
-        }
-        anyhow::bail!("the feed ended before its checkpoint")
     }
 }

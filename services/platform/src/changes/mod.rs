@@ -351,6 +351,17 @@ macro_rules! change_feed {
             api.feed.serve(&ctx, watch, to_message, $render).await
         }
 
+        /// The changes `ctx` reads from the oldest retained, up to the feed's first
+        /// checkpoint: what a write recorded, as a consumer receives it (tests).
+        #[cfg(test)]
+        pub(crate) async fn backlog(
+            api: &$api,
+            ctx: &$crate::AccessContext,
+        ) -> anyhow::Result<Vec<feed_pb::WatchChangesResponse>> {
+            let stream = watch(api, ctx.clone(), feed_pb::WatchChangesRequest::default()).await?;
+            $crate::changes::until_checkpoint(stream, |m| m.kind).await
+        }
+
         /// A stored change as the contract's message.
         fn to_message(
             message: $crate::changes::Message,
@@ -1204,6 +1215,24 @@ fn token_expired() -> tonic::Status {
         message: "the bearer token expired: resume from the last cursor with a new token".into(),
     }
     .into()
+}
+
+/// The messages of a feed's stream up to its first checkpoint (whose `kind` is
+/// CHECKPOINT), for a reader that wants the backlog and no more.
+pub async fn until_checkpoint<T>(
+    mut stream: crate::rpc::ResponseStream<T>,
+    kind: impl Fn(&T) -> i32,
+) -> anyhow::Result<Vec<T>> {
+    use tokio_stream::StreamExt as _;
+    let mut out = Vec::new();
+    while let Some(m) = stream.next().await {
+        let m = m?;
+        if kind(&m) == ChangeKind::Checkpoint as i32 {
+            return Ok(out);
+        }
+        out.push(m);
+    }
+    anyhow::bail!("the feed ended before its checkpoint")
 }
 
 /// Rows one purge statement deletes at most (short statements, few locks).
